@@ -1,0 +1,55 @@
+//! tcptab: the Linux kernel's TCP socket table, read and written exactly.
+//!
+//! The kernel lists every TCP socket in the text tables `/proc/net/tcp` and
+//! `/proc/net/tcp6`. This crate reads them into one typed model that keeps
+//! every column of all three row shapes (full sockets, TIME_WAIT
+//! mini-sockets and SYN_RECV request sockets), and renders that model back
+//! to the kernel's text byte for byte.
+//!
+//! ```no_run
+//! use tcptab::{Family, ProcRoot, ReadOptions, State};
+//!
+//! // `/proc`, or `/proc/PID`, or a captured copy of a machine's /proc.
+//! let root = ProcRoot::new("/proc");
+//! let table = root.read(ReadOptions::default())?;
+//! for s in table.sockets.iter().filter(|s| s.state == State::Listen) {
+//!     println!("{} listening on {} (inode {})", s.family, s.local, s.inode);
+//! }
+//! # Ok::<(), tcptab::Error>(())
+//! ```
+//!
+//! Parsing and rendering work on any reader and any buffer:
+//!
+//! ```
+//! use tcptab::procnet::{parse_line, render_line, ByteOrder};
+//! use tcptab::{RowKind, State, TimerKind};
+//!
+//! let line = "  13: 0100007F:8E80 0100007F:1F90 06 00000000:00000000 03:00001707 00000000     0        0 0 3 0000000000000000";
+//! let s = parse_line(line.as_bytes(), ByteOrder::Little).unwrap();
+//! assert_eq!(s.kind, RowKind::TimeWait);
+//! assert_eq!(s.state, State::TimeWait);
+//! assert_eq!(s.remote, "127.0.0.1:8080".parse().unwrap());
+//! assert_eq!(s.timer.kind, TimerKind::TimeWait);
+//! assert_eq!(s.timer.expires.as_millis(), 58_950);
+//!
+//! let mut out = Vec::new();
+//! render_line(&s, ByteOrder::Little, &mut out);
+//! assert_eq!(out.len(), 150); // IPv4 records are padded to 149 characters
+//! assert!(out.starts_with(line.as_bytes()));
+//! ```
+//!
+//! The format is specified in `shared/docs/proc-net-tcp-format.md` of the
+//! repository; the doc comments here cite its sections.
+
+mod error;
+pub mod procnet;
+mod record;
+mod socket;
+
+pub use error::{Error, Field, LineError, ParseErrorKind, Result};
+pub use procnet::{ByteOrder, ProcRoot, ReadOptions, Table, TableReader};
+pub use record::SocketRecord;
+pub use socket::{
+    canonical, Congestion, Family, Pointer, PointerKind, RowKind, Socket, Ssthresh, State, Ticks,
+    Timer, TimerKind, UnknownState, USER_HZ,
+};

@@ -1,0 +1,355 @@
+//! The text tables `/proc/net/tcp` and `/proc/net/tcp6`: read from any
+//! reader or from a directory laid out like `/proc`, and written back.
+//!
+//! - [`parse`]: one line to a [`Socket`] (the hot loop).
+//! - [`render`]: a [`Socket`] to the kernel's exact bytes.
+//! - [`TableReader`]: a streaming reader over any `Read`, adding the path and
+//!   line number to errors, strict or lenient.
+//! - [`ProcRoot`]: `<root>/net/tcp{,6}`, for `/proc`, `/proc/PID` or a
+//!   captured copy.
+
+pub mod parse;
+pub mod reference;
+pub mod render;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use memchr::memchr;
+
+use crate::error::{Error, LineError, ParseErrorKind, Result};
+use crate::socket::{Family, Socket};
+pub use parse::{is_header, parse_line, ByteOrder};
+pub use render::{header, render_line, render_table, TableWriter};
+
+/// How to read a table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Byte order of the host that produced the table (default: this host).
+    pub byte_order: ByteOrder,
+    /// Skip malformed lines and count them, instead of failing on the first.
+    pub lenient: bool,
+}
+
+/// A streaming reader of one table: yields each socket line as a [`Socket`].
+///
+/// Header lines (first token `sl`) are skipped wherever they appear, so the
+/// concatenation of `tcp` and `tcp6` reads as one stream. In strict mode the
+/// first bad line ends the iteration with an [`Error::Parse`]; in lenient
+/// mode bad lines are counted ([`TableReader::skipped`]) and the first one is
+/// kept ([`TableReader::first_error`]).
+#[derive(Debug)]
+pub struct TableReader<R> {
+    inner: R,
+    path: PathBuf,
+    options: ReadOptions,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    done: bool,
+    line: u64,
+    skipped: u64,
+    first_error: Option<Error>,
+}
+
+/// The longest line accepted (a kernel line is under 300 bytes).
+pub const MAX_LINE: usize = 64 * 1024;
+const BUF_SIZE: usize = 256 * 1024;
+const _: () = assert!(BUF_SIZE > MAX_LINE);
+
+impl<R: Read> TableReader<R> {
+    /// Read from `inner`; `path` names it in errors.
+    pub fn new(inner: R, path: impl Into<PathBuf>, options: ReadOptions) -> TableReader<R> {
+        TableReader {
+            inner,
+            path: path.into(),
+            options,
+            buf: vec![0; BUF_SIZE],
+            start: 0,
+            end: 0,
+            eof: false,
+            done: false,
+            line: 0,
+            skipped: 0,
+            first_error: None,
+        }
+    }
+
+    /// Lines skipped as malformed (lenient mode).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The first malformed line's error (lenient mode).
+    pub fn first_error(&self) -> Option<&Error> {
+        self.first_error.as_ref()
+    }
+
+    /// The path this reader names in errors.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next complete line in the buffer, refilling it as needed. The
+    /// returned range excludes the line feed.
+    fn next_line(&mut self) -> io::Result<Option<(usize, usize)>> {
+        loop {
+            if let Some(i) = memchr(b'\n', &self.buf[self.start..self.end]) {
+                let range = (self.start, self.start + i);
+                self.start += i + 1;
+                return Ok(Some(range));
+            }
+            if self.eof {
+                if self.start < self.end {
+                    let range = (self.start, self.end);
+                    self.start = self.end;
+                    return Ok(Some(range));
+                }
+                return Ok(None);
+            }
+            // Move the partial line to the front; the buffer is larger than
+            // any line accepted, so there is then room to read more.
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end >= MAX_LINE {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+            }
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn error_at(&self, range: (usize, usize), e: LineError) -> Error {
+        let line = &self.buf[range.0..range.1];
+        let from = e.offset.min(line.len());
+        let token_end = line[from..]
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(line.len(), |p| from + p);
+        let token = &line[from..token_end.min(from + 40)];
+        Error::Parse {
+            path: self.path.clone(),
+            line: self.line,
+            field: e.field,
+            kind: e.kind,
+            token: String::from_utf8_lossy(token).into_owned(),
+        }
+    }
+}
+
+impl<R: Read> Iterator for TableReader<R> {
+    type Item = Result<Socket>;
+
+    fn next(&mut self) -> Option<Result<Socket>> {
+        while !self.done {
+            let range = match self.next_line() {
+                Ok(Some(range)) => range,
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(source) => {
+                    self.done = true;
+                    let error = if source.kind() == io::ErrorKind::InvalidData {
+                        Error::Parse {
+                            path: self.path.clone(),
+                            line: self.line + 1,
+                            field: crate::Field::Line,
+                            kind: ParseErrorKind::LineTooLong,
+                            token: String::new(),
+                        }
+                    } else {
+                        Error::Io {
+                            path: self.path.clone(),
+                            source,
+                        }
+                    };
+                    return Some(Err(error));
+                }
+            };
+            self.line += 1;
+            let line = &self.buf[range.0..range.1];
+            match parse_line(line, self.options.byte_order) {
+                Ok(socket) => return Some(Ok(socket)),
+                Err(_) if is_header(line) => continue,
+                Err(e) => {
+                    let error = self.error_at(range, e);
+                    if self.options.lenient {
+                        self.skipped += 1;
+                        self.first_error.get_or_insert(error);
+                        continue;
+                    }
+                    self.done = true;
+                    return Some(Err(error));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A directory laid out like `/proc`: the tables are `<root>/net/tcp` and
+/// `<root>/net/tcp6`. `/proc` itself, `/proc/PID` (that process's network
+/// namespace), or a captured copy (a sosreport, `cp -r /proc/net`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcRoot {
+    path: PathBuf,
+}
+
+impl Default for ProcRoot {
+    fn default() -> ProcRoot {
+        ProcRoot::new("/proc")
+    }
+}
+
+impl ProcRoot {
+    pub fn new(path: impl Into<PathBuf>) -> ProcRoot {
+        ProcRoot { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of a family's table under this root.
+    pub fn table_path(&self, family: Family) -> PathBuf {
+        self.path.join("net").join(family.table_name())
+    }
+
+    /// Open a family's table. `Ok(None)` when `tcp6` is absent (IPv6
+    /// disabled); a missing root or a missing `tcp` is an error.
+    pub fn open(&self, family: Family, options: ReadOptions) -> Result<Option<TableReader<File>>> {
+        if !self.path.is_dir() {
+            return Err(Error::RootNotFound {
+                path: self.path.clone(),
+            });
+        }
+        let path = self.table_path(family);
+        match File::open(&path) {
+            Ok(file) => Ok(Some(TableReader::new(file, path, options))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && family == Family::Ipv6 => Ok(None),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+
+    /// Read both tables, IPv4 then IPv6, into memory.
+    pub fn read(&self, options: ReadOptions) -> Result<Table> {
+        let mut table = Table::default();
+        for family in [Family::Ipv4, Family::Ipv6] {
+            let Some(mut reader) = self.open(family, options)? else {
+                table.ipv6_missing = true;
+                continue;
+            };
+            for socket in reader.by_ref() {
+                table.sockets.push(socket?);
+            }
+            table.skipped += reader.skipped();
+            if let Some(e) = reader.first_error {
+                table.first_error.get_or_insert(e);
+            }
+        }
+        Ok(table)
+    }
+}
+
+/// Both tables of one root, as read.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// IPv4 sockets in file order, then IPv6 sockets in file order.
+    pub sockets: Vec<Socket>,
+    /// Malformed lines skipped (lenient mode).
+    pub skipped: u64,
+    /// The first skipped line's error (lenient mode).
+    pub first_error: Option<Error>,
+    /// `tcp6` was absent (IPv6 disabled on the producer).
+    pub ipv6_missing: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V4: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:0017 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0";
+
+    #[test]
+    fn reads_across_tiny_reads_and_without_final_newline() {
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(7);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let reader = TableReader::new(Trickle(V4.as_bytes()), "t", ReadOptions::default());
+        let inodes: Vec<u64> = reader.map(|s| s.unwrap().inode).collect();
+        assert_eq!(inodes, [1, 2]);
+    }
+
+    #[test]
+    fn strict_stops_lenient_counts() {
+        let bad = V4.replace("0A 00000000:00000000 00:00000000 00000000     0        0 1", "0A 00000000:00000000 00:00000000 00000000     0        0 x");
+        let mut strict = TableReader::new(bad.as_bytes(), "/x/net/tcp", ReadOptions::default());
+        let e = strict.next().unwrap().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/x/net/tcp:2: field 'inode': not a decimal number: \"x\""
+        );
+        assert!(strict.next().is_none());
+
+        let options = ReadOptions {
+            lenient: true,
+            ..Default::default()
+        };
+        let mut lenient = TableReader::new(bad.as_bytes(), "/x/net/tcp", options);
+        let inodes: Vec<u64> = lenient.by_ref().map(|s| s.unwrap().inode).collect();
+        assert_eq!(inodes, [2]);
+        assert_eq!(lenient.skipped(), 1);
+        assert!(lenient.first_error().is_some());
+    }
+
+    #[test]
+    fn empty_line_is_an_error() {
+        let text = format!("{V4}\n\n");
+        let mut r = TableReader::new(text.as_bytes(), "t", ReadOptions::default());
+        assert!(r.next().unwrap().is_ok());
+        assert!(r.next().unwrap().is_ok());
+        let e = r.next().unwrap().unwrap_err();
+        assert!(matches!(e, Error::Parse { line: 4, kind: ParseErrorKind::EmptyLine, .. }), "{e}");
+    }
+
+    #[test]
+    fn over_long_line_is_an_error_not_a_hang() {
+        let text = vec![b'1'; MAX_LINE + 10];
+        let mut r = TableReader::new(&text[..], "t", ReadOptions::default());
+        let e = r.next().unwrap().unwrap_err();
+        assert!(matches!(e, Error::Parse { kind: ParseErrorKind::LineTooLong, .. }), "{e}");
+        assert!(r.next().is_none());
+    }
+
+    #[test]
+    fn root_rules() {
+        let dir = std::env::temp_dir().join(format!("tcptab-root-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("net")).unwrap();
+        std::fs::write(dir.join("net/tcp"), V4).unwrap();
+        let table = ProcRoot::new(&dir).read(ReadOptions::default()).unwrap();
+        assert_eq!(table.sockets.len(), 2);
+        assert!(table.ipv6_missing, "a missing tcp6 is not an error");
+        std::fs::remove_file(dir.join("net/tcp")).unwrap();
+        let e = ProcRoot::new(&dir).read(ReadOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "a missing tcp is: {e}");
+        let e = ProcRoot::new(dir.join("nope")).read(ReadOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::RootNotFound { .. }), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

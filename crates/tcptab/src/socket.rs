@@ -1,0 +1,701 @@
+//! The socket model: one record per line of `/proc/net/tcp{,6}` (or per
+//! sock_diag message), keeping every column of all three row shapes.
+//!
+//! Field meanings follow `shared/docs/proc-net-tcp-format.md` (§2.2 and §5);
+//! the doc comment of each field says which column it is and its unit.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Clock ticks per second of the `tm->when`, `rto` and `ato` columns
+/// (`USER_HZ`, 100 on every mainstream architecture).
+pub const USER_HZ: u64 = 100;
+
+/// Address family of a socket: which of the two tables it is listed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// `AF_INET`, listed in `/proc/net/tcp`.
+    Ipv4,
+    /// `AF_INET6`, listed in `/proc/net/tcp6` (including IPv4-mapped sockets).
+    Ipv6,
+}
+
+impl Family {
+    /// `"ipv4"` or `"ipv6"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+
+    /// The table file name under `<root>/net/`.
+    pub fn table_name(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "tcp",
+            Family::Ipv6 => "tcp6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which of the three row shapes a line has (spec §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowKind {
+    /// A full socket: 17 tokens, any state.
+    Full,
+    /// A TIME_WAIT mini-socket: 12 tokens, timer code 3, state TIME_WAIT or
+    /// (for an orphaned FIN_WAIT2 socket) FIN_WAIT2.
+    TimeWait,
+    /// A request socket (half-open connection, shown as SYN_RECV): 12 tokens,
+    /// timer code 1, state 03.
+    Request,
+}
+
+impl RowKind {
+    /// `"full"`, `"time_wait"` or `"request"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowKind::Full => "full",
+            RowKind::TimeWait => "time_wait",
+            RowKind::Request => "request",
+        }
+    }
+}
+
+impl fmt::Display for RowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A TCP state (`include/net/tcp_states.h`). A value this crate does not
+/// know is kept as [`State::Other`], not rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    Closing,
+    NewSynRecv,
+    BoundInactive,
+    /// Any other code, kept as read.
+    Other(u8),
+}
+
+impl State {
+    /// Every named state, in kernel code order.
+    pub const ALL: [State; 13] = [
+        State::Established,
+        State::SynSent,
+        State::SynRecv,
+        State::FinWait1,
+        State::FinWait2,
+        State::TimeWait,
+        State::Close,
+        State::CloseWait,
+        State::LastAck,
+        State::Listen,
+        State::Closing,
+        State::NewSynRecv,
+        State::BoundInactive,
+    ];
+
+    /// The states that can appear in the text tables and in a tcp_diag dump
+    /// (NEW_SYN_RECV is shown as SYN_RECV, BOUND_INACTIVE is never listed).
+    pub const LISTED: [State; 11] = [
+        State::Established,
+        State::SynSent,
+        State::SynRecv,
+        State::FinWait1,
+        State::FinWait2,
+        State::TimeWait,
+        State::Close,
+        State::CloseWait,
+        State::LastAck,
+        State::Listen,
+        State::Closing,
+    ];
+
+    /// Decode the kernel's numeric state.
+    pub fn from_code(code: u8) -> State {
+        match code {
+            0x01 => State::Established,
+            0x02 => State::SynSent,
+            0x03 => State::SynRecv,
+            0x04 => State::FinWait1,
+            0x05 => State::FinWait2,
+            0x06 => State::TimeWait,
+            0x07 => State::Close,
+            0x08 => State::CloseWait,
+            0x09 => State::LastAck,
+            0x0A => State::Listen,
+            0x0B => State::Closing,
+            0x0C => State::NewSynRecv,
+            0x0D => State::BoundInactive,
+            other => State::Other(other),
+        }
+    }
+
+    /// The kernel's numeric state.
+    pub fn code(self) -> u8 {
+        match self {
+            State::Established => 0x01,
+            State::SynSent => 0x02,
+            State::SynRecv => 0x03,
+            State::FinWait1 => 0x04,
+            State::FinWait2 => 0x05,
+            State::TimeWait => 0x06,
+            State::Close => 0x07,
+            State::CloseWait => 0x08,
+            State::LastAck => 0x09,
+            State::Listen => 0x0A,
+            State::Closing => 0x0B,
+            State::NewSynRecv => 0x0C,
+            State::BoundInactive => 0x0D,
+            State::Other(code) => code,
+        }
+    }
+
+    /// Kernel spelling (`ESTABLISHED`, `SYN_RECV`, ...), or `None` for an
+    /// unknown code.
+    pub fn kernel_name(self) -> Option<&'static str> {
+        Some(match self {
+            State::Established => "ESTABLISHED",
+            State::SynSent => "SYN_SENT",
+            State::SynRecv => "SYN_RECV",
+            State::FinWait1 => "FIN_WAIT1",
+            State::FinWait2 => "FIN_WAIT2",
+            State::TimeWait => "TIME_WAIT",
+            State::Close => "CLOSE",
+            State::CloseWait => "CLOSE_WAIT",
+            State::LastAck => "LAST_ACK",
+            State::Listen => "LISTEN",
+            State::Closing => "CLOSING",
+            State::NewSynRecv => "NEW_SYN_RECV",
+            State::BoundInactive => "BOUND_INACTIVE",
+            State::Other(_) => return None,
+        })
+    }
+
+    /// The spelling `ss` uses (`estab`, `syn-sent`, ...).
+    pub fn ss_name(self) -> Option<&'static str> {
+        Some(match self {
+            State::Established => "estab",
+            State::SynSent => "syn-sent",
+            State::SynRecv => "syn-recv",
+            State::FinWait1 => "fin-wait-1",
+            State::FinWait2 => "fin-wait-2",
+            State::TimeWait => "time-wait",
+            State::Close => "unconnected",
+            State::CloseWait => "close-wait",
+            State::LastAck => "last-ack",
+            State::Listen => "listening",
+            State::Closing => "closing",
+            State::NewSynRecv => "new-syn-recv",
+            State::BoundInactive => "bound-inactive",
+            State::Other(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kernel_name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "UNKNOWN({:#04x})", self.code()),
+        }
+    }
+}
+
+/// The error of [`State::from_str`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownState(pub String);
+
+impl fmt::Display for UnknownState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown TCP state '{}' (expected a kernel name such as ESTABLISHED or an ss name such as estab)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownState {}
+
+impl FromStr for State {
+    type Err = UnknownState;
+
+    /// Accepts kernel spellings (`ESTABLISHED`, `SYN_RECV`), `ss` spellings
+    /// (`estab`, `syn-recv`, `listening`), case-insensitively, with `-` and
+    /// `_` interchangeable.
+    fn from_str(s: &str) -> Result<State, UnknownState> {
+        let norm: String = s
+            .chars()
+            .map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() })
+            .collect();
+        let state = match norm.as_str() {
+            "ESTABLISHED" | "ESTAB" => State::Established,
+            "SYN_SENT" => State::SynSent,
+            "SYN_RECV" => State::SynRecv,
+            "FIN_WAIT1" | "FIN_WAIT_1" => State::FinWait1,
+            "FIN_WAIT2" | "FIN_WAIT_2" => State::FinWait2,
+            "TIME_WAIT" => State::TimeWait,
+            "CLOSE" | "CLOSED" | "UNCONNECTED" => State::Close,
+            "CLOSE_WAIT" => State::CloseWait,
+            "LAST_ACK" => State::LastAck,
+            "LISTEN" | "LISTENING" => State::Listen,
+            "CLOSING" => State::Closing,
+            "NEW_SYN_RECV" => State::NewSynRecv,
+            "BOUND_INACTIVE" => State::BoundInactive,
+            _ => return Err(UnknownState(s.to_string())),
+        };
+        Ok(state)
+    }
+}
+
+/// What the `tr` column says is pending (spec §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    /// 0: no timer reported.
+    Off,
+    /// 1: retransmit, RACK reordering or tail loss probe timer (for a
+    /// request socket: its SYN-ACK retransmit timer).
+    Retransmit,
+    /// 2: the keepalive timer (also the FIN_WAIT2 timer of orphaned sockets).
+    Keepalive,
+    /// 3: the TIME_WAIT death timer.
+    TimeWait,
+    /// 4: the zero window probe timer (the peer advertises a zero window).
+    ZeroWindowProbe,
+    /// Any other code, kept as read.
+    Other(u8),
+}
+
+impl TimerKind {
+    pub fn from_code(code: u8) -> TimerKind {
+        match code {
+            0 => TimerKind::Off,
+            1 => TimerKind::Retransmit,
+            2 => TimerKind::Keepalive,
+            3 => TimerKind::TimeWait,
+            4 => TimerKind::ZeroWindowProbe,
+            other => TimerKind::Other(other),
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            TimerKind::Off => 0,
+            TimerKind::Retransmit => 1,
+            TimerKind::Keepalive => 2,
+            TimerKind::TimeWait => 3,
+            TimerKind::ZeroWindowProbe => 4,
+            TimerKind::Other(code) => code,
+        }
+    }
+
+    /// `"off"`, `"retransmit"`, `"keepalive"`, `"time_wait"`,
+    /// `"zero_window_probe"`, or `None` for an unknown code.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            TimerKind::Off => "off",
+            TimerKind::Retransmit => "retransmit",
+            TimerKind::Keepalive => "keepalive",
+            TimerKind::TimeWait => "time_wait",
+            TimerKind::ZeroWindowProbe => "zero_window_probe",
+            TimerKind::Other(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for TimerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "unknown({})", self.code()),
+        }
+    }
+}
+
+/// A time in clock ticks (`USER_HZ`, 1/100 s), as the `tm->when`, `rto` and
+/// `ato` columns give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Ticks(pub u64);
+
+impl Ticks {
+    pub fn as_duration(self) -> Duration {
+        Duration::from_millis(self.as_millis())
+    }
+
+    /// Milliseconds (saturating).
+    pub fn as_millis(self) -> u64 {
+        self.0.saturating_mul(1000 / USER_HZ)
+    }
+
+    /// Ticks from a duration, rounded down (the kernel's conversion).
+    pub fn from_millis(ms: u64) -> Ticks {
+        Ticks(ms / (1000 / USER_HZ))
+    }
+}
+
+/// The `tr:tm->when` token: which timer is pending and when it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timer {
+    pub kind: TimerKind,
+    /// Time to expiry. 0 when no timer is pending or the timer is due.
+    /// Kernels before 3.6 could print a due timer as a huge value (a negative
+    /// delta read as unsigned); it is kept as read.
+    pub expires: Ticks,
+}
+
+/// How the kernel printed the socket pointer (`%pK`, spec §5.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PointerKind {
+    /// All zeros: `kptr_restrict` hid it (or the source had none, as netlink).
+    Zeroed,
+    /// A 16-digit value whose upper 32 bits are zero: the per-boot hash of
+    /// kernels since 4.15 with `kptr_restrict = 0`.
+    Hashed,
+    /// Any other hex value: a raw kernel address (or, on a 32-bit kernel,
+    /// possibly a hash: 8 digits cannot tell).
+    Raw,
+    /// A non-hex placeholder such as `(____ptrval____)`.
+    Unavailable,
+}
+
+/// The pointer column, kept verbatim (up to 16 characters) so it renders back
+/// exactly as read.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pointer {
+    bytes: [u8; Pointer::MAX_LEN],
+    len: u8,
+}
+
+impl Pointer {
+    /// The longest pointer token kept: 16 hex digits, or `(____ptrval____)`.
+    pub const MAX_LEN: usize = 16;
+
+    /// The all-zero 64-bit pointer (what an unprivileged reader sees, and
+    /// what is rendered for sources that have no pointer).
+    pub const ZERO: Pointer = Pointer {
+        bytes: [b'0'; 16],
+        len: 16,
+    };
+
+    /// Keep `text` verbatim. Returns `None` when it is empty, longer than 16
+    /// bytes, or holds a byte that is not printable ASCII.
+    pub fn from_text(text: &[u8]) -> Option<Pointer> {
+        if text.is_empty()
+            || text.len() > Self::MAX_LEN
+            || !text.iter().all(|b| b.is_ascii_graphic())
+        {
+            return None;
+        }
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[..text.len()].copy_from_slice(text);
+        Some(Pointer {
+            bytes,
+            len: text.len() as u8,
+        })
+    }
+
+    /// The text as read.
+    pub fn as_str(&self) -> &str {
+        // Only printable ASCII is ever stored.
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    /// The numeric value, when the text is hex.
+    pub fn value(&self) -> Option<u64> {
+        let text = self.as_bytes();
+        if text.iter().all(u8::is_ascii_hexdigit) {
+            u64::from_str_radix(self.as_str(), 16).ok()
+        } else {
+            None
+        }
+    }
+
+    pub fn kind(&self) -> PointerKind {
+        match self.value() {
+            None => PointerKind::Unavailable,
+            Some(0) => PointerKind::Zeroed,
+            Some(v) if self.len == 16 && v >> 32 == 0 => PointerKind::Hashed,
+            Some(_) => PointerKind::Raw,
+        }
+    }
+}
+
+impl Default for Pointer {
+    fn default() -> Pointer {
+        Pointer::ZERO
+    }
+}
+
+impl fmt::Debug for Pointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pointer({:?})", self.as_str())
+    }
+}
+
+impl fmt::Display for Pointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The last column of a full socket line, whose meaning depends on the state
+/// (spec §5.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ssthresh {
+    /// Not LISTEN, printed −1: `snd_ssthresh` is still "infinite", the socket
+    /// has seen no loss and is in its initial slow start.
+    InitialSlowStart,
+    /// Not LISTEN: the slow start threshold, in segments.
+    Segments(u32),
+    /// LISTEN: the TCP Fast Open queue limit (`fastopenq.max_qlen`); 0 when
+    /// Fast Open is not enabled on the listener. (Kernels before 3.7 printed
+    /// −1 here.)
+    FastOpenQueueLimit(i32),
+}
+
+impl Ssthresh {
+    /// Decode the column for a socket in `state`.
+    pub fn from_column(state: State, value: i32) -> Ssthresh {
+        match (state, value) {
+            (State::Listen, v) => Ssthresh::FastOpenQueueLimit(v),
+            (_, -1) => Ssthresh::InitialSlowStart,
+            (_, v) => Ssthresh::Segments(v as u32),
+        }
+    }
+
+    /// The column as the kernel prints it (`%d`).
+    pub fn to_column(self) -> i32 {
+        match self {
+            Ssthresh::InitialSlowStart => -1,
+            Ssthresh::Segments(v) => v as i32,
+            Ssthresh::FastOpenQueueLimit(v) => v,
+        }
+    }
+}
+
+/// Columns 17 to 21, present only on full socket lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Congestion {
+    /// Current retransmission timeout including backoff (`icsk_rto`).
+    pub rto: Ticks,
+    /// Delayed-ACK timeout estimate (`icsk_ack.ato`).
+    pub ato: Ticks,
+    /// `(icsk_ack.quick << 1) | pingpong`, as printed.
+    pub quick_pingpong: u32,
+    /// Congestion window, in segments.
+    pub cwnd: u32,
+    /// The last column: ssthresh, or the Fast Open queue limit on LISTEN.
+    pub ssthresh: Ssthresh,
+}
+
+impl Congestion {
+    /// Quick ACKs still to send (`icsk_ack.quick`).
+    pub fn quick_acks(&self) -> u32 {
+        self.quick_pingpong >> 1
+    }
+
+    /// Whether the connection is in delayed-ACK "pingpong" (interactive) mode.
+    pub fn pingpong(&self) -> bool {
+        self.quick_pingpong & 1 == 1
+    }
+}
+
+/// One TCP socket: every column of a `/proc/net/tcp{,6}` line, decoded.
+///
+/// Fields that only one source has are `Option`s: `congestion` is absent on
+/// TIME_WAIT and request lines, which print only 12 columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Socket {
+    /// `sl`: the entry number in the table it was read from (from 0; not a
+    /// stable id).
+    pub sl: u32,
+    pub family: Family,
+    pub kind: RowKind,
+    pub state: State,
+    /// Local address and port; the address is 0 for a wildcard bind.
+    pub local: SocketAddr,
+    /// Peer address and port; all zero for listeners.
+    pub remote: SocketAddr,
+    /// Bytes written and not yet acknowledged (sent or unsent). For LISTEN,
+    /// from /proc 0 ; from netlink the listen backlog limit.
+    pub tx_queue: u32,
+    /// Bytes received and not yet read; for LISTEN, the accept queue length.
+    pub rx_queue: u32,
+    pub timer: Timer,
+    /// `retrnsmt` (hex in the file): unrecovered RTO timeouts, or SYN-ACK
+    /// retransmissions of a request socket.
+    pub retransmits: u32,
+    /// Owner uid, as mapped into the reader's user namespace. A request
+    /// socket shows its listener's uid; a TIME_WAIT socket 0.
+    pub uid: u32,
+    /// The `timeout` column: unanswered zero-window or keepalive probes.
+    pub probes: i32,
+    /// Socket inode (`socket:[N]` in /proc/PID/fd), 0 when no process holds
+    /// the socket. Not necessarily unique.
+    pub inode: u64,
+    /// `sk_refcnt` (0 for request sockets, typically 3 for TIME_WAIT).
+    pub refcount: i32,
+    /// The kernel object's address as printed (hashed, zeroed or raw).
+    pub pointer: Pointer,
+    /// Columns 17 to 21 (full sockets only).
+    pub congestion: Option<Congestion>,
+}
+
+impl Socket {
+    pub fn is_listening(&self) -> bool {
+        self.state == State::Listen
+    }
+
+    /// The local address with an IPv4-mapped IPv6 address shown as IPv4.
+    pub fn local_canonical(&self) -> SocketAddr {
+        canonical(self.local)
+    }
+
+    /// The remote address with an IPv4-mapped IPv6 address shown as IPv4.
+    pub fn remote_canonical(&self) -> SocketAddr {
+        canonical(self.remote)
+    }
+
+    /// A socket with every column zero / empty, of the given family and kind.
+    /// Useful as a starting point in tests and for other sources.
+    pub fn empty(family: Family, kind: RowKind) -> Socket {
+        let unspecified = match family {
+            Family::Ipv4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Family::Ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        Socket {
+            sl: 0,
+            family,
+            kind,
+            state: match kind {
+                RowKind::Full => State::Close,
+                RowKind::TimeWait => State::TimeWait,
+                RowKind::Request => State::SynRecv,
+            },
+            local: SocketAddr::new(unspecified, 0),
+            remote: SocketAddr::new(unspecified, 0),
+            tx_queue: 0,
+            rx_queue: 0,
+            timer: Timer {
+                kind: match kind {
+                    RowKind::Full => TimerKind::Off,
+                    RowKind::TimeWait => TimerKind::TimeWait,
+                    RowKind::Request => TimerKind::Retransmit,
+                },
+                expires: Ticks(0),
+            },
+            retransmits: 0,
+            uid: 0,
+            probes: 0,
+            inode: 0,
+            refcount: 0,
+            pointer: Pointer::ZERO,
+            congestion: None,
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as its IPv4 form; any other
+/// address unchanged.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), addr.port()),
+            None => addr,
+        },
+        IpAddr::V4(_) => addr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_round_trip() {
+        for state in State::ALL {
+            assert_eq!(State::from_code(state.code()), state);
+            let kernel = state.kernel_name().unwrap();
+            assert_eq!(kernel.parse::<State>().unwrap(), state);
+            assert_eq!(state.ss_name().unwrap().parse::<State>().unwrap(), state);
+        }
+        assert_eq!(State::from_code(0x0E), State::Other(0x0E));
+        assert_eq!(State::Other(0x0E).to_string(), "UNKNOWN(0x0e)");
+        assert!("establishd".parse::<State>().is_err());
+    }
+
+    #[test]
+    fn ssthresh_column_meanings() {
+        assert_eq!(
+            Ssthresh::from_column(State::Established, -1),
+            Ssthresh::InitialSlowStart
+        );
+        assert_eq!(
+            Ssthresh::from_column(State::Established, 7),
+            Ssthresh::Segments(7)
+        );
+        assert_eq!(
+            Ssthresh::from_column(State::Listen, 5),
+            Ssthresh::FastOpenQueueLimit(5)
+        );
+        assert_eq!(
+            Ssthresh::from_column(State::Listen, -1).to_column(),
+            -1,
+            "a pre-3.7 listener's -1 is kept"
+        );
+    }
+
+    #[test]
+    fn pointer_kinds() {
+        assert_eq!(Pointer::ZERO.kind(), PointerKind::Zeroed);
+        let hashed = Pointer::from_text(b"000000007d1e9a4c").unwrap();
+        assert_eq!(hashed.kind(), PointerKind::Hashed);
+        let raw = Pointer::from_text(b"ffff8881043a2d00").unwrap();
+        assert_eq!(raw.kind(), PointerKind::Raw);
+        assert_eq!(raw.value(), Some(0xffff8881043a2d00));
+        let early = Pointer::from_text(b"(____ptrval____)").unwrap();
+        assert_eq!(early.kind(), PointerKind::Unavailable);
+        assert!(Pointer::from_text(b"").is_none());
+        assert!(Pointer::from_text(b"00000000000000000").is_none());
+    }
+
+    #[test]
+    fn ticks_convert_at_user_hz() {
+        assert_eq!(Ticks(25).as_millis(), 250);
+        assert_eq!(Ticks(717524).as_duration(), Duration::from_millis(7_175_240));
+        assert_eq!(Ticks::from_millis(255), Ticks(25));
+    }
+
+    #[test]
+    fn mapped_addresses_canonicalise() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:80".parse().unwrap();
+        assert_eq!(canonical(mapped), "127.0.0.1:80".parse().unwrap());
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
+}
