@@ -1,1 +1,20 @@
-fn main(){}
+//! The `tcptab` command: argument parsing and exit codes. Each subcommand
+//! lives in `cmd/`, each output format in `output/`.
+
+mod cli;
+mod cmd;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        Some(cli::Command::List(args)) => cmd::list::run(&args),
+        None => cmd::list::run(&cli.list),
+    };
+    exit::report(result)
+}

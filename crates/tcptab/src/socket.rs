@@ -247,7 +247,13 @@ impl FromStr for State {
     fn from_str(s: &str) -> Result<State, UnknownState> {
         let norm: String = s
             .chars()
-            .map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() })
+            .map(|c| {
+                if c == '-' {
+                    '_'
+                } else {
+                    c.to_ascii_uppercase()
+                }
+            })
             .collect();
         let state = match norm.as_str() {
             "ESTABLISHED" | "ESTAB" => State::Established,
@@ -687,7 +693,10 @@ mod tests {
     #[test]
     fn ticks_convert_at_user_hz() {
         assert_eq!(Ticks(25).as_millis(), 250);
-        assert_eq!(Ticks(717524).as_duration(), Duration::from_millis(7_175_240));
+        assert_eq!(
+            Ticks(717524).as_duration(),
+            Duration::from_millis(7_175_240)
+        );
         assert_eq!(Ticks::from_millis(255), Ticks(25));
     }
 

@@ -298,7 +298,10 @@ mod tests {
 
     #[test]
     fn strict_stops_lenient_counts() {
-        let bad = V4.replace("0A 00000000:00000000 00:00000000 00000000     0        0 1", "0A 00000000:00000000 00:00000000 00000000     0        0 x");
+        let bad = V4.replace(
+            "0A 00000000:00000000 00:00000000 00000000     0        0 1",
+            "0A 00000000:00000000 00:00000000 00000000     0        0 x",
+        );
         let mut strict = TableReader::new(bad.as_bytes(), "/x/net/tcp", ReadOptions::default());
         let e = strict.next().unwrap().unwrap_err();
         assert_eq!(
@@ -325,7 +328,17 @@ mod tests {
         assert!(r.next().unwrap().is_ok());
         assert!(r.next().unwrap().is_ok());
         let e = r.next().unwrap().unwrap_err();
-        assert!(matches!(e, Error::Parse { line: 4, kind: ParseErrorKind::EmptyLine, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Parse {
+                    line: 4,
+                    kind: ParseErrorKind::EmptyLine,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -333,7 +346,16 @@ mod tests {
         let text = vec![b'1'; MAX_LINE + 10];
         let mut r = TableReader::new(&text[..], "t", ReadOptions::default());
         let e = r.next().unwrap().unwrap_err();
-        assert!(matches!(e, Error::Parse { kind: ParseErrorKind::LineTooLong, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Parse {
+                    kind: ParseErrorKind::LineTooLong,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(r.next().is_none());
     }
 
@@ -346,9 +368,13 @@ mod tests {
         assert_eq!(table.sockets.len(), 2);
         assert!(table.ipv6_missing, "a missing tcp6 is not an error");
         std::fs::remove_file(dir.join("net/tcp")).unwrap();
-        let e = ProcRoot::new(&dir).read(ReadOptions::default()).unwrap_err();
+        let e = ProcRoot::new(&dir)
+            .read(ReadOptions::default())
+            .unwrap_err();
         assert!(matches!(e, Error::Io { .. }), "a missing tcp is: {e}");
-        let e = ProcRoot::new(dir.join("nope")).read(ReadOptions::default()).unwrap_err();
+        let e = ProcRoot::new(dir.join("nope"))
+            .read(ReadOptions::default())
+            .unwrap_err();
         assert!(matches!(e, Error::RootNotFound { .. }), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

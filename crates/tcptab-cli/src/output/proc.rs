@@ -1,0 +1,34 @@
+//! `--format proc`: the kernel's own text, byte for byte.
+
+use std::io::{self, Write};
+
+use tcptab::procnet::TableWriter;
+use tcptab::{ByteOrder, Family, Socket};
+
+use super::Sink;
+
+pub struct ProcSink<'a> {
+    writer: TableWriter<Box<dyn Write + 'a>>,
+}
+
+impl<'a> ProcSink<'a> {
+    pub fn new(out: Box<dyn Write + 'a>, order: ByteOrder) -> ProcSink<'a> {
+        ProcSink {
+            writer: TableWriter::new(out, order),
+        }
+    }
+}
+
+impl Sink for ProcSink<'_> {
+    fn table(&mut self, family: Family) -> io::Result<()> {
+        self.writer.header(family)
+    }
+
+    fn socket(&mut self, socket: &Socket) -> io::Result<()> {
+        self.writer.socket(socket)
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        self.writer.finish().map(drop)
+    }
+}

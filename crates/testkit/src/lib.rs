@@ -1,0 +1,204 @@
+//! Test support: run `testdata/scenario/sockets.py` in a fresh network
+//! namespace and hand its manifest to the test.
+//!
+//! Tests that need root call [`require_root`]: without root they say so on
+//! stderr and skip, except under `CI=true`, where they fail.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use serde::Deserialize;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Whether the test may run: true as root. Without root, a loud skip, or a
+/// failure under `CI=true`.
+pub fn require_root(test: &str) -> bool {
+    // The effective uid, from /proc (no libc needed).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or("");
+    if euid == "0" {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: needs root (network namespaces, veth, raw sockets) and CI=true forbids skipping");
+    }
+    eprintln!("SKIPPED {test}: needs root (network namespaces); run the tests as root");
+    false
+}
+
+/// One socket the scenario created and what it must look like.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Expected {
+    pub name: String,
+    pub family: String,
+    pub state: String,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub uid: u32,
+    /// The processes that hold it; empty when none does (TIME_WAIT, request
+    /// sockets, children not yet accepted).
+    pub pids: Vec<u32>,
+    pub kind: Option<String>,
+    pub timer: Option<String>,
+    pub rx_queue: Option<u32>,
+    pub rx_queue_min: Option<u32>,
+    pub tx_queue: Option<u32>,
+    pub tx_queue_min: Option<u32>,
+    pub backlog: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub pid: u32,
+    pub sockets: Vec<Expected>,
+}
+
+/// A running scenario: its sockets live until it is dropped.
+#[derive(Debug)]
+pub struct Scenario {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub manifest: Manifest,
+}
+
+impl Scenario {
+    /// Start `testdata/scenario/<script>` under `unshare --net`.
+    pub fn start(script: &str) -> Scenario {
+        let path = repo_root().join("testdata/scenario").join(script);
+        let mut child = Command::new("unshare")
+            .arg("--net")
+            .arg("python3")
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting unshare --net python3 {}: {e}", path.display()));
+        let stdin = child.stdin.take();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("reading the scenario's manifest");
+        let manifest: Manifest = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("scenario {script} printed no manifest ({e}): {line:?}"));
+        Scenario {
+            child,
+            stdin,
+            manifest,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.manifest.pid
+    }
+
+    /// `/proc/PID`: a proc root showing the scenario's namespace.
+    pub fn proc_root(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}", self.pid()))
+    }
+
+    /// Run a command inside the scenario's network namespace; its stdout.
+    pub fn run_in(&self, program: &str, args: &[&str]) -> String {
+        let pid = self.pid().to_string();
+        let out = Command::new("nsenter")
+            .args(["-t", &pid, "-n", program])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("nsenter {program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// `ss -tanH` in the scenario's namespace, parsed.
+    pub fn ss(&self, extra: &[&str]) -> Vec<SsRow> {
+        let mut args = vec!["-tanH"];
+        args.extend_from_slice(extra);
+        self.run_in("ss", &args)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(SsRow::parse)
+            .collect()
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// One row of `ss -tanH`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SsRow {
+    /// ss's spelling: ESTAB, SYN-SENT, ...
+    pub state: String,
+    pub recv_q: u64,
+    pub send_q: u64,
+    /// Address:port as ss prints it, with `*`, `0.0.0.0` and `[::]`
+    /// wildcards all written `*`.
+    pub local: String,
+    pub peer: String,
+    /// Anything after the peer (process column with -p).
+    pub rest: String,
+}
+
+impl SsRow {
+    pub fn parse(line: &str) -> SsRow {
+        let mut it = line.split_whitespace();
+        let mut next = |what: &str| {
+            it.next()
+                .unwrap_or_else(|| panic!("ss row without {what}: {line}"))
+                .to_string()
+        };
+        let state = next("state");
+        let recv_q = next("recv-q").parse().expect("recv-q");
+        let send_q = next("send-q").parse().expect("send-q");
+        let local = normalise_endpoint(&next("local"));
+        let peer = normalise_endpoint(&next("peer"));
+        let rest = it.collect::<Vec<_>>().join(" ");
+        SsRow {
+            state,
+            recv_q,
+            send_q,
+            local,
+            peer,
+            rest,
+        }
+    }
+}
+
+/// `0.0.0.0:22`, `[::]:22` and `*:22` all become `*:22`; `...:0` becomes `...:*`.
+pub fn normalise_endpoint(text: &str) -> String {
+    let (host, port) = text.rsplit_once(':').unwrap_or((text, "*"));
+    let host = match host {
+        "0.0.0.0" | "[::]" | "*" => "*",
+        other => other,
+    };
+    let port = if port == "0" { "*" } else { port };
+    format!("{host}:{port}")
+}
+
+/// A socket address in the same form as [`normalise_endpoint`].
+pub fn endpoint(addr: SocketAddr) -> String {
+    let text = if addr.is_ipv6() {
+        format!("[{}]:{}", addr.ip(), addr.port())
+    } else {
+        addr.to_string()
+    };
+    normalise_endpoint(&text)
+}
