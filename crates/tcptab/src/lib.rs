@@ -42,6 +42,8 @@
 //! repository; the doc comments here cite its sections.
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod procnet;
 mod record;
 mod socket;

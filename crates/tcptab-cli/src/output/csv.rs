@@ -5,17 +5,17 @@ use std::io::{self, Write};
 
 use tcptab::{Family, RowKind, Socket, SocketRecord};
 
-use super::Sink;
+use super::{Chunked, Sink};
 
 pub struct CsvSink<'a> {
-    out: csv::Writer<Box<dyn Write + 'a>>,
+    out: csv::Writer<Chunked<Box<dyn Write + 'a>>>,
     rows: u64,
 }
 
 impl<'a> CsvSink<'a> {
     pub fn new(out: Box<dyn Write + 'a>) -> CsvSink<'a> {
         CsvSink {
-            out: csv::Writer::from_writer(out),
+            out: csv::Writer::from_writer(Chunked::new(out)),
             rows: 0,
         }
     }
@@ -57,8 +57,12 @@ impl Sink for CsvSink<'_> {
                 .into_inner()
                 .map_err(|e| io::Error::other(e.to_string()))?;
             out.write_all(&bytes[..header_end])?;
-            return out.flush();
+            return out.finish();
         }
-        self.out.flush()
+        let mut out = self
+            .out
+            .into_inner()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        out.finish()
     }
 }

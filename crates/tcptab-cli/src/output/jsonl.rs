@@ -1,19 +1,19 @@
 //! `--format jsonl`: one JSON object per line, written as it comes.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
 use tcptab::{Socket, SocketRecord};
 
-use super::Sink;
+use super::{Chunked, Sink};
 
 pub struct JsonlSink<'a> {
-    out: BufWriter<Box<dyn Write + 'a>>,
+    out: Chunked<Box<dyn Write + 'a>>,
 }
 
 impl<'a> JsonlSink<'a> {
     pub fn new(out: Box<dyn Write + 'a>) -> JsonlSink<'a> {
         JsonlSink {
-            out: BufWriter::with_capacity(64 * 1024, out),
+            out: Chunked::new(out),
         }
     }
 }
@@ -25,6 +25,6 @@ impl Sink for JsonlSink<'_> {
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<()> {
-        self.out.flush()
+        self.out.finish()
     }
 }

@@ -33,6 +33,48 @@ pub struct OutputOptions {
     pub byte_order: ByteOrder,
 }
 
+/// A write buffer that passes its bytes on in 64 KiB blocks and, unlike
+/// `BufWriter`, writes nothing when dropped: a listing that fails on a bad
+/// line prints none of what is still buffered (for a small table, nothing).
+pub struct Chunked<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Chunked<W> {
+    const BLOCK: usize = 64 * 1024;
+
+    pub fn new(out: W) -> Chunked<W> {
+        Chunked {
+            out,
+            buf: Vec::with_capacity(Self::BLOCK),
+        }
+    }
+
+    /// Write what is buffered, then flush.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.flush()
+    }
+}
+
+impl<W: Write> Write for Chunked<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= Self::BLOCK {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(data.len())
+    }
+
+    /// Deliberately a no-op: only [`Chunked::finish`] empties the buffer.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 pub fn sink<'a>(out: Box<dyn Write + 'a>, options: OutputOptions) -> Box<dyn Sink + 'a> {
     match options.format {
         Format::Table => Box::new(table::TableSink::new(out)),

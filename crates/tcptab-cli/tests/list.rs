@@ -1,0 +1,282 @@
+//! `tcptab list` on captured roots: snapshots of each format, JSON and CSV
+//! read back, and every error path with a corrupted input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn capture() -> PathBuf {
+    testkit::repo_root().join("testdata/6.18.44-sockets")
+}
+
+fn spec() -> PathBuf {
+    testkit::repo_root().join("testdata/spec-vectors")
+}
+
+fn tcptab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running tcptab")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = tcptab(args);
+    assert!(
+        out.status.success(),
+        "tcptab {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Exit status 2 and exactly one line on stderr, starting `error: `.
+fn fails(args: &[&str]) -> String {
+    let out = tcptab(args);
+    assert_eq!(out.status.code(), Some(2), "tcptab {args:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing printed as if it were fine: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "one-line error: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err
+}
+
+fn root_arg(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn proc_format_is_cat_of_the_tables() {
+    for root in [capture(), spec()] {
+        let out = ok(&["list", "--root", &root_arg(&root), "--format", "proc"]);
+        let mut cat = std::fs::read_to_string(root.join("net/tcp")).unwrap();
+        cat.push_str(&std::fs::read_to_string(root.join("net/tcp6")).unwrap());
+        assert_eq!(out, cat, "{}", root.display());
+    }
+}
+
+#[test]
+fn plain_tcptab_is_list() {
+    let root = root_arg(&capture());
+    assert_eq!(ok(&["--root", &root]), ok(&["list", "--root", &root]));
+}
+
+#[test]
+fn table_format_snapshot() {
+    insta::assert_snapshot!(ok(&["list", "--root", &root_arg(&capture())]));
+    insta::assert_snapshot!("spec_table", ok(&["list", "--root", &root_arg(&spec())]));
+}
+
+#[test]
+fn json_format_snapshot_and_keys() {
+    let out = ok(&["list", "--root", &root_arg(&spec()), "--format", "json"]);
+    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let array = value.as_array().unwrap();
+    assert_eq!(array.len(), 36);
+    for key in [
+        "family",
+        "state",
+        "local_address",
+        "local_port",
+        "remote_address",
+        "remote_port",
+        "tx_queue",
+        "rx_queue",
+        "timer",
+        "uid",
+        "inode",
+    ] {
+        assert!(
+            array.iter().all(|o| o.get(key).is_some()),
+            "every object has {key}"
+        );
+    }
+    // The first IPv6 mapped row: compressed text addresses.
+    let mapped = array
+        .iter()
+        .find(|o| o["local_address"] == "::ffff:192.168.1.10" && o["state"] == "ESTABLISHED")
+        .unwrap();
+    assert_eq!(mapped["family"], "ipv6");
+    assert_eq!(mapped["local_port"], 8080);
+    let tw = array.iter().find(|o| o["kind"] == "time_wait").unwrap();
+    assert_eq!(tw["timer"], "time_wait");
+    assert!(tw["rto_ms"].is_null());
+    assert_eq!(
+        ok(&["list", "--root", &root_arg(&spec()), "--json"]),
+        out,
+        "--json is --format json"
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn jsonl_and_csv_read_back() {
+    let root = root_arg(&spec());
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["list", "--root", &root, "--format", "json"])).unwrap();
+    let jsonl = ok(&["list", "--root", &root, "--format", "jsonl"]);
+    let lines: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(serde_json::Value::Array(lines), json);
+
+    let csv = ok(&["list", "--root", &root, "--format", "csv"]);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 36);
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    for (row, obj) in rows.iter().zip(json.as_array().unwrap()) {
+        assert_eq!(row[col("state")], *obj["state"].as_str().unwrap());
+        assert_eq!(
+            row[col("local_address")],
+            *obj["local_address"].as_str().unwrap()
+        );
+        assert_eq!(row[col("inode")], obj["inode"].to_string());
+    }
+    insta::assert_snapshot!(csv);
+}
+
+#[test]
+fn empty_tables_still_have_headers() {
+    let dir = tempdir("empty");
+    std::fs::write(
+        dir.join("net/tcp"),
+        tcptab::procnet::header(tcptab::Family::Ipv4),
+    )
+    .unwrap();
+    let root = root_arg(&dir);
+    assert_eq!(ok(&["--root", &root, "--format", "json"]).trim(), "[]");
+    let csv = ok(&["--root", &root, "--format", "csv"]);
+    assert!(csv.starts_with("family,kind,sl,state,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1);
+    assert_eq!(
+        ok(&["--root", &root, "--format", "proc"]),
+        tcptab::procnet::header(tcptab::Family::Ipv4)
+    );
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tcptab-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("net")).unwrap();
+    dir
+}
+
+/// A copy of the spec-vector root with one line of net/tcp changed.
+fn corrupted(name: &str, line: usize, from: &str, to: &str) -> PathBuf {
+    let dir = tempdir(name);
+    let tcp = std::fs::read_to_string(spec().join("net/tcp")).unwrap();
+    let mut lines: Vec<String> = tcp.lines().map(String::from).collect();
+    assert!(lines[line - 1].contains(from), "{}", lines[line - 1]);
+    lines[line - 1] = lines[line - 1].replacen(from, to, 1);
+    std::fs::write(dir.join("net/tcp"), lines.join("\n") + "\n").unwrap();
+    std::fs::copy(spec().join("net/tcp6"), dir.join("net/tcp6")).unwrap();
+    dir
+}
+
+#[test]
+fn every_error_names_file_line_and_field() {
+    // (line number, text to replace, replacement, field named)
+    let cases = [
+        (2, "   0:", "  x0:", "'sl'"),
+        (3, "3500007F:0035", "3500007F0035", "'local_address'"),
+        (4, ":0050 ", ":00500 ", "'local_port'"),
+        (5, "00000000:0000 0A", "0000000:0000 0A", "'rem_address'"),
+        (6, "0A 00000000", "0Z 00000000", "'st'"),
+        (7, "00000000:00000000", "0000000X:00000000", "'tx_queue'"),
+        (8, "00000000:00000000", "00000000:0000000X", "'rx_queue'"),
+        (8, "02:000AF2D4", "0X:000AF2D4", "'tr'"),
+        (8, "02:000AF2D4", "02:000AF2DZ", "'tm->when'"),
+        (9, " 00000000  1000", " 0000000Q  1000", "'retrnsmt'"),
+        (9, " 1000 ", " 1e3 ", "'uid'"),
+        (9, "  1000        0", "  1000        O", "'timeout'"),
+        (9, " 98765 ", " 98x65 ", "'inode'"),
+        (9, " 98765 2 ", " 98765 two ", "'ref'"),
+        (9, " 0000000000000000 ", " 00000000000000000 ", "'pointer'"),
+        (9, " 23 4 30 10 -1", " 23.5 4 30 10 -1", "'rto'"),
+        (9, " 23 4 30 10 -1", " 23 4x 30 10 -1", "'ato'"),
+        (9, " 23 4 30 10 -1", " 23 4 3O 10 -1", "'quick/pingpong'"),
+        (9, " 23 4 30 10 -1", " 23 4 30 -10 -1", "'cwnd'"),
+        (9, " 23 4 30 10 -1", " 23 4 30 10 --1", "'ssthresh'"),
+        (9, " 23 4 30 10 -1", " 23 4 30 10 -1 99", "'line'"),
+        (9, " 23 4 30 10 -1", " 23 4 30", "'cwnd'"),
+    ];
+    for (i, (line, from, to, field)) in cases.iter().enumerate() {
+        let dir = corrupted(&format!("err{i}"), *line, from, to);
+        let tcp = dir.join("net/tcp");
+        for format in ["table", "json", "jsonl", "csv", "proc"] {
+            let err = fails(&["list", "--root", &root_arg(&dir), "--format", format]);
+            let at = format!("error: {}:{line}: field {field}", tcp.display());
+            assert!(err.starts_with(&at), "{format}: expected {at:?} in {err:?}");
+        }
+        // Lenient: the bad line is skipped, counted on stderr, the rest listed.
+        let out = tcptab(&[
+            "list",
+            "--root",
+            &root_arg(&dir),
+            "--lenient",
+            "--format",
+            "json",
+        ]);
+        assert!(out.status.success());
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 35, "{from} -> {to}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("skipped 1 malformed line(s)") && err.contains(field),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn missing_root_and_missing_table() {
+    let err = fails(&["list", "--root", "/nonexistent/tcptab-root"]);
+    assert!(
+        err.contains("/nonexistent/tcptab-root: no such directory"),
+        "{err}"
+    );
+    let dir = tempdir("no-tcp");
+    let err = fails(&["list", "--root", &root_arg(&dir)]);
+    assert!(err.contains("net/tcp: No such file or directory"), "{err}");
+    // No tcp6 (IPv6 disabled) is fine.
+    std::fs::copy(spec().join("net/tcp"), dir.join("net/tcp")).unwrap();
+    let out = ok(&["list", "--root", &root_arg(&dir), "--format", "proc"]);
+    assert_eq!(
+        out,
+        std::fs::read_to_string(spec().join("net/tcp")).unwrap()
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = tcptab(&["list", "--format", "yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = tcptab(&["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn closed_pipe_ends_quietly() {
+    // A reader that closes after the first line: like `tcptab | head -1`.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(["list", "--root", &root_arg(&spec()), "--format", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
