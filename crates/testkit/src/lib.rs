@@ -11,6 +11,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use serde::Deserialize;
 
+pub mod generate;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -27,118 +27,218 @@ pub fn header(family: Family) -> &'static str {
     }
 }
 
-const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
-
-#[inline]
-fn push_hex(out: &mut Vec<u8>, value: u64, min_digits: usize) {
-    let significant = (64 - value.leading_zeros() as usize).div_ceil(4);
-    let digits = significant.max(min_digits);
-    let mut buf = [b'0'; 16];
-    let mut v = value;
-    for slot in buf[16 - digits.min(16)..].iter_mut().rev() {
-        *slot = UPPER_HEX[(v & 0xF) as usize];
-        v >>= 4;
-    }
-    if digits > 16 {
-        out.resize(out.len() + digits - 16, b'0');
-    }
-    out.extend_from_slice(&buf[16 - digits.min(16)..]);
+const fn repeat(byte: u8) -> u64 {
+    byte as u64 * 0x0101_0101_0101_0101
 }
 
-#[inline]
-fn push_right(out: &mut Vec<u8>, text: &[u8], width: usize) {
-    if text.len() < width {
-        out.resize(out.len() + width - text.len(), b' ');
+/// `%08X` of a u32: eight upper-case hex digits, computed at once (SWAR).
+#[inline(always)]
+fn hex8(value: u32) -> [u8; 8] {
+    // Bytes of the value, most significant first, one per 16-bit lane.
+    let s = value.swap_bytes() as u64;
+    let mut x = (s | (s << 16)) & 0x0000_FFFF_0000_FFFF;
+    x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+    // Each byte into its two nibbles, high nibble first.
+    x = ((x >> 4) & 0x000F_000F_000F_000F) | ((x & 0x000F_000F_000F_000F) << 8);
+    // Nibble to ASCII: '0'..'9', then 'A'..'F' (7 more for 10 and up).
+    let letters = ((x + repeat(0x76)) >> 7) & repeat(0x01);
+    (x + repeat(b'0') + letters * 7).to_le_bytes()
+}
+
+/// The longest line: 10-digit `sl`, IPv6 addresses, every number at its
+/// widest (20-digit u64s, 11-character i32s), separators.
+const MAX_LINE: usize = 384;
+
+/// One line being built in a stack buffer pre-filled with spaces: fixed-size
+/// copies compile to plain stores, and right-aligned fields and the IPv4
+/// padding cost nothing.
+struct Line {
+    buf: [u8; MAX_LINE],
+    len: usize,
+}
+
+impl Line {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
     }
-    out.extend_from_slice(text);
-}
 
-#[inline]
-fn push_int<I: itoa::Integer>(out: &mut Vec<u8>, value: I) {
-    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-}
+    #[inline(always)]
+    fn bytes<const N: usize>(&mut self, b: &[u8; N]) {
+        self.buf[self.len..self.len + N].copy_from_slice(b);
+        self.len += N;
+    }
 
-/// The address as the family's table prints it (an IPv4 socket's address is
-/// an IPv4 address; an IPv6 table holds IPv4 peers in mapped form).
-fn push_address(out: &mut Vec<u8>, family: Family, ip: IpAddr, order: ByteOrder) {
-    match family {
-        Family::Ipv4 => {
-            let v4 = match ip {
-                IpAddr::V4(v4) => v4,
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
-            };
-            push_hex(out, order.bytes_to_word(v4.octets()) as u64, 8);
+    #[inline(always)]
+    fn hex8(&mut self, value: u32) {
+        self.bytes(&hex8(value));
+    }
+
+    /// An unsigned decimal right-aligned in `width` columns (spaces are
+    /// already there), written two digits at a time.
+    #[inline(always)]
+    fn decimal(&mut self, value: u64, width: usize) {
+        let end = self.len + decimal_digits(value).max(width);
+        let mut at = end;
+        let mut v = value;
+        while v >= 100 {
+            let pair = (v % 100) as usize * 2;
+            v /= 100;
+            at -= 2;
+            self.buf[at] = DIGIT_PAIRS[pair];
+            self.buf[at + 1] = DIGIT_PAIRS[pair + 1];
         }
-        Family::Ipv6 => {
-            let v6 = match ip {
-                IpAddr::V6(v6) => v6,
-                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-            };
-            let bytes = v6.octets();
-            for chunk in bytes.chunks_exact(4) {
-                let word = [chunk[0], chunk[1], chunk[2], chunk[3]];
-                push_hex(out, order.bytes_to_word(word) as u64, 8);
+        if v >= 10 {
+            let pair = v as usize * 2;
+            at -= 2;
+            self.buf[at] = DIGIT_PAIRS[pair];
+            self.buf[at + 1] = DIGIT_PAIRS[pair + 1];
+        } else {
+            at -= 1;
+            self.buf[at] = b'0' + v as u8;
+        }
+        self.len = end;
+    }
+
+    #[inline(always)]
+    fn signed(&mut self, value: i64, width: usize) {
+        if value < 0 {
+            let digits = decimal_digits(value.unsigned_abs());
+            self.len += width.saturating_sub(digits + 1);
+            self.byte(b'-');
+            self.decimal(value.unsigned_abs(), 0);
+        } else {
+            self.decimal(value as u64, width);
+        }
+    }
+
+    fn address(&mut self, family: Family, ip: IpAddr, order: ByteOrder) {
+        match family {
+            Family::Ipv4 => {
+                let v4 = match ip {
+                    IpAddr::V4(v4) => v4,
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                };
+                self.hex8(order.bytes_to_word(v4.octets()));
+            }
+            Family::Ipv6 => {
+                let v6 = match ip {
+                    IpAddr::V6(v6) => v6,
+                    IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                };
+                let o = v6.octets();
+                for i in 0..4 {
+                    let word = [o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3]];
+                    self.hex8(order.bytes_to_word(word));
+                }
             }
         }
     }
 }
 
+#[inline(always)]
+fn decimal_digits(value: u64) -> usize {
+    value.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
+/// "00" to "99".
+static DIGIT_PAIRS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[i * 2] = b'0' + (i / 10) as u8;
+        table[i * 2 + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
+
 /// Append one socket's line, line feed included, as the kernel writes it.
 pub fn render_line(socket: &Socket, order: ByteOrder, out: &mut Vec<u8>) {
-    let start = out.len();
+    let mut line = Line {
+        buf: [b' '; MAX_LINE],
+        len: 0,
+    };
     let family = socket.family;
-    let mut sl = itoa::Buffer::new();
-    push_right(out, sl.format(socket.sl).as_bytes(), 4);
-    out.extend_from_slice(b": ");
-    push_address(out, family, socket.local.ip(), order);
-    out.push(b':');
-    push_hex(out, socket.local.port() as u64, 4);
-    out.push(b' ');
-    push_address(out, family, socket.remote.ip(), order);
-    out.push(b':');
-    push_hex(out, socket.remote.port() as u64, 4);
-    out.push(b' ');
-    push_hex(out, socket.state.code() as u64, 2);
-    out.push(b' ');
-    push_hex(out, socket.tx_queue as u64, 8);
-    out.push(b':');
-    push_hex(out, socket.rx_queue as u64, 8);
-    out.push(b' ');
-    push_hex(out, socket.timer.kind.code() as u64, 2);
-    out.push(b':');
-    push_hex(out, socket.timer.expires.0, 8);
-    out.push(b' ');
-    push_hex(out, socket.retransmits as u64, 8);
-    out.push(b' ');
-    let mut num = itoa::Buffer::new();
-    push_right(out, num.format(socket.uid).as_bytes(), 5);
-    out.push(b' ');
-    push_right(out, num.format(socket.probes).as_bytes(), 8);
-    out.push(b' ');
-    push_int(out, socket.inode);
-    out.push(b' ');
-    push_int(out, socket.refcount);
-    out.push(b' ');
-    out.extend_from_slice(socket.pointer.as_bytes());
-    if let Some(c) = &socket.congestion {
-        out.push(b' ');
-        push_int(out, c.rto.0);
-        out.push(b' ');
-        push_int(out, c.ato.0);
-        out.push(b' ');
-        push_int(out, c.quick_pingpong);
-        out.push(b' ');
-        push_int(out, c.cwnd);
-        out.push(b' ');
-        push_int(out, c.ssthresh.to_column());
-    }
-    if family == Family::Ipv4 {
-        let len = out.len() - start;
-        if len < IPV4_RECORD_WIDTH {
-            out.resize(start + IPV4_RECORD_WIDTH, b' ');
+    line.decimal(socket.sl as u64, 4);
+    line.bytes(b": ");
+    line.address(family, socket.local.ip(), order);
+    line.byte(b':');
+    line.bytes(
+        &hex8(socket.local.port() as u32)[4..]
+            .try_into()
+            .unwrap_or([b'0'; 4]),
+    );
+    line.byte(b' ');
+    line.address(family, socket.remote.ip(), order);
+    line.byte(b':');
+    line.bytes(
+        &hex8(socket.remote.port() as u32)[4..]
+            .try_into()
+            .unwrap_or([b'0'; 4]),
+    );
+    line.byte(b' ');
+    line.bytes(
+        &hex8(socket.state.code() as u32)[6..]
+            .try_into()
+            .unwrap_or([b'0'; 2]),
+    );
+    line.byte(b' ');
+    line.hex8(socket.tx_queue);
+    line.byte(b':');
+    line.hex8(socket.rx_queue);
+    line.byte(b' ');
+    line.bytes(
+        &hex8(socket.timer.kind.code() as u32)[6..]
+            .try_into()
+            .unwrap_or([b'0'; 2]),
+    );
+    line.byte(b':');
+    match u32::try_from(socket.timer.expires.0) {
+        Ok(when) => line.hex8(when),
+        Err(_) => {
+            // Legacy kernels: more than 8 digits.
+            let high = (socket.timer.expires.0 >> 32) as u32;
+            let digits = hex8(high);
+            let skip = digits.iter().take_while(|&&d| d == b'0').count();
+            for &d in &digits[skip..] {
+                line.byte(d);
+            }
+            line.hex8(socket.timer.expires.0 as u32);
         }
     }
-    out.push(b'\n');
+    line.byte(b' ');
+    line.hex8(socket.retransmits);
+    line.byte(b' ');
+    line.decimal(socket.uid as u64, 5);
+    line.byte(b' ');
+    line.signed(socket.probes as i64, 8);
+    line.byte(b' ');
+    line.decimal(socket.inode, 0);
+    line.byte(b' ');
+    line.signed(socket.refcount as i64, 0);
+    line.byte(b' ');
+    let pointer = socket.pointer.as_bytes();
+    line.buf[line.len..line.len + pointer.len()].copy_from_slice(pointer);
+    line.len += pointer.len();
+    if let Some(c) = &socket.congestion {
+        line.byte(b' ');
+        line.decimal(c.rto.0, 0);
+        line.byte(b' ');
+        line.decimal(c.ato.0, 0);
+        line.byte(b' ');
+        line.decimal(c.quick_pingpong as u64, 0);
+        line.byte(b' ');
+        line.decimal(c.cwnd as u64, 0);
+        line.byte(b' ');
+        line.signed(c.ssthresh.to_column() as i64, 0);
+    }
+    if family == Family::Ipv4 && line.len < IPV4_RECORD_WIDTH {
+        line.len = IPV4_RECORD_WIDTH;
+    }
+    line.byte(b'\n');
+    out.extend_from_slice(&line.buf[..line.len]);
 }
 
 /// Writes one table (header, then lines) through an internal buffer that is
@@ -214,15 +314,37 @@ mod tests {
     }
 
     #[test]
-    fn hex_widths() {
-        let mut out = Vec::new();
-        push_hex(&mut out, 0x1AD7F29ABCA, 8);
-        assert_eq!(out, b"1AD7F29ABCA");
-        out.clear();
-        push_hex(&mut out, u64::MAX, 8);
-        assert_eq!(out, b"FFFFFFFFFFFFFFFF");
-        out.clear();
-        push_hex(&mut out, 0, 2);
-        assert_eq!(out, b"00");
+    fn swar_hex8_matches_format() {
+        for v in [
+            0u32,
+            1,
+            9,
+            10,
+            15,
+            16,
+            0xABCDEF01,
+            0x0100007F,
+            u32::MAX,
+            0x89ABCDEF,
+        ] {
+            assert_eq!(hex8(v), *format!("{v:08X}").as_bytes(), "{v:#x}");
+        }
+    }
+
+    #[test]
+    fn long_timer_values_render_all_their_digits() {
+        use crate::socket::{RowKind, Ticks};
+        for (ticks, text) in [
+            (0x1AD7F29ABCA, "02:1AD7F29ABCA "),
+            (u64::MAX, "02:FFFFFFFFFFFFFFFF "),
+            (0x1_0000_0000, "02:100000000 "),
+        ] {
+            let mut s = Socket::empty(Family::Ipv6, RowKind::Full);
+            s.timer.kind = crate::socket::TimerKind::Keepalive;
+            s.timer.expires = Ticks(ticks);
+            let mut out = Vec::new();
+            render_line(&s, ByteOrder::Little, &mut out);
+            assert!(String::from_utf8(out).unwrap().contains(text), "{text}");
+        }
     }
 }
