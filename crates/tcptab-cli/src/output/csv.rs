@@ -36,7 +36,7 @@ impl Sink for CsvSink<'_> {
             .map_err(to_io)
     }
 
-    fn finish(mut self: Box<Self>) -> io::Result<()> {
+    fn finish(self: Box<Self>) -> io::Result<()> {
         if self.rows == 0 {
             // The csv crate writes the header with the first record; with no
             // record, take the header from a serialised placeholder.
