@@ -78,6 +78,38 @@ pub struct ListArgs {
     #[command(flatten)]
     pub source: SourceArgs,
 
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Show the processes that hold each socket (pid, command, fd); all
+    /// owners of a shared socket.
+    #[arg(short = 'p', long = "processes")]
+    pub processes: bool,
+
+    /// Show timers: the pending timer, its time left in ms, retransmits.
+    #[arg(short = 'o', long = "timers")]
+    pub timers: bool,
+
+    /// Show more of each socket: uid, inode, refcount, rto and ato in ms,
+    /// cwnd, ssthresh, unanswered probes.
+    #[arg(short = 'e', long)]
+    pub extended: bool,
+
+    /// Show port numbers as service names from /etc/services (no DNS).
+    #[arg(short = 'r', long)]
+    pub resolve: bool,
+
+    /// Sort by a field (default: the kernel's order).
+    #[arg(long, value_enum, value_name = "FIELD")]
+    pub sort: Option<SortField>,
+
+    /// Reverse the sort order.
+    #[arg(long, requires = "sort")]
+    pub reverse: bool,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -85,6 +117,101 @@ pub struct ListArgs {
     /// Shorthand for --format json.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortField {
+    State,
+    RxQueue,
+    TxQueue,
+    Local,
+    Remote,
+    Sport,
+    Dport,
+    Pid,
+    Uid,
+    Inode,
+}
+
+/// Which network namespaces to read (default: this process's).
+#[derive(Debug, Clone, Args)]
+pub struct NamespaceArgs {
+    /// A named network namespace (under /run/netns, as `ip netns` makes).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
+    pub netns: Option<String>,
+
+    /// The network namespace of process PID.
+    #[arg(long, value_name = "PID", conflicts_with = "all_netns")]
+    pub netns_pid: Option<u32>,
+
+    /// Every network namespace on the machine, each socket labelled with its
+    /// namespace.
+    #[arg(long)]
+    pub all_netns: bool,
+}
+
+/// Which sockets to show. All given conditions must hold.
+#[derive(Debug, Clone, Args)]
+pub struct FilterArgs {
+    /// Only listening sockets.
+    #[arg(short = 'l', long)]
+    pub listening: bool,
+
+    /// All states (the default).
+    #[arg(short = 'a', long, conflicts_with = "listening")]
+    pub all: bool,
+
+    /// Only sockets in this state: a kernel name (ESTABLISHED), an ss name
+    /// (estab, syn-recv) or an ss group (connected, synchronized, bucket,
+    /// big, all). Repeatable.
+    #[arg(long = "state", value_name = "NAME")]
+    pub states: Vec<String>,
+
+    /// Only IPv4 sockets.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Only IPv6 sockets (including IPv4-mapped ones).
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Local port or range (443, 1000-2000).
+    #[arg(long, value_name = "PORT[-PORT]")]
+    pub sport: Option<String>,
+
+    /// Remote port or range.
+    #[arg(long, value_name = "PORT[-PORT]")]
+    pub dport: Option<String>,
+
+    /// Local or remote port or range.
+    #[arg(long, value_name = "PORT[-PORT]")]
+    pub port: Option<String>,
+
+    /// Local address or prefix (10.0.0.0/8, ::1); IPv4-mapped addresses
+    /// match their IPv4 form.
+    #[arg(long, value_name = "ADDR[/LEN]")]
+    pub src: Option<String>,
+
+    /// Remote address or prefix.
+    #[arg(long, value_name = "ADDR[/LEN]")]
+    pub dst: Option<String>,
+
+    /// Only sockets owned by this uid.
+    #[arg(long)]
+    pub uid: Option<u32>,
+
+    /// Only sockets held by this process.
+    #[arg(long)]
+    pub pid: Option<u32>,
+
+    /// Only sockets held by a process with this command name.
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+
+    /// A filter expression in ss's language, e.g.
+    /// 'state established and ( dport = :443 or dport = :80 ) and dst 10.0.0.0/8'.
+    #[arg(value_name = "FILTER", num_args = 0..)]
+    pub expression: Vec<String>,
 }
 
 impl ListArgs {

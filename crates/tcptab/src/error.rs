@@ -152,9 +152,10 @@ impl std::error::Error for LineError {}
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Reading a file failed.
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    /// Reading a file failed. (The cause is part of the message, so it is
+    /// not also exposed as `source()`: printed chains say it once.)
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
 
     /// The directory given as the proc root does not exist.
     #[error("{}: no such directory (expected a directory laid out like /proc, with net/tcp inside)", path.display())]
@@ -173,10 +174,10 @@ pub enum Error {
     },
 
     /// A netlink request failed; `errno` is the kernel's error number.
-    #[error("netlink: {context}: {source}")]
+    #[error("netlink: {context}: {error}")]
     Netlink {
         context: &'static str,
-        source: io::Error,
+        error: io::Error,
     },
 
     /// A netlink message could not be decoded.
@@ -184,8 +185,8 @@ pub enum Error {
     Malformed(String),
 
     /// Entering a network namespace failed.
-    #[error("network namespace {name}: {source}")]
-    Namespace { name: String, source: io::Error },
+    #[error("network namespace {name}: {error}")]
+    Namespace { name: String, error: io::Error },
 }
 
 /// The library's result.

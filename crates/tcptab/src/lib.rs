@@ -42,13 +42,19 @@
 //! repository; the doc comments here cite its sections.
 
 mod error;
+pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod netns;
+pub mod owners;
 pub mod procnet;
 mod record;
 mod socket;
 
 pub use error::{Error, Field, LineError, ParseErrorKind, Result};
+pub use filter::{Expr, FilterError, StateSet};
+pub use netns::Namespace;
+pub use owners::{Owner, OwnerScan, Ownership};
 pub use procnet::{ByteOrder, ProcRoot, ReadOptions, Table, TableReader};
 pub use record::SocketRecord;
 pub use socket::{

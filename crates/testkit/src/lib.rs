@@ -160,14 +160,21 @@ pub struct SsRow {
 }
 
 impl SsRow {
+    /// A row of `ss -tanH`. With a state filter ss leaves the State column
+    /// out; `state` is then empty.
     pub fn parse(line: &str) -> SsRow {
-        let mut it = line.split_whitespace();
+        let mut it = line.split_whitespace().peekable();
+        let has_state = it.peek().is_some_and(|w| w.parse::<u64>().is_err());
         let mut next = |what: &str| {
             it.next()
                 .unwrap_or_else(|| panic!("ss row without {what}: {line}"))
                 .to_string()
         };
-        let state = next("state");
+        let state = if has_state {
+            next("state")
+        } else {
+            String::new()
+        };
         let recv_q = next("recv-q").parse().expect("recv-q");
         let send_q = next("send-q").parse().expect("send-q");
         let local = normalise_endpoint(&next("local"));

@@ -1,23 +1,54 @@
-//! `--format csv`: a header row, then one row per socket (the columns of
-//! `SocketRecord`), quoted by the csv crate.
+//! `--format csv`: a header row, then one row per socket, quoted by the csv
+//! crate. The columns are the keys of the JSON record, in the same order;
+//! the owners list becomes `pid:command:fd` items joined by `;`.
 
 use std::io::{self, Write};
 
-use tcptab::{Family, RowKind, Socket, SocketRecord};
+use serde_json::Value;
+use tcptab::{Family, RowKind, Socket};
 
-use super::{Chunked, Sink};
+use super::record::RowRecord;
+use super::{Chunked, Columns, Row, Sink};
 
 pub struct CsvSink<'a> {
     out: csv::Writer<Chunked<Box<dyn Write + 'a>>>,
-    rows: u64,
+    columns: Columns,
+    header_written: bool,
 }
 
 impl<'a> CsvSink<'a> {
-    pub fn new(out: Box<dyn Write + 'a>) -> CsvSink<'a> {
+    pub fn new(out: Box<dyn Write + 'a>, columns: Columns) -> CsvSink<'a> {
         CsvSink {
             out: csv::Writer::from_writer(Chunked::new(out)),
-            rows: 0,
+            columns,
+            header_written: false,
         }
+    }
+
+    fn write(&mut self, record: &RowRecord<'_>, values: bool) -> io::Result<()> {
+        let Value::Object(map) = serde_json::to_value(record)? else {
+            return Err(io::Error::other("a record is not an object"));
+        };
+        if !self.header_written {
+            self.out.write_record(map.keys()).map_err(to_io)?;
+            self.header_written = true;
+        }
+        if values {
+            self.out
+                .write_record(map.values().map(cell))
+                .map_err(to_io)?;
+        }
+        Ok(())
+    }
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(";"),
+        Value::Object(fields) => fields.values().map(cell).collect::<Vec<_>>().join(":"),
+        other => other.to_string(),
     }
 }
 
@@ -29,36 +60,28 @@ fn to_io(e: csv::Error) -> io::Error {
 }
 
 impl Sink for CsvSink<'_> {
-    fn socket(&mut self, socket: &Socket) -> io::Result<()> {
-        self.rows += 1;
-        self.out
-            .serialize(SocketRecord::from(socket))
-            .map_err(to_io)
+    fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
+        let record = RowRecord::new(row, self.columns);
+        self.write(&record, true)
     }
 
-    fn finish(self: Box<Self>) -> io::Result<()> {
-        if self.rows == 0 {
-            // The csv crate writes the header with the first record; with no
-            // record, take the header from a serialised placeholder.
-            let mut probe = csv::Writer::from_writer(Vec::new());
+    fn finish(mut self: Box<Self>) -> io::Result<()> {
+        if !self.header_written {
+            // No rows: the header still names the columns.
             let placeholder = Socket::empty(Family::Ipv4, RowKind::Full);
-            probe
-                .serialize(SocketRecord::from(&placeholder))
-                .map_err(to_io)?;
-            let bytes = probe
-                .into_inner()
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            let header_end = bytes
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(bytes.len(), |i| i + 1);
-            let mut out = self
-                .out
-                .into_inner()
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            out.write_all(&bytes[..header_end])?;
-            return out.finish();
+            let owners = self
+                .columns
+                .processes
+                .then_some(tcptab::Ownership::NotFound);
+            let row = Row {
+                socket: &placeholder,
+                netns: None,
+                owners,
+            };
+            let record = RowRecord::new(&row, self.columns);
+            self.write(&record, false)?;
         }
+        self.out.flush()?;
         let mut out = self
             .out
             .into_inner()

@@ -1,28 +1,30 @@
-//! `--format json`: one array, one object per socket (see `SocketRecord`).
+//! `--format json`: one array, one object per socket.
 
 use std::io::{self, Write};
 
-use tcptab::{Socket, SocketRecord};
-
-use super::Sink;
+use super::record::RowRecord;
+use super::{Columns, Row, Sink};
 
 pub struct JsonSink<'a> {
     out: Box<dyn Write + 'a>,
-    records: Vec<SocketRecord>,
+    columns: Columns,
+    records: Vec<serde_json::Value>,
 }
 
 impl<'a> JsonSink<'a> {
-    pub fn new(out: Box<dyn Write + 'a>) -> JsonSink<'a> {
+    pub fn new(out: Box<dyn Write + 'a>, columns: Columns) -> JsonSink<'a> {
         JsonSink {
             out,
+            columns,
             records: Vec::new(),
         }
     }
 }
 
 impl Sink for JsonSink<'_> {
-    fn socket(&mut self, socket: &Socket) -> io::Result<()> {
-        self.records.push(SocketRecord::from(socket));
+    fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
+        self.records
+            .push(serde_json::to_value(RowRecord::new(row, self.columns))?);
         Ok(())
     }
 

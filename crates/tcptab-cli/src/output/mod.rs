@@ -1,29 +1,51 @@
-//! One output format per module, each behind the one-method-per-event
-//! [`Sink`] trait: the list command feeds sockets in, the sink writes them.
+//! One output format per module, each behind the [`Sink`] trait: the
+//! commands feed rows in, the sink writes them.
 
 mod csv;
 mod json;
 mod jsonl;
 mod proc;
-mod table;
+pub mod record;
+mod services;
+pub mod table;
 
 use std::io::{self, Write};
 
-use tcptab::{ByteOrder, Family, Socket};
+use tcptab::{ByteOrder, Family, Namespace, Ownership, Socket};
 
 use crate::cli::Format;
 
-/// Receives the sockets of one listing, in order.
+/// One socket as the commands hand it to a sink.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub socket: &'a Socket,
+    /// Its network namespace, when several (or a chosen one) are read.
+    pub netns: Option<&'a Namespace>,
+    /// Its owners, when they were looked up (`-p`).
+    pub owners: Option<Ownership<'a>>,
+}
+
+/// Receives the rows of one listing, in order.
 pub trait Sink {
     /// A family's table begins (the proc format writes its header here).
     fn table(&mut self, _family: Family) -> io::Result<()> {
         Ok(())
     }
 
-    fn socket(&mut self, socket: &Socket) -> io::Result<()>;
+    fn row(&mut self, row: &Row<'_>) -> io::Result<()>;
 
     /// Write whatever is still held and flush.
     fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+/// Which optional columns to show.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Columns {
+    pub processes: bool,
+    pub timers: bool,
+    pub extended: bool,
+    pub netns: bool,
+    pub resolve: bool,
 }
 
 /// Options that shape the output.
@@ -31,6 +53,20 @@ pub trait Sink {
 pub struct OutputOptions {
     pub format: Format,
     pub byte_order: ByteOrder,
+    pub columns: Columns,
+}
+
+pub fn sink<'a>(
+    out: Box<dyn Write + 'a>,
+    options: OutputOptions,
+) -> io::Result<Box<dyn Sink + 'a>> {
+    Ok(match options.format {
+        Format::Table => Box::new(table::TableSink::new(out, options.columns)?),
+        Format::Json => Box::new(json::JsonSink::new(out, options.columns)),
+        Format::Jsonl => Box::new(jsonl::JsonlSink::new(out, options.columns)),
+        Format::Csv => Box::new(csv::CsvSink::new(out, options.columns)),
+        Format::Proc => Box::new(proc::ProcSink::new(out, options.byte_order)),
+    })
 }
 
 /// A write buffer that passes its bytes on in 64 KiB blocks and, unlike
@@ -72,15 +108,5 @@ impl<W: Write> Write for Chunked<W> {
     /// Deliberately a no-op: only [`Chunked::finish`] empties the buffer.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-pub fn sink<'a>(out: Box<dyn Write + 'a>, options: OutputOptions) -> Box<dyn Sink + 'a> {
-    match options.format {
-        Format::Table => Box::new(table::TableSink::new(out)),
-        Format::Json => Box::new(json::JsonSink::new(out)),
-        Format::Jsonl => Box::new(jsonl::JsonlSink::new(out)),
-        Format::Csv => Box::new(csv::CsvSink::new(out)),
-        Format::Proc => Box::new(proc::ProcSink::new(out, options.byte_order)),
     }
 }

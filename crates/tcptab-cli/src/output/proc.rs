@@ -3,9 +3,9 @@
 use std::io::{self, Write};
 
 use tcptab::procnet::TableWriter;
-use tcptab::{ByteOrder, Family, Socket};
+use tcptab::{ByteOrder, Family};
 
-use super::Sink;
+use super::{Row, Sink};
 
 pub struct ProcSink<'a> {
     writer: TableWriter<Box<dyn Write + 'a>>,
@@ -24,8 +24,8 @@ impl Sink for ProcSink<'_> {
         self.writer.header(family)
     }
 
-    fn socket(&mut self, socket: &Socket) -> io::Result<()> {
-        self.writer.socket(socket)
+    fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
+        self.writer.socket(row.socket)
     }
 
     fn finish(self: Box<Self>) -> io::Result<()> {

@@ -7,9 +7,10 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 
-use tcptab::Socket;
+use tcptab::{Ownership, Socket, Ssthresh, TimerKind};
 
-use super::Sink;
+use super::services::Services;
+use super::{Columns, Row, Sink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
@@ -97,10 +98,11 @@ fn push_row<'c>(
     line.push('\n');
 }
 
-/// `address:port` as `ss` writes it: IPv6 in brackets, wildcards as `*`.
-pub struct Endpoint(pub SocketAddr);
+/// `address:port` as `ss` writes it: IPv6 in brackets, wildcards as `*`,
+/// the port as a service name when one is given.
+pub struct Endpoint<'a>(pub SocketAddr, pub Option<&'a Services>);
 
-impl std::fmt::Display for Endpoint {
+impl std::fmt::Display for Endpoint<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ip = self.0.ip();
         if ip.is_unspecified() {
@@ -110,39 +112,146 @@ impl std::fmt::Display for Endpoint {
         } else {
             write!(f, "{ip}")?;
         }
-        match self.0.port() {
-            0 => f.write_str(":*"),
-            port => write!(f, ":{port}"),
+        let port = self.0.port();
+        match self.1.and_then(|s| s.name(port)) {
+            _ if port == 0 => f.write_str(":*"),
+            Some(name) => write!(f, ":{name}"),
+            None => write!(f, ":{port}"),
         }
+    }
+}
+
+/// The owners cell: `nginx(pid=12,fd=3),nginx(pid=13,fd=3)`; `-` when no
+/// process can hold the socket, `?` when its owner could not be seen.
+pub struct OwnersCell<'a>(pub Ownership<'a>);
+
+impl std::fmt::Display for OwnersCell<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Ownership::Owned(owners) => {
+                for (i, o) in owners.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{}(pid={},fd={})", o.command, o.pid, o.fd)?;
+                }
+                Ok(())
+            }
+            Ownership::NoProcess => f.write_str("-"),
+            Ownership::Unknown => f.write_str("?"),
+            Ownership::NotFound => f.write_str("(none)"),
+        }
+    }
+}
+
+/// `-o`: `keepalive,7175240ms,0` (timer, time left, retransmits).
+struct TimerCell<'a>(&'a Socket);
+
+impl std::fmt::Display for TimerCell<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        match s.timer.kind {
+            TimerKind::Off => write!(f, "off,{}", s.retransmits),
+            kind => write!(
+                f,
+                "{kind},{}ms,{}",
+                s.timer.expires.as_millis(),
+                s.retransmits
+            ),
+        }
+    }
+}
+
+/// `-e`: `uid:1000 ino:98765 ref:2 rto:230ms ato:40ms cwnd:10 ssthresh:7 probes:0`.
+struct ExtendedCell<'a>(&'a Socket);
+
+impl std::fmt::Display for ExtendedCell<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        write!(f, "uid:{} ino:{} ref:{}", s.uid, s.inode, s.refcount)?;
+        if let Some(c) = &s.congestion {
+            write!(
+                f,
+                " rto:{}ms ato:{}ms cwnd:{}",
+                c.rto.as_millis(),
+                c.ato.as_millis(),
+                c.cwnd
+            )?;
+            match c.ssthresh {
+                Ssthresh::InitialSlowStart => f.write_str(" ssthresh:-")?,
+                Ssthresh::Segments(n) => write!(f, " ssthresh:{n}")?,
+                Ssthresh::FastOpenQueueLimit(n) => write!(f, " fastopen_qlen:{n}")?,
+            }
+        }
+        write!(f, " probes:{}", s.probes)
     }
 }
 
 pub struct TableSink<'a> {
     out: Box<dyn Write + 'a>,
     table: TextTable,
+    columns: Columns,
+    services: Option<Services>,
 }
 
 impl<'a> TableSink<'a> {
-    pub fn new(out: Box<dyn Write + 'a>) -> TableSink<'a> {
-        let table = TextTable::new(vec![
+    pub fn new(out: Box<dyn Write + 'a>, columns: Columns) -> io::Result<TableSink<'a>> {
+        let mut headers = vec![
             ("State", Align::Left),
             ("Recv-Q", Align::Right),
             ("Send-Q", Align::Right),
             ("Local Address:Port", Align::Left),
             ("Peer Address:Port", Align::Left),
-        ]);
-        TableSink { out, table }
+        ];
+        if columns.netns {
+            headers.push(("Netns", Align::Left));
+        }
+        if columns.processes {
+            headers.push(("Process", Align::Left));
+        }
+        if columns.timers {
+            headers.push(("Timer", Align::Left));
+        }
+        if columns.extended {
+            headers.push(("Details", Align::Left));
+        }
+        Ok(TableSink {
+            out,
+            table: TextTable::new(headers),
+            columns,
+            services: columns.resolve.then(Services::load),
+        })
     }
 }
 
 impl Sink for TableSink<'_> {
-    fn socket(&mut self, s: &Socket) -> io::Result<()> {
+    fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
+        let s = row.socket;
+        let services = self.services.as_ref();
         let t = &mut self.table;
         t.cell(format_args!("{}", s.state));
         t.cell(format_args!("{}", s.rx_queue));
         t.cell(format_args!("{}", s.tx_queue));
-        t.cell(format_args!("{}", Endpoint(s.local)));
-        t.cell(format_args!("{}", Endpoint(s.remote)));
+        t.cell(format_args!("{}", Endpoint(s.local, services)));
+        t.cell(format_args!("{}", Endpoint(s.remote, services)));
+        if self.columns.netns {
+            match row.netns {
+                Some(ns) => t.cell(format_args!("{}", ns.label())),
+                None => t.cell(format_args!("")),
+            }
+        }
+        if self.columns.processes {
+            match row.owners {
+                Some(o) => t.cell(format_args!("{}", OwnersCell(o))),
+                None => t.cell(format_args!("")),
+            }
+        }
+        if self.columns.timers {
+            t.cell(format_args!("{}", TimerCell(s)));
+        }
+        if self.columns.extended {
+            t.cell(format_args!("{}", ExtendedCell(s)));
+        }
         Ok(())
     }
 

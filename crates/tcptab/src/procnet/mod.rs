@@ -170,7 +170,7 @@ impl<R: Read> Iterator for TableReader<R> {
                     } else {
                         Error::Io {
                             path: self.path.clone(),
-                            source,
+                            error: source,
                         }
                     };
                     return Some(Err(error));
@@ -237,7 +237,7 @@ impl ProcRoot {
         match File::open(&path) {
             Ok(file) => Ok(Some(TableReader::new(file, path, options))),
             Err(e) if e.kind() == io::ErrorKind::NotFound && family == Family::Ipv6 => Ok(None),
-            Err(source) => Err(Error::Io { path, source }),
+            Err(error) => Err(Error::Io { path, error }),
         }
     }
 

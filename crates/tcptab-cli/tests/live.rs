@@ -1,0 +1,526 @@
+//! `tcptab list` on real sockets in fresh network namespaces, checked
+//! against `ss` for the same namespace: owners (`-p` vs `ss -tanp`), every
+//! filter and the expression language (vs the same filter given to `ss`),
+//! several namespaces at once, and an unprivileged run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use testkit::{endpoint, require_root, Scenario, SsRow};
+
+fn tcptab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(args)
+        .output()
+        .expect("running tcptab")
+}
+
+fn json(args: &[&str]) -> Vec<Value> {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let out = tcptab(&all);
+    assert!(
+        out.status.success(),
+        "tcptab {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// (state in ss spelling, local, peer) of a JSON row, as testkit writes them.
+fn identity(row: &Value) -> (String, String, String) {
+    let state: tcptab::State = row["state"].as_str().unwrap().parse().unwrap();
+    let addr = |a: &str, p: &str| {
+        let ip: std::net::IpAddr = row[a].as_str().unwrap().parse().unwrap();
+        endpoint(std::net::SocketAddr::new(
+            ip,
+            row[p].as_u64().unwrap() as u16,
+        ))
+    };
+    (
+        state.ss_name().unwrap().to_string(),
+        addr("local_address", "local_port"),
+        addr("remote_address", "remote_port"),
+    )
+}
+
+fn ss_identity(row: &SsRow) -> (String, String, String) {
+    let state: tcptab::State = row.state.parse().unwrap();
+    (
+        state.ss_name().unwrap().to_string(),
+        row.local.clone(),
+        row.peer.clone(),
+    )
+}
+
+/// (local, peer): what identifies a socket within one namespace, and all
+/// that `ss` prints when a state filter makes it drop the State column.
+fn ends(row: &Value) -> (String, String) {
+    let (_, local, peer) = identity(row);
+    (local, peer)
+}
+
+fn ss_ends(row: &SsRow) -> (String, String) {
+    (row.local.clone(), row.peer.clone())
+}
+
+/// `users:(("python3",pid=1,fd=4),("python3",pid=2,fd=4))` → {(1,4), (2,4)}.
+fn ss_users(rest: &str) -> BTreeSet<(u64, u64)> {
+    let mut users = BTreeSet::new();
+    for part in rest.split("pid=").skip(1) {
+        let pid: u64 = part.split(',').next().unwrap().parse().unwrap();
+        let fd: u64 = part
+            .split("fd=")
+            .nth(1)
+            .unwrap()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        users.insert((pid, fd));
+    }
+    users
+}
+
+#[test]
+fn owners_agree_with_ss_tanp() {
+    if !require_root("owners_agree_with_ss_tanp") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    let rows = json(&["list", "--netns-pid", &pid, "-p"]);
+    let ours: BTreeMap<_, BTreeSet<(u64, u64)>> = rows
+        .iter()
+        .map(|r| {
+            let owners = r["owners"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| (o["pid"].as_u64().unwrap(), o["fd"].as_u64().unwrap()))
+                .collect();
+            (identity(r), owners)
+        })
+        .collect();
+    let theirs: BTreeMap<_, BTreeSet<(u64, u64)>> = scenario
+        .ss(&["-p"])
+        .iter()
+        .map(|r| (ss_identity(r), ss_users(&r.rest)))
+        .collect();
+    assert_eq!(ours, theirs);
+    // The shared listener has two owners or more; TIME_WAIT and request
+    // sockets are marked as having no process by nature.
+    let shared = scenario
+        .manifest
+        .sockets
+        .iter()
+        .find(|e| e.name == "listen_shared")
+        .unwrap();
+    let key = (
+        "listening".to_string(),
+        endpoint(shared.local),
+        "*:*".to_string(),
+    );
+    assert!(ours[&key].len() >= 2, "{:?}", ours[&key]);
+    for row in &rows {
+        if row["kind"] != "full" {
+            assert_eq!(row["owner_status"], "no_process", "{row}");
+        }
+    }
+    // Another uid's socket: owned by the nobody child.
+    let nobody = scenario
+        .manifest
+        .sockets
+        .iter()
+        .find(|e| e.name == "listen_nobody")
+        .unwrap();
+    let row = rows
+        .iter()
+        .find(|r| identity(r).1 == endpoint(nobody.local) && r["state"] == "LISTEN")
+        .unwrap();
+    assert_eq!(row["uid"], 65534);
+    assert!(row["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["pid"] == nobody.pids[0]));
+}
+
+#[test]
+fn filters_agree_with_ss() {
+    if !require_root("filters_agree_with_ss") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    let port = |name: &str| {
+        scenario
+            .manifest
+            .sockets
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap()
+            .local
+            .port()
+            .to_string()
+    };
+    let p = port("listen");
+    let q = port("listen_queued");
+    let range = format!(
+        "{}-{}",
+        p.parse::<u16>().unwrap().min(q.parse().unwrap()),
+        p.parse::<u16>().unwrap().max(q.parse().unwrap())
+    );
+    let (lo, hi) = range.split_once('-').unwrap();
+    // (tcptab arguments, ss arguments) that must select the same sockets.
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        (vec!["-l".into()], vec!["-l".into()]),
+        (
+            vec!["--state".into(), "established".into()],
+            vec!["state".into(), "established".into()],
+        ),
+        (
+            vec![
+                "--state".into(),
+                "estab".into(),
+                "--state".into(),
+                "time-wait".into(),
+            ],
+            vec![
+                "state".into(),
+                "established".into(),
+                "state".into(),
+                "time-wait".into(),
+            ],
+        ),
+        (
+            vec!["--state".into(), "connected".into()],
+            vec!["state".into(), "connected".into()],
+        ),
+        (
+            vec!["--state".into(), "synchronized".into()],
+            vec!["state".into(), "synchronized".into()],
+        ),
+        (
+            vec!["--state".into(), "bucket".into()],
+            vec!["state".into(), "bucket".into()],
+        ),
+        (
+            vec!["--state".into(), "big".into()],
+            vec!["state".into(), "big".into()],
+        ),
+        (
+            vec!["--state".into(), "FIN_WAIT2".into()],
+            vec!["state".into(), "fin-wait-2".into()],
+        ),
+        (vec!["-4".into()], vec!["-4".into()]),
+        (vec!["-6".into()], vec!["-6".into()]),
+        (
+            vec!["--sport".into(), p.clone()],
+            vec![format!("sport = :{p}")],
+        ),
+        (
+            vec!["--dport".into(), p.clone()],
+            vec![format!("dport = :{p}")],
+        ),
+        (
+            vec!["--port".into(), p.clone()],
+            vec![format!("( sport = :{p} or dport = :{p} )")],
+        ),
+        (
+            vec!["--sport".into(), range.clone()],
+            vec![format!("( sport >= :{lo} and sport <= :{hi} )")],
+        ),
+        (
+            vec!["--src".into(), "10.99.0.0/24".into()],
+            vec!["src".into(), "10.99.0.0/24".into()],
+        ),
+        (
+            vec!["--dst".into(), "127.0.0.1".into()],
+            vec!["dst".into(), "127.0.0.1".into()],
+        ),
+        (
+            vec!["--dst".into(), "::1".into()],
+            vec!["dst".into(), "[::1]".into()],
+        ),
+        (
+            vec![format!(
+                "state established and ( dport = :{p} or sport = :{p} )"
+            )],
+            vec![
+                "state".into(),
+                "established".into(),
+                format!("( dport = :{p} or sport = :{p} )"),
+            ],
+        ),
+        (
+            vec![format!("not ( sport = :{p} ) and dst 127.0.0.0/8")],
+            vec![format!("not ( sport = :{p} ) and dst 127.0.0.0/8")],
+        ),
+        (
+            vec![format!("sport gt :{p} || dport lt :{q}")],
+            vec![format!("sport gt :{p} or dport lt :{q}")],
+        ),
+        (
+            vec![format!("src 127.0.0.1:{p}")],
+            vec![format!("src 127.0.0.1:{p}")],
+        ),
+    ];
+    for (ours_args, ss_args) in &cases {
+        let mut args: Vec<&str> = vec!["list", "--netns-pid", &pid];
+        args.extend(ours_args.iter().map(String::as_str));
+        let ours: BTreeSet<_> = json(&args).iter().map(ends).collect();
+        let ss_args: Vec<&str> = ss_args.iter().map(String::as_str).collect();
+        let theirs: BTreeSet<_> = scenario.ss(&ss_args).iter().map(ss_ends).collect();
+        assert!(
+            !theirs.is_empty() || ours_args[0] == "-6",
+            "{ss_args:?} selects something"
+        );
+        assert_eq!(ours, theirs, "tcptab {ours_args:?} vs ss {ss_args:?}");
+    }
+    // Owner filters, against ss -p.
+    let ss_p = scenario.ss(&["-p"]);
+    let twin = ss_users(
+        &ss_p
+            .iter()
+            .find(|r| r.local.ends_with(&format!(":{p}")) && r.state == "LISTEN")
+            .unwrap()
+            .rest,
+    )
+    .iter()
+    .map(|(pid, _)| *pid)
+    .max()
+    .unwrap();
+    let ours: BTreeSet<_> = json(&["list", "--netns-pid", &pid, "--pid", &twin.to_string()])
+        .iter()
+        .map(identity)
+        .collect();
+    let theirs: BTreeSet<_> = ss_p
+        .iter()
+        .filter(|r| ss_users(&r.rest).iter().any(|(p, _)| *p == twin))
+        .map(ss_identity)
+        .collect();
+    assert_eq!(ours, theirs, "--pid {twin}");
+    let ours: BTreeSet<_> = json(&["list", "--netns-pid", &pid, "--process", "python3"])
+        .iter()
+        .map(identity)
+        .collect();
+    let theirs: BTreeSet<_> = ss_p
+        .iter()
+        .filter(|r| r.rest.contains("\"python3\""))
+        .map(ss_identity)
+        .collect();
+    assert_eq!(ours, theirs, "--process python3");
+    let ours: Vec<_> = json(&["list", "--netns-pid", &pid, "--uid", "65534"]);
+    assert_eq!(ours.len(), 1, "only the nobody listener: {ours:?}");
+}
+
+#[test]
+fn proc_format_applies_filters_and_renumbers() {
+    if !require_root("proc_format_applies_filters_and_renumbers") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    let out = tcptab(&["list", "--netns-pid", &pid, "-l", "--format", "proc"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let root = format!("/proc/{pid}");
+    let table = tcptab::ProcRoot::new(&root)
+        .read(Default::default())
+        .unwrap();
+    let listeners = table.sockets.iter().filter(|s| s.is_listening()).count();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("sl"))
+        .collect();
+    assert_eq!(lines.len(), listeners);
+    // sl counts from 0 in each table, and every line is a listener's.
+    let parsed: Vec<tcptab::Socket> = lines
+        .iter()
+        .map(|l| tcptab::procnet::parse_line(l.as_bytes(), tcptab::ByteOrder::native()).unwrap())
+        .collect();
+    for family in [tcptab::Family::Ipv4, tcptab::Family::Ipv6] {
+        let sls: Vec<u32> = parsed
+            .iter()
+            .filter(|s| s.family == family)
+            .map(|s| s.sl)
+            .collect();
+        assert_eq!(sls, (0..sls.len() as u32).collect::<Vec<_>>());
+    }
+    assert!(parsed.iter().all(|s| s.is_listening()));
+}
+
+#[test]
+fn all_netns_finds_sockets_in_two_namespaces() {
+    if !require_root("all_netns_finds_sockets_in_two_namespaces") {
+        return;
+    }
+    let a = Scenario::start("sockets.py");
+    let b = Scenario::start("sockets.py");
+    let rows = json(&["list", "--all-netns"]);
+    for scenario in [&a, &b] {
+        let ns = std::fs::metadata(format!("/proc/{}/ns/net", scenario.pid())).unwrap();
+        let inode = std::os::unix::fs::MetadataExt::ino(&ns);
+        let in_ns: BTreeSet<_> = rows
+            .iter()
+            .filter(|r| r["netns"] == inode)
+            .map(identity)
+            .collect();
+        let theirs: BTreeSet<_> = scenario.ss(&[]).iter().map(ss_identity).collect();
+        assert_eq!(in_ns, theirs, "namespace {inode}");
+    }
+    // The table labels each socket with its namespace.
+    let out = tcptab(&["list", "--all-netns"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().next().unwrap().contains("Netns"));
+}
+
+#[test]
+fn named_namespace_is_entered_even_without_a_process() {
+    if !require_root("named_namespace_is_entered_even_without_a_process") {
+        return;
+    }
+    let name = format!("tcptab-test-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let status = Command::new("ip").args(args).status().unwrap();
+        assert!(status.success(), "ip {args:?}");
+    };
+    ip(&["netns", "add", &name]);
+    // A connection that closes at once leaves a TIME_WAIT socket, which
+    // outlives the process: the namespace then has sockets but no process.
+    let script = "import socket\nl=socket.socket();l.bind(('127.0.0.1',0));l.listen()\nport=l.getsockname()[1]\nc=socket.create_connection(('127.0.0.1',port));s,_=l.accept()\nc.close();s.close();l.close();print(port)";
+    ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &name, "python3", "-c", script])
+        .output()
+        .unwrap();
+    let port = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let result = tcptab(&["list", "--netns", &name, "--format", "json"]);
+    ip(&["netns", "delete", &name]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice::<Value>(&result.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        rows.iter()
+            .any(|r| r["state"] == "TIME_WAIT" && r["remote_port"].to_string() == port),
+        "a TIME_WAIT to port {port}: {rows:?}"
+    );
+    assert!(rows.iter().all(|r| r["netns_name"] == name.as_str()));
+}
+
+#[test]
+fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
+    if !require_root("unprivileged_run_lists_sockets_and_says_what_it_could_not_see") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    // A copy of the binary that the nobody user may execute.
+    let bin = std::env::temp_dir().join(format!("tcptab-unpriv-{}", std::process::id()));
+    std::fs::copy(env!("CARGO_BIN_EXE_tcptab"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["list", "--netns-pid", &pid, "-p", "--format", "json"])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&bin).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        stderr
+            .matches("could not be inspected (permission denied)")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    let rows: Vec<Value> = serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        rows.len(),
+        scenario.manifest.sockets.len(),
+        "every socket is still listed"
+    );
+    for row in &rows {
+        let status = row["owner_status"].as_str().unwrap();
+        // Every holder here is root's, or nobody's after setuid() from root
+        // (not dumpable, so not inspectable either).
+        if row["kind"] != "full" || row["inode"] == 0 {
+            assert_eq!(status, "no_process", "{row}");
+        } else {
+            assert_eq!(status, "unknown", "{row}");
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["list", "--state", "establishd"],
+            "unknown TCP state 'establishd'",
+        ),
+        (
+            &["list", "--src", "10.0.0.0/33"],
+            "--src: '10.0.0.0/33': a prefix length of 33 is longer than 32",
+        ),
+        (
+            &["list", "--dst", "10.0.0.x"],
+            "--dst: '10.0.0.x' is not an address",
+        ),
+        (
+            &["list", "--sport", "http"],
+            "--sport: 'http' is not a port",
+        ),
+        (
+            &["list", "state established and ( dport = :https )"],
+            "filter: word 7 ':https'",
+        ),
+        (&["list", "dport = :80 )"], "filter: word 4 ')'"),
+        (
+            &["list", "--netns", "no-such-namespace-here"],
+            "network namespace no-such-namespace-here: no such namespace in /run/netns",
+        ),
+        (
+            &["list", "--netns-pid", "4000000000"],
+            "of pid 4000000000: no such process",
+        ),
+        (
+            &["list", "--root", "testdata", "--all-netns"],
+            "cannot be combined",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = tcptab(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(expected),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -1,0 +1,664 @@
+//! Socket filters: state sets (with `ss`'s groups), port ranges, address
+//! prefixes, owners, and an expression language with the common part of
+//! `ss`'s:
+//!
+//! ```text
+//! state established and ( dport = :443 or dport = :80 ) and dst 10.0.0.0/8
+//! ```
+//!
+//! Words: `state NAME`, `sport OP PORT`, `dport OP PORT` (OP one of `=` `==`
+//! `eq` `!=` `ne` `<` `lt` `>` `gt` `<=` `le` `>=` `ge`; PORT `443` or
+//! `:443`), `src ADDR` and `dst ADDR` (ADDR an address, a prefix such as
+//! `10.0.0.0/8`, either optionally with `:PORT`; IPv6 with a port in
+//! brackets), `and`/`&&` (or nothing), `or`/`||`, `not`/`!`, parentheses.
+//! IPv4-mapped IPv6 addresses match their IPv4 form.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use crate::owners::OwnerScan;
+use crate::socket::{canonical, Family, Socket, State, UnknownState};
+
+/// A set of TCP states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct StateSet(u32);
+
+impl StateSet {
+    pub const EMPTY: StateSet = StateSet(0);
+    pub const ALL: StateSet = StateSet(u32::MAX);
+
+    pub fn of(states: &[State]) -> StateSet {
+        let mut set = StateSet::EMPTY;
+        for &s in states {
+            set.insert(s);
+        }
+        set
+    }
+
+    pub fn insert(&mut self, state: State) {
+        self.0 |= 1 << (state.code() % 32);
+    }
+
+    pub fn contains(self, state: State) -> bool {
+        self.0 & (1 << (state.code() % 32)) != 0
+    }
+
+    pub fn union(self, other: StateSet) -> StateSet {
+        StateSet(self.0 | other.0)
+    }
+
+    pub fn intersection(self, other: StateSet) -> StateSet {
+        StateSet(self.0 & other.0)
+    }
+
+    /// The kernel's bit mask over state codes (`1 << code`), as inet_diag
+    /// requests take it.
+    pub fn kernel_mask(self) -> u32 {
+        self.0
+    }
+
+    /// A state name (kernel or `ss` spelling) or one of `ss`'s groups:
+    /// `all`, `connected` (all but LISTEN and CLOSE), `synchronized`
+    /// (connected but not SYN_SENT), `bucket` (SYN_RECV and TIME_WAIT, the
+    /// mini-sockets) and `big` (all but bucket).
+    pub fn from_name(name: &str) -> Result<StateSet, UnknownState> {
+        let listed = StateSet::of(&State::LISTED);
+        let connected = StateSet(listed.0 & !StateSet::of(&[State::Listen, State::Close]).0);
+        let bucket = StateSet::of(&[State::SynRecv, State::TimeWait]);
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "all" => StateSet::ALL,
+            "connected" => connected,
+            "synchronized" => StateSet(connected.0 & !StateSet::of(&[State::SynSent]).0),
+            "bucket" => bucket,
+            "big" => StateSet(listed.0 & !bucket.0),
+            _ => StateSet::of(&[name.parse::<State>()?]),
+        })
+    }
+}
+
+/// An inclusive port range (`443`, `1000-2000`, `:443`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl PortRange {
+    pub fn contains(self, port: u16) -> bool {
+        (self.low..=self.high).contains(&port)
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let text = s.strip_prefix(':').unwrap_or(s);
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("'{s}' is not a port or a port range (e.g. 443 or 1000-2000)"))
+        };
+        let (low, high) = match text.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => (port(text)?, port(text)?),
+        };
+        if low > high {
+            return Err(format!("'{s}': the range is empty ({low} > {high})"));
+        }
+        Ok(PortRange { low, high })
+    }
+}
+
+/// An address prefix (`10.0.0.0/8`, `::1`, `fe80::/10`). An IPv4-mapped
+/// IPv6 prefix is held in its IPv4 form, and so matches both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    pub address: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(self, ip: IpAddr) -> bool {
+        let ip = canonical(std::net::SocketAddr::new(ip, 0)).ip();
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let bad = || format!("'{s}' is not an address or prefix (e.g. 10.0.0.0/8 or ::1)");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        let address: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(format!(
+                "'{s}': a prefix length of {prefix} is longer than {max}"
+            ));
+        }
+        // ::ffff:a.b.c.d/N (N >= 96) is a.b.c.d/(N - 96).
+        if let IpAddr::V6(v6) = address {
+            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
+                return Ok(Cidr {
+                    address: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                });
+            }
+        }
+        Ok(Cidr { address, prefix })
+    }
+}
+
+/// Which end of a connection a condition looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The local end (`sport`, `src`).
+    Local,
+    /// The remote end (`dport`, `dst`).
+    Remote,
+    /// Either end (`--port`).
+    Either,
+}
+
+/// A comparison in `sport OP PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Cmp {
+    fn from_word(word: &str) -> Option<Cmp> {
+        Some(match word {
+            "=" | "==" | "eq" => Cmp::Eq,
+            "!=" | "ne" | "neq" => Cmp::Ne,
+            "<" | "lt" => Cmp::Lt,
+            "<=" | "le" => Cmp::Le,
+            ">" | "gt" => Cmp::Gt,
+            ">=" | "ge" => Cmp::Ge,
+            _ => return None,
+        })
+    }
+
+    fn holds(self, a: u16, b: u16) -> bool {
+        match self {
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+        }
+    }
+}
+
+/// A filter over sockets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Expr {
+    /// Every socket.
+    All,
+    State(StateSet),
+    Family(Family),
+    Port {
+        side: Side,
+        cmp: Cmp,
+        port: u16,
+    },
+    PortRange {
+        side: Side,
+        range: PortRange,
+    },
+    Addr {
+        side: Side,
+        net: Cidr,
+        port: Option<u16>,
+    },
+    Uid(u32),
+    /// Held by this process (needs an owner scan).
+    Pid(u32),
+    /// Held by a process with this command name (needs an owner scan).
+    Process(String),
+    Not(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+}
+
+impl Expr {
+    /// `self and other`, dropping `All`.
+    pub fn and(self, other: Expr) -> Expr {
+        match (self, other) {
+            (Expr::All, e) | (e, Expr::All) => e,
+            (a, b) => Expr::And(Box::new(a), Box::new(b)),
+        }
+    }
+
+    /// `a or b or ...` of `items` (All for none).
+    pub fn any(items: impl IntoIterator<Item = Expr>) -> Expr {
+        items
+            .into_iter()
+            .reduce(|a, b| Expr::Or(Box::new(a), Box::new(b)))
+            .unwrap_or(Expr::All)
+    }
+
+    /// Whether evaluating needs to know the sockets' owners.
+    pub fn needs_owners(&self) -> bool {
+        match self {
+            Expr::Pid(_) | Expr::Process(_) => true,
+            Expr::Not(e) => e.needs_owners(),
+            Expr::And(a, b) | Expr::Or(a, b) => a.needs_owners() || b.needs_owners(),
+            _ => false,
+        }
+    }
+
+    /// The states a matching socket can be in (a superset), so a source
+    /// can ask the kernel for only those.
+    pub fn states(&self) -> StateSet {
+        match self {
+            Expr::State(set) => *set,
+            Expr::And(a, b) => a.states().intersection(b.states()),
+            Expr::Or(a, b) => a.states().union(b.states()),
+            _ => StateSet::ALL,
+        }
+    }
+
+    /// Whether `socket` matches. `owners` is needed for `Pid` and
+    /// `Process`; without it they match nothing.
+    pub fn matches(&self, s: &Socket, owners: Option<&OwnerScan>) -> bool {
+        let port = |side: Side, test: &dyn Fn(u16) -> bool| match side {
+            Side::Local => test(s.local.port()),
+            Side::Remote => test(s.remote.port()),
+            Side::Either => test(s.local.port()) || test(s.remote.port()),
+        };
+        match self {
+            Expr::All => true,
+            Expr::State(set) => set.contains(s.state),
+            Expr::Family(f) => s.family == *f,
+            Expr::Port { side, cmp, port: p } => port(*side, &|x| cmp.holds(x, *p)),
+            Expr::PortRange { side, range } => port(*side, &|x| range.contains(x)),
+            Expr::Addr { side, net, port: p } => {
+                let end = |addr: std::net::SocketAddr| {
+                    net.contains(addr.ip()) && p.is_none_or(|p| p == addr.port())
+                };
+                match side {
+                    Side::Local => end(s.local),
+                    Side::Remote => end(s.remote),
+                    Side::Either => end(s.local) || end(s.remote),
+                }
+            }
+            Expr::Uid(uid) => s.uid == *uid,
+            Expr::Pid(pid) => owners.is_some_and(|o| o.owners(s).iter().any(|o| o.pid == *pid)),
+            Expr::Process(name) => {
+                owners.is_some_and(|o| o.owners(s).iter().any(|o| o.command == *name))
+            }
+            Expr::Not(e) => !e.matches(s, owners),
+            Expr::And(a, b) => a.matches(s, owners) && b.matches(s, owners),
+            Expr::Or(a, b) => a.matches(s, owners) || b.matches(s, owners),
+        }
+    }
+
+    /// Parse the expression language (see the module documentation).
+    pub fn parse(text: &str) -> Result<Expr, FilterError> {
+        let words = split_words(text);
+        let mut parser = Parser { words, at: 0 };
+        if parser.words.is_empty() {
+            return Ok(Expr::All);
+        }
+        let expr = parser.or()?;
+        if parser.at < parser.words.len() {
+            return Err(parser.error("expected 'and', 'or' or the end of the filter"));
+        }
+        Ok(expr)
+    }
+}
+
+/// A filter expression that could not be parsed, pointing at the word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError {
+    /// 1-based index of the offending word (0: the end of the filter).
+    pub word: usize,
+    /// The offending word ("" at the end).
+    pub text: String,
+    pub message: String,
+}
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.word == 0 {
+            write!(f, "filter: at the end: {}", self.message)
+        } else {
+            write!(
+                f,
+                "filter: word {} '{}': {}",
+                self.word, self.text, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+/// Split on white space, with `(`, `)` and a leading `!` as words of their
+/// own.
+fn split_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for raw in text.split_whitespace() {
+        let mut w = raw;
+        loop {
+            if let Some(rest) = w.strip_prefix('(') {
+                words.push("(".to_string());
+                w = rest;
+            } else if let Some(rest) = w
+                .strip_prefix('!')
+                .filter(|r| !r.is_empty() && !r.starts_with('='))
+            {
+                words.push("!".to_string());
+                w = rest;
+            } else {
+                break;
+            }
+        }
+        let mut closing = 0;
+        while let Some(rest) = w.strip_suffix(')') {
+            closing += 1;
+            w = rest;
+        }
+        if !w.is_empty() {
+            words.push(w.to_string());
+        }
+        words.extend(std::iter::repeat_n(")".to_string(), closing));
+    }
+    words
+}
+
+struct Parser {
+    words: Vec<String>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&str> {
+        self.words.get(self.at).map(String::as_str)
+    }
+
+    fn error(&self, message: impl Into<String>) -> FilterError {
+        match self.words.get(self.at) {
+            Some(text) => FilterError {
+                word: self.at + 1,
+                text: text.clone(),
+                message: message.into(),
+            },
+            None => FilterError {
+                word: 0,
+                text: String::new(),
+                message: message.into(),
+            },
+        }
+    }
+
+    fn or(&mut self) -> Result<Expr, FilterError> {
+        let mut left = self.and()?;
+        while matches!(self.peek(), Some("or" | "||")) {
+            self.at += 1;
+            let right = self.and()?;
+            left = Expr::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Expr, FilterError> {
+        let mut left = self.unary()?;
+        loop {
+            match self.peek() {
+                Some("and" | "&&") => {
+                    self.at += 1;
+                }
+                Some("or" | "||" | ")") | None => return Ok(left),
+                Some(_) => {} // juxtaposition means "and", as in ss
+            }
+            let right = self.unary()?;
+            left = Expr::And(Box::new(left), Box::new(right));
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, FilterError> {
+        if matches!(self.peek(), Some("not" | "!")) {
+            self.at += 1;
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, FilterError> {
+        let Some(word) = self.peek().map(str::to_string) else {
+            return Err(self.error("expected a condition (state, sport, dport, src, dst) or '('"));
+        };
+        match word.as_str() {
+            "(" => {
+                self.at += 1;
+                let inner = self.or()?;
+                if self.peek() != Some(")") {
+                    return Err(self.error("expected ')'"));
+                }
+                self.at += 1;
+                Ok(inner)
+            }
+            "state" => {
+                self.at += 1;
+                let Some(name) = self.peek().map(str::to_string) else {
+                    return Err(self.error("expected a state name after 'state'"));
+                };
+                let set = StateSet::from_name(&name).map_err(|e| self.error(e.to_string()))?;
+                self.at += 1;
+                Ok(Expr::State(set))
+            }
+            "sport" | "dport" => {
+                self.at += 1;
+                let side = if word == "sport" {
+                    Side::Local
+                } else {
+                    Side::Remote
+                };
+                let cmp = match self.peek().and_then(Cmp::from_word) {
+                    Some(cmp) => {
+                        self.at += 1;
+                        cmp
+                    }
+                    None => Cmp::Eq,
+                };
+                let Some(text) = self.peek().map(str::to_string) else {
+                    return Err(self.error(format!("expected a port after '{word}' (e.g. :443)")));
+                };
+                let port = text
+                    .strip_prefix(':')
+                    .unwrap_or(&text)
+                    .parse::<u16>()
+                    .map_err(|_| self.error("expected a port number (e.g. :443)"))?;
+                self.at += 1;
+                Ok(Expr::Port { side, cmp, port })
+            }
+            "src" | "dst" => {
+                self.at += 1;
+                let side = if word == "src" {
+                    Side::Local
+                } else {
+                    Side::Remote
+                };
+                let negate = match self.peek() {
+                    Some("=" | "==" | "eq") => {
+                        self.at += 1;
+                        false
+                    }
+                    Some("!=" | "ne" | "neq") => {
+                        self.at += 1;
+                        true
+                    }
+                    _ => false,
+                };
+                let Some(text) = self.peek().map(str::to_string) else {
+                    return Err(self.error(format!(
+                        "expected an address after '{word}' (e.g. 10.0.0.0/8)"
+                    )));
+                };
+                let (net, port) = parse_endpoint(&text).map_err(|m| self.error(m))?;
+                self.at += 1;
+                let e = Expr::Addr { side, net, port };
+                Ok(if negate { Expr::Not(Box::new(e)) } else { e })
+            }
+            ")" => Err(self.error("unexpected ')'")),
+            _ => Err(self.error("expected a condition (state, sport, dport, src, dst) or '('")),
+        }
+    }
+}
+
+/// `10.0.0.0/8`, `127.0.0.1:80`, `[::1]:80`, `::1`, `[fe80::]/10:22`.
+fn parse_endpoint(text: &str) -> Result<(Cidr, Option<u16>), String> {
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| format!("'{text}': '{p}' is not a port"))
+    };
+    if let Some(rest) = text.strip_prefix('[') {
+        let (inside, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("'{text}': missing ']'"))?;
+        let (prefix, port_text) = match after.split_once(':') {
+            Some((p, port_text)) => (p, Some(port_text)),
+            None => (after, None),
+        };
+        let net: Cidr = format!("{inside}{prefix}").parse()?;
+        return Ok((net, port_text.map(port).transpose()?));
+    }
+    // An IPv6 address without brackets has no port.
+    if text.matches(':').count() > 1 {
+        return Ok((text.parse()?, None));
+    }
+    match text.split_once(':') {
+        Some((addr, p)) => Ok((addr.parse()?, Some(port(p)?))),
+        None => Ok((text.parse()?, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procnet::{parse_line, ByteOrder};
+
+    fn sock(line: &str) -> Socket {
+        parse_line(line.as_bytes(), ByteOrder::Little).unwrap()
+    }
+
+    const HTTPS: &str = "   7: 0500000A:A8CA 22D8B85D:01BB 01 000005A8:00000000 01:00000017 00000000  1000        0 98765 2 0000000000000000 23 4 30 10 -1";
+    const LISTEN: &str = "   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 23145 1 0000000000000000 100 0 0 10 0";
+    const MAPPED: &str = "   7: 0000000000000000FFFF00000A01A8C0:1F90 0000000000000000FFFF00003201A8C0:C93B 01 00000000:00000000 00:00000000 00000000  1000        0 99100 1 0000000000000000 20 4 0 10 -1";
+
+    fn m(expr: &str, line: &str) -> bool {
+        Expr::parse(expr).unwrap().matches(&sock(line), None)
+    }
+
+    #[test]
+    fn expressions() {
+        assert!(m(
+            "state established and ( dport = :443 or dport = :80 )",
+            HTTPS
+        ));
+        assert!(!m(
+            "state established and ( dport = :22 or dport = :80 )",
+            HTTPS
+        ));
+        assert!(m("dst 93.184.216.0/24", HTTPS));
+        assert!(m("dst 93.184.216.34:443", HTTPS));
+        assert!(!m("dst 93.184.216.34:80", HTTPS));
+        assert!(m("src 10.0.0.5 sport > :1024", HTTPS));
+        assert!(m("not state listening", HTTPS));
+        assert!(m("!(state listening)", HTTPS));
+        assert!(m("state listening", LISTEN));
+        assert!(m("sport = :22 || sport = :23", LISTEN));
+        assert!(m("state connected", HTTPS) && !m("state connected", LISTEN));
+        // A mapped address matches its IPv4 form, and the mapped form.
+        assert!(m("src 192.168.1.0/24", MAPPED));
+        assert!(m("src ::ffff:192.168.1.10", MAPPED));
+        assert!(m("dst [::ffff:192.168.1.50]:51515", MAPPED));
+        assert!(m("", HTTPS));
+    }
+
+    #[test]
+    fn errors_point_at_the_word() {
+        let e = Expr::parse("state established and ( dport = :https )").unwrap_err();
+        assert_eq!((e.word, e.text.as_str()), (7, ":https"));
+        let e = Expr::parse("state estabished").unwrap_err();
+        assert_eq!(e.word, 2);
+        assert!(
+            e.to_string().contains("unknown TCP state 'estabished'"),
+            "{e}"
+        );
+        let e = Expr::parse("( dport = :80").unwrap_err();
+        assert_eq!(e.word, 0, "{e}");
+        let e = Expr::parse("dst 10.0.0.0/33").unwrap_err();
+        assert_eq!(e.word, 2, "{e}");
+        let e = Expr::parse("dport = :80 )").unwrap_err();
+        assert_eq!(e.word, 4, "{e}");
+        let e = Expr::parse("frobnicate").unwrap_err();
+        assert_eq!(e.to_string(), "filter: word 1 'frobnicate': expected a condition (state, sport, dport, src, dst) or '('");
+    }
+
+    #[test]
+    fn state_groups_follow_ss() {
+        let bucket = StateSet::from_name("bucket").unwrap();
+        assert!(bucket.contains(State::TimeWait) && bucket.contains(State::SynRecv));
+        assert!(!bucket.contains(State::Established));
+        let sync = StateSet::from_name("synchronized").unwrap();
+        assert!(!sync.contains(State::SynSent) && sync.contains(State::CloseWait));
+        let big = StateSet::from_name("big").unwrap();
+        assert!(big.contains(State::Listen) && !big.contains(State::TimeWait));
+        assert!(StateSet::from_name("FIN-WAIT-2")
+            .unwrap()
+            .contains(State::FinWait2));
+    }
+
+    #[test]
+    fn ports_and_prefixes() {
+        assert_eq!(
+            "1000-2000".parse::<PortRange>().unwrap(),
+            PortRange {
+                low: 1000,
+                high: 2000
+            }
+        );
+        assert_eq!(
+            ":443".parse::<PortRange>().unwrap(),
+            PortRange {
+                low: 443,
+                high: 443
+            }
+        );
+        assert!("2000-1000".parse::<PortRange>().is_err());
+        assert!("http".parse::<PortRange>().is_err());
+        let net: Cidr = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(net, "10.0.0.0/8".parse().unwrap());
+        assert!("10.0.0.0/8x".parse::<Cidr>().is_err());
+        assert!("fe80::/10"
+            .parse::<Cidr>()
+            .unwrap()
+            .contains("fe80::1".parse().unwrap()));
+    }
+}

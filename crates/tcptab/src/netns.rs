@@ -1,0 +1,221 @@
+//! Network namespaces: find them, name them, and open their TCP tables.
+//!
+//! A namespace with a process in it is read through `/proc/<pid>/net`
+//! (no privilege beyond reading /proc). A named namespace (`ip netns add`,
+//! a bind mount under `/run/netns`) with no process is entered with
+//! `setns(2)` on a short-lived thread, which opens the tables and leaves;
+//! the open files keep showing that namespace.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::procnet::{ProcRoot, ReadOptions, TableReader};
+use crate::socket::Family;
+
+/// Where named namespaces live (`ip netns`).
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// One network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    /// The namespace's inode (`net:[N]` in /proc/PID/ns/net), unique while
+    /// it exists.
+    pub inode: u64,
+    /// Its name under /run/netns, if it has one.
+    pub name: Option<String>,
+    /// A process living in it (the lowest pid), if any.
+    pub pid: Option<u32>,
+    /// The bind-mounted file of a named namespace.
+    pub path: Option<PathBuf>,
+}
+
+impl Namespace {
+    /// `name` if it has one, else the inode.
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.inode.to_string())
+    }
+
+    /// Open its two tables (tcp6 may be absent).
+    pub fn open(
+        &self,
+        proc_root: &Path,
+        options: ReadOptions,
+    ) -> Result<[Option<TableReader<File>>; 2]> {
+        if let Some(pid) = self.pid {
+            let root = ProcRoot::new(proc_root.join(pid.to_string()));
+            match (
+                root.open(Family::Ipv4, options),
+                root.open(Family::Ipv6, options),
+            ) {
+                (Ok(v4), Ok(v6)) => return Ok([v4, v6]),
+                // The process may have exited; try the named file below.
+                (Err(e), _) | (_, Err(e)) if self.path.is_none() => return Err(e),
+                _ => {}
+            }
+        }
+        match &self.path {
+            Some(path) => open_in(path, &self.label(), options),
+            None => Err(Error::Namespace {
+                name: self.label(),
+                error: io::Error::new(io::ErrorKind::NotFound, "no process left in it"),
+            }),
+        }
+    }
+}
+
+/// The namespace named `name` under /run/netns.
+pub fn named(name: &str) -> Result<Namespace> {
+    let path = Path::new(NETNS_RUN_DIR).join(name);
+    let meta = fs::metadata(&path).map_err(|source| Error::Namespace {
+        name: name.to_string(),
+        error: if source.kind() == io::ErrorKind::NotFound {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no such namespace in {NETNS_RUN_DIR} (see `ip netns list`)"),
+            )
+        } else {
+            source
+        },
+    })?;
+    Ok(Namespace {
+        inode: meta.ino(),
+        name: Some(name.to_string()),
+        pid: None,
+        path: Some(path),
+    })
+}
+
+/// Every distinct network namespace: those of the processes under
+/// `proc_root` and the named ones under /run/netns. Sorted by inode.
+/// Processes whose namespace cannot be read (another user's, when not root)
+/// are counted in the second value.
+pub fn discover(proc_root: &Path) -> Result<(Vec<Namespace>, u32)> {
+    let mut found: BTreeMap<u64, Namespace> = BTreeMap::new();
+    let mut denied = 0u32;
+    let entries = fs::read_dir(proc_root).map_err(|source| Error::Io {
+        path: proc_root.to_path_buf(),
+        error: source,
+    })?;
+    let mut pids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        match fs::metadata(proc_root.join(pid.to_string()).join("ns/net")) {
+            Ok(meta) => {
+                found.entry(meta.ino()).or_insert(Namespace {
+                    inode: meta.ino(),
+                    name: None,
+                    pid: Some(pid),
+                    path: None,
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => denied += 1,
+        }
+    }
+    if let Ok(dir) = fs::read_dir(NETNS_RUN_DIR) {
+        for entry in dir.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let Ok(meta) = fs::metadata(entry.path()) else {
+                continue;
+            };
+            let ns = found.entry(meta.ino()).or_insert(Namespace {
+                inode: meta.ino(),
+                name: None,
+                pid: None,
+                path: None,
+            });
+            ns.name.get_or_insert(name);
+            ns.path.get_or_insert(entry.path());
+        }
+    }
+    Ok((found.into_values().collect(), denied))
+}
+
+/// The namespace of process `pid`, read through `<proc_root>/<pid>`.
+pub fn of_process(proc_root: &Path, pid: u32) -> Result<Namespace> {
+    let dir = proc_root.join(pid.to_string());
+    let inode = match fs::metadata(dir.join("ns/net")) {
+        Ok(meta) => meta.ino(),
+        // Another user's process: its namespace link is hidden, but its
+        // tables (/proc/PID/net) are often still readable.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && dir.is_dir() => 0,
+        Err(e) => {
+            return Err(Error::Namespace {
+                name: format!("of pid {pid}"),
+                error: if e.kind() == io::ErrorKind::NotFound {
+                    io::Error::new(io::ErrorKind::NotFound, "no such process")
+                } else {
+                    e
+                },
+            })
+        }
+    };
+    Ok(Namespace {
+        inode,
+        name: None,
+        pid: Some(pid),
+        path: None,
+    })
+}
+
+/// Enter the namespace at `path` on a new thread and open both tables
+/// there through /proc/thread-self.
+fn open_in(
+    path: &Path,
+    label: &str,
+    options: ReadOptions,
+) -> Result<[Option<TableReader<File>>; 2]> {
+    let path = path.to_path_buf();
+    let name = label.to_string();
+    let opened = std::thread::spawn(move || -> Result<[Option<(File, PathBuf)>; 2]> {
+        let ns_error = |error: io::Error| Error::Namespace {
+            name: name.clone(),
+            error,
+        };
+        let ns = File::open(&path).map_err(ns_error)?;
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&ns),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(|errno| {
+            let e = io::Error::from(errno);
+            if e.kind() == io::ErrorKind::PermissionDenied {
+                ns_error(io::Error::new(
+                    e.kind(),
+                    format!("{e}: entering a network namespace needs root (CAP_SYS_ADMIN)"),
+                ))
+            } else {
+                ns_error(e)
+            }
+        })?;
+        let mut files = [None, None];
+        for (slot, family) in files.iter_mut().zip([Family::Ipv4, Family::Ipv6]) {
+            let table = PathBuf::from("/proc/thread-self/net").join(family.table_name());
+            match File::open(&table) {
+                Ok(f) => *slot = Some((f, table)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && family == Family::Ipv6 => {}
+                Err(error) => return Err(Error::Io { path: table, error }),
+            }
+        }
+        Ok(files)
+    })
+    .join()
+    .map_err(|_| Error::Namespace {
+        name: label.to_string(),
+        error: io::Error::other("the thread entering the namespace panicked"),
+    })??;
+    let [v4, v6] = opened;
+    let label_path = |p: PathBuf| PathBuf::from(format!("netns {label}: {}", p.display()));
+    Ok([
+        v4.map(|(f, p)| TableReader::new(f, label_path(p), options)),
+        v6.map(|(f, p)| TableReader::new(f, label_path(p), options)),
+    ])
+}
