@@ -416,7 +416,8 @@ fn named_namespace_is_entered_even_without_a_process() {
         .clone();
     assert!(
         rows.iter()
-            .any(|r| r["state"] == "TIME_WAIT" && r["remote_port"].to_string() == port),
+            .any(|r| r["state"] == "TIME_WAIT"
+                && r["remote_port"] == port.parse::<u64>().unwrap_or(0)),
         "a TIME_WAIT to port {port}: {rows:?}"
     );
     assert!(rows.iter().all(|r| r["netns_name"] == name.as_str()));
