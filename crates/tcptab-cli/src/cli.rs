@@ -40,6 +40,34 @@ pub struct SourceArgs {
     /// Skip malformed lines (counted on stderr) instead of failing.
     #[arg(long)]
     pub lenient: bool,
+
+    /// Where to read the sockets: sock_diag netlink (fast, with the listen
+    /// backlog limit and tcp_info) or the /proc text tables. `auto` uses
+    /// netlink and falls back to /proc when netlink cannot be used (and
+    /// always reads a captured --root from its files).
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    pub source: SourceArg,
+
+    /// Say on stderr which source was read, and why.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    Auto,
+    Netlink,
+    Proc,
+}
+
+impl From<SourceArg> for tcptab::diag::Choice {
+    fn from(arg: SourceArg) -> tcptab::diag::Choice {
+        match arg {
+            SourceArg::Auto => tcptab::diag::Choice::Auto,
+            SourceArg::Netlink => tcptab::diag::Choice::Netlink,
+            SourceArg::Proc => tcptab::diag::Choice::Proc,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,6 +129,16 @@ pub struct ListArgs {
     /// Show port numbers as service names from /etc/services (no DNS).
     #[arg(short = 'r', long)]
     pub resolve: bool,
+
+    /// Show TCP internals from tcp_info, like `ss -i`: rtt, rto, cwnd,
+    /// ssthresh, bytes acked and received, retransmits, delivery and pacing
+    /// rates, congestion algorithm, send window (netlink source).
+    #[arg(short = 'i', long)]
+    pub info: bool,
+
+    /// Show socket memory, like `ss -m` (netlink source).
+    #[arg(short = 'm', long)]
+    pub memory: bool,
 
     /// Sort by a field (default: the kernel's order).
     #[arg(long, value_enum, value_name = "FIELD")]

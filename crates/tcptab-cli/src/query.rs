@@ -1,12 +1,15 @@
 //! What every socket-reading command shares: the filter built from the
-//! command line, and the sources (one per network namespace) to read.
+//! command line, and the sources (one per network namespace) to read, each
+//! through netlink or /proc as `--source` says.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use tcptab::diag::{self, Choice, DiagSocket, Extensions, NetlinkSocket, Used};
 use tcptab::filter::{Cidr, PortRange, Side};
 use tcptab::netns::{self, Namespace};
-use tcptab::{Expr, Family, ProcRoot, ReadOptions, StateSet, TableReader};
+use tcptab::{Error, Expr, Family, ProcRoot, ReadOptions, StateSet, TableReader};
 
 use crate::cli::{FilterArgs, NamespaceArgs, SourceArgs};
 
@@ -72,57 +75,121 @@ pub fn filter(args: &FilterArgs) -> Result<Expr> {
     Ok(expr)
 }
 
-/// One place to read sockets from: a proc root, or a network namespace.
+/// The sockets of one source: streamed text tables, or a netlink dump.
+#[derive(Debug)]
+pub enum Sockets {
+    Tables(Box<[Option<TableReader<File>>; 2]>),
+    Dumped(Vec<DiagSocket>),
+}
+
+/// One place sockets were read from.
 #[derive(Debug)]
 pub struct Source {
     /// The namespace, when one was chosen (labels the sockets).
     pub namespace: Option<Namespace>,
-    /// The two tables (tcp6 may be absent).
-    pub tables: [Option<TableReader<std::fs::File>>; 2],
+    pub sockets: Sockets,
+    pub used: Used,
+}
+
+/// What to ask a netlink dump for.
+#[derive(Debug, Clone, Copy)]
+pub struct Want {
+    pub extensions: Extensions,
+    pub states: StateSet,
 }
 
 /// The sources the options ask for, opened. Also says how many processes'
 /// namespaces could not be read (with --all-netns).
-pub fn sources(source: &SourceArgs, ns: &NamespaceArgs) -> Result<(Vec<Source>, u32)> {
+pub fn sources(source: &SourceArgs, ns: &NamespaceArgs, want: Want) -> Result<(Vec<Source>, u32)> {
     let options = read_options(source);
     let proc_root = &source.root;
-    let custom_root = proc_root != &PathBuf::from("/proc");
-    if custom_root && (ns.netns.is_some() || ns.netns_pid.is_some() || ns.all_netns) {
+    let captured = proc_root != &PathBuf::from("/proc");
+    if captured && (ns.netns.is_some() || ns.netns_pid.is_some() || ns.all_netns) {
         bail!("--root reads captured tables; it cannot be combined with --netns, --netns-pid or --all-netns");
     }
-    let open = |namespace: Namespace| -> Result<Source> {
-        let tables = namespace.open(proc_root, options)?;
-        Ok(Source {
-            namespace: Some(namespace),
-            tables,
-        })
-    };
-    if let Some(name) = &ns.netns {
-        return Ok((vec![open(netns::named(name)?)?], 0));
+    let choice: Choice = source.source.into();
+    if captured && choice == Choice::Netlink {
+        bail!("--source netlink cannot read a captured --root (netlink reads the live kernel); use --source proc or auto");
     }
-    if let Some(pid) = ns.netns_pid {
-        return Ok((vec![open(netns::of_process(proc_root, pid)?)?], 0));
-    }
-    if ns.all_netns {
+    let targets: Vec<Option<Namespace>> = if let Some(name) = &ns.netns {
+        vec![Some(netns::named(name)?)]
+    } else if let Some(pid) = ns.netns_pid {
+        vec![Some(netns::of_process(proc_root, pid)?)]
+    } else if ns.all_netns {
         let (found, denied) = netns::discover(proc_root)?;
-        let mut sources = Vec::new();
-        for namespace in found {
-            sources.push(open(namespace)?);
-        }
+        let sources = found
+            .into_iter()
+            .map(|n| open(Some(n), proc_root, captured, choice, options, want))
+            .collect::<Result<Vec<_>>>()?;
         return Ok((sources, denied));
-    }
-    let root = ProcRoot::new(proc_root);
-    let tables = [
-        root.open(Family::Ipv4, options)?,
-        root.open(Family::Ipv6, options)?,
-    ];
-    Ok((
-        vec![Source {
-            namespace: None,
-            tables,
-        }],
-        0,
-    ))
+    } else {
+        vec![None]
+    };
+    let sources = targets
+        .into_iter()
+        .map(|n| open(n, proc_root, captured, choice, options, want))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((sources, 0))
+}
+
+fn open(
+    namespace: Option<Namespace>,
+    proc_root: &Path,
+    captured: bool,
+    choice: Choice,
+    options: ReadOptions,
+    want: Want,
+) -> Result<Source> {
+    let netlink = || -> tcptab::Result<Sockets> {
+        if captured {
+            return Err(Error::Netlink {
+                context: "reading a captured --root",
+                error: std::io::Error::other("netlink reads only the live kernel"),
+            });
+        }
+        let ns_file = namespace.as_ref().and_then(|n| match (&n.path, n.pid) {
+            (Some(path), _) => Some(path.clone()),
+            (None, Some(pid)) => Some(proc_root.join(pid.to_string()).join("ns/net")),
+            (None, None) => None,
+        });
+        let mut socket = match ns_file {
+            None => NetlinkSocket::open(),
+            Some(path) => NetlinkSocket::open_in(&path),
+        }
+        .map_err(|error| Error::Netlink {
+            context: "opening a NETLINK_SOCK_DIAG socket",
+            error,
+        })?;
+        let dump = diag::dump(
+            &mut socket,
+            &[Family::Ipv4, Family::Ipv6],
+            want.extensions,
+            want.states,
+        )?;
+        if dump.interrupted {
+            eprintln!("tcptab: the kernel's socket tables changed during the dump; a socket may be missing or repeated");
+        }
+        Ok(Sockets::Dumped(dump.sockets))
+    };
+    let proc = || -> tcptab::Result<Sockets> {
+        let tables = match &namespace {
+            Some(n) => n.open(proc_root, options)?,
+            None => {
+                let root = ProcRoot::new(proc_root);
+                [
+                    root.open(Family::Ipv4, options)?,
+                    root.open(Family::Ipv6, options)?,
+                ]
+            }
+        };
+        Ok(Sockets::Tables(Box::new(tables)))
+    };
+    let (sockets, used) = diag::read_with(choice, netlink, proc)?;
+    Ok(Source {
+        namespace,
+        sockets,
+        used,
+    })
 }
 
 pub fn read_options(source: &SourceArgs) -> ReadOptions {
@@ -132,8 +199,29 @@ pub fn read_options(source: &SourceArgs) -> ReadOptions {
     }
 }
 
+/// Under -v, say which source each namespace was read from.
+pub fn report_sources(sources: &[Source], verbose: bool) {
+    if !verbose {
+        return;
+    }
+    for s in sources {
+        let target = s
+            .namespace
+            .as_ref()
+            .map(|n| format!(" for network namespace {}", n.label()))
+            .unwrap_or_default();
+        match &s.used {
+            Used::Netlink => eprintln!("tcptab: source: netlink (sock_diag){target}"),
+            Used::Proc { fallback: None } => eprintln!("tcptab: source: proc{target}"),
+            Used::Proc {
+                fallback: Some(why),
+            } => eprintln!("tcptab: source: proc{target} (netlink unavailable: {why})"),
+        }
+    }
+}
+
 /// Say once on stderr how many malformed lines a lenient read skipped.
-pub fn report_skipped(reader: &TableReader<std::fs::File>) {
+pub fn report_skipped(reader: &TableReader<File>) {
     if reader.skipped() > 0 {
         if let Some(first) = reader.first_error() {
             eprintln!(

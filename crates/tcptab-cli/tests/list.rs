@@ -280,3 +280,32 @@ fn closed_pipe_ends_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn source_choice_on_a_captured_root() {
+    let root = root_arg(&capture());
+    // auto reads a captured root from its files, and says so under -v.
+    let out = tcptab(&["list", "--root", &root, "-v", "--format", "json"]);
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("source: proc (netlink unavailable: netlink: reading a captured --root"),
+        "{err}"
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["source"] == "proc"));
+    // An explicit netlink choice cannot read a capture: an error.
+    let err = fails(&["list", "--root", &root, "--source", "netlink"]);
+    assert!(
+        err.contains("--source netlink cannot read a captured --root"),
+        "{err}"
+    );
+    // -i on /proc data says what is missing.
+    let out = tcptab(&["list", "--root", &root, "-i"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-i and -m need the netlink source"));
+}

@@ -35,3 +35,33 @@ pub fn check_table(data: &[u8]) {
         }
     }
 }
+
+/// Feed `data` to the netlink parsers as one datagram: every message and
+/// attribute walk and `inet_diag_msg` decode must end in a value or an
+/// error, never a panic; and through `dump` with a replayed transport.
+pub fn check_diag(data: &[u8]) {
+    use crate::diag::response::parse_message;
+    use crate::diag::wire::{messages, View};
+    for message in messages(View::new(data)).flatten() {
+        let _ = parse_message(message.payload, 0);
+    }
+    let _ = parse_message(View::new(data), 0);
+    struct Once<'a>(Option<&'a [u8]>);
+    impl crate::diag::Transport for Once<'_> {
+        fn send(&mut self, _: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some(d) = self.0.take() else { return Ok(0) };
+            let n = d.len().min(buf.len());
+            buf[..n].copy_from_slice(&d[..n]);
+            Ok(d.len())
+        }
+    }
+    let _ = crate::diag::dump(
+        &mut Once(Some(data)),
+        &[crate::Family::Ipv4],
+        crate::diag::Extensions::default(),
+        crate::StateSet::ALL,
+    );
+}

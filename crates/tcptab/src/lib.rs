@@ -41,6 +41,7 @@
 //! The format is specified in `shared/docs/proc-net-tcp-format.md` of the
 //! repository; the doc comments here cite its sections.
 
+pub mod diag;
 mod error;
 pub mod filter;
 #[doc(hidden)]

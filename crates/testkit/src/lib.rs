@@ -11,6 +11,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use serde::Deserialize;
 
+pub mod diag;
 pub mod generate;
 
 /// The repository root.

@@ -1,26 +1,44 @@
-//! `tcptab list`: the sockets of both tables, filtered, with owners and
-//! namespaces on request, in the chosen format.
+//! `tcptab list`: the sockets of both tables, filtered, with owners,
+//! namespaces and tcp_info on request, in the chosen format.
 //!
-//! Without owners or sorting the sockets stream from the tables to the
-//! output (constant memory); otherwise they are gathered first.
+//! Text tables without owners or sorting stream to the output (constant
+//! memory); otherwise the sockets are gathered first.
 
 use std::collections::HashSet;
 use std::io;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use tcptab::diag::{Diag, Extensions};
 use tcptab::{Expr, Family, Namespace, OwnerScan, Socket};
 
 use crate::cli::{Format, ListArgs, SortField};
-use crate::output::{self, Columns, OutputOptions, Row};
-use crate::query;
+use crate::output::{self, Columns, OutputOptions, Row, Sink};
+use crate::query::{self, Sockets, Want};
 
 pub fn run(args: &ListArgs) -> Result<()> {
     let expr = query::filter(&args.filter)?;
     let format = args.format();
     let wants_owners = args.processes || expr.needs_owners() || args.sort == Some(SortField::Pid);
-    let filtered = expr != Expr::All;
-    let (sources, ns_denied) = query::sources(&args.source, &args.namespaces)?;
+    let renumber = expr != Expr::All || args.sort.is_some();
+    // JSON and CSV carry every field, and the kernel's text has rto, ato,
+    // cwnd and ssthresh: these ask the dump for tcp_info too.
+    let full_record = matches!(
+        format,
+        Format::Json | Format::Jsonl | Format::Csv | Format::Proc
+    );
+    let want = Want {
+        extensions: Extensions {
+            info: args.info || args.extended || full_record,
+            memory: args.memory || full_record,
+        },
+        states: expr.states(),
+    };
+    let (sources, ns_denied) = query::sources(&args.source, &args.namespaces, want)?;
+    query::report_sources(&sources, args.source.verbose);
+    if (args.info || args.memory) && sources.iter().any(|s| s.used.name() == "proc") {
+        eprintln!("tcptab: -i and -m need the netlink source (/proc has no tcp_info or socket memory); shown as '-'");
+    }
     if ns_denied > 0 {
         eprintln!(
             "tcptab: the network namespace of {ns_denied} process(es) could not be read (permission denied); run as root to see every namespace"
@@ -35,62 +53,80 @@ pub fn run(args: &ListArgs) -> Result<()> {
             extended: args.extended,
             netns: args.namespaces.all_netns,
             resolve: args.resolve,
+            info: args.info,
+            memory: args.memory,
         },
     };
     let stdout = io::stdout().lock();
     let mut sink = output::sink(Box::new(stdout), options)?;
 
-    if !wants_owners && args.sort.is_none() {
-        // Stream.
-        for mut source in sources {
-            for (family, slot) in [Family::Ipv4, Family::Ipv6]
-                .into_iter()
-                .zip(source.tables.iter_mut())
-            {
-                let Some(reader) = slot else { continue };
-                sink.table(family)?;
-                let mut sl = 0u32;
-                for socket in reader.by_ref() {
-                    let mut socket = socket?;
-                    if !expr.matches(&socket, None) {
-                        continue;
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut namespaces: Vec<Option<Namespace>> = Vec::new();
+    let gather = wants_owners || args.sort.is_some();
+    for (index, source) in sources.into_iter().enumerate() {
+        let source_name = source.used.name();
+        match source.sockets {
+            Sockets::Tables(mut tables) => {
+                for (family, slot) in [Family::Ipv4, Family::Ipv6]
+                    .into_iter()
+                    .zip(tables.iter_mut())
+                {
+                    let Some(reader) = slot else { continue };
+                    if !gather {
+                        sink.table(family)?;
                     }
-                    if filtered {
-                        socket.sl = sl;
-                        sl += 1;
+                    let mut sl = 0u32;
+                    for socket in reader.by_ref() {
+                        let mut socket = socket?;
+                        if gather {
+                            if expr.needs_owners() || expr.matches(&socket, None) {
+                                entries.push(Entry {
+                                    socket,
+                                    diag: None,
+                                    ns: index,
+                                    source: source_name,
+                                });
+                            }
+                            continue;
+                        }
+                        if !expr.matches(&socket, None) {
+                            continue;
+                        }
+                        if renumber {
+                            socket.sl = sl;
+                            sl += 1;
+                        }
+                        sink.row(&Row {
+                            socket: &socket,
+                            diag: None,
+                            source: source_name,
+                            netns: source.namespace.as_ref(),
+                            owners: None,
+                        })?;
                     }
-                    sink.row(&Row {
-                        socket: &socket,
-                        netns: source.namespace.as_ref(),
-                        owners: None,
-                    })?;
+                    query::report_skipped(reader);
                 }
-                query::report_skipped(reader);
+            }
+            Sockets::Dumped(dumped) => {
+                for d in dumped {
+                    if expr.needs_owners() || expr.matches(&d.socket, None) {
+                        entries.push(Entry {
+                            socket: d.socket,
+                            diag: Some(d.diag),
+                            ns: index,
+                            source: source_name,
+                        });
+                    }
+                }
             }
         }
-        return sink.finish().context("writing output");
+        namespaces.push(source.namespace);
     }
 
-    // Gather, then resolve owners, filter, sort.
-    let mut entries: Vec<(Socket, usize)> = Vec::new();
-    let mut namespaces: Vec<Option<Namespace>> = Vec::new();
-    for (index, mut source) in sources.into_iter().enumerate() {
-        for reader in source.tables.iter_mut().flatten() {
-            for socket in reader.by_ref() {
-                let socket = socket?;
-                // Owner conditions wait for the scan; the rest apply now.
-                if expr.needs_owners() || expr.matches(&socket, None) {
-                    entries.push((socket, index));
-                }
-            }
-            query::report_skipped(reader);
-        }
-        namespaces.push(source.namespace.take());
-    }
     let owners = if wants_owners {
         let wanted: HashSet<u64> = entries
             .iter()
-            .map(|(s, _)| s.inode)
+            .map(|e| e.socket.inode)
             .filter(|&i| i != 0)
             .collect();
         let scan = OwnerScan::scan(Path::new(&args.source.root), &wanted)
@@ -101,46 +137,66 @@ pub fn run(args: &ListArgs) -> Result<()> {
         None
     };
     if expr.needs_owners() {
-        entries.retain(|(s, _)| expr.matches(s, owners.as_ref()));
+        entries.retain(|e| expr.matches(&e.socket, owners.as_ref()));
     }
     if let Some(field) = args.sort {
-        let key = |(s, ns): &(Socket, usize)| sort_key(field, s, owners.as_ref(), *ns);
-        // The proc format keeps each table together.
-        if format == Format::Proc {
-            entries.sort_by(|a, b| {
-                (a.1, a.0.family)
-                    .cmp(&(b.1, b.0.family))
-                    .then_with(|| key(a).cmp(&key(b)))
-            });
-        } else {
-            entries.sort_by_key(key);
-        }
+        let key = |e: &Entry| sort_key(field, &e.socket, owners.as_ref());
+        entries.sort_by_key(key);
         if args.reverse {
             entries.reverse();
-            if format == Format::Proc {
-                entries.sort_by_key(|(s, ns)| (*ns, s.family));
-            }
         }
     }
+    // The proc format keeps each table together (stable: sorted within).
+    if format == Format::Proc {
+        entries.sort_by_key(|e| (e.ns, e.socket.family));
+    }
+    emit(
+        &mut *sink,
+        &mut entries,
+        &namespaces,
+        owners.as_ref(),
+        renumber,
+    )?;
+    sink.finish().context("writing output")
+}
+
+/// One gathered socket.
+struct Entry {
+    socket: Socket,
+    diag: Option<Diag>,
+    /// Index of its source in `namespaces`.
+    ns: usize,
+    source: &'static str,
+}
+
+fn emit(
+    sink: &mut dyn Sink,
+    entries: &mut [Entry],
+    namespaces: &[Option<Namespace>],
+    owners: Option<&OwnerScan>,
+    renumber: bool,
+) -> Result<()> {
     let mut current: Option<(usize, Family)> = None;
     let mut sl = 0u32;
-    for (socket, ns) in &mut entries {
-        if current != Some((*ns, socket.family)) {
-            current = Some((*ns, socket.family));
-            sink.table(socket.family)?;
+    for e in entries {
+        if current != Some((e.ns, e.socket.family)) {
+            current = Some((e.ns, e.socket.family));
+            sink.table(e.socket.family)?;
             sl = 0;
         }
-        if filtered || args.sort.is_some() {
-            socket.sl = sl;
+        if renumber || e.diag.is_some() {
+            e.socket.sl = sl;
             sl += 1;
         }
         sink.row(&Row {
-            socket,
-            netns: namespaces[*ns].as_ref(),
-            owners: owners.as_ref().map(|o| o.ownership(socket)),
+            socket: &e.socket,
+            diag: e.diag.as_ref(),
+            source: e.source,
+            netns: namespaces[e.ns].as_ref(),
+            owners: owners.map(|o| o.ownership(&e.socket)),
         })?;
     }
-    sink.finish().context("writing output")
+    Ok(())
 }
 
 /// Say once how many processes could not be inspected, and why.
@@ -163,7 +219,7 @@ enum Key {
     Addr(std::net::IpAddr, u16),
 }
 
-fn sort_key(field: SortField, s: &Socket, owners: Option<&OwnerScan>, _ns: usize) -> Key {
+fn sort_key(field: SortField, s: &Socket, owners: Option<&OwnerScan>) -> Key {
     match field {
         SortField::State => Key::Num(s.state.code() as u64),
         SortField::RxQueue => Key::Num(s.rx_queue as u64),

@@ -29,16 +29,41 @@ impl<'a> CsvSink<'a> {
         let Value::Object(map) = serde_json::to_value(record)? else {
             return Err(io::Error::other("a record is not an object"));
         };
+        let mut columns = Vec::with_capacity(map.len() + 64);
+        flatten("", &Value::Object(map), &mut columns);
         if !self.header_written {
-            self.out.write_record(map.keys()).map_err(to_io)?;
+            self.out
+                .write_record(columns.iter().map(|(k, _)| k))
+                .map_err(to_io)?;
             self.header_written = true;
         }
         if values {
             self.out
-                .write_record(map.values().map(cell))
+                .write_record(columns.iter().map(|(_, v)| v))
                 .map_err(to_io)?;
         }
         Ok(())
+    }
+}
+
+/// Nested objects (tcp_info, memory) become `outer.inner` columns.
+fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, value) in fields {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                if value.is_object() {
+                    flatten(&name, value, out);
+                } else {
+                    out.push((name, cell(value)));
+                }
+            }
+        }
+        other => out.push((prefix.to_string(), cell(other))),
     }
 }
 
@@ -75,6 +100,8 @@ impl Sink for CsvSink<'_> {
                 .then_some(tcptab::Ownership::NotFound);
             let row = Row {
                 socket: &placeholder,
+                diag: None,
+                source: "proc",
                 netns: None,
                 owners,
             };

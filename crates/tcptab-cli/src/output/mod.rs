@@ -11,6 +11,7 @@ pub mod table;
 
 use std::io::{self, Write};
 
+use tcptab::diag::Diag;
 use tcptab::{ByteOrder, Family, Namespace, Ownership, Socket};
 
 use crate::cli::Format;
@@ -19,6 +20,10 @@ use crate::cli::Format;
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
     pub socket: &'a Socket,
+    /// What only netlink has, when the socket came from a dump.
+    pub diag: Option<&'a Diag>,
+    /// `netlink` or `proc`.
+    pub source: &'static str,
     /// Its network namespace, when several (or a chosen one) are read.
     pub netns: Option<&'a Namespace>,
     /// Its owners, when they were looked up (`-p`).
@@ -46,6 +51,8 @@ pub struct Columns {
     pub extended: bool,
     pub netns: bool,
     pub resolve: bool,
+    pub info: bool,
+    pub memory: bool,
 }
 
 /// Options that shape the output.

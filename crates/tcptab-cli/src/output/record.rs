@@ -2,6 +2,7 @@
 //! (`tcptab::SocketRecord`) plus, when asked for, its namespace and owners.
 
 use serde::Serialize;
+use tcptab::diag::Diag;
 use tcptab::{Owner, Ownership, SocketRecord};
 
 use super::{Columns, Row};
@@ -10,6 +11,12 @@ use super::{Columns, Row};
 pub struct RowRecord<'a> {
     #[serde(flatten)]
     pub socket: SocketRecord,
+    /// Where the socket was read: `netlink` or `proc`.
+    pub source: &'static str,
+    /// Netlink only (absent from /proc sources): cookie, LISTEN backlog
+    /// limit, tcp_info, congestion algorithm, memory, shutdown.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub diag: Option<&'a Diag>,
     /// The namespace inode (with --all-netns, --netns, --netns-pid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<Option<u64>>,
@@ -36,6 +43,8 @@ impl<'a> RowRecord<'a> {
         };
         RowRecord {
             socket: SocketRecord::from(row.socket),
+            source: row.source,
+            diag: row.diag,
             netns: with_netns.then(|| row.netns.map(|n| n.inode)),
             netns_name: with_netns.then(|| row.netns.and_then(|n| n.name.as_deref())),
             owner_status,

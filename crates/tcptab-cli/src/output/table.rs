@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
 
+use tcptab::diag::{Diag, MemInfo};
 use tcptab::{Ownership, Socket, Ssthresh, TimerKind};
 
 use super::services::Services;
@@ -187,6 +188,85 @@ impl std::fmt::Display for ExtendedCell<'_> {
     }
 }
 
+/// `-i`: tcp_info like `ss -i`.
+struct InfoCell<'a>(&'a Diag);
+
+impl std::fmt::Display for InfoCell<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        if let Some(cc) = &d.congestion_algorithm {
+            write!(f, "{cc} ")?;
+        }
+        let Some(i) = &d.tcp_info else {
+            return f.write_str("-");
+        };
+        let ms = |us: u32| us as f64 / 1000.0;
+        write!(
+            f,
+            "rtt:{}/{}ms rto:{}ms cwnd:{}",
+            ms(i.rtt_us),
+            ms(i.rttvar_us),
+            i.rto_us / 1000,
+            i.snd_cwnd
+        )?;
+        match i.ssthresh() {
+            Ssthresh::Segments(n) => write!(f, " ssthresh:{n}")?,
+            _ => f.write_str(" ssthresh:-")?,
+        }
+        write!(
+            f,
+            " bytes_acked:{} bytes_received:{} retrans:{}/{} delivery_rate:{} pacing_rate:{} snd_wnd:{} rcv_space:{}",
+            i.bytes_acked,
+            i.bytes_received,
+            i.retrans,
+            i.total_retrans,
+            Rate(i.delivery_rate),
+            Rate(i.pacing_rate),
+            i.snd_wnd,
+            i.rcv_space
+        )?;
+        if i.truncated {
+            write!(f, " (tcp_info {} bytes: older kernel)", i.length)?;
+        }
+        Ok(())
+    }
+}
+
+/// A rate the kernel gives in bytes per second, shown in bits per second;
+/// `u64::MAX` means no limit.
+struct Rate(u64);
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            u64::MAX => f.write_str("unlimited"),
+            bytes => write!(f, "{}bps", bytes.saturating_mul(8)),
+        }
+    }
+}
+
+/// `-m`: socket memory like `ss -m`.
+struct MemoryCell<'a>(&'a MemInfo);
+
+impl std::fmt::Display for MemoryCell<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "skmem:(r{},rb{},t{},tb{},f{},w{},o{},bl{},d{})",
+            m.rmem_alloc,
+            m.rcvbuf,
+            m.wmem_alloc,
+            m.sndbuf,
+            m.fwd_alloc,
+            m.wmem_queued,
+            m.optmem,
+            m.backlog,
+            m.drops
+        )
+    }
+}
+
 pub struct TableSink<'a> {
     out: Box<dyn Write + 'a>,
     table: TextTable,
@@ -215,6 +295,12 @@ impl<'a> TableSink<'a> {
         if columns.extended {
             headers.push(("Details", Align::Left));
         }
+        if columns.info {
+            headers.push(("TCP info", Align::Left));
+        }
+        if columns.memory {
+            headers.push(("Memory", Align::Left));
+        }
         Ok(TableSink {
             out,
             table: TextTable::new(headers),
@@ -231,7 +317,11 @@ impl Sink for TableSink<'_> {
         let t = &mut self.table;
         t.cell(format_args!("{}", s.state));
         t.cell(format_args!("{}", s.rx_queue));
-        t.cell(format_args!("{}", s.tx_queue));
+        // Like ss: a listener's Send-Q is its backlog limit, when known.
+        match row.diag.and_then(|d| d.backlog_limit) {
+            Some(limit) => t.cell(format_args!("{limit}")),
+            None => t.cell(format_args!("{}", s.tx_queue)),
+        }
         t.cell(format_args!("{}", Endpoint(s.local, services)));
         t.cell(format_args!("{}", Endpoint(s.remote, services)));
         if self.columns.netns {
@@ -251,6 +341,18 @@ impl Sink for TableSink<'_> {
         }
         if self.columns.extended {
             t.cell(format_args!("{}", ExtendedCell(s)));
+        }
+        if self.columns.info {
+            match row.diag {
+                Some(d) => t.cell(format_args!("{}", InfoCell(d))),
+                None => t.cell(format_args!("-")),
+            }
+        }
+        if self.columns.memory {
+            match row.diag.and_then(|d| d.memory.as_ref()) {
+                Some(m) => t.cell(format_args!("{}", MemoryCell(m))),
+                None => t.cell(format_args!("-")),
+            }
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::parse::ByteOrder;
-use crate::socket::{Family, Socket};
+use crate::socket::{Congestion, Family, RowKind, Socket, Ssthresh, Ticks};
 
 /// Width of an IPv4 record before its line feed (`TMPSZ - 1`).
 pub const IPV4_RECORD_WIDTH: usize = 149;
@@ -222,7 +222,19 @@ pub fn render_line(socket: &Socket, order: ByteOrder, out: &mut Vec<u8>) {
     let pointer = socket.pointer.as_bytes();
     line.buf[line.len..line.len + pointer.len()].copy_from_slice(pointer);
     line.len += pointer.len();
-    if let Some(c) = &socket.congestion {
+    // A full socket always has the five columns; a source that could not
+    // fill them (netlink without tcp_info) prints zeros.
+    let congestion = match (socket.kind, socket.congestion) {
+        (RowKind::Full, None) => Some(Congestion {
+            rto: Ticks(0),
+            ato: Ticks(0),
+            quick_pingpong: 0,
+            cwnd: 0,
+            ssthresh: Ssthresh::Segments(0),
+        }),
+        (_, c) => c,
+    };
+    if let Some(c) = &congestion {
         line.byte(b' ');
         line.decimal(c.rto.0, 0);
         line.byte(b' ');

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# At-scale listing benchmark: N loopback connections (2N sockets, both
+# families, listeners, TIME_WAIT, queued data) held by a few hundred
+# processes in a fresh network namespace; times cat of the tables (the
+# floor), ss, netstat and tcptab with the same options, in one run.
+#
+#   sudo bench/scale.sh [N ...]          (default: 10000 50000)
+#
+# Medians of RUNS (default 7) interleaved runs; peak RSS per command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p tcptab-cli
+bin=$PWD/target/release/tcptab
+runs=${RUNS:-7}
+for n in "${@:-10000 50000}"; do
+  for n in $n; do
+    exec 3> >(exec unshare --net python3 bench/sockets_at_scale.py "$n" > /tmp/tcptab-scale-ready)
+    holder=$!
+    until grep -q READY /tmp/tcptab-scale-ready 2>/dev/null; do sleep 0.5; done
+    read -r _ pid sockets < /tmp/tcptab-scale-ready
+    echo "== N=$n connections: $sockets sockets in the namespace of pid $pid"
+    nsenter -t "$pid" -n python3 bench/timeit.py --runs "$runs" --json "/tmp/tcptab-scale-$n.json" \
+      "cat=exec cat /proc/net/tcp /proc/net/tcp6" \
+      "ss -tan=exec ss -tan" \
+      "netstat -tan=exec netstat -tan" \
+      "tcptab list=exec $bin list" \
+      "tcptab list --format proc=exec $bin list --format proc" \
+      "ss -tanp=exec ss -tanp" \
+      "netstat -tanp=exec netstat -tanp" \
+      "tcptab list -p=exec $bin list -p"
+    exec 3>&-
+    while kill -0 "$holder" 2>/dev/null; do sleep 0.2; done
+  done
+done

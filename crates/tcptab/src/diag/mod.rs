@@ -1,0 +1,164 @@
+//! The sock_diag netlink interface (tcp_diag): the same sockets as
+//! /proc/net/tcp, dumped by the kernel in binary, with more per socket.
+//!
+//! - [`wire`]: checked views over the bytes (messages, attributes).
+//! - [`request`]: the `inet_diag_req_v2` dump request.
+//! - [`response`]: `inet_diag_msg` and its attributes to [`DiagSocket`]s.
+//! - [`transport`]: the netlink socket, behind the [`Transport`] trait.
+//!
+//! What each source has (see also the README):
+//!
+//! | field | /proc | netlink |
+//! |---|---|---|
+//! | state, addresses, ports, queues, timer, retransmits, uid, inode | yes | yes |
+//! | LISTEN backlog limit, cookie, tcp_info, congestion algorithm, memory, shutdown | no | yes |
+//! | refcount, pointer | yes | no (0 and zeros) |
+//! | rto, ato, cwnd, ssthresh, probes | yes | with tcp_info (`-i`) |
+//! | quick ACKs / pingpong, LISTEN Fast Open queue limit | yes | no (0) |
+//! | request socket uid | the listener's | 0 |
+
+pub mod request;
+pub mod response;
+pub mod transport;
+pub mod wire;
+
+use std::io;
+
+pub use request::Extensions;
+pub use response::{Diag, DiagSocket, MemInfo, TcpInfo};
+pub use transport::{NetlinkSocket, Transport};
+
+use crate::error::{Error, Result};
+use crate::filter::StateSet;
+use crate::socket::Family;
+use wire::{messages, View, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR};
+
+/// The sockets of one dump.
+#[derive(Debug, Default, Clone)]
+pub struct Dump {
+    /// IPv4 sockets, then IPv6 sockets, in the kernel's order.
+    pub sockets: Vec<DiagSocket>,
+    /// The kernel flagged the dump as interrupted (the tables changed
+    /// while it walked them): a socket may be missing or repeated.
+    pub interrupted: bool,
+}
+
+/// Dump the TCP sockets of `families` in `states` through `transport`.
+pub fn dump<T: Transport>(
+    transport: &mut T,
+    families: &[Family],
+    extensions: Extensions,
+    states: StateSet,
+) -> Result<Dump> {
+    let mut out = Dump::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    for (seq, &family) in (1u32..).zip(families) {
+        let request = request::dump_request(family, extensions, states, seq);
+        transport.send(&request).map_err(|error| Error::Netlink {
+            context: "sending the dump request",
+            error,
+        })?;
+        let mut sl = 0u32;
+        'datagrams: loop {
+            let len = transport.recv(&mut buf).map_err(|error| Error::Netlink {
+                context: "receiving the dump",
+                error,
+            })?;
+            if len > buf.len() {
+                return Err(Error::Malformed(format!(
+                    "a datagram of {len} bytes was truncated to {}",
+                    buf.len()
+                )));
+            }
+            if len == 0 {
+                return Err(Error::Malformed("the dump ended without NLMSG_DONE".into()));
+            }
+            for message in messages(View::new(&buf[..len])) {
+                let message = message.map_err(|e| Error::Malformed(e.to_string()))?;
+                if message.seq != seq {
+                    continue; // an answer to another request
+                }
+                if message.flags & NLM_F_DUMP_INTR != 0 {
+                    out.interrupted = true;
+                }
+                match message.kind {
+                    NLMSG_DONE => break 'datagrams,
+                    NLMSG_ERROR => {
+                        let errno = message
+                            .payload
+                            .i32(0, "nlmsgerr.error")
+                            .map_err(|e| Error::Malformed(e.to_string()))?;
+                        if errno != 0 {
+                            return Err(Error::Netlink {
+                                context: "the kernel refused the dump",
+                                error: io::Error::from_raw_os_error(-errno),
+                            });
+                        }
+                    }
+                    request::SOCK_DIAG_BY_FAMILY => {
+                        let socket = response::parse_message(message.payload, sl)
+                            .map_err(|e| Error::Malformed(e.to_string()))?;
+                        sl += 1;
+                        out.sockets.push(socket);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which source to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Choice {
+    /// Netlink, falling back to /proc when netlink cannot be used.
+    #[default]
+    Auto,
+    Netlink,
+    Proc,
+}
+
+/// Which source was read, and why /proc if netlink was preferred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Used {
+    Netlink,
+    Proc {
+        /// Why `auto` fell back from netlink (None: /proc was chosen).
+        fallback: Option<String>,
+    },
+}
+
+impl Used {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Used::Netlink => "netlink",
+            Used::Proc { .. } => "proc",
+        }
+    }
+}
+
+/// Read with `netlink` or `proc` as `choice` says. `Auto` tries netlink and
+/// falls back to /proc when netlink fails at the transport (no permission,
+/// no sock_diag module, a seccomp filter ...), saying why in [`Used`]; a
+/// malformed answer is an error, not a reason to fall back.
+pub fn read_with<T>(
+    choice: Choice,
+    netlink: impl FnOnce() -> Result<T>,
+    proc: impl FnOnce() -> Result<T>,
+) -> Result<(T, Used)> {
+    match choice {
+        Choice::Proc => Ok((proc()?, Used::Proc { fallback: None })),
+        Choice::Netlink => Ok((netlink()?, Used::Netlink)),
+        Choice::Auto => match netlink() {
+            Ok(value) => Ok((value, Used::Netlink)),
+            Err(e @ Error::Netlink { .. }) => Ok((
+                proc()?,
+                Used::Proc {
+                    fallback: Some(e.to_string()),
+                },
+            )),
+            Err(e) => Err(e),
+        },
+    }
+}

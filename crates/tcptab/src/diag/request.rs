@@ -1,0 +1,116 @@
+//! The dump request: `nlmsghdr` + `inet_diag_req_v2` (linux/inet_diag.h).
+
+use super::wire::{NLM_F_DUMP, NLM_F_REQUEST};
+use crate::filter::StateSet;
+use crate::socket::{Family, State};
+
+/// `SOCK_DIAG_BY_FAMILY` (linux/sock_diag.h).
+pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+pub const IPPROTO_TCP: u8 = 6;
+
+/// Attribute types (`INET_DIAG_*`); a request asks for attribute `t` with
+/// bit `1 << (t - 1)` of `idiag_ext`.
+pub const INET_DIAG_MEMINFO: u16 = 1;
+pub const INET_DIAG_INFO: u16 = 2;
+pub const INET_DIAG_CONG: u16 = 4;
+pub const INET_DIAG_SKMEMINFO: u16 = 7;
+pub const INET_DIAG_SHUTDOWN: u16 = 8;
+
+/// Which optional attributes to ask for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extensions {
+    /// `INET_DIAG_INFO` (tcp_info) and `INET_DIAG_CONG` (the algorithm).
+    pub info: bool,
+    /// `INET_DIAG_SKMEMINFO`.
+    pub memory: bool,
+}
+
+impl Extensions {
+    fn bits(self) -> u8 {
+        let bit = |t: u16| 1u8 << (t - 1);
+        let mut bits = 0;
+        if self.info {
+            bits |= bit(INET_DIAG_INFO) | bit(INET_DIAG_CONG);
+        }
+        if self.memory {
+            bits |= bit(INET_DIAG_SKMEMINFO);
+        }
+        bits
+    }
+}
+
+/// The kernel state mask for `states`: request sockets are NEW_SYN_RECV
+/// and TIME_WAIT sockets of the FIN_WAIT2 substate are TIME_WAIT inside
+/// the kernel, so their bits are added when SYN_RECV or FIN_WAIT2 is asked.
+pub fn state_mask(states: StateSet) -> u32 {
+    if states == StateSet::ALL {
+        return u32::MAX;
+    }
+    let mut mask = states.kernel_mask();
+    if states.contains(State::SynRecv) {
+        mask |= 1 << State::NewSynRecv.code();
+    }
+    if states.contains(State::FinWait2) {
+        mask |= 1 << State::TimeWait.code();
+    }
+    mask
+}
+
+/// The bytes of one dump request.
+pub fn dump_request(family: Family, extensions: Extensions, states: StateSet, seq: u32) -> Vec<u8> {
+    const LEN: usize = 16 + 56;
+    let mut msg = Vec::with_capacity(LEN);
+    // nlmsghdr
+    msg.extend_from_slice(&(LEN as u32).to_ne_bytes());
+    msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    msg.extend_from_slice(&seq.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel
+                                                // inet_diag_req_v2
+    msg.push(match family {
+        Family::Ipv4 => AF_INET,
+        Family::Ipv6 => AF_INET6,
+    });
+    msg.push(IPPROTO_TCP);
+    msg.push(extensions.bits());
+    msg.push(0); // pad
+    msg.extend_from_slice(&state_mask(states).to_ne_bytes());
+    // inet_diag_sockid: all zero (a dump), cookie "none".
+    msg.extend_from_slice(&[0u8; 40]);
+    msg.extend_from_slice(&u32::MAX.to_ne_bytes());
+    msg.extend_from_slice(&u32::MAX.to_ne_bytes());
+    debug_assert_eq!(msg.len(), LEN);
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_layout() {
+        let ext = Extensions {
+            info: true,
+            memory: true,
+        };
+        let msg = dump_request(Family::Ipv6, ext, StateSet::ALL, 7);
+        assert_eq!(msg.len(), 72);
+        assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), 20);
+        assert_eq!(u16::from_ne_bytes([msg[6], msg[7]]), 0x301);
+        assert_eq!(&msg[16..19], &[10, 6, 0b0100_1010]);
+        assert_eq!(
+            u32::from_ne_bytes(msg[20..24].try_into().unwrap()),
+            u32::MAX
+        );
+    }
+
+    #[test]
+    fn masks_cover_the_kernels_internal_states() {
+        let syn = state_mask(StateSet::of(&[State::SynRecv]));
+        assert_eq!(syn, (1 << 3) | (1 << 12));
+        let fw2 = state_mask(StateSet::of(&[State::FinWait2]));
+        assert_eq!(fw2, (1 << 5) | (1 << 6));
+    }
+}

@@ -1,0 +1,347 @@
+//! The dump's answer: `inet_diag_msg` and its attributes, to the socket
+//! model plus what only netlink has ([`Diag`]).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use serde::Serialize;
+
+use super::request::{
+    AF_INET, AF_INET6, INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_SHUTDOWN, INET_DIAG_SKMEMINFO,
+};
+use super::wire::{attributes, View, WireResult};
+use crate::socket::{
+    Congestion, Family, Pointer, RowKind, Socket, Ssthresh, State, Ticks, Timer, TimerKind,
+};
+
+/// `sizeof(struct inet_diag_msg)`.
+pub const INET_DIAG_MSG_LEN: usize = 72;
+
+/// What a sock_diag dump has that /proc/net/tcp does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diag {
+    /// The socket cookie: a stable id for the socket's lifetime.
+    pub cookie: u64,
+    /// LISTEN: the accept queue limit (the backlog given to listen(),
+    /// capped by net.core.somaxconn).
+    pub backlog_limit: Option<u32>,
+    /// The bound interface index (0 for none).
+    pub interface: u32,
+    /// Time to the pending timer's expiry, in ms (the model keeps ticks).
+    pub timer_ms: u32,
+    /// `tcp_info`, when asked for (full sockets only).
+    pub tcp_info: Option<TcpInfo>,
+    /// The congestion control algorithm, when asked for.
+    pub congestion_algorithm: Option<String>,
+    /// Socket memory, when asked for.
+    pub memory: Option<MemInfo>,
+    /// `shutdown()` state: bit 0 receive side shut, bit 1 send side.
+    pub shutdown: Option<u8>,
+}
+
+/// One socket from a dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiagSocket {
+    pub socket: Socket,
+    pub diag: Diag,
+}
+
+/// `struct tcp_info` (linux/tcp.h), in the units the kernel gives: times in
+/// microseconds (`_us`) or milliseconds (`_ms`), rates in bytes per second,
+/// windows and counts in segments unless named `bytes`.
+///
+/// Parsed by its length: a kernel older than this layout sends a shorter
+/// struct, whose missing fields are zero here and `truncated` is true; a
+/// newer kernel's extra fields are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TcpInfo {
+    /// Bytes the kernel sent.
+    pub length: usize,
+    /// Shorter than this crate's layout (232 bytes): later fields are zero.
+    pub truncated: bool,
+    pub state: u8,
+    /// Congestion state: 0 open, 1 disorder, 2 cwr, 3 recovery, 4 loss.
+    pub ca_state: u8,
+    pub retransmits: u8,
+    pub probes: u8,
+    pub backoff: u8,
+    pub options: u8,
+    pub snd_wscale: u8,
+    pub rcv_wscale: u8,
+    pub delivery_rate_app_limited: bool,
+    pub fastopen_client_fail: u8,
+    pub rto_us: u32,
+    pub ato_us: u32,
+    pub snd_mss: u32,
+    pub rcv_mss: u32,
+    pub unacked: u32,
+    pub sacked: u32,
+    pub lost: u32,
+    pub retrans: u32,
+    pub fackets: u32,
+    pub last_data_sent_ms: u32,
+    pub last_ack_sent_ms: u32,
+    pub last_data_recv_ms: u32,
+    pub last_ack_recv_ms: u32,
+    pub pmtu: u32,
+    pub rcv_ssthresh: u32,
+    pub rtt_us: u32,
+    pub rttvar_us: u32,
+    pub snd_ssthresh: u32,
+    pub snd_cwnd: u32,
+    pub advmss: u32,
+    pub reordering: u32,
+    pub rcv_rtt_us: u32,
+    pub rcv_space: u32,
+    pub total_retrans: u32,
+    pub pacing_rate: u64,
+    pub max_pacing_rate: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub segs_out: u32,
+    pub segs_in: u32,
+    pub notsent_bytes: u32,
+    pub min_rtt_us: u32,
+    pub data_segs_in: u32,
+    pub data_segs_out: u32,
+    pub delivery_rate: u64,
+    pub busy_time_us: u64,
+    pub rwnd_limited_us: u64,
+    pub sndbuf_limited_us: u64,
+    pub delivered: u32,
+    pub delivered_ce: u32,
+    pub bytes_sent: u64,
+    pub bytes_retrans: u64,
+    pub dsack_dups: u32,
+    pub reord_seen: u32,
+    pub rcv_ooopack: u32,
+    /// The peer's advertised receive window, in bytes.
+    pub snd_wnd: u32,
+}
+
+impl TcpInfo {
+    /// The size of the layout this crate knows (linux/tcp.h of 6.1).
+    pub const KNOWN_LEN: usize = 232;
+
+    pub fn parse(v: View<'_>) -> TcpInfo {
+        let len = v.len();
+        let u8_ = |at: usize| v.u8(at, "tcp_info").unwrap_or(0);
+        let u32_ = |at: usize| v.u32(at, "tcp_info").unwrap_or(0);
+        let u64_ = |at: usize| v.u64(at, "tcp_info").unwrap_or(0);
+        TcpInfo {
+            length: len,
+            truncated: len < Self::KNOWN_LEN,
+            state: u8_(0),
+            ca_state: u8_(1),
+            retransmits: u8_(2),
+            probes: u8_(3),
+            backoff: u8_(4),
+            options: u8_(5),
+            snd_wscale: u8_(6) & 0x0F,
+            rcv_wscale: u8_(6) >> 4,
+            delivery_rate_app_limited: u8_(7) & 1 == 1,
+            fastopen_client_fail: (u8_(7) >> 1) & 3,
+            rto_us: u32_(8),
+            ato_us: u32_(12),
+            snd_mss: u32_(16),
+            rcv_mss: u32_(20),
+            unacked: u32_(24),
+            sacked: u32_(28),
+            lost: u32_(32),
+            retrans: u32_(36),
+            fackets: u32_(40),
+            last_data_sent_ms: u32_(44),
+            last_ack_sent_ms: u32_(48),
+            last_data_recv_ms: u32_(52),
+            last_ack_recv_ms: u32_(56),
+            pmtu: u32_(60),
+            rcv_ssthresh: u32_(64),
+            rtt_us: u32_(68),
+            rttvar_us: u32_(72),
+            snd_ssthresh: u32_(76),
+            snd_cwnd: u32_(80),
+            advmss: u32_(84),
+            reordering: u32_(88),
+            rcv_rtt_us: u32_(92),
+            rcv_space: u32_(96),
+            total_retrans: u32_(100),
+            pacing_rate: u64_(104),
+            max_pacing_rate: u64_(112),
+            bytes_acked: u64_(120),
+            bytes_received: u64_(128),
+            segs_out: u32_(136),
+            segs_in: u32_(140),
+            notsent_bytes: u32_(144),
+            min_rtt_us: u32_(148),
+            data_segs_in: u32_(152),
+            data_segs_out: u32_(156),
+            delivery_rate: u64_(160),
+            busy_time_us: u64_(168),
+            rwnd_limited_us: u64_(176),
+            sndbuf_limited_us: u64_(184),
+            delivered: u32_(192),
+            delivered_ce: u32_(196),
+            bytes_sent: u64_(200),
+            bytes_retrans: u64_(208),
+            dsack_dups: u32_(216),
+            reord_seen: u32_(220),
+            rcv_ooopack: u32_(224),
+            snd_wnd: u32_(228),
+        }
+    }
+
+    /// ssthresh as the model has it: "infinite" (≥ 0x7fffffff) is initial
+    /// slow start.
+    pub fn ssthresh(&self) -> Ssthresh {
+        if self.snd_ssthresh >= 0x7FFF_FFFF {
+            Ssthresh::InitialSlowStart
+        } else {
+            Ssthresh::Segments(self.snd_ssthresh)
+        }
+    }
+}
+
+/// `INET_DIAG_SKMEMINFO`: socket memory, in bytes (linux/sock_diag.h).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MemInfo {
+    pub rmem_alloc: u32,
+    pub rcvbuf: u32,
+    pub wmem_alloc: u32,
+    pub sndbuf: u32,
+    pub fwd_alloc: u32,
+    pub wmem_queued: u32,
+    pub optmem: u32,
+    pub backlog: u32,
+    pub drops: u32,
+}
+
+impl MemInfo {
+    fn parse(v: View<'_>) -> MemInfo {
+        let at = |i: usize| v.u32(i * 4, "sk_meminfo").unwrap_or(0);
+        MemInfo {
+            rmem_alloc: at(0),
+            rcvbuf: at(1),
+            wmem_alloc: at(2),
+            sndbuf: at(3),
+            fwd_alloc: at(4),
+            wmem_queued: at(5),
+            optmem: at(6),
+            backlog: at(7),
+            drops: at(8),
+        }
+    }
+}
+
+/// Decode one `SOCK_DIAG_BY_FAMILY` message payload.
+pub fn parse_message(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
+    let msg = payload.slice(0, INET_DIAG_MSG_LEN, "inet_diag_msg")?;
+    let family = match msg.u8(0, "inet_diag_msg.idiag_family")? {
+        AF_INET => Family::Ipv4,
+        AF_INET6 => Family::Ipv6,
+        other => {
+            return Err(msg.malformed(
+                0,
+                "inet_diag_msg.idiag_family",
+                format!("{other} is not AF_INET or AF_INET6"),
+            ))
+        }
+    };
+    let state = State::from_code(msg.u8(1, "inet_diag_msg.idiag_state")?);
+    let timer_code = msg.u8(2, "inet_diag_msg.idiag_timer")?;
+    let retrans = msg.u8(3, "inet_diag_msg.idiag_retrans")?;
+    let sport = msg.u16_be(4, "inet_diag_sockid.idiag_sport")?;
+    let dport = msg.u16_be(6, "inet_diag_sockid.idiag_dport")?;
+    let src = msg.bytes16(8, "inet_diag_sockid.idiag_src")?;
+    let dst = msg.bytes16(24, "inet_diag_sockid.idiag_dst")?;
+    let interface = msg.u32(40, "inet_diag_sockid.idiag_if")?;
+    let cookie = msg.u32(44, "idiag_cookie")? as u64 | (msg.u32(48, "idiag_cookie")? as u64) << 32;
+    let expires_ms = msg.u32(52, "inet_diag_msg.idiag_expires")?;
+    let rqueue = msg.u32(56, "inet_diag_msg.idiag_rqueue")?;
+    let wqueue = msg.u32(60, "inet_diag_msg.idiag_wqueue")?;
+    let uid = msg.u32(64, "inet_diag_msg.idiag_uid")?;
+    let inode = msg.u32(68, "inet_diag_msg.idiag_inode")? as u64;
+
+    let ip = |bytes: [u8; 16]| match family {
+        Family::Ipv4 => IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
+        Family::Ipv6 => IpAddr::V6(Ipv6Addr::from(bytes)),
+    };
+    let timer = TimerKind::from_code(timer_code);
+    let kind = match (state, timer) {
+        (State::TimeWait, _) | (_, TimerKind::TimeWait) => RowKind::TimeWait,
+        (State::SynRecv | State::NewSynRecv, TimerKind::Retransmit) if inode == 0 => {
+            RowKind::Request
+        }
+        _ => RowKind::Full,
+    };
+    let state = if state == State::NewSynRecv {
+        State::SynRecv
+    } else {
+        state
+    };
+
+    let mut diag = Diag {
+        cookie,
+        backlog_limit: (state == State::Listen).then_some(wqueue),
+        interface,
+        timer_ms: expires_ms,
+        tcp_info: None,
+        congestion_algorithm: None,
+        memory: None,
+        shutdown: None,
+    };
+    for attr in attributes(payload.tail(INET_DIAG_MSG_LEN)) {
+        let attr = attr?;
+        match attr.kind {
+            INET_DIAG_INFO => diag.tcp_info = Some(TcpInfo::parse(attr.data)),
+            INET_DIAG_CONG => {
+                let text = attr.data.bytes();
+                let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+                diag.congestion_algorithm =
+                    Some(String::from_utf8_lossy(&text[..end]).into_owned());
+            }
+            INET_DIAG_SKMEMINFO => diag.memory = Some(MemInfo::parse(attr.data)),
+            INET_DIAG_SHUTDOWN => diag.shutdown = Some(attr.data.u8(0, "INET_DIAG_SHUTDOWN")?),
+            _ => {}
+        }
+    }
+    let congestion = match (&diag.tcp_info, kind) {
+        (Some(info), RowKind::Full) => Some(Congestion {
+            rto: Ticks(info.rto_us as u64 / 10_000),
+            ato: Ticks(info.ato_us as u64 / 10_000),
+            // Not in tcp_info: icsk_ack.quick and pingpong.
+            quick_pingpong: 0,
+            cwnd: info.snd_cwnd,
+            ssthresh: if state == State::Listen {
+                // The Fast Open queue limit is not in tcp_info.
+                Ssthresh::FastOpenQueueLimit(0)
+            } else {
+                info.ssthresh()
+            },
+        }),
+        _ => None,
+    };
+    let socket = Socket {
+        sl,
+        family,
+        kind,
+        state,
+        local: SocketAddr::new(ip(src), sport),
+        remote: SocketAddr::new(ip(dst), dport),
+        // LISTEN: the queue limit is in `Diag::backlog_limit`; the model
+        // keeps the text table's meaning (write_seq - snd_una, 0).
+        tx_queue: if state == State::Listen { 0 } else { wqueue },
+        rx_queue: rqueue,
+        timer: Timer {
+            kind: timer,
+            expires: Ticks(expires_ms as u64 / 10),
+        },
+        retransmits: retrans as u32,
+        uid,
+        probes: diag.tcp_info.as_ref().map_or(0, |i| i.probes as i32),
+        inode,
+        // Not reported by sock_diag.
+        refcount: 0,
+        pointer: Pointer::ZERO,
+        congestion,
+    };
+    Ok(DiagSocket { socket, diag })
+}

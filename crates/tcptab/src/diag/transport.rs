@@ -1,0 +1,78 @@
+//! The netlink socket (NETLINK_SOCK_DIAG), behind a small trait so tests can
+//! put a failing or scripted transport in its place.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::net::netlink::{SocketAddrNetlink, SOCK_DIAG};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+
+/// Sends requests and receives datagrams.
+pub trait Transport {
+    fn send(&mut self, request: &[u8]) -> io::Result<()>;
+    /// One datagram into `buf`; returns its full length (which may exceed
+    /// `buf.len()` if it was truncated).
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+/// A `NETLINK_SOCK_DIAG` socket, bound to the network namespace it was
+/// created in.
+#[derive(Debug)]
+pub struct NetlinkSocket {
+    fd: OwnedFd,
+}
+
+impl NetlinkSocket {
+    /// A socket in this thread's network namespace.
+    pub fn open() -> io::Result<NetlinkSocket> {
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            Some(SOCK_DIAG),
+        )?;
+        // Larger datagrams mean fewer system calls; the kernel caps them.
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&fd, 1 << 20);
+        Ok(NetlinkSocket { fd })
+    }
+
+    /// A socket in the network namespace of `ns` (`/proc/PID/ns/net` or a
+    /// file under /run/netns): created on a thread that enters it, so this
+    /// process stays where it is. Needs CAP_SYS_ADMIN.
+    pub fn open_in(ns: &Path) -> io::Result<NetlinkSocket> {
+        let ns = File::open(ns)?;
+        std::thread::spawn(move || {
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )?;
+            NetlinkSocket::open()
+        })
+        .join()
+        .map_err(|_| io::Error::other("the thread entering the namespace panicked"))?
+    }
+}
+
+impl Transport for NetlinkSocket {
+    fn send(&mut self, request: &[u8]) -> io::Result<()> {
+        rustix::net::sendto(
+            &self.fd,
+            request,
+            SendFlags::empty(),
+            &SocketAddrNetlink::new(0, 0),
+        )?;
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match rustix::net::recv(&self.fd, &mut *buf, RecvFlags::TRUNC) {
+                Ok((_, len)) => return Ok(len),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

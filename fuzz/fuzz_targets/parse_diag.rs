@@ -1,0 +1,9 @@
+//! Any bytes as a sock_diag datagram: no panic in the message, attribute
+//! and inet_diag_msg parsers.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    tcptab::fuzzing::check_diag(data);
+});
