@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p tcptab-cli
+cargo build --release -q -p tcptab --example dump
 bin=$PWD/target/release/tcptab
 runs=${RUNS:-7}
 for n in "${@:-10000 50000}"; do
@@ -23,11 +24,17 @@ for n in "${@:-10000 50000}"; do
       "cat=exec cat /proc/net/tcp /proc/net/tcp6" \
       "ss -tan=exec ss -tan" \
       "netstat -tan=exec netstat -tan" \
-      "tcptab list=exec $bin list" \
-      "tcptab list --format proc=exec $bin list --format proc" \
+      "tcptab list --source proc=exec $bin list --source proc" \
+      "tcptab list --source proc --format proc=exec $bin list --source proc --format proc" \
+      "tcptab list --source netlink=exec $bin list --source netlink" \
+      "ss -tani=exec ss -tani" \
+      "tcptab list --source netlink -i=exec $bin list --source netlink -i" \
       "ss -tanp=exec ss -tanp" \
       "netstat -tanp=exec netstat -tanp" \
-      "tcptab list -p=exec $bin list -p"
+      "tcptab list --source proc -p=exec $bin list --source proc -p" \
+      "tcptab list --source netlink -p=exec $bin list --source netlink -p"
+    echo "-- in process (library): dump and parse alone, medians of 15"
+    nsenter -t "$pid" -n target/release/examples/dump 15
     exec 3>&-
     while kill -0 "$holder" 2>/dev/null; do sleep 0.2; done
   done

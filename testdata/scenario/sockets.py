@@ -280,16 +280,20 @@ def main():
     wait_for(lambda: sum(l[0] == "TIME-WAIT" for l in ss_states()) >= 1, "TIME_WAIT")
 
     print(json.dumps({"pid": os.getpid(), "sockets": manifest}), flush=True)
-    # Hold everything until stdin closes.
-    while True:
-        ready, _, _ = select.select([sys.stdin], [], [], 3600)
-        if ready and not sys.stdin.buffer.read1(1):
-            break
+    hold()
     for pid in (child, twin):
         try:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
+
+
+def hold():
+    """Keep every socket until stdin closes."""
+    while True:
+        ready, _, _ = select.select([sys.stdin], [], [], 3600)
+        if ready and not sys.stdin.buffer.read1(1):
+            break
 
 
 if __name__ == "__main__":

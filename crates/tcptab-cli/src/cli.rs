@@ -21,6 +21,158 @@ pub struct Cli {
 pub enum Command {
     /// List every TCP socket of both tables (the default command).
     List(ListArgs),
+    /// Count sockets: per state (zeros included), per family, per listener's
+    /// accept queue, busiest ports and hosts, per process with -p.
+    Summary(SummaryArgs),
+    /// Explain a raw /proc/net/tcp line field by field, or (--diagnose)
+    /// look for problems in the live table.
+    Explain(ExplainArgs),
+    /// Print sockets opening, closing and changing state, as they happen.
+    Watch(WatchArgs),
+}
+
+/// Output format of summary and explain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Also count sockets per process.
+    #[arg(short = 'p', long = "processes")]
+    pub processes: bool,
+
+    /// How many of the busiest ports, hosts and processes to show.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+
+    /// Shorthand for --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// Raw lines of /proc/net/tcp or tcp6 (default: read lines from stdin).
+    #[arg(value_name = "LINE", conflicts_with = "diagnose")]
+    pub lines: Vec<String>,
+
+    /// Look for problems in the table instead: CLOSE_WAIT piling up, full
+    /// accept queues, zero-window peers, retransmissions, TIME_WAIT to one
+    /// endpoint, sockets without an owner, orphans.
+    #[arg(long)]
+    pub diagnose: bool,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+
+    /// Look up process owners (names the processes holding CLOSE_WAIT
+    /// sockets, finds sockets no process holds).
+    #[arg(short = 'p', long = "processes")]
+    pub processes: bool,
+
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+
+    /// Shorthand for --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+/// When a pattern becomes a finding (explain --diagnose).
+#[derive(Debug, Clone, Args)]
+pub struct ThresholdArgs {
+    /// CLOSE_WAIT sockets held by one process.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub close_wait: u64,
+
+    /// Accept queue length as a fraction of its limit.
+    #[arg(long, default_value_t = 0.9, value_name = "FRACTION")]
+    pub accept_queue: f64,
+
+    /// Retransmission timeouts in a row on one socket.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retransmits: u32,
+
+    /// TIME_WAIT sockets towards one remote address and port.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub time_wait: u64,
+
+    /// Orphaned sockets (closed by their application, still finishing).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub orphans: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    /// Time between two looks at the table (e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+
+    /// Also report a socket whose receive or send queue grows past this many
+    /// bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub queue_threshold: Option<u32>,
+
+    /// Show the processes holding each socket.
+    #[arg(short = 'p', long = "processes")]
+    pub processes: bool,
+
+    /// Stop after this many events.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Stop after this long (e.g. 30s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+
+    /// `text` lines for people, or `jsonl`: one object per event.
+    #[arg(long, value_enum, default_value_t = WatchFormat::Text)]
+    pub format: WatchFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    Text,
+    Jsonl,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration such as 1s or 500ms ({e})"))?;
+    if d.is_zero() {
+        return Err(format!("'{text}': the duration must be more than zero"));
+    }
+    Ok(d)
 }
 
 /// Where the sockets are read from.

@@ -15,6 +15,9 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         Some(cli::Command::List(args)) => cmd::list::run(&args),
+        Some(cli::Command::Summary(args)) => cmd::summary::run(&args),
+        Some(cli::Command::Explain(args)) => cmd::explain::run(&args),
+        Some(cli::Command::Watch(args)) => cmd::watch::run(&args),
         None => cmd::list::run(&cli.list),
     };
     exit::report(result)

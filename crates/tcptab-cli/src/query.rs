@@ -232,3 +232,108 @@ pub fn report_skipped(reader: &TableReader<File>) {
         }
     }
 }
+
+/// One socket read from a source.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub socket: tcptab::Socket,
+    /// What only netlink has, when it came from a dump.
+    pub diag: Option<tcptab::diag::Diag>,
+    /// Index of its source in [`Gathered::namespaces`].
+    pub ns: usize,
+    /// `netlink` or `proc`.
+    pub source: &'static str,
+}
+
+/// Every socket of the sources that passes the filter.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pub entries: Vec<Entry>,
+    pub namespaces: Vec<Option<Namespace>>,
+    pub owners: Option<tcptab::OwnerScan>,
+}
+
+/// Read every source, keep what `expr` selects, and look up owners when
+/// asked to (or when the filter needs them).
+pub fn gather(
+    sources: Vec<Source>,
+    expr: &Expr,
+    proc_root: &Path,
+    owners: bool,
+) -> Result<Gathered> {
+    let mut out = Gathered::default();
+    let keep = |s: &tcptab::Socket| expr.needs_owners() || expr.matches(s, None);
+    for (index, source) in sources.into_iter().enumerate() {
+        let name = source.used.name();
+        match source.sockets {
+            Sockets::Tables(mut tables) => {
+                for reader in tables.iter_mut().flatten() {
+                    for socket in reader.by_ref() {
+                        let socket = socket?;
+                        if keep(&socket) {
+                            out.entries.push(Entry {
+                                socket,
+                                diag: None,
+                                ns: index,
+                                source: name,
+                            });
+                        }
+                    }
+                    report_skipped(reader);
+                }
+            }
+            Sockets::Dumped(dumped) => {
+                for d in dumped {
+                    if keep(&d.socket) {
+                        out.entries.push(Entry {
+                            socket: d.socket,
+                            diag: Some(d.diag),
+                            ns: index,
+                            source: name,
+                        });
+                    }
+                }
+            }
+        }
+        out.namespaces.push(source.namespace);
+    }
+    if owners || expr.needs_owners() {
+        let wanted: std::collections::HashSet<u64> = out
+            .entries
+            .iter()
+            .map(|e| e.socket.inode)
+            .filter(|&i| i != 0)
+            .collect();
+        let scan = tcptab::OwnerScan::scan(proc_root, &wanted)
+            .with_context(|| format!("reading processes under {}", proc_root.display()))?;
+        report_uninspected(&scan);
+        if expr.needs_owners() {
+            out.entries.retain(|e| expr.matches(&e.socket, Some(&scan)));
+        }
+        out.owners = Some(scan);
+    }
+    Ok(out)
+}
+
+/// Say once how many processes could not be inspected, and why.
+pub fn report_uninspected(scan: &tcptab::OwnerScan) {
+    if scan.denied > 0 {
+        let why = match scan.denied_reason {
+            Some(std::io::ErrorKind::PermissionDenied) | None => "permission denied".to_string(),
+            Some(kind) => kind.to_string(),
+        };
+        eprintln!(
+            "tcptab: {} process(es) could not be inspected ({why}); sockets they may hold show their owner as unknown. Run as root to see every owner.",
+            scan.denied
+        );
+    }
+}
+
+/// Say once how many processes' namespaces could not be read.
+pub fn report_namespaces_denied(denied: u32) {
+    if denied > 0 {
+        eprintln!(
+            "tcptab: the network namespace of {denied} process(es) could not be read (permission denied); run as root to see every namespace"
+        );
+    }
+}

@@ -42,7 +42,9 @@
 //! repository; the doc comments here cite its sections.
 
 pub mod diag;
+pub mod diagnose;
 mod error;
+pub mod explain;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -51,6 +53,8 @@ pub mod owners;
 pub mod procnet;
 mod record;
 mod socket;
+pub mod summary;
+pub mod watch;
 
 pub use error::{Error, Field, LineError, ParseErrorKind, Result};
 pub use filter::{Expr, FilterError, StateSet};

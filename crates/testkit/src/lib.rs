@@ -64,6 +64,12 @@ pub struct Expected {
 pub struct Manifest {
     pub pid: u32,
     pub sockets: Vec<Expected>,
+    /// Named values a scenario reports (ports, addresses).
+    #[serde(default)]
+    pub names: std::collections::BTreeMap<String, String>,
+    /// The listener port of the command-driven scenario.
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 /// A running scenario: its sockets live until it is dropped.
@@ -71,6 +77,7 @@ pub struct Manifest {
 pub struct Scenario {
     child: Child,
     stdin: Option<ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
     pub manifest: Manifest,
 }
 
@@ -88,8 +95,9 @@ impl Scenario {
             .spawn()
             .unwrap_or_else(|e| panic!("starting unshare --net python3 {}: {e}", path.display()));
         let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
+        stdout
             .read_line(&mut line)
             .expect("reading the scenario's manifest");
         let manifest: Manifest = serde_json::from_str(&line)
@@ -97,8 +105,23 @@ impl Scenario {
         Scenario {
             child,
             stdin,
+            stdout,
             manifest,
         }
+    }
+
+    /// Send one command line to a command-driven scenario; its answer.
+    pub fn command(&mut self, command: &str) -> String {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("the scenario's stdin");
+        writeln!(stdin, "{command}").expect("sending a command");
+        stdin.flush().expect("sending a command");
+        let mut answer = String::new();
+        self.stdout
+            .read_line(&mut answer)
+            .expect("reading the answer");
+        assert!(answer.starts_with("ok"), "{command}: {answer}");
+        answer.trim().to_string()
     }
 
     pub fn pid(&self) -> u32 {

@@ -4,17 +4,15 @@
 //! Text tables without owners or sorting stream to the output (constant
 //! memory); otherwise the sockets are gathered first.
 
-use std::collections::HashSet;
 use std::io;
-use std::path::Path;
 
 use anyhow::{Context, Result};
-use tcptab::diag::{Diag, Extensions};
+use tcptab::diag::Extensions;
 use tcptab::{Expr, Family, Namespace, OwnerScan, Socket};
 
 use crate::cli::{Format, ListArgs, SortField};
 use crate::output::{self, Columns, OutputOptions, Row, Sink};
-use crate::query::{self, Sockets, Want};
+use crate::query::{self, Entry, Sockets, Want};
 
 pub fn run(args: &ListArgs) -> Result<()> {
     let expr = query::filter(&args.filter)?;
@@ -39,11 +37,7 @@ pub fn run(args: &ListArgs) -> Result<()> {
     if (args.info || args.memory) && sources.iter().any(|s| s.used.name() == "proc") {
         eprintln!("tcptab: -i and -m need the netlink source (/proc has no tcp_info or socket memory); shown as '-'");
     }
-    if ns_denied > 0 {
-        eprintln!(
-            "tcptab: the network namespace of {ns_denied} process(es) could not be read (permission denied); run as root to see every namespace"
-        );
-    }
+    query::report_namespaces_denied(ns_denied);
     let options = OutputOptions {
         format,
         byte_order: query::read_options(&args.source).byte_order,
@@ -60,88 +54,52 @@ pub fn run(args: &ListArgs) -> Result<()> {
     let stdout = io::stdout().lock();
     let mut sink = output::sink(Box::new(stdout), options)?;
 
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut namespaces: Vec<Option<Namespace>> = Vec::new();
-    let gather = wants_owners || args.sort.is_some();
-    for (index, source) in sources.into_iter().enumerate() {
-        let source_name = source.used.name();
-        match source.sockets {
-            Sockets::Tables(mut tables) => {
-                for (family, slot) in [Family::Ipv4, Family::Ipv6]
-                    .into_iter()
-                    .zip(tables.iter_mut())
-                {
-                    let Some(reader) = slot else { continue };
-                    if !gather {
-                        sink.table(family)?;
+    // Text tables without owners or sorting stream, in constant memory.
+    if !wants_owners
+        && args.sort.is_none()
+        && sources
+            .iter()
+            .all(|s| matches!(s.sockets, Sockets::Tables(_)))
+    {
+        for mut source in sources {
+            let Sockets::Tables(tables) = &mut source.sockets else {
+                continue;
+            };
+            for (family, slot) in [Family::Ipv4, Family::Ipv6]
+                .into_iter()
+                .zip(tables.iter_mut())
+            {
+                let Some(reader) = slot else { continue };
+                sink.table(family)?;
+                let mut sl = 0u32;
+                for socket in reader.by_ref() {
+                    let mut socket = socket?;
+                    if !expr.matches(&socket, None) {
+                        continue;
                     }
-                    let mut sl = 0u32;
-                    for socket in reader.by_ref() {
-                        let mut socket = socket?;
-                        if gather {
-                            if expr.needs_owners() || expr.matches(&socket, None) {
-                                entries.push(Entry {
-                                    socket,
-                                    diag: None,
-                                    ns: index,
-                                    source: source_name,
-                                });
-                            }
-                            continue;
-                        }
-                        if !expr.matches(&socket, None) {
-                            continue;
-                        }
-                        if renumber {
-                            socket.sl = sl;
-                            sl += 1;
-                        }
-                        sink.row(&Row {
-                            socket: &socket,
-                            diag: None,
-                            source: source_name,
-                            netns: source.namespace.as_ref(),
-                            owners: None,
-                        })?;
+                    if renumber {
+                        socket.sl = sl;
+                        sl += 1;
                     }
-                    query::report_skipped(reader);
+                    sink.row(&Row {
+                        socket: &socket,
+                        diag: None,
+                        source: source.used.name(),
+                        netns: source.namespace.as_ref(),
+                        owners: None,
+                    })?;
                 }
-            }
-            Sockets::Dumped(dumped) => {
-                for d in dumped {
-                    if expr.needs_owners() || expr.matches(&d.socket, None) {
-                        entries.push(Entry {
-                            socket: d.socket,
-                            diag: Some(d.diag),
-                            ns: index,
-                            source: source_name,
-                        });
-                    }
-                }
+                query::report_skipped(reader);
             }
         }
-        namespaces.push(source.namespace);
+        return sink.finish().context("writing output");
     }
 
-    let owners = if wants_owners {
-        let wanted: HashSet<u64> = entries
-            .iter()
-            .map(|e| e.socket.inode)
-            .filter(|&i| i != 0)
-            .collect();
-        let scan = OwnerScan::scan(Path::new(&args.source.root), &wanted)
-            .with_context(|| format!("reading processes under {}", args.source.root.display()))?;
-        report_uninspected(&scan);
-        Some(scan)
-    } else {
-        None
-    };
-    if expr.needs_owners() {
-        entries.retain(|e| expr.matches(&e.socket, owners.as_ref()));
-    }
+    let mut gathered = query::gather(sources, &expr, &args.source.root, wants_owners)?;
+    let owners = gathered.owners.take();
+    let entries = &mut gathered.entries;
     if let Some(field) = args.sort {
-        let key = |e: &Entry| sort_key(field, &e.socket, owners.as_ref());
-        entries.sort_by_key(key);
+        entries.sort_by_key(|e| sort_key(field, &e.socket, owners.as_ref()));
         if args.reverse {
             entries.reverse();
         }
@@ -152,21 +110,12 @@ pub fn run(args: &ListArgs) -> Result<()> {
     }
     emit(
         &mut *sink,
-        &mut entries,
-        &namespaces,
+        entries,
+        &gathered.namespaces,
         owners.as_ref(),
         renumber,
     )?;
     sink.finish().context("writing output")
-}
-
-/// One gathered socket.
-struct Entry {
-    socket: Socket,
-    diag: Option<Diag>,
-    /// Index of its source in `namespaces`.
-    ns: usize,
-    source: &'static str,
 }
 
 fn emit(
@@ -197,20 +146,6 @@ fn emit(
         })?;
     }
     Ok(())
-}
-
-/// Say once how many processes could not be inspected, and why.
-pub fn report_uninspected(scan: &OwnerScan) {
-    if scan.denied > 0 {
-        let why = match scan.denied_reason {
-            Some(io::ErrorKind::PermissionDenied) | None => "permission denied".to_string(),
-            Some(kind) => kind.to_string(),
-        };
-        eprintln!(
-            "tcptab: {} process(es) could not be inspected ({why}); sockets they may hold show their owner as unknown. Run as root to see every owner.",
-            scan.denied
-        );
-    }
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]

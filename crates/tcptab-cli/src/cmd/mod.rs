@@ -1,3 +1,6 @@
 //! One module per subcommand.
 
+pub mod explain;
 pub mod list;
+pub mod summary;
+pub mod watch;

@@ -109,6 +109,22 @@ pub fn dump<T: Transport>(
     Ok(out)
 }
 
+/// Decode the destroy notifications in one datagram (from a socket made
+/// with [`NetlinkSocket::subscribe_destroy`]).
+pub fn destroyed(datagram: &[u8]) -> Result<Vec<DiagSocket>> {
+    let mut out = Vec::new();
+    for message in messages(View::new(datagram)) {
+        let message = message.map_err(|e| Error::Malformed(e.to_string()))?;
+        if message.kind == request::SOCK_DIAG_BY_FAMILY {
+            out.push(
+                response::parse_message(message.payload, 0)
+                    .map_err(|e| Error::Malformed(e.to_string()))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Which source to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Choice {

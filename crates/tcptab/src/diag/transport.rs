@@ -55,6 +55,49 @@ impl NetlinkSocket {
     }
 }
 
+/// Multicast groups of destroyed TCP sockets (linux/sock_diag.h:
+/// SKNLGRP_INET_TCP_DESTROY = 1, SKNLGRP_INET6_TCP_DESTROY = 3).
+const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
+const SKNLGRP_INET6_TCP_DESTROY: u32 = 3;
+const TCP_DESTROY_GROUPS: u32 =
+    (1 << (SKNLGRP_INET_TCP_DESTROY - 1)) | (1 << (SKNLGRP_INET6_TCP_DESTROY - 1));
+
+impl NetlinkSocket {
+    /// Subscribe this socket to the kernel's notifications of destroyed TCP
+    /// sockets (both families). Needs CAP_NET_ADMIN.
+    pub fn subscribe_destroy(self) -> io::Result<NetlinkSocket> {
+        rustix::net::bind(&self.fd, &SocketAddrNetlink::new(0, TCP_DESTROY_GROUPS))?;
+        Ok(self)
+    }
+
+    /// Wait up to `timeout` for a datagram; then receive what is there
+    /// without blocking. `Ok(0)` when nothing came.
+    pub fn recv_within(
+        &mut self,
+        buf: &mut [u8],
+        timeout: std::time::Duration,
+    ) -> io::Result<usize> {
+        let mut fds = [rustix::event::PollFd::new(
+            &self.fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let timespec = rustix::event::Timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        match rustix::event::poll(&mut fds, Some(&timespec)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(0),
+            Ok(_) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match rustix::net::recv(&self.fd, &mut *buf, RecvFlags::TRUNC | RecvFlags::DONTWAIT) {
+            Ok((_, len)) => Ok(len),
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 impl Transport for NetlinkSocket {
     fn send(&mut self, request: &[u8]) -> io::Result<()> {
         rustix::net::sendto(

@@ -1,0 +1,159 @@
+//! `tcptab explain`: a raw /proc/net/tcp line decoded field by field, or
+//! (`--diagnose`) findings about the live table.
+
+use std::io::{self, BufRead, Write};
+
+use anyhow::{bail, Context, Result};
+use comfy_table::{presets, ContentArrangement, Table};
+use tcptab::diag::Extensions;
+use tcptab::diagnose::{diagnose, Observed, Thresholds};
+use tcptab::explain::{explain_line, Explained};
+use tcptab::{ByteOrder, Expr, StateSet};
+
+use crate::cli::{ExplainArgs, ReportFormat};
+use crate::query::{self, Want};
+
+pub fn run(args: &ExplainArgs) -> Result<()> {
+    let format = if args.json {
+        ReportFormat::Json
+    } else {
+        args.format
+    };
+    if args.diagnose {
+        return run_diagnose(args, format);
+    }
+    let lines: Vec<String> = if args.lines.is_empty() {
+        io::stdin()
+            .lock()
+            .lines()
+            .collect::<io::Result<_>>()
+            .context("reading stdin")?
+    } else {
+        args.lines.clone()
+    };
+    let order: ByteOrder = args.source.byte_order.into();
+    let mut explained = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() || tcptab::procnet::is_header(line.as_bytes()) {
+            continue;
+        }
+        match explain_line(line, order) {
+            Ok(e) => explained.push(e),
+            Err(e) => {
+                let from = e.offset.min(line.len());
+                let token: String = line[from..]
+                    .split(' ')
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(40)
+                    .collect();
+                bail!(
+                    "line {}: field '{}' at column {}: {}: {token:?}",
+                    n + 1,
+                    e.field,
+                    from + 1,
+                    e.kind
+                );
+            }
+        }
+    }
+    if explained.is_empty() {
+        bail!("no line to explain: give a /proc/net/tcp line as an argument or on stdin");
+    }
+    let mut out = io::stdout().lock();
+    match format {
+        ReportFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &explained)?;
+            writeln!(out)?;
+        }
+        ReportFormat::Table => {
+            for (i, e) in explained.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                write_explained(&mut out, e)?;
+            }
+        }
+    }
+    out.flush().context("writing output")
+}
+
+fn write_explained(out: &mut impl Write, e: &Explained) -> io::Result<()> {
+    let kind = match e.kind {
+        "full" => "full socket (17 fields)",
+        "time_wait" => "TIME_WAIT mini-socket (12 fields)",
+        _ => "request socket, a half-open connection (12 fields)",
+    };
+    writeln!(out, "{} {}, {kind}", e.family, e.socket.state)?;
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(vec!["Raw", "Field", "Value", "Meaning"]);
+    for p in &e.parts {
+        t.add_row(vec![
+            p.raw.as_str(),
+            p.field,
+            p.value.as_str(),
+            p.meaning.as_str(),
+        ]);
+    }
+    writeln!(out, "{t}")
+}
+
+fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
+    let t = &args.thresholds;
+    if !(0.0..=1.0).contains(&t.accept_queue) {
+        bail!(
+            "--accept-queue takes a fraction from 0 to 1, not {}",
+            t.accept_queue
+        );
+    }
+    let thresholds = Thresholds {
+        close_wait: t.close_wait,
+        accept_queue: t.accept_queue,
+        retransmits: t.retransmits,
+        time_wait: t.time_wait,
+        orphans: t.orphans,
+    };
+    let want = Want {
+        extensions: Extensions::default(),
+        states: StateSet::ALL,
+    };
+    let (sources, denied) = query::sources(&args.source, &args.namespaces, want)?;
+    query::report_sources(&sources, args.source.verbose);
+    query::report_namespaces_denied(denied);
+    let gathered = query::gather(sources, &Expr::All, &args.source.root, args.processes)?;
+    let observed: Vec<Observed> = gathered
+        .entries
+        .iter()
+        .map(|e| Observed {
+            socket: &e.socket,
+            backlog_limit: e.diag.as_ref().and_then(|d| d.backlog_limit),
+        })
+        .collect();
+    let findings = diagnose(&observed, gathered.owners.as_ref(), &thresholds);
+    let mut out = io::stdout().lock();
+    match format {
+        ReportFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &findings)?;
+            writeln!(out)?;
+        }
+        ReportFormat::Table if findings.is_empty() => {
+            writeln!(out, "No findings in {} sockets.", observed.len())?;
+        }
+        ReportFormat::Table => {
+            for f in &findings {
+                writeln!(out, "[{}] {}: {}", f.severity, f.kind, f.summary)?;
+                for e in &f.evidence {
+                    writeln!(out, "    {e}")?;
+                }
+                if f.sockets as usize > f.evidence.len() && f.evidence.len() > 1 {
+                    writeln!(out, "    ... {} in all", f.sockets)?;
+                }
+                writeln!(out, "  what to do: {}\n", f.advice)?;
+            }
+        }
+    }
+    out.flush().context("writing output")
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Connections opened, changed and closed on command, for `tcptab watch`.
+
+    unshare --net python3 testdata/scenario/driver.py
+
+Prints the manifest (pid, listener port), then answers one line per command
+read from stdin:
+  open NAME      connect a client to the listener and accept it -> "ok PORT"
+  shutdown NAME  the client shuts down its sending side        -> "ok"
+                 (client FIN_WAIT2, server CLOSE_WAIT)
+  close NAME     close the server side, then the client          -> "ok"
+  flash          open, exchange a byte and close at once         -> "ok PORT"
+Exits when stdin closes.
+"""
+import json
+import os
+import socket
+import sys
+
+from sockets import listener, setup_links
+
+
+def main():
+    setup_links()
+    lst = listener(socket.AF_INET, "127.0.0.1")
+    port = lst.getsockname()[1]
+    print(json.dumps({"pid": os.getpid(), "sockets": [], "port": port}), flush=True)
+    conns = {}
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        cmd, name = words[0], (words[1] if len(words) > 1 else "")
+        if cmd == "open":
+            c = socket.create_connection(("127.0.0.1", port))
+            s, _ = lst.accept()
+            conns[name] = (c, s)
+            print(f"ok {c.getsockname()[1]}", flush=True)
+        elif cmd == "shutdown":
+            conns[name][0].shutdown(socket.SHUT_WR)
+            print("ok", flush=True)
+        elif cmd == "close":
+            c, s = conns.pop(name)
+            s.close()
+            c.close()
+            print("ok", flush=True)
+        elif cmd == "flash":
+            c = socket.create_connection(("127.0.0.1", port))
+            s, _ = lst.accept()
+            c.sendall(b"x")
+            s.recv(1)
+            cport = c.getsockname()[1]
+            c.close()
+            s.close()
+            print(f"ok {cport}", flush=True)
+        else:
+            print(f"error unknown command {cmd}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
