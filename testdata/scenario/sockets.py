@@ -38,6 +38,11 @@ def setup_links():
     sh("ip", "addr", "add", "10.99.0.1/24", "dev", "tt0")
     sh("ip", "link", "set", "tt0", "up")
     sh("ip", "link", "set", "tt1", "up")
+    # A permanent neighbour entry for the silent peer: without it the failed
+    # ARP aborts SYN_SENT and SYN_RECV sockets after about 3 s; with it the
+    # SYNs leave into tt1 (which has no address) and go unanswered, and the
+    # sockets live through their retries (a minute or more).
+    sh("ip", "neigh", "add", "10.99.0.2", "lladdr", "02:00:00:00:00:02", "dev", "tt0", "nud", "permanent")
 
 
 def addr(sock_name):

@@ -29,6 +29,58 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Print sockets opening, closing and changing state, as they happen.
     Watch(WatchArgs),
+    /// Serve metrics for Prometheus on /metrics (loopback only by default).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on. The default is loopback only;
+    /// binding to other addresses is an explicit choice.
+    #[arg(long, default_value = "127.0.0.1:9867", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    /// Count sockets per local port for this port (repeatable): only the
+    /// ports listed get a series.
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+
+    /// Count sockets per remote port.
+    #[arg(long)]
+    pub per_remote_port: bool,
+
+    /// Count sockets per process command name (reads /proc/*/fd).
+    #[arg(long)]
+    pub per_process: bool,
+
+    /// Export smoothed RTTs as a histogram (netlink source).
+    #[arg(long)]
+    pub rtt_histogram: bool,
+
+    /// At most this many series in each optional family and in the
+    /// listener family; what is cut is counted in tcptab_series_dropped.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_series: usize,
+
+    /// Collect at most once per this interval; scrapes in between, and
+    /// concurrent scrapes, share the last collection (0s: every scrape
+    /// collects, concurrent ones still share).
+    #[arg(long, default_value = "1s", value_parser = parse_duration_or_zero)]
+    pub min_interval: std::time::Duration,
+
+    /// Connections served at once; more are closed at once.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Time a client has to send its request headers.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub read_timeout: std::time::Duration,
 }
 
 /// Output format of summary and explain.
@@ -164,6 +216,11 @@ pub struct WatchArgs {
 pub enum WatchFormat {
     Text,
     Jsonl,
+}
+
+fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration such as 1s or 500ms ({e})"))
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

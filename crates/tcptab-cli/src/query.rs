@@ -254,7 +254,8 @@ pub struct Gathered {
 }
 
 /// Read every source, keep what `expr` selects, and look up owners when
-/// asked to (or when the filter needs them).
+/// asked to (or when the filter needs them). The caller reports what the
+/// owner scan could not see ([`report_uninspected`]).
 pub fn gather(
     sources: Vec<Source>,
     expr: &Expr,
@@ -306,7 +307,6 @@ pub fn gather(
             .collect();
         let scan = tcptab::OwnerScan::scan(proc_root, &wanted)
             .with_context(|| format!("reading processes under {}", proc_root.display()))?;
-        report_uninspected(&scan);
         if expr.needs_owners() {
             out.entries.retain(|e| expr.matches(&e.socket, Some(&scan)));
         }

@@ -48,6 +48,7 @@ pub mod explain;
 pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod metrics;
 pub mod netns;
 pub mod owners;
 pub mod procnet;

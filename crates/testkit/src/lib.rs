@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 pub mod diag;
 pub mod generate;
+pub mod http;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

@@ -124,6 +124,9 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
     query::report_sources(&sources, args.source.verbose);
     query::report_namespaces_denied(denied);
     let gathered = query::gather(sources, &Expr::All, &args.source.root, args.processes)?;
+    if let Some(scan) = &gathered.owners {
+        query::report_uninspected(scan);
+    }
     let observed: Vec<Observed> = gathered
         .entries
         .iter()

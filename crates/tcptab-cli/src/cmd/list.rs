@@ -96,6 +96,9 @@ pub fn run(args: &ListArgs) -> Result<()> {
     }
 
     let mut gathered = query::gather(sources, &expr, &args.source.root, wants_owners)?;
+    if let Some(scan) = &gathered.owners {
+        query::report_uninspected(scan);
+    }
     let owners = gathered.owners.take();
     let entries = &mut gathered.entries;
     if let Some(field) = args.sort {

@@ -2,5 +2,6 @@
 
 pub mod explain;
 pub mod list;
+pub mod serve;
 pub mod summary;
 pub mod watch;

@@ -55,6 +55,9 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
     query::report_namespaces_denied(denied);
     let source = sources.first().map_or("proc", |s| s.used.name());
     let gathered = query::gather(sources, &expr, &args.source.root, args.processes)?;
+    if let Some(scan) = &gathered.owners {
+        query::report_uninspected(scan);
+    }
     let summary = summarize(
         gathered
             .entries

@@ -140,6 +140,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     };
     loop {
         let (sources, _) = query::sources(&args.source, &args.namespaces, want)?;
+        let first_look = first;
         if first {
             query::report_sources(&sources, args.source.verbose);
             if sources.len() == 1 && sources[0].used == diag::Used::Netlink {
@@ -150,6 +151,9 @@ pub fn run(args: &WatchArgs) -> Result<()> {
             first = false;
         }
         let gathered = query::gather(sources, &expr, &args.source.root, args.processes)?;
+        if let (true, Some(scan)) = (first_look, &gathered.owners) {
+            query::report_uninspected(scan);
+        }
         let sockets: Vec<Socket> = gathered.entries.iter().map(|e| e.socket).collect();
         for event in tracker.look(&sockets) {
             emit(&mut out, args.format, &event, gathered.owners.as_ref())?;

@@ -29,11 +29,11 @@ pub struct Diag {
     /// Time to the pending timer's expiry, in ms (the model keeps ticks).
     pub timer_ms: u32,
     /// `tcp_info`, when asked for (full sockets only).
-    pub tcp_info: Option<TcpInfo>,
+    pub tcp_info: Option<Box<TcpInfo>>,
     /// The congestion control algorithm, when asked for.
     pub congestion_algorithm: Option<String>,
     /// Socket memory, when asked for.
-    pub memory: Option<MemInfo>,
+    pub memory: Option<Box<MemInfo>>,
     /// `shutdown()` state: bit 0 receive side shut, bit 1 send side.
     pub shutdown: Option<u8>,
 }
@@ -291,14 +291,14 @@ pub fn parse_message(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
     for attr in attributes(payload.tail(INET_DIAG_MSG_LEN)) {
         let attr = attr?;
         match attr.kind {
-            INET_DIAG_INFO => diag.tcp_info = Some(TcpInfo::parse(attr.data)),
+            INET_DIAG_INFO => diag.tcp_info = Some(Box::new(TcpInfo::parse(attr.data))),
             INET_DIAG_CONG => {
                 let text = attr.data.bytes();
                 let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
                 diag.congestion_algorithm =
                     Some(String::from_utf8_lossy(&text[..end]).into_owned());
             }
-            INET_DIAG_SKMEMINFO => diag.memory = Some(MemInfo::parse(attr.data)),
+            INET_DIAG_SKMEMINFO => diag.memory = Some(Box::new(MemInfo::parse(attr.data))),
             INET_DIAG_SHUTDOWN => diag.shutdown = Some(attr.data.u8(0, "INET_DIAG_SHUTDOWN")?),
             _ => {}
         }
@@ -344,4 +344,20 @@ pub fn parse_message(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
         congestion,
     };
     Ok(DiagSocket { socket, diag })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_stay_small() {
+        // A dump of 100k sockets is held in memory: keep each record lean
+        // (tcp_info and memory are boxed, present only when asked for).
+        assert!(
+            std::mem::size_of::<DiagSocket>() <= 256,
+            "{}",
+            std::mem::size_of::<DiagSocket>()
+        );
+    }
 }

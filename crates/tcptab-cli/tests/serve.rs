@@ -1,0 +1,306 @@
+//! `tcptab serve`: scraped by a real Prometheus, checked by promtool, put
+//! under a bounded load on loopback, and run unprivileged.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::http::{free_port, get, request};
+use testkit::{require_root, Scenario};
+
+/// A running `tcptab serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        Server::start_with(Command::new(env!("CARGO_BIN_EXE_tcptab")), args)
+    }
+
+    fn start_with(mut command: Command, args: &[&str]) -> Server {
+        let mut child = command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tcptab serve");
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .parse()
+            .unwrap();
+        Server { child, addr }
+    }
+
+    fn metrics(&self) -> String {
+        let reply = get(self.addr, "/metrics").unwrap();
+        assert_eq!(reply.status, 200);
+        reply.body
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the first sample `name{labels...}` (a prefix match).
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn promtool_accepts_the_output() {
+    let server = Server::start(&["--per-remote-port", "--rtt-histogram", "--port", "22"]);
+    let body = server.metrics();
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; .ci/run installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in [
+        "tcptab_sockets{",
+        "tcptab_up 1",
+        "tcptab_collections_total",
+        "tcptab_scrape_duration_seconds",
+        "tcptab_series_dropped{",
+    ] {
+        assert!(body.contains(name), "{name} in\n{body}");
+    }
+    // Every state of both families is present, zeros included.
+    assert_eq!(
+        body.lines()
+            .filter(|l| l.starts_with("tcptab_sockets{"))
+            .count(),
+        22
+    );
+    // OpenMetrics on request.
+    let om = request(
+        server.addr,
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text;version=1.0.0")],
+    )
+    .unwrap();
+    assert!(om
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    assert!(om.body.ends_with("# EOF\n"));
+    let page = get(server.addr, "/").unwrap();
+    assert!(page.status == 200 && page.body.contains("href=\"/metrics\""));
+}
+
+#[test]
+fn prometheus_scrapes_the_exporter() {
+    if !require_root("prometheus_scrapes_the_exporter") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    let server = Server::start(&["--netns-pid", &pid, "--min-interval", "0s"]);
+    let dir = std::env::temp_dir().join(format!("tcptab-prometheus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: tcptab\n    static_configs:\n      - targets: ['{}']\n",
+            server.addr
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus (Debian's prometheus package; .ci/run installs it)");
+    let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let query = "/api/v1/query?query=sum%20by%20(state)%20(tcptab_sockets)";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let result = loop {
+        if let Ok(reply) = get(api, query) {
+            let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+            let rows = v["data"]["result"].as_array().cloned().unwrap_or_default();
+            if !rows.is_empty() {
+                break rows;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never had tcptab_sockets"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let from_prometheus: BTreeMap<String, u64> = result
+        .iter()
+        .map(|r| {
+            let state = r["metric"]["state"].as_str().unwrap().to_string();
+            let value = r["value"][1].as_str().unwrap().parse::<f64>().unwrap() as u64;
+            (state, value)
+        })
+        .collect();
+    let mut created: BTreeMap<String, u64> = tcptab::State::LISTED
+        .iter()
+        .map(|s| (s.to_string(), 0))
+        .collect();
+    for e in &scenario.manifest.sockets {
+        *created.get_mut(&e.state).unwrap() += 1;
+    }
+    assert_eq!(from_prometheus, created);
+}
+
+#[test]
+fn bounded_load_no_stampede_and_hostile_clients() {
+    let server = Server::start(&[
+        "--min-interval",
+        "1s",
+        "--read-timeout",
+        "1s",
+        "--max-connections",
+        "64",
+    ]);
+    let addr = server.addr;
+    server.metrics();
+    let rss_before = server.rss_kib();
+    let started = Instant::now();
+    let threads: Vec<_> = (0..50)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut failures = 0;
+                for _ in 0..100 {
+                    match get(addr, "/metrics") {
+                        Ok(r) if r.status == 200 && r.body.contains("tcptab_up 1") => {}
+                        _ => failures += 1,
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(failures, 0, "5,000 requests, no errors");
+    // One collection per second at most, however many scrapes.
+    let body = server.metrics();
+    let collections = sample(&body, "tcptab_collections_total").unwrap();
+    assert!(
+        collections <= elapsed.ceil() + 3.0,
+        "{collections} collections in {elapsed:.1} s for 5,000 scrapes"
+    );
+    let rss_after = server.rss_kib();
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "RSS {rss_before} KiB -> {rss_after} KiB"
+    );
+
+    // A client that never finishes its headers is cut off.
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "cut off after the 1 s read timeout, took {:?}",
+        t.elapsed()
+    );
+    // Oversized headers are refused.
+    let big = "x".repeat(40 * 1024);
+    // Oversized headers are refused (431), or the connection is closed.
+    if let Ok(r) = request(addr, "GET", "/metrics", &[("X-Big", big.as_str())]) {
+        assert_eq!(r.status, 431, "oversized headers");
+    }
+    // Methods and paths.
+    let post = request(addr, "POST", "/metrics", &[("Content-Length", "0")]).unwrap();
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    assert_eq!(get(addr, "/nope").unwrap().status, 404);
+    let head = request(addr, "HEAD", "/metrics", &[]).unwrap();
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+}
+
+#[test]
+fn unprivileged_exporter_serves_and_reports_what_it_could_not_see() {
+    if !require_root("unprivileged_exporter_serves_and_reports_what_it_could_not_see") {
+        return;
+    }
+    let bin = std::env::temp_dir().join(format!("tcptab-serve-unpriv-{}", std::process::id()));
+    std::fs::copy(env!("CARGO_BIN_EXE_tcptab"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin);
+    let server = Server::start_with(command, &["--per-process", "--all-netns"]);
+    let body = server.metrics();
+    drop(server);
+    std::fs::remove_file(&bin).unwrap();
+    assert!(body.contains("tcptab_up 1"), "{body}");
+    assert!(
+        sample(&body, "tcptab_processes_not_inspected").unwrap() > 0.0,
+        "{body}"
+    );
+    assert!(
+        sample(&body, "tcptab_namespaces_not_inspected").unwrap() > 0.0,
+        "{body}"
+    );
+}
