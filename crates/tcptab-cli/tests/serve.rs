@@ -304,3 +304,46 @@ fn unprivileged_exporter_serves_and_reports_what_it_could_not_see() {
         "{body}"
     );
 }
+
+#[test]
+fn shipped_prometheus_config_and_rules_are_valid() {
+    let contrib = testkit::repo_root().join("contrib");
+    for (what, file) in [("rules", "tcptab-alerts.yml"), ("config", "prometheus.yml")] {
+        let out = Command::new("promtool")
+            .args(["check", what])
+            .arg(contrib.join(file))
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "promtool check {what} {file}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn every_exported_metric_is_documented() {
+    let server = Server::start(&[
+        "--per-remote-port",
+        "--rtt-histogram",
+        "--port",
+        "22",
+        "--per-process",
+    ]);
+    let body = server.metrics();
+    let docs = std::fs::read_to_string(testkit::repo_root().join("docs/exporter.md")).unwrap();
+    for line in body.lines().filter_map(|l| l.strip_prefix("# HELP ")) {
+        let (name, help) = line.split_once(' ').unwrap();
+        let row = docs
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("{name} is not in docs/exporter.md"));
+        let help = help.trim_end_matches('.');
+        assert!(
+            row.contains(help.split(" (").next().unwrap()),
+            "{name}: docs say {row}, the exporter {help}"
+        );
+    }
+}
