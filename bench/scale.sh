@@ -35,6 +35,19 @@ for n in "${@:-10000 50000}"; do
       "tcptab list --source netlink -p=exec $bin list --source netlink -p"
     echo "-- in process (library): dump and parse alone, medians of 15"
     nsenter -t "$pid" -n target/release/examples/dump 15
+    echo "-- exporters: scrape latency and peak RSS (each scrape reads the table)"
+    nsenter -t "$pid" -n "$bin" serve --listen 127.0.0.1:9867 --min-interval 0s 2>/dev/null &
+    serve=$!
+    exporters=("tcptab serve=http://127.0.0.1:9867/metrics=$serve")
+    if command -v prometheus-node-exporter >/dev/null; then
+      nsenter -t "$pid" -n prometheus-node-exporter --web.listen-address=127.0.0.1:9100 \
+        --collector.disable-defaults --collector.tcpstat >/dev/null 2>&1 &
+      node=$!
+      exporters+=("node_exporter tcpstat=http://127.0.0.1:9100/metrics=$node")
+    fi
+    sleep 1
+    nsenter -t "$pid" -n python3 bench/scrape.py "$runs" "${exporters[@]}"
+    kill "$serve" ${node:-} 2>/dev/null || true
     exec 3>&-
     while kill -0 "$holder" 2>/dev/null; do sleep 0.2; done
   done
