@@ -1,8 +1,8 @@
 //! `tcptab list`: the sockets of both tables, filtered, with owners,
 //! namespaces and tcp_info on request, in the chosen format.
 //!
-//! Text tables without owners or sorting stream to the output (constant
-//! memory); otherwise the sockets are gathered first.
+//! Without owners or sorting, rows go straight to the output (text tables
+//! stream in constant memory); otherwise the sockets are gathered first.
 
 use std::io;
 
@@ -54,16 +54,33 @@ pub fn run(args: &ListArgs) -> Result<()> {
     let stdout = io::stdout().lock();
     let mut sink = output::sink(Box::new(stdout), options)?;
 
-    // Text tables without owners or sorting stream, in constant memory.
-    if !wants_owners
-        && args.sort.is_none()
-        && sources
-            .iter()
-            .all(|s| matches!(s.sockets, Sockets::Tables(_)))
-    {
+    // Without owners or sorting, rows go straight to the output: text
+    // tables stream in constant memory, dumps without copies.
+    if !wants_owners && args.sort.is_none() {
         for mut source in sources {
-            let Sockets::Tables(tables) = &mut source.sockets else {
-                continue;
+            let tables = match &mut source.sockets {
+                Sockets::Tables(tables) => tables,
+                Sockets::Dumped(dumped) => {
+                    let mut current = None;
+                    let mut sl = 0u32;
+                    for d in dumped.iter_mut().filter(|d| expr.matches(&d.socket, None)) {
+                        if current != Some(d.socket.family) {
+                            current = Some(d.socket.family);
+                            sink.table(d.socket.family)?;
+                            sl = 0;
+                        }
+                        d.socket.sl = sl;
+                        sl += 1;
+                        sink.row(&Row {
+                            socket: &d.socket,
+                            diag: Some(&d.diag),
+                            source: source.used.name(),
+                            netns: source.namespace.as_ref(),
+                            owners: None,
+                        })?;
+                    }
+                    continue;
+                }
             };
             for (family, slot) in [Family::Ipv4, Family::Ipv6]
                 .into_iter()
