@@ -352,3 +352,13 @@ fn watch_stops_after_count_events() {
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.lines().all(|l| l.contains(" opened ")), "{text}");
 }
+
+#[test]
+fn explain_survives_hostile_input() {
+    for line in ["\u{e9}\u{e9}\u{e9}", "   0: 0100007F:00\u{e9}16 00000000:0000", "   0\u{2028}:", "\u{1}\u{2}\u{7f}", "   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 00000000000000\u{e9}0 1 2 3 4 5"] {
+        let out = tcptab(&["explain", line]);
+        assert_eq!(out.status.code(), Some(2), "{line:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: line 1: field") && err.lines().count() == 1, "{line:?}: {err}");
+    }
+}

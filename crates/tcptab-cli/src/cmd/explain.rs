@@ -41,7 +41,9 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
             Ok(e) => explained.push(e),
             Err(e) => {
                 let from = e.offset.min(line.len());
-                let token: String = line[from..]
+                // Bytes, not str slicing: the offset may split a character.
+                let rest = String::from_utf8_lossy(&line.as_bytes()[from..]).into_owned();
+                let token: String = rest
                     .split(' ')
                     .next()
                     .unwrap_or("")
