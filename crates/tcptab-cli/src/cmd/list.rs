@@ -21,13 +21,10 @@ pub fn run(args: &ListArgs) -> Result<()> {
     let renumber = expr != Expr::All || args.sort.is_some();
     // JSON and CSV carry every field, and the kernel's text has rto, ato,
     // cwnd and ssthresh: these ask the dump for tcp_info too.
-    let full_record = matches!(
-        format,
-        Format::Json | Format::Jsonl | Format::Csv | Format::Proc
-    );
+    let full_record = matches!(format, Format::Json | Format::Jsonl | Format::Csv);
     let want = Want {
         extensions: Extensions {
-            info: args.info || args.extended || full_record,
+            info: args.info || args.extended || full_record || format == Format::Proc,
             memory: args.memory || full_record,
         },
         states: expr.states(),
