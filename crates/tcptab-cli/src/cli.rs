@@ -90,6 +90,28 @@ pub enum ReportFormat {
     Json,
 }
 
+/// `--format table|json` and `--json`, for summary and explain.
+#[derive(Debug, Clone, Args)]
+pub struct ReportOutput {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+
+    /// Shorthand for --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+impl ReportOutput {
+    pub fn format(&self) -> ReportFormat {
+        if self.json {
+            ReportFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct SummaryArgs {
     #[command(flatten)]
@@ -109,12 +131,8 @@ pub struct SummaryArgs {
     #[arg(long, default_value_t = 10)]
     pub top: usize,
 
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
-    pub format: ReportFormat,
-
-    /// Shorthand for --format json.
-    #[arg(long, conflicts_with = "format")]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: ReportOutput,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -143,12 +161,8 @@ pub struct ExplainArgs {
     #[arg(short = 'p', long = "processes")]
     pub processes: bool,
 
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
-    pub format: ReportFormat,
-
-    /// Shorthand for --format json.
-    #[arg(long, conflicts_with = "format")]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: ReportOutput,
 }
 
 /// When a pattern becomes a finding (explain --diagnose).

@@ -2,7 +2,10 @@
 //! read back, and every error path with a corrupted input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+mod common;
+use common::tcptab;
 
 fn capture() -> PathBuf {
     testkit::repo_root().join("testdata/6.18.44-sockets")
@@ -10,14 +13,6 @@ fn capture() -> PathBuf {
 
 fn spec() -> PathBuf {
     testkit::repo_root().join("testdata/spec-vectors")
-}
-
-fn tcptab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running tcptab")
 }
 
 fn ok(args: &[&str]) -> String {

@@ -4,17 +4,13 @@
 //! several namespaces at once, and an unprivileged run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Output};
+use std::process::Command;
 
+mod common;
+
+use common::tcptab;
 use serde_json::Value;
 use testkit::{endpoint, require_root, Scenario, SsRow};
-
-fn tcptab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args(args)
-        .output()
-        .expect("running tcptab")
-}
 
 fn json(args: &[&str]) -> Vec<Value> {
     let mut all = args.to_vec();

@@ -3,29 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{json, tcptab};
 use serde_json::Value;
 use testkit::{require_root, Scenario};
 
-fn tcptab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running tcptab")
-}
-
-fn json(args: &[&str]) -> Value {
-    let out = tcptab(args);
-    assert!(
-        out.status.success(),
-        "tcptab {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+mod common;
 
 #[test]
 fn summary_counts_every_state_including_zeros() {

@@ -106,62 +106,49 @@ impl Tracker {
         for s in sockets {
             let key = Key::of(s);
             let over = self.over(s);
-            match self.seen.remove(&key) {
-                Some(before) => {
-                    if before.socket.state != s.state {
+            let before = self.seen.remove(&key);
+            // A TIME_WAIT left behind by a connection whose closing was
+            // already reported is not a new connection.
+            let already_closed = s.kind == RowKind::TimeWait && self.destroyed.contains(&key);
+            let reported = match &before {
+                Some(b) => {
+                    if b.socket.state != s.state {
                         events.push(Event {
                             change: Change::StateChanged {
-                                from: before.socket.state,
+                                from: b.socket.state,
                             },
                             socket: *s,
                             diag: None,
                         });
                     }
-                    if over && !before.over_threshold {
-                        events.push(Event {
-                            change: Change::QueueGrowth,
-                            socket: *s,
-                            diag: None,
-                        });
-                    }
-                    now.insert(
-                        key,
-                        Seen {
-                            socket: *s,
-                            over_threshold: over,
-                            last_words: before.last_words,
-                        },
-                    );
+                    true
                 }
-                None => {
-                    // A TIME_WAIT left behind by a connection whose closing
-                    // was already reported is not a new connection.
-                    let already_closed =
-                        s.kind == RowKind::TimeWait && self.destroyed.contains(&key);
-                    if self.started && !already_closed {
-                        events.push(Event {
-                            change: Change::Opened,
-                            socket: *s,
-                            diag: None,
-                        });
-                        if over {
-                            events.push(Event {
-                                change: Change::QueueGrowth,
-                                socket: *s,
-                                diag: None,
-                            });
-                        }
-                    }
-                    now.insert(
-                        key,
-                        Seen {
-                            socket: *s,
-                            over_threshold: over,
-                            last_words: None,
-                        },
-                    );
+                None if self.started && !already_closed => {
+                    events.push(Event {
+                        change: Change::Opened,
+                        socket: *s,
+                        diag: None,
+                    });
+                    true
                 }
+                None => false,
+            };
+            let was_over = before.as_ref().is_some_and(|b| b.over_threshold);
+            if reported && over && !was_over {
+                events.push(Event {
+                    change: Change::QueueGrowth,
+                    socket: *s,
+                    diag: None,
+                });
             }
+            now.insert(
+                key,
+                Seen {
+                    socket: *s,
+                    over_threshold: over,
+                    last_words: before.and_then(|b| b.last_words),
+                },
+            );
         }
         // Whatever was seen before and is not now has closed (unless a
         // destroy notification already said so).
@@ -211,6 +198,23 @@ mod tests {
     fn sock(state: &str, port: u16) -> Socket {
         let line = format!("   0: 0100007F:{port:04X} 0100007F:1F90 {state} 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 20 4 0 10 -1");
         parse_line(line.as_bytes(), ByteOrder::Little).unwrap()
+    }
+
+    #[test]
+    fn queue_growth_is_reported_once_when_it_crosses() {
+        let mut t = Tracker::new(Some(100));
+        let mut s = sock("01", 1000);
+        t.look(&[s]);
+        s.rx_queue = 500;
+        let e = t.look(&[s]);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].change, Change::QueueGrowth);
+        assert!(t.look(&[s]).is_empty(), "still over: not again");
+        let mut new = sock("01", 1001);
+        new.tx_queue = 1000;
+        let e = t.look(&[s, new]);
+        let changes: Vec<_> = e.iter().map(|e| &e.change).collect();
+        assert_eq!(changes, [&Change::Opened, &Change::QueueGrowth]);
     }
 
     #[test]

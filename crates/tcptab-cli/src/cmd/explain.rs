@@ -14,11 +14,7 @@ use crate::cli::{ExplainArgs, ReportFormat};
 use crate::query::{self, Want};
 
 pub fn run(args: &ExplainArgs) -> Result<()> {
-    let format = if args.json {
-        ReportFormat::Json
-    } else {
-        args.format
-    };
+    let format = args.output.format();
     if args.diagnose {
         return run_diagnose(args, format);
     }

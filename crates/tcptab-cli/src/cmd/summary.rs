@@ -92,11 +92,7 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
         source,
     };
     let mut out = io::stdout().lock();
-    let format = if args.json {
-        ReportFormat::Json
-    } else {
-        args.format
-    };
+    let format = args.output.format();
     match format {
         ReportFormat::Json => {
             serde_json::to_writer_pretty(&mut out, &report)?;
