@@ -98,38 +98,176 @@ pub struct Want {
     pub states: StateSet,
 }
 
+/// The namespaces the options name (None: this process's, or the captured
+/// root), and how many processes' namespaces could not be read.
+fn targets(source: &SourceArgs, ns: &NamespaceArgs) -> Result<(Vec<Option<Namespace>>, u32)> {
+    let proc_root = &source.root;
+    let captured = proc_root != &PathBuf::from("/proc");
+    if captured && (ns.netns.is_some() || ns.netns_pid.is_some() || ns.all_netns) {
+        bail!("--root reads captured tables; it cannot be combined with --netns, --netns-pid or --all-netns");
+    }
+    if captured && source.source == crate::cli::SourceArg::Netlink {
+        bail!("--source netlink cannot read a captured --root (netlink reads the live kernel); use --source proc or auto");
+    }
+    Ok(if let Some(name) = &ns.netns {
+        (vec![Some(netns::named(name)?)], 0)
+    } else if let Some(pid) = ns.netns_pid {
+        (vec![Some(netns::of_process(proc_root, pid)?)], 0)
+    } else if ns.all_netns {
+        let (found, denied) = netns::discover(proc_root)?;
+        (found.into_iter().map(Some).collect(), denied)
+    } else {
+        (vec![None], 0)
+    })
+}
+
 /// The sources the options ask for, opened. Also says how many processes'
 /// namespaces could not be read (with --all-netns).
 pub fn sources(source: &SourceArgs, ns: &NamespaceArgs, want: Want) -> Result<(Vec<Source>, u32)> {
     let options = read_options(source);
     let proc_root = &source.root;
     let captured = proc_root != &PathBuf::from("/proc");
-    if captured && (ns.netns.is_some() || ns.netns_pid.is_some() || ns.all_netns) {
-        bail!("--root reads captured tables; it cannot be combined with --netns, --netns-pid or --all-netns");
-    }
     let choice: Choice = source.source.into();
-    if captured && choice == Choice::Netlink {
-        bail!("--source netlink cannot read a captured --root (netlink reads the live kernel); use --source proc or auto");
-    }
-    let targets: Vec<Option<Namespace>> = if let Some(name) = &ns.netns {
-        vec![Some(netns::named(name)?)]
-    } else if let Some(pid) = ns.netns_pid {
-        vec![Some(netns::of_process(proc_root, pid)?)]
-    } else if ns.all_netns {
-        let (found, denied) = netns::discover(proc_root)?;
-        let sources = found
-            .into_iter()
-            .map(|n| open(Some(n), proc_root, captured, choice, options, want))
-            .collect::<Result<Vec<_>>>()?;
-        return Ok((sources, denied));
-    } else {
-        vec![None]
-    };
+    let (targets, denied) = targets(source, ns)?;
     let sources = targets
         .into_iter()
         .map(|n| open(n, proc_root, captured, choice, options, want))
         .collect::<Result<Vec<_>>>()?;
-    Ok((sources, 0))
+    Ok((sources, denied))
+}
+
+/// A NETLINK_SOCK_DIAG socket in `namespace` (this process's for None).
+/// A captured root has no kernel behind it: an error, so `auto` falls back.
+pub fn netlink_socket(
+    namespace: Option<&Namespace>,
+    proc_root: &Path,
+    captured: bool,
+) -> tcptab::Result<NetlinkSocket> {
+    if captured {
+        return Err(Error::Netlink {
+            context: "reading a captured --root",
+            error: std::io::Error::other("netlink reads only the live kernel"),
+        });
+    }
+    let ns_file = namespace.and_then(|n| match (&n.path, n.pid) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(pid)) => Some(proc_root.join(pid.to_string()).join("ns/net")),
+        (None, None) => None,
+    });
+    match ns_file {
+        None => NetlinkSocket::open(),
+        Some(path) => NetlinkSocket::open_in(&path),
+    }
+    .map_err(|error| Error::Netlink {
+        context: "opening a NETLINK_SOCK_DIAG socket",
+        error,
+    })
+}
+
+/// The text tables of `namespace` (or of the root).
+fn open_tables(
+    namespace: Option<&Namespace>,
+    proc_root: &Path,
+    options: ReadOptions,
+) -> tcptab::Result<[Option<TableReader<File>>; 2]> {
+    match namespace {
+        Some(n) => n.open(proc_root, options),
+        None => {
+            let root = ProcRoot::new(proc_root);
+            Ok([
+                root.open(Family::Ipv4, options)?,
+                root.open(Family::Ipv6, options)?,
+            ])
+        }
+    }
+}
+
+fn report_interrupted(interrupted: bool) {
+    if interrupted {
+        eprintln!("tcptab: the kernel's socket tables changed during the dump; a socket may be missing or repeated");
+    }
+}
+
+/// Receives the sockets of [`visit`], one at a time.
+pub trait Visitor {
+    fn socket(
+        &mut self,
+        socket: &tcptab::Socket,
+        diag: Option<&tcptab::diag::Diag>,
+        namespace: Option<&str>,
+    );
+}
+
+/// Visit every socket the options select without holding them: text tables
+/// line by line, netlink dumps message by message. Same targets and source
+/// choice as [`sources`]; `auto` falls back to /proc only when netlink
+/// failed before handing over any socket, so nothing is visited twice.
+/// Returns the source used for the first target and the namespaces that
+/// could not be read.
+pub fn visit(
+    source: &SourceArgs,
+    ns: &NamespaceArgs,
+    want: Want,
+    visitor: &mut dyn Visitor,
+) -> Result<(Used, u32)> {
+    let options = read_options(source);
+    let proc_root = &source.root;
+    let captured = proc_root != &PathBuf::from("/proc");
+    let choice: Choice = source.source.into();
+    let (targets, denied) = targets(source, ns)?;
+    let mut first_used = None;
+    for target in &targets {
+        let label = target.as_ref().map(|n| n.label());
+        let label = label.as_deref();
+        let mut delivered = 0u64;
+        let netlink = |visitor: &mut dyn Visitor, delivered: &mut u64| -> tcptab::Result<()> {
+            let mut socket = netlink_socket(target.as_ref(), proc_root, captured)?;
+            let interrupted = diag::dump_each(
+                &mut socket,
+                &[Family::Ipv4, Family::Ipv6],
+                want.extensions,
+                want.states,
+                &mut |d| {
+                    *delivered += 1;
+                    visitor.socket(&d.socket, Some(&d.diag), label);
+                },
+            )?;
+            report_interrupted(interrupted);
+            Ok(())
+        };
+        let proc = |visitor: &mut dyn Visitor| -> tcptab::Result<()> {
+            let mut tables = open_tables(target.as_ref(), proc_root, options)?;
+            for reader in tables.iter_mut().flatten() {
+                for socket in reader.by_ref() {
+                    visitor.socket(&socket?, None, label);
+                }
+                report_skipped(reader);
+            }
+            Ok(())
+        };
+        let used = match choice {
+            Choice::Proc => {
+                proc(visitor)?;
+                Used::Proc { fallback: None }
+            }
+            Choice::Netlink => {
+                netlink(visitor, &mut delivered)?;
+                Used::Netlink
+            }
+            Choice::Auto => match netlink(visitor, &mut delivered) {
+                Ok(()) => Used::Netlink,
+                Err(e @ Error::Netlink { .. }) if delivered == 0 => {
+                    proc(visitor)?;
+                    Used::Proc {
+                        fallback: Some(e.to_string()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        first_used.get_or_insert(used);
+    }
+    Ok((first_used.unwrap_or(Used::Proc { fallback: None }), denied))
 }
 
 fn open(
@@ -141,48 +279,22 @@ fn open(
     want: Want,
 ) -> Result<Source> {
     let netlink = || -> tcptab::Result<Sockets> {
-        if captured {
-            return Err(Error::Netlink {
-                context: "reading a captured --root",
-                error: std::io::Error::other("netlink reads only the live kernel"),
-            });
-        }
-        let ns_file = namespace.as_ref().and_then(|n| match (&n.path, n.pid) {
-            (Some(path), _) => Some(path.clone()),
-            (None, Some(pid)) => Some(proc_root.join(pid.to_string()).join("ns/net")),
-            (None, None) => None,
-        });
-        let mut socket = match ns_file {
-            None => NetlinkSocket::open(),
-            Some(path) => NetlinkSocket::open_in(&path),
-        }
-        .map_err(|error| Error::Netlink {
-            context: "opening a NETLINK_SOCK_DIAG socket",
-            error,
-        })?;
+        let mut socket = netlink_socket(namespace.as_ref(), proc_root, captured)?;
         let dump = diag::dump(
             &mut socket,
             &[Family::Ipv4, Family::Ipv6],
             want.extensions,
             want.states,
         )?;
-        if dump.interrupted {
-            eprintln!("tcptab: the kernel's socket tables changed during the dump; a socket may be missing or repeated");
-        }
+        report_interrupted(dump.interrupted);
         Ok(Sockets::Dumped(dump.sockets))
     };
     let proc = || -> tcptab::Result<Sockets> {
-        let tables = match &namespace {
-            Some(n) => n.open(proc_root, options)?,
-            None => {
-                let root = ProcRoot::new(proc_root);
-                [
-                    root.open(Family::Ipv4, options)?,
-                    root.open(Family::Ipv6, options)?,
-                ]
-            }
-        };
-        Ok(Sockets::Tables(Box::new(tables)))
+        Ok(Sockets::Tables(Box::new(open_tables(
+            namespace.as_ref(),
+            proc_root,
+            options,
+        )?)))
     };
     let (sockets, used) = diag::read_with(choice, netlink, proc)?;
     Ok(Source {

@@ -101,21 +101,51 @@ pub fn collect(
     owners: Option<&OwnerScan>,
     options: &MetricOptions,
 ) -> Collected {
-    let mut c = Collected {
-        sockets_read: samples.len() as u64,
-        ..Collected::default()
-    };
-    let mut by_state: BTreeMap<(Family, State), u64> = BTreeMap::new();
-    let mut listeners: BTreeMap<String, (u64, Option<u64>)> = BTreeMap::new();
-    let mut local_ports: BTreeMap<u16, u64> = options.ports.iter().map(|&p| (p, 0)).collect();
-    let mut remote_ports: BTreeMap<u16, u64> = BTreeMap::new();
-    let mut processes: BTreeMap<String, u64> = BTreeMap::new();
-    let mut namespaces: BTreeMap<String, u64> = BTreeMap::new();
-    let wanted_ports: HashSet<u16> = options.ports.iter().copied().collect();
-    let mut total_retrans = None::<u64>;
+    let mut acc = Accumulator::new(options);
     for sample in samples {
+        acc.add(sample, owners);
+    }
+    acc.finish()
+}
+
+/// Metrics built one socket at a time, so a caller can feed a dump as it
+/// streams in and hold no socket.
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    options: MetricOptions,
+    wanted_ports: HashSet<u16>,
+    by_state: BTreeMap<(Family, State), u64>,
+    listeners: BTreeMap<String, (u64, Option<u64>)>,
+    local_ports: BTreeMap<u16, u64>,
+    remote_ports: BTreeMap<u16, u64>,
+    processes: BTreeMap<String, u64>,
+    namespaces: BTreeMap<String, u64>,
+    total_retrans: Option<u64>,
+    c: Collected,
+}
+
+impl Accumulator {
+    pub fn new(options: &MetricOptions) -> Accumulator {
+        Accumulator {
+            options: options.clone(),
+            wanted_ports: options.ports.iter().copied().collect(),
+            by_state: BTreeMap::new(),
+            listeners: BTreeMap::new(),
+            local_ports: options.ports.iter().map(|&p| (p, 0)).collect(),
+            remote_ports: BTreeMap::new(),
+            processes: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
+            total_retrans: None,
+            c: Collected::default(),
+        }
+    }
+
+    /// Count one socket. `owners` is needed for `per_process`.
+    pub fn add(&mut self, sample: &Sample<'_>, owners: Option<&OwnerScan>) {
         let s = sample.socket;
-        *by_state.entry((s.family, s.state)).or_default() += 1;
+        let c = &mut self.c;
+        c.sockets_read += 1;
+        *self.by_state.entry((s.family, s.state)).or_default() += 1;
         c.retransmits_now += s.retransmits as u64;
         match s.timer.kind {
             TimerKind::ZeroWindowProbe => c.zero_window_probing += 1,
@@ -123,82 +153,92 @@ pub fn collect(
             _ => {}
         }
         if s.state == State::Listen {
-            let entry = listeners.entry(endpoint(s.local)).or_insert((0, Some(0)));
+            let entry = self
+                .listeners
+                .entry(endpoint(s.local))
+                .or_insert((0, Some(0)));
             entry.0 += s.rx_queue as u64;
             entry.1 = match (entry.1, sample.diag.and_then(|d| d.backlog_limit)) {
                 (Some(sum), Some(limit)) => Some(sum + limit as u64),
                 _ => None,
             };
         }
-        if wanted_ports.contains(&s.local.port()) {
-            *local_ports.entry(s.local.port()).or_default() += 1;
+        if self.wanted_ports.contains(&s.local.port()) {
+            *self.local_ports.entry(s.local.port()).or_default() += 1;
         }
-        if options.per_remote_port && s.state != State::Listen {
-            *remote_ports.entry(s.remote.port()).or_default() += 1;
+        if self.options.per_remote_port && s.state != State::Listen {
+            *self.remote_ports.entry(s.remote.port()).or_default() += 1;
         }
-        if options.per_process {
+        if self.options.per_process {
             if let Some(scan) = owners {
                 let mut names: Vec<&str> =
                     scan.owners(s).iter().map(|o| o.command.as_str()).collect();
                 names.sort_unstable();
                 names.dedup();
                 for name in names {
-                    *processes.entry(name.to_string()).or_default() += 1;
+                    *self.processes.entry(name.to_string()).or_default() += 1;
                 }
             }
         }
-        if options.per_namespace {
-            *namespaces
+        if self.options.per_namespace {
+            *self
+                .namespaces
                 .entry(sample.namespace.unwrap_or("").to_string())
                 .or_default() += 1;
         }
         if let Some(info) = sample.diag.and_then(|d| d.tcp_info.as_ref()) {
-            *total_retrans.get_or_insert(0) += info.total_retrans as u64;
+            *self.total_retrans.get_or_insert(0) += info.total_retrans as u64;
             if s.kind == RowKind::Full && s.state != State::Listen && info.rtt_us > 0 {
                 c.rtt_seconds.push(info.rtt_us as f64 / 1e6);
             }
         }
     }
-    c.retransmits_total = total_retrans;
-    for family in [Family::Ipv4, Family::Ipv6] {
-        for state in State::LISTED {
-            c.sockets.push((
-                family,
-                state,
-                by_state.get(&(family, state)).copied().unwrap_or(0),
-            ));
+
+    /// The metrics of everything added.
+    pub fn finish(self) -> Collected {
+        let mut c = self.c;
+        c.retransmits_total = self.total_retrans;
+        for family in [Family::Ipv4, Family::Ipv6] {
+            for state in State::LISTED {
+                c.sockets.push((
+                    family,
+                    state,
+                    self.by_state.get(&(family, state)).copied().unwrap_or(0),
+                ));
+            }
         }
+        let max = self.options.max_series.max(1);
+        let mut all: Vec<ListenerMetric> = self
+            .listeners
+            .into_iter()
+            .map(|(local, (queued, limit))| ListenerMetric {
+                local,
+                queued,
+                limit,
+            })
+            .collect();
+        if all.len() > max {
+            // Keep the fullest queues.
+            all.sort_by(|a, b| b.queued.cmp(&a.queued).then(a.local.cmp(&b.local)));
+            c.dropped.push(("listeners", (all.len() - max) as u64));
+            all.truncate(max);
+            all.sort_by(|a, b| a.local.cmp(&b.local));
+        } else {
+            c.dropped.push(("listeners", 0));
+        }
+        c.listeners = all;
+        c.local_ports = bounded(self.local_ports, max, "local_port", &mut c.dropped);
+        if self.options.per_remote_port {
+            c.remote_ports = bounded(self.remote_ports, max, "remote_port", &mut c.dropped);
+        }
+        if self.options.per_process {
+            c.processes = bounded(self.processes, max, "process", &mut c.dropped);
+        }
+        if self.options.per_namespace {
+            c.namespaces = bounded(self.namespaces, max, "netns", &mut c.dropped);
+        }
+        c
     }
-    let max = options.max_series.max(1);
-    let mut all: Vec<ListenerMetric> = listeners
-        .into_iter()
-        .map(|(local, (queued, limit))| ListenerMetric {
-            local,
-            queued,
-            limit,
-        })
-        .collect();
-    if all.len() > max {
-        // Keep the fullest queues.
-        all.sort_by(|a, b| b.queued.cmp(&a.queued).then(a.local.cmp(&b.local)));
-        c.dropped.push(("listeners", (all.len() - max) as u64));
-        all.truncate(max);
-        all.sort_by(|a, b| a.local.cmp(&b.local));
-    } else {
-        c.dropped.push(("listeners", 0));
-    }
-    c.listeners = all;
-    c.local_ports = bounded(local_ports, max, "local_port", &mut c.dropped);
-    if options.per_remote_port {
-        c.remote_ports = bounded(remote_ports, max, "remote_port", &mut c.dropped);
-    }
-    if options.per_process {
-        c.processes = bounded(processes, max, "process", &mut c.dropped);
-    }
-    if options.per_namespace {
-        c.namespaces = bounded(namespaces, max, "netns", &mut c.dropped);
-    }
-    c
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tcptab::diag::Extensions;
-use tcptab::metrics::{collect, MetricOptions, Sample};
+use tcptab::metrics::{collect, Accumulator, Collected, MetricOptions, Sample};
 use tcptab::{Expr, StateSet};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
@@ -53,6 +53,14 @@ struct Stats {
     netlink_errors: AtomicU64,
     other_errors: AtomicU64,
     rejected_connections: AtomicU64,
+}
+
+/// One collection's result, from either path.
+struct Read {
+    metrics: Collected,
+    source: &'static str,
+    ns_denied: u32,
+    not_inspected: u32,
 }
 
 struct App {
@@ -216,60 +224,100 @@ impl App {
             },
             states: StateSet::ALL,
         };
-        let read = (|| -> Result<_> {
+        let options = MetricOptions {
+            ports: args.ports.clone(),
+            per_remote_port: args.per_remote_port,
+            per_process: args.per_process,
+            per_namespace: args.namespaces.all_netns,
+            max_series: args.max_series,
+        };
+        let read = (|| -> Result<Read> {
+            if !args.per_process {
+                // Count while the table streams in: memory stays flat
+                // however many sockets there are.
+                struct Counting(Accumulator);
+                impl query::Visitor for Counting {
+                    fn socket(
+                        &mut self,
+                        socket: &tcptab::Socket,
+                        diag: Option<&tcptab::diag::Diag>,
+                        namespace: Option<&str>,
+                    ) {
+                        self.0.add(
+                            &Sample {
+                                socket,
+                                diag,
+                                namespace,
+                            },
+                            None,
+                        );
+                    }
+                }
+                let mut counting = Counting(Accumulator::new(&options));
+                let (used, ns_denied) =
+                    query::visit(&args.source, &args.namespaces, want, &mut counting)?;
+                return Ok(Read {
+                    metrics: counting.0.finish(),
+                    source: used.name(),
+                    ns_denied,
+                    not_inspected: 0,
+                });
+            }
+            // Owners need every inode first: gather, scan, then count.
             let (sources, ns_denied) = query::sources(&args.source, &args.namespaces, want)?;
-            let used = sources.first().map(|s| s.used.name()).unwrap_or("proc");
-            let gathered = query::gather(sources, &Expr::All, &args.source.root, args.per_process)?;
-            Ok((gathered, used, ns_denied))
+            let source = sources.first().map_or("proc", |s| s.used.name());
+            let gathered = query::gather(sources, &Expr::All, &args.source.root, true)?;
+            let labels: Vec<Option<String>> = gathered
+                .namespaces
+                .iter()
+                .map(|n| n.as_ref().map(|n| n.label()))
+                .collect();
+            let samples: Vec<Sample> = gathered
+                .entries
+                .iter()
+                .map(|e| Sample {
+                    socket: &e.socket,
+                    diag: e.diag.as_ref(),
+                    namespace: labels[e.ns].as_deref(),
+                })
+                .collect();
+            Ok(Read {
+                metrics: collect(&samples, gathered.owners.as_ref(), &options),
+                source,
+                ns_denied,
+                not_inspected: gathered.owners.as_ref().map_or(0, |o| o.denied),
+            })
         })();
         let up = Gauge::<i64>::default();
         match read {
-            Ok((gathered, used, ns_denied)) => {
+            Ok(read) => {
                 up.set(1);
-                let labels: Vec<Option<String>> = gathered
-                    .namespaces
-                    .iter()
-                    .map(|n| n.as_ref().map(|n| n.label()))
-                    .collect();
-                let samples: Vec<Sample> = gathered
-                    .entries
-                    .iter()
-                    .map(|e| Sample {
-                        socket: &e.socket,
-                        diag: e.diag.as_ref(),
-                        namespace: labels[e.ns].as_deref(),
-                    })
-                    .collect();
-                let options = MetricOptions {
-                    ports: args.ports.clone(),
-                    per_remote_port: args.per_remote_port,
-                    per_process: args.per_process,
-                    per_namespace: args.namespaces.all_netns,
-                    max_series: args.max_series,
-                };
-                let m = collect(&samples, gathered.owners.as_ref(), &options);
-                register_socket_metrics(&mut registry, &m, args.rtt_histogram);
+                register_socket_metrics(&mut registry, &read.metrics, args.rtt_histogram);
                 let source = Family::<Labels, Gauge>::default();
                 source
-                    .get_or_create(&vec![("source".into(), used.into())])
+                    .get_or_create(&vec![("source".into(), read.source.into())])
                     .set(1);
                 registry.register(
                     "source",
                     "The source read: netlink (sock_diag) or proc",
                     source,
                 );
-                let read = Gauge::<i64>::default();
-                read.set(m.sockets_read as i64);
-                registry.register("sockets_read", "Sockets read in the last collection", read);
+                let sockets_read = Gauge::<i64>::default();
+                sockets_read.set(read.metrics.sockets_read as i64);
+                registry.register(
+                    "sockets_read",
+                    "Sockets read in the last collection",
+                    sockets_read,
+                );
                 let denied = Gauge::<i64>::default();
-                denied.set(gathered.owners.as_ref().map_or(0, |o| o.denied as i64));
+                denied.set(read.not_inspected as i64);
                 registry.register(
                     "processes_not_inspected",
                     "Processes whose sockets could not be attributed (not root); 0 without --per-process",
                     denied,
                 );
                 let ns = Gauge::<i64>::default();
-                ns.set(ns_denied as i64);
+                ns.set(read.ns_denied as i64);
                 registry.register(
                     "namespaces_not_inspected",
                     "Processes whose network namespace could not be read (not root), with --all-netns",

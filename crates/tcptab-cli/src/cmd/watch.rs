@@ -203,19 +203,9 @@ fn destroy_listener(
     proc_root: &std::path::Path,
     verbose: bool,
 ) -> Option<NetlinkSocket> {
-    let ns = source
-        .namespace
-        .as_ref()
-        .and_then(|n| match (&n.path, n.pid) {
-            (Some(path), _) => Some(path.clone()),
-            (None, Some(pid)) => Some(proc_root.join(pid.to_string()).join("ns/net")),
-            _ => None,
-        });
-    let socket = match ns {
-        None => NetlinkSocket::open(),
-        Some(path) => NetlinkSocket::open_in(&path),
-    }
-    .and_then(NetlinkSocket::subscribe_destroy);
+    let socket = query::netlink_socket(source.namespace.as_ref(), proc_root, false)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(NetlinkSocket::subscribe_destroy);
     match socket {
         Ok(s) => Some(s),
         Err(e) => {

@@ -50,7 +50,27 @@ pub fn dump<T: Transport>(
     extensions: Extensions,
     states: StateSet,
 ) -> Result<Dump> {
-    let mut out = Dump::default();
+    let mut sockets = Vec::new();
+    let interrupted = dump_each(transport, families, extensions, states, &mut |s| {
+        sockets.push(s)
+    })?;
+    Ok(Dump {
+        sockets,
+        interrupted,
+    })
+}
+
+/// Like [`dump`], but hands each socket to `visit` as its message is
+/// decoded, holding none: memory stays at one datagram however many sockets
+/// there are. Returns whether the kernel flagged the dump as interrupted.
+pub fn dump_each<T: Transport>(
+    transport: &mut T,
+    families: &[Family],
+    extensions: Extensions,
+    states: StateSet,
+    visit: &mut dyn FnMut(DiagSocket),
+) -> Result<bool> {
+    let mut interrupted = false;
     let mut buf = vec![0u8; 64 * 1024];
     for (seq, &family) in (1u32..).zip(families) {
         let request = request::dump_request(family, extensions, states, seq);
@@ -79,7 +99,7 @@ pub fn dump<T: Transport>(
                     continue; // an answer to another request
                 }
                 if message.flags & NLM_F_DUMP_INTR != 0 {
-                    out.interrupted = true;
+                    interrupted = true;
                 }
                 match message.kind {
                     NLMSG_DONE => break 'datagrams,
@@ -99,14 +119,14 @@ pub fn dump<T: Transport>(
                         let socket = response::parse_message(message.payload, sl)
                             .map_err(|e| Error::Malformed(e.to_string()))?;
                         sl += 1;
-                        out.sockets.push(socket);
+                        visit(socket);
                     }
                     _ => {}
                 }
             }
         }
     }
-    Ok(out)
+    Ok(interrupted)
 }
 
 /// Decode the destroy notifications in one datagram (from a socket made
