@@ -421,6 +421,15 @@ impl Pointer {
         })
     }
 
+    /// Sixteen hex digits already checked by the caller (the parser's fast
+    /// path): no second look at each byte.
+    pub(crate) fn from_hex16(text: &[u8; 16]) -> Pointer {
+        Pointer {
+            bytes: *text,
+            len: 16,
+        }
+    }
+
     /// The text as read.
     pub fn as_str(&self) -> &str {
         // Only printable ASCII is ever stored.

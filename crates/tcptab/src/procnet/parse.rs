@@ -138,6 +138,39 @@ fn hex8(b: &[u8], at: usize) -> Option<u32> {
     swar_hex8(b.get(at..at + 8)?.try_into().ok()?)
 }
 
+/// An address of `width` hex digits (8: IPv4, 32: IPv6) at `at`.
+#[inline(always)]
+fn hex_address(line: &[u8], at: usize, width: usize, order: ByteOrder) -> Option<IpAddr> {
+    if width == 8 {
+        return Some(IpAddr::V4(Ipv4Addr::from(
+            order.word_to_bytes(hex8(line, at)?),
+        )));
+    }
+    let words = [
+        hex8(line, at)?,
+        hex8(line, at + 8)?,
+        hex8(line, at + 16)?,
+        hex8(line, at + 24)?,
+    ];
+    let bytes: [u8; 16] = match order {
+        // Each word's bytes in the producer's order, words in sequence.
+        ByteOrder::Little => {
+            let w = words.map(u32::swap_bytes);
+            (((w[0] as u128) << 96)
+                | ((w[1] as u128) << 64)
+                | ((w[2] as u128) << 32)
+                | w[3] as u128)
+                .to_be_bytes()
+        }
+        ByteOrder::Big => (((words[0] as u128) << 96)
+            | ((words[1] as u128) << 64)
+            | ((words[2] as u128) << 32)
+            | words[3] as u128)
+            .to_be_bytes(),
+    };
+    Some(IpAddr::V6(Ipv6Addr::from(bytes)))
+}
+
 /// The fast path: a line in the exact layout current kernels print (fixed
 /// widths from the local address to `retrnsmt`, 16-digit pointer). Returns
 /// `None` for anything else, which then goes through [`parse_general`]; for
@@ -156,18 +189,6 @@ fn parse_canonical(line: &[u8], order: ByteOrder) -> Option<Socket> {
         (Some(b':'), _) => 8,
         (_, Some(b':')) => 32,
         _ => return None,
-    };
-    let address = |at: usize| -> Option<IpAddr> {
-        if width == 8 {
-            return Some(IpAddr::V4(Ipv4Addr::from(
-                order.word_to_bytes(hex8(line, at)?),
-            )));
-        }
-        let mut bytes = [0u8; 16];
-        for i in 0..4 {
-            bytes[i * 4..i * 4 + 4].copy_from_slice(&order.word_to_bytes(hex8(line, at + i * 8)?));
-        }
-        Some(IpAddr::V6(Ipv6Addr::from(bytes)))
     };
     // "LADDR:LPRT RADDR:RPRT SS TXTXTXTX:RXRXRXRX TR:WHENWHEN RETRRETR "
     let lport = p + width + 1; // local port
@@ -188,8 +209,8 @@ fn parse_canonical(line: &[u8], order: ByteOrder) -> Option<Socket> {
     if !separators_ok {
         return None;
     }
-    let local = address(p)?;
-    let remote = address(raddr)?;
+    let local = hex_address(line, p, width, order)?;
+    let remote = hex_address(line, raddr, width, order)?;
     let family = if width == 8 {
         Family::Ipv4
     } else {
@@ -215,10 +236,10 @@ fn parse_canonical(line: &[u8], order: ByteOrder) -> Option<Socket> {
     at = field_start(line, next)?;
     let (refcount, next) = dec_i32(line, at)?;
     at = field_start(line, next)?;
-    let ptr = line.get(at..at + 16)?;
+    let ptr: &[u8; 16] = line.get(at..at + 16)?.try_into().ok()?;
     hex8(ptr, 0)?;
     hex8(ptr, 8)?;
-    let pointer = Pointer::from_text(ptr)?;
+    let pointer = Pointer::from_hex16(ptr);
     at = skip_spaces8(line, at + 16);
     let timer = Timer {
         kind: TimerKind::from_code(timer_code),
