@@ -38,8 +38,32 @@
 //! assert!(out.starts_with(line.as_bytes()));
 //! ```
 //!
-//! The format is specified in `shared/docs/proc-net-tcp-format.md` of the
-//! repository; the doc comments here cite its sections.
+//! The same sockets come faster, and with more per socket (listen backlog
+//! limits, tcp_info, congestion control, memory, the cookie), from the
+//! kernel's sock_diag netlink interface, which [`diag`] implements:
+//!
+//! ```no_run
+//! use tcptab::diag::{self, Extensions, NetlinkSocket};
+//! use tcptab::{Family, StateSet};
+//!
+//! let mut socket = NetlinkSocket::open()?;
+//! let info = Extensions { info: true, memory: false };
+//! let dump = diag::dump(&mut socket, &[Family::Ipv4, Family::Ipv6], info, StateSet::ALL)?;
+//! for d in &dump.sockets {
+//!     let rtt = d.diag.tcp_info.as_ref().map(|i| i.rtt_us);
+//!     println!("{} {} backlog {:?} rtt {:?} us", d.socket.state, d.socket.local, d.diag.backlog_limit, rtt);
+//! }
+//! # Ok::<(), tcptab::Error>(())
+//! ```
+//!
+//! Around the model: [`owners`] maps sockets to the processes holding them,
+//! [`filter`] selects sockets (with `ss`'s expression language), [`netns`]
+//! finds and enters network namespaces, [`summary`], [`diagnose`],
+//! [`explain`] and [`watch`] answer the questions people dig for by hand,
+//! and [`metrics`] computes what an exporter serves.
+//!
+//! The text format is specified in `shared/docs/proc-net-tcp-format.md` of
+//! the repository; the doc comments here cite its sections.
 
 pub mod diag;
 pub mod diagnose;
