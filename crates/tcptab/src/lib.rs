@@ -53,7 +53,7 @@
 //!     let rtt = d.diag.tcp_info.as_ref().map(|i| i.rtt_us);
 //!     println!("{} {} backlog {:?} rtt {:?} us", d.socket.state, d.socket.local, d.diag.backlog_limit, rtt);
 //! }
-//! # Ok::<(), tcptab::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! Around the model: [`owners`] maps sockets to the processes holding them,
