@@ -12,20 +12,11 @@ use common::tcptab;
 use serde_json::Value;
 use testkit::{endpoint, require_root, Scenario, SsRow};
 
+/// `tcptab ARGS --format json`, as the rows of its array.
 fn json(args: &[&str]) -> Vec<Value> {
     let mut all = args.to_vec();
     all.extend(["--format", "json"]);
-    let out = tcptab(&all);
-    assert!(
-        out.status.success(),
-        "tcptab {all:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    common::json(&all).as_array().unwrap().clone()
 }
 
 /// (state in ss spelling, local, peer) of a JSON row, as testkit writes them.
