@@ -129,11 +129,32 @@ pub fn sources(source: &SourceArgs, ns: &NamespaceArgs, want: Want) -> Result<(V
     let captured = proc_root != &PathBuf::from("/proc");
     let choice: Choice = source.source.into();
     let (targets, denied) = targets(source, ns)?;
-    let sources = targets
-        .into_iter()
-        .map(|n| open(n, proc_root, captured, choice, options, want))
-        .collect::<Result<Vec<_>>>()?;
+    let mut sources = Vec::with_capacity(targets.len());
+    for target in targets {
+        let gone = target.clone();
+        match open(target, proc_root, captured, choice, options, want) {
+            Ok(source) => sources.push(source),
+            Err(_) if vanished(gone.as_ref(), proc_root) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok((sources, denied))
+}
+
+/// A namespace known only through a process that has exited since it was
+/// found (`--all-netns` while namespaces come and go): skipped, as a
+/// process that exits during an owner scan is. Discovery could stat the
+/// process's `ns/net`; an exited process (a zombie included, whose /proc
+/// directory lingers) no longer has one.
+fn vanished(namespace: Option<&Namespace>, proc_root: &Path) -> bool {
+    match namespace {
+        Some(Namespace {
+            pid: Some(pid),
+            path: None,
+            ..
+        }) => std::fs::metadata(proc_root.join(pid.to_string()).join("ns/net")).is_err(),
+        _ => false,
+    }
 }
 
 /// A NETLINK_SOCK_DIAG socket in `namespace` (this process's for None).
@@ -246,26 +267,25 @@ pub fn visit(
             Ok(())
         };
         let used = match choice {
-            Choice::Proc => {
-                proc(visitor)?;
-                Used::Proc { fallback: None }
-            }
-            Choice::Netlink => {
-                netlink(visitor, &mut delivered)?;
-                Used::Netlink
-            }
+            Choice::Proc => proc(visitor).map(|()| Used::Proc { fallback: None }),
+            Choice::Netlink => netlink(visitor, &mut delivered).map(|()| Used::Netlink),
             Choice::Auto => match netlink(visitor, &mut delivered) {
-                Ok(()) => Used::Netlink,
+                Ok(()) => Ok(Used::Netlink),
                 Err(e @ Error::Netlink { .. }) if delivered == 0 => {
-                    proc(visitor)?;
-                    Used::Proc {
+                    proc(visitor).map(|()| Used::Proc {
                         fallback: Some(e.to_string()),
-                    }
+                    })
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => Err(e),
             },
         };
-        first_used.get_or_insert(used);
+        match used {
+            Ok(used) => {
+                first_used.get_or_insert(used);
+            }
+            Err(_) if delivered == 0 && vanished(target.as_ref(), proc_root) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok((first_used.unwrap_or(Used::Proc { fallback: None }), denied))
 }

@@ -571,3 +571,37 @@ fn netlink_source_lists_what_proc_lists() {
         .iter()
         .all(|s| s.pointer.kind() == tcptab::PointerKind::Zeroed));
 }
+
+#[test]
+fn all_netns_survives_namespaces_that_vanish() {
+    if !require_root("all_netns_survives_namespaces_that_vanish") {
+        return;
+    }
+    // Namespaces whose only process exits while tcptab scans: before the
+    // fix, one vanishing between discovery and reading failed the run.
+    // They are reaped only at the end: an exited, unreaped process (a
+    // zombie) keeps its /proc directory but not its namespace.
+    let mut churn = Vec::new();
+    for i in 0..60 {
+        churn.push(
+            Command::new("unshare")
+                .args(["--net", "sleep", &format!("0.0{}", i % 9)])
+                .spawn()
+                .unwrap(),
+        );
+        for args in [
+            &["list", "--all-netns"][..],
+            &["summary", "--all-netns"][..],
+        ] {
+            let out = tcptab(args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    for mut child in churn {
+        child.wait().unwrap();
+    }
+}
