@@ -8,6 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use super::fast;
 use crate::error::{Field, LineError, ParseErrorKind};
 use crate::socket::{
     Congestion, Family, Pointer, RowKind, Socket, Ssthresh, State, Ticks, Timer, TimerKind,
@@ -84,314 +85,48 @@ pub fn is_header(line: &[u8]) -> bool {
     rest.starts_with(b"sl") && rest.get(2).is_none_or(|&b| b == b' ')
 }
 
+/// The fast paths for the kernel's own layout: fill `out` and return true,
+/// or return false and leave `out` alone, for [`parse_general`] to handle
+/// the line. On x86_64 the SSE2 path goes first; the portable SWAR path
+/// takes what it leaves (a tail of over 64 bytes) and is the only fast
+/// path elsewhere.
+#[inline(always)]
+fn parse_canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if super::sse2::parse_canonical(line, order, out) {
+        return true;
+    }
+    fast::parse_canonical(line, order, out).is_some()
+}
+
 /// Parse one data line (without its line feed).
-pub fn parse_line(line: &[u8], order: ByteOrder) -> Result<Socket, LineError> {
-    match parse_canonical(line, order) {
-        Some(socket) => Ok(socket),
-        None => parse_general(line, order),
-    }
-}
-
-const fn repeat(byte: u8) -> u64 {
-    byte as u64 * 0x0101_0101_0101_0101
-}
-
-/// Eight ASCII hex digits (either case) to their value, first digit most
-/// significant; `None` if any byte is not a hex digit. Branch-free SWAR.
-#[inline(always)]
-fn swar_hex8(chunk: [u8; 8]) -> Option<u32> {
-    const HIGH: u64 = repeat(0x80);
-    let v = u64::from_le_bytes(chunk);
-    if v & HIGH != 0 {
-        return None;
-    }
-    // Per byte (all below 0x80, so no carries): x + (0x80 - lo) has its high
-    // bit set iff x >= lo, and x + (0x7F - hi) iff x > hi.
-    let digit = v.wrapping_add(repeat(0x80 - b'0')) & !v.wrapping_add(repeat(0x7F - b'9'));
-    let lower = v | repeat(0x20);
-    let letter = lower.wrapping_add(repeat(0x80 - b'a')) & !lower.wrapping_add(repeat(0x7F - b'f'));
-    if (digit | letter) & HIGH != HIGH {
-        return None;
-    }
-    // Digit values: the low nibble, plus 9 for letters (bit 6 set).
-    let nib = (v & repeat(0x0F)) + ((v >> 6) & repeat(0x01)) * 9;
-    let x = ((nib & 0x000F_000F_000F_000F) << 4) | ((nib >> 8) & 0x000F_000F_000F_000F);
-    let y = ((x & 0x0000_00FF_0000_00FF) << 8) | ((x >> 16) & 0x0000_00FF_0000_00FF);
-    Some((((y & 0xFFFF) << 16) | ((y >> 32) & 0xFFFF)) as u32)
-}
-
-#[inline(always)]
-fn hex_at<const N: usize>(b: &[u8], at: usize) -> Option<u32> {
-    let digits: &[u8; N] = b.get(at..at + N)?.try_into().ok()?;
-    let mut value = 0u32;
-    let mut bad = 0u8;
-    for &d in digits {
-        let v = hex_value(d);
-        bad |= v;
-        value = (value << 4) | (v & 0x0F) as u32;
-    }
-    (bad & 0xF0 == 0).then_some(value)
-}
-
-#[inline(always)]
-fn hex8(b: &[u8], at: usize) -> Option<u32> {
-    swar_hex8(b.get(at..at + 8)?.try_into().ok()?)
-}
-
-/// An address of `width` hex digits (8: IPv4, 32: IPv6) at `at`.
-#[inline(always)]
-fn hex_address(line: &[u8], at: usize, width: usize, order: ByteOrder) -> Option<IpAddr> {
-    if width == 8 {
-        return Some(IpAddr::V4(Ipv4Addr::from(
-            order.word_to_bytes(hex8(line, at)?),
-        )));
-    }
-    let words = [
-        hex8(line, at)?,
-        hex8(line, at + 8)?,
-        hex8(line, at + 16)?,
-        hex8(line, at + 24)?,
-    ];
-    let bytes: [u8; 16] = match order {
-        // Each word's bytes in the producer's order, words in sequence.
-        ByteOrder::Little => {
-            let w = words.map(u32::swap_bytes);
-            (((w[0] as u128) << 96)
-                | ((w[1] as u128) << 64)
-                | ((w[2] as u128) << 32)
-                | w[3] as u128)
-                .to_be_bytes()
-        }
-        ByteOrder::Big => (((words[0] as u128) << 96)
-            | ((words[1] as u128) << 64)
-            | ((words[2] as u128) << 32)
-            | words[3] as u128)
-            .to_be_bytes(),
-    };
-    Some(IpAddr::V6(Ipv6Addr::from(bytes)))
-}
-
-/// The fast path: a line in the exact layout current kernels print (fixed
-/// widths from the local address to `retrnsmt`, 16-digit pointer). Returns
-/// `None` for anything else, which then goes through [`parse_general`]; for
-/// every line it accepts, it returns what `parse_general` would.
 #[inline]
-fn parse_canonical(line: &[u8], order: ByteOrder) -> Option<Socket> {
-    let mut c = Cursor { b: line, pos: 0 };
-    c.skip_spaces();
-    let sl = u32::try_from(c.digits_u64(Field::Sl, b':').ok()?).ok()?;
-    if line.get(c.pos..c.pos + 2)? != b": " {
-        return None;
-    }
-    let p = c.pos + 2;
-    // The address width decides the family: 8 or 32 hex digits, then ':'.
-    let width = match (line.get(p + 8), line.get(p + 32)) {
-        (Some(b':'), _) => 8,
-        (_, Some(b':')) => 32,
-        _ => return None,
-    };
-    // "LADDR:LPRT RADDR:RPRT SS TXTXTXTX:RXRXRXRX TR:WHENWHEN RETRRETR "
-    let lport = p + width + 1; // local port
-    let raddr = lport + 5; // remote address
-    let rport = raddr + width + 1; // remote port
-    let q = rport + 5; // state
-    let fixed = line.get(p..q + 42)?;
-    let at = |i: usize| fixed[i - p];
-    let separators_ok = at(lport + 4) == b' '
-        && at(rport - 1) == b':'
-        && at(q - 1) == b' '
-        && at(q + 2) == b' '
-        && at(q + 11) == b':'
-        && at(q + 20) == b' '
-        && at(q + 23) == b':'
-        && at(q + 32) == b' '
-        && at(q + 41) == b' ';
-    if !separators_ok {
-        return None;
-    }
-    let local = hex_address(line, p, width, order)?;
-    let remote = hex_address(line, raddr, width, order)?;
-    let family = if width == 8 {
-        Family::Ipv4
+pub fn parse_line(line: &[u8], order: ByteOrder) -> Result<Socket, LineError> {
+    let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
+    if parse_canonical(line, order, &mut socket) {
+        Ok(socket)
     } else {
-        Family::Ipv6
-    };
-    let local_port = hex_at::<4>(line, lport)? as u16;
-    let remote_port = hex_at::<4>(line, rport)? as u16;
-    let state = State::from_code(hex_at::<2>(line, q)? as u8);
-    let tx_queue = hex8(line, q + 3)?;
-    let rx_queue = hex8(line, q + 12)?;
-    let timer_code = hex_at::<2>(line, q + 21)? as u8;
-    let expires = hex8(line, q + 24)? as u64;
-    let retransmits = hex8(line, q + 33)?;
-
-    // The variable-width rest: "%5u %8d %lu %d %pK[ %lu %lu %u %u %d]".
-    let mut at = skip_spaces8(line, q + 42);
-    let (uid, next) = dec_u64(line, at)?;
-    let uid = u32::try_from(uid).ok()?;
-    at = field_start(line, next)?;
-    let (probes, next) = dec_i32(line, at)?;
-    at = field_start(line, next)?;
-    let (inode, next) = dec_u64(line, at)?;
-    at = field_start(line, next)?;
-    let (refcount, next) = dec_i32(line, at)?;
-    at = field_start(line, next)?;
-    let ptr: &[u8; 16] = line.get(at..at + 16)?.try_into().ok()?;
-    hex8(ptr, 0)?;
-    hex8(ptr, 8)?;
-    let pointer = Pointer::from_hex16(ptr);
-    at = skip_spaces8(line, at + 16);
-    let timer = Timer {
-        kind: TimerKind::from_code(timer_code),
-        expires: Ticks(expires),
-    };
-    let (kind, congestion) = if at >= line.len() {
-        match (timer.kind, state) {
-            (TimerKind::TimeWait, _) => (RowKind::TimeWait, None),
-            (TimerKind::Retransmit, State::SynRecv) => (RowKind::Request, None),
-            _ => return None,
-        }
-    } else {
-        if line[at - 1] != b' ' {
-            return None;
-        }
-        let (rto, next) = dec_u64(line, at)?;
-        at = field_start(line, next)?;
-        let (ato, next) = dec_u64(line, at)?;
-        at = field_start(line, next)?;
-        let (quick_pingpong, next) = dec_u64(line, at)?;
-        at = field_start(line, next)?;
-        let (cwnd, next) = dec_u64(line, at)?;
-        at = field_start(line, next)?;
-        let (last, next) = dec_i32(line, at)?;
-        if skip_spaces8(line, next) < line.len() {
-            return None;
-        }
-        let congestion = Congestion {
-            rto: Ticks(rto),
-            ato: Ticks(ato),
-            quick_pingpong: u32::try_from(quick_pingpong).ok()?,
-            cwnd: u32::try_from(cwnd).ok()?,
-            ssthresh: Ssthresh::from_column(state, last),
-        };
-        (RowKind::Full, Some(congestion))
-    };
-    Some(Socket {
-        sl,
-        family,
-        kind,
-        state,
-        local: SocketAddr::new(local, local_port),
-        remote: SocketAddr::new(remote, remote_port),
-        tx_queue,
-        rx_queue,
-        timer,
-        retransmits,
-        uid,
-        probes,
-        inode,
-        refcount,
-        pointer,
-        congestion,
-    })
-}
-
-/// Eight bytes at `at` as a little-endian word, zero-filled past the end
-/// (a zero byte is neither a digit nor a space).
-#[inline(always)]
-fn load8(b: &[u8], at: usize) -> u64 {
-    match b.get(at..at + 8) {
-        Some(chunk) => {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            u64::from_le_bytes(word)
-        }
-        None => {
-            let tail = b.get(at..).unwrap_or(&[]);
-            let mut word = 0u64;
-            for (i, &byte) in tail.iter().enumerate() {
-                word |= (byte as u64) << (8 * i);
-            }
-            word
-        }
+        parse_general(line, order)
     }
 }
 
-/// The position of the first non-space byte at or after `at`.
-#[inline(always)]
-fn skip_spaces8(b: &[u8], mut at: usize) -> usize {
-    loop {
-        let others = load8(b, at) ^ repeat(b' ');
-        if others != 0 {
-            return at + (others.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-        if at >= b.len() {
-            return b.len();
-        }
+/// Parse one data line into `socket`, overwriting every field; on error
+/// `socket` is left as it was. For loops that reuse one `Socket`: nothing
+/// is moved around but the fields themselves.
+#[inline]
+pub fn parse_line_into(
+    line: &[u8],
+    order: ByteOrder,
+    socket: &mut Socket,
+) -> Result<(), LineError> {
+    if !parse_canonical(line, order, socket) {
+        *socket = parse_general(line, order)?;
     }
-}
-
-/// After a number ending at `at`: one or more spaces, then the next field.
-#[inline(always)]
-fn field_start(b: &[u8], at: usize) -> Option<usize> {
-    if b.get(at) != Some(&b' ') {
-        return None;
-    }
-    let next = skip_spaces8(b, at + 1);
-    (next < b.len()).then_some(next)
-}
-
-/// Unsigned decimal digits at `at`, ending at a space or the end of the line:
-/// (value, position after the digits). Eight digits are converted at once.
-#[inline(always)]
-fn dec_u64(b: &[u8], at: usize) -> Option<(u64, usize)> {
-    const HIGH: u64 = repeat(0x80);
-    let v = load8(b, at);
-    let low7 = v & repeat(0x7F);
-    let at_least_0 = low7.wrapping_add(repeat(0x80 - b'0'));
-    let above_9 = low7.wrapping_add(repeat(0x7F - b'9'));
-    let digits = at_least_0 & !above_9 & !v & HIGH;
-    let n = ((!digits & HIGH).trailing_zeros() / 8) as usize;
-    if n == 0 {
-        return None;
-    }
-    let (mut value, mut end) = if n < 8 {
-        let mut x = v.wrapping_sub(repeat(b'0')) << (8 * (8 - n));
-        x = ((x & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561)) >> 8;
-        x = ((x & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601)) >> 16;
-        x = ((x & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001)) >> 32;
-        (x, at + n)
-    } else {
-        (0u64, at)
-    };
-    // Nine digits or more: the rest one by one, checked.
-    while let Some(&byte) = b.get(end) {
-        let d = byte.wrapping_sub(b'0');
-        if d > 9 || n < 8 {
-            break;
-        }
-        value = value.checked_mul(10)?.checked_add(d as u64)?;
-        end += 1;
-    }
-    matches!(b.get(end), None | Some(b' ')).then_some((value, end))
-}
-
-/// A `%d` field: an optional '-', then digits; in i32 range.
-#[inline(always)]
-fn dec_i32(b: &[u8], at: usize) -> Option<(i32, usize)> {
-    if b.get(at) == Some(&b'-') {
-        let (magnitude, end) = dec_u64(b, at + 1)?;
-        let value = 0i64.checked_sub_unsigned(magnitude)?;
-        Some((i32::try_from(value).ok()?, end))
-    } else {
-        let (value, end) = dec_u64(b, at)?;
-        Some((i32::try_from(value).ok()?, end))
-    }
+    Ok(())
 }
 
 /// The general parser: any width the spec allows, and precise errors.
-fn parse_general(line: &[u8], order: ByteOrder) -> Result<Socket, LineError> {
+pub(super) fn parse_general(line: &[u8], order: ByteOrder) -> Result<Socket, LineError> {
     let mut c = Cursor { b: line, pos: 0 };
 
     // "%4d: "
@@ -917,33 +652,45 @@ mod tests {
             "  13: 0100007F:8E80 0100007F:1F90 06 00000000:00000000 03:00001707 00000000     0        0 0 3 0000000000000000                                      ",
             "   2: B80D0120000000000000000010000000:01BB B80D0120000000000000000099000000:C822 01 00000000:00000000 02:0006DDD0 00000000    33        0 88123 1 0000000000000000 21 4 1 10 -1",
             "   6: B80D0120000000000000000010000000:01BB B80D0120000000000000000078000000:D6D9 03 00000000:00000000 01:0000004B 00000000    33        0 0 0 0000000000000000",
+            "12345: 0100007F:8E80 0100007F:1F90 01 0000000A:FFFFFFFF 04:FFFFFFFF 7FFFFFFF 4294967295 2147483647 18446744073709551615 -2147483648 0123456789abcdef 18446744073709551615 0 4294967295 4294967295 -2147483648",
         ];
-        for line in lines {
-            let fast = parse_canonical(line.as_bytes(), ByteOrder::Little);
-            assert_eq!(
-                fast,
-                parse_general(line.as_bytes(), ByteOrder::Little).ok(),
-                "{line}"
-            );
-            assert!(fast.is_some(), "{line}");
+        for order in [ByteOrder::Little, ByteOrder::Big] {
+            for line in lines {
+                let fast = fast::parse_owned(line.as_bytes(), order);
+                assert_eq!(fast, parse_general(line.as_bytes(), order).ok(), "{line}");
+                assert!(fast.is_some(), "{line}");
+                let mut into = Socket::empty(Family::Ipv6, RowKind::Request);
+                parse_line_into(line.as_bytes(), order, &mut into).unwrap();
+                assert_eq!(Some(into), fast);
+            }
         }
     }
 
     #[test]
-    fn swar_helpers() {
-        assert_eq!(swar_hex8(*b"0100007F"), Some(0x0100007F));
-        assert_eq!(swar_hex8(*b"deadBEEF"), Some(0xDEADBEEF));
-        assert_eq!(swar_hex8(*b"0100007G"), None);
-        assert_eq!(swar_hex8(*b"\x100100007"), None);
-        assert_eq!(dec_u64(b"1234567 ", 0), Some((1234567, 7)));
-        assert_eq!(dec_u64(b"12345678", 0), Some((12345678, 8)));
-        assert_eq!(dec_u64(b"1073741825 1", 0), Some((1073741825, 10)));
-        assert_eq!(dec_u64(b"7", 0), Some((7, 1)));
-        assert_eq!(dec_u64(b"7x", 0), None);
-        assert_eq!(dec_u64(b"99999999999999999999", 0), None);
-        assert_eq!(dec_i32(b"-1", 0), Some((-1, 2)));
-        assert_eq!(skip_spaces8(b"           x", 0), 11);
-        assert_eq!(skip_spaces8(b"   ", 0), 3);
+    fn other_layouts_take_the_general_path() {
+        let lines = [
+            // Two spaces after "sl:", 9-digit timer, 8-digit pointer,
+            // signed uid.
+            "   0:  0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0",
+            "   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:000000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0",
+            "   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 00000000 100 0 0 10 0",
+            "   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000    -2        0 1 1 0000000000000000 100 0 0 10 0",
+        ];
+        for line in lines {
+            assert_eq!(
+                fast::parse_owned(line.as_bytes(), ByteOrder::Little),
+                None,
+                "{line}"
+            );
+            assert!(
+                parse_general(line.as_bytes(), ByteOrder::Little).is_ok(),
+                "{line}"
+            );
+        }
+        let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
+        let before = socket;
+        assert!(parse_line_into(b"   0: 0100007F:001G", ByteOrder::Little, &mut socket).is_err());
+        assert_eq!(socket, before, "an error leaves the socket as it was");
     }
 
     #[test]
