@@ -259,9 +259,10 @@ pub fn visit(
         let proc = |visitor: &mut dyn Visitor| -> tcptab::Result<()> {
             let mut tables = open_tables(target.as_ref(), proc_root, options)?;
             for reader in tables.iter_mut().flatten() {
-                for socket in reader.by_ref() {
-                    visitor.socket(&socket?, None, label);
-                }
+                reader.for_each_read_ahead(|socket| {
+                    visitor.socket(socket, None, label);
+                    Ok::<(), Error>(())
+                })?;
                 report_skipped(reader);
             }
             Ok(())
@@ -401,17 +402,17 @@ pub fn gather(
         match source.sockets {
             Sockets::Tables(mut tables) => {
                 for reader in tables.iter_mut().flatten() {
-                    for socket in reader.by_ref() {
-                        let socket = socket?;
-                        if keep(&socket) {
+                    reader.for_each_read_ahead(|socket| {
+                        if keep(socket) {
                             out.entries.push(Entry {
-                                socket,
+                                socket: *socket,
                                 diag: None,
                                 ns: index,
                                 source: name,
                             });
                         }
-                    }
+                        Ok::<(), Error>(())
+                    })?;
                     report_skipped(reader);
                 }
             }

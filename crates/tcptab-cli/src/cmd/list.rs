@@ -86,23 +86,29 @@ pub fn run(args: &ListArgs) -> Result<()> {
                 let Some(reader) = slot else { continue };
                 sink.table(family)?;
                 let mut sl = 0u32;
-                for socket in reader.by_ref() {
-                    let mut socket = socket?;
-                    if !expr.matches(&socket, None) {
-                        continue;
+                // Parsing runs on a second thread, overlapping the output.
+                reader.for_each_read_ahead(|socket| {
+                    if !expr.matches(socket, None) {
+                        return Ok(());
                     }
-                    if renumber {
-                        socket.sl = sl;
+                    let mut renumbered;
+                    let socket = if renumber {
+                        renumbered = *socket;
+                        renumbered.sl = sl;
                         sl += 1;
-                    }
+                        &renumbered
+                    } else {
+                        socket
+                    };
                     sink.row(&Row {
-                        socket: &socket,
+                        socket,
                         diag: None,
                         source: source.used.name(),
                         netns: source.namespace.as_ref(),
                         owners: None,
-                    })?;
-                }
+                    })
+                    .map_err(anyhow::Error::from)
+                })?;
                 query::report_skipped(reader);
             }
         }

@@ -18,13 +18,14 @@ mod sse2;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use memchr::memchr;
 
 use crate::error::{Error, LineError, ParseErrorKind, Result};
 use crate::socket::{Family, Socket};
 pub use parse::{is_header, parse_line, parse_line_into, ByteOrder};
-pub use render::{header, render_line, render_table, TableWriter};
+pub use render::{header, render_into, render_line, render_table, TableWriter, MAX_RENDERED};
 
 /// How to read a table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -217,6 +218,55 @@ impl<R: Read> Iterator for TableReader<R> {
             Ok(false) => None,
             Err(e) => Some(Err(e)),
         }
+    }
+}
+
+impl<R: Read + Send> TableReader<R> {
+    /// Call `f` with every socket, in order, while a second thread parses
+    /// ahead: the parse overlaps whatever `f` does (rendering, formatting,
+    /// writing), so a large table is read in about the time of the slower
+    /// of the two instead of their sum. Sockets travel in batches through a
+    /// bounded channel, so memory stays bounded. Errors and the lenient
+    /// counts are as for [`TableReader::read_socket`]; the first error `f`
+    /// returns stops the reading and is returned.
+    pub fn for_each_read_ahead<E: From<Error>>(
+        &mut self,
+        mut f: impl FnMut(&Socket) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        const BATCH: usize = 512;
+        const DEPTH: usize = 4;
+        let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<Socket>, Result<bool>)>(DEPTH);
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<Socket>>();
+        std::thread::scope(|scope| {
+            scope.spawn(move || loop {
+                let mut batch = empty_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                batch.clear();
+                let mut socket = Socket::empty(Family::Ipv4, crate::RowKind::Full);
+                // Ok(true): the batch is full and there may be more.
+                let mut status = Ok(true);
+                while batch.len() < BATCH {
+                    status = self.read_socket(&mut socket);
+                    if !matches!(status, Ok(true)) {
+                        break;
+                    }
+                    batch.push(socket);
+                }
+                let last = !matches!(status, Ok(true));
+                // The receiver is gone only when it stopped at an error or
+                // `f` panicked.
+                if full_tx.send((batch, status)).is_err() || last {
+                    return;
+                }
+            });
+            for (batch, status) in full_rx {
+                batch.iter().try_for_each(&mut f)?;
+                let _ = empty_tx.send(batch);
+                status?;
+            }
+            Ok(())
+        })
     }
 }
 

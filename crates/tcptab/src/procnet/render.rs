@@ -46,18 +46,22 @@ fn hex8(value: u32) -> [u8; 8] {
 }
 
 /// The longest line: 10-digit `sl`, IPv6 addresses, every number at its
-/// widest (20-digit u64s, 11-character i32s), separators.
-const MAX_LINE: usize = 384;
+/// widest (20-digit u64s, 11-character i32s), separators, plus room for the
+/// eight-byte stores that write padding.
+pub const MAX_RENDERED: usize = 384;
 
-/// One line being built in a stack buffer pre-filled with spaces: fixed-size
-/// copies compile to plain stores, and right-aligned fields and the IPv4
-/// padding cost nothing.
-struct Line {
-    buf: [u8; MAX_LINE],
+const SPACES: [u8; 8] = [b' '; 8];
+
+/// One line being built in a caller's buffer. Every byte of the line is
+/// written (nothing is pre-filled): padding goes in as eight-byte stores of
+/// spaces that the next field overwrites, and fixed-size copies compile to
+/// plain stores.
+struct Line<'a> {
+    buf: &'a mut [u8; MAX_RENDERED],
     len: usize,
 }
 
-impl Line {
+impl Line<'_> {
     #[inline(always)]
     fn byte(&mut self, b: u8) {
         self.buf[self.len] = b;
@@ -75,11 +79,21 @@ impl Line {
         self.bytes(&hex8(value));
     }
 
-    /// An unsigned decimal right-aligned in `width` columns (spaces are
-    /// already there), written two digits at a time.
+    /// Spaces so that a field of `used` characters ends at column `width`
+    /// (widths are at most 8).
+    #[inline(always)]
+    fn pad(&mut self, width: usize, used: usize) {
+        self.buf[self.len..self.len + 8].copy_from_slice(&SPACES);
+        self.len += width.saturating_sub(used);
+    }
+
+    /// An unsigned decimal right-aligned in `width` columns, written two
+    /// digits at a time.
     #[inline(always)]
     fn decimal(&mut self, value: u64, width: usize) {
-        let end = self.len + decimal_digits(value).max(width);
+        let digits = decimal_digits(value);
+        self.pad(width, digits);
+        let end = self.len + digits;
         let mut at = end;
         let mut v = value;
         while v >= 100 {
@@ -105,12 +119,23 @@ impl Line {
     fn signed(&mut self, value: i64, width: usize) {
         if value < 0 {
             let digits = decimal_digits(value.unsigned_abs());
-            self.len += width.saturating_sub(digits + 1);
+            self.pad(width, digits + 1);
             self.byte(b'-');
             self.decimal(value.unsigned_abs(), 0);
         } else {
             self.decimal(value as u64, width);
         }
+    }
+
+    /// Spaces up to column `width`, if the line is shorter.
+    #[inline(always)]
+    fn pad_to(&mut self, width: usize) {
+        let mut at = self.len;
+        while at < width {
+            self.buf[at..at + 8].copy_from_slice(&SPACES);
+            at += 8;
+        }
+        self.len = self.len.max(width);
     }
 
     fn address(&mut self, family: Family, ip: IpAddr, order: ByteOrder) {
@@ -156,10 +181,16 @@ static DIGIT_PAIRS: [u8; 200] = {
 
 /// Append one socket's line, line feed included, as the kernel writes it.
 pub fn render_line(socket: &Socket, order: ByteOrder, out: &mut Vec<u8>) {
-    let mut line = Line {
-        buf: [b' '; MAX_LINE],
-        len: 0,
-    };
+    let mut buf = [0u8; MAX_RENDERED];
+    let len = render_into(socket, order, &mut buf);
+    out.extend_from_slice(&buf[..len]);
+}
+
+/// Write one socket's line, line feed included, at the start of `buf`, and
+/// return its length. Only the returned length is meaningful: bytes after it
+/// may have been written as scratch.
+pub fn render_into(socket: &Socket, order: ByteOrder, buf: &mut [u8; MAX_RENDERED]) -> usize {
+    let mut line = Line { buf, len: 0 };
     let family = socket.family;
     line.decimal(socket.sl as u64, 4);
     line.bytes(b": ");
@@ -220,8 +251,12 @@ pub fn render_line(socket: &Socket, order: ByteOrder, out: &mut Vec<u8>) {
     line.signed(socket.refcount as i64, 0);
     line.byte(b' ');
     let pointer = socket.pointer.as_bytes();
-    line.buf[line.len..line.len + pointer.len()].copy_from_slice(pointer);
-    line.len += pointer.len();
+    if let Ok(sixteen) = <&[u8; 16]>::try_from(pointer) {
+        line.bytes(sixteen);
+    } else {
+        line.buf[line.len..line.len + pointer.len()].copy_from_slice(pointer);
+        line.len += pointer.len();
+    }
     // A full socket always has the five columns; a source that could not
     // fill them (netlink without tcp_info) prints zeros.
     let congestion = match (socket.kind, socket.congestion) {
@@ -246,19 +281,20 @@ pub fn render_line(socket: &Socket, order: ByteOrder, out: &mut Vec<u8>) {
         line.byte(b' ');
         line.signed(c.ssthresh.to_column() as i64, 0);
     }
-    if family == Family::Ipv4 && line.len < IPV4_RECORD_WIDTH {
-        line.len = IPV4_RECORD_WIDTH;
+    if family == Family::Ipv4 {
+        line.pad_to(IPV4_RECORD_WIDTH);
     }
     line.byte(b'\n');
-    out.extend_from_slice(&line.buf[..line.len]);
+    line.len
 }
 
-/// Writes one table (header, then lines) through an internal buffer that is
-/// flushed in large blocks.
+/// Writes tables (header, then lines) through an internal buffer that is
+/// flushed in large blocks. Lines are rendered in place in that buffer.
 #[derive(Debug)]
 pub struct TableWriter<W: Write> {
     out: W,
-    buf: Vec<u8>,
+    buf: Box<[u8]>,
+    len: usize,
     order: ByteOrder,
 }
 
@@ -268,34 +304,41 @@ impl<W: Write> TableWriter<W> {
     pub fn new(out: W, order: ByteOrder) -> TableWriter<W> {
         TableWriter {
             out,
-            buf: Vec::with_capacity(Self::FLUSH_AT + 512),
+            buf: vec![0; Self::FLUSH_AT + MAX_RENDERED].into_boxed_slice(),
+            len: 0,
             order,
         }
     }
 
     pub fn header(&mut self, family: Family) -> io::Result<()> {
-        self.buf.extend_from_slice(header(family).as_bytes());
+        let text = header(family).as_bytes();
+        self.buf[self.len..self.len + text.len()].copy_from_slice(text);
+        self.len += text.len();
         self.maybe_flush()
     }
 
     pub fn socket(&mut self, socket: &Socket) -> io::Result<()> {
-        render_line(socket, self.order, &mut self.buf);
+        let line: &mut [u8; MAX_RENDERED] = (&mut self.buf[self.len..self.len + MAX_RENDERED])
+            .try_into()
+            .expect("the buffer keeps MAX_RENDERED bytes past FLUSH_AT");
+        self.len += render_into(socket, self.order, line);
         self.maybe_flush()
     }
 
+    /// Keep room for one more line (or header, which is shorter).
     #[inline]
     fn maybe_flush(&mut self) -> io::Result<()> {
-        if self.buf.len() >= Self::FLUSH_AT {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
+        if self.len >= Self::FLUSH_AT {
+            self.out.write_all(&self.buf[..self.len])?;
+            self.len = 0;
         }
         Ok(())
     }
 
     /// Write what is buffered and return the writer.
     pub fn finish(mut self) -> io::Result<W> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
+        self.out.write_all(&self.buf[..self.len])?;
+        self.len = 0;
         self.out.flush()?;
         Ok(self.out)
     }
