@@ -147,14 +147,20 @@ pub fn sources(source: &SourceArgs, ns: &NamespaceArgs, want: Want) -> Result<(V
 /// process's `ns/net`; an exited process (a zombie included, whose /proc
 /// directory lingers) no longer has one.
 fn vanished(namespace: Option<&Namespace>, proc_root: &Path) -> bool {
-    match namespace {
-        Some(Namespace {
-            pid: Some(pid),
-            path: None,
-            ..
-        }) => std::fs::metadata(proc_root.join(pid.to_string()).join("ns/net")).is_err(),
-        _ => false,
-    }
+    use std::os::unix::fs::MetadataExt;
+    let Some(ns) = namespace.filter(|ns| ns.path.is_some() || ns.pid.is_some()) else {
+        return false;
+    };
+    // Still there if its name or its process still leads to it. A deleted
+    // name can leave its mount point behind for a moment (an empty file,
+    // which setns refuses with EINVAL); an exited process can leave a
+    // zombie whose ns/net is gone.
+    let leads_to_it = |file: PathBuf| std::fs::metadata(file).is_ok_and(|m| m.ino() == ns.inode);
+    let by_name = ns.path.clone().is_some_and(leads_to_it);
+    let by_pid = ns
+        .pid
+        .is_some_and(|pid| leads_to_it(proc_root.join(pid.to_string()).join("ns/net")));
+    !by_name && !by_pid
 }
 
 /// A NETLINK_SOCK_DIAG socket in `namespace` (this process's for None).

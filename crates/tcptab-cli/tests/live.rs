@@ -580,7 +580,22 @@ fn all_netns_survives_namespaces_that_vanish() {
     // Namespaces whose only process exits while tcptab scans: before the
     // fix, one vanishing between discovery and reading failed the run.
     // They are reaped only at the end: an exited, unreaped process (a
-    // zombie) keeps its /proc directory but not its namespace.
+    // zombie) keeps its /proc directory but not its namespace. Named
+    // namespaces are added and deleted meanwhile: a deleted name can leave
+    // its mount point behind for a moment, which setns refuses.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let named = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let name = format!("tcptab-churn-{}", std::process::id());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for verb in ["add", "del"] {
+                    let status = Command::new("ip").args(["netns", verb, &name]).status();
+                    assert!(status.unwrap().success(), "ip netns {verb} {name}");
+                }
+            }
+        })
+    };
     let mut churn = Vec::new();
     for i in 0..60 {
         churn.push(
@@ -601,6 +616,8 @@ fn all_netns_survives_namespaces_that_vanish() {
             );
         }
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    named.join().unwrap();
     for mut child in churn {
         child.wait().unwrap();
     }

@@ -67,6 +67,16 @@ impl Namespace {
     }
 }
 
+/// `NSFS_MAGIC` (linux/magic.h): the filesystem of namespace files.
+const NSFS_MAGIC: u64 = 0x6e73_6673;
+
+/// Whether `path` is a namespace file. A name under /run/netns is a bind
+/// mount over an empty file: while `ip netns del` runs, and after a failed
+/// add, the empty file is there without the namespace.
+fn is_namespace_file(path: &Path) -> bool {
+    rustix::fs::statfs(path).is_ok_and(|fs| fs.f_type as u64 == NSFS_MAGIC)
+}
+
 /// The namespace named `name` under /run/netns.
 pub fn named(name: &str) -> Result<Namespace> {
     let path = Path::new(NETNS_RUN_DIR).join(name);
@@ -81,6 +91,18 @@ pub fn named(name: &str) -> Result<Namespace> {
             source
         },
     })?;
+    if !is_namespace_file(&path) {
+        return Err(Error::Namespace {
+            name: name.to_string(),
+            error: io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} is not a mounted namespace (being deleted?)",
+                    path.display()
+                ),
+            ),
+        });
+    }
     Ok(Namespace {
         inode: meta.ino(),
         name: Some(name.to_string()),
@@ -126,6 +148,9 @@ pub fn discover(proc_root: &Path) -> Result<(Vec<Namespace>, u32)> {
             let Ok(meta) = fs::metadata(entry.path()) else {
                 continue;
             };
+            if !is_namespace_file(&entry.path()) {
+                continue;
+            }
             let ns = found.entry(meta.ino()).or_insert(Namespace {
                 inode: meta.ino(),
                 name: None,
