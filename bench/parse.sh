@@ -6,7 +6,9 @@
 #   bench/parse.sh [ROWS]
 #
 # Prints medians of 9 interleaved runs and peak RSS, then runs the criterion
-# benchmark (in-memory parse, no I/O). Results go to BENCHMARKS.md by hand.
+# benchmark (in-memory parse, no I/O), then `examples/parse_loop` (the same
+# in-memory parse, tcptab and procfs-core alternating pass by pass, 11
+# passes). Results go to BENCHMARKS.md by hand.
 set -euo pipefail
 rows=${1:-1000000}
 cd "$(dirname "$0")/.."
@@ -24,4 +26,8 @@ python3 bench/timeit.py --runs 9 \
   "tcptab list --format jsonl=exec $bin/tcptab list --root $dir --format jsonl"
 if [ "${CRITERION:-1}" = 1 ]; then
   cargo bench -q -p tcptab --bench parse 2>&1 | grep -E "^parse|time:|thrpt:" | grep -v change
+fi
+if [ "${LOOP:-1}" = 1 ]; then
+  cargo build --release -q -p tcptab --example parse_loop
+  target/release/examples/parse_loop "$dir" 11
 fi

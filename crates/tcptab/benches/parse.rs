@@ -4,7 +4,8 @@
 //!     cargo bench -p tcptab --bench parse
 //!
 //! Each iteration counts the sockets and asserts the count, so a broken
-//! parser cannot look fast.
+//! parser cannot look fast. `tcptab` is the iterator (a `Socket` per item);
+//! `tcptab_read_socket` reuses one `Socket`.
 
 use std::hint::black_box;
 use std::io::BufReader;
@@ -13,7 +14,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use procfs_core::net::TcpNetEntries;
 use procfs_core::{ExplicitSystemInfo, FromBufReadSI};
 use tcptab::procnet::{render_line, TableReader};
-use tcptab::{ByteOrder, ReadOptions};
+use tcptab::{ByteOrder, Family, ReadOptions, RowKind, Socket};
 
 const ROWS: usize = 1_000_000;
 
@@ -30,6 +31,21 @@ fn bench(c: &mut Criterion) {
             for table in [&v4, &v6] {
                 for s in TableReader::new(&table[..], "bench", ReadOptions::default()) {
                     black_box(s.unwrap());
+                    n += 1;
+                }
+            }
+            assert_eq!(n, ROWS);
+        })
+    });
+
+    group.bench_function("tcptab_read_socket", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
+            for table in [&v4, &v6] {
+                let mut reader = TableReader::new(&table[..], "bench", ReadOptions::default());
+                while reader.read_socket(&mut socket).unwrap() {
+                    black_box(&socket);
                     n += 1;
                 }
             }
