@@ -1,6 +1,16 @@
 //! The `tcptab` command: argument parsing and exit codes. Each subcommand
 //! lives in `cmd/`, each output format in `output/`.
 
+/// `eprintln!` that never panics: a note on stderr is lost, not fatal, when
+/// stderr is closed (a daemon's reader gone, `2>&-`). `eprintln!` panics on
+/// a failed write, which would kill `serve`'s collection task.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod cmd;
 mod exit;

@@ -128,13 +128,14 @@ pub fn sources(source: &SourceArgs, ns: &NamespaceArgs, want: Want) -> Result<(V
     let proc_root = &source.root;
     let captured = proc_root != &PathBuf::from("/proc");
     let choice: Choice = source.source.into();
-    let (targets, denied) = targets(source, ns)?;
+    let (targets, mut denied) = targets(source, ns)?;
     let mut sources = Vec::with_capacity(targets.len());
     for target in targets {
         let gone = target.clone();
         match open(target, proc_root, captured, choice, options, want) {
             Ok(source) => sources.push(source),
             Err(_) if vanished(gone.as_ref(), proc_root) => {}
+            Err(e) if ns.all_netns && not_permitted(e.downcast_ref()) => denied += 1,
             Err(e) => return Err(e),
         }
     }
@@ -161,6 +162,13 @@ fn vanished(namespace: Option<&Namespace>, proc_root: &Path) -> bool {
         .pid
         .is_some_and(|pid| leads_to_it(proc_root.join(pid.to_string()).join("ns/net")));
     !by_name && !by_pid
+}
+
+/// A namespace this process may not enter (an unprivileged `--all-netns`
+/// meeting a named namespace no process of its own lives in): counted
+/// with the namespaces not inspected, not fatal.
+fn not_permitted(e: Option<&Error>) -> bool {
+    matches!(e, Some(Error::Namespace { error, .. }) if error.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
 /// A NETLINK_SOCK_DIAG socket in `namespace` (this process's for None).
@@ -211,7 +219,7 @@ fn open_tables(
 
 fn report_interrupted(interrupted: bool) {
     if interrupted {
-        eprintln!("tcptab: the kernel's socket tables changed during the dump; a socket may be missing or repeated");
+        note!("tcptab: the kernel's socket tables changed during the dump; a socket may be missing or repeated");
     }
 }
 
@@ -241,7 +249,7 @@ pub fn visit(
     let proc_root = &source.root;
     let captured = proc_root != &PathBuf::from("/proc");
     let choice: Choice = source.source.into();
-    let (targets, denied) = targets(source, ns)?;
+    let (targets, mut denied) = targets(source, ns)?;
     let mut first_used = None;
     for target in &targets {
         let label = target.as_ref().map(|n| n.label());
@@ -291,6 +299,7 @@ pub fn visit(
                 first_used.get_or_insert(used);
             }
             Err(_) if delivered == 0 && vanished(target.as_ref(), proc_root) => {}
+            Err(e) if delivered == 0 && ns.all_netns && not_permitted(Some(&e)) => denied += 1,
             Err(e) => return Err(e.into()),
         }
     }
@@ -350,11 +359,11 @@ pub fn report_sources(sources: &[Source], verbose: bool) {
             .map(|n| format!(" for network namespace {}", n.label()))
             .unwrap_or_default();
         match &s.used {
-            Used::Netlink => eprintln!("tcptab: source: netlink (sock_diag){target}"),
-            Used::Proc { fallback: None } => eprintln!("tcptab: source: proc{target}"),
+            Used::Netlink => note!("tcptab: source: netlink (sock_diag){target}"),
+            Used::Proc { fallback: None } => note!("tcptab: source: proc{target}"),
             Used::Proc {
                 fallback: Some(why),
-            } => eprintln!("tcptab: source: proc{target} (netlink unavailable: {why})"),
+            } => note!("tcptab: source: proc{target} (netlink unavailable: {why})"),
         }
     }
 }
@@ -363,7 +372,7 @@ pub fn report_sources(sources: &[Source], verbose: bool) {
 pub fn report_skipped(reader: &TableReader<File>) {
     if reader.skipped() > 0 {
         if let Some(first) = reader.first_error() {
-            eprintln!(
+            note!(
                 "tcptab: skipped {} malformed line(s) in {} (first: {first})",
                 reader.skipped(),
                 reader.path().display()
@@ -461,7 +470,7 @@ pub fn report_uninspected(scan: &tcptab::OwnerScan) {
             Some(std::io::ErrorKind::PermissionDenied) | None => "permission denied".to_string(),
             Some(kind) => kind.to_string(),
         };
-        eprintln!(
+        note!(
             "tcptab: {} process(es) could not be inspected ({why}); sockets they may hold show their owner as unknown. Run as root to see every owner.",
             scan.denied
         );
@@ -471,7 +480,7 @@ pub fn report_uninspected(scan: &tcptab::OwnerScan) {
 /// Say once how many processes' namespaces could not be read.
 pub fn report_namespaces_denied(denied: u32) {
     if denied > 0 {
-        eprintln!(
+        note!(
             "tcptab: the network namespace of {denied} process(es) could not be read (permission denied); run as root to see every namespace"
         );
     }

@@ -427,6 +427,19 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
         .args(["list", "--netns-pid", &pid, "-p", "--format", "json"])
         .output()
         .unwrap();
+    // The same note into a pipe nobody reads (EPIPE) is lost, not a panic
+    // (it once killed `serve`'s collection task).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let closed = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["list", "--netns-pid", &pid, "-p"])
+        .stdout(std::process::Stdio::null())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert!(closed.success(), "{closed:?}");
     std::fs::remove_file(&bin).unwrap();
     assert!(
         out.status.success(),
@@ -583,18 +596,40 @@ fn all_netns_survives_namespaces_that_vanish() {
     // zombie) keeps its /proc directory but not its namespace. Named
     // namespaces are added and deleted meanwhile: a deleted name can leave
     // its mount point behind for a moment, which setns refuses.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let named = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let name = format!("tcptab-churn-{}", std::process::id());
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for verb in ["add", "del"] {
-                    let status = Command::new("ip").args(["netns", verb, &name]).status();
-                    assert!(status.unwrap().success(), "ip netns {verb} {name}");
-                }
+    struct NamedChurn {
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+        name: String,
+    }
+    impl Drop for NamedChurn {
+        // Also on a failed assertion: no namespace is left behind.
+        fn drop(&mut self) {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
             }
-        })
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.name])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let name = format!("tcptab-churn-{}", std::process::id());
+    let named = NamedChurn {
+        stop: stop.clone(),
+        thread: Some({
+            let name = name.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for verb in ["add", "del"] {
+                        let status = Command::new("ip").args(["netns", verb, &name]).status();
+                        assert!(status.unwrap().success(), "ip netns {verb} {name}");
+                    }
+                }
+            })
+        }),
+        name,
     };
     let mut churn = Vec::new();
     for i in 0..60 {
@@ -616,8 +651,7 @@ fn all_netns_survives_namespaces_that_vanish() {
             );
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    named.join().unwrap();
+    drop(named);
     for mut child in churn {
         child.wait().unwrap();
     }

@@ -32,7 +32,7 @@ pub fn run(args: &ListArgs) -> Result<()> {
     let (sources, ns_denied) = query::sources(&args.source, &args.namespaces, want)?;
     query::report_sources(&sources, args.source.verbose);
     if (args.info || args.memory) && sources.iter().any(|s| s.used.name() == "proc") {
-        eprintln!("tcptab: -i and -m need the netlink source (/proc has no tcp_info or socket memory); shown as '-'");
+        note!("tcptab: -i and -m need the netlink source (/proc has no tcp_info or socket memory); shown as '-'");
     }
     query::report_namespaces_denied(ns_denied);
     let options = OutputOptions {

@@ -85,7 +85,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let local = listener.local_addr()?;
-    eprintln!("tcptab: serving metrics on http://{local}/metrics");
+    note!("tcptab: serving metrics on http://{local}/metrics");
     let connections = Arc::new(Semaphore::new(args.max_connections.max(1)));
     let app = Arc::new(App {
         args,
@@ -98,7 +98,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Out of descriptors or a reset before accept: back off.
-                    eprintln!("tcptab: accepting a connection: {e}");
+                    note!("tcptab: accepting a connection: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -334,7 +334,7 @@ impl App {
                     _ => &self.stats.other_errors,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                eprintln!("tcptab: collection {n} failed: {e:#}");
+                note!("tcptab: collection {n} failed: {e:#}");
             }
         }
         registry.register(

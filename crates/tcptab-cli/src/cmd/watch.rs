@@ -146,7 +146,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
             if sources.len() == 1 && sources[0].used == diag::Used::Netlink {
                 listener = destroy_listener(&sources[0], &args.source.root, args.source.verbose);
             } else if args.source.verbose {
-                eprintln!("tcptab: no destroy notifications (they need the netlink source and one namespace): connections shorter than --interval may go unseen");
+                note!("tcptab: no destroy notifications (they need the netlink source and one namespace): connections shorter than --interval may go unseen");
             }
             first = false;
         }
@@ -210,7 +210,7 @@ fn destroy_listener(
         Ok(s) => Some(s),
         Err(e) => {
             if verbose {
-                eprintln!("tcptab: no destroy notifications ({e}; they need CAP_NET_ADMIN): connections shorter than --interval may go unseen");
+                note!("tcptab: no destroy notifications ({e}; they need CAP_NET_ADMIN): connections shorter than --interval may go unseen");
             }
             None
         }
