@@ -156,11 +156,11 @@ fn vanished(namespace: Option<&Namespace>, proc_root: &Path) -> bool {
     // name can leave its mount point behind for a moment (an empty file,
     // which setns refuses with EINVAL); an exited process can leave a
     // zombie whose ns/net is gone.
-    let leads_to_it = |file: PathBuf| std::fs::metadata(file).is_ok_and(|m| m.ino() == ns.inode);
-    let by_name = ns.path.clone().is_some_and(leads_to_it);
+    let leads_to_it = |file: &Path| std::fs::metadata(file).is_ok_and(|m| m.ino() == ns.inode);
+    let by_name = ns.path.as_deref().is_some_and(leads_to_it);
     let by_pid = ns
         .pid
-        .is_some_and(|pid| leads_to_it(proc_root.join(pid.to_string()).join("ns/net")));
+        .is_some_and(|pid| leads_to_it(&proc_root.join(pid.to_string()).join("ns/net")));
     !by_name && !by_pid
 }
 

@@ -62,7 +62,7 @@ fn hex8_at<const LEN: usize>(b: &[u8; LEN], at: usize) -> (u32, u64) {
 
 /// Four hex digits: padded on the left with '0's to eight.
 #[inline(always)]
-fn hex4_at<const LEN: usize>(b: &[u8; LEN], at: usize) -> (u32, u64) {
+pub(super) fn hex4_at<const LEN: usize>(b: &[u8; LEN], at: usize) -> (u32, u64) {
     let v = u32::from_le_bytes(bytes::<4, LEN>(b, at)) as u64;
     hex8((v << 32) | (repeat(b'0') >> 32))
 }

@@ -25,7 +25,7 @@ use std::arch::x86_64::{
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::fast::{
-    assemble, columns, digits, hex8, pointer16, prefix, repeat, skip_spaces8, Columns, Tail,
+    assemble, columns, digits, hex4_at, pointer16, prefix, repeat, skip_spaces8, Columns, Tail,
 };
 use super::parse::ByteOrder;
 use crate::socket::{Family, Socket};
@@ -190,13 +190,6 @@ fn block_ok<const N: usize, const K: usize>(
     _mm_movemask_epi8(ok) == 0xFFFF && _mm_movemask_epi8(high) == 0
 }
 
-/// Four hex digits at `at`, already checked.
-#[inline(always)]
-fn hex4<const N: usize>(b: &[u8; N], at: usize) -> u16 {
-    let v = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as u64;
-    hex8((v << 32) | (repeat(b'0') >> 32)).0 as u16
-}
-
 /// The IPv4 block: addresses, ports and the other columns.
 #[inline]
 #[target_feature(enable = "sse2")]
@@ -216,8 +209,8 @@ fn block_v4(b: &[u8; 70], order: ByteOrder) -> Option<(SocketAddr, SocketAddr, C
         })
     };
     Some((
-        SocketAddr::from((address(local), hex4(b, 9))),
-        SocketAddr::from((address(remote), hex4(b, 23))),
+        SocketAddr::from((address(local), hex4_at(b, 9).0 as u16)),
+        SocketAddr::from((address(remote), hex4_at(b, 23).0 as u16)),
         columns(b).0,
     ))
 }
@@ -242,8 +235,8 @@ fn block_v6(b: &[u8; 118], order: ByteOrder) -> Option<(SocketAddr, SocketAddr, 
     let local = address(load(b, 0), load(b, 16));
     let remote = address(load(b, 38), load(b, 54));
     Some((
-        SocketAddr::from((local, hex4(b, 33))),
-        SocketAddr::from((remote, hex4(b, 71))),
+        SocketAddr::from((local, hex4_at(b, 33).0 as u16)),
+        SocketAddr::from((remote, hex4_at(b, 71).0 as u16)),
         columns(b).0,
     ))
 }
