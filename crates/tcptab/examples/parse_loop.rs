@@ -14,6 +14,7 @@ use procfs_core::{ExplicitSystemInfo, FromBufReadSI};
 use tcptab::procnet::TableReader;
 use tcptab::{Family, ReadOptions, RowKind, Socket};
 
+#[inline(never)]
 fn tcptab_pass(tables: &[Vec<u8>]) -> Result<usize, tcptab::Error> {
     let mut rows = 0;
     let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
@@ -27,6 +28,7 @@ fn tcptab_pass(tables: &[Vec<u8>]) -> Result<usize, tcptab::Error> {
     Ok(rows)
 }
 
+#[inline(never)]
 fn procfs_pass(tables: &[Vec<u8>]) -> usize {
     let info = ExplicitSystemInfo {
         boot_time_secs: 0,

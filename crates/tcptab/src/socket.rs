@@ -131,8 +131,22 @@ impl State {
         State::Closing,
     ];
 
-    /// Decode the kernel's numeric state.
+    /// Decode the kernel's numeric state (a table lookup: no branch for the
+    /// parser's hot loop to mispredict on a table of mixed states).
     pub fn from_code(code: u8) -> State {
+        const TABLE: [State; 256] = {
+            let mut table = [State::Other(0); 256];
+            let mut code = 0;
+            while code < 256 {
+                table[code] = State::decode(code as u8);
+                code += 1;
+            }
+            table
+        };
+        TABLE[code as usize]
+    }
+
+    const fn decode(code: u8) -> State {
         match code {
             0x01 => State::Established,
             0x02 => State::SynSent,
@@ -294,7 +308,21 @@ pub enum TimerKind {
 }
 
 impl TimerKind {
+    /// Decode the `tr` column (a table lookup, as for [`State::from_code`]).
     pub fn from_code(code: u8) -> TimerKind {
+        const TABLE: [TimerKind; 256] = {
+            let mut table = [TimerKind::Other(0); 256];
+            let mut code = 0;
+            while code < 256 {
+                table[code] = TimerKind::decode(code as u8);
+                code += 1;
+            }
+            table
+        };
+        TABLE[code as usize]
+    }
+
+    const fn decode(code: u8) -> TimerKind {
         match code {
             0 => TimerKind::Off,
             1 => TimerKind::Retransmit,

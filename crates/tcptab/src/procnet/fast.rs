@@ -77,12 +77,12 @@ fn hex2_at<const LEN: usize>(b: &[u8; LEN], at: usize) -> (u32, u64) {
 /// The columns between the addresses and the uid:
 /// "SS TTTTTTTT:RRRRRRRR TR:WHENWHEN RETRRETR".
 pub(super) struct Columns {
-    state: u8,
-    tx_queue: u32,
-    rx_queue: u32,
-    timer_code: u8,
-    expires: u32,
-    retransmits: u32,
+    pub state: u8,
+    pub tx_queue: u32,
+    pub rx_queue: u32,
+    pub timer_code: u8,
+    pub expires: u32,
+    pub retransmits: u32,
 }
 
 /// The columns of a fixed block of `N` bytes (they are its last 42), and a

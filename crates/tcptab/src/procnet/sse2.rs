@@ -24,9 +24,7 @@ use std::arch::x86_64::{
 };
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::fast::{
-    assemble, columns, digits, hex4_at, pointer16, prefix, repeat, skip_spaces8, Columns, Tail,
-};
+use super::fast::{assemble, digits, pointer16, prefix, repeat, skip_spaces8, Columns, Tail};
 use super::parse::ByteOrder;
 use crate::socket::{Family, Socket};
 
@@ -190,6 +188,60 @@ fn block_ok<const N: usize, const K: usize>(
     _mm_movemask_epi8(ok) == 0xFFFF && _mm_movemask_epi8(high) == 0
 }
 
+/// `N` bytes of `b` at `at` as a little-endian word (the caller has
+/// checked the length; with a constant `at` nothing is checked at run time).
+#[inline(always)]
+fn word<const N: usize, const LEN: usize>(b: &[u8; LEN], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes[..N].copy_from_slice(&b[at..at + N]);
+    u64::from_le_bytes(bytes)
+}
+
+/// The two ports (four digits at `lport` and `rport`) and the columns after
+/// the addresses, "SS TTTTTTTT:RRRRRRRR TR:WHENWHEN RETRRETR" (the last 42
+/// bytes of the block), all decoded in three vectors. The template check has
+/// proved every one of these positions a hex digit.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn ports_and_columns<const N: usize>(
+    b: &[u8; N],
+    lport: usize,
+    rport: usize,
+) -> (u16, u16, Columns) {
+    let q = N - 42;
+    // tx and rx queue, expiry and retransmits: 32 digits, four values.
+    let queues = _mm_set_epi64x(
+        word::<8, N>(b, q + 12) as i64,
+        word::<8, N>(b, q + 3) as i64,
+    );
+    let timers = _mm_set_epi64x(
+        word::<8, N>(b, q + 33) as i64,
+        word::<8, N>(b, q + 24) as i64,
+    );
+    let (queues, timers) = halves(_mm_packus_epi16(hex_pairs(queues), hex_pairs(timers)));
+    // Each value's printed bytes, first digit's in the lowest byte: the
+    // byte swap puts the first value in the high half.
+    let (queues, timers) = (queues.swap_bytes(), timers.swap_bytes());
+    // The ports, the state and the timer code; '0's fill the last four.
+    let short_lo = word::<4, N>(b, lport) | word::<4, N>(b, rport) << 32;
+    let short_hi = word::<2, N>(b, q) | word::<2, N>(b, q + 21) << 16 | repeat(b'0') << 32;
+    let short = _mm_set_epi64x(short_hi as i64, short_lo as i64);
+    let short = _mm_cvtsi128_si64(_mm_packus_epi16(hex_pairs(short), hex_pairs(short))) as u64;
+    let columns = Columns {
+        state: (short >> 32) as u8,
+        tx_queue: (queues >> 32) as u32,
+        rx_queue: queues as u32,
+        timer_code: (short >> 40) as u8,
+        expires: (timers >> 32) as u32,
+        retransmits: timers as u32,
+    };
+    (
+        (short as u16).swap_bytes(),
+        ((short >> 16) as u16).swap_bytes(),
+        columns,
+    )
+}
+
 /// The IPv4 block: addresses, ports and the other columns.
 #[inline]
 #[target_feature(enable = "sse2")]
@@ -208,10 +260,11 @@ fn block_v4(b: &[u8; 70], order: ByteOrder) -> Option<(SocketAddr, SocketAddr, C
             ByteOrder::Big => le.swap_bytes(),
         })
     };
+    let (lport, rport, columns) = ports_and_columns(b, 9, 23);
     Some((
-        SocketAddr::from((address(local), hex4_at(b, 9).0 as u16)),
-        SocketAddr::from((address(remote), hex4_at(b, 23).0 as u16)),
-        columns(b).0,
+        SocketAddr::from((address(local), lport)),
+        SocketAddr::from((address(remote), rport)),
+        columns,
     ))
 }
 
@@ -234,10 +287,11 @@ fn block_v6(b: &[u8; 118], order: ByteOrder) -> Option<(SocketAddr, SocketAddr, 
     };
     let local = address(load(b, 0), load(b, 16));
     let remote = address(load(b, 38), load(b, 54));
+    let (lport, rport, columns) = ports_and_columns(b, 33, 71);
     Some((
-        SocketAddr::from((local, hex4_at(b, 33).0 as u16)),
-        SocketAddr::from((remote, hex4_at(b, 71).0 as u16)),
-        columns(b).0,
+        SocketAddr::from((local, lport)),
+        SocketAddr::from((remote, rport)),
+        columns,
     ))
 }
 
@@ -270,20 +324,20 @@ fn tail_masks(line: &[u8], start: usize) -> Option<TailMasks> {
         minus: 0,
         len,
     };
-    let mut at = start;
-    while at < start + len {
-        // A last chunk shorter than 16 is loaded ending at the end of the
-        // line, and its bits shifted down to start at `at`.
-        let (from, skip) = if at + 16 <= end {
-            (at, 0)
-        } else {
-            (end - 16, at + 16 - end)
-        };
+    // Four chunks of sixteen, always (no loop exit to mispredict). A chunk
+    // that would run past the end of the line is loaded ending at the end,
+    // and its bits shifted down to start where the chunk starts; a chunk
+    // wholly past the end shifts out to nothing.
+    for i in 0..4 {
+        let at = start + 16 * i;
+        let from = at.min(end - 16);
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&line[from..from + 16]);
         let v = vector(bytes);
-        let shift = at - start;
-        let bits = |m: i32| ((m as u32 >> skip) as u64) << shift;
+        // `at - from` is below 64: `at` is under `start + 64` and `from`
+        // at least `end - 16`, with `end > start`.
+        let skip = at - from;
+        let bits = |m: i32| ((m as u32 as u64) >> skip) << (16 * i);
         masks.space |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(
             v,
             _mm_set1_epi8(b' ' as i8),
@@ -293,7 +347,6 @@ fn tail_masks(line: &[u8], start: usize) -> Option<TailMasks> {
             v,
             _mm_set1_epi8(b'-' as i8),
         )));
-        at += 16;
     }
     // Bits past 64 bytes (a chunk's overhang) were shifted out; bits past
     // the end of the line were never set, except as non-spaces below.
@@ -361,7 +414,8 @@ fn unsigned(line: &[u8], tail: usize, digit: u64, (start, len): (usize, usize)) 
     decimal(line, tail + start, len)
 }
 
-/// A `%d` token: an optional '-', then digits.
+/// A `%d` token: an optional '-', then digits. The sign is applied without
+/// a branch (tables mix negative and positive values).
 #[inline(always)]
 fn signed(
     line: &[u8],
@@ -369,12 +423,14 @@ fn signed(
     masks: &TailMasks,
     (start, len): (usize, usize),
 ) -> Option<i32> {
-    if masks.minus >> start & 1 == 1 && len > 1 {
-        let magnitude = unsigned(line, tail, masks.digit, (start + 1, len - 1))?;
-        i32::try_from(0i64.checked_sub_unsigned(magnitude)?).ok()
-    } else {
-        i32::try_from(unsigned(line, tail, masks.digit, (start, len))?).ok()
+    let negative = (masks.minus >> start & 1) as usize;
+    if len <= negative {
+        return None;
     }
+    let magnitude = unsigned(line, tail, masks.digit, (start + negative, len - negative))?;
+    let magnitude = i64::try_from(magnitude).ok()?;
+    let sign = -(negative as i64);
+    i32::try_from((magnitude ^ sign) - sign).ok()
 }
 
 #[target_feature(enable = "sse2")]
