@@ -158,6 +158,14 @@ impl<R: Read> TableReader<R> {
     /// nothing but the fields is written per line.
     pub fn read_socket(&mut self, socket: &mut Socket) -> Result<bool> {
         while !self.done {
+            // The common case: a line in the kernel's layout, whole in the
+            // buffer, parsed where it lies (the parser finds its end).
+            let buffered = &self.buf[self.start..self.end];
+            if let Some(len) = parse::parse_buffered(buffered, self.options.byte_order, socket) {
+                self.start += len + 1;
+                self.line += 1;
+                return Ok(true);
+            }
             let range = match self.next_line() {
                 Ok(Some(range)) => range,
                 Ok(None) => {

@@ -99,6 +99,23 @@ fn parse_canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> bool {
     fast::parse_canonical(line, order, out).is_some()
 }
 
+/// The fastest path, for a reader's buffer: parse the line at the start of
+/// `buffer` into `out` and return its length (without the line feed), if it
+/// is in the kernel's layout and the buffer holds its line feed and enough
+/// after it; else `None`, `out` untouched, and the caller splits the line
+/// and calls [`parse_line_into`]. (The SSE2 path finds the line feed while
+/// it reads the tail; elsewhere this always returns `None`.)
+#[inline(always)]
+pub(super) fn parse_buffered(buffer: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    return super::sse2::parse_buffered(buffer, order, out);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    {
+        let _ = (buffer, order, out);
+        None
+    }
+}
+
 /// Parse one data line (without its line feed).
 #[inline]
 pub fn parse_line(line: &[u8], order: ByteOrder) -> Result<Socket, LineError> {

@@ -24,21 +24,41 @@ use std::arch::x86_64::{
 };
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::fast::{assemble, digits, pointer16, prefix, repeat, skip_spaces8, Columns, Tail};
+use super::fast::{assemble, digits, pointer16, prefix, repeat, Columns, Tail};
 use super::parse::ByteOrder;
 use crate::socket::{Family, Socket};
 
-/// Parse a line in the canonical layout into `out`, and return true; for
-/// anything else return false and leave `out` as it was. (An out-parameter:
-/// a function with SSE2 enabled cannot be inlined into one without, and
-/// returning the socket by value would copy it.)
+/// Parse the line at the start of `buffer` into `out` and return its
+/// length (without the line feed), if it is in the canonical layout, ends
+/// with a line feed, and at least 64 bytes of its tail are in the buffer
+/// (the tail is read in four 16-byte chunks, past the line's end if need
+/// be). Otherwise return `None` and leave `out` as it was. The reader calls
+/// this on its buffer directly, so finding the line's end costs nothing
+/// more: the tail's chunks find the line feed.
 #[inline]
 #[allow(unsafe_code)]
-pub(super) fn parse_canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> bool {
+pub(super) fn parse_buffered(buffer: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
     // SAFETY: `canonical` only requires SSE2, and this module is compiled
     // only when SSE2 is enabled for the build (`cfg(target_feature = "sse2")`
     // on the `mod` item; it is in the x86_64 baseline).
-    unsafe { canonical(line, order, out) }.is_some()
+    unsafe { canonical(buffer, order, out) }
+}
+
+/// [`parse_buffered`] for one line on its own (no line feed): the line is
+/// copied into a buffer with a line feed and room after it. Returns true
+/// when the line was parsed into `out`.
+#[inline]
+pub(super) fn parse_canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> bool {
+    const ROOM: usize = 512;
+    let mut buffer = [0u8; ROOM];
+    // Room for the line, its line feed and 64 bytes more: then 64 bytes
+    // of its tail are in the buffer wherever the tail starts.
+    if line.len() + 1 + 64 > ROOM {
+        return false;
+    }
+    buffer[..line.len()].copy_from_slice(line);
+    buffer[line.len()] = b'\n';
+    parse_buffered(&buffer, order, out) == Some(line.len())
 }
 
 /// The layout of the fixed block: `H` where a hex digit goes, otherwise the
@@ -296,90 +316,94 @@ fn block_v6(b: &[u8; 118], order: ByteOrder) -> Option<(SocketAddr, SocketAddr, 
 }
 
 /// Bit masks of the first 64 bytes of a line's tail, one bit per byte:
-/// spaces, digits and minus signs; bits past the end of the line are 0.
-/// `None` when anything but spaces follows those 64 bytes (the portable
-/// path takes such lines).
+/// spaces, digits and minus signs, and `line`, set for the bytes before the
+/// line feed.
 struct TailMasks {
     space: u64,
     digit: u64,
     minus: u64,
-    /// The tail's length, at most 64 (its padding beyond is not counted).
-    len: usize,
+    line: u64,
 }
 
+/// The masks of the tail at `start` of the line at the start of `buffer`,
+/// and where the line ends (its line feed). `None` when the buffer holds
+/// less than 64 bytes of tail, or when anything but spaces follows the
+/// first 64 bytes of the tail before the line feed, or there is no line
+/// feed in the buffer.
 #[inline]
 #[target_feature(enable = "sse2")]
-fn tail_masks(line: &[u8], start: usize) -> Option<TailMasks> {
-    let end = line.len();
-    if start >= end || end < 16 {
-        return None;
-    }
-    let len = (end - start).min(64);
-    if end - start > 64 && skip_spaces8(line, start + 64) < end {
-        return None;
-    }
-    let mut masks = TailMasks {
-        space: 0,
-        digit: 0,
-        minus: 0,
-        len,
-    };
-    // Four chunks of sixteen, always (no loop exit to mispredict). A chunk
-    // that would run past the end of the line is loaded ending at the end,
-    // and its bits shifted down to start where the chunk starts; a chunk
-    // wholly past the end shifts out to nothing.
+fn tail_masks(buffer: &[u8], start: usize) -> Option<(TailMasks, usize)> {
+    let chunks: &[u8; 64] = buffer.get(start..start + 64)?.try_into().ok()?;
+    let (mut space, mut digit, mut minus, mut newline) = (0u64, 0u64, 0u64, 0u64);
     for i in 0..4 {
-        let at = start + 16 * i;
-        let from = at.min(end - 16);
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&line[from..from + 16]);
-        let v = vector(bytes);
-        // `at - from` is below 64: `at` is under `start + 64` and `from`
-        // at least `end - 16`, with `end > start`.
-        let skip = at - from;
-        let bits = |m: i32| ((m as u32 as u64) >> skip) << (16 * i);
-        masks.space |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(
+        let v = load(chunks, 16 * i);
+        let bits = |m: i32| (m as u32 as u64) << (16 * i);
+        space |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(
             v,
             _mm_set1_epi8(b' ' as i8),
         )));
-        masks.digit |= bits(_mm_movemask_epi8(is_digit(v)));
-        masks.minus |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(
+        digit |= bits(_mm_movemask_epi8(is_digit(v)));
+        minus |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(
             v,
             _mm_set1_epi8(b'-' as i8),
         )));
+        newline |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(
+            v,
+            _mm_set1_epi8(b'\n' as i8),
+        )));
     }
-    // Bits past 64 bytes (a chunk's overhang) were shifted out; bits past
-    // the end of the line were never set, except as non-spaces below.
-    Some(masks)
+    let end = if newline != 0 {
+        start + newline.trailing_zeros() as usize
+    } else {
+        padding_end(buffer, start + 64)?
+    };
+    // The bits below the first line feed (all of them if there is none).
+    let line = !newline & newline.wrapping_sub(1);
+    let masks = TailMasks {
+        space: space & line,
+        digit: digit & line,
+        minus: minus & line,
+        line,
+    };
+    Some((masks, end))
+}
+
+/// The line feed ending a run of spaces that starts at `at`, or `None` if
+/// something else ends it or the buffer does.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn padding_end(buffer: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let chunk: &[u8; 16] = buffer.get(at..at + 16)?.try_into().ok()?;
+        let v = load(chunk, 0);
+        let others = !_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8))) & 0xFFFF;
+        if others != 0 {
+            let end = at + others.trailing_zeros() as usize;
+            return (chunk[end - at] == b'\n').then_some(end);
+        }
+        at += 16;
+    }
 }
 
 /// The value of `len` decimal digits at `at` (checked by the caller), or
 /// `None` if it overflows a u64.
 #[inline(always)]
 fn decimal(line: &[u8], at: usize, len: usize) -> Option<u64> {
-    if len <= 8 {
-        // Load the eight bytes ending at the last digit when they are in
-        // the line (always, after the fixed block), else pad.
-        let end = at + len;
-        let word = match line.get(end.wrapping_sub(8)..end) {
-            Some(chunk) if end >= 8 => {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(chunk);
-                u64::from_le_bytes(w)
-            }
-            _ => return digits(line, at).map(|(v, _)| v),
-        };
-        // Keep the `len` digits in the top bytes, zeros below (masked
-        // before subtracting, so no borrow crosses into the digits).
-        let keep = u64::MAX << (8 * (8 - len));
-        let mut x = (word & keep) - (repeat(b'0') & keep);
-        x = ((x & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561)) >> 8;
-        x = ((x & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601)) >> 16;
-        x = ((x & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001)) >> 32;
-        Some(x)
-    } else {
-        digits(line, at).map(|(v, _)| v)
+    let end = at + len;
+    if len > 8 || end < 8 {
+        return digits(line, at).map(|(v, _)| v);
     }
+    // The eight bytes ending at the last digit (in the line: they follow
+    // the fixed block). XOR turns digits into their values without a
+    // borrow; the mask keeps the `len` digits, in the top bytes.
+    let mut word = [0u8; 8];
+    word.copy_from_slice(line.get(end - 8..end)?);
+    let keep = u64::MAX << (8 * (8 - len));
+    let mut x = (u64::from_le_bytes(word) ^ repeat(b'0')) & keep;
+    x = ((x & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561)) >> 8;
+    x = ((x & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601)) >> 16;
+    x = ((x & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001)) >> 32;
+    Some(x)
 }
 
 /// The tail's tokens, in order: start and length (relative to the tail).
@@ -399,42 +423,21 @@ impl Tokens {
     }
 }
 
-/// `len` (1 to 64) one bits from bit `start`.
+/// The value of a `%d` token whose bytes are checked: an optional '-'
+/// (`negative`), then digits. The sign is applied without a branch (tables
+/// mix negative and positive values).
 #[inline(always)]
-fn span(start: usize, len: usize) -> u64 {
-    (u64::MAX >> (64 - len)) << start
-}
-
-/// A token of digits (checked against the digit mask) to its value.
-#[inline(always)]
-fn unsigned(line: &[u8], tail: usize, digit: u64, (start, len): (usize, usize)) -> Option<u64> {
-    if digit & span(start, len) != span(start, len) {
-        return None;
-    }
-    decimal(line, tail + start, len)
-}
-
-/// A `%d` token: an optional '-', then digits. The sign is applied without
-/// a branch (tables mix negative and positive values).
-#[inline(always)]
-fn signed(
-    line: &[u8],
-    tail: usize,
-    masks: &TailMasks,
-    (start, len): (usize, usize),
-) -> Option<i32> {
-    let negative = (masks.minus >> start & 1) as usize;
-    if len <= negative {
-        return None;
-    }
-    let magnitude = unsigned(line, tail, masks.digit, (start + negative, len - negative))?;
-    let magnitude = i64::try_from(magnitude).ok()?;
-    let sign = -(negative as i64);
+fn signed(line: &[u8], at: usize, len: usize, negative: bool) -> Option<i32> {
+    let n = negative as usize;
+    let magnitude = i64::try_from(decimal(line, at + n, len - n)?).ok()?;
+    let sign = -(n as i64);
     i32::try_from((magnitude ^ sign) - sign).ok()
 }
 
+/// The line at the start of `line` (a buffer holding it, its line feed,
+/// and maybe more) into `out`; its length.
 #[target_feature(enable = "sse2")]
-fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<()> {
+fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
     let (sl, p) = prefix(line)?;
     let (family, (local, remote, columns), tail) = if line.get(p + 8) == Some(&b':') {
         let b: &[u8; 70] = line.get(p..p + 70)?.try_into().ok()?;
@@ -445,10 +448,10 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<()> {
     };
 
     // The tail: "%5u %8d %lu %d %pK[ %lu %lu %u %u %d]", then padding.
-    let masks = tail_masks(line, tail)?;
-    let token = !masks.space & (u64::MAX >> (64 - masks.len));
+    let (masks, end) = tail_masks(line, tail)?;
+    let token = !masks.space & masks.line;
     // A token running into the 65th byte would have no end bit.
-    if masks.len == 64 && token >> 63 == 1 {
+    if token >> 63 == 1 {
         return None;
     }
     let mut tokens = Tokens {
@@ -460,37 +463,49 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<()> {
         10 => true,
         _ => return None,
     };
-    let unsigned = |token| unsigned(line, tail, masks.digit, token);
-    let signed = |token| signed(line, tail, &masks, token);
-    let uid = u32::try_from(unsigned(tokens.next())?).ok()?;
-    let probes = signed(tokens.next())?;
-    let inode = unsigned(tokens.next())?;
-    let refcount = signed(tokens.next())?;
-    let (start, len) = tokens.next();
-    if len != 16 {
+    let [uid, probes, inode, refcount, pointer] = [(); 5].map(|()| tokens.next());
+    let [rto, ato, quick, cwnd, last] = [(); 5].map(|()| match full {
+        true => tokens.next(),
+        false => (0, 1),
+    });
+    // One check of every token's bytes: digits, but for the pointer's (hex,
+    // checked below) and a '-' that starts a %d token and is followed by a
+    // digit.
+    if pointer.1 != 16 {
         return None;
     }
-    let pointer = pointer16(line, tail + start)?;
+    let bit = |(start, _): (usize, usize)| 1u64 << start;
+    let minus =
+        masks.minus & (bit(probes) | bit(refcount) | bit(last) & (full as u64).wrapping_neg());
+    let allowed = (0xFFFF << pointer.0) | minus;
+    if token & !masks.digit & !allowed != 0 || (minus << 1) & !masks.digit != 0 {
+        return None;
+    }
+    let negative = |(start, _): (usize, usize)| minus >> start & 1 == 1;
+    let unsigned = |(start, len): (usize, usize)| decimal(line, tail + start, len);
+    let signed = |t @ (start, len): (usize, usize)| signed(line, tail + start, len, negative(t));
+    let pointer = pointer16(line, tail + pointer.0)?;
     let congestion = if full {
         Some((
-            unsigned(tokens.next())?,
-            unsigned(tokens.next())?,
-            u32::try_from(unsigned(tokens.next())?).ok()?,
-            u32::try_from(unsigned(tokens.next())?).ok()?,
-            signed(tokens.next())?,
+            unsigned(rto)?,
+            unsigned(ato)?,
+            u32::try_from(unsigned(quick)?).ok()?,
+            u32::try_from(unsigned(cwnd)?).ok()?,
+            signed(last)?,
         ))
     } else {
         None
     };
     let tail = Tail {
-        uid,
-        probes,
-        inode,
-        refcount,
+        uid: u32::try_from(unsigned(uid)?).ok()?,
+        probes: signed(probes)?,
+        inode: unsigned(inode)?,
+        refcount: signed(refcount)?,
         pointer,
         congestion,
     };
-    assemble((sl, family), (local, remote), columns, tail, out)
+    assemble((sl, family), (local, remote), columns, tail, out)?;
+    Some(end)
 }
 
 #[cfg(test)]
@@ -568,6 +583,76 @@ mod tests {
         line.trim_end().len() < p + block + 64
     }
 
+    /// Every line of the real capture, with every byte in turn replaced by
+    /// each of a set of bytes (separators, signs, digits, letters, a line
+    /// feed, a high byte) or removed: whatever the SSE2 path accepts, on
+    /// its own or in a buffer, the general parser accepts the same way.
+    #[test]
+    fn every_single_byte_change_of_a_real_capture() {
+        let root = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/6.18.44-sockets/net/"
+        );
+        let mut checked = 0;
+        for table in ["tcp", "tcp6"] {
+            let text = std::fs::read(format!("{root}{table}")).unwrap();
+            for line in text
+                .split(|&b| b == b'\n')
+                .skip(1)
+                .filter(|l| !l.is_empty())
+            {
+                assert!(
+                    sse2(line, ByteOrder::Little).is_some(),
+                    "the capture is canonical"
+                );
+                for at in 0..line.len() {
+                    for byte in [
+                        None,
+                        Some(b' '),
+                        Some(b'-'),
+                        Some(b'0'),
+                        Some(b'9'),
+                        Some(b'a'),
+                        Some(b'F'),
+                        Some(b'G'),
+                        Some(b':'),
+                        Some(b'\n'),
+                        Some(0xB0),
+                    ] {
+                        let mut bytes = line.to_vec();
+                        match byte {
+                            Some(byte) => bytes[at] = byte,
+                            None => drop(bytes.remove(at)),
+                        }
+                        let general = parse_general(&bytes, ByteOrder::Little).ok();
+                        if let Some(socket) = sse2(&bytes, ByteOrder::Little) {
+                            assert_eq!(
+                                Some(socket),
+                                general,
+                                "{}",
+                                String::from_utf8_lossy(&bytes)
+                            );
+                        }
+                        let mut buffer = bytes.clone();
+                        buffer.extend_from_slice(&[b'\n'; 80]);
+                        let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
+                        if let Some(len) = parse_buffered(&buffer, ByteOrder::Little, &mut socket) {
+                            let general = parse_general(&buffer[..len], ByteOrder::Little).ok();
+                            assert_eq!(
+                                Some(socket),
+                                general,
+                                "{}",
+                                String::from_utf8_lossy(&bytes)
+                            );
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
 
@@ -589,6 +674,35 @@ mod tests {
             }
         }
 
+        /// In a reader's buffer: the line, its line feed, then anything
+        /// (the next line, or bytes that are not a line). The buffered
+        /// path finds the line's end, and accepts and parses exactly as on
+        /// the line alone.
+        #[test]
+        fn in_a_buffer(
+            line in kernel_line(),
+            next in prop_oneof![kernel_line().prop_map(String::into_bytes), prop::collection::vec(any::<u8>(), 0..200)],
+        ) {
+            let mut buffer = line.clone().into_bytes();
+            buffer.push(b'\n');
+            buffer.extend_from_slice(&next);
+            let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
+            match parse_buffered(&buffer, ByteOrder::Little, &mut socket) {
+                Some(len) => {
+                    prop_assert_eq!(len, line.len());
+                    prop_assert_eq!(Some(socket), sse2(line.as_bytes(), ByteOrder::Little));
+                }
+                // Declined: not a valid line, or its tail does not fit, or
+                // the buffer ends too soon after the line.
+                None => prop_assert!(
+                    parse_general(line.as_bytes(), ByteOrder::Little).is_err()
+                        || !short_tail(&line)
+                        || buffer.len() < line.len() + 64,
+                    "declined: {}", line
+                ),
+            }
+        }
+
         /// A corrupted line: whatever the SSE2 path accepts, the general
         /// parser accepts the same way.
         #[test]
@@ -607,6 +721,17 @@ mod tests {
             }
             if let Some(socket) = sse2(&bytes, ByteOrder::Little) {
                 prop_assert_eq!(Some(socket), parse_general(&bytes, ByteOrder::Little).ok());
+            }
+            // The same bytes in a buffer, a line feed and more after them:
+            // a line the buffered path accepts (up to its first line feed,
+            // which a corruption may have put in) parses as on its own.
+            let mut buffer = bytes.clone();
+            buffer.extend_from_slice(b"\n                                                                ");
+            let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
+            if let Some(len) = parse_buffered(&buffer, ByteOrder::Little, &mut socket) {
+                prop_assert!(!buffer[..len].contains(&b'\n'));
+                prop_assert_eq!(buffer[len], b'\n');
+                prop_assert_eq!(Some(socket), parse_general(&buffer[..len], ByteOrder::Little).ok());
             }
         }
     }
