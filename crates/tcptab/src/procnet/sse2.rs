@@ -24,9 +24,9 @@ use std::arch::x86_64::{
 };
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::fast::{assemble, digits, pointer16, prefix, repeat, Columns, Tail};
+use super::fast::{assemble, digits, prefix, repeat, Columns, Tail};
 use super::parse::ByteOrder;
-use crate::socket::{Family, Socket};
+use crate::socket::{Family, Pointer, Socket};
 
 /// Parse the line at the start of `buffer` into `out` and return its
 /// length (without the line feed), if it is in the canonical layout, ends
@@ -385,6 +385,46 @@ fn padding_end(buffer: &[u8], mut at: usize) -> Option<usize> {
     }
 }
 
+/// The `"%4d: "` prefix in the first sixteen bytes of the line: the `sl`
+/// value and where the local address starts. An `sl` of more than eight
+/// digits goes through the portable code.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn sl_prefix(line: &[u8]) -> Option<(u32, usize)> {
+    let head: &[u8; 16] = line.get(..16)?.try_into().ok()?;
+    let v = load(head, 0);
+    let space = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8))) as u32;
+    let digit = _mm_movemask_epi8(is_digit(v)) as u32;
+    let colon = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b':' as i8))) as u32;
+    let first = (!space).trailing_zeros();
+    let colon = colon.trailing_zeros();
+    // Spaces, then one to eight digits, then ": ".
+    let number = (1u32 << colon.min(16)).wrapping_sub(1 << first.min(16));
+    if colon >= 15 || colon <= first || number & !digit != 0 || space >> (colon + 1) & 1 == 0 {
+        return None;
+    }
+    if colon - first > 8 {
+        return prefix(line);
+    }
+    // The eight bytes ending at the colon, zeros shifted in when it is
+    // nearer the start.
+    let (end, len) = (colon as usize, (colon - first) as usize);
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&head[end.max(8) - 8..end.max(8)]);
+    let word = u64::from_le_bytes(word) << (8 * (8 - end.min(8)));
+    Some((to_u64(word, len) as u32, end + 2))
+}
+
+/// Sixteen hex digits of pointer at `at`, or `None`.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn pointer(line: &[u8], at: usize) -> Option<Pointer> {
+    let text: &[u8; 16] = line.get(at..at + 16)?.try_into().ok()?;
+    let v = load(text, 0);
+    let hex = _mm_movemask_epi8(_mm_or_si128(is_digit(v), is_letter(v)));
+    (hex == 0xFFFF).then(|| Pointer::from_hex16(text))
+}
+
 /// The value of `len` decimal digits at `at` (checked by the caller), or
 /// `None` if it overflows a u64.
 #[inline(always)]
@@ -394,16 +434,22 @@ fn decimal(line: &[u8], at: usize, len: usize) -> Option<u64> {
         return digits(line, at).map(|(v, _)| v);
     }
     // The eight bytes ending at the last digit (in the line: they follow
-    // the fixed block). XOR turns digits into their values without a
-    // borrow; the mask keeps the `len` digits, in the top bytes.
+    // the fixed block).
     let mut word = [0u8; 8];
     word.copy_from_slice(line.get(end - 8..end)?);
+    Some(to_u64(u64::from_le_bytes(word), len))
+}
+
+/// The value of the `len` (1 to 8) digits in the top bytes of `word`.
+#[inline(always)]
+fn to_u64(word: u64, len: usize) -> u64 {
+    // XOR turns digits into their values without a borrow; the mask keeps
+    // the `len` digits.
     let keep = u64::MAX << (8 * (8 - len));
-    let mut x = (u64::from_le_bytes(word) ^ repeat(b'0')) & keep;
+    let mut x = (word ^ repeat(b'0')) & keep;
     x = ((x & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561)) >> 8;
     x = ((x & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601)) >> 16;
-    x = ((x & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001)) >> 32;
-    Some(x)
+    ((x & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001)) >> 32
 }
 
 /// The tail's tokens, in order: start and length (relative to the tail).
@@ -438,7 +484,7 @@ fn signed(line: &[u8], at: usize, len: usize, negative: bool) -> Option<i32> {
 /// and maybe more) into `out`; its length.
 #[target_feature(enable = "sse2")]
 fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
-    let (sl, p) = prefix(line)?;
+    let (sl, p) = sl_prefix(line)?;
     let (family, (local, remote, columns), tail) = if line.get(p + 8) == Some(&b':') {
         let b: &[u8; 70] = line.get(p..p + 70)?.try_into().ok()?;
         (Family::Ipv4, block_v4(b, order)?, p + 70)
@@ -484,7 +530,7 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
     let negative = |(start, _): (usize, usize)| minus >> start & 1 == 1;
     let unsigned = |(start, len): (usize, usize)| decimal(line, tail + start, len);
     let signed = |t @ (start, len): (usize, usize)| signed(line, tail + start, len, negative(t));
-    let pointer = pointer16(line, tail + pointer.0)?;
+    let pointer = self::pointer(line, tail + pointer.0)?;
     let congestion = if full {
         Some((
             unsigned(rto)?,
