@@ -18,9 +18,9 @@
 //! safety argument is that SSE2 is enabled for the whole build.
 
 use std::arch::x86_64::{
-    __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_min_epu8,
+    __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_cvtsi128_si64,
     _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi16, _mm_set1_epi16, _mm_set1_epi8,
-    _mm_set_epi64x, _mm_slli_epi16, _mm_srli_epi16, _mm_sub_epi8, _mm_unpackhi_epi64,
+    _mm_set_epi64x, _mm_slli_epi16, _mm_srli_epi16, _mm_unpackhi_epi64,
 };
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -145,23 +145,24 @@ fn load<const N: usize>(b: &[u8; N], at: usize) -> __m128i {
     vector(bytes)
 }
 
-/// Per byte: 0xFF where it is an ASCII digit.
+/// Per byte: 0xFF where it is an ASCII digit. (Adding `0x80 - '0'` moves
+/// '0'..='9' to the bottom of the signed range, -128..=-119, where one
+/// signed comparison finds them; every other byte lands above.)
 #[inline]
 #[target_feature(enable = "sse2")]
 fn is_digit(v: __m128i) -> __m128i {
-    let d = _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8));
-    _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d)
+    let shifted = _mm_add_epi8(v, _mm_set1_epi8((0x80 - b'0') as i8));
+    _mm_cmplt_epi8(shifted, _mm_set1_epi8(-128 + 10))
 }
 
-/// Per byte: 0xFF where it is a hex letter (either case).
+/// Per byte: 0xFF where it is a hex letter (either case), as in
+/// [`is_digit`] after folding upper case onto lower.
 #[inline]
 #[target_feature(enable = "sse2")]
 fn is_letter(v: __m128i) -> __m128i {
-    let l = _mm_sub_epi8(
-        _mm_or_si128(v, _mm_set1_epi8(0x20)),
-        _mm_set1_epi8(b'a' as i8),
-    );
-    _mm_cmpeq_epi8(_mm_min_epu8(l, _mm_set1_epi8(5)), l)
+    let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    let shifted = _mm_add_epi8(lower, _mm_set1_epi8((0x80 - b'a') as i8));
+    _mm_cmplt_epi8(shifted, _mm_set1_epi8(-128 + 6))
 }
 
 /// Sixteen hex digits (already checked) to eight bytes, first digit in the
@@ -627,6 +628,32 @@ mod tests {
             118
         };
         line.trim_end().len() < p + block + 64
+    }
+
+    /// A byte's classes: (digit, hex letter).
+    #[target_feature(enable = "sse2")]
+    fn classes(byte: u8) -> (bool, bool) {
+        let v = _mm_set1_epi8(byte as i8);
+        (
+            _mm_movemask_epi8(is_digit(v)) == 0xFFFF,
+            _mm_movemask_epi8(is_letter(v)) == 0xFFFF,
+        )
+    }
+
+    /// The byte classes, for every byte value.
+    #[test]
+    #[allow(unsafe_code)]
+    fn classes_of_every_byte() {
+        for byte in 0..=255u8 {
+            // SAFETY: SSE2 is enabled for the build (see the entry points).
+            let (digit, letter) = unsafe { classes(byte) };
+            assert_eq!(digit, byte.is_ascii_digit(), "{byte:#x}");
+            assert_eq!(
+                letter,
+                byte.is_ascii_hexdigit() && !byte.is_ascii_digit(),
+                "{byte:#x}"
+            );
+        }
     }
 
     /// Every line of the real capture, with every byte in turn replaced by
