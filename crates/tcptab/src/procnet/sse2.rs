@@ -541,16 +541,18 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
         starts: token & !(token << 1),
         ends: !token & (token << 1),
     };
-    let full = match tokens.starts.count_ones() {
-        5 => false,
-        10 => true,
-        _ => return None,
-    };
+    // Five tokens, or ten on a full socket's line. (Counted as they are
+    // taken: `count_ones` is a long sequence without POPCNT, which the
+    // x86_64 baseline lacks.) A token that is not there starts at 64.
     let [uid, probes, inode, refcount, pointer] = [(); 5].map(|()| tokens.next());
+    let full = tokens.starts != 0;
     let [rto, ato, quick, cwnd, last] = [(); 5].map(|()| match full {
         true => tokens.next(),
         false => (0, 1),
     });
+    if pointer.0 == 64 || last.0 == 64 || tokens.starts != 0 {
+        return None;
+    }
     // One check of every token's bytes: digits, but for the pointer's (hex,
     // checked below) and a '-' that starts a %d token and is followed by a
     // digit.
