@@ -85,7 +85,7 @@ pub use error::{Error, Field, LineError, ParseErrorKind, Result};
 pub use filter::{Expr, FilterError, StateSet};
 pub use netns::Namespace;
 pub use owners::{Owner, OwnerScan, Ownership};
-pub use procnet::{ByteOrder, ProcRoot, ReadOptions, Table, TableReader};
+pub use procnet::{ByteOrder, ProcRoot, ReadOptions, SliceReader, Table, TableReader};
 pub use record::SocketRecord;
 pub use socket::{
     canonical, Congestion, Family, Pointer, PointerKind, RowKind, Socket, Ssthresh, State, Ticks,

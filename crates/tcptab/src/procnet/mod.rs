@@ -46,16 +46,76 @@ pub struct ReadOptions {
 #[derive(Debug)]
 pub struct TableReader<R> {
     inner: R,
-    path: PathBuf,
-    options: ReadOptions,
     buf: Vec<u8>,
     start: usize,
     end: usize,
     eof: bool,
-    done: bool,
+    lines: Lines,
+}
+
+/// What both readers keep about the lines they have read: the path and line
+/// number for errors, and the lenient counts.
+#[derive(Debug)]
+struct Lines {
+    path: PathBuf,
+    options: ReadOptions,
+    /// The number of the last line read (from 1).
     line: u64,
+    done: bool,
     skipped: u64,
     first_error: Option<Error>,
+}
+
+impl Lines {
+    fn new(path: PathBuf, options: ReadOptions) -> Lines {
+        Lines {
+            path,
+            options,
+            line: 0,
+            done: false,
+            skipped: 0,
+            first_error: None,
+        }
+    }
+
+    /// A whole line the fast path did not take, as line `self.line`: parse
+    /// it with the general parser into `socket`. `Ok(true)`: a socket;
+    /// `Ok(false)`: nothing to return (a header, or a bad line skipped in
+    /// lenient mode); `Err`: a bad line in strict mode, which ends the
+    /// reading.
+    fn parse(&mut self, line: &[u8], socket: &mut Socket) -> Result<bool> {
+        match parse_line_into(line, self.options.byte_order, socket) {
+            Ok(()) => Ok(true),
+            Err(_) if is_header(line) => Ok(false),
+            Err(e) => {
+                let error = self.error_at(line, e);
+                if self.options.lenient {
+                    self.skipped += 1;
+                    self.first_error.get_or_insert(error);
+                    return Ok(false);
+                }
+                self.done = true;
+                Err(error)
+            }
+        }
+    }
+
+    #[cold]
+    fn error_at(&self, line: &[u8], e: LineError) -> Error {
+        let from = e.offset.min(line.len());
+        let token_end = line[from..]
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(line.len(), |p| from + p);
+        let token = &line[from..token_end.min(from + 40)];
+        Error::Parse {
+            path: self.path.clone(),
+            line: self.line,
+            field: e.field,
+            kind: e.kind,
+            token: String::from_utf8_lossy(token).into_owned(),
+        }
+    }
 }
 
 /// The longest line accepted (a kernel line is under 300 bytes).
@@ -68,32 +128,27 @@ impl<R: Read> TableReader<R> {
     pub fn new(inner: R, path: impl Into<PathBuf>, options: ReadOptions) -> TableReader<R> {
         TableReader {
             inner,
-            path: path.into(),
-            options,
             buf: vec![0; BUF_SIZE],
             start: 0,
             end: 0,
             eof: false,
-            done: false,
-            line: 0,
-            skipped: 0,
-            first_error: None,
+            lines: Lines::new(path.into(), options),
         }
     }
 
     /// Lines skipped as malformed (lenient mode).
     pub fn skipped(&self) -> u64 {
-        self.skipped
+        self.lines.skipped
     }
 
     /// The first malformed line's error (lenient mode).
     pub fn first_error(&self) -> Option<&Error> {
-        self.first_error.as_ref()
+        self.lines.first_error.as_ref()
     }
 
     /// The path this reader names in errors.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.lines.path
     }
 
     /// The next complete line in the buffer, refilling it as needed. The
@@ -131,23 +186,6 @@ impl<R: Read> TableReader<R> {
             }
         }
     }
-
-    fn error_at(&self, range: (usize, usize), e: LineError) -> Error {
-        let line = &self.buf[range.0..range.1];
-        let from = e.offset.min(line.len());
-        let token_end = line[from..]
-            .iter()
-            .position(|&b| b == b' ')
-            .map_or(line.len(), |p| from + p);
-        let token = &line[from..token_end.min(from + 40)];
-        Error::Parse {
-            path: self.path.clone(),
-            line: self.line,
-            field: e.field,
-            kind: e.kind,
-            token: String::from_utf8_lossy(token).into_owned(),
-        }
-    }
 }
 
 impl<R: Read> TableReader<R> {
@@ -157,41 +195,30 @@ impl<R: Read> TableReader<R> {
     /// done. Reusing one `Socket` this way is the fastest way to read a table:
     /// nothing but the fields is written per line.
     pub fn read_socket(&mut self, socket: &mut Socket) -> Result<bool> {
-        while !self.done {
+        while !self.lines.done {
             // The common case: a line in the kernel's layout, whole in the
             // buffer, parsed where it lies (the parser finds its end).
             let buffered = &self.buf[self.start..self.end];
-            if let Some(len) = parse::parse_buffered(buffered, self.options.byte_order, socket) {
+            let order = self.lines.options.byte_order;
+            if let Some(len) = parse::parse_buffered(buffered, order, socket) {
                 self.start += len + 1;
-                self.line += 1;
+                self.lines.line += 1;
                 return Ok(true);
             }
             let range = match self.next_line() {
                 Ok(Some(range)) => range,
                 Ok(None) => {
-                    self.done = true;
+                    self.lines.done = true;
                     return Ok(false);
                 }
                 Err(source) => {
-                    self.done = true;
+                    self.lines.done = true;
                     return Err(self.read_error(source));
                 }
             };
-            self.line += 1;
-            let line = &self.buf[range.0..range.1];
-            match parse_line_into(line, self.options.byte_order, socket) {
-                Ok(()) => return Ok(true),
-                Err(_) if is_header(line) => continue,
-                Err(e) => {
-                    let error = self.error_at(range, e);
-                    if self.options.lenient {
-                        self.skipped += 1;
-                        self.first_error.get_or_insert(error);
-                        continue;
-                    }
-                    self.done = true;
-                    return Err(error);
-                }
+            self.lines.line += 1;
+            if self.lines.parse(&self.buf[range.0..range.1], socket)? {
+                return Ok(true);
             }
         }
         Ok(false)
@@ -201,15 +228,15 @@ impl<R: Read> TableReader<R> {
     fn read_error(&self, source: io::Error) -> Error {
         if source.kind() == io::ErrorKind::InvalidData {
             Error::Parse {
-                path: self.path.clone(),
-                line: self.line + 1,
+                path: self.lines.path.clone(),
+                line: self.lines.line + 1,
                 field: crate::Field::Line,
                 kind: ParseErrorKind::LineTooLong,
                 token: String::new(),
             }
         } else {
             Error::Io {
-                path: self.path.clone(),
+                path: self.lines.path.clone(),
                 error: source,
             }
         }
@@ -278,6 +305,83 @@ impl<R: Read + Send> TableReader<R> {
     }
 }
 
+/// A table already in memory, parsed where it lies: the same sockets,
+/// errors and lenient counts as a [`TableReader`] over the same bytes, with
+/// no copy into a buffer. For captures loaded whole (from an archive, a
+/// network message) and for measuring the parser alone.
+///
+/// ```
+/// use tcptab::{ReadOptions, SliceReader};
+/// let table = b"   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
+/// let mut reader = SliceReader::new(table, "capture/net/tcp", ReadOptions::default());
+/// let socket = reader.next().unwrap().unwrap();
+/// assert_eq!(socket.local.port(), 22);
+/// ```
+#[derive(Debug)]
+pub struct SliceReader<'a> {
+    rest: &'a [u8],
+    lines: Lines,
+}
+
+impl<'a> SliceReader<'a> {
+    /// Read `bytes`; `path` names them in errors.
+    pub fn new(bytes: &'a [u8], path: impl Into<PathBuf>, options: ReadOptions) -> SliceReader<'a> {
+        SliceReader {
+            rest: bytes,
+            lines: Lines::new(path.into(), options),
+        }
+    }
+
+    /// Malformed lines skipped (lenient mode).
+    pub fn skipped(&self) -> u64 {
+        self.lines.skipped
+    }
+
+    /// The first malformed line's error (lenient mode).
+    pub fn first_error(&self) -> Option<&Error> {
+        self.lines.first_error.as_ref()
+    }
+
+    /// As [`TableReader::read_socket`].
+    pub fn read_socket(&mut self, socket: &mut Socket) -> Result<bool> {
+        while !self.lines.done {
+            let order = self.lines.options.byte_order;
+            if let Some(len) = parse::parse_buffered(self.rest, order, socket) {
+                self.rest = self.rest.get(len + 1..).unwrap_or_default();
+                self.lines.line += 1;
+                return Ok(true);
+            }
+            if self.rest.is_empty() {
+                self.lines.done = true;
+                return Ok(false);
+            }
+            let (line, rest) = match memchr(b'\n', self.rest) {
+                Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+                None => (self.rest, &[][..]),
+            };
+            self.rest = rest;
+            self.lines.line += 1;
+            if self.lines.parse(line, socket)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl Iterator for SliceReader<'_> {
+    type Item = Result<Socket>;
+
+    fn next(&mut self) -> Option<Result<Socket>> {
+        let mut socket = Socket::empty(Family::Ipv4, crate::RowKind::Full);
+        match self.read_socket(&mut socket) {
+            Ok(true) => Some(Ok(socket)),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
 /// A directory laid out like `/proc`: the tables are `<root>/net/tcp` and
 /// `<root>/net/tcp6`. `/proc` itself, `/proc/PID` (that process's network
 /// namespace), or a captured copy (a sosreport, `cp -r /proc/net`).
@@ -334,7 +438,7 @@ impl ProcRoot {
                 table.sockets.push(socket?);
             }
             table.skipped += reader.skipped();
-            if let Some(e) = reader.first_error {
+            if let Some(e) = reader.lines.first_error {
                 table.first_error.get_or_insert(e);
             }
         }
@@ -400,6 +504,57 @@ mod tests {
         assert_eq!(inodes, [2]);
         assert_eq!(lenient.skipped(), 1);
         assert!(lenient.first_error().is_some());
+    }
+
+    /// The slice reader returns what the buffered reader returns: the
+    /// sockets, the strict error, the lenient counts, with or without a
+    /// final line feed.
+    #[test]
+    fn slice_reader_reads_as_the_table_reader() {
+        let bad = V4.replace(" 1 1 0000000000000000", " x 1 0000000000000000");
+        for text in [
+            V4.to_string(),
+            format!("{V4}\n"),
+            bad.clone(),
+            format!("{bad}\n\n"),
+        ] {
+            for lenient in [false, true] {
+                let options = ReadOptions {
+                    lenient,
+                    ..Default::default()
+                };
+                let table = TableReader::new(text.as_bytes(), "t", options);
+                let slice = SliceReader::new(text.as_bytes(), "t", options);
+                let render = |r: Result<Socket>| format!("{r:?}");
+                let expected: Vec<String> = table.map(render).collect();
+                let mut reader = slice;
+                let got: Vec<String> = reader.by_ref().map(render).collect();
+                assert_eq!(got, expected, "{text:?} lenient {lenient}");
+                assert!(!expected.is_empty());
+            }
+        }
+        let capture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/6.18.44-sockets/net/"
+        );
+        for table in ["tcp", "tcp6"] {
+            let bytes = std::fs::read(format!("{capture}{table}")).unwrap();
+            let expected: Vec<Socket> = TableReader::new(&bytes[..], "t", ReadOptions::default())
+                .map(Result::unwrap)
+                .collect();
+            let got: Vec<Socket> = SliceReader::new(&bytes, "t", ReadOptions::default())
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(got, expected);
+            assert_eq!(
+                got.len(),
+                bytes
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .count()
+                    - 1
+            );
+        }
     }
 
     #[test]
