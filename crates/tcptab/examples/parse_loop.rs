@@ -55,8 +55,8 @@ fn procfs_pass(tables: &[Vec<u8>]) -> usize {
     };
     let mut rows = 0;
     for table in tables {
-        let entries = TcpNetEntries::from_buf_read(&table[..], &info)
-            .expect("procfs-core parses the table");
+        let entries =
+            TcpNetEntries::from_buf_read(&table[..], &info).expect("procfs-core parses the table");
         rows += std::hint::black_box(entries).0.len();
     }
     rows
