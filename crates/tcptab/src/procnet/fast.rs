@@ -291,6 +291,61 @@ pub(super) fn assemble(
     Some(())
 }
 
+/// The first half of [`assemble`], for a path that writes as it goes: the
+/// fields of the fixed block.
+#[inline(always)]
+pub(super) fn write_block(
+    (sl, family): (u32, Family),
+    (local, remote): (SocketAddr, SocketAddr),
+    c: Columns,
+    out: &mut Socket,
+) {
+    out.sl = sl;
+    out.family = family;
+    out.state = State::from_code(c.state);
+    out.local = local;
+    out.remote = remote;
+    out.tx_queue = c.tx_queue;
+    out.rx_queue = c.rx_queue;
+    out.timer = Timer {
+        kind: TimerKind::from_code(c.timer_code),
+        expires: Ticks(c.expires as u64),
+    };
+    out.retransmits = c.retransmits;
+}
+
+/// The second half: the tail's fields and the row shape, after
+/// [`write_block`]. `None` for a 12-column line that is neither a
+/// TIME_WAIT nor a request socket (with `out` partly written).
+#[inline(always)]
+pub(super) fn write_tail(t: Tail, out: &mut Socket) -> Option<()> {
+    let (kind, congestion) = match t.congestion {
+        Some((rto, ato, quick_pingpong, cwnd, last)) => (
+            RowKind::Full,
+            Some(Congestion {
+                rto: Ticks(rto),
+                ato: Ticks(ato),
+                quick_pingpong,
+                cwnd,
+                ssthresh: Ssthresh::from_column(out.state, last),
+            }),
+        ),
+        None => match (out.timer.kind, out.state) {
+            (TimerKind::TimeWait, _) => (RowKind::TimeWait, None),
+            (TimerKind::Retransmit, State::SynRecv) => (RowKind::Request, None),
+            _ => return None,
+        },
+    };
+    out.kind = kind;
+    out.uid = t.uid;
+    out.probes = t.probes;
+    out.inode = t.inode;
+    out.refcount = t.refcount;
+    out.pointer = t.pointer;
+    out.congestion = congestion;
+    Some(())
+}
+
 /// Parse a line in the canonical layout into `out`; `None` (and `out`
 /// untouched) for anything else.
 #[inline(always)]

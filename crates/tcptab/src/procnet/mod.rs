@@ -193,7 +193,9 @@ impl<R: Read> TableReader<R> {
     /// when a socket was read, `Ok(false)` at the end of the table. Errors
     /// are as for the iterator; after an error in strict mode the reader is
     /// done. Reusing one `Socket` this way is the fastest way to read a table:
-    /// nothing but the fields is written per line.
+    /// nothing but the fields is written per line. After `Ok(false)` or an
+    /// error, `socket` may have been partly overwritten (by a line that
+    /// turned out bad).
     pub fn read_socket(&mut self, socket: &mut Socket) -> Result<bool> {
         while !self.lines.done {
             // The common case: a line in the kernel's layout, whole in the

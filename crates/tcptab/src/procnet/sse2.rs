@@ -26,7 +26,7 @@ use std::arch::x86_64::{
 };
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::fast::{assemble, digits, prefix, repeat, Columns, Tail};
+use super::fast::{digits, prefix, repeat, write_block, write_tail, Columns, Tail};
 use super::parse::ByteOrder;
 use crate::socket::{Family, Pointer, Socket};
 
@@ -34,9 +34,10 @@ use crate::socket::{Family, Pointer, Socket};
 /// length (without the line feed), if it is in the canonical layout, ends
 /// with a line feed, and at least 64 bytes of its tail are in the buffer
 /// (the tail is read in four 16-byte chunks, past the line's end if need
-/// be). Otherwise return `None` and leave `out` as it was. The reader calls
-/// this on its buffer directly, so finding the line's end costs nothing
-/// more: the tail's chunks find the line feed.
+/// be). Otherwise return `None`, with `out` perhaps partly written: the
+/// caller parses the line again another way, which writes every field or
+/// fails. The reader calls this on its buffer directly, so finding the
+/// line's end costs nothing more: the tail's chunks find the line feed.
 #[inline]
 #[allow(unsafe_code)]
 pub(super) fn parse_buffered(buffer: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
@@ -48,7 +49,7 @@ pub(super) fn parse_buffered(buffer: &[u8], order: ByteOrder, out: &mut Socket) 
 
 /// [`parse_buffered`] for one line on its own (no line feed): the line is
 /// copied into a buffer with a line feed and room after it. Returns true
-/// when the line was parsed into `out`.
+/// when the line was parsed into `out`; otherwise `out` is as it was.
 #[inline]
 pub(super) fn parse_canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> bool {
     const ROOM: usize = 512;
@@ -60,7 +61,13 @@ pub(super) fn parse_canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -
     }
     buffer[..line.len()].copy_from_slice(line);
     buffer[line.len()] = b'\n';
-    parse_buffered(&buffer, order, out) == Some(line.len())
+    // A scratch copy: `out` is left as it was unless the line is taken.
+    let mut scratch = *out;
+    let taken = parse_buffered(&buffer, order, &mut scratch) == Some(line.len());
+    if taken {
+        *out = scratch;
+    }
+    taken
 }
 
 /// The layout of the fixed block: `H` where a hex digit goes, otherwise the
@@ -529,6 +536,9 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
         let b: &[u8; 118] = line.get(p..p + 118)?.try_into().ok()?;
         (Family::Ipv6, block_v6(b, order)?, p + 118)
     };
+    // Written now, so that none of it is kept in registers (or spilled)
+    // while the tail is read; `out` is the caller's scratch.
+    write_block((sl, family), (local, remote), columns, out);
 
     // The tail: "%5u %8d %lu %d %pK[ %lu %lu %u %u %d]", then padding.
     let (masks, end) = tail_masks(line, tail)?;
@@ -636,7 +646,7 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
             congestion,
         }
     };
-    assemble((sl, family), (local, remote), columns, tail, out)?;
+    write_tail(tail, out)?;
     Some(end)
 }
 
@@ -697,6 +707,9 @@ mod tests {
             line
         }
     }
+
+    /// A line whose every field differs from the empty socket's.
+    const OTHER: &[u8] = b"   7: 0000000000000000FFFF00000100007F:0016 0000000000000000FFFF00000200007F:9ABB 01 00000010:00000020 02:00000030 00000004  1000        5 293226 3 000000008c6052a5 21 4 3 10 7";
 
     fn sse2(line: &[u8], order: ByteOrder) -> Option<Socket> {
         let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
@@ -903,7 +916,9 @@ mod tests {
             let mut buffer = line.clone().into_bytes();
             buffer.push(b'\n');
             buffer.extend_from_slice(&next);
-            let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
+            // Every field must be written: start from another socket with
+            // none of them empty.
+            let mut socket = parse_general(OTHER, ByteOrder::Little).unwrap();
             match parse_buffered(&buffer, ByteOrder::Little, &mut socket) {
                 Some(len) => {
                     prop_assert_eq!(len, line.len());
