@@ -340,11 +340,14 @@ struct TailMasks {
 /// feed in the buffer.
 #[inline]
 #[target_feature(enable = "sse2")]
-fn tail_masks(buffer: &[u8], start: usize) -> Option<(TailMasks, usize)> {
-    let chunks: &[u8; 64] = buffer.get(start..start + 64)?.try_into().ok()?;
+fn tail_masks(buffer: &[u8], start: usize) -> Option<(TailMasks, usize, &Window)> {
+    let window: &Window = buffer
+        .get(start.checked_sub(8)?..start + 64)?
+        .try_into()
+        .ok()?;
     let (mut space, mut digit, mut minus, mut newline) = (0u64, 0u64, 0u64, 0u64);
     for i in 0..4 {
-        let v = load(chunks, 16 * i);
+        let v = load(window, 8 + 16 * i);
         let bits = |m: i32| (m as u32 as u64) << (16 * i);
         space |= bits(_mm_movemask_epi8(_mm_cmpeq_epi8(
             v,
@@ -373,7 +376,7 @@ fn tail_masks(buffer: &[u8], start: usize) -> Option<(TailMasks, usize)> {
         minus: minus & line,
         line,
     };
-    Some((masks, end))
+    Some((masks, end, window))
 }
 
 /// The line feed ending a run of spaces that starts at `at`, or `None` if
@@ -423,14 +426,17 @@ fn sl_prefix(line: &[u8]) -> Option<(u32, usize)> {
     Some((to_u64(word, len) as u32, end + 2))
 }
 
-/// Sixteen hex digits of pointer at `at`, or `None`.
+/// The sixteen hex digits of the pointer at `start` of the tail (a token of
+/// sixteen bytes, so `start` is at most 48), or `None`.
 #[inline]
 #[target_feature(enable = "sse2")]
-fn pointer(line: &[u8], at: usize) -> Option<Pointer> {
-    let text: &[u8; 16] = line.get(at..at + 16)?.try_into().ok()?;
-    let v = load(text, 0);
+fn pointer(window: &Window, start: usize) -> Option<Pointer> {
+    let at = 8 + start.min(48);
+    let mut text = [0u8; 16];
+    text.copy_from_slice(&window[at..at + 16]);
+    let v = load(&text, 0);
     let hex = _mm_movemask_epi8(_mm_or_si128(is_digit(v), is_letter(v)));
-    (hex == 0xFFFF).then(|| Pointer::from_hex16(text))
+    (hex == 0xFFFF).then(|| Pointer::from_hex16(&text))
 }
 
 /// The value of `len` decimal digits at `at` (checked by the caller), or
@@ -456,15 +462,20 @@ fn digit_values(word: u64, len: usize) -> u64 {
     (word ^ repeat(b'0')) & (u64::MAX << (8 * (8 - len)))
 }
 
-/// The digit values of the `len` (1 to 8) digits at `at` (checked by the
-/// caller; at least eight bytes from the start of the line), as in
-/// [`digit_values`].
+/// The eight bytes before the tail and its first 64: a token's bytes, and
+/// the eight ending at any token's end, are read from it at offsets the
+/// compiler can prove in range (no bounds checks).
+type Window = [u8; 72];
+
+/// The digit values of the `len` (1 to 8) digits of the token at `start`
+/// of the tail (checked by the caller), as in [`digit_values`].
 #[inline(always)]
-fn digit_word(line: &[u8], at: usize, len: usize) -> Option<u64> {
-    let end = at + len;
+fn digit_word(window: &Window, (start, len): (usize, usize)) -> u64 {
+    // The token ends by byte 63 of the tail: `end` below is at most 64.
+    let end = (start + len).min(64);
     let mut word = [0u8; 8];
-    word.copy_from_slice(line.get(end.checked_sub(8)?..end)?);
-    Some(digit_values(u64::from_le_bytes(word), len))
+    word.copy_from_slice(&window[end..end + 8]);
+    digit_values(u64::from_le_bytes(word), len)
 }
 
 /// Two words of digit values (as from [`digit_values`]) to their numbers,
@@ -541,7 +552,7 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
     write_block((sl, family), (local, remote), columns, out);
 
     // The tail: "%5u %8d %lu %d %pK[ %lu %lu %u %u %d]", then padding.
-    let (masks, end) = tail_masks(line, tail)?;
+    let (masks, end, window) = tail_masks(line, tail)?;
     let token = !masks.space & masks.line;
     // A token running into the 65th byte would have no end bit.
     if token >> 63 == 1 {
@@ -578,7 +589,7 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
     }
     let negative = |(start, _): (usize, usize)| minus >> start & 1 == 1;
     let numbers = token & !(0xFFFF << pointer.0);
-    let pointer = self::pointer(line, tail + pointer.0)?;
+    let pointer = self::pointer(window, pointer.0)?;
     // A run of nine bytes or more among the number tokens (the pointer's
     // masked out) needs the scalar conversion, which takes any length and
     // checks for overflow; up to eight digits, two numbers are converted
@@ -588,7 +599,7 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
     run &= run >> 4;
     run &= run >> 1;
     let tail = if run == 0 {
-        let word = |(start, len)| digit_word(line, tail + start, len);
+        let word = |token| digit_word(window, token);
         let magnitude = |t @ (start, len)| {
             let n = negative(t) as usize;
             word((start + n, len - n))
@@ -598,12 +609,12 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
             let sign = -(negative(t) as i64);
             ((magnitude as i64 ^ sign) - sign) as i32
         };
-        let (uid_value, probes_value) = to_u64_pair(word(uid)?, magnitude(probes)?);
-        let (inode_value, refcount_value) = to_u64_pair(word(inode)?, magnitude(refcount)?);
+        let (uid_value, probes_value) = to_u64_pair(word(uid), magnitude(probes));
+        let (inode_value, refcount_value) = to_u64_pair(word(inode), magnitude(refcount));
         let congestion = if full {
-            let (rto, ato) = to_u64_pair(word(rto)?, word(ato)?);
-            let (quick, cwnd) = to_u64_pair(word(quick)?, word(cwnd)?);
-            let (last_value, _) = to_u64_pair(magnitude(last)?, 0);
+            let (rto, ato) = to_u64_pair(word(rto), word(ato));
+            let (quick, cwnd) = to_u64_pair(word(quick), word(cwnd));
+            let (last_value, _) = to_u64_pair(magnitude(last), 0);
             Some((
                 rto,
                 ato,
