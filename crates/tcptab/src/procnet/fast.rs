@@ -319,7 +319,24 @@ pub(super) fn write_block(
 /// TIME_WAIT nor a request socket (with `out` partly written).
 #[inline(always)]
 pub(super) fn write_tail(t: Tail, out: &mut Socket) -> Option<()> {
-    let (kind, congestion) = match t.congestion {
+    out.uid = t.uid;
+    out.probes = t.probes;
+    out.inode = t.inode;
+    out.refcount = t.refcount;
+    out.pointer = t.pointer;
+    write_shape(t.congestion, out)
+}
+
+/// The row shape and the congestion columns (rto, ato, quick/pingpong,
+/// cwnd and the last column: full sockets only), after [`write_block`]:
+/// `None` for a 12-column line that is neither a TIME_WAIT nor a request
+/// socket.
+#[inline(always)]
+pub(super) fn write_shape(
+    congestion: Option<(u64, u64, u32, u32, i32)>,
+    out: &mut Socket,
+) -> Option<()> {
+    let (kind, congestion) = match congestion {
         Some((rto, ato, quick_pingpong, cwnd, last)) => (
             RowKind::Full,
             Some(Congestion {
@@ -337,11 +354,6 @@ pub(super) fn write_tail(t: Tail, out: &mut Socket) -> Option<()> {
         },
     };
     out.kind = kind;
-    out.uid = t.uid;
-    out.probes = t.probes;
-    out.inode = t.inode;
-    out.refcount = t.refcount;
-    out.pointer = t.pointer;
     out.congestion = congestion;
     Some(())
 }

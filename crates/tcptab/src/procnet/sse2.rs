@@ -26,7 +26,7 @@ use std::arch::x86_64::{
 };
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::fast::{digits, prefix, repeat, write_block, write_tail, Columns, Tail};
+use super::fast::{digits, prefix, repeat, write_block, write_shape, write_tail, Columns, Tail};
 use super::parse::ByteOrder;
 use crate::socket::{Family, Pointer, Socket};
 
@@ -562,24 +562,108 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
         starts: token & !(token << 1),
         ends: !token & (token << 1),
     };
-    // Five tokens, or ten on a full socket's line. (Counted as they are
-    // taken: `count_ones` is a long sequence without POPCNT, which the
-    // x86_64 baseline lacks.) A token that is not there starts at 64.
+    // Five tokens, or ten on a full socket's line, taken in two halves so
+    // that few positions are held at once. (Counted as they are taken:
+    // `count_ones` is a long sequence without POPCNT, which the x86_64
+    // baseline lacks.) A token that is not there starts at 64 and has
+    // length 0, so a pointer of sixteen proves the first five there.
     let [uid, probes, inode, refcount, pointer] = [(); 5].map(|()| tokens.next());
-    let full = tokens.starts != 0;
+    if pointer.1 != 16 {
+        return None;
+    }
+    let pointer_span = 0xFFFF << pointer.0;
+    let numbers = token & !pointer_span;
+    // A run of nine bytes or more among the number tokens needs the scalar
+    // conversion, which takes any length and checks for overflow; up to
+    // eight digits, two numbers are converted at once in a vector, and
+    // nothing can overflow.
+    let mut run = numbers & (numbers >> 1);
+    run &= run >> 2;
+    run &= run >> 4;
+    run &= run >> 1;
+    if run != 0 {
+        write_tail(long_tail(line, tail, &masks, token)?, out)?;
+        return Some(end);
+    }
+    // Every byte of the tokens is a digit, but for the pointer's (hex,
+    // checked below) and a '-' that starts a %d token and is followed by a
+    // digit.
+    let bit = |(start, _): (usize, usize)| 1u64 << start;
+    let mut minus = masks.minus & (bit(probes) | bit(refcount));
+    let before_pointer = (pointer_span - 1) & !pointer_span;
+    if numbers & before_pointer & !masks.digit & !minus != 0 || (minus << 1) & !masks.digit != 0 {
+        return None;
+    }
+    let word = |token| digit_word(window, token);
+    // A %d token: its magnitude's digits (after the '-' if there is one),
+    // and its value from the magnitude (below 10^8, so exact).
+    let magnitude = |(start, len): (usize, usize), minus: u64| {
+        let n = (minus >> start & 1) as usize;
+        word((start + n, len - n))
+    };
+    let signed = |(start, _): (usize, usize), minus: u64, magnitude: u64| {
+        let sign = -((minus >> start & 1) as i64);
+        ((magnitude as i64 ^ sign) - sign) as i32
+    };
+    let (uid_value, probes_value) = to_u64_pair(word(uid), magnitude(probes, minus));
+    out.uid = uid_value as u32;
+    out.probes = signed(probes, minus, probes_value);
+    let (inode_value, refcount_value) = to_u64_pair(word(inode), magnitude(refcount, minus));
+    out.inode = inode_value;
+    out.refcount = signed(refcount, minus, refcount_value);
+    out.pointer = self::pointer(window, pointer.0)?;
+    let congestion = if tokens.starts != 0 {
+        let [rto, ato, quick, cwnd, last] = [(); 5].map(|()| tokens.next());
+        if last.1 == 0 || tokens.starts != 0 {
+            return None;
+        }
+        minus |= masks.minus & bit(last);
+        if numbers & !before_pointer & !masks.digit & !minus != 0
+            || (minus << 1) & !masks.digit != 0
+        {
+            return None;
+        }
+        let (rto, ato) = to_u64_pair(word(rto), word(ato));
+        let (quick, cwnd) = to_u64_pair(word(quick), word(cwnd));
+        let (last_value, _) = to_u64_pair(magnitude(last, minus), 0);
+        Some((
+            rto,
+            ato,
+            quick as u32,
+            cwnd as u32,
+            signed(last, minus, last_value),
+        ))
+    } else {
+        None
+    };
+    write_shape(congestion, out)?;
+    Some(end)
+}
+
+/// The tail of a line with a number of nine digits or more: every token
+/// converted by the scalar code, which checks for overflow.
+#[cold]
+#[inline(never)]
+fn long_tail(line: &[u8], tail: usize, masks: &TailMasks, token: u64) -> Option<Tail> {
+    let mut tokens = Tokens {
+        starts: token & !(token << 1),
+        ends: !token & (token << 1),
+    };
+    let full = match tokens.starts.count_ones() {
+        5 => false,
+        10 => true,
+        _ => return None,
+    };
+    let [uid, probes, inode, refcount, pointer] = [(); 5].map(|()| tokens.next());
     let [rto, ato, quick, cwnd, last] = [(); 5].map(|()| match full {
         true => tokens.next(),
         false => (0, 1),
     });
-    if pointer.0 == 64 || last.0 == 64 || tokens.starts != 0 {
-        return None;
-    }
-    // One check of every token's bytes: digits, but for the pointer's (hex,
-    // checked below) and a '-' that starts a %d token and is followed by a
-    // digit.
     if pointer.1 != 16 {
         return None;
     }
+    // As in the vector path: digits, but for the pointer and a '-' that
+    // starts a %d token and is followed by a digit.
     let bit = |(start, _): (usize, usize)| 1u64 << start;
     let minus =
         masks.minus & (bit(probes) | bit(refcount) | bit(last) & (full as u64).wrapping_neg());
@@ -588,77 +672,32 @@ fn canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
         return None;
     }
     let negative = |(start, _): (usize, usize)| minus >> start & 1 == 1;
-    let numbers = token & !(0xFFFF << pointer.0);
-    let pointer = self::pointer(window, pointer.0)?;
-    // A run of nine bytes or more among the number tokens (the pointer's
-    // masked out) needs the scalar conversion, which takes any length and
-    // checks for overflow; up to eight digits, two numbers are converted
-    // at once in a vector, and nothing can overflow.
-    let mut run = numbers & (numbers >> 1);
-    run &= run >> 2;
-    run &= run >> 4;
-    run &= run >> 1;
-    let tail = if run == 0 {
-        let word = |token| digit_word(window, token);
-        let magnitude = |t @ (start, len)| {
-            let n = negative(t) as usize;
-            word((start + n, len - n))
-        };
-        // Below 10^8: every conversion below is exact.
-        let signed = |t, magnitude: u64| {
-            let sign = -(negative(t) as i64);
-            ((magnitude as i64 ^ sign) - sign) as i32
-        };
-        let (uid_value, probes_value) = to_u64_pair(word(uid), magnitude(probes));
-        let (inode_value, refcount_value) = to_u64_pair(word(inode), magnitude(refcount));
-        let congestion = if full {
-            let (rto, ato) = to_u64_pair(word(rto), word(ato));
-            let (quick, cwnd) = to_u64_pair(word(quick), word(cwnd));
-            let (last_value, _) = to_u64_pair(magnitude(last), 0);
-            Some((
-                rto,
-                ato,
-                quick as u32,
-                cwnd as u32,
-                signed(last, last_value),
-            ))
-        } else {
-            None
-        };
-        Tail {
-            uid: uid_value as u32,
-            probes: signed(probes, probes_value),
-            inode: inode_value,
-            refcount: signed(refcount, refcount_value),
-            pointer,
-            congestion,
-        }
+    let unsigned = |(start, len): (usize, usize)| decimal(line, tail + start, len);
+    let signed = |t @ (start, len): (usize, usize)| signed(line, tail + start, len, negative(t));
+    let text: &[u8; 16] = line
+        .get(tail + pointer.0..tail + pointer.0 + 16)?
+        .try_into()
+        .ok()?;
+    text.iter().all(u8::is_ascii_hexdigit).then_some(())?;
+    let congestion = if full {
+        Some((
+            unsigned(rto)?,
+            unsigned(ato)?,
+            u32::try_from(unsigned(quick)?).ok()?,
+            u32::try_from(unsigned(cwnd)?).ok()?,
+            signed(last)?,
+        ))
     } else {
-        let unsigned = |(start, len): (usize, usize)| decimal(line, tail + start, len);
-        let signed =
-            |t @ (start, len): (usize, usize)| signed(line, tail + start, len, negative(t));
-        let congestion = if full {
-            Some((
-                unsigned(rto)?,
-                unsigned(ato)?,
-                u32::try_from(unsigned(quick)?).ok()?,
-                u32::try_from(unsigned(cwnd)?).ok()?,
-                signed(last)?,
-            ))
-        } else {
-            None
-        };
-        Tail {
-            uid: u32::try_from(unsigned(uid)?).ok()?,
-            probes: signed(probes)?,
-            inode: unsigned(inode)?,
-            refcount: signed(refcount)?,
-            pointer,
-            congestion,
-        }
+        None
     };
-    write_tail(tail, out)?;
-    Some(end)
+    Some(Tail {
+        uid: u32::try_from(unsigned(uid)?).ok()?,
+        probes: signed(probes)?,
+        inode: unsigned(inode)?,
+        refcount: signed(refcount)?,
+        pointer: Pointer::from_hex16(text),
+        congestion,
+    })
 }
 
 #[cfg(test)]
