@@ -2,18 +2,69 @@
 //! be replayed by an ordinary test (`tests/fuzz_corpus.rs`) without
 //! cargo-fuzz. Not part of the stable API.
 
-use crate::procnet::{parse_line, reference, render_line, ByteOrder, ReadOptions, TableReader};
+use crate::error::Error;
+use crate::procnet::{
+    is_header, parse_line, reference, render_line, ByteOrder, ReadOptions, SliceReader, TableReader,
+};
+use crate::socket::Socket;
 
-/// Feed `data` to the table reader (strict and lenient) and to the line
-/// parser. Panics if anything panics, if a parsed line does not render back
-/// to a line that parses to the same socket, or if the fast parser and the
-/// reference parser disagree.
+/// What a reader returns, with errors reduced to their line numbers.
+fn outcomes(results: impl Iterator<Item = Result<Socket, Error>>) -> Vec<Result<Socket, u64>> {
+    results
+        .map(|r| {
+            r.map_err(|e| match e {
+                Error::Parse { line, .. } => line,
+                other => panic!("not a parse error: {other}"),
+            })
+        })
+        .collect()
+}
+
+/// What a reader must return for `data` (not empty): each line on its own through
+/// `parse_line`, headers skipped, bad lines an error (strict: the last
+/// item) or skipped (lenient).
+fn line_by_line(data: &[u8], lenient: bool) -> Vec<Result<Socket, u64>> {
+    let data = data.strip_suffix(b"\n").unwrap_or(data);
+    let mut out = Vec::new();
+    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+        match parse_line(line, ByteOrder::native()) {
+            Ok(socket) => out.push(Ok(socket)),
+            Err(_) if is_header(line) || lenient => {}
+            Err(_) => {
+                out.push(Err(i as u64 + 1));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Feed `data` to the table readers (strict and lenient) and to the line
+/// parser. Panics if anything panics, if a reader returns other sockets or
+/// errors than parsing the lines one by one does, if a parsed line does not
+/// render back to a line that parses to the same socket, or if the fast
+/// parser and the reference parser disagree.
 pub fn check_table(data: &[u8]) {
     for lenient in [false, true] {
         let options = ReadOptions {
             lenient,
             ..ReadOptions::default()
         };
+        let expected = if data.is_empty() {
+            Vec::new()
+        } else {
+            line_by_line(data, lenient)
+        };
+        let table = outcomes(TableReader::new(data, "fuzz", options));
+        let slice = outcomes(SliceReader::new(data, "fuzz", options));
+        assert_eq!(
+            table, expected,
+            "TableReader and the lines one by one differ"
+        );
+        assert_eq!(
+            slice, expected,
+            "SliceReader and the lines one by one differ"
+        );
         for socket in TableReader::new(data, "fuzz", options).flatten() {
             let mut line = Vec::new();
             render_line(&socket, ByteOrder::native(), &mut line);
