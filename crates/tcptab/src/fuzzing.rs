@@ -20,9 +20,9 @@ fn outcomes(results: impl Iterator<Item = Result<Socket, Error>>) -> Vec<Result<
         .collect()
 }
 
-/// What a reader must return for `data` (not empty): each line on its own through
-/// `parse_line`, headers skipped, bad lines an error (strict: the last
-/// item) or skipped (lenient).
+/// What a reader must return for `data` (not empty): each line on its own
+/// through `parse_line`, headers skipped, bad lines an error (strict: the
+/// last item) or skipped (lenient).
 fn line_by_line(data: &[u8], lenient: bool) -> Vec<Result<Socket, u64>> {
     let data = data.strip_suffix(b"\n").unwrap_or(data);
     let mut out = Vec::new();

@@ -4,15 +4,20 @@
 //! kernels print, or `None`; for every line it accepts, exactly what the
 //! general parser returns. It differs in how it looks at the bytes:
 //!
+//! - It reads the reader's buffer, not a line: it finds the line's end
+//!   itself, in the chunks it reads the tail with, so the reader needs no
+//!   separate search for the line feed.
 //! - The fixed block (70 or 118 bytes) is checked sixteen bytes at a time
 //!   against a template of the layout: hex digits where the kernel prints
-//!   hex, the separator where it prints one. Both addresses are converted
-//!   in vector registers (sixteen digits to eight bytes in a few
-//!   instructions); the short hex columns after them by the portable SWAR
-//!   code, once the template has proved them hex.
+//!   hex, the separator where it prints one. The addresses, ports and the
+//!   short hex columns are then converted in vector registers (sixteen
+//!   digits to eight bytes in a few instructions), and written to the
+//!   caller's socket at once.
 //! - The variable-width tail is turned into bit masks (spaces, digits,
-//!   minus signs), one bit per byte. Tokens are found with bit arithmetic,
-//!   checked against the digit mask, and converted eight digits at a time.
+//!   minus signs, line feed), one bit per byte. Tokens are found with bit
+//!   arithmetic, every byte of them checked with one mask test, and their
+//!   numbers converted two at a time in a vector. A number of nine digits
+//!   or more goes to a cold scalar path that checks for overflow.
 //!
 //! The intrinsics need `unsafe` only at the one entry point below, whose
 //! safety argument is that SSE2 is enabled for the whole build.
