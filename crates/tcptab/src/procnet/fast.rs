@@ -248,47 +248,28 @@ pub(super) fn assemble(
     t: Tail,
     out: &mut Socket,
 ) -> Option<()> {
+    // The one way to fail, checked before anything is written.
     let state = State::from_code(c.state);
-    let timer = Timer {
-        kind: TimerKind::from_code(c.timer_code),
-        expires: Ticks(c.expires as u64),
-    };
-    let (kind, congestion) = match t.congestion {
-        Some((rto, ato, quick_pingpong, cwnd, last)) => (
-            RowKind::Full,
-            Some(Congestion {
-                rto: Ticks(rto),
-                ato: Ticks(ato),
-                quick_pingpong,
-                cwnd,
-                ssthresh: Ssthresh::from_column(state, last),
-            }),
-        ),
-        None => match (timer.kind, state) {
-            (TimerKind::TimeWait, _) => (RowKind::TimeWait, None),
-            (TimerKind::Retransmit, State::SynRecv) => (RowKind::Request, None),
-            _ => return None,
-        },
-    };
-    *out = Socket {
-        sl,
-        family,
-        kind,
+    row_kind(
+        t.congestion.is_some(),
         state,
-        local,
-        remote,
-        tx_queue: c.tx_queue,
-        rx_queue: c.rx_queue,
-        timer,
-        retransmits: c.retransmits,
-        uid: t.uid,
-        probes: t.probes,
-        inode: t.inode,
-        refcount: t.refcount,
-        pointer: t.pointer,
-        congestion,
-    };
-    Some(())
+        TimerKind::from_code(c.timer_code),
+    )?;
+    write_block((sl, family), (local, remote), c, out);
+    write_tail(t, out)
+}
+
+/// The row shape: a full socket's line has the congestion columns; a
+/// 12-column line is a TIME_WAIT socket (its timer) or a request socket
+/// (SYN_RECV with the retransmit timer), else `None`.
+#[inline(always)]
+fn row_kind(full: bool, state: State, timer: TimerKind) -> Option<RowKind> {
+    match (full, timer, state) {
+        (true, _, _) => Some(RowKind::Full),
+        (false, TimerKind::TimeWait, _) => Some(RowKind::TimeWait),
+        (false, TimerKind::Retransmit, State::SynRecv) => Some(RowKind::Request),
+        _ => None,
+    }
 }
 
 /// The first half of [`assemble`], for a path that writes as it goes: the
@@ -336,25 +317,14 @@ pub(super) fn write_shape(
     congestion: Option<(u64, u64, u32, u32, i32)>,
     out: &mut Socket,
 ) -> Option<()> {
-    let (kind, congestion) = match congestion {
-        Some((rto, ato, quick_pingpong, cwnd, last)) => (
-            RowKind::Full,
-            Some(Congestion {
-                rto: Ticks(rto),
-                ato: Ticks(ato),
-                quick_pingpong,
-                cwnd,
-                ssthresh: Ssthresh::from_column(out.state, last),
-            }),
-        ),
-        None => match (out.timer.kind, out.state) {
-            (TimerKind::TimeWait, _) => (RowKind::TimeWait, None),
-            (TimerKind::Retransmit, State::SynRecv) => (RowKind::Request, None),
-            _ => return None,
-        },
-    };
-    out.kind = kind;
-    out.congestion = congestion;
+    out.kind = row_kind(congestion.is_some(), out.state, out.timer.kind)?;
+    out.congestion = congestion.map(|(rto, ato, quick_pingpong, cwnd, last)| Congestion {
+        rto: Ticks(rto),
+        ato: Ticks(ato),
+        quick_pingpong,
+        cwnd,
+        ssthresh: Ssthresh::from_column(out.state, last),
+    });
     Some(())
 }
 

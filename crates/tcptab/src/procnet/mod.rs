@@ -249,12 +249,17 @@ impl<R: Read> Iterator for TableReader<R> {
     type Item = Result<Socket>;
 
     fn next(&mut self) -> Option<Result<Socket>> {
-        let mut socket = Socket::empty(Family::Ipv4, crate::RowKind::Full);
-        match self.read_socket(&mut socket) {
-            Ok(true) => Some(Ok(socket)),
-            Ok(false) => None,
-            Err(e) => Some(Err(e)),
-        }
+        owned(|socket| self.read_socket(socket))
+    }
+}
+
+/// An iterator's item from a `read_socket`: the socket it filled, by value.
+fn owned(read: impl FnOnce(&mut Socket) -> Result<bool>) -> Option<Result<Socket>> {
+    let mut socket = Socket::empty(Family::Ipv4, crate::RowKind::Full);
+    match read(&mut socket) {
+        Ok(true) => Some(Ok(socket)),
+        Ok(false) => None,
+        Err(e) => Some(Err(e)),
     }
 }
 
@@ -375,12 +380,7 @@ impl Iterator for SliceReader<'_> {
     type Item = Result<Socket>;
 
     fn next(&mut self) -> Option<Result<Socket>> {
-        let mut socket = Socket::empty(Family::Ipv4, crate::RowKind::Full);
-        match self.read_socket(&mut socket) {
-            Ok(true) => Some(Ok(socket)),
-            Ok(false) => None,
-            Err(e) => Some(Err(e)),
-        }
+        owned(|socket| self.read_socket(socket))
     }
 }
 

@@ -102,9 +102,10 @@ fn parse_canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -> bool {
 /// The fastest path, for a reader's buffer: parse the line at the start of
 /// `buffer` into `out` and return its length (without the line feed), if it
 /// is in the kernel's layout and the buffer holds its line feed and enough
-/// after it; else `None`, `out` untouched, and the caller splits the line
-/// and calls [`parse_line_into`]. (The SSE2 path finds the line feed while
-/// it reads the tail; elsewhere this always returns `None`.)
+/// after it; else `None` (with `out` perhaps partly written), and the
+/// caller splits the line and calls [`parse_line_into`], which writes every
+/// field or fails. (The SSE2 path finds the line feed while it reads the
+/// tail; elsewhere this always returns `None`.)
 #[inline(always)]
 pub(super) fn parse_buffered(buffer: &[u8], order: ByteOrder, out: &mut Socket) -> Option<usize> {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
