@@ -411,6 +411,13 @@ pub struct NamespaceArgs {
     pub all_netns: bool,
 }
 
+impl NamespaceArgs {
+    /// Whether any namespace option was given.
+    pub fn named(&self) -> bool {
+        self.netns.is_some() || self.netns_pid.is_some() || self.all_netns
+    }
+}
+
 /// Which sockets to show. All given conditions must hold.
 #[derive(Debug, Clone, Args)]
 pub struct FilterArgs {

@@ -284,7 +284,7 @@ fn source_choice_on_a_captured_root() {
     assert!(out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains("source: proc (netlink unavailable: netlink: reading a captured --root"),
+        err.contains("source: proc (a captured root is read from its files)"),
         "{err}"
     );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -440,6 +440,60 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
         .status()
         .unwrap();
     assert!(closed.success(), "{closed:?}");
+    // A namespace it may not enter: auto falls back to the namespace's
+    // /proc tables and says why under -v; an explicit netlink is an error,
+    // never an empty answer (it once printed an empty table, exit 0).
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let auto = as_nobody(&["list", "--netns-pid", &pid, "-v", "--format", "jsonl"]);
+    assert!(auto.status.success(), "{auto:?}");
+    let auto_err = String::from_utf8_lossy(&auto.stderr);
+    assert!(
+        auto_err.contains("source: proc for network namespace")
+            && auto_err.contains("netlink unavailable: netlink: entering the network namespace"),
+        "{auto_err}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&auto.stdout).lines().count(),
+        scenario.manifest.sockets.len()
+    );
+    for args in [
+        &["list", "--netns-pid", &pid, "--source", "netlink"][..],
+        &[
+            "list",
+            "--netns-pid",
+            &pid,
+            "--source",
+            "netlink",
+            "--format",
+            "json",
+        ],
+        &["summary", "--netns-pid", &pid, "--source", "netlink"],
+        &[
+            "explain",
+            "--diagnose",
+            "--netns-pid",
+            &pid,
+            "--source",
+            "netlink",
+        ],
+    ] {
+        let refused = as_nobody(args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {refused:?}");
+        assert!(refused.stdout.is_empty(), "{args:?}: {refused:?}");
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            err.starts_with("error: netlink: entering the network namespace (needs root")
+                && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
     std::fs::remove_file(&bin).unwrap();
     assert!(
         out.status.success(),

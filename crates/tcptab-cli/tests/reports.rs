@@ -28,13 +28,21 @@ fn summary_counts_every_state_including_zeros() {
     }
     for source in ["netlink", "proc"] {
         let report = json(&["summary", "--netns-pid", &pid, "--source", source, "--json"]);
-        let states: BTreeMap<String, u64> = report["states"]
-            .as_array()
-            .unwrap()
+        assert_eq!(report["schema_version"], 1);
+        let object = report["states"].as_object().unwrap();
+        // Every state, in the kernel's order.
+        let order: Vec<&str> = object.keys().map(String::as_str).collect();
+        let kernel: Vec<String> = tcptab::State::LISTED
             .iter()
-            .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_u64().unwrap()))
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(order, kernel, "{source}");
+        let states: BTreeMap<String, u64> = object
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
             .collect();
         assert_eq!(states, expected, "{source}");
+        assert_eq!(report["states"]["LISTEN"], expected["LISTEN"], "{source}");
         assert!(states.values().any(|&n| n == 0), "zero rows are present");
         assert_eq!(report["total"], scenario.manifest.sockets.len());
         // Accept queues: with netlink the limit is known.
@@ -49,6 +57,55 @@ fn summary_counts_every_state_including_zeros() {
         } else {
             assert!(queued["limit"].is_null());
         }
+        // Listeners are addressed as list addresses them.
+        let listening: Vec<&testkit::Expected> = scenario
+            .manifest
+            .sockets
+            .iter()
+            .filter(|e| e.state == "LISTEN")
+            .collect();
+        let listeners = report["listeners"].as_array().unwrap();
+        assert_eq!(listeners.len(), listening.len(), "{source}");
+        for e in &listening {
+            assert!(
+                listeners.iter().any(|l| {
+                    l["local_address"] == e.local.ip().to_string()
+                        && l["local_port"] == e.local.port()
+                }),
+                "{source}: {} in {listeners:?}",
+                e.local
+            );
+        }
+        // The busiest local ports and remote hosts: objects, busiest first.
+        let ports = report["busiest_local_ports"].as_array().unwrap();
+        assert!(!ports.is_empty());
+        let counts: Vec<u64> = ports
+            .iter()
+            .map(|p| p["sockets"].as_u64().unwrap())
+            .collect();
+        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{ports:?}");
+        // Against the listing of the same namespace (itself checked
+        // against ss elsewhere).
+        let listed = json(&["list", "--netns-pid", &pid, "--source", source, "--json"]);
+        for p in ports {
+            let port = p["local_port"].as_u64().unwrap();
+            let n = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["state"] != "LISTEN" && r["local_port"] == port)
+                .count() as u64;
+            assert_eq!(p["sockets"], n, "{source}: port {port}");
+        }
+        assert!(report["busiest_remote_hosts"][0]["remote_address"].is_string());
+        // TIME_WAIT mini-sockets, the FIN_WAIT2 substate included.
+        let minis = scenario
+            .manifest
+            .sockets
+            .iter()
+            .filter(|e| e.kind.as_deref() == Some("time_wait"))
+            .count() as u64;
+        assert_eq!(report["time_wait"], minis, "{source}");
     }
     let report = json(&["summary", "--netns-pid", &pid, "-p", "--json"]);
     assert!(report["processes"]
@@ -71,7 +128,9 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
     }
     let trouble = Scenario::start("trouble.py");
     let pid = trouble.pid().to_string();
-    let findings = json(&["explain", "--diagnose", "-p", "--netns-pid", &pid, "--json"]);
+    let report = json(&["explain", "--diagnose", "-p", "--netns-pid", &pid, "--json"]);
+    assert_eq!(report["schema_version"], 1);
+    let findings = report["findings"].clone();
     let kinds: Vec<&str> = findings
         .as_array()
         .unwrap()
@@ -87,7 +146,8 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
         .iter()
         .find(|f| f["kind"] == "close_wait")
         .unwrap();
-    assert_eq!(cw["sockets"], 12);
+    assert_eq!(cw["count"], 12);
+    assert_eq!(cw["severity"], "warning");
     assert!(
         cw["summary"]
             .as_str()
@@ -95,6 +155,19 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
             .contains(&format!("python3 (pid {pid})")),
         "{cw}"
     );
+    // The holder as data, and the sockets as list's records.
+    assert_eq!(
+        cw["evidence"]["processes"],
+        serde_json::json!([{"pid": trouble.pid(), "command": "python3"}]),
+        "{cw}"
+    );
+    let evidence = cw["evidence"]["sockets"].as_array().unwrap();
+    assert_eq!(evidence.len(), 5);
+    for s in evidence {
+        assert_eq!(s["state"], "CLOSE_WAIT", "{s}");
+        assert_eq!(s["owner_status"], "owned", "{s}");
+        assert_eq!(s["owners"][0]["pid"], trouble.pid(), "{s}");
+    }
     let aq = findings
         .as_array()
         .unwrap()
@@ -112,10 +185,22 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
         .iter()
         .find(|f| f["kind"] == "zero_window")
         .unwrap();
-    assert!(zw["evidence"][0]
+    assert!(zw["details"][0]
         .as_str()
         .unwrap()
         .starts_with(&trouble.manifest.names["zero_window_client"]));
+    let probing = &zw["evidence"]["sockets"][0];
+    assert_eq!(probing["timer"], "zero_window_probe", "{zw}");
+    let client: std::net::SocketAddr = trouble.manifest.names["zero_window_client"]
+        .parse()
+        .unwrap();
+    assert_eq!(probing["local_port"], client.port(), "{zw}");
+    let listener = &aq["evidence"]["sockets"][0];
+    assert_eq!(listener["state"], "LISTEN", "{aq}");
+    assert!(
+        listener["rx_queue"].as_u64().unwrap() >= listener["backlog_limit"].as_u64().unwrap(),
+        "{aq}"
+    );
     // A threshold is an option: 13 CLOSE_WAIT are not a pile-up of 12.
     let findings = json(&[
         "explain",
@@ -126,7 +211,7 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
         "13",
         "--json",
     ]);
-    assert!(findings
+    assert!(findings["findings"]
         .as_array()
         .unwrap()
         .iter()
@@ -134,12 +219,13 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
 
     let quiet = Scenario::start("quiet.py");
     let pid = quiet.pid().to_string();
-    let findings = json(&["explain", "--diagnose", "-p", "--netns-pid", &pid, "--json"]);
+    let report = json(&["explain", "--diagnose", "-p", "--netns-pid", &pid, "--json"]);
     assert_eq!(
-        findings,
+        report["findings"],
         Value::Array(vec![]),
         "a quiet namespace has no findings"
     );
+    assert_eq!(report["sockets_examined"], 3);
     let out = tcptab(&["explain", "--diagnose", "--netns-pid", &pid]);
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
@@ -302,9 +388,24 @@ fn watch_reports_opens_changes_closes_and_short_connections() {
     }
     let short = seen.iter().find(|e| e["local_port"] == flash).unwrap();
     assert!(
-        short["bytes_acked"].as_u64().is_some(),
+        short["tcp_info"]["bytes_acked"].as_u64().is_some(),
         "final counters from the kernel: {short}"
     );
+    // Every event carries the socket record's keys, once each (serde_json
+    // keeps the last of a repeated key, so count them in the raw text).
+    for e in &seen {
+        assert_eq!(e["schema_version"], 1, "{e}");
+        for key in [
+            "family",
+            "state",
+            "local_address",
+            "timer_ms",
+            "source",
+            "tcp_info",
+        ] {
+            assert!(e.get(key).is_some(), "{key} in {e}");
+        }
+    }
 }
 
 #[test]

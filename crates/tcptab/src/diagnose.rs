@@ -36,20 +36,86 @@ impl Default for Thresholds {
     }
 }
 
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// CLOSE_WAIT sockets piling up behind one holder.
+    CloseWait,
+    /// A listener's accept queue at or near its limit.
+    AcceptQueue,
+    /// Sockets probing a peer's zero window.
+    ZeroWindow,
+    /// Sockets with retransmission timeouts in a row.
+    Retransmits,
+    /// TIME_WAIT sockets towards one remote endpoint.
+    TimeWait,
+    /// Sockets with an inode that no process holds.
+    NoOwner,
+    /// Orphaned sockets (closed by their application, still finishing).
+    Orphans,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::CloseWait => "close_wait",
+            Kind::AcceptQueue => "accept_queue",
+            Kind::ZeroWindow => "zero_window",
+            Kind::Retransmits => "retransmits",
+            Kind::TimeWait => "time_wait",
+            Kind::NoOwner => "no_owner",
+            Kind::Orphans => "orphans",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How bad a finding is (ordered: `Warning < Critical`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// A process involved in a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Process {
+    pub pid: u32,
+    pub command: String,
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    /// `close_wait`, `accept_queue`, `zero_window`, `retransmits`,
-    /// `time_wait`, `no_owner`, `orphans`.
-    pub kind: &'static str,
-    /// `warning` or `critical`.
-    pub severity: &'static str,
+    pub kind: Kind,
+    pub severity: Severity,
     pub summary: String,
-    /// The sockets (or groups) that show it, a few at most.
-    pub evidence: Vec<String>,
     pub advice: &'static str,
     /// How many sockets are involved.
-    pub sockets: u64,
+    pub count: u64,
+    /// The sockets that show it (a few at most), as indices into the
+    /// slice given to [`diagnose`].
+    pub sockets: Vec<usize>,
+    /// The processes involved, when owners were looked up.
+    pub processes: Vec<Process>,
+    /// One line per evidence socket (or group) for people.
+    pub details: Vec<String>,
 }
 
 /// One socket to look at, with what only netlink knows.
@@ -85,37 +151,64 @@ pub fn diagnose(
     let mut findings = Vec::new();
 
     // CLOSE_WAIT piling up, per process.
-    let mut close_wait: BTreeMap<String, Vec<&Socket>> = BTreeMap::new();
-    for o in sockets
+    let mut close_wait: BTreeMap<String, (Vec<Process>, Vec<usize>)> = BTreeMap::new();
+    for (i, o) in sockets
         .iter()
-        .filter(|o| o.socket.state == State::CloseWait)
+        .enumerate()
+        .filter(|(_, o)| o.socket.state == State::CloseWait)
     {
-        let holder = match owners.map(|scan| scan.ownership(o.socket)) {
-            Some(Ownership::Owned(list)) => list
-                .iter()
-                .map(|p| format!("{} (pid {})", p.command, p.pid))
-                .collect::<Vec<_>>()
-                .join(", "),
-            Some(Ownership::NoProcess) => "no process (not yet accepted)".into(),
-            _ => "an unknown process (run with -p as root to name it)".into(),
+        let (holder, processes) = match owners.map(|scan| scan.ownership(o.socket)) {
+            Some(Ownership::Owned(list)) => (
+                list.iter()
+                    .map(|p| format!("{} (pid {})", p.command, p.pid))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                list.iter()
+                    .map(|p| Process {
+                        pid: p.pid,
+                        command: p.command.clone(),
+                    })
+                    .collect(),
+            ),
+            Some(Ownership::NoProcess) => ("no process (not yet accepted)".into(), Vec::new()),
+            _ => (
+                "an unknown process (run with -p as root to name it)".into(),
+                Vec::new(),
+            ),
         };
-        close_wait.entry(holder).or_default().push(o.socket);
+        let group = close_wait.entry(holder).or_default();
+        if group.0.is_empty() {
+            group.0 = processes;
+        }
+        group.1.push(i);
     }
-    for (holder, list) in close_wait {
+    for (holder, (processes, list)) in close_wait {
         if list.len() as u64 >= t.close_wait {
+            let shown: Vec<usize> = list.iter().copied().take(EVIDENCE).collect();
             findings.push(Finding {
-                kind: "close_wait",
-                severity: "warning",
+                kind: Kind::CloseWait,
+                severity: Severity::Warning,
                 summary: format!("{} sockets in CLOSE_WAIT held by {holder}", list.len()),
-                evidence: list.iter().take(EVIDENCE).map(|s| pair(s)).collect(),
+                details: shown.iter().map(|&i| pair(sockets[i].socket)).collect(),
                 advice: "the peers closed these connections but the application has not called close(): look for a leak of connections or a stuck worker",
-                sockets: list.len() as u64,
+                count: list.len() as u64,
+                sockets: shown,
+                processes: processes.into_iter().fold(Vec::new(), |mut v, p| {
+                    if !v.contains(&p) {
+                        v.push(p);
+                    }
+                    v
+                }),
             });
         }
     }
 
     // Accept queues near or at their limit.
-    for o in sockets.iter().filter(|o| o.socket.state == State::Listen) {
+    for (i, o) in sockets
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.socket.state == State::Listen)
+    {
         let Some(limit) = o.backlog_limit else {
             continue;
         };
@@ -125,134 +218,167 @@ pub fn diagnose(
         }
         let full = queued >= limit;
         findings.push(Finding {
-            kind: "accept_queue",
-            severity: if full { "critical" } else { "warning" },
+            kind: Kind::AcceptQueue,
+            severity: if full {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
             summary: format!(
                 "accept queue of {} {} {queued}/{limit}",
                 endpoint(o.socket.local),
                 if full { "is full:" } else { "is nearly full:" }
             ),
-            evidence: vec![format!("{} waiting for accept(), limit {limit}", queued)],
+            details: vec![format!("{} waiting for accept(), limit {limit}", queued)],
             advice: "the application is not accepting connections fast enough: new handshakes are dropped (listen overflow); accept faster, add workers, or raise the listen() backlog and net.core.somaxconn",
-            sockets: 1,
+            count: 1,
+            sockets: vec![i],
+            processes: processes_of(owners, &[o.socket]),
         });
     }
 
     // Zero window probing: the peer stopped reading.
-    let probing: Vec<&Socket> = sockets
-        .iter()
-        .map(|o| o.socket)
-        .filter(|s| s.timer.kind == TimerKind::ZeroWindowProbe)
-        .collect();
+    let probing = matching(sockets, |s| s.timer.kind == TimerKind::ZeroWindowProbe);
     if !probing.is_empty() {
         findings.push(Finding {
-            kind: "zero_window",
-            severity: "warning",
+            kind: Kind::ZeroWindow,
+            severity: Severity::Warning,
             summary: format!("{} sockets probing a zero window: their peers stopped reading", probing.len()),
-            evidence: probing
-                .iter()
-                .take(EVIDENCE)
+            details: evidence(sockets, &probing)
                 .map(|s| format!("{} ({} bytes unsent, {} unanswered probes)", pair(s), s.tx_queue, s.probes))
                 .collect(),
             advice: "the receiving application is not reading its socket (blocked, overloaded or stuck): look at the peer, not at this host",
-            sockets: probing.len() as u64,
+            count: probing.len() as u64,
+            processes: processes_of(owners, &evidence(sockets, &probing).collect::<Vec<_>>()),
+            sockets: probing.iter().copied().take(EVIDENCE).collect(),
         });
     }
 
     // Retransmission timeouts piling up: loss or a dead peer.
-    let lossy: Vec<&Socket> = sockets
-        .iter()
-        .map(|o| o.socket)
-        .filter(|s| s.kind == RowKind::Full && s.retransmits >= t.retransmits)
-        .collect();
+    let lossy = matching(sockets, |s| {
+        s.kind == RowKind::Full && s.retransmits >= t.retransmits
+    });
     if !lossy.is_empty() {
         findings.push(Finding {
-            kind: "retransmits",
-            severity: "warning",
+            kind: Kind::Retransmits,
+            severity: Severity::Warning,
             summary: format!(
                 "{} sockets with {} or more retransmission timeouts in a row",
                 lossy.len(),
                 t.retransmits
             ),
-            evidence: lossy
-                .iter()
-                .take(EVIDENCE)
+            details: evidence(sockets, &lossy)
                 .map(|s| {
                     let rto = s.congestion.map(|c| c.rto.as_millis()).unwrap_or(0);
                     format!("{} ({} timeouts, rto {} ms, {})", pair(s), s.retransmits, rto, s.state)
                 })
                 .collect(),
             advice: "packets to these peers are being lost or the peers are gone: check the path (loss, MTU, firewall) and whether the peers are alive",
-            sockets: lossy.len() as u64,
+            count: lossy.len() as u64,
+            processes: processes_of(owners, &evidence(sockets, &lossy).collect::<Vec<_>>()),
+            sockets: lossy.iter().copied().take(EVIDENCE).collect(),
         });
     }
 
     // TIME_WAIT towards one remote endpoint: ephemeral port pressure.
-    let mut time_wait: BTreeMap<String, u64> = BTreeMap::new();
-    for o in sockets
+    let mut time_wait: BTreeMap<String, (u64, Vec<usize>)> = BTreeMap::new();
+    for (i, o) in sockets
         .iter()
-        .filter(|o| o.socket.kind == RowKind::TimeWait && o.socket.state == State::TimeWait)
+        .enumerate()
+        .filter(|(_, o)| o.socket.kind == RowKind::TimeWait && o.socket.state == State::TimeWait)
     {
-        *time_wait.entry(endpoint(o.socket.remote)).or_default() += 1;
+        let group = time_wait.entry(endpoint(o.socket.remote)).or_default();
+        group.0 += 1;
+        if group.1.len() < EVIDENCE {
+            group.1.push(i);
+        }
     }
-    for (remote, count) in time_wait {
+    for (remote, (count, shown)) in time_wait {
         if count >= t.time_wait {
             findings.push(Finding {
-                kind: "time_wait",
-                severity: "warning",
+                kind: Kind::TimeWait,
+                severity: Severity::Warning,
                 summary: format!("{count} TIME_WAIT sockets towards {remote}"),
-                evidence: vec![format!("{count} recently closed connections to {remote}")],
+                details: vec![format!("{count} recently closed connections to {remote}")],
                 advice: "many short connections to one endpoint use up local ports (each TIME_WAIT holds one for 60 s): reuse connections (keep-alive, pooling), or widen net.ipv4.ip_local_port_range",
-                sockets: count,
+                count,
+                sockets: shown,
+                processes: Vec::new(),
             });
         }
     }
 
     // Sockets held by no process although they have an inode.
     if let Some(scan) = owners {
-        let unowned: Vec<&Socket> = sockets
-            .iter()
-            .map(|o| o.socket)
-            .filter(|s| scan.ownership(s) == Ownership::NotFound)
-            .collect();
+        let unowned = matching(sockets, |s| scan.ownership(s) == Ownership::NotFound);
         if !unowned.is_empty() {
             findings.push(Finding {
-                kind: "no_owner",
-                severity: "warning",
+                kind: Kind::NoOwner,
+                severity: Severity::Warning,
                 summary: format!("{} sockets that no process holds", unowned.len()),
-                evidence: unowned
-                    .iter()
-                    .take(EVIDENCE)
+                details: evidence(sockets, &unowned)
                     .map(|s| format!("{} {} inode {}", s.state, pair(s), s.inode))
                     .collect(),
                 advice: "a socket with an inode but no process is held by the kernel or in flight over a Unix socket; if it persists, look for a process in another PID namespace",
-                sockets: unowned.len() as u64,
+                count: unowned.len() as u64,
+                sockets: unowned.iter().copied().take(EVIDENCE).collect(),
+                processes: Vec::new(),
             });
         }
     }
 
     // Orphans: closed by their application, still finishing.
-    let orphans: Vec<&Socket> = sockets
-        .iter()
-        .map(|o| o.socket)
-        .filter(|s| {
-            s.kind == RowKind::Full
-                && s.inode == 0
-                && matches!(
-                    s.state,
-                    State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck
-                )
-        })
-        .collect();
+    let orphans = matching(sockets, |s| {
+        s.kind == RowKind::Full
+            && s.inode == 0
+            && matches!(
+                s.state,
+                State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck
+            )
+    });
     if orphans.len() as u64 >= t.orphans {
         findings.push(Finding {
-            kind: "orphans",
-            severity: "warning",
+            kind: Kind::Orphans,
+            severity: Severity::Warning,
             summary: format!("{} orphaned sockets (closed by their application, still finishing)", orphans.len()),
-            evidence: orphans.iter().take(EVIDENCE).map(|s| format!("{} {}", s.state, pair(s))).collect(),
+            details: evidence(sockets, &orphans).map(|s| format!("{} {}", s.state, pair(s))).collect(),
             advice: "orphans use memory and count against net.ipv4.tcp_max_orphans; many in FIN_WAIT1 or LAST_ACK point at peers that stopped answering",
-            sockets: orphans.len() as u64,
+            count: orphans.len() as u64,
+            sockets: orphans.iter().copied().take(EVIDENCE).collect(),
+            processes: Vec::new(),
         });
     }
     findings
+}
+
+/// The indices of the sockets that `test` selects.
+fn matching(sockets: &[Observed<'_>], test: impl Fn(&Socket) -> bool) -> Vec<usize> {
+    (0..sockets.len())
+        .filter(|&i| test(sockets[i].socket))
+        .collect()
+}
+
+/// The first few of `indices`, as sockets.
+fn evidence<'a>(
+    sockets: &'a [Observed<'a>],
+    indices: &'a [usize],
+) -> impl Iterator<Item = &'a Socket> + 'a {
+    indices.iter().take(EVIDENCE).map(|&i| sockets[i].socket)
+}
+
+/// The processes holding any of `list`, each once, by pid.
+fn processes_of(owners: Option<&OwnerScan>, list: &[&Socket]) -> Vec<Process> {
+    let mut out: Vec<Process> = Vec::new();
+    for s in list {
+        for o in owners.map_or(&[][..], |scan| scan.owners(s)) {
+            if !out.iter().any(|p| p.pid == o.pid) {
+                out.push(Process {
+                    pid: o.pid,
+                    command: o.command.clone(),
+                });
+            }
+        }
+    }
+    out.sort_by_key(|p| p.pid);
+    out
 }

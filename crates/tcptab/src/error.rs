@@ -187,6 +187,11 @@ pub enum Error {
     /// Entering a network namespace failed.
     #[error("network namespace {name}: {error}")]
     Namespace { name: String, error: io::Error },
+
+    /// A query that cannot be answered as asked (a captured root with
+    /// namespaces, netlink on a captured root).
+    #[error("{0}")]
+    Query(String),
 }
 
 /// The library's result.

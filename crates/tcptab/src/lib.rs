@@ -76,7 +76,8 @@ pub mod metrics;
 pub mod netns;
 pub mod owners;
 pub mod procnet;
-mod record;
+pub mod query;
+pub mod record;
 mod socket;
 pub mod summary;
 pub mod watch;
@@ -86,7 +87,8 @@ pub use filter::{Expr, FilterError, StateSet};
 pub use netns::Namespace;
 pub use owners::{Owner, OwnerScan, Ownership};
 pub use procnet::{ByteOrder, ProcRoot, ReadOptions, SliceReader, Table, TableReader};
-pub use record::SocketRecord;
+pub use query::{Entry, Namespaces, Query, Report, Snapshot};
+pub use record::{Fields, Record, SCHEMA_VERSION};
 pub use socket::{
     canonical, Congestion, Family, Pointer, PointerKind, RowKind, Socket, Ssthresh, State, Ticks,
     Timer, TimerKind, UnknownState, USER_HZ,

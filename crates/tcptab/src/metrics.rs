@@ -103,7 +103,7 @@ pub fn collect(
 ) -> Collected {
     let mut acc = Accumulator::new(options);
     for sample in samples {
-        acc.add(sample, owners);
+        acc.add(sample, owners.map(|o| o.owners(sample.socket)));
     }
     acc.finish()
 }
@@ -140,8 +140,8 @@ impl Accumulator {
         }
     }
 
-    /// Count one socket. `owners` is needed for `per_process`.
-    pub fn add(&mut self, sample: &Sample<'_>, owners: Option<&OwnerScan>) {
+    /// Count one socket. Its `owners` are needed for `per_process`.
+    pub fn add(&mut self, sample: &Sample<'_>, owners: Option<&[crate::owners::Owner]>) {
         let s = sample.socket;
         let c = &mut self.c;
         c.sockets_read += 1;
@@ -170,9 +170,8 @@ impl Accumulator {
             *self.remote_ports.entry(s.remote.port()).or_default() += 1;
         }
         if self.options.per_process {
-            if let Some(scan) = owners {
-                let mut names: Vec<&str> =
-                    scan.owners(s).iter().map(|o| o.command.as_str()).collect();
+            if let Some(owners) = owners {
+                let mut names: Vec<&str> = owners.iter().map(|o| o.command.as_str()).collect();
                 names.sort_unstable();
                 names.dedup();
                 for name in names {

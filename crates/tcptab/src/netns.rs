@@ -39,6 +39,16 @@ impl Namespace {
         self.name.clone().unwrap_or_else(|| self.inode.to_string())
     }
 
+    /// The file that enters it with setns(2): its name's bind mount, or its
+    /// process's `ns/net` under `proc_root`.
+    pub fn file(&self, proc_root: &Path) -> Option<PathBuf> {
+        match (&self.path, self.pid) {
+            (Some(path), _) => Some(path.clone()),
+            (None, Some(pid)) => Some(proc_root.join(pid.to_string()).join("ns/net")),
+            (None, None) => None,
+        }
+    }
+
     /// Open its two tables (tcp6 may be absent).
     pub fn open(
         &self,

@@ -44,6 +44,26 @@ pub enum Ownership<'a> {
     NotFound,
 }
 
+impl<'a> Ownership<'a> {
+    /// The processes holding the socket (empty unless [`Ownership::Owned`]).
+    pub fn owners(self) -> &'a [Owner] {
+        match self {
+            Ownership::Owned(list) => list,
+            _ => &[],
+        }
+    }
+
+    /// `owned`, `no_process`, `unknown` or `not_found`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ownership::Owned(_) => "owned",
+            Ownership::NoProcess => "no_process",
+            Ownership::Unknown => "unknown",
+            Ownership::NotFound => "not_found",
+        }
+    }
+}
+
 /// The result of one scan of `/proc/*/fd`.
 #[derive(Debug, Default, Clone)]
 pub struct OwnerScan {
@@ -63,10 +83,21 @@ impl OwnerScan {
     /// Scan `<proc_root>/<pid>/fd` of every process, keeping the sockets
     /// whose inode is in `wanted`. An empty `wanted` reads nothing.
     pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> io::Result<OwnerScan> {
-        let mut scan = OwnerScan::default();
         if wanted.is_empty() {
-            return Ok(scan);
+            return Ok(OwnerScan::default());
         }
+        OwnerScan::scan_with(proc_root, Some(wanted))
+    }
+
+    /// Scan `<proc_root>/<pid>/fd` of every process, keeping every socket:
+    /// what a caller needs that looks owners up before it reads the table
+    /// (as `ss -p` does), so the table can stream.
+    pub fn scan_all(proc_root: &Path) -> io::Result<OwnerScan> {
+        OwnerScan::scan_with(proc_root, None)
+    }
+
+    fn scan_with(proc_root: &Path, wanted: Option<&HashSet<u64>>) -> io::Result<OwnerScan> {
+        let mut scan = OwnerScan::default();
         for entry in fs::read_dir(proc_root)? {
             let Ok(entry) = entry else { continue };
             let Some(pid) = entry
@@ -84,7 +115,7 @@ impl OwnerScan {
         Ok(scan)
     }
 
-    fn process(&mut self, proc_root: &Path, pid: u32, wanted: &HashSet<u64>) {
+    fn process(&mut self, proc_root: &Path, pid: u32, wanted: Option<&HashSet<u64>>) {
         let dir = proc_root.join(pid.to_string());
         let fds = match fs::read_dir(dir.join("fd")) {
             Ok(fds) => fds,
@@ -109,7 +140,7 @@ impl OwnerScan {
             let Some(inode) = socket_inode(target.as_os_str().as_encoded_bytes()) else {
                 continue;
             };
-            if !wanted.contains(&inode) {
+            if wanted.is_some_and(|w| !w.contains(&inode)) {
                 continue;
             }
             let Some(fd_number) = fd.file_name().to_str().and_then(|n| n.parse().ok()) else {

@@ -1,115 +1,513 @@
-//! A flat, serialisable view of a [`Socket`]: one key per decoded column, in
-//! the units a person reads (milliseconds beside clock ticks). JSON, JSON
-//! Lines and CSV output are this struct through serde.
+//! The socket record: one flat, documented set of fields for every socket,
+//! whichever source it came from, behind every JSON, JSON Lines and CSV
+//! output (and the records inside reports and events). See `docs/schema.md`.
+//!
+//! The fields are fixed by what the caller asks for ([`Fields`]), never by
+//! the row: a TIME_WAIT socket from /proc has the same keys as a full socket
+//! from netlink, with `null` where it has no value. Two groups nest
+//! (`tcp_info`, `memory`): a JSON writer prints them as objects (or `null`
+//! when absent), a CSV writer as `tcp_info.rtt_us` ... columns.
+//!
+//! A record is not serialised through an intermediate value: a writer
+//! implements [`Visit`] and is handed each field in order, with its
+//! [`FieldDef`] (name, type, nullability, meaning). The same definitions
+//! make the JSON Schema ([`schema`]).
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
-use serde::Serialize;
+use crate::diag::{MemInfo, TcpInfo};
+use crate::owners::Owner;
+use crate::query::{Entry, Source};
+use crate::socket::{PointerKind, Ssthresh};
 
-use crate::socket::{PointerKind, Socket, Ssthresh};
+/// The version of the record and report documents. Raised when a field is
+/// removed or changes its meaning; adding a field does not raise it.
+pub const SCHEMA_VERSION: u32 = 1;
 
-/// One socket as a flat record. Columns a row shape does not have (rto ...
-/// ssthresh on TIME_WAIT and request rows) are `None` (`null` in JSON, empty
-/// in CSV).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SocketRecord {
-    /// `"ipv4"` or `"ipv6"`.
-    pub family: &'static str,
-    /// `"full"`, `"time_wait"` or `"request"`.
-    pub kind: &'static str,
-    pub sl: u32,
-    /// Kernel spelling: `ESTABLISHED`, `SYN_RECV`, ... (`UNKNOWN(0x..)`).
-    pub state: Cow<'static, str>,
-    pub state_code: u8,
-    pub local_address: IpAddr,
-    pub local_port: u16,
-    pub remote_address: IpAddr,
-    pub remote_port: u16,
-    pub tx_queue: u32,
-    pub rx_queue: u32,
-    /// `off`, `retransmit`, `keepalive`, `time_wait`, `zero_window_probe`.
-    pub timer: Cow<'static, str>,
-    pub timer_ticks: u64,
-    pub timer_ms: u64,
-    pub retransmits: u32,
-    pub uid: u32,
-    /// Unanswered zero-window or keepalive probes (the `timeout` column).
-    pub probes: i32,
-    pub inode: u64,
-    pub refcount: i32,
-    /// The pointer column as printed.
-    pub pointer: String,
-    /// `zeroed`, `hashed`, `raw` or `unavailable`.
-    pub pointer_kind: &'static str,
-    pub rto_ticks: Option<u64>,
-    pub rto_ms: Option<u64>,
-    pub ato_ticks: Option<u64>,
-    pub ato_ms: Option<u64>,
-    pub quick_acks: Option<u32>,
-    pub pingpong: Option<bool>,
-    pub cwnd: Option<u32>,
-    /// Slow start threshold in segments; `None` while in initial slow start
-    /// (printed −1) and on LISTEN sockets.
-    pub ssthresh: Option<u32>,
-    /// `true` when the column says −1 (no loss yet, initial slow start).
-    pub initial_slow_start: Option<bool>,
-    /// LISTEN only: the TCP Fast Open queue limit (the same column).
-    pub fastopen_queue_limit: Option<i32>,
+/// The JSON type of a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    Integer,
+    Boolean,
+    String,
+    /// An IP address as text (`127.0.0.1`, `::1`, `::ffff:127.0.0.1`).
+    Address,
+    /// The owners list: `[{"pid", "command", "fd"}]`.
+    Owners,
 }
 
-impl From<&Socket> for SocketRecord {
-    fn from(s: &Socket) -> SocketRecord {
+/// One field of the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDef {
+    pub name: &'static str,
+    pub ty: Ty,
+    /// Whether the value can be null, and what null means (empty: never).
+    pub null_means: &'static str,
+    pub doc: &'static str,
+}
+
+/// A field's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    Str(&'a str),
+    Ip(IpAddr),
+    Owners(&'a [Owner]),
+}
+
+/// Receives a record's fields in order.
+pub trait Visit {
+    fn field(&mut self, def: &'static FieldDef, value: Value<'_>);
+    /// A nested group begins (`tcp_info`, `memory`); `present` is false when
+    /// the socket has none, and its fields then all come as [`Value::Null`].
+    fn group(&mut self, def: &'static FieldDef, present: bool);
+    /// The group begun last ends.
+    fn end_group(&mut self);
+}
+
+/// Which optional fields a record has (fixed for a whole listing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fields {
+    /// `netns`, `netns_name`.
+    pub netns: bool,
+    /// `owner_status`, `owners`.
+    pub owners: bool,
+}
+
+/// One socket as a record.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub entry: &'a Entry<'a>,
+    pub fields: Fields,
+}
+
+impl<'a> Record<'a> {
+    pub fn new(entry: &'a Entry<'a>, fields: Fields) -> Record<'a> {
+        Record { entry, fields }
+    }
+
+    /// Hand every field to `v`, in the documented order.
+    pub fn visit(&self, v: &mut dyn Visit) {
+        let e = self.entry;
+        let s = e.socket;
+        let netlink = e.source == Source::Netlink;
         let c = s.congestion.as_ref();
-        let (ssthresh, initial_slow_start, fastopen_queue_limit) = match c.map(|c| c.ssthresh) {
+        let (ssthresh, initial_slow_start, fastopen) = match c.map(|c| c.ssthresh) {
             None => (None, None, None),
             Some(Ssthresh::InitialSlowStart) => (None, Some(true), None),
-            Some(Ssthresh::Segments(n)) => (Some(n), Some(false), None),
-            Some(Ssthresh::FastOpenQueueLimit(n)) => (None, None, Some(n)),
+            Some(Ssthresh::Segments(n)) => (Some(n as u64), Some(false), None),
+            Some(Ssthresh::FastOpenQueueLimit(n)) => (None, None, Some(n as i64)),
         };
-        SocketRecord {
-            family: s.family.as_str(),
-            kind: s.kind.as_str(),
-            sl: s.sl,
-            state: match s.state.kernel_name() {
-                Some(name) => Cow::Borrowed(name),
-                None => Cow::Owned(s.state.to_string()),
-            },
-            state_code: s.state.code(),
-            local_address: s.local.ip(),
-            local_port: s.local.port(),
-            remote_address: s.remote.ip(),
-            remote_port: s.remote.port(),
-            tx_queue: s.tx_queue,
-            rx_queue: s.rx_queue,
-            timer: match s.timer.kind.name() {
-                Some(name) => Cow::Borrowed(name),
-                None => Cow::Owned(s.timer.kind.to_string()),
-            },
-            timer_ticks: s.timer.expires.0,
-            timer_ms: s.timer.expires.as_millis(),
-            retransmits: s.retransmits,
-            uid: s.uid,
-            probes: s.probes,
-            inode: s.inode,
-            refcount: s.refcount,
-            pointer: s.pointer.as_str().to_string(),
-            pointer_kind: match s.pointer.kind() {
-                PointerKind::Zeroed => "zeroed",
-                PointerKind::Hashed => "hashed",
-                PointerKind::Raw => "raw",
-                PointerKind::Unavailable => "unavailable",
-            },
-            rto_ticks: c.map(|c| c.rto.0),
-            rto_ms: c.map(|c| c.rto.as_millis()),
-            ato_ticks: c.map(|c| c.ato.0),
-            ato_ms: c.map(|c| c.ato.as_millis()),
-            quick_acks: c.map(|c| c.quick_acks()),
-            pingpong: c.map(|c| c.pingpong()),
-            cwnd: c.map(|c| c.cwnd),
-            ssthresh,
-            initial_slow_start,
-            fastopen_queue_limit,
+        let state_name;
+        let state = match s.state.kernel_name() {
+            Some(name) => name,
+            None => {
+                state_name = s.state.to_string();
+                &state_name
+            }
+        };
+        let timer_name;
+        let timer = match s.timer.kind.name() {
+            Some(name) => name,
+            None => {
+                timer_name = s.timer.kind.to_string();
+                &timer_name
+            }
+        };
+        let diag = e.diag;
+        // Netlink gives the timer in ms; /proc in ticks of 10 ms.
+        let timer_ms = diag.map_or(s.timer.expires.as_millis(), |d| d.timer_ms as u64);
+        let opt = |x: Option<u64>| x.map_or(Value::Null, Value::U64);
+        let optb = |x: Option<bool>| x.map_or(Value::Null, Value::Bool);
+        v.field(&FAMILY, Value::Str(s.family.as_str()));
+        v.field(&KIND, Value::Str(s.kind.as_str()));
+        v.field(&SL, Value::U64(s.sl as u64));
+        v.field(&STATE, Value::Str(state));
+        v.field(&STATE_CODE, Value::U64(s.state.code() as u64));
+        v.field(&LOCAL_ADDRESS, Value::Ip(s.local.ip()));
+        v.field(&LOCAL_PORT, Value::U64(s.local.port() as u64));
+        v.field(&REMOTE_ADDRESS, Value::Ip(s.remote.ip()));
+        v.field(&REMOTE_PORT, Value::U64(s.remote.port() as u64));
+        v.field(&TX_QUEUE, Value::U64(s.tx_queue as u64));
+        v.field(&RX_QUEUE, Value::U64(s.rx_queue as u64));
+        v.field(&TIMER, Value::Str(timer));
+        v.field(&TIMER_TICKS, Value::U64(s.timer.expires.0));
+        v.field(&TIMER_MS, Value::U64(timer_ms));
+        v.field(&RETRANSMITS, Value::U64(s.retransmits as u64));
+        v.field(&UID, Value::U64(s.uid as u64));
+        v.field(&PROBES, Value::I64(s.probes as i64));
+        v.field(&INODE, Value::U64(s.inode));
+        let (refcount, pointer, pointer_kind) = if netlink {
+            (Value::Null, Value::Null, Value::Null)
+        } else {
+            (
+                Value::I64(s.refcount as i64),
+                Value::Str(s.pointer.as_str()),
+                Value::Str(match s.pointer.kind() {
+                    PointerKind::Zeroed => "zeroed",
+                    PointerKind::Hashed => "hashed",
+                    PointerKind::Raw => "raw",
+                    PointerKind::Unavailable => "unavailable",
+                }),
+            )
+        };
+        v.field(&REFCOUNT, refcount);
+        v.field(&POINTER, pointer);
+        v.field(&POINTER_KIND, pointer_kind);
+        v.field(&RTO_TICKS, opt(c.map(|c| c.rto.0)));
+        v.field(&RTO_MS, opt(c.map(|c| c.rto.as_millis())));
+        v.field(&ATO_TICKS, opt(c.map(|c| c.ato.0)));
+        v.field(&ATO_MS, opt(c.map(|c| c.ato.as_millis())));
+        // Not in tcp_info: known from /proc only.
+        let proc_only = c.filter(|_| !netlink);
+        v.field(&QUICK_ACKS, opt(proc_only.map(|c| c.quick_acks() as u64)));
+        v.field(&PINGPONG, optb(proc_only.map(|c| c.pingpong())));
+        v.field(&CWND, opt(c.map(|c| c.cwnd as u64)));
+        v.field(&SSTHRESH, opt(ssthresh));
+        v.field(&INITIAL_SLOW_START, optb(initial_slow_start));
+        v.field(
+            &FASTOPEN_QUEUE_LIMIT,
+            fastopen
+                .filter(|_| !netlink)
+                .map_or(Value::Null, Value::I64),
+        );
+        v.field(&SOURCE, Value::Str(e.source.as_str()));
+        v.field(&COOKIE, opt(diag.map(|d| d.cookie)));
+        v.field(
+            &BACKLOG_LIMIT,
+            opt(diag.and_then(|d| d.backlog_limit).map(u64::from)),
+        );
+        v.field(&INTERFACE, opt(diag.map(|d| d.interface as u64)));
+        v.field(
+            &CONGESTION_ALGORITHM,
+            diag.and_then(|d| d.congestion_algorithm.as_deref())
+                .map_or(Value::Null, Value::Str),
+        );
+        v.field(&SHUTDOWN, opt(diag.and_then(|d| d.shutdown).map(u64::from)));
+        visit_tcp_info(v, diag.and_then(|d| d.tcp_info.as_deref()));
+        visit_memory(v, diag.and_then(|d| d.memory.as_deref()));
+        if self.fields.netns {
+            v.field(&NETNS, opt(e.namespace.map(|n| n.inode)));
+            v.field(
+                &NETNS_NAME,
+                e.namespace
+                    .and_then(|n| n.name.as_deref())
+                    .map_or(Value::Null, Value::Str),
+            );
         }
+        if self.fields.owners {
+            let ownership = e.owners;
+            v.field(
+                &OWNER_STATUS,
+                ownership.map_or(Value::Null, |o| Value::Str(o.as_str())),
+            );
+            v.field(
+                &OWNERS,
+                Value::Owners(ownership.map_or(&[][..], |o| o.owners())),
+            );
+        }
+    }
+}
+
+/// The field definitions of a record with `fields`, in order, with the
+/// groups they belong to (None at the top level).
+pub fn field_defs(fields: Fields) -> Vec<(Option<&'static FieldDef>, &'static FieldDef)> {
+    struct Defs {
+        group: Option<&'static FieldDef>,
+        out: Vec<(Option<&'static FieldDef>, &'static FieldDef)>,
+    }
+    impl Visit for Defs {
+        fn field(&mut self, def: &'static FieldDef, _: Value<'_>) {
+            self.out.push((self.group, def));
+        }
+        fn group(&mut self, def: &'static FieldDef, _: bool) {
+            self.group = Some(def);
+        }
+        fn end_group(&mut self) {
+            self.group = None;
+        }
+    }
+    let socket = crate::Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
+    let entry = Entry {
+        socket: &socket,
+        diag: None,
+        source: Source::Proc,
+        namespace: None,
+        owners: None,
+    };
+    let mut defs = Defs {
+        group: None,
+        out: Vec::new(),
+    };
+    Record::new(&entry, fields).visit(&mut defs);
+    defs.out
+}
+
+/// The groups' own definitions, in order.
+pub const GROUPS: [&FieldDef; 2] = [&TCP_INFO, &MEMORY];
+
+/// The JSON Schema (draft 2020-12) of one record with `fields`, as JSON
+/// text: every field required, its type, and whether it may be null.
+pub fn schema(fields: Fields) -> String {
+    let ty = |def: &FieldDef| -> String {
+        let base = match def.ty {
+            Ty::Integer => r#""type": "integer""#.to_string(),
+            Ty::Boolean => r#""type": "boolean""#.to_string(),
+            Ty::String => r#""type": "string""#.to_string(),
+            Ty::Address => r#""type": "string""#.to_string(),
+            Ty::Owners => r#""type": "array", "items": {"type": "object", "required": ["pid", "command", "fd"], "additionalProperties": false, "properties": {"pid": {"type": "integer"}, "command": {"type": "string"}, "fd": {"type": "integer"}}}"#.to_string(),
+        };
+        if def.null_means.is_empty() {
+            format!("{{{base}}}")
+        } else {
+            format!("{{\"anyOf\": [{{{base}}}, {{\"type\": \"null\"}}]}}")
+        }
+    };
+    let object = |members: &[&FieldDef]| -> String {
+        let props: Vec<String> = members
+            .iter()
+            .map(|d| format!("{:?}: {}", d.name, ty(d)))
+            .collect();
+        let names: Vec<String> = members.iter().map(|d| format!("{:?}", d.name)).collect();
+        format!(
+            "{{\"type\": \"object\", \"additionalProperties\": false, \"required\": [{}], \"properties\": {{{}}}}}",
+            names.join(", "),
+            props.join(", ")
+        )
+    };
+    let defs = field_defs(fields);
+    let mut top: Vec<String> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < defs.len() {
+        match defs[i].0 {
+            None => {
+                top.push(format!("{:?}: {}", defs[i].1.name, ty(defs[i].1)));
+                names.push(format!("{:?}", defs[i].1.name));
+                i += 1;
+            }
+            Some(group) => {
+                let members: Vec<&FieldDef> = defs[i..]
+                    .iter()
+                    .take_while(|(g, _)| *g == Some(group))
+                    .map(|(_, d)| *d)
+                    .collect();
+                i += members.len();
+                top.push(format!(
+                    "{:?}: {{\"anyOf\": [{}, {{\"type\": \"null\"}}]}}",
+                    group.name,
+                    object(&members)
+                ));
+                names.push(format!("{:?}", group.name));
+            }
+        }
+    }
+    format!(
+        "{{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\", \"title\": \"tcptab socket record\", \"type\": \"object\", \"additionalProperties\": false, \"required\": [{}], \"properties\": {{{}}}}}",
+        names.join(", "),
+        top.join(", ")
+    )
+}
+
+macro_rules! defs {
+    ($($id:ident $name:literal $ty:ident, $null:literal, $doc:literal;)*) => {
+        $(pub const $id: FieldDef = FieldDef {
+            name: $name,
+            ty: Ty::$ty,
+            null_means: $null,
+            doc: $doc,
+        };)*
+        /// Every top-level field definition, in order.
+        pub const TOP_LEVEL: &[&FieldDef] = &[$(&$id),*];
+    };
+}
+
+defs! {
+    FAMILY "family" String, "", "`ipv4` or `ipv6`";
+    KIND "kind" String, "", "row shape: `full`, `time_wait` or `request`";
+    SL "sl" Integer, "", "the row's number in its table (renumbered from 0 when filtered or sorted)";
+    STATE "state" String, "", "kernel spelling: `ESTABLISHED`, `SYN_RECV`, ... (`UNKNOWN(0x..)` for a code the kernel does not define)";
+    STATE_CODE "state_code" Integer, "", "the kernel's state number (1 ESTABLISHED ... 10 LISTEN, 11 CLOSING)";
+    LOCAL_ADDRESS "local_address" Address, "", "local IP address";
+    LOCAL_PORT "local_port" Integer, "", "local port";
+    REMOTE_ADDRESS "remote_address" Address, "", "peer IP address (`0.0.0.0` or `::` when none)";
+    REMOTE_PORT "remote_port" Integer, "", "peer port (0 when none)";
+    TX_QUEUE "tx_queue" Integer, "", "bytes sent and not yet acknowledged (0 on LISTEN)";
+    RX_QUEUE "rx_queue" Integer, "", "bytes received and not yet read; LISTEN: connections waiting for accept()";
+    TIMER "timer" String, "", "pending timer: `off`, `retransmit`, `keepalive`, `time_wait`, `zero_window_probe`";
+    TIMER_TICKS "timer_ticks" Integer, "", "time to the timer's expiry in clock ticks (USER_HZ = 100)";
+    TIMER_MS "timer_ms" Integer, "", "time to the timer's expiry in milliseconds";
+    RETRANSMITS "retransmits" Integer, "", "retransmission timeouts in a row (or unanswered SYN-ACKs of a request socket)";
+    UID "uid" Integer, "", "owner's user id (0 for a request socket read from netlink)";
+    PROBES "probes" Integer, "", "unanswered zero-window or keepalive probes (the `timeout` column)";
+    INODE "inode" Integer, "", "socket inode (0: no file, e.g. TIME_WAIT, request, orphaned)";
+    REFCOUNT "refcount" Integer, "netlink does not report it", "the socket's reference count";
+    POINTER "pointer" String, "netlink does not report it", "the kernel address column, as printed";
+    POINTER_KIND "pointer_kind" String, "netlink does not report it", "`zeroed`, `hashed`, `raw` or `unavailable`";
+    RTO_TICKS "rto_ticks" Integer, "not a full socket, or netlink without tcp_info", "retransmission timeout in ticks";
+    RTO_MS "rto_ms" Integer, "not a full socket, or netlink without tcp_info", "retransmission timeout in milliseconds";
+    ATO_TICKS "ato_ticks" Integer, "not a full socket, or netlink without tcp_info", "delayed-ACK timeout in ticks";
+    ATO_MS "ato_ms" Integer, "not a full socket, or netlink without tcp_info", "delayed-ACK timeout in milliseconds";
+    QUICK_ACKS "quick_acks" Integer, "not a full socket, or read from netlink (not in tcp_info)", "quick ACKs left";
+    PINGPONG "pingpong" Boolean, "not a full socket, or read from netlink (not in tcp_info)", "interactive (delayed-ACK pingpong) mode";
+    CWND "cwnd" Integer, "not a full socket, or netlink without tcp_info", "congestion window, segments";
+    SSTHRESH "ssthresh" Integer, "not a full socket, LISTEN, or initial slow start", "slow start threshold, segments";
+    INITIAL_SLOW_START "initial_slow_start" Boolean, "not a full socket, or LISTEN", "no loss yet: the ssthresh column says -1";
+    FASTOPEN_QUEUE_LIMIT "fastopen_queue_limit" Integer, "not LISTEN, or read from netlink", "LISTEN: the TCP Fast Open queue limit (the ssthresh column)";
+    SOURCE "source" String, "", "where the socket was read: `netlink` or `proc`";
+    COOKIE "cookie" Integer, "read from /proc", "the socket cookie: a stable id for the socket's lifetime";
+    BACKLOG_LIMIT "backlog_limit" Integer, "not LISTEN, or read from /proc", "LISTEN: the accept queue limit (listen()'s backlog capped by somaxconn)";
+    INTERFACE "interface" Integer, "read from /proc", "bound interface index (0: none)";
+    CONGESTION_ALGORITHM "congestion_algorithm" String, "not asked, read from /proc, or not a full socket", "congestion control algorithm";
+    SHUTDOWN "shutdown" Integer, "read from /proc, or not a full socket", "shutdown() state: bit 0 receive side shut, bit 1 send side";
+    NETNS "netns" Integer, "the namespace's inode could not be read", "network namespace inode (with namespace options)";
+    NETNS_NAME "netns_name" String, "the namespace has no name under /run/netns", "network namespace name";
+    OWNER_STATUS "owner_status" String, "owners were not looked up for this socket (a watch event from a destroy notification)", "`owned`, `no_process` (TIME_WAIT, request, orphaned: no process can hold it), `unknown` (some processes could not be inspected) or `not_found`";
+    OWNERS "owners" Owners, "", "every process holding the socket: pid, command, fd (CSV: `pid:command:fd` joined by `;`)";
+    TCP_INFO "tcp_info" Integer, "read from /proc, not asked, or not a full socket", "the kernel's struct tcp_info (netlink)";
+    MEMORY "memory" Integer, "read from /proc, or not asked", "socket memory, bytes (netlink INET_DIAG_SKMEMINFO)";
+}
+
+macro_rules! group {
+    ($visit:ident, $ty:ty, $group:ident, $list:ident; $($id:ident $name:ident $kind:ident $doc:literal;)*) => {
+        $(const $id: FieldDef = FieldDef {
+            name: stringify!($name),
+            ty: group!(@ty $kind),
+            null_means: group!(@null $kind),
+            doc: $doc,
+        };)*
+        /// The group's field definitions, in order.
+        pub const $list: &[&FieldDef] = &[$(&$id),*];
+
+        fn $visit(v: &mut dyn Visit, x: Option<&$ty>) {
+            v.group(&$group, x.is_some());
+            $(v.field(&$id, x.map_or(Value::Null, |x| group!(@value $kind, x.$name)));)*
+            v.end_group();
+        }
+    };
+    (@ty bool) => { Ty::Boolean };
+    (@ty $other:ident) => { Ty::Integer };
+    (@null rate) => { "the group is null, or the rate is unlimited (the kernel's ~0)" };
+    (@null $other:ident) => { "the whole group is null" };
+    (@value bool, $e:expr) => { Value::Bool($e) };
+    (@value rate, $e:expr) => { if $e == u64::MAX { Value::Null } else { Value::U64($e) } };
+    (@value $other:ident, $e:expr) => { Value::U64($e as u64) };
+}
+
+group! { visit_tcp_info, TcpInfo, TCP_INFO, TCP_INFO_FIELDS;
+    TI_LENGTH length int "bytes of tcp_info the kernel sent";
+    TI_TRUNCATED truncated bool "shorter than the layout tcptab knows (232 bytes): later fields are 0";
+    TI_STATE state int "the kernel's state number";
+    TI_CA_STATE ca_state int "congestion state: 0 open, 1 disorder, 2 cwr, 3 recovery, 4 loss";
+    TI_RETRANSMITS retransmits int "retransmission timeouts in a row";
+    TI_PROBES probes int "unanswered probes";
+    TI_BACKOFF backoff int "exponential backoff of the retransmission timer";
+    TI_OPTIONS options int "negotiated options: 1 timestamps, 2 SACK, 4 window scaling, 8 ECN, 16 ECN seen, 32 SYN data";
+    TI_SND_WSCALE snd_wscale int "send window scale";
+    TI_RCV_WSCALE rcv_wscale int "receive window scale";
+    TI_DELIVERY_RATE_APP_LIMITED delivery_rate_app_limited bool "the delivery rate was limited by the application";
+    TI_FASTOPEN_CLIENT_FAIL fastopen_client_fail int "why a Fast Open client fell back";
+    TI_RTO_US rto_us int "retransmission timeout, microseconds";
+    TI_ATO_US ato_us int "delayed-ACK timeout, microseconds";
+    TI_SND_MSS snd_mss int "send MSS, bytes";
+    TI_RCV_MSS rcv_mss int "receive MSS estimate, bytes";
+    TI_UNACKED unacked int "segments sent and not acknowledged";
+    TI_SACKED sacked int "segments selectively acknowledged";
+    TI_LOST lost int "segments thought lost";
+    TI_RETRANS retrans int "segments retransmitted and not acknowledged";
+    TI_FACKETS fackets int "forward-acknowledged segments (0 on current kernels)";
+    TI_LAST_DATA_SENT_MS last_data_sent_ms int "time since data was last sent, ms";
+    TI_LAST_ACK_SENT_MS last_ack_sent_ms int "time since an ACK was last sent, ms (not kept by Linux: 0)";
+    TI_LAST_DATA_RECV_MS last_data_recv_ms int "time since data was last received, ms";
+    TI_LAST_ACK_RECV_MS last_ack_recv_ms int "time since an ACK was last received, ms";
+    TI_PMTU pmtu int "path MTU, bytes";
+    TI_RCV_SSTHRESH rcv_ssthresh int "receive window clamp, bytes";
+    TI_RTT_US rtt_us int "smoothed round-trip time, microseconds";
+    TI_RTTVAR_US rttvar_us int "round-trip time variation, microseconds";
+    TI_SND_SSTHRESH snd_ssthresh int "slow start threshold, segments (2147483647 or more: initial slow start)";
+    TI_SND_CWND snd_cwnd int "congestion window, segments";
+    TI_ADVMSS advmss int "advertised MSS, bytes";
+    TI_REORDERING reordering int "reordering metric, segments";
+    TI_RCV_RTT_US rcv_rtt_us int "receiver-side round-trip estimate, microseconds";
+    TI_RCV_SPACE rcv_space int "receive buffer space estimate, bytes";
+    TI_TOTAL_RETRANS total_retrans int "segments retransmitted over the connection's life";
+    TI_PACING_RATE pacing_rate rate "pacing rate, bytes per second";
+    TI_MAX_PACING_RATE max_pacing_rate rate "pacing rate limit (SO_MAX_PACING_RATE), bytes per second";
+    TI_BYTES_ACKED bytes_acked int "bytes sent and acknowledged (cumulative)";
+    TI_BYTES_RECEIVED bytes_received int "bytes received (cumulative)";
+    TI_SEGS_OUT segs_out int "segments sent";
+    TI_SEGS_IN segs_in int "segments received";
+    TI_NOTSENT_BYTES notsent_bytes int "bytes queued and not yet sent";
+    TI_MIN_RTT_US min_rtt_us int "lowest round-trip time seen, microseconds";
+    TI_DATA_SEGS_IN data_segs_in int "segments received with data";
+    TI_DATA_SEGS_OUT data_segs_out int "segments sent with data";
+    TI_DELIVERY_RATE delivery_rate int "delivery rate, bytes per second";
+    TI_BUSY_TIME_US busy_time_us int "time with data in flight, microseconds";
+    TI_RWND_LIMITED_US rwnd_limited_us int "time limited by the peer's receive window, microseconds";
+    TI_SNDBUF_LIMITED_US sndbuf_limited_us int "time limited by the send buffer, microseconds";
+    TI_DELIVERED delivered int "segments delivered";
+    TI_DELIVERED_CE delivered_ce int "segments delivered with an ECN congestion mark";
+    TI_BYTES_SENT bytes_sent int "bytes sent, retransmissions included";
+    TI_BYTES_RETRANS bytes_retrans int "bytes retransmitted";
+    TI_DSACK_DUPS dsack_dups int "duplicate segments reported by DSACK";
+    TI_REORD_SEEN reord_seen int "reorderings seen";
+    TI_RCV_OOOPACK rcv_ooopack int "out-of-order packets received";
+    TI_SND_WND snd_wnd int "the peer's advertised receive window, bytes";
+}
+
+group! { visit_memory, MemInfo, MEMORY, MEMORY_FIELDS;
+    M_RMEM_ALLOC rmem_alloc int "receive queue memory allocated, bytes";
+    M_RCVBUF rcvbuf int "receive buffer size, bytes";
+    M_WMEM_ALLOC wmem_alloc int "send memory in flight, bytes";
+    M_SNDBUF sndbuf int "send buffer size, bytes";
+    M_FWD_ALLOC fwd_alloc int "memory reserved ahead, bytes";
+    M_WMEM_QUEUED wmem_queued int "send queue memory, bytes";
+    M_OPTMEM optmem int "option memory, bytes";
+    M_BACKLOG backlog int "backlog queue, bytes";
+    M_DROPS drops int "packets dropped";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn no_name_twice_at_one_level() {
+        let all = Fields {
+            netns: true,
+            owners: true,
+        };
+        let defs = field_defs(all);
+        let mut seen = HashSet::new();
+        for (group, def) in &defs {
+            assert!(
+                seen.insert((group.map(|g| g.name), def.name)),
+                "{} twice",
+                def.name
+            );
+        }
+        // Groups' names do not collide with top-level names either.
+        for g in GROUPS {
+            assert!(!seen.contains(&(None, g.name)), "{}", g.name);
+        }
+        assert_eq!(
+            defs.len(),
+            TOP_LEVEL.len() - GROUPS.len() + TCP_INFO_FIELDS.len() + MEMORY_FIELDS.len()
+        );
+    }
+
+    #[test]
+    fn fields_follow_the_options_not_the_row() {
+        let plain = field_defs(Fields::default());
+        let owners = field_defs(Fields {
+            netns: false,
+            owners: true,
+        });
+        assert_eq!(owners.len(), plain.len() + 2);
+        assert_eq!(owners.last().unwrap().1.name, "owners");
     }
 }

@@ -1,18 +1,24 @@
 //! Counts over a set of sockets: per state (every state, zeros included),
 //! per family, each listener's accept queue against its limit, the busiest
 //! local ports and remote hosts, TIME_WAIT and orphans.
+//!
+//! [`Summarizer`] counts one socket at a time, so a caller can feed it a
+//! table as it streams and hold no socket (only the listeners, ports and
+//! hosts it counts).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 use crate::socket::{canonical, Family, RowKind, Socket, State};
 
 /// One listener's accept queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListenerQueue {
-    pub local: SocketAddr,
+    pub local_address: IpAddr,
+    pub local_port: u16,
     pub inode: u64,
     /// Connections waiting for accept().
     pub queued: u32,
@@ -20,54 +26,96 @@ pub struct ListenerQueue {
     pub limit: Option<u32>,
 }
 
+/// Sockets on one local port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortCount {
+    pub local_port: u16,
+    pub sockets: u64,
+}
+
+/// Connections to one remote host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostCount {
+    /// IPv4-mapped IPv6 addresses are counted as their IPv4 address.
+    pub remote_address: IpAddr,
+    pub sockets: u64,
+}
+
 /// The counts.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub total: u64,
-    /// Every listed state, in kernel order, zeros included.
-    pub states: Vec<(String, u64)>,
     pub ipv4: u64,
     pub ipv6: u64,
+    /// Every state in kernel order, zeros included (unknown codes after
+    /// them); serialised as an object keyed by the kernel's state name.
+    #[serde(serialize_with = "states_object")]
+    pub states: Vec<(State, u64)>,
     pub listeners: Vec<ListenerQueue>,
     /// Local ports with the most non-listening sockets, busiest first.
-    pub busiest_local_ports: Vec<(u16, u64)>,
-    /// Remote hosts with the most connections (IPv4-mapped as IPv4).
-    pub busiest_remote_hosts: Vec<(IpAddr, u64)>,
+    pub busiest_local_ports: Vec<PortCount>,
+    /// Remote hosts with the most connections, busiest first.
+    pub busiest_remote_hosts: Vec<HostCount>,
     pub time_wait: u64,
     /// Full sockets no process holds any more (closed by the application,
     /// still finishing: FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK).
     pub orphans: u64,
 }
 
-/// Summarise `sockets` (each with its listen backlog limit when known),
-/// keeping the `top` busiest ports and hosts.
-pub fn summarize<'a>(
-    sockets: impl IntoIterator<Item = (&'a Socket, Option<u32>)>,
-    top: usize,
-) -> Summary {
-    let mut by_state: HashMap<State, u64> = HashMap::new();
-    let mut ports: HashMap<u16, u64> = HashMap::new();
-    let mut hosts: HashMap<IpAddr, u64> = HashMap::new();
-    let mut s = Summary::default();
-    for (socket, limit) in sockets {
+impl Summary {
+    /// The count of `state`.
+    pub fn state(&self, state: State) -> u64 {
+        self.states
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+fn states_object<S: Serializer>(states: &[(State, u64)], s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(states.len()))?;
+    for (state, count) in states {
+        map.serialize_entry(&state.to_string(), count)?;
+    }
+    map.end()
+}
+
+/// Counts sockets one at a time.
+#[derive(Debug, Default, Clone)]
+pub struct Summarizer {
+    by_state: HashMap<State, u64>,
+    ports: HashMap<u16, u64>,
+    hosts: HashMap<IpAddr, u64>,
+    s: Summary,
+}
+
+impl Summarizer {
+    pub fn new() -> Summarizer {
+        Summarizer::default()
+    }
+
+    /// Count `socket`, with its listen backlog limit when known.
+    pub fn add(&mut self, socket: &Socket, backlog_limit: Option<u32>) {
+        let s = &mut self.s;
         s.total += 1;
-        *by_state.entry(socket.state).or_default() += 1;
+        *self.by_state.entry(socket.state).or_default() += 1;
         match socket.family {
             Family::Ipv4 => s.ipv4 += 1,
             Family::Ipv6 => s.ipv6 += 1,
         }
         if socket.state == State::Listen {
             s.listeners.push(ListenerQueue {
-                local: socket.local,
+                local_address: socket.local.ip(),
+                local_port: socket.local.port(),
                 inode: socket.inode,
                 queued: socket.rx_queue,
-                limit,
+                limit: backlog_limit,
             });
-            continue;
+            return;
         }
-        *ports.entry(socket.local.port()).or_default() += 1;
+        *self.ports.entry(socket.local.port()).or_default() += 1;
         if !socket.remote.ip().is_unspecified() {
-            *hosts.entry(canonical(socket.remote).ip()).or_default() += 1;
+            *self.hosts.entry(canonical(socket.remote).ip()).or_default() += 1;
         }
         if socket.kind == RowKind::TimeWait {
             s.time_wait += 1;
@@ -82,18 +130,50 @@ pub fn summarize<'a>(
             s.orphans += 1;
         }
     }
-    s.states = State::LISTED
-        .iter()
-        .map(|st| (st.to_string(), by_state.get(st).copied().unwrap_or(0)))
-        .collect();
-    for (state, count) in by_state {
-        if !State::LISTED.contains(&state) {
-            s.states.push((state.to_string(), count));
-        }
+
+    /// The counts, keeping the `top` busiest ports and hosts.
+    pub fn finish(self, top: usize) -> Summary {
+        let mut s = self.s;
+        s.states = State::LISTED
+            .iter()
+            .map(|st| (*st, self.by_state.get(st).copied().unwrap_or(0)))
+            .collect();
+        let mut others: Vec<(State, u64)> = self
+            .by_state
+            .into_iter()
+            .filter(|(state, _)| !State::LISTED.contains(state))
+            .collect();
+        others.sort_by_key(|(state, _)| state.code());
+        s.states.extend(others);
+        s.busiest_local_ports = top_n(self.ports, top)
+            .into_iter()
+            .map(|(local_port, sockets)| PortCount {
+                local_port,
+                sockets,
+            })
+            .collect();
+        s.busiest_remote_hosts = top_n(self.hosts, top)
+            .into_iter()
+            .map(|(remote_address, sockets)| HostCount {
+                remote_address,
+                sockets,
+            })
+            .collect();
+        s
     }
-    s.busiest_local_ports = top_n(ports, top);
-    s.busiest_remote_hosts = top_n(hosts, top);
-    s
+}
+
+/// Summarise `sockets` (each with its listen backlog limit when known),
+/// keeping the `top` busiest ports and hosts.
+pub fn summarize<'a>(
+    sockets: impl IntoIterator<Item = (&'a Socket, Option<u32>)>,
+    top: usize,
+) -> Summary {
+    let mut summarizer = Summarizer::new();
+    for (socket, limit) in sockets {
+        summarizer.add(socket, limit);
+    }
+    summarizer.finish(top)
 }
 
 fn top_n<K: Ord + Copy>(counts: HashMap<K, u64>, n: usize) -> Vec<(K, u64)> {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use tcptab::diag::response::{parse_message, TcpInfo};
 use tcptab::diag::wire::View;
-use tcptab::diag::{self, Choice, DiagSocket, Extensions, NetlinkSocket, Used};
+use tcptab::diag::{self, DiagSocket, Extensions, NetlinkSocket};
 use tcptab::{Error, Family, ProcRoot, ReadOptions, RowKind, Socket, State, StateSet};
 use testkit::diag::{load, Refused, Replay};
 use testkit::{endpoint, require_root, Scenario};
@@ -298,46 +298,15 @@ fn truncated_and_malformed_messages_are_errors_not_panics() {
         e.to_string().contains("refused the dump") && e.to_string().contains("Permission denied"),
         "{e}"
     );
-    // Ended without NLMSG_DONE.
-    let e = diag::dump(&mut Replay::new(vec![]), &ALL, EVERYTHING, StateSet::ALL).unwrap_err();
-    assert!(e.to_string().contains("without NLMSG_DONE"), "{e}");
-}
-
-#[test]
-fn auto_falls_back_to_proc_when_netlink_is_refused_and_says_why() {
-    let netlink =
-        || diag::dump(&mut Refused(1), &ALL, EVERYTHING, StateSet::ALL).map(|d| d.sockets.len());
-    let proc = || {
-        ProcRoot::new(capture())
-            .read(ReadOptions::default())
-            .map(|t| t.sockets.len())
-    };
-    let (count, used) = diag::read_with(Choice::Auto, netlink, proc).unwrap();
-    assert_eq!(count, 28);
-    match used {
-        Used::Proc {
-            fallback: Some(why),
-        } => {
-            assert!(why.contains("Operation not permitted"), "{why}")
-        }
-        other => panic!("{other:?}"),
-    }
-    // An explicit netlink choice fails with the reason instead.
-    let e = diag::read_with(Choice::Netlink, netlink, proc).unwrap_err();
+    // A refused request is a netlink error (what auto falls back on).
+    let e = diag::dump(&mut Refused(1), &ALL, EVERYTHING, StateSet::ALL).unwrap_err();
+    assert!(matches!(e, tcptab::Error::Netlink { .. }), "{e}");
     assert!(
         e.to_string()
             .contains("sending the dump request: Operation not permitted"),
         "{e}"
     );
-    // A malformed answer is an error even for auto.
-    let garbage = || {
-        diag::dump(
-            &mut Replay::new(vec![vec![1, 2, 3, 4, 5]]),
-            &ALL,
-            EVERYTHING,
-            StateSet::ALL,
-        )
-        .map(|d| d.sockets.len())
-    };
-    assert!(diag::read_with(Choice::Auto, garbage, proc).is_err());
+    // Ended without NLMSG_DONE.
+    let e = diag::dump(&mut Replay::new(vec![]), &ALL, EVERYTHING, StateSet::ALL).unwrap_err();
+    assert!(e.to_string().contains("without NLMSG_DONE"), "{e}");
 }

@@ -5,13 +5,16 @@ use std::io::{self, BufRead, Write};
 
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets, ContentArrangement, Table};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use tcptab::diag::Extensions;
-use tcptab::diagnose::{diagnose, Observed, Thresholds};
+use tcptab::diagnose::{diagnose, Finding, Kind, Observed, Process, Severity, Thresholds};
 use tcptab::explain::{explain_line, Explained};
-use tcptab::{ByteOrder, Expr, StateSet};
+use tcptab::{ByteOrder, Expr, Snapshot};
 
 use crate::cli::{ExplainArgs, ReportFormat};
-use crate::query::{self, Want};
+use crate::output::json::JsonRecord;
+use crate::query;
 
 pub fn run(args: &ExplainArgs) -> Result<()> {
     let format = args.output.format();
@@ -114,30 +117,40 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
         time_wait: t.time_wait,
         orphans: t.orphans,
     };
-    let want = Want {
-        extensions: Extensions::default(),
-        states: StateSet::ALL,
-    };
-    let (sources, denied) = query::sources(&args.source, &args.namespaces, want)?;
-    query::report_sources(&sources, args.source.verbose);
-    query::report_namespaces_denied(denied);
-    let gathered = query::gather(sources, &Expr::All, &args.source.root, args.processes)?;
-    if let Some(scan) = &gathered.owners {
-        query::report_uninspected(scan);
-    }
-    let observed: Vec<Observed> = gathered
-        .entries
+    let query = query::query(
+        &args.source,
+        &args.namespaces,
+        Expr::All,
+        Extensions::default(),
+        args.processes,
+    )?;
+    let snapshot = query.snapshot()?;
+    query::notes(&snapshot.report, args.source.verbose);
+    let observed: Vec<Observed> = snapshot
+        .sockets
         .iter()
-        .map(|e| Observed {
-            socket: &e.socket,
-            backlog_limit: e.diag.as_ref().and_then(|d| d.backlog_limit),
+        .map(|k| Observed {
+            socket: &k.socket,
+            backlog_limit: k.diag.as_ref().and_then(|d| d.backlog_limit),
         })
         .collect();
-    let findings = diagnose(&observed, gathered.owners.as_ref(), &thresholds);
+    let findings = diagnose(&observed, snapshot.owners.as_ref(), &thresholds);
     let mut out = io::stdout().lock();
     match format {
         ReportFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &findings)?;
+            let fields = tcptab::Fields {
+                netns: snapshot.namespaces.iter().any(Option::is_some),
+                owners: snapshot.owners.is_some(),
+            };
+            let report = DiagnoseReport {
+                schema_version: tcptab::SCHEMA_VERSION,
+                sockets_examined: observed.len() as u64,
+                findings: findings
+                    .iter()
+                    .map(|f| FindingRecord::new(f, &snapshot, fields))
+                    .collect::<Result<_>>()?,
+            };
+            serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
         ReportFormat::Table if findings.is_empty() => {
@@ -146,15 +159,68 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
         ReportFormat::Table => {
             for f in &findings {
                 writeln!(out, "[{}] {}: {}", f.severity, f.kind, f.summary)?;
-                for e in &f.evidence {
-                    writeln!(out, "    {e}")?;
+                for line in &f.details {
+                    writeln!(out, "    {line}")?;
                 }
-                if f.sockets as usize > f.evidence.len() && f.evidence.len() > 1 {
-                    writeln!(out, "    ... {} in all", f.sockets)?;
+                if f.count as usize > f.details.len() && f.details.len() > 1 {
+                    writeln!(out, "    ... {} in all", f.count)?;
                 }
                 writeln!(out, "  what to do: {}\n", f.advice)?;
             }
         }
     }
     out.flush().context("writing output")
+}
+
+/// `explain --diagnose --format json` (docs/schema.md).
+#[derive(Debug, Serialize)]
+struct DiagnoseReport {
+    schema_version: u32,
+    sockets_examined: u64,
+    findings: Vec<FindingRecord>,
+}
+
+#[derive(Debug, Serialize)]
+struct FindingRecord {
+    kind: Kind,
+    severity: Severity,
+    summary: String,
+    advice: &'static str,
+    /// Sockets involved (the evidence shows a few of them).
+    count: u64,
+    evidence: Evidence,
+    /// The evidence for people, one line per socket or group.
+    details: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Evidence {
+    /// Socket records, as `list --format json` writes them.
+    sockets: Vec<Box<RawValue>>,
+    processes: Vec<Process>,
+}
+
+impl FindingRecord {
+    fn new(f: &Finding, snapshot: &Snapshot, fields: tcptab::Fields) -> Result<FindingRecord> {
+        let mut sockets = Vec::with_capacity(f.sockets.len());
+        for &i in &f.sockets {
+            let mut text = Vec::new();
+            let entry = snapshot.entry(i);
+            JsonRecord::write(&mut text, &tcptab::Record::new(&entry, fields));
+            let text = String::from_utf8(text).context("a socket record is not UTF-8")?;
+            sockets.push(RawValue::from_string(text).context("a socket record is not JSON")?);
+        }
+        Ok(FindingRecord {
+            kind: f.kind,
+            severity: f.severity,
+            summary: f.summary.clone(),
+            advice: f.advice,
+            count: f.count,
+            evidence: Evidence {
+                sockets,
+                processes: f.processes.clone(),
+            },
+            details: f.details.clone(),
+        })
+    }
 }

@@ -1,40 +1,32 @@
 //! `tcptab list`: the sockets of both tables, filtered, with owners,
 //! namespaces and tcp_info on request, in the chosen format.
 //!
-//! Without owners or sorting, rows go straight to the output (text tables
-//! stream in constant memory); otherwise the sockets are gathered first.
+//! Without sorting, rows go from the query engine straight to the output
+//! (the text tables and the dump stream); `--sort` holds the table first.
 
 use std::io;
 
 use anyhow::{Context, Result};
 use tcptab::diag::Extensions;
-use tcptab::{Expr, Family, Namespace, OwnerScan, Socket};
+use tcptab::{Entry, Expr, Family, OwnerScan, Socket};
 
 use crate::cli::{Format, ListArgs, SortField};
-use crate::output::{self, Columns, OutputOptions, Row, Sink};
-use crate::query::{self, Entry, Sockets, Want};
+use crate::output::{self, Columns, OutputOptions, Sink};
+use crate::query;
 
 pub fn run(args: &ListArgs) -> Result<()> {
     let expr = query::filter(&args.filter)?;
     let format = args.format();
-    let wants_owners = args.processes || expr.needs_owners() || args.sort == Some(SortField::Pid);
     let renumber = expr != Expr::All || args.sort.is_some();
     // JSON and CSV carry every field, and the kernel's text has rto, ato,
     // cwnd and ssthresh: these ask the dump for tcp_info too.
     let full_record = matches!(format, Format::Json | Format::Jsonl | Format::Csv);
-    let want = Want {
-        extensions: Extensions {
-            info: args.info || args.extended || full_record || format == Format::Proc,
-            memory: args.memory || full_record,
-        },
-        states: expr.states(),
+    let extensions = Extensions {
+        info: args.info || args.extended || full_record || format == Format::Proc,
+        memory: args.memory || full_record,
     };
-    let (sources, ns_denied) = query::sources(&args.source, &args.namespaces, want)?;
-    query::report_sources(&sources, args.source.verbose);
-    if (args.info || args.memory) && sources.iter().any(|s| s.used.name() == "proc") {
-        note!("tcptab: -i and -m need the netlink source (/proc has no tcp_info or socket memory); shown as '-'");
-    }
-    query::report_namespaces_denied(ns_denied);
+    let owners = args.processes || args.sort == Some(SortField::Pid);
+    let query = query::query(&args.source, &args.namespaces, expr, extensions, owners)?;
     let options = OutputOptions {
         format,
         byte_order: query::read_options(&args.source).byte_order,
@@ -46,129 +38,110 @@ pub fn run(args: &ListArgs) -> Result<()> {
             resolve: args.resolve,
             info: args.info,
             memory: args.memory,
+            netns_fields: args.namespaces.named(),
         },
     };
     let stdout = io::stdout().lock();
     let mut sink = output::sink(Box::new(stdout), options)?;
+    let mut tables = Tables::default();
 
-    // Without owners or sorting, rows go straight to the output: text
-    // tables stream in constant memory, dumps without copies.
-    if !wants_owners && args.sort.is_none() {
-        for mut source in sources {
-            let tables = match &mut source.sockets {
-                Sockets::Tables(tables) => tables,
-                Sockets::Dumped(dumped) => {
-                    let mut current = None;
-                    let mut sl = 0u32;
-                    for d in dumped.iter_mut().filter(|d| expr.matches(&d.socket, None)) {
-                        if current != Some(d.socket.family) {
-                            current = Some(d.socket.family);
-                            sink.table(d.socket.family)?;
-                            sl = 0;
-                        }
-                        d.socket.sl = sl;
-                        sl += 1;
-                        sink.row(&Row {
-                            socket: &d.socket,
-                            diag: Some(&d.diag),
-                            source: source.used.name(),
-                            netns: source.namespace.as_ref(),
-                            owners: None,
-                        })?;
-                    }
-                    continue;
-                }
-            };
-            for (family, slot) in [Family::Ipv4, Family::Ipv6]
-                .into_iter()
-                .zip(tables.iter_mut())
-            {
-                let Some(reader) = slot else { continue };
-                sink.table(family)?;
-                let mut sl = 0u32;
-                // Parsing runs on a second thread, overlapping the output.
-                reader.for_each_read_ahead(|socket| {
-                    if !expr.matches(socket, None) {
-                        return Ok(());
-                    }
-                    let mut renumbered;
-                    let socket = if renumber {
-                        renumbered = *socket;
-                        renumbered.sl = sl;
-                        sl += 1;
-                        &renumbered
-                    } else {
-                        socket
-                    };
-                    sink.row(&Row {
-                        socket,
-                        diag: None,
-                        source: source.used.name(),
-                        netns: source.namespace.as_ref(),
-                        owners: None,
-                    })
-                    .map_err(anyhow::Error::from)
-                })?;
-                query::report_skipped(reader);
+    let report = match args.sort {
+        None => query.visit(&mut Listing {
+            sink: &mut *sink,
+            tables: &mut tables,
+            renumber,
+        })?,
+        Some(field) => {
+            let snapshot = query.snapshot()?;
+            let mut order: Vec<usize> = (0..snapshot.sockets.len()).collect();
+            let owners = snapshot.owners.as_ref();
+            order.sort_by_key(|&i| sort_key(field, &snapshot.sockets[i].socket, owners));
+            if args.reverse {
+                order.reverse();
             }
+            // The proc format keeps each table together (stable: sorted
+            // within).
+            if format == Format::Proc {
+                order.sort_by_key(|&i| {
+                    let kept = &snapshot.sockets[i];
+                    (kept.namespace, kept.socket.family)
+                });
+            }
+            for i in order {
+                tables.emit(&mut *sink, &snapshot.entry(i), true)?;
+            }
+            snapshot.report
         }
-        return sink.finish().context("writing output");
-    }
-
-    let mut gathered = query::gather(sources, &expr, &args.source.root, wants_owners)?;
-    if let Some(scan) = &gathered.owners {
-        query::report_uninspected(scan);
-    }
-    let owners = gathered.owners.take();
-    let entries = &mut gathered.entries;
-    if let Some(field) = args.sort {
-        entries.sort_by_key(|e| sort_key(field, &e.socket, owners.as_ref()));
-        if args.reverse {
-            entries.reverse();
-        }
-    }
-    // The proc format keeps each table together (stable: sorted within).
-    if format == Format::Proc {
-        entries.sort_by_key(|e| (e.ns, e.socket.family));
-    }
-    emit(
-        &mut *sink,
-        entries,
-        &gathered.namespaces,
-        owners.as_ref(),
-        renumber,
-    )?;
-    sink.finish().context("writing output")
-}
-
-fn emit(
-    sink: &mut dyn Sink,
-    entries: &mut [Entry],
-    namespaces: &[Option<Namespace>],
-    owners: Option<&OwnerScan>,
-    renumber: bool,
-) -> Result<()> {
-    let mut current: Option<(usize, Family)> = None;
-    let mut sl = 0u32;
-    for e in entries {
-        if current != Some((e.ns, e.socket.family)) {
-            current = Some((e.ns, e.socket.family));
-            sink.table(e.socket.family)?;
-            sl = 0;
-        }
-        if renumber || e.diag.is_some() {
-            e.socket.sl = sl;
-            sl += 1;
-        }
-        sink.row(&Row {
-            socket: &e.socket,
-            diag: e.diag.as_ref(),
-            source: e.source,
-            netns: namespaces[e.ns].as_ref(),
-            owners: owners.map(|o| o.ownership(&e.socket)),
-        })?;
+    };
+    sink.finish().context("writing output")?;
+    query::notes(&report, args.source.verbose);
+    if (args.info || args.memory) && query::any_proc(&report) {
+        note!("tcptab: -i and -m need the netlink source (/proc has no tcp_info or socket memory); shown as '-'");
     }
     Ok(())
+}
+
+/// The streamed listing: each table as the engine announces it (the proc
+/// format writes a header for an empty one too), then its rows.
+struct Listing<'s, 'o> {
+    sink: &'s mut (dyn Sink + 'o),
+    tables: &'s mut Tables,
+    renumber: bool,
+}
+
+impl tcptab::query::Visitor<anyhow::Error> for Listing<'_, '_> {
+    fn table(
+        &mut self,
+        namespace: Option<&tcptab::Namespace>,
+        family: Family,
+        _: tcptab::query::Source,
+    ) -> Result<()> {
+        self.tables
+            .begin(&mut *self.sink, (namespace.map(|n| n.inode), family))
+    }
+
+    fn entry(&mut self, entry: &Entry<'_>) -> Result<()> {
+        self.tables.emit(&mut *self.sink, entry, self.renumber)
+    }
+}
+
+/// Where one table (a namespace's family) begins, and the rows' numbers.
+#[derive(Debug, Default)]
+struct Tables {
+    current: Option<(Option<u64>, Family)>,
+    sl: u32,
+}
+
+impl Tables {
+    /// Hand `entry` to the sink, starting a table where the namespace or
+    /// family changes. `sl` is renumbered from 0 in each table when the
+    /// listing is filtered or sorted, and always for a dump (whose `sl` is
+    /// the position in the kernel's answer).
+    fn begin(&mut self, sink: &mut dyn Sink, table: (Option<u64>, Family)) -> Result<()> {
+        self.current = Some(table);
+        sink.table(table.1)?;
+        self.sl = 0;
+        Ok(())
+    }
+
+    fn emit(&mut self, sink: &mut dyn Sink, entry: &Entry<'_>, renumber: bool) -> Result<()> {
+        let table = (entry.namespace.map(|n| n.inode), entry.socket.family);
+        if self.current != Some(table) {
+            self.begin(sink, table)?;
+        }
+        if renumber || entry.diag.is_some() {
+            let mut socket = *entry.socket;
+            socket.sl = self.sl;
+            self.sl += 1;
+            sink.row(&Entry {
+                socket: &socket,
+                ..*entry
+            })?;
+        } else {
+            sink.row(entry)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]

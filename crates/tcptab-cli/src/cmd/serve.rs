@@ -28,13 +28,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tcptab::diag::Extensions;
-use tcptab::metrics::{collect, Accumulator, Collected, MetricOptions, Sample};
-use tcptab::{Expr, StateSet};
+use tcptab::metrics::{Accumulator, Collected, MetricOptions, Sample};
+use tcptab::Expr;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::cli::ServeArgs;
-use crate::query::{self, Want};
+use crate::query;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -217,13 +217,6 @@ impl App {
         let n = self.stats.collections.fetch_add(1, Ordering::Relaxed) + 1;
         let args = &self.args;
         let mut registry = Registry::with_prefix("tcptab");
-        let want = Want {
-            extensions: Extensions {
-                info: true,
-                memory: false,
-            },
-            states: StateSet::ALL,
-        };
         let options = MetricOptions {
             ports: args.ports.clone(),
             per_remote_port: args.per_remote_port,
@@ -232,60 +225,44 @@ impl App {
             max_series: args.max_series,
         };
         let read = (|| -> Result<Read> {
-            if !args.per_process {
-                // Count while the table streams in: memory stays flat
-                // however many sockets there are.
-                struct Counting(Accumulator);
-                impl query::Visitor for Counting {
-                    fn socket(
-                        &mut self,
-                        socket: &tcptab::Socket,
-                        diag: Option<&tcptab::diag::Diag>,
-                        namespace: Option<&str>,
-                    ) {
-                        self.0.add(
-                            &Sample {
-                                socket,
-                                diag,
-                                namespace,
-                            },
-                            None,
-                        );
-                    }
-                }
-                let mut counting = Counting(Accumulator::new(&options));
-                let (used, ns_denied) =
-                    query::visit(&args.source, &args.namespaces, want, &mut counting)?;
-                return Ok(Read {
-                    metrics: counting.0.finish(),
-                    source: used.name(),
-                    ns_denied,
-                    not_inspected: 0,
-                });
-            }
-            // Owners need every inode first: gather, scan, then count.
-            let (sources, ns_denied) = query::sources(&args.source, &args.namespaces, want)?;
-            let source = sources.first().map_or("proc", |s| s.used.name());
-            let gathered = query::gather(sources, &Expr::All, &args.source.root, true)?;
-            let labels: Vec<Option<String>> = gathered
-                .namespaces
-                .iter()
-                .map(|n| n.as_ref().map(|n| n.label()))
-                .collect();
-            let samples: Vec<Sample> = gathered
-                .entries
-                .iter()
-                .map(|e| Sample {
-                    socket: &e.socket,
-                    diag: e.diag.as_ref(),
-                    namespace: labels[e.ns].as_deref(),
-                })
-                .collect();
+            let extensions = Extensions {
+                info: true,
+                memory: false,
+            };
+            let query = query::query(
+                &args.source,
+                &args.namespaces,
+                Expr::All,
+                extensions,
+                args.per_process,
+            )?;
+            // Count while the table streams in: memory stays flat however
+            // many sockets there are (plus the owner map with
+            // --per-process).
+            let mut acc = Accumulator::new(&options);
+            let report = query.for_each(|e| {
+                let label = e.namespace.map(|n| n.label());
+                acc.add(
+                    &Sample {
+                        socket: e.socket,
+                        diag: e.diag,
+                        namespace: label.as_deref(),
+                    },
+                    e.owners.map(|o| o.owners()),
+                );
+                Ok::<(), anyhow::Error>(())
+            })?;
+            let not_inspected = report.not_inspected.iter().filter(|n| {
+                matches!(
+                    n.reason,
+                    tcptab::query::NotInspectedReason::PermissionDenied(_)
+                )
+            });
             Ok(Read {
-                metrics: collect(&samples, gathered.owners.as_ref(), &options),
-                source,
-                ns_denied,
-                not_inspected: gathered.owners.as_ref().map_or(0, |o| o.denied),
+                metrics: acc.finish(),
+                source: report.read.first().map_or("proc", |r| r.source.as_str()),
+                ns_denied: report.processes_unreadable + not_inspected.count() as u32,
+                not_inspected: report.owners.map_or(0, |o| o.denied),
             })
         })();
         let up = Gauge::<i64>::default();

@@ -10,22 +10,24 @@ use anyhow::{Context, Result};
 use comfy_table::{presets, Table};
 use serde::Serialize;
 use tcptab::diag::Extensions;
-use tcptab::summary::{summarize, Summary};
+use tcptab::summary::{Summarizer, Summary};
 
 use crate::cli::{ReportFormat, SummaryArgs};
-use crate::query::{self, Want};
+use crate::query;
 
+/// `summary --format json` (docs/schema.md).
 #[derive(Debug, Serialize)]
 struct Report {
+    schema_version: u32,
     #[serde(flatten)]
     summary: Summary,
-    /// Sockets per process (with -p), busiest first.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Sockets per process (with -p), busiest first; null without -p.
     processes: Option<Vec<ProcessCount>>,
     /// The kernel's limits for TIME_WAIT and orphans, where readable.
     tcp_max_tw_buckets: Option<u64>,
     tcp_max_orphans: Option<u64>,
-    /// `netlink` or `proc`; from /proc the accept queue limits are unknown.
+    /// `netlink` or `proc` (of the first namespace read); from /proc the
+    /// accept queue limits are unknown.
     source: &'static str,
 }
 
@@ -46,35 +48,31 @@ fn sysctl(root: &Path, name: &str) -> Option<u64> {
 
 pub fn run(args: &SummaryArgs) -> Result<()> {
     let expr = query::filter(&args.filter)?;
-    let want = Want {
-        extensions: Extensions::default(),
-        states: expr.states(),
-    };
-    let (sources, denied) = query::sources(&args.source, &args.namespaces, want)?;
-    query::report_sources(&sources, args.source.verbose);
-    query::report_namespaces_denied(denied);
-    let source = sources.first().map_or("proc", |s| s.used.name());
-    let gathered = query::gather(sources, &expr, &args.source.root, args.processes)?;
-    if let Some(scan) = &gathered.owners {
-        query::report_uninspected(scan);
-    }
-    let summary = summarize(
-        gathered
-            .entries
-            .iter()
-            .map(|e| (&e.socket, e.diag.as_ref().and_then(|d| d.backlog_limit))),
-        args.top,
-    );
-    let processes = gathered.owners.as_ref().map(|scan| {
-        let mut counts: HashMap<(u32, String), u64> = HashMap::new();
-        for e in &gathered.entries {
-            for o in scan.owners(&e.socket) {
-                *counts.entry((o.pid, o.command.clone())).or_default() += 1;
-            }
+    let query = query::query(
+        &args.source,
+        &args.namespaces,
+        expr,
+        Extensions::default(),
+        args.processes,
+    )?;
+    // Counted as the table streams: only the counts are held.
+    let mut summarizer = Summarizer::new();
+    let mut per_pid: HashMap<u32, (String, u64)> = HashMap::new();
+    let report = query.for_each(|e| {
+        summarizer.add(e.socket, e.diag.and_then(|d| d.backlog_limit));
+        for o in e.owners.map_or(&[][..], |o| o.owners()) {
+            per_pid
+                .entry(o.pid)
+                .or_insert_with(|| (o.command.clone(), 0))
+                .1 += 1;
         }
-        let mut list: Vec<ProcessCount> = counts
+        Ok::<(), anyhow::Error>(())
+    })?;
+    query::notes(&report, args.source.verbose);
+    let processes = args.processes.then(|| {
+        let mut list: Vec<ProcessCount> = per_pid
             .into_iter()
-            .map(|((pid, command), sockets)| ProcessCount {
+            .map(|(pid, (command, sockets))| ProcessCount {
                 pid,
                 command,
                 sockets,
@@ -85,15 +83,15 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
         list
     });
     let report = Report {
-        summary,
+        schema_version: tcptab::SCHEMA_VERSION,
+        summary: summarizer.finish(args.top),
         processes,
         tcp_max_tw_buckets: sysctl(&args.source.root, "tcp_max_tw_buckets"),
         tcp_max_orphans: sysctl(&args.source.root, "tcp_max_orphans"),
-        source,
+        source: report.read.first().map_or("proc", |r| r.source.as_str()),
     };
     let mut out = io::stdout().lock();
-    let format = args.output.format();
-    match format {
+    match args.output.format() {
         ReportFormat::Json => {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
@@ -118,14 +116,18 @@ fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
     )?;
     let mut t = table(&["State", "Sockets"]);
     for (state, count) in &s.states {
-        t.add_row(vec![state.clone(), count.to_string()]);
+        t.add_row(vec![state.to_string(), count.to_string()]);
     }
     writeln!(out, "{t}\n")?;
     if !s.listeners.is_empty() {
         let mut t = table(&["Listener", "Accept queue", "Limit"]);
         for l in &s.listeners {
             t.add_row(vec![
-                crate::output::table::Endpoint(l.local, None).to_string(),
+                crate::output::table::Endpoint(
+                    std::net::SocketAddr::new(l.local_address, l.local_port),
+                    None,
+                )
+                .to_string(),
                 l.queued.to_string(),
                 l.limit.map_or("?".to_string(), |n| n.to_string()),
             ]);
@@ -141,15 +143,15 @@ fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
     }
     if !s.busiest_local_ports.is_empty() {
         let mut t = table(&["Local port", "Sockets"]);
-        for (port, n) in &s.busiest_local_ports {
-            t.add_row(vec![port.to_string(), n.to_string()]);
+        for p in &s.busiest_local_ports {
+            t.add_row(vec![p.local_port.to_string(), p.sockets.to_string()]);
         }
         writeln!(out, "{t}\n")?;
     }
     if !s.busiest_remote_hosts.is_empty() {
         let mut t = table(&["Remote host", "Sockets"]);
-        for (host, n) in &s.busiest_remote_hosts {
-            t.add_row(vec![host.to_string(), n.to_string()]);
+        for h in &s.busiest_remote_hosts {
+            t.add_row(vec![h.remote_address.to_string(), h.sockets.to_string()]);
         }
         writeln!(out, "{t}\n")?;
     }

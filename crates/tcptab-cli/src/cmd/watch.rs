@@ -10,108 +10,106 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 use tcptab::diag::{self, Diag, Extensions, NetlinkSocket};
+use tcptab::query::Source;
+use tcptab::record::Value;
 use tcptab::watch::{Change, Event, Tracker};
-use tcptab::{Owner, OwnerScan, Socket, StateSet};
+use tcptab::{Entry, Namespace, OwnerScan, Ownership, Socket};
 
 use crate::cli::{WatchArgs, WatchFormat};
+use crate::output::json::JsonRecord;
 use crate::output::table::Endpoint;
-use crate::query::{self, Want};
+use crate::query;
 
-#[derive(Debug, Serialize)]
-struct EventRecord<'a> {
+/// The event's own fields, before the socket record's.
+struct EventHead<'a> {
     time: String,
     event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     old_state: Option<String>,
-    state: String,
-    family: &'static str,
-    local_address: std::net::IpAddr,
-    local_port: u16,
-    remote_address: std::net::IpAddr,
-    remote_port: u16,
-    rx_queue: u32,
-    tx_queue: u32,
-    inode: u64,
     /// For `closed`: whether an earlier look had seen the connection open
     /// (false: it opened and closed between two looks).
-    #[serde(skip_serializing_if = "Option::is_none")]
     seen_open: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    owners: Option<&'a [Owner]>,
+    socket: &'a Socket,
     /// Final counters from the kernel's destroy notification.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bytes_acked: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bytes_received: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total_retrans: Option<u32>,
+    diag: Option<&'a Diag>,
 }
 
-fn record<'a>(e: &'a Event, owners: Option<&'a [Owner]>) -> EventRecord<'a> {
-    let s = &e.socket;
+fn head(e: &Event) -> EventHead<'_> {
     let (event, old_state, seen_open) = match &e.change {
         Change::Opened => ("opened", None, None),
         Change::Closed { seen } => ("closed", None, Some(*seen)),
         Change::StateChanged { from } => ("state_changed", Some(from.to_string()), None),
         Change::QueueGrowth => ("queue_growth", None, None),
     };
-    let info = e.diag.as_ref().and_then(|d: &Diag| d.tcp_info.as_ref());
-    EventRecord {
+    EventHead {
         time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         event,
         old_state,
-        state: s.state.to_string(),
-        family: s.family.as_str(),
-        local_address: s.local.ip(),
-        local_port: s.local.port(),
-        remote_address: s.remote.ip(),
-        remote_port: s.remote.port(),
-        rx_queue: s.rx_queue,
-        tx_queue: s.tx_queue,
-        inode: s.inode,
         seen_open,
-        owners,
-        bytes_acked: info.map(|i| i.bytes_acked),
-        bytes_received: info.map(|i| i.bytes_received),
-        total_retrans: info.map(|i| i.total_retrans),
+        socket: &e.socket,
+        diag: e.diag.as_ref(),
     }
 }
 
-fn text(r: &EventRecord<'_>, s: &Socket) -> String {
+/// One JSON line: the event's fields, then the socket record's.
+fn jsonl(h: &EventHead<'_>, entry: &Entry<'_>, fields: tcptab::Fields) -> Vec<u8> {
+    use crate::output::json::{string, value_into};
+    let mut line = Vec::with_capacity(2048);
+    line.extend_from_slice(b"{\"schema_version\":");
+    value_into(&mut line, Value::U64(tcptab::SCHEMA_VERSION as u64));
+    line.extend_from_slice(b",\"time\":");
+    string(&mut line, &h.time);
+    line.extend_from_slice(b",\"event\":");
+    string(&mut line, h.event);
+    line.extend_from_slice(b",\"old_state\":");
+    value_into(
+        &mut line,
+        h.old_state.as_deref().map_or(Value::Null, Value::Str),
+    );
+    line.extend_from_slice(b",\"seen_open\":");
+    value_into(&mut line, h.seen_open.map_or(Value::Null, Value::Bool));
+    let mut record = Vec::with_capacity(2048);
+    JsonRecord::write(&mut record, &tcptab::Record::new(entry, fields));
+    // The record's members continue this object.
+    line.push(b',');
+    line.extend_from_slice(&record[1..]);
+    line.push(b'\n');
+    line
+}
+
+fn text(h: &EventHead<'_>, owners: Option<Ownership<'_>>) -> String {
+    let s = h.socket;
     let mut line = format!(
         "{} {:<13} {} -> {}",
-        r.time,
-        r.event,
+        h.time,
+        h.event,
         Endpoint(s.local, None),
         Endpoint(s.remote, None)
     );
-    match (&r.old_state, r.event) {
-        (Some(old), _) => line.push_str(&format!(" {old} -> {}", r.state)),
+    match (&h.old_state, h.event) {
+        (Some(old), _) => line.push_str(&format!(" {old} -> {}", s.state)),
         (None, "queue_growth") => line.push_str(&format!(
             " {} recv-q {} send-q {}",
-            r.state, r.rx_queue, r.tx_queue
+            s.state, s.rx_queue, s.tx_queue
         )),
-        (None, _) => line.push_str(&format!(" {}", r.state)),
+        (None, _) => line.push_str(&format!(" {}", s.state)),
     }
-    if r.seen_open == Some(false) {
+    if h.seen_open == Some(false) {
         line.push_str(" (opened and closed between two looks)");
     }
-    if let (Some(acked), Some(received)) = (r.bytes_acked, r.bytes_received) {
+    if let Some(info) = h.diag.and_then(|d| d.tcp_info.as_ref()) {
         line.push_str(&format!(
-            " final: {acked} bytes acked, {received} received, {} retransmitted",
-            r.total_retrans.unwrap_or(0)
+            " final: {} bytes acked, {} received, {} retransmitted",
+            info.bytes_acked, info.bytes_received, info.total_retrans
         ));
     }
-    if let Some(owners) = r.owners {
-        let names: Vec<String> = owners
-            .iter()
-            .map(|o| format!("{}(pid={},fd={})", o.command, o.pid, o.fd))
-            .collect();
-        if !names.is_empty() {
-            line.push_str(&format!(" {}", names.join(",")));
-        }
+    let names: Vec<String> = owners
+        .map_or(&[][..], |o| o.owners())
+        .iter()
+        .map(|o| format!("{}(pid={},fd={})", o.command, o.pid, o.fd))
+        .collect();
+    if !names.is_empty() {
+        line.push_str(&format!(" {}", names.join(",")));
     }
     line
 }
@@ -122,10 +120,13 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
-    let want = Want {
-        extensions: Extensions::default(),
-        states: StateSet::ALL,
-    };
+    let query = query::query(
+        &args.source,
+        &args.namespaces,
+        expr.clone(),
+        Extensions::default(),
+        args.processes,
+    )?;
     let started = Instant::now();
     let mut tracker = Tracker::new(args.queue_threshold);
     let mut listener: Option<NetlinkSocket> = None;
@@ -138,25 +139,34 @@ pub fn run(args: &WatchArgs) -> Result<()> {
             || args.count.is_some_and(|n| printed >= n)
             || args.duration.is_some_and(|d| started.elapsed() >= d)
     };
+    let fields = tcptab::Fields {
+        netns: args.namespaces.named(),
+        owners: args.processes,
+    };
     loop {
-        let (sources, _) = query::sources(&args.source, &args.namespaces, want)?;
-        let first_look = first;
+        let snapshot = query.snapshot()?;
+        let report = &snapshot.report;
         if first {
-            query::report_sources(&sources, args.source.verbose);
-            if sources.len() == 1 && sources[0].used == diag::Used::Netlink {
-                listener = destroy_listener(&sources[0], &args.source.root, args.source.verbose);
+            query::notes(report, args.source.verbose);
+            if report.read.len() == 1 && report.read[0].source == Source::Netlink {
+                listener = destroy_listener(
+                    &query,
+                    report.read[0].namespace.as_ref(),
+                    args.source.verbose,
+                );
             } else if args.source.verbose {
                 note!("tcptab: no destroy notifications (they need the netlink source and one namespace): connections shorter than --interval may go unseen");
             }
             first = false;
         }
-        let gathered = query::gather(sources, &expr, &args.source.root, args.processes)?;
-        if let (true, Some(scan)) = (first_look, &gathered.owners) {
-            query::report_uninspected(scan);
-        }
-        let sockets: Vec<Socket> = gathered.entries.iter().map(|e| e.socket).collect();
+        let look = Look {
+            source: report.read.first().map_or(Source::Proc, |r| r.source),
+            namespace: snapshot.namespaces.first().and_then(Option::as_ref),
+            owners: snapshot.owners.as_ref(),
+        };
+        let sockets: Vec<Socket> = snapshot.sockets.iter().map(|k| k.socket).collect();
         for event in tracker.look(&sockets) {
-            emit(&mut out, args.format, &event, gathered.owners.as_ref())?;
+            emit(&mut out, args.format, &event, &look, fields)?;
             printed += 1;
             if done(printed) {
                 return Ok(());
@@ -185,7 +195,12 @@ pub fn run(args: &WatchArgs) -> Result<()> {
                             continue;
                         }
                         if let Some(event) = tracker.destroyed(d) {
-                            emit(&mut out, args.format, &event, None)?;
+                            let destroyed = Look {
+                                source: Source::Netlink,
+                                owners: None,
+                                ..look
+                            };
+                            emit(&mut out, args.format, &event, &destroyed, fields)?;
                             printed += 1;
                         }
                     }
@@ -198,12 +213,21 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     }
 }
 
+/// What a look knows about the sockets of its events.
+#[derive(Clone, Copy)]
+struct Look<'a> {
+    source: Source,
+    namespace: Option<&'a Namespace>,
+    owners: Option<&'a OwnerScan>,
+}
+
 fn destroy_listener(
-    source: &query::Source,
-    proc_root: &std::path::Path,
+    query: &tcptab::Query,
+    namespace: Option<&Namespace>,
     verbose: bool,
 ) -> Option<NetlinkSocket> {
-    let socket = query::netlink_socket(source.namespace.as_ref(), proc_root, false)
+    let socket = query
+        .netlink_socket(namespace)
         .map_err(|e| std::io::Error::other(e.to_string()))
         .and_then(NetlinkSocket::subscribe_destroy);
     match socket {
@@ -221,16 +245,27 @@ fn emit(
     out: &mut impl Write,
     format: WatchFormat,
     event: &Event,
-    owners: Option<&OwnerScan>,
+    look: &Look<'_>,
+    fields: tcptab::Fields,
 ) -> Result<()> {
-    let list = owners.map(|o| o.owners(&event.socket));
-    let r = record(event, list);
+    let h = head(event);
+    let owners = look.owners.map(|o| o.ownership(&event.socket));
     match format {
         WatchFormat::Jsonl => {
-            serde_json::to_writer(&mut *out, &r)?;
-            writeln!(out)?;
+            let entry = Entry {
+                socket: &event.socket,
+                diag: event.diag.as_ref(),
+                source: if event.diag.is_some() {
+                    Source::Netlink
+                } else {
+                    look.source
+                },
+                namespace: look.namespace,
+                owners,
+            };
+            out.write_all(&jsonl(&h, &entry, fields))?;
         }
-        WatchFormat::Text => writeln!(out, "{}", text(&r, &event.socket))?,
+        WatchFormat::Text => writeln!(out, "{}", text(&h, owners))?,
     }
     out.flush().context("writing output")
 }

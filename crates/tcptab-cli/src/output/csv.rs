@@ -1,118 +1,130 @@
-//! `--format csv`: a header row, then one row per socket, quoted by the csv
-//! crate. The columns are the keys of the JSON record, in the same order;
-//! the owners list becomes `pid:command:fd` items joined by `;`.
+//! `--format csv`: a header row naming the socket record's fields (fixed by
+//! the options before the first row), then one row per socket, quoted by
+//! the csv crate. Groups become `tcp_info.rtt_us` ... columns; a value a
+//! row does not have is an empty cell; the owners list becomes
+//! `pid:command:fd` items joined by `;`.
 
 use std::io::{self, Write};
 
-use serde_json::Value;
-use tcptab::{Family, RowKind, Socket};
+use tcptab::record::{field_defs, FieldDef, Fields, Record, Value, Visit};
 
-use super::record::RowRecord;
 use super::{Chunked, Columns, Row, Sink};
 
+/// The block buffer under the csv writer: the sink flushes the csv writer
+/// after each record, so a flush here is a record's end.
+struct Records<W: Write>(Chunked<W>);
+
+impl<W: Write> Write for Records<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0.write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.end_record()
+    }
+}
+
 pub struct CsvSink<'a> {
-    out: csv::Writer<Chunked<Box<dyn Write + 'a>>>,
-    columns: Columns,
+    out: csv::Writer<Records<Box<dyn Write + 'a>>>,
+    fields: Fields,
     header_written: bool,
+    /// The cells of the row being written (reused).
+    cells: Cells,
+}
+
+#[derive(Default)]
+struct Cells {
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Visit for Cells {
+    fn field(&mut self, _: &'static FieldDef, value: Value<'_>) {
+        let out = &mut self.text;
+        match value {
+            Value::Null => {}
+            Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+            Value::U64(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            Value::I64(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            Value::Str(s) => out.extend_from_slice(s.as_bytes()),
+            Value::Ip(ip) => {
+                let _ = write!(out, "{ip}");
+            }
+            Value::Owners(owners) => {
+                for (i, o) in owners.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b';');
+                    }
+                    let _ = write!(out, "{}:{}:{}", o.pid, o.command, o.fd);
+                }
+            }
+        }
+        self.ends.push(out.len());
+    }
+
+    fn group(&mut self, _: &'static FieldDef, _: bool) {}
+
+    fn end_group(&mut self) {}
 }
 
 impl<'a> CsvSink<'a> {
     pub fn new(out: Box<dyn Write + 'a>, columns: Columns) -> CsvSink<'a> {
         CsvSink {
-            out: csv::Writer::from_writer(Chunked::new(out)),
-            columns,
+            out: csv::Writer::from_writer(Records(Chunked::new(out))),
+            fields: columns.fields(),
             header_written: false,
+            cells: Cells::default(),
         }
     }
 
-    fn write(&mut self, record: &RowRecord<'_>, values: bool) -> io::Result<()> {
-        let Value::Object(map) = serde_json::to_value(record)? else {
-            return Err(io::Error::other("a record is not an object"));
-        };
-        let mut columns = Vec::with_capacity(map.len() + 64);
-        flatten("", &Value::Object(map), &mut columns);
+    fn header(&mut self) -> io::Result<()> {
         if !self.header_written {
-            self.out
-                .write_record(columns.iter().map(|(k, _)| k))
-                .map_err(to_io)?;
+            let names = field_defs(self.fields)
+                .into_iter()
+                .map(|(group, def)| match group {
+                    Some(g) => format!("{}.{}", g.name, def.name),
+                    None => def.name.to_string(),
+                });
+            self.out.write_record(names).map_err(to_io)?;
             self.header_written = true;
         }
-        if values {
-            self.out
-                .write_record(columns.iter().map(|(_, v)| v))
-                .map_err(to_io)?;
-        }
         Ok(())
-    }
-}
-
-/// Nested objects (tcp_info, memory) become `outer.inner` columns.
-fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
-    match value {
-        Value::Object(fields) => {
-            for (key, value) in fields {
-                let name = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                if value.is_object() {
-                    flatten(&name, value, out);
-                } else {
-                    out.push((name, cell(value)));
-                }
-            }
-        }
-        other => out.push((prefix.to_string(), cell(other))),
-    }
-}
-
-fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(";"),
-        Value::Object(fields) => fields.values().map(cell).collect::<Vec<_>>().join(":"),
-        other => other.to_string(),
     }
 }
 
 fn to_io(e: csv::Error) -> io::Error {
     match e.into_kind() {
         csv::ErrorKind::Io(e) => e,
-        other => io::Error::other(format!("{other:?}")),
+        other => io::Error::other(format!("writing CSV: {other:?}")),
     }
 }
 
 impl Sink for CsvSink<'_> {
     fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
-        let record = RowRecord::new(row, self.columns);
-        self.write(&record, true)
+        self.header()?;
+        self.cells.text.clear();
+        self.cells.ends.clear();
+        Record::new(row, self.fields).visit(&mut self.cells);
+        let text = &self.cells.text;
+        let mut start = 0;
+        let cells = self.cells.ends.iter().map(|&end| {
+            let cell = &text[start..end];
+            start = end;
+            cell
+        });
+        self.out.write_record(cells).map_err(to_io)?;
+        // The whole record into the block buffer, then maybe out.
+        self.out.flush()
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<()> {
-        if !self.header_written {
-            // No rows: the header still names the columns.
-            let placeholder = Socket::empty(Family::Ipv4, RowKind::Full);
-            let owners = self
-                .columns
-                .processes
-                .then_some(tcptab::Ownership::NotFound);
-            let row = Row {
-                socket: &placeholder,
-                diag: None,
-                source: "proc",
-                netns: None,
-                owners,
-            };
-            let record = RowRecord::new(&row, self.columns);
-            self.write(&record, false)?;
-        }
+        // No rows: the header still names the columns.
+        self.header()?;
         self.out.flush()?;
         let mut out = self
             .out
             .into_inner()
             .map_err(|e| io::Error::other(e.to_string()))?;
-        out.finish()
+        out.0.finish()
     }
 }

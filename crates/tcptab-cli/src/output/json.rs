@@ -1,37 +1,166 @@
-//! `--format json`: one array, one object per socket.
+//! `--format json`: one array, written as it goes (one record per line),
+//! and the JSON writer of the socket record that JSON Lines shares.
 
 use std::io::{self, Write};
 
-use super::record::RowRecord;
-use super::{Columns, Row, Sink};
+use tcptab::record::{FieldDef, Fields, Record, Value, Visit};
+
+use super::{Chunked, Columns, Row, Sink};
+
+/// Writes one record as a JSON object into a byte buffer.
+pub struct JsonRecord<'b> {
+    out: &'b mut Vec<u8>,
+    /// Whether the object (or group) being written has a member yet.
+    first: bool,
+    /// Inside a group that is absent: its members are not written.
+    skipping: bool,
+}
+
+impl<'b> JsonRecord<'b> {
+    /// Write `record` as one JSON object (no newline).
+    pub fn write(out: &'b mut Vec<u8>, record: &Record<'_>) {
+        out.push(b'{');
+        let mut w = JsonRecord {
+            out,
+            first: true,
+            skipping: false,
+        };
+        record.visit(&mut w);
+        w.out.push(b'}');
+    }
+
+    fn key(&mut self, name: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        string(self.out, name);
+        self.out.push(b':');
+    }
+}
+
+impl Visit for JsonRecord<'_> {
+    fn field(&mut self, def: &'static FieldDef, value: Value<'_>) {
+        if self.skipping {
+            return;
+        }
+        self.key(def.name);
+        value_into(self.out, value);
+    }
+
+    fn group(&mut self, def: &'static FieldDef, present: bool) {
+        self.key(def.name);
+        if present {
+            self.out.push(b'{');
+            self.first = true;
+        } else {
+            self.out.extend_from_slice(b"null");
+            self.skipping = true;
+        }
+    }
+
+    fn end_group(&mut self) {
+        if self.skipping {
+            self.skipping = false;
+        } else {
+            self.out.push(b'}');
+        }
+        self.first = false;
+    }
+}
+
+/// A value as JSON.
+pub fn value_into(out: &mut Vec<u8>, value: Value<'_>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::U64(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+        Value::I64(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+        Value::Str(s) => string(out, s),
+        Value::Ip(ip) => {
+            out.push(b'"');
+            let _ = write!(out, "{ip}");
+            out.push(b'"');
+        }
+        Value::Owners(owners) => {
+            out.push(b'[');
+            for (i, o) in owners.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"pid\":");
+                out.extend_from_slice(itoa::Buffer::new().format(o.pid).as_bytes());
+                out.extend_from_slice(b",\"command\":");
+                string(out, &o.command);
+                out.extend_from_slice(b",\"fd\":");
+                out.extend_from_slice(itoa::Buffer::new().format(o.fd).as_bytes());
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+    }
+}
+
+/// A JSON string, escaped.
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1F => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
 
 pub struct JsonSink<'a> {
-    out: Box<dyn Write + 'a>,
-    columns: Columns,
-    records: Vec<serde_json::Value>,
+    out: Chunked<Box<dyn Write + 'a>>,
+    fields: Fields,
+    rows: u64,
+    line: Vec<u8>,
 }
 
 impl<'a> JsonSink<'a> {
     pub fn new(out: Box<dyn Write + 'a>, columns: Columns) -> JsonSink<'a> {
         JsonSink {
-            out,
-            columns,
-            records: Vec::new(),
+            out: Chunked::new(out),
+            fields: columns.fields(),
+            rows: 0,
+            line: Vec::with_capacity(4096),
         }
     }
 }
 
 impl Sink for JsonSink<'_> {
     fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
-        self.records
-            .push(serde_json::to_value(RowRecord::new(row, self.columns))?);
-        Ok(())
+        self.line.clear();
+        self.line
+            .extend_from_slice(if self.rows == 0 { b"[\n" } else { b",\n" });
+        JsonRecord::write(&mut self.line, &Record::new(row, self.fields));
+        self.rows += 1;
+        self.out.write_all(&self.line)?;
+        self.out.end_record()
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<()> {
-        let mut out = io::BufWriter::with_capacity(64 * 1024, &mut self.out);
-        serde_json::to_writer_pretty(&mut out, &self.records)?;
-        out.write_all(b"\n")?;
-        out.flush()
+        self.out
+            .write_all(if self.rows == 0 { b"[]\n" } else { b"\n]\n" })?;
+        self.out.finish()
     }
 }

@@ -2,27 +2,34 @@
 
 use std::io::{self, Write};
 
-use super::record::RowRecord;
+use tcptab::record::{Fields, Record};
+
+use super::json::JsonRecord;
 use super::{Chunked, Columns, Row, Sink};
 
 pub struct JsonlSink<'a> {
     out: Chunked<Box<dyn Write + 'a>>,
-    columns: Columns,
+    fields: Fields,
+    line: Vec<u8>,
 }
 
 impl<'a> JsonlSink<'a> {
     pub fn new(out: Box<dyn Write + 'a>, columns: Columns) -> JsonlSink<'a> {
         JsonlSink {
             out: Chunked::new(out),
-            columns,
+            fields: columns.fields(),
+            line: Vec::with_capacity(4096),
         }
     }
 }
 
 impl Sink for JsonlSink<'_> {
     fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, &RowRecord::new(row, self.columns))?;
-        self.out.write_all(b"\n")
+        self.line.clear();
+        JsonRecord::write(&mut self.line, &Record::new(row, self.fields));
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.out.end_record()
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<()> {

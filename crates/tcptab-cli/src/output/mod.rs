@@ -2,33 +2,20 @@
 //! commands feed rows in, the sink writes them.
 
 mod csv;
-mod json;
+pub mod json;
 mod jsonl;
 mod proc;
-pub mod record;
 mod services;
 pub mod table;
 
 use std::io::{self, Write};
 
-use tcptab::diag::Diag;
-use tcptab::{ByteOrder, Family, Namespace, Ownership, Socket};
+use tcptab::{ByteOrder, Family};
 
 use crate::cli::Format;
 
-/// One socket as the commands hand it to a sink.
-#[derive(Debug, Clone, Copy)]
-pub struct Row<'a> {
-    pub socket: &'a Socket,
-    /// What only netlink has, when the socket came from a dump.
-    pub diag: Option<&'a Diag>,
-    /// `netlink` or `proc`.
-    pub source: &'static str,
-    /// Its network namespace, when several (or a chosen one) are read.
-    pub netns: Option<&'a Namespace>,
-    /// Its owners, when they were looked up (`-p`).
-    pub owners: Option<Ownership<'a>>,
-}
+/// One socket as the commands hand it to a sink: the query engine's entry.
+pub type Row<'a> = tcptab::Entry<'a>;
 
 /// Receives the rows of one listing, in order.
 pub trait Sink {
@@ -53,6 +40,18 @@ pub struct Columns {
     pub resolve: bool,
     pub info: bool,
     pub memory: bool,
+    /// The record's namespace fields (any namespace option given).
+    pub netns_fields: bool,
+}
+
+impl Columns {
+    /// The optional fields of the socket record these columns ask for.
+    pub fn fields(self) -> tcptab::Fields {
+        tcptab::Fields {
+            netns: self.netns || self.netns_fields,
+            owners: self.processes,
+        }
+    }
 }
 
 /// Options that shape the output.
@@ -76,9 +75,11 @@ pub fn sink<'a>(
     })
 }
 
-/// A write buffer that passes its bytes on in 64 KiB blocks and, unlike
+/// A write buffer that passes its bytes on in blocks of about 64 KiB, each
+/// ending at a whole record ([`Chunked::end_record`]), and, unlike
 /// `BufWriter`, writes nothing when dropped: a listing that fails on a bad
-/// line prints none of what is still buffered (for a small table, nothing).
+/// line prints none of what is still buffered (for a small table, nothing),
+/// and what it did print ends at a whole record.
 pub struct Chunked<W: Write> {
     out: W,
     buf: Vec<u8>,
@@ -94,6 +95,15 @@ impl<W: Write> Chunked<W> {
         }
     }
 
+    /// A record ends here: pass the buffer on if it holds a block.
+    pub fn end_record(&mut self) -> io::Result<()> {
+        if self.buf.len() >= Self::BLOCK {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
     /// Write what is buffered, then flush.
     pub fn finish(&mut self) -> io::Result<()> {
         self.out.write_all(&self.buf)?;
@@ -105,10 +115,6 @@ impl<W: Write> Chunked<W> {
 impl<W: Write> Write for Chunked<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= Self::BLOCK {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
-        }
         Ok(data.len())
     }
 

@@ -325,7 +325,7 @@ impl Sink for TableSink<'_> {
         t.cell(format_args!("{}", Endpoint(s.local, services)));
         t.cell(format_args!("{}", Endpoint(s.remote, services)));
         if self.columns.netns {
-            match row.netns {
+            match row.namespace {
                 Some(ns) => t.cell(format_args!("{}", ns.label())),
                 None => t.cell(format_args!("")),
             }

@@ -52,7 +52,8 @@ pub fn dump<T: Transport>(
 ) -> Result<Dump> {
     let mut sockets = Vec::new();
     let interrupted = dump_each(transport, families, extensions, states, &mut |s| {
-        sockets.push(s)
+        sockets.push(s);
+        Ok::<(), Error>(())
     })?;
     Ok(Dump {
         sockets,
@@ -63,13 +64,14 @@ pub fn dump<T: Transport>(
 /// Like [`dump`], but hands each socket to `visit` as its message is
 /// decoded, holding none: memory stays at one datagram however many sockets
 /// there are. Returns whether the kernel flagged the dump as interrupted.
-pub fn dump_each<T: Transport>(
+/// An error from `visit` ends the dump and is returned as it is.
+pub fn dump_each<T: Transport, E: From<Error>>(
     transport: &mut T,
     families: &[Family],
     extensions: Extensions,
     states: StateSet,
-    visit: &mut dyn FnMut(DiagSocket),
-) -> Result<bool> {
+    visit: &mut dyn FnMut(DiagSocket) -> std::result::Result<(), E>,
+) -> std::result::Result<bool, E> {
     let mut interrupted = false;
     let mut buf = vec![0u8; 64 * 1024];
     for (seq, &family) in (1u32..).zip(families) {
@@ -88,10 +90,11 @@ pub fn dump_each<T: Transport>(
                 return Err(Error::Malformed(format!(
                     "a datagram of {len} bytes was truncated to {}",
                     buf.len()
-                )));
+                ))
+                .into());
             }
             if len == 0 {
-                return Err(Error::Malformed("the dump ended without NLMSG_DONE".into()));
+                return Err(Error::Malformed("the dump ended without NLMSG_DONE".into()).into());
             }
             for message in messages(View::new(&buf[..len])) {
                 let message = message.map_err(|e| Error::Malformed(e.to_string()))?;
@@ -109,17 +112,20 @@ pub fn dump_each<T: Transport>(
                             .i32(0, "nlmsgerr.error")
                             .map_err(|e| Error::Malformed(e.to_string()))?;
                         if errno != 0 {
+                            // The kernel sends -errno; i32::MIN has no
+                            // positive counterpart (a corrupt answer).
                             return Err(Error::Netlink {
                                 context: "the kernel refused the dump",
-                                error: io::Error::from_raw_os_error(-errno),
-                            });
+                                error: io::Error::from_raw_os_error(errno.saturating_neg()),
+                            }
+                            .into());
                         }
                     }
                     request::SOCK_DIAG_BY_FAMILY => {
                         let socket = response::parse_message(message.payload, sl)
                             .map_err(|e| Error::Malformed(e.to_string()))?;
                         sl += 1;
-                        visit(socket);
+                        visit(socket)?;
                     }
                     _ => {}
                 }
@@ -145,7 +151,7 @@ pub fn destroyed(datagram: &[u8]) -> Result<Vec<DiagSocket>> {
     Ok(out)
 }
 
-/// Which source to read.
+/// Which source to read (see [`crate::query`] for how each is used).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Choice {
     /// Netlink, falling back to /proc when netlink cannot be used.
@@ -153,48 +159,4 @@ pub enum Choice {
     Auto,
     Netlink,
     Proc,
-}
-
-/// Which source was read, and why /proc if netlink was preferred.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Used {
-    Netlink,
-    Proc {
-        /// Why `auto` fell back from netlink (None: /proc was chosen).
-        fallback: Option<String>,
-    },
-}
-
-impl Used {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Used::Netlink => "netlink",
-            Used::Proc { .. } => "proc",
-        }
-    }
-}
-
-/// Read with `netlink` or `proc` as `choice` says. `Auto` tries netlink and
-/// falls back to /proc when netlink fails at the transport (no permission,
-/// no sock_diag module, a seccomp filter ...), saying why in [`Used`]; a
-/// malformed answer is an error, not a reason to fall back.
-pub fn read_with<T>(
-    choice: Choice,
-    netlink: impl FnOnce() -> Result<T>,
-    proc: impl FnOnce() -> Result<T>,
-) -> Result<(T, Used)> {
-    match choice {
-        Choice::Proc => Ok((proc()?, Used::Proc { fallback: None })),
-        Choice::Netlink => Ok((netlink()?, Used::Netlink)),
-        Choice::Auto => match netlink() {
-            Ok(value) => Ok((value, Used::Netlink)),
-            Err(e @ Error::Netlink { .. }) => Ok((
-                proc()?,
-                Used::Proc {
-                    fallback: Some(e.to_string()),
-                },
-            )),
-            Err(e) => Err(e),
-        },
-    }
 }
