@@ -165,8 +165,13 @@ pub fn notes(report: &Report, verbose: bool) {
         }
     }
     if report.processes_unreadable > 0 {
+        let advice = if is_root() {
+            "even as root (a sandbox or a security module hides them)"
+        } else {
+            "run as root to see every namespace"
+        };
         note!(
-            "tcptab: the network namespace of {} process(es) could not be read (permission denied); run as root to see every namespace",
+            "tcptab: the network namespace of {} process(es) could not be read (permission denied); {advice}",
             report.processes_unreadable
         );
     }
@@ -178,8 +183,13 @@ pub fn notes(report: &Report, verbose: bool) {
                 }
                 Some(kind) => kind.to_string(),
             };
+            let advice = if is_root() {
+                "Even root may not read them here (a sandbox or a security module)."
+            } else {
+                "Run as root to see every owner."
+            };
             note!(
-                "tcptab: {} process(es) could not be inspected ({why}); sockets they may hold show their owner as unknown. Run as root to see every owner.",
+                "tcptab: {} process(es) could not be inspected ({why}); sockets they may hold show their owner as unknown. {advice}",
                 owners.denied
             );
         }
@@ -193,4 +203,15 @@ pub fn any_proc(report: &Report) -> bool {
         .read
         .iter()
         .any(|r| r.source == tcptab::query::Source::Proc)
+}
+
+/// Whether this process runs as root (effective uid 0), from /proc.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+            line.split_whitespace().nth(2).map(|euid| euid == "0")
+        })
+        .unwrap_or(false)
 }

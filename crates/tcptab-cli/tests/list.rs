@@ -304,3 +304,52 @@ fn source_choice_on_a_captured_root() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("-i and -m need the netlink source"));
 }
+
+#[test]
+fn a_bad_line_after_output_began_ends_at_a_whole_record() {
+    // Enough good rows that more than one 64 KiB block is written before
+    // the bad line, then the bad line.
+    let dir = tempdir("late-error");
+    let mut tcp = testkit::generate::table(tcptab::Family::Ipv4, 3000, 7);
+    let good = String::from_utf8_lossy(&tcp).lines().count();
+    tcp.extend_from_slice(b"   9: 0100007F:0016 00000000:0000 0Z 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n");
+    std::fs::write(dir.join("net/tcp"), &tcp).unwrap();
+    let root = root_arg(&dir);
+    for format in ["json", "jsonl", "csv", "proc"] {
+        let out = tcptab(&["list", "--root", &root, "--format", format]);
+        assert_eq!(out.status.code(), Some(2), "{format}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{format}: {err}");
+        assert!(
+            err.contains(&format!(":{}: field 'st'", good + 1)),
+            "{format}: {err}"
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.len() > 64 * 1024, "{format}: output had begun");
+        // JSON's array writes the separator before each record: its last
+        // record ends the output; the other formats end with a newline.
+        let end = if format == "json" { '}' } else { '\n' };
+        assert!(text.ends_with(end), "{format}: cut inside a record");
+        let last = text.lines().last().unwrap();
+        match format {
+            "json" | "jsonl" => {
+                let record = last.strip_prefix(',').unwrap_or(last);
+                serde_json::from_str::<serde_json::Value>(record)
+                    .unwrap_or_else(|e| panic!("{format}: {e}: {last}"));
+            }
+            "csv" => {
+                let header = text.lines().next().unwrap();
+                let pair = format!("{header}\n{last}\n");
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .from_reader(pair.as_bytes());
+                let rows: Vec<_> = reader.records().collect::<Result<_, _>>().unwrap();
+                assert_eq!(rows[0].len(), rows[1].len(), "{format}: {last}");
+            }
+            _ => {
+                tcptab::procnet::parse_line(last.as_bytes(), tcptab::ByteOrder::native())
+                    .unwrap_or_else(|e| panic!("{format}: {e}: {last}"));
+            }
+        }
+    }
+}

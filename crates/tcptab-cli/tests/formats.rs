@@ -1,0 +1,188 @@
+//! Every output format from every source, on a live namespace that mixes
+//! all three row shapes (LISTEN with a queue, ESTABLISHED, TIME_WAIT,
+//! SYN_RECV request sockets, CLOSE_WAIT, IPv6): each combination of
+//! format x source x column set x namespace option exits 0, parses back with
+//! a real parser (serde_json with repeated keys refused, the csv crate, the
+//! kernel format's own parser), and holds as many sockets as `ss -tan` in
+//! that namespace.
+
+use std::collections::BTreeSet;
+
+mod common;
+
+use common::{strict_json, tcptab};
+use serde_json::Value;
+use testkit::{require_root, Scenario};
+
+#[test]
+fn strict_json_finds_a_repeated_key() {
+    assert!(strict_json(r#"{"a":1,"b":{"a":2}}"#).is_ok());
+    let e = strict_json(r#"{"a":1,"timer_ms":2,"timer_ms":3}"#).unwrap_err();
+    assert!(e.contains("\"timer_ms\" repeated"), "{e}");
+}
+
+/// The namespace's inode, as the records' `netns` field gives it.
+fn netns_inode(pid: u32) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .unwrap()
+        .ino()
+}
+
+/// The sockets of `out` that belong to the scenario's namespace, checked
+/// to parse back. Returns their count.
+fn count(format: &str, out: &str, inode: u64, all_netns: bool, what: &str) -> usize {
+    let ours = |r: &Value| !all_netns || r["netns"] == inode;
+    match format {
+        "json" => {
+            let rows = strict_json(out).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let rows = rows
+                .as_array()
+                .unwrap_or_else(|| panic!("{what}: not an array"));
+            for r in rows {
+                record_sanity(r, what);
+            }
+            rows.iter().filter(|r| ours(r)).count()
+        }
+        "jsonl" => {
+            let mut n = 0;
+            for line in out.lines() {
+                let r = strict_json(line).unwrap_or_else(|e| panic!("{what}: {e}: {line}"));
+                record_sanity(&r, what);
+                n += ours(&r) as usize;
+            }
+            n
+        }
+        "csv" => {
+            // The csv crate refuses rows of another width than the header.
+            let mut reader = csv::Reader::from_reader(out.as_bytes());
+            let header = reader.headers().unwrap().clone();
+            let names: BTreeSet<&str> = header.iter().collect();
+            assert_eq!(names.len(), header.len(), "{what}: a column twice");
+            let netns_col = header.iter().position(|h| h == "netns");
+            let mut n = 0;
+            for row in reader.records() {
+                let row = row.unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(row.len(), header.len(), "{what}");
+                let here = netns_col.is_none_or(|i| row[i] == inode.to_string());
+                n += (!all_netns || here) as usize;
+            }
+            n
+        }
+        "proc" => {
+            // Every line is the kernel's text: a header or a row that the
+            // parser reads back. Namespaces are not labelled in this format.
+            let mut n = 0;
+            for line in out.lines() {
+                if tcptab::procnet::is_header(line.as_bytes()) {
+                    continue;
+                }
+                tcptab::procnet::parse_line(line.as_bytes(), tcptab::ByteOrder::native())
+                    .unwrap_or_else(|e| panic!("{what}: {e}: {line:?}"));
+                n += 1;
+            }
+            n
+        }
+        "table" => {
+            let mut lines = out.lines();
+            let header = lines.next().unwrap_or_else(|| panic!("{what}: no header"));
+            assert!(header.starts_with("State"), "{what}: {header}");
+            // Columns are aligned: the namespace's cell starts where its
+            // header does.
+            let netns_at = header.find("Netns");
+            lines
+                .filter(|l| match netns_at {
+                    Some(at) if all_netns => {
+                        l.get(at..).and_then(|rest| rest.split_whitespace().next())
+                            == Some(inode.to_string().as_str())
+                    }
+                    _ => true,
+                })
+                .count()
+        }
+        other => panic!("{other}"),
+    }
+}
+
+/// What every record must hold, whatever its shape and source.
+fn record_sanity(r: &Value, what: &str) {
+    let source = r["source"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: {r}"));
+    assert!(source == "netlink" || source == "proc", "{what}: {r}");
+    // The same keys for every row shape: a TIME_WAIT row has tcp_info and
+    // memory keys too (null), and nothing a full row lacks.
+    for key in [
+        "kind", "state", "timer_ms", "tcp_info", "memory", "cookie", "refcount",
+    ] {
+        assert!(r.get(key).is_some(), "{what}: {key} missing in {r}");
+    }
+    if r["kind"] != "full" {
+        assert!(r["tcp_info"].is_null(), "{what}: {r}");
+        assert!(r["rto_ms"].is_null(), "{what}: {r}");
+    }
+    if source == "proc" {
+        assert!(
+            r["tcp_info"].is_null() && r["cookie"].is_null(),
+            "{what}: {r}"
+        );
+    } else {
+        assert!(
+            r["refcount"].is_null() && r["cookie"].is_u64(),
+            "{what}: {r}"
+        );
+    }
+}
+
+#[test]
+fn every_format_from_every_source_on_a_live_mixed_table() {
+    if !require_root("every_format_from_every_source_on_a_live_mixed_table") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    let inode = netns_inode(scenario.pid());
+    let ss = scenario.ss(&[]).len();
+    let shapes: BTreeSet<&str> = scenario
+        .manifest
+        .sockets
+        .iter()
+        .map(|e| e.kind.as_deref().unwrap_or("full"))
+        .collect();
+    assert_eq!(
+        shapes.len(),
+        3,
+        "the scene mixes all row shapes: {shapes:?}"
+    );
+    let columns: [&[&str]; 4] = [&[], &["-p"], &["-i", "-m"], &["-e", "-o"]];
+    let mut runs = 0;
+    for format in ["table", "json", "jsonl", "csv", "proc"] {
+        for source in ["netlink", "proc"] {
+            for cols in columns {
+                for namespaces in [&["--netns-pid", pid.as_str()][..], &["--all-netns"]] {
+                    let mut args = vec!["list", "--format", format, "--source", source];
+                    args.extend_from_slice(cols);
+                    args.extend_from_slice(namespaces);
+                    let what = args.join(" ");
+                    let out = tcptab(&args);
+                    assert!(
+                        out.status.success(),
+                        "{what}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    let text = String::from_utf8(out.stdout).unwrap();
+                    let all = namespaces[0] == "--all-netns";
+                    let n = count(format, &text, inode, all, &what);
+                    if all && format == "proc" {
+                        // Every namespace's tables, unlabelled: at least ours.
+                        assert!(n >= ss, "{what}: {n} rows, ss has {ss}");
+                    } else {
+                        assert_eq!(n, ss, "{what}: rows against ss -tan");
+                    }
+                    runs += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(runs, 80);
+}
