@@ -31,6 +31,28 @@ pub enum Command {
     Watch(WatchArgs),
     /// Serve metrics for Prometheus on /metrics (loopback only by default).
     Serve(ServeArgs),
+    /// Print the JSON Schema of a document tcptab writes (docs/schema.md).
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// Which document.
+    #[arg(value_enum)]
+    pub name: SchemaName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaName {
+    /// One socket (list --format json, jsonl, csv; the sockets inside
+    /// reports and events).
+    Record,
+    /// summary --format json.
+    Summary,
+    /// explain --diagnose --format json.
+    Diagnose,
+    /// One line of watch --format jsonl.
+    WatchEvent,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Explain(args)) => cmd::explain::run(&args),
         Some(cli::Command::Watch(args)) => cmd::watch::run(&args),
         Some(cli::Command::Serve(args)) => cmd::serve::run(&args),
+        Some(cli::Command::Schema(args)) => cmd::schema::run(&args),
         None => cmd::list::run(&cli.list),
     };
     exit::report(result)

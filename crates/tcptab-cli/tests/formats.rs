@@ -186,3 +186,69 @@ fn every_format_from_every_source_on_a_live_mixed_table() {
     }
     assert_eq!(runs, 80);
 }
+
+#[test]
+fn live_output_follows_the_published_schemas() {
+    if !require_root("live_output_follows_the_published_schemas") {
+        return;
+    }
+    let record = common::schema("record");
+    let summary = common::schema("summary");
+    let diagnose = common::schema("diagnose");
+    // The schemas can fail: a key too many, a wrong type, a missing key.
+    let good = common::json(&["list", "--format", "json", "--source", "proc"]);
+    let mut bad = good[0].clone();
+    bad["extra"] = 1.into();
+    assert!(!record.is_valid(&bad));
+    let mut bad = good[0].clone();
+    bad["local_port"] = "22".into();
+    assert!(!record.is_valid(&bad));
+    let mut bad = good[0].clone();
+    bad.as_object_mut().unwrap().remove("state");
+    assert!(!record.is_valid(&bad));
+
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    for source in ["netlink", "proc"] {
+        for extra in [&[][..], &["-p"], &["--all-netns", "-p"]] {
+            let mut args = vec![
+                "list",
+                "--netns-pid",
+                &pid,
+                "--source",
+                source,
+                "--format",
+                "jsonl",
+            ];
+            if extra.first() == Some(&"--all-netns") {
+                args.drain(1..3);
+            }
+            args.extend_from_slice(extra);
+            let out = tcptab(&args);
+            assert!(out.status.success(), "{args:?}");
+            for line in String::from_utf8(out.stdout).unwrap().lines() {
+                let value = strict_json(line).unwrap();
+                common::conforms(&record, &value, &args.join(" "));
+            }
+        }
+        let report = common::json(&[
+            "summary",
+            "--netns-pid",
+            &pid,
+            "--source",
+            source,
+            "-p",
+            "--json",
+        ]);
+        common::conforms(&summary, &report, "summary");
+    }
+    let trouble = Scenario::start("trouble.py");
+    let tpid = trouble.pid().to_string();
+    for extra in [&[][..], &["-p"]] {
+        let mut args = vec!["explain", "--diagnose", "--netns-pid", &tpid, "--json"];
+        args.extend_from_slice(extra);
+        let report = common::json(&args);
+        assert!(!report["findings"].as_array().unwrap().is_empty());
+        common::conforms(&diagnose, &report, &args.join(" "));
+    }
+}

@@ -329,13 +329,17 @@ fn watch_reports_opens_changes_closes_and_short_connections() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Events as they come (each line is flushed when it happens).
+    // Events as they come (each line is flushed when it happens), each
+    // checked against the published schema, with no key twice.
     let (tx, rx) = std::sync::mpsc::channel::<Value>();
     let stdout = watch.stdout.take().unwrap();
+    let event_schema = common::schema("watch-event");
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+            let event = common::strict_json(&line).unwrap();
+            common::conforms(&event_schema, &event, "watch event");
+            if tx.send(event).is_err() {
                 break;
             }
         }

@@ -38,6 +38,7 @@ impl Default for Thresholds {
 
 /// What a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// CLOSE_WAIT sockets piling up behind one holder.
@@ -78,6 +79,7 @@ impl std::fmt::Display for Kind {
 
 /// How bad a finding is (ordered: `Warning < Critical`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Warning,
@@ -95,6 +97,7 @@ impl std::fmt::Display for Severity {
 
 /// A process involved in a finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Process {
     pub pid: u32,
     pub command: String,

@@ -249,21 +249,24 @@ pub fn field_defs(fields: Fields) -> Vec<(Option<&'static FieldDef>, &'static Fi
 /// The groups' own definitions, in order.
 pub const GROUPS: [&FieldDef; 2] = [&TCP_INFO, &MEMORY];
 
-/// The JSON Schema (draft 2020-12) of one record with `fields`, as JSON
-/// text: every field required, its type, and whether it may be null.
-pub fn schema(fields: Fields) -> String {
+/// The JSON Schema (draft 2020-12) of the record, as JSON text: every field
+/// with its type and whether it may be null; the fields of [`Fields`]
+/// (namespace, owners) are optional, every other field is required.
+pub fn schema() -> String {
     let ty = |def: &FieldDef| -> String {
         let base = match def.ty {
-            Ty::Integer => r#""type": "integer""#.to_string(),
-            Ty::Boolean => r#""type": "boolean""#.to_string(),
-            Ty::String => r#""type": "string""#.to_string(),
-            Ty::Address => r#""type": "string""#.to_string(),
-            Ty::Owners => r#""type": "array", "items": {"type": "object", "required": ["pid", "command", "fd"], "additionalProperties": false, "properties": {"pid": {"type": "integer"}, "command": {"type": "string"}, "fd": {"type": "integer"}}}"#.to_string(),
+            Ty::Integer => r#""type": "integer""#,
+            Ty::Boolean => r#""type": "boolean""#,
+            Ty::String | Ty::Address => r#""type": "string""#,
+            Ty::Owners => {
+                r#""type": "array", "items": {"type": "object", "required": ["pid", "command", "fd"], "additionalProperties": false, "properties": {"pid": {"type": "integer"}, "command": {"type": "string"}, "fd": {"type": "integer"}}}"#
+            }
         };
+        let described = format!("\"description\": {:?}", def.doc);
         if def.null_means.is_empty() {
-            format!("{{{base}}}")
+            format!("{{{base}, {described}}}")
         } else {
-            format!("{{\"anyOf\": [{{{base}}}, {{\"type\": \"null\"}}]}}")
+            format!("{{{described}, \"anyOf\": [{{{base}}}, {{\"type\": \"null\", \"description\": {:?}}}]}}", def.null_means)
         }
     };
     let object = |members: &[&FieldDef]| -> String {
@@ -278,35 +281,48 @@ pub fn schema(fields: Fields) -> String {
             props.join(", ")
         )
     };
-    let defs = field_defs(fields);
+    let all = field_defs(Fields {
+        netns: true,
+        owners: true,
+    });
+    let always: Vec<&str> = field_defs(Fields::default())
+        .iter()
+        .map(|(g, d)| g.map_or(d.name, |g| g.name))
+        .collect();
     let mut top: Vec<String> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     let mut i = 0;
-    while i < defs.len() {
-        match defs[i].0 {
+    while i < all.len() {
+        let (name, text) = match all[i].0 {
             None => {
-                top.push(format!("{:?}: {}", defs[i].1.name, ty(defs[i].1)));
-                names.push(format!("{:?}", defs[i].1.name));
                 i += 1;
+                (all[i - 1].1.name, ty(all[i - 1].1))
             }
             Some(group) => {
-                let members: Vec<&FieldDef> = defs[i..]
+                let members: Vec<&FieldDef> = all[i..]
                     .iter()
                     .take_while(|(g, _)| *g == Some(group))
                     .map(|(_, d)| *d)
                     .collect();
                 i += members.len();
-                top.push(format!(
-                    "{:?}: {{\"anyOf\": [{}, {{\"type\": \"null\"}}]}}",
+                (
                     group.name,
-                    object(&members)
-                ));
-                names.push(format!("{:?}", group.name));
+                    format!(
+                        "{{\"description\": {:?}, \"anyOf\": [{}, {{\"type\": \"null\", \"description\": {:?}}}]}}",
+                        group.doc,
+                        object(&members),
+                        group.null_means
+                    ),
+                )
             }
+        };
+        top.push(format!("{name:?}: {text}"));
+        if always.contains(&name) {
+            names.push(format!("{name:?}"));
         }
     }
     format!(
-        "{{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\", \"title\": \"tcptab socket record\", \"type\": \"object\", \"additionalProperties\": false, \"required\": [{}], \"properties\": {{{}}}}}",
+        "{{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\", \"title\": \"tcptab socket record, schema version {SCHEMA_VERSION}\", \"type\": \"object\", \"additionalProperties\": false, \"required\": [{}], \"properties\": {{{}}}}}",
         names.join(", "),
         top.join(", ")
     )

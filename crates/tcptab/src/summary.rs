@@ -16,6 +16,7 @@ use crate::socket::{canonical, Family, RowKind, Socket, State};
 
 /// One listener's accept queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ListenerQueue {
     pub local_address: IpAddr,
     pub local_port: u16,
@@ -28,6 +29,7 @@ pub struct ListenerQueue {
 
 /// Sockets on one local port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct PortCount {
     pub local_port: u16,
     pub sockets: u64,
@@ -35,6 +37,7 @@ pub struct PortCount {
 
 /// Connections to one remote host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct HostCount {
     /// IPv4-mapped IPv6 addresses are counted as their IPv4 address.
     pub remote_address: IpAddr,
@@ -43,6 +46,7 @@ pub struct HostCount {
 
 /// The counts.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Summary {
     pub total: u64,
     pub ipv4: u64,
@@ -50,6 +54,7 @@ pub struct Summary {
     /// Every state in kernel order, zeros included (unknown codes after
     /// them); serialised as an object keyed by the kernel's state name.
     #[serde(serialize_with = "states_object")]
+    #[cfg_attr(feature = "schemars", schemars(schema_with = "states_schema"))]
     pub states: Vec<(State, u64)>,
     pub listeners: Vec<ListenerQueue>,
     /// Local ports with the most non-listening sockets, busiest first.
@@ -78,6 +83,28 @@ fn states_object<S: Serializer>(states: &[(State, u64)], s: S) -> Result<S::Ok, 
         map.serialize_entry(&state.to_string(), count)?;
     }
     map.end()
+}
+
+/// `states`: every kernel state name, each a count.
+#[cfg(feature = "schemars")]
+fn states_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<String> = State::LISTED.iter().map(|s| s.to_string()).collect();
+    let properties: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                serde_json::json!({"type": "integer", "minimum": 0}),
+            )
+        })
+        .collect();
+    schemars::json_schema!({
+        "type": "object",
+        "description": "Sockets per state, keyed by the kernel's state name, in kernel order, zeros included (a code the kernel does not define appears as UNKNOWN(0x..) after them)",
+        "properties": properties,
+        "required": names,
+        "additionalProperties": {"type": "integer", "minimum": 0}
+    })
 }
 
 /// Counts sockets one at a time.

@@ -5,6 +5,7 @@ use std::io::{self, BufRead, Write};
 
 use anyhow::{bail, Context, Result};
 use comfy_table::{presets, ContentArrangement, Table};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tcptab::diag::Extensions;
@@ -173,14 +174,17 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
 }
 
 /// `explain --diagnose --format json` (docs/schema.md).
-#[derive(Debug, Serialize)]
-struct DiagnoseReport {
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(title = "tcptab diagnose report")]
+pub struct DiagnoseReport {
+    /// The version of tcptab's documents (docs/schema.md).
     schema_version: u32,
+    /// Sockets looked at.
     sockets_examined: u64,
     findings: Vec<FindingRecord>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct FindingRecord {
     kind: Kind,
     severity: Severity,
@@ -193,10 +197,12 @@ struct FindingRecord {
     details: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct Evidence {
-    /// Socket records, as `list --format json` writes them.
+    /// Socket records, as `list --format json` writes them (a few at most).
+    #[schemars(schema_with = "crate::cmd::schema::records")]
     sockets: Vec<Box<RawValue>>,
+    /// The processes involved (with -p).
     processes: Vec<Process>,
 }
 

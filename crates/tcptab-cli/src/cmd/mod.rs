@@ -2,6 +2,7 @@
 
 pub mod explain;
 pub mod list;
+pub mod schema;
 pub mod serve;
 pub mod summary;
 pub mod watch;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use comfy_table::{presets, Table};
+use schemars::JsonSchema;
 use serde::Serialize;
 use tcptab::diag::Extensions;
 use tcptab::summary::{Summarizer, Summary};
@@ -16,8 +17,10 @@ use crate::cli::{ReportFormat, SummaryArgs};
 use crate::query;
 
 /// `summary --format json` (docs/schema.md).
-#[derive(Debug, Serialize)]
-struct Report {
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(title = "tcptab summary")]
+pub struct Report {
+    /// The version of tcptab's documents (docs/schema.md).
     schema_version: u32,
     #[serde(flatten)]
     summary: Summary,
@@ -31,7 +34,7 @@ struct Report {
     source: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct ProcessCount {
     pid: u32,
     command: String,

@@ -85,3 +85,29 @@ pub fn strict_json(text: &str) -> Result<serde_json::Value, String> {
         .map(|s| s.0)
         .map_err(|e| e.to_string())
 }
+
+/// A validator for `docs/schemas/NAME.json`, after checking that the file
+/// is what `tcptab schema NAME` generates.
+pub fn schema(name: &str) -> jsonschema::Validator {
+    let path = testkit::repo_root().join(format!("docs/schemas/{name}.json"));
+    let committed = std::fs::read_to_string(&path).unwrap();
+    let out = tcptab(&["schema", name]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        committed,
+        "{} is stale: run `tcptab schema {name} > docs/schemas/{name}.json`",
+        path.display()
+    );
+    let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Require `value` to follow `validator`, listing every violation.
+pub fn conforms(validator: &jsonschema::Validator, value: &serde_json::Value, what: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:#?}\n{value}");
+}

@@ -1,0 +1,83 @@
+//! `tcptab schema NAME`: the JSON Schema of each document tcptab writes,
+//! generated from the types that write them (the socket record from its
+//! field definitions, the reports with schemars). `docs/schemas/` holds
+//! the same text; a test keeps them equal and validates live output.
+
+use std::io::{self, Write};
+
+use anyhow::{Context, Result};
+use schemars::{Schema, SchemaGenerator};
+
+use crate::cli::{SchemaArgs, SchemaName};
+
+pub fn run(args: &SchemaArgs) -> Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}", text(args.name))?;
+    out.flush().context("writing output")
+}
+
+/// The schema `name`, as pretty JSON.
+pub fn text(name: SchemaName) -> String {
+    let schema = match name {
+        SchemaName::Record => record(),
+        SchemaName::Summary => schemars::schema_for!(crate::cmd::summary::Report),
+        SchemaName::Diagnose => schemars::schema_for!(crate::cmd::explain::DiagnoseReport),
+        SchemaName::WatchEvent => watch_event(),
+    };
+    serde_json::to_string_pretty(&schema).expect("a schema serialises")
+}
+
+/// The socket record (`list --format json|jsonl|csv`).
+pub fn record() -> Schema {
+    let value: serde_json::Value =
+        serde_json::from_str(&tcptab::record::schema()).expect("the record schema is JSON");
+    Schema::try_from(value).expect("the record schema is an object")
+}
+
+/// `schema_with` for a list of socket records inside a report.
+pub fn records(_: &mut SchemaGenerator) -> Schema {
+    let mut item = record();
+    item.remove("$schema");
+    schemars::json_schema!({"type": "array", "items": item})
+}
+
+/// A `watch --format jsonl` line: the event's own fields, then the record's.
+fn watch_event() -> Schema {
+    let mut schema = record();
+    let object = schema.as_object_mut().expect("an object schema");
+    object.insert(
+        "title".into(),
+        format!(
+            "tcptab watch event, schema version {}",
+            tcptab::SCHEMA_VERSION
+        )
+        .into(),
+    );
+    let properties = object
+        .get_mut("properties")
+        .and_then(|p| p.as_object_mut())
+        .expect("properties");
+    let own = serde_json::json!({
+        "schema_version": {"type": "integer", "description": "the version of tcptab's documents"},
+        "time": {"type": "string", "description": "when the event was seen, RFC 3339 in UTC with milliseconds"},
+        "event": {"enum": ["opened", "closed", "state_changed", "queue_growth"]},
+        "old_state": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "state_changed: the state before (kernel spelling)"},
+        "seen_open": {"anyOf": [{"type": "boolean"}, {"type": "null"}], "description": "closed: whether an earlier look had seen the connection open (false: it opened and closed between two looks)"}
+    });
+    let mut merged = own.as_object().expect("an object").clone();
+    for (k, v) in properties.iter() {
+        merged.insert(k.clone(), v.clone());
+    }
+    *properties = merged;
+    let required = object
+        .get_mut("required")
+        .and_then(|r| r.as_array_mut())
+        .expect("required");
+    for (i, key) in ["schema_version", "time", "event", "old_state", "seen_open"]
+        .into_iter()
+        .enumerate()
+    {
+        required.insert(i, key.into());
+    }
+    schema
+}
