@@ -1,6 +1,6 @@
 //! Every field of one `/proc/net/tcp{,6}` line, labelled and decoded: the
 //! raw text, the field's name, its value in units a person reads, and what
-//! it means for this row shape and state (spec §2 to §5).
+//! it means for this row shape and state (docs/proc-net-tcp.md §2 to §5).
 
 use serde::Serialize;
 

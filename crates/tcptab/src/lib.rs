@@ -56,14 +56,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! One question about the table, answered streamed or collected, in any
+//! namespace, with owners, from either source: [`Query`] (see [`query`]).
+//!
 //! Around the model: [`owners`] maps sockets to the processes holding them,
 //! [`filter`] selects sockets (with `ss`'s expression language), [`netns`]
 //! finds and enters network namespaces, [`summary`], [`diagnose`],
 //! [`explain`] and [`watch`] answer the questions people dig for by hand,
 //! and [`metrics`] computes what an exporter serves.
 //!
-//! The text format is specified in `shared/docs/proc-net-tcp-format.md` of
-//! the repository; the doc comments here cite its sections.
+//! The text format is described in `docs/proc-net-tcp.md` of the
+//! repository; the doc comments here cite its sections.
 
 pub mod diag;
 pub mod diagnose;
@@ -83,6 +86,12 @@ pub mod summary;
 pub mod watch;
 
 pub use error::{Error, Field, LineError, ParseErrorKind, Result};
+
+/// The README's Rust examples, run as doctests (they read this machine's
+/// live tables).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;
 pub use filter::{Expr, FilterError, StateSet};
 pub use netns::Namespace;
 pub use owners::{Owner, OwnerScan, Ownership};

@@ -517,6 +517,40 @@ mod tests {
     }
 
     #[test]
+    fn docs_schema_md_describes_every_field() {
+        let doc = include_str!("../../../docs/schema.md");
+        let all = field_defs(Fields {
+            netns: true,
+            owners: true,
+        });
+        for (group, def) in all {
+            let name = match group {
+                Some(g) => format!("`{}.{}`", g.name, def.name),
+                None => format!("`{}`", def.name),
+            };
+            assert!(
+                doc.contains(&format!("| {name} |")),
+                "{name} is not in docs/schema.md"
+            );
+        }
+    }
+
+    #[test]
+    fn the_schema_is_json_with_every_field() {
+        let text = schema();
+        for g in GROUPS {
+            assert!(text.contains(&format!("{:?}: {{", g.name)), "{}", g.name);
+        }
+        for def in TOP_LEVEL {
+            assert!(
+                text.contains(&format!("{:?}: {{", def.name)),
+                "{}",
+                def.name
+            );
+        }
+    }
+
+    #[test]
     fn fields_follow_the_options_not_the_row() {
         let plain = field_defs(Fields::default());
         let owners = field_defs(Fields {

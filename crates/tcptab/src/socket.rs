@@ -1,7 +1,7 @@
 //! The socket model: one record per line of `/proc/net/tcp{,6}` (or per
 //! sock_diag message), keeping every column of all three row shapes.
 //!
-//! Field meanings follow `shared/docs/proc-net-tcp-format.md` (§2.2 and §5);
+//! Field meanings follow `docs/proc-net-tcp.md` (§2.1 and §5);
 //! the doc comment of each field says which column it is and its unit.
 
 use std::fmt;
@@ -62,7 +62,7 @@ impl fmt::Display for Family {
     }
 }
 
-/// Which of the three row shapes a line has (spec §2.3).
+/// Which of the three row shapes a line has (docs/proc-net-tcp.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RowKind {
     /// A full socket: 17 tokens, any state.
@@ -296,7 +296,7 @@ impl FromStr for State {
     }
 }
 
-/// What the `tr` column says is pending (spec §4.2).
+/// What the `tr` column says is pending (docs/proc-net-tcp.md §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TimerKind {
     /// 0: no timer reported.
@@ -397,7 +397,7 @@ pub struct Timer {
     pub expires: Ticks,
 }
 
-/// How the kernel printed the socket pointer (`%pK`, spec §5.6).
+/// How the kernel printed the socket pointer (`%pK`, docs/proc-net-tcp.md §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PointerKind {
     /// All zeros: `kptr_restrict` hid it (or the source had none, as netlink).
@@ -506,7 +506,7 @@ impl fmt::Display for Pointer {
 }
 
 /// The last column of a full socket line, whose meaning depends on the state
-/// (spec §5.10).
+/// (docs/proc-net-tcp.md §2.1, column 21).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ssthresh {
     /// Not LISTEN, printed −1: `snd_ssthresh` is still "infinite", the socket

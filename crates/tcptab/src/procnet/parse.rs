@@ -14,7 +14,7 @@ use crate::socket::{
     Congestion, Family, Pointer, RowKind, Socket, Ssthresh, State, Ticks, Timer, TimerKind,
 };
 
-/// Byte order of the host that produced a table (spec §3.1): the address
+/// Byte order of the host that produced a table (docs/proc-net-tcp.md §3): the address
 /// columns are the address bytes read as integers in that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ByteOrder {
@@ -78,7 +78,7 @@ fn hex_value(byte: u8) -> u8 {
     HEX[byte as usize]
 }
 
-/// Whether the first token of `line` is `sl` (a header line, spec §7.3).
+/// Whether the first token of `line` is `sl` (a header line, docs/proc-net-tcp.md §1.1).
 pub fn is_header(line: &[u8]) -> bool {
     let start = line.iter().position(|&b| b != b' ').unwrap_or(line.len());
     let rest = &line[start..];

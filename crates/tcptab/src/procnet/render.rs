@@ -1,4 +1,4 @@
-//! The renderer: sockets back to the kernel's exact text (spec §7.4).
+//! The renderer: sockets back to the kernel's exact text (docs/proc-net-tcp.md §1.2 and §2.1).
 //!
 //! Upper-case zero-padded hex for every `%X` field, the pointer as kept,
 //! `sl` right-aligned in 4 columns, uid in 5, timeout in 8, and every IPv4

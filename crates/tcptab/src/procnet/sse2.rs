@@ -720,7 +720,7 @@ mod tests {
 
     prop_compose! {
         /// A line as a kernel prints it (any of the three shapes, either
-        /// family), with the printf formats of spec §2.
+        /// family), with the layout of docs/proc-net-tcp.md §2.1.
         fn kernel_line()(
             v6 in any::<bool>(),
             sl in prop_oneof![0..10_000u32, any::<u32>()],
