@@ -353,3 +353,42 @@ fn a_bad_line_after_output_began_ends_at_a_whole_record() {
         }
     }
 }
+
+#[test]
+fn sorted_proc_output_keeps_every_table_with_its_header() {
+    // An empty tcp6 (no IPv6 sockets) still has its header, sorted or not.
+    let dir = tempdir("sorted-proc");
+    std::fs::copy(spec().join("net/tcp"), dir.join("net/tcp")).unwrap();
+    std::fs::write(
+        dir.join("net/tcp6"),
+        tcptab::procnet::header(tcptab::Family::Ipv6),
+    )
+    .unwrap();
+    let root = root_arg(&dir);
+    let plain = ok(&["--root", &root, "--format", "proc"]);
+    let sorted = ok(&["--root", &root, "--format", "proc", "--sort", "state"]);
+    for out in [&plain, &sorted] {
+        let headers: Vec<&str> = out
+            .lines()
+            .filter(|l| tcptab::procnet::is_header(l.as_bytes()))
+            .collect();
+        assert_eq!(headers.len(), 2, "{out}");
+        assert!(
+            out.trim_end().ends_with("inode"),
+            "the tcp6 header comes last: {out}"
+        );
+    }
+    assert_eq!(plain.lines().count(), sorted.lines().count());
+    // Sorted by state within the table.
+    let states: Vec<u8> = sorted
+        .lines()
+        .filter(|l| !tcptab::procnet::is_header(l.as_bytes()))
+        .map(|l| {
+            tcptab::procnet::parse_line(l.as_bytes(), tcptab::ByteOrder::native())
+                .unwrap()
+                .state
+                .code()
+        })
+        .collect();
+    assert!(states.windows(2).all(|w| w[0] <= w[1]), "{states:?}");
+}

@@ -142,6 +142,9 @@ pub struct NamespaceRead {
     /// Netlink flagged the dump as interrupted (the kernel's tables changed
     /// while it walked them): a socket may be missing or repeated.
     pub interrupted: bool,
+    /// The tables read, in order: both families from netlink, those whose
+    /// files exist from /proc (tcp6 is absent without IPv6).
+    pub tables: Vec<Family>,
     /// Malformed lines a lenient read skipped, and the first of them.
     pub skipped_lines: u64,
     pub first_skipped: Option<String>,
@@ -519,14 +522,16 @@ impl Query {
                 sockets: 0,
                 matched: 0,
                 interrupted: false,
+                tables: Vec::with_capacity(2),
                 skipped_lines: 0,
                 first_skipped: None,
             };
             let mut deliver = |raw: Raw<'_>| -> std::result::Result<(), Stop<E>> {
                 let socket = match &raw {
-                    Raw::Table(..) => {
+                    Raw::Table(family, _) => {
+                        read.tables.push(*family);
                         return visit(index, target.as_ref(), scan.as_ref(), raw)
-                            .map_err(Stop::Caller)
+                            .map_err(Stop::Caller);
                     }
                     Raw::Dumped(d) => &d.socket,
                     Raw::Read(s) => s,

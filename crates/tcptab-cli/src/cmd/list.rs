@@ -59,16 +59,31 @@ pub fn run(args: &ListArgs) -> Result<()> {
             if args.reverse {
                 order.reverse();
             }
-            // The proc format keeps each table together (stable: sorted
-            // within).
             if format == Format::Proc {
+                // The kernel's text keeps each table together, with its
+                // header even when empty: table by table, sorted within
+                // (the sort is stable).
                 order.sort_by_key(|&i| {
                     let kept = &snapshot.sockets[i];
                     (kept.namespace, kept.socket.family)
                 });
-            }
-            for i in order {
-                tables.emit(&mut *sink, &snapshot.entry(i), true)?;
+                let mut rows = order.into_iter().peekable();
+                for (ns, read) in snapshot.report.read.iter().enumerate() {
+                    for &family in &read.tables {
+                        let key = (read.namespace.as_ref().map(|n| n.inode), family);
+                        tables.begin(&mut *sink, key)?;
+                        while let Some(i) = rows.next_if(|&i| {
+                            let kept = &snapshot.sockets[i];
+                            (kept.namespace, kept.socket.family) == (ns, family)
+                        }) {
+                            tables.emit(&mut *sink, &snapshot.entry(i), true)?;
+                        }
+                    }
+                }
+            } else {
+                for i in order {
+                    tables.emit(&mut *sink, &snapshot.entry(i), true)?;
+                }
             }
             snapshot.report
         }
