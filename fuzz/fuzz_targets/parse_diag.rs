@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    tcptab::fuzzing::check_diag(data);
+    testkit::fuzz::check_diag(data);
 });

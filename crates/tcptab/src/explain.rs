@@ -2,14 +2,13 @@
 //! raw text, the field's name, its value in units a person reads, and what
 //! it means for this row shape and state (docs/proc-net-tcp.md §2 to §5).
 
-use serde::Serialize;
-
 use crate::error::LineError;
 use crate::procnet::{parse_line, ByteOrder};
 use crate::socket::{PointerKind, RowKind, Socket, Ssthresh, State, TimerKind};
 
 /// One field of a line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Part {
     /// The text as it stands in the line.
     pub raw: String,
@@ -22,12 +21,13 @@ pub struct Part {
 }
 
 /// A line explained.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Explained {
     pub kind: &'static str,
     pub family: &'static str,
     pub parts: Vec<Part>,
-    #[serde(skip)]
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub socket: Socket,
 }
 

@@ -73,8 +73,6 @@ pub mod diagnose;
 mod error;
 pub mod explain;
 pub mod filter;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod metrics;
 pub mod netns;
 pub mod owners;

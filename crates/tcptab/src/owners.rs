@@ -14,12 +14,11 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use serde::Serialize;
-
 use crate::socket::{RowKind, Socket};
 
 /// One process holding a socket.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Owner {
     pub pid: u32,
     /// The command name (`/proc/<pid>/comm`).

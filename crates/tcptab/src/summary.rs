@@ -9,13 +9,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
-
 use crate::socket::{canonical, Family, RowKind, Socket, State};
 
 /// One listener's accept queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ListenerQueue {
     pub local_address: IpAddr,
@@ -28,7 +26,8 @@ pub struct ListenerQueue {
 }
 
 /// Sockets on one local port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct PortCount {
     pub local_port: u16,
@@ -36,7 +35,8 @@ pub struct PortCount {
 }
 
 /// Connections to one remote host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct HostCount {
     /// IPv4-mapped IPv6 addresses are counted as their IPv4 address.
@@ -45,7 +45,8 @@ pub struct HostCount {
 }
 
 /// The counts.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Summary {
     pub total: u64,
@@ -53,7 +54,7 @@ pub struct Summary {
     pub ipv6: u64,
     /// Every state in kernel order, zeros included (unknown codes after
     /// them); serialised as an object keyed by the kernel's state name.
-    #[serde(serialize_with = "states_object")]
+    #[cfg_attr(feature = "serde", serde(serialize_with = "states_object"))]
     #[cfg_attr(feature = "schemars", schemars(schema_with = "states_schema"))]
     pub states: Vec<(State, u64)>,
     pub listeners: Vec<ListenerQueue>,
@@ -77,7 +78,9 @@ impl Summary {
     }
 }
 
-fn states_object<S: Serializer>(states: &[(State, u64)], s: S) -> Result<S::Ok, S::Error> {
+#[cfg(feature = "serde")]
+fn states_object<S: serde::Serializer>(states: &[(State, u64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
     let mut map = s.serialize_map(Some(states.len()))?;
     for (state, count) in states {
         map.serialize_entry(&state.to_string(), count)?;

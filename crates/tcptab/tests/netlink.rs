@@ -298,6 +298,15 @@ fn truncated_and_malformed_messages_are_errors_not_panics() {
         e.to_string().contains("refused the dump") && e.to_string().contains("Permission denied"),
         "{e}"
     );
+    // An error number with no positive counterpart (i32::MIN: the fuzzer
+    // found it overflowing a negation) is an error, not a panic.
+    let mut err = vec![0u8; 36];
+    err[..4].copy_from_slice(&36u32.to_ne_bytes());
+    err[4..6].copy_from_slice(&2u16.to_ne_bytes());
+    err[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    err[16..20].copy_from_slice(&i32::MIN.to_ne_bytes());
+    let e = diag::dump(&mut Replay::new(vec![err]), &ALL, EVERYTHING, StateSet::ALL).unwrap_err();
+    assert!(e.to_string().contains("refused the dump"), "{e}");
     // A refused request is a netlink error (what auto falls back on).
     let e = diag::dump(&mut Refused(1), &ALL, EVERYTHING, StateSet::ALL).unwrap_err();
     assert!(matches!(e, tcptab::Error::Netlink { .. }), "{e}");

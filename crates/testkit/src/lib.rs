@@ -12,6 +12,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use serde::Deserialize;
 
 pub mod diag;
+pub mod fuzz;
 pub mod generate;
 pub mod http;
 

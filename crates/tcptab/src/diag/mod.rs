@@ -17,10 +17,20 @@
 //! | quick ACKs / pingpong, LISTEN Fast Open queue limit | yes | no (0) |
 //! | request socket uid | the listener's | 0 |
 
+// The wire views and the request builders are the crate's own; tcptab's
+// tests and fuzz targets see them through the `internals` feature.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod request;
+#[cfg(not(feature = "internals"))]
+mod request;
 pub mod response;
 pub mod transport;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod wire;
+#[cfg(not(feature = "internals"))]
+mod wire;
 
 use std::io;
 

@@ -12,7 +12,6 @@ pub const IPPROTO_TCP: u8 = 6;
 
 /// Attribute types (`INET_DIAG_*`); a request asks for attribute `t` with
 /// bit `1 << (t - 1)` of `idiag_ext`.
-pub const INET_DIAG_MEMINFO: u16 = 1;
 pub const INET_DIAG_INFO: u16 = 2;
 pub const INET_DIAG_CONG: u16 = 4;
 pub const INET_DIAG_SKMEMINFO: u16 = 7;

@@ -3,8 +3,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use serde::Serialize;
-
 use super::request::{
     AF_INET, AF_INET6, INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_SHUTDOWN, INET_DIAG_SKMEMINFO,
 };
@@ -17,7 +15,8 @@ use crate::socket::{
 pub const INET_DIAG_MSG_LEN: usize = 72;
 
 /// What a sock_diag dump has that /proc/net/tcp does not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Diag {
     /// The socket cookie: a stable id for the socket's lifetime.
     pub cookie: u64,
@@ -52,7 +51,8 @@ pub struct DiagSocket {
 /// Parsed by its length: a kernel older than this layout sends a shorter
 /// struct, whose missing fields are zero here and `truncated` is true; a
 /// newer kernel's extra fields are ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct TcpInfo {
     /// Bytes the kernel sent.
     pub length: usize,
@@ -122,7 +122,7 @@ impl TcpInfo {
     /// The size of the layout this crate knows (linux/tcp.h of 6.1).
     pub const KNOWN_LEN: usize = 232;
 
-    pub fn parse(v: View<'_>) -> TcpInfo {
+    pub(crate) fn parse(v: View<'_>) -> TcpInfo {
         let len = v.len();
         let u8_ = |at: usize| v.u8(at, "tcp_info").unwrap_or(0);
         let u32_ = |at: usize| v.u32(at, "tcp_info").unwrap_or(0);
@@ -201,7 +201,8 @@ impl TcpInfo {
 }
 
 /// `INET_DIAG_SKMEMINFO`: socket memory, in bytes (linux/sock_diag.h).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MemInfo {
     pub rmem_alloc: u32,
     pub rcvbuf: u32,
@@ -231,8 +232,20 @@ impl MemInfo {
     }
 }
 
-/// Decode one `SOCK_DIAG_BY_FAMILY` message payload.
+/// Decode one `SOCK_DIAG_BY_FAMILY` message payload (crate-private but for
+/// the `internals` feature, like the wire views it takes).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub fn parse_message(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
+    decode(payload, sl)
+}
+
+#[cfg(not(feature = "internals"))]
+pub(crate) fn parse_message(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
+    decode(payload, sl)
+}
+
+fn decode(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
     let msg = payload.slice(0, INET_DIAG_MSG_LEN, "inet_diag_msg")?;
     let family = match msg.u8(0, "inet_diag_msg.idiag_family")? {
         AF_INET => Family::Ipv4,

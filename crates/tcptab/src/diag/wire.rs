@@ -46,17 +46,13 @@ impl<'a> View<'a> {
         self.bytes.len()
     }
 
+    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
 
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
-    }
-
-    /// Offset of this view in the original buffer.
-    pub fn offset(&self) -> usize {
-        self.base
     }
 
     /// `len` bytes at `at`.

@@ -9,7 +9,12 @@
 //!   captured copy.
 
 mod fast;
+mod general;
+mod layout;
 pub mod parse;
+/// A plain reference parser the tests and fuzz targets compare with.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod reference;
 pub mod render;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]

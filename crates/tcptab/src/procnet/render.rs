@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::parse::ByteOrder;
+use super::layout::ByteOrder;
 use crate::socket::{Congestion, Family, RowKind, Socket, Ssthresh, Ticks};
 
 /// Width of an IPv4 record before its line feed (`TMPSZ - 1`).

@@ -31,8 +31,9 @@ use std::arch::x86_64::{
 };
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::fast::{digits, prefix, repeat, write_block, write_shape, write_tail, Columns, Tail};
-use super::parse::ByteOrder;
+use super::layout::{
+    digits, prefix, repeat, write_block, write_shape, write_tail, ByteOrder, Columns, Tail,
+};
 use crate::socket::{Family, Pointer, Socket};
 
 /// Parse the line at the start of `buffer` into `out` and return its

@@ -1,12 +1,12 @@
-//! The checks the fuzz targets run, kept in the library so the corpus can
-//! be replayed by an ordinary test (`tests/fuzz_corpus.rs`) without
-//! cargo-fuzz. Not part of the stable API.
+//! The checks the fuzz targets run (`fuzz/fuzz_targets/`), here in test
+//! support so the corpora are also replayed by ordinary tests
+//! (`crates/tcptab/tests/fuzz_corpus.rs`) without cargo-fuzz. They reach
+//! the library's internals through its `internals` feature.
 
-use crate::error::Error;
-use crate::procnet::{
+use tcptab::procnet::{
     is_header, parse_line, reference, render_line, ByteOrder, ReadOptions, SliceReader, TableReader,
 };
-use crate::socket::Socket;
+use tcptab::{Error, Socket};
 
 /// What a reader returns, with errors reduced to their line numbers.
 fn outcomes(results: impl Iterator<Item = Result<Socket, Error>>) -> Vec<Result<Socket, u64>> {
@@ -91,14 +91,14 @@ pub fn check_table(data: &[u8]) {
 /// attribute walk and `inet_diag_msg` decode must end in a value or an
 /// error, never a panic; and through `dump` with a replayed transport.
 pub fn check_diag(data: &[u8]) {
-    use crate::diag::response::parse_message;
-    use crate::diag::wire::{messages, View};
+    use tcptab::diag::response::parse_message;
+    use tcptab::diag::wire::{messages, View};
     for message in messages(View::new(data)).flatten() {
         let _ = parse_message(message.payload, 0);
     }
     let _ = parse_message(View::new(data), 0);
     struct Once<'a>(Option<&'a [u8]>);
-    impl crate::diag::Transport for Once<'_> {
+    impl tcptab::diag::Transport for Once<'_> {
         fn send(&mut self, _: &[u8]) -> std::io::Result<()> {
             Ok(())
         }
@@ -109,10 +109,10 @@ pub fn check_diag(data: &[u8]) {
             Ok(d.len())
         }
     }
-    let _ = crate::diag::dump(
+    let _ = tcptab::diag::dump(
         &mut Once(Some(data)),
-        &[crate::Family::Ipv4],
-        crate::diag::Extensions::default(),
-        crate::StateSet::ALL,
+        &[tcptab::Family::Ipv4],
+        tcptab::diag::Extensions::default(),
+        tcptab::StateSet::ALL,
     );
 }
