@@ -1,16 +1,36 @@
-//! Exit codes, in one place: 0 success, 2 error (as clap's usage errors).
+//! Exit codes, in one place: 0 success, 1 partly refused, 2 error (as
+//! clap's usage errors).
 //! A closed pipe (`tcptab | head`) is success, silently.
 
 use std::io;
 use std::process::ExitCode;
 
 pub const ERROR: u8 = 2;
+/// Some of the work was refused (`kill`: the kernel refused some sockets).
+pub const PARTIAL: u8 = 1;
+
+/// An outcome that is not an error but exits with [`PARTIAL`]: its text is
+/// printed as a note.
+#[derive(Debug)]
+pub struct Partial(pub String);
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Partial {}
 
 /// Print the error once, as `error: ...` on one line, and pick the code.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Partial>().is_some() => {
+            note!("tcptab: {e}");
+            ExitCode::from(PARTIAL)
+        }
         Err(e) => {
             note!("error: {e:#}");
             ExitCode::from(ERROR)

@@ -22,13 +22,20 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // ss's habit: `tcptab -K FILTER` is `tcptab kill FILTER` (a dry run
+    // unless --yes, like the command itself).
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "-K") {
+        argv[1] = "kill".into();
+    }
+    let cli = cli::Cli::parse_from(argv);
     let result = match cli.command {
         Some(cli::Command::List(args)) => cmd::list::run(&args),
         Some(cli::Command::Summary(args)) => cmd::summary::run(&args),
         Some(cli::Command::Explain(args)) => cmd::explain::run(&args),
         Some(cli::Command::Watch(args)) => cmd::watch::run(&args),
         Some(cli::Command::Serve(args)) => cmd::serve::run(&args),
+        Some(cli::Command::Kill(args)) => cmd::kill::run(&args),
         Some(cli::Command::Schema(args)) => cmd::schema::run(&args),
         None => cmd::list::run(&cli.list),
     };

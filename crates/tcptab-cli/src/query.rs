@@ -94,7 +94,12 @@ pub fn query(
     if query.is_captured() && source.source == crate::cli::SourceArg::Netlink {
         bail!("--source netlink cannot read a captured --root (netlink reads the live kernel); use --source proc or auto");
     }
-    let namespaces = if let Some(name) = &ns.netns {
+    Ok(query.namespaces(namespaces(ns)))
+}
+
+/// The namespaces the options name.
+pub fn namespaces(ns: &NamespaceArgs) -> Namespaces {
+    if let Some(name) = &ns.netns {
         Namespaces::Named(name.clone())
     } else if let Some(pid) = ns.netns_pid {
         Namespaces::Pid(pid)
@@ -102,8 +107,7 @@ pub fn query(
         Namespaces::All
     } else {
         Namespaces::Current
-    };
-    Ok(query.namespaces(namespaces))
+    }
 }
 
 pub fn read_options(source: &SourceArgs) -> ReadOptions {

@@ -161,6 +161,18 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
         serde_json::json!([{"pid": trouble.pid(), "command": "python3"}]),
         "{cw}"
     );
+    // The exact kill command that clears them: its dry run lists exactly
+    // the twelve.
+    let command = format!("tcptab kill --netns-pid {pid} --state close-wait --pid {pid}");
+    assert_eq!(cw["kill_command"], command.as_str(), "{cw}");
+    let words: Vec<&str> = command.split(' ').skip(1).collect();
+    let dry = json(&[&words[..], &["--json"]].concat());
+    assert_eq!(dry.as_array().unwrap().len(), 12, "{dry}");
+    assert!(dry
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["state"] == "CLOSE_WAIT" && r["result"] == "would_destroy"));
     let evidence = cw["evidence"]["sockets"].as_array().unwrap();
     assert_eq!(evidence.len(), 5);
     for s in evidence {
@@ -189,6 +201,7 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
         .as_str()
         .unwrap()
         .starts_with(&trouble.manifest.names["zero_window_client"]));
+    assert!(zw["kill_command"].is_null(), "{zw}");
     let probing = &zw["evidence"]["sockets"][0];
     assert_eq!(probing["timer"], "zero_window_probe", "{zw}");
     let client: std::net::SocketAddr = trouble.manifest.names["zero_window_client"]

@@ -121,6 +121,10 @@ pub struct Finding {
     pub processes: Vec<Process>,
     /// One line per evidence socket (or group) for people.
     pub details: Vec<String>,
+    /// For a finding that destroying the sockets would clear: the filter of
+    /// `tcptab kill` that selects exactly them (namespace options are the
+    /// caller's to add).
+    pub kill_filter: Option<String>,
 }
 
 /// One socket to look at, with what only netlink knows.
@@ -197,6 +201,7 @@ pub fn diagnose(
                 details: shown.iter().map(|&i| pair(sockets[i].socket)).collect(),
                 advice: "the peers closed these connections but the application has not called close(): look for a leak of connections or a stuck worker",
                 count: list.len() as u64,
+                kill_filter: Some(close_wait_filter(&processes, &list, sockets)),
                 sockets: shown,
                 processes: processes.into_iter().fold(Vec::new(), |mut v, p| {
                     if !v.contains(&p) {
@@ -239,6 +244,7 @@ pub fn diagnose(
             count: 1,
             sockets: vec![i],
             processes: processes_of(owners, &[o.socket]),
+            kill_filter: None,
         });
     }
 
@@ -255,6 +261,7 @@ pub fn diagnose(
             advice: "the receiving application is not reading its socket (blocked, overloaded or stuck): look at the peer, not at this host",
             count: probing.len() as u64,
             processes: processes_of(owners, &evidence(sockets, &probing).collect::<Vec<_>>()),
+            kill_filter: None,
             sockets: probing.iter().copied().take(EVIDENCE).collect(),
         });
     }
@@ -281,6 +288,7 @@ pub fn diagnose(
             advice: "packets to these peers are being lost or the peers are gone: check the path (loss, MTU, firewall) and whether the peers are alive",
             count: lossy.len() as u64,
             processes: processes_of(owners, &evidence(sockets, &lossy).collect::<Vec<_>>()),
+            kill_filter: None,
             sockets: lossy.iter().copied().take(EVIDENCE).collect(),
         });
     }
@@ -309,6 +317,7 @@ pub fn diagnose(
                 count,
                 sockets: shown,
                 processes: Vec::new(),
+                kill_filter: None,
             });
         }
     }
@@ -328,6 +337,7 @@ pub fn diagnose(
                 count: unowned.len() as u64,
                 sockets: unowned.iter().copied().take(EVIDENCE).collect(),
                 processes: Vec::new(),
+                kill_filter: None,
             });
         }
     }
@@ -351,6 +361,7 @@ pub fn diagnose(
             count: orphans.len() as u64,
             sockets: orphans.iter().copied().take(EVIDENCE).collect(),
             processes: Vec::new(),
+            kill_filter: None,
         });
     }
     findings
@@ -386,4 +397,22 @@ fn processes_of(owners: Option<&OwnerScan>, list: &[&Socket]) -> Vec<Process> {
     }
     out.sort_by_key(|p| p.pid);
     out
+}
+
+/// The `tcptab kill` filter for a CLOSE_WAIT group: by its one holder when
+/// it has one, else by the local port they share, else all CLOSE_WAIT.
+fn close_wait_filter(holders: &[Process], group: &[usize], sockets: &[Observed<'_>]) -> String {
+    let mut pids: Vec<u32> = holders.iter().map(|p| p.pid).collect();
+    pids.dedup();
+    if let [pid] = pids[..] {
+        return format!("--state close-wait --pid {pid}");
+    }
+    let port = sockets[group[0]].socket.local.port();
+    if group
+        .iter()
+        .all(|&i| sockets[i].socket.local.port() == port)
+    {
+        return format!("--state close-wait --sport {port}");
+    }
+    "--state close-wait".to_string()
 }

@@ -261,6 +261,17 @@ impl Expr {
             .unwrap_or(Expr::All)
     }
 
+    /// Whether the expression names `state` in a state condition (one that
+    /// is not `all`): what `tcptab kill` requires before it destroys
+    /// listeners. A state under `not` is not named.
+    pub fn names_state(&self, state: State) -> bool {
+        match self {
+            Expr::State(set) => *set != StateSet::ALL && set.contains(state),
+            Expr::And(a, b) | Expr::Or(a, b) => a.names_state(state) || b.names_state(state),
+            _ => false,
+        }
+    }
+
     /// Whether evaluating needs to know the sockets' owners.
     pub fn needs_owners(&self) -> bool {
         match self {

@@ -73,6 +73,7 @@ pub mod diagnose;
 mod error;
 pub mod explain;
 pub mod filter;
+pub mod kill;
 pub mod metrics;
 pub mod netns;
 pub mod owners;

@@ -237,14 +237,25 @@ impl Default for Query {
     }
 }
 
-/// How a socket reaches the engine's walk. Passed by value, once per
-/// socket: boxing the dumped socket would cost an allocation per row.
-#[allow(clippy::large_enum_variant)]
+/// How a socket reaches the engine's walk: by reference, so the walk moves
+/// no socket; a dumped one sits in a slot that a snapshot takes it from
+/// (the others only look).
 enum Raw<'a> {
     /// A table (a namespace's family) begins: its sockets follow.
     Table(Family, Source),
-    Dumped(DiagSocket),
+    Dumped(&'a mut Option<DiagSocket>),
     Read(&'a Socket),
+}
+
+impl Raw<'_> {
+    /// The socket, and what only netlink has.
+    fn socket(&self) -> Option<(&Socket, Option<&Diag>)> {
+        match self {
+            Raw::Table(..) => None,
+            Raw::Dumped(slot) => slot.as_ref().map(|d| (&d.socket, Some(&d.diag))),
+            Raw::Read(s) => Some((s, None)),
+        }
+    }
 }
 
 /// Receives what [`Query::visit`] reads: each table as it begins (also an
@@ -379,10 +390,11 @@ impl Query {
         visitor: &mut dyn Visitor<E>,
     ) -> std::result::Result<Report, E> {
         let (report, _) = self.walk(|_, namespace, scan, raw| {
-            let (socket, diag) = match &raw {
-                Raw::Table(family, source) => return visitor.table(namespace, *family, *source),
-                Raw::Dumped(d) => (&d.socket, Some(&d.diag)),
-                Raw::Read(s) => (*s, None),
+            if let Raw::Table(family, source) = raw {
+                return visitor.table(namespace, family, source);
+            }
+            let Some((socket, diag)) = raw.socket() else {
+                return Ok(());
             };
             visitor.entry(&Entry {
                 socket,
@@ -404,13 +416,16 @@ impl Query {
         let mut sockets = Vec::new();
         let (report, owners) = self.walk(|index, _, _, raw| {
             sockets.push(match raw {
-                Raw::Table(..) => return Ok(()),
-                Raw::Dumped(d) => Kept {
-                    socket: d.socket,
-                    diag: Some(d.diag),
-                    source: Source::Netlink,
-                    namespace: index,
-                },
+                Raw::Table(..) | Raw::Dumped(None) => return Ok(()),
+                Raw::Dumped(slot) => {
+                    let d = slot.take().expect("a dumped socket in its slot");
+                    Kept {
+                        socket: d.socket,
+                        diag: Some(d.diag),
+                        source: Source::Netlink,
+                        namespace: index,
+                    }
+                }
                 Raw::Read(s) => Kept {
                     socket: *s,
                     diag: None,
@@ -527,14 +542,12 @@ impl Query {
                 first_skipped: None,
             };
             let mut deliver = |raw: Raw<'_>| -> std::result::Result<(), Stop<E>> {
-                let socket = match &raw {
-                    Raw::Table(family, _) => {
-                        read.tables.push(*family);
-                        return visit(index, target.as_ref(), scan.as_ref(), raw)
-                            .map_err(Stop::Caller);
-                    }
-                    Raw::Dumped(d) => &d.socket,
-                    Raw::Read(s) => s,
+                if let Raw::Table(family, _) = raw {
+                    read.tables.push(family);
+                    return visit(index, target.as_ref(), scan.as_ref(), raw).map_err(Stop::Caller);
+                }
+                let Some((socket, _)) = raw.socket() else {
+                    return Ok(());
                 };
                 read.sockets += 1;
                 if !self.filter.matches(socket, scan.as_ref()) {
@@ -624,7 +637,7 @@ impl Query {
                         deliver(Raw::Table(family, Source::Netlink))?;
                     }
                     *delivered += 1;
-                    deliver(Raw::Dumped(d))
+                    deliver(Raw::Dumped(&mut Some(d)))
                 },
             )?;
             if !announced {

@@ -148,7 +148,7 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
                 sockets_examined: observed.len() as u64,
                 findings: findings
                     .iter()
-                    .map(|f| FindingRecord::new(f, &snapshot, fields))
+                    .map(|f| FindingRecord::new(f, &snapshot, fields, kill_command(f, args)))
                     .collect::<Result<_>>()?,
             };
             serde_json::to_writer_pretty(&mut out, &report)?;
@@ -166,7 +166,14 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
                 if f.count as usize > f.details.len() && f.details.len() > 1 {
                     writeln!(out, "    ... {} in all", f.count)?;
                 }
-                writeln!(out, "  what to do: {}\n", f.advice)?;
+                writeln!(out, "  what to do: {}", f.advice)?;
+                if let Some(command) = kill_command(f, args) {
+                    writeln!(
+                        out,
+                        "  to destroy them now: {command}  (a dry run; add --yes)"
+                    )?;
+                }
+                writeln!(out)?;
             }
         }
     }
@@ -195,6 +202,9 @@ struct FindingRecord {
     evidence: Evidence,
     /// The evidence for people, one line per socket or group.
     details: Vec<String>,
+    /// For a finding that destroying the sockets would clear: the exact
+    /// `tcptab kill` command (a dry run; `--yes` destroys). Null otherwise.
+    kill_command: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -207,7 +217,12 @@ struct Evidence {
 }
 
 impl FindingRecord {
-    fn new(f: &Finding, snapshot: &Snapshot, fields: tcptab::Fields) -> Result<FindingRecord> {
+    fn new(
+        f: &Finding,
+        snapshot: &Snapshot,
+        fields: tcptab::Fields,
+        kill_command: Option<String>,
+    ) -> Result<FindingRecord> {
         let mut sockets = Vec::with_capacity(f.sockets.len());
         for &i in &f.sockets {
             let mut text = Vec::new();
@@ -227,6 +242,24 @@ impl FindingRecord {
                 processes: f.processes.clone(),
             },
             details: f.details.clone(),
+            kill_command,
         })
     }
+}
+
+/// `tcptab kill` with the namespace options of this run and the finding's
+/// filter.
+fn kill_command(f: &Finding, args: &ExplainArgs) -> Option<String> {
+    let filter = f.kill_filter.as_deref()?;
+    let ns = &args.namespaces;
+    let namespaces = if let Some(name) = &ns.netns {
+        format!(" --netns {name}")
+    } else if let Some(pid) = ns.netns_pid {
+        format!(" --netns-pid {pid}")
+    } else if ns.all_netns {
+        " --all-netns".to_string()
+    } else {
+        String::new()
+    };
+    Some(format!("tcptab kill{namespaces} {filter}"))
 }

@@ -23,6 +23,7 @@ pub fn text(name: SchemaName) -> String {
         SchemaName::Summary => schemars::schema_for!(crate::cmd::summary::Report),
         SchemaName::Diagnose => schemars::schema_for!(crate::cmd::explain::DiagnoseReport),
         SchemaName::WatchEvent => watch_event(),
+        SchemaName::Kill => kill_result(),
     };
     serde_json::to_string_pretty(&schema).expect("a schema serialises")
 }
@@ -43,28 +44,43 @@ pub fn records(_: &mut SchemaGenerator) -> Schema {
 
 /// A `watch --format jsonl` line: the event's own fields, then the record's.
 fn watch_event() -> Schema {
+    extended(
+        "tcptab watch event",
+        serde_json::json!({
+            "schema_version": {"type": "integer", "description": "the version of tcptab's documents"},
+            "time": {"type": "string", "description": "when the event was seen, RFC 3339 in UTC with milliseconds"},
+            "event": {"enum": ["opened", "closed", "state_changed", "queue_growth"]},
+            "old_state": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "state_changed: the state before (kernel spelling)"},
+            "seen_open": {"anyOf": [{"type": "boolean"}, {"type": "null"}], "description": "closed: whether an earlier look had seen the connection open (false: it opened and closed between two looks)"}
+        }),
+    )
+}
+
+/// One socket of `kill --format json|jsonl`: its result, then the record.
+fn kill_result() -> Schema {
+    extended(
+        "tcptab kill result",
+        serde_json::json!({
+            "result": {"enum": ["would_destroy", "destroyed", "gone", "refused"], "description": "would_destroy in a dry run; with --yes what became of the socket"},
+            "detail": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "the result in words (why it is gone, why the kernel refused); null in a dry run"}
+        }),
+    )
+}
+
+/// The record's schema with `own` fields first, all required.
+fn extended(title: &str, own: serde_json::Value) -> Schema {
     let mut schema = record();
     let object = schema.as_object_mut().expect("an object schema");
     object.insert(
         "title".into(),
-        format!(
-            "tcptab watch event, schema version {}",
-            tcptab::SCHEMA_VERSION
-        )
-        .into(),
+        format!("{title}, schema version {}", tcptab::SCHEMA_VERSION).into(),
     );
+    let own = own.as_object().expect("an object").clone();
     let properties = object
         .get_mut("properties")
         .and_then(|p| p.as_object_mut())
         .expect("properties");
-    let own = serde_json::json!({
-        "schema_version": {"type": "integer", "description": "the version of tcptab's documents"},
-        "time": {"type": "string", "description": "when the event was seen, RFC 3339 in UTC with milliseconds"},
-        "event": {"enum": ["opened", "closed", "state_changed", "queue_growth"]},
-        "old_state": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "state_changed: the state before (kernel spelling)"},
-        "seen_open": {"anyOf": [{"type": "boolean"}, {"type": "null"}], "description": "closed: whether an earlier look had seen the connection open (false: it opened and closed between two looks)"}
-    });
-    let mut merged = own.as_object().expect("an object").clone();
+    let mut merged = own.clone();
     for (k, v) in properties.iter() {
         merged.insert(k.clone(), v.clone());
     }
@@ -73,11 +89,8 @@ fn watch_event() -> Schema {
         .get_mut("required")
         .and_then(|r| r.as_array_mut())
         .expect("required");
-    for (i, key) in ["schema_version", "time", "event", "old_state", "seen_open"]
-        .into_iter()
-        .enumerate()
-    {
-        required.insert(i, key.into());
+    for (i, key) in own.keys().enumerate() {
+        required.insert(i, key.clone().into());
     }
     schema
 }

@@ -34,7 +34,7 @@ mod wire;
 
 use std::io;
 
-pub use request::Extensions;
+pub use request::{Extensions, SocketId};
 pub use response::{Diag, DiagSocket, MemInfo, TcpInfo};
 pub use transport::{NetlinkSocket, Transport};
 
@@ -143,6 +143,50 @@ pub fn dump_each<T: Transport, E: From<Error>>(
         }
     }
     Ok(interrupted)
+}
+
+/// Ask the kernel to destroy the socket `id` names (`SOCK_DESTROY`, as
+/// `ss -K` does; the kernel needs CONFIG_INET_DIAG_DESTROY and the caller
+/// CAP_NET_ADMIN in the socket's network namespace). The outer result is
+/// the transport's (the request could not be sent or the answer read); the
+/// inner one the kernel's answer: `Ok(())` destroyed, or its error (ENOENT:
+/// no such socket; ESTALE: another socket now has those addresses; EPERM;
+/// EOPNOTSUPP).
+pub fn destroy<T: Transport>(
+    transport: &mut T,
+    id: &SocketId,
+    seq: u32,
+) -> Result<std::result::Result<(), io::Error>> {
+    let request = request::destroy_request(id, seq);
+    transport.send(&request).map_err(|error| Error::Netlink {
+        context: "sending the destroy request",
+        error,
+    })?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let len = transport.recv(&mut buf).map_err(|error| Error::Netlink {
+            context: "receiving the answer to a destroy request",
+            error,
+        })?;
+        if len == 0 {
+            return Err(Error::Malformed("no answer to the destroy request".into()));
+        }
+        for message in messages(View::new(&buf[..len.min(buf.len())])) {
+            let message = message.map_err(|e| Error::Malformed(e.to_string()))?;
+            if message.seq != seq || message.kind != NLMSG_ERROR {
+                continue;
+            }
+            let errno = message
+                .payload
+                .i32(0, "nlmsgerr.error")
+                .map_err(|e| Error::Malformed(e.to_string()))?;
+            return Ok(if errno == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::from_raw_os_error(errno.saturating_neg()))
+            });
+        }
+    }
 }
 
 /// Decode the destroy notifications in one datagram (from a socket made

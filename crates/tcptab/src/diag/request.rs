@@ -1,11 +1,13 @@
 //! The dump request: `nlmsghdr` + `inet_diag_req_v2` (linux/inet_diag.h).
 
-use super::wire::{NLM_F_DUMP, NLM_F_REQUEST};
+use super::wire::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use crate::filter::StateSet;
 use crate::socket::{Family, State};
 
 /// `SOCK_DIAG_BY_FAMILY` (linux/sock_diag.h).
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `SOCK_DESTROY` (linux/sock_diag.h): close one socket, as `ss -K` does.
+pub const SOCK_DESTROY: u16 = 21;
 pub const AF_INET: u8 = 2;
 pub const AF_INET6: u8 = 10;
 pub const IPPROTO_TCP: u8 = 6;
@@ -84,6 +86,56 @@ pub fn dump_request(family: Family, extensions: Extensions, states: StateSet, se
     msg
 }
 
+/// One socket, as `struct inet_diag_sockid` names it: what a destroy
+/// request matches (every field, the cookie included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SocketId {
+    pub family: Family,
+    pub local: std::net::SocketAddr,
+    pub remote: std::net::SocketAddr,
+    /// The bound interface index (0: none).
+    pub interface: u32,
+    pub cookie: u64,
+}
+
+/// The bytes of a `SOCK_DESTROY` request for `id`, asking for an answer
+/// (`NLM_F_ACK`: the kernel replies with an NLMSG_ERROR, 0 on success).
+pub fn destroy_request(id: &SocketId, seq: u32) -> Vec<u8> {
+    const LEN: usize = 16 + 56;
+    let mut msg = Vec::with_capacity(LEN);
+    msg.extend_from_slice(&(LEN as u32).to_ne_bytes());
+    msg.extend_from_slice(&SOCK_DESTROY.to_ne_bytes());
+    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+    msg.extend_from_slice(&seq.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    // inet_diag_req_v2
+    msg.push(match id.family {
+        Family::Ipv4 => AF_INET,
+        Family::Ipv6 => AF_INET6,
+    });
+    msg.push(IPPROTO_TCP);
+    msg.push(0); // no extensions
+    msg.push(0); // pad
+    msg.extend_from_slice(&u32::MAX.to_ne_bytes()); // any state
+                                                    // inet_diag_sockid: ports in network order, addresses as the dump
+                                                    // gave them (IPv4 in the first word), interface, cookie as two words.
+    msg.extend_from_slice(&id.local.port().to_be_bytes());
+    msg.extend_from_slice(&id.remote.port().to_be_bytes());
+    for addr in [id.local.ip(), id.remote.ip()] {
+        let mut bytes = [0u8; 16];
+        match addr {
+            std::net::IpAddr::V4(v4) => bytes[..4].copy_from_slice(&v4.octets()),
+            std::net::IpAddr::V6(v6) => bytes = v6.octets(),
+        }
+        msg.extend_from_slice(&bytes);
+    }
+    msg.extend_from_slice(&id.interface.to_ne_bytes());
+    msg.extend_from_slice(&(id.cookie as u32).to_ne_bytes());
+    msg.extend_from_slice(&((id.cookie >> 32) as u32).to_ne_bytes());
+    debug_assert_eq!(msg.len(), LEN);
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +154,34 @@ mod tests {
         assert_eq!(
             u32::from_ne_bytes(msg[20..24].try_into().unwrap()),
             u32::MAX
+        );
+    }
+
+    #[test]
+    fn destroy_request_layout() {
+        let id = SocketId {
+            family: Family::Ipv4,
+            local: "127.0.0.1:80".parse().unwrap(),
+            remote: "10.0.0.2:5555".parse().unwrap(),
+            interface: 3,
+            cookie: 0x1122_3344_5566_7788,
+        };
+        let msg = destroy_request(&id, 9);
+        assert_eq!(msg.len(), 72);
+        assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), 21);
+        assert_eq!(u16::from_ne_bytes([msg[6], msg[7]]), 0x5);
+        assert_eq!(&msg[16..20], &[2, 6, 0, 0]);
+        assert_eq!(&msg[24..28], &[0, 80, 0x15, 0xb3]);
+        assert_eq!(&msg[28..32], &[127, 0, 0, 1]);
+        assert_eq!(&msg[44..48], &[10, 0, 0, 2]);
+        assert_eq!(u32::from_ne_bytes(msg[60..64].try_into().unwrap()), 3);
+        assert_eq!(
+            u32::from_ne_bytes(msg[64..68].try_into().unwrap()),
+            0x5566_7788
+        );
+        assert_eq!(
+            u32::from_ne_bytes(msg[68..72].try_into().unwrap()),
+            0x1122_3344
         );
     }
 

@@ -1,0 +1,179 @@
+//! `tcptab kill`: destroy the sockets a filter selects, safely. A dry run
+//! unless `--yes`; refuses a run without a filter (unless `-a`), more
+//! matches than `--max`, and listeners the filter does not name; on
+//! `--yes`, one result per socket from the library's `kill::Destroyer`,
+//! which names each socket by the dump's full socket id in its own
+//! namespace.
+
+use std::io::{self, Write};
+
+use anyhow::{bail, Context, Result};
+use tcptab::diag::{Choice, Extensions};
+use tcptab::kill::{Destroyer, Outcome};
+use tcptab::record::Value;
+use tcptab::{Entry, Expr, Fields, Query, Snapshot, State};
+
+use crate::cli::{KillArgs, KillFormat};
+use crate::exit::Partial;
+use crate::output::json::{string, value_into, JsonRecord};
+use crate::output::table::{Endpoint, OwnersCell};
+use crate::query;
+
+pub fn run(args: &KillArgs) -> Result<()> {
+    let expr = query::filter(&args.filter)?;
+    if expr == Expr::All && !args.filter.all {
+        bail!("kill: no filter, so every socket would be destroyed; give a filter, or -a/--all to mean every socket");
+    }
+    // Netlink only: its dump names every socket exactly (the cookie).
+    let query = Query::new()
+        .source(Choice::Netlink)
+        .extensions(Extensions::default())
+        .filter(expr.clone())
+        .owners(true)
+        .namespaces(query::namespaces(&args.namespaces));
+    let snapshot = query.snapshot()?;
+    query::notes(&snapshot.report, args.verbose);
+    let matched = snapshot.sockets.len();
+    let listeners = snapshot
+        .sockets
+        .iter()
+        .filter(|k| k.socket.state == State::Listen)
+        .count();
+    if listeners > 0 && !expr.names_state(State::Listen) {
+        bail!(
+            "kill: {listeners} listening socket(s) match, and listeners are destroyed only when the filter names their state (-l or --state listening); nothing destroyed"
+        );
+    }
+    if matched > args.max {
+        bail!(
+            "kill: {matched} sockets match, more than --max {}; nothing destroyed (narrow the filter or raise --max)",
+            args.max
+        );
+    }
+    let format = if args.json {
+        KillFormat::Json
+    } else {
+        args.format
+    };
+    let fields = Fields {
+        netns: args.namespaces.named(),
+        owners: true,
+    };
+    let mut out = Output::new(format, fields);
+    if !args.yes {
+        for entry in snapshot.entries() {
+            out.socket(&entry, "would_destroy", None);
+        }
+        out.finish()?;
+        note!(
+            "tcptab: dry run: {matched} socket(s) would be destroyed; nothing was destroyed. Run again with --yes to destroy them."
+        );
+        return Ok(());
+    }
+    destroy_all(&query, &snapshot, &mut out)
+}
+
+fn destroy_all(query: &Query, snapshot: &Snapshot, out: &mut Output) -> Result<()> {
+    let mut destroyer = Destroyer::new(query);
+    let (mut destroyed, mut gone, mut refused) = (0usize, 0usize, 0usize);
+    for (i, entry) in snapshot.entries().enumerate() {
+        let outcome = destroyer
+            .destroy(&entry)
+            .with_context(|| format!("destroying {}", Endpoint(entry.socket.local, None)))?;
+        if i == 0 && outcome.refuses_every_socket() {
+            // The first answer says no socket can be destroyed here: one
+            // error, and nothing was.
+            bail!("kill: {outcome}; nothing destroyed");
+        }
+        match outcome {
+            Outcome::Destroyed => destroyed += 1,
+            Outcome::Gone(_) => gone += 1,
+            Outcome::Refused(_) => refused += 1,
+        }
+        let detail = outcome.to_string();
+        out.socket(&entry, outcome.as_str(), Some(&detail));
+    }
+    out.finish()?;
+    let total = snapshot.sockets.len();
+    let summary = format!(
+        "{destroyed} of {total} socket(s) destroyed, {gone} already gone, {refused} refused"
+    );
+    if refused > 0 {
+        return Err(Partial(summary).into());
+    }
+    note!("tcptab: {summary}");
+    Ok(())
+}
+
+/// The listing and results, in the chosen format, written at the end (the
+/// matches are few: at most --max).
+struct Output {
+    format: KillFormat,
+    fields: Fields,
+    text: Vec<u8>,
+    rows: usize,
+}
+
+impl Output {
+    fn new(format: KillFormat, fields: Fields) -> Output {
+        Output {
+            format,
+            fields,
+            text: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    fn socket(&mut self, entry: &Entry<'_>, result: &str, detail: Option<&str>) {
+        let out = &mut self.text;
+        match self.format {
+            KillFormat::Table => {
+                let s = entry.socket;
+                let _ = write!(
+                    out,
+                    "{result:<13} {:<11} {} -> {}",
+                    s.state,
+                    Endpoint(s.local, None),
+                    Endpoint(s.remote, None)
+                );
+                if let Some(ns) = entry.namespace {
+                    let _ = write!(out, " netns {}", ns.label());
+                }
+                if let Some(owners) = entry.owners {
+                    let _ = write!(out, " {}", OwnersCell(owners));
+                }
+                if let Some(detail) = detail.filter(|d| *d != result) {
+                    let _ = write!(out, " ({detail})");
+                }
+                out.push(b'\n');
+            }
+            KillFormat::Json | KillFormat::Jsonl => {
+                if self.format == KillFormat::Json {
+                    out.extend_from_slice(if self.rows == 0 { b"[\n" } else { b",\n" });
+                }
+                out.extend_from_slice(b"{\"result\":");
+                string(out, result);
+                out.extend_from_slice(b",\"detail\":");
+                value_into(out, detail.map_or(Value::Null, Value::Str));
+                let mut record = Vec::with_capacity(1024);
+                JsonRecord::write(&mut record, &tcptab::Record::new(entry, self.fields));
+                out.push(b',');
+                out.extend_from_slice(&record[1..]);
+                if self.format == KillFormat::Jsonl {
+                    out.push(b'\n');
+                }
+            }
+        }
+        self.rows += 1;
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.format == KillFormat::Json {
+            self.text
+                .extend_from_slice(if self.rows == 0 { b"[]\n" } else { b"\n]\n" });
+        }
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(&self.text)?;
+        stdout.flush().context("writing output")
+    }
+}

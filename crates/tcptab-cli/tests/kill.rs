@@ -1,0 +1,309 @@
+//! `tcptab kill` on real sockets in fresh namespaces (testdata/scenario/
+//! stuck.py: four CLOSE_WAIT sockets, two healthy connections, two
+//! listeners), with `ss` of the same namespace as the oracle of what is
+//! left, and the holding process as the witness of what was destroyed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+mod common;
+
+use common::{strict_json, tcptab};
+use testkit::{require_root, Scenario};
+
+/// ss's states in the scenario's namespace, sorted.
+fn states(scenario: &Scenario) -> Vec<String> {
+    let mut states: Vec<String> = scenario.ss(&[]).into_iter().map(|r| r.state).collect();
+    states.sort();
+    states
+}
+
+fn count(states: &[String], state: &str) -> usize {
+    states.iter().filter(|s| *s == state).count()
+}
+
+#[test]
+fn dry_run_lists_exactly_the_matches_and_destroys_nothing() {
+    if !require_root("dry_run_lists_exactly_the_matches_and_destroys_nothing") {
+        return;
+    }
+    let scenario = Scenario::start("stuck.py");
+    let pid = scenario.pid().to_string();
+    let before = states(&scenario);
+    assert_eq!(count(&before, "CLOSE-WAIT"), 4, "{before:?}");
+    for format in ["json", "jsonl", "table"] {
+        let out = tcptab(&[
+            "kill",
+            "--netns-pid",
+            &pid,
+            "--state",
+            "close-wait",
+            "--format",
+            format,
+        ]);
+        assert!(out.status.success(), "{format}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("dry run: 4 socket(s) would be destroyed; nothing was destroyed"),
+            "{err}"
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let rows: Vec<serde_json::Value> = match format {
+            "json" => strict_json(&text).unwrap().as_array().unwrap().clone(),
+            "jsonl" => text.lines().map(|l| strict_json(l).unwrap()).collect(),
+            _ => {
+                assert_eq!(text.lines().count(), 4, "{text}");
+                assert!(
+                    text.lines()
+                        .all(|l| l.starts_with("would_destroy") && l.contains("python3(pid=")),
+                    "{text}"
+                );
+                continue;
+            }
+        };
+        assert_eq!(rows.len(), 4);
+        let schema = common::schema("kill");
+        for r in &rows {
+            common::conforms(&schema, r, "kill dry run");
+            assert_eq!(r["result"], "would_destroy", "{r}");
+            assert_eq!(r["state"], "CLOSE_WAIT", "{r}");
+            assert_eq!(r["owners"][0]["pid"], scenario.pid(), "{r}");
+        }
+    }
+    // ss's -K: the same command, a dry run too.
+    let out = tcptab(&["-K", "--netns-pid", &pid, "--state", "close-wait", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let rows = strict_json(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 4);
+    assert_eq!(states(&scenario), before, "a dry run destroys nothing");
+}
+
+#[test]
+fn yes_destroys_exactly_the_matches_and_the_holder_sees_it() {
+    if !require_root("yes_destroys_exactly_the_matches_and_the_holder_sees_it") {
+        return;
+    }
+    let mut scenario = Scenario::start("stuck.py");
+    let pid = scenario.pid().to_string();
+    // (Writing to them now would draw a reset from their closed peers.)
+    assert_eq!(count(&states(&scenario), "CLOSE-WAIT"), 4);
+    let out = tcptab(&[
+        "kill",
+        "--netns-pid",
+        &pid,
+        "--state",
+        "close-wait",
+        "--yes",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let rows = strict_json(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r["result"] == "destroyed"), "{rows:?}");
+    let schema = common::schema("kill");
+    for r in rows {
+        common::conforms(&schema, r, "kill --yes");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("4 of 4 socket(s) destroyed, 0 already gone, 0 refused"),
+        "{err}"
+    );
+    let after = states(&scenario);
+    assert_eq!(count(&after, "CLOSE-WAIT"), 0, "{after:?}");
+    assert_eq!(
+        count(&after, "LISTEN"),
+        2,
+        "the listeners are untouched: {after:?}"
+    );
+    assert_eq!(
+        count(&after, "ESTAB"),
+        4,
+        "the other connections are untouched: {after:?}"
+    );
+    // The process holding them learns on its next write.
+    assert_eq!(
+        scenario.command("check"),
+        "ok ECONNABORTED,ECONNABORTED,ECONNABORTED,ECONNABORTED"
+    );
+    assert_eq!(scenario.command("healthy"), "ok yes");
+}
+
+#[test]
+fn refusals_destroy_nothing() {
+    if !require_root("refusals_destroy_nothing") {
+        return;
+    }
+    let scenario = Scenario::start("stuck.py");
+    let pid = scenario.pid().to_string();
+    let other = scenario.manifest.names["other_port"].clone();
+    let before = states(&scenario);
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "no filter, so every socket would be destroyed"),
+        (&["--state", "close-wait", "--max", "3"], "4 sockets match, more than --max 3; nothing destroyed"),
+        (&["--sport", &other], "1 listening socket(s) match, and listeners are destroyed only when the filter names their state"),
+    ];
+    for (filter, expected) in cases {
+        let mut args = vec!["kill", "--netns-pid", &pid, "--yes"];
+        args.extend_from_slice(filter);
+        let out = tcptab(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(expected) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(states(&scenario), before, "{args:?} destroyed something");
+    }
+    // Unprivileged inside the namespace: the dump works, the kernel
+    // refuses the destroy; one line, exit 2, nothing destroyed.
+    let bin = std::env::temp_dir().join(format!("tcptab-kill-{}", std::process::id()));
+    std::fs::copy(env!("CARGO_BIN_EXE_tcptab"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid,
+            "-n",
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .arg(&bin)
+        .args(["kill", "--state", "close-wait", "--yes"])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&bin).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert!(
+        errors.len() == 1
+            && errors[0].contains("destroying sockets needs CAP_NET_ADMIN")
+            && errors[0].contains("nothing destroyed"),
+        "{err}"
+    );
+    assert_eq!(
+        states(&scenario),
+        before,
+        "an unprivileged kill destroyed something"
+    );
+    // A listener is destroyed when the filter names the listening state.
+    let out = tcptab(&[
+        "kill",
+        "--netns-pid",
+        &pid,
+        "--sport",
+        &other,
+        "-l",
+        "--yes",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let after = states(&scenario);
+    assert_eq!(count(&after, "LISTEN"), 1, "{after:?}");
+    assert_eq!(count(&after, "CLOSE-WAIT"), 4, "{after:?}");
+}
+
+#[test]
+fn a_named_namespace_is_killed_from_the_root_namespace() {
+    if !require_root("a_named_namespace_is_killed_from_the_root_namespace") {
+        return;
+    }
+    let name = format!("tcptab-kill-{}", std::process::id());
+    let ok = |args: &[&str]| {
+        let s = Command::new("ip").args(args).status().unwrap();
+        assert!(s.success(), "ip {args:?}");
+    };
+    ok(&["netns", "add", &name]);
+    struct Delete(String);
+    impl Drop for Delete {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _delete = Delete(name.clone());
+    let script = testkit::repo_root().join("testdata/scenario/stuck.py");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &name, "python3"])
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("close_wait_port"), "{line}");
+    let out = tcptab(&["kill", "--netns", &name, "--state", "close-wait", "--yes"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("destroyed")).count(),
+        4,
+        "{text}"
+    );
+    assert!(
+        text.lines().all(|l| l.contains(&format!("netns {name}"))),
+        "{text}"
+    );
+    writeln!(stdin, "check").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        "ok ECONNABORTED,ECONNABORTED,ECONNABORTED,ECONNABORTED"
+    );
+    drop(stdin);
+    let _ = child.wait();
+}
+
+#[test]
+fn a_socket_closed_after_the_dump_is_already_gone() {
+    if !require_root("a_socket_closed_after_the_dump_is_already_gone") {
+        return;
+    }
+    use tcptab::kill::{Destroyer, GoneWhy, Outcome};
+    use tcptab::query::Namespaces;
+    use tcptab::{Expr, Query, State, StateSet};
+    let mut scenario = Scenario::start("stuck.py");
+    let query = Query::new()
+        .source(tcptab::diag::Choice::Netlink)
+        .namespaces(Namespaces::Pid(scenario.pid()))
+        .filter(Expr::State(StateSet::of(&[State::CloseWait])));
+    let snapshot = query.snapshot().unwrap();
+    assert_eq!(snapshot.sockets.len(), 4);
+    // Close one of them after the dump, and wait until it is gone.
+    let peer: u16 = scenario.command("close 0")[3..].parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while scenario
+        .ss(&[])
+        .iter()
+        .any(|r| r.peer.ends_with(&format!(":{peer}")) && r.state != "TIME-WAIT")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed socket stays"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut destroyer = Destroyer::new(&query);
+    let mut outcomes = Vec::new();
+    for entry in snapshot.entries() {
+        let outcome = destroyer.destroy(&entry).unwrap();
+        outcomes.push((entry.socket.remote.port(), outcome));
+    }
+    for (port, outcome) in &outcomes {
+        if *port == peer {
+            assert!(
+                matches!(outcome, Outcome::Gone(GoneWhy::Closed)),
+                "{port}: {outcome}"
+            );
+        } else {
+            assert!(matches!(outcome, Outcome::Destroyed), "{port}: {outcome}");
+        }
+    }
+}
