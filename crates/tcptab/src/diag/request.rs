@@ -59,25 +59,40 @@ pub fn state_mask(states: StateSet) -> u32 {
     mask
 }
 
-/// The bytes of one dump request.
-pub fn dump_request(family: Family, extensions: Extensions, states: StateSet, seq: u32) -> Vec<u8> {
-    const LEN: usize = 16 + 56;
+/// `nlmsghdr` (to the kernel: pid 0) and the head of `inet_diag_req_v2`
+/// (family, protocol, extensions, pad, state mask) of a request of `LEN`
+/// bytes in all; the socket id follows.
+fn request_head(kind: u16, flags: u16, seq: u32, family: Family, ext: u8, states: u32) -> Vec<u8> {
     let mut msg = Vec::with_capacity(LEN);
-    // nlmsghdr
     msg.extend_from_slice(&(LEN as u32).to_ne_bytes());
-    msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    msg.extend_from_slice(&kind.to_ne_bytes());
+    msg.extend_from_slice(&flags.to_ne_bytes());
     msg.extend_from_slice(&seq.to_ne_bytes());
-    msg.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel
-                                                // inet_diag_req_v2
+    msg.extend_from_slice(&0u32.to_ne_bytes());
     msg.push(match family {
         Family::Ipv4 => AF_INET,
         Family::Ipv6 => AF_INET6,
     });
     msg.push(IPPROTO_TCP);
-    msg.push(extensions.bits());
+    msg.push(ext);
     msg.push(0); // pad
-    msg.extend_from_slice(&state_mask(states).to_ne_bytes());
+    msg.extend_from_slice(&states.to_ne_bytes());
+    msg
+}
+
+/// The length of both requests: `nlmsghdr` and `inet_diag_req_v2`.
+const LEN: usize = 16 + 56;
+
+/// The bytes of one dump request.
+pub fn dump_request(family: Family, extensions: Extensions, states: StateSet, seq: u32) -> Vec<u8> {
+    let mut msg = request_head(
+        SOCK_DIAG_BY_FAMILY,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+        family,
+        extensions.bits(),
+        state_mask(states),
+    );
     // inet_diag_sockid: all zero (a dump), cookie "none".
     msg.extend_from_slice(&[0u8; 40]);
     msg.extend_from_slice(&u32::MAX.to_ne_bytes());
@@ -101,24 +116,17 @@ pub struct SocketId {
 /// The bytes of a `SOCK_DESTROY` request for `id`, asking for an answer
 /// (`NLM_F_ACK`: the kernel replies with an NLMSG_ERROR, 0 on success).
 pub fn destroy_request(id: &SocketId, seq: u32) -> Vec<u8> {
-    const LEN: usize = 16 + 56;
-    let mut msg = Vec::with_capacity(LEN);
-    msg.extend_from_slice(&(LEN as u32).to_ne_bytes());
-    msg.extend_from_slice(&SOCK_DESTROY.to_ne_bytes());
-    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-    msg.extend_from_slice(&seq.to_ne_bytes());
-    msg.extend_from_slice(&0u32.to_ne_bytes());
-    // inet_diag_req_v2
-    msg.push(match id.family {
-        Family::Ipv4 => AF_INET,
-        Family::Ipv6 => AF_INET6,
-    });
-    msg.push(IPPROTO_TCP);
-    msg.push(0); // no extensions
-    msg.push(0); // pad
-    msg.extend_from_slice(&u32::MAX.to_ne_bytes()); // any state
-                                                    // inet_diag_sockid: ports in network order, addresses as the dump
-                                                    // gave them (IPv4 in the first word), interface, cookie as two words.
+    // No extensions, any state.
+    let mut msg = request_head(
+        SOCK_DESTROY,
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+        id.family,
+        0,
+        u32::MAX,
+    );
+    // inet_diag_sockid: ports in network order, addresses as the dump
+    // gave them (IPv4 in the first word), interface, cookie as two words.
     msg.extend_from_slice(&id.local.port().to_be_bytes());
     msg.extend_from_slice(&id.remote.port().to_be_bytes());
     for addr in [id.local.ip(), id.remote.ip()] {
