@@ -1,37 +1,49 @@
 #!/usr/bin/env python3
-"""Scrape latency and RSS of exporters: median wall time of RUNS sequential
-GETs of each URL, then the peak RSS (VmHWM) of the process behind it.
+"""Scrape latency, CPU time and RSS of exporters: RUNS GETs of each URL,
+interleaved (A B A B ...) so load changes hit every exporter alike; the
+median wall time, the CPU time the process behind it spent per scrape
+(utime + stime from /proc/PID/stat), and its peak RSS (VmHWM).
 
     bench/scrape.py RUNS NAME=URL=PID ...
 """
+import os
 import statistics
 import sys
 import time
 import urllib.request
 
 
+def cpu_ms(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     runs = int(sys.argv[1])
-    rows = []
-    for spec in sys.argv[2:]:
-        name, url, pid = spec.split("=", 2)
+    specs = [spec.split("=", 2) for spec in sys.argv[2:]]
+    times = {name: [] for name, _, _ in specs}
+    sizes = {}
+    for name, url, _ in specs:
         urllib.request.urlopen(url, timeout=120).read()  # warm-up
-        times = []
-        size = 0
-        for _ in range(runs):
+    cpu_before = {name: cpu_ms(pid) for name, _, pid in specs}
+    for _ in range(runs):
+        for name, url, _ in specs:
             t = time.perf_counter()
-            size = len(urllib.request.urlopen(url, timeout=120).read())
-            times.append((time.perf_counter() - t) * 1000)
+            sizes[name] = len(urllib.request.urlopen(url, timeout=120).read())
+            times[name].append((time.perf_counter() - t) * 1000)
+    width = max(len(name) for name, _, _ in specs)
+    print(f"{'exporter':<{width}}  median ms    min ms    max ms  CPU ms/scrape  peak RSS MiB  body bytes")
+    for name, _, pid in specs:
+        cpu = (cpu_ms(pid) - cpu_before[name]) / runs
         hwm = 0
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     hwm = int(line.split()[1])
-        rows.append((name, statistics.median(times), min(times), max(times), hwm / 1024, size))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'exporter':<{width}}  median ms    min ms    max ms  peak RSS MiB  body bytes")
-    for name, med, lo, hi, rss, size in rows:
-        print(f"{name:<{width}}  {med:9.1f} {lo:9.1f} {hi:9.1f}  {rss:12.1f}  {size:10d}")
+        t = times[name]
+        print(f"{name:<{width}}  {statistics.median(t):9.1f} {min(t):9.1f} {max(t):9.1f}  {cpu:13.1f}  {hwm / 1024:12.1f}  {sizes[name]:10d}")
 
 
 if __name__ == "__main__":
