@@ -89,6 +89,9 @@ pub enum KillFormat {
     Json,
     /// One object per line: each socket's record with its `result`.
     Jsonl,
+    /// A header row, then one row per socket: `result`, `detail`, then the
+    /// record's columns.
+    Csv,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -307,3 +307,54 @@ fn a_socket_closed_after_the_dump_is_already_gone() {
         }
     }
 }
+
+#[test]
+fn time_wait_and_request_sockets_can_be_destroyed() {
+    if !require_root("time_wait_and_request_sockets_can_be_destroyed") {
+        return;
+    }
+    // sockets.py holds one TIME_WAIT and one SYN_RECV request socket.
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    let before = states(&scenario);
+    assert_eq!(
+        (count(&before, "TIME-WAIT"), count(&before, "SYN-RECV")),
+        (1, 1),
+        "{before:?}"
+    );
+    let out = tcptab(&[
+        "kill",
+        "--netns-pid",
+        &pid,
+        "--state",
+        "time-wait",
+        "--state",
+        "syn-recv",
+        "--yes",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let mut reader = csv::Reader::from_reader(&out.stdout[..]);
+    let header = reader.headers().unwrap().clone();
+    assert_eq!(&header[0], "result");
+    let state = header.iter().position(|h| h == "state").unwrap();
+    let mut destroyed: Vec<String> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            assert_eq!(r.len(), header.len());
+            assert_eq!(&r[0], "destroyed", "{r:?}");
+            r[state].to_string()
+        })
+        .collect();
+    destroyed.sort();
+    assert_eq!(destroyed, ["SYN_RECV", "TIME_WAIT"]);
+    let after = states(&scenario);
+    assert_eq!(
+        (count(&after, "TIME-WAIT"), count(&after, "SYN-RECV")),
+        (0, 0),
+        "{after:?}"
+    );
+    assert_eq!(after.len(), before.len() - 2, "only those two: {after:?}");
+}

@@ -201,7 +201,15 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
         .as_str()
         .unwrap()
         .starts_with(&trouble.manifest.names["zero_window_client"]));
-    assert!(zw["kill_command"].is_null(), "{zw}");
+    // The zero-window client, named exactly; its dry run lists it alone.
+    let command = zw["kill_command"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{zw}"));
+    let words: Vec<&str> = command.split(' ').skip(1).collect();
+    let dry = json(&[&words[..], &["--json"]].concat());
+    let dry = dry.as_array().unwrap();
+    assert_eq!(dry.len(), 1, "{command}: {dry:?}");
+    assert_eq!(dry[0]["timer"], "zero_window_probe", "{command}: {dry:?}");
     let probing = &zw["evidence"]["sockets"][0];
     assert_eq!(probing["timer"], "zero_window_probe", "{zw}");
     let client: std::net::SocketAddr = trouble.manifest.names["zero_window_client"]

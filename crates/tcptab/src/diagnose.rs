@@ -261,7 +261,7 @@ pub fn diagnose(
             advice: "the receiving application is not reading its socket (blocked, overloaded or stuck): look at the peer, not at this host",
             count: probing.len() as u64,
             processes: processes_of(owners, &evidence(sockets, &probing).collect::<Vec<_>>()),
-            kill_filter: None,
+            kill_filter: zero_window_filter(&probing, sockets),
             sockets: probing.iter().copied().take(EVIDENCE).collect(),
         });
     }
@@ -415,4 +415,23 @@ fn close_wait_filter(holders: &[Process], group: &[usize], sockets: &[Observed<'
         return format!("--state close-wait --sport {port}");
     }
     "--state close-wait".to_string()
+}
+
+/// The `tcptab kill` filter for sockets probing a zero window, when they
+/// all talk to one peer address and port (the peer that stopped reading);
+/// one socket is named by its local port too.
+fn zero_window_filter(probing: &[usize], sockets: &[Observed<'_>]) -> Option<String> {
+    let first = sockets[*probing.first()?].socket;
+    let peer = canonical(first.remote);
+    if !probing
+        .iter()
+        .all(|&i| canonical(sockets[i].socket.remote) == peer)
+    {
+        return None;
+    }
+    let mut filter = format!("--dst {} --dport {}", peer.ip(), peer.port());
+    if let [_] = probing {
+        filter.push_str(&format!(" --sport {}", first.local.port()));
+    }
+    Some(filter)
 }

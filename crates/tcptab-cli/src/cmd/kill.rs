@@ -15,6 +15,7 @@ use tcptab::{Entry, Expr, Fields, Query, Snapshot, State};
 
 use crate::cli::{KillArgs, KillFormat};
 use crate::exit::Partial;
+use crate::output::csv::{header, Cells};
 use crate::output::json::{string, value_into, JsonRecord};
 use crate::output::table::{Endpoint, OwnersCell};
 use crate::query;
@@ -112,6 +113,7 @@ struct Output {
     fields: Fields,
     text: Vec<u8>,
     rows: usize,
+    cells: Cells,
 }
 
 impl Output {
@@ -121,6 +123,7 @@ impl Output {
             fields,
             text: Vec::new(),
             rows: 0,
+            cells: Cells::default(),
         }
     }
 
@@ -147,6 +150,17 @@ impl Output {
                 }
                 out.push(b'\n');
             }
+            KillFormat::Csv => {
+                let mut writer = csv::Writer::from_writer(&mut *out);
+                if self.rows == 0 {
+                    let names = ["result".to_string(), "detail".to_string()];
+                    let _ = writer.write_record(names.into_iter().chain(header(self.fields)));
+                }
+                let record = tcptab::Record::new(entry, self.fields);
+                let own = [result.as_bytes(), detail.unwrap_or("").as_bytes()];
+                let _ = writer.write_record(own.into_iter().chain(self.cells.of(&record)));
+                let _ = writer.flush();
+            }
             KillFormat::Json | KillFormat::Jsonl => {
                 if self.format == KillFormat::Json {
                     out.extend_from_slice(if self.rows == 0 { b"[\n" } else { b",\n" });
@@ -168,6 +182,12 @@ impl Output {
     }
 
     fn finish(&mut self) -> Result<()> {
+        if self.format == KillFormat::Csv && self.rows == 0 {
+            let mut writer = csv::Writer::from_writer(&mut self.text);
+            let names = ["result".to_string(), "detail".to_string()];
+            writer.write_record(names.into_iter().chain(header(self.fields)))?;
+            writer.flush()?;
+        }
         if self.format == KillFormat::Json {
             self.text
                 .extend_from_slice(if self.rows == 0 { b"[]\n" } else { b"\n]\n" });

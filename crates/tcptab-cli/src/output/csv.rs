@@ -32,8 +32,9 @@ pub struct CsvSink<'a> {
     cells: Cells,
 }
 
+/// A record's cells as CSV text, in the order of [`header`].
 #[derive(Default)]
-struct Cells {
+pub struct Cells {
     text: Vec<u8>,
     ends: Vec<usize>,
 }
@@ -65,6 +66,32 @@ impl Visit for Cells {
     fn group(&mut self, _: &'static FieldDef, _: bool) {}
 
     fn end_group(&mut self) {}
+}
+
+impl Cells {
+    /// The cells of `record`, replacing the last ones.
+    pub fn of(&mut self, record: &Record<'_>) -> impl Iterator<Item = &[u8]> {
+        self.text.clear();
+        self.ends.clear();
+        record.visit(self);
+        let text = &self.text;
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let cell = &text[start..end];
+            start = end;
+            cell
+        })
+    }
+}
+
+/// The column names of a record with `fields` (groups as `group.field`).
+pub fn header(fields: Fields) -> impl Iterator<Item = String> {
+    field_defs(fields)
+        .into_iter()
+        .map(|(group, def)| match group {
+            Some(g) => format!("{}.{}", g.name, def.name),
+            None => def.name.to_string(),
+        })
 }
 
 impl<'a> CsvSink<'a> {
@@ -102,16 +129,7 @@ fn to_io(e: csv::Error) -> io::Error {
 impl Sink for CsvSink<'_> {
     fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
         self.header()?;
-        self.cells.text.clear();
-        self.cells.ends.clear();
-        Record::new(row, self.fields).visit(&mut self.cells);
-        let text = &self.cells.text;
-        let mut start = 0;
-        let cells = self.cells.ends.iter().map(|&end| {
-            let cell = &text[start..end];
-            start = end;
-            cell
-        });
+        let cells = self.cells.of(&Record::new(row, self.fields));
         self.out.write_record(cells).map_err(to_io)?;
         // The whole record into the block buffer, then maybe out.
         self.out.flush()
