@@ -154,15 +154,16 @@ pub struct ServeArgs {
     /// Collect at most once per this interval; scrapes in between, and
     /// concurrent scrapes, share the last collection (0s: every scrape
     /// collects, concurrent ones still share).
-    #[arg(long, default_value = "1s", value_parser = parse_duration_or_zero)]
+    #[arg(long, default_value = "1s", value_parser = parse_min_interval)]
     pub min_interval: std::time::Duration,
 
     /// Connections served at once; more are closed at once.
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub max_connections: usize,
 
-    /// Time a client has to send its request headers.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    /// Time a client has to send a complete request head (100ms to 60s);
+    /// a connection that sends nothing is closed after it.
+    #[arg(long, default_value = "2s", value_parser = parse_read_timeout)]
     pub read_timeout: std::time::Duration,
 }
 
@@ -283,8 +284,9 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
-    /// Time between two looks at the table (e.g. 1s, 500ms).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    /// Time between two looks at the table: seconds (1, 0.5) or with a
+    /// unit (500ms); 10ms to a day.
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
     pub interval: std::time::Duration,
 
     /// Also report a socket whose receive or send queue grows past this many
@@ -300,8 +302,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
 
-    /// Stop after this long (e.g. 30s, 5m).
-    #[arg(long, value_parser = parse_duration)]
+    /// Stop after this long (e.g. 30, 30s, 5m; at most a year).
+    #[arg(long, value_parser = parse_run_time)]
     pub duration: Option<std::time::Duration>,
 
     /// `text` lines for people, or `jsonl`: one object per event.
@@ -315,18 +317,73 @@ pub enum WatchFormat {
     Jsonl,
 }
 
-fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("'{text}' is not a duration such as 1s or 500ms ({e})"))
-}
-
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text)
-        .map_err(|e| format!("'{text}' is not a duration such as 1s or 500ms ({e})"))?;
-    if d.is_zero() {
-        return Err(format!("'{text}': the duration must be more than zero"));
+/// A duration: a bare number of seconds (`1`, `0.5`) or with units (`1s`,
+/// `500ms`, `2m`), within `min..=max`; an error names what is expected.
+fn duration_in(
+    text: &str,
+    min: std::time::Duration,
+    max: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    let shown = tcptab::filter::excerpt(text);
+    let d = match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => std::time::Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("'{shown}' is too long a duration"))?,
+        Ok(_) => {
+            return Err(format!(
+                "'{shown}' is not a duration (a number of seconds such as 1 or 0.5, or 500ms, 2m)"
+            ))
+        }
+        Err(_) => humantime::parse_duration(text).map_err(|e| {
+            format!("'{shown}' is not a duration such as 1, 0.5, 1s or 500ms ({e})")
+        })?,
+    };
+    let fmt = |d: std::time::Duration| match d.as_secs() {
+        s if s >= 86_400 && s % 86_400 == 0 && d.subsec_nanos() == 0 => {
+            format!("{} days", s / 86_400)
+        }
+        _ => humantime::format_duration(d).to_string(),
+    };
+    if d < min {
+        return Err(if min.is_zero() {
+            format!("'{shown}' is not a duration")
+        } else if d.is_zero() {
+            format!(
+                "'{shown}': the duration must be more than zero (at least {})",
+                fmt(min)
+            )
+        } else {
+            format!("'{shown}' is too short: at least {}", fmt(min))
+        });
+    }
+    if d > max {
+        return Err(format!("'{shown}' is too long: at most {}", fmt(max)));
     }
     Ok(d)
+}
+
+const MS: std::time::Duration = std::time::Duration::from_millis(1);
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// `watch --interval`: 10 ms to a day (a shorter one would spin without
+/// reading the notifications).
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    duration_in(text, 10 * MS, DAY)
+}
+
+/// `watch --duration`: more than zero, at most a year.
+fn parse_run_time(text: &str) -> Result<std::time::Duration, String> {
+    duration_in(text, MS, 365 * DAY)
+}
+
+/// `serve --min-interval`: 0 (every scrape collects) to an hour.
+fn parse_min_interval(text: &str) -> Result<std::time::Duration, String> {
+    duration_in(text, std::time::Duration::ZERO, HOUR)
+}
+
+/// `serve --read-timeout`: 100 ms to a minute.
+fn parse_read_timeout(text: &str) -> Result<std::time::Duration, String> {
+    duration_in(text, 100 * MS, std::time::Duration::from_secs(60))
 }
 
 /// Where the sockets are read from.

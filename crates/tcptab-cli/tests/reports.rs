@@ -308,6 +308,31 @@ fn bad_input_for_explain_and_watch() {
         (&["watch", "--interval", "fast"], "'fast' is not a duration"),
         (&["watch", "--interval", "0s"], "more than zero"),
         (
+            &["watch", "--interval", "1ns"],
+            "'1ns' is too short: at least 10ms",
+        ),
+        (
+            &["watch", "--interval", "9223372036854775807s"],
+            "is too long: at most 1 days",
+        ),
+        (
+            &["watch", "--duration", "300000000000years"],
+            "is too long: at most 365 days",
+        ),
+        (
+            &["serve", "--read-timeout", "300000000000years"],
+            "is too long: at most 1m",
+        ),
+        (
+            &["serve", "--min-interval", "nan"],
+            "'nan' is not a duration",
+        ),
+        (
+            &["list", "--netns", "../../proc/self/ns/net"],
+            "not a namespace name",
+        ),
+        (&["list", "--netns", ""], "not a namespace name"),
+        (
             &["explain", "--diagnose", "--accept-queue", "2"],
             "--accept-queue takes a fraction",
         ),
@@ -316,12 +341,25 @@ fn bad_input_for_explain_and_watch() {
             "unexpected argument '--frobnicate'",
         ),
     ];
+    // Bare numbers are seconds, as the shell's sleep takes them.
+    for (interval, duration) in [("1", "1"), ("0.5", "0.7"), ("250ms", "0.3s")] {
+        let out = tcptab(&[
+            "watch",
+            "--interval",
+            interval,
+            "--duration",
+            duration,
+            "--source",
+            "proc",
+        ]);
+        assert!(out.status.success(), "--interval {interval}: {out:?}");
+    }
     for (args, expected) in cases {
         let out = tcptab(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(err.contains(expected), "{args:?}: {err}");
-        if err.starts_with("error: line") || args[0] != "summary" && !args.contains(&"--interval") {
+        if err.starts_with("error: line") || args[0] == "list" || args[0] == "explain" {
             assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         }
     }

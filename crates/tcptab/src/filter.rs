@@ -96,8 +96,12 @@ impl FromStr for PortRange {
     fn from_str(s: &str) -> Result<PortRange, String> {
         let text = s.strip_prefix(':').unwrap_or(s);
         let port = |p: &str| {
-            p.parse::<u16>()
-                .map_err(|_| format!("'{s}' is not a port or a port range (e.g. 443 or 1000-2000)"))
+            p.parse::<u16>().map_err(|_| {
+                format!(
+                    "'{}' is not a port or a port range (e.g. 443 or 1000-2000)",
+                    excerpt(s)
+                )
+            })
         };
         let (low, high) = match text.split_once('-') {
             Some((a, b)) => (port(a)?, port(b)?),
@@ -139,7 +143,12 @@ impl FromStr for Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Cidr, String> {
-        let bad = || format!("'{s}' is not an address or prefix (e.g. 10.0.0.0/8 or ::1)");
+        let bad = || {
+            format!(
+                "'{}' is not an address or prefix (e.g. 10.0.0.0/8 or ::1)",
+                excerpt(s)
+            )
+        };
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
             None => (s, None),
@@ -329,9 +338,22 @@ impl Expr {
     }
 
     /// Parse the expression language (see the module documentation).
+    /// Bounded: at most [`MAX_WORDS`] words and [`MAX_DEPTH`] levels of
+    /// parentheses and `not`, so no input can exhaust the stack.
     pub fn parse(text: &str) -> Result<Expr, FilterError> {
         let words = split_words(text);
-        let mut parser = Parser { words, at: 0 };
+        if words.len() > MAX_WORDS {
+            return Err(FilterError {
+                word: MAX_WORDS + 1,
+                text: excerpt(&words[MAX_WORDS]),
+                message: format!("a filter has at most {MAX_WORDS} words"),
+            });
+        }
+        let mut parser = Parser {
+            words,
+            at: 0,
+            depth: 0,
+        };
         if parser.words.is_empty() {
             return Ok(Expr::All);
         }
@@ -340,6 +362,22 @@ impl Expr {
             return Err(parser.error("expected 'and', 'or' or the end of the filter"));
         }
         Ok(expr)
+    }
+}
+
+/// The most words a filter expression may have.
+pub const MAX_WORDS: usize = 10_000;
+/// The deepest a filter may nest parentheses and `not`.
+pub const MAX_DEPTH: usize = 100;
+
+/// At most 40 characters of `word`, for an error message.
+pub fn excerpt(word: &str) -> String {
+    const MAX: usize = 40;
+    if word.chars().count() <= MAX {
+        word.to_string()
+    } else {
+        let head: String = word.chars().take(MAX).collect();
+        format!("{head}... ({} characters)", word.chars().count())
     }
 }
 
@@ -405,6 +443,8 @@ fn split_words(text: &str) -> Vec<String> {
 struct Parser {
     words: Vec<String>,
     at: usize,
+    /// Parentheses and `not`s open around the word at `at`.
+    depth: usize,
 }
 
 impl Parser {
@@ -416,7 +456,7 @@ impl Parser {
         match self.words.get(self.at) {
             Some(text) => FilterError {
                 word: self.at + 1,
-                text: text.clone(),
+                text: excerpt(text),
                 message: message.into(),
             },
             None => FilterError {
@@ -452,10 +492,24 @@ impl Parser {
         }
     }
 
+    /// One level deeper (a parenthesis or a `not`), within the limit.
+    fn deeper(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error(format!(
+                "nested more than {MAX_DEPTH} deep (parentheses and 'not'): the limit"
+            )));
+        }
+        Ok(())
+    }
+
     fn unary(&mut self) -> Result<Expr, FilterError> {
         if matches!(self.peek(), Some("not" | "!")) {
+            self.deeper()?;
             self.at += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -466,12 +520,14 @@ impl Parser {
         };
         match word.as_str() {
             "(" => {
+                self.deeper()?;
                 self.at += 1;
                 let inner = self.or()?;
                 if self.peek() != Some(")") {
                     return Err(self.error("expected ')'"));
                 }
                 self.at += 1;
+                self.depth -= 1;
                 Ok(inner)
             }
             "state" => {
@@ -546,12 +602,12 @@ impl Parser {
 fn parse_endpoint(text: &str) -> Result<(Cidr, Option<u16>), String> {
     let port = |p: &str| {
         p.parse::<u16>()
-            .map_err(|_| format!("'{text}': '{p}' is not a port"))
+            .map_err(|_| format!("'{}': '{}' is not a port", excerpt(text), excerpt(p)))
     };
     if let Some(rest) = text.strip_prefix('[') {
         let (inside, after) = rest
             .split_once(']')
-            .ok_or_else(|| format!("'{text}': missing ']'"))?;
+            .ok_or_else(|| format!("'{}': missing ']'", excerpt(text)))?;
         let (prefix, port_text) = match after.split_once(':') {
             Some((p, port_text)) => (p, Some(port_text)),
             None => (after, None),
@@ -572,6 +628,38 @@ fn parse_endpoint(text: &str) -> Result<(Cidr, Option<u16>), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_and_length_are_bounded() {
+        let deep = format!("{}sport = :22{}", "( ".repeat(2_000), " )".repeat(2_000));
+        let e = Expr::parse(&deep).unwrap_err();
+        assert!(e.message.contains("nested more than 100 deep"), "{e}");
+        let nots = format!("{}sport = :22", "not ".repeat(5_000));
+        assert!(Expr::parse(&nots)
+            .unwrap_err()
+            .message
+            .contains("the limit"));
+        // Within the limit it parses, and evaluates.
+        let ok = format!("{}sport = :22{}", "( ".repeat(100), " )".repeat(100));
+        assert!(Expr::parse(&ok).is_ok());
+        let long = vec!["sport = :22"; 4_000].join(" or ");
+        let e = Expr::parse(&long).unwrap_err();
+        assert!(e.message.contains("at most 10000 words"), "{e}");
+        let fine = vec!["sport = :22"; 2_000].join(" or ");
+        let expr = Expr::parse(&fine).unwrap();
+        let socket = crate::Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
+        assert!(!expr.matches(&socket, None));
+    }
+
+    #[test]
+    fn a_bad_word_is_quoted_short() {
+        let word = "x".repeat(100_000);
+        let e = Expr::parse(&word).unwrap_err().to_string();
+        assert!(e.len() < 200, "{} bytes", e.len());
+        assert!(e.contains("(100000 characters)"), "{e}");
+        let e = word.parse::<PortRange>().unwrap_err();
+        assert!(e.len() < 200, "{e}");
+    }
     use crate::procnet::{parse_line, ByteOrder};
 
     fn sock(line: &str) -> Socket {

@@ -87,8 +87,18 @@ fn is_namespace_file(path: &Path) -> bool {
     rustix::fs::statfs(path).is_ok_and(|fs| fs.f_type as u64 == NSFS_MAGIC)
 }
 
-/// The namespace named `name` under /run/netns.
+/// The namespace named `name` under /run/netns. A name is one file name
+/// there: no `/`, not `.` or `..`, not empty.
 pub fn named(name: &str) -> Result<Namespace> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(Error::Namespace {
+            name: crate::filter::excerpt(name),
+            error: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not a namespace name (a file name under {NETNS_RUN_DIR}, as `ip netns list` shows)"),
+            ),
+        });
+    }
     let path = Path::new(NETNS_RUN_DIR).join(name);
     let meta = fs::metadata(&path).map_err(|source| Error::Namespace {
         name: name.to_string(),
