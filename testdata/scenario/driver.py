@@ -10,6 +10,7 @@ read from stdin:
                  (client FIN_WAIT2, server CLOSE_WAIT)
   close NAME     close the server side, then the client          -> "ok"
   flash          open, exchange a byte and close at once         -> "ok PORT"
+  burst N        N flashes in a row                               -> "ok"
 Exits when stdin closes.
 """
 import json
@@ -18,6 +19,18 @@ import socket
 import sys
 
 from sockets import listener, setup_links
+
+
+def flash(lst, port):
+    """Open, exchange a byte and close at once; the client's port."""
+    c = socket.create_connection(("127.0.0.1", port))
+    s, _ = lst.accept()
+    c.sendall(b"x")
+    s.recv(1)
+    cport = c.getsockname()[1]
+    c.close()
+    s.close()
+    return cport
 
 
 def main():
@@ -45,14 +58,11 @@ def main():
             c.close()
             print("ok", flush=True)
         elif cmd == "flash":
-            c = socket.create_connection(("127.0.0.1", port))
-            s, _ = lst.accept()
-            c.sendall(b"x")
-            s.recv(1)
-            cport = c.getsockname()[1]
-            c.close()
-            s.close()
-            print(f"ok {cport}", flush=True)
+            print(f"ok {flash(lst, port)}", flush=True)
+        elif cmd == "burst":
+            for _ in range(int(name)):
+                flash(lst, port)
+            print("ok", flush=True)
         else:
             print(f"error unknown command {cmd}", flush=True)
 

@@ -309,6 +309,12 @@ pub struct WatchArgs {
     /// `text` lines for people, or `jsonl`: one object per event.
     #[arg(long, value_enum, default_value_t = WatchFormat::Text)]
     pub format: WatchFormat,
+
+    /// Receive buffer for the kernel's destroy notifications, in bytes. When
+    /// a burst overflows it, the kernel drops notifications: watch says so
+    /// (a `lost` event) and goes on.
+    #[arg(long, default_value_t = tcptab::diag::NetlinkSocket::DESTROY_BUFFER, value_name = "BYTES", value_parser = clap::value_parser!(usize))]
+    pub notify_buffer: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

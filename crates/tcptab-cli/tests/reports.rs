@@ -511,3 +511,78 @@ fn explain_survives_hostile_input() {
         assert!(err.starts_with("error: line 1: field") && err.lines().count() == 1, "{line:?}: {err}");
     }
 }
+
+#[test]
+fn watch_survives_lost_notifications_and_closes_each_connection_once() {
+    if !require_root("watch_survives_lost_notifications_and_closes_each_connection_once") {
+        return;
+    }
+    let mut driver = Scenario::start("driver.py");
+    let pid = driver.pid().to_string();
+    // A receive buffer of a few notifications: a burst overflows it.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args([
+            "watch",
+            "--netns-pid",
+            &pid,
+            "--format",
+            "jsonl",
+            "--interval",
+            "1",
+            "--duration",
+            "8",
+            "--notify-buffer",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    driver.command("burst 300");
+    std::thread::sleep(Duration::from_millis(1500));
+    // Still watching: a later short connection is reported.
+    let flash: u64 = driver.command("flash")[3..].parse().unwrap();
+    let out = watch.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "watch died: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("the kernel dropped destroy notifications")
+            .count(),
+        1,
+        "{err}"
+    );
+    let events: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| common::strict_json(l).unwrap())
+        .collect();
+    assert!(events.iter().any(|e| e["event"] == "lost"), "a lost event");
+    let schema = common::schema("watch-event");
+    for e in &events {
+        common::conforms(&schema, e, "watch event");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "closed" && e["local_port"] == flash),
+        "the flash after the burst"
+    );
+    // One closed event per connection (a client port), never two: its
+    // TIME_WAIT expiring later is not a second close.
+    let mut closed = std::collections::BTreeMap::<(String, u64, u64), u32>::new();
+    for e in events.iter().filter(|e| e["event"] == "closed") {
+        let key = (
+            e["local_address"].as_str().unwrap().to_string(),
+            e["local_port"].as_u64().unwrap(),
+            e["remote_port"].as_u64().unwrap(),
+        );
+        *closed.entry(key).or_default() += 1;
+    }
+    let twice: Vec<_> = closed.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "closed twice: {twice:?}");
+}

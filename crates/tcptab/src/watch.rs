@@ -62,6 +62,10 @@ struct Seen {
     over_threshold: bool,
     /// Final counters from a destroy notification, kept for the `Closed`.
     last_words: Option<Diag>,
+    /// Its connection was already reported closed (a destroy notification
+    /// for a connection no look had seen): the TIME_WAIT it left behind
+    /// ends without a second `Closed`.
+    closed_reported: bool,
 }
 
 /// Compares each look with the previous one.
@@ -141,19 +145,24 @@ impl Tracker {
                     diag: None,
                 });
             }
+            let closed_reported =
+                already_closed || before.as_ref().is_some_and(|b| b.closed_reported);
             now.insert(
                 key,
                 Seen {
                     socket: *s,
                     over_threshold: over,
                     last_words: before.and_then(|b| b.last_words),
+                    closed_reported,
                 },
             );
         }
         // Whatever was seen before and is not now has closed (unless a
         // destroy notification already said so).
         for (key, before) in self.seen.drain() {
-            if self.destroyed.contains(&key) && before.last_words.is_none() {
+            if before.closed_reported
+                || self.destroyed.contains(&key) && before.last_words.is_none()
+            {
                 continue;
             }
             events.push(Event {
@@ -215,6 +224,40 @@ mod tests {
         let e = t.look(&[s, new]);
         let changes: Vec<_> = e.iter().map(|e| &e.change).collect();
         assert_eq!(changes, [&Change::Opened, &Change::QueueGrowth]);
+    }
+
+    #[test]
+    fn a_short_connection_is_closed_once() {
+        let mut t = Tracker::new(None);
+        assert!(t.look(&[]).is_empty());
+        // Opened and closed between two looks: the destroy notification
+        // says so at once...
+        let full = sock("01", 1000);
+        let d = DiagSocket {
+            socket: full,
+            diag: Diag {
+                cookie: 1,
+                backlog_limit: None,
+                interface: 0,
+                timer_ms: 0,
+                tcp_info: None,
+                congestion_algorithm: None,
+                memory: None,
+                shutdown: None,
+            },
+        };
+        let e = t.destroyed(d).unwrap();
+        assert_eq!(e.change, Change::Closed { seen: false });
+        // ... its TIME_WAIT shows at the next look, silently ...
+        let tw = parse_line(
+            b"   0: 0100007F:03E8 0100007F:1F90 06 00000000:00000000 03:00001707 00000000     0        0 0 3 0000000000000000",
+            ByteOrder::Little,
+        )
+        .unwrap();
+        assert!(t.look(&[tw]).is_empty());
+        assert!(t.look(&[tw]).is_empty());
+        // ... and its expiry is not a second close.
+        assert!(t.look(&[]).is_empty(), "closed twice");
     }
 
     #[test]

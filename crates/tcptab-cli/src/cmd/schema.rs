@@ -42,8 +42,33 @@ pub fn records(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({"type": "array", "items": item})
 }
 
-/// A `watch --format jsonl` line: the event's own fields, then the record's.
+/// A `watch --format jsonl` line: a socket's event (the event's own fields,
+/// then the record's), or a `lost` event (notifications the kernel dropped).
 fn watch_event() -> Schema {
+    let mut socket_event = socket_event();
+    socket_event.remove("$schema");
+    schemars::json_schema!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": format!("tcptab watch event, schema version {}", tcptab::SCHEMA_VERSION),
+        "anyOf": [
+            socket_event,
+            {
+                "type": "object",
+                "description": "the kernel dropped destroy notifications (a burst overflowed their buffer): connections that closed meanwhile may go unreported",
+                "additionalProperties": false,
+                "required": ["schema_version", "time", "event", "lost"],
+                "properties": {
+                    "schema_version": {"type": "integer"},
+                    "time": {"type": "string"},
+                    "event": {"const": "lost"},
+                    "lost": {"const": "destroy_notifications"}
+                }
+            }
+        ]
+    })
+}
+
+fn socket_event() -> Schema {
     extended(
         "tcptab watch event",
         serde_json::json!({

@@ -134,6 +134,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     let mut printed = 0u64;
     let mut out = io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut lost_noted = false;
     let done = |printed: u64| {
         stop.load(Ordering::SeqCst)
             || args.count.is_some_and(|n| printed >= n)
@@ -152,6 +153,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
                 listener = destroy_listener(
                     &query,
                     report.read[0].namespace.as_ref(),
+                    args.notify_buffer,
                     args.source.verbose,
                 );
             } else if args.source.verbose {
@@ -184,9 +186,20 @@ pub fn run(args: &WatchArgs) -> Result<()> {
             match listener.as_mut() {
                 None => std::thread::sleep(wait),
                 Some(socket) => {
-                    let len = socket
-                        .recv_within(&mut buf, wait)
-                        .context("receiving destroy notifications")?;
+                    let len = match socket.recv_within(&mut buf, wait) {
+                        Ok(len) => len,
+                        // The kernel dropped notifications (its buffer for
+                        // this socket overflowed): say so and go on; the
+                        // next look sees what is still open.
+                        Err(e) if e.raw_os_error() == Some(ENOBUFS) => {
+                            lost(&mut out, args.format, &mut lost_noted)?;
+                            printed += 1;
+                            continue;
+                        }
+                        Err(e) => {
+                            return Err(e).context("receiving destroy notifications");
+                        }
+                    };
                     if len == 0 {
                         continue;
                     }
@@ -221,15 +234,45 @@ struct Look<'a> {
     owners: Option<&'a OwnerScan>,
 }
 
+const ENOBUFS: i32 = 105;
+
+/// Notifications were lost: a note on stderr (once) and, in jsonl, a
+/// `lost` event.
+fn lost(out: &mut impl Write, format: WatchFormat, noted: &mut bool) -> Result<()> {
+    if !*noted {
+        note!("tcptab: the kernel dropped destroy notifications (a burst overflowed their buffer; see --notify-buffer): connections that closed meanwhile may go unreported; watching on");
+        *noted = true;
+    }
+    let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    match format {
+        WatchFormat::Jsonl => {
+            use crate::output::json::string;
+            let mut line = Vec::with_capacity(128);
+            line.extend_from_slice(b"{\"schema_version\":");
+            line.extend_from_slice(tcptab::SCHEMA_VERSION.to_string().as_bytes());
+            line.extend_from_slice(b",\"time\":");
+            string(&mut line, &time);
+            line.extend_from_slice(b",\"event\":\"lost\",\"lost\":\"destroy_notifications\"}\n");
+            out.write_all(&line)?;
+        }
+        WatchFormat::Text => writeln!(
+            out,
+            "{time} lost          destroy notifications (the kernel's buffer overflowed)"
+        )?,
+    }
+    out.flush().context("writing output")
+}
+
 fn destroy_listener(
     query: &tcptab::Query,
     namespace: Option<&Namespace>,
+    buffer: usize,
     verbose: bool,
 ) -> Option<NetlinkSocket> {
     let socket = query
         .netlink_socket(namespace)
         .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(NetlinkSocket::subscribe_destroy);
+        .and_then(|s| s.subscribe_destroy(buffer));
     match socket {
         Ok(s) => Some(s),
         Err(e) => {

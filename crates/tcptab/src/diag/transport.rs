@@ -64,11 +64,21 @@ const TCP_DESTROY_GROUPS: u32 =
 
 impl NetlinkSocket {
     /// Subscribe this socket to the kernel's notifications of destroyed TCP
-    /// sockets (both families). Needs CAP_NET_ADMIN.
-    pub fn subscribe_destroy(self) -> io::Result<NetlinkSocket> {
+    /// sockets (both families), with a receive buffer of `buffer` bytes
+    /// (forced past net.core.rmem_max where allowed; a burst of closing
+    /// connections fills a small one, and the kernel then drops
+    /// notifications: `recv` fails with ENOBUFS). Needs CAP_NET_ADMIN.
+    pub fn subscribe_destroy(self, buffer: usize) -> io::Result<NetlinkSocket> {
+        if rustix::net::sockopt::set_socket_recv_buffer_size_force(&self.fd, buffer).is_err() {
+            rustix::net::sockopt::set_socket_recv_buffer_size(&self.fd, buffer)?;
+        }
         rustix::net::bind(&self.fd, &SocketAddrNetlink::new(0, TCP_DESTROY_GROUPS))?;
         Ok(self)
     }
+
+    /// The default receive buffer of [`subscribe_destroy`](Self::subscribe_destroy):
+    /// 8 MiB, tens of thousands of notifications.
+    pub const DESTROY_BUFFER: usize = 8 << 20;
 
     /// Wait up to `timeout` for a datagram; then receive what is there
     /// without blocking. `Ok(0)` when nothing came.
