@@ -520,7 +520,7 @@ fn watch_survives_lost_notifications_and_closes_each_connection_once() {
     let mut driver = Scenario::start("driver.py");
     let pid = driver.pid().to_string();
     // A receive buffer of a few notifications: a burst overflows it.
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+    let watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
         .args([
             "watch",
             "--netns-pid",
