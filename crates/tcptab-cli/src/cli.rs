@@ -406,9 +406,15 @@ pub struct SourceArgs {
     #[arg(long, value_enum, default_value_t = ByteOrderArg::Native)]
     pub byte_order: ByteOrderArg,
 
-    /// Skip malformed lines (counted on stderr) instead of failing.
+    /// Skip malformed lines, of any length (counted on stderr), instead of
+    /// failing.
     #[arg(long)]
     pub lenient: bool,
+
+    /// With --lenient: give up after this many malformed lines in a row
+    /// (the input is not a TCP table); 0 for no limit.
+    #[arg(long, default_value_t = 1000, value_name = "N", requires = "lenient")]
+    pub max_bad_lines: u64,
 
     /// Where to read the sockets: sock_diag netlink (fast, with the listen
     /// backlog limit and tcp_info) or the /proc text tables. `auto` uses

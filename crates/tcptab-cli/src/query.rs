@@ -114,6 +114,7 @@ pub fn read_options(source: &SourceArgs) -> ReadOptions {
     ReadOptions {
         byte_order: source.byte_order.into(),
         lenient: source.lenient,
+        max_bad_lines: source.max_bad_lines,
     }
 }
 
@@ -139,6 +140,11 @@ pub fn notes(report: &Report, verbose: bool) {
                 Why::Fallback(why) => {
                     note!("tcptab: source: proc{target} (netlink unavailable: {why})")
                 }
+            }
+        }
+        if verbose {
+            for n in &read.notes {
+                note!("tcptab: {n}");
             }
         }
         if read.interrupted {

@@ -392,3 +392,117 @@ fn sorted_proc_output_keeps_every_table_with_its_header() {
         .collect();
     assert!(states.windows(2).all(|w| w[0] <= w[1]), "{states:?}");
 }
+
+#[test]
+fn odd_tables_are_read_and_said_so() {
+    let v4_line = "   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0";
+    // An empty file and a header alone: fine, silently.
+    for (name, text) in [
+        ("empty", String::new()),
+        (
+            "header-only",
+            tcptab::procnet::header(tcptab::Family::Ipv4).to_string(),
+        ),
+    ] {
+        let dir = tempdir(name);
+        std::fs::write(dir.join("net/tcp"), &text).unwrap();
+        let out = tcptab(&["list", "--root", &root_arg(&dir), "-v", "--format", "jsonl"]);
+        assert!(out.status.success(), "{name}");
+        assert!(out.stdout.is_empty(), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("header"), "{name}: {err}");
+    }
+    // No header, or another one: listed, and said under -v.
+    for (name, text, note) in [
+        ("no-header", format!("{v4_line}\n"), "no header line"),
+        (
+            "odd-header",
+            format!("  sl  local remote\n{v4_line}\n"),
+            "its header is not the kernel's",
+        ),
+    ] {
+        let dir = tempdir(name);
+        std::fs::write(dir.join("net/tcp"), &text).unwrap();
+        let out = tcptab(&["list", "--root", &root_arg(&dir), "-v", "--format", "jsonl"]);
+        assert!(out.status.success(), "{name}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            1,
+            "{name}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(note) && err.contains("net/tcp"),
+            "{name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn lenient_skips_lines_of_any_length_and_gives_up_on_garbage() {
+    let v4_line = "   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0";
+    // A long line the buffer holds, and one longer than the buffer.
+    for (i, len) in [200_000usize, 1_000_000].into_iter().enumerate() {
+        let dir = tempdir(&format!("long-line-{i}"));
+        let text = format!(
+            "{}{v4_line}\n{}\n{v4_line}\n",
+            tcptab::procnet::header(tcptab::Family::Ipv4),
+            "z".repeat(len)
+        );
+        std::fs::write(dir.join("net/tcp"), text).unwrap();
+        let root = root_arg(&dir);
+        let err = fails(&["list", "--root", &root]);
+        assert!(err.contains("/net/tcp:3: field"), "{len}: {err}");
+        let out = tcptab(&["list", "--root", &root, "--lenient", "--format", "jsonl"]);
+        assert!(out.status.success(), "{len}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            2,
+            "{len}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("skipped 1 malformed line(s)"), "{len}: {err}");
+        assert!(
+            err.len() < 400,
+            "{len}: the note quotes a short excerpt: {err}"
+        );
+    }
+
+    // Random bytes: lenient gives up after --max-bad-lines in a row
+    // instead of reading forever.
+    let dir = tempdir("garbage");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let garbage: Vec<u8> = (0..4_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(dir.join("net/tcp"), garbage).unwrap();
+    let root = root_arg(&dir);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let args = [
+        "list",
+        "--root",
+        root.as_str(),
+        "--lenient",
+        "--max-bad-lines",
+        "50",
+    ]
+    .map(String::from);
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = tx.send(tcptab(&args));
+    });
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("--lenient on garbage ends");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("too many malformed lines in a row") && err.contains("\"50\""),
+        "{err}"
+    );
+}

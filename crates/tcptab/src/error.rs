@@ -94,6 +94,9 @@ pub enum ParseErrorKind {
     LineTooLong,
     /// The local and remote addresses have different lengths.
     FamilyMismatch,
+    /// Lenient: more malformed lines in a row than the limit (the token
+    /// holds the limit).
+    TooManyBadLines,
 }
 
 impl ParseErrorKind {
@@ -114,6 +117,9 @@ impl ParseErrorKind {
             ParseErrorKind::EmptyLine => "empty line",
             ParseErrorKind::LineTooLong => "line too long",
             ParseErrorKind::FamilyMismatch => "local and remote addresses are of different families",
+            ParseErrorKind::TooManyBadLines => {
+                "too many malformed lines in a row (--lenient gives up: is this a TCP table?); the limit is"
+            }
         }
     }
 }

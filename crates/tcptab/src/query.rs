@@ -148,6 +148,9 @@ pub struct NamespaceRead {
     /// Malformed lines a lenient read skipped, and the first of them.
     pub skipped_lines: u64,
     pub first_skipped: Option<String>,
+    /// What was odd about the tables read (a missing or unknown header),
+    /// each naming its file.
+    pub notes: Vec<String>,
 }
 
 /// A namespace that was found but not read.
@@ -540,6 +543,7 @@ impl Query {
                 tables: Vec::with_capacity(2),
                 skipped_lines: 0,
                 first_skipped: None,
+                notes: Vec::new(),
             };
             let mut deliver = |raw: Raw<'_>| -> std::result::Result<(), Stop<E>> {
                 if let Raw::Table(family, _) = raw {
@@ -565,6 +569,7 @@ impl Query {
                     read.interrupted = how.interrupted;
                     read.skipped_lines = how.skipped_lines;
                     read.first_skipped = how.first_skipped;
+                    read.notes = how.notes;
                     read.namespace = target;
                     report.read.push(read);
                 }
@@ -653,6 +658,7 @@ impl Query {
             interrupted,
             skipped_lines: 0,
             first_skipped: None,
+            notes: Vec::new(),
         })
     }
 
@@ -669,6 +675,7 @@ impl Query {
             interrupted: false,
             skipped_lines: 0,
             first_skipped: None,
+            notes: Vec::new(),
         };
         for (reader, family) in tables.iter_mut().zip([Family::Ipv4, Family::Ipv6]) {
             let Some(reader) = reader else { continue };
@@ -678,6 +685,10 @@ impl Query {
             how.skipped_lines += reader.skipped();
             if how.first_skipped.is_none() {
                 how.first_skipped = reader.first_error().map(|e| e.to_string());
+            }
+            if let Some(note) = reader.header_note() {
+                how.notes
+                    .push(format!("{}: {note}", reader.path().display()));
             }
         }
         Ok(how)
@@ -705,6 +716,7 @@ struct How {
     interrupted: bool,
     skipped_lines: u64,
     first_skipped: Option<String>,
+    notes: Vec<String>,
 }
 
 /// A namespace that is gone: its name no longer leads to it and its process

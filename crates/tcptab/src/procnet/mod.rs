@@ -33,12 +33,26 @@ pub use parse::{is_header, parse_line, parse_line_into, ByteOrder};
 pub use render::{header, render_into, render_line, render_table, TableWriter, MAX_RENDERED};
 
 /// How to read a table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadOptions {
     /// Byte order of the host that produced the table (default: this host).
     pub byte_order: ByteOrder,
-    /// Skip malformed lines and count them, instead of failing on the first.
+    /// Skip malformed lines (of any length) and count them, instead of
+    /// failing on the first.
     pub lenient: bool,
+    /// Lenient: fail after this many malformed lines in a row (the input
+    /// is not a TCP table); 0 for no limit. Default 1000.
+    pub max_bad_lines: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> ReadOptions {
+        ReadOptions {
+            byte_order: ByteOrder::default(),
+            lenient: false,
+            max_bad_lines: 1000,
+        }
+    }
 }
 
 /// A streaming reader of one table: yields each socket line as a [`Socket`].
@@ -69,6 +83,12 @@ struct Lines {
     done: bool,
     skipped: u64,
     first_error: Option<Error>,
+    /// Malformed lines in a row, ending at line `last_bad`.
+    bad_in_a_row: u64,
+    last_bad: u64,
+    /// Header lines seen, and whether each was the kernel's own.
+    headers: u64,
+    odd_header: bool,
 }
 
 impl Lines {
@@ -80,7 +100,57 @@ impl Lines {
             done: false,
             skipped: 0,
             first_error: None,
+            bad_in_a_row: 0,
+            last_bad: 0,
+            headers: 0,
+            odd_header: false,
         }
+    }
+
+    fn header_note(&self) -> Option<&'static str> {
+        if self.headers == 0 && self.line > 0 {
+            Some("no header line: the table may have been cut at the top")
+        } else if self.odd_header {
+            Some("its header is not the kernel's (another tool's output, or a kernel this parser does not know?)")
+        } else {
+            None
+        }
+    }
+
+    /// A header line: counted, and compared with the kernel's.
+    fn header(&mut self, line: &[u8]) {
+        self.headers += 1;
+        let trimmed = line.strip_suffix(b"\r").unwrap_or(line).trim_ascii_end();
+        let known =
+            [Family::Ipv4, Family::Ipv6].map(|f| render::header(f).trim_end().as_bytes().to_vec());
+        if !known.iter().any(|h| h == trimmed) {
+            self.odd_header = true;
+        }
+    }
+
+    /// A malformed line skipped in lenient mode; an error once too many
+    /// came in a row.
+    fn skip(&mut self, error: Error) -> Result<()> {
+        self.skipped += 1;
+        self.first_error.get_or_insert(error);
+        self.bad_in_a_row = if self.last_bad + 1 == self.line {
+            self.bad_in_a_row + 1
+        } else {
+            1
+        };
+        self.last_bad = self.line;
+        let limit = self.options.max_bad_lines;
+        if limit > 0 && self.bad_in_a_row > limit {
+            self.done = true;
+            return Err(Error::Parse {
+                path: self.path.clone(),
+                line: self.line,
+                field: crate::Field::Line,
+                kind: ParseErrorKind::TooManyBadLines,
+                token: format!("{limit}"),
+            });
+        }
+        Ok(())
     }
 
     /// A whole line the fast path did not take, as line `self.line`: parse
@@ -91,12 +161,14 @@ impl Lines {
     fn parse(&mut self, line: &[u8], socket: &mut Socket) -> Result<bool> {
         match parse_line_into(line, self.options.byte_order, socket) {
             Ok(()) => Ok(true),
-            Err(_) if is_header(line) => Ok(false),
+            Err(_) if is_header(line) => {
+                self.header(line);
+                Ok(false)
+            }
             Err(e) => {
                 let error = self.error_at(line, e);
                 if self.options.lenient {
-                    self.skipped += 1;
-                    self.first_error.get_or_insert(error);
+                    self.skip(error)?;
                     return Ok(false);
                 }
                 self.done = true;
@@ -149,6 +221,12 @@ impl<R: Read> TableReader<R> {
     /// The first malformed line's error (lenient mode).
     pub fn first_error(&self) -> Option<&Error> {
         self.lines.first_error.as_ref()
+    }
+
+    /// What is odd about the table's header, once read: none at all (with
+    /// sockets in it: a capture cut at the top?), or not the kernel's.
+    pub fn header_note(&self) -> Option<&'static str> {
+        self.lines.header_note()
     }
 
     /// The path this reader names in errors.
@@ -218,6 +296,17 @@ impl<R: Read> TableReader<R> {
                     self.lines.done = true;
                     return Ok(false);
                 }
+                Err(source)
+                    if source.kind() == io::ErrorKind::InvalidData
+                        && self.lines.options.lenient =>
+                {
+                    // A line longer than any table's: skipped whole.
+                    self.lines.line += 1;
+                    let error = self.read_error(source);
+                    self.skip_rest_of_line().map_err(|e| self.read_error(e))?;
+                    self.lines.skip(error)?;
+                    continue;
+                }
                 Err(source) => {
                     self.lines.done = true;
                     return Err(self.read_error(source));
@@ -229,6 +318,28 @@ impl<R: Read> TableReader<R> {
             }
         }
         Ok(false)
+    }
+
+    /// Discard the buffer and the input up to the next line feed (for a
+    /// line too long to hold), or to the end.
+    fn skip_rest_of_line(&mut self) -> io::Result<()> {
+        loop {
+            if let Some(i) = memchr(b'\n', &self.buf[self.start..self.end]) {
+                self.start += i + 1;
+                return Ok(());
+            }
+            self.start = 0;
+            self.end = 0;
+            if self.eof {
+                return Ok(());
+            }
+            match self.inner.read(&mut self.buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end = n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     #[cold]
@@ -352,6 +463,11 @@ impl<'a> SliceReader<'a> {
     /// The first malformed line's error (lenient mode).
     pub fn first_error(&self) -> Option<&Error> {
         self.lines.first_error.as_ref()
+    }
+
+    /// As [`TableReader::header_note`].
+    pub fn header_note(&self) -> Option<&'static str> {
+        self.lines.header_note()
     }
 
     /// As [`TableReader::read_socket`].
