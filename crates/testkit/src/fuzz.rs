@@ -22,14 +22,21 @@ fn outcomes(results: impl Iterator<Item = Result<Socket, Error>>) -> Vec<Result<
 
 /// What a reader must return for `data` (not empty): each line on its own
 /// through `parse_line`, headers skipped, bad lines an error (strict: the
-/// last item) or skipped (lenient).
+/// last item) or skipped (lenient, until more than the limit come in a row:
+/// then an error).
 fn line_by_line(data: &[u8], lenient: bool) -> Vec<Result<Socket, u64>> {
+    let limit = ReadOptions::default().max_bad_lines;
     let data = data.strip_suffix(b"\n").unwrap_or(data);
     let mut out = Vec::new();
+    let mut in_a_row = 0;
     for (i, line) in data.split(|&b| b == b'\n').enumerate() {
         match parse_line(line, ByteOrder::native()) {
-            Ok(socket) => out.push(Ok(socket)),
-            Err(_) if is_header(line) || lenient => {}
+            Ok(socket) => {
+                in_a_row = 0;
+                out.push(Ok(socket));
+            }
+            Err(_) if is_header(line) => in_a_row = 0,
+            Err(_) if lenient && in_a_row < limit => in_a_row += 1,
             Err(_) => {
                 out.push(Err(i as u64 + 1));
                 break;
