@@ -147,6 +147,12 @@ pub fn notes(report: &Report, verbose: bool) {
                 note!("tcptab: {n}");
             }
         }
+        if verbose && read.repeated > 0 {
+            note!(
+                "tcptab: dropped {} row(s){target} that the kernel's walk of /proc listed twice (sockets changed while it was read)",
+                read.repeated
+            );
+        }
         if read.interrupted {
             note!("tcptab: the kernel's socket tables changed during the dump{target}; a socket may be missing or repeated");
         }

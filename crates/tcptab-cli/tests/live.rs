@@ -710,3 +710,60 @@ fn all_netns_survives_namespaces_that_vanish() {
         child.wait().unwrap();
     }
 }
+
+#[test]
+fn proc_under_churn_lists_no_row_twice() {
+    if !require_root("proc_under_churn_lists_no_row_twice") {
+        return;
+    }
+    // Thousands of connections opened and closed while /proc is read: the
+    // kernel's walk resumes by position between reads and can repeat a
+    // row; tcptab drops and counts them.
+    let scenario = Scenario::start("quiet.py");
+    let pid = scenario.pid().to_string();
+    let script = testkit::repo_root().join("testdata/scenario/churn.py");
+    let mut churn = Command::new("nsenter")
+        .args(["-t", &pid, "-n", "python3"])
+        .arg(&script)
+        .arg("12")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (mut runs, mut dropped_runs) = (0, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(9);
+    while std::time::Instant::now() < deadline {
+        let out = tcptab(&[
+            "list",
+            "--netns-pid",
+            &pid,
+            "--source",
+            "proc",
+            "-v",
+            "--format",
+            "jsonl",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        let mut seen = BTreeSet::new();
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let r: Value = serde_json::from_str(line).unwrap();
+            let key = (
+                r["local_address"].to_string(),
+                r["local_port"].to_string(),
+                r["remote_address"].to_string(),
+                r["remote_port"].to_string(),
+                r["inode"].to_string(),
+            );
+            assert!(seen.insert(key.clone()), "run {runs}: {key:?} listed twice");
+        }
+        runs += 1;
+        if String::from_utf8_lossy(&out.stderr)
+            .contains("that the kernel's walk of /proc listed twice")
+        {
+            dropped_runs += 1;
+        }
+    }
+    let _ = churn.wait();
+    eprintln!("{runs} runs under churn, {dropped_runs} with repeated rows dropped");
+    assert!(runs >= 5, "{runs} runs");
+}

@@ -151,6 +151,9 @@ pub struct NamespaceRead {
     /// What was odd about the tables read (a missing or unknown header),
     /// each naming its file.
     pub notes: Vec<String>,
+    /// /proc: rows the kernel's walk repeated (same addresses, ports and
+    /// inode, while sockets came and went), dropped.
+    pub repeated: u64,
 }
 
 /// A namespace that was found but not read.
@@ -544,6 +547,7 @@ impl Query {
                 skipped_lines: 0,
                 first_skipped: None,
                 notes: Vec::new(),
+                repeated: 0,
             };
             let mut deliver = |raw: Raw<'_>| -> std::result::Result<(), Stop<E>> {
                 if let Raw::Table(family, _) = raw {
@@ -570,6 +574,7 @@ impl Query {
                     read.skipped_lines = how.skipped_lines;
                     read.first_skipped = how.first_skipped;
                     read.notes = how.notes;
+                    read.repeated = how.repeated;
                     read.namespace = target;
                     report.read.push(read);
                 }
@@ -659,6 +664,7 @@ impl Query {
             skipped_lines: 0,
             first_skipped: None,
             notes: Vec::new(),
+            repeated: 0,
         })
     }
 
@@ -676,12 +682,31 @@ impl Query {
             skipped_lines: 0,
             first_skipped: None,
             notes: Vec::new(),
+            repeated: 0,
         };
         for (reader, family) in tables.iter_mut().zip([Family::Ipv4, Family::Ipv6]) {
             let Some(reader) = reader else { continue };
             deliver(Raw::Table(family, Source::Proc))?;
+            // The kernel resumes its walk by position between two reads: a
+            // socket that opens or closes meanwhile can make another appear
+            // twice. A live table's repeated rows (same addresses, ports
+            // and inode) are dropped and counted; a capture is kept as it
+            // was taken.
+            // (A 64-bit digest per row keeps the set small: 8 bytes a row.)
+            let mut seen = (!self.is_captured()).then(std::collections::HashSet::<u64>::new);
             // Parsing runs on a second thread, overlapping the caller.
-            reader.for_each_read_ahead(|socket| deliver(Raw::Read(socket)))?;
+            reader.for_each_read_ahead(|socket| {
+                if let Some(seen) = seen.as_mut() {
+                    use std::hash::{Hash, Hasher};
+                    let mut digest = std::collections::hash_map::DefaultHasher::new();
+                    (socket.local, socket.remote, socket.inode).hash(&mut digest);
+                    if !seen.insert(digest.finish()) {
+                        how.repeated += 1;
+                        return Ok(());
+                    }
+                }
+                deliver(Raw::Read(socket))
+            })?;
             how.skipped_lines += reader.skipped();
             if how.first_skipped.is_none() {
                 how.first_skipped = reader.first_error().map(|e| e.to_string());
@@ -717,6 +742,7 @@ struct How {
     skipped_lines: u64,
     first_skipped: Option<String>,
     notes: Vec<String>,
+    repeated: u64,
 }
 
 /// A namespace that is gone: its name no longer leads to it and its process
