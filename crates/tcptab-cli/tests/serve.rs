@@ -356,3 +356,82 @@ fn every_exported_metric_is_documented() {
         );
     }
 }
+
+#[test]
+fn a_local_flood_of_idle_connections_cannot_blind_the_exporter() {
+    // 1,000 connections that connect and send nothing, 80 clients that do
+    // the same and reconnect whenever they are closed, and a scraper once a
+    // second: the idle ones are closed after the read timeout, or to make
+    // room at the cap, so the scraper gets through.
+    let server = Server::start(&["--max-connections", "64", "--min-interval", "0s"]);
+    let addr = server.addr;
+    server.metrics();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let idle: Vec<TcpStream> = (0..1000)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    assert!(idle.len() >= 900, "{} idle connections opened", idle.len());
+    let flooders: Vec<_> = (0..80)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut opened = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(mut s) = TcpStream::connect(addr) else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    opened += 1;
+                    // Wait until the server closes it, then come back.
+                    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                    let mut buf = [0u8; 1];
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match s.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(_) => {}
+                            Err(e)
+                                if e.kind() == std::io::ErrorKind::WouldBlock
+                                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+                opened
+            })
+        })
+        .collect();
+    let (mut ok, mut scrapes) = (0, 0);
+    let rss_start = server.rss_kib();
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until {
+        let t = Instant::now();
+        scrapes += 1;
+        if let Ok(r) = get(addr, "/metrics") {
+            if r.status == 200 && r.body.contains("tcptab_up 1") {
+                ok += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reconnects: u32 = flooders.into_iter().map(|t| t.join().unwrap()).sum();
+    drop(idle);
+    let rss_end = server.rss_kib();
+    assert!(
+        ok * 100 >= scrapes * 95,
+        "{ok} of {scrapes} scrapes succeeded"
+    );
+    assert!(
+        reconnects > 80,
+        "the flooders were closed and came back: {reconnects}"
+    );
+    assert!(
+        rss_end < rss_start + 32 * 1024,
+        "RSS {rss_start} KiB -> {rss_end} KiB"
+    );
+    let body = server.metrics();
+    assert!(
+        sample(&body, "tcptab_evicted_connections_total").unwrap() > 0.0,
+        "{body}"
+    );
+}

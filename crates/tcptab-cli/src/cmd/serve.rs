@@ -31,7 +31,7 @@ use tcptab::diag::Extensions;
 use tcptab::metrics::{Accumulator, Collected, MetricOptions, Sample};
 use tcptab::Expr;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
 
 use crate::cli::ServeArgs;
 use crate::query;
@@ -53,6 +53,7 @@ struct Stats {
     netlink_errors: AtomicU64,
     other_errors: AtomicU64,
     rejected_connections: AtomicU64,
+    evicted_connections: AtomicU64,
 }
 
 /// One collection's result, from either path.
@@ -86,7 +87,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let local = listener.local_addr()?;
     note!("tcptab: serving metrics on http://{local}/metrics");
-    let connections = Arc::new(Semaphore::new(args.max_connections.max(1)));
+    let cap = args.max_connections.max(1);
+    let connections = Arc::new(Connections::default());
     let app = Arc::new(App {
         args,
         stats: Stats::default(),
@@ -105,28 +107,123 @@ async fn serve(args: ServeArgs) -> Result<()> {
             },
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        // At the cap, the connection idle the longest (no request in
+        // flight) makes room for the new one: clients that connect and
+        // wait cannot keep a scraper out. With every connection busy, the
+        // new one is refused.
+        if connections.len() >= cap && !connections.evict_idlest() {
             app.stats
                 .rejected_connections
                 .fetch_add(1, Ordering::Relaxed);
             drop(stream);
             continue;
-        };
+        }
+        let conn = connections.add();
         let app = app.clone();
+        let connections = connections.clone();
         tokio::spawn(async move {
             let timeout = app.args.read_timeout;
             let service = service_fn({
                 let app = app.clone();
-                move |req| handle(req, app.clone())
+                let conn = conn.clone();
+                move |req| {
+                    let app = app.clone();
+                    let conn = conn.clone();
+                    async move {
+                        conn.busy.store(true, Ordering::Relaxed);
+                        let response = handle(req, app).await;
+                        conn.touch();
+                        conn.busy.store(false, Ordering::Relaxed);
+                        response
+                    }
+                }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(timeout)
                 .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
-            drop(permit);
+            tokio::select! {
+                _ = connection => {}
+                _ = conn.evict.notified() => {
+                    app.stats.evicted_connections.fetch_add(1, Ordering::Relaxed);
+                }
+                _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
+            }
+            connections.remove(conn.id);
         });
+    }
+}
+
+/// The open connections, for the cap and for choosing whom to close.
+#[derive(Default)]
+struct Connections {
+    next: AtomicU64,
+    open: std::sync::Mutex<std::collections::HashMap<u64, Arc<Conn>>>,
+}
+
+/// One connection: when it was last active and whether a request is in
+/// flight.
+struct Conn {
+    id: u64,
+    /// Milliseconds since the exporter started.
+    last_active: AtomicU64,
+    busy: std::sync::atomic::AtomicBool,
+    evict: tokio::sync::Notify,
+}
+
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+impl Conn {
+    fn touch(&self) {
+        self.last_active.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+impl Connections {
+    fn len(&self) -> usize {
+        self.open.lock().map_or(0, |open| open.len())
+    }
+
+    fn add(&self) -> Arc<Conn> {
+        let conn = Arc::new(Conn {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            last_active: AtomicU64::new(now_ms()),
+            busy: std::sync::atomic::AtomicBool::new(false),
+            evict: tokio::sync::Notify::new(),
+        });
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(conn.id, conn.clone());
+        }
+        conn
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(&id);
+        }
+    }
+
+    /// Close the connection idle the longest; false if every one is busy.
+    fn evict_idlest(&self) -> bool {
+        let Ok(mut open) = self.open.lock() else {
+            return false;
+        };
+        let idlest = open
+            .values()
+            .filter(|c| !c.busy.load(Ordering::Relaxed))
+            .min_by_key(|c| c.last_active.load(Ordering::Relaxed))
+            .map(|c| c.id);
+        match idlest.and_then(|id| open.remove(&id)) {
+            Some(conn) => {
+                conn.evict.notify_one();
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -341,8 +438,15 @@ impl App {
         rejected.inc_by(self.stats.rejected_connections.load(Ordering::Relaxed));
         registry.register(
             "rejected_connections",
-            "HTTP connections closed at once because --max-connections were open",
+            "HTTP connections closed at once: --max-connections were open, all with a request in flight",
             rejected,
+        );
+        let evicted = Counter::<u64>::default();
+        evicted.inc_by(self.stats.evicted_connections.load(Ordering::Relaxed));
+        registry.register(
+            "evicted_connections",
+            "Idle HTTP connections closed to make room for a new one at --max-connections",
+            evicted,
         );
         let duration = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         duration.set(started.elapsed().as_secs_f64());
