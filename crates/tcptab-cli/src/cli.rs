@@ -643,3 +643,50 @@ impl ListArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any text into every duration option: an error or a duration in
+        /// its range, never a panic.
+        #[test]
+        fn durations_never_panic_and_stay_in_range(text in any::<String>()) {
+            for (parse, min, max) in [
+                (parse_interval as fn(&str) -> Result<Duration, String>, 10 * MS, DAY),
+                (parse_run_time, MS, 365 * DAY),
+                (parse_min_interval, Duration::ZERO, HOUR),
+                (parse_read_timeout, 100 * MS, Duration::from_secs(60)),
+            ] {
+                if let Ok(d) = parse(&text) {
+                    prop_assert!(d >= min && d <= max, "{text:?}: {d:?}");
+                }
+            }
+        }
+
+        /// Numbers and units, the shapes people type.
+        #[test]
+        fn duration_shapes(n in any::<f64>(), unit in prop::sample::select(vec!["", "s", "ms", "m", "h", "d", "ns", "years"])) {
+            let text = format!("{n}{unit}");
+            if let Ok(d) = parse_interval(&text) {
+                prop_assert!(d >= 10 * MS && d <= DAY, "{text:?}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn bare_seconds_and_units() {
+        assert_eq!(parse_interval("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_interval("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_interval("1e308").is_err());
+        assert!(parse_interval("inf").is_err());
+        assert!(parse_interval("-1").is_err());
+        assert_eq!(parse_min_interval("0"), Ok(Duration::ZERO));
+    }
+}

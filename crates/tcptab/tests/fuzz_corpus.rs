@@ -1,6 +1,6 @@
-//! Replays both fuzz corpora (`fuzz/corpus/parse_table` and
-//! `fuzz/corpus/parse_diag`: seeds and anything the fuzzer found and was
-//! committed, crash inputs included) through the fuzz targets' checks, so
+//! Replays the fuzz corpora (`fuzz/corpus/parse_table`,
+//! `fuzz/corpus/parse_diag` and `fuzz/corpus/parse_filter`: seeds and
+//! anything the fuzzer found and was committed, crash inputs included) through the fuzz targets' checks, so
 //! CI runs them without cargo-fuzz. Test builds have overflow checks on, as
 //! the fuzz builds do.
 
@@ -28,4 +28,9 @@ fn parse_table_corpus_replays_cleanly() {
 #[test]
 fn parse_diag_corpus_replays_cleanly() {
     replay("parse_diag", testkit::fuzz::check_diag, 100);
+}
+
+#[test]
+fn parse_filter_corpus_replays_cleanly() {
+    replay("parse_filter", testkit::fuzz::check_filter, 8);
 }

@@ -123,3 +123,20 @@ pub fn check_diag(data: &[u8]) {
         tcptab::StateSet::ALL,
     );
 }
+
+/// Feed `data` to the filter language and to the address and port parsers
+/// (as text, lossily): never a panic or a stack overflow; what parses
+/// evaluates on a socket.
+pub fn check_filter(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(expr) = tcptab::Expr::parse(&text) {
+        let socket = tcptab::Socket::empty(tcptab::Family::Ipv6, tcptab::RowKind::Full);
+        let _ = expr.matches(&socket, None);
+        let _ = expr.states();
+        let _ = expr.needs_owners();
+    }
+    for word in text.split_whitespace().take(64) {
+        let _ = word.parse::<tcptab::filter::Cidr>();
+        let _ = word.parse::<tcptab::filter::PortRange>();
+    }
+}
