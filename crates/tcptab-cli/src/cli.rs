@@ -464,9 +464,10 @@ impl From<ByteOrderArg> for tcptab::ByteOrder {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Aligned columns for people, like `ss -tan`.
+    /// Aligned columns for people, like `ss -tan` (written in blocks of
+    /// rows: a column widens when a later cell needs it).
     Table,
-    /// One JSON array, one object per socket.
+    /// One JSON array, one object per socket, written as it is read.
     Json,
     /// One JSON object per line, streamed.
     Jsonl,
@@ -515,7 +516,8 @@ pub struct ListArgs {
     #[arg(short = 'm', long)]
     pub memory: bool,
 
-    /// Sort by a field (default: the kernel's order).
+    /// Sort by a field (default: the kernel's order). Sorting holds the
+    /// whole table in memory; every other listing streams.
     #[arg(long, value_enum, value_name = "FIELD")]
     pub sort: Option<SortField>,
 

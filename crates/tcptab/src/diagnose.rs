@@ -1,10 +1,17 @@
 //! Findings: patterns in the socket table that point at a problem, each
 //! with its evidence and what to do.
+//!
+//! [`Diagnoser`] looks at one socket at a time, so a table can stream
+//! through it: it keeps only its groups (per CLOSE_WAIT holder, per
+//! TIME_WAIT peer) and a few sockets of evidence per finding, copied.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::owners::{OwnerScan, Ownership};
+use crate::diag::Diag;
+use crate::netns::Namespace;
+use crate::owners::{Owner, Ownership};
+use crate::query::{Entry, Source};
 use crate::socket::{canonical, RowKind, Socket, State, TimerKind};
 
 /// When a pattern becomes a finding.
@@ -105,8 +112,7 @@ pub struct Process {
 }
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone)]
 pub struct Finding {
     pub kind: Kind,
     pub severity: Severity,
@@ -114,9 +120,8 @@ pub struct Finding {
     pub advice: &'static str,
     /// How many sockets are involved.
     pub count: u64,
-    /// The sockets that show it (a few at most), as indices into the
-    /// slice given to [`diagnose`].
-    pub sockets: Vec<usize>,
+    /// The sockets that show it (a few at most), copied.
+    pub sockets: Vec<Evidence>,
     /// The processes involved, when owners were looked up.
     pub processes: Vec<Process>,
     /// One line per evidence socket (or group) for people.
@@ -127,12 +132,60 @@ pub struct Finding {
     pub kill_filter: Option<String>,
 }
 
-/// One socket to look at, with what only netlink knows.
-#[derive(Debug, Clone, Copy)]
-pub struct Observed<'a> {
-    pub socket: &'a Socket,
-    /// LISTEN: the accept queue limit (netlink).
-    pub backlog_limit: Option<u32>,
+/// A socket kept as evidence: what an [`Entry`] borrows, owned.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub socket: Socket,
+    pub diag: Option<Diag>,
+    pub source: Source,
+    pub namespace: Option<Namespace>,
+    /// Its owners when they were looked up: the list, and why it is empty.
+    pub owners: Option<(Vec<Owner>, OwnerStatus)>,
+}
+
+/// [`Ownership`] without the borrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerStatus {
+    Owned,
+    NoProcess,
+    Unknown,
+    NotFound,
+}
+
+impl Evidence {
+    fn of(e: &Entry<'_>) -> Evidence {
+        Evidence {
+            socket: *e.socket,
+            diag: e.diag.cloned(),
+            source: e.source,
+            namespace: e.namespace.cloned(),
+            owners: e.owners.map(|o| {
+                let status = match o {
+                    Ownership::Owned(_) => OwnerStatus::Owned,
+                    Ownership::NoProcess => OwnerStatus::NoProcess,
+                    Ownership::Unknown => OwnerStatus::Unknown,
+                    Ownership::NotFound => OwnerStatus::NotFound,
+                };
+                (o.owners().to_vec(), status)
+            }),
+        }
+    }
+
+    /// The socket as an [`Entry`] again (for its record).
+    pub fn entry(&self) -> Entry<'_> {
+        Entry {
+            socket: &self.socket,
+            diag: self.diag.as_ref(),
+            source: self.source,
+            namespace: self.namespace.as_ref(),
+            owners: self.owners.as_ref().map(|(list, status)| match status {
+                OwnerStatus::Owned => Ownership::Owned(list),
+                OwnerStatus::NoProcess => Ownership::NoProcess,
+                OwnerStatus::Unknown => Ownership::Unknown,
+                OwnerStatus::NotFound => Ownership::NotFound,
+            }),
+        }
+    }
 }
 
 const EVIDENCE: usize = 5;
@@ -150,84 +203,133 @@ fn pair(s: &Socket) -> String {
     format!("{} -> {}", endpoint(s.local), endpoint(s.remote))
 }
 
-/// Look for every pattern in `sockets`. Owners (`-p`) name the processes
-/// in CLOSE_WAIT findings and find sockets no process holds.
-pub fn diagnose(
-    sockets: &[Observed<'_>],
-    owners: Option<&OwnerScan>,
-    t: &Thresholds,
-) -> Vec<Finding> {
-    let mut findings = Vec::new();
+/// Sockets that share a pattern: how many, and the first few.
+#[derive(Debug, Default)]
+struct Group {
+    count: u64,
+    evidence: Vec<Evidence>,
+    processes: Vec<Process>,
+}
 
-    // CLOSE_WAIT piling up, per process.
-    let mut close_wait: BTreeMap<String, (Vec<Process>, Vec<usize>)> = BTreeMap::new();
-    for (i, o) in sockets
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.socket.state == State::CloseWait)
-    {
-        let (holder, processes) = match owners.map(|scan| scan.ownership(o.socket)) {
-            Some(Ownership::Owned(list)) => (
-                list.iter()
-                    .map(|p| format!("{} (pid {})", p.command, p.pid))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                list.iter()
-                    .map(|p| Process {
-                        pid: p.pid,
-                        command: p.command.clone(),
-                    })
-                    .collect(),
-            ),
-            Some(Ownership::NoProcess) => ("no process (not yet accepted)".into(), Vec::new()),
-            _ => (
-                "an unknown process (run with -p as root to name it)".into(),
-                Vec::new(),
-            ),
-        };
-        let group = close_wait.entry(holder).or_default();
-        if group.0.is_empty() {
-            group.0 = processes;
-        }
-        group.1.push(i);
-    }
-    for (holder, (processes, list)) in close_wait {
-        if list.len() as u64 >= t.close_wait {
-            let shown: Vec<usize> = list.iter().copied().take(EVIDENCE).collect();
-            findings.push(Finding {
-                kind: Kind::CloseWait,
-                severity: Severity::Warning,
-                summary: format!("{} sockets in CLOSE_WAIT held by {holder}", list.len()),
-                details: shown.iter().map(|&i| pair(sockets[i].socket)).collect(),
-                advice: "the peers closed these connections but the application has not called close(): look for a leak of connections or a stuck worker",
-                count: list.len() as u64,
-                kill_filter: Some(close_wait_filter(&processes, &list, sockets)),
-                sockets: shown,
-                processes: processes.into_iter().fold(Vec::new(), |mut v, p| {
-                    if !v.contains(&p) {
-                        v.push(p);
-                    }
-                    v
-                }),
-            });
+impl Group {
+    fn add(&mut self, e: &Entry<'_>) {
+        self.count += 1;
+        if self.evidence.len() < EVIDENCE {
+            self.evidence.push(Evidence::of(e));
+            for o in e.owners.map_or(&[][..], |o| o.owners()) {
+                if !self.processes.iter().any(|p| p.pid == o.pid) {
+                    self.processes.push(Process {
+                        pid: o.pid,
+                        command: o.command.clone(),
+                    });
+                }
+            }
         }
     }
 
-    // Accept queues near or at their limit.
-    for (i, o) in sockets
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.socket.state == State::Listen)
-    {
-        let Some(limit) = o.backlog_limit else {
-            continue;
+    fn sockets(&self) -> impl Iterator<Item = &Socket> {
+        self.evidence.iter().map(|e| &e.socket)
+    }
+}
+
+/// Looks for every pattern, one socket at a time. Owners (when the entries
+/// have them) name the holders of CLOSE_WAIT sockets and find sockets no
+/// process holds.
+#[derive(Debug)]
+pub struct Diagnoser {
+    t: Thresholds,
+    examined: u64,
+    owners_known: bool,
+    /// Per holder (a description), its CLOSE_WAIT sockets.
+    close_wait: BTreeMap<String, Group>,
+    listeners: Vec<Finding>,
+    probing: Group,
+    lossy: Group,
+    /// Per remote endpoint, its TIME_WAIT sockets.
+    time_wait: BTreeMap<String, Group>,
+    unowned: Group,
+    orphans: Group,
+}
+
+impl Diagnoser {
+    pub fn new(thresholds: Thresholds) -> Diagnoser {
+        Diagnoser {
+            t: thresholds,
+            examined: 0,
+            owners_known: false,
+            close_wait: BTreeMap::new(),
+            listeners: Vec::new(),
+            probing: Group::default(),
+            lossy: Group::default(),
+            time_wait: BTreeMap::new(),
+            unowned: Group::default(),
+            orphans: Group::default(),
+        }
+    }
+
+    /// Sockets looked at so far.
+    pub fn examined(&self) -> u64 {
+        self.examined
+    }
+
+    /// Look at one socket.
+    pub fn add(&mut self, e: &Entry<'_>) {
+        let s = e.socket;
+        let t = self.t;
+        self.examined += 1;
+        self.owners_known |= e.owners.is_some();
+        match s.state {
+            State::CloseWait => {
+                let holder = match e.owners {
+                    Some(Ownership::Owned(list)) => list
+                        .iter()
+                        .map(|p| format!("{} (pid {})", p.command, p.pid))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Some(Ownership::NoProcess) => "no process (not yet accepted)".into(),
+                    _ => "an unknown process (run with -p as root to name it)".into(),
+                };
+                self.close_wait.entry(holder).or_default().add(e);
+            }
+            State::Listen => self.listener(e),
+            _ => {}
+        }
+        if s.timer.kind == TimerKind::ZeroWindowProbe {
+            self.probing.add(e);
+        }
+        if s.kind == RowKind::Full && s.retransmits >= t.retransmits {
+            self.lossy.add(e);
+        }
+        if s.kind == RowKind::TimeWait && s.state == State::TimeWait {
+            self.time_wait.entry(endpoint(s.remote)).or_default().add(e);
+        }
+        if e.owners == Some(Ownership::NotFound) {
+            self.unowned.add(e);
+        }
+        if s.kind == RowKind::Full
+            && s.inode == 0
+            && matches!(
+                s.state,
+                State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck
+            )
+        {
+            self.orphans.add(e);
+        }
+    }
+
+    /// An accept queue near or at its limit is a finding of its own.
+    fn listener(&mut self, e: &Entry<'_>) {
+        let Some(limit) = e.diag.and_then(|d| d.backlog_limit) else {
+            return;
         };
-        let queued = o.socket.rx_queue;
-        if queued == 0 || (queued as f64) < t.accept_queue * limit as f64 {
-            continue;
+        let queued = e.socket.rx_queue;
+        if queued == 0 || (queued as f64) < self.t.accept_queue * limit as f64 {
+            return;
         }
         let full = queued >= limit;
-        findings.push(Finding {
+        let mut group = Group::default();
+        group.add(e);
+        self.listeners.push(Finding {
             kind: Kind::AcceptQueue,
             severity: if full {
                 Severity::Critical
@@ -236,201 +338,178 @@ pub fn diagnose(
             },
             summary: format!(
                 "accept queue of {} {} {queued}/{limit}",
-                endpoint(o.socket.local),
+                endpoint(e.socket.local),
                 if full { "is full:" } else { "is nearly full:" }
             ),
-            details: vec![format!("{} waiting for accept(), limit {limit}", queued)],
+            details: vec![format!("{queued} waiting for accept(), limit {limit}")],
             advice: "the application is not accepting connections fast enough: new handshakes are dropped (listen overflow); accept faster, add workers, or raise the listen() backlog and net.core.somaxconn",
             count: 1,
-            sockets: vec![i],
-            processes: processes_of(owners, &[o.socket]),
+            processes: group.processes,
+            sockets: group.evidence,
             kill_filter: None,
         });
     }
 
-    // Zero window probing: the peer stopped reading.
-    let probing = matching(sockets, |s| s.timer.kind == TimerKind::ZeroWindowProbe);
-    if !probing.is_empty() {
-        findings.push(Finding {
-            kind: Kind::ZeroWindow,
-            severity: Severity::Warning,
-            summary: format!("{} sockets probing a zero window: their peers stopped reading", probing.len()),
-            details: evidence(sockets, &probing)
-                .map(|s| format!("{} ({} bytes unsent, {} unanswered probes)", pair(s), s.tx_queue, s.probes))
-                .collect(),
-            advice: "the receiving application is not reading its socket (blocked, overloaded or stuck): look at the peer, not at this host",
-            count: probing.len() as u64,
-            processes: processes_of(owners, &evidence(sockets, &probing).collect::<Vec<_>>()),
-            kill_filter: zero_window_filter(&probing, sockets),
-            sockets: probing.iter().copied().take(EVIDENCE).collect(),
-        });
-    }
-
-    // Retransmission timeouts piling up: loss or a dead peer.
-    let lossy = matching(sockets, |s| {
-        s.kind == RowKind::Full && s.retransmits >= t.retransmits
-    });
-    if !lossy.is_empty() {
-        findings.push(Finding {
-            kind: Kind::Retransmits,
-            severity: Severity::Warning,
-            summary: format!(
-                "{} sockets with {} or more retransmission timeouts in a row",
-                lossy.len(),
-                t.retransmits
-            ),
-            details: evidence(sockets, &lossy)
-                .map(|s| {
-                    let rto = s.congestion.map(|c| c.rto.as_millis()).unwrap_or(0);
-                    format!("{} ({} timeouts, rto {} ms, {})", pair(s), s.retransmits, rto, s.state)
-                })
-                .collect(),
-            advice: "packets to these peers are being lost or the peers are gone: check the path (loss, MTU, firewall) and whether the peers are alive",
-            count: lossy.len() as u64,
-            processes: processes_of(owners, &evidence(sockets, &lossy).collect::<Vec<_>>()),
-            kill_filter: None,
-            sockets: lossy.iter().copied().take(EVIDENCE).collect(),
-        });
-    }
-
-    // TIME_WAIT towards one remote endpoint: ephemeral port pressure.
-    let mut time_wait: BTreeMap<String, (u64, Vec<usize>)> = BTreeMap::new();
-    for (i, o) in sockets
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.socket.kind == RowKind::TimeWait && o.socket.state == State::TimeWait)
-    {
-        let group = time_wait.entry(endpoint(o.socket.remote)).or_default();
-        group.0 += 1;
-        if group.1.len() < EVIDENCE {
-            group.1.push(i);
-        }
-    }
-    for (remote, (count, shown)) in time_wait {
-        if count >= t.time_wait {
-            findings.push(Finding {
-                kind: Kind::TimeWait,
-                severity: Severity::Warning,
-                summary: format!("{count} TIME_WAIT sockets towards {remote}"),
-                details: vec![format!("{count} recently closed connections to {remote}")],
-                advice: "many short connections to one endpoint use up local ports (each TIME_WAIT holds one for 60 s): reuse connections (keep-alive, pooling), or widen net.ipv4.ip_local_port_range",
-                count,
-                sockets: shown,
-                processes: Vec::new(),
-                kill_filter: None,
-            });
-        }
-    }
-
-    // Sockets held by no process although they have an inode.
-    if let Some(scan) = owners {
-        let unowned = matching(sockets, |s| scan.ownership(s) == Ownership::NotFound);
-        if !unowned.is_empty() {
-            findings.push(Finding {
-                kind: Kind::NoOwner,
-                severity: Severity::Warning,
-                summary: format!("{} sockets that no process holds", unowned.len()),
-                details: evidence(sockets, &unowned)
-                    .map(|s| format!("{} {} inode {}", s.state, pair(s), s.inode))
-                    .collect(),
-                advice: "a socket with an inode but no process is held by the kernel or in flight over a Unix socket; if it persists, look for a process in another PID namespace",
-                count: unowned.len() as u64,
-                sockets: unowned.iter().copied().take(EVIDENCE).collect(),
-                processes: Vec::new(),
-                kill_filter: None,
-            });
-        }
-    }
-
-    // Orphans: closed by their application, still finishing.
-    let orphans = matching(sockets, |s| {
-        s.kind == RowKind::Full
-            && s.inode == 0
-            && matches!(
-                s.state,
-                State::FinWait1 | State::FinWait2 | State::Closing | State::LastAck
-            )
-    });
-    if orphans.len() as u64 >= t.orphans {
-        findings.push(Finding {
-            kind: Kind::Orphans,
-            severity: Severity::Warning,
-            summary: format!("{} orphaned sockets (closed by their application, still finishing)", orphans.len()),
-            details: evidence(sockets, &orphans).map(|s| format!("{} {}", s.state, pair(s))).collect(),
-            advice: "orphans use memory and count against net.ipv4.tcp_max_orphans; many in FIN_WAIT1 or LAST_ACK point at peers that stopped answering",
-            count: orphans.len() as u64,
-            sockets: orphans.iter().copied().take(EVIDENCE).collect(),
-            processes: Vec::new(),
-            kill_filter: None,
-        });
-    }
-    findings
-}
-
-/// The indices of the sockets that `test` selects.
-fn matching(sockets: &[Observed<'_>], test: impl Fn(&Socket) -> bool) -> Vec<usize> {
-    (0..sockets.len())
-        .filter(|&i| test(sockets[i].socket))
-        .collect()
-}
-
-/// The first few of `indices`, as sockets.
-fn evidence<'a>(
-    sockets: &'a [Observed<'a>],
-    indices: &'a [usize],
-) -> impl Iterator<Item = &'a Socket> + 'a {
-    indices.iter().take(EVIDENCE).map(|&i| sockets[i].socket)
-}
-
-/// The processes holding any of `list`, each once, by pid.
-fn processes_of(owners: Option<&OwnerScan>, list: &[&Socket]) -> Vec<Process> {
-    let mut out: Vec<Process> = Vec::new();
-    for s in list {
-        for o in owners.map_or(&[][..], |scan| scan.owners(s)) {
-            if !out.iter().any(|p| p.pid == o.pid) {
-                out.push(Process {
-                    pid: o.pid,
-                    command: o.command.clone(),
-                });
+    /// The findings, in a fixed order: CLOSE_WAIT, accept queues, zero
+    /// windows, retransmissions, TIME_WAIT, sockets without an owner,
+    /// orphans.
+    pub fn finish(self) -> Vec<Finding> {
+        let t = self.t;
+        let mut findings = Vec::new();
+        let finding =
+            |kind, summary: String, group: Group, details: Vec<String>, advice, kill_filter| {
+                Finding {
+                    kind,
+                    severity: Severity::Warning,
+                    summary,
+                    advice,
+                    count: group.count,
+                    details,
+                    kill_filter,
+                    processes: group.processes,
+                    sockets: group.evidence,
+                }
+            };
+        for (holder, group) in self.close_wait {
+            if group.count >= t.close_wait {
+                let details = group.sockets().map(pair).collect();
+                let filter = close_wait_filter(&group);
+                findings.push(finding(
+                    Kind::CloseWait,
+                    format!("{} sockets in CLOSE_WAIT held by {holder}", group.count),
+                    group,
+                    details,
+                    "the peers closed these connections but the application has not called close(): look for a leak of connections or a stuck worker",
+                    Some(filter),
+                ));
             }
         }
+        findings.extend(self.listeners);
+        if self.probing.count > 0 {
+            let details = self
+                .probing
+                .sockets()
+                .map(|s| {
+                    format!(
+                        "{} ({} bytes unsent, {} unanswered probes)",
+                        pair(s),
+                        s.tx_queue,
+                        s.probes
+                    )
+                })
+                .collect();
+            let filter = zero_window_filter(&self.probing);
+            findings.push(finding(
+                Kind::ZeroWindow,
+                format!("{} sockets probing a zero window: their peers stopped reading", self.probing.count),
+                self.probing,
+                details,
+                "the receiving application is not reading its socket (blocked, overloaded or stuck): look at the peer, not at this host",
+                filter,
+            ));
+        }
+        if self.lossy.count > 0 {
+            let details = self
+                .lossy
+                .sockets()
+                .map(|s| {
+                    let rto = s.congestion.map(|c| c.rto.as_millis()).unwrap_or(0);
+                    format!(
+                        "{} ({} timeouts, rto {} ms, {})",
+                        pair(s),
+                        s.retransmits,
+                        rto,
+                        s.state
+                    )
+                })
+                .collect();
+            findings.push(finding(
+                Kind::Retransmits,
+                format!("{} sockets with {} or more retransmission timeouts in a row", self.lossy.count, t.retransmits),
+                self.lossy,
+                details,
+                "packets to these peers are being lost or the peers are gone: check the path (loss, MTU, firewall) and whether the peers are alive",
+                None,
+            ));
+        }
+        for (remote, group) in self.time_wait {
+            if group.count >= t.time_wait {
+                let count = group.count;
+                findings.push(finding(
+                    Kind::TimeWait,
+                    format!("{count} TIME_WAIT sockets towards {remote}"),
+                    group,
+                    vec![format!("{count} recently closed connections to {remote}")],
+                    "many short connections to one endpoint use up local ports (each TIME_WAIT holds one for 60 s): reuse connections (keep-alive, pooling), or widen net.ipv4.ip_local_port_range",
+                    None,
+                ));
+            }
+        }
+        if self.owners_known && self.unowned.count > 0 {
+            let details = self
+                .unowned
+                .sockets()
+                .map(|s| format!("{} {} inode {}", s.state, pair(s), s.inode))
+                .collect();
+            findings.push(finding(
+                Kind::NoOwner,
+                format!("{} sockets that no process holds", self.unowned.count),
+                self.unowned,
+                details,
+                "a socket with an inode but no process is held by the kernel or in flight over a Unix socket; if it persists, look for a process in another PID namespace",
+                None,
+            ));
+        }
+        if self.orphans.count >= t.orphans {
+            let details = self
+                .orphans
+                .sockets()
+                .map(|s| format!("{} {}", s.state, pair(s)))
+                .collect();
+            findings.push(finding(
+                Kind::Orphans,
+                format!("{} orphaned sockets (closed by their application, still finishing)", self.orphans.count),
+                self.orphans,
+                details,
+                "orphans use memory and count against net.ipv4.tcp_max_orphans; many in FIN_WAIT1 or LAST_ACK point at peers that stopped answering",
+                None,
+            ));
+        }
+        findings
     }
-    out.sort_by_key(|p| p.pid);
-    out
 }
 
 /// The `tcptab kill` filter for a CLOSE_WAIT group: by its one holder when
-/// it has one, else by the local port they share, else all CLOSE_WAIT.
-fn close_wait_filter(holders: &[Process], group: &[usize], sockets: &[Observed<'_>]) -> String {
-    let mut pids: Vec<u32> = holders.iter().map(|p| p.pid).collect();
-    pids.dedup();
-    if let [pid] = pids[..] {
-        return format!("--state close-wait --pid {pid}");
+/// it has one, else by the local port its sockets share (as far as the
+/// evidence shows), else all CLOSE_WAIT.
+fn close_wait_filter(group: &Group) -> String {
+    if let [p] = &group.processes[..] {
+        return format!("--state close-wait --pid {}", p.pid);
     }
-    let port = sockets[group[0]].socket.local.port();
-    if group
-        .iter()
-        .all(|&i| sockets[i].socket.local.port() == port)
-    {
-        return format!("--state close-wait --sport {port}");
+    let mut ports = group.sockets().map(|s| s.local.port());
+    match ports.next() {
+        Some(port) if group.count as usize == group.evidence.len() && ports.all(|p| p == port) => {
+            format!("--state close-wait --sport {port}")
+        }
+        _ => "--state close-wait".to_string(),
     }
-    "--state close-wait".to_string()
 }
 
 /// The `tcptab kill` filter for sockets probing a zero window, when they
 /// all talk to one peer address and port (the peer that stopped reading);
-/// one socket is named by its local port too.
-fn zero_window_filter(probing: &[usize], sockets: &[Observed<'_>]) -> Option<String> {
-    let first = sockets[*probing.first()?].socket;
+/// one socket is named by its local port too. Known only when the evidence
+/// holds every probing socket.
+fn zero_window_filter(group: &Group) -> Option<String> {
+    if group.count as usize != group.evidence.len() {
+        return None;
+    }
+    let first = group.sockets().next()?;
     let peer = canonical(first.remote);
-    if !probing
-        .iter()
-        .all(|&i| canonical(sockets[i].socket.remote) == peer)
-    {
+    if !group.sockets().all(|s| canonical(s.remote) == peer) {
         return None;
     }
     let mut filter = format!("--dst {} --dport {}", peer.ip(), peer.port());
-    if let [_] = probing {
+    if group.count == 1 {
         filter.push_str(&format!(" --sport {}", first.local.port()));
     }
     Some(filter)

@@ -9,9 +9,9 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tcptab::diag::Extensions;
-use tcptab::diagnose::{diagnose, Finding, Kind, Observed, Process, Severity, Thresholds};
+use tcptab::diagnose::{Diagnoser, Finding, Kind, Process, Severity, Thresholds};
 use tcptab::explain::{explain_line, Explained};
-use tcptab::{ByteOrder, Expr, Snapshot};
+use tcptab::{ByteOrder, Expr};
 
 use crate::cli::{ExplainArgs, ReportFormat};
 use crate::output::json::JsonRecord;
@@ -125,37 +125,36 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
         Extensions::default(),
         args.processes,
     )?;
-    let snapshot = query.snapshot()?;
-    query::notes(&snapshot.report, args.source.verbose);
-    let observed: Vec<Observed> = snapshot
-        .sockets
-        .iter()
-        .map(|k| Observed {
-            socket: &k.socket,
-            backlog_limit: k.diag.as_ref().and_then(|d| d.backlog_limit),
-        })
-        .collect();
-    let findings = diagnose(&observed, snapshot.owners.as_ref(), &thresholds);
+    // The table streams through the diagnoser, which keeps only its groups
+    // and a few sockets of evidence.
+    let mut diagnoser = Diagnoser::new(thresholds);
+    let report = query.for_each(|e| {
+        diagnoser.add(e);
+        Ok::<(), anyhow::Error>(())
+    })?;
+    query::notes(&report, args.source.verbose);
+    let examined = diagnoser.examined();
+    let findings = diagnoser.finish();
     let mut out = io::stdout().lock();
     match format {
         ReportFormat::Json => {
             let fields = tcptab::Fields {
-                netns: snapshot.namespaces.iter().any(Option::is_some),
-                owners: snapshot.owners.is_some(),
+                netns: args.namespaces.named(),
+                owners: args.processes,
             };
             let report = DiagnoseReport {
                 schema_version: tcptab::SCHEMA_VERSION,
-                sockets_examined: observed.len() as u64,
+                sockets_examined: examined,
                 findings: findings
                     .iter()
-                    .map(|f| FindingRecord::new(f, &snapshot, fields, kill_command(f, args)))
+                    .map(|f| FindingRecord::new(f, fields, kill_command(f, args)))
                     .collect::<Result<_>>()?,
             };
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
         ReportFormat::Table if findings.is_empty() => {
-            writeln!(out, "No findings in {} sockets.", observed.len())?;
+            writeln!(out, "No findings in {examined} sockets.")?;
         }
         ReportFormat::Table => {
             for f in &findings {
@@ -219,14 +218,13 @@ struct Evidence {
 impl FindingRecord {
     fn new(
         f: &Finding,
-        snapshot: &Snapshot,
         fields: tcptab::Fields,
         kill_command: Option<String>,
     ) -> Result<FindingRecord> {
         let mut sockets = Vec::with_capacity(f.sockets.len());
-        for &i in &f.sockets {
+        for evidence in &f.sockets {
             let mut text = Vec::new();
-            let entry = snapshot.entry(i);
+            let entry = evidence.entry();
             JsonRecord::write(&mut text, &tcptab::Record::new(&entry, fields));
             let text = String::from_utf8(text).context("a socket record is not UTF-8")?;
             sockets.push(RawValue::from_string(text).context("a socket record is not JSON")?);

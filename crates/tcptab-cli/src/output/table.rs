@@ -1,17 +1,21 @@
 //! `--format table`: aligned columns for people, like `ss -tan`.
 //!
-//! Cells are written into one growing string (no allocation per cell) and
-//! the column widths computed from them; the table is printed at the end.
+//! Cells are written into one growing string (no allocation per cell), a
+//! block of rows at a time: each block's column widths are the widest cell
+//! seen so far (a column never narrows), so the listing streams in memory
+//! bounded by one block however large the table, and columns line up
+//! within a block and from one block to the next unless a later cell is
+//! wider than any before it.
 
 use std::fmt::Write as _;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use tcptab::diag::{Diag, MemInfo};
 use tcptab::{Ownership, Socket, Ssthresh, TimerKind};
 
 use super::services::Services;
-use super::{Columns, Row, Sink};
+use super::{Chunked, Columns, Row, Sink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
@@ -19,21 +23,33 @@ pub enum Align {
     Right,
 }
 
-/// A text table built cell by cell.
+/// Rows held before they are written: enough for the widths of a typical
+/// host's table to settle in the first block.
+const BLOCK_ROWS: usize = 4096;
+
+/// A text table built cell by cell and written block by block.
 #[derive(Debug)]
 pub struct TextTable {
     headers: Vec<(&'static str, Align)>,
     text: String,
     /// End offset in `text` of each cell, row after row.
     ends: Vec<u32>,
+    /// The widths in use (after the first block is written).
+    widths: Vec<usize>,
+    header_written: bool,
+    line: String,
 }
 
 impl TextTable {
     pub fn new(headers: Vec<(&'static str, Align)>) -> TextTable {
+        let widths = headers.iter().map(|(h, _)| h.len()).collect();
         TextTable {
             headers,
             text: String::new(),
             ends: Vec::new(),
+            widths,
+            header_written: false,
+            line: String::new(),
         }
     }
 
@@ -43,32 +59,42 @@ impl TextTable {
         self.ends.push(self.text.len() as u32);
     }
 
-    pub fn write_to(&self, out: impl Write) -> io::Result<()> {
+    /// Whether a block of rows is held (time to [`TextTable::write_block`]).
+    pub fn block_full(&self) -> bool {
+        self.ends.len() >= BLOCK_ROWS * self.headers.len()
+    }
+
+    /// Write the rows held (the header first, once), widening columns to
+    /// the widest cell so far, and forget them.
+    pub fn write_block(&mut self, out: &mut impl Write) -> io::Result<()> {
         let columns = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|(h, _)| h.len()).collect();
         let mut start = 0usize;
         for (i, &end) in self.ends.iter().enumerate() {
             let len = self.text[start..end as usize].chars().count();
-            widths[i % columns] = widths[i % columns].max(len);
+            self.widths[i % columns] = self.widths[i % columns].max(len);
             start = end as usize;
         }
-        let mut out = BufWriter::with_capacity(64 * 1024, out);
-        let mut line = String::new();
-        let headers = self.headers.iter().map(|(h, a)| (*h, *a));
-        push_row(&mut line, headers, &widths);
-        out.write_all(line.as_bytes())?;
+        if !self.header_written {
+            self.line.clear();
+            let headers = self.headers.iter().map(|(h, a)| (*h, *a));
+            push_row(&mut self.line, headers, &self.widths);
+            out.write_all(self.line.as_bytes())?;
+            self.header_written = true;
+        }
         let mut start = 0usize;
         for row in self.ends.chunks(columns) {
-            line.clear();
+            self.line.clear();
             let cells = row.iter().zip(&self.headers).map(|(&end, (_, align))| {
                 let cell = &self.text[start..end as usize];
                 start = end as usize;
                 (cell, *align)
             });
-            push_row(&mut line, cells, &widths);
-            out.write_all(line.as_bytes())?;
+            push_row(&mut self.line, cells, &self.widths);
+            out.write_all(self.line.as_bytes())?;
         }
-        out.flush()
+        self.text.clear();
+        self.ends.clear();
+        Ok(())
     }
 }
 
@@ -268,7 +294,7 @@ impl std::fmt::Display for MemoryCell<'_> {
 }
 
 pub struct TableSink<'a> {
-    out: Box<dyn Write + 'a>,
+    out: Chunked<Box<dyn Write + 'a>>,
     table: TextTable,
     columns: Columns,
     services: Option<Services>,
@@ -302,7 +328,7 @@ impl<'a> TableSink<'a> {
             headers.push(("Memory", Align::Left));
         }
         Ok(TableSink {
-            out,
+            out: Chunked::new(out),
             table: TextTable::new(headers),
             columns,
             services: columns.resolve.then(Services::load),
@@ -354,10 +380,15 @@ impl Sink for TableSink<'_> {
                 None => t.cell(format_args!("-")),
             }
         }
+        if t.block_full() {
+            t.write_block(&mut self.out)?;
+            self.out.end_record()?;
+        }
         Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<()> {
-        self.table.write_to(&mut self.out)
+        self.table.write_block(&mut self.out)?;
+        self.out.finish()
     }
 }
