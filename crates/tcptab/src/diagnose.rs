@@ -245,8 +245,11 @@ pub struct Diagnoser {
     listeners: Vec<Finding>,
     probing: Group,
     lossy: Group,
-    /// Per remote endpoint, its TIME_WAIT sockets.
-    time_wait: BTreeMap<String, Group>,
+    /// Per remote endpoint, its TIME_WAIT sockets: a count (a server has
+    /// one endpoint per client port, so this stays small per endpoint), and
+    /// evidence only for endpoints within five of the threshold.
+    time_wait: std::collections::HashMap<SocketAddr, u64>,
+    time_wait_evidence: std::collections::HashMap<SocketAddr, Vec<Evidence>>,
     unowned: Group,
     orphans: Group,
 }
@@ -261,7 +264,8 @@ impl Diagnoser {
             listeners: Vec::new(),
             probing: Group::default(),
             lossy: Group::default(),
-            time_wait: BTreeMap::new(),
+            time_wait: std::collections::HashMap::new(),
+            time_wait_evidence: std::collections::HashMap::new(),
             unowned: Group::default(),
             orphans: Group::default(),
         }
@@ -301,7 +305,15 @@ impl Diagnoser {
             self.lossy.add(e);
         }
         if s.kind == RowKind::TimeWait && s.state == State::TimeWait {
-            self.time_wait.entry(endpoint(s.remote)).or_default().add(e);
+            let peer = canonical(s.remote);
+            let count = self.time_wait.entry(peer).or_default();
+            *count += 1;
+            if *count + EVIDENCE as u64 > t.time_wait {
+                let evidence = self.time_wait_evidence.entry(peer).or_default();
+                if evidence.len() < EVIDENCE {
+                    evidence.push(Evidence::of(e));
+                }
+            }
         }
         if e.owners == Some(Ownership::NotFound) {
             self.unowned.add(e);
@@ -432,9 +444,21 @@ impl Diagnoser {
                 None,
             ));
         }
-        for (remote, group) in self.time_wait {
-            if group.count >= t.time_wait {
-                let count = group.count;
+        let mut crowded: Vec<(SocketAddr, u64)> = self
+            .time_wait
+            .into_iter()
+            .filter(|&(_, count)| count >= t.time_wait)
+            .collect();
+        crowded.sort_by_key(|&(peer, _)| endpoint(peer));
+        let mut evidence = self.time_wait_evidence;
+        for (peer, count) in crowded {
+            let group = Group {
+                count,
+                evidence: evidence.remove(&peer).unwrap_or_default(),
+                processes: Vec::new(),
+            };
+            let remote = endpoint(peer);
+            {
                 findings.push(finding(
                     Kind::TimeWait,
                     format!("{count} TIME_WAIT sockets towards {remote}"),

@@ -110,13 +110,26 @@ fn states_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-/// Counts sockets one at a time.
-#[derive(Debug, Default, Clone)]
+/// Counts sockets one at a time. What it holds is bounded by the ports (a
+/// fixed array), the remote hosts and the listeners, not the sockets.
+#[derive(Debug, Clone)]
 pub struct Summarizer {
     by_state: HashMap<State, u64>,
-    ports: HashMap<u16, u64>,
+    /// Sockets per local port (every port: a fixed 512 KiB).
+    ports: Box<[u64]>,
     hosts: HashMap<IpAddr, u64>,
     s: Summary,
+}
+
+impl Default for Summarizer {
+    fn default() -> Summarizer {
+        Summarizer {
+            by_state: HashMap::new(),
+            ports: vec![0u64; 1 << 16].into_boxed_slice(),
+            hosts: HashMap::new(),
+            s: Summary::default(),
+        }
+    }
 }
 
 impl Summarizer {
@@ -143,7 +156,7 @@ impl Summarizer {
             });
             return;
         }
-        *self.ports.entry(socket.local.port()).or_default() += 1;
+        self.ports[socket.local.port() as usize] += 1;
         if !socket.remote.ip().is_unspecified() {
             *self.hosts.entry(canonical(socket.remote).ip()).or_default() += 1;
         }
@@ -175,7 +188,14 @@ impl Summarizer {
             .collect();
         others.sort_by_key(|(state, _)| state.code());
         s.states.extend(others);
-        s.busiest_local_ports = top_n(self.ports, top)
+        let ports: HashMap<u16, u64> = self
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(port, &n)| (port as u16, n))
+            .collect();
+        s.busiest_local_ports = top_n(ports, top)
             .into_iter()
             .map(|(local_port, sockets)| PortCount {
                 local_port,
