@@ -688,19 +688,16 @@ impl Query {
             let Some(reader) = reader else { continue };
             deliver(Raw::Table(family, Source::Proc))?;
             // The kernel resumes its walk by position between two reads: a
-            // socket that opens or closes meanwhile can make another appear
-            // twice. A live table's repeated rows (same addresses, ports
-            // and inode) are dropped and counted; a capture is kept as it
-            // was taken.
-            // (A 64-bit digest per row keeps the set small: 8 bytes a row.)
-            let mut seen = (!self.is_captured()).then(std::collections::HashSet::<u64>::new);
+            // socket that opens or closes meanwhile can make rows of the
+            // bucket it resumes in appear twice, shortly after their first
+            // time. A live table's repeated rows (same addresses, ports and
+            // inode) within the last rows read are dropped and counted; a
+            // capture is kept as it was taken.
+            let mut recent = (!self.is_captured()).then(Recent::default);
             // Parsing runs on a second thread, overlapping the caller.
             reader.for_each_read_ahead(|socket| {
-                if let Some(seen) = seen.as_mut() {
-                    use std::hash::{Hash, Hasher};
-                    let mut digest = std::collections::hash_map::DefaultHasher::new();
-                    (socket.local, socket.remote, socket.inode).hash(&mut digest);
-                    if !seen.insert(digest.finish()) {
+                if let Some(recent) = recent.as_mut() {
+                    if recent.seen_again(socket) {
                         how.repeated += 1;
                         return Ok(());
                     }
@@ -731,6 +728,39 @@ impl Query {
                 ])
             }
         }
+    }
+}
+
+/// The rows read most recently, as 64-bit digests of their addresses,
+/// ports and inode: a repeat the kernel's walk makes comes within a few
+/// read buffers of the row's first time, so a window of rows (constant
+/// memory) finds it.
+#[derive(Default)]
+struct Recent {
+    order: std::collections::VecDeque<u64>,
+    set: std::collections::HashSet<u64>,
+}
+
+impl Recent {
+    /// Rows kept: about four of the reader's buffers of full lines.
+    const WINDOW: usize = 8192;
+
+    /// Whether `socket` is among the recent rows; remembers it if not.
+    fn seen_again(&mut self, socket: &Socket) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut digest = std::collections::hash_map::DefaultHasher::new();
+        (socket.local, socket.remote, socket.inode).hash(&mut digest);
+        let digest = digest.finish();
+        if !self.set.insert(digest) {
+            return true;
+        }
+        self.order.push_back(digest);
+        if self.order.len() > Self::WINDOW {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        false
     }
 }
 
