@@ -658,13 +658,8 @@ impl Query {
             }
         }
         Ok(How {
-            source: Source::Netlink,
-            why: Why::Chosen,
             interrupted,
-            skipped_lines: 0,
-            first_skipped: None,
-            notes: Vec::new(),
-            repeated: 0,
+            ..How::new(Source::Netlink, Why::Chosen)
         })
     }
 
@@ -675,15 +670,7 @@ impl Query {
         why: Why,
     ) -> std::result::Result<How, Stop<E>> {
         let mut tables = self.open_tables(namespace)?;
-        let mut how = How {
-            source: Source::Proc,
-            why,
-            interrupted: false,
-            skipped_lines: 0,
-            first_skipped: None,
-            notes: Vec::new(),
-            repeated: 0,
-        };
+        let mut how = How::new(Source::Proc, why);
         for (reader, family) in tables.iter_mut().zip([Family::Ipv4, Family::Ipv6]) {
             let Some(reader) = reader else { continue };
             deliver(Raw::Table(family, Source::Proc))?;
@@ -773,6 +760,20 @@ struct How {
     first_skipped: Option<String>,
     notes: Vec<String>,
     repeated: u64,
+}
+
+impl How {
+    fn new(source: Source, why: Why) -> How {
+        How {
+            source,
+            why,
+            interrupted: false,
+            skipped_lines: 0,
+            first_skipped: None,
+            notes: Vec::new(),
+            repeated: 0,
+        }
+    }
 }
 
 /// A namespace that is gone: its name no longer leads to it and its process
