@@ -258,6 +258,60 @@ fn filters_agree_with_ss() {
             vec![format!("src 127.0.0.1:{p}")],
             vec![format!("src 127.0.0.1:{p}")],
         ),
+        // ss's leading state words: a repeated state is the union, an
+        // exclude takes away (from every state when it comes first).
+        (
+            vec!["state established state close-wait".into()],
+            vec![
+                "state".into(),
+                "established".into(),
+                "state".into(),
+                "close-wait".into(),
+            ],
+        ),
+        (
+            vec!["state listening state time-wait state syn-recv".into()],
+            vec![
+                "state".into(),
+                "listening".into(),
+                "state".into(),
+                "time-wait".into(),
+                "state".into(),
+                "syn-recv".into(),
+            ],
+        ),
+        (
+            vec!["exclude listening".into()],
+            vec!["exclude".into(), "listening".into()],
+        ),
+        (
+            vec!["state all exclude established".into()],
+            vec![
+                "state".into(),
+                "all".into(),
+                "exclude".into(),
+                "established".into(),
+            ],
+        ),
+        (
+            vec!["exclude listening exclude established".into()],
+            vec![
+                "exclude".into(),
+                "listening".into(),
+                "exclude".into(),
+                "established".into(),
+            ],
+        ),
+        (
+            vec![format!("state established state close-wait sport = :{p}")],
+            vec![
+                "state".into(),
+                "established".into(),
+                "state".into(),
+                "close-wait".into(),
+                format!("sport = :{p}"),
+            ],
+        ),
     ];
     for (ours_args, ss_args) in &cases {
         let mut args: Vec<&str> = vec!["list", "--netns-pid", &pid];

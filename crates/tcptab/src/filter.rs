@@ -357,6 +357,19 @@ impl Expr {
         if parser.words.is_empty() {
             return Ok(Expr::All);
         }
+        // ss's leading state words: `state A state B` is the union,
+        // `exclude C` takes C away (from every state when it comes first),
+        // as ss reads them before its expression.
+        if let Some(states) = parser.leading_states()? {
+            if parser.at == parser.words.len() {
+                return Ok(Expr::State(states));
+            }
+            let rest = parser.or()?;
+            if parser.at < parser.words.len() {
+                return Err(parser.error("expected 'and', 'or' or the end of the filter"));
+            }
+            return Ok(Expr::State(states).and(rest));
+        }
         let expr = parser.or()?;
         if parser.at < parser.words.len() {
             return Err(parser.error("expected 'and', 'or' or the end of the filter"));
@@ -490,6 +503,52 @@ impl Parser {
             let right = self.unary()?;
             left = Expr::And(Box::new(left), Box::new(right));
         }
+    }
+
+    /// The run of `state NAME` and `exclude NAME` words the filter starts
+    /// with, as ss reads them: a union of the states named, less those
+    /// excluded (an `exclude` first starts from every state). `None` when
+    /// the filter does not start with such a run, or when the run is one
+    /// `state NAME` followed by `or` (then it is an ordinary condition of
+    /// the expression). After the run, one `and` is skipped.
+    fn leading_states(&mut self) -> Result<Option<StateSet>, FilterError> {
+        let start = self.at;
+        let mut set: Option<StateSet> = None;
+        let mut terms = 0;
+        while let Some(word @ ("state" | "exclude" | "excl")) =
+            self.peek().map(str::to_string).as_deref()
+        {
+            let exclude = word != "state";
+            self.at += 1;
+            let Some(name) = self.peek().map(str::to_string) else {
+                return Err(self.error(format!("expected a state name after '{word}'")));
+            };
+            let named = StateSet::from_name(&name).map_err(|e| self.error(e.to_string()))?;
+            self.at += 1;
+            terms += 1;
+            let base = set.unwrap_or(if exclude {
+                StateSet::ALL
+            } else {
+                StateSet::EMPTY
+            });
+            set = Some(if exclude {
+                base.intersection(StateSet(!named.0))
+            } else {
+                base.union(named)
+            });
+        }
+        let Some(set) = set else {
+            return Ok(None);
+        };
+        match self.peek() {
+            Some("or" | "||") if terms == 1 && self.words[start] == "state" => {
+                self.at = start;
+                return Ok(None);
+            }
+            Some("and" | "&&") => self.at += 1,
+            _ => {}
+        }
+        Ok(Some(set))
     }
 
     /// One level deeper (a parenthesis or a `not`), within the limit.
@@ -649,6 +708,31 @@ mod tests {
         let expr = Expr::parse(&fine).unwrap();
         let socket = crate::Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
         assert!(!expr.matches(&socket, None));
+    }
+
+    #[test]
+    fn leading_states_read_as_ss_reads_them() {
+        let set = |e: Expr| match e {
+            Expr::State(s) => s,
+            other => panic!("{other:?}"),
+        };
+        let union = set(Expr::parse("state established state close-wait").unwrap());
+        assert!(union.contains(State::Established) && union.contains(State::CloseWait));
+        assert!(!union.contains(State::Listen));
+        let excluded = set(Expr::parse("exclude listening").unwrap());
+        assert!(!excluded.contains(State::Listen) && excluded.contains(State::TimeWait));
+        let all_but = set(Expr::parse("state all exclude established").unwrap());
+        assert!(!all_but.contains(State::Established) && all_but.contains(State::Listen));
+        // One `state` before `or` is an ordinary condition of the expression.
+        assert!(matches!(
+            Expr::parse("state established or state listening").unwrap(),
+            Expr::Or(..)
+        ));
+        // With an expression after the run: and-ed, one `and` skipped.
+        let e = Expr::parse("state established state close-wait and sport = :22").unwrap();
+        assert!(matches!(e, Expr::And(..)), "{e:?}");
+        assert!(Expr::parse("state").is_err());
+        assert!(Expr::parse("exclude nosuchstate").is_err());
     }
 
     #[test]
