@@ -245,8 +245,21 @@ pub struct ExplainArgs {
     #[arg(short = 'p', long = "processes")]
     pub processes: bool,
 
+    /// With --diagnose: exit with status 1 when a finding of this severity
+    /// or worse is found (0 otherwise, 2 on errors), for scripts.
+    #[arg(long, value_enum, default_value_t = FailOn::Critical, value_name = "SEVERITY")]
+    pub fail_on: FailOn,
+
     #[command(flatten)]
     pub output: ReportOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Warning,
+    Critical,
+    /// Never: exit 0 whatever is found.
+    Never,
 }
 
 /// When a pattern becomes a finding (explain --diagnose).

@@ -128,7 +128,24 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
     }
     let trouble = Scenario::start("trouble.py");
     let pid = trouble.pid().to_string();
-    let report = json(&["explain", "--diagnose", "-p", "--netns-pid", &pid, "--json"]);
+    // Exit status for scripts: 1 with a critical finding (the full accept
+    // queue) by default, and with a warning under --fail-on warning; 0
+    // with --fail-on never.
+    let out = tcptab(&["explain", "--diagnose", "--netns-pid", &pid]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("finding(s) of severity critical or worse")
+    );
+    let report = json(&[
+        "explain",
+        "--diagnose",
+        "-p",
+        "--netns-pid",
+        &pid,
+        "--json",
+        "--fail-on",
+        "never",
+    ]);
     assert_eq!(report["schema_version"], 1);
     let findings = report["findings"].clone();
     let kinds: Vec<&str> = findings
@@ -231,6 +248,8 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
         "--close-wait",
         "13",
         "--json",
+        "--fail-on",
+        "never",
     ]);
     assert!(findings["findings"]
         .as_array()
@@ -240,7 +259,16 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
 
     let quiet = Scenario::start("quiet.py");
     let pid = quiet.pid().to_string();
-    let report = json(&["explain", "--diagnose", "-p", "--netns-pid", &pid, "--json"]);
+    let report = json(&[
+        "explain",
+        "--diagnose",
+        "-p",
+        "--netns-pid",
+        &pid,
+        "--json",
+        "--fail-on",
+        "warning",
+    ]);
     assert_eq!(
         report["findings"],
         Value::Array(vec![]),

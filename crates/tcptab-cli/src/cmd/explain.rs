@@ -13,7 +13,8 @@ use tcptab::diagnose::{Diagnoser, Finding, Kind, Process, Severity, Thresholds};
 use tcptab::explain::{explain_line, Explained};
 use tcptab::{ByteOrder, Expr};
 
-use crate::cli::{ExplainArgs, ReportFormat};
+use crate::cli::{ExplainArgs, FailOn, ReportFormat};
+use crate::exit::Partial;
 use crate::output::json::JsonRecord;
 use crate::query;
 
@@ -176,7 +177,24 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
             }
         }
     }
-    out.flush().context("writing output")
+    out.flush().context("writing output")?;
+    let bar = match args.fail_on {
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Critical => Some(Severity::Critical),
+        FailOn::Never => None,
+    };
+    let failing = findings
+        .iter()
+        .filter(|f| bar.is_some_and(|bar| f.severity >= bar))
+        .count();
+    if failing > 0 {
+        return Err(Partial(format!(
+            "{failing} finding(s) of severity {} or worse (--fail-on)",
+            bar.expect("a bar when something fails")
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// `explain --diagnose --format json` (docs/schema.md).
