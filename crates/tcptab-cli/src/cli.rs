@@ -36,6 +36,17 @@ pub enum Command {
     Kill(KillArgs),
     /// Print the JSON Schema of a document tcptab writes (docs/schema.md).
     Schema(SchemaArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff; `tcptab man | man -l -`).
+    Man,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Destroy the sockets the filter selects, in their own network

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         Some(cli::Command::Serve(args)) => cmd::serve::run(&args),
         Some(cli::Command::Kill(args)) => cmd::kill::run(&args),
         Some(cli::Command::Schema(args)) => cmd::schema::run(&args),
+        Some(cli::Command::Completions(args)) => cmd::install::completions(args.shell),
+        Some(cli::Command::Man) => cmd::install::man(),
         None => cmd::list::run(&cli.list),
     };
     exit::report(result)

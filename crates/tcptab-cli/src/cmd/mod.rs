@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod explain;
+pub mod install;
 pub mod kill;
 pub mod list;
 pub mod schema;
