@@ -347,6 +347,40 @@ pub enum WatchFormat {
     Jsonl,
 }
 
+/// `--uid`: a number, or a user name from /etc/passwd.
+fn parse_user(text: &str) -> Result<u32, String> {
+    if let Ok(uid) = text.parse::<u32>() {
+        return Ok(uid);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid = fields.nth(1)?.parse::<u32>().ok()?;
+            Some((name, uid))
+        })
+        .find(|(name, _)| *name == text)
+        .map(|(_, uid)| uid)
+        .ok_or_else(|| {
+            format!(
+                "'{}' is neither a uid nor a user in /etc/passwd",
+                tcptab::filter::excerpt(text)
+            )
+        })
+}
+
+/// `--pid` and the like: a process id.
+fn parse_pid(text: &str) -> Result<u32, String> {
+    text.parse::<u32>().map_err(|_| {
+        format!(
+            "'{}' is not a process id (a number such as 1234)",
+            tcptab::filter::excerpt(text)
+        )
+    })
+}
+
 /// A duration: a bare number of seconds (`1`, `0.5`) or with units (`1s`,
 /// `500ms`, `2m`), within `min..=max`; an error names what is expected.
 fn duration_in(
@@ -540,10 +574,15 @@ pub struct ListArgs {
     #[arg(short = 'm', long)]
     pub memory: bool,
 
-    /// Sort by a field (default: the kernel's order). Sorting holds the
-    /// whole table in memory; every other listing streams.
-    #[arg(long, value_enum, value_name = "FIELD")]
-    pub sort: Option<SortField>,
+    /// Sort by fields, the first deciding (`--sort state,rx-queue`; the
+    /// default is the kernel's order). Sorting holds the whole table in
+    /// memory; every other listing streams.
+    #[arg(long, value_enum, value_name = "FIELD[,FIELD]", value_delimiter = ',')]
+    pub sort: Vec<SortField>,
+
+    /// No header line (as `ss -H`): the table, and the kernel's text.
+    #[arg(short = 'H', long)]
+    pub no_header: bool,
 
     /// Reverse the sort order.
     #[arg(long, requires = "sort")]
@@ -561,7 +600,9 @@ pub struct ListArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SortField {
     State,
+    #[value(alias = "rx_queue", alias = "recv-q")]
     RxQueue,
+    #[value(alias = "tx_queue", alias = "send-q")]
     TxQueue,
     Local,
     Remote,
@@ -575,12 +616,13 @@ pub enum SortField {
 /// Which network namespaces to read (default: this process's).
 #[derive(Debug, Clone, Args)]
 pub struct NamespaceArgs {
-    /// A named network namespace (under /run/netns, as `ip netns` makes).
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
+    /// A named network namespace (under /run/netns, as `ip netns` makes;
+    /// -N as in ss).
+    #[arg(short = 'N', long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
     pub netns: Option<String>,
 
     /// The network namespace of process PID.
-    #[arg(long, value_name = "PID", conflicts_with = "all_netns")]
+    #[arg(long, value_name = "PID", conflicts_with = "all_netns", value_parser = parse_pid)]
     pub netns_pid: Option<u32>,
 
     /// Every network namespace on the machine, each socket labelled with its
@@ -621,34 +663,42 @@ pub struct FilterArgs {
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
 
-    /// Local port or range (443, 1000-2000).
+    /// Local port or range (443, 1000-2000). Repeatable: any of them.
     #[arg(long, value_name = "PORT[-PORT]")]
-    pub sport: Option<String>,
+    pub sport: Vec<String>,
 
-    /// Remote port or range.
+    /// Remote port or range. Repeatable: any of them.
     #[arg(long, value_name = "PORT[-PORT]")]
-    pub dport: Option<String>,
+    pub dport: Vec<String>,
 
-    /// Local or remote port or range.
+    /// Local or remote port or range. Repeatable: any of them.
     #[arg(long, value_name = "PORT[-PORT]")]
-    pub port: Option<String>,
+    pub port: Vec<String>,
 
     /// Local address or prefix (10.0.0.0/8, ::1); IPv4-mapped addresses
-    /// match their IPv4 form.
+    /// match their IPv4 form. Repeatable: any of them.
     #[arg(long, value_name = "ADDR[/LEN]")]
-    pub src: Option<String>,
+    pub src: Vec<String>,
 
-    /// Remote address or prefix.
+    /// Remote address or prefix. Repeatable: any of them.
     #[arg(long, value_name = "ADDR[/LEN]")]
-    pub dst: Option<String>,
+    pub dst: Vec<String>,
 
-    /// Only sockets owned by this uid.
-    #[arg(long)]
+    /// Only sockets owned by this user: a uid or a user name (/etc/passwd).
+    #[arg(long, value_name = "USER", value_parser = parse_user)]
     pub uid: Option<u32>,
 
     /// Only sockets held by this process.
-    #[arg(long)]
+    #[arg(long, value_name = "PID", value_parser = parse_pid)]
     pub pid: Option<u32>,
+
+    /// TCP sockets (what tcptab always reads; accepted as in `ss -t`).
+    #[arg(short = 't', long = "tcp", hide = true)]
+    pub tcp: bool,
+
+    /// Numeric addresses and ports (tcptab's default; accepted as in `ss -n`).
+    #[arg(short = 'n', long = "numeric", hide = true)]
+    pub numeric: bool,
 
     /// Only sockets held by a process with this command name.
     #[arg(long, value_name = "NAME")]

@@ -11,6 +11,77 @@ macro_rules! note {
     }};
 }
 
+/// An ss flag for another protocol (`-u`, `-w`, `-x`, `-S`, `-d`, `-0`,
+/// `-A`), alone or in a bundle such as `-tua`, before any `--`.
+fn other_protocol(argv: &[std::ffi::OsString]) -> Option<String> {
+    for arg in argv.iter().skip(1).filter_map(|a| a.to_str()) {
+        if arg == "--" {
+            break;
+        }
+        let Some(bundle) = arg.strip_prefix('-').filter(|b| !b.starts_with('-')) else {
+            continue;
+        };
+        if !bundle.chars().all(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        if let Some(c) = bundle.chars().find(|c| "uwxSd0A".contains(*c)) {
+            return Some(format!("-{c}"));
+        }
+    }
+    None
+}
+
+/// A first word that is not a command but looks like one mistyped (`lsit`):
+/// said so, rather than read as a filter word.
+fn mistyped_command(argv: &[std::ffi::OsString]) -> Option<String> {
+    const COMMANDS: [&str; 10] = [
+        "list",
+        "summary",
+        "explain",
+        "watch",
+        "kill",
+        "serve",
+        "schema",
+        "completions",
+        "man",
+        "help",
+    ];
+    let first = argv.get(1)?.to_str()?;
+    if first.starts_with('-') || COMMANDS.contains(&first) {
+        return None;
+    }
+    // Words of the filter language are not mistyped commands.
+    const FILTER_WORDS: [&str; 12] = [
+        "state", "exclude", "excl", "sport", "dport", "src", "dst", "not", "and", "or", "(", "!",
+    ];
+    if FILTER_WORDS.contains(&first) {
+        return None;
+    }
+    let close = COMMANDS
+        .iter()
+        .find(|c| edit_distance(first, c) <= 2 && first.len() >= 3)?;
+    Some(format!(
+        "unknown command '{}': did you mean '{close}'? (see `tcptab --help`)",
+        tcptab::filter::excerpt(first)
+    ))
+}
+
+/// Levenshtein distance, for the did-you-mean.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 mod cli;
 mod cmd;
 mod exit;
@@ -25,8 +96,19 @@ fn main() -> ExitCode {
     // ss's habit: `tcptab -K FILTER` is `tcptab kill FILTER` (a dry run
     // unless --yes, like the command itself).
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if argv.get(1).is_some_and(|a| a == "-K") {
-        argv[1] = "kill".into();
+    match argv.get(1).and_then(|a| a.to_str()) {
+        Some("-K") => argv[1] = "kill".into(),
+        // ss's -s: the summary.
+        Some("-s") => argv[1] = "summary".into(),
+        _ => {}
+    }
+    if let Some(flag) = other_protocol(&argv) {
+        note!("error: {flag}: tcptab reads TCP sockets only (for UDP, raw, UNIX, packet or other sockets, use ss)");
+        return ExitCode::from(exit::ERROR);
+    }
+    if let Some(message) = mistyped_command(&argv) {
+        note!("error: {message}");
+        return ExitCode::from(exit::ERROR);
     }
     let cli = cli::Cli::parse_from(argv);
     let result = match cli.command {

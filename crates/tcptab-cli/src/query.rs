@@ -30,32 +30,38 @@ pub fn filter(args: &FilterArgs) -> Result<Expr> {
     if args.ipv6 {
         expr = expr.and(Expr::Family(Family::Ipv6));
     }
-    for (flag, value, side) in [
+    // Each port or address option may be given several times: any of its
+    // values (the options together: all of them).
+    for (flag, values, side) in [
         ("--sport", &args.sport, Side::Local),
         ("--dport", &args.dport, Side::Remote),
         ("--port", &args.port, Side::Either),
     ] {
-        if let Some(text) = value {
+        let mut any = Vec::new();
+        for text in values {
             let range: PortRange = text
                 .parse()
                 .map_err(|e: String| anyhow::anyhow!("{flag}: {e}"))?;
-            expr = expr.and(Expr::PortRange { side, range });
+            any.push(Expr::PortRange { side, range });
         }
+        expr = expr.and(Expr::any(any));
     }
-    for (flag, value, side) in [
+    for (flag, values, side) in [
         ("--src", &args.src, Side::Local),
         ("--dst", &args.dst, Side::Remote),
     ] {
-        if let Some(text) = value {
+        let mut any = Vec::new();
+        for text in values {
             let net: Cidr = text
                 .parse()
                 .map_err(|e: String| anyhow::anyhow!("{flag}: {e}"))?;
-            expr = expr.and(Expr::Addr {
+            any.push(Expr::Addr {
                 side,
                 net,
                 port: None,
             });
         }
+        expr = expr.and(Expr::any(any));
     }
     if let Some(uid) = args.uid {
         expr = expr.and(Expr::Uid(uid));

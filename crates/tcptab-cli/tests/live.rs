@@ -258,6 +258,20 @@ fn filters_agree_with_ss() {
             vec![format!("src 127.0.0.1:{p}")],
             vec![format!("src 127.0.0.1:{p}")],
         ),
+        // Repeated address and port options: any of them.
+        (
+            vec![
+                "--src".into(),
+                "10.99.0.0/24".into(),
+                "--src".into(),
+                "::1".into(),
+            ],
+            vec!["( src 10.99.0.0/24 or src [::1] )".into()],
+        ),
+        (
+            vec!["--sport".into(), p.clone(), "--sport".into(), q.clone()],
+            vec![format!("( sport = :{p} or sport = :{q} )")],
+        ),
         // ss's leading state words: a repeated state is the union, an
         // exclude takes away (from every state when it comes first).
         (
@@ -820,4 +834,98 @@ fn proc_under_churn_lists_no_row_twice() {
     let _ = churn.wait();
     eprintln!("{runs} runs under churn, {dropped_runs} with repeated rows dropped");
     assert!(runs >= 5, "{runs} runs");
+}
+
+#[test]
+fn ss_flag_bundles_select_what_ss_selects() {
+    if !require_root("ss_flag_bundles_select_what_ss_selects") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    // (tcptab's bundle, ss's flags for the same sockets)
+    for (bundle, ss) in [
+        ("-tlnp", &["-l", "-p"][..]),
+        ("-tanp", &["-a", "-p"]),
+        ("-ltn", &["-l"]),
+        ("-nta4", &["-a", "-4"]),
+        ("-tan6", &["-a", "-6"]),
+    ] {
+        let rows = json(&[bundle, "--netns-pid", &pid]);
+        let ours: BTreeSet<_> = rows.iter().map(ends).collect();
+        let theirs: BTreeSet<_> = scenario.ss(ss).iter().map(ss_ends).collect();
+        assert!(!theirs.is_empty(), "{bundle}");
+        assert_eq!(ours, theirs, "tcptab {bundle} vs ss {ss:?}");
+        if bundle.contains('p') {
+            assert!(
+                rows.iter().all(|r| r.get("owners").is_some()),
+                "{bundle}: owners"
+            );
+        }
+    }
+    // -H: no header, one line per socket, as ss -Hltn.
+    let out = tcptab(&["-Hltn", "--netns-pid", &pid]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.starts_with("State"), "{text}");
+    assert_eq!(text.lines().count(), scenario.ss(&["-l"]).len(), "{text}");
+    let proc = tcptab(&["list", "-H", "--netns-pid", &pid, "--format", "proc"]);
+    let text = String::from_utf8(proc.stdout).unwrap();
+    assert!(
+        text.lines()
+            .all(|l| !tcptab::procnet::is_header(l.as_bytes())),
+        "{text}"
+    );
+    // -s is the summary; -N NAME a named namespace (here: a missing one).
+    let out = tcptab(&["-s"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" sockets: "));
+    let out = tcptab(&["-N", "no-such-namespace-here"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such namespace in /run/netns"));
+}
+
+#[test]
+fn options_behave_like_the_rest_of_the_shell() {
+    // Other protocols: one line, exit 2.
+    for flag in ["-u", "-tua", "-x", "-w", "-S", "-d", "-0", "-A"] {
+        let out = tcptab(&[flag]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("tcptab reads TCP sockets only") && err.lines().count() == 1,
+            "{flag}: {err}"
+        );
+    }
+    // A mistyped command is said so, not read as a filter word.
+    let out = tcptab(&["lsit"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean 'list'"));
+    let out = tcptab(&["sumary"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean 'summary'"));
+    // Users by name; bad numbers named by their option.
+    assert!(tcptab(&["list", "--uid", "root"]).status.success());
+    for (args, expected) in [
+        (
+            &["list", "--uid", "nosuchuser-x"][..],
+            "'nosuchuser-x' is neither a uid nor a user in /etc/passwd",
+        ),
+        (
+            &["list", "--pid", "abc"],
+            "--pid <PID>': 'abc' is not a process id",
+        ),
+        (
+            &["list", "--sort", "nope"],
+            "invalid value 'nope' for '--sort",
+        ),
+    ] {
+        let out = tcptab(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{args:?}: {out:?}"
+        );
+    }
+    // Several sort keys, and the README's spellings.
+    for sort in ["state,rx-queue", "rx_queue", "state,tx_queue,local"] {
+        assert!(tcptab(&["list", "--sort", sort]).status.success(), "{sort}");
+    }
 }

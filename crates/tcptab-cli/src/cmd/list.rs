@@ -17,7 +17,7 @@ use crate::query;
 pub fn run(args: &ListArgs) -> Result<()> {
     let expr = query::filter(&args.filter)?;
     let format = args.format();
-    let renumber = expr != Expr::All || args.sort.is_some();
+    let renumber = expr != Expr::All || !args.sort.is_empty();
     // JSON and CSV carry every field, and the kernel's text has rto, ato,
     // cwnd and ssthresh: these ask the dump for tcp_info too.
     let full_record = matches!(format, Format::Json | Format::Jsonl | Format::Csv);
@@ -25,7 +25,7 @@ pub fn run(args: &ListArgs) -> Result<()> {
         info: args.info || args.extended || full_record || format == Format::Proc,
         memory: args.memory || full_record,
     };
-    let owners = args.processes || args.sort == Some(SortField::Pid);
+    let owners = args.processes || args.sort.contains(&SortField::Pid);
     let query = query::query(&args.source, &args.namespaces, expr, extensions, owners)?;
     let options = OutputOptions {
         format,
@@ -39,23 +39,30 @@ pub fn run(args: &ListArgs) -> Result<()> {
             info: args.info,
             memory: args.memory,
             netns_fields: args.namespaces.named(),
+            no_header: args.no_header,
         },
     };
     let stdout = io::stdout().lock();
     let mut sink = output::sink(Box::new(stdout), options)?;
     let mut tables = Tables::default();
 
-    let report = match args.sort {
-        None => query.visit(&mut Listing {
+    let report = match &args.sort[..] {
+        [] => query.visit(&mut Listing {
             sink: &mut *sink,
             tables: &mut tables,
             renumber,
         })?,
-        Some(field) => {
+        fields => {
             let snapshot = query.snapshot()?;
             let mut order: Vec<usize> = (0..snapshot.sockets.len()).collect();
             let owners = snapshot.owners.as_ref();
-            order.sort_by_key(|&i| sort_key(field, &snapshot.sockets[i].socket, owners));
+            order.sort_by_cached_key(|&i| {
+                let socket = &snapshot.sockets[i].socket;
+                fields
+                    .iter()
+                    .map(|&field| sort_key(field, socket, owners))
+                    .collect::<Vec<_>>()
+            });
             if args.reverse {
                 order.reverse();
             }

@@ -42,6 +42,8 @@ pub struct Columns {
     pub memory: bool,
     /// The record's namespace fields (any namespace option given).
     pub netns_fields: bool,
+    /// No header line (`-H`): the table and the kernel's text.
+    pub no_header: bool,
 }
 
 impl Columns {
@@ -71,7 +73,11 @@ pub fn sink<'a>(
         Format::Json => Box::new(json::JsonSink::new(out, options.columns)),
         Format::Jsonl => Box::new(jsonl::JsonlSink::new(out, options.columns)),
         Format::Csv => Box::new(csv::CsvSink::new(out, options.columns)),
-        Format::Proc => Box::new(proc::ProcSink::new(out, options.byte_order)),
+        Format::Proc => Box::new(proc::ProcSink::new(
+            out,
+            options.byte_order,
+            options.columns.no_header,
+        )),
     })
 }
 

@@ -9,18 +9,23 @@ use super::{Row, Sink};
 
 pub struct ProcSink<'a> {
     writer: TableWriter<Box<dyn Write + 'a>>,
+    no_header: bool,
 }
 
 impl<'a> ProcSink<'a> {
-    pub fn new(out: Box<dyn Write + 'a>, order: ByteOrder) -> ProcSink<'a> {
+    pub fn new(out: Box<dyn Write + 'a>, order: ByteOrder, no_header: bool) -> ProcSink<'a> {
         ProcSink {
             writer: TableWriter::new(out, order),
+            no_header,
         }
     }
 }
 
 impl Sink for ProcSink<'_> {
     fn table(&mut self, family: Family) -> io::Result<()> {
+        if self.no_header {
+            return Ok(());
+        }
         self.writer.header(family)
     }
 

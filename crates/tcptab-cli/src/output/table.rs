@@ -327,9 +327,11 @@ impl<'a> TableSink<'a> {
         if columns.memory {
             headers.push(("Memory", Align::Left));
         }
+        let mut table = TextTable::new(headers);
+        table.header_written = columns.no_header;
         Ok(TableSink {
             out: Chunked::new(out),
-            table: TextTable::new(headers),
+            table,
             columns,
             services: columns.resolve.then(Services::load),
         })
