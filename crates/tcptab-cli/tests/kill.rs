@@ -212,22 +212,11 @@ fn a_named_namespace_is_killed_from_the_root_namespace() {
     if !require_root("a_named_namespace_is_killed_from_the_root_namespace") {
         return;
     }
-    let name = format!("tcptab-kill-{}", std::process::id());
-    let ok = |args: &[&str]| {
-        let s = Command::new("ip").args(args).status().unwrap();
-        assert!(s.success(), "ip {args:?}");
-    };
-    ok(&["netns", "add", &name]);
-    struct Delete(String);
-    impl Drop for Delete {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let _delete = Delete(name.clone());
+    let netns = testkit::NamedNetns::add("tcptab-kill");
+    let name = netns.name.clone();
     let script = testkit::repo_root().join("testdata/scenario/stuck.py");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &name, "python3"])
+    let mut child = netns
+        .command("python3")
         .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

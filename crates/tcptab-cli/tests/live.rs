@@ -442,23 +442,19 @@ fn named_namespace_is_entered_even_without_a_process() {
     if !require_root("named_namespace_is_entered_even_without_a_process") {
         return;
     }
-    let name = format!("tcptab-test-{}", std::process::id());
-    let ip = |args: &[&str]| {
-        let status = Command::new("ip").args(args).status().unwrap();
-        assert!(status.success(), "ip {args:?}");
-    };
-    ip(&["netns", "add", &name]);
+    let netns = testkit::NamedNetns::add("tcptab-test");
+    let name = netns.name.clone();
     // A connection that closes at once leaves a TIME_WAIT socket, which
     // outlives the process: the namespace then has sockets but no process.
     let script = "import socket\nl=socket.socket();l.bind(('127.0.0.1',0));l.listen()\nport=l.getsockname()[1]\nc=socket.create_connection(('127.0.0.1',port));s,_=l.accept()\nc.close();s.close();l.close();print(port)";
-    ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
-    let out = Command::new("ip")
-        .args(["netns", "exec", &name, "python3", "-c", script])
+    let out = netns
+        .command("python3")
+        .args(["-c", script])
         .output()
         .unwrap();
     let port = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let result = tcptab(&["list", "--netns", &name, "--format", "json"]);
-    ip(&["netns", "delete", &name]);
+    drop(netns);
     assert!(
         result.status.success(),
         "{}",

@@ -237,3 +237,50 @@ pub fn endpoint(addr: SocketAddr) -> String {
     };
     normalise_endpoint(&text)
 }
+
+/// A named network namespace (`ip netns add`), with its loopback up,
+/// deleted when dropped (also when a test fails).
+#[derive(Debug)]
+pub struct NamedNetns {
+    pub name: String,
+}
+
+impl NamedNetns {
+    /// `PREFIX-<this process's pid>`.
+    pub fn add(prefix: &str) -> NamedNetns {
+        let name = format!("{prefix}-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let status = Command::new("ip").args(args).status().expect("ip");
+            assert!(status.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        let netns = NamedNetns { name };
+        ip(&[
+            "netns",
+            "exec",
+            &netns.name,
+            "ip",
+            "link",
+            "set",
+            "lo",
+            "up",
+        ]);
+        netns
+    }
+
+    /// `ip netns exec NAME PROGRAM`, to run something inside.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name, program]);
+        command
+    }
+}
+
+impl Drop for NamedNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
