@@ -925,3 +925,56 @@ fn options_behave_like_the_rest_of_the_shell() {
         assert!(tcptab(&["list", "--sort", sort]).status.success(), "{sort}");
     }
 }
+
+#[test]
+fn wildcard_listeners_are_written_as_ss_writes_them() {
+    if !require_root("wildcard_listeners_are_written_as_ss_writes_them") {
+        return;
+    }
+    // An IPv4 wildcard, an IPv6-only wildcard and a dual-stack wildcard.
+    let netns = testkit::NamedNetns::add("tcptab-wild");
+    let script = "import socket, sys\n\
+        a = socket.socket(); a.bind(('0.0.0.0', 0)); a.listen()\n\
+        b = socket.socket(socket.AF_INET6); b.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1); b.bind(('::', 0)); b.listen()\n\
+        c = socket.socket(socket.AF_INET6); c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); c.bind(('::', 0)); c.listen()\n\
+        print('ready', flush=True)\n\
+        sys.stdin.read()";
+    let mut holder = netns
+        .command("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let ss = netns.command("ss").args(["-Hltn"]).output().unwrap();
+    let ends = |text: &str| -> BTreeSet<(String, String)> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                // State Recv-Q Send-Q Local Peer
+                (words[3].to_string(), words[4].to_string())
+            })
+            .collect()
+    };
+    let theirs = ends(&String::from_utf8(ss.stdout).unwrap());
+    let ours = tcptab(&["-Hltn", "--netns", &netns.name]);
+    assert!(ours.status.success(), "{ours:?}");
+    let ours = ends(&String::from_utf8(ours.stdout).unwrap());
+    drop(holder.stdin.take());
+    let _ = holder.wait();
+    assert_eq!(theirs.len(), 3, "{theirs:?}");
+    for (local, peer) in &theirs {
+        let wildcard = local.rsplit_once(':').unwrap().0;
+        assert!(["0.0.0.0", "[::]", "*"].contains(&wildcard), "{local}");
+        assert!(peer.ends_with(":*"), "{peer}");
+    }
+    assert_eq!(ours, theirs, "tcptab -Hltn vs ss -Hltn");
+}

@@ -187,6 +187,10 @@ impl<'a> Record<'a> {
                 .map_or(Value::Null, Value::Str),
         );
         v.field(&SHUTDOWN, opt(diag.and_then(|d| d.shutdown).map(u64::from)));
+        v.field(
+            &V6ONLY,
+            diag.and_then(|d| d.v6only).map_or(Value::Null, Value::Bool),
+        );
         visit_tcp_info(v, diag.and_then(|d| d.tcp_info.as_deref()));
         visit_memory(v, diag.and_then(|d| d.memory.as_deref()));
         if self.fields.netns {
@@ -379,6 +383,7 @@ defs! {
     INTERFACE "interface" Integer, "read from /proc", "bound interface index (0: none)";
     CONGESTION_ALGORITHM "congestion_algorithm" String, "not asked, read from /proc, or not a full socket", "congestion control algorithm";
     SHUTDOWN "shutdown" Integer, "read from /proc, or not a full socket", "shutdown() state: bit 0 receive side shut, bit 1 send side";
+    V6ONLY "v6only" Boolean, "an IPv4 socket, or read from /proc", "IPv6 sockets: IPV6_V6ONLY (false: a wildcard listener takes IPv4 connections too)";
     NETNS "netns" Integer, "the namespace's inode could not be read", "network namespace inode (with namespace options)";
     NETNS_NAME "netns_name" String, "the namespace has no name under /run/netns", "network namespace name";
     OWNER_STATUS "owner_status" String, "owners were not looked up for this socket (a watch event from a destroy notification)", "`owned`, `no_process` (TIME_WAIT, request, orphaned: no process can hold it), `unknown` (some processes could not be inspected) or `not_found`";

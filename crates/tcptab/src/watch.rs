@@ -244,6 +244,7 @@ mod tests {
                 congestion_algorithm: None,
                 memory: None,
                 shutdown: None,
+                v6only: None,
             },
         };
         let e = t.destroyed(d).unwrap();

@@ -125,26 +125,47 @@ fn push_row<'c>(
     line.push('\n');
 }
 
-/// `address:port` as `ss` writes it: IPv6 in brackets, wildcards as `*`,
-/// the port as a service name when one is given.
+/// `address:port` as `ss` writes it: IPv6 in brackets, the IPv4 wildcard
+/// as `0.0.0.0` and the IPv6 one as `[::]`, port 0 as `*`, the port as a
+/// service name when one is given. ([`DualStack`] writes the wildcard of an
+/// IPv6 socket that also takes IPv4 as `*`.)
 pub struct Endpoint<'a>(pub SocketAddr, pub Option<&'a Services>);
 
 impl std::fmt::Display for Endpoint<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ip = self.0.ip();
-        if ip.is_unspecified() {
-            f.write_str("*")?;
-        } else if ip.is_ipv6() {
-            write!(f, "[{ip}]")?;
-        } else {
-            write!(f, "{ip}")?;
-        }
-        let port = self.0.port();
-        match self.1.and_then(|s| s.name(port)) {
-            _ if port == 0 => f.write_str(":*"),
-            Some(name) => write!(f, ":{name}"),
-            None => write!(f, ":{port}"),
-        }
+        write_endpoint(f, self.0, self.1, false)
+    }
+}
+
+/// [`Endpoint`] for a socket whose IPv6 wildcard takes IPv4 too (netlink's
+/// v6only is false): written `*`, as ss writes a dual-stack listener.
+pub struct DualStack<'a>(pub SocketAddr, pub Option<&'a Services>, pub bool);
+
+impl std::fmt::Display for DualStack<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_endpoint(f, self.0, self.1, self.2)
+    }
+}
+
+fn write_endpoint(
+    f: &mut std::fmt::Formatter<'_>,
+    addr: SocketAddr,
+    services: Option<&Services>,
+    dual_stack: bool,
+) -> std::fmt::Result {
+    let ip = addr.ip();
+    if ip.is_unspecified() && (dual_stack && ip.is_ipv6()) {
+        f.write_str("*")?;
+    } else if ip.is_ipv6() {
+        write!(f, "[{ip}]")?;
+    } else {
+        write!(f, "{ip}")?;
+    }
+    let port = addr.port();
+    match services.and_then(|s| s.name(port)) {
+        _ if port == 0 => f.write_str(":*"),
+        Some(name) => write!(f, ":{name}"),
+        None => write!(f, ":{port}"),
     }
 }
 
@@ -350,8 +371,11 @@ impl Sink for TableSink<'_> {
             Some(limit) => t.cell(format_args!("{limit}")),
             None => t.cell(format_args!("{}", s.tx_queue)),
         }
-        t.cell(format_args!("{}", Endpoint(s.local, services)));
-        t.cell(format_args!("{}", Endpoint(s.remote, services)));
+        // An IPv6 wildcard that takes IPv4 too is `*`, as ss writes it
+        // (known from netlink only; /proc does not say).
+        let dual = row.diag.and_then(|d| d.v6only) == Some(false);
+        t.cell(format_args!("{}", DualStack(s.local, services, dual)));
+        t.cell(format_args!("{}", DualStack(s.remote, services, dual)));
         if self.columns.netns {
             match row.namespace {
                 Some(ns) => t.cell(format_args!("{}", ns.label())),

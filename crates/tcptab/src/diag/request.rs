@@ -18,6 +18,8 @@ pub const INET_DIAG_INFO: u16 = 2;
 pub const INET_DIAG_CONG: u16 = 4;
 pub const INET_DIAG_SKMEMINFO: u16 = 7;
 pub const INET_DIAG_SHUTDOWN: u16 = 8;
+/// Sent for every IPv6 socket, asked or not: whether it is IPV6_V6ONLY.
+pub const INET_DIAG_SKV6ONLY: u16 = 11;
 
 /// Which optional attributes to ask for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::request::{
     AF_INET, AF_INET6, INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_SHUTDOWN, INET_DIAG_SKMEMINFO,
+    INET_DIAG_SKV6ONLY,
 };
 use super::wire::{attributes, View, WireResult};
 use crate::socket::{
@@ -35,6 +36,9 @@ pub struct Diag {
     pub memory: Option<Box<MemInfo>>,
     /// `shutdown()` state: bit 0 receive side shut, bit 1 send side.
     pub shutdown: Option<u8>,
+    /// IPv6 sockets: whether it is IPv6-only (`IPV6_V6ONLY`); an IPv6
+    /// wildcard listener that is not takes IPv4 connections too.
+    pub v6only: Option<bool>,
 }
 
 /// One socket from a dump.
@@ -300,6 +304,7 @@ fn decode(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
         congestion_algorithm: None,
         memory: None,
         shutdown: None,
+        v6only: None,
     };
     for attr in attributes(payload.tail(INET_DIAG_MSG_LEN)) {
         let attr = attr?;
@@ -313,6 +318,7 @@ fn decode(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
             }
             INET_DIAG_SKMEMINFO => diag.memory = Some(Box::new(MemInfo::parse(attr.data))),
             INET_DIAG_SHUTDOWN => diag.shutdown = Some(attr.data.u8(0, "INET_DIAG_SHUTDOWN")?),
+            INET_DIAG_SKV6ONLY => diag.v6only = Some(attr.data.u8(0, "INET_DIAG_SKV6ONLY")? != 0),
             _ => {}
         }
     }
