@@ -549,3 +549,31 @@ fn completions_load_and_the_manual_renders() {
         String::from_utf8_lossy(&rendered.stderr)
     );
 }
+
+#[test]
+fn colour_only_when_asked_and_columns_still_line_up() {
+    let root = root_arg(&spec());
+    let plain = ok(&["--root", &root, "--color", "never"]);
+    assert!(!plain.contains('\x1b'));
+    let colour = ok(&["--root", &root, "--color", "always", "-p"]);
+    assert!(colour.contains("\x1b[1;31mCLOSE_WAIT\x1b[0m"), "{colour}");
+    assert!(colour.contains("\x1b[32mLISTEN\x1b[0m"), "{colour}");
+    // Without the escapes, the same text as without colour.
+    let mut stripped = String::new();
+    let mut rest = colour.as_str();
+    while let Some(at) = rest.find('\x1b') {
+        stripped.push_str(&rest[..at]);
+        let end = rest[at..].find('m').unwrap();
+        rest = &rest[at + end + 1..];
+    }
+    stripped.push_str(rest);
+    assert_eq!(stripped, ok(&["--root", &root, "--color", "never", "-p"]));
+    // Not on a pipe by default, nor with NO_COLOR.
+    assert!(!ok(&["--root", &root]).contains('\x1b'));
+    let out = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(["--root", &root])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'));
+}

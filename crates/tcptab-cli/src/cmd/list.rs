@@ -40,6 +40,7 @@ pub fn run(args: &ListArgs) -> Result<()> {
             memory: args.memory,
             netns_fields: args.namespaces.named(),
             no_header: args.no_header,
+            color: args.color.enabled(),
         },
     };
     let stdout = io::stdout().lock();

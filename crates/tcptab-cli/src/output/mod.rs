@@ -44,6 +44,8 @@ pub struct Columns {
     pub netns_fields: bool,
     /// No header line (`-H`): the table and the kernel's text.
     pub no_header: bool,
+    /// Colour in the table (problem states, queued data, unknown owners).
+    pub color: bool,
 }
 
 impl Columns {

@@ -34,6 +34,8 @@ pub struct TextTable {
     text: String,
     /// End offset in `text` of each cell, row after row.
     ends: Vec<u32>,
+    /// Each cell's colour (an SGR code), when colour is on.
+    styles: Vec<Option<&'static str>>,
     /// The widths in use (after the first block is written).
     widths: Vec<usize>,
     header_written: bool,
@@ -47,6 +49,7 @@ impl TextTable {
             headers,
             text: String::new(),
             ends: Vec::new(),
+            styles: Vec::new(),
             widths,
             header_written: false,
             line: String::new(),
@@ -55,8 +58,14 @@ impl TextTable {
 
     /// Append a cell; call it once per column for each row.
     pub fn cell(&mut self, value: std::fmt::Arguments<'_>) {
+        self.styled(None, value);
+    }
+
+    /// Append a cell in a colour (an SGR code such as `"1;31"`), or none.
+    pub fn styled(&mut self, style: Option<&'static str>, value: std::fmt::Arguments<'_>) {
         let _ = self.text.write_fmt(value);
         self.ends.push(self.text.len() as u32);
+        self.styles.push(style);
     }
 
     /// Whether a block of rows is held (time to [`TextTable::write_block`]).
@@ -76,46 +85,58 @@ impl TextTable {
         }
         if !self.header_written {
             self.line.clear();
-            let headers = self.headers.iter().map(|(h, a)| (*h, *a));
+            let headers = self.headers.iter().map(|(h, a)| (*h, *a, None));
             push_row(&mut self.line, headers, &self.widths);
             out.write_all(self.line.as_bytes())?;
             self.header_written = true;
         }
         let mut start = 0usize;
-        for row in self.ends.chunks(columns) {
+        for (row, styles) in self.ends.chunks(columns).zip(self.styles.chunks(columns)) {
             self.line.clear();
-            let cells = row.iter().zip(&self.headers).map(|(&end, (_, align))| {
-                let cell = &self.text[start..end as usize];
-                start = end as usize;
-                (cell, *align)
-            });
+            let cells =
+                row.iter()
+                    .zip(&self.headers)
+                    .zip(styles)
+                    .map(|((&end, (_, align)), style)| {
+                        let cell = &self.text[start..end as usize];
+                        start = end as usize;
+                        (cell, *align, *style)
+                    });
             push_row(&mut self.line, cells, &self.widths);
             out.write_all(self.line.as_bytes())?;
         }
         self.text.clear();
         self.ends.clear();
+        self.styles.clear();
         Ok(())
     }
 }
 
 fn push_row<'c>(
     line: &mut String,
-    cells: impl Iterator<Item = (&'c str, Align)>,
+    cells: impl Iterator<Item = (&'c str, Align, Option<&'static str>)>,
     widths: &[usize],
 ) {
+    // The colour wraps the text alone: padding is counted on what shows.
+    let paint = |line: &mut String, cell: &str, style: Option<&str>| match style {
+        Some(code) => {
+            let _ = write!(line, "\x1b[{code}m{cell}\x1b[0m");
+        }
+        None => line.push_str(cell),
+    };
     let mut cells = cells.zip(widths).peekable();
-    while let Some(((cell, align), &width)) = cells.next() {
+    while let Some(((cell, align, style), &width)) = cells.next() {
         let pad = width.saturating_sub(cell.chars().count());
         let last = cells.peek().is_none();
         match align {
-            Align::Left if last => line.push_str(cell),
+            Align::Left if last => paint(line, cell, style),
             Align::Left => {
-                line.push_str(cell);
+                paint(line, cell, style);
                 line.extend(std::iter::repeat_n(' ', pad));
             }
             Align::Right => {
                 line.extend(std::iter::repeat_n(' ', pad));
-                line.push_str(cell);
+                paint(line, cell, style);
             }
         }
         if !last {
@@ -314,6 +335,20 @@ impl std::fmt::Display for MemoryCell<'_> {
     }
 }
 
+const RED: &str = "31";
+const YELLOW: &str = "33";
+
+/// Problem states stand out; the common ones keep the terminal's colour.
+fn state_color(state: tcptab::State) -> Option<&'static str> {
+    use tcptab::State;
+    match state {
+        State::CloseWait | State::SynSent | State::LastAck | State::Closing => Some("1;31"),
+        State::FinWait1 | State::FinWait2 | State::SynRecv => Some(YELLOW),
+        State::Listen => Some("32"),
+        _ => None,
+    }
+}
+
 pub struct TableSink<'a> {
     out: Chunked<Box<dyn Write + 'a>>,
     table: TextTable,
@@ -363,9 +398,14 @@ impl Sink for TableSink<'_> {
     fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
         let s = row.socket;
         let services = self.services.as_ref();
+        let color = self.columns.color;
         let t = &mut self.table;
-        t.cell(format_args!("{}", s.state));
-        t.cell(format_args!("{}", s.rx_queue));
+        t.styled(
+            color.then(|| state_color(s.state)).flatten(),
+            format_args!("{}", s.state),
+        );
+        let queued = (color && s.rx_queue > 0).then_some(YELLOW);
+        t.styled(queued, format_args!("{}", s.rx_queue));
         // Like ss: a listener's Send-Q is its backlog limit, when known.
         match row.diag.and_then(|d| d.backlog_limit) {
             Some(limit) => t.cell(format_args!("{limit}")),
@@ -384,6 +424,9 @@ impl Sink for TableSink<'_> {
         }
         if self.columns.processes {
             match row.owners {
+                Some(o @ (Ownership::Unknown | Ownership::NotFound)) => {
+                    t.styled(color.then_some(RED), format_args!("{}", OwnersCell(o)))
+                }
                 Some(o) => t.cell(format_args!("{}", OwnersCell(o))),
                 None => t.cell(format_args!("")),
             }
