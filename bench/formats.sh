@@ -11,6 +11,7 @@
 # Medians of RUNS (default 7) interleaved runs; peak RSS per command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/hold.sh
 before=${BEFORE:-afaa75c}
 cargo build --release -q -p tcptab-cli
 old_tree=/tmp/tcptab-before-$before
@@ -22,10 +23,7 @@ new=$PWD/target/release/tcptab
 old=$old_tree/target/release/tcptab
 runs=${RUNS:-7}
 for n in "${@:-50000}"; do
-  exec 3> >(exec unshare --net python3 bench/sockets_at_scale.py "$n" > /tmp/tcptab-formats-ready)
-  holder=$!
-  until grep -q READY /tmp/tcptab-formats-ready 2>/dev/null; do sleep 0.5; done
-  read -r _ pid sockets < /tmp/tcptab-formats-ready
+  hold "$n"
   echo "== N=$n connections: $sockets sockets in the namespace of pid $pid"
   nsenter -t "$pid" -n python3 bench/timeit.py --runs "$runs" --json "/tmp/tcptab-formats-$n.json" \
     "ss -tani=exec ss -tani" \
@@ -53,6 +51,5 @@ for n in "${@:-50000}"; do
     "tcptab serve=http://127.0.0.1:9867/metrics=$serve_new" \
     "before serve=http://127.0.0.1:9868/metrics=$serve_old"
   kill "$serve_new" "$serve_old" 2>/dev/null || true
-  exec 3>&-
-  while kill -0 "$holder" 2>/dev/null; do sleep 0.2; done
+  release
 done

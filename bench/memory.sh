@@ -7,15 +7,13 @@
 #   sudo bench/memory.sh [N ...]          (default: 1000 50000 250000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/hold.sh
 cargo build --release -q -p tcptab-cli
 bin=$PWD/target/release/tcptab
 runs=${RUNS:-3}
 for n in "${@:-1000 50000 250000}"; do
   for n in $n; do
-    exec 3> >(exec unshare --net python3 bench/sockets_at_scale.py "$n" > /tmp/tcptab-memory-ready)
-    holder=$!
-    until grep -q READY /tmp/tcptab-memory-ready 2>/dev/null; do sleep 0.5; done
-    read -r _ pid sockets < /tmp/tcptab-memory-ready
+    hold "$n"
     echo "== N=$n connections: $sockets sockets in the namespace of pid $pid"
     nsenter -t "$pid" -n python3 bench/timeit.py --runs "$runs" --warmup 0 \
       "ss -tan=exec ss -tan" \
@@ -34,7 +32,6 @@ for n in "${@:-1000 50000 250000}"; do
       "summary=exec $bin summary" \
       "explain --diagnose=exec $bin explain --diagnose" \
       "list --sort state (holds the table)=exec $bin list --sort state"
-    exec 3>&-
-    while kill -0 "$holder" 2>/dev/null; do sleep 0.2; done
+    release
   done
 done

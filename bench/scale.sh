@@ -9,16 +9,14 @@
 # Medians of RUNS (default 7) interleaved runs; peak RSS per command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/hold.sh
 cargo build --release -q -p tcptab-cli
 cargo build --release -q -p tcptab --example dump
 bin=$PWD/target/release/tcptab
 runs=${RUNS:-7}
 for n in "${@:-10000 50000}"; do
   for n in $n; do
-    exec 3> >(exec unshare --net python3 bench/sockets_at_scale.py "$n" > /tmp/tcptab-scale-ready)
-    holder=$!
-    until grep -q READY /tmp/tcptab-scale-ready 2>/dev/null; do sleep 0.5; done
-    read -r _ pid sockets < /tmp/tcptab-scale-ready
+    hold "$n"
     echo "== N=$n connections: $sockets sockets in the namespace of pid $pid"
     nsenter -t "$pid" -n python3 bench/timeit.py --runs "$runs" --json "/tmp/tcptab-scale-$n.json" \
       "cat=exec cat /proc/net/tcp /proc/net/tcp6" \
@@ -48,7 +46,6 @@ for n in "${@:-10000 50000}"; do
     sleep 1
     nsenter -t "$pid" -n python3 bench/scrape.py "$runs" "${exporters[@]}"
     kill "$serve" ${node:-} 2>/dev/null || true
-    exec 3>&-
-    while kill -0 "$holder" 2>/dev/null; do sleep 0.2; done
+    release
   done
 done

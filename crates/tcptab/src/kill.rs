@@ -141,12 +141,12 @@ impl<'q> Destroyer<'q> {
                     .into(),
             )
         })?;
-        let key = entry.namespace.map(|n| n.inode);
-        if !self.sockets.contains_key(&key) {
-            let socket = self.query.netlink_socket(entry.namespace)?;
-            self.sockets.insert(key, socket);
-        }
-        let socket = self.sockets.get_mut(&key).expect("inserted above");
+        let socket = match self.sockets.entry(entry.namespace.map(|n| n.inode)) {
+            std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(self.query.netlink_socket(entry.namespace)?)
+            }
+        };
         self.seq = self.seq.wrapping_add(1);
         Ok(match diag::destroy(socket, &id, self.seq)? {
             Ok(()) => Outcome::Destroyed,

@@ -34,6 +34,8 @@ pub enum Ty {
     Address,
     /// The owners list: `[{"pid", "command", "fd"}]`.
     Owners,
+    /// A nested group (`tcp_info`, `memory`): its fields are its own defs.
+    Object,
 }
 
 /// One field of the record.
@@ -262,6 +264,8 @@ pub fn schema() -> String {
             Ty::Integer => r#""type": "integer""#,
             Ty::Boolean => r#""type": "boolean""#,
             Ty::String | Ty::Address => r#""type": "string""#,
+            // Groups are written with their members below, not through here.
+            Ty::Object => r#""type": "object""#,
             Ty::Owners => {
                 r#""type": "array", "items": {"type": "object", "required": ["pid", "command", "fd"], "additionalProperties": false, "properties": {"pid": {"type": "integer"}, "command": {"type": "string"}, "fd": {"type": "integer"}}}"#
             }
@@ -388,8 +392,8 @@ defs! {
     NETNS_NAME "netns_name" String, "the namespace has no name under /run/netns", "network namespace name";
     OWNER_STATUS "owner_status" String, "owners were not looked up for this socket (a watch event from a destroy notification)", "`owned`, `no_process` (TIME_WAIT, request, orphaned: no process can hold it), `unknown` (some processes could not be inspected) or `not_found`";
     OWNERS "owners" Owners, "", "every process holding the socket: pid, command, fd (CSV: `pid:command:fd` joined by `;`)";
-    TCP_INFO "tcp_info" Integer, "read from /proc, not asked, or not a full socket", "the kernel's struct tcp_info (netlink)";
-    MEMORY "memory" Integer, "read from /proc, or not asked", "socket memory, bytes (netlink INET_DIAG_SKMEMINFO)";
+    TCP_INFO "tcp_info" Object, "read from /proc, not asked, or not a full socket", "the kernel's struct tcp_info (netlink)";
+    MEMORY "memory" Object, "read from /proc, or not asked", "socket memory, bytes (netlink INET_DIAG_SKMEMINFO)";
 }
 
 macro_rules! group {
