@@ -149,6 +149,30 @@ pub fn notes(report: &Report, verbose: bool) {
             }
         }
         if verbose {
+            match &read.kernel_filter {
+                Some(k) => note!(
+                    "tcptab: filter in the kernel{target}: {} ({}; a {}-byte program); it sent {} socket(s), {} matched",
+                    k.runs,
+                    if k.whole {
+                        "the whole filter"
+                    } else {
+                        "the rest was tested after the dump"
+                    },
+                    k.bytes,
+                    read.sockets,
+                    read.matched
+                ),
+                None if read.source == tcptab::query::Source::Netlink => note!(
+                    "tcptab: no filter in the kernel{target}; {} socket(s) read, {} matched",
+                    read.sockets,
+                    read.matched
+                ),
+                None => note!(
+                    "tcptab: {} socket(s) read{target}, {} matched",
+                    read.sockets,
+                    read.matched
+                ),
+            }
             for n in &read.notes {
                 note!("tcptab: {n}");
             }

@@ -614,8 +614,8 @@ fn bad_input_is_a_one_line_error() {
             "--sport: 'http' is not a port",
         ),
         (
-            &["list", "state established and ( dport = :https )"],
-            "filter: word 7 ':https'",
+            &["list", "state established and ( dport = :nosuchservice )"],
+            "filter: word 7 ':nosuchservice'",
         ),
         (&["list", "dport = :80 )"], "filter: word 4 ')'"),
         (

@@ -7,18 +7,26 @@
 //! ```
 //!
 //! Words: `state NAME`, `sport OP PORT`, `dport OP PORT` (OP one of `=` `==`
-//! `eq` `!=` `ne` `<` `lt` `>` `gt` `<=` `le` `>=` `ge`; PORT `443` or
-//! `:443`), `src ADDR` and `dst ADDR` (ADDR an address, a prefix such as
-//! `10.0.0.0/8`, either optionally with `:PORT`; IPv6 with a port in
-//! brackets), `and`/`&&` (or nothing), `or`/`||`, `not`/`!`, parentheses.
-//! IPv4-mapped IPv6 addresses match their IPv4 form.
+//! `eq` `!=` `ne` `neq` `<` `lt` `>` `gt` `<=` `le` `leq` `>=` `ge` `geq`;
+//! PORT `443`, `:443` or a service name from /etc/services, `:https`),
+//! `src ADDR` and `dst ADDR` (ADDR an address, a prefix such as `10.0.0.0/8`
+//! or `10/8`, or a host name from /etc/hosts, each optionally with `:PORT`;
+//! IPv6 with a port in brackets), `dev NAME` (the bound interface, netlink
+//! only), `autobound` (a local port the kernel chose), `and`/`&&`/`&` (or
+//! nothing), `or`/`||`/`|`, `not`/`!`, parentheses.
+//!
+//! As in `ss`, `and` and `or` bind equally, from left to right:
+//! `A or B and C` is `(A or B) and C`. An IPv4 prefix also matches the
+//! IPv4-mapped IPv6 addresses in it; an IPv4-mapped prefix matches only
+//! IPv6 sockets. A prefix of length 0 matches both families.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use crate::diag::Diag;
 use crate::owners::OwnerScan;
-use crate::socket::{canonical, Family, Socket, State, UnknownState};
+use crate::socket::{Family, Socket, State, UnknownState};
 
 /// A set of TCP states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -114,8 +122,7 @@ impl FromStr for PortRange {
     }
 }
 
-/// An address prefix (`10.0.0.0/8`, `::1`, `fe80::/10`). An IPv4-mapped
-/// IPv6 prefix is held in its IPv4 form, and so matches both.
+/// An address prefix (`10.0.0.0/8`, `10/8`, `::1`, `fe80::/10`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
     pub address: IpAddr,
@@ -123,8 +130,20 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Whether `ip` is in the prefix, as `ss` and the kernel's filter
+    /// judge it: length 0 holds every address of both families; an IPv4
+    /// prefix holds the IPv4-mapped IPv6 addresses of its IPv4 addresses.
     pub fn contains(self, ip: IpAddr) -> bool {
-        let ip = canonical(std::net::SocketAddr::new(ip, 0)).ip();
+        if self.prefix == 0 {
+            return true;
+        }
+        let ip = match (self.address, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => return false,
+            },
+            (_, ip) => ip,
+        };
         match (self.address, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
@@ -137,6 +156,28 @@ impl Cidr {
             _ => false,
         }
     }
+}
+
+/// An IPv4 address as `ss` reads one: up to four decimal parts, the missing
+/// ones zero (`127` is 127.0.0.0, `10.1` is 10.1.0.0). Parts with a leading
+/// zero are refused rather than read in another base.
+fn short_ipv4(text: &str) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    for (slot, part) in octets.iter_mut().zip(&parts) {
+        if part.is_empty()
+            || part.len() > 3
+            || !part.bytes().all(|b| b.is_ascii_digit())
+            || (part.len() > 1 && part.starts_with('0'))
+        {
+            return None;
+        }
+        *slot = part.parse().ok()?;
+    }
+    Some(octets.into())
 }
 
 impl FromStr for Cidr {
@@ -154,22 +195,16 @@ impl FromStr for Cidr {
             None => (s, None),
         };
         let addr = addr.trim_start_matches('[').trim_end_matches(']');
-        let address: IpAddr = addr.parse().map_err(|_| bad())?;
+        let address: IpAddr = match addr.parse::<IpAddr>() {
+            Ok(a) => a,
+            Err(_) => IpAddr::V4(short_ipv4(addr).ok_or_else(bad)?),
+        };
         let max = if address.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(max);
         if prefix > max {
             return Err(format!(
                 "'{s}': a prefix length of {prefix} is longer than {max}"
             ));
-        }
-        // ::ffff:a.b.c.d/N (N >= 96) is a.b.c.d/(N - 96).
-        if let IpAddr::V6(v6) = address {
-            if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
-                return Ok(Cidr {
-                    address: IpAddr::V4(v4),
-                    prefix: prefix - 96,
-                });
-            }
         }
         Ok(Cidr { address, prefix })
     }
@@ -203,9 +238,9 @@ impl Cmp {
             "=" | "==" | "eq" => Cmp::Eq,
             "!=" | "ne" | "neq" => Cmp::Ne,
             "<" | "lt" => Cmp::Lt,
-            "<=" | "le" => Cmp::Le,
+            "<=" | "le" | "leq" => Cmp::Le,
             ">" | "gt" => Cmp::Gt,
-            ">=" | "ge" => Cmp::Ge,
+            ">=" | "ge" | "geq" => Cmp::Ge,
             _ => return None,
         })
     }
@@ -242,6 +277,22 @@ pub enum Expr {
         side: Side,
         net: Cidr,
         port: Option<u16>,
+    },
+    /// The local port was chosen by the kernel, not bound by the program:
+    /// through netlink the kernel judges it (the socket's port is not
+    /// bind-locked) and, as in `ss`, the port must also be in the
+    /// namespace's ephemeral range (`net.ipv4.ip_local_port_range`), which
+    /// is all /proc can tell. The range is the kernel's default until
+    /// [`Expr::bind`] reads the namespace's.
+    Autobound {
+        ephemeral: PortRange,
+    },
+    /// Bound to this interface (`SO_BINDTODEVICE`): netlink only. `index`
+    /// is None until [`Expr::bind`] finds the name in the namespace (a
+    /// number is an index already); an unbound name matches nothing.
+    Dev {
+        name: String,
+        index: Option<u32>,
     },
     Uid(u32),
     /// Held by this process (needs an owner scan).
@@ -281,13 +332,75 @@ impl Expr {
         }
     }
 
+    /// Whether any condition satisfies `test`.
+    pub fn has(&self, test: &dyn Fn(&Expr) -> bool) -> bool {
+        match self {
+            Expr::Not(e) => e.has(test),
+            Expr::And(a, b) | Expr::Or(a, b) => a.has(test) || b.has(test),
+            e => test(e),
+        }
+    }
+
     /// Whether evaluating needs to know the sockets' owners.
     pub fn needs_owners(&self) -> bool {
+        self.has(&|e| matches!(e, Expr::Pid(_) | Expr::Process(_)))
+    }
+
+    /// Whether evaluating needs what only netlink reports (`dev`).
+    pub fn needs_netlink(&self) -> bool {
+        self.has(&|e| matches!(e, Expr::Dev { .. }))
+    }
+
+    /// Whether the expression needs facts of the namespace it is evaluated
+    /// in ([`Expr::bind`]): `autobound` or `dev NAME`.
+    pub fn needs_facts(&self) -> bool {
+        self.has(&|e| matches!(e, Expr::Autobound { .. } | Expr::Dev { .. }))
+    }
+
+    /// The names `dev` conditions use (those not given as numbers).
+    pub fn device_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        self.visit_leaves(&mut |e| {
+            if let Expr::Dev { name, .. } = e {
+                if name.parse::<u32>().is_err() && !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        });
+        names
+    }
+
+    fn visit_leaves(&self, f: &mut dyn FnMut(&Expr)) {
         match self {
-            Expr::Pid(_) | Expr::Process(_) => true,
-            Expr::Not(e) => e.needs_owners(),
-            Expr::And(a, b) | Expr::Or(a, b) => a.needs_owners() || b.needs_owners(),
-            _ => false,
+            Expr::Not(e) => e.visit_leaves(f),
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                a.visit_leaves(f);
+                b.visit_leaves(f);
+            }
+            e => f(e),
+        }
+    }
+
+    /// The expression with the facts of one namespace filled in: its
+    /// ephemeral port range for `autobound`, its interface indexes for
+    /// `dev NAME` (a name it lacks stays unbound: it matches nothing).
+    pub fn bind(&self, facts: &Facts) -> Expr {
+        match self {
+            Expr::Autobound { .. } => Expr::Autobound {
+                ephemeral: facts.ephemeral,
+            },
+            Expr::Dev { name, index } => Expr::Dev {
+                name: name.clone(),
+                index: name
+                    .parse::<u32>()
+                    .ok()
+                    .or_else(|| facts.interfaces.get(name).copied())
+                    .or(*index),
+            },
+            Expr::Not(e) => Expr::Not(Box::new(e.bind(facts))),
+            Expr::And(a, b) => Expr::And(Box::new(a.bind(facts)), Box::new(b.bind(facts))),
+            Expr::Or(a, b) => Expr::Or(Box::new(a.bind(facts)), Box::new(b.bind(facts))),
+            e => e.clone(),
         }
     }
 
@@ -302,9 +415,10 @@ impl Expr {
         }
     }
 
-    /// Whether `socket` matches. `owners` is needed for `Pid` and
-    /// `Process`; without it they match nothing.
-    pub fn matches(&self, s: &Socket, owners: Option<&OwnerScan>) -> bool {
+    /// Whether `socket` matches. `diag` (what netlink adds) is needed for
+    /// `Dev`, `owners` for `Pid` and `Process`; without them they match
+    /// nothing.
+    pub fn matches(&self, s: &Socket, diag: Option<&Diag>, owners: Option<&OwnerScan>) -> bool {
         let port = |side: Side, test: &dyn Fn(u16) -> bool| match side {
             Side::Local => test(s.local.port()),
             Side::Remote => test(s.remote.port()),
@@ -326,14 +440,18 @@ impl Expr {
                     Side::Either => end(s.local) || end(s.remote),
                 }
             }
+            Expr::Autobound { ephemeral } => ephemeral.contains(s.local.port()),
+            Expr::Dev { index, .. } => {
+                index.is_some_and(|i| diag.is_some_and(|d| d.interface == i))
+            }
             Expr::Uid(uid) => s.uid == *uid,
             Expr::Pid(pid) => owners.is_some_and(|o| o.owners(s).iter().any(|o| o.pid == *pid)),
             Expr::Process(name) => {
                 owners.is_some_and(|o| o.owners(s).iter().any(|o| o.command == *name))
             }
-            Expr::Not(e) => !e.matches(s, owners),
-            Expr::And(a, b) => a.matches(s, owners) && b.matches(s, owners),
-            Expr::Or(a, b) => a.matches(s, owners) || b.matches(s, owners),
+            Expr::Not(e) => !e.matches(s, diag, owners),
+            Expr::And(a, b) => a.matches(s, diag, owners) && b.matches(s, diag, owners),
+            Expr::Or(a, b) => a.matches(s, diag, owners) || b.matches(s, diag, owners),
         }
     }
 
@@ -364,13 +482,13 @@ impl Expr {
             if parser.at == parser.words.len() {
                 return Ok(Expr::State(states));
             }
-            let rest = parser.or()?;
+            let rest = parser.list()?;
             if parser.at < parser.words.len() {
                 return Err(parser.error("expected 'and', 'or' or the end of the filter"));
             }
             return Ok(Expr::State(states).and(rest));
         }
-        let expr = parser.or()?;
+        let expr = parser.list()?;
         if parser.at < parser.words.len() {
             return Err(parser.error("expected 'and', 'or' or the end of the filter"));
         }
@@ -480,28 +598,30 @@ impl Parser {
         }
     }
 
-    fn or(&mut self) -> Result<Expr, FilterError> {
-        let mut left = self.and()?;
-        while matches!(self.peek(), Some("or" | "||")) {
-            self.at += 1;
-            let right = self.and()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
-        }
-        Ok(left)
-    }
-
-    fn and(&mut self) -> Result<Expr, FilterError> {
+    /// A list of conditions joined by `and`, `or` or nothing (`and`), all
+    /// of one precedence and read from left to right, as `ss`'s grammar
+    /// reads them: `A or B and C` is `(A or B) and C`.
+    fn list(&mut self) -> Result<Expr, FilterError> {
         let mut left = self.unary()?;
         loop {
-            match self.peek() {
-                Some("and" | "&&") => {
-                    self.at += 1;
+            let or = match self.peek() {
+                Some("or" | "||" | "|") => true,
+                Some("and" | "&&" | "&") => false,
+                Some(")") | None => return Ok(left),
+                Some(_) => {
+                    // Juxtaposition means "and", as in ss.
+                    let right = self.unary()?;
+                    left = Expr::And(Box::new(left), Box::new(right));
+                    continue;
                 }
-                Some("or" | "||" | ")") | None => return Ok(left),
-                Some(_) => {} // juxtaposition means "and", as in ss
-            }
+            };
+            self.at += 1;
             let right = self.unary()?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            left = if or {
+                Expr::Or(Box::new(left), Box::new(right))
+            } else {
+                Expr::And(Box::new(left), Box::new(right))
+            };
         }
     }
 
@@ -541,14 +661,26 @@ impl Parser {
             return Ok(None);
         };
         match self.peek() {
-            Some("or" | "||") if terms == 1 && self.words[start] == "state" => {
+            Some("or" | "||" | "|") if terms == 1 && self.words[start] == "state" => {
                 self.at = start;
                 return Ok(None);
             }
-            Some("and" | "&&") => self.at += 1,
+            Some("and" | "&&" | "&") => self.at += 1,
             _ => {}
         }
         Ok(Some(set))
+    }
+
+    /// The optional `=` or `!=` after `src`, `dst` or `dev`: whether it
+    /// negates.
+    fn negation(&mut self) -> bool {
+        let negate = match self.peek() {
+            Some("=" | "==" | "eq") => false,
+            Some("!=" | "ne" | "neq") => true,
+            _ => return false,
+        };
+        self.at += 1;
+        negate
     }
 
     /// One level deeper (a parenthesis or a `not`), within the limit.
@@ -575,13 +707,15 @@ impl Parser {
 
     fn primary(&mut self) -> Result<Expr, FilterError> {
         let Some(word) = self.peek().map(str::to_string) else {
-            return Err(self.error("expected a condition (state, sport, dport, src, dst) or '('"));
+            return Err(self.error(
+                "expected a condition (state, sport, dport, src, dst, dev, autobound) or '('",
+            ));
         };
         match word.as_str() {
             "(" => {
                 self.deeper()?;
                 self.at += 1;
-                let inner = self.or()?;
+                let inner = self.list()?;
                 if self.peek() != Some(")") {
                     return Err(self.error("expected ')'"));
                 }
@@ -615,11 +749,8 @@ impl Parser {
                 let Some(text) = self.peek().map(str::to_string) else {
                     return Err(self.error(format!("expected a port after '{word}' (e.g. :443)")));
                 };
-                let port = text
-                    .strip_prefix(':')
-                    .unwrap_or(&text)
-                    .parse::<u16>()
-                    .map_err(|_| self.error("expected a port number (e.g. :443)"))?;
+                let port = port_or_service(text.strip_prefix(':').unwrap_or(&text))
+                    .map_err(|m| self.error(m))?;
                 self.at += 1;
                 Ok(Expr::Port { side, cmp, port })
             }
@@ -630,57 +761,308 @@ impl Parser {
                 } else {
                     Side::Remote
                 };
-                let negate = match self.peek() {
-                    Some("=" | "==" | "eq") => {
-                        self.at += 1;
-                        false
-                    }
-                    Some("!=" | "ne" | "neq") => {
-                        self.at += 1;
-                        true
-                    }
-                    _ => false,
-                };
+                let negate = self.negation();
                 let Some(text) = self.peek().map(str::to_string) else {
                     return Err(self.error(format!(
                         "expected an address after '{word}' (e.g. 10.0.0.0/8)"
                     )));
                 };
-                let (net, port) = parse_endpoint(&text).map_err(|m| self.error(m))?;
+                let (nets, port) = parse_endpoint(&text).map_err(|m| self.error(m))?;
                 self.at += 1;
-                let e = Expr::Addr { side, net, port };
+                let e = match nets {
+                    None => match port {
+                        Some(port) => Expr::Port {
+                            side,
+                            cmp: Cmp::Eq,
+                            port,
+                        },
+                        None => Expr::All,
+                    },
+                    Some(nets) => {
+                        Expr::any(nets.into_iter().map(|net| Expr::Addr { side, net, port }))
+                    }
+                };
                 Ok(if negate { Expr::Not(Box::new(e)) } else { e })
             }
+            "dev" => {
+                self.at += 1;
+                let negate = self.negation();
+                let Some(name) = self.peek().map(str::to_string) else {
+                    return Err(self.error("expected an interface name after 'dev' (e.g. eth0)"));
+                };
+                self.at += 1;
+                let index = name.parse::<u32>().ok();
+                let e = Expr::Dev { name, index };
+                Ok(if negate { Expr::Not(Box::new(e)) } else { e })
+            }
+            "autobound" => {
+                self.at += 1;
+                Ok(Expr::Autobound {
+                    ephemeral: Facts::default().ephemeral,
+                })
+            }
             ")" => Err(self.error("unexpected ')'")),
-            _ => Err(self.error("expected a condition (state, sport, dport, src, dst) or '('")),
+            _ => Err(self.error(
+                "expected a condition (state, sport, dport, src, dst, dev, autobound) or '('",
+            )),
         }
     }
 }
 
-/// `10.0.0.0/8`, `127.0.0.1:80`, `[::1]:80`, `::1`, `[fe80::]/10:22`.
-fn parse_endpoint(text: &str) -> Result<(Cidr, Option<u16>), String> {
-    let port = |p: &str| {
-        p.parse::<u16>()
-            .map_err(|_| format!("'{}': '{}' is not a port", excerpt(text), excerpt(p)))
+/// The host part and the port of `src`/`dst`'s operand, as `ss` splits
+/// them: `10.0.0.0/8`, `10/8`, `127.0.0.1:80`, `[::1]:443`, `[::1]`,
+/// `::1/128`, `*:22` or `:22` (any address), `localhost:http`. The
+/// addresses are None for any address; a host name gives each address
+/// /etc/hosts has for it.
+fn parse_endpoint(text: &str) -> Result<(Option<Vec<Cidr>>, Option<u16>), String> {
+    let port = |p: &str| -> Result<Option<u16>, String> {
+        match p {
+            "" | "*" => Ok(None),
+            p => port_or_service(p)
+                .map(Some)
+                .map_err(|m| format!("'{}': {m}", excerpt(text))),
+        }
     };
-    if let Some(rest) = text.strip_prefix('[') {
+    let (host, port_text) = if let Some(rest) = text.strip_prefix('[') {
         let (inside, after) = rest
             .split_once(']')
             .ok_or_else(|| format!("'{}': missing ']'", excerpt(text)))?;
-        let (prefix, port_text) = match after.split_once(':') {
-            Some((p, port_text)) => (p, Some(port_text)),
+        // `[fe80::]/10:22`: the prefix length after the bracket.
+        let (length, port_text) = match after.split_once(':') {
+            Some((l, p)) => (l, Some(p)),
             None => (after, None),
         };
-        let net: Cidr = format!("{inside}{prefix}").parse()?;
-        return Ok((net, port_text.map(port).transpose()?));
+        (format!("{inside}{length}"), port_text)
+    } else if let Some(rest) = text.strip_prefix('*') {
+        (String::new(), Some(rest.strip_prefix(':').unwrap_or(rest)))
+    } else if text.matches(':').count() > 1 {
+        // IPv6 without brackets: no port (ss refuses these but for a
+        // prefix; reading the address whole gives no other answer).
+        (text.to_string(), None)
+    } else {
+        match text.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (text.to_string(), None),
+        }
+    };
+    let port = match port_text {
+        Some(p) => port(p)?,
+        None => None,
+    };
+    if host.is_empty() || host == "*" {
+        return Ok((None, port));
     }
-    // An IPv6 address without brackets has no port.
-    if text.matches(':').count() > 1 {
-        return Ok((text.parse()?, None));
+    match host.parse::<Cidr>() {
+        Ok(net) => Ok((Some(vec![net]), port)),
+        Err(e) if host.contains('/') || host.starts_with(|c: char| c.is_ascii_digit()) => Err(e),
+        Err(_) => {
+            let found = hosts_file_addresses(&host);
+            if found.is_empty() {
+                return Err(format!(
+                    "'{}' is not an address, a prefix or a name in /etc/hosts (tcptab looks up no names over the network)",
+                    excerpt(&host)
+                ));
+            }
+            let nets = found
+                .into_iter()
+                .map(|address| Cidr {
+                    address,
+                    prefix: if address.is_ipv4() { 32 } else { 128 },
+                })
+                .collect();
+            Ok((Some(nets), port))
+        }
     }
-    match text.split_once(':') {
-        Some((addr, p)) => Ok((addr.parse()?, Some(port(p)?))),
-        None => Ok((text.parse()?, None)),
+}
+
+/// A port number, or a TCP service name from /etc/services (`http`).
+fn port_or_service(text: &str) -> Result<u16, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(port);
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("'{}' is not a port (0 to 65535)", excerpt(text)));
+    }
+    service_port(text).ok_or_else(|| {
+        format!(
+            "'{}' is not a port number or a TCP service in /etc/services (e.g. :443 or :https)",
+            excerpt(text)
+        )
+    })
+}
+
+/// The port of a TCP service named `name` (or by an alias) in
+/// /etc/services.
+fn service_port(name: &str) -> Option<u16> {
+    let text = std::fs::read_to_string("/etc/services").ok()?;
+    text.lines().find_map(|line| {
+        let line = line.split('#').next()?;
+        let mut words = line.split_whitespace();
+        let service = words.next()?;
+        let (port, proto) = words.next()?.split_once('/')?;
+        let named = service == name || words.any(|alias| alias == name);
+        (named && proto == "tcp").then(|| port.parse().ok())?
+    })
+}
+
+/// The addresses /etc/hosts gives `name` (no other lookup: a filter never
+/// waits on the network), IPv4 first as `ss` asks for them.
+fn hosts_file_addresses(name: &str) -> Vec<IpAddr> {
+    let Ok(text) = std::fs::read_to_string("/etc/hosts") else {
+        return Vec::new();
+    };
+    let mut found: Vec<IpAddr> = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let Some(Ok(address)) = words.next().map(str::parse::<IpAddr>) else {
+            continue;
+        };
+        if words.any(|w| w.eq_ignore_ascii_case(name)) && !found.contains(&address) {
+            found.push(address);
+        }
+    }
+    found.sort_by_key(|a| a.is_ipv6());
+    found
+}
+
+/// What `autobound` and `dev NAME` need to know of a network namespace
+/// (see [`Expr::bind`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// `net.ipv4.ip_local_port_range`.
+    pub ephemeral: PortRange,
+    /// Interface indexes by name.
+    pub interfaces: std::collections::HashMap<String, u32>,
+}
+
+impl Default for Facts {
+    /// The kernel's default range (32768-60999), no interfaces.
+    fn default() -> Facts {
+        Facts {
+            ephemeral: PortRange {
+                low: 32768,
+                high: 60999,
+            },
+            interfaces: Default::default(),
+        }
+    }
+}
+
+impl Facts {
+    /// Read in the calling thread's network namespace: the range from
+    /// `range_file` (`/proc/sys/net/ipv4/ip_local_port_range`; the
+    /// default when absent, as in a capture) and the index of each of
+    /// `names` (those the namespace lacks are left out).
+    pub fn read(range_file: &std::path::Path, names: &[String]) -> std::io::Result<Facts> {
+        let mut facts = Facts::default();
+        match std::fs::read_to_string(range_file) {
+            Ok(text) => {
+                let bad = || {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: expected two port numbers, found {text:?}",
+                            range_file.display()
+                        ),
+                    )
+                };
+                let mut words = text.split_whitespace().map(str::parse::<u16>);
+                match (words.next(), words.next()) {
+                    (Some(Ok(low)), Some(Ok(high))) => facts.ephemeral = PortRange { low, high },
+                    _ => return Err(bad()),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if !names.is_empty() {
+            use rustix::net::{socket, AddressFamily, SocketType};
+            let fd = socket(AddressFamily::INET, SocketType::DGRAM, None)?;
+            for name in names {
+                if let Ok(index) = rustix::net::netdevice::name_to_index(&fd, name) {
+                    facts.interfaces.insert(name.clone(), index);
+                }
+            }
+        }
+        Ok(facts)
+    }
+}
+
+impl fmt::Display for Expr {
+    /// The expression in the filter language (compound operands in
+    /// parentheses), e.g. for saying what ran in the kernel.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = |side: Side, port: bool| match (side, port) {
+            (Side::Local, true) => "sport",
+            (Side::Remote, true) => "dport",
+            (Side::Local, false) => "src",
+            (Side::Remote, false) => "dst",
+            (Side::Either, true) => "port",
+            (Side::Either, false) => "host",
+        };
+        let operand = |f: &mut fmt::Formatter<'_>, e: &Expr| match e {
+            Expr::And(..) | Expr::Or(..) => write!(f, "( {e} )"),
+            e => write!(f, "{e}"),
+        };
+        match self {
+            Expr::All => write!(f, "all"),
+            Expr::State(set) => {
+                let names: Vec<&str> = State::ALL
+                    .iter()
+                    .filter(|s| set.contains(**s))
+                    .filter_map(|s| s.ss_name())
+                    .collect();
+                write!(f, "state {}", names.join("|"))
+            }
+            Expr::Family(family) => write!(f, "family {}", family.as_str()),
+            Expr::Port { side: s, cmp, port } => {
+                let op = match cmp {
+                    Cmp::Eq => "=",
+                    Cmp::Ne => "!=",
+                    Cmp::Lt => "<",
+                    Cmp::Le => "<=",
+                    Cmp::Gt => ">",
+                    Cmp::Ge => ">=",
+                };
+                write!(f, "{} {op} :{port}", side(*s, true))
+            }
+            Expr::PortRange { side: s, range } => {
+                write!(f, "{} :{}-{}", side(*s, true), range.low, range.high)
+            }
+            Expr::Addr { side: s, net, port } => {
+                let host = match net.address {
+                    IpAddr::V6(a) => format!("[{a}]/{}", net.prefix),
+                    IpAddr::V4(a) => format!("{a}/{}", net.prefix),
+                };
+                match port {
+                    Some(p) => write!(f, "{} {host}:{p}", side(*s, false)),
+                    None => write!(f, "{} {host}", side(*s, false)),
+                }
+            }
+            Expr::Autobound { .. } => write!(f, "autobound"),
+            Expr::Dev { name, .. } => write!(f, "dev {name}"),
+            Expr::Uid(uid) => write!(f, "uid {uid}"),
+            Expr::Pid(pid) => write!(f, "pid {pid}"),
+            Expr::Process(name) => write!(f, "process {name}"),
+            Expr::Not(e) => {
+                write!(f, "not ")?;
+                operand(f, e)
+            }
+            Expr::And(a, b) | Expr::Or(a, b) => {
+                operand(f, a)?;
+                write!(
+                    f,
+                    " {} ",
+                    if matches!(self, Expr::And(..)) {
+                        "and"
+                    } else {
+                        "or"
+                    }
+                )?;
+                operand(f, b)
+            }
+        }
     }
 }
 
@@ -707,7 +1089,7 @@ mod tests {
         let fine = vec!["sport = :22"; 2_000].join(" or ");
         let expr = Expr::parse(&fine).unwrap();
         let socket = crate::Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
-        assert!(!expr.matches(&socket, None));
+        assert!(!expr.matches(&socket, None, None));
     }
 
     #[test]
@@ -755,7 +1137,7 @@ mod tests {
     const MAPPED: &str = "   7: 0000000000000000FFFF00000A01A8C0:1F90 0000000000000000FFFF00003201A8C0:C93B 01 00000000:00000000 00:00000000 00000000  1000        0 99100 1 0000000000000000 20 4 0 10 -1";
 
     fn m(expr: &str, line: &str) -> bool {
-        Expr::parse(expr).unwrap().matches(&sock(line), None)
+        Expr::parse(expr).unwrap().matches(&sock(line), None, None)
     }
 
     #[test]
@@ -786,8 +1168,13 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_word() {
-        let e = Expr::parse("state established and ( dport = :https )").unwrap_err();
-        assert_eq!((e.word, e.text.as_str()), (7, ":https"));
+        let e = Expr::parse("state established and ( dport = :nosuchservice )").unwrap_err();
+        assert_eq!((e.word, e.text.as_str()), (7, ":nosuchservice"));
+        assert!(e.message.contains("/etc/services"), "{e}");
+        let e = Expr::parse("dst nosuchhost.invalid").unwrap_err();
+        assert!(e.message.contains("/etc/hosts"), "{e}");
+        let e = Expr::parse("dport = :70000").unwrap_err();
+        assert!(e.message.contains("not a port"), "{e}");
         let e = Expr::parse("state estabished").unwrap_err();
         assert_eq!(e.word, 2);
         assert!(
@@ -801,7 +1188,54 @@ mod tests {
         let e = Expr::parse("dport = :80 )").unwrap_err();
         assert_eq!(e.word, 4, "{e}");
         let e = Expr::parse("frobnicate").unwrap_err();
-        assert_eq!(e.to_string(), "filter: word 1 'frobnicate': expected a condition (state, sport, dport, src, dst) or '('");
+        assert_eq!(e.to_string(), "filter: word 1 'frobnicate': expected a condition (state, sport, dport, src, dst, dev, autobound) or '('");
+    }
+
+    #[test]
+    fn and_and_or_bind_equally_from_the_left() {
+        // ss: `A or B and C` is `(A or B) and C`.
+        let e = Expr::parse("dport = :80 or sport = :80 and src 127.0.0.5").unwrap();
+        assert_eq!(
+            e.to_string(),
+            "( dport = :80 or sport = :80 ) and src 127.0.0.5/32"
+        );
+        let e = Expr::parse("sport = :1 & dport = :2 | sport = :3").unwrap();
+        assert_eq!(e.to_string(), "( sport = :1 and dport = :2 ) or sport = :3");
+        let e = Expr::parse("sport = :1 or ( dport = :2 dport = :3 )").unwrap();
+        assert_eq!(e.to_string(), "sport = :1 or ( dport = :2 and dport = :3 )");
+    }
+
+    #[test]
+    fn ss_words_for_ports_hosts_devices() {
+        let s = |t: &str| Expr::parse(t).unwrap().to_string();
+        assert_eq!(s("dport = :http"), "dport = :80");
+        assert_eq!(s("sport geq :ssh"), "sport >= :22");
+        assert_eq!(s("dst localhost:https"), "dst 127.0.0.1/32:443");
+        assert_eq!(s("src *:22"), "sport = :22");
+        assert_eq!(s("dst [::1]:443"), "dst [::1]/128:443");
+        assert_eq!(s("dst 10/8"), "dst 10.0.0.0/8");
+        assert_eq!(s("dev lo or dev != 3"), "dev lo or not dev 3");
+        assert_eq!(s("autobound"), "autobound");
+        // Facts bind per namespace.
+        let mut facts = Facts::default();
+        facts.interfaces.insert("lo".into(), 1);
+        facts.ephemeral = PortRange {
+            low: 1000,
+            high: 2000,
+        };
+        let bound = Expr::parse("dev lo and autobound").unwrap().bind(&facts);
+        let mut socket = crate::Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
+        socket.local = "127.0.0.1:1500".parse().unwrap();
+        let diag = Diag {
+            interface: 1,
+            ..Default::default()
+        };
+        assert!(bound.matches(&socket, Some(&diag), None));
+        assert!(!bound.matches(&socket, None, None), "dev needs netlink");
+        socket.local = "127.0.0.1:2500".parse().unwrap();
+        assert!(!bound.matches(&socket, Some(&diag), None));
+        let unbound = Expr::parse("dev eth9").unwrap().bind(&facts);
+        assert!(!unbound.matches(&socket, Some(&Diag::default()), None));
     }
 
     #[test]
@@ -836,8 +1270,21 @@ mod tests {
         );
         assert!("2000-1000".parse::<PortRange>().is_err());
         assert!("http".parse::<PortRange>().is_err());
-        let net: Cidr = "::ffff:10.0.0.0/104".parse().unwrap();
-        assert_eq!(net, "10.0.0.0/8".parse().unwrap());
+        // A mapped prefix holds mapped addresses only; an IPv4 prefix both.
+        let mapped: Cidr = "::ffff:10.0.0.0/104".parse().unwrap();
+        let v4: Cidr = "10/8".parse().unwrap();
+        assert_eq!(v4, "10.0.0.0/8".parse().unwrap());
+        let m = |a: &str| a.parse::<IpAddr>().unwrap();
+        assert!(mapped.contains(m("::ffff:10.1.2.3")) && !mapped.contains(m("10.1.2.3")));
+        assert!(v4.contains(m("::ffff:10.1.2.3")) && v4.contains(m("10.1.2.3")));
+        // Length 0 holds both families, as in ss and the kernel.
+        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(m("::1")));
+        assert_eq!(
+            "127".parse::<Cidr>().unwrap(),
+            "127.0.0.0/32".parse().unwrap()
+        );
+        assert!("010.0.0.1".parse::<Cidr>().is_err());
+        assert!("1.2.3.4.5".parse::<Cidr>().is_err());
         assert!("10.0.0.0/8x".parse::<Cidr>().is_err());
         assert!("fe80::/10"
             .parse::<Cidr>()

@@ -264,3 +264,22 @@ fn open_in(
         v6.map(|(f, p)| TableReader::new(f, label_path(p), options)),
     ])
 }
+
+/// Run `f` on a new thread that enters the network namespace at `path`
+/// (what must be opened or asked inside it: a netlink socket, a sysctl,
+/// an interface index).
+pub fn run_in<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let ns = File::open(path)?;
+    std::thread::spawn(move || {
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&ns),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )?;
+        f()
+    })
+    .join()
+    .map_err(|_| io::Error::other("the thread entering the namespace panicked"))?
+}

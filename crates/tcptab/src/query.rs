@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{self, Choice, Diag, DiagSocket, Extensions, NetlinkSocket};
 use crate::error::{Error, Result};
-use crate::filter::Expr;
+use crate::filter::{Expr, Facts};
 use crate::netns::{self, Namespace};
 use crate::owners::{OwnerScan, Ownership};
 use crate::procnet::{ProcRoot, ReadOptions, TableReader};
@@ -154,6 +154,21 @@ pub struct NamespaceRead {
     /// /proc: rows the kernel's walk repeated (same addresses, ports and
     /// inode, while sockets came and went), dropped.
     pub repeated: u64,
+    /// Netlink: the part of the filter the kernel ran during the dump
+    /// (then `sockets` counts what it sent), if any.
+    pub kernel_filter: Option<KernelFilter>,
+}
+
+/// The part of a filter that ran in the kernel (see [`diag::bytecode`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelFilter {
+    /// In the filter language.
+    pub runs: String,
+    /// The kernel tested the whole filter; otherwise the rest was tested
+    /// after the dump.
+    pub whole: bool,
+    /// The program's length in bytes.
+    pub bytes: usize,
 }
 
 /// A namespace that was found but not read.
@@ -235,6 +250,8 @@ pub struct Query {
     filter: Expr,
     owners: bool,
     read: ReadOptions,
+    kernel: bool,
+    kernel_program: Option<Vec<u8>>,
 }
 
 impl Default for Query {
@@ -306,7 +323,26 @@ impl Query {
             filter: Expr::All,
             owners: false,
             read: ReadOptions::default(),
+            kernel: true,
+            kernel_program: None,
         }
+    }
+
+    /// Whether netlink dumps carry the filter's kernel part as a program
+    /// (the default; off, every socket is sent and filtered here: the same
+    /// answer, slower).
+    pub fn kernel_filter(mut self, on: bool) -> Query {
+        self.kernel = on;
+        self
+    }
+
+    /// Send these bytes as the filter program instead of the compiled one
+    /// (tests: what a refused program does).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn kernel_program(mut self, bytes: Vec<u8>) -> Query {
+        self.kernel_program = Some(bytes);
+        self
     }
 
     /// `/proc`, `/proc/PID` (that process's namespace, from its files), or
@@ -548,23 +584,34 @@ impl Query {
                 first_skipped: None,
                 notes: Vec::new(),
                 repeated: 0,
+                kernel_filter: None,
             };
+            // The filter with this namespace's facts (autobound's port
+            // range, dev's interface index), shared by every socket.
+            let bound = std::cell::OnceCell::<Expr>::new();
             let mut deliver = |raw: Raw<'_>| -> std::result::Result<(), Stop<E>> {
                 if let Raw::Table(family, _) = raw {
                     read.tables.push(family);
                     return visit(index, target.as_ref(), scan.as_ref(), raw).map_err(Stop::Caller);
                 }
-                let Some((socket, _)) = raw.socket() else {
+                let Some((socket, diag)) = raw.socket() else {
                     return Ok(());
                 };
                 read.sockets += 1;
-                if !self.filter.matches(socket, scan.as_ref()) {
+                let filter = bound.get().unwrap_or(&self.filter);
+                if !filter.matches(socket, diag, scan.as_ref()) {
                     return Ok(());
                 }
                 read.matched += 1;
                 visit(index, target.as_ref(), scan.as_ref(), raw).map_err(Stop::Caller)
             };
-            let outcome = self.read_namespace(target.as_ref(), &mut deliver);
+            let outcome = self
+                .filter_for(target.as_ref())
+                .map_err(Stop::Lib)
+                .and_then(|filter| {
+                    let _ = bound.set(filter.clone());
+                    self.read_namespace(target.as_ref(), &filter, &mut deliver)
+                });
             let delivered = read.sockets;
             match outcome {
                 Ok(how) => {
@@ -575,6 +622,7 @@ impl Query {
                     read.first_skipped = how.first_skipped;
                     read.notes = how.notes;
                     read.repeated = how.repeated;
+                    read.kernel_filter = how.kernel_filter;
                     read.namespace = target;
                     report.read.push(read);
                 }
@@ -600,23 +648,83 @@ impl Query {
         Ok((report, scan))
     }
 
+    /// The query's filter with the facts of `namespace` filled in, when it
+    /// needs any (`autobound`'s port range, `dev NAME`'s index): what the
+    /// engine tests the namespace's sockets with, e.g. for sockets a
+    /// destroy notification brings.
+    pub fn filter_for(&self, namespace: Option<&Namespace>) -> Result<Expr> {
+        if !self.filter.needs_facts() {
+            return Ok(self.filter.clone());
+        }
+        let names = self.filter.device_names();
+        let range = Path::new("sys/net/ipv4/ip_local_port_range");
+        let facts = match namespace.and_then(|n| n.file(&self.root).map(|f| (n, f))) {
+            None => Facts::read(&self.root.join(range), &names).map_err(|error| Error::Io {
+                path: self.root.join(range),
+                error,
+            })?,
+            Some((ns, file)) => {
+                let names = names.clone();
+                netns::run_in(&file, move || {
+                    Facts::read(&Path::new("/proc").join(range), &names)
+                })
+                .map_err(|error| Error::Namespace {
+                    name: ns.label(),
+                    error,
+                })?
+            }
+        };
+        if self.namespaces != Namespaces::All {
+            if let Some(missing) = names.iter().find(|n| !facts.interfaces.contains_key(*n)) {
+                return Err(Error::Query(format!(
+                    "filter: dev '{}': no such interface{}",
+                    crate::filter::excerpt(missing),
+                    namespace.map_or(String::new(), |n| format!(
+                        " in network namespace {}",
+                        n.label()
+                    ))
+                )));
+            }
+        }
+        Ok(self.filter.bind(&facts))
+    }
+
     /// Read one namespace through the chosen source.
     fn read_namespace<E>(
         &self,
         namespace: Option<&Namespace>,
+        filter: &Expr,
         deliver: &mut dyn FnMut(Raw<'_>) -> std::result::Result<(), Stop<E>>,
     ) -> std::result::Result<How, Stop<E>> {
+        let proc = |why: Why| -> std::result::Result<(), Stop<E>> {
+            if filter.needs_netlink() {
+                let why = match why {
+                    Why::Fallback(reason) => format!(" ({reason})"),
+                    _ => String::new(),
+                };
+                return Err(Stop::Lib(Error::Query(format!(
+                    "the filter's 'dev' needs netlink, and the sockets were read from /proc{why}, whose tables do not say which interface a socket is bound to"
+                ))));
+            }
+            Ok(())
+        };
         if self.is_captured() {
+            proc(Why::Captured)?;
             return self.read_proc(namespace, deliver, Why::Captured);
         }
         match self.source {
-            Choice::Proc => self.read_proc(namespace, deliver, Why::Chosen),
-            Choice::Netlink => self.read_netlink(namespace, deliver, &mut 0),
+            Choice::Proc => {
+                proc(Why::Chosen)?;
+                self.read_proc(namespace, deliver, Why::Chosen)
+            }
+            Choice::Netlink => self.read_netlink(namespace, filter, deliver, &mut 0),
             Choice::Auto => {
                 let mut delivered = 0u64;
-                match self.read_netlink(namespace, deliver, &mut delivered) {
+                match self.read_netlink(namespace, filter, deliver, &mut delivered) {
                     Err(Stop::Lib(e @ Error::Netlink { .. })) if delivered == 0 => {
-                        self.read_proc(namespace, deliver, Why::Fallback(e.to_string()))
+                        let why = Why::Fallback(e.to_string());
+                        proc(why.clone())?;
+                        self.read_proc(namespace, deliver, why)
                     }
                     other => other,
                 }
@@ -627,40 +735,82 @@ impl Query {
     fn read_netlink<E>(
         &self,
         namespace: Option<&Namespace>,
+        filter: &Expr,
         deliver: &mut dyn FnMut(Raw<'_>) -> std::result::Result<(), Stop<E>>,
         delivered: &mut u64,
     ) -> std::result::Result<How, Stop<E>> {
         let mut socket = self.netlink_socket(namespace)?;
-        let mut interrupted = false;
+        let mut how = How::new(Source::Netlink, Why::Chosen);
+        // The address, port, interface and autobound conditions run in the
+        // kernel, which then sends only what can match; the whole filter
+        // is still applied to what it sends.
+        let mut program = match &self.kernel_program {
+            Some(bytes) => Some((bytes.clone(), None)),
+            None if !self.kernel => None,
+            None => diag::bytecode::compile(filter).map(|p| {
+                let kernel = KernelFilter {
+                    runs: p.runs.to_string(),
+                    whole: p.whole,
+                    bytes: p.bytes.len(),
+                };
+                (p.bytes, Some(kernel))
+            }),
+        };
         for family in [Family::Ipv4, Family::Ipv6] {
-            // Announced before its first socket, or after an empty dump:
-            // a dump that fails at once (auto falls back) announces none.
-            let mut announced = false;
-            interrupted |= diag::dump_each(
-                &mut socket,
-                &[family],
-                self.extensions,
-                self.filter.states(),
-                &mut |d| {
-                    if !announced {
-                        announced = true;
-                        deliver(Raw::Table(family, Source::Netlink))?;
+            loop {
+                // Announced before its first socket, or after an empty
+                // dump: a dump that fails at once (auto falls back, a
+                // refused program is dropped) announces none.
+                let mut announced = false;
+                let dumped = diag::dump_each(
+                    &mut socket,
+                    &[family],
+                    self.extensions,
+                    filter.states(),
+                    program.as_ref().map(|(bytes, _)| bytes.as_slice()),
+                    &mut |d| {
+                        if !announced {
+                            announced = true;
+                            deliver(Raw::Table(family, Source::Netlink))?;
+                        }
+                        *delivered += 1;
+                        deliver(Raw::Dumped(&mut Some(d)))
+                    },
+                );
+                match dumped {
+                    Ok(interrupted) => how.interrupted |= interrupted,
+                    Err(Stop::Lib(Error::Netlink { error, .. }))
+                        if !announced
+                            && program.is_some()
+                            && error.raw_os_error()
+                                == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+                    {
+                        // The kernel's audit refused the program: filter
+                        // after the dump instead, and say so.
+                        program = None;
+                        how.notes.push(format!(
+                            "the kernel refused the filter program ({error}); every socket was read and filtered here{}",
+                            if filter.has(&|e| matches!(e, Expr::Autobound { .. })) {
+                                ", and autobound was judged by the ephemeral port range alone"
+                            } else {
+                                ""
+                            }
+                        ));
+                        continue;
                     }
+                    Err(e) => return Err(e),
+                }
+                if !announced {
+                    // Counted as delivered: a failure after this cannot
+                    // fall back without announcing the table twice.
                     *delivered += 1;
-                    deliver(Raw::Dumped(&mut Some(d)))
-                },
-            )?;
-            if !announced {
-                // Counted as delivered: a failure after this cannot fall
-                // back without announcing the table twice.
-                *delivered += 1;
-                deliver(Raw::Table(family, Source::Netlink))?;
+                    deliver(Raw::Table(family, Source::Netlink))?;
+                }
+                break;
             }
         }
-        Ok(How {
-            interrupted,
-            ..How::new(Source::Netlink, Why::Chosen)
-        })
+        how.kernel_filter = program.and_then(|(_, kernel)| kernel);
+        Ok(how)
     }
 
     fn read_proc<E>(
@@ -760,6 +910,7 @@ struct How {
     first_skipped: Option<String>,
     notes: Vec<String>,
     repeated: u64,
+    kernel_filter: Option<KernelFilter>,
 }
 
 impl How {
@@ -772,6 +923,7 @@ impl How {
             first_skipped: None,
             notes: Vec::new(),
             repeated: 0,
+            kernel_filter: None,
         }
     }
 }

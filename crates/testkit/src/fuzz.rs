@@ -131,8 +131,15 @@ pub fn check_filter(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     if let Ok(expr) = tcptab::Expr::parse(&text) {
         let socket = tcptab::Socket::empty(tcptab::Family::Ipv6, tcptab::RowKind::Full);
-        let _ = expr.matches(&socket, None);
+        let _ = expr.matches(&socket, None, None);
         let _ = expr.states();
+        let _ = expr.to_string();
+        // Whatever compiles, the kernel's audit accepts.
+        if let Some(program) = tcptab::diag::bytecode::compile(&expr) {
+            if let Err(e) = tcptab::diag::bytecode::kernel::audit(&program.bytes) {
+                panic!("{text:?} compiles to a program the kernel refuses: {e}");
+            }
+        }
         let _ = expr.needs_owners();
     }
     for word in text.split_whitespace().take(64) {

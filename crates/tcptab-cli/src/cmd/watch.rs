@@ -135,6 +135,9 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     let mut out = io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
     let mut lost_noted = false;
+    // The filter for sockets the destroy notifications bring, with the
+    // namespace's facts (autobound, dev) once the first look found it.
+    let mut closed_filter = expr.clone();
     let done = |printed: u64| {
         stop.load(Ordering::SeqCst)
             || args.count.is_some_and(|n| printed >= n)
@@ -150,6 +153,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
         if first {
             query::notes(report, args.source.verbose);
             if report.read.len() == 1 && report.read[0].source == Source::Netlink {
+                closed_filter = query.filter_for(report.read[0].namespace.as_ref())?;
                 listener = destroy_listener(
                     &query,
                     report.read[0].namespace.as_ref(),
@@ -204,7 +208,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
                         continue;
                     }
                     for d in diag::destroyed(&buf[..len.min(buf.len())])? {
-                        if !expr.matches(&d.socket, None) {
+                        if !closed_filter.matches(&d.socket, Some(&d.diag), None) {
                             continue;
                         }
                         if let Some(event) = tracker.destroyed(d) {

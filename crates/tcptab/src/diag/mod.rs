@@ -3,6 +3,7 @@
 //!
 //! - [`wire`]: checked views over the bytes (messages, attributes).
 //! - [`request`]: the `inet_diag_req_v2` dump request.
+//! - [`bytecode`]: filters compiled for the kernel to run during the dump.
 //! - [`response`]: `inet_diag_msg` and its attributes to [`DiagSocket`]s.
 //! - [`transport`]: the netlink socket, behind the [`Transport`] trait.
 //!
@@ -17,6 +18,7 @@
 //! | quick ACKs / pingpong, LISTEN Fast Open queue limit | yes | no (0) |
 //! | request socket uid | the listener's | 0 |
 
+pub mod bytecode;
 // The wire views and the request builders are the crate's own; tcptab's
 // tests and fuzz targets see them through the `internals` feature.
 #[cfg(feature = "internals")]
@@ -61,7 +63,7 @@ pub fn dump<T: Transport>(
     states: StateSet,
 ) -> Result<Dump> {
     let mut sockets = Vec::new();
-    let interrupted = dump_each(transport, families, extensions, states, &mut |s| {
+    let interrupted = dump_each(transport, families, extensions, states, None, &mut |s| {
         sockets.push(s);
         Ok::<(), Error>(())
     })?;
@@ -74,18 +76,22 @@ pub fn dump<T: Transport>(
 /// Like [`dump`], but hands each socket to `visit` as its message is
 /// decoded, holding none: memory stays at one datagram however many sockets
 /// there are. Returns whether the kernel flagged the dump as interrupted.
-/// An error from `visit` ends the dump and is returned as it is.
+/// An error from `visit` ends the dump and is returned as it is. With a
+/// `program` (see [`bytecode`]) the kernel sends only the sockets it
+/// accepts; a kernel that refuses the program fails the dump with EINVAL
+/// before any socket.
 pub fn dump_each<T: Transport, E: From<Error>>(
     transport: &mut T,
     families: &[Family],
     extensions: Extensions,
     states: StateSet,
+    program: Option<&[u8]>,
     visit: &mut dyn FnMut(DiagSocket) -> std::result::Result<(), E>,
 ) -> std::result::Result<bool, E> {
     let mut interrupted = false;
     let mut buf = vec![0u8; 64 * 1024];
     for (seq, &family) in (1u32..).zip(families) {
-        let request = request::dump_request(family, extensions, states, seq);
+        let request = request::dump_request(family, extensions, states, program, seq);
         transport.send(&request).map_err(|error| Error::Netlink {
             context: "sending the dump request",
             error,

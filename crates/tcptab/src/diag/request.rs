@@ -85,8 +85,15 @@ fn request_head(kind: u16, flags: u16, seq: u32, family: Family, ext: u8, states
 /// The length of both requests: `nlmsghdr` and `inet_diag_req_v2`.
 const LEN: usize = 16 + 56;
 
-/// The bytes of one dump request.
-pub fn dump_request(family: Family, extensions: Extensions, states: StateSet, seq: u32) -> Vec<u8> {
+/// The bytes of one dump request, with a filter `program` for the kernel
+/// to run (the `INET_DIAG_REQ_BYTECODE` attribute after the request).
+pub fn dump_request(
+    family: Family,
+    extensions: Extensions,
+    states: StateSet,
+    program: Option<&[u8]>,
+    seq: u32,
+) -> Vec<u8> {
     let mut msg = request_head(
         SOCK_DIAG_BY_FAMILY,
         NLM_F_REQUEST | NLM_F_DUMP,
@@ -100,6 +107,17 @@ pub fn dump_request(family: Family, extensions: Extensions, states: StateSet, se
     msg.extend_from_slice(&u32::MAX.to_ne_bytes());
     msg.extend_from_slice(&u32::MAX.to_ne_bytes());
     debug_assert_eq!(msg.len(), LEN);
+    if let Some(program) = program {
+        // struct nlattr: length (header and payload, unpadded), type; the
+        // payload padded to 4 bytes.
+        let attr_len = 4 + program.len();
+        msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
+        msg.extend_from_slice(&super::bytecode::INET_DIAG_REQ_BYTECODE.to_ne_bytes());
+        msg.extend_from_slice(program);
+        msg.resize(msg.len().next_multiple_of(4), 0);
+        let total = msg.len() as u32;
+        msg[..4].copy_from_slice(&total.to_ne_bytes());
+    }
     msg
 }
 
@@ -156,7 +174,7 @@ mod tests {
             info: true,
             memory: true,
         };
-        let msg = dump_request(Family::Ipv6, ext, StateSet::ALL, 7);
+        let msg = dump_request(Family::Ipv6, ext, StateSet::ALL, None, 7);
         assert_eq!(msg.len(), 72);
         assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), 20);
         assert_eq!(u16::from_ne_bytes([msg[6], msg[7]]), 0x301);

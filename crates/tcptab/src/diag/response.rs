@@ -16,7 +16,7 @@ use crate::socket::{
 pub const INET_DIAG_MSG_LEN: usize = 72;
 
 /// What a sock_diag dump has that /proc/net/tcp does not.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Diag {
     /// The socket cookie: a stable id for the socket's lifetime.

@@ -1,9 +1,8 @@
 //! The netlink socket (NETLINK_SOCK_DIAG), behind a small trait so tests can
 //! put a failing or scripted transport in its place.
 
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use rustix::net::netlink::{SocketAddrNetlink, SOCK_DIAG};
@@ -42,16 +41,7 @@ impl NetlinkSocket {
     /// file under /run/netns): created on a thread that enters it, so this
     /// process stays where it is. Needs CAP_SYS_ADMIN.
     pub fn open_in(ns: &Path) -> io::Result<NetlinkSocket> {
-        let ns = File::open(ns)?;
-        std::thread::spawn(move || {
-            rustix::thread::move_into_link_name_space(
-                ns.as_fd(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )?;
-            NetlinkSocket::open()
-        })
-        .join()
-        .map_err(|_| io::Error::other("the thread entering the namespace panicked"))?
+        crate::netns::run_in(ns, NetlinkSocket::open)
     }
 }
 
