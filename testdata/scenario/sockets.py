@@ -70,12 +70,14 @@ def expect(name, family, state, local, remote, **extra):
     manifest.append(entry)
 
 
-def listener(family, host, backlog=16, v6only=None):
+def listener(family, host, backlog=16, v6only=None, port=0, device=None):
     s = socket.socket(family, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if v6only is not None:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
-    s.bind((host, 0))
+    if device:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+    s.bind((host, port))
     s.listen(backlog)
     keep.append(s)
     return s

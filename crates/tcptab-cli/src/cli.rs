@@ -481,7 +481,15 @@ pub struct SourceArgs {
     #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
     pub source: SourceArg,
 
-    /// Say on stderr which source was read, and why.
+    /// Netlink: test the whole filter here instead of sending its address,
+    /// port, interface and autobound part to the kernel as a program (the
+    /// same sockets, more to read; for comparing). Without the kernel,
+    /// autobound is judged by the ephemeral port range alone.
+    #[arg(long)]
+    pub no_kernel_filter: bool,
+
+    /// Say on stderr which source was read and why, and what part of the
+    /// filter ran in the kernel.
     #[arg(short = 'v', long)]
     pub verbose: bool,
 }

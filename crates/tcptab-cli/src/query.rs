@@ -93,7 +93,8 @@ pub fn query(
         .read_options(read_options(source))
         .extensions(extensions)
         .filter(filter)
-        .owners(owners);
+        .owners(owners)
+        .kernel_filter(!source.no_kernel_filter);
     if query.is_captured() && ns.named() {
         bail!("--root reads captured tables; it cannot be combined with --netns, --netns-pid or --all-netns");
     }

@@ -87,16 +87,16 @@ fn count(format: &str, out: &str, inode: u64, all_netns: bool, what: &str) -> us
             let mut lines = out.lines();
             let header = lines.next().unwrap_or_else(|| panic!("{what}: no header"));
             assert!(header.starts_with("State"), "{what}: {header}");
-            // Columns are aligned: the namespace's cell starts where its
-            // header does.
-            let netns_at = header.find("Netns");
+            // The namespace is the sixth cell (State, Recv-Q, Send-Q and
+            // the two addresses have no spaces); blocks of rows are each
+            // aligned, so columns are not found by the header's offsets.
+            assert!(
+                !all_netns || header.split_whitespace().nth(7) == Some("Netns"),
+                "{what}: {header}"
+            );
             lines
-                .filter(|l| match netns_at {
-                    Some(at) if all_netns => {
-                        l.get(at..).and_then(|rest| rest.split_whitespace().next())
-                            == Some(inode.to_string().as_str())
-                    }
-                    _ => true,
+                .filter(|l| {
+                    !all_netns || l.split_whitespace().nth(5) == Some(inode.to_string().as_str())
                 })
                 .count()
         }

@@ -18,7 +18,8 @@
 //! As in `ss`, `and` and `or` bind equally, from left to right:
 //! `A or B and C` is `(A or B) and C`. An IPv4 prefix also matches the
 //! IPv4-mapped IPv6 addresses in it; an IPv4-mapped prefix matches only
-//! IPv6 sockets. A prefix of length 0 matches both families.
+//! IPv6 sockets (so `0.0.0.0/0` is every IPv4 and mapped address, `::/0`
+//! every IPv6 one), as the kernel judges them.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -130,13 +131,11 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    /// Whether `ip` is in the prefix, as `ss` and the kernel's filter
-    /// judge it: length 0 holds every address of both families; an IPv4
-    /// prefix holds the IPv4-mapped IPv6 addresses of its IPv4 addresses.
+    /// Whether `ip` is in the prefix, as the kernel's filter judges it:
+    /// an address of the prefix's family, or for an IPv4 prefix an
+    /// IPv4-mapped IPv6 address of an IPv4 address in it (`0.0.0.0/0`
+    /// holds IPv4 and mapped addresses, `::/0` IPv6 ones).
     pub fn contains(self, ip: IpAddr) -> bool {
-        if self.prefix == 0 {
-            return true;
-        }
         let ip = match (self.address, ip) {
             (IpAddr::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
                 Some(v4) => IpAddr::V4(v4),
@@ -1277,8 +1276,11 @@ mod tests {
         let m = |a: &str| a.parse::<IpAddr>().unwrap();
         assert!(mapped.contains(m("::ffff:10.1.2.3")) && !mapped.contains(m("10.1.2.3")));
         assert!(v4.contains(m("::ffff:10.1.2.3")) && v4.contains(m("10.1.2.3")));
-        // Length 0 holds both families, as in ss and the kernel.
-        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(m("::1")));
+        // Length 0 holds a family (IPv4's with the mapped addresses), as
+        // the kernel judges it.
+        let any4: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(!any4.contains(m("::1")) && any4.contains(m("::ffff:1.2.3.4")));
+        assert!(!"::/0".parse::<Cidr>().unwrap().contains(m("1.2.3.4")));
         assert_eq!(
             "127".parse::<Cidr>().unwrap(),
             "127.0.0.0/32".parse().unwrap()

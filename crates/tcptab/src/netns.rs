@@ -283,3 +283,18 @@ pub fn run_in<T: Send + 'static>(
     .join()
     .map_err(|_| io::Error::other("the thread entering the namespace panicked"))?
 }
+
+/// The name of interface `index` in `namespace` (this process's for None),
+/// as `ss` writes a socket bound to it (`10.0.0.1%eth0:22`); None when the
+/// namespace has no such interface (or cannot be entered).
+pub fn interface_name(namespace: Option<&Namespace>, index: u32) -> Option<String> {
+    fn lookup(index: u32) -> io::Result<String> {
+        use rustix::net::{socket, AddressFamily, SocketType};
+        let fd = socket(AddressFamily::INET, SocketType::DGRAM, None)?;
+        Ok(rustix::net::netdevice::index_to_name(&fd, index)?)
+    }
+    match namespace.and_then(|n| n.file(Path::new("/proc"))) {
+        None => lookup(index).ok(),
+        Some(file) => run_in(&file, move || lookup(index)).ok(),
+    }
+}

@@ -319,3 +319,59 @@ fn truncated_and_malformed_messages_are_errors_not_panics() {
     let e = diag::dump(&mut Replay::new(vec![]), &ALL, EVERYTHING, StateSet::ALL).unwrap_err();
     assert!(e.to_string().contains("without NLMSG_DONE"), "{e}");
 }
+
+/// The sockets a query selects, by their ends, and its report.
+fn selected(query: &tcptab::Query) -> (Vec<(String, String)>, tcptab::query::Report) {
+    let snapshot = query.snapshot().expect("the query");
+    let mut ends: Vec<_> = snapshot
+        .sockets
+        .iter()
+        .map(|k| (endpoint(k.socket.local), endpoint(k.socket.remote)))
+        .collect();
+    ends.sort();
+    (ends, snapshot.report)
+}
+
+#[test]
+fn a_program_the_kernel_refuses_falls_back_to_filtering_here() {
+    if !require_root("a_program_the_kernel_refuses_falls_back_to_filtering_here") {
+        return;
+    }
+    let scenario = Scenario::start("filters.py");
+    let query = tcptab::Query::new()
+        .source(diag::Choice::Netlink)
+        .namespaces(tcptab::query::Namespaces::Pid(scenario.pid()))
+        .filter(tcptab::Expr::parse("sport = :80 or dport = :80").unwrap());
+    let (compiled, report) = selected(&query);
+    let kernel = report.read[0]
+        .kernel_filter
+        .as_ref()
+        .expect("a program ran");
+    assert!(kernel.whole, "{kernel:?}");
+    // What the kernel sent is what matched: it filtered.
+    assert_eq!(report.read[0].sockets, report.read[0].matched);
+    assert!(compiled.len() >= 6, "{compiled:?}");
+    // Filtered here only: every socket is sent, the same ones match.
+    let (here, report) = selected(&query.clone().kernel_filter(false));
+    assert_eq!(here, compiled);
+    assert!(report.read[0].kernel_filter.is_none());
+    assert!(report.read[0].sockets > report.read[0].matched);
+    // An operation the kernel does not know: its audit refuses the
+    // program (EINVAL), the dump is asked again without one, the answer is
+    // the same and the report says so.
+    let (refused, report) = selected(&query.clone().kernel_program(vec![99, 4, 8, 0]));
+    assert_eq!(refused, compiled);
+    let read = &report.read[0];
+    assert!(read.kernel_filter.is_none());
+    assert!(
+        read.notes
+            .iter()
+            .any(|n| n.contains("the kernel refused the filter program")),
+        "{:?}",
+        read.notes
+    );
+    // A jump into the middle of an operation is refused too.
+    let bad_jump = vec![7, 12, 6, 0, 0, 0, 0, 0, 80, 0, 0, 0];
+    let (refused, _) = selected(&query.kernel_program(bad_jump));
+    assert_eq!(refused, compiled);
+}

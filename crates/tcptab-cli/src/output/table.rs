@@ -154,7 +154,7 @@ pub struct Endpoint<'a>(pub SocketAddr, pub Option<&'a Services>);
 
 impl std::fmt::Display for Endpoint<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write_endpoint(f, self.0, self.1, false)
+        write_endpoint(f, self.0, self.1, false, None)
     }
 }
 
@@ -164,7 +164,18 @@ pub struct DualStack<'a>(pub SocketAddr, pub Option<&'a Services>, pub bool);
 
 impl std::fmt::Display for DualStack<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write_endpoint(f, self.0, self.1, self.2)
+        write_endpoint(f, self.0, self.1, self.2, None)
+    }
+}
+
+/// [`DualStack`] with the interface the socket is bound to, as ss writes
+/// it: `10.99.0.1%tt0:5432`.
+struct Bound<'a>(DualStack<'a>, Option<&'a str>);
+
+impl std::fmt::Display for Bound<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let DualStack(addr, services, dual) = self.0;
+        write_endpoint(f, addr, services, dual, self.1)
     }
 }
 
@@ -173,6 +184,7 @@ fn write_endpoint(
     addr: SocketAddr,
     services: Option<&Services>,
     dual_stack: bool,
+    interface: Option<&str>,
 ) -> std::fmt::Result {
     let ip = addr.ip();
     if ip.is_unspecified() && (dual_stack && ip.is_ipv6()) {
@@ -181,6 +193,9 @@ fn write_endpoint(
         write!(f, "[{ip}]")?;
     } else {
         write!(f, "{ip}")?;
+    }
+    if let Some(name) = interface {
+        write!(f, "%{name}")?;
     }
     let port = addr.port();
     match services.and_then(|s| s.name(port)) {
@@ -354,6 +369,8 @@ pub struct TableSink<'a> {
     table: TextTable,
     columns: Columns,
     services: Option<Services>,
+    /// Interface names by namespace inode and index, looked up once.
+    interfaces: std::collections::HashMap<(u64, u32), Option<String>>,
 }
 
 impl<'a> TableSink<'a> {
@@ -390,6 +407,7 @@ impl<'a> TableSink<'a> {
             table,
             columns,
             services: columns.resolve.then(Services::load),
+            interfaces: Default::default(),
         })
     }
 }
@@ -414,7 +432,21 @@ impl Sink for TableSink<'_> {
         // An IPv6 wildcard that takes IPv4 too is `*`, as ss writes it
         // (known from netlink only; /proc does not say).
         let dual = row.diag.and_then(|d| d.v6only) == Some(false);
-        t.cell(format_args!("{}", DualStack(s.local, services, dual)));
+        let interface = match row.diag.map(|d| d.interface) {
+            Some(index) if index != 0 => {
+                let key = (row.namespace.map_or(0, |n| n.inode), index);
+                self.interfaces
+                    .entry(key)
+                    .or_insert_with(|| tcptab::netns::interface_name(row.namespace, index))
+                    .as_deref()
+            }
+            _ => None,
+        };
+        let t = &mut self.table;
+        t.cell(format_args!(
+            "{}",
+            Bound(DualStack(s.local, services, dual), interface)
+        ));
         t.cell(format_args!("{}", DualStack(s.remote, services, dual)));
         if self.columns.netns {
             match row.namespace {

@@ -468,22 +468,17 @@ pub mod kernel {
                     } else {
                         (&e.daddr, e.dport)
                     };
+                    let family = op[4];
+                    let cond = &op[12..];
                     if port != -1 && port != i32::from(eport) {
                         false
-                    } else if prefix == 0 {
-                        true
+                    } else if family != 0 && family != e.family {
+                        // Only an IPv4 condition crosses families: it
+                        // holds an IPv4-mapped address.
+                        let mapped = addr[..10] == [0; 10] && addr[10..12] == [0xff, 0xff];
+                        e.family == 10 && family == 2 && mapped && bits(&addr[12..16], cond, prefix)
                     } else {
-                        let family = op[4];
-                        let cond = &op[12..];
-                        if family != e.family {
-                            let mapped = addr[..10] == [0; 10] && addr[10..12] == [0xff, 0xff];
-                            e.family == 10
-                                && family == 2
-                                && mapped
-                                && bits(&addr[12..16], cond, prefix)
-                        } else {
-                            bits(addr, cond, prefix)
-                        }
+                        prefix == 0 || bits(addr, cond, prefix)
                     }
                 }
                 9 => u32::from_ne_bytes(op[4..8].try_into().unwrap()) == e.ifindex,
