@@ -82,6 +82,11 @@ def main():
     wait_for(lambda: [row[0] for row in ss_states()].count("CLOSE-WAIT") == 2, "the peer's FIN")
     s.close()
 
+    # Bound, neither listening nor connected: listed only when asked for.
+    bound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    bound.bind(("127.0.0.1", 4444))
+    keep.append(bound)
+
     syn_sent(("10.99.0.2", 80))
     syn_sent(("10.99.0.2", 443), device="tt0")
 

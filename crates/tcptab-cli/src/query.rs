@@ -152,7 +152,7 @@ pub fn notes(report: &Report, verbose: bool) {
         if verbose {
             match &read.kernel_filter {
                 Some(k) => note!(
-                    "tcptab: filter in the kernel{target}: {} ({}; a {}-byte program); it sent {} socket(s), {} matched",
+                    "tcptab: filter in the kernel{target}: {} ({}; {} bytes of bytecode); it sent {} socket(s), {} matched",
                     k.runs,
                     if k.whole {
                         "the whole filter"

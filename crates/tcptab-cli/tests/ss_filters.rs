@@ -334,3 +334,26 @@ fn verbose_says_what_ran_in_the_kernel() {
     let (sent_all, _) = sent(&run_with(&["--no-kernel-filter"], &["sport = :443"]));
     assert!(sent_all > sent_filtered, "{sent_all} vs {sent_filtered}");
 }
+
+#[test]
+fn bound_only_sockets_are_listed_when_named() {
+    if !require_root("bound_only_sockets_are_listed_when_named") {
+        return;
+    }
+    let scenario = Scenario::start("filters.py");
+    let bound = ("127.0.0.1:4444".to_string(), "*:*".to_string());
+    // Not by default, as ss and /proc: finding them walks the bind table.
+    let all = ours(scenario.pid(), &[], &[]).unwrap();
+    assert!(!all.contains(&bound), "{all:?}");
+    assert_eq!(all, ss_rows(&scenario, &[]));
+    let named = ours(scenario.pid(), &["state", "bound-inactive"], &[]).unwrap();
+    assert_eq!(named, BTreeSet::from([bound]));
+    // /proc has no such rows.
+    let proc = ours(
+        scenario.pid(),
+        &["state", "bound-inactive"],
+        &["--source", "proc"],
+    )
+    .unwrap();
+    assert!(proc.is_empty(), "{proc:?}");
+}

@@ -35,7 +35,11 @@ pub struct StateSet(u32);
 
 impl StateSet {
     pub const EMPTY: StateSet = StateSet(0);
-    pub const ALL: StateSet = StateSet(u32::MAX);
+    /// Every state but BOUND_INACTIVE (sockets bound and neither listening
+    /// nor connected): as in `ss`, those are shown only when named
+    /// (`state bound-inactive`), since finding them makes the kernel walk
+    /// its bind table too, and /proc never lists them.
+    pub const ALL: StateSet = StateSet(!(1 << 13));
 
     pub fn of(states: &[State]) -> StateSet {
         let mut set = StateSet::EMPTY;
@@ -61,6 +65,11 @@ impl StateSet {
         StateSet(self.0 & other.0)
     }
 
+    /// The states of [`StateSet::ALL`] not in `self`.
+    pub fn complement(self) -> StateSet {
+        StateSet(StateSet::ALL.0 & !self.0)
+    }
+
     /// The kernel's bit mask over state codes (`1 << code`), as inet_diag
     /// requests take it.
     pub fn kernel_mask(self) -> u32 {
@@ -70,7 +79,9 @@ impl StateSet {
     /// A state name (kernel or `ss` spelling) or one of `ss`'s groups:
     /// `all`, `connected` (all but LISTEN and CLOSE), `synchronized`
     /// (connected but not SYN_SENT), `bucket` (SYN_RECV and TIME_WAIT, the
-    /// mini-sockets) and `big` (all but bucket).
+    /// mini-sockets) and `big` (all but bucket). `bound-inactive` (sockets
+    /// bound and neither listening nor connected: netlink only, which
+    /// reports them in state CLOSE) is in none of them.
     pub fn from_name(name: &str) -> Result<StateSet, UnknownState> {
         let listed = StateSet::of(&State::LISTED);
         let connected = StateSet(listed.0 & !StateSet::of(&[State::Listen, State::Close]).0);
@@ -81,6 +92,11 @@ impl StateSet {
             "synchronized" => StateSet(connected.0 & !StateSet::of(&[State::SynSent]).0),
             "bucket" => bucket,
             "big" => StateSet(listed.0 & !bucket.0),
+            // Sockets only bound: the kernel finds them in its bind table
+            // when BOUND_INACTIVE is asked and reports them as CLOSE.
+            "bound-inactive" | "bound_inactive" => {
+                StateSet::of(&[State::BoundInactive, State::Close])
+            }
             _ => StateSet::of(&[name.parse::<State>()?]),
         })
     }
@@ -651,7 +667,7 @@ impl Parser {
                 StateSet::EMPTY
             });
             set = Some(if exclude {
-                base.intersection(StateSet(!named.0))
+                base.intersection(named.complement())
             } else {
                 base.union(named)
             });

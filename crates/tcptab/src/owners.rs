@@ -10,7 +10,6 @@
 //! `fork()` has several owners, and only a complete scan finds them all.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -95,9 +94,152 @@ impl OwnerScan {
         OwnerScan::scan_with(proc_root, None)
     }
 
+    /// The scan: the process directories listed once, then split over up
+    /// to one thread per core, each reading its processes' `fd`
+    /// directories with `getdents64` into a reused buffer and each link
+    /// with `readlinkat` into a stack buffer (no allocation per
+    /// descriptor; one per owner found).
     fn scan_with(proc_root: &Path, wanted: Option<&HashSet<u64>>) -> io::Result<OwnerScan> {
+        use rustix::fs::{openat, Mode, OFlags, CWD};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root = openat(CWD, proc_root, flags, Mode::empty())?;
+        let mut pids = Vec::new();
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut dir = rustix::fs::RawDir::new(&root, buf.spare_capacity_mut());
+        while let Some(entry) = dir.next() {
+            if let Some(pid) = number(entry?.file_name().to_bytes()) {
+                pids.push(pid);
+            }
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+            .min(pids.len() / 64 + 1);
+        let mut scan = if threads <= 1 {
+            let mut scan = OwnerScan::default();
+            let mut reader = Reader::default();
+            for &pid in &pids {
+                scan.process(&root, pid, wanted, &mut reader);
+            }
+            scan
+        } else {
+            // Interleaved, so that each thread gets processes of every age
+            // (the old ones hold most descriptors).
+            let parts: Vec<OwnerScan> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let (root, pids) = (&root, &pids);
+                        s.spawn(move || {
+                            let mut scan = OwnerScan::default();
+                            let mut reader = Reader::default();
+                            for &pid in pids.iter().skip(t).step_by(threads) {
+                                scan.process(root, pid, wanted, &mut reader);
+                            }
+                            scan
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            let mut scan = OwnerScan::default();
+            for part in parts {
+                scan.merge(part);
+            }
+            scan
+        };
+        for owners in scan.by_inode.values_mut() {
+            owners.sort();
+        }
+        Ok(scan)
+    }
+
+    /// Add another part's processes.
+    fn merge(&mut self, part: OwnerScan) {
+        if self.by_inode.is_empty() {
+            self.by_inode = part.by_inode;
+        } else {
+            for (inode, owners) in part.by_inode {
+                self.by_inode.entry(inode).or_default().extend(owners);
+            }
+        }
+        self.inspected += part.inspected;
+        self.denied += part.denied;
+        self.vanished += part.vanished;
+        if self.denied_reason.is_none() {
+            self.denied_reason = part.denied_reason;
+        }
+    }
+
+    fn process(
+        &mut self,
+        root: &std::os::fd::OwnedFd,
+        pid: u32,
+        wanted: Option<&HashSet<u64>>,
+        reader: &mut Reader,
+    ) {
+        use rustix::fs::{openat, Mode, OFlags};
+        use std::fmt::Write;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        reader.path.clear();
+        let _ = write!(reader.path, "{pid}/fd");
+        let fds = match openat(root, reader.path.as_str(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::SRCH) => {
+                self.vanished += 1;
+                return;
+            }
+            Err(e) => {
+                self.denied += 1;
+                self.denied_reason.get_or_insert(io::Error::from(e).kind());
+                return;
+            }
+        };
+        self.inspected += 1;
+        let mut command: Option<String> = None;
+        let mut dir = rustix::fs::RawDir::new(&fds, reader.dir.spare_capacity_mut());
+        while let Some(entry) = dir.next() {
+            let Ok(entry) = entry else { break };
+            let name = entry.file_name();
+            let Some(fd_number) = number(name.to_bytes()) else {
+                continue; // . and ..
+            };
+            let mut link = [std::mem::MaybeUninit::<u8>::uninit(); 64];
+            // A descriptor closed since the directory was read: skip it.
+            let Ok((target, _)) = rustix::fs::readlinkat_raw(&fds, name, &mut link) else {
+                continue;
+            };
+            let Some(inode) = socket_inode(target) else {
+                continue;
+            };
+            if wanted.is_some_and(|w| !w.contains(&inode)) {
+                continue;
+            }
+            let command = command
+                .get_or_insert_with(|| {
+                    reader.path.clear();
+                    let _ = write!(reader.path, "{pid}/comm");
+                    read_comm(root, &reader.path)
+                })
+                .clone();
+            self.by_inode.entry(inode).or_default().push(Owner {
+                pid,
+                command,
+                fd: fd_number,
+            });
+        }
+    }
+
+    /// The scan written plainly (std's directory reading, one thread): what
+    /// the fast scan is tested against.
+    #[cfg(any(test, feature = "internals"))]
+    #[doc(hidden)]
+    pub fn scan_plain(proc_root: &Path) -> io::Result<OwnerScan> {
+        let wanted: Option<&HashSet<u64>> = None;
         let mut scan = OwnerScan::default();
-        for entry in fs::read_dir(proc_root)? {
+        for entry in std::fs::read_dir(proc_root)? {
             let Ok(entry) = entry else { continue };
             let Some(pid) = entry
                 .file_name()
@@ -106,7 +248,7 @@ impl OwnerScan {
             else {
                 continue;
             };
-            scan.process(proc_root, pid, wanted);
+            scan.process_plain(proc_root, pid, wanted);
         }
         for owners in scan.by_inode.values_mut() {
             owners.sort();
@@ -114,9 +256,10 @@ impl OwnerScan {
         Ok(scan)
     }
 
-    fn process(&mut self, proc_root: &Path, pid: u32, wanted: Option<&HashSet<u64>>) {
+    #[cfg(any(test, feature = "internals"))]
+    fn process_plain(&mut self, proc_root: &Path, pid: u32, wanted: Option<&HashSet<u64>>) {
         let dir = proc_root.join(pid.to_string());
-        let fds = match fs::read_dir(dir.join("fd")) {
+        let fds = match std::fs::read_dir(dir.join("fd")) {
             Ok(fds) => fds,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.vanished += 1;
@@ -133,7 +276,7 @@ impl OwnerScan {
         for fd in fds {
             let Ok(fd) = fd else { continue };
             // A descriptor closed since the directory was read: skip it.
-            let Ok(target) = fs::read_link(fd.path()) else {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
                 continue;
             };
             let Some(inode) = socket_inode(target.as_os_str().as_encoded_bytes()) else {
@@ -147,7 +290,7 @@ impl OwnerScan {
             };
             let command = command
                 .get_or_insert_with(|| {
-                    fs::read_to_string(dir.join("comm"))
+                    std::fs::read_to_string(dir.join("comm"))
                         .map(|c| c.trim_end_matches('\n').to_string())
                         .unwrap_or_default()
                 })
@@ -181,6 +324,42 @@ impl OwnerScan {
     }
 }
 
+/// Buffers one scanning thread reuses for every process.
+struct Reader {
+    dir: Vec<u8>,
+    path: String,
+}
+
+impl Default for Reader {
+    fn default() -> Reader {
+        Reader {
+            dir: Vec::with_capacity(32 * 1024),
+            path: String::with_capacity(32),
+        }
+    }
+}
+
+/// A decimal name (a pid, a descriptor number); None for `.` and others.
+fn number(name: &[u8]) -> Option<u32> {
+    if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(name).ok()?.parse().ok()
+}
+
+/// `PID/comm` under the proc root, without its newline ("" if unreadable).
+fn read_comm(root: &std::os::fd::OwnedFd, path: &str) -> String {
+    use rustix::fs::{openat, Mode, OFlags};
+    let Ok(fd) = openat(root, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
+        return String::new();
+    };
+    let mut buf = [0u8; 64];
+    let n = rustix::io::read(&fd, &mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .trim_end_matches('\n')
+        .to_string()
+}
+
 /// `socket:[12345]` → 12345.
 fn socket_inode(link: &[u8]) -> Option<u64> {
     let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
@@ -205,8 +384,8 @@ mod tests {
         let me = std::process::id();
         // The listener's inode, from our own fd table.
         let mut inode = None;
-        for fd in fs::read_dir("/proc/self/fd").unwrap() {
-            let target = fs::read_link(fd.unwrap().path()).unwrap_or_default();
+        for fd in std::fs::read_dir("/proc/self/fd").unwrap() {
+            let target = std::fs::read_link(fd.unwrap().path()).unwrap_or_default();
             if let Some(i) = socket_inode(target.as_os_str().as_encoded_bytes()) {
                 inode = Some(i);
             }

@@ -252,6 +252,8 @@ pub struct Query {
     read: ReadOptions,
     kernel: bool,
     kernel_program: Option<Vec<u8>>,
+    one_walk: bool,
+    held_ipv6: usize,
 }
 
 impl Default for Query {
@@ -325,7 +327,16 @@ impl Query {
             read: ReadOptions::default(),
             kernel: true,
             kernel_program: None,
+            one_walk: true,
+            held_ipv6: Self::HELD_IPV6,
         }
+    }
+
+    /// Whether a filtered netlink query may read both families in one walk
+    /// of the kernel's tables (the default; off, one dump per family).
+    pub fn one_walk(mut self, on: bool) -> Query {
+        self.one_walk = on;
+        self
     }
 
     /// Whether netlink dumps carry the filter's kernel part as a program
@@ -756,7 +767,29 @@ impl Query {
                 (p.bytes, Some(kernel))
             }),
         };
-        for family in [Family::Ipv4, Family::Ipv6] {
+        let mut families = vec![Family::Ipv4, Family::Ipv6];
+        // A narrow question: both families in one walk of the kernel's
+        // tables, which is then most of the cost.
+        if program.is_some() && self.one_walk {
+            match self.read_both_families(&mut socket, filter, &program, deliver, delivered) {
+                Ok((interrupted, rest)) => {
+                    how.interrupted |= interrupted;
+                    how.notes.push(match rest {
+                        Some(_) => format!(
+                            "IPv4 in one walk of the kernel's tables with IPv6, then more than {} IPv6 sockets matched: IPv6 read again by its own dump",
+                            self.held_ipv6
+                        ),
+                        None => "both families in one walk of the kernel's tables".to_string(),
+                    });
+                    families = rest.into_iter().collect();
+                }
+                // The older request is refused (or the program is): ask
+                // per family, as below.
+                Err(Stop::Lib(Error::Netlink { .. })) if *delivered == 0 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for family in families {
             loop {
                 // Announced before its first socket, or after an empty
                 // dump: a dump that fails at once (auto falls back, a
@@ -811,6 +844,80 @@ impl Query {
         }
         how.kernel_filter = program.and_then(|(_, kernel)| kernel);
         Ok(how)
+    }
+
+    /// The most IPv6 sockets a one-walk dump holds by default until its
+    /// IPv4 ones are delivered (the tables come one family after the
+    /// other).
+    const HELD_IPV6: usize = 4096;
+
+    /// Hold at most `n` IPv6 sockets in a one-walk dump (tests: the path
+    /// where more match).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn held_ipv6(mut self, n: usize) -> Query {
+        self.held_ipv6 = n;
+        self
+    }
+
+    /// Both families in one dump: IPv4 sockets delivered as they come,
+    /// IPv6 ones held (up to [`Self::HELD_IPV6`] by default) and delivered
+    /// after. When
+    /// more IPv6 sockets match than that, they are dropped and
+    /// `Some(Ipv6)` says that IPv6 is still to be read.
+    fn read_both_families<E>(
+        &self,
+        socket: &mut NetlinkSocket,
+        filter: &Expr,
+        program: &Option<(Vec<u8>, Option<KernelFilter>)>,
+        deliver: &mut dyn FnMut(Raw<'_>) -> std::result::Result<(), Stop<E>>,
+        delivered: &mut u64,
+    ) -> std::result::Result<(bool, Option<Family>), Stop<E>> {
+        let mut announced = false;
+        let mut held: Vec<DiagSocket> = Vec::new();
+        let mut overflow = false;
+        let mut v4_sl = 0u32;
+        let interrupted = diag::dump_both_each(
+            socket,
+            self.extensions,
+            filter.states(),
+            program.as_ref().map(|(bytes, _)| bytes.as_slice()),
+            &mut |mut d| {
+                if d.socket.family == Family::Ipv6 {
+                    if !overflow {
+                        if held.len() == self.held_ipv6 {
+                            overflow = true;
+                            held = Vec::new();
+                        } else {
+                            held.push(d);
+                        }
+                    }
+                    return Ok(());
+                }
+                if !announced {
+                    announced = true;
+                    deliver(Raw::Table(Family::Ipv4, Source::Netlink))?;
+                }
+                d.socket.sl = v4_sl;
+                v4_sl += 1;
+                *delivered += 1;
+                deliver(Raw::Dumped(&mut Some(d)))
+            },
+        )?;
+        if !announced {
+            *delivered += 1;
+            deliver(Raw::Table(Family::Ipv4, Source::Netlink))?;
+        }
+        if overflow {
+            return Ok((interrupted, Some(Family::Ipv6)));
+        }
+        *delivered += 1;
+        deliver(Raw::Table(Family::Ipv6, Source::Netlink))?;
+        for (sl, mut d) in (0u32..).zip(held) {
+            d.socket.sl = sl;
+            deliver(Raw::Dumped(&mut Some(d)))?;
+        }
+        Ok((interrupted, None))
     }
 
     fn read_proc<E>(

@@ -132,7 +132,8 @@ impl State {
     ];
 
     /// The states that can appear in the text tables and in a tcp_diag dump
-    /// (NEW_SYN_RECV is shown as SYN_RECV, BOUND_INACTIVE is never listed).
+    /// (NEW_SYN_RECV is shown as SYN_RECV; BOUND_INACTIVE is only a request
+    /// bit: the kernel reports the sockets it finds so as CLOSE).
     pub const LISTED: [State; 11] = [
         State::Established,
         State::SynSent,

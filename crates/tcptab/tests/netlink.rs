@@ -375,3 +375,67 @@ fn a_program_the_kernel_refuses_falls_back_to_filtering_here() {
     let (refused, _) = selected(&query.kernel_program(bad_jump));
     assert_eq!(refused, compiled);
 }
+
+#[test]
+fn one_walk_returns_the_sockets_of_the_two_per_family_dumps() {
+    if !require_root("one_walk_returns_the_sockets_of_the_two_per_family_dumps") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let ns = scenario.proc_root().join("ns/net");
+    let mut socket = NetlinkSocket::open_in(&ns).expect("a netlink socket in the namespace");
+    let ident = |d: &DiagSocket| (key(&d.socket), d.socket.inode, d.diag.cookie);
+    let mut per_family: Vec<_> = diag::dump(&mut socket, &ALL, EVERYTHING, StateSet::ALL)
+        .unwrap()
+        .sockets
+        .iter()
+        .map(ident)
+        .collect();
+    let mut one_walk = Vec::new();
+    diag::dump_both_each(&mut socket, EVERYTHING, StateSet::ALL, None, &mut |d| {
+        one_walk.push(ident(&d));
+        Ok::<(), tcptab::Error>(())
+    })
+    .unwrap();
+    per_family.sort();
+    one_walk.sort();
+    // Every state and both families, the request sockets and TIME_WAIT
+    // included.
+    let states: std::collections::BTreeSet<State> = per_family.iter().map(|k| k.0 .0).collect();
+    assert!(states.len() >= 7, "{states:?}");
+    assert!(per_family.iter().any(|k| k.0 .1.starts_with('[')));
+    assert_eq!(one_walk, per_family);
+
+    // Through the engine, with a program that selects everything: one walk,
+    // one walk with more IPv6 sockets than it holds, one dump per family.
+    let query = tcptab::Query::new()
+        .source(diag::Choice::Netlink)
+        .namespaces(tcptab::query::Namespaces::Pid(scenario.pid()))
+        .filter(tcptab::Expr::parse("not sport = :1").unwrap());
+    let (walked, report) = selected(&query);
+    assert!(
+        report.read[0]
+            .notes
+            .iter()
+            .any(|n| n == "both families in one walk of the kernel's tables"),
+        "{:?}",
+        report.read[0].notes
+    );
+    let (overflowed, report) = selected(&query.clone().held_ipv6(1));
+    assert!(
+        report.read[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("IPv6 read again by its own dump")),
+        "{:?}",
+        report.read[0].notes
+    );
+    let (two, _) = selected(&query.clone().one_walk(false));
+    assert_eq!(walked, two);
+    assert_eq!(overflowed, two);
+    assert_eq!(two.len(), per_family.len());
+    // The tables still come one family after the other.
+    let snapshot = query.snapshot().unwrap();
+    let families: Vec<Family> = snapshot.sockets.iter().map(|k| k.socket.family).collect();
+    assert!(families.is_sorted_by_key(|f| *f == Family::Ipv6));
+}

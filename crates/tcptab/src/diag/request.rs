@@ -6,6 +6,9 @@ use crate::socket::{Family, State};
 
 /// `SOCK_DIAG_BY_FAMILY` (linux/sock_diag.h).
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `TCPDIAG_GETSOCK` (linux/inet_diag.h): the older dump request
+/// (`struct inet_diag_req`), which asks for both families at once.
+pub const TCPDIAG_GETSOCK: u16 = 18;
 /// `SOCK_DESTROY` (linux/sock_diag.h): close one socket, as `ss -K` does.
 pub const SOCK_DESTROY: u16 = 21;
 pub const AF_INET: u8 = 2;
@@ -48,9 +51,6 @@ impl Extensions {
 /// and TIME_WAIT sockets of the FIN_WAIT2 substate are TIME_WAIT inside
 /// the kernel, so their bits are added when SYN_RECV or FIN_WAIT2 is asked.
 pub fn state_mask(states: StateSet) -> u32 {
-    if states == StateSet::ALL {
-        return u32::MAX;
-    }
     let mut mask = states.kernel_mask();
     if states.contains(State::SynRecv) {
         mask |= 1 << State::NewSynRecv.code();
@@ -107,6 +107,12 @@ pub fn dump_request(
     msg.extend_from_slice(&u32::MAX.to_ne_bytes());
     msg.extend_from_slice(&u32::MAX.to_ne_bytes());
     debug_assert_eq!(msg.len(), LEN);
+    with_program(msg, program)
+}
+
+/// `msg` with the `INET_DIAG_REQ_BYTECODE` attribute of `program` after
+/// it, and its length updated.
+fn with_program(mut msg: Vec<u8>, program: Option<&[u8]>) -> Vec<u8> {
     if let Some(program) = program {
         // struct nlattr: length (header and payload, unpadded), type; the
         // payload padded to 4 bytes.
@@ -119,6 +125,35 @@ pub fn dump_request(
         msg[..4].copy_from_slice(&total.to_ne_bytes());
     }
     msg
+}
+
+/// The bytes of a `TCPDIAG_GETSOCK` dump request (`nlmsghdr` and the older
+/// `struct inet_diag_req`: family, source and destination prefix lengths,
+/// extensions, socket id, states, tables): the kernel answers it with
+/// both families' sockets in one walk of its hash tables (its family is
+/// AF_UNSPEC inside), in messages of the same type.
+pub fn both_families_request(
+    extensions: Extensions,
+    states: StateSet,
+    program: Option<&[u8]>,
+    seq: u32,
+) -> Vec<u8> {
+    const COMPAT_LEN: usize = 16 + 60;
+    let mut msg = Vec::with_capacity(COMPAT_LEN);
+    msg.extend_from_slice(&(COMPAT_LEN as u32).to_ne_bytes());
+    msg.extend_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    msg.extend_from_slice(&seq.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&[0, 0, 0, extensions.bits()]);
+    // inet_diag_sockid: all zero, cookie "none".
+    msg.extend_from_slice(&[0u8; 40]);
+    msg.extend_from_slice(&u32::MAX.to_ne_bytes());
+    msg.extend_from_slice(&u32::MAX.to_ne_bytes());
+    msg.extend_from_slice(&state_mask(states).to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // idiag_dbs
+    debug_assert_eq!(msg.len(), COMPAT_LEN);
+    with_program(msg, program)
 }
 
 /// One socket, as `struct inet_diag_sockid` names it: what a destroy
@@ -179,10 +214,34 @@ mod tests {
         assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), 20);
         assert_eq!(u16::from_ne_bytes([msg[6], msg[7]]), 0x301);
         assert_eq!(&msg[16..19], &[10, 6, 0b0100_1010]);
+        // Every state but BOUND_INACTIVE (13), which makes the kernel walk
+        // its bind table: asked for only when named.
         assert_eq!(
             u32::from_ne_bytes(msg[20..24].try_into().unwrap()),
-            u32::MAX
+            !(1u32 << 13)
         );
+        let bound = StateSet::from_name("bound-inactive").unwrap();
+        assert_eq!(state_mask(bound), (1 << 13) | (1 << State::Close.code()));
+        let all_but_listen = StateSet::from_name("all")
+            .unwrap()
+            .intersection(StateSet::of(&[State::Listen]).complement());
+        assert_eq!(state_mask(all_but_listen) & (1 << 13), 0);
+    }
+
+    #[test]
+    fn both_families_request_layout() {
+        let program = [1u8, 4, 8, 0];
+        let msg = both_families_request(Extensions::default(), StateSet::ALL, Some(&program), 3);
+        assert_eq!(msg.len(), 76 + 8);
+        assert_eq!(u32::from_ne_bytes(msg[..4].try_into().unwrap()), 84);
+        assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), 18);
+        assert_eq!(&msg[16..20], &[0, 0, 0, 0]);
+        assert_eq!(
+            u32::from_ne_bytes(msg[68..72].try_into().unwrap()),
+            !(1u32 << 13)
+        );
+        // The attribute: length 8, type 1, the program.
+        assert_eq!(&msg[76..84], &[8, 0, 1, 0, 1, 4, 8, 0]);
     }
 
     #[test]
