@@ -65,12 +65,6 @@ pub struct CompletionsArgs {
 /// for a refusal that holds for every socket, with nothing destroyed).
 #[derive(Debug, Clone, Args)]
 pub struct KillArgs {
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
     /// Destroy them (without it: a dry run that destroys nothing).
     #[arg(long)]
     pub yes: bool,
@@ -90,6 +84,12 @@ pub struct KillArgs {
     /// Say on stderr which namespaces were read.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,12 +134,6 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:9867", value_name = "ADDR:PORT")]
     pub listen: std::net::SocketAddr,
 
-    #[command(flatten)]
-    pub source: SourceArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
     /// Count sockets per local port for this port (repeatable): only the
     /// ports listed get a series.
     #[arg(long = "port", value_name = "PORT")]
@@ -176,6 +170,12 @@ pub struct ServeArgs {
     /// a connection that sends nothing is closed after it.
     #[arg(long, default_value = "2s", value_parser = parse_read_timeout)]
     pub read_timeout: std::time::Duration,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 /// Output format of summary and explain.
@@ -209,15 +209,6 @@ impl ReportOutput {
 
 #[derive(Debug, Clone, Args)]
 pub struct SummaryArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
     /// Also count sockets per process.
     #[arg(short = 'p', long = "processes")]
     pub processes: bool,
@@ -228,6 +219,15 @@ pub struct SummaryArgs {
 
     #[command(flatten)]
     pub output: ReportOutput,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -241,12 +241,6 @@ pub struct ExplainArgs {
     /// endpoint, sockets without an owner, orphans.
     #[arg(long)]
     pub diagnose: bool,
-
-    #[command(flatten)]
-    pub source: SourceArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
 
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
@@ -263,6 +257,12 @@ pub struct ExplainArgs {
 
     #[command(flatten)]
     pub output: ReportOutput,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -299,15 +299,6 @@ pub struct ThresholdArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct WatchArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
     /// Time between two looks at the table: seconds (1, 0.5) or with a
     /// unit (500ms); 10ms to a day.
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
@@ -334,17 +325,55 @@ pub struct WatchArgs {
     #[arg(long, value_enum, default_value_t = WatchFormat::Text)]
     pub format: WatchFormat,
 
+    /// Only these events (comma-separated; all by default). `tcptab -E`
+    /// is `tcptab watch --events closed`, as `ss -E` shows the sockets
+    /// that close.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND[,KIND]")]
+    pub events: Vec<EventKind>,
+
     /// Receive buffer for the kernel's destroy notifications, in bytes. When
     /// a burst overflows it, the kernel drops notifications: watch says so
     /// (a `lost` event) and goes on.
     #[arg(long, default_value_t = tcptab::diag::NetlinkSocket::DESTROY_BUFFER, value_name = "BYTES", value_parser = clap::value_parser!(usize))]
     pub notify_buffer: usize,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WatchFormat {
     Text,
     Jsonl,
+}
+
+/// The kinds of watch events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventKind {
+    Opened,
+    Closed,
+    #[value(name = "state_changed", alias = "state")]
+    StateChanged,
+    #[value(name = "queue_growth", alias = "queue")]
+    QueueGrowth,
+}
+
+impl EventKind {
+    pub fn of(change: &tcptab::watch::Change) -> EventKind {
+        use tcptab::watch::Change;
+        match change {
+            Change::Opened => EventKind::Opened,
+            Change::Closed { .. } => EventKind::Closed,
+            Change::StateChanged { .. } => EventKind::StateChanged,
+            Change::QueueGrowth => EventKind::QueueGrowth,
+        }
+    }
 }
 
 /// `--uid`: a number, or a user name from /etc/passwd.
@@ -452,6 +481,7 @@ fn parse_read_timeout(text: &str) -> Result<std::time::Duration, String> {
 
 /// Where the sockets are read from.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Source")]
 pub struct SourceArgs {
     /// Read a directory laid out like /proc (ROOT/net/tcp, ROOT/net/tcp6):
     /// a captured copy, a sosreport, or /proc/PID for that process's
@@ -545,15 +575,6 @@ pub enum Format {
 
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
-    #[command(flatten)]
-    pub filter: FilterArgs,
-
     /// Show the processes that hold each socket (pid, command, fd); all
     /// owners of a shared socket.
     #[arg(short = 'p', long = "processes")]
@@ -592,6 +613,11 @@ pub struct ListArgs {
     #[arg(short = 'H', long)]
     pub no_header: bool,
 
+    /// Each socket on one line (as `ss -O`): what tcptab always does, -i,
+    /// -m, -e and -o being columns of the one line.
+    #[arg(short = 'O', long, hide = true)]
+    pub oneline: bool,
+
     /// Colour the table: `auto` (on a terminal, unless NO_COLOR is set),
     /// `always` or `never`.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
@@ -608,6 +634,15 @@ pub struct ListArgs {
     /// Shorthand for --format json.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -650,6 +685,7 @@ pub enum SortField {
 
 /// Which network namespaces to read (default: this process's).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Network namespaces")]
 pub struct NamespaceArgs {
     /// A named network namespace (under /run/netns, as `ip netns` makes;
     /// -N as in ss).
@@ -675,6 +711,7 @@ impl NamespaceArgs {
 
 /// Which sockets to show. All given conditions must hold.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Filters")]
 pub struct FilterArgs {
     /// Only listening sockets.
     #[arg(short = 'l', long)]
@@ -710,8 +747,8 @@ pub struct FilterArgs {
     #[arg(long, value_name = "PORT[-PORT]")]
     pub port: Vec<String>,
 
-    /// Local address or prefix (10.0.0.0/8, ::1); IPv4-mapped addresses
-    /// match their IPv4 form. Repeatable: any of them.
+    /// Local address or prefix (10.0.0.0/8, 10/8, ::1); an IPv4 prefix also
+    /// matches the IPv4-mapped addresses in it. Repeatable: any of them.
     #[arg(long, value_name = "ADDR[/LEN]")]
     pub src: Vec<String>,
 
@@ -740,7 +777,9 @@ pub struct FilterArgs {
     pub process: Option<String>,
 
     /// A filter expression in ss's language, e.g.
-    /// 'state established and ( dport = :443 or dport = :80 ) and dst 10.0.0.0/8'.
+    /// 'state established ( dport = :https or dport = :80 ) and dst 10/8';
+    /// `and` and `or` bind equally, left to right, as in ss (docs/filters.md).
+    /// Its address, port, dev and autobound part runs in the kernel.
     #[arg(value_name = "FILTER", num_args = 0..)]
     pub expression: Vec<String>,
 }

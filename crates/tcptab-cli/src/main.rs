@@ -51,8 +51,21 @@ fn mistyped_command(argv: &[std::ffi::OsString]) -> Option<String> {
         return None;
     }
     // Words of the filter language are not mistyped commands.
-    const FILTER_WORDS: [&str; 12] = [
-        "state", "exclude", "excl", "sport", "dport", "src", "dst", "not", "and", "or", "(", "!",
+    const FILTER_WORDS: [&str; 14] = [
+        "state",
+        "exclude",
+        "excl",
+        "sport",
+        "dport",
+        "src",
+        "dst",
+        "dev",
+        "autobound",
+        "not",
+        "and",
+        "or",
+        "(",
+        "!",
     ];
     if FILTER_WORDS.contains(&first) {
         return None;
@@ -100,6 +113,11 @@ fn main() -> ExitCode {
         Some("-K") => argv[1] = "kill".into(),
         // ss's -s: the summary.
         Some("-s") => argv[1] = "summary".into(),
+        // ss's -E: the sockets that close, as they close.
+        Some("-E") => {
+            argv[1] = "watch".into();
+            argv.insert(2, "--events=closed".into());
+        }
         _ => {}
     }
     if let Some(flag) = other_protocol(&argv) {

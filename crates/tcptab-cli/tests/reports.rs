@@ -630,3 +630,56 @@ fn watch_survives_lost_notifications_and_closes_each_connection_once() {
     let twice: Vec<_> = closed.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "closed twice: {twice:?}");
 }
+
+#[test]
+fn ss_dash_e_reports_only_what_closes() {
+    if !require_root("ss_dash_e_reports_only_what_closes") {
+        return;
+    }
+    let mut driver = Scenario::start("driver.py");
+    let pid = driver.pid().to_string();
+    // `tcptab -E` as ss users type it: watch, closed events only.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args([
+            "-E",
+            "--netns-pid",
+            &pid,
+            "--format",
+            "jsonl",
+            "--interval",
+            "200ms",
+            "--count",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| common::strict_json(&l).unwrap())
+            .collect::<Vec<Value>>()
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    // Opened, changed and closed: only the close is printed (the server's
+    // end; the client's goes to TIME_WAIT, a change of state).
+    driver.command("open a");
+    std::thread::sleep(Duration::from_millis(500));
+    driver.command("shutdown a");
+    std::thread::sleep(Duration::from_millis(500));
+    driver.command("close a");
+    let started = std::time::Instant::now();
+    while watch.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "tcptab -E did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let events = reader.join().unwrap();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event"], "closed", "{events:#?}");
+}

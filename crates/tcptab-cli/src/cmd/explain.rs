@@ -3,8 +3,8 @@
 
 use std::io::{self, BufRead, Write};
 
+use crate::output::table::{Align, TextTable};
 use anyhow::{bail, Context, Result};
-use comfy_table::{presets, ContentArrangement, Table};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -89,19 +89,19 @@ fn write_explained(out: &mut impl Write, e: &Explained) -> io::Result<()> {
         _ => "request socket, a half-open connection (12 fields)",
     };
     writeln!(out, "{} {}, {kind}", e.family, e.socket.state)?;
-    let mut t = Table::new();
-    t.load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(vec!["Raw", "Field", "Value", "Meaning"]);
+    let mut t = TextTable::new(vec![
+        ("Raw", Align::Left),
+        ("Field", Align::Left),
+        ("Value", Align::Left),
+        ("Meaning", Align::Left),
+    ]);
     for p in &e.parts {
-        t.add_row(vec![
-            p.raw.as_str(),
-            p.field,
-            p.value.as_str(),
-            p.meaning.as_str(),
-        ]);
+        t.cell(format_args!("{}", p.raw));
+        t.cell(format_args!("{}", p.field));
+        t.cell(format_args!("{}", p.value));
+        t.cell(format_args!("{}", p.meaning));
     }
-    writeln!(out, "{t}")
+    t.write_block(out)
 }
 
 fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::Path;
 
+use crate::output::table::{Align, TextTable};
 use anyhow::{Context, Result};
-use comfy_table::{presets, Table};
 use schemars::JsonSchema;
 use serde::Serialize;
 use tcptab::diag::Extensions;
@@ -104,10 +104,9 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
     out.flush().context("writing output")
 }
 
-fn table(headers: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(presets::NOTHING).set_header(headers.to_vec());
-    t
+/// A table of the summary: names left, numbers right, no trailing spaces.
+fn table(headers: &[(&'static str, Align)]) -> TextTable {
+    TextTable::new(headers.to_vec())
 }
 
 fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
@@ -117,25 +116,30 @@ fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
         "{} sockets: {} IPv4, {} IPv6 (source: {})\n",
         s.total, s.ipv4, s.ipv6, r.source
     )?;
-    let mut t = table(&["State", "Sockets"]);
+    use Align::{Left, Right};
+    let mut t = table(&[("State", Left), ("Sockets", Right)]);
     for (state, count) in &s.states {
-        t.add_row(vec![state.to_string(), count.to_string()]);
+        t.cell(format_args!("{state}"));
+        t.cell(format_args!("{count}"));
     }
-    writeln!(out, "{t}\n")?;
+    t.write_block(out)?;
+    writeln!(out)?;
     if !s.listeners.is_empty() {
-        let mut t = table(&["Listener", "Accept queue", "Limit"]);
+        let mut t = table(&[
+            ("Listener", Left),
+            ("Accept queue", Right),
+            ("Limit", Right),
+        ]);
         for l in &s.listeners {
-            t.add_row(vec![
-                crate::output::table::Endpoint(
-                    std::net::SocketAddr::new(l.local_address, l.local_port),
-                    None,
-                )
-                .to_string(),
-                l.queued.to_string(),
-                l.limit.map_or("?".to_string(), |n| n.to_string()),
-            ]);
+            let at = std::net::SocketAddr::new(l.local_address, l.local_port);
+            t.cell(format_args!("{}", crate::output::table::Endpoint(at, None)));
+            t.cell(format_args!("{}", l.queued));
+            match l.limit {
+                Some(n) => t.cell(format_args!("{n}")),
+                None => t.cell(format_args!("?")),
+            }
         }
-        writeln!(out, "{t}")?;
+        t.write_block(out)?;
         if s.listeners.iter().any(|l| l.limit.is_none()) {
             writeln!(
                 out,
@@ -145,29 +149,32 @@ fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
         writeln!(out)?;
     }
     if !s.busiest_local_ports.is_empty() {
-        let mut t = table(&["Local port", "Sockets"]);
+        let mut t = table(&[("Local port", Right), ("Sockets", Right)]);
         for p in &s.busiest_local_ports {
-            t.add_row(vec![p.local_port.to_string(), p.sockets.to_string()]);
+            t.cell(format_args!("{}", p.local_port));
+            t.cell(format_args!("{}", p.sockets));
         }
-        writeln!(out, "{t}\n")?;
+        t.write_block(out)?;
+        writeln!(out)?;
     }
     if !s.busiest_remote_hosts.is_empty() {
-        let mut t = table(&["Remote host", "Sockets"]);
+        let mut t = table(&[("Remote host", Left), ("Sockets", Right)]);
         for h in &s.busiest_remote_hosts {
-            t.add_row(vec![h.remote_address.to_string(), h.sockets.to_string()]);
+            t.cell(format_args!("{}", h.remote_address));
+            t.cell(format_args!("{}", h.sockets));
         }
-        writeln!(out, "{t}\n")?;
+        t.write_block(out)?;
+        writeln!(out)?;
     }
     if let Some(processes) = &r.processes {
-        let mut t = table(&["Process", "PID", "Sockets"]);
+        let mut t = table(&[("Process", Left), ("PID", Right), ("Sockets", Right)]);
         for p in processes {
-            t.add_row(vec![
-                p.command.clone(),
-                p.pid.to_string(),
-                p.sockets.to_string(),
-            ]);
+            t.cell(format_args!("{}", p.command));
+            t.cell(format_args!("{}", p.pid));
+            t.cell(format_args!("{}", p.sockets));
         }
-        writeln!(out, "{t}\n")?;
+        t.write_block(out)?;
+        writeln!(out)?;
     }
     let limit = |v: Option<u64>| v.map_or(String::new(), |n| format!(" (limit {n})"));
     writeln!(

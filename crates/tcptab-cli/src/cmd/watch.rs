@@ -138,6 +138,12 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     // The filter for sockets the destroy notifications bring, with the
     // namespace's facts (autobound, dev) once the first look found it.
     let mut closed_filter = expr.clone();
+    let wanted = |event: &Event| {
+        args.events.is_empty()
+            || args
+                .events
+                .contains(&crate::cli::EventKind::of(&event.change))
+    };
     let done = |printed: u64| {
         stop.load(Ordering::SeqCst)
             || args.count.is_some_and(|n| printed >= n)
@@ -172,6 +178,9 @@ pub fn run(args: &WatchArgs) -> Result<()> {
         };
         let sockets: Vec<Socket> = snapshot.sockets.iter().map(|k| k.socket).collect();
         for event in tracker.look(&sockets) {
+            if !wanted(&event) {
+                continue;
+            }
             emit(&mut out, args.format, &event, &look, fields)?;
             printed += 1;
             if done(printed) {
@@ -211,7 +220,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
                         if !closed_filter.matches(&d.socket, Some(&d.diag), None) {
                             continue;
                         }
-                        if let Some(event) = tracker.destroyed(d) {
+                        if let Some(event) = tracker.destroyed(d).filter(|e| wanted(e)) {
                             let destroyed = Look {
                                 source: Source::Netlink,
                                 owners: None,
