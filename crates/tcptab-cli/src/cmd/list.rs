@@ -41,6 +41,7 @@ pub fn run(args: &ListArgs) -> Result<()> {
             netns_fields: args.namespaces.named(),
             no_header: args.no_header,
             color: args.color.enabled(),
+            width: output::terminal_width(),
         },
     };
     let stdout = io::stdout().lock();

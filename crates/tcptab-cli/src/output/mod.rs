@@ -46,6 +46,20 @@ pub struct Columns {
     pub no_header: bool,
     /// Colour in the table (problem states, queued data, unknown owners).
     pub color: bool,
+    /// The terminal's width, when stdout is one: the table's last column
+    /// wraps within it (piped, lines are whole).
+    pub width: Option<usize>,
+}
+
+/// The width of the terminal stdout is, if it is one.
+pub fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    let stdout = std::io::stdout();
+    if !stdout.is_terminal() {
+        return None;
+    }
+    let size = rustix::termios::tcgetwinsize(&stdout).ok()?;
+    (size.ws_col > 0).then_some(size.ws_col as usize)
 }
 
 impl Columns {

@@ -40,6 +40,12 @@ pub struct TextTable {
     widths: Vec<usize>,
     header_written: bool,
     line: String,
+    /// The terminal's width: when a block's lines would pass it, the
+    /// columns after the first `fixed` go on indented lines of their own
+    /// under each row, wrapped within it (as ss puts -i on a second line).
+    fit: Option<usize>,
+    fixed: usize,
+    flowing: bool,
 }
 
 impl TextTable {
@@ -53,7 +59,26 @@ impl TextTable {
             widths,
             header_written: false,
             line: String::new(),
+            fit: None,
+            fixed: usize::MAX,
+            flowing: false,
         }
+    }
+
+    /// Between two columns: two spaces, one when fitting a terminal.
+    fn gap(&self) -> &'static str {
+        if self.flowing {
+            " "
+        } else {
+            "  "
+        }
+    }
+
+    /// Fit lines within `width` characters (a terminal's) by moving the
+    /// columns after the first `fixed` under each row when they would not.
+    pub fn fit(&mut self, width: Option<usize>, fixed: usize) {
+        self.fit = width;
+        self.fixed = fixed;
     }
 
     /// Append a cell; call it once per column for each row.
@@ -83,17 +108,28 @@ impl TextTable {
             self.widths[i % columns] = self.widths[i % columns].max(len);
             start = end as usize;
         }
+        let total = self.widths.iter().sum::<usize>() + 2 * (columns - 1);
+        if let Some(fit) = self.fit {
+            self.flowing |= columns > self.fixed && total > fit;
+        }
+        let shown = if self.flowing { self.fixed } else { columns };
+        let gap = self.gap();
         if !self.header_written {
             self.line.clear();
-            let headers = self.headers.iter().map(|(h, a)| (*h, *a, None));
-            push_row(&mut self.line, headers, &self.widths);
+            let headers = self.headers[..shown].iter().map(|(h, a)| (*h, *a, None));
+            push_row(&mut self.line, headers, &self.widths, gap);
+            if self.flowing {
+                // What the indented lines hold, in order.
+                let names: Vec<&str> = self.headers[shown..].iter().map(|(h, _)| *h).collect();
+                let _ = writeln!(self.line, "{INDENT}{}", names.join("  "));
+            }
             out.write_all(self.line.as_bytes())?;
             self.header_written = true;
         }
         let mut start = 0usize;
         for (row, styles) in self.ends.chunks(columns).zip(self.styles.chunks(columns)) {
             self.line.clear();
-            let cells =
+            let mut cells =
                 row.iter()
                     .zip(&self.headers)
                     .zip(styles)
@@ -102,7 +138,15 @@ impl TextTable {
                         start = end as usize;
                         (cell, *align, *style)
                     });
-            push_row(&mut self.line, cells, &self.widths);
+            push_row(
+                &mut self.line,
+                cells.by_ref().take(shown),
+                &self.widths,
+                gap,
+            );
+            if let (true, Some(fit)) = (self.flowing, self.fit) {
+                flow(&mut self.line, cells, fit);
+            }
             out.write_all(self.line.as_bytes())?;
         }
         self.text.clear();
@@ -112,10 +156,55 @@ impl TextTable {
     }
 }
 
+/// The indent of the lines under a row.
+const INDENT: &str = "    ";
+
+/// `cells` on indented lines under a row, two spaces apart, wrapped within
+/// `fit` characters (a cell longer than a line is broken after a space or
+/// a comma).
+fn flow<'c>(
+    line: &mut String,
+    cells: impl Iterator<Item = (&'c str, Align, Option<&'static str>)>,
+    fit: usize,
+) {
+    let room = fit.saturating_sub(INDENT.len()).max(20);
+    let mut used: Option<usize> = None;
+    for (cell, _, style) in cells {
+        for piece in wrapped(cell, room) {
+            let len = piece.chars().count();
+            match used {
+                Some(n) if n + 2 + len <= room => {
+                    line.push_str("  ");
+                    used = Some(n + 2 + len);
+                }
+                Some(_) => {
+                    line.push('\n');
+                    line.push_str(INDENT);
+                    used = Some(len);
+                }
+                None => {
+                    line.push_str(INDENT);
+                    used = Some(len);
+                }
+            }
+            match style {
+                Some(code) => {
+                    let _ = write!(line, "\x1b[{code}m{piece}\x1b[0m");
+                }
+                None => line.push_str(piece),
+            }
+        }
+    }
+    if used.is_some() {
+        line.push('\n');
+    }
+}
+
 fn push_row<'c>(
     line: &mut String,
     cells: impl Iterator<Item = (&'c str, Align, Option<&'static str>)>,
     widths: &[usize],
+    gap: &str,
 ) {
     // The colour wraps the text alone: padding is counted on what shows.
     let paint = |line: &mut String, cell: &str, style: Option<&str>| match style {
@@ -140,10 +229,32 @@ fn push_row<'c>(
             }
         }
         if !last {
-            line.push_str("  ");
+            line.push_str(gap);
         }
     }
     line.push('\n');
+}
+
+/// `text` in pieces of at most `width` characters, broken after a space or
+/// a comma where there is one (the spaces at a break are dropped).
+fn wrapped(text: &str, width: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = match rest.char_indices().nth(width) {
+            None => rest.len(),
+            Some((limit, _)) => rest[..limit]
+                .rfind([' ', ','])
+                .map(|at| at + 1)
+                .filter(|&at| at > limit / 2)
+                .unwrap_or(limit),
+        };
+        let (piece, tail) = rest.split_at(end);
+        rest = tail.trim_start_matches(' ');
+        Some(piece.trim_end_matches(' '))
+    })
 }
 
 /// `address:port` as `ss` writes it: IPv6 in brackets, the IPv4 wildcard
@@ -402,6 +513,8 @@ impl<'a> TableSink<'a> {
         }
         let mut table = TextTable::new(headers);
         table.header_written = columns.no_header;
+        // State, the queues and the two ends stay on the row's line.
+        table.fit(columns.width, 5);
         Ok(TableSink {
             out: Chunked::new(out),
             table,
