@@ -220,7 +220,7 @@ impl Group {
                 if !self.processes.iter().any(|p| p.pid == o.pid) {
                     self.processes.push(Process {
                         pid: o.pid,
-                        command: o.command.clone(),
+                        command: o.command.to_string(),
                     });
                 }
             }

@@ -462,7 +462,7 @@ impl Expr {
             Expr::Uid(uid) => s.uid == *uid,
             Expr::Pid(pid) => owners.is_some_and(|o| o.owners(s).iter().any(|o| o.pid == *pid)),
             Expr::Process(name) => {
-                owners.is_some_and(|o| o.owners(s).iter().any(|o| o.command == *name))
+                owners.is_some_and(|o| o.owners(s).iter().any(|o| *o.command == **name))
             }
             Expr::Not(e) => !e.matches(s, diag, owners),
             Expr::And(a, b) => a.matches(s, diag, owners) && b.matches(s, diag, owners),

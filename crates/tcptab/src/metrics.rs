@@ -171,7 +171,7 @@ impl Accumulator {
         }
         if self.options.per_process {
             if let Some(owners) = owners {
-                let mut names: Vec<&str> = owners.iter().map(|o| o.command.as_str()).collect();
+                let mut names: Vec<&str> = owners.iter().map(|o| &*o.command).collect();
                 names.sort_unstable();
                 names.dedup();
                 for name in names {

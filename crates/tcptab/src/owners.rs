@@ -9,9 +9,10 @@
 //! when every wanted inode has been seen once: a socket shared after
 //! `fork()` has several owners, and only a complete scan finds them all.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::socket::{RowKind, Socket};
 
@@ -20,8 +21,9 @@ use crate::socket::{RowKind, Socket};
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Owner {
     pub pid: u32,
-    /// The command name (`/proc/<pid>/comm`).
-    pub command: String,
+    /// The command name (`/proc/<pid>/comm`), shared by the process's
+    /// sockets.
+    pub command: Arc<str>,
     /// The file descriptor number in that process.
     pub fd: u32,
 }
@@ -65,7 +67,11 @@ impl<'a> Ownership<'a> {
 /// The result of one scan of `/proc/*/fd`.
 #[derive(Debug, Default, Clone)]
 pub struct OwnerScan {
-    by_inode: HashMap<u64, Vec<Owner>>,
+    /// Every socket descriptor found: `inodes[i]` is the socket `owners[i]`
+    /// holds, sorted by inode, then pid and fd (a shared socket's owners
+    /// side by side). While scanning, in the order found.
+    inodes: Vec<u64>,
+    owners: Vec<Owner>,
     /// Processes whose descriptors were read.
     pub inspected: u32,
     /// Processes whose descriptors could not be read (not root, or another
@@ -150,21 +156,24 @@ impl OwnerScan {
             }
             scan
         };
-        for owners in scan.by_inode.values_mut() {
-            owners.sort();
-        }
+        scan.sort();
         Ok(scan)
+    }
+
+    /// Sort the descriptors found by inode, pid and fd.
+    fn sort(&mut self) {
+        let mut found: Vec<(u64, Owner)> = std::mem::take(&mut self.inodes)
+            .into_iter()
+            .zip(std::mem::take(&mut self.owners))
+            .collect();
+        found.sort_unstable_by_key(|(inode, o)| (*inode, o.pid, o.fd));
+        (self.inodes, self.owners) = found.into_iter().unzip();
     }
 
     /// Add another part's processes.
     fn merge(&mut self, part: OwnerScan) {
-        if self.by_inode.is_empty() {
-            self.by_inode = part.by_inode;
-        } else {
-            for (inode, owners) in part.by_inode {
-                self.by_inode.entry(inode).or_default().extend(owners);
-            }
-        }
+        self.inodes.extend(part.inodes);
+        self.owners.extend(part.owners);
         self.inspected += part.inspected;
         self.denied += part.denied;
         self.vanished += part.vanished;
@@ -198,7 +207,7 @@ impl OwnerScan {
             }
         };
         self.inspected += 1;
-        let mut command: Option<String> = None;
+        let mut command: Option<Arc<str>> = None;
         let mut dir = rustix::fs::RawDir::new(&fds, reader.dir.spare_capacity_mut());
         while let Some(entry) = dir.next() {
             let Ok(entry) = entry else { break };
@@ -221,10 +230,11 @@ impl OwnerScan {
                 .get_or_insert_with(|| {
                     reader.path.clear();
                     let _ = write!(reader.path, "{pid}/comm");
-                    read_comm(root, &reader.path)
+                    read_comm(root, &reader.path).into()
                 })
                 .clone();
-            self.by_inode.entry(inode).or_default().push(Owner {
+            self.inodes.push(inode);
+            self.owners.push(Owner {
                 pid,
                 command,
                 fd: fd_number,
@@ -250,9 +260,7 @@ impl OwnerScan {
             };
             scan.process_plain(proc_root, pid, wanted);
         }
-        for owners in scan.by_inode.values_mut() {
-            owners.sort();
-        }
+        scan.sort();
         Ok(scan)
     }
 
@@ -272,7 +280,7 @@ impl OwnerScan {
             }
         };
         self.inspected += 1;
-        let mut command: Option<String> = None;
+        let mut command: Option<Arc<str>> = None;
         for fd in fds {
             let Ok(fd) = fd else { continue };
             // A descriptor closed since the directory was read: skip it.
@@ -291,11 +299,12 @@ impl OwnerScan {
             let command = command
                 .get_or_insert_with(|| {
                     std::fs::read_to_string(dir.join("comm"))
-                        .map(|c| c.trim_end_matches('\n').to_string())
-                        .unwrap_or_default()
+                        .map(|c| c.trim_end_matches('\n').into())
+                        .unwrap_or_else(|_| "".into())
                 })
                 .clone();
-            self.by_inode.entry(inode).or_default().push(Owner {
+            self.inodes.push(inode);
+            self.owners.push(Owner {
                 pid,
                 command,
                 fd: fd_number,
@@ -308,10 +317,12 @@ impl OwnerScan {
         if socket.inode == 0 || socket.kind != RowKind::Full {
             return Ownership::NoProcess;
         }
-        match self.by_inode.get(&socket.inode) {
-            Some(owners) => Ownership::Owned(owners),
-            None if self.denied > 0 => Ownership::Unknown,
-            None => Ownership::NotFound,
+        let start = self.inodes.partition_point(|&i| i < socket.inode);
+        let len = self.inodes[start..].partition_point(|&i| i == socket.inode);
+        match len {
+            1.. => Ownership::Owned(&self.owners[start..start + len]),
+            _ if self.denied > 0 => Ownership::Unknown,
+            _ => Ownership::NotFound,
         }
     }
 

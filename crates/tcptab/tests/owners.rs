@@ -49,7 +49,7 @@ fn the_threaded_scan_finds_the_owners_the_plain_one_finds() {
         assert!(sockets.iter().any(|d| fast
             .owners(&d.socket)
             .iter()
-            .any(|o| o.pid == pid && o.command == "python3")));
+            .any(|o| o.pid == pid && &*o.command == "python3")));
     }
     churn.kill().unwrap();
     let _ = churn.wait();

@@ -134,6 +134,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                         let response = handle(req, app).await;
                         conn.touch();
                         conn.busy.store(false, Ordering::Relaxed);
+                        conn.arriving.store(0, Ordering::Relaxed);
                         response
                     }
                 }
@@ -142,7 +143,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 .timer(TokioTimer::new())
                 .header_read_timeout(timeout)
                 .max_buf_size(MAX_HEAD)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(
+                    TokioIo::new(Arriving {
+                        stream,
+                        conn: conn.clone(),
+                    }),
+                    service,
+                );
             tokio::select! {
                 _ = connection => {}
                 _ = conn.evict.notified() => {
@@ -152,6 +159,54 @@ async fn serve(args: ServeArgs) -> Result<()> {
             }
             connections.remove(conn.id);
         });
+    }
+}
+
+/// A connection's stream that notes when the bytes of a request begin to
+/// arrive (before hyper has the whole head): a scraper whose request is on
+/// its way is not the one closed to make room, for [`ARRIVING`] (a client
+/// that sends a byte and stalls is evictable after that).
+struct Arriving {
+    stream: tokio::net::TcpStream,
+    conn: Arc<Conn>,
+}
+
+impl tokio::io::AsyncRead for Arriving {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before && self.conn.arriving.load(Ordering::Relaxed) == 0 {
+            self.conn.arriving.store(now_ms().max(1), Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Arriving {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -169,8 +224,14 @@ struct Conn {
     /// Milliseconds since the exporter started.
     last_active: AtomicU64,
     busy: std::sync::atomic::AtomicBool,
+    /// When the bytes of its current request began to arrive (ms since
+    /// start; 0: none yet).
+    arriving: AtomicU64,
     evict: tokio::sync::Notify,
 }
+
+/// How long a request on its way protects its connection from eviction.
+const ARRIVING: u64 = 500;
 
 fn now_ms() -> u64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -193,6 +254,7 @@ impl Connections {
             id: self.next.fetch_add(1, Ordering::Relaxed),
             last_active: AtomicU64::new(now_ms()),
             busy: std::sync::atomic::AtomicBool::new(false),
+            arriving: AtomicU64::new(0),
             evict: tokio::sync::Notify::new(),
         });
         if let Ok(mut open) = self.open.lock() {
@@ -207,14 +269,20 @@ impl Connections {
         }
     }
 
-    /// Close the connection idle the longest; false if every one is busy.
+    /// Close the connection idle the longest; false if every one is busy
+    /// (answering, or a request arriving).
     fn evict_idlest(&self) -> bool {
         let Ok(mut open) = self.open.lock() else {
             return false;
         };
+        let now = now_ms();
         let idlest = open
             .values()
             .filter(|c| !c.busy.load(Ordering::Relaxed))
+            .filter(|c| {
+                let arriving = c.arriving.load(Ordering::Relaxed);
+                arriving == 0 || now.saturating_sub(arriving) > ARRIVING
+            })
             .min_by_key(|c| c.last_active.load(Ordering::Relaxed))
             .map(|c| c.id);
         match idlest.and_then(|id| open.remove(&id)) {

@@ -66,7 +66,7 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
         for o in e.owners.map_or(&[][..], |o| o.owners()) {
             per_pid
                 .entry(o.pid)
-                .or_insert_with(|| (o.command.clone(), 0))
+                .or_insert_with(|| (o.command.to_string(), 0))
                 .1 += 1;
         }
         Ok::<(), anyhow::Error>(())
