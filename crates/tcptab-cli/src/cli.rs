@@ -29,6 +29,9 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Print sockets opening, closing and changing state, as they happen.
     Watch(WatchArgs),
+    /// Every connection with its receive and send rates, refreshed (so far
+    /// headless: --format jsonl, one frame per refresh).
+    Top(TopArgs),
     /// Serve metrics for Prometheus on /metrics (loopback only by default).
     Serve(ServeArgs),
     /// Destroy sockets (the kernel's SOCK_DESTROY, as `ss -K`): a dry run
@@ -350,6 +353,42 @@ pub struct WatchArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WatchFormat {
     Text,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TopArgs {
+    /// Time between two refreshes: seconds (1, 0.5) or with a unit
+    /// (500ms); 10ms to a day.
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+
+    /// `jsonl`: one JSON object per refresh (`{time, interval_s, sockets}`),
+    /// for scripts. The full-screen view is not built yet.
+    #[arg(long, value_enum, default_value_t = TopFormat::Screen)]
+    pub format: TopFormat,
+
+    /// Stop after this many frames.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Show the processes holding each socket.
+    #[arg(short = 'p', long = "processes")]
+    pub processes: bool,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopFormat {
+    Screen,
     Jsonl,
 }
 

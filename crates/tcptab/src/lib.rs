@@ -79,6 +79,7 @@ pub mod netns;
 pub mod owners;
 pub mod procnet;
 pub mod query;
+pub mod rates;
 pub mod record;
 mod socket;
 pub mod summary;

@@ -7,4 +7,5 @@ pub mod list;
 pub mod schema;
 pub mod serve;
 pub mod summary;
+pub mod top;
 pub mod watch;

@@ -390,10 +390,7 @@ impl App {
             max_series: args.max_series,
         };
         let read = (|| -> Result<Read> {
-            let extensions = Extensions {
-                info: true,
-                memory: false,
-            };
+            let extensions = Extensions::TCP_INFO;
             let query = query::query(
                 &args.source,
                 &args.namespaces,

@@ -247,7 +247,7 @@ struct Look<'a> {
     owners: Option<&'a OwnerScan>,
 }
 
-const ENOBUFS: i32 = 105;
+pub(crate) const ENOBUFS: i32 = 105;
 
 /// Notifications were lost: a note on stderr (once) and, in jsonl, a
 /// `lost` event.
@@ -276,7 +276,7 @@ fn lost(out: &mut impl Write, format: WatchFormat, noted: &mut bool) -> Result<(
     out.flush().context("writing output")
 }
 
-fn destroy_listener(
+pub(crate) fn destroy_listener(
     query: &tcptab::Query,
     namespace: Option<&Namespace>,
     buffer: usize,

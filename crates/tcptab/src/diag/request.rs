@@ -34,6 +34,12 @@ pub struct Extensions {
 }
 
 impl Extensions {
+    /// tcp_info and the congestion algorithm, no memory.
+    pub const TCP_INFO: Extensions = Extensions {
+        info: true,
+        memory: false,
+    };
+
     fn bits(self) -> u8 {
         let bit = |t: u16| 1u8 << (t - 1);
         let mut bits = 0;

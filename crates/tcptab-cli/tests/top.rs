@@ -1,0 +1,135 @@
+//! `tcptab top --format jsonl` on a transfer of known speed: the rates on
+//! both ends within 20% of it, 0 on an idle connection, and a connection
+//! that lives a few milliseconds in exactly one frame, with its final
+//! counters.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::{require_root, Scenario};
+
+#[test]
+fn frames_carry_exact_rates_and_short_connections() {
+    if !require_root("frames_carry_exact_rates_and_short_connections") {
+        return;
+    }
+    let mut scenario = Scenario::start("paced.py");
+    let names = scenario.manifest.names.clone();
+    let port = |name: &str| names[name].parse::<u64>().unwrap();
+    let (listen, sender, idle) = (port("listen_port"), port("sender_port"), port("idle_port"));
+    let rate = port("rate") as f64;
+    let pid = scenario.pid().to_string();
+    let mut top = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args([
+            "top",
+            "--format",
+            "jsonl",
+            "--netns-pid",
+            &pid,
+            "--interval",
+            "1s",
+            "--count",
+            "4",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let stdout = top.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let frame = common::strict_json(&line).unwrap();
+            if tx.send(frame).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(10)).expect("a frame");
+    let mut frames = vec![next()];
+    // Between two refreshes: a connection that opens, carries 1000 bytes
+    // and closes.
+    let flash: u64 = scenario.command("flash")[3..].parse().unwrap();
+    for _ in 0..3 {
+        frames.push(next());
+    }
+    assert!(top.wait().unwrap().success());
+
+    let mut flashes = Vec::new();
+    for frame in &frames {
+        assert_eq!(frame["schema_version"], 1);
+        assert!(frame["time"].as_str().unwrap().ends_with('Z'));
+        let interval = frame["interval_s"].as_f64().unwrap();
+        assert!((0.9..2.0).contains(&interval), "{interval}");
+        let sockets = frame["sockets"].as_array().unwrap();
+        let find = |local: u64, remote: u64| {
+            sockets
+                .iter()
+                .find(|s| s["local_port"] == local && s["remote_port"] == remote)
+                .unwrap_or_else(|| panic!("{local} -> {remote} in {frame}"))
+        };
+        let near = |v: &Value| (v.as_f64().unwrap() - rate).abs() <= rate * 0.2;
+        let out = find(sender, listen);
+        assert!(near(&out["tx_bytes_per_s"]), "sender: {out}");
+        let inn = find(listen, sender);
+        assert!(near(&inn["rx_bytes_per_s"]), "receiver: {inn}");
+        for s in [find(idle, listen), find(listen, idle)] {
+            assert_eq!(s["tx_bytes_per_s"].as_f64(), Some(0.0), "{s}");
+            assert_eq!(s["rx_bytes_per_s"].as_f64(), Some(0.0), "{s}");
+            assert!(s["age_s"].as_f64().unwrap() >= 0.9, "{s}");
+            assert_eq!(s["closed"], false);
+        }
+        // Every socket is the common record plus the frame's fields.
+        for s in sockets {
+            for key in [
+                "state",
+                "local_address",
+                "tcp_info",
+                "source",
+                "rx_bytes_per_s",
+                "age_s",
+                "closed",
+            ] {
+                assert!(s.get(key).is_some(), "{key} in {s}");
+            }
+        }
+        flashes.extend(
+            sockets
+                .iter()
+                .filter(|s| s["local_port"] == flash || s["remote_port"] == flash)
+                // The client closed first: its TIME_WAIT row lives on.
+                .filter(|s| s["kind"] != "time_wait")
+                .cloned(),
+        );
+    }
+    // Both ends of the short connection (full sockets), once each, closed,
+    // with the kernel's final counters.
+    assert_eq!(flashes.len(), 2, "{flashes:#?}");
+    for s in &flashes {
+        assert_eq!(s["closed"], true, "{s}");
+        let info = &s["tcp_info"];
+        let moved =
+            info["bytes_acked"].as_u64().unwrap() + info["bytes_received"].as_u64().unwrap();
+        assert!(moved >= 1000, "{s}");
+    }
+}
+
+#[test]
+fn without_a_terminal_top_asks_for_jsonl() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(["top"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a terminal") && err.contains("--format jsonl"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
