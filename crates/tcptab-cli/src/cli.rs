@@ -29,8 +29,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Print sockets opening, closing and changing state, as they happen.
     Watch(WatchArgs),
-    /// Every connection with its receive and send rates, refreshed (so far
-    /// headless: --format jsonl, one frame per refresh).
+    /// Every connection with its receive and send rates, live (full screen,
+    /// or --format jsonl: one frame per refresh).
     Top(TopArgs),
     /// Serve metrics for Prometheus on /metrics (loopback only by default).
     Serve(ServeArgs),
@@ -363,8 +363,8 @@ pub struct TopArgs {
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
     pub interval: std::time::Duration,
 
-    /// `jsonl`: one JSON object per refresh (`{time, interval_s, sockets}`),
-    /// for scripts. The full-screen view is not built yet.
+    /// `screen`: the full-screen view (keys: ? shows them). `jsonl`: one
+    /// JSON object per refresh (`{time, interval_s, sockets}`), for scripts.
     #[arg(long, value_enum, default_value_t = TopFormat::Screen)]
     pub format: TopFormat,
 

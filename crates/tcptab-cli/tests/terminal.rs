@@ -2,19 +2,14 @@
 //! terminal, and the same sockets and cells as the piped output, whose
 //! lines stay whole.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::tmux;
 use testkit::{require_root, Scenario};
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("running tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn the_table_fits_an_80_column_terminal() {

@@ -133,3 +133,73 @@ fn without_a_terminal_top_asks_for_jsonl() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("running tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Wait until the pane shows `what`; the pane.
+fn pane_with(session: &str, what: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let pane = tmux(&["capture-pane", "-p", "-t", session]);
+        if pane.contains(what) || std::time::Instant::now() > deadline {
+            return pane;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_screen_shows_rates_and_q_restores_the_terminal() {
+    if !require_root("the_screen_shows_rates_and_q_restores_the_terminal") {
+        return;
+    }
+    let scenario = Scenario::start("paced.py");
+    let sender = &scenario.manifest.names["sender_port"];
+    let pid = scenario.pid().to_string();
+    let session = format!("tcptab-top-{}", std::process::id());
+    let command = format!(
+        "{} top --netns-pid {pid}; echo EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_tcptab")
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "20",
+        "-s",
+        &session,
+        &command,
+    ]);
+    // After a refresh: the sender's row sends at about 2 MB/s.
+    let pane = pane_with(&session, "2.0M");
+    assert!(pane.starts_with("tcptab top"), "{pane}");
+    let row = pane
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{sender} ")))
+        .unwrap_or_else(|| panic!("the sender's row: {pane}"));
+    assert!(
+        row.contains("2.0M") || row.contains("1.9M") || row.contains("2.1M"),
+        "{row}"
+    );
+    // The keys: help, then quit; the shell's screen comes back.
+    tmux(&["send-keys", "-t", &session, "?"]);
+    let help = pane_with(&session, "sort by the next column");
+    assert!(help.contains("reverse the sort"), "{help}");
+    tmux(&["send-keys", "-t", &session, "Escape"]);
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let after = pane_with(&session, "EXIT=");
+    tmux(&["kill-session", "-t", &session]);
+    assert!(after.contains("EXIT=0"), "{after}");
+    assert!(
+        !after.contains("tcptab top"),
+        "the alternate screen is left: {after}"
+    );
+}

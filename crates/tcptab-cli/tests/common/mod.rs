@@ -111,3 +111,12 @@ pub fn conforms(validator: &jsonschema::Validator, value: &serde_json::Value, wh
         .collect();
     assert!(errors.is_empty(), "{what}: {errors:#?}\n{value}");
 }
+
+/// Run tmux with `args`; its stdout.
+pub fn tmux(args: &[&str]) -> String {
+    let out = std::process::Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("running tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

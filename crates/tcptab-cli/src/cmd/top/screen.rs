@@ -1,0 +1,494 @@
+//! `tcptab top`'s full-screen view: the state ([`View`]: rows, selection,
+//! sort, pause, help), what a key does to it, and how it is drawn (ratatui).
+//! Drawing is a function of the view alone, so the tests render it on
+//! ratatui's test backend.
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row as TableRow, Table, TableState};
+use ratatui::Frame;
+use tcptab::rates::Key;
+use tcptab::State;
+
+/// How many refreshes a closed connection stays on screen (dimmed).
+pub const CLOSED_REFRESHES: u8 = 3;
+
+/// One connection on screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: Key,
+    pub state: State,
+    pub local: String,
+    pub remote: String,
+    /// `command(pid)` of its first owner, with `+N` for more.
+    pub owner: String,
+    pub rx_bytes_per_s: Option<f64>,
+    pub tx_bytes_per_s: Option<f64>,
+    pub rtt_ms: Option<f64>,
+    pub retransmits: Option<u32>,
+    pub cwnd: Option<u32>,
+    pub rx_queue: u32,
+    pub tx_queue: u32,
+    pub age: Duration,
+    /// Refreshes it stays visible after it closed (0: open).
+    pub closed_for: u8,
+}
+
+/// The columns, in the order `s` cycles the sort through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Rx,
+    Tx,
+    State,
+    Local,
+    Remote,
+    Owner,
+    Rtt,
+    Age,
+}
+
+impl Column {
+    const ALL: [Column; 8] = [
+        Column::Rx,
+        Column::Tx,
+        Column::State,
+        Column::Local,
+        Column::Remote,
+        Column::Owner,
+        Column::Rtt,
+        Column::Age,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Column::Rx => "rx/s",
+            Column::Tx => "tx/s",
+            Column::State => "state",
+            Column::Local => "local",
+            Column::Remote => "peer",
+            Column::Owner => "owner",
+            Column::Rtt => "rtt",
+            Column::Age => "age",
+        }
+    }
+}
+
+/// Everything the screen shows.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub rows: Vec<Row>,
+    /// The selected row's connection (kept across refreshes).
+    pub selected: Option<Key>,
+    pub sort: Column,
+    pub reverse: bool,
+    pub paused: bool,
+    pub help: bool,
+    pub quit: bool,
+    /// Where the sockets come from (`netlink`, `proc`, a namespace).
+    pub source: String,
+    pub interval: Duration,
+    /// Rows that fit under the header (for PgUp/PgDn).
+    pub page: usize,
+}
+
+impl View {
+    pub fn new(source: String, interval: Duration) -> View {
+        View {
+            rows: Vec::new(),
+            selected: None,
+            sort: Column::Rx,
+            reverse: false,
+            paused: false,
+            help: false,
+            quit: false,
+            source,
+            interval,
+            page: 20,
+        }
+    }
+
+    /// A new look's rows: the connections closed since stay for
+    /// [`CLOSED_REFRESHES`] refreshes, dimmed; then the sort.
+    pub fn update(&mut self, rows: Vec<Row>) {
+        let mut kept: Vec<Row> = self
+            .rows
+            .drain(..)
+            .filter(|r| r.closed_for > 1 && !rows.iter().any(|n| n.key == r.key))
+            .map(|mut r| {
+                r.closed_for -= 1;
+                r
+            })
+            .collect();
+        kept.extend(rows);
+        self.rows = kept;
+        self.sort_rows();
+        if self
+            .selected
+            .is_none_or(|k| !self.rows.iter().any(|r| r.key == k))
+        {
+            self.selected = self.rows.first().map(|r| r.key);
+        }
+    }
+
+    /// Sort by the column, ties by the ends, so rows do not jump between
+    /// refreshes.
+    fn sort_rows(&mut self) {
+        let sort = self.sort;
+        let number = |v: Option<f64>| v.unwrap_or(-1.0);
+        self.rows.sort_by(|a, b| {
+            let by = match sort {
+                // Busiest first.
+                Column::Rx => number(b.rx_bytes_per_s).total_cmp(&number(a.rx_bytes_per_s)),
+                Column::Tx => number(b.tx_bytes_per_s).total_cmp(&number(a.tx_bytes_per_s)),
+                Column::Rtt => number(b.rtt_ms).total_cmp(&number(a.rtt_ms)),
+                Column::Age => b.age.cmp(&a.age),
+                Column::State => a.state.code().cmp(&b.state.code()),
+                Column::Local => a.local.cmp(&b.local),
+                Column::Remote => a.remote.cmp(&b.remote),
+                Column::Owner => a.owner.cmp(&b.owner),
+            };
+            by.then_with(|| (&a.local, &a.remote).cmp(&(&b.local, &b.remote)))
+        });
+        if self.reverse {
+            self.rows.reverse();
+        }
+    }
+
+    fn index(&self) -> usize {
+        self.selected
+            .and_then(|k| self.rows.iter().position(|r| r.key == k))
+            .unwrap_or(0)
+    }
+
+    fn select(&mut self, index: usize) {
+        self.selected = self
+            .rows
+            .get(index.min(self.rows.len().saturating_sub(1)))
+            .map(|r| r.key);
+    }
+
+    /// What a key does.
+    pub fn key(&mut self, key: KeyEvent) {
+        let at = self.index();
+        match key.code {
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => self.quit = true,
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Esc if self.help => self.help = false,
+            KeyCode::Esc => self.quit = true,
+            KeyCode::Char('?') => self.help = !self.help,
+            KeyCode::Char(' ') => self.paused = !self.paused,
+            KeyCode::Char('s') => {
+                let next = Column::ALL
+                    .iter()
+                    .position(|c| *c == self.sort)
+                    .unwrap_or(0)
+                    + 1;
+                self.sort = Column::ALL[next % Column::ALL.len()];
+                self.sort_rows();
+            }
+            KeyCode::Char('r') => {
+                self.reverse = !self.reverse;
+                self.sort_rows();
+            }
+            KeyCode::Down | KeyCode::Char('j') => self.select(at + 1),
+            KeyCode::Up | KeyCode::Char('k') => self.select(at.saturating_sub(1)),
+            KeyCode::PageDown => self.select(at + self.page),
+            KeyCode::PageUp => self.select(at.saturating_sub(self.page)),
+            KeyCode::Home => self.select(0),
+            KeyCode::End => self.select(usize::MAX),
+            _ => {}
+        }
+    }
+}
+
+/// Bytes per second in human units (`1.9M`, `512`), `-` when unknown.
+fn rate(v: Option<f64>) -> String {
+    match v {
+        None => "-".to_string(),
+        Some(v) if v >= 1e9 => format!("{:.1}G", v / 1e9),
+        Some(v) if v >= 1e6 => format!("{:.1}M", v / 1e6),
+        Some(v) if v >= 1e3 => format!("{:.1}k", v / 1e3),
+        Some(v) => format!("{v:.0}"),
+    }
+}
+
+fn age(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s / 60 % 60),
+    }
+}
+
+const KEYS: &[(&str, &str)] = &[
+    ("q, Esc, Ctrl-C", "quit"),
+    ("Up, Down, j, k", "move"),
+    ("PgUp, PgDn, Home, End", "move by a page, to the ends"),
+    ("s", "sort by the next column"),
+    ("r", "reverse the sort"),
+    ("space", "pause the rows (again: resume)"),
+    ("?", "this help (Esc closes it)"),
+];
+
+/// Draw the view: the totals line, the table, the keys line.
+pub fn draw(frame: &mut Frame<'_>, view: &View) {
+    let [top, body, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    let open: Vec<&Row> = view.rows.iter().filter(|r| r.closed_for == 0).collect();
+    let total = |f: &dyn Fn(&Row) -> Option<f64>| open.iter().filter_map(|r| f(r)).sum::<f64>();
+    let established = open
+        .iter()
+        .filter(|r| r.state == State::Established)
+        .count();
+    let listening = open.iter().filter(|r| r.state == State::Listen).count();
+    let header = format!(
+        "tcptab top  {} sockets: {established} established, {listening} listening, {} other  rx {}/s  tx {}/s  {} every {:?}{}",
+        open.len(),
+        open.len() - established - listening,
+        rate(Some(total(&|r| r.rx_bytes_per_s))),
+        rate(Some(total(&|r| r.tx_bytes_per_s))),
+        view.source,
+        view.interval,
+        if view.paused { "  PAUSED" } else { "" }
+    );
+    frame.render_widget(Paragraph::new(header), top);
+
+    let titles = [
+        ("State", Some(Column::State)),
+        ("Local", Some(Column::Local)),
+        ("Peer", Some(Column::Remote)),
+        ("Owner", Some(Column::Owner)),
+        ("Rx/s", Some(Column::Rx)),
+        ("Tx/s", Some(Column::Tx)),
+        ("RTT ms", Some(Column::Rtt)),
+        ("Retr", None),
+        ("Cwnd", None),
+        ("RecvQ", None),
+        ("SendQ", None),
+        ("Age", Some(Column::Age)),
+    ];
+    // The sorted column is marked: ▼ as sorted (numbers busiest first), ▲
+    // reversed.
+    let head = TableRow::new(titles.iter().map(|(t, c)| match c {
+        Some(c) if *c == view.sort => format!("{t}{}", if view.reverse { "▲" } else { "▼" }),
+        _ => t.to_string(),
+    }))
+    .style(Style::default().add_modifier(Modifier::BOLD));
+    let rows = view.rows.iter().map(|r| {
+        let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+        let cells = vec![
+            r.state.to_string(),
+            r.local.clone(),
+            r.remote.clone(),
+            r.owner.clone(),
+            rate(r.rx_bytes_per_s),
+            rate(r.tx_bytes_per_s),
+            r.rtt_ms.map_or("-".to_string(), |v| format!("{v:.2}")),
+            opt(r.retransmits),
+            opt(r.cwnd),
+            r.rx_queue.to_string(),
+            r.tx_queue.to_string(),
+            age(r.age),
+        ];
+        let row = TableRow::new(cells);
+        if r.closed_for > 0 {
+            row.style(Style::default().add_modifier(Modifier::DIM))
+        } else {
+            row
+        }
+    });
+    let widths = [
+        Constraint::Length(11),
+        Constraint::Min(15),
+        Constraint::Min(15),
+        Constraint::Min(10),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(6),
+    ];
+    let table = Table::new(rows, widths)
+        .header(head)
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    let mut state =
+        TableState::default().with_selected(Some(view.index()).filter(|_| !view.rows.is_empty()));
+    frame.render_stateful_widget(table, body, &mut state);
+
+    let keys = format!(
+        "q quit  s sort ({})  r reverse  space pause  ? keys",
+        view.sort.name()
+    );
+    frame.render_widget(Paragraph::new(keys), bottom);
+
+    if view.help {
+        let lines: Vec<Line> = KEYS
+            .iter()
+            .map(|(k, what)| Line::from(format!("{k:<24}{what}")))
+            .collect();
+        let height = lines.len() as u16 + 2;
+        let area = frame.area();
+        let width = area.width.min(72);
+        let help = ratatui::layout::Rect {
+            x: area.x + (area.width - width) / 2,
+            y: area.y + area.height.saturating_sub(height) / 2,
+            width,
+            height: height.min(area.height),
+        };
+        frame.render_widget(Clear, help);
+        frame.render_widget(
+            Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys ")),
+            help,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    use std::net::SocketAddr;
+
+    fn row(local: &str, remote: &str, state: State, rx: f64, tx: f64, closed_for: u8) -> Row {
+        let (l, r): (SocketAddr, SocketAddr) = (local.parse().unwrap(), remote.parse().unwrap());
+        Row {
+            key: Key::Ends {
+                netns: 0,
+                inode: 0,
+                local: l,
+                remote: r,
+            },
+            state,
+            local: crate::output::table::Endpoint(l, None).to_string(),
+            remote: crate::output::table::Endpoint(r, None).to_string(),
+            owner: if state == State::Listen {
+                "nginx(812)".into()
+            } else {
+                "curl(4410)".into()
+            },
+            rx_bytes_per_s: Some(rx),
+            tx_bytes_per_s: Some(tx),
+            rtt_ms: Some(0.25),
+            retransmits: Some(0),
+            cwnd: Some(10),
+            rx_queue: 0,
+            tx_queue: 0,
+            age: Duration::from_secs(75),
+            closed_for,
+        }
+    }
+
+    fn view() -> View {
+        let mut v = View::new("netlink".into(), Duration::from_secs(1));
+        v.update(vec![
+            row("10.0.0.5:443", "0.0.0.0:0", State::Listen, 0.0, 0.0, 0),
+            row(
+                "10.0.0.5:443",
+                "10.0.0.9:51000",
+                State::Established,
+                2_000_000.0,
+                15_000.0,
+                0,
+            ),
+            row(
+                "10.0.0.5:443",
+                "10.0.0.7:40000",
+                State::Established,
+                300.0,
+                9_500_000.0,
+                0,
+            ),
+            row(
+                "10.0.0.5:443",
+                "10.0.0.8:41000",
+                State::CloseWait,
+                0.0,
+                0.0,
+                CLOSED_REFRESHES,
+            ),
+        ]);
+        v
+    }
+
+    fn screen(v: &View) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(110, 12)).unwrap();
+        terminal.draw(|f| draw(f, v)).unwrap();
+        let buffer = terminal.backend().buffer();
+        let mut text = String::new();
+        for y in 0..buffer.area.height {
+            let line: String = (0..buffer.area.width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect();
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn the_table() {
+        insta::assert_snapshot!("top_table", screen(&view()));
+    }
+
+    #[test]
+    fn the_help() {
+        let mut v = view();
+        v.key(KeyEvent::from(KeyCode::Char('?')));
+        insta::assert_snapshot!("top_help", screen(&v));
+        v.key(KeyEvent::from(KeyCode::Esc));
+        assert!(!v.help && !v.quit);
+        v.key(KeyEvent::from(KeyCode::Esc));
+        assert!(v.quit);
+    }
+
+    #[test]
+    fn sorting_keeps_the_selection_and_rows_do_not_jump() {
+        let mut v = view();
+        // Busiest receiver first; the selection follows its connection.
+        assert_eq!(v.rows[0].remote, "10.0.0.9:51000");
+        v.key(KeyEvent::from(KeyCode::Down));
+        let chosen = v.selected;
+        v.key(KeyEvent::from(KeyCode::Char('s'))); // by tx
+        assert_eq!(v.rows[0].remote, "10.0.0.7:40000");
+        assert_eq!(v.selected, chosen);
+        v.key(KeyEvent::from(KeyCode::Char('r')));
+        assert_eq!(v.rows.last().unwrap().remote, "10.0.0.7:40000");
+        // The same rows again: the same order (ties by the ends).
+        let order: Vec<String> = v.rows.iter().map(|r| r.remote.clone()).collect();
+        let again: Vec<Row> = v
+            .rows
+            .iter()
+            .filter(|r| r.closed_for == 0)
+            .cloned()
+            .collect();
+        v.update(again);
+        let after: Vec<String> = v.rows.iter().map(|r| r.remote.clone()).collect();
+        assert_eq!(order, after);
+        // A closed row stays for its refreshes, then goes.
+        for _ in 0..CLOSED_REFRESHES {
+            let open: Vec<Row> = v
+                .rows
+                .iter()
+                .filter(|r| r.closed_for == 0)
+                .cloned()
+                .collect();
+            v.update(open);
+        }
+        assert!(v.rows.iter().all(|r| r.closed_for == 0), "{:?}", v.rows);
+        v.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert!(v.quit);
+    }
+}
