@@ -359,6 +359,8 @@ fn row(entry: &Entry<'_>, rate: Rate, closed_for: u8) -> screen::Row {
         tx_queue: s.tx_queue,
         age: rate.age,
         closed_for,
+        socket: *s,
+        diag: entry.diag.cloned(),
     }
 }
 

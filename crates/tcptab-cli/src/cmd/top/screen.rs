@@ -36,6 +36,9 @@ pub struct Row {
     pub age: Duration,
     /// Refreshes it stays visible after it closed (0: open).
     pub closed_for: u8,
+    /// The socket as read, for the filter prompt and the detail view.
+    pub socket: tcptab::Socket,
+    pub diag: Option<tcptab::diag::Diag>,
 }
 
 /// The columns, in the order `s` cycles the sort through.
@@ -93,6 +96,16 @@ pub struct View {
     pub interval: Duration,
     /// Rows that fit under the header (for PgUp/PgDn).
     pub page: usize,
+    /// The filter prompt's text while it is open (`/`).
+    pub prompt: Option<String>,
+    /// Why the prompt's expression was refused, shown in the prompt.
+    pub prompt_error: Option<String>,
+    /// The filter the prompt applied, and its text.
+    pub filter: Option<(tcptab::Expr, String)>,
+    /// The detail view of the selected connection is open (Enter).
+    pub detail: bool,
+    /// One row per process (`g`).
+    pub grouped: bool,
 }
 
 impl View {
@@ -108,6 +121,91 @@ impl View {
             source,
             interval,
             page: 20,
+            prompt: None,
+            prompt_error: None,
+            filter: None,
+            detail: false,
+            grouped: false,
+        }
+    }
+
+    /// The rows the filter lets through, in order.
+    pub fn shown(&self) -> Vec<&Row> {
+        self.rows
+            .iter()
+            .filter(|r| {
+                self.filter
+                    .as_ref()
+                    .is_none_or(|(e, _)| e.matches(&r.socket, r.diag.as_ref(), None))
+            })
+            .collect()
+    }
+
+    /// One line per process: its sockets and their summed rates, busiest
+    /// receiver first (`-` for sockets no process holds, or when owners
+    /// were not looked up).
+    pub fn groups(&self) -> Vec<(String, usize, f64, f64)> {
+        let mut groups: Vec<(String, usize, f64, f64)> = Vec::new();
+        for r in self.shown().into_iter().filter(|r| r.closed_for == 0) {
+            let name = if r.owner.is_empty() {
+                "-".to_string()
+            } else {
+                r.owner.clone()
+            };
+            let at = match groups.iter().position(|g| g.0 == name) {
+                Some(at) => at,
+                None => {
+                    groups.push((name, 0, 0.0, 0.0));
+                    groups.len() - 1
+                }
+            };
+            let g = &mut groups[at];
+            g.1 += 1;
+            g.2 += r.rx_bytes_per_s.unwrap_or(0.0);
+            g.3 += r.tx_bytes_per_s.unwrap_or(0.0);
+        }
+        groups.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        groups
+    }
+
+    /// The prompt's keys: text, Enter applies (or shows the error), Esc
+    /// clears the filter and closes the prompt.
+    fn prompt_key(&mut self, key: KeyEvent) {
+        let Some(text) = self.prompt.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Esc => {
+                self.prompt = None;
+                self.prompt_error = None;
+                self.filter = None;
+            }
+            KeyCode::Enter => match tcptab::Expr::parse(text) {
+                Ok(tcptab::Expr::All) => {
+                    self.filter = None;
+                    self.prompt = None;
+                    self.prompt_error = None;
+                }
+                Ok(e) if e.needs_facts() => {
+                    self.prompt_error =
+                        Some("dev and autobound: give them on the command line".into());
+                }
+                Ok(e) => {
+                    self.filter = Some((e, text.clone()));
+                    self.prompt = None;
+                    self.prompt_error = None;
+                }
+                Err(e) => self.prompt_error = Some(e.to_string()),
+            },
+            KeyCode::Backspace => {
+                text.pop();
+                self.prompt_error = None;
+            }
+            KeyCode::Char(c) => {
+                text.push(c);
+                self.prompt_error = None;
+            }
+            _ => {}
         }
     }
 
@@ -160,25 +258,48 @@ impl View {
 
     fn index(&self) -> usize {
         self.selected
-            .and_then(|k| self.rows.iter().position(|r| r.key == k))
+            .and_then(|k| self.shown().iter().position(|r| r.key == k))
             .unwrap_or(0)
     }
 
     fn select(&mut self, index: usize) {
-        self.selected = self
-            .rows
-            .get(index.min(self.rows.len().saturating_sub(1)))
+        let shown = self.shown();
+        self.selected = shown
+            .get(index.min(shown.len().saturating_sub(1)))
             .map(|r| r.key);
+    }
+
+    /// The selected connection, if any is shown.
+    pub fn selected_row(&self) -> Option<&Row> {
+        let shown = self.shown();
+        shown.get(self.index()).copied()
     }
 
     /// What a key does.
     pub fn key(&mut self, key: KeyEvent) {
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            self.quit = true;
+            return;
+        }
+        if self.prompt.is_some() {
+            return self.prompt_key(key);
+        }
         let at = self.index();
         match key.code {
-            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => self.quit = true,
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Esc if self.help => self.help = false,
+            KeyCode::Esc if self.detail => self.detail = false,
+            KeyCode::Esc if self.filter.is_some() => self.filter = None,
             KeyCode::Esc => self.quit = true,
+            KeyCode::Char('/') => {
+                self.prompt = Some(
+                    self.filter
+                        .as_ref()
+                        .map_or(String::new(), |(_, t)| t.clone()),
+                );
+            }
+            KeyCode::Enter => self.detail = !self.detail && self.selected_row().is_some(),
+            KeyCode::Char('g') => self.grouped = !self.grouped,
             KeyCode::Char('?') => self.help = !self.help,
             KeyCode::Char(' ') => self.paused = !self.paused,
             KeyCode::Char('s') => {
@@ -226,7 +347,10 @@ fn age(d: Duration) -> String {
 }
 
 const KEYS: &[(&str, &str)] = &[
-    ("q, Esc, Ctrl-C", "quit"),
+    ("q, Esc, Ctrl-C", "quit (Esc first closes what is open)"),
+    ("/", "filter (ss's language; Esc clears it)"),
+    ("Enter", "every field of the selected connection"),
+    ("g", "one row per process"),
     ("Up, Down, j, k", "move"),
     ("PgUp, PgDn, Home, End", "move by a page, to the ends"),
     ("s", "sort by the next column"),
@@ -234,6 +358,94 @@ const KEYS: &[(&str, &str)] = &[
     ("space", "pause the rows (again: resume)"),
     ("?", "this help (Esc closes it)"),
 ];
+
+/// The last line: the prompt (with its error) when open, else the keys.
+fn bottom_line(frame: &mut Frame<'_>, area: ratatui::layout::Rect, view: &View) {
+    let text = match (&view.prompt, &view.prompt_error) {
+        (Some(text), Some(error)) => format!("/{text}   {error}"),
+        (Some(text), None) => format!("/{text}"),
+        (None, _) => {
+            let filter = view
+                .filter
+                .as_ref()
+                .map_or(String::new(), |(_, t)| format!("  filter: {t}"));
+            format!(
+                "q quit  / filter  Enter detail  g processes  s sort ({})  r reverse  space pause  ? keys{filter}",
+                view.sort.name()
+            )
+        }
+    };
+    let style = if view.prompt_error.is_some() {
+        Style::default().add_modifier(Modifier::BOLD)
+    } else {
+        Style::default()
+    };
+    frame.render_widget(Paragraph::new(text).style(style), area);
+}
+
+/// Every field of a connection, as the socket record names them.
+pub fn fields(row: &Row) -> Vec<(String, String)> {
+    use tcptab::record::{FieldDef, Record, Value, Visit};
+    struct Collect {
+        out: Vec<(String, String)>,
+        group: Option<&'static str>,
+        skipping: bool,
+    }
+    impl Visit for Collect {
+        fn field(&mut self, def: &'static FieldDef, value: Value<'_>) {
+            if self.skipping {
+                return;
+            }
+            let text = match value {
+                Value::Null => "-".to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::U64(n) => n.to_string(),
+                Value::I64(n) => n.to_string(),
+                Value::Str(s) => s.to_string(),
+                Value::Ip(ip) => ip.to_string(),
+                Value::Owners(owners) => owners
+                    .iter()
+                    .map(|o| format!("{}(pid={},fd={})", o.command, o.pid, o.fd))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
+            let name = match self.group {
+                Some(g) => format!("{g}.{}", def.name),
+                None => def.name.to_string(),
+            };
+            self.out.push((name, text));
+        }
+        fn group(&mut self, def: &'static FieldDef, present: bool) {
+            self.group = Some(def.name);
+            self.skipping = !present;
+            if !present {
+                self.out.push((def.name.to_string(), "-".to_string()));
+            }
+        }
+        fn end_group(&mut self) {
+            self.group = None;
+            self.skipping = false;
+        }
+    }
+    let entry = tcptab::Entry {
+        socket: &row.socket,
+        diag: row.diag.as_ref(),
+        source: if row.diag.is_some() {
+            tcptab::query::Source::Netlink
+        } else {
+            tcptab::query::Source::Proc
+        },
+        namespace: None,
+        owners: None,
+    };
+    let mut c = Collect {
+        out: Vec::new(),
+        group: None,
+        skipping: false,
+    };
+    Record::new(&entry, tcptab::Fields::default()).visit(&mut c);
+    c.out
+}
 
 /// Draw the view: the totals line, the table, the keys line.
 pub fn draw(frame: &mut Frame<'_>, view: &View) {
@@ -243,7 +455,12 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
         Constraint::Length(1),
     ])
     .areas(frame.area());
-    let open: Vec<&Row> = view.rows.iter().filter(|r| r.closed_for == 0).collect();
+    let shown = view.shown();
+    let open: Vec<&Row> = shown
+        .iter()
+        .copied()
+        .filter(|r| r.closed_for == 0)
+        .collect();
     let total = |f: &dyn Fn(&Row) -> Option<f64>| open.iter().filter_map(|r| f(r)).sum::<f64>();
     let established = open
         .iter()
@@ -283,7 +500,29 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
         _ => t.to_string(),
     }))
     .style(Style::default().add_modifier(Modifier::BOLD));
-    let rows = view.rows.iter().map(|r| {
+    if view.grouped {
+        let groups = view.groups();
+        let head = TableRow::new(["Process", "Sockets", "Rx/s▼", "Tx/s"])
+            .style(Style::default().add_modifier(Modifier::BOLD));
+        let rows = groups.iter().map(|(name, n, rx, tx)| {
+            TableRow::new([
+                name.clone(),
+                n.to_string(),
+                rate(Some(*rx)),
+                rate(Some(*tx)),
+            ])
+        });
+        let widths = [
+            Constraint::Min(20),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(8),
+        ];
+        frame.render_widget(Table::new(rows, widths).header(head), body);
+        bottom_line(frame, bottom, view);
+        return;
+    }
+    let rows = shown.iter().map(|r| {
         let opt = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
         let cells = vec![
             r.state.to_string(),
@@ -324,14 +563,32 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
         .header(head)
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
     let mut state =
-        TableState::default().with_selected(Some(view.index()).filter(|_| !view.rows.is_empty()));
+        TableState::default().with_selected(Some(view.index()).filter(|_| !shown.is_empty()));
     frame.render_stateful_widget(table, body, &mut state);
+    bottom_line(frame, bottom, view);
 
-    let keys = format!(
-        "q quit  s sort ({})  r reverse  space pause  ? keys",
-        view.sort.name()
-    );
-    frame.render_widget(Paragraph::new(keys), bottom);
+    if let (true, Some(row)) = (view.detail, view.selected_row()) {
+        let lines: Vec<Line> = fields(row)
+            .into_iter()
+            .map(|(name, value)| Line::from(format!("{name:<28}{value}")))
+            .collect();
+        let area = frame.area();
+        let detail = ratatui::layout::Rect {
+            x: area.x + 2,
+            y: area.y + 1,
+            width: area.width.saturating_sub(4),
+            height: area.height.saturating_sub(2),
+        };
+        frame.render_widget(Clear, detail);
+        frame.render_widget(
+            Paragraph::new(lines).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(format!(" {} -> {} (Esc closes) ", row.local, row.remote)),
+            ),
+            detail,
+        );
+    }
 
     if view.help {
         let lines: Vec<Line> = KEYS
@@ -364,6 +621,11 @@ mod tests {
 
     fn row(local: &str, remote: &str, state: State, rx: f64, tx: f64, closed_for: u8) -> Row {
         let (l, r): (SocketAddr, SocketAddr) = (local.parse().unwrap(), remote.parse().unwrap());
+        let mut socket = tcptab::Socket::empty(tcptab::Family::Ipv4, tcptab::RowKind::Full);
+        socket.local = l;
+        socket.remote = r;
+        socket.state = state;
+        socket.inode = 4242;
         Row {
             key: Key::Ends {
                 netns: 0,
@@ -388,6 +650,8 @@ mod tests {
             tx_queue: 0,
             age: Duration::from_secs(75),
             closed_for,
+            socket,
+            diag: None,
         }
     }
 
@@ -452,6 +716,55 @@ mod tests {
         assert!(!v.help && !v.quit);
         v.key(KeyEvent::from(KeyCode::Esc));
         assert!(v.quit);
+    }
+
+    fn keys(v: &mut View, keys: &str) {
+        for c in keys.chars() {
+            v.key(KeyEvent::from(KeyCode::Char(c)));
+        }
+    }
+
+    #[test]
+    fn the_filter_prompt_with_an_error_then_applied() {
+        let mut v = view();
+        keys(&mut v, "/dport = :nosuchservice");
+        v.key(KeyEvent::from(KeyCode::Enter));
+        assert!(v.prompt_error.is_some(), "no such service");
+        assert!(v.prompt.is_some(), "the prompt stays open");
+        let mut v = view();
+        keys(&mut v, "/dport = :4x");
+        v.key(KeyEvent::from(KeyCode::Enter));
+        insta::assert_snapshot!("top_prompt_error", screen(&v));
+        // Fixed and applied: only the matching rows are shown.
+        for _ in 0..3 {
+            v.key(KeyEvent::from(KeyCode::Backspace));
+        }
+        keys(&mut v, "51000");
+        v.key(KeyEvent::from(KeyCode::Enter));
+        assert!(v.prompt.is_none() && v.prompt_error.is_none());
+        let shown: Vec<&str> = v.shown().iter().map(|r| r.remote.as_str()).collect();
+        assert_eq!(shown, ["10.0.0.9:51000"]);
+        // Esc clears it.
+        v.key(KeyEvent::from(KeyCode::Esc));
+        assert_eq!(v.shown().len(), 4);
+        assert!(!v.quit);
+    }
+
+    #[test]
+    fn the_grouped_view_and_the_detail_view() {
+        let mut v = view();
+        keys(&mut v, "g");
+        insta::assert_snapshot!("top_grouped", screen(&v));
+        let mut v = view();
+        v.key(KeyEvent::from(KeyCode::Enter));
+        let detail = screen(&v);
+        assert!(
+            detail.contains("local_address") && detail.contains("10.0.0.9"),
+            "{detail}"
+        );
+        insta::assert_snapshot!("top_detail", detail);
+        v.key(KeyEvent::from(KeyCode::Esc));
+        assert!(!v.detail && !v.quit);
     }
 
     #[test]
