@@ -193,8 +193,9 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
         netns: args.namespaces.named(),
         owners: args.processes,
     };
-    let mut out = std::io::stdout().lock();
-    let mut line = Vec::with_capacity(64 * 1024);
+    // A frame is written socket by socket: its buffer holds one record.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut line = Vec::with_capacity(4096);
     let mut count = 0u64;
     loop {
         let mut closed = Vec::new();
@@ -228,14 +229,17 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
         for (i, rate) in look.rates.iter().enumerate() {
             let entry = look.snapshot.entry(i);
             socket_into(&mut line, &mut first, &entry, fields, *rate, false);
+            out.write_all(&line)?;
+            line.clear();
         }
         let namespace = looker.namespace.as_ref();
         for (d, rate) in &look.closed {
             let entry = closed_entry(d, namespace);
             socket_into(&mut line, &mut first, &entry, fields, *rate, true);
+            out.write_all(&line)?;
+            line.clear();
         }
-        line.extend_from_slice(b"]}\n");
-        out.write_all(&line)?;
+        out.write_all(b"]}\n")?;
         out.flush().context("writing output")?;
         count += 1;
         if args.count.is_some_and(|n| count >= n) {
