@@ -203,3 +203,54 @@ fn the_screen_shows_rates_and_q_restores_the_terminal() {
         "the alternate screen is left: {after}"
     );
 }
+
+#[test]
+fn problems_are_marked_on_their_rows_and_listed() {
+    if !require_root("problems_are_marked_on_their_rows_and_listed") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    let session = format!("tcptab-top-problems-{}", std::process::id());
+    let command = format!(
+        "{} top --netns-pid {pid} --interval 500ms; sleep 60",
+        env!("CARGO_BIN_EXE_tcptab")
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "150",
+        "-y",
+        "45",
+        "-s",
+        &session,
+        &command,
+    ]);
+    // The server that does not read: a large receive queue for three
+    // refreshes in a row.
+    let pane = pane_with(&session, "not reading");
+    tmux(&["send-keys", "-t", &session, "q"]);
+    tmux(&["kill-session", "-t", &session]);
+    let row_with = |what: &str| {
+        pane.lines()
+            .find(|l| l.ends_with(what) && !l.starts_with('!'))
+            .unwrap_or_else(|| panic!("a row marked {what}: {pane}"))
+            .to_string()
+    };
+    assert!(row_with("not reading").contains("ESTABLISHED"), "{pane}");
+    // The client whose peer's window is zero while data waits.
+    assert!(row_with("zero window").contains("ESTABLISHED"), "{pane}");
+    assert!(row_with("close-wait").starts_with("CLOSE_WAIT"), "{pane}");
+    // The footer lists the findings.
+    assert!(
+        pane.lines()
+            .any(|l| l.starts_with("! ") && l.contains("zero window")),
+        "{pane}"
+    );
+    assert!(
+        pane.lines()
+            .any(|l| l.starts_with("! ") && l.contains("does not read")),
+        "{pane}"
+    );
+}

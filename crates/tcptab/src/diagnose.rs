@@ -298,7 +298,7 @@ impl Diagnoser {
             State::Listen => self.listener(e),
             _ => {}
         }
-        if s.timer.kind == TimerKind::ZeroWindowProbe {
+        if s.timer.kind == TimerKind::ZeroWindowProbe || waits_on_a_zero_window(e) {
             self.probing.add(e);
         }
         if s.kind == RowKind::Full && s.retransmits >= t.retransmits {
@@ -519,6 +519,46 @@ fn close_wait_filter(group: &Group) -> String {
     }
 }
 
+/// Data waits to be sent while the peer advertises a zero window (tcp_info
+/// `snd_wnd` 0 with a send queue): the kernel may show only a retransmit
+/// timer, not the probe timer, until its next probe. Needs a tcp_info long
+/// enough to have `snd_wnd` (kernel 5.4 and later); never a guess from a
+/// shorter one.
+pub fn waits_on_a_zero_window(e: &Entry<'_>) -> bool {
+    const SND_WND_END: usize = 232;
+    let Some(info) = e.diag.and_then(|d| d.tcp_info.as_deref()) else {
+        return false;
+    };
+    e.socket.state == State::Established
+        && e.socket.tx_queue > 0
+        && info.length >= SND_WND_END
+        && info.snd_wnd == 0
+}
+
+/// What a connection shows on its own, for marking it where it is listed
+/// (`tcptab top`): the finding its socket would be evidence of, if any.
+/// (CLOSE_WAIT, TIME_WAIT and orphans become findings by their number;
+/// here each such socket is marked.)
+pub fn mark(e: &Entry<'_>, t: &Thresholds) -> Option<Kind> {
+    let s = e.socket;
+    if s.state == State::Listen {
+        let limit = e.diag.and_then(|d| d.backlog_limit)?;
+        let queued = s.rx_queue;
+        return (queued > 0 && queued as f64 >= t.accept_queue * limit as f64)
+            .then_some(Kind::AcceptQueue);
+    }
+    if s.state == State::CloseWait {
+        return Some(Kind::CloseWait);
+    }
+    if s.timer.kind == TimerKind::ZeroWindowProbe || waits_on_a_zero_window(e) {
+        return Some(Kind::ZeroWindow);
+    }
+    if s.kind == RowKind::Full && s.retransmits >= t.retransmits {
+        return Some(Kind::Retransmits);
+    }
+    None
+}
+
 /// The `tcptab kill` filter for sockets probing a zero window, when they
 /// all talk to one peer address and port (the peer that stopped reading);
 /// one socket is named by its local port too. Known only when the evidence
@@ -537,4 +577,43 @@ fn zero_window_filter(group: &Group) -> Option<String> {
         filter.push_str(&format!(" --sport {}", first.local.port()));
     }
     Some(filter)
+}
+
+#[cfg(test)]
+mod zero_window_tests {
+    use super::*;
+    use crate::diag::TcpInfo;
+
+    fn entry_with(socket: &Socket, diag: &Diag) -> bool {
+        let e = Entry {
+            socket,
+            diag: Some(diag),
+            source: Source::Netlink,
+            namespace: None,
+            owners: None,
+        };
+        waits_on_a_zero_window(&e) && mark(&e, &Thresholds::default()) == Some(Kind::ZeroWindow)
+    }
+
+    #[test]
+    fn data_waiting_on_a_zero_window_is_found_only_when_tcp_info_says_so() {
+        let mut socket = Socket::empty(crate::Family::Ipv4, RowKind::Full);
+        socket.state = State::Established;
+        socket.tx_queue = 4096;
+        let diag = |length: usize, snd_wnd: u32| Diag {
+            tcp_info: Some(Box::new(TcpInfo {
+                length,
+                snd_wnd,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert!(entry_with(&socket, &diag(232, 0)));
+        // The window is open, or the kernel's tcp_info has no snd_wnd.
+        assert!(!entry_with(&socket, &diag(232, 65535)));
+        assert!(!entry_with(&socket, &diag(224, 0)));
+        // Nothing waits to be sent.
+        socket.tx_queue = 0;
+        assert!(!entry_with(&socket, &diag(232, 0)));
+    }
 }

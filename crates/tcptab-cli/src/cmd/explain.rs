@@ -123,7 +123,8 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
         &args.source,
         &args.namespaces,
         Expr::All,
-        Extensions::default(),
+        // tcp_info: a peer's zero window shows in snd_wnd.
+        Extensions::TCP_INFO,
         args.processes,
     )?;
     // The table streams through the diagnoser, which keeps only its groups

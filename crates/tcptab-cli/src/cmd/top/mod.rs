@@ -283,6 +283,7 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
     let mut terminal =
         ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
     let mut view = screen::View::new(looker.source.clone(), args.interval);
+    let mut unread = std::collections::HashMap::new();
     let mut closed = Vec::new();
     let mut next = looker.previous;
     loop {
@@ -290,7 +291,9 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
             let look = looker.look(std::mem::take(&mut closed))?;
             next = looker.previous + args.interval;
             if !view.paused {
-                view.update(rows(&look, looker.namespace.as_ref()));
+                let (rows, findings) = rows(&look, looker.namespace.as_ref(), &mut unread);
+                view.update(rows);
+                view.findings = findings;
             }
         }
         terminal.draw(|f| screen::draw(f, &view))?;
@@ -318,26 +321,76 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
     }
 }
 
-/// A look's connections as screen rows (the closed ones marked).
-fn rows(look: &Look, namespace: Option<&Namespace>) -> Vec<screen::Row> {
-    let mut rows: Vec<screen::Row> = look
-        .rates
-        .iter()
-        .enumerate()
-        .map(|(i, rate)| row(&look.snapshot.entry(i), *rate, 0))
-        .collect();
+/// A look's connections as screen rows (the closed ones marked), and the
+/// look's findings: diagnose's, and the connections whose application
+/// does not read (`unread`: consecutive looks with a large receive queue).
+fn rows(
+    look: &Look,
+    namespace: Option<&Namespace>,
+    unread: &mut std::collections::HashMap<Key, u32>,
+) -> (Vec<screen::Row>, Vec<String>) {
+    let mut diagnoser = tcptab::diagnose::Diagnoser::new(Default::default());
+    let mut still: std::collections::HashMap<Key, u32> = std::collections::HashMap::new();
+    let mut not_reading = 0;
+    let mut rows: Vec<screen::Row> = Vec::with_capacity(look.rates.len());
+    for (i, rate) in look.rates.iter().enumerate() {
+        let entry = look.snapshot.entry(i);
+        diagnoser.add(&entry);
+        let key = Key::of(
+            entry.namespace.map_or(0, |n| n.inode),
+            entry.socket,
+            entry.diag,
+        );
+        let stays =
+            entry.socket.state != tcptab::State::Listen && entry.socket.rx_queue >= UNREAD_BYTES;
+        let looks = if stays {
+            unread.get(&key).copied().unwrap_or(0) + 1
+        } else {
+            0
+        };
+        if looks > 0 {
+            still.insert(key, looks);
+        }
+        let is_unread = looks >= UNREAD_LOOKS;
+        not_reading += usize::from(is_unread);
+        rows.push(row(&entry, *rate, 0, is_unread));
+    }
+    *unread = still;
     for (d, rate) in &look.closed {
         rows.push(row(
             &closed_entry(d, namespace),
             *rate,
             screen::CLOSED_REFRESHES,
+            false,
         ));
     }
-    rows
+    let mut findings: Vec<String> = diagnoser.finish().into_iter().map(|f| f.summary).collect();
+    if not_reading > 0 {
+        findings.push(format!(
+            "{not_reading} connection(s) whose application does not read: {UNREAD_BYTES} bytes or more waiting for {UNREAD_LOOKS} refreshes"
+        ));
+    }
+    (rows, findings)
 }
 
-fn row(entry: &Entry<'_>, rate: Rate, closed_for: u8) -> screen::Row {
+/// A receive queue this large for this many refreshes in a row: the
+/// application is not reading.
+const UNREAD_BYTES: u32 = 16 * 1024;
+const UNREAD_LOOKS: u32 = 3;
+
+fn row(entry: &Entry<'_>, rate: Rate, closed_for: u8, unread: bool) -> screen::Row {
     let s = entry.socket;
+    use tcptab::diagnose::{mark, Kind, Thresholds};
+    let problem = match mark(entry, &Thresholds::default()) {
+        _ if closed_for > 0 => None,
+        Some(Kind::CloseWait) => Some("close-wait"),
+        Some(Kind::AcceptQueue) => Some("queue full"),
+        Some(Kind::ZeroWindow) => Some("zero window"),
+        Some(Kind::Retransmits) => Some("retransmits"),
+        Some(_) => None,
+        None if unread => Some("not reading"),
+        None => None,
+    };
     let info = entry.diag.and_then(|d| d.tcp_info.as_deref());
     let owner = match entry.owners {
         Some(tcptab::Ownership::Owned(list)) => match list {
@@ -363,6 +416,7 @@ fn row(entry: &Entry<'_>, rate: Rate, closed_for: u8) -> screen::Row {
         tx_queue: s.tx_queue,
         age: rate.age,
         closed_for,
+        problem,
         socket: *s,
         diag: entry.diag.cloned(),
     }

@@ -36,6 +36,8 @@ pub struct Row {
     pub age: Duration,
     /// Refreshes it stays visible after it closed (0: open).
     pub closed_for: u8,
+    /// What is wrong with it, when something is (`zero window`, ...).
+    pub problem: Option<&'static str>,
     /// The socket as read, for the filter prompt and the detail view.
     pub socket: tcptab::Socket,
     pub diag: Option<tcptab::diag::Diag>,
@@ -106,6 +108,8 @@ pub struct View {
     pub detail: bool,
     /// One row per process (`g`).
     pub grouped: bool,
+    /// This refresh's findings (diagnose), one line each.
+    pub findings: Vec<String>,
 }
 
 impl View {
@@ -126,6 +130,7 @@ impl View {
             filter: None,
             detail: false,
             grouped: false,
+            findings: Vec::new(),
         }
     }
 
@@ -449,12 +454,26 @@ pub fn fields(row: &Row) -> Vec<(String, String)> {
 
 /// Draw the view: the totals line, the table, the keys line.
 pub fn draw(frame: &mut Frame<'_>, view: &View) {
-    let [top, body, bottom] = Layout::vertical([
+    let shown_findings = view.findings.len().min(3) as u16;
+    let [top, body, problems, bottom] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
+        Constraint::Length(shown_findings),
         Constraint::Length(1),
     ])
     .areas(frame.area());
+    if shown_findings > 0 {
+        let lines: Vec<Line> = view
+            .findings
+            .iter()
+            .take(3)
+            .map(|f| Line::from(format!("! {f}")))
+            .collect();
+        frame.render_widget(
+            Paragraph::new(lines).style(Style::default().add_modifier(Modifier::BOLD)),
+            problems,
+        );
+    }
     let shown = view.shown();
     let open: Vec<&Row> = shown
         .iter()
@@ -492,6 +511,7 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
         ("RecvQ", None),
         ("SendQ", None),
         ("Age", Some(Column::Age)),
+        ("Problem", None),
     ];
     // The sorted column is marked: ▼ as sorted (numbers busiest first), ▲
     // reversed.
@@ -537,9 +557,12 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
             r.rx_queue.to_string(),
             r.tx_queue.to_string(),
             age(r.age),
+            r.problem.unwrap_or("").to_string(),
         ];
         let row = TableRow::new(cells);
-        if r.closed_for > 0 {
+        if r.problem.is_some() && r.closed_for == 0 {
+            row.style(Style::default().add_modifier(Modifier::BOLD))
+        } else if r.closed_for > 0 {
             row.style(Style::default().add_modifier(Modifier::DIM))
         } else {
             row
@@ -558,6 +581,7 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(6),
+        Constraint::Min(11),
     ];
     let table = Table::new(rows, widths)
         .header(head)
@@ -650,6 +674,7 @@ mod tests {
             tx_queue: 0,
             age: Duration::from_secs(75),
             closed_for,
+            problem: (state == State::CloseWait).then_some("close-wait"),
             socket,
             diag: None,
         }
@@ -657,6 +682,7 @@ mod tests {
 
     fn view() -> View {
         let mut v = View::new("netlink".into(), Duration::from_secs(1));
+        v.findings = vec!["1 CLOSE_WAIT socket held by curl (pid 4410)".into()];
         v.update(vec![
             row("10.0.0.5:443", "0.0.0.0:0", State::Listen, 0.0, 0.0, 0),
             row(
@@ -688,7 +714,7 @@ mod tests {
     }
 
     fn screen(v: &View) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(110, 12)).unwrap();
+        let mut terminal = Terminal::new(TestBackend::new(132, 12)).unwrap();
         terminal.draw(|f| draw(f, v)).unwrap();
         let buffer = terminal.backend().buffer();
         let mut text = String::new();
