@@ -254,3 +254,57 @@ fn problems_are_marked_on_their_rows_and_listed() {
         "{pane}"
     );
 }
+
+#[test]
+fn k_destroys_the_selected_connection_after_y() {
+    if !require_root("k_destroys_the_selected_connection_after_y") {
+        return;
+    }
+    let scenario = Scenario::start("paced.py");
+    let idle = scenario.manifest.names["idle_port"].clone();
+    let pid = scenario.pid().to_string();
+    let session = format!("tcptab-top-kill-{}", std::process::id());
+    let command = format!(
+        "{} top --netns-pid {pid} --interval 500ms; sleep 60",
+        env!("CARGO_BIN_EXE_tcptab")
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "150",
+        "-y",
+        "30",
+        "-s",
+        &session,
+        &command,
+    ]);
+    pane_with(&session, "ESTABLISHED");
+    // Only the idle client, then destroy it.
+    tmux(&[
+        "send-keys",
+        "-t",
+        &session,
+        "-l",
+        &format!("/sport = :{idle}"),
+    ]);
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    pane_with(&session, &format!("filter: sport = :{idle}"));
+    tmux(&["send-keys", "-t", &session, "k"]);
+    let asking = pane_with(&session, "y to confirm");
+    assert!(asking.contains(&format!("127.0.0.1:{idle}")), "{asking}");
+    tmux(&["send-keys", "-t", &session, "y"]);
+    let done = pane_with(&session, ": destroyed");
+    tmux(&["send-keys", "-t", &session, "q"]);
+    tmux(&["kill-session", "-t", &session]);
+    assert!(done.contains(": destroyed"), "{done}");
+    let left = scenario.ss(&[&format!("sport = :{idle}")]);
+    assert!(left.is_empty(), "still there: {left:?}");
+    // The sender's connection is untouched.
+    assert!(!scenario
+        .ss(&[&format!(
+            "sport = :{}",
+            scenario.manifest.names["sender_port"]
+        )])
+        .is_empty());
+}

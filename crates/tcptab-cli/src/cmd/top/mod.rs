@@ -170,6 +170,35 @@ impl<'q> Looker<'q> {
 }
 
 /// `netlink`, `proc`, or both, with the namespace when there is one.
+/// Destroy the connection `target` (confirmed on screen) through the kill
+/// operation; what became of it, for the last line.
+fn destroy(
+    destroyer: &mut tcptab::kill::Destroyer<'_>,
+    view: &screen::View,
+    target: Key,
+    namespaces: &[Option<Namespace>],
+) -> String {
+    let Some(row) = view.rows.iter().find(|r| r.key == target) else {
+        return "it is no longer listed".into();
+    };
+    let netns = match target {
+        Key::Cookie { netns, .. } | Key::Ends { netns, .. } => netns,
+    };
+    let namespace = namespaces.iter().flatten().find(|n| n.inode == netns);
+    let entry = Entry {
+        socket: &row.socket,
+        diag: row.diag.as_ref(),
+        source: Source::Netlink,
+        namespace,
+        owners: None,
+    };
+    let what = format!("{} -> {}", row.local, row.remote);
+    match destroyer.destroy(&entry) {
+        Ok(outcome) => format!("{what}: {outcome}"),
+        Err(e) => format!("{what}: not destroyed: {e}"),
+    }
+}
+
 fn source_label(report: &tcptab::Report) -> String {
     let mut sources: Vec<&str> = report.read.iter().map(|r| r.source.as_str()).collect();
     sources.sort();
@@ -284,6 +313,9 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
         ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
     let mut view = screen::View::new(looker.source.clone(), args.interval);
     let mut unread = std::collections::HashMap::new();
+    let mut destroyer = tcptab::kill::Destroyer::new(looker.query);
+    // The namespaces of the last look, to destroy a socket in its own.
+    let mut namespaces: Vec<Option<Namespace>> = Vec::new();
     let mut closed = Vec::new();
     let mut next = looker.previous;
     loop {
@@ -294,6 +326,7 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
                 let (rows, findings) = rows(&look, looker.namespace.as_ref(), &mut unread);
                 view.update(rows);
                 view.findings = findings;
+                namespaces = look.snapshot.namespaces.clone();
             }
         }
         terminal.draw(|f| screen::draw(f, &view))?;
@@ -308,6 +341,10 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
                 if let Event::Key(key) = event::read()? {
                     if key.kind == event::KeyEventKind::Press {
                         view.key(key);
+                        if let Some(target) = view.destroy.take() {
+                            view.message =
+                                Some(destroy(&mut destroyer, &view, target, &namespaces));
+                        }
                         terminal.draw(|f| screen::draw(f, &view))?;
                     }
                 }

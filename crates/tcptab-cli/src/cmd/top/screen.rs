@@ -110,6 +110,12 @@ pub struct View {
     pub grouped: bool,
     /// This refresh's findings (diagnose), one line each.
     pub findings: Vec<String>,
+    /// `k` asked to destroy this connection: waiting for `y`.
+    pub confirm: Option<Key>,
+    /// Confirmed: the caller destroys it (and clears this).
+    pub destroy: Option<Key>,
+    /// What the last action did, shown on the last line until a key.
+    pub message: Option<String>,
 }
 
 impl View {
@@ -131,6 +137,9 @@ impl View {
             detail: false,
             grouped: false,
             findings: Vec::new(),
+            confirm: None,
+            destroy: None,
+            message: None,
         }
     }
 
@@ -274,6 +283,25 @@ impl View {
             .map(|r| r.key);
     }
 
+    /// `k`: ask to destroy the selected connection, with the kill
+    /// command's rules (a listener only when its state is named, which is
+    /// `tcptab kill`'s to do; nothing that has closed).
+    fn ask_destroy(&mut self) {
+        let Some(row) = self.selected_row() else {
+            return;
+        };
+        self.message = if row.closed_for > 0 {
+            Some("it has closed already".into())
+        } else if row.state == State::Listen {
+            Some("a listener is destroyed with tcptab kill --state listening".into())
+        } else if row.diag.is_none() {
+            Some("only a socket from the netlink source can be destroyed".into())
+        } else {
+            self.confirm = Some(row.key);
+            None
+        };
+    }
+
     /// The selected connection, if any is shown.
     pub fn selected_row(&self) -> Option<&Row> {
         let shown = self.shown();
@@ -288,6 +316,15 @@ impl View {
         }
         if self.prompt.is_some() {
             return self.prompt_key(key);
+        }
+        self.message = None;
+        if let Some(target) = self.confirm.take() {
+            if key.code == KeyCode::Char('y') {
+                self.destroy = Some(target);
+            } else {
+                self.message = Some("not destroyed".into());
+            }
+            return;
         }
         let at = self.index();
         match key.code {
@@ -321,7 +358,8 @@ impl View {
                 self.sort_rows();
             }
             KeyCode::Down | KeyCode::Char('j') => self.select(at + 1),
-            KeyCode::Up | KeyCode::Char('k') => self.select(at.saturating_sub(1)),
+            KeyCode::Up => self.select(at.saturating_sub(1)),
+            KeyCode::Char('k') => self.ask_destroy(),
             KeyCode::PageDown => self.select(at + self.page),
             KeyCode::PageUp => self.select(at.saturating_sub(self.page)),
             KeyCode::Home => self.select(0),
@@ -356,7 +394,8 @@ const KEYS: &[(&str, &str)] = &[
     ("/", "filter (ss's language; Esc clears it)"),
     ("Enter", "every field of the selected connection"),
     ("g", "one row per process"),
-    ("Up, Down, j, k", "move"),
+    ("Up, Down, j", "move"),
+    ("k", "destroy the selected connection (asks first)"),
     ("PgUp, PgDn, Home, End", "move by a page, to the ends"),
     ("s", "sort by the next column"),
     ("r", "reverse the sort"),
@@ -366,7 +405,18 @@ const KEYS: &[(&str, &str)] = &[
 
 /// The last line: the prompt (with its error) when open, else the keys.
 fn bottom_line(frame: &mut Frame<'_>, area: ratatui::layout::Rect, view: &View) {
+    let asking = view
+        .confirm
+        .and_then(|k| view.rows.iter().find(|r| r.key == k))
+        .map(|r| {
+            format!(
+                "destroy {} {} -> {}? y to confirm, any other key to keep it",
+                r.state, r.local, r.remote
+            )
+        });
     let text = match (&view.prompt, &view.prompt_error) {
+        _ if asking.is_some() => asking.unwrap_or_default(),
+        _ if view.message.is_some() => view.message.clone().unwrap_or_default(),
         (Some(text), Some(error)) => format!("/{text}   {error}"),
         (Some(text), None) => format!("/{text}"),
         (None, _) => {
@@ -375,12 +425,12 @@ fn bottom_line(frame: &mut Frame<'_>, area: ratatui::layout::Rect, view: &View) 
                 .as_ref()
                 .map_or(String::new(), |(_, t)| format!("  filter: {t}"));
             format!(
-                "q quit  / filter  Enter detail  g processes  s sort ({})  r reverse  space pause  ? keys{filter}",
+                "q quit  / filter  Enter detail  g processes  k destroy  s sort ({})  r reverse  space pause  ? keys{filter}",
                 view.sort.name()
             )
         }
     };
-    let style = if view.prompt_error.is_some() {
+    let style = if view.prompt_error.is_some() || view.confirm.is_some() {
         Style::default().add_modifier(Modifier::BOLD)
     } else {
         Style::default()
@@ -714,7 +764,7 @@ mod tests {
     }
 
     fn screen(v: &View) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(132, 12)).unwrap();
+        let mut terminal = Terminal::new(TestBackend::new(132, 16)).unwrap();
         terminal.draw(|f| draw(f, v)).unwrap();
         let buffer = terminal.backend().buffer();
         let mut text = String::new();
@@ -791,6 +841,33 @@ mod tests {
         insta::assert_snapshot!("top_detail", detail);
         v.key(KeyEvent::from(KeyCode::Esc));
         assert!(!v.detail && !v.quit);
+    }
+
+    #[test]
+    fn k_asks_before_it_destroys_and_refuses_listeners() {
+        let mut v = view();
+        for row in &mut v.rows {
+            row.diag = Some(Default::default());
+        }
+        // The busiest connection is selected: k asks, n keeps it.
+        keys(&mut v, "k");
+        assert!(v.confirm.is_some());
+        assert!(screen(&v).contains("y to confirm"));
+        keys(&mut v, "n");
+        assert_eq!((v.confirm, v.destroy), (None, None));
+        assert_eq!(v.message.as_deref(), Some("not destroyed"));
+        // y confirms: the caller destroys it.
+        let chosen = v.selected;
+        keys(&mut v, "ky");
+        assert_eq!(v.destroy, chosen);
+        // A listener is tcptab kill's, naming its state.
+        v.destroy = None;
+        v.key(KeyEvent::from(KeyCode::End));
+        v.key(KeyEvent::from(KeyCode::Up));
+        assert_eq!(v.selected_row().unwrap().state, State::Listen);
+        keys(&mut v, "k");
+        assert!(v.confirm.is_none());
+        assert!(v.message.as_deref().unwrap().contains("tcptab kill"));
     }
 
     #[test]
