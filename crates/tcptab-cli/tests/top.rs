@@ -154,6 +154,29 @@ fn pane_with(session: &str, what: &str) -> String {
     }
 }
 
+/// Start `tcptab top --netns-pid PID OPTIONS` in a tmux session of the
+/// size given, followed by `echo EXIT=$?`; the session's name.
+fn top_in_tmux(name: &str, pid: &str, options: &str, (width, height): (u16, u16)) -> String {
+    let session = format!("tcptab-top-{name}-{}", std::process::id());
+    let command = format!(
+        "{} top --netns-pid {pid} {options}; echo EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_tcptab")
+    );
+    let (width, height) = (width.to_string(), height.to_string());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        &width,
+        "-y",
+        &height,
+        "-s",
+        &session,
+        &command,
+    ]);
+    session
+}
+
 #[test]
 fn the_screen_shows_rates_and_q_restores_the_terminal() {
     if !require_root("the_screen_shows_rates_and_q_restores_the_terminal") {
@@ -162,22 +185,7 @@ fn the_screen_shows_rates_and_q_restores_the_terminal() {
     let scenario = Scenario::start("paced.py");
     let sender = &scenario.manifest.names["sender_port"];
     let pid = scenario.pid().to_string();
-    let session = format!("tcptab-top-{}", std::process::id());
-    let command = format!(
-        "{} top --netns-pid {pid}; echo EXIT=$?; sleep 60",
-        env!("CARGO_BIN_EXE_tcptab")
-    );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-x",
-        "120",
-        "-y",
-        "20",
-        "-s",
-        &session,
-        &command,
-    ]);
+    let session = top_in_tmux("screen", &pid, "", (120, 20));
     // After a refresh: the sender's row sends at about 2 MB/s.
     let pane = pane_with(&session, "2.0M");
     assert!(pane.starts_with("tcptab top"), "{pane}");
@@ -211,22 +219,7 @@ fn problems_are_marked_on_their_rows_and_listed() {
     }
     let scenario = Scenario::start("sockets.py");
     let pid = scenario.pid().to_string();
-    let session = format!("tcptab-top-problems-{}", std::process::id());
-    let command = format!(
-        "{} top --netns-pid {pid} --interval 500ms; sleep 60",
-        env!("CARGO_BIN_EXE_tcptab")
-    );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-x",
-        "150",
-        "-y",
-        "45",
-        "-s",
-        &session,
-        &command,
-    ]);
+    let session = top_in_tmux("problems", &pid, "--interval 500ms", (150, 45));
     // The server that does not read: a large receive queue for three
     // refreshes in a row.
     let pane = pane_with(&session, "not reading");
@@ -263,22 +256,7 @@ fn k_destroys_the_selected_connection_after_y() {
     let scenario = Scenario::start("paced.py");
     let idle = scenario.manifest.names["idle_port"].clone();
     let pid = scenario.pid().to_string();
-    let session = format!("tcptab-top-kill-{}", std::process::id());
-    let command = format!(
-        "{} top --netns-pid {pid} --interval 500ms; sleep 60",
-        env!("CARGO_BIN_EXE_tcptab")
-    );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-x",
-        "150",
-        "-y",
-        "30",
-        "-s",
-        &session,
-        &command,
-    ]);
+    let session = top_in_tmux("kill", &pid, "--interval 500ms", (150, 30));
     pane_with(&session, "ESTABLISHED");
     // Only the idle client, then destroy it.
     tmux(&[
