@@ -223,16 +223,29 @@ impl View {
         }
     }
 
-    /// A new look's rows: the connections closed since stay for
-    /// [`CLOSED_REFRESHES`] refreshes, dimmed; then the sort.
+    /// A new look's rows. A connection that closed stays for
+    /// [`CLOSED_REFRESHES`] refreshes, dimmed: with its final counters
+    /// when a destroy notification brought it (it comes marked), else as
+    /// the last look saw it (it is simply missing from this one). Then the
+    /// sort.
     pub fn update(&mut self, rows: Vec<Row>) {
+        let present: std::collections::HashSet<Key> = rows.iter().map(|r| r.key).collect();
         let mut kept: Vec<Row> = self
             .rows
             .drain(..)
-            .filter(|r| r.closed_for > 1 && !rows.iter().any(|n| n.key == r.key))
-            .map(|mut r| {
-                r.closed_for -= 1;
-                r
+            .filter(|r| !present.contains(&r.key))
+            .filter_map(|mut r| match r.closed_for {
+                // Gone without a notification: closed, as last seen.
+                0 => {
+                    r.closed_for = CLOSED_REFRESHES - 1;
+                    r.problem = None;
+                    Some(r)
+                }
+                1 => None,
+                n => {
+                    r.closed_for = n - 1;
+                    Some(r)
+                }
             })
             .collect();
         kept.extend(rows);
