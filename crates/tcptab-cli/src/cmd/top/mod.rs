@@ -42,11 +42,11 @@ pub fn run(args: &TopArgs) -> Result<()> {
         Extensions::TCP_INFO,
         args.processes,
     )?;
-    let mut looker = Looker::start(&query, args.source.verbose)?;
+    let (mut looker, first) = Looker::start(&query, args.source.verbose)?;
     if args.format == TopFormat::Jsonl {
         frames(args, &mut looker)
     } else {
-        run_screen(args, &mut looker)
+        run_screen(args, &mut looker, first)
     }
 }
 
@@ -75,8 +75,9 @@ struct Looker<'q> {
 }
 
 impl<'q> Looker<'q> {
-    /// The first look, the baseline the first refresh's rates start from.
-    fn start(query: &'q tcptab::Query, verbose: bool) -> Result<Looker<'q>> {
+    /// The first look, the baseline the first refresh's rates start from
+    /// (returned too: the screen shows it, without rates, until then).
+    fn start(query: &'q tcptab::Query, verbose: bool) -> Result<(Looker<'q>, Look)> {
         let snapshot = query.snapshot()?;
         query::notes(&snapshot.report, verbose);
         let mut looker = Looker {
@@ -98,13 +99,23 @@ impl<'q> Looker<'q> {
             looker.namespace = namespace.cloned();
         }
         looker.rates.begin_look();
-        for kept in &snapshot.sockets {
-            let netns = netns_of(&snapshot.namespaces[kept.namespace]);
-            let key = Key::of(netns, &kept.socket, kept.diag.as_ref());
-            looker.rates.rate(key, kept.diag.as_ref(), looker.previous);
-        }
+        let rates = snapshot
+            .sockets
+            .iter()
+            .map(|kept| {
+                let netns = netns_of(&snapshot.namespaces[kept.namespace]);
+                let key = Key::of(netns, &kept.socket, kept.diag.as_ref());
+                looker.rates.rate(key, kept.diag.as_ref(), looker.previous)
+            })
+            .collect();
         looker.rates.end_look();
-        Ok(looker)
+        let first = Look {
+            snapshot,
+            rates,
+            closed: Vec::new(),
+            interval: Duration::ZERO,
+        };
+        Ok((looker, first))
     }
 
     /// Wait up to `timeout` for the kernel's notices of closed connections
@@ -291,7 +302,7 @@ fn closed_entry<'a>(d: &'a DiagSocket, namespace: Option<&'a Namespace>) -> Entr
 
 /// The full-screen view: raw mode on the alternate screen, restored on
 /// the way out (quit, error or panic).
-fn run_screen(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
+fn run_screen(args: &TopArgs, looker: &mut Looker<'_>, first: Look) -> Result<()> {
     use crossterm::event::{self, Event};
     use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 
@@ -315,9 +326,14 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
     let mut unread = std::collections::HashMap::new();
     let mut destroyer = tcptab::kill::Destroyer::new(looker.query);
     // The namespaces of the last look, to destroy a socket in its own.
-    let mut namespaces: Vec<Option<Namespace>> = Vec::new();
+    let mut namespaces: Vec<Option<Namespace>>;
     let mut closed = Vec::new();
-    let mut next = looker.previous;
+    // The first look's rows at once, their rates after one interval.
+    let (rows_now, findings) = rows(&first, looker.namespace.as_ref(), &mut unread);
+    view.update(rows_now);
+    view.findings = findings;
+    namespaces = first.snapshot.namespaces.clone();
+    let mut next = looker.previous + args.interval;
     loop {
         if Instant::now() >= next {
             let look = looker.look(std::mem::take(&mut closed))?;
