@@ -470,6 +470,7 @@ fn row(entry: &Entry<'_>, rate: Rate, closed_for: u8, unread: bool) -> screen::R
         age: rate.age,
         closed_for,
         problem,
+        netns: entry.namespace.map_or(String::new(), |n| n.label()),
         socket: *s,
         diag: entry.diag.cloned(),
     }

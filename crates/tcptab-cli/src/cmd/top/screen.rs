@@ -38,6 +38,8 @@ pub struct Row {
     pub closed_for: u8,
     /// What is wrong with it, when something is (`zero window`, ...).
     pub problem: Option<&'static str>,
+    /// Its network namespace's label (empty for this process's own).
+    pub netns: String,
     /// The socket as read, for the filter prompt and the detail view.
     pub socket: tcptab::Socket,
     pub diag: Option<tcptab::diag::Diag>,
@@ -82,6 +84,28 @@ impl Column {
     }
 }
 
+/// What the grouped view groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Process,
+    Namespace,
+}
+
+impl Grouping {
+    /// A row's group.
+    fn of(self, r: &Row) -> String {
+        let name = match self {
+            Grouping::Process => &r.owner,
+            Grouping::Namespace => &r.netns,
+        };
+        if name.is_empty() {
+            "-".to_string()
+        } else {
+            name.clone()
+        }
+    }
+}
+
 /// Everything the screen shows.
 #[derive(Debug, Clone)]
 pub struct View {
@@ -106,8 +130,12 @@ pub struct View {
     pub filter: Option<(tcptab::Expr, String)>,
     /// The detail view of the selected connection is open (Enter).
     pub detail: bool,
-    /// One row per process (`g`).
-    pub grouped: bool,
+    /// One row per process (`g`) or per namespace (`n`).
+    pub grouped: Option<Grouping>,
+    /// The selected group's line.
+    pub group_selected: usize,
+    /// Enter on a group: only its connections (Esc goes back).
+    pub expanded: Option<(Grouping, String)>,
     /// This refresh's findings (diagnose), one line each.
     pub findings: Vec<String>,
     /// `k` asked to destroy this connection: waiting for `y`.
@@ -135,7 +163,9 @@ impl View {
             prompt_error: None,
             filter: None,
             detail: false,
-            grouped: false,
+            grouped: None,
+            group_selected: 0,
+            expanded: None,
             findings: Vec::new(),
             confirm: None,
             destroy: None,
@@ -143,7 +173,7 @@ impl View {
         }
     }
 
-    /// The rows the filter lets through, in order.
+    /// The rows the filter (and an expanded group) lets through, in order.
     pub fn shown(&self) -> Vec<&Row> {
         self.rows
             .iter()
@@ -152,20 +182,22 @@ impl View {
                     .as_ref()
                     .is_none_or(|(e, _)| e.matches(&r.socket, r.diag.as_ref(), None))
             })
+            .filter(|r| {
+                self.expanded
+                    .as_ref()
+                    .is_none_or(|(g, name)| g.of(r) == *name)
+            })
             .collect()
     }
 
-    /// One line per process: its sockets and their summed rates, busiest
-    /// receiver first (`-` for sockets no process holds, or when owners
-    /// were not looked up).
+    /// One line per process (or namespace): its sockets and their summed
+    /// rates, busiest receiver first (`-` for sockets no process holds, or
+    /// when owners were not looked up; for this process's namespace).
     pub fn groups(&self) -> Vec<(String, usize, f64, f64)> {
+        let by = self.grouped.unwrap_or(Grouping::Process);
         let mut groups: Vec<(String, usize, f64, f64)> = Vec::new();
         for r in self.shown().into_iter().filter(|r| r.closed_for == 0) {
-            let name = if r.owner.is_empty() {
-                "-".to_string()
-            } else {
-                r.owner.clone()
-            };
+            let name = by.of(r);
             let at = match groups.iter().position(|g| g.0 == name) {
                 Some(at) => at,
                 None => {
@@ -296,6 +328,16 @@ impl View {
             .map(|r| r.key);
     }
 
+    fn toggle_grouping(&mut self, by: Grouping) {
+        self.expanded = None;
+        self.group_selected = 0;
+        self.grouped = if self.grouped == Some(by) {
+            None
+        } else {
+            Some(by)
+        };
+    }
+
     /// `k`: ask to destroy the selected connection, with the kill
     /// command's rules (a listener only when its state is named, which is
     /// `tcptab kill`'s to do; nothing that has closed).
@@ -344,6 +386,10 @@ impl View {
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Esc if self.help => self.help = false,
             KeyCode::Esc if self.detail => self.detail = false,
+            KeyCode::Esc if self.expanded.is_some() => {
+                self.grouped = self.expanded.take().map(|(g, _)| g);
+            }
+            KeyCode::Esc if self.grouped.is_some() => self.grouped = None,
             KeyCode::Esc if self.filter.is_some() => self.filter = None,
             KeyCode::Esc => self.quit = true,
             KeyCode::Char('/') => {
@@ -353,8 +399,24 @@ impl View {
                         .map_or(String::new(), |(_, t)| t.clone()),
                 );
             }
+            KeyCode::Enter if self.grouped.is_some() => {
+                let groups = self.groups();
+                if let (Some(g), Some(line)) = (self.grouped, groups.get(self.group_selected)) {
+                    self.expanded = Some((g, line.0.clone()));
+                    self.grouped = None;
+                    self.select(0);
+                }
+            }
             KeyCode::Enter => self.detail = !self.detail && self.selected_row().is_some(),
-            KeyCode::Char('g') => self.grouped = !self.grouped,
+            KeyCode::Char('g') => self.toggle_grouping(Grouping::Process),
+            KeyCode::Char('n') => self.toggle_grouping(Grouping::Namespace),
+            KeyCode::Down | KeyCode::Char('j') if self.grouped.is_some() => {
+                self.group_selected =
+                    (self.group_selected + 1).min(self.groups().len().saturating_sub(1));
+            }
+            KeyCode::Up if self.grouped.is_some() => {
+                self.group_selected = self.group_selected.saturating_sub(1);
+            }
             KeyCode::Char('?') => self.help = !self.help,
             KeyCode::Char(' ') => self.paused = !self.paused,
             KeyCode::Char('s') => {
@@ -406,7 +468,10 @@ const KEYS: &[(&str, &str)] = &[
     ("q, Esc, Ctrl-C", "quit (Esc first closes what is open)"),
     ("/", "filter (ss's language; Esc clears it)"),
     ("Enter", "every field of the selected connection"),
-    ("g", "one row per process"),
+    (
+        "g, n",
+        "one row per process, per namespace (Enter: its connections)",
+    ),
     ("Up, Down, j", "move"),
     ("k", "destroy the selected connection (asks first)"),
     ("PgUp, PgDn, Home, End", "move by a page, to the ends"),
@@ -433,10 +498,13 @@ fn bottom_line(frame: &mut Frame<'_>, area: ratatui::layout::Rect, view: &View) 
         (Some(text), Some(error)) => format!("/{text}   {error}"),
         (Some(text), None) => format!("/{text}"),
         (None, _) => {
-            let filter = view
+            let mut filter = view
                 .filter
                 .as_ref()
                 .map_or(String::new(), |(_, t)| format!("  filter: {t}"));
+            if let Some((_, name)) = &view.expanded {
+                filter.push_str(&format!("  only: {name} (Esc: all)"));
+            }
             format!(
                 "q quit  / filter  Enter detail  g processes  k destroy  s sort ({})  r reverse  space pause  ? keys{filter}",
                 view.sort.name()
@@ -583,9 +651,13 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
         _ => t.to_string(),
     }))
     .style(Style::default().add_modifier(Modifier::BOLD));
-    if view.grouped {
+    if let Some(by) = view.grouped {
         let groups = view.groups();
-        let head = TableRow::new(["Process", "Sockets", "Rx/s▼", "Tx/s"])
+        let title = match by {
+            Grouping::Process => "Process",
+            Grouping::Namespace => "Network namespace",
+        };
+        let head = TableRow::new([title, "Sockets", "Rx/s▼", "Tx/s"])
             .style(Style::default().add_modifier(Modifier::BOLD));
         let rows = groups.iter().map(|(name, n, rx, tx)| {
             TableRow::new([
@@ -601,7 +673,12 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
             Constraint::Length(8),
             Constraint::Length(8),
         ];
-        frame.render_widget(Table::new(rows, widths).header(head), body);
+        let table = Table::new(rows, widths)
+            .header(head)
+            .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+        let mut state = TableState::default()
+            .with_selected(Some(view.group_selected).filter(|_| !groups.is_empty()));
+        frame.render_stateful_widget(table, body, &mut state);
         bottom_line(frame, bottom, view);
         return;
     }
@@ -738,6 +815,7 @@ mod tests {
             age: Duration::from_secs(75),
             closed_for,
             problem: (state == State::CloseWait).then_some("close-wait"),
+            netns: String::new(),
             socket,
             diag: None,
         }
@@ -844,6 +922,18 @@ mod tests {
         let mut v = view();
         keys(&mut v, "g");
         insta::assert_snapshot!("top_grouped", screen(&v));
+        // Enter: the busiest process's connections only; Esc back.
+        v.key(KeyEvent::from(KeyCode::Enter));
+        assert!(v.grouped.is_none());
+        assert!(v.shown().iter().all(|r| r.owner == "curl(4410)"));
+        assert_eq!(v.shown().len(), 3);
+        v.key(KeyEvent::from(KeyCode::Esc));
+        assert_eq!(v.grouped, Some(Grouping::Process));
+        assert_eq!(v.shown().len(), 4);
+        keys(&mut v, "n");
+        assert_eq!(v.groups().len(), 1, "one namespace: {:?}", v.groups());
+        v.key(KeyEvent::from(KeyCode::Esc));
+        assert!(v.grouped.is_none() && !v.quit);
         let mut v = view();
         v.key(KeyEvent::from(KeyCode::Enter));
         let detail = screen(&v);
