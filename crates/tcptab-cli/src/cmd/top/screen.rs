@@ -128,8 +128,10 @@ pub struct View {
     pub prompt_error: Option<String>,
     /// The filter the prompt applied, and its text.
     pub filter: Option<(tcptab::Expr, String)>,
-    /// The detail view of the selected connection is open (Enter).
+    /// The detail view of the selected connection is open (Enter), and
+    /// how far it is scrolled (Up, Down, PgUp, PgDn).
     pub detail: bool,
+    pub detail_offset: usize,
     /// One row per process (`g`) or per namespace (`n`).
     pub grouped: Option<Grouping>,
     /// The selected group's line.
@@ -163,6 +165,7 @@ impl View {
             prompt_error: None,
             filter: None,
             detail: false,
+            detail_offset: 0,
             grouped: None,
             group_selected: 0,
             expanded: None,
@@ -381,6 +384,19 @@ impl View {
             }
             return;
         }
+        if self.detail {
+            let step = match key.code {
+                KeyCode::Down | KeyCode::Char('j') => Some(1isize),
+                KeyCode::Up => Some(-1),
+                KeyCode::PageDown => Some(self.page as isize),
+                KeyCode::PageUp => Some(-(self.page as isize)),
+                _ => None,
+            };
+            if let Some(step) = step {
+                self.detail_offset = self.detail_offset.saturating_add_signed(step);
+                return;
+            }
+        }
         let at = self.index();
         match key.code {
             KeyCode::Char('q') => self.quit = true,
@@ -407,7 +423,10 @@ impl View {
                     self.select(0);
                 }
             }
-            KeyCode::Enter => self.detail = !self.detail && self.selected_row().is_some(),
+            KeyCode::Enter => {
+                self.detail = !self.detail && self.selected_row().is_some();
+                self.detail_offset = 0;
+            }
             KeyCode::Char('g') => self.toggle_grouping(Grouping::Process),
             KeyCode::Char('n') => self.toggle_grouping(Grouping::Namespace),
             KeyCode::Down | KeyCode::Char('j') if self.grouped.is_some() => {
@@ -612,15 +631,18 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
         .filter(|r| r.closed_for == 0)
         .collect();
     let total = |f: &dyn Fn(&Row) -> Option<f64>| open.iter().filter_map(|r| f(r)).sum::<f64>();
-    let established = open
+    // Sockets per state, the states present in the kernel's order.
+    let per_state: Vec<String> = State::LISTED
         .iter()
-        .filter(|r| r.state == State::Established)
-        .count();
-    let listening = open.iter().filter(|r| r.state == State::Listen).count();
+        .filter_map(|state| {
+            let n = open.iter().filter(|r| r.state == *state).count();
+            (n > 0).then(|| format!("{n} {}", state.ss_name().unwrap_or("?")))
+        })
+        .collect();
     let header = format!(
-        "tcptab top  {} sockets: {established} established, {listening} listening, {} other  rx {}/s  tx {}/s  {} every {:?}{}",
+        "tcptab top  {} sockets: {}  rx {}/s  tx {}/s  {} every {:?}{}",
         open.len(),
-        open.len() - established - listening,
+        per_state.join(", "),
         rate(Some(total(&|r| r.rx_bytes_per_s))),
         rate(Some(total(&|r| r.tx_bytes_per_s))),
         view.source,
@@ -732,8 +754,11 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
     bottom_line(frame, bottom, view);
 
     if let (true, Some(row)) = (view.detail, view.selected_row()) {
-        let lines: Vec<Line> = fields(row)
+        let all = fields(row);
+        let offset = view.detail_offset.min(all.len().saturating_sub(1));
+        let lines: Vec<Line> = all
             .into_iter()
+            .skip(offset)
             .map(|(name, value)| Line::from(format!("{name:<28}{value}")))
             .collect();
         let area = frame.area();
@@ -745,11 +770,10 @@ pub fn draw(frame: &mut Frame<'_>, view: &View) {
         };
         frame.render_widget(Clear, detail);
         frame.render_widget(
-            Paragraph::new(lines).block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .title(format!(" {} -> {} (Esc closes) ", row.local, row.remote)),
-            ),
+            Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(format!(
+                " {} -> {} (Up, Down, PgUp, PgDn scroll; Esc closes) ",
+                row.local, row.remote
+            ))),
             detail,
         );
     }
@@ -942,6 +966,15 @@ mod tests {
             "{detail}"
         );
         insta::assert_snapshot!("top_detail", detail);
+        // It scrolls to the fields further down, the last one included.
+        for _ in 0..100 {
+            v.key(KeyEvent::from(KeyCode::Down));
+        }
+        let scrolled = screen(&v);
+        assert!(
+            scrolled.contains("memory") && !scrolled.contains("local_address"),
+            "{scrolled}"
+        );
         v.key(KeyEvent::from(KeyCode::Esc));
         assert!(!v.detail && !v.quit);
     }
