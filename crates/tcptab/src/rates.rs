@@ -83,8 +83,9 @@ impl RateTracker {
         RateTracker::default()
     }
 
-    /// Start a look taken at `at`: then [`RateTracker::rate`] for each of
-    /// its connections, then [`RateTracker::end_look`].
+    /// Start a look: then [`RateTracker::rate`] for each of its
+    /// connections (and [`RateTracker::closed`] for those that closed since
+    /// the last), then [`RateTracker::end_look`].
     pub fn begin_look(&mut self) {
         self.look += 1;
     }

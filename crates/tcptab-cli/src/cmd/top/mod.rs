@@ -98,16 +98,7 @@ impl<'q> Looker<'q> {
             looker.listener = destroy_listener(query, namespace, 4 << 20, verbose);
             looker.namespace = namespace.cloned();
         }
-        looker.rates.begin_look();
-        let rates = snapshot
-            .sockets
-            .iter()
-            .map(|kept| {
-                let netns = netns_of(&snapshot.namespaces[kept.namespace]);
-                let key = Key::of(netns, &kept.socket, kept.diag.as_ref());
-                looker.rates.rate(key, kept.diag.as_ref(), looker.previous)
-            })
-            .collect();
+        let rates = looker.rate_all(&snapshot, looker.previous);
         looker.rates.end_look();
         let first = Look {
             snapshot,
@@ -116,6 +107,21 @@ impl<'q> Looker<'q> {
             interval: Duration::ZERO,
         };
         Ok((looker, first))
+    }
+
+    /// Begin a look of the rate tracker at `at` with every socket of
+    /// `snapshot`: their rates, in order (the caller ends the look).
+    fn rate_all(&mut self, snapshot: &tcptab::Snapshot, at: Instant) -> Vec<Rate> {
+        self.rates.begin_look();
+        snapshot
+            .sockets
+            .iter()
+            .map(|kept| {
+                let netns = netns_of(&snapshot.namespaces[kept.namespace]);
+                let key = Key::of(netns, &kept.socket, kept.diag.as_ref());
+                self.rates.rate(key, kept.diag.as_ref(), at)
+            })
+            .collect()
     }
 
     /// Wait up to `timeout` for the kernel's notices of closed connections
@@ -151,16 +157,7 @@ impl<'q> Looker<'q> {
         let at = Instant::now();
         let interval = at.saturating_duration_since(self.previous);
         self.previous = at;
-        self.rates.begin_look();
-        let rates = snapshot
-            .sockets
-            .iter()
-            .map(|kept| {
-                let netns = netns_of(&snapshot.namespaces[kept.namespace]);
-                let key = Key::of(netns, &kept.socket, kept.diag.as_ref());
-                self.rates.rate(key, kept.diag.as_ref(), at)
-            })
-            .collect();
+        let rates = self.rate_all(&snapshot, at);
         let netns = self.namespace.as_ref().map_or(0, |n| n.inode);
         let closed = closed
             .into_iter()
