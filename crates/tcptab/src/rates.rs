@@ -71,6 +71,32 @@ struct Seen {
     look: u64,
 }
 
+impl Seen {
+    /// The rate from these counters to `counters` at `at` (None without
+    /// both, or when `adjacent` is false).
+    fn rate(&self, counters: Option<(u64, u64)>, at: Instant, adjacent: bool) -> Rate {
+        let dt = at.saturating_duration_since(self.at).as_secs_f64();
+        let per_s = |now: u64, then: u64| now.saturating_sub(then) as f64 / dt;
+        let (rx, tx) = match (counters, self.counters) {
+            (Some((rx, tx)), Some((rx0, tx0))) if dt > 0.0 && adjacent => {
+                (Some(per_s(rx, rx0)), Some(per_s(tx, tx0)))
+            }
+            _ => (None, None),
+        };
+        Rate {
+            rx_bytes_per_s: rx,
+            tx_bytes_per_s: tx,
+            age: at.saturating_duration_since(self.first),
+        }
+    }
+}
+
+/// tcp_info's `bytes_received` and `bytes_acked`.
+fn counters(diag: Option<&Diag>) -> Option<(u64, u64)> {
+    diag.and_then(|d| d.tcp_info.as_ref())
+        .map(|t| (t.bytes_received, t.bytes_acked))
+}
+
 /// Rates across looks (see the module documentation).
 #[derive(Debug, Default)]
 pub struct RateTracker {
@@ -93,63 +119,27 @@ impl RateTracker {
     /// The rate of one connection of the current look, at `at`, from its
     /// counters (`diag`'s tcp_info), and remember them.
     pub fn rate(&mut self, key: Key, diag: Option<&Diag>, at: Instant) -> Rate {
-        let counters = diag
-            .and_then(|d| d.tcp_info.as_ref())
-            .map(|t| (t.bytes_received, t.bytes_acked));
+        let counters = counters(diag);
         let look = self.look;
-        let entry = self.seen.entry(key).or_insert(Seen {
+        let seen = self.seen.entry(key).or_insert(Seen {
             first: at,
             at,
             counters: None,
             look,
         });
-        let per_s = |now: u64, then: u64, dt: f64| (now.saturating_sub(then)) as f64 / dt;
-        let dt = at.saturating_duration_since(entry.at).as_secs_f64();
-        let (rx, tx) = match (counters, entry.counters) {
-            (Some((rx, tx)), Some((rx0, tx0))) if dt > 0.0 && entry.look + 1 == look => {
-                (Some(per_s(rx, rx0, dt)), Some(per_s(tx, tx0, dt)))
-            }
-            _ => (None, None),
-        };
-        let rate = Rate {
-            rx_bytes_per_s: rx,
-            tx_bytes_per_s: tx,
-            age: at.saturating_duration_since(entry.first),
-        };
-        entry.at = at;
-        entry.counters = counters;
-        entry.look = look;
+        // Differences only over one interval: not across a look it missed.
+        let rate = seen.rate(counters, at, seen.look + 1 == look);
+        seen.at = at;
+        seen.counters = counters;
+        seen.look = look;
         rate
     }
 
     /// The rate of a connection that closed since the last look, from its
     /// final counters (a destroy notification's), and forget it.
     pub fn closed(&mut self, key: Key, diag: Option<&Diag>, at: Instant) -> Rate {
-        let rate = self.rate_since_last(key, diag, at);
-        self.seen.remove(&key);
-        rate
-    }
-
-    fn rate_since_last(&mut self, key: Key, diag: Option<&Diag>, at: Instant) -> Rate {
-        let counters = diag
-            .and_then(|d| d.tcp_info.as_ref())
-            .map(|t| (t.bytes_received, t.bytes_acked));
-        match self.seen.get(&key) {
-            Some(seen) => {
-                let dt = at.saturating_duration_since(seen.at).as_secs_f64();
-                let (rx, tx) = match (counters, seen.counters) {
-                    (Some((rx, tx)), Some((rx0, tx0))) if dt > 0.0 => (
-                        Some(rx.saturating_sub(rx0) as f64 / dt),
-                        Some(tx.saturating_sub(tx0) as f64 / dt),
-                    ),
-                    _ => (None, None),
-                };
-                Rate {
-                    rx_bytes_per_s: rx,
-                    tx_bytes_per_s: tx,
-                    age: at.saturating_duration_since(seen.first),
-                }
-            }
+        match self.seen.remove(&key) {
+            Some(seen) => seen.rate(counters(diag), at, true),
             None => Rate {
                 rx_bytes_per_s: None,
                 tx_bytes_per_s: None,
