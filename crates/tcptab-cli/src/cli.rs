@@ -32,6 +32,13 @@ pub enum Command {
     /// Every connection with its receive and send rates, live (full screen,
     /// or --format jsonl: one frame per refresh).
     Top(TopArgs),
+    /// Record the table to an SQLite file, poll after poll, with the
+    /// connections that close between polls and their owners
+    /// (docs/history.md).
+    Record(RecordArgs),
+    /// What was connected at a past moment or during an interval, and by
+    /// whom, from a file `tcptab record` wrote.
+    History(HistoryArgs),
     /// Serve metrics for Prometheus on /metrics (loopback only by default).
     Serve(ServeArgs),
     /// Destroy sockets (the kernel's SOCK_DESTROY, as `ss -K`): a dry run
@@ -128,6 +135,112 @@ pub enum SchemaName {
     WatchEvent,
     /// One socket of kill --format json or jsonl.
     Kill,
+    /// One connection of history --format json, jsonl or csv.
+    HistoryRecord,
+    /// history --summary --format json.
+    HistorySummary,
+}
+
+/// Poll the table every --interval and keep what it saw in an SQLite file
+/// (WAL mode): one row per connection (keyed by boot, namespace and socket
+/// cookie) with its owners, state changes, listeners' accept queues, and
+/// one row per poll saying what could not be seen. With netlink and
+/// CAP_NET_ADMIN the kernel's destroy notifications bring every
+/// connection that closes, also one shorter than a poll, with its final
+/// counters. Runs until Ctrl-C or SIGTERM (or --count polls); a SIGKILL
+/// loses at most the poll being written.
+#[derive(Debug, Clone, Args)]
+pub struct RecordArgs {
+    /// The database file (created if missing).
+    #[arg(long, value_name = "FILE")]
+    pub db: PathBuf,
+
+    /// Time between two polls: seconds (5, 0.5) or with a unit (500ms, 1m).
+    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+
+    /// Delete connections and polls that ended longer ago than this (7d,
+    /// 12h, 30m; at least a second).
+    #[arg(long, default_value = "7d", value_parser = parse_retention)]
+    pub retention: std::time::Duration,
+
+    /// Stop after this many polls.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Do not look up the processes holding each socket (faster; owners
+    /// are then unknown).
+    #[arg(long)]
+    pub no_owners: bool,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// The connections a recording saw open at one moment (--at), or at any
+/// moment of an interval (--between, closed ones included), filtered as
+/// `list` filters (also by owner: --pid, --process). Without either, every
+/// connection recorded. Times: RFC 3339 (2026-12-01T03:12:00Z, or local
+/// with an offset: 2026-12-01T04:12:00+01:00), `now`, or relative (-15m,
+/// -2h, -1d). A moment outside the recorded span is said so, with no rows
+/// (exit 0).
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The database `tcptab record` wrote.
+    #[arg(long, value_name = "FILE")]
+    pub db: PathBuf,
+
+    /// The connections open at this moment.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: Option<String>,
+
+    /// Every connection that existed at any moment from T1 to T2.
+    #[arg(long, num_args = 2, value_names = ["T1", "T2"], conflicts_with = "at", allow_hyphen_values = true)]
+    pub between: Vec<String>,
+
+    /// Counts per state, per remote host and per process instead of the
+    /// connections.
+    #[arg(long)]
+    pub summary: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Table)]
+    pub format: HistoryFormat,
+
+    /// Shorthand for --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+
+    /// No header line (table and CSV).
+    #[arg(short = 'H', long = "no-header")]
+    pub no_header: bool,
+
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+impl HistoryArgs {
+    pub fn format(&self) -> HistoryFormat {
+        if self.json {
+            HistoryFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -501,6 +614,11 @@ const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
 /// reading the notifications).
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     duration_in(text, 10 * MS, DAY)
+}
+
+/// `record --retention`: a second to ten years.
+fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    duration_in(text, std::time::Duration::from_secs(1), 3650 * DAY)
 }
 
 /// `watch --duration`: more than zero, at most a year.

@@ -34,9 +34,11 @@ fn other_protocol(argv: &[std::ffi::OsString]) -> Option<String> {
 /// A first word that is not a command but looks like one mistyped (`lsit`):
 /// said so, rather than read as a filter word.
 fn mistyped_command(argv: &[std::ffi::OsString]) -> Option<String> {
-    const COMMANDS: [&str; 11] = [
+    const COMMANDS: [&str; 13] = [
         "list",
         "top",
+        "record",
+        "history",
         "summary",
         "explain",
         "watch",
@@ -136,6 +138,8 @@ fn main() -> ExitCode {
         Some(cli::Command::Explain(args)) => cmd::explain::run(&args),
         Some(cli::Command::Watch(args)) => cmd::watch::run(&args),
         Some(cli::Command::Top(args)) => cmd::top::run(&args),
+        Some(cli::Command::Record(args)) => cmd::record::run(&args),
+        Some(cli::Command::History(args)) => cmd::history::run(&args),
         Some(cli::Command::Serve(args)) => cmd::serve::run(&args),
         Some(cli::Command::Kill(args)) => cmd::kill::run(&args),
         Some(cli::Command::Schema(args)) => cmd::schema::run(&args),

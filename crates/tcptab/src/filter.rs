@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::diag::Diag;
-use crate::owners::OwnerScan;
+use crate::owners::{Owner, OwnerScan};
 use crate::socket::{Family, Socket, State, UnknownState};
 
 /// A set of TCP states.
@@ -434,6 +434,28 @@ impl Expr {
     /// `Dev`, `owners` for `Pid` and `Process`; without them they match
     /// nothing.
     pub fn matches(&self, s: &Socket, diag: Option<&Diag>, owners: Option<&OwnerScan>) -> bool {
+        self.test(s, diag, &|s| owners.map(|o| o.owners(s)))
+    }
+
+    /// Whether `socket` matches, with its owners given as a list (None:
+    /// not known): a recorded connection's, which no scan holds.
+    pub fn matches_owners(
+        &self,
+        s: &Socket,
+        diag: Option<&Diag>,
+        owners: Option<&[Owner]>,
+    ) -> bool {
+        self.test(s, diag, &|_| owners)
+    }
+
+    /// The test behind both: `owners` looks a socket's owners up, only
+    /// when a condition needs them.
+    fn test<'o>(
+        &self,
+        s: &Socket,
+        diag: Option<&Diag>,
+        owners: &dyn Fn(&Socket) -> Option<&'o [Owner]>,
+    ) -> bool {
         let port = |side: Side, test: &dyn Fn(u16) -> bool| match side {
             Side::Local => test(s.local.port()),
             Side::Remote => test(s.remote.port()),
@@ -460,13 +482,13 @@ impl Expr {
                 index.is_some_and(|i| diag.is_some_and(|d| d.interface == i))
             }
             Expr::Uid(uid) => s.uid == *uid,
-            Expr::Pid(pid) => owners.is_some_and(|o| o.owners(s).iter().any(|o| o.pid == *pid)),
+            Expr::Pid(pid) => owners(s).is_some_and(|o| o.iter().any(|o| o.pid == *pid)),
             Expr::Process(name) => {
-                owners.is_some_and(|o| o.owners(s).iter().any(|o| *o.command == **name))
+                owners(s).is_some_and(|o| o.iter().any(|o| *o.command == **name))
             }
-            Expr::Not(e) => !e.matches(s, diag, owners),
-            Expr::And(a, b) => a.matches(s, diag, owners) && b.matches(s, diag, owners),
-            Expr::Or(a, b) => a.matches(s, diag, owners) || b.matches(s, diag, owners),
+            Expr::Not(e) => !e.test(s, diag, owners),
+            Expr::And(a, b) => a.test(s, diag, owners) && b.test(s, diag, owners),
+            Expr::Or(a, b) => a.test(s, diag, owners) || b.test(s, diag, owners),
         }
     }
 

@@ -63,7 +63,9 @@
 //! [`filter`] selects sockets (with `ss`'s expression language), [`netns`]
 //! finds and enters network namespaces, [`summary`], [`diagnose`],
 //! [`explain`] and [`watch`] answer the questions people dig for by hand,
-//! and [`metrics`] computes what an exporter serves.
+//! [`metrics`] computes what an exporter serves, and `history` (feature
+//! `history`) records the table to an SQLite file and answers for a past
+//! moment.
 //!
 //! The text format is described in `docs/proc-net-tcp.md` of the
 //! repository; the doc comments here cite its sections.
@@ -73,6 +75,8 @@ pub mod diagnose;
 mod error;
 pub mod explain;
 pub mod filter;
+#[cfg(feature = "history")]
+pub mod history;
 pub mod kill;
 pub mod metrics;
 pub mod netns;
@@ -83,6 +87,7 @@ pub mod rates;
 pub mod record;
 mod socket;
 pub mod summary;
+pub mod time;
 pub mod watch;
 
 pub use error::{Error, Field, LineError, ParseErrorKind, Result};
@@ -97,7 +102,7 @@ pub use netns::Namespace;
 pub use owners::{Owner, OwnerScan, Ownership};
 pub use procnet::{ByteOrder, ProcRoot, ReadOptions, SliceReader, Table, TableReader};
 pub use query::{Entry, Namespaces, Query, Report, Snapshot};
-pub use record::{Fields, Record, SCHEMA_VERSION};
+pub use record::{Fields, Lifetime, Record, SCHEMA_VERSION};
 pub use socket::{
     canonical, Congestion, Family, Pointer, PointerKind, RowKind, Socket, Ssthresh, State, Ticks,
     Timer, TimerKind, UnknownState, USER_HZ,

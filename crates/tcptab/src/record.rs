@@ -77,6 +77,26 @@ pub struct Fields {
     pub netns: bool,
     /// `owner_status`, `owners`.
     pub owners: bool,
+    /// A history record ([`crate::history`]): `first_seen`, `last_seen`,
+    /// `closed_at`, `closed_by` and the final counters at the end, and null
+    /// for what history does not keep (refcount, pointer, the congestion
+    /// columns, tcp_info and memory as groups).
+    pub history: bool,
+}
+
+/// When a recorded connection was seen, and its last known counters
+/// (tcp_info's names). Times are ms since the Unix epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lifetime {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub closed_at: Option<i64>,
+    /// `destroy`, `poll` or `reboot` (see `docs/history.md`).
+    pub closed_by: Option<String>,
+    pub bytes_acked: Option<u64>,
+    pub bytes_received: Option<u64>,
+    pub total_retrans: Option<u64>,
+    pub rtt_us: Option<u64>,
 }
 
 /// One socket as a record.
@@ -84,11 +104,28 @@ pub struct Fields {
 pub struct Record<'a> {
     pub entry: &'a Entry<'a>,
     pub fields: Fields,
+    pub lifetime: Option<&'a Lifetime>,
 }
 
 impl<'a> Record<'a> {
     pub fn new(entry: &'a Entry<'a>, fields: Fields) -> Record<'a> {
-        Record { entry, fields }
+        Record {
+            entry,
+            fields,
+            lifetime: None,
+        }
+    }
+
+    /// A history record: `fields.history` set, with `lifetime`.
+    pub fn lived(entry: &'a Entry<'a>, fields: Fields, lifetime: &'a Lifetime) -> Record<'a> {
+        Record {
+            entry,
+            fields: Fields {
+                history: true,
+                ..fields
+            },
+            lifetime: Some(lifetime),
+        }
     }
 
     /// Hand every field to `v`, in the documented order.
@@ -142,7 +179,7 @@ impl<'a> Record<'a> {
         v.field(&UID, Value::U64(s.uid as u64));
         v.field(&PROBES, Value::I64(s.probes as i64));
         v.field(&INODE, Value::U64(s.inode));
-        let (refcount, pointer, pointer_kind) = if netlink {
+        let (refcount, pointer, pointer_kind) = if netlink || self.fields.history {
             (Value::Null, Value::Null, Value::Null)
         } else {
             (
@@ -215,6 +252,30 @@ impl<'a> Record<'a> {
                 Value::Owners(ownership.map_or(&[][..], |o| o.owners())),
             );
         }
+        if self.fields.history {
+            let l = self.lifetime;
+            let time = |ms: Option<i64>| ms.map(crate::time::format_rfc3339);
+            let (first, last, closed) = (
+                time(l.map(|l| l.first_seen)),
+                time(l.map(|l| l.last_seen)),
+                time(l.and_then(|l| l.closed_at)),
+            );
+            fn text(t: &Option<String>) -> Value<'_> {
+                t.as_deref().map_or(Value::Null, Value::Str)
+            }
+            v.field(&FIRST_SEEN, text(&first));
+            v.field(&LAST_SEEN, text(&last));
+            v.field(&CLOSED_AT, text(&closed));
+            v.field(
+                &CLOSED_BY,
+                l.and_then(|l| l.closed_by.as_deref())
+                    .map_or(Value::Null, Value::Str),
+            );
+            v.field(&BYTES_ACKED, opt(l.and_then(|l| l.bytes_acked)));
+            v.field(&BYTES_RECEIVED, opt(l.and_then(|l| l.bytes_received)));
+            v.field(&TOTAL_RETRANS, opt(l.and_then(|l| l.total_retrans)));
+            v.field(&RTT_US, opt(l.and_then(|l| l.rtt_us)));
+        }
     }
 }
 
@@ -259,6 +320,30 @@ pub const GROUPS: [&FieldDef; 2] = [&TCP_INFO, &MEMORY];
 /// with its type and whether it may be null; the fields of [`Fields`]
 /// (namespace, owners) are optional, every other field is required.
 pub fn schema() -> String {
+    schema_of(
+        "tcptab socket record",
+        Fields {
+            netns: true,
+            owners: true,
+            history: false,
+        },
+        Fields::default(),
+    )
+}
+
+/// The JSON Schema of a history record (`tcptab history`): the socket
+/// record with the namespace, owner and history fields, all required.
+pub fn history_schema() -> String {
+    let all = Fields {
+        netns: true,
+        owners: true,
+        history: true,
+    };
+    schema_of("tcptab history record", all, all)
+}
+
+/// The schema of records with up to `all` fields, `always` of them required.
+fn schema_of(title: &str, all: Fields, always: Fields) -> String {
     let ty = |def: &FieldDef| -> String {
         let base = match def.ty {
             Ty::Integer => r#""type": "integer""#,
@@ -289,11 +374,8 @@ pub fn schema() -> String {
             props.join(", ")
         )
     };
-    let all = field_defs(Fields {
-        netns: true,
-        owners: true,
-    });
-    let always: Vec<&str> = field_defs(Fields::default())
+    let all = field_defs(all);
+    let always: Vec<&str> = field_defs(always)
         .iter()
         .map(|(g, d)| g.map_or(d.name, |g| g.name))
         .collect();
@@ -330,7 +412,7 @@ pub fn schema() -> String {
         }
     }
     format!(
-        "{{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\", \"title\": \"tcptab socket record, schema version {SCHEMA_VERSION}\", \"type\": \"object\", \"additionalProperties\": false, \"required\": [{}], \"properties\": {{{}}}}}",
+        "{{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\", \"title\": \"{title}, schema version {SCHEMA_VERSION}\", \"type\": \"object\", \"additionalProperties\": false, \"required\": [{}], \"properties\": {{{}}}}}",
         names.join(", "),
         top.join(", ")
     )
@@ -368,19 +450,19 @@ defs! {
     UID "uid" Integer, "", "owner's user id (0 for a request socket read from netlink)";
     PROBES "probes" Integer, "", "unanswered zero-window or keepalive probes (the `timeout` column)";
     INODE "inode" Integer, "", "socket inode (0: no file, e.g. TIME_WAIT, request, orphaned)";
-    REFCOUNT "refcount" Integer, "netlink does not report it", "the socket's reference count";
-    POINTER "pointer" String, "netlink does not report it", "the kernel address column, as printed";
-    POINTER_KIND "pointer_kind" String, "netlink does not report it", "`zeroed`, `hashed`, `raw` or `unavailable`";
-    RTO_TICKS "rto_ticks" Integer, "not a full socket, or netlink without tcp_info", "retransmission timeout in ticks";
-    RTO_MS "rto_ms" Integer, "not a full socket, or netlink without tcp_info", "retransmission timeout in milliseconds";
-    ATO_TICKS "ato_ticks" Integer, "not a full socket, or netlink without tcp_info", "delayed-ACK timeout in ticks";
-    ATO_MS "ato_ms" Integer, "not a full socket, or netlink without tcp_info", "delayed-ACK timeout in milliseconds";
-    QUICK_ACKS "quick_acks" Integer, "not a full socket, or read from netlink (not in tcp_info)", "quick ACKs left";
-    PINGPONG "pingpong" Boolean, "not a full socket, or read from netlink (not in tcp_info)", "interactive (delayed-ACK pingpong) mode";
-    CWND "cwnd" Integer, "not a full socket, or netlink without tcp_info", "congestion window, segments";
-    SSTHRESH "ssthresh" Integer, "not a full socket, LISTEN, or initial slow start", "slow start threshold, segments";
-    INITIAL_SLOW_START "initial_slow_start" Boolean, "not a full socket, or LISTEN", "no loss yet: the ssthresh column says -1";
-    FASTOPEN_QUEUE_LIMIT "fastopen_queue_limit" Integer, "not LISTEN, or read from netlink", "LISTEN: the TCP Fast Open queue limit (the ssthresh column)";
+    REFCOUNT "refcount" Integer, "netlink does not report it, or a history record (not kept)", "the socket's reference count";
+    POINTER "pointer" String, "netlink does not report it, or a history record (not kept)", "the kernel address column, as printed";
+    POINTER_KIND "pointer_kind" String, "netlink does not report it, or a history record (not kept)", "`zeroed`, `hashed`, `raw` or `unavailable`";
+    RTO_TICKS "rto_ticks" Integer, "not a full socket, or netlink without tcp_info, or a history record (not kept)", "retransmission timeout in ticks";
+    RTO_MS "rto_ms" Integer, "not a full socket, or netlink without tcp_info, or a history record (not kept)", "retransmission timeout in milliseconds";
+    ATO_TICKS "ato_ticks" Integer, "not a full socket, or netlink without tcp_info, or a history record (not kept)", "delayed-ACK timeout in ticks";
+    ATO_MS "ato_ms" Integer, "not a full socket, or netlink without tcp_info, or a history record (not kept)", "delayed-ACK timeout in milliseconds";
+    QUICK_ACKS "quick_acks" Integer, "not a full socket, or read from netlink (not in tcp_info), or a history record (not kept)", "quick ACKs left";
+    PINGPONG "pingpong" Boolean, "not a full socket, or read from netlink (not in tcp_info), or a history record (not kept)", "interactive (delayed-ACK pingpong) mode";
+    CWND "cwnd" Integer, "not a full socket, or netlink without tcp_info, or a history record (not kept)", "congestion window, segments";
+    SSTHRESH "ssthresh" Integer, "not a full socket, LISTEN, or initial slow start, or a history record (not kept)", "slow start threshold, segments";
+    INITIAL_SLOW_START "initial_slow_start" Boolean, "not a full socket, or LISTEN, or a history record (not kept)", "no loss yet: the ssthresh column says -1";
+    FASTOPEN_QUEUE_LIMIT "fastopen_queue_limit" Integer, "not LISTEN, or read from netlink, or a history record (not kept)", "LISTEN: the TCP Fast Open queue limit (the ssthresh column)";
     SOURCE "source" String, "", "where the socket was read: `netlink` or `proc`";
     COOKIE "cookie" Integer, "read from /proc", "the socket cookie: a stable id for the socket's lifetime";
     BACKLOG_LIMIT "backlog_limit" Integer, "not LISTEN, or read from /proc", "LISTEN: the accept queue limit (listen()'s backlog capped by somaxconn)";
@@ -392,8 +474,16 @@ defs! {
     NETNS_NAME "netns_name" String, "the namespace has no name under /run/netns", "network namespace name";
     OWNER_STATUS "owner_status" String, "owners were not looked up for this socket (a watch event from a destroy notification)", "`owned`, `no_process` (TIME_WAIT, request, orphaned: no process can hold it), `unknown` (some processes could not be inspected) or `not_found`";
     OWNERS "owners" Owners, "", "every process holding the socket: pid, command, fd (CSV: `pid:command:fd` joined by `;`)";
-    TCP_INFO "tcp_info" Object, "read from /proc, not asked, or not a full socket", "the kernel's struct tcp_info (netlink)";
-    MEMORY "memory" Object, "read from /proc, or not asked", "socket memory, bytes (netlink INET_DIAG_SKMEMINFO)";
+    FIRST_SEEN "first_seen" String, "", "history: when the recorder first saw the connection (RFC 3339, UTC); it opened after the poll before";
+    LAST_SEEN "last_seen" String, "", "history: its last sighting, by a poll or by its destroy notification (RFC 3339, UTC)";
+    CLOSED_AT "closed_at" String, "still open at the last poll (or the recorder stopped)", "history: when it closed (RFC 3339, UTC): the kernel's destroy notification, else the first poll that missed it";
+    CLOSED_BY "closed_by" String, "still open at the last poll (or the recorder stopped)", "history: `destroy` (the kernel's notification: exact), `poll` (closed between last_seen and closed_at) or `reboot` (the machine restarted after last_seen)";
+    BYTES_ACKED "bytes_acked" Integer, "no tcp_info was ever seen (read from /proc, or never a full socket)", "history: tcp_info's bytes_acked, last known (final, from a destroy notification)";
+    BYTES_RECEIVED "bytes_received" Integer, "no tcp_info was ever seen (read from /proc, or never a full socket)", "history: tcp_info's bytes_received, last known";
+    TOTAL_RETRANS "total_retrans" Integer, "no tcp_info was ever seen (read from /proc, or never a full socket)", "history: tcp_info's total_retrans, last known";
+    RTT_US "rtt_us" Integer, "no tcp_info was ever seen (read from /proc, or never a full socket)", "history: tcp_info's rtt_us, last known";
+    TCP_INFO "tcp_info" Object, "read from /proc, not asked, or not a full socket, or a history record (not kept)", "the kernel's struct tcp_info (netlink)";
+    MEMORY "memory" Object, "read from /proc, or not asked, or a history record (not kept)", "socket memory, bytes (netlink INET_DIAG_SKMEMINFO)";
 }
 
 macro_rules! group {
@@ -505,6 +595,7 @@ mod tests {
         let all = Fields {
             netns: true,
             owners: true,
+            history: true,
         };
         let defs = field_defs(all);
         let mut seen = HashSet::new();
@@ -531,6 +622,7 @@ mod tests {
         let all = field_defs(Fields {
             netns: true,
             owners: true,
+            history: true,
         });
         for (group, def) in all {
             let name = match group {
@@ -546,7 +638,7 @@ mod tests {
 
     #[test]
     fn the_schema_is_json_with_every_field() {
-        let text = schema();
+        let text = history_schema();
         for g in GROUPS {
             assert!(text.contains(&format!("{:?}: {{", g.name)), "{}", g.name);
         }
@@ -563,8 +655,8 @@ mod tests {
     fn fields_follow_the_options_not_the_row() {
         let plain = field_defs(Fields::default());
         let owners = field_defs(Fields {
-            netns: false,
             owners: true,
+            ..Fields::default()
         });
         assert_eq!(owners.len(), plain.len() + 2);
         assert_eq!(owners.last().unwrap().1.name, "owners");

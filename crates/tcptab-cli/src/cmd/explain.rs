@@ -143,6 +143,7 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
             let fields = tcptab::Fields {
                 netns: args.namespaces.named(),
                 owners: args.processes,
+                history: false,
             };
             let report = DiagnoseReport {
                 schema_version: tcptab::SCHEMA_VERSION,

@@ -59,6 +59,7 @@ pub fn run(args: &KillArgs) -> Result<()> {
     let fields = Fields {
         netns: args.namespaces.named(),
         owners: true,
+        history: false,
     };
     let mut out = Output::new(format, fields);
     if !args.yes {

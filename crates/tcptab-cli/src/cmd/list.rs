@@ -39,6 +39,7 @@ pub fn run(args: &ListArgs) -> Result<()> {
             info: args.info,
             memory: args.memory,
             netns_fields: args.namespaces.named(),
+            history: false,
             no_header: args.no_header,
             color: args.color.enabled(),
             width: output::terminal_width(),

@@ -24,6 +24,8 @@ pub fn text(name: SchemaName) -> String {
         SchemaName::Diagnose => schemars::schema_for!(crate::cmd::explain::DiagnoseReport),
         SchemaName::WatchEvent => watch_event(),
         SchemaName::Kill => kill_result(),
+        SchemaName::HistoryRecord => history_record(),
+        SchemaName::HistorySummary => schemars::schema_for!(crate::cmd::history::Summary),
     };
     serde_json::to_string_pretty(&schema).expect("a schema serialises")
 }
@@ -33,6 +35,13 @@ pub fn record() -> Schema {
     let value: serde_json::Value =
         serde_json::from_str(&tcptab::record::schema()).expect("the record schema is JSON");
     Schema::try_from(value).expect("the record schema is an object")
+}
+
+/// One connection of `history --format json|jsonl|csv`.
+pub fn history_record() -> Schema {
+    let value: serde_json::Value = serde_json::from_str(&tcptab::record::history_schema())
+        .expect("the history record schema is JSON");
+    Schema::try_from(value).expect("the history record schema is an object")
 }
 
 /// `schema_with` for a list of socket records inside a report.

@@ -152,6 +152,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     let fields = tcptab::Fields {
         netns: args.namespaces.named(),
         owners: args.processes,
+        history: false,
     };
     loop {
         let snapshot = query.snapshot()?;

@@ -104,6 +104,14 @@ impl<'a> CsvSink<'a> {
         }
     }
 
+    fn record(&mut self, record: Record<'_>) -> io::Result<()> {
+        self.header()?;
+        let cells = self.cells.of(&record);
+        self.out.write_record(cells).map_err(to_io)?;
+        // The whole record into the block buffer, then maybe out.
+        self.out.flush()
+    }
+
     fn header(&mut self) -> io::Result<()> {
         if !self.header_written {
             let names = field_defs(self.fields)
@@ -128,11 +136,11 @@ fn to_io(e: csv::Error) -> io::Error {
 
 impl Sink for CsvSink<'_> {
     fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
-        self.header()?;
-        let cells = self.cells.of(&Record::new(row, self.fields));
-        self.out.write_record(cells).map_err(to_io)?;
-        // The whole record into the block buffer, then maybe out.
-        self.out.flush()
+        self.record(Record::new(row, self.fields))
+    }
+
+    fn lived(&mut self, row: &Row<'_>, lifetime: &tcptab::Lifetime) -> io::Result<()> {
+        self.record(Record::lived(row, self.fields, lifetime))
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<()> {

@@ -149,18 +149,28 @@ impl<'a> JsonSink<'a> {
 
 impl Sink for JsonSink<'_> {
     fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
-        self.line.clear();
-        self.line
-            .extend_from_slice(if self.rows == 0 { b"[\n" } else { b",\n" });
-        JsonRecord::write(&mut self.line, &Record::new(row, self.fields));
-        self.rows += 1;
-        self.out.write_all(&self.line)?;
-        self.out.end_record()
+        self.record(Record::new(row, self.fields))
+    }
+
+    fn lived(&mut self, row: &Row<'_>, lifetime: &tcptab::Lifetime) -> io::Result<()> {
+        self.record(Record::lived(row, self.fields, lifetime))
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<()> {
         self.out
             .write_all(if self.rows == 0 { b"[]\n" } else { b"\n]\n" })?;
         self.out.finish()
+    }
+}
+
+impl JsonSink<'_> {
+    fn record(&mut self, record: Record<'_>) -> io::Result<()> {
+        self.line.clear();
+        self.line
+            .extend_from_slice(if self.rows == 0 { b"[\n" } else { b",\n" });
+        JsonRecord::write(&mut self.line, &record);
+        self.rows += 1;
+        self.out.write_all(&self.line)?;
+        self.out.end_record()
     }
 }

@@ -25,14 +25,24 @@ impl<'a> JsonlSink<'a> {
 
 impl Sink for JsonlSink<'_> {
     fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
-        self.line.clear();
-        JsonRecord::write(&mut self.line, &Record::new(row, self.fields));
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
-        self.out.end_record()
+        self.record(Record::new(row, self.fields))
+    }
+
+    fn lived(&mut self, row: &Row<'_>, lifetime: &tcptab::Lifetime) -> io::Result<()> {
+        self.record(Record::lived(row, self.fields, lifetime))
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<()> {
         self.out.finish()
+    }
+}
+
+impl JsonlSink<'_> {
+    fn record(&mut self, record: Record<'_>) -> io::Result<()> {
+        self.line.clear();
+        JsonRecord::write(&mut self.line, &record);
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.out.end_record()
     }
 }

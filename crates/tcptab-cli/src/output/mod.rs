@@ -26,6 +26,12 @@ pub trait Sink {
 
     fn row(&mut self, row: &Row<'_>) -> io::Result<()>;
 
+    /// A recorded connection (`history`): the row, with when it was seen.
+    /// The record formats write it as a history record; the others as a row.
+    fn lived(&mut self, row: &Row<'_>, _lifetime: &tcptab::Lifetime) -> io::Result<()> {
+        self.row(row)
+    }
+
     /// Write whatever is still held and flush.
     fn finish(self: Box<Self>) -> io::Result<()>;
 }
@@ -42,6 +48,8 @@ pub struct Columns {
     pub memory: bool,
     /// The record's namespace fields (any namespace option given).
     pub netns_fields: bool,
+    /// The history record's fields (`history`).
+    pub history: bool,
     /// No header line (`-H`): the table and the kernel's text.
     pub no_header: bool,
     /// Colour in the table (problem states, queued data, unknown owners).
@@ -68,6 +76,7 @@ impl Columns {
         tcptab::Fields {
             netns: self.netns || self.netns_fields,
             owners: self.processes,
+            history: self.history,
         }
     }
 }

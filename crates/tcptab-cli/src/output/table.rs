@@ -74,6 +74,11 @@ impl TextTable {
         }
     }
 
+    /// Write no header line.
+    pub fn no_header(&mut self) {
+        self.header_written = true;
+    }
+
     /// Fit lines within `width` characters (a terminal's) by moving the
     /// columns after the first `fixed` under each row when they would not.
     pub fn fit(&mut self, width: Option<usize>, fixed: usize) {

@@ -229,6 +229,7 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
     let fields = tcptab::Fields {
         netns: args.namespaces.named(),
         owners: args.processes,
+        history: false,
     };
     // A frame is written socket by socket: its buffer holds one record.
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());

@@ -1,0 +1,482 @@
+//! `tcptab history`: the connections a recording saw at a moment or during
+//! an interval, filtered as `list` filters, in every format (the socket
+//! record plus when each was seen), or counted (`--summary`).
+//!
+//! What the recorder could not see during the window (its polls' notes,
+//! gaps between polls, a window outside the recorded span) is said on
+//! stderr: an answer says what was actually observed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+
+use anyhow::{bail, Context, Result};
+use schemars::JsonSchema;
+use serde::Serialize;
+use tcptab::history::{Lived, Reader, Span, Window};
+use tcptab::time::{format_rfc3339, parse_rfc3339};
+use tcptab::Expr;
+
+use crate::cli::{HistoryArgs, HistoryFormat};
+use crate::output::table::{Align, Endpoint, TextTable};
+use crate::output::{self, Columns, OutputOptions};
+use crate::query;
+
+pub fn run(args: &HistoryArgs) -> Result<()> {
+    let now = tcptab::time::now_ms();
+    let window = match (&args.at, &args.between[..]) {
+        (Some(t), _) => Window::At(moment("--at", t, now)?),
+        (None, [a, b]) => {
+            let (a, b) = (moment("--between", a, now)?, moment("--between", b, now)?);
+            if a > b {
+                bail!(
+                    "--between: {} is after {} (give the earlier time first)",
+                    format_rfc3339(a),
+                    format_rfc3339(b)
+                );
+            }
+            Window::Between(a, b)
+        }
+        _ => Window::All,
+    };
+    let expr = query::filter(&args.filter)?;
+    if expr.needs_facts() {
+        bail!("history: `dev` and `autobound` need the live namespace's interfaces and port range, which a recording does not keep");
+    }
+    let reader = Reader::open(&args.db)?;
+    let span = reader.span()?;
+    let observed = observed(&reader, window, span, &args.db)?;
+
+    if args.summary {
+        let mut summary = Counts::default();
+        if observed {
+            reader.connections(window, |lived: &Lived| -> Result<()> {
+                if matches(&expr, lived) {
+                    summary.add(lived);
+                }
+                Ok(())
+            })?;
+        }
+        return write_summary(args, window, span, summary);
+    }
+
+    let stdout = io::stdout().lock();
+    match args.format() {
+        HistoryFormat::Table => {
+            let mut out = io::BufWriter::new(stdout);
+            let mut table = Table::new(args.no_header);
+            if observed {
+                reader.connections(window, |lived: &Lived| -> Result<()> {
+                    if matches(&expr, lived) {
+                        table.row(lived);
+                        if table.t.block_full() {
+                            table.t.write_block(&mut out)?;
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            if table.rows > 0 || !args.no_header {
+                table.t.write_block(&mut out)?;
+            }
+            out.flush().context("writing output")?;
+        }
+        format => {
+            let format = match format {
+                HistoryFormat::Json => crate::cli::Format::Json,
+                HistoryFormat::Jsonl => crate::cli::Format::Jsonl,
+                _ => crate::cli::Format::Csv,
+            };
+            let options = OutputOptions {
+                format,
+                byte_order: tcptab::ByteOrder::Little,
+                columns: Columns {
+                    processes: true,
+                    netns_fields: true,
+                    history: true,
+                    no_header: args.no_header,
+                    ..Columns::default()
+                },
+            };
+            let mut sink = output::sink(Box::new(stdout), options)?;
+            if observed {
+                let mut sl = 0;
+                reader.connections(window, |lived: &Lived| -> Result<()> {
+                    if matches(&expr, lived) {
+                        let mut socket = lived.socket;
+                        socket.sl = sl;
+                        sl += 1;
+                        let entry = tcptab::Entry {
+                            socket: &socket,
+                            ..lived.entry()
+                        };
+                        sink.lived(&entry, &lived.lifetime)?;
+                    }
+                    Ok(())
+                })?;
+            }
+            sink.finish().context("writing output")?;
+        }
+    }
+    Ok(())
+}
+
+/// A time option's value: RFC 3339, `now`, or relative to now (`-15m`).
+fn moment(option: &str, text: &str, now: i64) -> Result<i64> {
+    let shown = tcptab::filter::excerpt(text);
+    let text = text.trim();
+    if text == "now" {
+        return Ok(now);
+    }
+    if let Some(ago) = text.strip_prefix('-') {
+        let d = humantime::parse_duration(ago.trim()).map_err(|e| {
+            anyhow::anyhow!(
+                "{option}: '{shown}' is not a relative time such as -15m, -2h or -1d ({e})"
+            )
+        })?;
+        return Ok(now - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2));
+    }
+    parse_rfc3339(text).map_err(|why| {
+        anyhow::anyhow!(
+            "{option}: '{shown}' is not a time: {why}; or use now, or a relative time such as -15m"
+        )
+    })
+}
+
+/// Say what the recording could not see of `window` on stderr; false when
+/// it saw none of it (no rows then).
+fn observed(
+    reader: &Reader,
+    window: Window,
+    span: Option<Span>,
+    db: &std::path::Path,
+) -> Result<bool> {
+    let Some(span) = span else {
+        note!(
+            "tcptab: {}: no poll recorded yet: nothing was observed",
+            db.display()
+        );
+        return Ok(false);
+    };
+    let recorded = format!(
+        "{} to {}",
+        format_rfc3339(span.first_poll),
+        format_rfc3339(span.last_poll)
+    );
+    let (from, to) = match window {
+        Window::At(t) => (t, t),
+        Window::Between(a, b) => (a, b),
+        Window::All => (span.first_poll, span.last_poll),
+    };
+    if to < span.first_poll || from > span.last_poll {
+        let what = match window {
+            Window::At(t) => format!("--at {}", format_rfc3339(t)),
+            _ => format!("--between {} {}", format_rfc3339(from), format_rfc3339(to)),
+        };
+        note!(
+            "tcptab: {what} is outside the recorded span ({recorded}): nothing was observed then"
+        );
+        return Ok(false);
+    }
+    if matches!(window, Window::Between(..)) && (from < span.first_poll || to > span.last_poll) {
+        note!("tcptab: the recording covers only part of the interval ({recorded})");
+    }
+    // What the polls of the window (and the one before it) could not see.
+    let polls = reader.polls(from, to)?;
+    let mut unseen: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &polls {
+        for line in p.not_seen.as_deref().unwrap_or("").lines() {
+            *unseen.entry(line).or_default() += 1;
+        }
+    }
+    for (line, n) in unseen {
+        note!(
+            "tcptab: {n} of {} poll(s) of this window: {line}",
+            polls.len()
+        );
+    }
+    // A gap of more than three median intervals: the recorder was not
+    // running (or could not keep up).
+    let mut gaps: Vec<i64> = polls.windows(2).map(|w| w[1].at - w[0].at).collect();
+    if gaps.len() >= 2 {
+        gaps.sort_unstable();
+        let median = gaps[gaps.len() / 2].max(1);
+        for w in polls.windows(2) {
+            if w[1].at - w[0].at > 3 * median {
+                note!(
+                    "tcptab: no poll from {} to {}: connections of that time may be missing",
+                    format_rfc3339(w[0].at),
+                    format_rfc3339(w[1].at)
+                );
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn matches(expr: &Expr, lived: &Lived) -> bool {
+    let owners = (lived.owner_status.as_deref() == Some("owned")).then_some(&lived.owners[..]);
+    expr.matches_owners(&lived.socket, lived.diag.as_ref(), owners)
+}
+
+/// `--format table`: one line per connection.
+struct Table {
+    t: TextTable,
+    rows: u64,
+}
+
+impl Table {
+    fn new(no_header: bool) -> Table {
+        use Align::Left;
+        let mut t = TextTable::new(vec![
+            ("State", Left),
+            ("Local Address:Port", Left),
+            ("Peer Address:Port", Left),
+            ("First seen", Left),
+            ("Closed", Left),
+            ("Netns", Left),
+            ("Process", Left),
+        ]);
+        if no_header {
+            t.no_header();
+        }
+        Table { t, rows: 0 }
+    }
+
+    fn row(&mut self, lived: &Lived) {
+        let s = &lived.socket;
+        let l = &lived.lifetime;
+        let t = &mut self.t;
+        match s.state.ss_name() {
+            Some(name) => t.cell(format_args!("{name}")),
+            None => t.cell(format_args!("{}", s.state)),
+        }
+        t.cell(format_args!("{}", Endpoint(s.local, None)));
+        t.cell(format_args!("{}", Endpoint(s.remote, None)));
+        t.cell(format_args!("{}", short_time(l.first_seen)));
+        match (l.closed_at, l.closed_by.as_deref()) {
+            (Some(at), Some("destroy")) | (Some(at), None) => {
+                t.cell(format_args!("{}", short_time(at)))
+            }
+            (Some(at), Some(by)) => t.cell(format_args!("{} ({by})", short_time(at))),
+            (None, _) => t.cell(format_args!("open at {}", short_time(l.last_seen))),
+        }
+        t.cell(format_args!("{}", lived.namespace.label()));
+        let owners: Vec<String> = lived
+            .owners
+            .iter()
+            .map(|o| format!("{}/{}", o.pid, o.command))
+            .collect();
+        match lived.owner_status.as_deref() {
+            Some("owned") => t.cell(format_args!("{}", owners.join(","))),
+            Some("unknown") => t.cell(format_args!("?")),
+            _ => t.cell(format_args!("-")),
+        }
+        self.rows += 1;
+    }
+}
+
+/// A time for people: RFC 3339 to the second.
+fn short_time(ms: i64) -> String {
+    let full = format_rfc3339(ms);
+    format!("{}Z", &full[..19])
+}
+
+/// One table of counts (none when empty), after a blank line.
+fn counts(
+    out: &mut impl Write,
+    what: &'static str,
+    rows: impl Iterator<Item = (String, u64)>,
+) -> io::Result<()> {
+    let mut t = TextTable::new(vec![(what, Align::Left), ("Connections", Align::Right)]);
+    let mut any = false;
+    for (name, n) in rows {
+        t.cell(format_args!("{name}"));
+        t.cell(format_args!("{n}"));
+        any = true;
+    }
+    if any {
+        writeln!(out)?;
+        t.write_block(out)?;
+    }
+    Ok(())
+}
+
+/// The counts of `--summary`.
+#[derive(Debug, Default)]
+struct Counts {
+    connections: u64,
+    states: BTreeMap<String, u64>,
+    remote: HashMap<std::net::IpAddr, u64>,
+    processes: HashMap<String, u64>,
+}
+
+impl Counts {
+    fn add(&mut self, lived: &Lived) {
+        let s = &lived.socket;
+        self.connections += 1;
+        *self.states.entry(s.state.to_string()).or_default() += 1;
+        if !s.remote.ip().is_unspecified() {
+            *self
+                .remote
+                .entry(tcptab::canonical(s.remote).ip())
+                .or_default() += 1;
+        }
+        let mut commands: Vec<&str> = lived.owners.iter().map(|o| &*o.command).collect();
+        commands.sort_unstable();
+        commands.dedup();
+        if commands.is_empty() {
+            let none = match lived.owner_status.as_deref() {
+                Some("unknown") => "(unknown)",
+                _ => "(no process)",
+            };
+            *self.processes.entry(none.into()).or_default() += 1;
+        }
+        for c in commands {
+            *self.processes.entry(c.into()).or_default() += 1;
+        }
+    }
+}
+
+/// `history --summary --format json`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(title = "tcptab history summary")]
+pub struct Summary {
+    /// The version of tcptab's documents (docs/schema.md).
+    schema_version: u32,
+    /// `--at`: the moment (RFC 3339); null otherwise.
+    at: Option<String>,
+    /// `--between`: the interval's ends; null otherwise.
+    from: Option<String>,
+    to: Option<String>,
+    /// The first and last poll of the recording; null when it has none.
+    first_poll: Option<String>,
+    last_poll: Option<String>,
+    /// Connections matching the filter.
+    connections: u64,
+    /// Connections per state (with --at, the state at that moment).
+    states: BTreeMap<String, u64>,
+    /// Connections per remote address, most first.
+    remote_hosts: Vec<HostCount>,
+    /// Connections per command holding them, most first (`(no process)`,
+    /// `(unknown)` for those without a known owner).
+    processes: Vec<ProcessCount>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct HostCount {
+    address: std::net::IpAddr,
+    connections: u64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct ProcessCount {
+    command: String,
+    connections: u64,
+}
+
+fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Counts) -> Result<()> {
+    let mut remote_hosts: Vec<HostCount> = c
+        .remote
+        .into_iter()
+        .map(|(address, connections)| HostCount {
+            address,
+            connections,
+        })
+        .collect();
+    remote_hosts.sort_by(|a, b| {
+        b.connections
+            .cmp(&a.connections)
+            .then(a.address.cmp(&b.address))
+    });
+    let mut processes: Vec<ProcessCount> = c
+        .processes
+        .into_iter()
+        .map(|(command, connections)| ProcessCount {
+            command,
+            connections,
+        })
+        .collect();
+    processes.sort_by(|a, b| {
+        b.connections
+            .cmp(&a.connections)
+            .then(a.command.cmp(&b.command))
+    });
+    let (at, from, to) = match window {
+        Window::At(t) => (Some(format_rfc3339(t)), None, None),
+        Window::Between(a, b) => (None, Some(format_rfc3339(a)), Some(format_rfc3339(b))),
+        Window::All => (None, None, None),
+    };
+    let summary = Summary {
+        schema_version: tcptab::SCHEMA_VERSION,
+        at,
+        from,
+        to,
+        first_poll: span.map(|s| format_rfc3339(s.first_poll)),
+        last_poll: span.map(|s| format_rfc3339(s.last_poll)),
+        connections: c.connections,
+        states: c.states,
+        remote_hosts,
+        processes,
+    };
+    let mut out = io::stdout().lock();
+    match args.format() {
+        HistoryFormat::Json | HistoryFormat::Jsonl => {
+            if args.format() == HistoryFormat::Json {
+                serde_json::to_writer_pretty(&mut out, &summary)?;
+            } else {
+                serde_json::to_writer(&mut out, &summary)?;
+            }
+            writeln!(out)?;
+        }
+        HistoryFormat::Csv => {
+            bail!("--summary is written as a table or as JSON (--format table, json or jsonl)")
+        }
+        HistoryFormat::Table => {
+            let when = match (&summary.at, &summary.from, &summary.to) {
+                (Some(at), _, _) => format!("open at {at}"),
+                (None, Some(a), Some(b)) => format!("that existed from {a} to {b}"),
+                _ => "recorded".to_string(),
+            };
+            writeln!(out, "{} connections {when}", summary.connections)?;
+            let states = summary.states.iter().map(|(s, n)| (s.clone(), *n));
+            counts(&mut out, "State", states)?;
+            let hosts = summary
+                .remote_hosts
+                .iter()
+                .map(|h| (h.address.to_string(), h.connections));
+            counts(&mut out, "Remote host", hosts)?;
+            let processes = summary
+                .processes
+                .iter()
+                .map(|p| (p.command.clone(), p.connections));
+            counts(&mut out, "Process", processes)?;
+        }
+    }
+    out.flush().context("writing output")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moments() {
+        let now = 1_796_094_720_000;
+        assert_eq!(moment("--at", "now", now).unwrap(), now);
+        assert_eq!(moment("--at", "-15m", now).unwrap(), now - 900_000);
+        assert_eq!(moment("--at", "-1d", now).unwrap(), now - 86_400_000);
+        assert_eq!(
+            moment("--at", "2026-12-01T04:12:00+01:00", now).unwrap(),
+            now
+        );
+        let e = moment("--at", "03:12", now).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--at: '03:12' is not a time: expected YYYY-MM-DD"),
+            "{e}"
+        );
+        let e = moment("--between", "-15 parsecs", now)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a relative time"), "{e}");
+    }
+}

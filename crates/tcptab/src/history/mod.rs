@@ -1,0 +1,233 @@
+//! The history database: what a recorder saw of the TCP table, poll after
+//! poll, in one SQLite file (WAL mode), and the questions asked of it
+//! afterwards ("what was open at 03:12, and who held it?").
+//!
+//! - [`Writer`] keeps one row per connection, keyed by boot, network
+//!   namespace and socket cookie (the address tuple repeats across
+//!   namespaces and over time); its state changes; listeners' accept queues
+//!   per poll; one row per poll saying what was read and what could not be
+//!   seen; and deletes what is older than the retention window as it goes.
+//!   Each poll is one transaction: a recorder killed at any moment loses at
+//!   most the poll it was writing.
+//! - [`Reader`] answers for a moment or an interval with [`Lived`]
+//!   connections, which become the common socket record
+//!   ([`crate::Record`]) plus when they were seen and their final counters.
+//!
+//! The tables are documented in `docs/history.md` of the repository, for
+//! people who query the file with `sqlite3` or DuckDB directly. Times are
+//! integers, milliseconds since the Unix epoch ([`crate::time`]).
+
+mod read;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+pub use read::{Lived, Poll, Reader, Span, Window};
+pub use write::{Closed, PollOutcome, Writer};
+
+/// The database's `application_id` (`PRAGMA application_id`): "tcpt".
+pub const APPLICATION_ID: i32 = 0x7463_7074;
+
+/// The version of the tables (`PRAGMA user_version`). Raised when a table
+/// or column changes meaning; a newer file is refused, not misread.
+pub const VERSION: i32 = 1;
+
+/// What went wrong with a history file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: not a tcptab history database ({why})", path.display())]
+    NotHistory { path: PathBuf, why: String },
+    #[error("{}: history database version {found}, newer than this tcptab's {VERSION}", path.display())]
+    Newer { path: PathBuf, found: i32 },
+    #[error("{}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{}: {what}", path.display())]
+    Io { path: PathBuf, what: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The tables, indexes and the lifetime index (an R*Tree of whole seconds,
+/// rounded outwards, over which `--at` and `--between` search).
+const SCHEMA: &str = "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value ANY
+) STRICT, WITHOUT ROWID;
+CREATE TABLE boots (
+    id         INTEGER PRIMARY KEY,
+    boot_id    TEXT NOT NULL UNIQUE,
+    first_seen INTEGER NOT NULL
+) STRICT;
+CREATE TABLE namespaces (
+    id         INTEGER PRIMARY KEY,
+    boot       INTEGER NOT NULL REFERENCES boots (id),
+    inode      INTEGER NOT NULL,
+    name       TEXT,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    UNIQUE (boot, inode)
+) STRICT;
+CREATE TABLE polls (
+    id            INTEGER PRIMARY KEY,
+    at            INTEGER NOT NULL,
+    boot          INTEGER NOT NULL REFERENCES boots (id),
+    source        TEXT NOT NULL,
+    namespaces    INTEGER NOT NULL,
+    sockets       INTEGER NOT NULL,
+    opened        INTEGER NOT NULL,
+    closed        INTEGER NOT NULL,
+    notifications INTEGER NOT NULL,
+    took_us       INTEGER NOT NULL,
+    not_seen      TEXT
+) STRICT;
+CREATE INDEX polls_at ON polls (at);
+CREATE TABLE connections (
+    id                   INTEGER PRIMARY KEY,
+    boot                 INTEGER NOT NULL REFERENCES boots (id),
+    netns                INTEGER NOT NULL REFERENCES namespaces (id),
+    cookie               INTEGER,
+    first_seen           INTEGER NOT NULL,
+    last_seen            INTEGER NOT NULL,
+    closed_at            INTEGER,
+    closed_by            TEXT,
+    first_state          TEXT NOT NULL,
+    family               TEXT NOT NULL,
+    kind                 TEXT NOT NULL,
+    state                TEXT NOT NULL,
+    local_address        TEXT NOT NULL,
+    local_port           INTEGER NOT NULL,
+    remote_address       TEXT NOT NULL,
+    remote_port          INTEGER NOT NULL,
+    tx_queue             INTEGER NOT NULL,
+    rx_queue             INTEGER NOT NULL,
+    timer                TEXT NOT NULL,
+    timer_ms             INTEGER NOT NULL,
+    retransmits          INTEGER NOT NULL,
+    uid                  INTEGER NOT NULL,
+    probes               INTEGER NOT NULL,
+    inode                INTEGER NOT NULL,
+    source               TEXT NOT NULL,
+    interface            INTEGER,
+    backlog_limit        INTEGER,
+    congestion_algorithm TEXT,
+    shutdown             INTEGER,
+    v6only               INTEGER,
+    owner_status         TEXT,
+    bytes_acked          INTEGER,
+    bytes_received       INTEGER,
+    total_retrans        INTEGER,
+    rtt_us               INTEGER
+) STRICT;
+CREATE INDEX connections_open ON connections (boot, netns) WHERE closed_at IS NULL;
+CREATE INDEX connections_remote ON connections (remote_address, remote_port);
+CREATE TABLE owners (
+    connection INTEGER NOT NULL,
+    pid        INTEGER NOT NULL,
+    fd         INTEGER NOT NULL,
+    command    TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    PRIMARY KEY (connection, pid, fd)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX owners_pid ON owners (pid);
+CREATE TABLE state_changes (
+    connection INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    PRIMARY KEY (connection, at, state)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE listen_queues (
+    poll          INTEGER NOT NULL,
+    connection    INTEGER NOT NULL,
+    queued        INTEGER NOT NULL,
+    backlog_limit INTEGER,
+    PRIMARY KEY (poll, connection)
+) STRICT, WITHOUT ROWID;
+CREATE VIRTUAL TABLE lifetimes USING rtree_i32 (id, start_s, end_s);
+";
+
+/// `end_s` of a connection still open: the R*Tree's largest value.
+const OPEN_END: i64 = i32::MAX as i64;
+
+/// The lifetime index counts seconds from 2020-01-01T00:00:00Z, so that its
+/// 32-bit integers last until 2088.
+const INDEX_EPOCH_MS: i64 = 1_577_836_800_000;
+
+/// Seconds for the lifetime index, rounded down (starts) or up (ends): the
+/// index finds a superset, the exact times in milliseconds are checked
+/// after.
+fn floor_s(ms: i64) -> i64 {
+    (ms - INDEX_EPOCH_MS).div_euclid(1000)
+}
+fn ceil_s(ms: i64) -> i64 {
+    -(INDEX_EPOCH_MS - ms).div_euclid(1000)
+}
+
+fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |source| Error::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Check that `conn` (at `path`) is a tcptab history database this version
+/// can read.
+fn check(conn: &rusqlite::Connection, path: &Path) -> Result<()> {
+    let not_history = |why: String| Error::NotHistory {
+        path: path.to_path_buf(),
+        why,
+    };
+    let id: i32 = match conn.query_row("PRAGMA application_id", [], |r| r.get(0)) {
+        Ok(id) => id,
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            return Err(not_history("not an SQLite file".into()))
+        }
+        Err(e) => return Err(sqlite(path)(e)),
+    };
+    if id != APPLICATION_ID {
+        return Err(not_history(if id == 0 {
+            "an SQLite file without tcptab's application id".into()
+        } else {
+            format!("an SQLite file with application id {id:#x}")
+        }));
+    }
+    let version: i32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sqlite(path))?;
+    if version > VERSION {
+        return Err(Error::Newer {
+            path: path.to_path_buf(),
+            found: version,
+        });
+    }
+    if version < 1 {
+        return Err(not_history(format!("schema version {version}")));
+    }
+    Ok(())
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`).
+fn boot_id() -> std::io::Result<String> {
+    Ok(std::fs::read_to_string("/proc/sys/kernel/random/boot_id")?
+        .trim()
+        .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetime_seconds_round_outwards() {
+        let e = INDEX_EPOCH_MS;
+        assert_eq!((floor_s(e + 1999), ceil_s(e + 1999)), (1, 2));
+        assert_eq!((floor_s(e + 2000), ceil_s(e + 2000)), (2, 2));
+        assert_eq!((floor_s(e - 1), ceil_s(e - 1)), (-1, 0));
+    }
+}

@@ -1,0 +1,782 @@
+//! The recorder's side: [`Writer`] turns each poll of the table (a query's
+//! [`Snapshot`]) and the destroy notifications received since the last one
+//! into rows, in one transaction per poll.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{
+    ceil_s, check, floor_s, sqlite, Error, Result, APPLICATION_ID, OPEN_END, SCHEMA, VERSION,
+};
+use crate::diag::DiagSocket;
+use crate::owners::Ownership;
+use crate::query::{NotInspectedReason, Report, Snapshot};
+use crate::rates::Key;
+use crate::{Entry, State};
+
+/// A connection the kernel said it destroyed (a destroy notification),
+/// with when it was received.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    /// The network namespace's inode (see [`crate::netns::Namespace`]).
+    pub netns: u64,
+    pub at_ms: i64,
+    pub socket: DiagSocket,
+}
+
+/// What one poll recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    /// The poll's row id.
+    pub id: i64,
+    /// Sockets the poll saw (after the filter).
+    pub sockets: u64,
+    /// Connections seen for the first time (by the poll or by a notification).
+    pub opened: u64,
+    /// Connections closed (by a notification, or missing from the poll).
+    pub closed: u64,
+    /// Destroy notifications applied.
+    pub notifications: u64,
+    /// Rows deleted by the retention window (connections).
+    pub expired: u64,
+}
+
+/// One connection open at the last poll.
+#[derive(Debug)]
+struct Open {
+    id: i64,
+    state: State,
+    /// The best owner status seen: once owned, a connection stays owned
+    /// (its TIME_WAIT has no process, its owners are kept).
+    status: u8,
+    /// (pid, fd) of every owner stored, sorted.
+    owners: Vec<(u32, u32)>,
+    /// The poll that last saw it.
+    generation: u64,
+}
+
+/// Writes a history database: see the [module](super) documentation.
+#[derive(Debug)]
+pub struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    boot: i64,
+    /// This process's network namespace (the inode of [`Namespaces::Current`](crate::Namespaces::Current)).
+    own_netns: u64,
+    retention_ms: i64,
+    open: HashMap<Key, Open>,
+    /// Connections closed by the last poll: a destroy notification or a
+    /// TIME_WAIT socket (which keeps the cookie) may still come for them.
+    recent: HashMap<Key, i64>,
+    /// The same by ends, for those a notification closed: a connection that
+    /// was never dumped had no cookie yet when its TIME_WAIT socket was
+    /// made, which then gets a cookie of its own.
+    recent_ends: HashMap<(u64, SocketAddr, SocketAddr), i64>,
+    namespaces: HashMap<u64, i64>,
+    generation: u64,
+    last_expiry: Option<i64>,
+}
+
+/// Owner statuses by rank (see [`Open::status`]).
+const STATUSES: [&str; 5] = ["", "no_process", "not_found", "unknown", "owned"];
+
+fn rank(status: Option<&str>) -> u8 {
+    status
+        .and_then(|s| STATUSES.iter().position(|x| *x == s))
+        .unwrap_or(0) as u8
+}
+
+impl Writer {
+    /// Open the database at `path`, creating it (and its tables) if it does
+    /// not exist or is empty, keeping `retention_ms` of history. Refuses a
+    /// file that is not a tcptab history database.
+    pub fn open(path: &Path, retention_ms: i64) -> Result<Writer> {
+        let err = sqlite(path);
+        let conn = Connection::open(path).map_err(&err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(&err)?;
+        let objects: i64 =
+            match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)) {
+                Ok(n) => n,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::NotADatabase =>
+                {
+                    return Err(Error::NotHistory {
+                        path: path.to_path_buf(),
+                        why: "not an SQLite file".into(),
+                    })
+                }
+                Err(e) => return Err(err(e)),
+            };
+        let id: i32 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(&err)?;
+        if objects == 0 && id == 0 {
+            conn.execute_batch(&format!(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA application_id = {APPLICATION_ID};
+                 PRAGMA user_version = {VERSION};
+                 BEGIN;
+                 {SCHEMA}
+                 INSERT INTO meta VALUES ('created', {now}), ('tcptab', '{version}');
+                 COMMIT;",
+                now = crate::time::now_ms(),
+                version = env!("CARGO_PKG_VERSION"),
+            ))
+            .map_err(&err)?;
+        } else {
+            check(&conn, path)?;
+        }
+        // WAL with synchronous=NORMAL: a killed recorder loses at most the
+        // transaction it was writing, never the file.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA journal_size_limit = 67108864;",
+        )
+        .map_err(&err)?;
+        let boot_id = super::boot_id().map_err(|e| Error::Io {
+            path: "/proc/sys/kernel/random/boot_id".into(),
+            what: e.to_string(),
+        })?;
+        conn.execute(
+            "INSERT OR IGNORE INTO boots (boot_id, first_seen) VALUES (?1, ?2)",
+            params![boot_id, crate::time::now_ms()],
+        )
+        .map_err(&err)?;
+        let boot: i64 = conn
+            .query_row("SELECT id FROM boots WHERE boot_id = ?1", [&boot_id], |r| {
+                r.get(0)
+            })
+            .map_err(&err)?;
+        let own_netns = std::fs::metadata("/proc/thread-self/ns/net")
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap_or(0);
+        let mut writer = Writer {
+            conn,
+            path: path.to_path_buf(),
+            boot,
+            own_netns,
+            retention_ms,
+            open: HashMap::new(),
+            recent: HashMap::new(),
+            recent_ends: HashMap::new(),
+            namespaces: HashMap::new(),
+            generation: 0,
+            last_expiry: None,
+        };
+        writer.resume()?;
+        Ok(writer)
+    }
+
+    /// The path of the database.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Take up where an earlier recorder left off: connections of this boot
+    /// still open in the file are matched against the next poll; those of
+    /// an earlier boot closed when the machine rebooted, after their last
+    /// sighting (`closed_by = 'reboot'`, `closed_at = last_seen`).
+    fn resume(&mut self) -> Result<()> {
+        let err = sqlite(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        let ended: Vec<(i64, i64)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id, last_seen FROM connections WHERE closed_at IS NULL AND boot != ?1",
+                )
+                .map_err(&err)?;
+            let rows = stmt
+                .query_map([self.boot], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(&err)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(&err)?
+        };
+        for (id, last_seen) in ended {
+            close_row(&tx, id, last_seen, "reboot").map_err(&err)?;
+        }
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT c.id, n.inode, c.cookie, c.inode, c.local_address, c.local_port,
+                            c.remote_address, c.remote_port, c.state, c.owner_status, n.id
+                     FROM connections c JOIN namespaces n ON n.id = c.netns
+                     WHERE c.closed_at IS NULL AND c.boot = ?1",
+                )
+                .map_err(&err)?;
+            let mut rows = stmt.query([self.boot]).map_err(&err)?;
+            while let Some(r) = rows.next().map_err(&err)? {
+                let id: i64 = r.get(0).map_err(&err)?;
+                let netns: i64 = r.get(1).map_err(&err)?;
+                let netns = netns as u64;
+                let cookie: Option<i64> = r.get(2).map_err(&err)?;
+                let key = match cookie {
+                    Some(cookie) => Key::Cookie {
+                        netns,
+                        cookie: cookie as u64,
+                    },
+                    None => {
+                        let addr = |a: String, p: i64| -> Option<std::net::SocketAddr> {
+                            Some(std::net::SocketAddr::new(a.parse().ok()?, p as u16))
+                        };
+                        let (Some(local), Some(remote)) = (
+                            addr(r.get(4).map_err(&err)?, r.get(5).map_err(&err)?),
+                            addr(r.get(6).map_err(&err)?, r.get(7).map_err(&err)?),
+                        ) else {
+                            continue;
+                        };
+                        let inode: i64 = r.get(3).map_err(&err)?;
+                        Key::Ends {
+                            netns,
+                            inode: inode as u64,
+                            local,
+                            remote,
+                        }
+                    }
+                };
+                let state: String = r.get(8).map_err(&err)?;
+                let status: Option<String> = r.get(9).map_err(&err)?;
+                self.namespaces.insert(netns, r.get(10).map_err(&err)?);
+                self.open.insert(
+                    key,
+                    Open {
+                        id,
+                        state: state.parse().unwrap_or(State::Close),
+                        status: rank(status.as_deref()),
+                        owners: Vec::new(),
+                        generation: 0,
+                    },
+                );
+            }
+        }
+        // Owners already stored are not stored twice.
+        {
+            let mut stmt = tx
+                .prepare("SELECT pid, fd FROM owners WHERE connection = ?1")
+                .map_err(&err)?;
+            for open in self.open.values_mut() {
+                let rows = stmt
+                    .query_map([open.id], |r| {
+                        Ok((r.get::<_, u32>(0)?, r.get::<_, u32>(1)?))
+                    })
+                    .map_err(&err)?;
+                open.owners = rows.collect::<rusqlite::Result<_>>().map_err(&err)?;
+                open.owners.sort_unstable();
+            }
+        }
+        tx.commit().map_err(&err)
+    }
+
+    /// Record one poll taken at `at_ms`: the sockets of `snapshot`, the
+    /// connections the kernel said it destroyed since the last poll
+    /// (`closed`), and what could not be seen (the report's gaps and
+    /// `notes`, e.g. that destroy notifications were not available).
+    pub fn poll(
+        &mut self,
+        snapshot: &Snapshot,
+        at_ms: i64,
+        took_us: u64,
+        closed: &[Closed],
+        notes: &[String],
+    ) -> Result<PollOutcome> {
+        let err = sqlite(&self.path);
+        let mut not_seen = unseen(&snapshot.report);
+        not_seen.extend(notes.iter().cloned());
+        let mut out = PollOutcome::default();
+        self.generation += 1;
+        let generation = self.generation;
+        let tx = self.conn.transaction().map_err(&err)?;
+
+        // The namespaces read.
+        let mut ns_ids = Vec::with_capacity(snapshot.namespaces.len());
+        for ns in &snapshot.namespaces {
+            let inode = ns.as_ref().map_or(self.own_netns, |n| n.inode);
+            let name = ns.as_ref().and_then(|n| n.name.as_deref());
+            let id = namespace_row(&tx, self.boot, inode, name, at_ms).map_err(&err)?;
+            self.namespaces.insert(inode, id);
+            ns_ids.push((inode, id));
+        }
+        let mut sources: Vec<&str> = snapshot
+            .report
+            .read
+            .iter()
+            .map(|r| r.source.as_str())
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        tx.execute(
+            "INSERT INTO polls (at, boot, source, namespaces, sockets, opened, closed, notifications, took_us, not_seen)
+             VALUES (?1, ?2, ?3, ?4, 0, 0, 0, 0, ?5, ?6)",
+            params![
+                at_ms,
+                self.boot,
+                sources.join("+"),
+                snapshot.namespaces.len() as i64,
+                took_us as i64,
+                (!not_seen.is_empty()).then(|| not_seen.join("\n")),
+            ],
+        )
+        .map_err(&err)?;
+        let poll = tx.last_insert_rowid();
+        out.id = poll;
+
+        // Destroy notifications: the connection's end, with its final counters.
+        let mut recent = HashMap::new();
+        let mut recent_ends = HashMap::new();
+        for c in closed {
+            let netns = if c.netns == 0 {
+                self.own_netns
+            } else {
+                c.netns
+            };
+            let key = Key::of(netns, &c.socket.socket, Some(&c.socket.diag));
+            let entry = Entry {
+                socket: &c.socket.socket,
+                diag: Some(&c.socket.diag),
+                source: crate::query::Source::Netlink,
+                namespace: None,
+                owners: None,
+            };
+            out.notifications += 1;
+            let ends = (netns, c.socket.socket.local, c.socket.socket.remote);
+            if let Some(open) = self.open.remove(&key) {
+                recent_ends.insert(ends, open.id);
+                update_row(&tx, open.id, &entry, c.at_ms, open.status).map_err(&err)?;
+                if entry.socket.state != open.state {
+                    state_change(&tx, open.id, c.at_ms, entry.socket.state).map_err(&err)?;
+                }
+                close_row(&tx, open.id, c.at_ms, "destroy").map_err(&err)?;
+                out.closed += 1;
+                recent.insert(key, open.id);
+            } else if let Some(&id) = self.recent.get(&key).or(recent.get(&key)) {
+                // Missed by the last poll, notified now: its counters and
+                // the kernel's time of the end.
+                update_counters(&tx, id, &entry).map_err(&err)?;
+                tx.execute(
+                    "UPDATE connections SET closed_at = min(closed_at, ?2), closed_by = 'destroy' WHERE id = ?1",
+                    params![id, c.at_ms],
+                )
+                .map_err(&err)?;
+                recent.insert(key, id);
+            } else {
+                // Opened and closed between two polls: seen only now.
+                let ns_id = match self.namespaces.get(&netns) {
+                    Some(&id) => id,
+                    None => {
+                        let id =
+                            namespace_row(&tx, self.boot, netns, None, c.at_ms).map_err(&err)?;
+                        self.namespaces.insert(netns, id);
+                        id
+                    }
+                };
+                let id = insert_row(&tx, self.boot, ns_id, &entry, c.at_ms).map_err(&err)?;
+                close_row(&tx, id, c.at_ms, "destroy").map_err(&err)?;
+                recent_ends.insert(ends, id);
+                out.opened += 1;
+                out.closed += 1;
+                recent.insert(key, id);
+            }
+        }
+
+        // The poll's sockets.
+        for (i, kept) in snapshot.sockets.iter().enumerate() {
+            let entry = snapshot.entry(i);
+            let (netns, ns_id) = ns_ids[kept.namespace];
+            let key = Key::of(netns, entry.socket, entry.diag);
+            out.sockets += 1;
+            let status = rank(entry.owners.map(|o| o.as_str()));
+            let open = match self.open.get_mut(&key) {
+                Some(open) => {
+                    let best = open.status.max(status);
+                    update_row(&tx, open.id, &entry, at_ms, best).map_err(&err)?;
+                    if entry.socket.state != open.state {
+                        state_change(&tx, open.id, at_ms, entry.socket.state).map_err(&err)?;
+                        open.state = entry.socket.state;
+                    }
+                    open.status = best;
+                    open
+                }
+                None => {
+                    let ends = (netns, entry.socket.local, entry.socket.remote);
+                    let reopened =
+                        self.recent
+                            .get(&key)
+                            .or(recent.get(&key))
+                            .copied()
+                            .or_else(|| {
+                                (entry.socket.state == State::TimeWait)
+                                    .then(|| {
+                                        self.recent_ends
+                                            .get(&ends)
+                                            .or(recent_ends.get(&ends))
+                                            .copied()
+                                    })
+                                    .flatten()
+                            });
+                    let id = match reopened {
+                        // The same connection, still in the table (its
+                        // TIME_WAIT keeps the cookie): open again.
+                        Some(id) => {
+                            tx.execute(
+                                "UPDATE connections SET closed_at = NULL, closed_by = NULL WHERE id = ?1",
+                                [id],
+                            )
+                            .map_err(&err)?;
+                            tx.execute(
+                                "UPDATE lifetimes SET end_s = ?2 WHERE id = ?1",
+                                params![id, OPEN_END],
+                            )
+                            .map_err(&err)?;
+                            recent.retain(|_, v| *v != id);
+                            recent_ends.remove(&ends);
+                            self.recent_ends.remove(&ends);
+                            out.closed = out.closed.saturating_sub(1);
+                            update_row(&tx, id, &entry, at_ms, status).map_err(&err)?;
+                            state_change(&tx, id, at_ms, entry.socket.state).map_err(&err)?;
+                            id
+                        }
+                        None => {
+                            out.opened += 1;
+                            insert_row(&tx, self.boot, ns_id, &entry, at_ms).map_err(&err)?
+                        }
+                    };
+                    let stored_status: Option<String> = tx
+                        .query_row(
+                            "SELECT owner_status FROM connections WHERE id = ?1",
+                            [id],
+                            |r| r.get(0),
+                        )
+                        .map_err(&err)?;
+                    self.open.entry(key).or_insert(Open {
+                        id,
+                        state: entry.socket.state,
+                        status: status.max(rank(stored_status.as_deref())),
+                        owners: Vec::new(),
+                        generation,
+                    })
+                }
+            };
+            open.generation = generation;
+            if let Some(Ownership::Owned(owners)) = entry.owners {
+                for o in owners {
+                    let k = (o.pid, o.fd);
+                    if let Err(at) = open.owners.binary_search(&k) {
+                        tx.prepare_cached(
+                            "INSERT OR IGNORE INTO owners (connection, pid, fd, command, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .and_then(|mut s| s.execute(params![open.id, o.pid, o.fd, &*o.command, at_ms]))
+                        .map_err(&err)?;
+                        open.owners.insert(at, k);
+                    }
+                }
+            }
+            if entry.socket.state == State::Listen {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO listen_queues (poll, connection, queued, backlog_limit) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        poll,
+                        open.id,
+                        entry.socket.rx_queue,
+                        entry.diag.and_then(|d| d.backlog_limit)
+                    ])
+                })
+                .map_err(&err)?;
+            }
+        }
+
+        // Open at the last poll, missing from this one: closed since.
+        let gone: Vec<Key> = self
+            .open
+            .iter()
+            .filter(|(_, o)| o.generation != generation)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            let open = self.open.remove(&key).expect("listed above");
+            close_row(&tx, open.id, at_ms, "poll").map_err(&err)?;
+            out.closed += 1;
+            recent.insert(key, open.id);
+        }
+        self.recent = recent;
+        self.recent_ends = recent_ends;
+
+        // The retention window, once a minute.
+        if self.last_expiry.is_none_or(|t| at_ms - t >= 60_000) {
+            out.expired = expire(&tx, at_ms - self.retention_ms).map_err(&err)?;
+            self.last_expiry = Some(at_ms);
+        }
+        tx.execute(
+            "UPDATE polls SET sockets = ?2, opened = ?3, closed = ?4, notifications = ?5 WHERE id = ?1",
+            params![poll, out.sockets as i64, out.opened as i64, out.closed as i64, out.notifications as i64],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(out)
+    }
+
+    /// Connections open at the last poll.
+    pub fn open_connections(&self) -> usize {
+        self.open.len()
+    }
+}
+
+/// What a query's report says could not be seen, one sentence each.
+pub fn unseen(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for read in &report.read {
+        let target = read
+            .namespace
+            .as_ref()
+            .map(|n| format!(" in network namespace {}", n.label()))
+            .unwrap_or_default();
+        if let crate::query::Why::Fallback(why) = &read.why {
+            out.push(format!(
+                "read from /proc{target} (netlink unavailable: {why}): no cookies, counters or destroy notifications"
+            ));
+        }
+        if read.interrupted {
+            out.push(format!(
+                "the kernel's tables changed during the dump{target}: a socket may be missing"
+            ));
+        }
+        if read.skipped_lines > 0 {
+            out.push(format!(
+                "{} malformed line(s) skipped{target}",
+                read.skipped_lines
+            ));
+        }
+    }
+    for n in &report.not_inspected {
+        if let NotInspectedReason::PermissionDenied(why) = &n.reason {
+            out.push(format!(
+                "network namespace {} not inspected: {why}",
+                n.namespace.label()
+            ));
+        }
+    }
+    if report.processes_unreadable > 0 {
+        out.push(format!(
+            "the network namespace of {} process(es) could not be read (permission denied)",
+            report.processes_unreadable
+        ));
+    }
+    if let Some(owners) = &report.owners {
+        if owners.denied > 0 {
+            out.push(format!(
+                "{} process(es) could not be inspected: the owners of their sockets are unknown",
+                owners.denied
+            ));
+        }
+    }
+    out
+}
+
+fn namespace_row(
+    tx: &Transaction<'_>,
+    boot: i64,
+    inode: u64,
+    name: Option<&str>,
+    at_ms: i64,
+) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO namespaces (boot, inode, name, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)
+         ON CONFLICT (boot, inode) DO UPDATE SET last_seen = max(last_seen, ?4), name = coalesce(?3, name)",
+    )?
+    .execute(params![boot, inode as i64, name, at_ms])?;
+    tx.prepare_cached("SELECT id FROM namespaces WHERE boot = ?1 AND inode = ?2")?
+        .query_row(params![boot, inode as i64], |r| r.get(0))
+}
+
+fn counters(entry: &Entry<'_>) -> [Option<i64>; 4] {
+    match entry.diag.and_then(|d| d.tcp_info.as_deref()) {
+        None => [None; 4],
+        Some(i) => [
+            Some(i.bytes_acked as i64),
+            Some(i.bytes_received as i64),
+            Some(i64::from(i.total_retrans)),
+            Some(i64::from(i.rtt_us)),
+        ],
+    }
+}
+
+fn state_name(state: State) -> String {
+    state
+        .kernel_name()
+        .map_or_else(|| state.to_string(), str::to_string)
+}
+
+fn insert_row(
+    tx: &Transaction<'_>,
+    boot: i64,
+    netns: i64,
+    entry: &Entry<'_>,
+    at_ms: i64,
+) -> rusqlite::Result<i64> {
+    let s = entry.socket;
+    let d = entry.diag;
+    let state = state_name(s.state);
+    let [acked, received, retrans, rtt] = counters(entry);
+    let timer_ms = d.map_or(s.timer.expires.as_millis(), |d| u64::from(d.timer_ms));
+    tx.prepare_cached(
+        "INSERT INTO connections (boot, netns, cookie, first_seen, last_seen, first_state, family, kind, state,
+             local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
+             retransmits, uid, probes, inode, source, interface, backlog_limit, congestion_algorithm,
+             shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+    )?
+    .execute(params![
+        boot,
+        netns,
+        d.map(|d| d.cookie as i64).filter(|&c| c != 0),
+        at_ms,
+        state,
+        s.family.as_str(),
+        s.kind.as_str(),
+        s.local.ip().to_string(),
+        s.local.port(),
+        s.remote.ip().to_string(),
+        s.remote.port(),
+        s.tx_queue,
+        s.rx_queue,
+        s.timer.kind.name().map_or_else(|| s.timer.kind.to_string(), str::to_string),
+        timer_ms as i64,
+        s.retransmits,
+        s.uid,
+        s.probes,
+        s.inode as i64,
+        entry.source.as_str(),
+        d.map(|d| d.interface),
+        d.and_then(|d| d.backlog_limit),
+        d.and_then(|d| d.congestion_algorithm.as_deref()),
+        d.and_then(|d| d.shutdown),
+        d.and_then(|d| d.v6only),
+        entry.owners.map(|o| o.as_str()),
+        acked,
+        received,
+        retrans,
+        rtt,
+    ])?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO lifetimes (id, start_s, end_s) VALUES (?1, ?2, ?3)")?
+        .execute(params![id, floor_s(at_ms), OPEN_END])?;
+    state_change(tx, id, at_ms, s.state)?;
+    Ok(id)
+}
+
+/// The row as the socket is now: last seen, state, queues, timer, owner
+/// status (`status`, the best seen) and counters (kept when it has none).
+fn update_row(
+    tx: &Transaction<'_>,
+    id: i64,
+    entry: &Entry<'_>,
+    at_ms: i64,
+    status: u8,
+) -> rusqlite::Result<()> {
+    let s = entry.socket;
+    let d = entry.diag;
+    let [acked, received, retrans, rtt] = counters(entry);
+    let timer_ms = d.map_or(s.timer.expires.as_millis(), |d| u64::from(d.timer_ms));
+    tx.prepare_cached(
+        "UPDATE connections SET last_seen = max(last_seen, ?2), state = ?3, kind = ?4, tx_queue = ?5,
+             rx_queue = ?6, timer = ?7, timer_ms = ?8, retransmits = ?9, probes = ?10,
+             inode = CASE WHEN ?11 != 0 THEN ?11 ELSE inode END,
+             owner_status = coalesce(?12, owner_status),
+             congestion_algorithm = coalesce(?13, congestion_algorithm), shutdown = coalesce(?14, shutdown),
+             bytes_acked = coalesce(?15, bytes_acked), bytes_received = coalesce(?16, bytes_received),
+             total_retrans = coalesce(?17, total_retrans), rtt_us = coalesce(?18, rtt_us)
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        at_ms,
+        state_name(s.state),
+        s.kind.as_str(),
+        s.tx_queue,
+        s.rx_queue,
+        s.timer.kind.name().map_or_else(|| s.timer.kind.to_string(), str::to_string),
+        timer_ms as i64,
+        s.retransmits,
+        s.probes,
+        s.inode as i64,
+        (status > 0).then(|| STATUSES[status as usize]),
+        d.and_then(|d| d.congestion_algorithm.as_deref()),
+        d.and_then(|d| d.shutdown),
+        acked,
+        received,
+        retrans,
+        rtt,
+    ])?;
+    Ok(())
+}
+
+fn update_counters(tx: &Transaction<'_>, id: i64, entry: &Entry<'_>) -> rusqlite::Result<()> {
+    let [acked, received, retrans, rtt] = counters(entry);
+    tx.execute(
+        "UPDATE connections SET bytes_acked = coalesce(?2, bytes_acked), bytes_received = coalesce(?3, bytes_received),
+             total_retrans = coalesce(?4, total_retrans), rtt_us = coalesce(?5, rtt_us) WHERE id = ?1",
+        params![id, acked, received, retrans, rtt],
+    )?;
+    Ok(())
+}
+
+fn state_change(tx: &Transaction<'_>, id: i64, at_ms: i64, state: State) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO state_changes (connection, at, state) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id, at_ms, state_name(state)])?;
+    Ok(())
+}
+
+fn close_row(tx: &Transaction<'_>, id: i64, at_ms: i64, by: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE connections SET closed_at = ?2, closed_by = ?3 WHERE id = ?1")?
+        .execute(params![id, at_ms, by])?;
+    tx.prepare_cached("UPDATE lifetimes SET end_s = ?2 WHERE id = ?1")?
+        .execute(params![id, ceil_s(at_ms)])?;
+    Ok(())
+}
+
+/// Delete what ended before `cutoff_ms`: connections (with their owners
+/// and state changes), polls (with their listen queues), namespaces last
+/// seen an hour before (their connections ended before the cutoff). The
+/// freed pages are reused, so the file stops growing once the window is
+/// full. Returns the connections deleted.
+fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<u64> {
+    let ids: Vec<i64> = {
+        let mut stmt = tx.prepare("SELECT id FROM lifetimes WHERE end_s < ?1")?;
+        let rows = stmt.query_map([floor_s(cutoff_ms)], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for id in &ids {
+        for sql in [
+            "DELETE FROM owners WHERE connection = ?1",
+            "DELETE FROM state_changes WHERE connection = ?1",
+            "DELETE FROM connections WHERE id = ?1",
+            "DELETE FROM lifetimes WHERE id = ?1",
+        ] {
+            tx.prepare_cached(sql)?.execute([id])?;
+        }
+    }
+    let first_poll: Option<i64> = tx
+        .query_row(
+            "SELECT min(id) FROM polls WHERE at >= ?1",
+            [cutoff_ms],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
+    if let Some(first) = first_poll {
+        tx.execute("DELETE FROM polls WHERE id < ?1", [first])?;
+        tx.execute("DELETE FROM listen_queues WHERE poll < ?1", [first])?;
+    }
+    tx.execute(
+        "DELETE FROM namespaces WHERE last_seen < ?1",
+        [cutoff_ms - 3_600_000],
+    )?;
+    Ok(ids.len() as u64)
+}
