@@ -144,10 +144,9 @@ pub enum SchemaName {
 /// Poll the table every --interval and keep what it saw in an SQLite file
 /// (WAL mode): one row per connection (keyed by boot, namespace and socket
 /// cookie) with its owners, state changes, listeners' accept queues, and
-/// one row per poll saying what could not be seen. With netlink and
-/// CAP_NET_ADMIN the kernel's destroy notifications bring every
-/// connection that closes, also one shorter than a poll, with its final
-/// counters. Runs until Ctrl-C or SIGTERM (or --count polls); a SIGKILL
+/// one row per poll saying what could not be seen. With netlink, the
+/// kernel's destroy notifications bring every connection that closes, also
+/// one shorter than a poll, with its final counters. Runs until Ctrl-C or SIGTERM (or --count polls); a SIGKILL
 /// loses at most the poll being written.
 #[derive(Debug, Clone, Args)]
 pub struct RecordArgs {

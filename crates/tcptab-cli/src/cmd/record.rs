@@ -5,7 +5,7 @@
 //!
 //! Destroy notifications come from one thread per network namespace read
 //! through netlink (a NETLINK_SOCK_DIAG socket subscribed in that
-//! namespace; CAP_NET_ADMIN), each stamped with the time it arrived. Where
+//! namespace), each stamped with the time it arrived. Where
 //! there are none, each poll's row says so: connections shorter than a
 //! poll go unseen there.
 
@@ -202,7 +202,9 @@ impl Notices {
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|s| s.subscribe_destroy(NetlinkSocket::DESTROY_BUFFER))
             .map_err(|e| {
-                format!("no destroy notifications ({e}; they need CAP_NET_ADMIN): connections shorter than a poll are not seen")
+                format!(
+                    "no destroy notifications ({e}): connections shorter than a poll are not seen"
+                )
             })?;
         let flag = Arc::new(AtomicBool::new(false));
         let stop = flag.clone();

@@ -505,8 +505,10 @@ impl Writer {
         self.recent = recent;
         self.recent_ends = recent_ends;
 
-        // The retention window, once a minute.
-        if self.last_expiry.is_none_or(|t| at_ms - t >= 60_000) {
+        // The retention window, once a minute (or twice a window, for a
+        // window under two minutes).
+        let every = (self.retention_ms / 2).min(60_000);
+        if self.last_expiry.is_none_or(|t| at_ms - t >= every) {
             out.expired = expire(&tx, at_ms - self.retention_ms).map_err(&err)?;
             self.last_expiry = Some(at_ms);
         }
@@ -670,7 +672,11 @@ fn insert_row(
 }
 
 /// The row as the socket is now: last seen, state, queues, timer, owner
-/// status (`status`, the best seen) and counters (kept when it has none).
+/// status (`status`, the best seen) and counters. The byte and
+/// retransmission counters only grow: a lower value is the kernel's reset
+/// of a connection closed with SO_LINGER 0 (tcp_disconnect zeroes them
+/// before the destroy notification), and the higher one seen is kept, as
+/// is the last round-trip time that was not 0.
 fn update_row(
     tx: &Transaction<'_>,
     id: i64,
@@ -688,8 +694,10 @@ fn update_row(
              inode = CASE WHEN ?11 != 0 THEN ?11 ELSE inode END,
              owner_status = coalesce(?12, owner_status),
              congestion_algorithm = coalesce(?13, congestion_algorithm), shutdown = coalesce(?14, shutdown),
-             bytes_acked = coalesce(?15, bytes_acked), bytes_received = coalesce(?16, bytes_received),
-             total_retrans = coalesce(?17, total_retrans), rtt_us = coalesce(?18, rtt_us)
+             bytes_acked = CASE WHEN bytes_acked > ?15 THEN bytes_acked ELSE coalesce(?15, bytes_acked) END,
+             bytes_received = CASE WHEN bytes_received > ?16 THEN bytes_received ELSE coalesce(?16, bytes_received) END,
+             total_retrans = CASE WHEN total_retrans > ?17 THEN total_retrans ELSE coalesce(?17, total_retrans) END,
+             rtt_us = CASE WHEN ?18 > 0 THEN ?18 ELSE coalesce(rtt_us, ?18) END
          WHERE id = ?1",
     )?
     .execute(params![
@@ -718,8 +726,12 @@ fn update_row(
 fn update_counters(tx: &Transaction<'_>, id: i64, entry: &Entry<'_>) -> rusqlite::Result<()> {
     let [acked, received, retrans, rtt] = counters(entry);
     tx.execute(
-        "UPDATE connections SET bytes_acked = coalesce(?2, bytes_acked), bytes_received = coalesce(?3, bytes_received),
-             total_retrans = coalesce(?4, total_retrans), rtt_us = coalesce(?5, rtt_us) WHERE id = ?1",
+        "UPDATE connections SET
+             bytes_acked = CASE WHEN bytes_acked > ?2 THEN bytes_acked ELSE coalesce(?2, bytes_acked) END,
+             bytes_received = CASE WHEN bytes_received > ?3 THEN bytes_received ELSE coalesce(?3, bytes_received) END,
+             total_retrans = CASE WHEN total_retrans > ?4 THEN total_retrans ELSE coalesce(?4, total_retrans) END,
+             rtt_us = CASE WHEN ?5 > 0 THEN ?5 ELSE coalesce(rtt_us, ?5) END
+         WHERE id = ?1",
         params![id, acked, received, retrans, rtt],
     )?;
     Ok(())
