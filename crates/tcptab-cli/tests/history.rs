@@ -307,7 +307,6 @@ fn lifetimes_owners_and_final_counts() {
         "docs/history.md has three example queries"
     );
     let who = examples[0]
-        .replace("'127.0.0.1'", "'127.0.0.1'")
         .replace(":port", &a.to_string())
         .replace(":at", &format!("'{}'", at(t)));
     let answer = sql(&db, &who);

@@ -171,7 +171,7 @@ impl Reader {
              c.state, c.local_address, c.local_port, c.remote_address, c.remote_port, c.tx_queue, c.rx_queue,
              c.timer, c.timer_ms, c.retransmits, c.uid, c.probes, c.inode, c.source, c.interface,
              c.backlog_limit, c.congestion_algorithm, c.shutdown, c.v6only, c.owner_status, c.bytes_acked,
-             c.bytes_received, c.total_retrans, c.rtt_us, n.inode, n.name";
+             c.bytes_received, c.total_retrans, c.rtt_us, n.inode, n.name, c.first_state";
         let sql = if window == Window::All {
             format!(
                 "SELECT {columns} FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
@@ -204,10 +204,12 @@ impl Reader {
         while let Some(row) = rows.next().map_err(|e| E::from(err(e)))? {
             let mut lived = lived(row).map_err(|e| E::from(self.bad_row(e)))?;
             if let Window::At(t) = window {
-                let then: Option<String> = state_at
+                let changed: Option<String> = state_at
                     .query_row(rusqlite::params![lived.id, t], |r| r.get(0))
                     .optional()
                     .map_err(|e| E::from(err(e)))?;
+                let first: String = row.get(34).map_err(|e| E::from(err(e)))?;
+                let then = changed.or(Some(first));
                 if let Some(state) = then.as_deref().and_then(state_of) {
                     if state != lived.socket.state {
                         lived.socket.state = state;

@@ -372,8 +372,8 @@ impl Writer {
                         id
                     }
                 };
-                let id = insert_row(&tx, self.boot, ns_id, &entry, c.at_ms).map_err(&err)?;
-                close_row(&tx, id, c.at_ms, "destroy").map_err(&err)?;
+                let id = insert_row(&tx, self.boot, ns_id, &entry, c.at_ms, Some("destroy"))
+                    .map_err(&err)?;
                 recent_ends.insert(ends, id);
                 out.opened += 1;
                 out.closed += 1;
@@ -440,7 +440,7 @@ impl Writer {
                         }
                         None => {
                             out.opened += 1;
-                            insert_row(&tx, self.boot, ns_id, &entry, at_ms).map_err(&err)?
+                            insert_row(&tx, self.boot, ns_id, &entry, at_ms, None).map_err(&err)?
                         }
                     };
                     let stored_status: Option<String> = tx
@@ -612,12 +612,16 @@ fn state_name(state: State) -> String {
         .map_or_else(|| state.to_string(), str::to_string)
 }
 
+/// A new connection's row, first seen at `at_ms` (and closed then, by
+/// `closed_by`, for one known only from its destroy notification). Its
+/// first state is `first_state`: `state_changes` holds the changes after it.
 fn insert_row(
     tx: &Transaction<'_>,
     boot: i64,
     netns: i64,
     entry: &Entry<'_>,
     at_ms: i64,
+    closed_by: Option<&str>,
 ) -> rusqlite::Result<i64> {
     let s = entry.socket;
     let d = entry.diag;
@@ -628,9 +632,11 @@ fn insert_row(
         "INSERT INTO connections (boot, netns, cookie, first_seen, last_seen, first_state, family, kind, state,
              local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
              retransmits, uid, probes, inode, source, interface, backlog_limit, congestion_algorithm,
-             shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us)
+             shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us,
+             closed_at, closed_by)
          VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30,
+             CASE WHEN ?31 IS NULL THEN NULL ELSE ?4 END, ?31)",
     )?
     .execute(params![
         boot,
@@ -663,11 +669,16 @@ fn insert_row(
         received,
         retrans,
         rtt,
+        closed_by,
     ])?;
     let id = tx.last_insert_rowid();
+    let end = if closed_by.is_some() {
+        ceil_s(at_ms)
+    } else {
+        OPEN_END
+    };
     tx.prepare_cached("INSERT INTO lifetimes (id, start_s, end_s) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, floor_s(at_ms), OPEN_END])?;
-    state_change(tx, id, at_ms, s.state)?;
+        .execute(params![id, floor_s(at_ms), end])?;
     Ok(id)
 }
 
