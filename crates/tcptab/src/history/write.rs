@@ -56,6 +56,33 @@ struct Open {
     owners: Vec<(u32, u32)>,
     /// The poll that last saw it.
     generation: u64,
+    /// What its row holds of the fields that change ([`fingerprint`]): a
+    /// poll that finds them unchanged only moves `last_seen`, for all such
+    /// rows in one statement.
+    fingerprint: u64,
+}
+
+/// A hash of the fields a poll may find changed (not `timer_ms`, which
+/// changes all the time: it is written with the others).
+fn fingerprint(entry: &Entry<'_>, status: u8) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let s = entry.socket;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        s.state.code(),
+        s.kind.as_str(),
+        s.tx_queue,
+        s.rx_queue,
+        s.timer.kind.code(),
+        s.retransmits,
+        s.probes,
+        s.inode,
+        status,
+        counters(entry),
+        entry.diag.and_then(|d| d.shutdown),
+    )
+        .hash(&mut h);
+    h.finish()
 }
 
 /// Writes a history database: see the [module](super) documentation.
@@ -248,6 +275,7 @@ impl Writer {
                         status: rank(status.as_deref()),
                         owners: Vec::new(),
                         generation: 0,
+                        fingerprint: 0,
                     },
                 );
             }
@@ -391,7 +419,11 @@ impl Writer {
             let open = match self.open.get_mut(&key) {
                 Some(open) => {
                     let best = open.status.max(status);
-                    update_row(&tx, open.id, &entry, at_ms, best).map_err(&err)?;
+                    let now = fingerprint(&entry, best);
+                    if now != open.fingerprint {
+                        update_row(&tx, open.id, &entry, at_ms, best).map_err(&err)?;
+                        open.fingerprint = now;
+                    }
                     if entry.socket.state != open.state {
                         state_change(&tx, open.id, at_ms, entry.socket.state).map_err(&err)?;
                         open.state = entry.socket.state;
@@ -443,19 +475,24 @@ impl Writer {
                             insert_row(&tx, self.boot, ns_id, &entry, at_ms, None).map_err(&err)?
                         }
                     };
-                    let stored_status: Option<String> = tx
-                        .query_row(
-                            "SELECT owner_status FROM connections WHERE id = ?1",
-                            [id],
-                            |r| r.get(0),
-                        )
-                        .map_err(&err)?;
+                    let stored_status: Option<String> = match reopened {
+                        Some(_) => tx
+                            .query_row(
+                                "SELECT owner_status FROM connections WHERE id = ?1",
+                                [id],
+                                |r| r.get(0),
+                            )
+                            .map_err(&err)?,
+                        None => None,
+                    };
+                    let best = status.max(rank(stored_status.as_deref()));
                     self.open.entry(key).or_insert(Open {
                         id,
                         state: entry.socket.state,
-                        status: status.max(rank(stored_status.as_deref())),
+                        status: best,
                         owners: Vec::new(),
                         generation,
+                        fingerprint: fingerprint(&entry, best),
                     })
                 }
             };
@@ -504,6 +541,12 @@ impl Writer {
         }
         self.recent = recent;
         self.recent_ends = recent_ends;
+        // Every connection still open was seen by this poll.
+        tx.prepare_cached(
+            "UPDATE connections SET last_seen = ?1 WHERE closed_at IS NULL AND boot = ?2 AND last_seen < ?1",
+        )
+        .and_then(|mut s| s.execute(params![at_ms, self.boot]))
+        .map_err(&err)?;
 
         // The retention window, once a minute (or twice a window, for a
         // window under two minutes).
