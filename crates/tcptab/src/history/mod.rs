@@ -39,7 +39,7 @@ pub enum Error {
     NotHistory { path: PathBuf, why: String },
     #[error("{}: history database version {found}, newer than this tcptab's {VERSION}", path.display())]
     Newer { path: PathBuf, found: i32 },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", path.display(), sqlite_message(source))]
     Sqlite {
         path: PathBuf,
         #[source]
@@ -50,6 +50,14 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// SQLite's message once (rusqlite's Display repeats it with the code).
+fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        other => other.to_string(),
+    }
+}
 
 /// The tables, indexes and the lifetime index (an R*Tree of whole seconds,
 /// rounded outwards, over which `--at` and `--between` search).

@@ -96,14 +96,7 @@ impl Reader {
                 what: e.to_string(),
             });
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sqlite(path))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(sqlite(path))?;
-        check(&conn, path)?;
+        let conn = open_read_only(path)?;
         Ok(Reader {
             conn,
             path: path.to_path_buf(),
@@ -265,6 +258,38 @@ enum RowError {
 impl From<rusqlite::Error> for RowError {
     fn from(e: rusqlite::Error) -> RowError {
         RowError::Sqlite(e)
+    }
+}
+
+/// `path` opened read-only. A file in WAL mode that no recorder has open
+/// has no `-shm` beside it, which a read-only connection cannot create: it
+/// is then opened as immutable (nothing writes it meanwhile).
+fn open_read_only(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let open = |flags: OpenFlags, target: &str| -> Result<Connection> {
+        let conn = Connection::open_with_flags(target, flags).map_err(sqlite(path))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sqlite(path))?;
+        check(&conn, path)?;
+        Ok(conn)
+    };
+    let target = path.to_string_lossy();
+    match open(flags, &target) {
+        Err(Error::Sqlite {
+            source: rusqlite::Error::SqliteFailure(e, _),
+            ..
+        }) if e.code == rusqlite::ErrorCode::ReadOnly => {
+            let mut uri = String::from("file:");
+            for b in target.bytes() {
+                match b {
+                    b'%' | b'?' | b'#' => uri.push_str(&format!("%{b:02X}")),
+                    _ => uri.push(b as char),
+                }
+            }
+            uri.push_str("?immutable=1");
+            open(flags | OpenFlags::SQLITE_OPEN_URI, &uri)
+        }
+        other => other,
     }
 }
 
