@@ -30,6 +30,8 @@ while [ "$covered" -lt "$want" ]; do
   sqlite3 "$day" <<SQL
 PRAGMA journal_mode = OFF;
 PRAGMA synchronous = OFF;
+PRAGMA cache_size = -8000000;
+PRAGMA mmap_size = 40000000000;
 BEGIN;
 CREATE TEMP TABLE m AS SELECT max(id) AS c, (SELECT max(id) FROM polls) AS p FROM connections;
 INSERT INTO connections

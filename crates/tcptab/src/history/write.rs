@@ -90,21 +90,53 @@ fn fingerprint(entry: &Entry<'_>, status: u8) -> u64 {
 pub struct Writer {
     conn: Connection,
     path: PathBuf,
+    retention_ms: i64,
+    last_expiry: Option<i64>,
+    tracker: Tracker,
+}
+
+/// What the writer knows between polls: the connections open at the last
+/// one and those it closed.
+#[derive(Debug)]
+struct Tracker {
     boot: i64,
     /// This process's network namespace (the inode of [`Namespaces::Current`](crate::Namespaces::Current)).
     own_netns: u64,
-    retention_ms: i64,
     open: HashMap<Key, Open>,
-    /// Connections closed by the last poll: a destroy notification or a
-    /// TIME_WAIT socket (which keeps the cookie) may still come for them.
-    recent: HashMap<Key, i64>,
-    /// The same by ends, for those a notification closed: a connection that
-    /// was never dumped had no cookie yet when its TIME_WAIT socket was
-    /// made, which then gets a cookie of its own.
-    recent_ends: HashMap<(u64, SocketAddr, SocketAddr), i64>,
+    /// Connections closed by the last poll.
+    recent: Recent,
+    /// Namespace inode to `namespaces.id`.
     namespaces: HashMap<u64, i64>,
     generation: u64,
-    last_expiry: Option<i64>,
+}
+
+/// The ends of a connection in a namespace.
+type Ends = (u64, SocketAddr, SocketAddr);
+
+/// Connections closed by one poll: a destroy notification or a TIME_WAIT
+/// socket (which keeps the cookie) may still come for them.
+#[derive(Debug, Default)]
+struct Recent {
+    by_key: HashMap<Key, i64>,
+    /// Those a notification closed, by ends: a connection that was never
+    /// dumped had no cookie yet when its TIME_WAIT socket was made, which
+    /// then gets a cookie of its own.
+    by_ends: HashMap<Ends, i64>,
+}
+
+impl Recent {
+    fn get(&self, key: &Key) -> Option<i64> {
+        self.by_key.get(key).copied()
+    }
+
+    fn by_ends(&self, ends: &Ends) -> Option<i64> {
+        self.by_ends.get(ends).copied()
+    }
+
+    fn forget(&mut self, id: i64, ends: &Ends) {
+        self.by_key.retain(|_, v| *v != id);
+        self.by_ends.remove(ends);
+    }
 }
 
 /// Owner statuses by rank (see [`Open::status`]).
@@ -185,15 +217,16 @@ impl Writer {
         let mut writer = Writer {
             conn,
             path: path.to_path_buf(),
-            boot,
-            own_netns,
             retention_ms,
-            open: HashMap::new(),
-            recent: HashMap::new(),
-            recent_ends: HashMap::new(),
-            namespaces: HashMap::new(),
-            generation: 0,
             last_expiry: None,
+            tracker: Tracker {
+                boot,
+                own_netns,
+                open: HashMap::new(),
+                recent: Recent::default(),
+                namespaces: HashMap::new(),
+                generation: 0,
+            },
         };
         writer.resume()?;
         Ok(writer)
@@ -218,7 +251,7 @@ impl Writer {
                 )
                 .map_err(&err)?;
             let rows = stmt
-                .query_map([self.boot], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map([self.tracker.boot], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(&err)?;
             rows.collect::<rusqlite::Result<_>>().map_err(&err)?
         };
@@ -234,7 +267,7 @@ impl Writer {
                      WHERE c.closed_at IS NULL AND c.boot = ?1",
                 )
                 .map_err(&err)?;
-            let mut rows = stmt.query([self.boot]).map_err(&err)?;
+            let mut rows = stmt.query([self.tracker.boot]).map_err(&err)?;
             while let Some(r) = rows.next().map_err(&err)? {
                 let id: i64 = r.get(0).map_err(&err)?;
                 let netns: i64 = r.get(1).map_err(&err)?;
@@ -266,8 +299,10 @@ impl Writer {
                 };
                 let state: String = r.get(8).map_err(&err)?;
                 let status: Option<String> = r.get(9).map_err(&err)?;
-                self.namespaces.insert(netns, r.get(10).map_err(&err)?);
-                self.open.insert(
+                self.tracker
+                    .namespaces
+                    .insert(netns, r.get(10).map_err(&err)?);
+                self.tracker.open.insert(
                     key,
                     Open {
                         id,
@@ -285,7 +320,7 @@ impl Writer {
             let mut stmt = tx
                 .prepare("SELECT pid, fd FROM owners WHERE connection = ?1")
                 .map_err(&err)?;
-            for open in self.open.values_mut() {
+            for open in self.tracker.open.values_mut() {
                 let rows = stmt
                     .query_map([open.id], |r| {
                         Ok((r.get::<_, u32>(0)?, r.get::<_, u32>(1)?))
@@ -310,23 +345,102 @@ impl Writer {
         closed: &[Closed],
         notes: &[String],
     ) -> Result<PollOutcome> {
-        let err = sqlite(&self.path);
         let mut not_seen = unseen(&snapshot.report);
         not_seen.extend(notes.iter().cloned());
-        let mut out = PollOutcome::default();
-        self.generation += 1;
-        let generation = self.generation;
-        let tx = self.conn.transaction().map_err(&err)?;
+        let every = (self.retention_ms / 2).min(60_000);
+        let expire_now = self.last_expiry.is_none_or(|t| at_ms - t >= every);
+        let cutoff = at_ms - self.retention_ms;
+        let tx = self.conn.transaction().map_err(sqlite(&self.path))?;
+        let out = self
+            .tracker
+            .poll(&tx, snapshot, at_ms, took_us, closed, &not_seen)
+            .and_then(|mut out| {
+                // The retention window, once a minute (or twice a window,
+                // for a window under two minutes).
+                if expire_now {
+                    out.expired = expire(&tx, cutoff)?;
+                }
+                tx.execute(
+                    "UPDATE polls SET sockets = ?2, opened = ?3, closed = ?4, notifications = ?5 WHERE id = ?1",
+                    params![out.id, out.sockets as i64, out.opened as i64, out.closed as i64, out.notifications as i64],
+                )?;
+                Ok(out)
+            })
+            .map_err(sqlite(&self.path))?;
+        tx.commit().map_err(sqlite(&self.path))?;
+        if expire_now {
+            self.last_expiry = Some(at_ms);
+        }
+        Ok(out)
+    }
 
-        // The namespaces read.
-        let mut ns_ids = Vec::with_capacity(snapshot.namespaces.len());
+    /// Connections open at the last poll.
+    pub fn open_connections(&self) -> usize {
+        self.tracker.open.len()
+    }
+}
+
+impl Tracker {
+    /// One poll, in `tx`: its row, the notifications, its sockets, and the
+    /// connections it no longer finds.
+    fn poll(
+        &mut self,
+        tx: &Transaction<'_>,
+        snapshot: &Snapshot,
+        at_ms: i64,
+        took_us: u64,
+        closed: &[Closed],
+        not_seen: &[String],
+    ) -> rusqlite::Result<PollOutcome> {
+        self.generation += 1;
+        let mut out = PollOutcome::default();
+        let mut recent = Recent::default();
+        let ns_ids = self.namespaces_read(tx, snapshot, at_ms)?;
+        out.id = self.poll_row(tx, snapshot, at_ms, took_us, not_seen)?;
+        for c in closed {
+            self.notified(tx, c, &mut recent, &mut out)?;
+        }
+        for (i, kept) in snapshot.sockets.iter().enumerate() {
+            let ns = ns_ids[kept.namespace];
+            self.seen(tx, &snapshot.entry(i), ns, at_ms, &mut recent, &mut out)?;
+        }
+        self.missing(tx, at_ms, &mut recent, &mut out)?;
+        self.recent = recent;
+        // Every connection still open was seen by this poll.
+        tx.prepare_cached(
+            "UPDATE connections SET last_seen = ?1 WHERE closed_at IS NULL AND boot = ?2 AND last_seen < ?1",
+        )?
+        .execute(params![at_ms, self.boot])?;
+        Ok(out)
+    }
+
+    /// The namespaces the poll read: (inode, `namespaces.id`) of each.
+    fn namespaces_read(
+        &mut self,
+        tx: &Transaction<'_>,
+        snapshot: &Snapshot,
+        at_ms: i64,
+    ) -> rusqlite::Result<Vec<(u64, i64)>> {
+        let mut ids = Vec::with_capacity(snapshot.namespaces.len());
         for ns in &snapshot.namespaces {
             let inode = ns.as_ref().map_or(self.own_netns, |n| n.inode);
             let name = ns.as_ref().and_then(|n| n.name.as_deref());
-            let id = namespace_row(&tx, self.boot, inode, name, at_ms).map_err(&err)?;
+            let id = namespace_row(tx, self.boot, inode, name, at_ms)?;
             self.namespaces.insert(inode, id);
-            ns_ids.push((inode, id));
+            ids.push((inode, id));
         }
+        Ok(ids)
+    }
+
+    /// The poll's own row (its counts are written at the end): its id.
+    fn poll_row(
+        &self,
+        tx: &Transaction<'_>,
+        snapshot: &Snapshot,
+        at_ms: i64,
+        took_us: u64,
+        not_seen: &[String],
+    ) -> rusqlite::Result<i64> {
         let mut sources: Vec<&str> = snapshot
             .report
             .read
@@ -346,187 +460,185 @@ impl Writer {
                 took_us as i64,
                 (!not_seen.is_empty()).then(|| not_seen.join("\n")),
             ],
-        )
-        .map_err(&err)?;
-        let poll = tx.last_insert_rowid();
-        out.id = poll;
+        )?;
+        Ok(tx.last_insert_rowid())
+    }
 
-        // Destroy notifications: the connection's end, with its final counters.
-        let mut recent = HashMap::new();
-        let mut recent_ends = HashMap::new();
-        for c in closed {
-            let netns = if c.netns == 0 {
-                self.own_netns
-            } else {
-                c.netns
-            };
-            let key = Key::of(netns, &c.socket.socket, Some(&c.socket.diag));
-            let entry = Entry {
-                socket: &c.socket.socket,
-                diag: Some(&c.socket.diag),
-                source: crate::query::Source::Netlink,
-                namespace: None,
-                owners: None,
-            };
-            out.notifications += 1;
-            let ends = (netns, c.socket.socket.local, c.socket.socket.remote);
-            if let Some(open) = self.open.remove(&key) {
-                recent_ends.insert(ends, open.id);
-                update_row(&tx, open.id, &entry, c.at_ms, open.status).map_err(&err)?;
-                if entry.socket.state != open.state {
-                    state_change(&tx, open.id, c.at_ms, entry.socket.state).map_err(&err)?;
+    /// A destroy notification: the connection's end, with its final
+    /// counters.
+    fn notified(
+        &mut self,
+        tx: &Transaction<'_>,
+        c: &Closed,
+        recent: &mut Recent,
+        out: &mut PollOutcome,
+    ) -> rusqlite::Result<()> {
+        let netns = if c.netns == 0 {
+            self.own_netns
+        } else {
+            c.netns
+        };
+        let key = Key::of(netns, &c.socket.socket, Some(&c.socket.diag));
+        let entry = Entry {
+            socket: &c.socket.socket,
+            diag: Some(&c.socket.diag),
+            source: crate::query::Source::Netlink,
+            namespace: None,
+            owners: None,
+        };
+        out.notifications += 1;
+        let ends = (netns, c.socket.socket.local, c.socket.socket.remote);
+        let id = if let Some(open) = self.open.remove(&key) {
+            update_row(tx, open.id, &entry, c.at_ms, open.status)?;
+            if entry.socket.state != open.state {
+                state_change(tx, open.id, c.at_ms, entry.socket.state)?;
+            }
+            close_row(tx, open.id, c.at_ms, "destroy")?;
+            out.closed += 1;
+            recent.by_ends.insert(ends, open.id);
+            open.id
+        } else if let Some(id) = self.recent.get(&key).or(recent.get(&key)) {
+            // Missed by the last poll, notified now: its counters and the
+            // kernel's time of the end.
+            update_counters(tx, id, &entry)?;
+            tx.execute(
+                "UPDATE connections SET closed_at = min(closed_at, ?2), closed_by = 'destroy' WHERE id = ?1",
+                params![id, c.at_ms],
+            )?;
+            id
+        } else {
+            // Opened and closed between two polls: seen only now.
+            let ns_id = match self.namespaces.get(&netns) {
+                Some(&id) => id,
+                None => {
+                    let id = namespace_row(tx, self.boot, netns, None, c.at_ms)?;
+                    self.namespaces.insert(netns, id);
+                    id
                 }
-                close_row(&tx, open.id, c.at_ms, "destroy").map_err(&err)?;
-                out.closed += 1;
-                recent.insert(key, open.id);
-            } else if let Some(&id) = self.recent.get(&key).or(recent.get(&key)) {
-                // Missed by the last poll, notified now: its counters and
-                // the kernel's time of the end.
-                update_counters(&tx, id, &entry).map_err(&err)?;
-                tx.execute(
-                    "UPDATE connections SET closed_at = min(closed_at, ?2), closed_by = 'destroy' WHERE id = ?1",
-                    params![id, c.at_ms],
-                )
-                .map_err(&err)?;
-                recent.insert(key, id);
-            } else {
-                // Opened and closed between two polls: seen only now.
-                let ns_id = match self.namespaces.get(&netns) {
-                    Some(&id) => id,
+            };
+            let id = insert_row(tx, self.boot, ns_id, &entry, c.at_ms, Some("destroy"))?;
+            out.opened += 1;
+            out.closed += 1;
+            recent.by_ends.insert(ends, id);
+            id
+        };
+        recent.by_key.insert(key, id);
+        Ok(())
+    }
+
+    /// A socket of the poll (`out.id`): its connection's row (new, updated,
+    /// or open again), owners and accept queue.
+    fn seen(
+        &mut self,
+        tx: &Transaction<'_>,
+        entry: &Entry<'_>,
+        (netns, ns_id): (u64, i64),
+        at_ms: i64,
+        recent: &mut Recent,
+        out: &mut PollOutcome,
+    ) -> rusqlite::Result<()> {
+        let key = Key::of(netns, entry.socket, entry.diag);
+        out.sockets += 1;
+        let status = rank(entry.owners.map(|o| o.as_str()));
+        let open = match self.open.get_mut(&key) {
+            Some(open) => {
+                let best = open.status.max(status);
+                let now = fingerprint(entry, best);
+                if now != open.fingerprint {
+                    update_row(tx, open.id, entry, at_ms, best)?;
+                    open.fingerprint = now;
+                }
+                if entry.socket.state != open.state {
+                    state_change(tx, open.id, at_ms, entry.socket.state)?;
+                    open.state = entry.socket.state;
+                }
+                open.status = best;
+                open
+            }
+            None => {
+                let ends = (netns, entry.socket.local, entry.socket.remote);
+                let time_wait = entry.socket.state == State::TimeWait;
+                let reopened = self.recent.get(&key).or(recent.get(&key)).or_else(|| {
+                    time_wait
+                        .then(|| self.recent.by_ends(&ends).or(recent.by_ends(&ends)))
+                        .flatten()
+                });
+                let (id, stored) = match reopened {
+                    // The same connection, still in the table (its
+                    // TIME_WAIT): open again.
+                    Some(id) => {
+                        tx.execute(
+                            "UPDATE connections SET closed_at = NULL, closed_by = NULL WHERE id = ?1",
+                            [id],
+                        )?;
+                        tx.execute(
+                            "UPDATE lifetimes SET end_s = ?2 WHERE id = ?1",
+                            params![id, OPEN_END],
+                        )?;
+                        recent.forget(id, &ends);
+                        self.recent.forget(id, &ends);
+                        out.closed = out.closed.saturating_sub(1);
+                        update_row(tx, id, entry, at_ms, status)?;
+                        state_change(tx, id, at_ms, entry.socket.state)?;
+                        let stored: Option<String> = tx.query_row(
+                            "SELECT owner_status FROM connections WHERE id = ?1",
+                            [id],
+                            |r| r.get(0),
+                        )?;
+                        (id, rank(stored.as_deref()))
+                    }
                     None => {
-                        let id =
-                            namespace_row(&tx, self.boot, netns, None, c.at_ms).map_err(&err)?;
-                        self.namespaces.insert(netns, id);
-                        id
+                        out.opened += 1;
+                        (insert_row(tx, self.boot, ns_id, entry, at_ms, None)?, 0)
                     }
                 };
-                let id = insert_row(&tx, self.boot, ns_id, &entry, c.at_ms, Some("destroy"))
-                    .map_err(&err)?;
-                recent_ends.insert(ends, id);
-                out.opened += 1;
-                out.closed += 1;
-                recent.insert(key, id);
-            }
-        }
-
-        // The poll's sockets.
-        for (i, kept) in snapshot.sockets.iter().enumerate() {
-            let entry = snapshot.entry(i);
-            let (netns, ns_id) = ns_ids[kept.namespace];
-            let key = Key::of(netns, entry.socket, entry.diag);
-            out.sockets += 1;
-            let status = rank(entry.owners.map(|o| o.as_str()));
-            let open = match self.open.get_mut(&key) {
-                Some(open) => {
-                    let best = open.status.max(status);
-                    let now = fingerprint(&entry, best);
-                    if now != open.fingerprint {
-                        update_row(&tx, open.id, &entry, at_ms, best).map_err(&err)?;
-                        open.fingerprint = now;
-                    }
-                    if entry.socket.state != open.state {
-                        state_change(&tx, open.id, at_ms, entry.socket.state).map_err(&err)?;
-                        open.state = entry.socket.state;
-                    }
-                    open.status = best;
-                    open
-                }
-                None => {
-                    let ends = (netns, entry.socket.local, entry.socket.remote);
-                    let reopened =
-                        self.recent
-                            .get(&key)
-                            .or(recent.get(&key))
-                            .copied()
-                            .or_else(|| {
-                                (entry.socket.state == State::TimeWait)
-                                    .then(|| {
-                                        self.recent_ends
-                                            .get(&ends)
-                                            .or(recent_ends.get(&ends))
-                                            .copied()
-                                    })
-                                    .flatten()
-                            });
-                    let id = match reopened {
-                        // The same connection, still in the table (its
-                        // TIME_WAIT keeps the cookie): open again.
-                        Some(id) => {
-                            tx.execute(
-                                "UPDATE connections SET closed_at = NULL, closed_by = NULL WHERE id = ?1",
-                                [id],
-                            )
-                            .map_err(&err)?;
-                            tx.execute(
-                                "UPDATE lifetimes SET end_s = ?2 WHERE id = ?1",
-                                params![id, OPEN_END],
-                            )
-                            .map_err(&err)?;
-                            recent.retain(|_, v| *v != id);
-                            recent_ends.remove(&ends);
-                            self.recent_ends.remove(&ends);
-                            out.closed = out.closed.saturating_sub(1);
-                            update_row(&tx, id, &entry, at_ms, status).map_err(&err)?;
-                            state_change(&tx, id, at_ms, entry.socket.state).map_err(&err)?;
-                            id
-                        }
-                        None => {
-                            out.opened += 1;
-                            insert_row(&tx, self.boot, ns_id, &entry, at_ms, None).map_err(&err)?
-                        }
-                    };
-                    let stored_status: Option<String> = match reopened {
-                        Some(_) => tx
-                            .query_row(
-                                "SELECT owner_status FROM connections WHERE id = ?1",
-                                [id],
-                                |r| r.get(0),
-                            )
-                            .map_err(&err)?,
-                        None => None,
-                    };
-                    let best = status.max(rank(stored_status.as_deref()));
-                    self.open.entry(key).or_insert(Open {
-                        id,
-                        state: entry.socket.state,
-                        status: best,
-                        owners: Vec::new(),
-                        generation,
-                        fingerprint: fingerprint(&entry, best),
-                    })
-                }
-            };
-            open.generation = generation;
-            if let Some(Ownership::Owned(owners)) = entry.owners {
-                for o in owners {
-                    let k = (o.pid, o.fd);
-                    if let Err(at) = open.owners.binary_search(&k) {
-                        tx.prepare_cached(
-                            "INSERT OR IGNORE INTO owners (connection, pid, fd, command, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )
-                        .and_then(|mut s| s.execute(params![open.id, o.pid, o.fd, &*o.command, at_ms]))
-                        .map_err(&err)?;
-                        open.owners.insert(at, k);
-                    }
-                }
-            }
-            if entry.socket.state == State::Listen {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO listen_queues (poll, connection, queued, backlog_limit) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        poll,
-                        open.id,
-                        entry.socket.rx_queue,
-                        entry.diag.and_then(|d| d.backlog_limit)
-                    ])
+                let best = status.max(stored);
+                self.open.entry(key).or_insert(Open {
+                    id,
+                    state: entry.socket.state,
+                    status: best,
+                    owners: Vec::new(),
+                    generation: self.generation,
+                    fingerprint: fingerprint(entry, best),
                 })
-                .map_err(&err)?;
+            }
+        };
+        open.generation = self.generation;
+        if let Some(Ownership::Owned(owners)) = entry.owners {
+            for o in owners {
+                let k = (o.pid, o.fd);
+                if let Err(at) = open.owners.binary_search(&k) {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO owners (connection, pid, fd, command, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![open.id, o.pid, o.fd, &*o.command, at_ms])?;
+                    open.owners.insert(at, k);
+                }
             }
         }
+        if entry.socket.state == State::Listen {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO listen_queues (poll, connection, queued, backlog_limit) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                out.id,
+                open.id,
+                entry.socket.rx_queue,
+                entry.diag.and_then(|d| d.backlog_limit)
+            ])?;
+        }
+        Ok(())
+    }
 
-        // Open at the last poll, missing from this one: closed since.
+    /// Open at the last poll, missing from this one: closed since.
+    fn missing(
+        &mut self,
+        tx: &Transaction<'_>,
+        at_ms: i64,
+        recent: &mut Recent,
+        out: &mut PollOutcome,
+    ) -> rusqlite::Result<()> {
+        let generation = self.generation;
         let gone: Vec<Key> = self
             .open
             .iter()
@@ -535,38 +647,11 @@ impl Writer {
             .collect();
         for key in gone {
             let open = self.open.remove(&key).expect("listed above");
-            close_row(&tx, open.id, at_ms, "poll").map_err(&err)?;
+            close_row(tx, open.id, at_ms, "poll")?;
             out.closed += 1;
-            recent.insert(key, open.id);
+            recent.by_key.insert(key, open.id);
         }
-        self.recent = recent;
-        self.recent_ends = recent_ends;
-        // Every connection still open was seen by this poll.
-        tx.prepare_cached(
-            "UPDATE connections SET last_seen = ?1 WHERE closed_at IS NULL AND boot = ?2 AND last_seen < ?1",
-        )
-        .and_then(|mut s| s.execute(params![at_ms, self.boot]))
-        .map_err(&err)?;
-
-        // The retention window, once a minute (or twice a window, for a
-        // window under two minutes).
-        let every = (self.retention_ms / 2).min(60_000);
-        if self.last_expiry.is_none_or(|t| at_ms - t >= every) {
-            out.expired = expire(&tx, at_ms - self.retention_ms).map_err(&err)?;
-            self.last_expiry = Some(at_ms);
-        }
-        tx.execute(
-            "UPDATE polls SET sockets = ?2, opened = ?3, closed = ?4, notifications = ?5 WHERE id = ?1",
-            params![poll, out.sockets as i64, out.opened as i64, out.closed as i64, out.notifications as i64],
-        )
-        .map_err(&err)?;
-        tx.commit().map_err(&err)?;
-        Ok(out)
-    }
-
-    /// Connections open at the last poll.
-    pub fn open_connections(&self) -> usize {
-        self.open.len()
+        Ok(())
     }
 }
 
