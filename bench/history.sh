@@ -8,6 +8,9 @@
 # /proc/PID/stat of the recorder. Run it alone.
 #
 #   sudo bench/history.sh [N] [RATE] [SECONDS]     (default: 10000 500 120)
+#
+# Then, with the same churn and --retention 60s, the database's size each
+# minute for BOUNDED seconds (default 300): it stops growing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/hold.sh
@@ -29,6 +32,15 @@ field() { sqlite3 "$1" "$2"; }
 hold "$n"
 echo "N=$n: $sockets sockets held"
 
+# 0. The peer: one snapshot of the same by ss (sockets, owners, tcp_info),
+#    what a periodic `ss -tanpi` would cost per poll; median of 5.
+for i in 1 2 3 4 5; do
+  nsenter -t "$pid" -n /usr/bin/time -f "%U %S" -o "$work/ss.time" ss -tanpi > /dev/null
+  awk '{ print $1 + $2 }' "$work/ss.time"
+done | sort -n | sed -n 3p > "$work/ss.cpu"
+ss_cpu=$(cat "$work/ss.cpu")
+echo "ss -tanpi: $(python3 -c "import sys; print(f'{float(sys.argv[1]) * 1000:.0f}')" "$ss_cpu") ms CPU per snapshot (median of 5)"
+
 # 1. No churn: CPU per poll.
 db=$work/quiet.db
 nsenter -t "$pid" -n "$bin" record --db "$db" --interval 5 &
@@ -39,7 +51,7 @@ sleep 60
 c1=$(cpu_of "$rec"); p1=$(field "$db" 'SELECT count(*) FROM polls')
 kill -TERM "$rec"; wait "$rec"
 quiet=$(python3 -c "import sys; c0, c1, p0, p1 = map(float, sys.argv[1:]); print((c1 - c0) / (p1 - p0))" "$c0" "$c1" "$p0" "$p1")
-python3 -c "import sys; print(f'quiet: {float(sys.argv[1]) * 1000:.1f} ms CPU per poll')" "$quiet"
+python3 -c "import sys; q, s = map(float, sys.argv[1:]); print(f'quiet: {q * 1000:.1f} ms CPU per poll, {q / s:.2f}x ss -tanpi')" "$quiet" "$ss_cpu"
 
 # 2. RATE connections per second: CPU per event, growth per hour.
 db=$work/churn.db
@@ -58,6 +70,19 @@ e1=$(field "$db" 'SELECT sum(notifications) FROM polls'); s1=$(size_of "$db"); t
 rows=$(field "$db" 'SELECT count(*) FROM connections')
 socks=$(field "$db" 'SELECT max(sockets) FROM polls')
 kill -TERM "$rec"; wait "$rec"
+
+# 3. The same churn with --retention 60s for BOUNDED seconds: the file's
+#    size each minute (it stops growing once the window is full).
+db=$work/bounded.db
+nsenter -t "$pid" -n "$bin" record --db "$db" --interval 5 --retention 60s &
+rec=$!
+sizes=()
+for minute in $(seq 1 $(( ${BOUNDED:-300} / 60 ))); do
+  sleep 60
+  sizes+=("$(( $(stat -c %s "$db") / 1048576 ))+$(( $(stat -c %s "$db-wal" 2>/dev/null || echo 0) / 1048576 ))")
+done
+kill -TERM "$rec"; wait "$rec"
+echo "bounded (--retention 60s): file+WAL MiB at each minute: ${sizes[*]}"
 exec 4>&-
 wait "$churner" || true
 python3 - "$c0" "$c1" "$p0" "$p1" "$e0" "$e1" "$s0" "$s1" "$t0" "$t1" "$rows" "$socks" "$quiet" <<'PY'

@@ -689,6 +689,20 @@ fn bad_input_is_named_and_an_unrecorded_moment_is_said() {
         "{stderr}"
     );
 
+    let (code, _, stderr) = run(&["history", "--db", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("a directory, not a history file"),
+        "{stderr}"
+    );
+    let nowhere = dir.join("no/such/dir/h.db");
+    let (code, _, stderr) = run(&["record", "--db", nowhere.to_str().unwrap(), "--count", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("is not a directory that exists"),
+        "{stderr}"
+    );
+
     let db = db.to_str().unwrap();
     for (args, says) in [
         (

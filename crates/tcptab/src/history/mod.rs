@@ -39,11 +39,11 @@ pub enum Error {
     NotHistory { path: PathBuf, why: String },
     #[error("{}: history database version {found}, newer than this tcptab's {VERSION}", path.display())]
     Newer { path: PathBuf, found: i32 },
-    #[error("{}: {}", path.display(), sqlite_message(source))]
+    #[error("{}: {}", path.display(), sqlite_message(error, path))]
     Sqlite {
         path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
+        /// Not a `source`: its message is in this one's already.
+        error: rusqlite::Error,
     },
     #[error("{}: {what}", path.display())]
     Io { path: PathBuf, what: String },
@@ -51,12 +51,17 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// SQLite's message once (rusqlite's Display repeats it with the code).
-fn sqlite_message(e: &rusqlite::Error) -> String {
-    match e {
+/// SQLite's message once (rusqlite's Display repeats it with the code),
+/// without the path it may end with (the error names it first).
+fn sqlite_message(e: &rusqlite::Error, path: &Path) -> String {
+    let message = match e {
         rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
         other => other.to_string(),
-    }
+    };
+    let suffix = format!(": {}", path.display());
+    message
+        .strip_suffix(&suffix)
+        .map_or(message.clone(), str::to_string)
 }
 
 /// The tables, indexes and the lifetime index (an R*Tree of whole seconds,
@@ -176,9 +181,9 @@ fn ceil_s(ms: i64) -> i64 {
 }
 
 fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |source| Error::Sqlite {
+    move |error| Error::Sqlite {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -90,10 +90,16 @@ impl Reader {
     /// Open `path` for reading; refuses a file that is not a tcptab
     /// history database.
     pub fn open(path: &Path) -> Result<Reader> {
-        if let Err(e) = std::fs::metadata(path) {
+        let opened = std::fs::File::open(path).and_then(|f| f.metadata());
+        let why = match opened {
+            Err(e) => Some(e.to_string()),
+            Ok(m) if m.is_dir() => Some("a directory, not a history file".into()),
+            Ok(_) => None,
+        };
+        if let Some(what) = why {
             return Err(Error::Io {
                 path: path.to_path_buf(),
-                what: e.to_string(),
+                what,
             });
         }
         let conn = open_read_only(path)?;
@@ -276,7 +282,7 @@ fn open_read_only(path: &Path) -> Result<Connection> {
     let target = path.to_string_lossy();
     match open(flags, &target) {
         Err(Error::Sqlite {
-            source: rusqlite::Error::SqliteFailure(e, _),
+            error: rusqlite::Error::SqliteFailure(e, _),
             ..
         }) if e.code == rusqlite::ErrorCode::ReadOnly => {
             let mut uri = String::from("file:");

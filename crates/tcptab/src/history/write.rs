@@ -154,6 +154,27 @@ impl Writer {
     /// file that is not a tcptab history database.
     pub fn open(path: &Path, retention_ms: i64) -> Result<Writer> {
         let err = sqlite(path);
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(dir) = parent.filter(|d| !d.is_dir()) {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                what: format!("{} is not a directory that exists", dir.display()),
+            });
+        }
+        // The system's reason when the file cannot be opened for writing
+        // (SQLite says only that it could not open it).
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+        {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                what: e.to_string(),
+            });
+        }
         let conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(&err)?;
