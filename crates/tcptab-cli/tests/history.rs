@@ -371,6 +371,14 @@ fn a_killed_recorder_leaves_a_whole_file() {
         scenario.command("churn 10");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A second recorder on the same file is refused, naming it.
+    let second = common::tcptab(&["record", "--db", db.to_str().unwrap(), "--count", "1"]);
+    assert_eq!(second.status.code(), Some(2));
+    let says = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        says.contains("another tcptab record is writing it"),
+        "{says}"
+    );
     // Killed while connections close all around it.
     recorder.kill().unwrap();
     recorder.wait().unwrap();

@@ -92,6 +92,8 @@ pub struct Writer {
     path: PathBuf,
     retention_ms: i64,
     last_expiry: Option<i64>,
+    /// Holds the one-recorder lock while the writer lives.
+    _lock: std::fs::File,
     tracker: Tracker,
 }
 
@@ -163,16 +165,22 @@ impl Writer {
         }
         // The system's reason when the file cannot be opened for writing
         // (SQLite says only that it could not open it).
-        if let Err(e) = std::fs::OpenOptions::new()
+        let lock = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
-        {
-            return Err(Error::Io {
+            .map_err(|e| Error::Io {
                 path: path.to_path_buf(),
                 what: e.to_string(),
+            })?;
+        // One recorder per file: an advisory lock (flock, apart from
+        // SQLite's own locks), released when the process ends, however.
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                what: "another tcptab record is writing it (one recorder per file)".into(),
             });
         }
         let conn = Connection::open(path).map_err(&err)?;
@@ -240,6 +248,7 @@ impl Writer {
             path: path.to_path_buf(),
             retention_ms,
             last_expiry: None,
+            _lock: lock,
             tracker: Tracker {
                 boot,
                 own_netns,
