@@ -840,6 +840,38 @@ fn insert_row(
     Ok(id)
 }
 
+/// The SQL that sets the four counters from the parameters named: the byte
+/// and retransmission counts keep their highest value, the round-trip time
+/// its last that was not 0 (see [`update_row`]).
+macro_rules! keep_counters {
+    ($acked:literal, $received:literal, $retrans:literal, $rtt:literal) => {
+        concat!(
+            "bytes_acked = CASE WHEN bytes_acked > ",
+            $acked,
+            " THEN bytes_acked ELSE coalesce(",
+            $acked,
+            ", bytes_acked) END, ",
+            "bytes_received = CASE WHEN bytes_received > ",
+            $received,
+            " THEN bytes_received ELSE coalesce(",
+            $received,
+            ", bytes_received) END, ",
+            "total_retrans = CASE WHEN total_retrans > ",
+            $retrans,
+            " THEN total_retrans ELSE coalesce(",
+            $retrans,
+            ", total_retrans) END, ",
+            "rtt_us = CASE WHEN ",
+            $rtt,
+            " > 0 THEN ",
+            $rtt,
+            " ELSE coalesce(rtt_us, ",
+            $rtt,
+            ") END"
+        )
+    };
+}
+
 /// The row as the socket is now: last seen, state, queues, timer, owner
 /// status (`status`, the best seen) and counters. The byte and
 /// retransmission counters only grow: a lower value is the kernel's reset
@@ -857,18 +889,15 @@ fn update_row(
     let d = entry.diag;
     let [acked, received, retrans, rtt] = counters(entry);
     let timer_ms = d.map_or(s.timer.expires.as_millis(), |d| u64::from(d.timer_ms));
-    tx.prepare_cached(
+    tx.prepare_cached(concat!(
         "UPDATE connections SET last_seen = max(last_seen, ?2), state = ?3, kind = ?4, tx_queue = ?5,
              rx_queue = ?6, timer = ?7, timer_ms = ?8, retransmits = ?9, probes = ?10,
              inode = CASE WHEN ?11 != 0 THEN ?11 ELSE inode END,
              owner_status = coalesce(?12, owner_status),
-             congestion_algorithm = coalesce(?13, congestion_algorithm), shutdown = coalesce(?14, shutdown),
-             bytes_acked = CASE WHEN bytes_acked > ?15 THEN bytes_acked ELSE coalesce(?15, bytes_acked) END,
-             bytes_received = CASE WHEN bytes_received > ?16 THEN bytes_received ELSE coalesce(?16, bytes_received) END,
-             total_retrans = CASE WHEN total_retrans > ?17 THEN total_retrans ELSE coalesce(?17, total_retrans) END,
-             rtt_us = CASE WHEN ?18 > 0 THEN ?18 ELSE coalesce(rtt_us, ?18) END
-         WHERE id = ?1",
-    )?
+             congestion_algorithm = coalesce(?13, congestion_algorithm), shutdown = coalesce(?14, shutdown), ",
+        keep_counters!("?15", "?16", "?17", "?18"),
+        " WHERE id = ?1"
+    ))?
     .execute(params![
         id,
         at_ms,
@@ -895,12 +924,11 @@ fn update_row(
 fn update_counters(tx: &Transaction<'_>, id: i64, entry: &Entry<'_>) -> rusqlite::Result<()> {
     let [acked, received, retrans, rtt] = counters(entry);
     tx.execute(
-        "UPDATE connections SET
-             bytes_acked = CASE WHEN bytes_acked > ?2 THEN bytes_acked ELSE coalesce(?2, bytes_acked) END,
-             bytes_received = CASE WHEN bytes_received > ?3 THEN bytes_received ELSE coalesce(?3, bytes_received) END,
-             total_retrans = CASE WHEN total_retrans > ?4 THEN total_retrans ELSE coalesce(?4, total_retrans) END,
-             rtt_us = CASE WHEN ?5 > 0 THEN ?5 ELSE coalesce(rtt_us, ?5) END
-         WHERE id = ?1",
+        concat!(
+            "UPDATE connections SET ",
+            keep_counters!("?2", "?3", "?4", "?5"),
+            " WHERE id = ?1"
+        ),
         params![id, acked, received, retrans, rtt],
     )?;
     Ok(())
