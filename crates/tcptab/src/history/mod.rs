@@ -235,6 +235,161 @@ fn boot_id() -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diag::{Diag, DiagSocket};
+    use crate::query::{Kept, Snapshot, Source};
+    use crate::{Family, RowKind, Socket, State};
+
+    /// A fresh database path for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "tcptab-history-unit-{}-{name}.db",
+            std::process::id()
+        ));
+        remove(&path);
+        path
+    }
+
+    fn remove(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// A socket from 127.0.0.1:`port` to 127.0.0.1:80 with `cookie`.
+    fn socket(port: u16, state: State, cookie: u64) -> DiagSocket {
+        let kind = if state == State::TimeWait {
+            RowKind::TimeWait
+        } else {
+            RowKind::Full
+        };
+        let mut socket = Socket::empty(Family::Ipv4, kind);
+        socket.state = state;
+        socket.local = format!("127.0.0.1:{port}").parse().unwrap();
+        socket.remote = "127.0.0.1:80".parse().unwrap();
+        DiagSocket {
+            socket,
+            diag: Diag {
+                cookie,
+                ..Diag::default()
+            },
+        }
+    }
+
+    fn snapshot(sockets: &[DiagSocket]) -> Snapshot {
+        Snapshot {
+            sockets: sockets
+                .iter()
+                .map(|d| Kept {
+                    socket: d.socket,
+                    diag: Some(d.diag.clone()),
+                    source: Source::Netlink,
+                    namespace: 0,
+                })
+                .collect(),
+            namespaces: vec![None],
+            ..Snapshot::default()
+        }
+    }
+
+    fn all(path: &Path) -> Vec<Lived> {
+        let mut out = Vec::new();
+        Reader::open(path)
+            .unwrap()
+            .connections(Window::All, |l: &Lived| -> Result<()> {
+                out.push(l.clone());
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_clock_set_back_closes_no_connection_before_it_opened() {
+        let path = scratch("clock");
+        let mut w = Writer::open(&path, 3_600_000).unwrap();
+        let a = socket(40000, State::Established, 7);
+        w.poll(
+            &snapshot(std::slice::from_ref(&a)),
+            1_800_000_010_000,
+            0,
+            &[],
+            &[],
+        )
+        .unwrap();
+        // The clock goes back five seconds; the connection is gone.
+        w.poll(&snapshot(&[]), 1_800_000_005_000, 0, &[], &[])
+            .unwrap();
+        drop(w);
+        let rows = all(&path);
+        assert_eq!(rows.len(), 1);
+        let l = &rows[0].lifetime;
+        assert_eq!(l.closed_by.as_deref(), Some("poll"));
+        assert!(l.closed_at.unwrap() >= l.first_seen, "{l:?}");
+        remove(&path);
+    }
+
+    #[test]
+    fn a_short_connection_and_its_time_wait_are_one_row() {
+        let path = scratch("timewait");
+        let mut w = Writer::open(&path, 3_600_000).unwrap();
+        let t = 1_800_000_000_000;
+        w.poll(&snapshot(&[]), t, 0, &[], &[]).unwrap();
+        // Opened and closed between two polls: its notification, then its
+        // TIME_WAIT with a cookie of its own (it was never dumped).
+        let closed = Closed {
+            netns: 0,
+            at_ms: t + 100,
+            socket: socket(40001, State::Close, 11),
+        };
+        let tw = socket(40001, State::TimeWait, 12);
+        let out = w
+            .poll(
+                &snapshot(std::slice::from_ref(&tw)),
+                t + 5000,
+                0,
+                &[closed],
+                &[],
+            )
+            .unwrap();
+        assert_eq!((out.opened, out.closed, out.notifications), (1, 0, 1));
+        // The TIME_WAIT expires.
+        w.poll(&snapshot(&[]), t + 10_000, 0, &[], &[]).unwrap();
+        drop(w);
+        let rows = all(&path);
+        assert_eq!(rows.len(), 1, "{rows:#?}");
+        let l = &rows[0].lifetime;
+        assert_eq!(rows[0].socket.state, State::TimeWait);
+        assert_eq!((l.first_seen, l.closed_at), (t + 100, Some(t + 10_000)));
+        assert_eq!(l.closed_by.as_deref(), Some("poll"));
+        remove(&path);
+    }
+
+    #[test]
+    fn a_new_writer_takes_up_the_open_connections() {
+        let path = scratch("resume");
+        let t = 1_800_000_000_000;
+        let a = socket(40002, State::Established, 21);
+        let mut w = Writer::open(&path, 3_600_000).unwrap();
+        w.poll(&snapshot(std::slice::from_ref(&a)), t, 0, &[], &[])
+            .unwrap();
+        // A second writer is refused while the first lives.
+        let refused = Writer::open(&path, 3_600_000).unwrap_err().to_string();
+        assert!(
+            refused.contains("another tcptab record is writing it"),
+            "{refused}"
+        );
+        drop(w);
+        let mut w = Writer::open(&path, 3_600_000).unwrap();
+        assert_eq!(w.open_connections(), 1);
+        w.poll(&snapshot(std::slice::from_ref(&a)), t + 5000, 0, &[], &[])
+            .unwrap();
+        drop(w);
+        let rows = all(&path);
+        assert_eq!(rows.len(), 1, "{rows:#?}");
+        assert_eq!(rows[0].lifetime.last_seen, t + 5000);
+        assert_eq!(rows[0].lifetime.closed_at, None);
+        remove(&path);
+    }
 
     #[test]
     fn lifetime_seconds_round_outwards() {

@@ -532,7 +532,7 @@ impl Tracker {
             // kernel's time of the end.
             update_counters(tx, id, &entry)?;
             tx.execute(
-                "UPDATE connections SET closed_at = min(closed_at, ?2), closed_by = 'destroy' WHERE id = ?1",
+                "UPDATE connections SET closed_at = max(first_seen, min(closed_at, ?2)), closed_by = 'destroy' WHERE id = ?1",
                 params![id, c.at_ms],
             )?;
             id
@@ -943,9 +943,13 @@ fn state_change(tx: &Transaction<'_>, id: i64, at_ms: i64, state: State) -> rusq
 }
 
 fn close_row(tx: &Transaction<'_>, id: i64, at_ms: i64, by: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE connections SET closed_at = ?2, closed_by = ?3 WHERE id = ?1")?
-        .execute(params![id, at_ms, by])?;
-    tx.prepare_cached("UPDATE lifetimes SET end_s = ?2 WHERE id = ?1")?
+    // Never before its first sighting, nor its index entry before its
+    // start (which the R*Tree refuses): the clock can be set back.
+    tx.prepare_cached(
+        "UPDATE connections SET closed_at = max(?2, first_seen), closed_by = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, at_ms, by])?;
+    tx.prepare_cached("UPDATE lifetimes SET end_s = max(?2, start_s) WHERE id = ?1")?
         .execute(params![id, ceil_s(at_ms)])?;
     Ok(())
 }
