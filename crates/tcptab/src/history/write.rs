@@ -122,8 +122,8 @@ struct Recent {
     by_key: HashMap<Key, i64>,
     /// Those a notification closed, by ends: a connection that was never
     /// dumped had no cookie yet when its TIME_WAIT socket was made, which
-    /// then gets a cookie of its own.
-    by_ends: HashMap<Ends, i64>,
+    /// then gets a cookie of its own. With the key it has in `by_key`.
+    by_ends: HashMap<Ends, (i64, Key)>,
 }
 
 impl Recent {
@@ -132,12 +132,15 @@ impl Recent {
     }
 
     fn by_ends(&self, ends: &Ends) -> Option<i64> {
-        self.by_ends.get(ends).copied()
+        self.by_ends.get(ends).map(|&(id, _)| id)
     }
 
-    fn forget(&mut self, id: i64, ends: &Ends) {
-        self.by_key.retain(|_, v| *v != id);
-        self.by_ends.remove(ends);
+    /// A connection open again (found by `key` or by `ends`).
+    fn forget(&mut self, key: &Key, ends: &Ends) {
+        if let Some((_, noticed)) = self.by_ends.remove(ends) {
+            self.by_key.remove(&noticed);
+        }
+        self.by_key.remove(key);
     }
 }
 
@@ -525,7 +528,7 @@ impl Tracker {
             }
             close_row(tx, open.id, c.at_ms, "destroy")?;
             out.closed += 1;
-            recent.by_ends.insert(ends, open.id);
+            recent.by_ends.insert(ends, (open.id, key));
             open.id
         } else if let Some(id) = self.recent.get(&key).or(recent.get(&key)) {
             // Missed by the last poll, notified now: its counters and the
@@ -549,7 +552,7 @@ impl Tracker {
             let id = insert_row(tx, self.boot, ns_id, &entry, c.at_ms, Some("destroy"))?;
             out.opened += 1;
             out.closed += 1;
-            recent.by_ends.insert(ends, id);
+            recent.by_ends.insert(ends, (id, key));
             id
         };
         recent.by_key.insert(key, id);
@@ -605,8 +608,8 @@ impl Tracker {
                             "UPDATE lifetimes SET end_s = ?2 WHERE id = ?1",
                             params![id, OPEN_END],
                         )?;
-                        recent.forget(id, &ends);
-                        self.recent.forget(id, &ends);
+                        recent.forget(&key, &ends);
+                        self.recent.forget(&key, &ends);
                         out.closed = out.closed.saturating_sub(1);
                         update_row(tx, id, entry, at_ms, status)?;
                         state_change(tx, id, at_ms, entry.socket.state)?;
