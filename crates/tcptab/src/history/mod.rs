@@ -304,6 +304,26 @@ mod tests {
     }
 
     #[test]
+    fn every_state_and_timer_code_reads_back_as_written() {
+        for code in 0..=255u8 {
+            let timer = crate::TimerKind::from_code(code);
+            assert_eq!(
+                read::timer_of(&write::timer_name(timer)),
+                Some(timer),
+                "{code}"
+            );
+            let state = State::from_code(code);
+            assert_eq!(
+                read::state_of(&write::state_name(state)),
+                Some(state),
+                "{code}"
+            );
+        }
+        assert_eq!(read::timer_of("unknown(x)"), None);
+        assert_eq!(read::state_of("ESTABLISHED?"), None);
+    }
+
+    #[test]
     fn a_clock_set_back_closes_no_connection_before_it_opened() {
         let path = scratch("clock");
         let mut w = Writer::open(&path, 3_600_000).unwrap();

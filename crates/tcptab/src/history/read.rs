@@ -300,19 +300,24 @@ fn open_read_only(path: &Path) -> Result<Connection> {
 }
 
 /// A state as stored: the kernel's name, or `UNKNOWN(0x..)`.
-fn state_of(text: &str) -> Option<State> {
+pub(super) fn state_of(text: &str) -> Option<State> {
     text.parse().ok().or_else(|| {
         let hex = text.strip_prefix("UNKNOWN(0x")?.strip_suffix(')')?;
         Some(State::from_code(u8::from_str_radix(hex, 16).ok()?))
     })
 }
 
-/// A timer as stored: its name, or the code it was shown as.
-fn timer_of(text: &str) -> Option<TimerKind> {
-    (0..=255u8).map(TimerKind::from_code).find(|t| {
-        t.name()
-            .map_or_else(|| t.to_string() == text, |n| n == text)
-    })
+/// A timer as stored: its name, or `unknown(N)` for a code without one.
+pub(super) fn timer_of(text: &str) -> Option<TimerKind> {
+    match text
+        .strip_prefix("unknown(")
+        .and_then(|t| t.strip_suffix(')'))
+    {
+        Some(code) => Some(TimerKind::from_code(code.parse().ok()?)),
+        None => (0..=4u8)
+            .map(TimerKind::from_code)
+            .find(|t| t.name() == Some(text)),
+    }
 }
 
 fn lived(r: &Row<'_>) -> std::result::Result<Lived, RowError> {

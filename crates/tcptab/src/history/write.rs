@@ -2,6 +2,7 @@
 //! [`Snapshot`]) and the destroy notifications received since the last one
 //! into rows, in one transaction per poll.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use crate::diag::DiagSocket;
 use crate::owners::Ownership;
 use crate::query::{NotInspectedReason, Report, Snapshot};
 use crate::rates::Key;
-use crate::{Entry, State};
+use crate::{Entry, State, TimerKind};
 
 /// A connection the kernel said it destroyed (a destroy notification),
 /// with when it was received.
@@ -767,10 +768,25 @@ fn counters(entry: &Entry<'_>) -> [Option<i64>; 4] {
     }
 }
 
-fn state_name(state: State) -> String {
+/// A state as stored: the kernel's name (no allocation), or `UNKNOWN(0x..)`.
+pub(super) fn state_name(state: State) -> Cow<'static, str> {
     state
         .kernel_name()
-        .map_or_else(|| state.to_string(), str::to_string)
+        .map_or_else(|| state.to_string().into(), Cow::Borrowed)
+}
+
+/// A timer as stored: its name (no allocation), or `unknown(N)`.
+pub(super) fn timer_name(kind: TimerKind) -> Cow<'static, str> {
+    kind.name()
+        .map_or_else(|| kind.to_string().into(), Cow::Borrowed)
+}
+
+/// Time to the timer's expiry in ms: netlink's own, else /proc's ticks.
+fn timer_ms(entry: &Entry<'_>) -> i64 {
+    let s = entry.socket;
+    entry
+        .diag
+        .map_or(s.timer.expires.as_millis(), |d| u64::from(d.timer_ms)) as i64
 }
 
 /// A new connection's row, first seen at `at_ms` (and closed then, by
@@ -788,7 +804,6 @@ fn insert_row(
     let d = entry.diag;
     let state = state_name(s.state);
     let [acked, received, retrans, rtt] = counters(entry);
-    let timer_ms = d.map_or(s.timer.expires.as_millis(), |d| u64::from(d.timer_ms));
     tx.prepare_cached(
         "INSERT INTO connections (boot, netns, cookie, first_seen, last_seen, first_state, family, kind, state,
              local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
@@ -813,8 +828,8 @@ fn insert_row(
         s.remote.port(),
         s.tx_queue,
         s.rx_queue,
-        s.timer.kind.name().map_or_else(|| s.timer.kind.to_string(), str::to_string),
-        timer_ms as i64,
+        timer_name(s.timer.kind),
+        timer_ms(entry),
         s.retransmits,
         s.uid,
         s.probes,
@@ -891,7 +906,6 @@ fn update_row(
     let s = entry.socket;
     let d = entry.diag;
     let [acked, received, retrans, rtt] = counters(entry);
-    let timer_ms = d.map_or(s.timer.expires.as_millis(), |d| u64::from(d.timer_ms));
     tx.prepare_cached(concat!(
         "UPDATE connections SET last_seen = max(last_seen, ?2), state = ?3, kind = ?4, tx_queue = ?5,
              rx_queue = ?6, timer = ?7, timer_ms = ?8, retransmits = ?9, probes = ?10,
@@ -908,8 +922,8 @@ fn update_row(
         s.kind.as_str(),
         s.tx_queue,
         s.rx_queue,
-        s.timer.kind.name().map_or_else(|| s.timer.kind.to_string(), str::to_string),
-        timer_ms as i64,
+        timer_name(s.timer.kind),
+        timer_ms(entry),
         s.retransmits,
         s.probes,
         s.inode as i64,
