@@ -704,12 +704,12 @@ pub enum ByteOrderArg {
     Big,
 }
 
-impl From<ByteOrderArg> for tcptab::ByteOrder {
-    fn from(arg: ByteOrderArg) -> tcptab::ByteOrder {
+impl From<ByteOrderArg> for tcptab::procnet::ByteOrder {
+    fn from(arg: ByteOrderArg) -> tcptab::procnet::ByteOrder {
         match arg {
-            ByteOrderArg::Native => tcptab::ByteOrder::native(),
-            ByteOrderArg::Little => tcptab::ByteOrder::Little,
-            ByteOrderArg::Big => tcptab::ByteOrder::Big,
+            ByteOrderArg::Native => tcptab::procnet::ByteOrder::native(),
+            ByteOrderArg::Little => tcptab::procnet::ByteOrder::Little,
+            ByteOrderArg::Big => tcptab::procnet::ByteOrder::Big,
         }
     }
 }

@@ -4,9 +4,11 @@
 
 use anyhow::{bail, Context, Result};
 use tcptab::diag::Extensions;
+use tcptab::filter::Expr;
 use tcptab::filter::{Cidr, PortRange, Side};
-use tcptab::query::{Namespaces, NotInspectedReason, Report, Why};
-use tcptab::{Expr, Family, Query, ReadOptions, StateSet};
+use tcptab::procnet::ReadOptions;
+use tcptab::{Family, Query, StateSet};
+use tcptab::{Namespaces, NotInspectedReason, Report, Why};
 
 use crate::cli::{FilterArgs, NamespaceArgs, SourceArgs};
 
@@ -137,7 +139,7 @@ pub fn notes(report: &Report, verbose: bool) {
             .unwrap_or_default();
         if verbose {
             match &read.why {
-                Why::Chosen if read.source == tcptab::query::Source::Netlink => {
+                Why::Chosen if read.source == tcptab::Source::Netlink => {
                     note!("tcptab: source: netlink (sock_diag){target}")
                 }
                 Why::Chosen => note!("tcptab: source: proc{target}"),
@@ -163,7 +165,7 @@ pub fn notes(report: &Report, verbose: bool) {
                     read.sockets,
                     read.matched
                 ),
-                None if read.source == tcptab::query::Source::Netlink => note!(
+                None if read.source == tcptab::Source::Netlink => note!(
                     "tcptab: no filter in the kernel{target}; {} socket(s) read, {} matched",
                     read.sockets,
                     read.matched
@@ -246,10 +248,7 @@ pub fn notes(report: &Report, verbose: bool) {
 /// Whether every namespace was read from /proc (for notes about what
 /// only netlink has).
 pub fn any_proc(report: &Report) -> bool {
-    report
-        .read
-        .iter()
-        .any(|r| r.source == tcptab::query::Source::Proc)
+    report.read.iter().any(|r| r.source == tcptab::Source::Proc)
 }
 
 /// Whether this process runs as root (effective uid 0), from /proc.

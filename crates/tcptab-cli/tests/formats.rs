@@ -77,7 +77,7 @@ fn count(format: &str, out: &str, inode: u64, all_netns: bool, what: &str) -> us
                 if tcptab::procnet::is_header(line.as_bytes()) {
                     continue;
                 }
-                tcptab::procnet::parse_line(line.as_bytes(), tcptab::ByteOrder::native())
+                tcptab::procnet::parse_line(line.as_bytes(), tcptab::procnet::ByteOrder::native())
                     .unwrap_or_else(|e| panic!("{what}: {e}: {line:?}"));
                 n += 1;
             }

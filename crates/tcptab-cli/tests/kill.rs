@@ -268,9 +268,10 @@ fn a_socket_closed_after_the_dump_is_already_gone() {
     if !require_root("a_socket_closed_after_the_dump_is_already_gone") {
         return;
     }
+    use tcptab::filter::Expr;
     use tcptab::kill::{Destroyer, GoneWhy, Outcome};
-    use tcptab::query::Namespaces;
-    use tcptab::{Expr, Query, State, StateSet};
+    use tcptab::Namespaces;
+    use tcptab::{Query, State, StateSet};
     let mut scenario = Scenario::start("stuck.py");
     let query = Query::new()
         .source(tcptab::diag::Choice::Netlink)

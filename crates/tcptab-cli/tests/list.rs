@@ -347,7 +347,7 @@ fn a_bad_line_after_output_began_ends_at_a_whole_record() {
                 assert_eq!(rows[0].len(), rows[1].len(), "{format}: {last}");
             }
             _ => {
-                tcptab::procnet::parse_line(last.as_bytes(), tcptab::ByteOrder::native())
+                tcptab::procnet::parse_line(last.as_bytes(), tcptab::procnet::ByteOrder::native())
                     .unwrap_or_else(|e| panic!("{format}: {e}: {last}"));
             }
         }
@@ -384,7 +384,7 @@ fn sorted_proc_output_keeps_every_table_with_its_header() {
         .lines()
         .filter(|l| !tcptab::procnet::is_header(l.as_bytes()))
         .map(|l| {
-            tcptab::procnet::parse_line(l.as_bytes(), tcptab::ByteOrder::native())
+            tcptab::procnet::parse_line(l.as_bytes(), tcptab::procnet::ByteOrder::native())
                 .unwrap()
                 .state
                 .code()

@@ -16,7 +16,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use procfs_core::net::TcpNetEntries;
 use procfs_core::{ExplicitSystemInfo, FromBufReadSI};
 use tcptab::procnet::{render_line, TableReader};
-use tcptab::{ByteOrder, Family, ReadOptions, RowKind, SliceReader, Socket};
+use tcptab::procnet::{ByteOrder, ReadOptions, SliceReader};
+use tcptab::{Family, RowKind, Socket};
 
 const ROWS: usize = 1_000_000;
 

@@ -8,7 +8,8 @@
 use std::time::Instant;
 
 use tcptab::diag::{self, Extensions, NetlinkSocket};
-use tcptab::{Family, ProcRoot, ReadOptions, StateSet};
+use tcptab::procnet::{ProcRoot, ReadOptions};
+use tcptab::{Family, StateSet};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -3,7 +3,8 @@
 //!
 //!     cargo run --release -p tcptab --example parse_file -- ROOT
 
-use tcptab::{Family, ProcRoot, ReadOptions};
+use tcptab::procnet::{ProcRoot, ReadOptions};
+use tcptab::Family;
 
 fn main() -> Result<(), tcptab::Error> {
     let root = ProcRoot::new(std::env::args().nth(1).unwrap_or_else(|| "/proc".into()));

@@ -12,7 +12,7 @@ fn main() {
         let t = Instant::now();
         let mut n = 0u64;
         for l in &lines {
-            let s = tcptab::procnet::parse_line(l, tcptab::ByteOrder::Little).unwrap();
+            let s = tcptab::procnet::parse_line(l, tcptab::procnet::ByteOrder::Little).unwrap();
             n = n.wrapping_add(s.inode);
         }
         let el = t.elapsed();
@@ -24,6 +24,6 @@ fn main() {
         );
     }
     let t = Instant::now();
-    let n = tcptab::TableReader::new(&data[..], "x", Default::default()).count();
+    let n = tcptab::procnet::TableReader::new(&data[..], "x", Default::default()).count();
     println!("reader: {n} in {:?}", t.elapsed());
 }

@@ -15,7 +15,8 @@ use std::time::Instant;
 use procfs_core::net::TcpNetEntries;
 use procfs_core::{ExplicitSystemInfo, FromBufReadSI};
 use tcptab::procnet::TableReader;
-use tcptab::{Family, ReadOptions, RowKind, SliceReader, Socket};
+use tcptab::procnet::{ReadOptions, SliceReader};
+use tcptab::{Family, RowKind, Socket};
 
 #[inline(never)]
 fn tcptab_pass(tables: &[Vec<u8>]) -> Result<usize, tcptab::Error> {

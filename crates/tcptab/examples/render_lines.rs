@@ -3,7 +3,7 @@ use std::time::Instant;
 fn main() {
     let path = std::env::args().nth(1).expect("FILE");
     let data = std::fs::read(&path).unwrap();
-    let sockets: Vec<_> = tcptab::TableReader::new(&data[..], "x", Default::default())
+    let sockets: Vec<_> = tcptab::procnet::TableReader::new(&data[..], "x", Default::default())
         .map(Result::unwrap)
         .collect();
     let mut out = Vec::with_capacity(data.len());
@@ -11,7 +11,7 @@ fn main() {
         out.clear();
         let t = Instant::now();
         for s in &sockets {
-            tcptab::procnet::render_line(s, tcptab::ByteOrder::Little, &mut out);
+            tcptab::procnet::render_line(s, tcptab::procnet::ByteOrder::Little, &mut out);
         }
         let el = t.elapsed();
         println!(

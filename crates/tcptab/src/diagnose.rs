@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::diag::Diag;
-use crate::netns::Namespace;
-use crate::owners::{Owner, Ownership};
-use crate::query::{Entry, Source};
-use crate::socket::{canonical, RowKind, Socket, State, TimerKind};
+use crate::model::Diag;
+use crate::model::Namespace;
+use crate::model::{canonical, RowKind, Socket, State, TimerKind};
+use crate::model::{Entry, Source};
+use crate::model::{Owner, Ownership};
 
 /// When a pattern becomes a finding.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -582,7 +582,7 @@ fn zero_window_filter(group: &Group) -> Option<String> {
 #[cfg(test)]
 mod zero_window_tests {
     use super::*;
-    use crate::diag::TcpInfo;
+    use crate::model::TcpInfo;
 
     fn entry_with(socket: &Socket, diag: &Diag) -> bool {
         let e = Entry {

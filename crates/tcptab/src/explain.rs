@@ -3,8 +3,8 @@
 //! it means for this row shape and state (docs/proc-net-tcp.md §2 to §5).
 
 use crate::error::LineError;
+use crate::model::{PointerKind, RowKind, Socket, Ssthresh, State, TimerKind};
 use crate::procnet::{parse_line, ByteOrder};
-use crate::socket::{PointerKind, RowKind, Socket, Ssthresh, State, TimerKind};
 
 /// One field of a line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,8 @@
 //!
 //! ```no_run
 //! use tcptab::kill::{Destroyer, Outcome};
-//! use tcptab::{Expr, Query, State, StateSet};
+//! use tcptab::filter::Expr;
+//! use tcptab::{Query, State, StateSet};
 //!
 //! let query = Query::new().filter(Expr::State(StateSet::of(&[State::CloseWait])));
 //! let snapshot = query.snapshot()?;
@@ -27,7 +28,8 @@ use std::io;
 
 use crate::diag::{self, NetlinkSocket, SocketId};
 use crate::error::{Error, Result};
-use crate::query::{Entry, Query, Source};
+use crate::model::{Entry, Source};
+use crate::query::Query;
 
 /// What became of one socket.
 #[derive(Debug)]

@@ -7,7 +7,8 @@
 //! to the kernel's text byte for byte.
 //!
 //! ```no_run
-//! use tcptab::{Family, ProcRoot, ReadOptions, State};
+//! use tcptab::procnet::{ProcRoot, ReadOptions};
+//! use tcptab::{Family, State};
 //!
 //! // `/proc`, or `/proc/PID`, or a captured copy of a machine's /proc.
 //! let root = ProcRoot::new("/proc");
@@ -57,9 +58,12 @@
 //! ```
 //!
 //! One question about the table, answered streamed or collected, in any
-//! namespace, with owners, from either source: [`Query`] (see [`query`]).
+//! namespace, with owners, from either source: [`Query`], whose [`Report`]
+//! says what it read and could not see. What every layer carries is one
+//! socket and what came with it: borrowed as an [`Entry`], owned as an
+//! [`EntryBuf`].
 //!
-//! Around the model: [`owners`] maps sockets to the processes holding them,
+//! Around the model: [`OwnerScan`] maps sockets to the processes holding them,
 //! [`filter`] selects sockets (with `ss`'s expression language), [`netns`]
 //! finds and enters network namespaces, [`summary`], [`diagnose`],
 //! [`explain`] and [`watch`] answer the questions people dig for by hand,
@@ -79,31 +83,31 @@ pub mod filter;
 pub mod history;
 pub mod kill;
 pub mod metrics;
+mod model;
 pub mod netns;
-pub mod owners;
+mod owners;
 pub mod procnet;
-pub mod query;
+mod query;
 pub mod rates;
 pub mod record;
-mod socket;
 pub mod summary;
 pub mod time;
 pub mod watch;
 
 pub use error::{Error, Field, LineError, ParseErrorKind, Result};
+pub use model::{
+    canonical, Congestion, Diag, DiagSocket, Entry, EntryBuf, Family, Key, MemInfo, Namespace,
+    Owner, Owners, Ownership, Pointer, PointerKind, RowKind, Socket, Source, Ssthresh, State,
+    StateSet, TcpInfo, Ticks, Timer, TimerKind, UnknownState, USER_HZ,
+};
+pub use owners::OwnerScan;
+pub use query::{
+    KernelFilter, NamespaceRead, Namespaces, NotInspected, NotInspectedReason, OwnerReport, Query,
+    Report, Snapshot, Visitor, Why,
+};
 
 /// The README's Rust examples, run as doctests (they read this machine's
 /// live tables).
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeExamples;
-pub use filter::{Expr, FilterError, StateSet};
-pub use netns::Namespace;
-pub use owners::{Owner, OwnerScan, Ownership};
-pub use procnet::{ByteOrder, ProcRoot, ReadOptions, SliceReader, Table, TableReader};
-pub use query::{Entry, Namespaces, Query, Report, Snapshot};
-pub use record::{Fields, Lifetime, Record, SCHEMA_VERSION};
-pub use socket::{
-    canonical, Congestion, Family, Pointer, PointerKind, RowKind, Socket, Ssthresh, State, Ticks,
-    Timer, TimerKind, UnknownState, USER_HZ,
-};

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::diag::Diag;
+use crate::model::Diag;
+use crate::model::{canonical, Family, RowKind, Socket, State, TimerKind};
 use crate::owners::OwnerScan;
-use crate::socket::{canonical, Family, RowKind, Socket, State, TimerKind};
 
 /// Which optional label families to produce, and their bound.
 #[derive(Debug, Clone, Default)]
@@ -141,7 +141,7 @@ impl Accumulator {
     }
 
     /// Count one socket. Its `owners` are needed for `per_process`.
-    pub fn add(&mut self, sample: &Sample<'_>, owners: Option<&[crate::owners::Owner]>) {
+    pub fn add(&mut self, sample: &Sample<'_>, owners: Option<&[crate::model::Owner]>) {
         let s = sample.socket;
         let c = &mut self.c;
         c.sockets_read += 1;

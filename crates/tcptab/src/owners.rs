@@ -14,55 +14,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::socket::{RowKind, Socket};
-
-/// One process holding a socket.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct Owner {
-    pub pid: u32,
-    /// The command name (`/proc/<pid>/comm`), shared by the process's
-    /// sockets.
-    pub command: Arc<str>,
-    /// The file descriptor number in that process.
-    pub fd: u32,
-}
-
-/// Why a socket has no owner listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ownership<'a> {
-    /// These processes hold it (sorted by pid, then fd).
-    Owned(&'a [Owner]),
-    /// No process can hold it: TIME_WAIT and request sockets, orphaned
-    /// sockets and children not yet accepted (inode 0).
-    NoProcess,
-    /// Not found, and some processes could not be inspected: it may be
-    /// theirs.
-    Unknown,
-    /// Not found although every process was inspected (a socket held only
-    /// by the kernel, or in flight over a Unix socket).
-    NotFound,
-}
-
-impl<'a> Ownership<'a> {
-    /// The processes holding the socket (empty unless [`Ownership::Owned`]).
-    pub fn owners(self) -> &'a [Owner] {
-        match self {
-            Ownership::Owned(list) => list,
-            _ => &[],
-        }
-    }
-
-    /// `owned`, `no_process`, `unknown` or `not_found`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Ownership::Owned(_) => "owned",
-            Ownership::NoProcess => "no_process",
-            Ownership::Unknown => "unknown",
-            Ownership::NotFound => "not_found",
-        }
-    }
-}
+use crate::model::{Owner, Ownership, RowKind, Socket};
 
 /// The result of one scan of `/proc/*/fd`.
 #[derive(Debug, Default, Clone)]

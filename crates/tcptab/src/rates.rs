@@ -10,45 +10,9 @@
 //! its memory is bounded by the table.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::diag::Diag;
-use crate::socket::Socket;
-
-/// What identifies one connection across looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Key {
-    Cookie {
-        netns: u64,
-        cookie: u64,
-    },
-    Ends {
-        netns: u64,
-        inode: u64,
-        local: SocketAddr,
-        remote: SocketAddr,
-    },
-}
-
-impl Key {
-    /// The key of `socket` (with what netlink adds) in namespace `netns`
-    /// (its inode; 0 for this process's).
-    pub fn of(netns: u64, socket: &Socket, diag: Option<&Diag>) -> Key {
-        match diag {
-            Some(d) if d.cookie != 0 => Key::Cookie {
-                netns,
-                cookie: d.cookie,
-            },
-            _ => Key::Ends {
-                netns,
-                inode: socket.inode,
-                local: socket.local,
-                remote: socket.remote,
-            },
-        }
-    }
-}
+use crate::model::{Diag, Key};
 
 /// One connection's rates over the last interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,7 +131,7 @@ impl RateTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::TcpInfo;
+    use crate::model::TcpInfo;
 
     fn diag(cookie: u64, rx: u64, tx: u64) -> Diag {
         Diag {
@@ -183,7 +147,7 @@ mod tests {
 
     #[test]
     fn rates_are_the_counters_differences_over_the_interval() {
-        let socket = Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
+        let socket = crate::Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
         let mut t = RateTracker::new();
         let t0 = Instant::now();
         let a = diag(7, 1000, 500);

@@ -15,10 +15,10 @@
 
 use std::net::IpAddr;
 
-use crate::diag::{MemInfo, TcpInfo};
-use crate::owners::Owner;
-use crate::query::{Entry, Source};
-use crate::socket::{PointerKind, Ssthresh};
+use crate::model::Owner;
+use crate::model::{Entry, Source};
+use crate::model::{MemInfo, TcpInfo};
+use crate::model::{PointerKind, Ssthresh};
 
 /// The version of the record and report documents. Raised when a field is
 /// removed or changes its meaning; adding a field does not raise it.

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::socket::{canonical, Family, RowKind, Socket, State};
+use crate::model::{canonical, Family, RowKind, Socket, State};
 
 /// One listener's accept queue.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,8 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
-use crate::diag::{Diag, DiagSocket};
-use crate::socket::{Family, RowKind, Socket, State};
+use crate::model::{Diag, DiagSocket};
+use crate::model::{Family, RowKind, Socket, State};
 
 /// What identifies a connection across looks (a socket keeps it from
 /// SYN_SENT through TIME_WAIT).

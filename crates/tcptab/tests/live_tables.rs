@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use tcptab::procnet::{render_table, TableReader};
-use tcptab::{Family, ProcRoot, ReadOptions, RowKind, Socket, State};
+use tcptab::procnet::{ProcRoot, ReadOptions};
+use tcptab::{Family, RowKind, Socket, State};
 use testkit::{endpoint, require_root, Scenario};
 
 fn find<'a>(sockets: &'a [Socket], e: &testkit::Expected) -> &'a Socket {
@@ -147,7 +148,7 @@ fn rendering_reproduces_the_live_files_byte_for_byte() {
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(sockets.len() > 3, "{}", path.display());
-        let rendered = render_table(family, &sockets, tcptab::ByteOrder::native());
+        let rendered = render_table(family, &sockets, tcptab::procnet::ByteOrder::native());
         assert_eq!(
             String::from_utf8_lossy(&rendered),
             String::from_utf8_lossy(&bytes),

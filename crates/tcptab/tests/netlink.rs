@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tcptab::diag::response::{parse_message, TcpInfo};
+use tcptab::diag::response::parse_message;
 use tcptab::diag::wire::View;
-use tcptab::diag::{self, DiagSocket, Extensions, NetlinkSocket};
-use tcptab::{Error, Family, ProcRoot, ReadOptions, RowKind, Socket, State, StateSet};
+use tcptab::diag::{self, Extensions, NetlinkSocket};
+use tcptab::procnet::{ProcRoot, ReadOptions};
+use tcptab::DiagSocket;
+use tcptab::TcpInfo;
+use tcptab::{Error, Family, RowKind, Socket, State, StateSet};
 use testkit::diag::{load, Refused, Replay};
 use testkit::{endpoint, require_root, Scenario};
 
@@ -321,7 +324,7 @@ fn truncated_and_malformed_messages_are_errors_not_panics() {
 }
 
 /// The sockets a query selects, by their ends, and its report.
-fn selected(query: &tcptab::Query) -> (Vec<(String, String)>, tcptab::query::Report) {
+fn selected(query: &tcptab::Query) -> (Vec<(String, String)>, tcptab::Report) {
     let snapshot = query.snapshot().expect("the query");
     let mut ends: Vec<_> = snapshot
         .sockets
@@ -340,8 +343,8 @@ fn a_program_the_kernel_refuses_falls_back_to_filtering_here() {
     let scenario = Scenario::start("filters.py");
     let query = tcptab::Query::new()
         .source(diag::Choice::Netlink)
-        .namespaces(tcptab::query::Namespaces::Pid(scenario.pid()))
-        .filter(tcptab::Expr::parse("sport = :80 or dport = :80").unwrap());
+        .namespaces(tcptab::Namespaces::Pid(scenario.pid()))
+        .filter(tcptab::filter::Expr::parse("sport = :80 or dport = :80").unwrap());
     let (compiled, report) = selected(&query);
     let kernel = report.read[0]
         .kernel_filter
@@ -410,8 +413,8 @@ fn one_walk_returns_the_sockets_of_the_two_per_family_dumps() {
     // one walk with more IPv6 sockets than it holds, one dump per family.
     let query = tcptab::Query::new()
         .source(diag::Choice::Netlink)
-        .namespaces(tcptab::query::Namespaces::Pid(scenario.pid()))
-        .filter(tcptab::Expr::parse("not sport = :1").unwrap());
+        .namespaces(tcptab::Namespaces::Pid(scenario.pid()))
+        .filter(tcptab::filter::Expr::parse("not sport = :1").unwrap());
     let (walked, report) = selected(&query);
     assert!(
         report.read[0]

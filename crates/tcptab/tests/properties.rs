@@ -5,10 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use proptest::prelude::*;
+use tcptab::procnet::ByteOrder;
 use tcptab::procnet::{parse_line, reference, render_line};
 use tcptab::{
-    ByteOrder, Congestion, Family, Pointer, RowKind, Socket, Ssthresh, State, Ticks, Timer,
-    TimerKind,
+    Congestion, Family, Pointer, RowKind, Socket, Ssthresh, State, Ticks, Timer, TimerKind,
 };
 
 fn family() -> impl Strategy<Value = Family> {

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 use tcptab::procnet::{parse_line, render_table};
-use tcptab::{ByteOrder, Family, PointerKind, ProcRoot, ReadOptions, RowKind, Socket, State};
+use tcptab::procnet::{ByteOrder, ProcRoot, ReadOptions};
+use tcptab::{Family, PointerKind, RowKind, Socket, State};
 
 fn vectors() -> PathBuf {
     testkit::repo_root().join("testdata/spec-vectors")
@@ -43,7 +44,7 @@ struct Expected {
 fn read(family: Family) -> (Vec<u8>, Vec<Socket>) {
     let path = ProcRoot::new(vectors()).table_path(family);
     let bytes = std::fs::read(&path).unwrap();
-    let sockets = tcptab::TableReader::new(&bytes[..], &path, ReadOptions::default())
+    let sockets = tcptab::procnet::TableReader::new(&bytes[..], &path, ReadOptions::default())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     (bytes, sockets)

@@ -129,7 +129,7 @@ pub fn check_diag(data: &[u8]) {
 /// evaluates on a socket.
 pub fn check_filter(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Ok(expr) = tcptab::Expr::parse(&text) {
+    if let Ok(expr) = tcptab::filter::Expr::parse(&text) {
         let socket = tcptab::Socket::empty(tcptab::Family::Ipv6, tcptab::RowKind::Full);
         let _ = expr.matches(&socket, None, None);
         let _ = expr.states();

@@ -4,10 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use tcptab::procnet::ByteOrder;
 use tcptab::procnet::{header, render_line};
 use tcptab::{
-    ByteOrder, Congestion, Family, Pointer, RowKind, Socket, Ssthresh, State, Ticks, Timer,
-    TimerKind,
+    Congestion, Family, Pointer, RowKind, Socket, Ssthresh, State, Ticks, Timer, TimerKind,
 };
 
 /// A small deterministic generator (xorshift64*), so every run parses the

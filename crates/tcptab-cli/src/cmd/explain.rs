@@ -11,7 +11,8 @@ use serde_json::value::RawValue;
 use tcptab::diag::Extensions;
 use tcptab::diagnose::{Diagnoser, Finding, Kind, Process, Severity, Thresholds};
 use tcptab::explain::{explain_line, Explained};
-use tcptab::{ByteOrder, Expr};
+use tcptab::filter::Expr;
+use tcptab::procnet::ByteOrder;
 
 use crate::cli::{ExplainArgs, FailOn, ReportFormat};
 use crate::exit::Partial;
@@ -140,13 +141,13 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
     let mut out = io::stdout().lock();
     match format {
         ReportFormat::Json => {
-            let fields = tcptab::Fields {
+            let fields = tcptab::record::Fields {
                 netns: args.namespaces.named(),
                 owners: args.processes,
                 history: false,
             };
             let report = DiagnoseReport {
-                schema_version: tcptab::SCHEMA_VERSION,
+                schema_version: tcptab::record::SCHEMA_VERSION,
                 sockets_examined: examined,
                 findings: findings
                     .iter()
@@ -237,14 +238,14 @@ struct Evidence {
 impl FindingRecord {
     fn new(
         f: &Finding,
-        fields: tcptab::Fields,
+        fields: tcptab::record::Fields,
         kill_command: Option<String>,
     ) -> Result<FindingRecord> {
         let mut sockets = Vec::with_capacity(f.sockets.len());
         for evidence in &f.sockets {
             let mut text = Vec::new();
             let entry = evidence.entry();
-            JsonRecord::write(&mut text, &tcptab::Record::new(&entry, fields));
+            JsonRecord::write(&mut text, &tcptab::record::Record::new(&entry, fields));
             let text = String::from_utf8(text).context("a socket record is not UTF-8")?;
             sockets.push(RawValue::from_string(text).context("a socket record is not JSON")?);
         }

@@ -12,9 +12,9 @@ use std::io::{self, Write};
 use anyhow::{bail, Context, Result};
 use schemars::JsonSchema;
 use serde::Serialize;
+use tcptab::filter::Expr;
 use tcptab::history::{Lived, Reader, Span, Window};
 use tcptab::time::{format_rfc3339, parse_rfc3339};
-use tcptab::Expr;
 
 use crate::cli::{HistoryArgs, HistoryFormat};
 use crate::output::table::{Align, Endpoint, TextTable};
@@ -88,7 +88,7 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
             };
             let options = OutputOptions {
                 format,
-                byte_order: tcptab::ByteOrder::Little,
+                byte_order: tcptab::procnet::ByteOrder::Little,
                 columns: Columns {
                     processes: true,
                     netns_fields: true,
@@ -105,10 +105,7 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
                         let mut socket = lived.socket;
                         socket.sl = sl;
                         sl += 1;
-                        let entry = tcptab::Entry {
-                            socket: &socket,
-                            ..lived.entry()
-                        };
+                        let entry = lived.entry().with_socket(&socket);
                         sink.lived(&entry, &lived.lifetime)?;
                     }
                     Ok(())
@@ -407,7 +404,7 @@ fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Coun
         Window::All => (None, None, None),
     };
     let summary = Summary {
-        schema_version: tcptab::SCHEMA_VERSION,
+        schema_version: tcptab::record::SCHEMA_VERSION,
         at,
         from,
         to,

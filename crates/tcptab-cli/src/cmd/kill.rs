@@ -9,9 +9,11 @@ use std::io::{self, Write};
 
 use anyhow::{bail, Context, Result};
 use tcptab::diag::{Choice, Extensions};
+use tcptab::filter::Expr;
 use tcptab::kill::{Destroyer, Outcome};
+use tcptab::record::Fields;
 use tcptab::record::Value;
-use tcptab::{Entry, Expr, Fields, Query, Snapshot, State};
+use tcptab::{Entry, Query, Snapshot, State};
 
 use crate::cli::{KillArgs, KillFormat};
 use crate::exit::Partial;
@@ -157,7 +159,7 @@ impl Output {
                     let names = ["result".to_string(), "detail".to_string()];
                     let _ = writer.write_record(names.into_iter().chain(header(self.fields)));
                 }
-                let record = tcptab::Record::new(entry, self.fields);
+                let record = tcptab::record::Record::new(entry, self.fields);
                 let own = [result.as_bytes(), detail.unwrap_or("").as_bytes()];
                 let _ = writer.write_record(own.into_iter().chain(self.cells.of(&record)));
                 let _ = writer.flush();
@@ -171,7 +173,10 @@ impl Output {
                 out.extend_from_slice(b",\"detail\":");
                 value_into(out, detail.map_or(Value::Null, Value::Str));
                 let mut record = Vec::with_capacity(1024);
-                JsonRecord::write(&mut record, &tcptab::Record::new(entry, self.fields));
+                JsonRecord::write(
+                    &mut record,
+                    &tcptab::record::Record::new(entry, self.fields),
+                );
                 out.push(b',');
                 out.extend_from_slice(&record[1..]);
                 if self.format == KillFormat::Jsonl {

@@ -8,7 +8,8 @@ use std::io;
 
 use anyhow::{Context, Result};
 use tcptab::diag::Extensions;
-use tcptab::{Entry, Expr, Family, OwnerScan, Socket};
+use tcptab::filter::Expr;
+use tcptab::{Entry, Family, OwnerScan, Socket};
 
 use crate::cli::{Format, ListArgs, SortField};
 use crate::output::{self, Columns, OutputOptions, Sink};
@@ -73,19 +74,24 @@ pub fn run(args: &ListArgs) -> Result<()> {
                 // The kernel's text keeps each table together, with its
                 // header even when empty: table by table, sorted within
                 // (the sort is stable).
-                order.sort_by_key(|&i| {
+                let index: std::collections::HashMap<Option<u64>, usize> = snapshot
+                    .namespaces
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (n.as_ref().map(|n| n.inode), i))
+                    .collect();
+                let table_of = |i: usize| {
                     let kept = &snapshot.sockets[i];
-                    (kept.namespace, kept.socket.family)
-                });
+                    let ns = index[&kept.namespace.as_ref().map(|n| n.inode)];
+                    (ns, kept.socket.family)
+                };
+                order.sort_by_key(|&i| table_of(i));
                 let mut rows = order.into_iter().peekable();
                 for (ns, read) in snapshot.report.read.iter().enumerate() {
                     for &family in &read.tables {
                         let key = (read.namespace.as_ref().map(|n| n.inode), family);
                         tables.begin(&mut *sink, key)?;
-                        while let Some(i) = rows.next_if(|&i| {
-                            let kept = &snapshot.sockets[i];
-                            (kept.namespace, kept.socket.family) == (ns, family)
-                        }) {
+                        while let Some(i) = rows.next_if(|&i| table_of(i) == (ns, family)) {
                             tables.emit(&mut *sink, &snapshot.entry(i), true)?;
                         }
                     }
@@ -114,12 +120,12 @@ struct Listing<'s, 'o> {
     renumber: bool,
 }
 
-impl tcptab::query::Visitor<anyhow::Error> for Listing<'_, '_> {
+impl tcptab::Visitor<anyhow::Error> for Listing<'_, '_> {
     fn table(
         &mut self,
         namespace: Option<&tcptab::Namespace>,
         family: Family,
-        _: tcptab::query::Source,
+        _: tcptab::Source,
     ) -> Result<()> {
         self.tables
             .begin(&mut *self.sink, (namespace.map(|n| n.inode), family))
@@ -158,10 +164,7 @@ impl Tables {
             let mut socket = *entry.socket;
             socket.sl = self.sl;
             self.sl += 1;
-            sink.row(&Entry {
-                socket: &socket,
-                ..*entry
-            })?;
+            sink.row(&entry.with_socket(&socket))?;
         } else {
             sink.row(entry)?;
         }

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tcptab::diag::{self, Extensions, NetlinkSocket};
+use tcptab::filter::Expr;
 use tcptab::history::{Closed, Writer};
-use tcptab::query::Source;
-use tcptab::{Expr, Namespace};
+use tcptab::Namespace;
+use tcptab::Source;
 
 use crate::cli::RecordArgs;
 use crate::cmd::watch::ENOBUFS;

@@ -58,7 +58,7 @@ fn watch_event() -> Schema {
     socket_event.remove("$schema");
     schemars::json_schema!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": format!("tcptab watch event, schema version {}", tcptab::SCHEMA_VERSION),
+        "title": format!("tcptab watch event, schema version {}", tcptab::record::SCHEMA_VERSION),
         "anyOf": [
             socket_event,
             {
@@ -107,7 +107,7 @@ fn extended(title: &str, own: serde_json::Value) -> Schema {
     let object = schema.as_object_mut().expect("an object schema");
     object.insert(
         "title".into(),
-        format!("{title}, schema version {}", tcptab::SCHEMA_VERSION).into(),
+        format!("{title}, schema version {}", tcptab::record::SCHEMA_VERSION).into(),
     );
     let own = own.as_object().expect("an object").clone();
     let properties = object

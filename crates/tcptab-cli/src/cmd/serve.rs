@@ -28,8 +28,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tcptab::diag::Extensions;
+use tcptab::filter::Expr;
 use tcptab::metrics::{Accumulator, Collected, MetricOptions, Sample};
-use tcptab::Expr;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
@@ -414,12 +414,10 @@ impl App {
                 );
                 Ok::<(), anyhow::Error>(())
             })?;
-            let not_inspected = report.not_inspected.iter().filter(|n| {
-                matches!(
-                    n.reason,
-                    tcptab::query::NotInspectedReason::PermissionDenied(_)
-                )
-            });
+            let not_inspected = report
+                .not_inspected
+                .iter()
+                .filter(|n| matches!(n.reason, tcptab::NotInspectedReason::PermissionDenied(_)));
             Ok(Read {
                 metrics: acc.finish(),
                 source: report.read.first().map_or("proc", |r| r.source.as_str()),

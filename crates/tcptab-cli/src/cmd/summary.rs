@@ -86,7 +86,7 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
         list
     });
     let report = Report {
-        schema_version: tcptab::SCHEMA_VERSION,
+        schema_version: tcptab::record::SCHEMA_VERSION,
         summary: summarizer.finish(args.top),
         processes,
         tcp_max_tw_buckets: sysctl(&args.source.root, "tcp_max_tw_buckets"),

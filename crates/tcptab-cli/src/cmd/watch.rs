@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use tcptab::diag::{self, Diag, Extensions, NetlinkSocket};
-use tcptab::query::Source;
+use tcptab::diag::{self, Extensions, NetlinkSocket};
 use tcptab::record::Value;
 use tcptab::watch::{Change, Event, Tracker};
+use tcptab::Diag;
+use tcptab::Source;
 use tcptab::{Entry, Namespace, OwnerScan, Ownership, Socket};
 
 use crate::cli::{WatchArgs, WatchFormat};
@@ -52,11 +53,11 @@ fn head(e: &Event) -> EventHead<'_> {
 }
 
 /// One JSON line: the event's fields, then the socket record's.
-fn jsonl(h: &EventHead<'_>, entry: &Entry<'_>, fields: tcptab::Fields) -> Vec<u8> {
+fn jsonl(h: &EventHead<'_>, entry: &Entry<'_>, fields: tcptab::record::Fields) -> Vec<u8> {
     use crate::output::json::{string, value_into};
     let mut line = Vec::with_capacity(2048);
     line.extend_from_slice(b"{\"schema_version\":");
-    value_into(&mut line, Value::U64(tcptab::SCHEMA_VERSION as u64));
+    value_into(&mut line, Value::U64(tcptab::record::SCHEMA_VERSION as u64));
     line.extend_from_slice(b",\"time\":");
     string(&mut line, &h.time);
     line.extend_from_slice(b",\"event\":");
@@ -69,7 +70,7 @@ fn jsonl(h: &EventHead<'_>, entry: &Entry<'_>, fields: tcptab::Fields) -> Vec<u8
     line.extend_from_slice(b",\"seen_open\":");
     value_into(&mut line, h.seen_open.map_or(Value::Null, Value::Bool));
     let mut record = Vec::with_capacity(2048);
-    JsonRecord::write(&mut record, &tcptab::Record::new(entry, fields));
+    JsonRecord::write(&mut record, &tcptab::record::Record::new(entry, fields));
     // The record's members continue this object.
     line.push(b',');
     line.extend_from_slice(&record[1..]);
@@ -149,7 +150,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
             || args.count.is_some_and(|n| printed >= n)
             || args.duration.is_some_and(|d| started.elapsed() >= d)
     };
-    let fields = tcptab::Fields {
+    let fields = tcptab::record::Fields {
         netns: args.namespaces.named(),
         owners: args.processes,
         history: false,
@@ -174,7 +175,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
         }
         let look = Look {
             source: report.read.first().map_or(Source::Proc, |r| r.source),
-            namespace: snapshot.namespaces.first().and_then(Option::as_ref),
+            namespace: snapshot.namespaces.first().and_then(Option::as_deref),
             owners: snapshot.owners.as_ref(),
         };
         let sockets: Vec<Socket> = snapshot.sockets.iter().map(|k| k.socket).collect();
@@ -263,7 +264,7 @@ fn lost(out: &mut impl Write, format: WatchFormat, noted: &mut bool) -> Result<(
             use crate::output::json::string;
             let mut line = Vec::with_capacity(128);
             line.extend_from_slice(b"{\"schema_version\":");
-            line.extend_from_slice(tcptab::SCHEMA_VERSION.to_string().as_bytes());
+            line.extend_from_slice(tcptab::record::SCHEMA_VERSION.to_string().as_bytes());
             line.extend_from_slice(b",\"time\":");
             string(&mut line, &time);
             line.extend_from_slice(b",\"event\":\"lost\",\"lost\":\"destroy_notifications\"}\n");
@@ -303,23 +304,21 @@ fn emit(
     format: WatchFormat,
     event: &Event,
     look: &Look<'_>,
-    fields: tcptab::Fields,
+    fields: tcptab::record::Fields,
 ) -> Result<()> {
     let h = head(event);
     let owners = look.owners.map(|o| o.ownership(&event.socket));
     match format {
         WatchFormat::Jsonl => {
-            let entry = Entry {
-                socket: &event.socket,
-                diag: event.diag.as_ref(),
-                source: if event.diag.is_some() {
-                    Source::Netlink
-                } else {
-                    look.source
-                },
-                namespace: look.namespace,
-                owners,
+            let source = if event.diag.is_some() {
+                Source::Netlink
+            } else {
+                look.source
             };
+            let entry = Entry::new(&event.socket, source)
+                .with_diag(event.diag.as_ref())
+                .with_namespace(look.namespace)
+                .with_owners(owners);
             out.write_all(&jsonl(&h, &entry, fields))?;
         }
         WatchFormat::Text => writeln!(out, "{}", text(&h, owners))?,

@@ -152,7 +152,7 @@ impl Sink for JsonSink<'_> {
         self.record(Record::new(row, self.fields))
     }
 
-    fn lived(&mut self, row: &Row<'_>, lifetime: &tcptab::Lifetime) -> io::Result<()> {
+    fn lived(&mut self, row: &Row<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
         self.record(Record::lived(row, self.fields, lifetime))
     }
 

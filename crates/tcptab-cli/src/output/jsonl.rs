@@ -28,7 +28,7 @@ impl Sink for JsonlSink<'_> {
         self.record(Record::new(row, self.fields))
     }
 
-    fn lived(&mut self, row: &Row<'_>, lifetime: &tcptab::Lifetime) -> io::Result<()> {
+    fn lived(&mut self, row: &Row<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
         self.record(Record::lived(row, self.fields, lifetime))
     }
 

@@ -10,7 +10,8 @@ pub mod table;
 
 use std::io::{self, Write};
 
-use tcptab::{ByteOrder, Family};
+use tcptab::procnet::ByteOrder;
+use tcptab::Family;
 
 use crate::cli::Format;
 
@@ -28,7 +29,7 @@ pub trait Sink {
 
     /// A recorded connection (`history`): the row, with when it was seen.
     /// The record formats write it as a history record; the others as a row.
-    fn lived(&mut self, row: &Row<'_>, _lifetime: &tcptab::Lifetime) -> io::Result<()> {
+    fn lived(&mut self, row: &Row<'_>, _lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
         self.row(row)
     }
 
@@ -72,8 +73,8 @@ pub fn terminal_width() -> Option<usize> {
 
 impl Columns {
     /// The optional fields of the socket record these columns ask for.
-    pub fn fields(self) -> tcptab::Fields {
-        tcptab::Fields {
+    pub fn fields(self) -> tcptab::record::Fields {
+        tcptab::record::Fields {
             netns: self.netns || self.netns_fields,
             owners: self.processes,
             history: self.history,

@@ -2,8 +2,9 @@
 
 use std::io::{self, Write};
 
+use tcptab::procnet::ByteOrder;
 use tcptab::procnet::TableWriter;
-use tcptab::{ByteOrder, Family};
+use tcptab::Family;
 
 use super::{Row, Sink};
 

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
-use tcptab::diag::{Diag, MemInfo};
+use tcptab::{Diag, MemInfo};
 use tcptab::{Ownership, Socket, Ssthresh, TimerKind};
 
 use super::services::Services;

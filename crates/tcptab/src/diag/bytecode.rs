@@ -503,7 +503,7 @@ mod tests {
     use super::kernel::{audit, run, Entry};
     use super::*;
     use crate::filter::Cidr;
-    use crate::socket::{Family, RowKind, Socket};
+    use crate::model::{Family, RowKind, Socket};
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -604,7 +604,7 @@ mod tests {
 
     /// A socket of one family (both ends), as the engine and the kernel
     /// see it.
-    fn socket() -> impl Strategy<Value = (Socket, crate::diag::Diag, Entry)> {
+    fn socket() -> impl Strategy<Value = (Socket, crate::model::Diag, Entry)> {
         (address(), address(), port(), port(), 0u32..3, any::<u32>()).prop_map(
             |(a, b, sport, dport, ifindex, uid)| {
                 // Both ends of one family: the first decides.
@@ -622,7 +622,7 @@ mod tests {
                 s.local = SocketAddr::new(a, sport);
                 s.remote = SocketAddr::new(b, dport);
                 s.uid = uid % 2;
-                let diag = crate::diag::Diag {
+                let diag = crate::model::Diag {
                     interface: ifindex,
                     ..Default::default()
                 };

@@ -36,13 +36,12 @@ mod wire;
 
 use std::io;
 
+use crate::model::DiagSocket;
 pub use request::{Extensions, SocketId};
-pub use response::{Diag, DiagSocket, MemInfo, TcpInfo};
 pub use transport::{NetlinkSocket, Transport};
 
 use crate::error::{Error, Result};
-use crate::filter::StateSet;
-use crate::socket::Family;
+use crate::model::{Family, StateSet};
 use wire::{messages, View, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP_INTR};
 
 /// The sockets of one dump.

@@ -1,8 +1,8 @@
 //! The dump request: `nlmsghdr` + `inet_diag_req_v2` (linux/inet_diag.h).
 
 use super::wire::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
-use crate::filter::StateSet;
-use crate::socket::{Family, State};
+use crate::model::StateSet;
+use crate::model::{Family, State};
 
 /// `SOCK_DIAG_BY_FAMILY` (linux/sock_diag.h).
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;

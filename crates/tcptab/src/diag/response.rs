@@ -8,124 +8,15 @@ use super::request::{
     INET_DIAG_SKV6ONLY,
 };
 use super::wire::{attributes, View, WireResult};
-use crate::socket::{
-    Congestion, Family, Pointer, RowKind, Socket, Ssthresh, State, Ticks, Timer, TimerKind,
+use crate::model::{
+    Congestion, Diag, DiagSocket, Family, MemInfo, Pointer, RowKind, Socket, Ssthresh, State,
+    TcpInfo, Ticks, Timer, TimerKind,
 };
 
 /// `sizeof(struct inet_diag_msg)`.
 pub const INET_DIAG_MSG_LEN: usize = 72;
 
-/// What a sock_diag dump has that /proc/net/tcp does not.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct Diag {
-    /// The socket cookie: a stable id for the socket's lifetime.
-    pub cookie: u64,
-    /// LISTEN: the accept queue limit (the backlog given to listen(),
-    /// capped by net.core.somaxconn).
-    pub backlog_limit: Option<u32>,
-    /// The bound interface index (0 for none).
-    pub interface: u32,
-    /// Time to the pending timer's expiry, in ms (the model keeps ticks).
-    pub timer_ms: u32,
-    /// `tcp_info`, when asked for (full sockets only).
-    pub tcp_info: Option<Box<TcpInfo>>,
-    /// The congestion control algorithm, when asked for.
-    pub congestion_algorithm: Option<String>,
-    /// Socket memory, when asked for.
-    pub memory: Option<Box<MemInfo>>,
-    /// `shutdown()` state: bit 0 receive side shut, bit 1 send side.
-    pub shutdown: Option<u8>,
-    /// IPv6 sockets: whether it is IPv6-only (`IPV6_V6ONLY`); an IPv6
-    /// wildcard listener that is not takes IPv4 connections too.
-    pub v6only: Option<bool>,
-}
-
-/// One socket from a dump.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiagSocket {
-    pub socket: Socket,
-    pub diag: Diag,
-}
-
-/// `struct tcp_info` (linux/tcp.h), in the units the kernel gives: times in
-/// microseconds (`_us`) or milliseconds (`_ms`), rates in bytes per second,
-/// windows and counts in segments unless named `bytes`.
-///
-/// Parsed by its length: a kernel older than this layout sends a shorter
-/// struct, whose missing fields are zero here and `truncated` is true; a
-/// newer kernel's extra fields are ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct TcpInfo {
-    /// Bytes the kernel sent.
-    pub length: usize,
-    /// Shorter than this crate's layout (232 bytes): later fields are zero.
-    pub truncated: bool,
-    pub state: u8,
-    /// Congestion state: 0 open, 1 disorder, 2 cwr, 3 recovery, 4 loss.
-    pub ca_state: u8,
-    pub retransmits: u8,
-    pub probes: u8,
-    pub backoff: u8,
-    pub options: u8,
-    pub snd_wscale: u8,
-    pub rcv_wscale: u8,
-    pub delivery_rate_app_limited: bool,
-    pub fastopen_client_fail: u8,
-    pub rto_us: u32,
-    pub ato_us: u32,
-    pub snd_mss: u32,
-    pub rcv_mss: u32,
-    pub unacked: u32,
-    pub sacked: u32,
-    pub lost: u32,
-    pub retrans: u32,
-    pub fackets: u32,
-    pub last_data_sent_ms: u32,
-    pub last_ack_sent_ms: u32,
-    pub last_data_recv_ms: u32,
-    pub last_ack_recv_ms: u32,
-    pub pmtu: u32,
-    pub rcv_ssthresh: u32,
-    pub rtt_us: u32,
-    pub rttvar_us: u32,
-    pub snd_ssthresh: u32,
-    pub snd_cwnd: u32,
-    pub advmss: u32,
-    pub reordering: u32,
-    pub rcv_rtt_us: u32,
-    pub rcv_space: u32,
-    pub total_retrans: u32,
-    pub pacing_rate: u64,
-    pub max_pacing_rate: u64,
-    pub bytes_acked: u64,
-    pub bytes_received: u64,
-    pub segs_out: u32,
-    pub segs_in: u32,
-    pub notsent_bytes: u32,
-    pub min_rtt_us: u32,
-    pub data_segs_in: u32,
-    pub data_segs_out: u32,
-    pub delivery_rate: u64,
-    pub busy_time_us: u64,
-    pub rwnd_limited_us: u64,
-    pub sndbuf_limited_us: u64,
-    pub delivered: u32,
-    pub delivered_ce: u32,
-    pub bytes_sent: u64,
-    pub bytes_retrans: u64,
-    pub dsack_dups: u32,
-    pub reord_seen: u32,
-    pub rcv_ooopack: u32,
-    /// The peer's advertised receive window, in bytes.
-    pub snd_wnd: u32,
-}
-
 impl TcpInfo {
-    /// The size of the layout this crate knows (linux/tcp.h of 6.1).
-    pub const KNOWN_LEN: usize = 232;
-
     pub(crate) fn parse(v: View<'_>) -> TcpInfo {
         let len = v.len();
         let u8_ = |at: usize| v.u8(at, "tcp_info").unwrap_or(0);
@@ -133,7 +24,7 @@ impl TcpInfo {
         let u64_ = |at: usize| v.u64(at, "tcp_info").unwrap_or(0);
         TcpInfo {
             length: len,
-            truncated: len < Self::KNOWN_LEN,
+            truncated: len < TcpInfo::KNOWN_LEN,
             state: u8_(0),
             ca_state: u8_(1),
             retransmits: u8_(2),
@@ -192,31 +83,6 @@ impl TcpInfo {
             snd_wnd: u32_(228),
         }
     }
-
-    /// ssthresh as the model has it: "infinite" (≥ 0x7fffffff) is initial
-    /// slow start.
-    pub fn ssthresh(&self) -> Ssthresh {
-        if self.snd_ssthresh >= 0x7FFF_FFFF {
-            Ssthresh::InitialSlowStart
-        } else {
-            Ssthresh::Segments(self.snd_ssthresh)
-        }
-    }
-}
-
-/// `INET_DIAG_SKMEMINFO`: socket memory, in bytes (linux/sock_diag.h).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct MemInfo {
-    pub rmem_alloc: u32,
-    pub rcvbuf: u32,
-    pub wmem_alloc: u32,
-    pub sndbuf: u32,
-    pub fwd_alloc: u32,
-    pub wmem_queued: u32,
-    pub optmem: u32,
-    pub backlog: u32,
-    pub drops: u32,
 }
 
 impl MemInfo {

@@ -235,8 +235,9 @@ fn boot_id() -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::{Diag, DiagSocket};
-    use crate::query::{Kept, Snapshot, Source};
+    use crate::model::EntryBuf;
+    use crate::model::{Diag, DiagSocket};
+    use crate::query::Snapshot;
     use crate::{Family, RowKind, Socket, State};
 
     /// A fresh database path for one test.
@@ -276,19 +277,7 @@ mod tests {
     }
 
     fn snapshot(sockets: &[DiagSocket]) -> Snapshot {
-        Snapshot {
-            sockets: sockets
-                .iter()
-                .map(|d| Kept {
-                    socket: d.socket,
-                    diag: Some(d.diag.clone()),
-                    source: Source::Netlink,
-                    namespace: 0,
-                })
-                .collect(),
-            namespaces: vec![None],
-            ..Snapshot::default()
-        }
+        Snapshot::of(sockets.iter().cloned().map(EntryBuf::dumped).collect())
     }
 
     fn all(path: &Path) -> Vec<Lived> {

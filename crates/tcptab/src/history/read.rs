@@ -7,11 +7,11 @@ use std::sync::Arc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
 use super::{ceil_s, check, floor_s, sqlite, Error, Result};
-use crate::diag::Diag;
-use crate::owners::{Owner, Ownership};
-use crate::query::Source;
+use crate::model::Diag;
+use crate::model::Source;
+use crate::model::{Family, RowKind, Socket, State, Ticks, TimerKind};
+use crate::model::{Owner, Ownership};
 use crate::record::Lifetime;
-use crate::socket::{Family, RowKind, Socket, State, Ticks, TimerKind};
 use crate::{Entry, Namespace};
 
 /// Which connections to answer for.

@@ -12,10 +12,10 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use super::{
     ceil_s, check, floor_s, sqlite, Error, Result, APPLICATION_ID, OPEN_END, SCHEMA, VERSION,
 };
-use crate::diag::DiagSocket;
-use crate::owners::Ownership;
+use crate::model::DiagSocket;
+use crate::model::Key;
+use crate::model::Ownership;
 use crate::query::{NotInspectedReason, Report, Snapshot};
-use crate::rates::Key;
 use crate::{Entry, State, TimerKind};
 
 /// A connection the kernel said it destroyed (a destroy notification),
@@ -429,13 +429,14 @@ impl Tracker {
         self.generation += 1;
         let mut out = PollOutcome::default();
         let mut recent = Recent::default();
-        let ns_ids = self.namespaces_read(tx, snapshot, at_ms)?;
+        self.namespaces_read(tx, snapshot, at_ms)?;
         out.id = self.poll_row(tx, snapshot, at_ms, took_us, not_seen)?;
         for c in closed {
             self.notified(tx, c, &mut recent, &mut out)?;
         }
         for (i, kept) in snapshot.sockets.iter().enumerate() {
-            let ns = ns_ids[kept.namespace];
+            let inode = kept.namespace.as_ref().map_or(self.own_netns, |n| n.inode);
+            let ns = (inode, self.namespaces[&inode]);
             self.seen(tx, &snapshot.entry(i), ns, at_ms, &mut recent, &mut out)?;
         }
         self.missing(tx, at_ms, &mut recent, &mut out)?;
@@ -516,7 +517,7 @@ impl Tracker {
         let entry = Entry {
             socket: &c.socket.socket,
             diag: Some(&c.socket.diag),
-            source: crate::query::Source::Netlink,
+            source: crate::model::Source::Netlink,
             namespace: None,
             owners: None,
         };

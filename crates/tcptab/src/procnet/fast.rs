@@ -17,7 +17,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::layout::*;
-use crate::socket::{Family, Socket};
+use crate::model::{Family, Socket};
 
 /// The fixed block: both endpoints and the columns after them.
 struct Block {
@@ -185,7 +185,7 @@ pub(super) fn parse_canonical(line: &[u8], order: ByteOrder, out: &mut Socket) -
 /// [`parse_canonical`] returning the socket, for tests.
 #[cfg(test)]
 pub(super) fn parse_owned(line: &[u8], order: ByteOrder) -> Option<Socket> {
-    let mut socket = Socket::empty(Family::Ipv4, crate::socket::RowKind::Full);
+    let mut socket = Socket::empty(Family::Ipv4, crate::model::RowKind::Full);
     parse_canonical(line, order, &mut socket).map(|()| socket)
 }
 
@@ -193,7 +193,7 @@ pub(super) fn parse_owned(line: &[u8], order: ByteOrder) -> Option<Socket> {
 mod tests {
     use super::*;
     #[allow(unused_imports)]
-    use crate::socket::*;
+    use crate::model::*;
 
     #[test]
     fn hex_words() {

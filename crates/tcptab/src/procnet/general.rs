@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::layout::ByteOrder;
 use crate::error::{Field, LineError, ParseErrorKind};
-use crate::socket::{
+use crate::model::{
     Congestion, Family, Pointer, RowKind, Socket, Ssthresh, State, Ticks, Timer, TimerKind,
 };
 

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use crate::socket::{
+use crate::model::{
     Congestion, Family, Pointer, RowKind, Socket, Ssthresh, State, Ticks, Timer, TimerKind,
 };
 

@@ -28,7 +28,7 @@ use std::sync::mpsc;
 use memchr::memchr;
 
 use crate::error::{Error, LineError, ParseErrorKind, Result};
-use crate::socket::{Family, Socket};
+use crate::model::{Family, Socket};
 pub use parse::{is_header, parse_line, parse_line_into, ByteOrder};
 pub use render::{header, render_into, render_line, render_table, TableWriter, MAX_RENDERED};
 
@@ -434,7 +434,7 @@ impl<R: Read + Send> TableReader<R> {
 /// network message) and for measuring the parser alone.
 ///
 /// ```
-/// use tcptab::{ReadOptions, SliceReader};
+/// use tcptab::procnet::{ReadOptions, SliceReader};
 /// let table = b"   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
 /// let mut reader = SliceReader::new(table, "capture/net/tcp", ReadOptions::default());
 /// let socket = reader.next().unwrap().unwrap();

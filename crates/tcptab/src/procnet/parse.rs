@@ -11,7 +11,7 @@ use super::fast;
 pub use super::general::parse_general;
 pub use super::layout::ByteOrder;
 use crate::error::LineError;
-use crate::socket::{Family, RowKind, Socket};
+use crate::model::{Family, RowKind, Socket};
 
 /// Whether the first token of `line` is `sl` (a header line, docs/proc-net-tcp.md §1.1).
 pub fn is_header(line: &[u8]) -> bool {
@@ -83,7 +83,7 @@ mod tests {
     use super::*;
     use crate::error::{Field, ParseErrorKind};
     #[allow(unused_imports)]
-    use crate::socket::*;
+    use crate::model::*;
 
     fn parse(s: &str) -> Socket {
         parse_line(s.as_bytes(), ByteOrder::Little).unwrap_or_else(|e| panic!("{s}: {e}"))

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::layout::ByteOrder;
-use crate::socket::{Congestion, Family, RowKind, Socket, Ssthresh, Ticks};
+use crate::model::{Congestion, Family, RowKind, Socket, Ssthresh, Ticks};
 
 /// Width of an IPv4 record before its line feed (`TMPSZ - 1`).
 pub const IPV4_RECORD_WIDTH: usize = 149;
@@ -388,14 +388,14 @@ mod tests {
 
     #[test]
     fn long_timer_values_render_all_their_digits() {
-        use crate::socket::{RowKind, Ticks};
+        use crate::model::{RowKind, Ticks};
         for (ticks, text) in [
             (0x1AD7F29ABCA, "02:1AD7F29ABCA "),
             (u64::MAX, "02:FFFFFFFFFFFFFFFF "),
             (0x1_0000_0000, "02:100000000 "),
         ] {
             let mut s = Socket::empty(Family::Ipv6, RowKind::Full);
-            s.timer.kind = crate::socket::TimerKind::Keepalive;
+            s.timer.kind = crate::model::TimerKind::Keepalive;
             s.timer.expires = Ticks(ticks);
             let mut out = Vec::new();
             render_line(&s, ByteOrder::Little, &mut out);

@@ -34,7 +34,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use super::layout::{
     digits, prefix, repeat, write_block, write_shape, write_tail, ByteOrder, Columns, Tail,
 };
-use crate::socket::{Family, Pointer, Socket};
+use crate::model::{Family, Pointer, Socket};
 
 /// Parse the line at the start of `buffer` into `out` and return its
 /// length (without the line feed), if it is in the canonical layout, ends

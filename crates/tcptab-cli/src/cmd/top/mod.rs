@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use tcptab::diag::{self, DiagSocket, Extensions, NetlinkSocket};
-use tcptab::query::Source;
-use tcptab::rates::{Key, Rate, RateTracker};
+use tcptab::diag::{self, Extensions, NetlinkSocket};
+use tcptab::rates::{Rate, RateTracker};
 use tcptab::record::Record;
+use tcptab::DiagSocket;
+use tcptab::Key;
+use tcptab::Source;
 use tcptab::{Entry, Namespace};
 
 use crate::cli::{TopArgs, TopFormat};
@@ -65,7 +67,7 @@ struct Looker<'q> {
     query: &'q tcptab::Query,
     rates: RateTracker,
     listener: Option<NetlinkSocket>,
-    closed_filter: tcptab::Expr,
+    closed_filter: tcptab::filter::Expr,
     namespace: Option<Namespace>,
     previous: Instant,
     buf: Vec<u8>,
@@ -117,8 +119,7 @@ impl<'q> Looker<'q> {
             .sockets
             .iter()
             .map(|kept| {
-                let netns = netns_of(&snapshot.namespaces[kept.namespace]);
-                let key = Key::of(netns, &kept.socket, kept.diag.as_ref());
+                let key = kept.key();
                 self.rates.rate(key, kept.diag.as_ref(), at)
             })
             .collect()
@@ -184,7 +185,7 @@ fn destroy(
     destroyer: &mut tcptab::kill::Destroyer<'_>,
     view: &screen::View,
     target: Key,
-    namespaces: &[Option<Namespace>],
+    namespaces: &[Option<std::sync::Arc<Namespace>>],
 ) -> String {
     let Some(row) = view.rows.iter().find(|r| r.key == target) else {
         return "it is no longer listed".into();
@@ -192,14 +193,14 @@ fn destroy(
     let netns = match target {
         Key::Cookie { netns, .. } | Key::Ends { netns, .. } => netns,
     };
-    let namespace = namespaces.iter().flatten().find(|n| n.inode == netns);
-    let entry = Entry {
-        socket: &row.socket,
-        diag: row.diag.as_ref(),
-        source: Source::Netlink,
-        namespace,
-        owners: None,
-    };
+    let namespace = namespaces
+        .iter()
+        .flatten()
+        .find(|n| n.inode == netns)
+        .map(|n| &**n);
+    let entry = Entry::new(&row.socket, Source::Netlink)
+        .with_diag(row.diag.as_ref())
+        .with_namespace(namespace);
     let what = format!("{} -> {}", row.local, row.remote);
     match destroyer.destroy(&entry) {
         Ok(outcome) => format!("{what}: {outcome}"),
@@ -226,7 +227,7 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
-    let fields = tcptab::Fields {
+    let fields = tcptab::record::Fields {
         netns: args.namespaces.named(),
         owners: args.processes,
         history: false,
@@ -250,7 +251,7 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
         let look = looker.look(closed)?;
         line.clear();
         line.extend_from_slice(b"{\"schema_version\":");
-        line.extend_from_slice(tcptab::SCHEMA_VERSION.to_string().as_bytes());
+        line.extend_from_slice(tcptab::record::SCHEMA_VERSION.to_string().as_bytes());
         line.extend_from_slice(b",\"time\":");
         string(
             &mut line,
@@ -289,13 +290,9 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
 /// A closed connection as an entry: the destroy notification's socket and
 /// final counters.
 fn closed_entry<'a>(d: &'a DiagSocket, namespace: Option<&'a Namespace>) -> Entry<'a> {
-    Entry {
-        socket: &d.socket,
-        diag: Some(&d.diag),
-        source: Source::Netlink,
-        namespace,
-        owners: None,
-    }
+    Entry::new(&d.socket, Source::Netlink)
+        .with_diag(Some(&d.diag))
+        .with_namespace(namespace)
 }
 
 /// The full-screen view: raw mode on the alternate screen, restored on
@@ -324,7 +321,7 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>, first: Look) -> Result<()
     let mut unread = std::collections::HashMap::new();
     let mut destroyer = tcptab::kill::Destroyer::new(looker.query);
     // The namespaces of the last look, to destroy a socket in its own.
-    let mut namespaces: Vec<Option<Namespace>>;
+    let mut namespaces: Vec<Option<std::sync::Arc<Namespace>>>;
     let mut closed = Vec::new();
     // The first look's rows at once, their rates after one interval.
     let (rows_now, findings) = rows(&first, looker.namespace.as_ref(), &mut unread);
@@ -474,17 +471,13 @@ fn row(entry: &Entry<'_>, rate: Rate, closed_for: u8, unread: bool) -> screen::R
     }
 }
 
-fn netns_of(namespace: &Option<Namespace>) -> u64 {
-    namespace.as_ref().map_or(0, |n| n.inode)
-}
-
 /// One socket of a frame: the record, then its rates, age and whether it
 /// closed since the last refresh.
 fn socket_into(
     line: &mut Vec<u8>,
     first: &mut bool,
     entry: &Entry<'_>,
-    fields: tcptab::Fields,
+    fields: tcptab::record::Fields,
     rate: Rate,
     closed: bool,
 ) {

@@ -11,7 +11,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row as TableRow, Table, TableState};
 use ratatui::Frame;
-use tcptab::rates::Key;
+use tcptab::Key;
 use tcptab::State;
 
 /// How many refreshes a closed connection stays on screen (dimmed).
@@ -42,7 +42,7 @@ pub struct Row {
     pub netns: String,
     /// The socket as read, for the filter prompt and the detail view.
     pub socket: tcptab::Socket,
-    pub diag: Option<tcptab::diag::Diag>,
+    pub diag: Option<tcptab::Diag>,
 }
 
 /// The columns, in the order `s` cycles the sort through.
@@ -127,7 +127,7 @@ pub struct View {
     /// Why the prompt's expression was refused, shown in the prompt.
     pub prompt_error: Option<String>,
     /// The filter the prompt applied, and its text.
-    pub filter: Option<(tcptab::Expr, String)>,
+    pub filter: Option<(tcptab::filter::Expr, String)>,
     /// The detail view of the selected connection is open (Enter), and
     /// how far it is scrolled (Up, Down, PgUp, PgDn).
     pub detail: bool,
@@ -229,8 +229,8 @@ impl View {
                 self.prompt_error = None;
                 self.filter = None;
             }
-            KeyCode::Enter => match tcptab::Expr::parse(text) {
-                Ok(tcptab::Expr::All) => {
+            KeyCode::Enter => match tcptab::filter::Expr::parse(text) {
+                Ok(tcptab::filter::Expr::All) => {
                     self.filter = None;
                     self.prompt = None;
                     self.prompt_error = None;
@@ -582,23 +582,18 @@ pub fn fields(row: &Row) -> Vec<(String, String)> {
             self.skipping = false;
         }
     }
-    let entry = tcptab::Entry {
-        socket: &row.socket,
-        diag: row.diag.as_ref(),
-        source: if row.diag.is_some() {
-            tcptab::query::Source::Netlink
-        } else {
-            tcptab::query::Source::Proc
-        },
-        namespace: None,
-        owners: None,
+    let source = if row.diag.is_some() {
+        tcptab::Source::Netlink
+    } else {
+        tcptab::Source::Proc
     };
+    let entry = tcptab::Entry::new(&row.socket, source).with_diag(row.diag.as_ref());
     let mut c = Collect {
         out: Vec::new(),
         group: None,
         skipping: false,
     };
-    Record::new(&entry, tcptab::Fields::default()).visit(&mut c);
+    Record::new(&entry, tcptab::record::Fields::default()).visit(&mut c);
     c.out
 }
 

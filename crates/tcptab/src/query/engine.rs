@@ -1,271 +1,28 @@
-//! The query engine: one question (which sockets, from which source, in
-//! which network namespaces, with which extras and owners) answered either
-//! streamed ([`Query::for_each`]) or collected ([`Query::snapshot`]), with a
-//! [`Report`] of what was read and what could not be seen.
-//!
-//! ```no_run
-//! use tcptab::query::{Namespaces, Query};
-//! use tcptab::{Expr, StateSet, State};
-//!
-//! // The listeners of the named namespace `blue`, through netlink (falling
-//! // back to /proc), with the processes that hold them.
-//! let query = Query::new()
-//!     .namespaces(Namespaces::Named("blue".into()))
-//!     .filter(Expr::State(StateSet::of(&[State::Listen])))
-//!     .owners(true);
-//! let report = query.for_each(|entry| {
-//!     let holders = entry.owners.map(|o| o.owners().len()).unwrap_or(0);
-//!     println!("{} held by {holders} process(es), read from {}", entry.socket.local, entry.source);
-//!     Ok::<(), tcptab::Error>(())
-//! })?;
-//! for read in &report.read {
-//!     println!("{} sockets read from {}", read.sockets, read.source);
-//! }
-//! # Ok::<(), tcptab::Error>(())
-//! ```
-//!
-//! How a source is chosen, per namespace: [`Choice::Auto`] reads netlink and
-//! falls back to /proc when netlink cannot be used before any socket was
-//! handed over (so nothing is seen twice); a captured root (anything but
-//! `/proc`) is always read from its files, known before anything is opened.
-//!
-//! What is an error and what is a note: a namespace that cannot be entered,
-//! read or dumped is an error, unless it vanished while the query ran (its
-//! process exited, its name was deleted) or, with [`Namespaces::All`], it is
-//! one this process may not enter: those are named in
-//! [`Report::not_inspected`].
+//! The engine behind [`Query`]: the namespaces a query reads, the source
+//! chosen (and the fallback) for each, the netlink dumps (one walk or one
+//! per family, the filter compiled for the kernel) and the /proc reads,
+//! each socket filtered and handed over as it is read.
 
-use std::fmt;
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::diag::{self, Choice, Diag, DiagSocket, Extensions, NetlinkSocket};
+use super::report::{
+    KernelFilter, NamespaceRead, NotInspected, NotInspectedReason, OwnerReport, Report, Why,
+};
+use super::{Namespaces, Query};
+use crate::diag::{self, Choice, NetlinkSocket};
 use crate::error::{Error, Result};
 use crate::filter::{Expr, Facts};
-use crate::netns::{self, Namespace};
-use crate::owners::{OwnerScan, Ownership};
-use crate::procnet::{ProcRoot, ReadOptions, TableReader};
-use crate::socket::{Family, Socket};
-
-/// Which network namespaces a query reads.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Namespaces {
-    /// This process's (or, for a captured root, the capture's).
-    #[default]
-    Current,
-    /// A named namespace under /run/netns (as `ip netns` makes them).
-    Named(String),
-    /// The namespace of a process.
-    Pid(u32),
-    /// Every namespace on the machine: those of all processes and the named
-    /// ones.
-    All,
-}
-
-/// Where a namespace's sockets were read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
-    /// The sock_diag netlink interface.
-    Netlink,
-    /// The /proc text tables.
-    Proc,
-}
-
-impl Source {
-    /// `netlink` or `proc`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Netlink => "netlink",
-            Source::Proc => "proc",
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a namespace was read from its source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Why {
-    /// The query asked for this source (or for auto, and netlink worked).
-    Chosen,
-    /// The root is a captured copy: only its files can be read.
-    Captured,
-    /// Auto: netlink could not be used, for this reason.
-    Fallback(String),
-}
-
-/// One socket as the engine hands it over.
-#[derive(Debug, Clone, Copy)]
-pub struct Entry<'a> {
-    pub socket: &'a Socket,
-    /// What only netlink has, when the socket came from a dump.
-    pub diag: Option<&'a Diag>,
-    pub source: Source,
-    /// Its network namespace, when the query named namespaces (None for
-    /// [`Namespaces::Current`]).
-    pub namespace: Option<&'a Namespace>,
-    /// Its owners, when the query looked them up.
-    pub owners: Option<Ownership<'a>>,
-}
-
-/// What the engine read, and what it could not see.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    /// One per namespace read, in the order read.
-    pub read: Vec<NamespaceRead>,
-    /// Namespaces found but not read, and why.
-    pub not_inspected: Vec<NotInspected>,
-    /// With [`Namespaces::All`]: processes whose namespace link could not
-    /// be read (another user's, when not root), so their namespace may be
-    /// missing from the answer.
-    pub processes_unreadable: u32,
-    /// What the owner scan could not see, when owners were looked up.
-    pub owners: Option<OwnerReport>,
-}
-
-/// One namespace that was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamespaceRead {
-    /// None for [`Namespaces::Current`].
-    pub namespace: Option<Namespace>,
-    pub source: Source,
-    pub why: Why,
-    /// Sockets read, before the filter.
-    pub sockets: u64,
-    /// Sockets that passed the filter.
-    pub matched: u64,
-    /// Netlink flagged the dump as interrupted (the kernel's tables changed
-    /// while it walked them): a socket may be missing or repeated.
-    pub interrupted: bool,
-    /// The tables read, in order: both families from netlink, those whose
-    /// files exist from /proc (tcp6 is absent without IPv6).
-    pub tables: Vec<Family>,
-    /// Malformed lines a lenient read skipped, and the first of them.
-    pub skipped_lines: u64,
-    pub first_skipped: Option<String>,
-    /// What was odd about the tables read (a missing or unknown header),
-    /// each naming its file.
-    pub notes: Vec<String>,
-    /// /proc: rows the kernel's walk repeated (same addresses, ports and
-    /// inode, while sockets came and went), dropped.
-    pub repeated: u64,
-    /// Netlink: the part of the filter the kernel ran during the dump
-    /// (then `sockets` counts what it sent), if any.
-    pub kernel_filter: Option<KernelFilter>,
-}
-
-/// The part of a filter that ran in the kernel (see [`diag::bytecode`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelFilter {
-    /// In the filter language.
-    pub runs: String,
-    /// The kernel tested the whole filter; otherwise the rest was tested
-    /// after the dump.
-    pub whole: bool,
-    /// The program's length in bytes.
-    pub bytes: usize,
-}
-
-/// A namespace that was found but not read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotInspected {
-    pub namespace: Namespace,
-    pub reason: NotInspectedReason,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotInspectedReason {
-    /// Its process exited, or its name was deleted, while the query ran.
-    Vanished,
-    /// This process may not enter it (with [`Namespaces::All`] only;
-    /// otherwise it is an error). The text is the system's error.
-    PermissionDenied(String),
-}
-
-/// What the owner scan saw (see [`OwnerScan`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct OwnerReport {
-    pub inspected: u32,
-    /// Processes whose descriptors could not be read: their sockets show
-    /// [`Ownership::Unknown`].
-    pub denied: u32,
-    pub denied_reason: Option<io::ErrorKind>,
-    /// Processes that exited during the scan.
-    pub vanished: u32,
-}
-
-/// A socket kept by [`Query::snapshot`].
-#[derive(Debug, Clone)]
-pub struct Kept {
-    pub socket: Socket,
-    pub diag: Option<Diag>,
-    pub source: Source,
-    /// Index into [`Snapshot::namespaces`].
-    pub namespace: usize,
-}
-
-/// Every socket a query selects, held.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub sockets: Vec<Kept>,
-    /// The namespaces read, in order (None for [`Namespaces::Current`]).
-    pub namespaces: Vec<Option<Namespace>>,
-    pub owners: Option<OwnerScan>,
-    pub report: Report,
-}
-
-impl Snapshot {
-    /// The socket at `index` as an [`Entry`].
-    pub fn entry(&self, index: usize) -> Entry<'_> {
-        let kept = &self.sockets[index];
-        Entry {
-            socket: &kept.socket,
-            diag: kept.diag.as_ref(),
-            source: kept.source,
-            namespace: self.namespaces[kept.namespace].as_ref(),
-            owners: self.owners.as_ref().map(|o| o.ownership(&kept.socket)),
-        }
-    }
-
-    /// Every socket as an [`Entry`], in the order read.
-    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
-        (0..self.sockets.len()).map(|i| self.entry(i))
-    }
-}
-
-/// One question about the socket table. Built with the methods below; the
-/// default reads this namespace's `/proc` root with [`Choice::Auto`], no
-/// extensions, no filter and no owners.
-#[derive(Debug, Clone)]
-pub struct Query {
-    root: PathBuf,
-    source: Choice,
-    namespaces: Namespaces,
-    extensions: Extensions,
-    filter: Expr,
-    owners: bool,
-    read: ReadOptions,
-    kernel: bool,
-    kernel_program: Option<Vec<u8>>,
-    one_walk: bool,
-    held_ipv6: usize,
-}
-
-impl Default for Query {
-    fn default() -> Query {
-        Query::new()
-    }
-}
+use crate::model::{Diag, DiagSocket, Family, Namespace, Socket, Source};
+use crate::netns;
+use crate::owners::OwnerScan;
+use crate::procnet::{ProcRoot, TableReader};
 
 /// How a socket reaches the engine's walk: by reference, so the walk moves
 /// no socket; a dumped one sits in a slot that a snapshot takes it from
 /// (the others only look).
-enum Raw<'a> {
+pub(super) enum Raw<'a> {
     /// A table (a namespace's family) begins: its sockets follow.
     Table(Family, Source),
     Dumped(&'a mut Option<DiagSocket>),
@@ -274,32 +31,13 @@ enum Raw<'a> {
 
 impl Raw<'_> {
     /// The socket, and what only netlink has.
-    fn socket(&self) -> Option<(&Socket, Option<&Diag>)> {
+    pub(super) fn socket(&self) -> Option<(&Socket, Option<&Diag>)> {
         match self {
             Raw::Table(..) => None,
             Raw::Dumped(slot) => slot.as_ref().map(|d| (&d.socket, Some(&d.diag))),
             Raw::Read(s) => Some((s, None)),
         }
     }
-}
-
-/// Receives what [`Query::visit`] reads: each table as it begins (also an
-/// empty one), then its matching sockets.
-pub trait Visitor<E> {
-    /// A table begins: the sockets of `family` in `namespace`, from
-    /// `source`. Netlink always has both families' tables; /proc those of
-    /// its files (tcp6 is absent without IPv6).
-    fn table(
-        &mut self,
-        namespace: Option<&Namespace>,
-        family: Family,
-        source: Source,
-    ) -> std::result::Result<(), E> {
-        let _ = (namespace, family, source);
-        Ok(())
-    }
-
-    fn entry(&mut self, entry: &Entry<'_>) -> std::result::Result<(), E>;
 }
 
 /// Why a namespace's read stopped: the library's error (which may lead to
@@ -316,213 +54,6 @@ impl<E> From<Error> for Stop<E> {
 }
 
 impl Query {
-    pub fn new() -> Query {
-        Query {
-            root: PathBuf::from("/proc"),
-            source: Choice::Auto,
-            namespaces: Namespaces::Current,
-            extensions: Extensions::default(),
-            filter: Expr::All,
-            owners: false,
-            read: ReadOptions::default(),
-            kernel: true,
-            kernel_program: None,
-            one_walk: true,
-            held_ipv6: Self::HELD_IPV6,
-        }
-    }
-
-    /// Whether a filtered netlink query may read both families in one walk
-    /// of the kernel's tables (the default; off, one dump per family).
-    pub fn one_walk(mut self, on: bool) -> Query {
-        self.one_walk = on;
-        self
-    }
-
-    /// Whether netlink dumps carry the filter's kernel part as a program
-    /// (the default; off, every socket is sent and filtered here: the same
-    /// answer, slower).
-    pub fn kernel_filter(mut self, on: bool) -> Query {
-        self.kernel = on;
-        self
-    }
-
-    /// Send these bytes as the filter program instead of the compiled one
-    /// (tests: what a refused program does).
-    #[cfg(feature = "internals")]
-    #[doc(hidden)]
-    pub fn kernel_program(mut self, bytes: Vec<u8>) -> Query {
-        self.kernel_program = Some(bytes);
-        self
-    }
-
-    /// `/proc`, `/proc/PID` (that process's namespace, from its files), or
-    /// a captured copy laid out like /proc (`ROOT/net/tcp`).
-    pub fn root(mut self, root: impl Into<PathBuf>) -> Query {
-        self.root = root.into();
-        self
-    }
-
-    pub fn source(mut self, source: Choice) -> Query {
-        self.source = source;
-        self
-    }
-
-    pub fn namespaces(mut self, namespaces: Namespaces) -> Query {
-        self.namespaces = namespaces;
-        self
-    }
-
-    /// What netlink dumps carry beyond the basic message (tcp_info,
-    /// memory). /proc has neither; its entries have no [`Diag`].
-    pub fn extensions(mut self, extensions: Extensions) -> Query {
-        self.extensions = extensions;
-        self
-    }
-
-    /// Only sockets that match. The states it allows are asked of the
-    /// kernel; the rest is applied to each socket read.
-    pub fn filter(mut self, filter: Expr) -> Query {
-        self.filter = filter;
-        self
-    }
-
-    /// Look up the processes holding each socket (also done whenever the
-    /// filter names a pid or a process).
-    pub fn owners(mut self, owners: bool) -> Query {
-        self.owners = owners;
-        self
-    }
-
-    /// Byte order and leniency of the /proc parser.
-    pub fn read_options(mut self, read: ReadOptions) -> Query {
-        self.read = read;
-        self
-    }
-
-    pub fn root_path(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn filter_expr(&self) -> &Expr {
-        &self.filter
-    }
-
-    /// Whether the root is a captured copy (anything but `/proc`): read from
-    /// its files only, in its own single namespace.
-    pub fn is_captured(&self) -> bool {
-        self.root != Path::new("/proc")
-    }
-
-    /// Whether owners are looked up (asked for, or needed by the filter).
-    pub fn looks_up_owners(&self) -> bool {
-        self.owners || self.filter.needs_owners()
-    }
-
-    /// Hand every matching socket to `f` as it is read, holding none (beyond
-    /// the owner map, when owners are looked up: the scan runs first, as
-    /// `ss -p` does). An error from `f` ends the walk and is returned.
-    pub fn for_each<E: From<Error>>(
-        &self,
-        f: impl FnMut(&Entry<'_>) -> std::result::Result<(), E>,
-    ) -> std::result::Result<Report, E> {
-        struct Each<F>(F);
-        impl<E, F: FnMut(&Entry<'_>) -> std::result::Result<(), E>> Visitor<E> for Each<F> {
-            fn entry(&mut self, entry: &Entry<'_>) -> std::result::Result<(), E> {
-                (self.0)(entry)
-            }
-        }
-        self.visit(&mut Each(f))
-    }
-
-    /// Like [`for_each`](Query::for_each), with each table's beginning
-    /// announced to `visitor` (what a writer of the kernel's text needs for
-    /// its headers).
-    pub fn visit<E: From<Error>>(
-        &self,
-        visitor: &mut dyn Visitor<E>,
-    ) -> std::result::Result<Report, E> {
-        let (report, _) = self.walk(|_, namespace, scan, raw| {
-            if let Raw::Table(family, source) = raw {
-                return visitor.table(namespace, family, source);
-            }
-            let Some((socket, diag)) = raw.socket() else {
-                return Ok(());
-            };
-            visitor.entry(&Entry {
-                socket,
-                diag,
-                source: if diag.is_some() {
-                    Source::Netlink
-                } else {
-                    Source::Proc
-                },
-                namespace,
-                owners: scan.map(|o| o.ownership(socket)),
-            })
-        })?;
-        Ok(report)
-    }
-
-    /// Every matching socket, held.
-    pub fn snapshot(&self) -> Result<Snapshot> {
-        let mut sockets = Vec::new();
-        let (report, owners) = self.walk(|index, _, _, raw| {
-            sockets.push(match raw {
-                Raw::Table(..) | Raw::Dumped(None) => return Ok(()),
-                Raw::Dumped(slot) => {
-                    let d = slot.take().expect("a dumped socket in its slot");
-                    Kept {
-                        socket: d.socket,
-                        diag: Some(d.diag),
-                        source: Source::Netlink,
-                        namespace: index,
-                    }
-                }
-                Raw::Read(s) => Kept {
-                    socket: *s,
-                    diag: None,
-                    source: Source::Proc,
-                    namespace: index,
-                },
-            });
-            Ok::<(), Error>(())
-        })?;
-        let namespaces = report.read.iter().map(|r| r.namespace.clone()).collect();
-        Ok(Snapshot {
-            sockets,
-            namespaces,
-            owners,
-            report,
-        })
-    }
-
-    /// A NETLINK_SOCK_DIAG socket in `namespace` (this process's for None),
-    /// e.g. to subscribe to destroy notifications where a query read.
-    pub fn netlink_socket(&self, namespace: Option<&Namespace>) -> Result<NetlinkSocket> {
-        if self.is_captured() {
-            return Err(Error::Query(
-                "netlink reads the live kernel, not a captured root".into(),
-            ));
-        }
-        let opened = match namespace.and_then(|n| n.file(&self.root)) {
-            None => NetlinkSocket::open(),
-            Some(path) => NetlinkSocket::open_in(&path),
-        };
-        // A netlink error either way, so that auto can fall back to the
-        // namespace's /proc tables.
-        opened.map_err(|error| Error::Netlink {
-            context: match namespace {
-                Some(_) if error.kind() == io::ErrorKind::PermissionDenied => {
-                    "entering the network namespace (needs root: CAP_SYS_ADMIN)"
-                }
-                Some(_) => "opening a NETLINK_SOCK_DIAG socket in the network namespace",
-                None => "opening a NETLINK_SOCK_DIAG socket",
-            },
-            error,
-        })
-    }
-
     /// The namespaces to read (None: this one or the capture), and how many
     /// processes' namespace links could not be read.
     fn targets(&self) -> Result<(Vec<Option<Namespace>>, u32)> {
@@ -553,7 +84,7 @@ impl Query {
     /// [`snapshot`](Query::snapshot): `visit` gets the namespace's index in
     /// [`Report::read`], the namespace, the owner scan and each matching
     /// socket.
-    fn walk<E: From<Error>>(
+    pub(super) fn walk<E: From<Error>>(
         &self,
         mut visit: impl FnMut(
             usize,
@@ -849,7 +380,7 @@ impl Query {
     /// The most IPv6 sockets a one-walk dump holds by default until its
     /// IPv4 ones are delivered (the tables come one family after the
     /// other).
-    const HELD_IPV6: usize = 4096;
+    pub(super) const HELD_IPV6: usize = 4096;
 
     /// Hold at most `n` IPv6 sockets in a one-walk dump (tests: the path
     /// where more match).

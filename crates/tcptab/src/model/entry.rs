@@ -1,0 +1,233 @@
+//! "A socket and what came with it", the one currency of the crate: the
+//! borrowed [`Entry`] (what a query visits, holding nothing) and its owned
+//! twin [`EntryBuf`] (what is kept: evidence, events, frames, history
+//! rows), with a conversion each way; and [`Key`], what identifies one
+//! connection across looks.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::diag::{Diag, DiagSocket};
+use super::netns::Namespace;
+use super::owners::{Owners, Ownership};
+use super::socket::Socket;
+
+/// Where a socket was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The sock_diag netlink interface.
+    Netlink,
+    /// The /proc text tables.
+    Proc,
+}
+
+impl Source {
+    /// `netlink` or `proc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Netlink => "netlink",
+            Source::Proc => "proc",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One socket as the engine hands it over, borrowed: built with
+/// [`Entry::new`] and the `with_` methods, or from an [`EntryBuf`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Entry<'a> {
+    pub socket: &'a Socket,
+    /// What only netlink has, when the socket came from a dump.
+    pub diag: Option<&'a Diag>,
+    pub source: Source,
+    /// Its network namespace, when the query named namespaces (None for
+    /// the reader's own).
+    pub namespace: Option<&'a Namespace>,
+    /// Its owners, when they were looked up.
+    pub owners: Option<Ownership<'a>>,
+}
+
+impl<'a> Entry<'a> {
+    /// `socket` read from `source`, with nothing else known.
+    pub fn new(socket: &'a Socket, source: Source) -> Entry<'a> {
+        Entry {
+            socket,
+            diag: None,
+            source,
+            namespace: None,
+            owners: None,
+        }
+    }
+
+    /// The same entry for another copy of its socket (renumbered, say).
+    pub fn with_socket<'b>(self, socket: &'b Socket) -> Entry<'b>
+    where
+        'a: 'b,
+    {
+        Entry { socket, ..self }
+    }
+
+    pub fn with_diag(mut self, diag: Option<&'a Diag>) -> Entry<'a> {
+        self.diag = diag;
+        self
+    }
+
+    pub fn with_namespace(mut self, namespace: Option<&'a Namespace>) -> Entry<'a> {
+        self.namespace = namespace;
+        self
+    }
+
+    pub fn with_owners(mut self, owners: Option<Ownership<'a>>) -> Entry<'a> {
+        self.owners = owners;
+        self
+    }
+
+    /// The owned twin (its diag, namespace and owners copied).
+    pub fn to_buf(&self) -> EntryBuf {
+        EntryBuf {
+            socket: *self.socket,
+            diag: self.diag.cloned(),
+            source: self.source,
+            namespace: self.namespace.map(|n| Arc::new(n.clone())),
+            owners: self.owners.map(Ownership::to_owners),
+        }
+    }
+
+    /// The key of its connection.
+    pub fn key(&self) -> Key {
+        Key::of(
+            self.namespace.map_or(0, |n| n.inode),
+            self.socket,
+            self.diag,
+        )
+    }
+}
+
+/// One socket and what came with it, owned: what is kept after a query's
+/// walk (a snapshot, the evidence of a finding, a watch event, a history
+/// row). [`EntryBuf::as_entry`] lends it as an [`Entry`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct EntryBuf {
+    pub socket: Socket,
+    pub diag: Option<Diag>,
+    pub source: Source,
+    /// Shared by the sockets of one namespace.
+    pub namespace: Option<Arc<Namespace>>,
+    pub owners: Option<Owners>,
+}
+
+impl EntryBuf {
+    /// `socket` read from `source`, with nothing else known.
+    pub fn new(socket: Socket, source: Source) -> EntryBuf {
+        EntryBuf {
+            socket,
+            diag: None,
+            source,
+            namespace: None,
+            owners: None,
+        }
+    }
+
+    /// A socket of a netlink dump or destroy notification.
+    pub fn dumped(d: DiagSocket) -> EntryBuf {
+        EntryBuf {
+            diag: Some(d.diag),
+            ..EntryBuf::new(d.socket, Source::Netlink)
+        }
+    }
+
+    pub fn with_namespace(mut self, namespace: Option<Arc<Namespace>>) -> EntryBuf {
+        self.namespace = namespace;
+        self
+    }
+
+    pub fn with_owners(mut self, owners: Option<Owners>) -> EntryBuf {
+        self.owners = owners;
+        self
+    }
+
+    /// `entry` owned, in the shared `namespace` (which it must be in):
+    /// what a snapshot keeps, one namespace for many sockets.
+    pub fn in_namespace(entry: &Entry<'_>, namespace: Option<Arc<Namespace>>) -> EntryBuf {
+        EntryBuf {
+            socket: *entry.socket,
+            diag: entry.diag.cloned(),
+            source: entry.source,
+            namespace,
+            owners: entry.owners.map(Ownership::to_owners),
+        }
+    }
+
+    /// The borrowed view.
+    pub fn as_entry(&self) -> Entry<'_> {
+        Entry {
+            socket: &self.socket,
+            diag: self.diag.as_ref(),
+            source: self.source,
+            namespace: self.namespace.as_deref(),
+            owners: self.owners.as_ref().map(Owners::as_ownership),
+        }
+    }
+
+    /// The key of its connection.
+    pub fn key(&self) -> Key {
+        self.as_entry().key()
+    }
+
+    /// Its namespace's inode (0: the reader's own, unnamed).
+    pub fn netns(&self) -> u64 {
+        self.namespace.as_ref().map_or(0, |n| n.inode)
+    }
+}
+
+/// What identifies one connection across looks: its namespace and socket
+/// cookie (netlink), or without a cookie (/proc) its inode and ends. A
+/// TIME_WAIT socket keeps its connection's cookie when the kernel had
+/// made one; a 4-tuple used again is another connection (another cookie).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    Cookie {
+        netns: u64,
+        cookie: u64,
+    },
+    Ends {
+        netns: u64,
+        inode: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+}
+
+impl Key {
+    /// The key of `socket` (with what netlink adds) in namespace `netns`
+    /// (its inode; 0 for the reader's own).
+    pub fn of(netns: u64, socket: &Socket, diag: Option<&Diag>) -> Key {
+        match diag {
+            Some(d) if d.cookie != 0 => Key::Cookie {
+                netns,
+                cookie: d.cookie,
+            },
+            _ => Key::Ends {
+                netns,
+                inode: socket.inode,
+                local: socket.local,
+                remote: socket.remote,
+            },
+        }
+    }
+
+    /// The namespace's inode.
+    pub fn netns(&self) -> u64 {
+        match *self {
+            Key::Cookie { netns, .. } | Key::Ends { netns, .. } => netns,
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! A network namespace as sockets are labelled with it: its inode, and
+//! the name and process that lead to it (finding and entering namespaces
+//! is `netns`'s).
+
+use std::path::{Path, PathBuf};
+
+/// One network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    /// The namespace's inode (`net:[N]` in /proc/PID/ns/net), unique while
+    /// it exists.
+    pub inode: u64,
+    /// Its name under /run/netns, if it has one.
+    pub name: Option<String>,
+    /// A process living in it (the lowest pid), if any.
+    pub pid: Option<u32>,
+    /// The bind-mounted file of a named namespace.
+    pub path: Option<PathBuf>,
+}
+
+impl Namespace {
+    /// `name` if it has one, else the inode.
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.inode.to_string())
+    }
+
+    /// The file that enters it with setns(2): its name's bind mount, or its
+    /// process's `ns/net` under `proc_root`.
+    pub fn file(&self, proc_root: &Path) -> Option<PathBuf> {
+        match (&self.path, self.pid) {
+            (Some(path), _) => Some(path.clone()),
+            (None, Some(pid)) => Some(proc_root.join(pid.to_string()).join("ns/net")),
+            (None, None) => None,
+        }
+    }
+}

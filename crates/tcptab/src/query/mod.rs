@@ -1,0 +1,335 @@
+//! The query engine: one question (which sockets, from which source, in
+//! which network namespaces, with which extras and owners) answered either
+//! streamed ([`Query::for_each`]) or collected ([`Query::snapshot`]), with a
+//! [`Report`] of what was read and what could not be seen.
+//!
+//! ```no_run
+//! use tcptab::filter::Expr;
+//! use tcptab::{Namespaces, Query};
+//! use tcptab::{State, StateSet};
+//!
+//! // The listeners of the named namespace `blue`, through netlink (falling
+//! // back to /proc), with the processes that hold them.
+//! let query = Query::new()
+//!     .namespaces(Namespaces::Named("blue".into()))
+//!     .filter(Expr::State(StateSet::of(&[State::Listen])))
+//!     .owners(true);
+//! let report = query.for_each(|entry| {
+//!     let holders = entry.owners.map(|o| o.owners().len()).unwrap_or(0);
+//!     println!("{} held by {holders} process(es), read from {}", entry.socket.local, entry.source);
+//!     Ok::<(), tcptab::Error>(())
+//! })?;
+//! for read in &report.read {
+//!     println!("{} sockets read from {}", read.sockets, read.source);
+//! }
+//! # Ok::<(), tcptab::Error>(())
+//! ```
+//!
+//! How a source is chosen, per namespace: [`Choice::Auto`] reads netlink and
+//! falls back to /proc when netlink cannot be used before any socket was
+//! handed over (so nothing is seen twice); a captured root (anything but
+//! `/proc`) is always read from its files, known before anything is opened.
+//!
+//! What is an error and what is a note: a namespace that cannot be entered,
+//! read or dumped is an error, unless it vanished while the query ran (its
+//! process exited, its name was deleted) or, with [`Namespaces::All`], it is
+//! one this process may not enter: those are named in
+//! [`Report::not_inspected`].
+
+mod engine;
+mod report;
+mod snapshot;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diag::{Choice, Extensions, NetlinkSocket};
+use crate::error::{Error, Result};
+use crate::filter::Expr;
+use crate::model::{Entry, EntryBuf, Family, Namespace, Source};
+use crate::procnet::ReadOptions;
+use engine::Raw;
+pub use report::{
+    KernelFilter, NamespaceRead, NotInspected, NotInspectedReason, OwnerReport, Report, Why,
+};
+pub use snapshot::Snapshot;
+
+/// Which network namespaces a query reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Namespaces {
+    /// This process's (or, for a captured root, the capture's).
+    #[default]
+    Current,
+    /// A named namespace under /run/netns (as `ip netns` makes them).
+    Named(String),
+    /// The namespace of a process.
+    Pid(u32),
+    /// Every namespace on the machine: those of all processes and the named
+    /// ones.
+    All,
+}
+
+/// One question about the socket table. Built with the methods below; the
+/// default reads this namespace's `/proc` root with [`Choice::Auto`], no
+/// extensions, no filter and no owners.
+#[derive(Debug, Clone)]
+pub struct Query {
+    root: PathBuf,
+    source: Choice,
+    namespaces: Namespaces,
+    extensions: Extensions,
+    filter: Expr,
+    owners: bool,
+    read: ReadOptions,
+    kernel: bool,
+    kernel_program: Option<Vec<u8>>,
+    one_walk: bool,
+    held_ipv6: usize,
+}
+
+impl Default for Query {
+    fn default() -> Query {
+        Query::new()
+    }
+}
+
+/// Receives what [`Query::visit`] reads: each table as it begins (also an
+/// empty one), then its matching sockets.
+pub trait Visitor<E> {
+    /// A table begins: the sockets of `family` in `namespace`, from
+    /// `source`. Netlink always has both families' tables; /proc those of
+    /// its files (tcp6 is absent without IPv6).
+    fn table(
+        &mut self,
+        namespace: Option<&Namespace>,
+        family: Family,
+        source: Source,
+    ) -> std::result::Result<(), E> {
+        let _ = (namespace, family, source);
+        Ok(())
+    }
+
+    fn entry(&mut self, entry: &Entry<'_>) -> std::result::Result<(), E>;
+}
+
+impl Query {
+    pub fn new() -> Query {
+        Query {
+            root: PathBuf::from("/proc"),
+            source: Choice::Auto,
+            namespaces: Namespaces::Current,
+            extensions: Extensions::default(),
+            filter: Expr::All,
+            owners: false,
+            read: ReadOptions::default(),
+            kernel: true,
+            kernel_program: None,
+            one_walk: true,
+            held_ipv6: Self::HELD_IPV6,
+        }
+    }
+
+    /// Whether a filtered netlink query may read both families in one walk
+    /// of the kernel's tables (the default; off, one dump per family).
+    pub fn one_walk(mut self, on: bool) -> Query {
+        self.one_walk = on;
+        self
+    }
+
+    /// Whether netlink dumps carry the filter's kernel part as a program
+    /// (the default; off, every socket is sent and filtered here: the same
+    /// answer, slower).
+    pub fn kernel_filter(mut self, on: bool) -> Query {
+        self.kernel = on;
+        self
+    }
+
+    /// Send these bytes as the filter program instead of the compiled one
+    /// (tests: what a refused program does).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn kernel_program(mut self, bytes: Vec<u8>) -> Query {
+        self.kernel_program = Some(bytes);
+        self
+    }
+
+    /// `/proc`, `/proc/PID` (that process's namespace, from its files), or
+    /// a captured copy laid out like /proc (`ROOT/net/tcp`).
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Query {
+        self.root = root.into();
+        self
+    }
+
+    pub fn source(mut self, source: Choice) -> Query {
+        self.source = source;
+        self
+    }
+
+    pub fn namespaces(mut self, namespaces: Namespaces) -> Query {
+        self.namespaces = namespaces;
+        self
+    }
+
+    /// What netlink dumps carry beyond the basic message (tcp_info,
+    /// memory). /proc has neither; its entries have no [`Diag`].
+    pub fn extensions(mut self, extensions: Extensions) -> Query {
+        self.extensions = extensions;
+        self
+    }
+
+    /// Only sockets that match. The states it allows are asked of the
+    /// kernel; the rest is applied to each socket read.
+    pub fn filter(mut self, filter: Expr) -> Query {
+        self.filter = filter;
+        self
+    }
+
+    /// Look up the processes holding each socket (also done whenever the
+    /// filter names a pid or a process).
+    pub fn owners(mut self, owners: bool) -> Query {
+        self.owners = owners;
+        self
+    }
+
+    /// Byte order and leniency of the /proc parser.
+    pub fn read_options(mut self, read: ReadOptions) -> Query {
+        self.read = read;
+        self
+    }
+
+    pub fn root_path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn filter_expr(&self) -> &Expr {
+        &self.filter
+    }
+
+    /// Whether the root is a captured copy (anything but `/proc`): read from
+    /// its files only, in its own single namespace.
+    pub fn is_captured(&self) -> bool {
+        self.root != Path::new("/proc")
+    }
+
+    /// Whether owners are looked up (asked for, or needed by the filter).
+    pub fn looks_up_owners(&self) -> bool {
+        self.owners || self.filter.needs_owners()
+    }
+
+    /// Hand every matching socket to `f` as it is read, holding none (beyond
+    /// the owner map, when owners are looked up: the scan runs first, as
+    /// `ss -p` does). An error from `f` ends the walk and is returned.
+    pub fn for_each<E: From<Error>>(
+        &self,
+        f: impl FnMut(&Entry<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Report, E> {
+        struct Each<F>(F);
+        impl<E, F: FnMut(&Entry<'_>) -> std::result::Result<(), E>> Visitor<E> for Each<F> {
+            fn entry(&mut self, entry: &Entry<'_>) -> std::result::Result<(), E> {
+                (self.0)(entry)
+            }
+        }
+        self.visit(&mut Each(f))
+    }
+
+    /// Like [`for_each`](Query::for_each), with each table's beginning
+    /// announced to `visitor` (what a writer of the kernel's text needs for
+    /// its headers).
+    pub fn visit<E: From<Error>>(
+        &self,
+        visitor: &mut dyn Visitor<E>,
+    ) -> std::result::Result<Report, E> {
+        let (report, _) = self.walk(|_, namespace, scan, raw| {
+            if let Raw::Table(family, source) = raw {
+                return visitor.table(namespace, family, source);
+            }
+            let Some((socket, diag)) = raw.socket() else {
+                return Ok(());
+            };
+            let source = if diag.is_some() {
+                Source::Netlink
+            } else {
+                Source::Proc
+            };
+            visitor.entry(
+                &Entry::new(socket, source)
+                    .with_diag(diag)
+                    .with_namespace(namespace)
+                    .with_owners(scan.map(|o| o.ownership(socket))),
+            )
+        })?;
+        Ok(report)
+    }
+
+    /// Every matching socket, held.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let mut sockets = Vec::new();
+        let mut namespaces: Vec<Option<Arc<Namespace>>> = Vec::new();
+        let (report, owners) = self.walk(|index, namespace, scan, raw| {
+            // The namespace at `index` (one that failed after a table
+            // was announced is replaced by the next one read).
+            if namespaces.len() <= index {
+                namespaces.resize(index + 1, None);
+            }
+            if namespaces[index].as_ref().map(|n| n.inode) != namespace.map(|n| n.inode) {
+                namespaces[index] = namespace.map(|n| Arc::new(n.clone()));
+            }
+            let shared = namespaces[index].clone();
+            let owners = |socket| scan.map(|o| o.ownership(socket).to_owners());
+            sockets.push(match raw {
+                Raw::Table(..) | Raw::Dumped(None) => return Ok(()),
+                Raw::Dumped(slot) => {
+                    let d = slot.take().expect("a dumped socket in its slot");
+                    let owners = owners(&d.socket);
+                    EntryBuf::dumped(d)
+                        .with_namespace(shared)
+                        .with_owners(owners)
+                }
+                Raw::Read(s) => EntryBuf::new(*s, Source::Proc)
+                    .with_namespace(shared)
+                    .with_owners(owners(s)),
+            });
+            Ok::<(), Error>(())
+        })?;
+        // Namespaces read without a socket of theirs.
+        namespaces.resize(report.read.len(), None);
+        for (slot, read) in namespaces.iter_mut().zip(&report.read) {
+            if slot.is_none() {
+                *slot = read.namespace.clone().map(Arc::new);
+            }
+        }
+        Ok(Snapshot {
+            sockets,
+            namespaces,
+            owners,
+            report,
+        })
+    }
+
+    /// A NETLINK_SOCK_DIAG socket in `namespace` (this process's for None),
+    /// e.g. to subscribe to destroy notifications where a query read.
+    pub fn netlink_socket(&self, namespace: Option<&Namespace>) -> Result<NetlinkSocket> {
+        if self.is_captured() {
+            return Err(Error::Query(
+                "netlink reads the live kernel, not a captured root".into(),
+            ));
+        }
+        let opened = match namespace.and_then(|n| n.file(&self.root)) {
+            None => NetlinkSocket::open(),
+            Some(path) => NetlinkSocket::open_in(&path),
+        };
+        // A netlink error either way, so that auto can fall back to the
+        // namespace's /proc tables.
+        opened.map_err(|error| Error::Netlink {
+            context: match namespace {
+                Some(_) if error.kind() == io::ErrorKind::PermissionDenied => {
+                    "entering the network namespace (needs root: CAP_SYS_ADMIN)"
+                }
+                Some(_) => "opening a NETLINK_SOCK_DIAG socket in the network namespace",
+                None => "opening a NETLINK_SOCK_DIAG socket",
+            },
+            error,
+        })
+    }
+}
