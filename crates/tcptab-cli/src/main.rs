@@ -11,46 +11,17 @@ macro_rules! note {
     }};
 }
 
-/// An ss flag for another protocol (`-u`, `-w`, `-x`, `-S`, `-d`, `-0`,
-/// `-A`), alone or in a bundle such as `-tua`, before any `--`.
-fn other_protocol(argv: &[std::ffi::OsString]) -> Option<String> {
-    for arg in argv.iter().skip(1).filter_map(|a| a.to_str()) {
-        if arg == "--" {
-            break;
-        }
-        let Some(bundle) = arg.strip_prefix('-').filter(|b| !b.starts_with('-')) else {
-            continue;
-        };
-        if !bundle.chars().all(|c| c.is_ascii_alphanumeric()) {
-            continue;
-        }
-        if let Some(c) = bundle.chars().find(|c| "uwxSd0A".contains(*c)) {
-            return Some(format!("-{c}"));
-        }
-    }
-    None
-}
-
 /// A first word that is not a command but looks like one mistyped (`lsit`):
 /// said so, rather than read as a filter word.
 fn mistyped_command(argv: &[std::ffi::OsString]) -> Option<String> {
-    const COMMANDS: [&str; 13] = [
-        "list",
-        "top",
-        "record",
-        "history",
-        "summary",
-        "explain",
-        "watch",
-        "kill",
-        "serve",
-        "schema",
-        "completions",
-        "man",
-        "help",
-    ];
+    let cli = cli::Cli::command();
+    let commands: Vec<&str> = cli
+        .get_subcommands()
+        .map(|c| c.get_name())
+        .chain(["help"])
+        .collect();
     let first = argv.get(1)?.to_str()?;
-    if first.starts_with('-') || COMMANDS.contains(&first) {
+    if first.starts_with('-') || commands.contains(&first) {
         return None;
     }
     // Words of the filter language are not mistyped commands.
@@ -73,7 +44,7 @@ fn mistyped_command(argv: &[std::ffi::OsString]) -> Option<String> {
     if FILTER_WORDS.contains(&first) {
         return None;
     }
-    let close = COMMANDS
+    let close = commands
         .iter()
         .find(|c| edit_distance(first, c) <= 2 && first.len() >= 3)?;
     Some(format!(
@@ -98,35 +69,32 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+mod argv;
 mod cli;
 mod cmd;
 mod exit;
 mod output;
-mod query;
+mod report;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
-    // ss's habit: `tcptab -K FILTER` is `tcptab kill FILTER` (a dry run
-    // unless --yes, like the command itself).
-    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    match argv.get(1).and_then(|a| a.to_str()) {
-        Some("-K") => argv[1] = "kill".into(),
-        // ss's -s: the summary.
-        Some("-s") => argv[1] = "summary".into(),
-        // ss's -E: the sockets that close, as they close.
-        Some("-E") => {
-            argv[1] = "watch".into();
-            argv.insert(2, "--events=closed".into());
+    // ss's habits (-E, -s, -K, options before the command, other
+    // protocols' letters), rewritten into tcptab's command line.
+    let argv = match argv::normalize(&cli::Cli::command(), std::env::args_os().collect()) {
+        Ok(n) => {
+            for line in &n.notes {
+                note!("{line}");
+            }
+            n.argv
         }
-        _ => {}
-    }
-    if let Some(flag) = other_protocol(&argv) {
-        note!("error: {flag}: tcptab reads TCP sockets only (for UDP, raw, UNIX, packet or other sockets, use ss)");
-        return ExitCode::from(exit::ERROR);
-    }
+        Err(message) => {
+            note!("error: {message}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
     if let Some(message) = mistyped_command(&argv) {
         note!("error: {message}");
         return ExitCode::from(exit::ERROR);

@@ -889,8 +889,8 @@ fn ss_flag_bundles_select_what_ss_selects() {
 
 #[test]
 fn options_behave_like_the_rest_of_the_shell() {
-    // Other protocols: one line, exit 2.
-    for flag in ["-u", "-tua", "-x", "-w", "-S", "-d", "-0", "-A"] {
+    // Other protocols alone: one line, exit 2.
+    for flag in ["-u", "-ua", "-x", "-w", "-S", "-d", "-0", "-A"] {
         let out = tcptab(&[flag]);
         assert_eq!(out.status.code(), Some(2), "{flag}");
         let err = String::from_utf8_lossy(&out.stderr);

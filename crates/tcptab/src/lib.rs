@@ -65,8 +65,10 @@
 //!
 //! Around the model: [`OwnerScan`] maps sockets to the processes holding them,
 //! [`filter`] selects sockets (with `ss`'s expression language), [`netns`]
-//! finds and enters network namespaces, [`summary`], [`diagnose`],
-//! [`explain`] and [`watch`] answer the questions people dig for by hand,
+//! finds and enters network namespaces, [`summary`], [`diagnose`] and
+//! [`explain`] answer the questions people dig for by hand, [`track`]
+//! follows every connection's life through polls and the kernel's destroy
+//! notifications (what `watch`, `top` and `record` share),
 //! [`metrics`] computes what an exporter serves, and `history` (feature
 //! `history`) records the table to an SQLite file and answers for a past
 //! moment.
@@ -92,7 +94,7 @@ pub mod rates;
 pub mod record;
 pub mod summary;
 pub mod time;
-pub mod watch;
+pub mod track;
 
 pub use error::{Error, Field, LineError, ParseErrorKind, Result};
 pub use model::{

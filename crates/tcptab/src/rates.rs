@@ -4,15 +4,16 @@
 //! exact over the interval without capturing packets. What `tcptab top`
 //! shows.
 //!
-//! A connection is known by its namespace and socket cookie (netlink), or
-//! without a cookie (/proc, which has no tcp_info and so no rates) by its
-//! inode and ends. The tracker keeps only the connections of the last look:
-//! its memory is bounded by the table.
+//! A connection is known by whatever key the caller gives (the connection
+//! tracker's id, say, which a TIME_WAIT keeps). The tracker keeps only the
+//! connections of the last look: its memory is bounded by the table.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::model::{Diag, Key};
+use std::hash::Hash;
+
+use crate::model::Diag;
 
 /// One connection's rates over the last interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,42 +56,77 @@ impl Seen {
     }
 }
 
-/// tcp_info's `bytes_received` and `bytes_acked`.
-fn counters(diag: Option<&Diag>) -> Option<(u64, u64)> {
+/// tcp_info's `bytes_received` and `bytes_acked`, the counters a rate is
+/// taken of.
+pub fn counters(diag: Option<&Diag>) -> Option<(u64, u64)> {
     diag.and_then(|d| d.tcp_info.as_ref())
         .map(|t| (t.bytes_received, t.bytes_acked))
 }
 
 /// Rates across looks (see the module documentation).
-#[derive(Debug, Default)]
-pub struct RateTracker {
-    seen: HashMap<Key, Seen>,
+#[derive(Debug)]
+pub struct RateTracker<K> {
+    seen: HashMap<K, Seen>,
     look: u64,
+    /// When the current and the last look were taken.
+    at: Option<Instant>,
+    last_at: Option<Instant>,
 }
 
-impl RateTracker {
-    pub fn new() -> RateTracker {
+impl<K> Default for RateTracker<K> {
+    fn default() -> Self {
+        RateTracker {
+            seen: HashMap::new(),
+            look: 0,
+            at: None,
+            last_at: None,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy> RateTracker<K> {
+    pub fn new() -> RateTracker<K> {
         RateTracker::default()
     }
 
     /// Start a look: then [`RateTracker::rate`] for each of its
     /// connections (and [`RateTracker::closed`] for those that closed since
     /// the last), then [`RateTracker::end_look`].
-    pub fn begin_look(&mut self) {
+    pub fn begin_look(&mut self, at: Instant) {
         self.look += 1;
+        self.last_at = self.at.replace(at);
+    }
+
+    /// What an earlier look knew of `key`: its own sighting, or, for a
+    /// connection `born` after the last look (which no look saw, so its
+    /// counters began at 0 since), zero counters then.
+    fn before(&mut self, key: K, born: bool) -> Option<Seen> {
+        let look = self.look;
+        match (self.seen.get(&key), self.last_at) {
+            (Some(s), _) => Some(*s),
+            (None, Some(last)) if born => Some(Seen {
+                first: last,
+                at: last,
+                counters: Some((0, 0)),
+                look: look - 1,
+            }),
+            _ => None,
+        }
     }
 
     /// The rate of one connection of the current look, at `at`, from its
-    /// counters (`diag`'s tcp_info), and remember them.
-    pub fn rate(&mut self, key: Key, diag: Option<&Diag>, at: Instant) -> Rate {
-        let counters = counters(diag);
+    /// `counters` (received and acked bytes, see [`counters`]), and
+    /// remember them. `born`: it opened after the last look (so what it
+    /// moved, it moved since).
+    pub fn rate(&mut self, key: K, counters: Option<(u64, u64)>, at: Instant, born: bool) -> Rate {
         let look = self.look;
-        let seen = self.seen.entry(key).or_insert(Seen {
+        let before = self.before(key, born).unwrap_or(Seen {
             first: at,
             at,
             counters: None,
             look,
         });
+        let seen = self.seen.entry(key).or_insert(before);
         // Differences only over one interval: not across a look it missed.
         let rate = seen.rate(counters, at, seen.look + 1 == look);
         seen.at = at;
@@ -100,10 +136,19 @@ impl RateTracker {
     }
 
     /// The rate of a connection that closed since the last look, from its
-    /// final counters (a destroy notification's), and forget it.
-    pub fn closed(&mut self, key: Key, diag: Option<&Diag>, at: Instant) -> Rate {
-        match self.seen.remove(&key) {
-            Some(seen) => seen.rate(counters(diag), at, true),
+    /// final counters (a destroy notification's), and forget it. `born`:
+    /// it opened after the last look.
+    pub fn closed(
+        &mut self,
+        key: K,
+        counters: Option<(u64, u64)>,
+        at: Instant,
+        born: bool,
+    ) -> Rate {
+        let before = self.before(key, born);
+        self.seen.remove(&key);
+        match before {
+            Some(seen) => seen.rate(counters, at, true),
             None => Rate {
                 rx_bytes_per_s: None,
                 tx_bytes_per_s: None,
@@ -147,27 +192,31 @@ mod tests {
 
     #[test]
     fn rates_are_the_counters_differences_over_the_interval() {
-        let socket = crate::Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
         let mut t = RateTracker::new();
         let t0 = Instant::now();
         let a = diag(7, 1000, 500);
-        let key = Key::of(1, &socket, Some(&a));
-        t.begin_look();
-        let first = t.rate(key, Some(&a), t0);
+        let key = 7u64;
+        t.begin_look(t0);
+        let first = t.rate(key, counters(Some(&a)), t0, false);
         t.end_look();
         assert_eq!((first.rx_bytes_per_s, first.tx_bytes_per_s), (None, None));
-        t.begin_look();
+        let t1 = t0 + Duration::from_millis(500);
+        t.begin_look(t1);
         let b = diag(7, 3000, 500);
-        let second = t.rate(key, Some(&b), t0 + Duration::from_millis(500));
+        let second = t.rate(key, counters(Some(&b)), t1, false);
         t.end_look();
         assert_eq!(second.rx_bytes_per_s, Some(4000.0));
         assert_eq!(second.tx_bytes_per_s, Some(0.0));
         assert_eq!(second.age, Duration::from_millis(500));
+        // One born since the last look and closed in this one: what it
+        // moved, over the interval.
+        let t2 = t1 + Duration::from_millis(500);
+        t.begin_look(t2);
+        let flash = t.closed(8, Some((1000, 250)), t2, true);
+        assert_eq!(flash.rx_bytes_per_s, Some(2000.0));
+        assert_eq!(flash.tx_bytes_per_s, Some(500.0));
         // Not seen in a look: forgotten, so memory follows the table.
-        t.begin_look();
         t.end_look();
         assert!(t.is_empty());
-        // The same cookie in another namespace is another connection.
-        assert_ne!(Key::of(2, &socket, Some(&a)), key);
     }
 }

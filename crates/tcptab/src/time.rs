@@ -144,8 +144,55 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
     };
     let days = days_from_civil(i64::from(y), mo, d);
     let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + s.min(59)) - offset_min * 60;
+    if s == 60 {
+        // Second 60 exists only in a leap second: 23:59:60 UTC at the end
+        // of a day the IERS added one to. It is read as the last
+        // millisecond of its minute (Unix time has no leap seconds).
+        let utc = secs.div_euclid(86_400);
+        let in_day = secs.rem_euclid(86_400);
+        let (ly, lm, ld) = civil_from_days(utc);
+        if in_day != 86_399 || !LEAP_SECONDS.contains(&(ly as u32, lm, ld)) {
+            return Err(format!(
+                "{h:02}:{mi:02}:60 is not a leap second (one was added only at 23:59:60 UTC at the end of {} days, the last on 2016-12-31)",
+                LEAP_SECONDS.len()
+            ));
+        }
+        return Ok(secs * 1000 + 999);
+    }
     Ok(secs * 1000 + i64::from(milli))
 }
+
+/// The days at whose end (UTC) a leap second was added, from the IERS's
+/// bulletins (none since 2016; none is planned).
+const LEAP_SECONDS: [(u32, u32, u32); 27] = [
+    (1972, 6, 30),
+    (1972, 12, 31),
+    (1973, 12, 31),
+    (1974, 12, 31),
+    (1975, 12, 31),
+    (1976, 12, 31),
+    (1977, 12, 31),
+    (1978, 12, 31),
+    (1979, 12, 31),
+    (1981, 6, 30),
+    (1982, 6, 30),
+    (1983, 6, 30),
+    (1985, 6, 30),
+    (1987, 12, 31),
+    (1989, 12, 31),
+    (1990, 12, 31),
+    (1992, 6, 30),
+    (1993, 6, 30),
+    (1994, 6, 30),
+    (1995, 12, 31),
+    (1997, 6, 30),
+    (1998, 12, 31),
+    (2005, 12, 31),
+    (2008, 12, 31),
+    (2012, 6, 30),
+    (2015, 6, 30),
+    (2016, 12, 31),
+];
 
 #[cfg(test)]
 mod tests {
@@ -184,10 +231,27 @@ mod tests {
             ("yesterday", "expected YYYY-MM-DD"),
             ("2026-12-01T03:12:00.Z", "followed by digits"),
             ("2026-12-01T03:12:00+1:00", "expected"),
+            ("2026-12-01T03:12:60Z", "not a leap second"),
+            ("2016-12-31T23:58:60Z", "not a leap second"),
+            ("2017-12-31T23:59:60Z", "not a leap second"),
+            ("2026-02-30T00:00:00Z", "day 30"),
         ] {
             let err = parse_rfc3339(text).unwrap_err();
             assert!(err.contains(says), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_leap_second_is_its_minute_s_last_millisecond() {
+        assert_eq!(
+            parse_rfc3339("2016-12-31T23:59:60Z").map(format_rfc3339),
+            Ok("2016-12-31T23:59:59.999Z".into())
+        );
+        // The same second, given with an offset.
+        assert_eq!(
+            parse_rfc3339("2017-01-01T00:59:60+01:00"),
+            parse_rfc3339("2016-12-31T23:59:60Z")
+        );
     }
 
     proptest! {

@@ -17,7 +17,7 @@ use tcptab::procnet::ByteOrder;
 use crate::cli::{ExplainArgs, FailOn, ReportFormat};
 use crate::exit::Partial;
 use crate::output::json::JsonRecord;
-use crate::query;
+use crate::report;
 
 pub fn run(args: &ExplainArgs) -> Result<()> {
     let format = args.output.format();
@@ -33,7 +33,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     } else {
         args.lines.clone()
     };
-    let order: ByteOrder = args.source.byte_order.into();
+    let order: ByteOrder = args.scope.source.byte_order.into();
     let mut explained = Vec::new();
     for (n, line) in lines.iter().enumerate() {
         if line.trim().is_empty() || tcptab::procnet::is_header(line.as_bytes()) {
@@ -120,9 +120,7 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
         time_wait: t.time_wait,
         orphans: t.orphans,
     };
-    let query = query::query(
-        &args.source,
-        &args.namespaces,
+    let query = args.scope.query(
         Expr::All,
         // tcp_info: a peer's zero window shows in snd_wnd.
         Extensions::TCP_INFO,
@@ -135,14 +133,14 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
         diagnoser.add(e);
         Ok::<(), anyhow::Error>(())
     })?;
-    query::notes(&report, args.source.verbose);
+    report::notes(&report, args.scope.verbose());
     let examined = diagnoser.examined();
     let findings = diagnoser.finish();
     let mut out = io::stdout().lock();
     match format {
         ReportFormat::Json => {
             let fields = tcptab::record::Fields {
-                netns: args.namespaces.named(),
+                netns: args.scope.named(),
                 owners: args.processes,
                 history: false,
             };
@@ -269,7 +267,7 @@ impl FindingRecord {
 /// filter.
 fn kill_command(f: &Finding, args: &ExplainArgs) -> Option<String> {
     let filter = f.kill_filter.as_deref()?;
-    let ns = &args.namespaces;
+    let ns = &args.scope.namespaces;
     let namespaces = if let Some(name) = &ns.netns {
         format!(" --netns {name}")
     } else if let Some(pid) = ns.netns_pid {

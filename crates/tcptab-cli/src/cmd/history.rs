@@ -19,7 +19,6 @@ use tcptab::time::{format_rfc3339, parse_rfc3339};
 use crate::cli::{HistoryArgs, HistoryFormat};
 use crate::output::table::{Align, Endpoint, TextTable};
 use crate::output::{self, Columns, OutputOptions};
-use crate::query;
 
 pub fn run(args: &HistoryArgs) -> Result<()> {
     let now = tcptab::time::now_ms();
@@ -38,7 +37,8 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
         }
         _ => Window::All,
     };
-    let expr = query::filter(&args.filter)?;
+    let expr = args.filter.expr()?;
+    let window = as_of_last_poll(window, args, &args.db)?;
     if expr.needs_facts() {
         bail!("history: `dev` and `autobound` need the live namespace's interfaces and port range, which a recording does not keep");
     }
@@ -102,10 +102,10 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
                 let mut sl = 0;
                 reader.connections(window, |lived: &Lived| -> Result<()> {
                     if matches(&expr, lived) {
-                        let mut socket = lived.socket;
+                        let mut socket = lived.entry.socket;
                         socket.sl = sl;
                         sl += 1;
-                        let entry = lived.entry().with_socket(&socket);
+                        let entry = lived.entry.as_entry().with_socket(&socket);
                         sink.lived(&entry, &lived.lifetime)?;
                     }
                     Ok(())
@@ -115,6 +115,39 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--at now` (or a moment after the last poll, up to one interval and a
+/// second after it, on a recording that goes on): the last poll, which is
+/// what is known; said with its age.
+fn as_of_last_poll(window: Window, args: &HistoryArgs, db: &std::path::Path) -> Result<Window> {
+    let Window::At(t) = window else {
+        return Ok(window);
+    };
+    if args.at.as_deref().map(str::trim) != Some("now") {
+        return Ok(window);
+    }
+    let reader = Reader::open(db)?;
+    let Some(span) = reader.span()? else {
+        return Ok(window);
+    };
+    if t <= span.last_poll {
+        return Ok(window);
+    }
+    let interval = reader
+        .polls(span.last_poll, span.last_poll)?
+        .last()
+        .and_then(|p| p.interval_ms)
+        .unwrap_or(0);
+    if t - span.last_poll > tcptab::track::gap_after_ms(interval) {
+        return Ok(window);
+    }
+    note!(
+        "tcptab: --at now: as of the last poll, {} ({:.1} s ago)",
+        format_rfc3339(span.last_poll),
+        (t - span.last_poll) as f64 / 1000.0
+    );
+    Ok(Window::At(span.last_poll))
 }
 
 /// A time option's value: RFC 3339, `now`, or relative to now (`-15m`).
@@ -191,28 +224,42 @@ fn observed(
             polls.len()
         );
     }
-    // A gap of more than three median intervals: the recorder was not
-    // running (or could not keep up).
-    let mut gaps: Vec<i64> = polls.windows(2).map(|w| w[1].at - w[0].at).collect();
-    if gaps.len() >= 2 {
-        gaps.sort_unstable();
-        let median = gaps[gaps.len() / 2].max(1);
-        for w in polls.windows(2) {
-            if w[1].at - w[0].at > 3 * median {
-                note!(
-                    "tcptab: no poll from {} to {}: connections of that time may be missing",
-                    format_rfc3339(w[0].at),
-                    format_rfc3339(w[1].at)
-                );
-            }
+    // Gaps: the recorder was stopped, the machine slept, the clock
+    // jumped. What ended in one ended unobserved after its last sighting.
+    for g in reader.gaps(from, to)? {
+        let inside = matches!(window, Window::At(t) if t > g.from && t < g.to);
+        if inside {
+            note!(
+                "tcptab: {} was not observed: no poll from {} to {} (a gap of {}); listed are the connections seen open on both sides of it",
+                format_rfc3339(from),
+                format_rfc3339(g.from),
+                format_rfc3339(g.to),
+                humantime::format_duration(std::time::Duration::from_secs(((g.to - g.from) / 1000) as u64))
+            );
+        } else {
+            note!(
+                "tcptab: no poll from {} to {} (a gap): connections that ended meanwhile ended at an unobserved moment after their last sighting",
+                format_rfc3339(g.from),
+                format_rfc3339(g.to)
+            );
         }
     }
     Ok(true)
 }
 
+/// Whether the filter selects the connection in any state it had during
+/// the window (with --at, the one).
 fn matches(expr: &Expr, lived: &Lived) -> bool {
-    let owners = (lived.owner_status.as_deref() == Some("owned")).then_some(&lived.owners[..]);
-    expr.matches_owners(&lived.socket, lived.diag.as_ref(), owners)
+    let e = lived.entry.as_entry();
+    let owners = match e.owners {
+        Some(tcptab::Ownership::Owned(list)) => Some(list),
+        _ => None,
+    };
+    let mut socket = lived.entry.socket;
+    lived.states.iter().any(|&state| {
+        socket.state = state;
+        expr.matches_owners(&socket, e.diag, owners)
+    })
 }
 
 /// `--format table`: one line per connection.
@@ -240,7 +287,7 @@ impl Table {
     }
 
     fn row(&mut self, lived: &Lived) {
-        let s = &lived.socket;
+        let s = &lived.entry.socket;
         let l = &lived.lifetime;
         let t = &mut self.t;
         match s.state.ss_name() {
@@ -251,21 +298,26 @@ impl Table {
         t.cell(format_args!("{}", Endpoint(s.remote, None)));
         t.cell(format_args!("{}", short_time(l.first_seen)));
         match (l.closed_at, l.closed_by.as_deref()) {
-            (Some(at), Some("destroy")) | (Some(at), None) => {
+            (Some(at), Some("destroy" | "expired")) | (Some(at), None) => {
                 t.cell(format_args!("{}", short_time(at)))
             }
             (Some(at), Some(by)) => t.cell(format_args!("{} ({by})", short_time(at))),
             (None, _) => t.cell(format_args!("open at {}", short_time(l.last_seen))),
         }
-        t.cell(format_args!("{}", lived.namespace.label()));
-        let owners: Vec<String> = lived
-            .owners
-            .iter()
-            .map(|o| format!("{}/{}", o.pid, o.command))
-            .collect();
-        match lived.owner_status.as_deref() {
-            Some("owned") => t.cell(format_args!("{}", owners.join(","))),
-            Some("unknown") => t.cell(format_args!("?")),
+        let e = lived.entry.as_entry();
+        t.cell(format_args!(
+            "{}",
+            e.namespace.map_or(String::new(), |n| n.label())
+        ));
+        match e.owners {
+            Some(tcptab::Ownership::Owned(list)) => {
+                let owners: Vec<String> = list
+                    .iter()
+                    .map(|o| format!("{}/{}", o.pid, o.command))
+                    .collect();
+                t.cell(format_args!("{}", owners.join(",")))
+            }
+            Some(tcptab::Ownership::Unknown) => t.cell(format_args!("?")),
             _ => t.cell(format_args!("-")),
         }
         self.rows += 1;
@@ -309,7 +361,7 @@ struct Counts {
 
 impl Counts {
     fn add(&mut self, lived: &Lived) {
-        let s = &lived.socket;
+        let s = &lived.entry.socket;
         self.connections += 1;
         *self.states.entry(s.state.to_string()).or_default() += 1;
         if !s.remote.ip().is_unspecified() {
@@ -318,12 +370,17 @@ impl Counts {
                 .entry(tcptab::canonical(s.remote).ip())
                 .or_default() += 1;
         }
-        let mut commands: Vec<&str> = lived.owners.iter().map(|o| &*o.command).collect();
+        let owners = lived.entry.as_entry().owners;
+        let mut commands: Vec<&str> = owners
+            .map_or(&[][..], |o| o.owners())
+            .iter()
+            .map(|o| &*o.command)
+            .collect();
         commands.sort_unstable();
         commands.dedup();
         if commands.is_empty() {
-            let none = match lived.owner_status.as_deref() {
-                Some("unknown") => "(unknown)",
+            let none = match owners {
+                Some(tcptab::Ownership::Unknown) => "(unknown)",
                 _ => "(no process)",
             };
             *self.processes.entry(none.into()).or_default() += 1;

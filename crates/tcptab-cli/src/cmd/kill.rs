@@ -20,22 +20,25 @@ use crate::exit::Partial;
 use crate::output::csv::{header, Cells};
 use crate::output::json::{string, value_into, JsonRecord};
 use crate::output::table::{Endpoint, OwnersCell};
-use crate::query;
+use crate::report;
 
 pub fn run(args: &KillArgs) -> Result<()> {
-    let expr = query::filter(&args.filter)?;
-    if expr == Expr::All && !args.filter.all {
+    let expr = args.select.filter.expr()?;
+    if expr == Expr::All && !args.select.filter.all {
         bail!("kill: no filter, so every socket would be destroyed; give a filter, or -a/--all to mean every socket");
     }
     // Netlink only: its dump names every socket exactly (the cookie).
-    let query = Query::new()
-        .source(Choice::Netlink)
-        .extensions(Extensions::default())
-        .filter(expr.clone())
-        .owners(true)
-        .namespaces(query::namespaces(&args.namespaces));
+    let source = &args.select.scope.source;
+    if source.source == crate::cli::SourceArg::Proc || source.root != std::path::Path::new("/proc")
+    {
+        bail!("kill: sockets are destroyed through netlink (SOCK_DESTROY), which reads the live kernel; --source proc and --root cannot be used");
+    }
+    let query = args
+        .select
+        .query(Extensions::default(), true)?
+        .source(Choice::Netlink);
     let snapshot = query.snapshot()?;
-    query::notes(&snapshot.report, args.verbose);
+    report::notes(&snapshot.report, args.select.verbose());
     let matched = snapshot.sockets.len();
     let listeners = snapshot
         .sockets
@@ -59,7 +62,7 @@ pub fn run(args: &KillArgs) -> Result<()> {
         args.format
     };
     let fields = Fields {
-        netns: args.namespaces.named(),
+        netns: args.select.named(),
         owners: true,
         history: false,
     };

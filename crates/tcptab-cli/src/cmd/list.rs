@@ -13,10 +13,10 @@ use tcptab::{Entry, Family, OwnerScan, Socket};
 
 use crate::cli::{Format, ListArgs, SortField};
 use crate::output::{self, Columns, OutputOptions, Sink};
-use crate::query;
+use crate::report;
 
 pub fn run(args: &ListArgs) -> Result<()> {
-    let expr = query::filter(&args.filter)?;
+    let expr = args.select.filter.expr()?;
     let format = args.format();
     let renumber = expr != Expr::All || !args.sort.is_empty();
     // JSON and CSV carry every field, and the kernel's text has rto, ato,
@@ -27,19 +27,19 @@ pub fn run(args: &ListArgs) -> Result<()> {
         memory: args.memory || full_record,
     };
     let owners = args.processes || args.sort.contains(&SortField::Pid);
-    let query = query::query(&args.source, &args.namespaces, expr, extensions, owners)?;
+    let query = args.select.scope.query(expr, extensions, owners)?;
     let options = OutputOptions {
         format,
-        byte_order: query::read_options(&args.source).byte_order,
+        byte_order: args.select.scope.source.read_options().byte_order,
         columns: Columns {
             processes: args.processes,
             timers: args.timers,
             extended: args.extended,
-            netns: args.namespaces.all_netns,
+            netns: args.select.scope.namespaces.all_netns,
             resolve: args.resolve,
             info: args.info,
             memory: args.memory,
-            netns_fields: args.namespaces.named(),
+            netns_fields: args.select.named(),
             history: false,
             no_header: args.no_header,
             color: args.color.enabled(),
@@ -105,8 +105,8 @@ pub fn run(args: &ListArgs) -> Result<()> {
         }
     };
     sink.finish().context("writing output")?;
-    query::notes(&report, args.source.verbose);
-    if (args.info || args.memory) && query::any_proc(&report) {
+    report::notes(&report, args.select.verbose());
+    if (args.info || args.memory) && report::any_proc(&report) {
         note!("tcptab: -i and -m need the netlink source (/proc has no tcp_info or socket memory); shown as '-'");
     }
     Ok(())

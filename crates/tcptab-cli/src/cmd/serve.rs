@@ -28,13 +28,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tcptab::diag::Extensions;
-use tcptab::filter::Expr;
 use tcptab::metrics::{Accumulator, Collected, MetricOptions, Sample};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 use crate::cli::ServeArgs;
-use crate::query;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -386,18 +384,14 @@ impl App {
             ports: args.ports.clone(),
             per_remote_port: args.per_remote_port,
             per_process: args.per_process,
-            per_namespace: args.namespaces.all_netns,
+            per_namespace: args.scope.namespaces.all_netns,
             max_series: args.max_series,
         };
         let read = (|| -> Result<Read> {
             let extensions = Extensions::TCP_INFO;
-            let query = query::query(
-                &args.source,
-                &args.namespaces,
-                Expr::All,
-                extensions,
-                args.per_process,
-            )?;
+            let query =
+                args.scope
+                    .query(tcptab::filter::Expr::All, extensions, args.per_process)?;
             // Count while the table streams in: memory stays flat however
             // many sockets there are (plus the owner map with
             // --per-process).

@@ -14,7 +14,7 @@ use tcptab::diag::Extensions;
 use tcptab::summary::{Summarizer, Summary};
 
 use crate::cli::{ReportFormat, SummaryArgs};
-use crate::query;
+use crate::report;
 
 /// `summary --format json` (docs/schema.md).
 #[derive(Debug, Serialize, JsonSchema)]
@@ -50,14 +50,7 @@ fn sysctl(root: &Path, name: &str) -> Option<u64> {
 }
 
 pub fn run(args: &SummaryArgs) -> Result<()> {
-    let expr = query::filter(&args.filter)?;
-    let query = query::query(
-        &args.source,
-        &args.namespaces,
-        expr,
-        Extensions::default(),
-        args.processes,
-    )?;
+    let query = args.select.query(Extensions::default(), args.processes)?;
     // Counted as the table streams: only the counts are held.
     let mut summarizer = Summarizer::new();
     let mut per_pid: HashMap<u32, (String, u64)> = HashMap::new();
@@ -71,7 +64,7 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
         }
         Ok::<(), anyhow::Error>(())
     })?;
-    query::notes(&report, args.source.verbose);
+    report::notes(&report, args.select.verbose());
     let processes = args.processes.then(|| {
         let mut list: Vec<ProcessCount> = per_pid
             .into_iter()
@@ -89,8 +82,8 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
         schema_version: tcptab::record::SCHEMA_VERSION,
         summary: summarizer.finish(args.top),
         processes,
-        tcp_max_tw_buckets: sysctl(&args.source.root, "tcp_max_tw_buckets"),
-        tcp_max_orphans: sysctl(&args.source.root, "tcp_max_orphans"),
+        tcp_max_tw_buckets: sysctl(&args.select.scope.source.root, "tcp_max_tw_buckets"),
+        tcp_max_orphans: sysctl(&args.select.scope.source.root, "tcp_max_orphans"),
         source: report.read.first().map_or("proc", |r| r.source.as_str()),
     };
     let mut out = io::stdout().lock();

@@ -18,19 +18,24 @@
 //! integers, milliseconds since the Unix epoch ([`crate::time`]).
 
 mod read;
+mod rows;
 mod write;
 
 use std::path::{Path, PathBuf};
 
-pub use read::{Lived, Poll, Reader, Span, Window};
-pub use write::{Closed, PollOutcome, Writer};
+pub use read::{Gap, Lived, Poll, Reader, Span, Window};
+pub use write::{PollOutcome, PollRecord, Writer};
 
 /// The database's `application_id` (`PRAGMA application_id`): "tcpt".
 pub const APPLICATION_ID: i32 = 0x7463_7074;
 
 /// The version of the tables (`PRAGMA user_version`). Raised when a table
 /// or column changes meaning; a newer file is refused, not misread.
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
+
+/// What makes a file of an earlier version this version's: version 2 adds
+/// each poll's interval (gaps are found from it).
+const MIGRATIONS: [&str; 1] = ["ALTER TABLE polls ADD COLUMN interval_ms INTEGER;"];
 
 /// What went wrong with a history file.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +101,8 @@ CREATE TABLE polls (
     closed        INTEGER NOT NULL,
     notifications INTEGER NOT NULL,
     took_us       INTEGER NOT NULL,
-    not_seen      TEXT
+    not_seen      TEXT,
+    interval_ms   INTEGER
 ) STRICT;
 CREATE INDEX polls_at ON polls (at);
 CREATE TABLE connections (
@@ -187,22 +193,24 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     }
 }
 
-/// Check that `conn` (at `path`) is a tcptab history database this version
-/// can read.
-fn check(conn: &rusqlite::Connection, path: &Path) -> Result<()> {
+/// Check from its first bytes (the SQLite header: `header` holds what
+/// the file has of its first 100) that `path` is a tcptab history database
+/// this version reads; its schema version.
+fn check_header(header: &[u8], path: &Path) -> Result<i32> {
     let not_history = |why: String| Error::NotHistory {
         path: path.to_path_buf(),
         why,
     };
-    let id: i32 = match conn.query_row("PRAGMA application_id", [], |r| r.get(0)) {
-        Ok(id) => id,
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::NotADatabase =>
-        {
-            return Err(not_history("not an SQLite file".into()))
-        }
-        Err(e) => return Err(sqlite(path)(e)),
+    if header.is_empty() {
+        return Err(not_history("an empty file".into()));
+    }
+    if header.len() < 100 || !header.starts_with(b"SQLite format 3\0") {
+        return Err(not_history("not an SQLite file".into()));
+    }
+    let word = |at: usize| {
+        i32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
+    let (version, id) = (word(60), word(68));
     if id != APPLICATION_ID {
         return Err(not_history(if id == 0 {
             "an SQLite file without tcptab's application id".into()
@@ -210,9 +218,6 @@ fn check(conn: &rusqlite::Connection, path: &Path) -> Result<()> {
             format!("an SQLite file with application id {id:#x}")
         }));
     }
-    let version: i32 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(sqlite(path))?;
     if version > VERSION {
         return Err(Error::Newer {
             path: path.to_path_buf(),
@@ -222,7 +227,7 @@ fn check(conn: &rusqlite::Connection, path: &Path) -> Result<()> {
     if version < 1 {
         return Err(not_history(format!("schema version {version}")));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// This boot's id (`/proc/sys/kernel/random/boot_id`).
@@ -235,10 +240,9 @@ fn boot_id() -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::EntryBuf;
-    use crate::model::{Diag, DiagSocket};
+    use crate::model::{Diag, DiagSocket, EntryBuf, Family, RowKind, Socket, State};
     use crate::query::Snapshot;
-    use crate::{Family, RowKind, Socket, State};
+    use crate::track::{TrackOptions, Tracker};
 
     /// A fresh database path for one test.
     fn scratch(name: &str) -> PathBuf {
@@ -267,17 +271,60 @@ mod tests {
         socket.state = state;
         socket.local = format!("127.0.0.1:{port}").parse().unwrap();
         socket.remote = "127.0.0.1:80".parse().unwrap();
-        DiagSocket {
-            socket,
-            diag: Diag {
-                cookie,
-                ..Diag::default()
-            },
-        }
+        let diag = Diag {
+            cookie,
+            timer_ms: if state == State::TimeWait { 60_000 } else { 0 },
+            ..Diag::default()
+        };
+        DiagSocket { socket, diag }
     }
 
     fn snapshot(sockets: &[DiagSocket]) -> Snapshot {
         Snapshot::of(sockets.iter().cloned().map(EntryBuf::dumped).collect())
+    }
+
+    /// A recorder: a tracker with notifications on, and its writer.
+    struct Recorder {
+        tracker: Tracker,
+        writer: Writer,
+    }
+
+    impl Recorder {
+        fn open(path: &Path) -> Recorder {
+            let mut tracker = Tracker::new(TrackOptions {
+                queue_threshold: None,
+                gap_after_ms: Some(crate::track::gap_after_ms(5000)),
+            });
+            tracker.set_notified(0, true);
+            let mut writer = Writer::open(path, 3_600_000).unwrap();
+            writer.resume(&mut tracker, false).unwrap();
+            Recorder { tracker, writer }
+        }
+
+        /// The notifications received before the poll at `at`, the poll.
+        fn poll(
+            &mut self,
+            sockets: &[DiagSocket],
+            at: i64,
+            notes: &[(i64, DiagSocket)],
+        ) -> PollOutcome {
+            let mut events = Vec::new();
+            for (t, d) in notes {
+                self.tracker.notified(0, *t, d.clone(), &mut events);
+            }
+            let snapshot = snapshot(sockets);
+            self.tracker.polled(&snapshot, at, &mut events);
+            let poll = PollRecord {
+                at,
+                took_us: 0,
+                interval_ms: 5000,
+                snapshot: &snapshot,
+                notes: &[],
+            };
+            self.writer
+                .record(&events, Some(&poll), &self.tracker)
+                .unwrap()
+        }
     }
 
     fn all(path: &Path) -> Vec<Lived> {
@@ -297,13 +344,13 @@ mod tests {
         for code in 0..=255u8 {
             let timer = crate::TimerKind::from_code(code);
             assert_eq!(
-                read::timer_of(&write::timer_name(timer)),
+                read::timer_of(&rows::timer_name(timer)),
                 Some(timer),
                 "{code}"
             );
             let state = State::from_code(code);
             assert_eq!(
-                read::state_of(&write::state_name(state)),
+                read::state_of(&rows::state_name(state)),
                 Some(state),
                 "{code}"
             );
@@ -313,63 +360,46 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_set_back_closes_no_connection_before_it_opened() {
+    fn a_clock_set_back_closes_no_connection_before_it_was_seen() {
         let path = scratch("clock");
-        let mut w = Writer::open(&path, 3_600_000).unwrap();
-        let a = socket(40000, State::Established, 7);
-        w.poll(
-            &snapshot(std::slice::from_ref(&a)),
-            1_800_000_010_000,
-            0,
-            &[],
-            &[],
-        )
-        .unwrap();
-        // The clock goes back five seconds; the connection is gone.
-        w.poll(&snapshot(&[]), 1_800_000_005_000, 0, &[], &[])
-            .unwrap();
-        drop(w);
+        let mut r = Recorder::open(&path);
+        let t = 1_800_000_010_000;
+        r.poll(&[socket(40000, State::Established, 7)], t, &[]);
+        // The clock goes back five seconds; the connection is gone, and no
+        // notification comes for it.
+        r.poll(&[], t - 5000, &[]);
+        r.poll(&[], t - 4000, &[]);
+        drop(r);
         let rows = all(&path);
         assert_eq!(rows.len(), 1);
         let l = &rows[0].lifetime;
         assert_eq!(l.closed_by.as_deref(), Some("poll"));
-        assert!(l.closed_at.unwrap() >= l.first_seen, "{l:?}");
+        assert!(l.closed_at.unwrap() >= l.last_seen, "{l:?}");
+        assert!(l.last_seen >= l.first_seen, "{l:?}");
         remove(&path);
     }
 
     #[test]
     fn a_short_connection_and_its_time_wait_are_one_row() {
         let path = scratch("timewait");
-        let mut w = Writer::open(&path, 3_600_000).unwrap();
+        let mut r = Recorder::open(&path);
         let t = 1_800_000_000_000;
-        w.poll(&snapshot(&[]), t, 0, &[], &[]).unwrap();
+        r.poll(&[], t, &[]);
         // Opened and closed between two polls: its notification, then its
         // TIME_WAIT with a cookie of its own (it was never dumped).
-        let closed = Closed {
-            netns: 0,
-            at_ms: t + 100,
-            socket: socket(40001, State::Close, 11),
-        };
+        let closed = (t + 100, socket(40001, State::Close, 11));
         let tw = socket(40001, State::TimeWait, 12);
-        let out = w
-            .poll(
-                &snapshot(std::slice::from_ref(&tw)),
-                t + 5000,
-                0,
-                &[closed],
-                &[],
-            )
-            .unwrap();
+        let out = r.poll(std::slice::from_ref(&tw), t + 5000, &[closed]);
         assert_eq!((out.opened, out.closed, out.notifications), (1, 0, 1));
-        // The TIME_WAIT expires.
-        w.poll(&snapshot(&[]), t + 10_000, 0, &[], &[]).unwrap();
-        drop(w);
+        // The TIME_WAIT expires (its timer said 60 s).
+        r.poll(&[], t + 70_000, &[]);
+        drop(r);
         let rows = all(&path);
         assert_eq!(rows.len(), 1, "{rows:#?}");
         let l = &rows[0].lifetime;
-        assert_eq!(rows[0].socket.state, State::TimeWait);
-        assert_eq!((l.first_seen, l.closed_at), (t + 100, Some(t + 10_000)));
-        assert_eq!(l.closed_by.as_deref(), Some("poll"));
+        assert_eq!(rows[0].entry.socket.state, State::TimeWait);
+        assert_eq!((l.first_seen, l.closed_at), (t + 100, Some(t + 65_000)));
+        assert_eq!(l.closed_by.as_deref(), Some("expired"));
         remove(&path);
     }
 
@@ -378,25 +408,76 @@ mod tests {
         let path = scratch("resume");
         let t = 1_800_000_000_000;
         let a = socket(40002, State::Established, 21);
-        let mut w = Writer::open(&path, 3_600_000).unwrap();
-        w.poll(&snapshot(std::slice::from_ref(&a)), t, 0, &[], &[])
-            .unwrap();
+        let mut r = Recorder::open(&path);
+        r.poll(std::slice::from_ref(&a), t, &[]);
         // A second writer is refused while the first lives.
         let refused = Writer::open(&path, 3_600_000).unwrap_err().to_string();
         assert!(
             refused.contains("another tcptab record is writing it"),
             "{refused}"
         );
-        drop(w);
-        let mut w = Writer::open(&path, 3_600_000).unwrap();
-        assert_eq!(w.open_connections(), 1);
-        w.poll(&snapshot(std::slice::from_ref(&a)), t + 5000, 0, &[], &[])
-            .unwrap();
-        drop(w);
+        drop(r);
+        let mut r = Recorder::open(&path);
+        assert_eq!(r.writer.open_connections(), 1);
+        r.poll(std::slice::from_ref(&a), t + 5000, &[]);
+        drop(r);
         let rows = all(&path);
         assert_eq!(rows.len(), 1, "{rows:#?}");
         assert_eq!(rows[0].lifetime.last_seen, t + 5000);
         assert_eq!(rows[0].lifetime.closed_at, None);
+        remove(&path);
+    }
+
+    #[test]
+    fn a_time_wait_found_by_the_next_recorder_reopens_its_row() {
+        let path = scratch("reopen");
+        let t = 1_800_000_000_000;
+        let mut r = Recorder::open(&path);
+        r.poll(&[socket(40003, State::Established, 31)], t, &[]);
+        // Its notification comes after the last poll: the recorder stops
+        // with it closed at the notification.
+        let mut events = Vec::new();
+        r.tracker
+            .notified(0, t + 100, socket(40003, State::Close, 31), &mut events);
+        r.tracker.finish(&mut events);
+        r.writer.record(&events, None, &r.tracker).unwrap();
+        drop(r);
+        // The next recorder finds its TIME_WAIT: the same connection.
+        let mut r = Recorder::open(&path);
+        r.poll(&[socket(40003, State::TimeWait, 31)], t + 1000, &[]);
+        drop(r);
+        let rows = all(&path);
+        assert_eq!(rows.len(), 1, "{rows:#?}");
+        assert_eq!(rows[0].lifetime.closed_at, None);
+        assert_eq!(rows[0].entry.socket.state, State::TimeWait);
+        remove(&path);
+    }
+
+    #[test]
+    fn after_a_gap_what_is_gone_ended_at_its_last_sighting() {
+        let path = scratch("gap");
+        let t = 1_800_000_000_000;
+        let mut r = Recorder::open(&path);
+        r.poll(&[socket(40004, State::Established, 41)], t, &[]);
+        drop(r);
+        // A recorder 19 s later: the connection is gone.
+        let mut r = Recorder::open(&path);
+        r.poll(&[], t + 19_000, &[]);
+        drop(r);
+        let rows = all(&path);
+        let l = &rows[0].lifetime;
+        assert_eq!(
+            (l.closed_at, l.closed_by.as_deref()),
+            (Some(t), Some("gap"))
+        );
+        let reader = Reader::open(&path).unwrap();
+        assert_eq!(
+            reader.gaps(t, t + 19_000).unwrap(),
+            [Gap {
+                from: t,
+                to: t + 19_000
+            }]
+        );
         remove(&path);
     }
 

@@ -4,15 +4,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::types::FromSql;
+use rusqlite::{Connection, OpenFlags, Row};
 
-use super::{ceil_s, check, floor_s, sqlite, Error, Result};
-use crate::model::Diag;
-use crate::model::Source;
-use crate::model::{Family, RowKind, Socket, State, Ticks, TimerKind};
-use crate::model::{Owner, Ownership};
+use super::{ceil_s, floor_s, sqlite, Error, Result};
+use crate::model::{
+    Diag, EntryBuf, Family, Namespace, Owner, Owners, RowKind, Socket, Source, State, Ticks,
+    TimerKind,
+};
 use crate::record::Lifetime;
-use crate::{Entry, Namespace};
 
 /// Which connections to answer for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,42 +41,37 @@ pub struct Poll {
     pub sockets: u64,
     /// What could not be seen, one sentence per line (None: nothing).
     pub not_seen: Option<String>,
+    /// The recorder's interval when it took the poll (None in a file of
+    /// schema version 1).
+    pub interval_ms: Option<i64>,
+}
+
+/// A time the recorder did not observe: two polls further apart than its
+/// interval allows (it was stopped, the machine slept, the clock jumped).
+/// What ended in it ended at an unknown moment after its last sighting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The poll before it and the poll after it.
+    pub from: i64,
+    pub to: i64,
 }
 
 /// One recorded connection, as last seen, with when it was seen.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Lived {
     /// Its row id in `connections`.
     pub id: i64,
-    pub socket: Socket,
-    /// What netlink added (None when it was read from /proc).
-    pub diag: Option<Diag>,
-    pub source: Source,
-    pub namespace: Namespace,
-    pub owner_status: Option<String>,
-    /// Every process seen holding it.
-    pub owners: Vec<Owner>,
+    /// The socket as last seen (with [`Window::At`], in the state it had
+    /// then), its namespace (inode and name) and its owners: every process
+    /// seen holding it, and the best status seen.
+    pub entry: EntryBuf,
+    /// The state it was first seen in.
+    pub first_state: State,
     pub lifetime: Lifetime,
-}
-
-impl Lived {
-    /// As an entry of the query engine, for filters and the record.
-    pub fn entry(&self) -> Entry<'_> {
-        let owners = match self.owner_status.as_deref() {
-            Some("owned") => Some(Ownership::Owned(&self.owners)),
-            Some("no_process") => Some(Ownership::NoProcess),
-            Some("unknown") => Some(Ownership::Unknown),
-            Some("not_found") => Some(Ownership::NotFound),
-            _ => None,
-        };
-        Entry {
-            socket: &self.socket,
-            diag: self.diag.as_ref(),
-            source: self.source,
-            namespace: Some(&self.namespace),
-            owners,
-        }
-    }
+    /// The states it was in during the window asked, in order (one for
+    /// [`Window::At`]).
+    pub states: Vec<State>,
 }
 
 /// Reads a history database (read-only).
@@ -84,28 +79,21 @@ impl Lived {
 pub struct Reader {
     conn: Connection,
     path: PathBuf,
+    version: i32,
 }
 
 impl Reader {
-    /// Open `path` for reading; refuses a file that is not a tcptab
-    /// history database.
+    /// Open `path` for reading. A file that is not a tcptab history
+    /// database is refused from its first 100 bytes, before SQLite opens
+    /// it (so nothing is ever made beside another program's file); so is
+    /// anything but a regular file (a FIFO would block).
     pub fn open(path: &Path) -> Result<Reader> {
-        let opened = std::fs::File::open(path).and_then(|f| f.metadata());
-        let why = match opened {
-            Err(e) => Some(e.to_string()),
-            Ok(m) if m.is_dir() => Some("a directory, not a history file".into()),
-            Ok(_) => None,
-        };
-        if let Some(what) = why {
-            return Err(Error::Io {
-                path: path.to_path_buf(),
-                what,
-            });
-        }
+        let version = check_file(path)?;
         let conn = open_read_only(path)?;
         Ok(Reader {
             conn,
             path: path.to_path_buf(),
+            version,
         })
     }
 
@@ -124,18 +112,22 @@ impl Reader {
         }))
     }
 
-    /// The polls from `from` to `to` (ms), and the one just before `from`
-    /// (whose sighting lasts until the next).
+    /// The polls from `from` to `to` (ms), with the one just before `from`
+    /// and the one just after `to` (between which the window lies).
     pub fn polls(&self, from: i64, to: i64) -> Result<Vec<Poll>> {
         let err = sqlite(&self.path);
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT at, source, sockets, not_seen FROM polls
-                 WHERE at <= ?2 AND at >= coalesce((SELECT max(at) FROM polls WHERE at <= ?1), ?1)
-                 ORDER BY at",
-            )
-            .map_err(&err)?;
+        let interval = if self.version >= 2 {
+            "interval_ms"
+        } else {
+            "NULL"
+        };
+        let sql = format!(
+            "SELECT at, source, sockets, not_seen, {interval} FROM polls
+             WHERE at <= coalesce((SELECT min(at) FROM polls WHERE at >= ?2), ?2)
+               AND at >= coalesce((SELECT max(at) FROM polls WHERE at <= ?1), ?1)
+             ORDER BY at"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(&err)?;
         let rows = stmt
             .query_map([from, to], |r| {
                 Ok(Poll {
@@ -143,18 +135,36 @@ impl Reader {
                     source: r.get(1)?,
                     sockets: r.get::<_, i64>(2)? as u64,
                     not_seen: r.get(3)?,
+                    interval_ms: r.get(4)?,
                 })
             })
             .map_err(&err)?;
         rows.collect::<rusqlite::Result<_>>().map_err(&err)
     }
 
+    /// The gaps in the polls around `from` to `to` (see [`Gap`]).
+    pub fn gaps(&self, from: i64, to: i64) -> Result<Vec<Gap>> {
+        let polls = self.polls(from, to)?;
+        Ok(polls
+            .windows(2)
+            .filter_map(|w| {
+                let interval = w[1].interval_ms.or(w[0].interval_ms)?;
+                let allowed = crate::track::gap_after_ms(interval);
+                (w[1].at - w[0].at > allowed).then_some(Gap {
+                    from: w[0].at,
+                    to: w[1].at,
+                })
+            })
+            .filter(|g| g.to >= from && g.from <= to)
+            .collect())
+    }
+
     /// Hand every connection of `window` to `f`, in the order they were
-    /// first seen. A connection is taken to exist from its first sighting
-    /// to its close (`closed_at`), or to its last sighting while it has
-    /// none. With [`Window::At`], its state (and row shape) is the one it
-    /// had at that moment, from its state changes; every other field is as
-    /// last seen.
+    /// first seen. A connection exists from its first sighting to its end
+    /// (`closed_at`), or to its last sighting while it has none. Its
+    /// `states` are those it had during the window, from its state
+    /// changes; with [`Window::At`] its socket is in that state (and row
+    /// shape); every other field is as last seen.
     pub fn connections<E: From<Error>>(
         &self,
         window: Window,
@@ -166,18 +176,13 @@ impl Reader {
             Window::Between(a, b) => (a, b),
             Window::All => (i64::MIN / 2, i64::MAX / 2),
         };
-        let columns = "c.id, c.cookie, c.first_seen, c.last_seen, c.closed_at, c.closed_by, c.family, c.kind,
-             c.state, c.local_address, c.local_port, c.remote_address, c.remote_port, c.tx_queue, c.rx_queue,
-             c.timer, c.timer_ms, c.retransmits, c.uid, c.probes, c.inode, c.source, c.interface,
-             c.backlog_limit, c.congestion_algorithm, c.shutdown, c.v6only, c.owner_status, c.bytes_acked,
-             c.bytes_received, c.total_retrans, c.rtt_us, n.inode, n.name, c.first_state";
         let sql = if window == Window::All {
             format!(
-                "SELECT {columns} FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
+                "SELECT {COLUMNS} FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
             )
         } else {
             format!(
-                "SELECT {columns} FROM lifetimes l JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
+                "SELECT {COLUMNS} FROM lifetimes l JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
                  WHERE l.start_s <= ?2 AND l.end_s >= ?1 AND c.first_seen <= ?4
                    AND coalesce(c.closed_at, c.last_seen) >= ?3
                  ORDER BY c.first_seen, c.id"
@@ -188,11 +193,9 @@ impl Reader {
             .conn
             .prepare("SELECT pid, command, fd FROM owners WHERE connection = ?1 ORDER BY pid, fd")
             .map_err(|e| E::from(err(e)))?;
-        let mut state_at = self
+        let mut changes = self
             .conn
-            .prepare(
-                "SELECT state FROM state_changes WHERE connection = ?1 AND at <= ?2 ORDER BY at DESC LIMIT 1",
-            )
+            .prepare("SELECT at, state FROM state_changes WHERE connection = ?1 AND at <= ?2 ORDER BY at")
             .map_err(|e| E::from(err(e)))?;
         let mut rows = if window == Window::All {
             stmt.query([])
@@ -202,25 +205,38 @@ impl Reader {
         .map_err(|e| E::from(err(e)))?;
         while let Some(row) = rows.next().map_err(|e| E::from(err(e)))? {
             let mut lived = lived(row).map_err(|e| E::from(self.bad_row(e)))?;
-            if let Window::At(t) = window {
-                let changed: Option<String> = state_at
-                    .query_row(rusqlite::params![lived.id, t], |r| r.get(0))
-                    .optional()
-                    .map_err(|e| E::from(err(e)))?;
-                let first: String = row.get(34).map_err(|e| E::from(err(e)))?;
-                let then = changed.or(Some(first));
-                if let Some(state) = then.as_deref().and_then(state_of) {
-                    if state != lived.socket.state {
-                        lived.socket.state = state;
-                        lived.socket.kind = match (state, lived.socket.kind) {
-                            (State::TimeWait, _) => RowKind::TimeWait,
-                            (_, RowKind::TimeWait) => RowKind::Full,
-                            (_, kind) => kind,
-                        };
-                    }
+            // The states it was in from `from` to `to`: the last one before
+            // the window (or its first) and every change in it.
+            let mut states = vec![lived.first_state];
+            let list = changes
+                .query_map(rusqlite::params![lived.id, to], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(|e| E::from(err(e)))?;
+            for change in list {
+                let (at, text) = change.map_err(|e| E::from(err(e)))?;
+                let state = state_of(&text).ok_or_else(|| {
+                    E::from(self.bad_row(RowError::Value {
+                        table: "state_changes",
+                        id: lived.id,
+                        column: "state",
+                        value: text.clone(),
+                    }))
+                })?;
+                if at <= from {
+                    states.clear();
+                }
+                if states.last() != Some(&state) {
+                    states.push(state);
                 }
             }
-            if lived.owner_status.as_deref() == Some("owned") {
+            if let Window::At(_) = window {
+                let then = *states.last().expect("at least the first state");
+                set_state(&mut lived.entry.socket, then);
+                states = vec![then];
+            }
+            lived.states = states;
+            if lived.entry.owners == Some(Owners::Owned(Arc::from([]))) {
                 let list = owners
                     .query_map([lived.id], |r| {
                         Ok(Owner {
@@ -230,9 +246,10 @@ impl Reader {
                         })
                     })
                     .map_err(|e| E::from(err(e)))?;
-                lived.owners = list
+                let list: Vec<Owner> = list
                     .collect::<rusqlite::Result<_>>()
                     .map_err(|e| E::from(err(e)))?;
+                lived.entry.owners = Some(Owners::Owned(list.into()));
             }
             f(&lived)?;
         }
@@ -240,21 +257,54 @@ impl Reader {
     }
 
     fn bad_row(&self, e: RowError) -> Error {
-        match e {
-            RowError::Sqlite(e) => sqlite(&self.path)(e),
-            RowError::Value { id, column, value } => Error::NotHistory {
-                path: self.path.clone(),
-                why: format!(
-                    "connection {id}: column {column} holds {value:?}, which tcptab did not write"
-                ),
-            },
-        }
+        bad_row(&self.path, e)
     }
 }
 
-enum RowError {
+/// A row tcptab cannot read, as an error naming the file, table, row and
+/// column.
+pub(super) fn bad_row(path: &Path, e: RowError) -> Error {
+    match e {
+        RowError::Sqlite(e) => sqlite(path)(e),
+        RowError::Value {
+            table,
+            id,
+            column,
+            value,
+        } => Error::NotHistory {
+            path: path.to_path_buf(),
+            why: format!("table {table}, row {id}, column {column}: {value}"),
+        },
+    }
+}
+
+/// A socket's state as it was: the row shape follows (a TIME_WAIT row, or
+/// a full socket before it).
+fn set_state(socket: &mut Socket, state: State) {
+    if state == socket.state {
+        return;
+    }
+    socket.state = state;
+    socket.kind = match (state, socket.kind) {
+        (State::TimeWait, _) => RowKind::TimeWait,
+        (State::SynRecv, RowKind::Request) => RowKind::Request,
+        (_, RowKind::TimeWait | RowKind::Request) => RowKind::Full,
+        (_, kind) => kind,
+    };
+}
+
+/// The columns [`lived`] reads, in its order.
+pub(super) const COLUMNS: &str = "c.id, c.cookie, c.first_seen, c.last_seen, c.closed_at, c.closed_by, c.family, c.kind,
+     c.state, c.local_address, c.local_port, c.remote_address, c.remote_port, c.tx_queue, c.rx_queue,
+     c.timer, c.timer_ms, c.retransmits, c.uid, c.probes, c.inode, c.source, c.interface,
+     c.backlog_limit, c.congestion_algorithm, c.shutdown, c.v6only, c.owner_status, c.bytes_acked,
+     c.bytes_received, c.total_retrans, c.rtt_us, n.inode, n.name, c.first_state";
+
+pub(super) enum RowError {
     Sqlite(rusqlite::Error),
+    /// What a column holds that tcptab did not write (or cannot read).
     Value {
+        table: &'static str,
         id: i64,
         column: &'static str,
         value: String,
@@ -267,16 +317,60 @@ impl From<rusqlite::Error> for RowError {
     }
 }
 
+/// The first 100 bytes of `path` say whether it is a tcptab history
+/// database this version reads (its schema version, then).
+fn check_file(path: &Path) -> Result<i32> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let io = |what: String| Error::Io {
+        path: path.to_path_buf(),
+        what,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| io(e.to_string()))?;
+    let ty = meta.file_type();
+    let kind = if ty.is_dir() {
+        Some("a directory")
+    } else if ty.is_fifo() {
+        Some("a FIFO")
+    } else if ty.is_socket() {
+        Some("a socket")
+    } else if ty.is_block_device() || ty.is_char_device() {
+        Some("a device")
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
+        return Err(io(format!("{kind}, not a history file")));
+    }
+    let mut header = [0u8; 100];
+    let mut file = std::fs::File::open(path).map_err(|e| io(e.to_string()))?;
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e.to_string())),
+        }
+    }
+    super::check_header(&header[..read], path)
+}
+
 /// `path` opened read-only. A file in WAL mode that no recorder has open
-/// has no `-shm` beside it, which a read-only connection cannot create: it
-/// is then opened as immutable (nothing writes it meanwhile).
+/// has no `-shm` beside it, which a read-only connection cannot make where
+/// it may not write (another user's directory, a read-only mount): it is
+/// then opened as immutable (nothing writes it meanwhile).
 fn open_read_only(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let open = |flags: OpenFlags, target: &str| -> Result<Connection> {
         let conn = Connection::open_with_flags(target, flags).map_err(sqlite(path))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sqlite(path))?;
-        check(&conn, path)?;
+        // A first read: where the -shm cannot be made, this fails.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(sqlite(path))?;
         Ok(conn)
     };
     let target = path.to_string_lossy();
@@ -284,7 +378,11 @@ fn open_read_only(path: &Path) -> Result<Connection> {
         Err(Error::Sqlite {
             error: rusqlite::Error::SqliteFailure(e, _),
             ..
-        }) if e.code == rusqlite::ErrorCode::ReadOnly => {
+        }) if matches!(
+            e.code,
+            rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen
+        ) =>
+        {
             let mut uri = String::from("file:");
             for b in target.bytes() {
                 match b {
@@ -320,96 +418,162 @@ pub(super) fn timer_of(text: &str) -> Option<TimerKind> {
     }
 }
 
-fn lived(r: &Row<'_>) -> std::result::Result<Lived, RowError> {
+/// Column `i` (named `name`) of a `connections` row: a value SQLite cannot
+/// give as `T` names the column.
+fn col<T: FromSql>(r: &Row<'_>, id: i64, i: usize) -> std::result::Result<T, RowError> {
+    r.get(i).map_err(|e| match e {
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::Utf8Error(..) => RowError::Value {
+            table: "connections",
+            id,
+            column: COLUMN_NAMES[i],
+            value: e.to_string(),
+        },
+        other => RowError::Sqlite(other),
+    })
+}
+
+/// The names of [`COLUMNS`], in order.
+const COLUMN_NAMES: [&str; 35] = [
+    "id",
+    "cookie",
+    "first_seen",
+    "last_seen",
+    "closed_at",
+    "closed_by",
+    "family",
+    "kind",
+    "state",
+    "local_address",
+    "local_port",
+    "remote_address",
+    "remote_port",
+    "tx_queue",
+    "rx_queue",
+    "timer",
+    "timer_ms",
+    "retransmits",
+    "uid",
+    "probes",
+    "inode",
+    "source",
+    "interface",
+    "backlog_limit",
+    "congestion_algorithm",
+    "shutdown",
+    "v6only",
+    "owner_status",
+    "bytes_acked",
+    "bytes_received",
+    "total_retrans",
+    "rtt_us",
+    "netns",
+    "netns_name",
+    "first_state",
+];
+
+pub(super) fn lived(r: &Row<'_>) -> std::result::Result<Lived, RowError> {
     let id: i64 = r.get(0)?;
-    let bad = |column: &'static str, value: &str| RowError::Value {
+    let bad = |i: usize, value: &str| RowError::Value {
+        table: "connections",
         id,
-        column,
-        value: value.to_string(),
+        column: COLUMN_NAMES[i],
+        value: format!("{value:?}, which tcptab did not write"),
     };
-    let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let text = |i: usize| -> std::result::Result<String, RowError> { col(r, id, i) };
     let family = match text(6)?.as_str() {
         "ipv4" => Family::Ipv4,
         "ipv6" => Family::Ipv6,
-        other => return Err(bad("family", other)),
+        other => return Err(bad(6, other)),
     };
     let kind = match text(7)?.as_str() {
         "full" => RowKind::Full,
         "time_wait" => RowKind::TimeWait,
         "request" => RowKind::Request,
-        other => return Err(bad("kind", other)),
+        other => return Err(bad(7, other)),
     };
     let state_text = text(8)?;
-    let state = state_of(&state_text).ok_or_else(|| bad("state", &state_text))?;
-    let addr = |i: usize, column: &'static str| -> std::result::Result<SocketAddr, RowError> {
+    let state = state_of(&state_text).ok_or_else(|| bad(8, &state_text))?;
+    let first_text = text(34)?;
+    let first_state = state_of(&first_text).ok_or_else(|| bad(34, &first_text))?;
+    let addr = |i: usize| -> std::result::Result<SocketAddr, RowError> {
         let a = text(i)?;
-        let ip: IpAddr = a.parse().map_err(|_| bad(column, &a))?;
-        let port: u16 = r.get(i + 1)?;
+        let ip: IpAddr = a.parse().map_err(|_| bad(i, &a))?;
+        let port: u16 = col(r, id, i + 1)?;
         Ok(SocketAddr::new(ip, port))
     };
     let timer_text = text(15)?;
-    let timer_ms: u32 = r.get(16)?;
+    let timer_ms: u32 = col(r, id, 16)?;
     let mut socket = Socket::empty(family, kind);
     socket.state = state;
-    socket.local = addr(9, "local_address")?;
-    socket.remote = addr(11, "remote_address")?;
-    socket.tx_queue = r.get(13)?;
-    socket.rx_queue = r.get(14)?;
-    socket.timer.kind = timer_of(&timer_text).ok_or_else(|| bad("timer", &timer_text))?;
+    socket.local = addr(9)?;
+    socket.remote = addr(11)?;
+    socket.tx_queue = col(r, id, 13)?;
+    socket.rx_queue = col(r, id, 14)?;
+    socket.timer.kind = timer_of(&timer_text).ok_or_else(|| bad(15, &timer_text))?;
     socket.timer.expires = Ticks(u64::from(timer_ms) / 10);
-    socket.retransmits = r.get(17)?;
-    socket.uid = r.get(18)?;
-    socket.probes = r.get(19)?;
-    socket.inode = r.get::<_, i64>(20)? as u64;
+    socket.retransmits = col(r, id, 17)?;
+    socket.uid = col(r, id, 18)?;
+    socket.probes = col(r, id, 19)?;
+    socket.inode = col::<i64>(r, id, 20)? as u64;
     socket.congestion = None;
     let source_text = text(21)?;
     let source = match source_text.as_str() {
         "netlink" => Source::Netlink,
         "proc" => Source::Proc,
-        other => return Err(bad("source", other)),
+        other => return Err(bad(21, other)),
     };
-    let cookie: Option<i64> = r.get(1)?;
-    let diag = (source == Source::Netlink).then(|| -> rusqlite::Result<Diag> {
-        Ok(Diag {
+    let cookie: Option<i64> = col(r, id, 1)?;
+    let diag = if source == Source::Netlink {
+        Some(Diag {
             cookie: cookie.unwrap_or(0) as u64,
-            backlog_limit: r.get(23)?,
-            interface: r.get::<_, Option<u32>>(22)?.unwrap_or(0),
+            backlog_limit: col(r, id, 23)?,
+            interface: col::<Option<u32>>(r, id, 22)?.unwrap_or(0),
             timer_ms,
-            tcp_info: None,
-            congestion_algorithm: r.get(24)?,
-            memory: None,
-            shutdown: r.get(25)?,
-            v6only: r.get(26)?,
+            congestion_algorithm: col(r, id, 24)?,
+            shutdown: col(r, id, 25)?,
+            v6only: col(r, id, 26)?,
+            ..Diag::default()
         })
-    });
-    let diag = diag.transpose()?;
-    let u = |i: usize| -> rusqlite::Result<Option<u64>> {
-        Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as u64))
+    } else {
+        None
+    };
+    let u = |i: usize| -> std::result::Result<Option<u64>, RowError> {
+        Ok(col::<Option<i64>>(r, id, i)?.map(|v| v as u64))
     };
     let lifetime = Lifetime {
-        first_seen: r.get(2)?,
-        last_seen: r.get(3)?,
-        closed_at: r.get(4)?,
-        closed_by: r.get(5)?,
+        first_seen: col(r, id, 2)?,
+        last_seen: col(r, id, 3)?,
+        closed_at: col(r, id, 4)?,
+        closed_by: col(r, id, 5)?,
         bytes_acked: u(28)?,
         bytes_received: u(29)?,
         total_retrans: u(30)?,
         rtt_us: u(31)?,
     };
-    let inode: i64 = r.get(32)?;
+    let status: Option<String> = col(r, id, 27)?;
+    let owners = match status.as_deref() {
+        None => None,
+        Some(name) => Some(Owners::from_status(name).ok_or_else(|| bad(27, name))?),
+    };
+    let inode: i64 = col(r, id, 32)?;
+    let namespace = Namespace {
+        inode: inode as u64,
+        name: col(r, id, 33)?,
+        pid: None,
+        path: None,
+    };
+    let mut entry = EntryBuf::new(socket, source)
+        .with_namespace(Some(Arc::new(namespace)))
+        .with_owners(owners);
+    entry.diag = diag;
     Ok(Lived {
         id,
-        socket,
-        diag,
-        source,
-        namespace: Namespace {
-            inode: inode as u64,
-            name: r.get(33)?,
-            pid: None,
-            path: None,
-        },
-        owner_status: r.get(27)?,
-        owners: Vec::new(),
+        entry,
+        first_state,
         lifetime,
+        states: Vec::new(),
     })
 }

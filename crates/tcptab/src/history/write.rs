@@ -1,32 +1,19 @@
-//! The recorder's side: [`Writer`] turns each poll of the table (a query's
-//! [`Snapshot`]) and the destroy notifications received since the last one
-//! into rows, in one transaction per poll.
+//! The recorder's side: [`Writer`] keeps what the connection tracker
+//! ([`crate::track`]) says happened, one transaction per poll: a row per
+//! connection opened, its changes, its end, and the poll's own row.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, Transaction};
 
-use super::{
-    ceil_s, check, floor_s, sqlite, Error, Result, APPLICATION_ID, OPEN_END, SCHEMA, VERSION,
-};
-use crate::model::DiagSocket;
-use crate::model::Key;
-use crate::model::Ownership;
+use super::read::{bad_row, lived};
+use super::rows;
+use super::{check_header, sqlite, Error, Result, APPLICATION_ID, MIGRATIONS, SCHEMA, VERSION};
+use crate::model::{Namespace, Owners, State};
 use crate::query::{NotInspectedReason, Report, Snapshot};
-use crate::{Entry, State, TimerKind};
-
-/// A connection the kernel said it destroyed (a destroy notification),
-/// with when it was received.
-#[derive(Debug, Clone)]
-pub struct Closed {
-    /// The network namespace's inode (see [`crate::netns::Namespace`]).
-    pub netns: u64,
-    pub at_ms: i64,
-    pub socket: DiagSocket,
-}
+use crate::track::{Change, Conn, Counters, End, Event, Tracker};
 
 /// What one poll recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,7 +24,7 @@ pub struct PollOutcome {
     pub sockets: u64,
     /// Connections seen for the first time (by the poll or by a notification).
     pub opened: u64,
-    /// Connections closed (by a notification, or missing from the poll).
+    /// Connections that ended.
     pub closed: u64,
     /// Destroy notifications applied.
     pub notifications: u64,
@@ -45,45 +32,28 @@ pub struct PollOutcome {
     pub expired: u64,
 }
 
-/// One connection open at the last poll.
-#[derive(Debug)]
-struct Open {
-    id: i64,
-    state: State,
-    /// The best owner status seen: once owned, a connection stays owned
-    /// (its TIME_WAIT has no process, its owners are kept).
-    status: u8,
-    /// (pid, fd) of every owner stored, sorted.
-    owners: Vec<(u32, u32)>,
-    /// The poll that last saw it.
-    generation: u64,
-    /// What its row holds of the fields that change ([`fingerprint`]): a
-    /// poll that finds them unchanged only moves `last_seen`, for all such
-    /// rows in one statement.
-    fingerprint: u64,
+/// One poll as the recorder took it.
+#[derive(Debug, Clone, Copy)]
+pub struct PollRecord<'a> {
+    /// When its reading began (ms since the Unix epoch).
+    pub at: i64,
+    pub took_us: u64,
+    /// The recorder's interval (gaps in the file are found from it).
+    pub interval_ms: i64,
+    pub snapshot: &'a Snapshot,
+    /// What could not be seen beyond the query's report.
+    pub notes: &'a [String],
 }
 
-/// A hash of the fields a poll may find changed (not `timer_ms`, which
-/// changes all the time: it is written with the others).
-fn fingerprint(entry: &Entry<'_>, status: u8) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let s = entry.socket;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (
-        s.state.code(),
-        s.kind.as_str(),
-        s.tx_queue,
-        s.rx_queue,
-        s.timer.kind.code(),
-        s.retransmits,
-        s.probes,
-        s.inode,
-        status,
-        counters(entry),
-        entry.diag.and_then(|d| d.shutdown),
-    )
-        .hash(&mut h);
-    h.finish()
+/// A connection's row.
+#[derive(Debug)]
+struct Row {
+    id: i64,
+    /// (pid, fd) of every owner stored, sorted.
+    owners: Vec<(u32, u32)>,
+    /// Closed in the file (taken up as closing: its TIME_WAIT may still
+    /// come).
+    closed: bool,
 }
 
 /// Writes a history database: see the [module](super) documentation.
@@ -95,69 +65,22 @@ pub struct Writer {
     last_expiry: Option<i64>,
     /// Holds the one-recorder lock while the writer lives.
     _lock: std::fs::File,
-    tracker: Tracker,
-}
-
-/// What the writer knows between polls: the connections open at the last
-/// one and those it closed.
-#[derive(Debug)]
-struct Tracker {
     boot: i64,
     /// This process's network namespace (the inode of [`Namespaces::Current`](crate::Namespaces::Current)).
     own_netns: u64,
-    open: HashMap<Key, Open>,
-    /// Connections closed by the last poll.
-    recent: Recent,
     /// Namespace inode to `namespaces.id`.
     namespaces: HashMap<u64, i64>,
-    generation: u64,
-}
-
-/// The ends of a connection in a namespace.
-type Ends = (u64, SocketAddr, SocketAddr);
-
-/// Connections closed by one poll: a destroy notification or a TIME_WAIT
-/// socket (which keeps the cookie) may still come for them.
-#[derive(Debug, Default)]
-struct Recent {
-    by_key: HashMap<Key, i64>,
-    /// Those a notification closed, by ends: a connection that was never
-    /// dumped had no cookie yet when its TIME_WAIT socket was made, which
-    /// then gets a cookie of its own. With the key it has in `by_key`.
-    by_ends: HashMap<Ends, (i64, Key)>,
-}
-
-impl Recent {
-    fn get(&self, key: &Key) -> Option<i64> {
-        self.by_key.get(key).copied()
-    }
-
-    fn by_ends(&self, ends: &Ends) -> Option<i64> {
-        self.by_ends.get(ends).map(|&(id, _)| id)
-    }
-
-    /// A connection open again (found by `key` or by `ends`).
-    fn forget(&mut self, key: &Key, ends: &Ends) {
-        if let Some((_, noticed)) = self.by_ends.remove(ends) {
-            self.by_key.remove(&noticed);
-        }
-        self.by_key.remove(key);
-    }
-}
-
-/// Owner statuses by rank (see [`Open::status`]).
-const STATUSES: [&str; 5] = ["", "no_process", "not_found", "unknown", "owned"];
-
-fn rank(status: Option<&str>) -> u8 {
-    status
-        .and_then(|s| STATUSES.iter().position(|x| *x == s))
-        .unwrap_or(0) as u8
+    /// The tracker's connection id to its row.
+    rows: HashMap<u64, Row>,
+    /// Polls recorded.
+    polls: u64,
 }
 
 impl Writer {
     /// Open the database at `path`, creating it (and its tables) if it does
     /// not exist or is empty, keeping `retention_ms` of history. Refuses a
-    /// file that is not a tcptab history database.
+    /// file that is not a tcptab history database (from its header, before
+    /// SQLite opens it); takes a file of an earlier version up to this one.
     pub fn open(path: &Path, retention_ms: i64) -> Result<Writer> {
         let err = sqlite(path);
         let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
@@ -167,60 +90,44 @@ impl Writer {
                 what: format!("{} is not a directory that exists", dir.display()),
             });
         }
-        // The system's reason when the file cannot be opened for writing
-        // (SQLite says only that it could not open it).
-        let lock = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::Io {
+        let lock = lock(path)?;
+        let existing = std::fs::metadata(path).map_or(0, |m| m.len());
+        let version = if existing > 0 {
+            let mut header = [0u8; 100];
+            let n = read_head(&lock, &mut header).map_err(|e| Error::Io {
                 path: path.to_path_buf(),
                 what: e.to_string(),
             })?;
-        // One recorder per file: an advisory lock (flock, apart from
-        // SQLite's own locks), released when the process ends, however.
-        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-            return Err(Error::Io {
-                path: path.to_path_buf(),
-                what: "another tcptab record is writing it (one recorder per file)".into(),
-            });
-        }
+            Some(check_header(&header[..n], path)?)
+        } else {
+            None
+        };
         let conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(&err)?;
-        let objects: i64 =
-            match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)) {
-                Ok(n) => n,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::NotADatabase =>
-                {
-                    return Err(Error::NotHistory {
-                        path: path.to_path_buf(),
-                        why: "not an SQLite file".into(),
-                    })
+        match version {
+            None => conn
+                .execute_batch(&format!(
+                    "PRAGMA journal_mode = WAL;
+                     PRAGMA application_id = {APPLICATION_ID};
+                     PRAGMA user_version = {VERSION};
+                     BEGIN;
+                     {SCHEMA}
+                     INSERT INTO meta VALUES ('created', {now}), ('tcptab', '{version}');
+                     COMMIT;",
+                    now = crate::time::now_ms(),
+                    version = env!("CARGO_PKG_VERSION"),
+                ))
+                .map_err(&err)?,
+            Some(v) if v < VERSION => {
+                let mut steps = String::from("BEGIN;");
+                for step in &MIGRATIONS[(v - 1) as usize..] {
+                    steps.push_str(step);
                 }
-                Err(e) => return Err(err(e)),
-            };
-        let id: i32 = conn
-            .query_row("PRAGMA application_id", [], |r| r.get(0))
-            .map_err(&err)?;
-        if objects == 0 && id == 0 {
-            conn.execute_batch(&format!(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA application_id = {APPLICATION_ID};
-                 PRAGMA user_version = {VERSION};
-                 BEGIN;
-                 {SCHEMA}
-                 INSERT INTO meta VALUES ('created', {now}), ('tcptab', '{version}');
-                 COMMIT;",
-                now = crate::time::now_ms(),
-                version = env!("CARGO_PKG_VERSION"),
-            ))
-            .map_err(&err)?;
-        } else {
-            check(&conn, path)?;
+                steps.push_str(&format!("PRAGMA user_version = {VERSION}; COMMIT;"));
+                conn.execute_batch(&steps).map_err(&err)?;
+            }
+            Some(_) => {}
         }
         // WAL with synchronous=NORMAL: a killed recorder loses at most the
         // transaction it was writing, never the file.
@@ -247,23 +154,18 @@ impl Writer {
         let own_netns = std::fs::metadata("/proc/thread-self/ns/net")
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
             .unwrap_or(0);
-        let mut writer = Writer {
+        Ok(Writer {
             conn,
             path: path.to_path_buf(),
             retention_ms,
             last_expiry: None,
             _lock: lock,
-            tracker: Tracker {
-                boot,
-                own_netns,
-                open: HashMap::new(),
-                recent: Recent::default(),
-                namespaces: HashMap::new(),
-                generation: 0,
-            },
-        };
-        writer.resume()?;
-        Ok(writer)
+            boot,
+            own_netns,
+            namespaces: HashMap::new(),
+            rows: HashMap::new(),
+            polls: 0,
+        })
     }
 
     /// The path of the database.
@@ -271,12 +173,29 @@ impl Writer {
         &self.path
     }
 
-    /// Take up where an earlier recorder left off: connections of this boot
-    /// still open in the file are matched against the next poll; those of
-    /// an earlier boot closed when the machine rebooted, after their last
-    /// sighting (`closed_by = 'reboot'`, `closed_at = last_seen`).
-    fn resume(&mut self) -> Result<()> {
-        let err = sqlite(&self.path);
+    /// Polls recorded by this writer.
+    pub fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    /// Connections with an open row.
+    pub fn open_connections(&self) -> usize {
+        self.rows.values().filter(|r| !r.closed).count()
+    }
+
+    /// Take up where an earlier recorder left off, into `tracker` (before
+    /// its first poll): the connections of this boot still open in the
+    /// file, and those its notification closed shortly before its last
+    /// poll (their TIME_WAIT may still come); the last poll's time, for
+    /// the gap since. Connections of an earlier boot are closed when the
+    /// machine restarted, after their last sighting (`closed_by =
+    /// 'reboot'`). `named` says whether the recorder's query names
+    /// namespaces (with `--netns` and the like its sockets carry theirs;
+    /// without, its own namespace is implicit). Returns the connections
+    /// taken up.
+    pub fn resume(&mut self, tracker: &mut Tracker, named: bool) -> Result<usize> {
+        let path = self.path.clone();
+        let err = sqlite(&path);
         let tx = self.conn.transaction().map_err(&err)?;
         let ended: Vec<(i64, i64)> = {
             let mut stmt = tx
@@ -285,409 +204,383 @@ impl Writer {
                 )
                 .map_err(&err)?;
             let rows = stmt
-                .query_map([self.tracker.boot], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map([self.boot], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(&err)?;
             rows.collect::<rusqlite::Result<_>>().map_err(&err)?
         };
         for (id, last_seen) in ended {
-            close_row(&tx, id, last_seen, "reboot").map_err(&err)?;
+            rows::close(&tx, id, last_seen, End::Reboot, last_seen).map_err(&err)?;
         }
-        {
+        let last_poll: Option<i64> = tx
+            .query_row(
+                "SELECT max(at) FROM polls WHERE boot = ?1",
+                [self.boot],
+                |r| r.get(0),
+            )
+            .map_err(&err)?;
+        let mut taken = 0;
+        if let Some(last_poll) = last_poll {
+            let columns = super::read::COLUMNS;
             let mut stmt = tx
+                .prepare(&format!(
+                    "SELECT {columns} FROM connections c JOIN namespaces n ON n.id = c.netns
+                     WHERE c.boot = ?1 AND (c.closed_at IS NULL
+                        OR (c.closed_by = 'destroy' AND c.closed_at >= ?2))"
+                ))
+                .map_err(&err)?;
+            let mut found = stmt
+                .query(params![self.boot, last_poll - TIME_WAIT_MS])
+                .map_err(&err)?;
+            let mut owners = tx
                 .prepare(
-                    "SELECT c.id, n.inode, c.cookie, c.inode, c.local_address, c.local_port,
-                            c.remote_address, c.remote_port, c.state, c.owner_status, n.id
-                     FROM connections c JOIN namespaces n ON n.id = c.netns
-                     WHERE c.closed_at IS NULL AND c.boot = ?1",
+                    "SELECT pid, command, fd FROM owners WHERE connection = ?1 ORDER BY pid, fd",
                 )
                 .map_err(&err)?;
-            let mut rows = stmt.query([self.tracker.boot]).map_err(&err)?;
-            while let Some(r) = rows.next().map_err(&err)? {
-                let id: i64 = r.get(0).map_err(&err)?;
-                let netns: i64 = r.get(1).map_err(&err)?;
-                let netns = netns as u64;
-                let cookie: Option<i64> = r.get(2).map_err(&err)?;
-                let key = match cookie {
-                    Some(cookie) => Key::Cookie {
-                        netns,
-                        cookie: cookie as u64,
+            while let Some(r) = found.next().map_err(&err)? {
+                let lived = lived(r).map_err(|e| bad_row(&path, e))?;
+                let mut list = Vec::new();
+                let mut stored = Vec::new();
+                for o in owners
+                    .query_map([lived.id], |r| {
+                        Ok(crate::model::Owner {
+                            pid: r.get(0)?,
+                            command: Arc::from(r.get::<_, String>(1)?),
+                            fd: r.get(2)?,
+                        })
+                    })
+                    .map_err(&err)?
+                {
+                    let o = o.map_err(&err)?;
+                    stored.push((o.pid, o.fd));
+                    list.push(o);
+                }
+                stored.sort_unstable();
+                let mut entry = lived.entry;
+                let inode = entry.netns();
+                self.namespaces.entry(inode).or_insert(0);
+                if !named && inode == self.own_netns {
+                    entry.namespace = None;
+                }
+                if matches!(entry.owners, Some(Owners::Owned(_))) {
+                    entry.owners = Some(Owners::Owned(list.into()));
+                }
+                let l = &lived.lifetime;
+                let closing = l.closed_at;
+                let conn = Conn {
+                    id: 0,
+                    entry,
+                    first_state: lived.first_state,
+                    first_seen: l.first_seen,
+                    last_seen: l.last_seen,
+                    seen_by_poll: true,
+                    closed: closing.map(|at| (at, End::Destroy)),
+                    ended: None,
+                    counters: Counters {
+                        bytes_acked: l.bytes_acked,
+                        bytes_received: l.bytes_received,
+                        total_retrans: l.total_retrans,
+                        rtt_us: l.rtt_us,
                     },
-                    None => {
-                        let addr = |a: String, p: i64| -> Option<std::net::SocketAddr> {
-                            Some(std::net::SocketAddr::new(a.parse().ok()?, p as u16))
-                        };
-                        let (Some(local), Some(remote)) = (
-                            addr(r.get(4).map_err(&err)?, r.get(5).map_err(&err)?),
-                            addr(r.get(6).map_err(&err)?, r.get(7).map_err(&err)?),
-                        ) else {
-                            continue;
-                        };
-                        let inode: i64 = r.get(3).map_err(&err)?;
-                        Key::Ends {
-                            netns,
-                            inode: inode as u64,
-                            local,
-                            remote,
-                        }
-                    }
+                    last_words: None,
                 };
-                let state: String = r.get(8).map_err(&err)?;
-                let status: Option<String> = r.get(9).map_err(&err)?;
-                self.tracker
-                    .namespaces
-                    .insert(netns, r.get(10).map_err(&err)?);
-                self.tracker.open.insert(
-                    key,
-                    Open {
-                        id,
-                        state: state.parse().unwrap_or(State::Close),
-                        status: rank(status.as_deref()),
-                        owners: Vec::new(),
-                        generation: 0,
-                        fingerprint: 0,
+                let id = tracker.resume(conn, closing);
+                self.rows.insert(
+                    id,
+                    Row {
+                        id: lived.id,
+                        owners: stored,
+                        closed: closing.is_some(),
                     },
                 );
+                taken += usize::from(closing.is_none());
             }
+            tracker.resume_polls(last_poll);
         }
-        // Owners already stored are not stored twice.
-        {
-            let mut stmt = tx
-                .prepare("SELECT pid, fd FROM owners WHERE connection = ?1")
-                .map_err(&err)?;
-            for open in self.tracker.open.values_mut() {
-                let rows = stmt
-                    .query_map([open.id], |r| {
-                        Ok((r.get::<_, u32>(0)?, r.get::<_, u32>(1)?))
-                    })
-                    .map_err(&err)?;
-                open.owners = rows.collect::<rusqlite::Result<_>>().map_err(&err)?;
-                open.owners.sort_unstable();
-            }
-        }
-        tx.commit().map_err(&err)
+        // The namespaces' row ids, looked up again by the first poll.
+        self.namespaces.clear();
+        tx.commit().map_err(&err)?;
+        Ok(taken)
     }
 
-    /// Record one poll taken at `at_ms`: the sockets of `snapshot`, the
-    /// connections the kernel said it destroyed since the last poll
-    /// (`closed`), and what could not be seen (the report's gaps and
-    /// `notes`, e.g. that destroy notifications were not available).
-    pub fn poll(
+    /// Record, in one transaction, what happened since the last call:
+    /// `events` in the order they came, then the poll (when there was one;
+    /// `tracker` is the one that gave the events, after the poll).
+    pub fn record(
         &mut self,
-        snapshot: &Snapshot,
-        at_ms: i64,
-        took_us: u64,
-        closed: &[Closed],
-        notes: &[String],
+        events: &[Event],
+        poll: Option<&PollRecord<'_>>,
+        tracker: &Tracker,
     ) -> Result<PollOutcome> {
-        let mut not_seen = unseen(&snapshot.report);
-        not_seen.extend(notes.iter().cloned());
-        let every = (self.retention_ms / 2).min(60_000);
-        let expire_now = self.last_expiry.is_none_or(|t| at_ms - t >= every);
-        let cutoff = at_ms - self.retention_ms;
-        let tx = self.conn.transaction().map_err(sqlite(&self.path))?;
-        let out = self
-            .tracker
-            .poll(&tx, snapshot, at_ms, took_us, closed, &not_seen)
-            .and_then(|mut out| {
-                // The retention window, once a minute (or twice a window,
-                // for a window under two minutes).
+        let expire_now = poll.is_some_and(|p| {
+            let every = (self.retention_ms / 2).min(60_000);
+            self.last_expiry.is_none_or(|t| p.at - t >= every)
+        });
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sqlite(&path))?;
+        let mut out = PollOutcome::default();
+        let mut state = Session {
+            boot: self.boot,
+            own_netns: self.own_netns,
+            namespaces: &mut self.namespaces,
+            rows: &mut self.rows,
+        };
+        let written = (|| -> rusqlite::Result<PollOutcome> {
+            if let Some(p) = poll {
+                state.namespaces_read(&tx, p)?;
+                out.id = poll_row(&tx, state.boot, p)?;
+                out.sockets = p.snapshot.sockets.len() as u64;
+            }
+            for event in events {
+                state.apply(&tx, event, &mut out)?;
+            }
+            if let Some(p) = poll {
+                state.listen_queues(&tx, p, out.id, tracker)?;
+                state.last_seen(&tx, p.at, tracker)?;
                 if expire_now {
-                    out.expired = expire(&tx, cutoff)?;
+                    out.expired = rows::expire(&tx, p.at - self.retention_ms)?;
                 }
                 tx.execute(
                     "UPDATE polls SET sockets = ?2, opened = ?3, closed = ?4, notifications = ?5 WHERE id = ?1",
                     params![out.id, out.sockets as i64, out.opened as i64, out.closed as i64, out.notifications as i64],
                 )?;
-                Ok(out)
-            })
-            .map_err(sqlite(&self.path))?;
-        tx.commit().map_err(sqlite(&self.path))?;
+            }
+            Ok(out)
+        })()
+        .map_err(sqlite(&path))?;
+        tx.commit().map_err(sqlite(&path))?;
         if expire_now {
-            self.last_expiry = Some(at_ms);
+            self.last_expiry = poll.map(|p| p.at);
         }
-        Ok(out)
-    }
-
-    /// Connections open at the last poll.
-    pub fn open_connections(&self) -> usize {
-        self.tracker.open.len()
+        self.polls += u64::from(poll.is_some());
+        Ok(written)
     }
 }
 
-impl Tracker {
-    /// One poll, in `tx`: its row, the notifications, its sockets, and the
-    /// connections it no longer finds.
-    fn poll(
-        &mut self,
-        tx: &Transaction<'_>,
-        snapshot: &Snapshot,
-        at_ms: i64,
-        took_us: u64,
-        closed: &[Closed],
-        not_seen: &[String],
-    ) -> rusqlite::Result<PollOutcome> {
-        self.generation += 1;
-        let mut out = PollOutcome::default();
-        let mut recent = Recent::default();
-        self.namespaces_read(tx, snapshot, at_ms)?;
-        out.id = self.poll_row(tx, snapshot, at_ms, took_us, not_seen)?;
-        for c in closed {
-            self.notified(tx, c, &mut recent, &mut out)?;
-        }
-        for (i, kept) in snapshot.sockets.iter().enumerate() {
-            let inode = kept.namespace.as_ref().map_or(self.own_netns, |n| n.inode);
-            let ns = (inode, self.namespaces[&inode]);
-            self.seen(tx, &snapshot.entry(i), ns, at_ms, &mut recent, &mut out)?;
-        }
-        self.missing(tx, at_ms, &mut recent, &mut out)?;
-        self.recent = recent;
-        // Every connection still open was seen by this poll.
-        tx.prepare_cached(
-            "UPDATE connections SET last_seen = ?1 WHERE closed_at IS NULL AND boot = ?2 AND last_seen < ?1",
-        )?
-        .execute(params![at_ms, self.boot])?;
-        Ok(out)
-    }
+/// How long a TIME_WAIT lasts (Linux's TCP_TIMEWAIT_LEN), and a little:
+/// a connection its notification closed this long before the last poll
+/// may still be found as a TIME_WAIT.
+const TIME_WAIT_MS: i64 = 65_000;
 
-    /// The namespaces the poll read: (inode, `namespaces.id`) of each.
+/// The one-recorder lock: an advisory lock (flock, apart from SQLite's
+/// own locks), released when the process ends, however. Opening the file
+/// for it gives the system's reason when it cannot be written (SQLite
+/// says only that it could not open it).
+fn lock(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let ty = meta.file_type();
+        if !ty.is_file() {
+            let kind = if ty.is_dir() {
+                "a directory"
+            } else if ty.is_fifo() {
+                "a FIFO"
+            } else {
+                "not a regular file"
+            };
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                what: format!("{kind}, not a history file"),
+            });
+        }
+    }
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            what: e.to_string(),
+        })?;
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Err(Error::Io {
+            path: path.to_path_buf(),
+            what: "another tcptab record is writing it (one recorder per file)".into(),
+        });
+    }
+    Ok(lock)
+}
+
+/// The first bytes of `file` into `buf`: how many.
+fn read_head(file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], n as u64)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// What a transaction needs of the writer.
+struct Session<'a> {
+    boot: i64,
+    own_netns: u64,
+    namespaces: &'a mut HashMap<u64, i64>,
+    rows: &'a mut HashMap<u64, Row>,
+}
+
+impl Session<'_> {
+    /// The namespaces the poll read, as rows.
     fn namespaces_read(
         &mut self,
         tx: &Transaction<'_>,
-        snapshot: &Snapshot,
-        at_ms: i64,
-    ) -> rusqlite::Result<Vec<(u64, i64)>> {
-        let mut ids = Vec::with_capacity(snapshot.namespaces.len());
-        for ns in &snapshot.namespaces {
-            let inode = ns.as_ref().map_or(self.own_netns, |n| n.inode);
-            let name = ns.as_ref().and_then(|n| n.name.as_deref());
-            let id = namespace_row(tx, self.boot, inode, name, at_ms)?;
-            self.namespaces.insert(inode, id);
-            ids.push((inode, id));
-        }
-        Ok(ids)
-    }
-
-    /// The poll's own row (its counts are written at the end): its id.
-    fn poll_row(
-        &self,
-        tx: &Transaction<'_>,
-        snapshot: &Snapshot,
-        at_ms: i64,
-        took_us: u64,
-        not_seen: &[String],
-    ) -> rusqlite::Result<i64> {
-        let mut sources: Vec<&str> = snapshot
-            .report
-            .read
-            .iter()
-            .map(|r| r.source.as_str())
-            .collect();
-        sources.sort_unstable();
-        sources.dedup();
-        tx.execute(
-            "INSERT INTO polls (at, boot, source, namespaces, sockets, opened, closed, notifications, took_us, not_seen)
-             VALUES (?1, ?2, ?3, ?4, 0, 0, 0, 0, ?5, ?6)",
-            params![
-                at_ms,
-                self.boot,
-                sources.join("+"),
-                snapshot.namespaces.len() as i64,
-                took_us as i64,
-                (!not_seen.is_empty()).then(|| not_seen.join("\n")),
-            ],
-        )?;
-        Ok(tx.last_insert_rowid())
-    }
-
-    /// A destroy notification: the connection's end, with its final
-    /// counters.
-    fn notified(
-        &mut self,
-        tx: &Transaction<'_>,
-        c: &Closed,
-        recent: &mut Recent,
-        out: &mut PollOutcome,
+        p: &PollRecord<'_>,
     ) -> rusqlite::Result<()> {
-        let netns = if c.netns == 0 {
-            self.own_netns
-        } else {
-            c.netns
-        };
-        let key = Key::of(netns, &c.socket.socket, Some(&c.socket.diag));
-        let entry = Entry {
-            socket: &c.socket.socket,
-            diag: Some(&c.socket.diag),
-            source: crate::model::Source::Netlink,
-            namespace: None,
-            owners: None,
-        };
-        out.notifications += 1;
-        let ends = (netns, c.socket.socket.local, c.socket.socket.remote);
-        let id = if let Some(open) = self.open.remove(&key) {
-            update_row(tx, open.id, &entry, c.at_ms, open.status)?;
-            if entry.socket.state != open.state {
-                state_change(tx, open.id, c.at_ms, entry.socket.state)?;
-            }
-            close_row(tx, open.id, c.at_ms, "destroy")?;
-            out.closed += 1;
-            recent.by_ends.insert(ends, (open.id, key));
-            open.id
-        } else if let Some(id) = self.recent.get(&key).or(recent.get(&key)) {
-            // Missed by the last poll, notified now: its counters and the
-            // kernel's time of the end.
-            update_counters(tx, id, &entry)?;
-            tx.execute(
-                "UPDATE connections SET closed_at = max(first_seen, min(closed_at, ?2)), closed_by = 'destroy' WHERE id = ?1",
-                params![id, c.at_ms],
-            )?;
-            id
-        } else {
-            // Opened and closed between two polls: seen only now.
-            let ns_id = match self.namespaces.get(&netns) {
-                Some(&id) => id,
-                None => {
-                    let id = namespace_row(tx, self.boot, netns, None, c.at_ms)?;
-                    self.namespaces.insert(netns, id);
-                    id
-                }
-            };
-            let id = insert_row(tx, self.boot, ns_id, &entry, c.at_ms, Some("destroy"))?;
-            out.opened += 1;
-            out.closed += 1;
-            recent.by_ends.insert(ends, (id, key));
-            id
-        };
-        recent.by_key.insert(key, id);
+        for ns in &p.snapshot.namespaces {
+            self.namespace_id(tx, ns.as_deref(), p.at)?;
+        }
         Ok(())
     }
 
-    /// A socket of the poll (`out.id`): its connection's row (new, updated,
-    /// or open again), owners and accept queue.
-    fn seen(
+    fn namespace_id(
         &mut self,
         tx: &Transaction<'_>,
-        entry: &Entry<'_>,
-        (netns, ns_id): (u64, i64),
-        at_ms: i64,
-        recent: &mut Recent,
+        ns: Option<&Namespace>,
+        at: i64,
+    ) -> rusqlite::Result<i64> {
+        let inode = ns.map_or(self.own_netns, |n| n.inode);
+        if let Some(&id) = self.namespaces.get(&inode) {
+            return Ok(id);
+        }
+        let id = rows::namespace(tx, self.boot, inode, ns.and_then(|n| n.name.as_deref()), at)?;
+        self.namespaces.insert(inode, id);
+        Ok(id)
+    }
+
+    /// One event of the tracker.
+    fn apply(
+        &mut self,
+        tx: &Transaction<'_>,
+        event: &Event,
         out: &mut PollOutcome,
     ) -> rusqlite::Result<()> {
-        let key = Key::of(netns, entry.socket, entry.diag);
-        out.sockets += 1;
-        let status = rank(entry.owners.map(|o| o.as_str()));
-        let open = match self.open.get_mut(&key) {
-            Some(open) => {
-                let best = open.status.max(status);
-                let now = fingerprint(entry, best);
-                if now != open.fingerprint {
-                    update_row(tx, open.id, entry, at_ms, best)?;
-                    open.fingerprint = now;
-                }
-                if entry.socket.state != open.state {
-                    state_change(tx, open.id, at_ms, entry.socket.state)?;
-                    open.state = entry.socket.state;
-                }
-                open.status = best;
-                open
-            }
-            None => {
-                let ends = (netns, entry.socket.local, entry.socket.remote);
-                let time_wait = entry.socket.state == State::TimeWait;
-                let reopened = self.recent.get(&key).or(recent.get(&key)).or_else(|| {
-                    time_wait
-                        .then(|| self.recent.by_ends(&ends).or(recent.by_ends(&ends)))
-                        .flatten()
-                });
-                let (id, stored) = match reopened {
-                    // The same connection, still in the table (its
-                    // TIME_WAIT): open again.
-                    Some(id) => {
-                        tx.execute(
-                            "UPDATE connections SET closed_at = NULL, closed_by = NULL WHERE id = ?1",
-                            [id],
-                        )?;
-                        tx.execute(
-                            "UPDATE lifetimes SET end_s = ?2 WHERE id = ?1",
-                            params![id, OPEN_END],
-                        )?;
-                        recent.forget(&key, &ends);
-                        self.recent.forget(&key, &ends);
-                        out.closed = out.closed.saturating_sub(1);
-                        update_row(tx, id, entry, at_ms, status)?;
-                        state_change(tx, id, at_ms, entry.socket.state)?;
-                        let stored: Option<String> = tx.query_row(
-                            "SELECT owner_status FROM connections WHERE id = ?1",
-                            [id],
-                            |r| r.get(0),
-                        )?;
-                        (id, rank(stored.as_deref()))
-                    }
-                    None => {
-                        out.opened += 1;
-                        (insert_row(tx, self.boot, ns_id, entry, at_ms, None)?, 0)
-                    }
-                };
-                let best = status.max(stored);
-                self.open.entry(key).or_insert(Open {
+        let conn = &event.conn;
+        if event.change == Change::Opened {
+            let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
+            let id = rows::insert(tx, self.boot, ns, conn)?;
+            let mut stored = Vec::new();
+            rows::owners(tx, id, conn, event.at, &mut stored)?;
+            self.rows.insert(
+                conn.id,
+                Row {
                     id,
-                    state: entry.socket.state,
-                    status: best,
-                    owners: Vec::new(),
-                    generation: self.generation,
-                    fingerprint: fingerprint(entry, best),
-                })
-            }
+                    owners: stored,
+                    closed: false,
+                },
+            );
+            out.opened += 1;
+            return Ok(());
+        }
+        let Some(row) = self.rows.get_mut(&conn.id) else {
+            return Ok(());
         };
-        open.generation = self.generation;
-        if let Some(Ownership::Owned(owners)) = entry.owners {
-            for o in owners {
-                let k = (o.pid, o.fd);
-                if let Err(at) = open.owners.binary_search(&k) {
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO owners (connection, pid, fd, command, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![open.id, o.pid, o.fd, &*o.command, at_ms])?;
-                    open.owners.insert(at, k);
+        match event.change {
+            Change::Opened => unreachable!("handled above"),
+            Change::StateChanged { .. } => {
+                if row.closed {
+                    rows::reopen(tx, row.id)?;
+                    row.closed = false;
                 }
+                rows::update(tx, row.id, conn)?;
+                rows::state_change(tx, row.id, event.at, conn.entry.socket.state)?;
+                rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
+            }
+            Change::Updated => {
+                rows::update(tx, row.id, conn)?;
+                rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
+            }
+            Change::QueueGrowth => {}
+            Change::Closed { by } => {
+                rows::update_counters(tx, row.id, conn)?;
+                out.notifications += u64::from(by == End::Destroy);
+            }
+            Change::Ended { by } => {
+                rows::update_counters(tx, row.id, conn)?;
+                rows::close(tx, row.id, event.at, by, conn.last_seen)?;
+                self.rows.remove(&conn.id);
+                out.closed += 1;
             }
         }
-        if entry.socket.state == State::Listen {
+        Ok(())
+    }
+
+    /// Each listener's accept queue against its limit.
+    fn listen_queues(
+        &self,
+        tx: &Transaction<'_>,
+        p: &PollRecord<'_>,
+        poll: i64,
+        tracker: &Tracker,
+    ) -> rusqlite::Result<()> {
+        for e in p.snapshot.entries() {
+            if e.socket.state != State::Listen {
+                continue;
+            }
+            let Some(row) = tracker.id_of(&e).and_then(|id| self.rows.get(&id)) else {
+                continue;
+            };
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO listen_queues (poll, connection, queued, backlog_limit) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![
-                out.id,
-                open.id,
-                entry.socket.rx_queue,
-                entry.diag.and_then(|d| d.backlog_limit)
+                poll,
+                row.id,
+                e.socket.rx_queue,
+                e.diag.and_then(|d| d.backlog_limit)
             ])?;
         }
         Ok(())
     }
 
-    /// Open at the last poll, missing from this one: closed since.
-    fn missing(
-        &mut self,
-        tx: &Transaction<'_>,
-        at_ms: i64,
-        recent: &mut Recent,
-        out: &mut PollOutcome,
-    ) -> rusqlite::Result<()> {
-        let generation = self.generation;
-        let gone: Vec<Key> = self
-            .open
-            .iter()
-            .filter(|(_, o)| o.generation != generation)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in gone {
-            let open = self.open.remove(&key).expect("listed above");
-            close_row(tx, open.id, at_ms, "poll")?;
-            out.closed += 1;
-            recent.by_key.insert(key, open.id);
+    /// Every connection the poll found was seen then: one statement for
+    /// all the open rows, then those it did not find (waiting for their
+    /// notification, or their TIME_WAIT) put back.
+    fn last_seen(&self, tx: &Transaction<'_>, at: i64, tracker: &Tracker) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "UPDATE connections SET last_seen = ?1 WHERE closed_at IS NULL AND boot = ?2 AND last_seen < ?1",
+        )?
+        .execute(params![at, self.boot])?;
+        for conn in tracker.conns().filter(|c| c.last_seen < at) {
+            if let Some(row) = self.rows.get(&conn.id) {
+                tx.prepare_cached("UPDATE connections SET last_seen = ?2 WHERE id = ?1")?
+                    .execute(params![row.id, conn.last_seen])?;
+            }
         }
         Ok(())
     }
+}
+
+/// The poll's own row (its counts are written at the end): its id.
+fn poll_row(tx: &Transaction<'_>, boot: i64, p: &PollRecord<'_>) -> rusqlite::Result<i64> {
+    let snapshot = p.snapshot;
+    let mut sources: Vec<&str> = snapshot
+        .report
+        .read
+        .iter()
+        .map(|r| r.source.as_str())
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let mut not_seen = unseen(&snapshot.report);
+    not_seen.extend(p.notes.iter().cloned());
+    tx.execute(
+        "INSERT INTO polls (at, boot, source, namespaces, sockets, opened, closed, notifications, took_us, not_seen, interval_ms)
+         VALUES (?1, ?2, ?3, ?4, 0, 0, 0, 0, ?5, ?6, ?7)",
+        params![
+            p.at,
+            boot,
+            sources.join("+"),
+            snapshot.namespaces.len() as i64,
+            p.took_us as i64,
+            (!not_seen.is_empty()).then(|| not_seen.join("\n")),
+            p.interval_ms,
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
 }
 
 /// What a query's report says could not be seen, one sentence each.
@@ -739,275 +632,4 @@ pub fn unseen(report: &Report) -> Vec<String> {
         }
     }
     out
-}
-
-fn namespace_row(
-    tx: &Transaction<'_>,
-    boot: i64,
-    inode: u64,
-    name: Option<&str>,
-    at_ms: i64,
-) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO namespaces (boot, inode, name, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)
-         ON CONFLICT (boot, inode) DO UPDATE SET last_seen = max(last_seen, ?4), name = coalesce(?3, name)",
-    )?
-    .execute(params![boot, inode as i64, name, at_ms])?;
-    tx.prepare_cached("SELECT id FROM namespaces WHERE boot = ?1 AND inode = ?2")?
-        .query_row(params![boot, inode as i64], |r| r.get(0))
-}
-
-fn counters(entry: &Entry<'_>) -> [Option<i64>; 4] {
-    match entry.diag.and_then(|d| d.tcp_info.as_deref()) {
-        None => [None; 4],
-        Some(i) => [
-            Some(i.bytes_acked as i64),
-            Some(i.bytes_received as i64),
-            Some(i64::from(i.total_retrans)),
-            Some(i64::from(i.rtt_us)),
-        ],
-    }
-}
-
-/// A state as stored: the kernel's name (no allocation), or `UNKNOWN(0x..)`.
-pub(super) fn state_name(state: State) -> Cow<'static, str> {
-    state
-        .kernel_name()
-        .map_or_else(|| state.to_string().into(), Cow::Borrowed)
-}
-
-/// A timer as stored: its name (no allocation), or `unknown(N)`.
-pub(super) fn timer_name(kind: TimerKind) -> Cow<'static, str> {
-    kind.name()
-        .map_or_else(|| kind.to_string().into(), Cow::Borrowed)
-}
-
-/// Time to the timer's expiry in ms: netlink's own, else /proc's ticks.
-fn timer_ms(entry: &Entry<'_>) -> i64 {
-    let s = entry.socket;
-    entry
-        .diag
-        .map_or(s.timer.expires.as_millis(), |d| u64::from(d.timer_ms)) as i64
-}
-
-/// A new connection's row, first seen at `at_ms` (and closed then, by
-/// `closed_by`, for one known only from its destroy notification). Its
-/// first state is `first_state`: `state_changes` holds the changes after it.
-fn insert_row(
-    tx: &Transaction<'_>,
-    boot: i64,
-    netns: i64,
-    entry: &Entry<'_>,
-    at_ms: i64,
-    closed_by: Option<&str>,
-) -> rusqlite::Result<i64> {
-    let s = entry.socket;
-    let d = entry.diag;
-    let state = state_name(s.state);
-    let [acked, received, retrans, rtt] = counters(entry);
-    tx.prepare_cached(
-        "INSERT INTO connections (boot, netns, cookie, first_seen, last_seen, first_state, family, kind, state,
-             local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
-             retransmits, uid, probes, inode, source, interface, backlog_limit, congestion_algorithm,
-             shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us,
-             closed_at, closed_by)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-             ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30,
-             CASE WHEN ?31 IS NULL THEN NULL ELSE ?4 END, ?31)",
-    )?
-    .execute(params![
-        boot,
-        netns,
-        d.map(|d| d.cookie as i64).filter(|&c| c != 0),
-        at_ms,
-        state,
-        s.family.as_str(),
-        s.kind.as_str(),
-        s.local.ip().to_string(),
-        s.local.port(),
-        s.remote.ip().to_string(),
-        s.remote.port(),
-        s.tx_queue,
-        s.rx_queue,
-        timer_name(s.timer.kind),
-        timer_ms(entry),
-        s.retransmits,
-        s.uid,
-        s.probes,
-        s.inode as i64,
-        entry.source.as_str(),
-        d.map(|d| d.interface),
-        d.and_then(|d| d.backlog_limit),
-        d.and_then(|d| d.congestion_algorithm.as_deref()),
-        d.and_then(|d| d.shutdown),
-        d.and_then(|d| d.v6only),
-        entry.owners.map(|o| o.as_str()),
-        acked,
-        received,
-        retrans,
-        rtt,
-        closed_by,
-    ])?;
-    let id = tx.last_insert_rowid();
-    let end = if closed_by.is_some() {
-        ceil_s(at_ms)
-    } else {
-        OPEN_END
-    };
-    tx.prepare_cached("INSERT INTO lifetimes (id, start_s, end_s) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, floor_s(at_ms), end])?;
-    Ok(id)
-}
-
-/// The SQL that sets the four counters from the parameters named: the byte
-/// and retransmission counts keep their highest value, the round-trip time
-/// its last that was not 0 (see [`update_row`]).
-macro_rules! keep_counters {
-    ($acked:literal, $received:literal, $retrans:literal, $rtt:literal) => {
-        concat!(
-            "bytes_acked = CASE WHEN bytes_acked > ",
-            $acked,
-            " THEN bytes_acked ELSE coalesce(",
-            $acked,
-            ", bytes_acked) END, ",
-            "bytes_received = CASE WHEN bytes_received > ",
-            $received,
-            " THEN bytes_received ELSE coalesce(",
-            $received,
-            ", bytes_received) END, ",
-            "total_retrans = CASE WHEN total_retrans > ",
-            $retrans,
-            " THEN total_retrans ELSE coalesce(",
-            $retrans,
-            ", total_retrans) END, ",
-            "rtt_us = CASE WHEN ",
-            $rtt,
-            " > 0 THEN ",
-            $rtt,
-            " ELSE coalesce(rtt_us, ",
-            $rtt,
-            ") END"
-        )
-    };
-}
-
-/// The row as the socket is now: last seen, state, queues, timer, owner
-/// status (`status`, the best seen) and counters. The byte and
-/// retransmission counters only grow: a lower value is the kernel's reset
-/// of a connection closed with SO_LINGER 0 (tcp_disconnect zeroes them
-/// before the destroy notification), and the higher one seen is kept, as
-/// is the last round-trip time that was not 0.
-fn update_row(
-    tx: &Transaction<'_>,
-    id: i64,
-    entry: &Entry<'_>,
-    at_ms: i64,
-    status: u8,
-) -> rusqlite::Result<()> {
-    let s = entry.socket;
-    let d = entry.diag;
-    let [acked, received, retrans, rtt] = counters(entry);
-    tx.prepare_cached(concat!(
-        "UPDATE connections SET last_seen = max(last_seen, ?2), state = ?3, kind = ?4, tx_queue = ?5,
-             rx_queue = ?6, timer = ?7, timer_ms = ?8, retransmits = ?9, probes = ?10,
-             inode = CASE WHEN ?11 != 0 THEN ?11 ELSE inode END,
-             owner_status = coalesce(?12, owner_status),
-             congestion_algorithm = coalesce(?13, congestion_algorithm), shutdown = coalesce(?14, shutdown), ",
-        keep_counters!("?15", "?16", "?17", "?18"),
-        " WHERE id = ?1"
-    ))?
-    .execute(params![
-        id,
-        at_ms,
-        state_name(s.state),
-        s.kind.as_str(),
-        s.tx_queue,
-        s.rx_queue,
-        timer_name(s.timer.kind),
-        timer_ms(entry),
-        s.retransmits,
-        s.probes,
-        s.inode as i64,
-        (status > 0).then(|| STATUSES[status as usize]),
-        d.and_then(|d| d.congestion_algorithm.as_deref()),
-        d.and_then(|d| d.shutdown),
-        acked,
-        received,
-        retrans,
-        rtt,
-    ])?;
-    Ok(())
-}
-
-fn update_counters(tx: &Transaction<'_>, id: i64, entry: &Entry<'_>) -> rusqlite::Result<()> {
-    let [acked, received, retrans, rtt] = counters(entry);
-    tx.execute(
-        concat!(
-            "UPDATE connections SET ",
-            keep_counters!("?2", "?3", "?4", "?5"),
-            " WHERE id = ?1"
-        ),
-        params![id, acked, received, retrans, rtt],
-    )?;
-    Ok(())
-}
-
-fn state_change(tx: &Transaction<'_>, id: i64, at_ms: i64, state: State) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO state_changes (connection, at, state) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![id, at_ms, state_name(state)])?;
-    Ok(())
-}
-
-fn close_row(tx: &Transaction<'_>, id: i64, at_ms: i64, by: &str) -> rusqlite::Result<()> {
-    // Never before its first sighting, nor its index entry before its
-    // start (which the R*Tree refuses): the clock can be set back.
-    tx.prepare_cached(
-        "UPDATE connections SET closed_at = max(?2, first_seen), closed_by = ?3 WHERE id = ?1",
-    )?
-    .execute(params![id, at_ms, by])?;
-    tx.prepare_cached("UPDATE lifetimes SET end_s = max(?2, start_s) WHERE id = ?1")?
-        .execute(params![id, ceil_s(at_ms)])?;
-    Ok(())
-}
-
-/// Delete what ended before `cutoff_ms`: connections (with their owners
-/// and state changes), polls (with their listen queues), namespaces last
-/// seen an hour before (their connections ended before the cutoff). The
-/// freed pages are reused, so the file stops growing once the window is
-/// full. Returns the connections deleted.
-fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<u64> {
-    let ids: Vec<i64> = {
-        let mut stmt = tx.prepare("SELECT id FROM lifetimes WHERE end_s < ?1")?;
-        let rows = stmt.query_map([floor_s(cutoff_ms)], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    for id in &ids {
-        for sql in [
-            "DELETE FROM owners WHERE connection = ?1",
-            "DELETE FROM state_changes WHERE connection = ?1",
-            "DELETE FROM connections WHERE id = ?1",
-            "DELETE FROM lifetimes WHERE id = ?1",
-        ] {
-            tx.prepare_cached(sql)?.execute([id])?;
-        }
-    }
-    let first_poll: Option<i64> = tx
-        .query_row(
-            "SELECT min(id) FROM polls WHERE at >= ?1",
-            [cutoff_ms],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten();
-    if let Some(first) = first_poll {
-        tx.execute("DELETE FROM polls WHERE id < ?1", [first])?;
-        tx.execute("DELETE FROM listen_queues WHERE poll < ?1", [first])?;
-    }
-    tx.execute(
-        "DELETE FROM namespaces WHERE last_seen < ?1",
-        [cutoff_ms - 3_600_000],
-    )?;
-    Ok(ids.len() as u64)
 }

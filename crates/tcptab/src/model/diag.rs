@@ -7,6 +7,7 @@ use super::socket::{Socket, Ssthresh};
 /// What a sock_diag dump has that /proc/net/tcp does not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Diag {
     /// The socket cookie: a stable id for the socket's lifetime.
     pub cookie: u64,

@@ -56,7 +56,7 @@ impl<E> From<Error> for Stop<E> {
 impl Query {
     /// The namespaces to read (None: this one or the capture), and how many
     /// processes' namespace links could not be read.
-    fn targets(&self) -> Result<(Vec<Option<Namespace>>, u32)> {
+    pub(super) fn targets(&self) -> Result<(Vec<Option<Namespace>>, u32)> {
         if self.is_captured() {
             if self.namespaces != Namespaces::Current {
                 return Err(Error::Query(

@@ -212,6 +212,17 @@ impl Query {
         self.root != Path::new("/proc")
     }
 
+    /// The source asked for.
+    pub fn source_choice(&self) -> Choice {
+        self.source
+    }
+
+    /// The namespaces the query would read now (None: the reader's own):
+    /// e.g. to listen there before reading.
+    pub fn namespaces_to_read(&self) -> Result<Vec<Option<Namespace>>> {
+        Ok(self.targets()?.0)
+    }
+
     /// Whether owners are looked up (asked for, or needed by the filter).
     pub fn looks_up_owners(&self) -> bool {
         self.owners || self.filter.needs_owners()

@@ -10,24 +10,22 @@
 //! "interval_s", "sockets": [...]}`, each socket the common record plus
 //! `rx_bytes_per_s`, `tx_bytes_per_s`, `age_s` and `closed`.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use tcptab::diag::{self, Extensions, NetlinkSocket};
+use tcptab::diag::Extensions;
 use tcptab::rates::{Rate, RateTracker};
-use tcptab::record::Record;
-use tcptab::DiagSocket;
-use tcptab::Key;
-use tcptab::Source;
-use tcptab::{Entry, Namespace};
+use tcptab::record::{Fields, Record, SCHEMA_VERSION};
+use tcptab::track::{Change, Conn, Happened, Monitor, MonitorOptions};
+use tcptab::{Entry, EntryBuf, Namespace};
 
 use crate::cli::{TopArgs, TopFormat};
-use crate::cmd::watch::{destroy_listener, ENOBUFS};
 use crate::output::json::{string, JsonRecord};
-use crate::query;
+use crate::report;
 
 pub mod screen;
 
@@ -35,16 +33,10 @@ pub fn run(args: &TopArgs) -> Result<()> {
     if args.format != TopFormat::Jsonl && !std::io::stdout().is_terminal() {
         bail!("tcptab top: stdout is not a terminal; for scripts, --format jsonl prints one frame per refresh");
     }
-    let expr = query::filter(&args.filter)?;
     // tcp_info for the counters the rates come from.
-    let query = query::query(
-        &args.source,
-        &args.namespaces,
-        expr,
-        Extensions::TCP_INFO,
-        args.processes,
-    )?;
-    let (mut looker, first) = Looker::start(&query, args.source.verbose)?;
+    let query = args.select.query(Extensions::TCP_INFO, args.processes)?;
+    let mut looker = Looker::new(&query, args);
+    let first = looker.look()?;
     if args.format == TopFormat::Jsonl {
         frames(args, &mut looker)
     } else {
@@ -52,162 +44,186 @@ pub fn run(args: &TopArgs) -> Result<()> {
     }
 }
 
-/// One refresh: the table, the rates of its connections, and the
-/// connections that closed since the last refresh.
-struct Look {
-    snapshot: tcptab::Snapshot,
-    rates: Vec<Rate>,
-    closed: Vec<(DiagSocket, Rate)>,
-    interval: Duration,
+/// One connection of a refresh: as it is (or as it closed), its rates
+/// over the interval, and whether it closed since the last refresh.
+struct Shown {
+    conn: Conn,
+    rate: Rate,
+    closed: bool,
 }
 
-/// Takes the looks: the query, the rate tracker, and the destroy
-/// notifications' socket (netlink, one namespace).
+impl Shown {
+    /// Its socket: one that closed since the last refresh as the kernel
+    /// last reported it (its final counters; a TIME_WAIT it left behind
+    /// is shown from the next refresh on).
+    fn entry(&self) -> Entry<'_> {
+        if self.closed {
+            self.conn.closing_entry().as_entry()
+        } else {
+            self.conn.entry.as_entry()
+        }
+    }
+
+    /// Time since it was first seen.
+    fn age(&self, now_ms: i64) -> Duration {
+        Duration::from_millis(now_ms.saturating_sub(self.conn.first_seen).max(0) as u64)
+    }
+}
+
+/// One refresh: every connection once (a connection that closed since
+/// the last refresh marked, with its final counters' rates).
+struct Look {
+    shown: Vec<Shown>,
+    interval: Duration,
+    namespaces: Vec<Option<Arc<Namespace>>>,
+    at_ms: i64,
+}
+
+/// Takes the looks: the monitor (polls and destroy notifications), the
+/// rates between looks, and what closed since the last.
 struct Looker<'q> {
-    query: &'q tcptab::Query,
-    rates: RateTracker,
-    listener: Option<NetlinkSocket>,
-    closed_filter: tcptab::filter::Expr,
-    namespace: Option<Namespace>,
+    monitor: Monitor<'q>,
+    rates: RateTracker<u64>,
+    /// Connections that closed since the last look (as they closed).
+    closed: HashMap<u64, Conn>,
     previous: Instant,
-    buf: Vec<u8>,
+    /// When the last look was taken (ms since the epoch).
+    previous_ms: Option<i64>,
     lost_noted: bool,
+    verbose: bool,
     /// Which source the first look read, for the screen's header.
     source: String,
 }
 
 impl<'q> Looker<'q> {
-    /// The first look, the baseline the first refresh's rates start from
-    /// (returned too: the screen shows it, without rates, until then).
-    fn start(query: &'q tcptab::Query, verbose: bool) -> Result<(Looker<'q>, Look)> {
-        let snapshot = query.snapshot()?;
-        query::notes(&snapshot.report, verbose);
-        let mut looker = Looker {
-            query,
+    fn new(query: &'q tcptab::Query, args: &TopArgs) -> Looker<'q> {
+        Looker {
+            monitor: Monitor::new(query, MonitorOptions::every(args.interval)),
             rates: RateTracker::new(),
-            listener: None,
-            closed_filter: query.filter_expr().clone(),
-            namespace: None,
+            closed: HashMap::new(),
             previous: Instant::now(),
-            buf: vec![0u8; 64 * 1024],
+            previous_ms: None,
             lost_noted: false,
-            source: source_label(&snapshot.report),
-        };
-        let report = &snapshot.report;
-        if report.read.len() == 1 && report.read[0].source == Source::Netlink {
-            let namespace = report.read[0].namespace.as_ref();
-            looker.closed_filter = query.filter_for(namespace)?;
-            looker.listener = destroy_listener(query, namespace, 4 << 20, verbose);
-            looker.namespace = namespace.cloned();
+            verbose: args.select.verbose(),
+            source: String::new(),
         }
-        let rates = looker.rate_all(&snapshot, looker.previous);
-        looker.rates.end_look();
-        let first = Look {
-            snapshot,
-            rates,
-            closed: Vec::new(),
-            interval: Duration::ZERO,
-        };
-        Ok((looker, first))
     }
 
-    /// Begin a look of the rate tracker at `at` with every socket of
-    /// `snapshot`: their rates, in order (the caller ends the look).
-    fn rate_all(&mut self, snapshot: &tcptab::Snapshot, at: Instant) -> Vec<Rate> {
-        self.rates.begin_look();
-        snapshot
-            .sockets
-            .iter()
-            .map(|kept| {
-                let key = kept.key();
-                self.rates.rate(key, kept.diag.as_ref(), at)
+    fn happened(closed: &mut HashMap<u64, Conn>, lost_noted: &mut bool, h: Happened<'_>) {
+        match h {
+            Happened::Event(e) => {
+                if let Change::Closed { .. } | Change::Ended { .. } = e.change {
+                    closed.insert(e.conn.id, e.conn.clone());
+                }
+            }
+            Happened::Lost { .. } if !*lost_noted => {
+                note!("tcptab: the kernel dropped destroy notifications (a burst overflowed their buffer): connections that closed meanwhile are closed by the next refreshes, without their final counters");
+                *lost_noted = true;
+            }
+            _ => {}
+        }
+    }
+
+    /// Take notifications until `until` (or the stop).
+    fn wait(&mut self, until: Instant, stop: &dyn Fn() -> bool) -> Result<()> {
+        let (closed, lost) = (&mut self.closed, &mut self.lost_noted);
+        self.monitor
+            .wait_until(until, stop, &mut |h| -> Result<()> {
+                Self::happened(closed, lost, h);
+                Ok(())
             })
-            .collect()
     }
 
-    /// Wait up to `timeout` for the kernel's notices of closed connections
-    /// (or sleep, without them), adding them to `closed`.
-    fn wait(&mut self, timeout: Duration, closed: &mut Vec<DiagSocket>) -> Result<()> {
-        let Some(socket) = self.listener.as_mut() else {
-            std::thread::sleep(timeout);
-            return Ok(());
-        };
-        match socket.recv_within(&mut self.buf, timeout) {
-            Ok(0) => {}
-            Ok(len) => {
-                for d in diag::destroyed(&self.buf[..len.min(self.buf.len())])? {
-                    if self.closed_filter.matches(&d.socket, Some(&d.diag), None) {
-                        closed.push(d);
-                    }
+    /// A refresh now.
+    fn look(&mut self) -> Result<Look> {
+        let (closed, lost) = (&mut self.closed, &mut self.lost_noted);
+        let verbose = self.verbose;
+        let mut namespaces = Vec::new();
+        let mut source = None;
+        self.monitor.poll(&mut |h| -> Result<()> {
+            if let Happened::Polled(p) = &h {
+                if p.first {
+                    report::notes(&p.snapshot.report, verbose);
+                    source = Some(source_label(&p.snapshot.report));
                 }
+                namespaces = p.snapshot.namespaces.clone();
             }
-            Err(e) if e.raw_os_error() == Some(ENOBUFS) => {
-                if !self.lost_noted {
-                    note!("tcptab: the kernel dropped destroy notifications (a burst overflowed their buffer): connections that closed meanwhile may be missing");
-                    self.lost_noted = true;
-                }
-            }
-            Err(e) => return Err(e).context("receiving destroy notifications"),
+            Self::happened(closed, lost, h);
+            Ok(())
+        })?;
+        if let Some(source) = source {
+            self.source = source;
         }
-        Ok(())
-    }
-
-    /// A refresh now, with the connections `closed` since the last one.
-    fn look(&mut self, closed: Vec<DiagSocket>) -> Result<Look> {
-        let snapshot = self.query.snapshot()?;
         let at = Instant::now();
+        let at_ms = tcptab::time::now_ms();
         let interval = at.saturating_duration_since(self.previous);
         self.previous = at;
-        let rates = self.rate_all(&snapshot, at);
-        let netns = self.namespace.as_ref().map_or(0, |n| n.inode);
-        let closed = closed
-            .into_iter()
-            .map(|d| {
-                let key = Key::of(netns, &d.socket, Some(&d.diag));
-                let rate = self.rates.closed(key, Some(&d.diag), at);
-                (d, rate)
-            })
-            .collect();
+        let last_look = self.previous_ms.replace(at_ms);
+        let born = |conn: &Conn| last_look.is_some_and(|t| conn.first_seen > t);
+        self.rates.begin_look(at);
+        let mut closed = std::mem::take(&mut self.closed);
+        let mut shown = Vec::with_capacity(self.monitor.tracker().len() + closed.len());
+        for conn in self.monitor.tracker().conns() {
+            let was_closed = closed.remove(&conn.id).is_some();
+            let rate = if was_closed {
+                self.rates.closed(conn.id, counters(conn), at, born(conn))
+            } else {
+                self.rates.rate(conn.id, counters(conn), at, born(conn))
+            };
+            shown.push(Shown {
+                conn: conn.clone(),
+                rate,
+                closed: was_closed,
+            });
+        }
+        // Those no socket of which is left.
+        for (_, conn) in closed {
+            let rate = self.rates.closed(conn.id, counters(&conn), at, born(&conn));
+            shown.push(Shown {
+                conn,
+                rate,
+                closed: true,
+            });
+        }
         self.rates.end_look();
         Ok(Look {
-            snapshot,
-            rates,
-            closed,
+            shown,
             interval,
+            namespaces,
+            at_ms,
         })
     }
 }
 
-/// `netlink`, `proc`, or both, with the namespace when there is one.
+/// tcp_info's received and acked bytes, as high as they were seen.
+fn counters(conn: &Conn) -> Option<(u64, u64)> {
+    conn.counters.bytes_received.zip(conn.counters.bytes_acked)
+}
+
 /// Destroy the connection `target` (confirmed on screen) through the kill
-/// operation; what became of it, for the last line.
+/// operation, in its own namespace; what became of it, for the last line.
 fn destroy(
     destroyer: &mut tcptab::kill::Destroyer<'_>,
-    view: &screen::View,
-    target: Key,
-    namespaces: &[Option<std::sync::Arc<Namespace>>],
+    looker: &Looker<'_>,
+    target: u64,
 ) -> String {
-    let Some(row) = view.rows.iter().find(|r| r.key == target) else {
+    let Some(conn) = looker.monitor.tracker().get(target) else {
         return "it is no longer listed".into();
     };
-    let netns = match target {
-        Key::Cookie { netns, .. } | Key::Ends { netns, .. } => netns,
-    };
-    let namespace = namespaces
-        .iter()
-        .flatten()
-        .find(|n| n.inode == netns)
-        .map(|n| &**n);
-    let entry = Entry::new(&row.socket, Source::Netlink)
-        .with_diag(row.diag.as_ref())
-        .with_namespace(namespace);
-    let what = format!("{} -> {}", row.local, row.remote);
+    let entry = conn.entry.as_entry();
+    let s = entry.socket;
+    let what = format!(
+        "{} -> {}",
+        crate::output::table::Endpoint(s.local, None),
+        crate::output::table::Endpoint(s.remote, None)
+    );
     match destroyer.destroy(&entry) {
         Ok(outcome) => format!("{what}: {outcome}"),
         Err(e) => format!("{what}: not destroyed: {e}"),
     }
 }
 
+/// `netlink`, `proc`, or both, with the namespace when there is one.
 fn source_label(report: &tcptab::Report) -> String {
     let mut sources: Vec<&str> = report.read.iter().map(|r| r.source.as_str()).collect();
     sources.sort();
@@ -227,8 +243,9 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
-    let fields = tcptab::record::Fields {
-        netns: args.namespaces.named(),
+    let stopped = || stop.load(Ordering::SeqCst);
+    let fields = Fields {
+        netns: args.select.named(),
         owners: args.processes,
         history: false,
     };
@@ -237,26 +254,17 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
     let mut line = Vec::with_capacity(4096);
     let mut count = 0u64;
     loop {
-        let mut closed = Vec::new();
-        let next = looker.previous + args.interval;
-        while Instant::now() < next && !stop.load(Ordering::SeqCst) {
-            let wait = next
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(100));
-            looker.wait(wait, &mut closed)?;
-        }
-        if stop.load(Ordering::SeqCst) {
+        let next = looker.monitor.next_poll();
+        looker.wait(next, &stopped)?;
+        if stopped() {
             return Ok(());
         }
-        let look = looker.look(closed)?;
+        let look = looker.look()?;
         line.clear();
         line.extend_from_slice(b"{\"schema_version\":");
-        line.extend_from_slice(tcptab::record::SCHEMA_VERSION.to_string().as_bytes());
+        line.extend_from_slice(SCHEMA_VERSION.to_string().as_bytes());
         line.extend_from_slice(b",\"time\":");
-        string(
-            &mut line,
-            &humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        );
+        string(&mut line, &tcptab::time::format_rfc3339(look.at_ms));
         line.extend_from_slice(
             format!(
                 ",\"interval_s\":{:.3},\"sockets\":[",
@@ -265,16 +273,8 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
             .as_bytes(),
         );
         let mut first = true;
-        for (i, rate) in look.rates.iter().enumerate() {
-            let entry = look.snapshot.entry(i);
-            socket_into(&mut line, &mut first, &entry, fields, *rate, false);
-            out.write_all(&line)?;
-            line.clear();
-        }
-        let namespace = looker.namespace.as_ref();
-        for (d, rate) in &look.closed {
-            let entry = closed_entry(d, namespace);
-            socket_into(&mut line, &mut first, &entry, fields, *rate, true);
+        for shown in &look.shown {
+            socket_into(&mut line, &mut first, shown, fields, look.at_ms);
             out.write_all(&line)?;
             line.clear();
         }
@@ -285,14 +285,6 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
             return Ok(());
         }
     }
-}
-
-/// A closed connection as an entry: the destroy notification's socket and
-/// final counters.
-fn closed_entry<'a>(d: &'a DiagSocket, namespace: Option<&'a Namespace>) -> Entry<'a> {
-    Entry::new(&d.socket, Source::Netlink)
-        .with_diag(Some(&d.diag))
-        .with_namespace(namespace)
 }
 
 /// The full-screen view: raw mode on the alternate screen, restored on
@@ -318,49 +310,40 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>, first: Look) -> Result<()
     let mut terminal =
         ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
     let mut view = screen::View::new(looker.source.clone(), args.interval);
-    let mut unread = std::collections::HashMap::new();
-    let mut destroyer = tcptab::kill::Destroyer::new(looker.query);
-    // The namespaces of the last look, to destroy a socket in its own.
-    let mut namespaces: Vec<Option<std::sync::Arc<Namespace>>>;
-    let mut closed = Vec::new();
+    let query = looker.monitor.query();
+    let mut destroyer = tcptab::kill::Destroyer::new(query);
+    let mut state = Refreshes::default();
     // The first look's rows at once, their rates after one interval.
-    let (rows_now, findings) = rows(&first, looker.namespace.as_ref(), &mut unread);
+    let (rows_now, findings) = state.rows(&first);
     view.update(rows_now);
     view.findings = findings;
-    namespaces = first.snapshot.namespaces.clone();
-    let mut next = looker.previous + args.interval;
+    let never = || false;
     loop {
-        if Instant::now() >= next {
-            let look = looker.look(std::mem::take(&mut closed))?;
-            next = looker.previous + args.interval;
+        if Instant::now() >= looker.monitor.next_poll() {
+            let look = looker.look()?;
             if !view.paused {
-                let (rows, findings) = rows(&look, looker.namespace.as_ref(), &mut unread);
+                let (rows, findings) = state.rows(&look);
                 view.update(rows);
                 view.findings = findings;
-                namespaces = look.snapshot.namespaces.clone();
             }
         }
         terminal.draw(|f| screen::draw(f, &view))?;
         view.page = terminal.size()?.height.saturating_sub(4) as usize;
         // Keys until the next refresh; notices of closed connections
         // between them.
-        while Instant::now() < next && !view.quit {
-            let wait = next
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(50));
-            if event::poll(wait)? {
+        while Instant::now() < looker.monitor.next_poll() && !view.quit {
+            if event::poll(Duration::from_millis(50))? {
                 if let Event::Key(key) = event::read()? {
                     if key.kind == event::KeyEventKind::Press {
                         view.key(key);
                         if let Some(target) = view.destroy.take() {
-                            view.message =
-                                Some(destroy(&mut destroyer, &view, target, &namespaces));
+                            view.message = Some(destroy(&mut destroyer, looker, target));
                         }
                         terminal.draw(|f| screen::draw(f, &view))?;
                     }
                 }
             } else {
-                looker.wait(Duration::ZERO, &mut closed)?;
+                looker.wait(Instant::now(), &never)?;
             }
         }
         if view.quit {
@@ -369,56 +352,75 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>, first: Look) -> Result<()
     }
 }
 
-/// A look's connections as screen rows (the closed ones marked), and the
-/// look's findings: diagnose's, and the connections whose application
-/// does not read (`unread`: consecutive looks with a large receive queue).
-fn rows(
-    look: &Look,
-    namespace: Option<&Namespace>,
-    unread: &mut std::collections::HashMap<Key, u32>,
-) -> (Vec<screen::Row>, Vec<String>) {
-    let mut diagnoser = tcptab::diagnose::Diagnoser::new(Default::default());
-    let mut still: std::collections::HashMap<Key, u32> = std::collections::HashMap::new();
-    let mut not_reading = 0;
-    let mut rows: Vec<screen::Row> = Vec::with_capacity(look.rates.len());
-    for (i, rate) in look.rates.iter().enumerate() {
-        let entry = look.snapshot.entry(i);
-        diagnoser.add(&entry);
-        let key = Key::of(
-            entry.namespace.map_or(0, |n| n.inode),
-            entry.socket,
-            entry.diag,
-        );
-        let stays =
-            entry.socket.state != tcptab::State::Listen && entry.socket.rx_queue >= UNREAD_BYTES;
-        let looks = if stays {
-            unread.get(&key).copied().unwrap_or(0) + 1
-        } else {
-            0
-        };
-        if looks > 0 {
-            still.insert(key, looks);
+/// What the screen remembers between refreshes: the connections whose
+/// application does not read (consecutive refreshes with a large receive
+/// queue), and those that closed lately (shown dimmed by the view, so
+/// their TIME_WAIT is not shown again meanwhile).
+#[derive(Default)]
+struct Refreshes {
+    unread: HashMap<u64, u32>,
+    dimmed: HashMap<u64, u8>,
+}
+
+impl Refreshes {
+    /// A look's connections as screen rows (the closed ones marked), and
+    /// the look's findings: diagnose's, and the connections whose
+    /// application does not read.
+    fn rows(&mut self, look: &Look) -> (Vec<screen::Row>, Vec<String>) {
+        let mut diagnoser = tcptab::diagnose::Diagnoser::new(Default::default());
+        let mut still: HashMap<u64, u32> = HashMap::new();
+        let mut not_reading = 0;
+        let mut rows: Vec<screen::Row> = Vec::with_capacity(look.shown.len());
+        let mut dimmed: HashSet<u64> = HashSet::new();
+        self.dimmed.retain(|id, left| {
+            *left -= 1;
+            dimmed.insert(*id);
+            *left > 0
+        });
+        for shown in &look.shown {
+            let id = shown.conn.id;
+            let entry = shown.entry();
+            let age = shown.age(look.at_ms);
+            if shown.closed {
+                self.dimmed.insert(id, screen::CLOSED_REFRESHES);
+                rows.push(row(
+                    id,
+                    &entry,
+                    shown.rate,
+                    age,
+                    screen::CLOSED_REFRESHES,
+                    false,
+                ));
+                continue;
+            }
+            if dimmed.contains(&id) {
+                continue;
+            }
+            diagnoser.add(&entry);
+            let stays = entry.socket.state != tcptab::State::Listen
+                && entry.socket.rx_queue >= UNREAD_BYTES;
+            let looks = if stays {
+                self.unread.get(&id).copied().unwrap_or(0) + 1
+            } else {
+                0
+            };
+            if looks > 0 {
+                still.insert(id, looks);
+            }
+            let is_unread = looks >= UNREAD_LOOKS;
+            not_reading += usize::from(is_unread);
+            rows.push(row(id, &entry, shown.rate, age, 0, is_unread));
         }
-        let is_unread = looks >= UNREAD_LOOKS;
-        not_reading += usize::from(is_unread);
-        rows.push(row(&entry, *rate, 0, is_unread));
+        self.unread = still;
+        let mut findings: Vec<String> = diagnoser.finish().into_iter().map(|f| f.summary).collect();
+        if not_reading > 0 {
+            findings.push(format!(
+                "{not_reading} connection(s) whose application does not read: {UNREAD_BYTES} bytes or more waiting for {UNREAD_LOOKS} refreshes"
+            ));
+        }
+        let _ = &look.namespaces;
+        (rows, findings)
     }
-    *unread = still;
-    for (d, rate) in &look.closed {
-        rows.push(row(
-            &closed_entry(d, namespace),
-            *rate,
-            screen::CLOSED_REFRESHES,
-            false,
-        ));
-    }
-    let mut findings: Vec<String> = diagnoser.finish().into_iter().map(|f| f.summary).collect();
-    if not_reading > 0 {
-        findings.push(format!(
-            "{not_reading} connection(s) whose application does not read: {UNREAD_BYTES} bytes or more waiting for {UNREAD_LOOKS} refreshes"
-        ));
-    }
-    (rows, findings)
 }
 
 /// A receive queue this large for this many refreshes in a row: the
@@ -426,7 +428,14 @@ fn rows(
 const UNREAD_BYTES: u32 = 16 * 1024;
 const UNREAD_LOOKS: u32 = 3;
 
-fn row(entry: &Entry<'_>, rate: Rate, closed_for: u8, unread: bool) -> screen::Row {
+fn row(
+    key: u64,
+    entry: &Entry<'_>,
+    rate: Rate,
+    age: Duration,
+    closed_for: u8,
+    unread: bool,
+) -> screen::Row {
     let s = entry.socket;
     use tcptab::diagnose::{mark, Kind, Thresholds};
     let problem = match mark(entry, &Thresholds::default()) {
@@ -450,7 +459,7 @@ fn row(entry: &Entry<'_>, rate: Rate, closed_for: u8, unread: bool) -> screen::R
         _ => String::new(),
     };
     screen::Row {
-        key: Key::of(entry.namespace.map_or(0, |n| n.inode), s, entry.diag),
+        key,
         state: s.state,
         local: crate::output::table::Endpoint(s.local, None).to_string(),
         remote: crate::output::table::Endpoint(s.remote, None).to_string(),
@@ -462,7 +471,7 @@ fn row(entry: &Entry<'_>, rate: Rate, closed_for: u8, unread: bool) -> screen::R
         cwnd: info.map(|t| t.snd_cwnd),
         rx_queue: s.rx_queue,
         tx_queue: s.tx_queue,
-        age: rate.age,
+        age,
         closed_for,
         problem,
         netns: entry.namespace.map_or(String::new(), |n| n.label()),
@@ -473,19 +482,13 @@ fn row(entry: &Entry<'_>, rate: Rate, closed_for: u8, unread: bool) -> screen::R
 
 /// One socket of a frame: the record, then its rates, age and whether it
 /// closed since the last refresh.
-fn socket_into(
-    line: &mut Vec<u8>,
-    first: &mut bool,
-    entry: &Entry<'_>,
-    fields: tcptab::record::Fields,
-    rate: Rate,
-    closed: bool,
-) {
+fn socket_into(line: &mut Vec<u8>, first: &mut bool, shown: &Shown, fields: Fields, now_ms: i64) {
     if !*first {
         line.push(b',');
     }
     *first = false;
-    JsonRecord::write(line, &Record::new(entry, fields));
+    let entry = shown.entry();
+    JsonRecord::write(line, &Record::new(&entry, fields));
     line.pop(); // the record's closing brace
     let number = |line: &mut Vec<u8>, name: &str, value: Option<f64>| {
         line.extend_from_slice(format!(",\"{name}\":").as_bytes());
@@ -494,12 +497,15 @@ fn socket_into(
             None => line.extend_from_slice(b"null"),
         }
     };
-    number(line, "rx_bytes_per_s", rate.rx_bytes_per_s);
-    number(line, "tx_bytes_per_s", rate.tx_bytes_per_s);
-    number(line, "age_s", Some(rate.age.as_secs_f64()));
-    line.extend_from_slice(if closed {
+    number(line, "rx_bytes_per_s", shown.rate.rx_bytes_per_s);
+    number(line, "tx_bytes_per_s", shown.rate.tx_bytes_per_s);
+    number(line, "age_s", Some(shown.age(now_ms).as_secs_f64()));
+    line.extend_from_slice(if shown.closed {
         b",\"closed\":true}"
     } else {
         b",\"closed\":false}"
     });
 }
+
+#[allow(unused)]
+fn _unused(_: EntryBuf) {}

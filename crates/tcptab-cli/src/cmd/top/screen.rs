@@ -11,7 +11,6 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row as TableRow, Table, TableState};
 use ratatui::Frame;
-use tcptab::Key;
 use tcptab::State;
 
 /// How many refreshes a closed connection stays on screen (dimmed).
@@ -20,7 +19,8 @@ pub const CLOSED_REFRESHES: u8 = 3;
 /// One connection on screen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    pub key: Key,
+    /// Its connection (the tracker's id, which a TIME_WAIT keeps).
+    pub key: u64,
     pub state: State,
     pub local: String,
     pub remote: String,
@@ -111,7 +111,7 @@ impl Grouping {
 pub struct View {
     pub rows: Vec<Row>,
     /// The selected row's connection (kept across refreshes).
-    pub selected: Option<Key>,
+    pub selected: Option<u64>,
     pub sort: Column,
     pub reverse: bool,
     pub paused: bool,
@@ -141,9 +141,9 @@ pub struct View {
     /// This refresh's findings (diagnose), one line each.
     pub findings: Vec<String>,
     /// `k` asked to destroy this connection: waiting for `y`.
-    pub confirm: Option<Key>,
+    pub confirm: Option<u64>,
     /// Confirmed: the caller destroys it (and clears this).
-    pub destroy: Option<Key>,
+    pub destroy: Option<u64>,
     /// What the last action did, shown on the last line until a key.
     pub message: Option<String>,
 }
@@ -264,7 +264,7 @@ impl View {
     /// the last look saw it (it is simply missing from this one). Then the
     /// sort.
     pub fn update(&mut self, rows: Vec<Row>) {
-        let present: std::collections::HashSet<Key> = rows.iter().map(|r| r.key).collect();
+        let present: std::collections::HashSet<u64> = rows.iter().map(|r| r.key).collect();
         let mut kept: Vec<Row> = self
             .rows
             .drain(..)
@@ -810,12 +810,7 @@ mod tests {
         socket.state = state;
         socket.inode = 4242;
         Row {
-            key: Key::Ends {
-                netns: 0,
-                inode: 0,
-                local: l,
-                remote: r,
-            },
+            key: u64::from(l.port()) << 16 | u64::from(r.port()),
             state,
             local: crate::output::table::Endpoint(l, None).to_string(),
             remote: crate::output::table::Endpoint(r, None).to_string(),

@@ -2,7 +2,15 @@
 
 use std::path::PathBuf;
 
+mod select;
+mod values;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use select::{FilterArgs, Scope, Selection, SourceArg};
+use values::{
+    parse_interval, parse_min_interval, parse_read_timeout, parse_retention, parse_run_time,
+};
 
 /// The Linux kernel's TCP socket table: list, filter and render every socket.
 ///
@@ -91,15 +99,8 @@ pub struct KillArgs {
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
 
-    /// Say on stderr which namespaces were read.
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
-
     #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
+    pub select: Selection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -173,13 +174,7 @@ pub struct RecordArgs {
     pub no_owners: bool,
 
     #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
-    #[command(flatten)]
-    pub source: SourceArgs,
+    pub select: Selection,
 }
 
 /// The connections a recording saw open at one moment (--at), or at any
@@ -287,10 +282,7 @@ pub struct ServeArgs {
     pub read_timeout: std::time::Duration,
 
     #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
-    #[command(flatten)]
-    pub source: SourceArgs,
+    pub scope: Scope,
 }
 
 /// Output format of summary and explain.
@@ -336,13 +328,7 @@ pub struct SummaryArgs {
     pub output: ReportOutput,
 
     #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
-    #[command(flatten)]
-    pub source: SourceArgs,
+    pub select: Selection,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -374,10 +360,7 @@ pub struct ExplainArgs {
     pub output: ReportOutput,
 
     #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
-    #[command(flatten)]
-    pub source: SourceArgs,
+    pub scope: Scope,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -453,13 +436,7 @@ pub struct WatchArgs {
     pub notify_buffer: usize,
 
     #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
-    #[command(flatten)]
-    pub source: SourceArgs,
+    pub select: Selection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -489,13 +466,7 @@ pub struct TopArgs {
     pub processes: bool,
 
     #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
-    #[command(flatten)]
-    pub source: SourceArgs,
+    pub select: Selection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -513,205 +484,6 @@ pub enum EventKind {
     StateChanged,
     #[value(name = "queue_growth", alias = "queue")]
     QueueGrowth,
-}
-
-impl EventKind {
-    pub fn of(change: &tcptab::watch::Change) -> EventKind {
-        use tcptab::watch::Change;
-        match change {
-            Change::Opened => EventKind::Opened,
-            Change::Closed { .. } => EventKind::Closed,
-            Change::StateChanged { .. } => EventKind::StateChanged,
-            Change::QueueGrowth => EventKind::QueueGrowth,
-        }
-    }
-}
-
-/// `--uid`: a number, or a user name from /etc/passwd.
-fn parse_user(text: &str) -> Result<u32, String> {
-    if let Ok(uid) = text.parse::<u32>() {
-        return Ok(uid);
-    }
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split(':');
-            let name = fields.next()?;
-            let uid = fields.nth(1)?.parse::<u32>().ok()?;
-            Some((name, uid))
-        })
-        .find(|(name, _)| *name == text)
-        .map(|(_, uid)| uid)
-        .ok_or_else(|| {
-            format!(
-                "'{}' is neither a uid nor a user in /etc/passwd",
-                tcptab::filter::excerpt(text)
-            )
-        })
-}
-
-/// `--pid` and the like: a process id.
-fn parse_pid(text: &str) -> Result<u32, String> {
-    text.parse::<u32>().map_err(|_| {
-        format!(
-            "'{}' is not a process id (a number such as 1234)",
-            tcptab::filter::excerpt(text)
-        )
-    })
-}
-
-/// A duration: a bare number of seconds (`1`, `0.5`) or with units (`1s`,
-/// `500ms`, `2m`), within `min..=max`; an error names what is expected.
-fn duration_in(
-    text: &str,
-    min: std::time::Duration,
-    max: std::time::Duration,
-) -> Result<std::time::Duration, String> {
-    let shown = tcptab::filter::excerpt(text);
-    let d = match text.trim().parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs >= 0.0 => std::time::Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("'{shown}' is too long a duration"))?,
-        Ok(_) => {
-            return Err(format!(
-                "'{shown}' is not a duration (a number of seconds such as 1 or 0.5, or 500ms, 2m)"
-            ))
-        }
-        Err(_) => humantime::parse_duration(text).map_err(|e| {
-            format!("'{shown}' is not a duration such as 1, 0.5, 1s or 500ms ({e})")
-        })?,
-    };
-    let fmt = |d: std::time::Duration| match d.as_secs() {
-        s if s >= 86_400 && s % 86_400 == 0 && d.subsec_nanos() == 0 => {
-            format!("{} days", s / 86_400)
-        }
-        _ => humantime::format_duration(d).to_string(),
-    };
-    if d < min {
-        return Err(if min.is_zero() {
-            format!("'{shown}' is not a duration")
-        } else if d.is_zero() {
-            format!(
-                "'{shown}': the duration must be more than zero (at least {})",
-                fmt(min)
-            )
-        } else {
-            format!("'{shown}' is too short: at least {}", fmt(min))
-        });
-    }
-    if d > max {
-        return Err(format!("'{shown}' is too long: at most {}", fmt(max)));
-    }
-    Ok(d)
-}
-
-const MS: std::time::Duration = std::time::Duration::from_millis(1);
-const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
-const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
-
-/// `watch --interval`: 10 ms to a day (a shorter one would spin without
-/// reading the notifications).
-fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
-    duration_in(text, 10 * MS, DAY)
-}
-
-/// `record --retention`: a second to ten years.
-fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
-    duration_in(text, std::time::Duration::from_secs(1), 3650 * DAY)
-}
-
-/// `watch --duration`: more than zero, at most a year.
-fn parse_run_time(text: &str) -> Result<std::time::Duration, String> {
-    duration_in(text, MS, 365 * DAY)
-}
-
-/// `serve --min-interval`: 0 (every scrape collects) to an hour.
-fn parse_min_interval(text: &str) -> Result<std::time::Duration, String> {
-    duration_in(text, std::time::Duration::ZERO, HOUR)
-}
-
-/// `serve --read-timeout`: 100 ms to a minute.
-fn parse_read_timeout(text: &str) -> Result<std::time::Duration, String> {
-    duration_in(text, 100 * MS, std::time::Duration::from_secs(60))
-}
-
-/// Where the sockets are read from.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Source")]
-pub struct SourceArgs {
-    /// Read a directory laid out like /proc (ROOT/net/tcp, ROOT/net/tcp6):
-    /// a captured copy, a sosreport, or /proc/PID for that process's
-    /// network namespace.
-    #[arg(long, value_name = "DIR", default_value = "/proc")]
-    pub root: PathBuf,
-
-    /// Byte order of the machine that produced the tables (for captures from
-    /// another architecture).
-    #[arg(long, value_enum, default_value_t = ByteOrderArg::Native)]
-    pub byte_order: ByteOrderArg,
-
-    /// Skip malformed lines, of any length (counted on stderr), instead of
-    /// failing.
-    #[arg(long)]
-    pub lenient: bool,
-
-    /// With --lenient: give up after this many malformed lines in a row
-    /// (the input is not a TCP table); 0 for no limit.
-    #[arg(long, default_value_t = 1000, value_name = "N", requires = "lenient")]
-    pub max_bad_lines: u64,
-
-    /// Where to read the sockets: sock_diag netlink (fast, with the listen
-    /// backlog limit and tcp_info) or the /proc text tables. `auto` uses
-    /// netlink and falls back to /proc when netlink cannot be used (and
-    /// always reads a captured --root from its files).
-    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
-    pub source: SourceArg,
-
-    /// Netlink: test the whole filter here instead of sending its address,
-    /// port, interface and autobound part to the kernel as a program (the
-    /// same sockets, more to read; for comparing). Without the kernel,
-    /// autobound is judged by the ephemeral port range alone.
-    #[arg(long)]
-    pub no_kernel_filter: bool,
-
-    /// Say on stderr which source was read and why, and what part of the
-    /// filter ran in the kernel.
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SourceArg {
-    Auto,
-    Netlink,
-    Proc,
-}
-
-impl From<SourceArg> for tcptab::diag::Choice {
-    fn from(arg: SourceArg) -> tcptab::diag::Choice {
-        match arg {
-            SourceArg::Auto => tcptab::diag::Choice::Auto,
-            SourceArg::Netlink => tcptab::diag::Choice::Netlink,
-            SourceArg::Proc => tcptab::diag::Choice::Proc,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ByteOrderArg {
-    Native,
-    Little,
-    Big,
-}
-
-impl From<ByteOrderArg> for tcptab::procnet::ByteOrder {
-    fn from(arg: ByteOrderArg) -> tcptab::procnet::ByteOrder {
-        match arg {
-            ByteOrderArg::Native => tcptab::procnet::ByteOrder::native(),
-            ByteOrderArg::Little => tcptab::procnet::ByteOrder::Little,
-            ByteOrderArg::Big => tcptab::procnet::ByteOrder::Big,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -792,13 +564,7 @@ pub struct ListArgs {
     pub json: bool,
 
     #[command(flatten)]
-    pub filter: FilterArgs,
-
-    #[command(flatten)]
-    pub namespaces: NamespaceArgs,
-
-    #[command(flatten)]
-    pub source: SourceArgs,
+    pub select: Selection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -839,107 +605,6 @@ pub enum SortField {
     Inode,
 }
 
-/// Which network namespaces to read (default: this process's).
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Network namespaces")]
-pub struct NamespaceArgs {
-    /// A named network namespace (under /run/netns, as `ip netns` makes;
-    /// -N as in ss).
-    #[arg(short = 'N', long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
-    pub netns: Option<String>,
-
-    /// The network namespace of process PID.
-    #[arg(long, value_name = "PID", conflicts_with = "all_netns", value_parser = parse_pid)]
-    pub netns_pid: Option<u32>,
-
-    /// Every network namespace on the machine, each socket labelled with its
-    /// namespace.
-    #[arg(long)]
-    pub all_netns: bool,
-}
-
-impl NamespaceArgs {
-    /// Whether any namespace option was given.
-    pub fn named(&self) -> bool {
-        self.netns.is_some() || self.netns_pid.is_some() || self.all_netns
-    }
-}
-
-/// Which sockets to show. All given conditions must hold.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Filters")]
-pub struct FilterArgs {
-    /// Only listening sockets.
-    #[arg(short = 'l', long)]
-    pub listening: bool,
-
-    /// All states (the default).
-    #[arg(short = 'a', long, conflicts_with = "listening")]
-    pub all: bool,
-
-    /// Only sockets in this state: a kernel name (ESTABLISHED), an ss name
-    /// (estab, syn-recv) or an ss group (connected, synchronized, bucket,
-    /// big, all). Repeatable.
-    #[arg(long = "state", value_name = "NAME")]
-    pub states: Vec<String>,
-
-    /// Only IPv4 sockets.
-    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
-    pub ipv4: bool,
-
-    /// Only IPv6 sockets (including IPv4-mapped ones).
-    #[arg(short = '6', long = "ipv6")]
-    pub ipv6: bool,
-
-    /// Local port or range (443, 1000-2000). Repeatable: any of them.
-    #[arg(long, value_name = "PORT[-PORT]")]
-    pub sport: Vec<String>,
-
-    /// Remote port or range. Repeatable: any of them.
-    #[arg(long, value_name = "PORT[-PORT]")]
-    pub dport: Vec<String>,
-
-    /// Local or remote port or range. Repeatable: any of them.
-    #[arg(long, value_name = "PORT[-PORT]")]
-    pub port: Vec<String>,
-
-    /// Local address or prefix (10.0.0.0/8, 10/8, ::1); an IPv4 prefix also
-    /// matches the IPv4-mapped addresses in it. Repeatable: any of them.
-    #[arg(long, value_name = "ADDR[/LEN]")]
-    pub src: Vec<String>,
-
-    /// Remote address or prefix. Repeatable: any of them.
-    #[arg(long, value_name = "ADDR[/LEN]")]
-    pub dst: Vec<String>,
-
-    /// Only sockets owned by this user: a uid or a user name (/etc/passwd).
-    #[arg(long, value_name = "USER", value_parser = parse_user)]
-    pub uid: Option<u32>,
-
-    /// Only sockets held by this process.
-    #[arg(long, value_name = "PID", value_parser = parse_pid)]
-    pub pid: Option<u32>,
-
-    /// TCP sockets (what tcptab always reads; accepted as in `ss -t`).
-    #[arg(short = 't', long = "tcp", hide = true)]
-    pub tcp: bool,
-
-    /// Numeric addresses and ports (tcptab's default; accepted as in `ss -n`).
-    #[arg(short = 'n', long = "numeric", hide = true)]
-    pub numeric: bool,
-
-    /// Only sockets held by a process with this command name.
-    #[arg(long, value_name = "NAME")]
-    pub process: Option<String>,
-
-    /// A filter expression in ss's language, e.g.
-    /// 'state established ( dport = :https or dport = :80 ) and dst 10/8';
-    /// `and` and `or` bind equally, left to right, as in ss (docs/filters.md).
-    /// Its address, port, dev and autobound part runs in the kernel.
-    #[arg(value_name = "FILTER", num_args = 0..)]
-    pub expression: Vec<String>,
-}
-
 impl ListArgs {
     pub fn format(&self) -> Format {
         if self.json {
@@ -947,52 +612,5 @@ impl ListArgs {
         } else {
             self.format
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use std::time::Duration;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-
-        /// Any text into every duration option: an error or a duration in
-        /// its range, never a panic.
-        #[test]
-        fn durations_never_panic_and_stay_in_range(text in any::<String>()) {
-            for (parse, min, max) in [
-                (parse_interval as fn(&str) -> Result<Duration, String>, 10 * MS, DAY),
-                (parse_run_time, MS, 365 * DAY),
-                (parse_min_interval, Duration::ZERO, HOUR),
-                (parse_read_timeout, 100 * MS, Duration::from_secs(60)),
-            ] {
-                if let Ok(d) = parse(&text) {
-                    prop_assert!(d >= min && d <= max, "{text:?}: {d:?}");
-                }
-            }
-        }
-
-        /// Numbers and units, the shapes people type.
-        #[test]
-        fn duration_shapes(n in any::<f64>(), unit in prop::sample::select(vec!["", "s", "ms", "m", "h", "d", "ns", "years"])) {
-            let text = format!("{n}{unit}");
-            if let Ok(d) = parse_interval(&text) {
-                prop_assert!(d >= 10 * MS && d <= DAY, "{text:?}: {d:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn bare_seconds_and_units() {
-        assert_eq!(parse_interval("1"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_interval("0.5"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_interval("1e308").is_err());
-        assert!(parse_interval("inf").is_err());
-        assert!(parse_interval("-1").is_err());
-        assert_eq!(parse_min_interval("0"), Ok(Duration::ZERO));
     }
 }

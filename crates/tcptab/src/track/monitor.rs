@@ -1,0 +1,361 @@
+//! [`Monitor`]: a [`Tracker`] run on a query, polling at an interval, with
+//! a destroy-notification listener in every namespace the query reads
+//! through netlink. What `watch`, `top` and `record` share; each differs
+//! only in what it does with what [`Happened`].
+
+use std::time::{Duration, Instant};
+
+use super::notify::{Notice, Notifier};
+use super::tracker::{TrackOptions, Tracker};
+use super::Event;
+use crate::diag::{Choice, NetlinkSocket};
+use crate::error::Error;
+use crate::model::Namespace;
+use crate::query::{Query, Snapshot};
+
+/// How a monitor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorOptions {
+    /// Time between two polls.
+    pub interval: Duration,
+    pub track: TrackOptions,
+    /// Listen to destroy notifications (where netlink can be used).
+    pub notifications: bool,
+    /// The listeners' receive buffer, bytes.
+    pub notify_buffer: usize,
+}
+
+impl MonitorOptions {
+    /// A poll every `interval`, notifications on with the default buffer,
+    /// a gap after three intervals and a second without a poll.
+    pub fn every(interval: Duration) -> MonitorOptions {
+        MonitorOptions {
+            interval,
+            track: TrackOptions {
+                queue_threshold: None,
+                gap_after_ms: Some(super::gap_after_ms(interval.as_millis() as i64)),
+            },
+            notifications: true,
+            notify_buffer: NetlinkSocket::DESTROY_BUFFER,
+        }
+    }
+}
+
+/// One poll, done.
+#[derive(Debug)]
+pub struct PollDone<'a> {
+    /// When its reading began (ms since the Unix epoch).
+    pub at: i64,
+    /// How long the query took.
+    pub took: Duration,
+    pub snapshot: &'a Snapshot,
+    /// The first poll of this monitor.
+    pub first: bool,
+    /// What could not be seen beyond the query's report: namespaces
+    /// without notifications (and why), notifications dropped since the
+    /// last poll.
+    pub notes: &'a [String],
+    /// Times the kernel dropped notifications since the last poll.
+    pub lost: u64,
+    /// The tracker, after the poll (its connections, which connection a
+    /// socket of the snapshot is).
+    pub tracker: &'a Tracker,
+}
+
+/// What a monitor hands over.
+#[derive(Debug)]
+pub enum Happened<'a> {
+    Event(&'a Event),
+    /// The kernel dropped destroy notifications of namespace `netns` (at
+    /// `at`): connections that closed meanwhile are closed by polls.
+    Lost {
+        netns: u64,
+        at: i64,
+    },
+    /// A poll was applied (its events came before).
+    Polled(&'a PollDone<'a>),
+}
+
+/// A tracker run on a query (see the [module](self) documentation).
+#[derive(Debug)]
+pub struct Monitor<'q> {
+    query: &'q Query,
+    options: MonitorOptions,
+    tracker: Tracker,
+    notifier: Option<Notifier>,
+    polls: u64,
+    next_poll: Instant,
+    lost: u64,
+    events: Vec<Event>,
+}
+
+impl<'q> Monitor<'q> {
+    pub fn new(query: &'q Query, options: MonitorOptions) -> Monitor<'q> {
+        let netlink = !query.is_captured() && query.source_choice() != Choice::Proc;
+        Monitor {
+            query,
+            options,
+            tracker: Tracker::new(options.track),
+            notifier: (options.notifications && netlink)
+                .then(|| Notifier::new(options.notify_buffer)),
+            polls: 0,
+            next_poll: Instant::now(),
+            lost: 0,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn query(&self) -> &'q Query {
+        self.query
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// To take up what an earlier tracker followed (before the first poll).
+    pub fn tracker_mut(&mut self) -> &mut Tracker {
+        &mut self.tracker
+    }
+
+    /// Polls taken.
+    pub fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    /// When the next poll is due.
+    pub fn next_poll(&self) -> Instant {
+        self.next_poll
+    }
+
+    /// Poll now: the notifications received before it began, the poll's
+    /// changes, the notifications received while it ran, then
+    /// [`Happened::Polled`].
+    pub fn poll<E: From<Error>>(
+        &mut self,
+        f: &mut dyn FnMut(Happened<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        if self.polls == 0 {
+            // Listen before the first poll, so that what closes right after
+            // it is heard.
+            if let Some(notifier) = self.notifier.as_mut() {
+                for ns in self.query.namespaces_to_read()? {
+                    let _ = notifier.listen(self.query, ns.as_ref());
+                    let netns = ns.as_ref().map_or(0, |n| n.inode);
+                    self.tracker
+                        .set_notified(netns, notifier.is_listening(netns));
+                }
+            }
+        }
+        let started = Instant::now();
+        let at = crate::time::now_ms();
+        let snapshot = self.query.snapshot()?;
+        let took = started.elapsed();
+        let mut notices = self
+            .notifier
+            .as_ref()
+            .map_or_else(Vec::new, Notifier::drain);
+        notices.sort_by_key(notice_at);
+        let later = notices.partition_point(|n| notice_at(n) <= at);
+        let after: Vec<Notice> = notices.drain(later..).collect();
+        for notice in notices {
+            self.notice(notice, f)?;
+        }
+        self.tracker.polled(&snapshot, at, &mut self.events);
+        self.deliver(f)?;
+        for notice in after {
+            self.notice(notice, f)?;
+        }
+        let notes = self.follow(&snapshot);
+        let first = self.polls == 0;
+        self.polls += 1;
+        let now = Instant::now();
+        self.next_poll = (self.next_poll + self.options.interval).max(now);
+        if first {
+            self.next_poll = started + self.options.interval;
+        }
+        let lost = std::mem::take(&mut self.lost);
+        f(Happened::Polled(&PollDone {
+            at,
+            took,
+            snapshot: &snapshot,
+            first,
+            notes: &notes,
+            lost,
+            tracker: &self.tracker,
+        }))
+    }
+
+    /// Take notifications as they come until `until` (or until `stop`
+    /// says so, looked at every 100 ms at the most).
+    pub fn wait_until<E: From<Error>>(
+        &mut self,
+        until: Instant,
+        stop: &dyn Fn() -> bool,
+        f: &mut dyn FnMut(Happened<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        loop {
+            let now = Instant::now();
+            if now >= until || stop() {
+                return Ok(());
+            }
+            let wait = until
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(100));
+            match self.notifier.as_ref() {
+                None => std::thread::sleep(wait),
+                Some(notifier) => {
+                    if let Some(notice) = notifier.next(wait) {
+                        self.notice(notice, f)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Poll every interval, taking notifications between polls, until
+    /// `stop` says so (looked at between notifications and after each
+    /// poll).
+    pub fn run<E: From<Error>>(
+        &mut self,
+        stop: &dyn Fn() -> bool,
+        f: &mut dyn FnMut(Happened<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        while !stop() {
+            self.poll(f)?;
+            let next = self.next_poll;
+            self.wait_until(next, stop, f)?;
+        }
+        Ok(())
+    }
+
+    /// The end: one last poll (so that every notification received is
+    /// applied and every closing connection decided), then the
+    /// connections whose notification came after it end there.
+    pub fn finish<E: From<Error>>(
+        &mut self,
+        f: &mut dyn FnMut(Happened<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.poll(f)?;
+        self.finish_without_poll(f)
+    }
+
+    /// The end without one last poll (the polls asked for were all): the
+    /// notifications already there, then the connections whose
+    /// notification came after the last poll end there.
+    pub fn finish_without_poll<E: From<Error>>(
+        &mut self,
+        f: &mut dyn FnMut(Happened<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        if let Some(notifier) = self.notifier.as_mut() {
+            notifier.stop();
+            for notice in notifier.drain() {
+                self.notice(notice, f)?;
+            }
+        }
+        self.tracker.finish(&mut self.events);
+        self.deliver(f)
+    }
+
+    fn notice<E: From<Error>>(
+        &mut self,
+        notice: Notice,
+        f: &mut dyn FnMut(Happened<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        match notice {
+            Notice::Closed { netns, at, socket } => {
+                let selected = self.tracker.knows(netns, &socket)
+                    || self
+                        .notifier
+                        .as_ref()
+                        .is_some_and(|n| n.selects(netns, &socket));
+                if selected {
+                    self.tracker.notified(netns, at, *socket, &mut self.events);
+                    self.deliver(f)?;
+                }
+                Ok(())
+            }
+            Notice::Lost { netns, at } => {
+                self.lost += 1;
+                f(Happened::Lost { netns, at })
+            }
+            Notice::Failed { netns, at, error } => {
+                if let Some(n) = self.notifier.as_mut() {
+                    n.failed(
+                        netns,
+                        format!("no destroy notifications (the listener failed: {error})"),
+                    );
+                }
+                self.tracker.set_notified(netns, false);
+                self.lost += 1;
+                f(Happened::Lost { netns, at })
+            }
+        }
+    }
+
+    fn deliver<E>(
+        &mut self,
+        f: &mut dyn FnMut(Happened<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        for event in std::mem::take(&mut self.events) {
+            f(Happened::Event(&event))?;
+        }
+        Ok(())
+    }
+
+    /// Listen in the namespaces the poll read through netlink, stop in
+    /// those it no longer found; what the poll could not see for want of
+    /// notifications.
+    fn follow(&mut self, snapshot: &Snapshot) -> Vec<String> {
+        let mut notes = Vec::new();
+        let Some(notifier) = self.notifier.as_mut() else {
+            if self.options.notifications {
+                notes.push(
+                    "no destroy notifications (the sockets were read from /proc): connections shorter than a poll are not seen"
+                        .to_string(),
+                );
+            }
+            return notes;
+        };
+        let read: Vec<u64> = snapshot
+            .report
+            .read
+            .iter()
+            .map(|r| r.namespace.as_ref().map_or(0, |n| n.inode))
+            .collect();
+        notifier.retain(|netns| read.contains(&netns));
+        for r in &snapshot.report.read {
+            let netns = r.namespace.as_ref().map_or(0, |n| n.inode);
+            let target = label(r.namespace.as_ref());
+            if r.source == crate::model::Source::Netlink {
+                let _ = notifier.listen(self.query, r.namespace.as_ref());
+            }
+            let listening = notifier.is_listening(netns);
+            self.tracker.set_notified(netns, listening);
+            if listening {
+                continue;
+            }
+            notes.push(match notifier.unavailable(netns) {
+                Some(why) => format!(
+                    "{why}{target}: connections shorter than a poll are not seen"
+                ),
+                None => format!(
+                    "no destroy notifications{target} (read from /proc): connections shorter than a poll are not seen"
+                ),
+            });
+        }
+        notes
+    }
+}
+
+fn label(namespace: Option<&Namespace>) -> String {
+    namespace
+        .map(|n| format!(" in network namespace {}", n.label()))
+        .unwrap_or_default()
+}
+
+fn notice_at(n: &Notice) -> i64 {
+    match n {
+        Notice::Closed { at, .. } | Notice::Lost { at, .. } | Notice::Failed { at, .. } => *at,
+    }
+}

@@ -1,0 +1,635 @@
+//! [`Tracker`]: polls and destroy notifications in, connection lifetimes
+//! out (see the [module](super) documentation). No I/O: every time is
+//! given by the caller, in ms since the Unix epoch.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::{Change, Conn, Counters, End, Event};
+use crate::model::{DiagSocket, Entry, EntryBuf, Key, Namespace, Owners, RowKind, State};
+use crate::query::Snapshot;
+
+/// What the tracker is told beyond the polls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackOptions {
+    /// Report a socket whose receive or send queue grows past this many
+    /// bytes ([`Change::QueueGrowth`]).
+    pub queue_threshold: Option<u32>,
+    /// A poll more than this long after the one before (ms) follows a gap
+    /// (the machine slept, the clock jumped, the process stalled): what it
+    /// no longer finds ended unobserved after its last sighting
+    /// ([`End::Gap`]), not at the poll.
+    pub gap_after_ms: Option<i64>,
+}
+
+/// A connection's ends in a namespace.
+type Ends = (u64, SocketAddr, SocketAddr);
+
+/// Where a tracked connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Its socket is there (a full socket, a listener, a request socket).
+    Live,
+    /// Only its TIME_WAIT is left.
+    TimeWait,
+    /// The kernel said its socket was destroyed (at this time); the next
+    /// poll says whether a TIME_WAIT followed.
+    Closing { at: i64 },
+}
+
+#[derive(Debug)]
+struct Tracked {
+    conn: Conn,
+    phase: Phase,
+    /// The poll that last saw it.
+    seen_poll: u64,
+    /// The keys it is known by (its socket's, and its TIME_WAIT's when the
+    /// kernel gave that a cookie of its own).
+    keys: Vec<Key>,
+    /// Joinable by its ends (to a TIME_WAIT with a cookie of its own, or to
+    /// the notification of the socket before it) until this poll.
+    ends_until: Option<u64>,
+    /// Missed by a poll at this time while notifications come for its
+    /// namespace: its notification may still be on the way.
+    missing_since: Option<i64>,
+    /// A TIME_WAIT's end, as its timer said at its last sighting.
+    expires: Option<i64>,
+    fingerprint: u64,
+    over_threshold: bool,
+}
+
+/// Polls and notifications in, lifetimes out.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    options: TrackOptions,
+    conns: HashMap<u64, Tracked>,
+    by_key: HashMap<Key, u64>,
+    by_ends: HashMap<Ends, u64>,
+    /// Keys of connections that ended lately: a late notification for one
+    /// (its socket outlived its TIME_WAIT in a process's hands) is not a
+    /// new connection.
+    ended: HashSet<Key>,
+    ended_order: VecDeque<Key>,
+    next_id: u64,
+    generation: u64,
+    last_poll_at: Option<i64>,
+    namespaces: HashMap<u64, Arc<Namespace>>,
+    /// Namespaces whose destroy notifications come to the tracker.
+    notified: HashSet<u64>,
+}
+
+/// How many ended connections' keys are remembered.
+const ENDED_KEPT: usize = 65_536;
+/// Polls during which a TIME_WAIT first seen on its own may still be
+/// joined by the notification of the socket before it.
+const ENDS_POLLS: u64 = 2;
+
+impl Tracker {
+    pub fn new(options: TrackOptions) -> Tracker {
+        Tracker {
+            options,
+            next_id: 1,
+            ..Tracker::default()
+        }
+    }
+
+    /// Destroy notifications for namespace `netns` (its inode; 0 for the
+    /// reader's own) come to the tracker, or no longer do: a connection a
+    /// poll misses there is given one more poll for its notification.
+    pub fn set_notified(&mut self, netns: u64, on: bool) {
+        if on {
+            self.notified.insert(netns);
+        } else {
+            self.notified.remove(&netns);
+        }
+    }
+
+    /// The connections followed now (open, closing, or lingering as a
+    /// TIME_WAIT), in no order.
+    pub fn conns(&self) -> impl Iterator<Item = &Conn> + '_ {
+        self.conns.values().map(|t| &t.conn)
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Conn> {
+        self.conns.get(&id).map(|t| &t.conn)
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// The connection `entry` (a socket of the last poll) belongs to.
+    pub fn id_of(&self, entry: &Entry<'_>) -> Option<u64> {
+        self.by_key.get(&entry.key()).copied()
+    }
+
+    /// Whether the socket of a notification (of namespace `netns`) belongs
+    /// to a connection followed now, or one that ended lately.
+    pub fn knows(&self, netns: u64, d: &DiagSocket) -> bool {
+        let key = Key::of(netns, &d.socket, Some(&d.diag));
+        self.by_key.contains_key(&key)
+            || self.ended.contains(&key)
+            || self
+                .by_ends
+                .contains_key(&(netns, d.socket.local, d.socket.remote))
+    }
+
+    /// When the last poll was taken.
+    pub fn last_poll_at(&self) -> Option<i64> {
+        self.last_poll_at
+    }
+
+    /// Take up a connection an earlier tracker followed (a recorder's file):
+    /// open as of `last_seen`, or, with `closing`, destroyed at that time
+    /// with a TIME_WAIT that the next poll may still find. No event is
+    /// given for it. Returns its id here.
+    pub fn resume(&mut self, mut conn: Conn, closing: Option<i64>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        conn.id = id;
+        let ns = conn.entry.netns();
+        if let Some(n) = &conn.entry.namespace {
+            self.namespaces.entry(ns).or_insert_with(|| n.clone());
+        }
+        let key = conn.entry.key();
+        let phase = match closing {
+            Some(at) => Phase::Closing { at },
+            None if conn.entry.socket.kind == RowKind::TimeWait => Phase::TimeWait,
+            None => Phase::Live,
+        };
+        self.by_key.insert(key, id);
+        let mut ends_until = None;
+        if closing.is_some() {
+            self.by_ends.insert(ends(&conn.entry.as_entry()), id);
+            ends_until = Some(self.generation + ENDS_POLLS);
+        }
+        let fingerprint = fingerprint(&conn.entry.as_entry(), &conn.counters);
+        let expires =
+            (phase == Phase::TimeWait).then(|| conn.last_seen + timer_ms(&conn.entry.as_entry()));
+        self.conns.insert(
+            id,
+            Tracked {
+                conn,
+                phase,
+                seen_poll: self.generation,
+                keys: vec![key],
+                ends_until,
+                missing_since: None,
+                expires,
+                fingerprint,
+                over_threshold: false,
+            },
+        );
+        id
+    }
+
+    /// The last poll an earlier tracker took (with [`resume`](Self::resume)):
+    /// a first poll long after it follows a gap.
+    pub fn resume_polls(&mut self, last_poll_at: i64) {
+        self.last_poll_at = Some(last_poll_at);
+        self.generation = self.generation.max(1);
+    }
+
+    /// The kernel destroyed a socket of namespace `netns` (a destroy
+    /// notification received at `at`).
+    pub fn notified(&mut self, netns: u64, at: i64, d: DiagSocket, out: &mut Vec<Event>) {
+        let key = Key::of(netns, &d.socket, Some(&d.diag));
+        let ends: Ends = (netns, d.socket.local, d.socket.remote);
+        let known = self.by_key.get(&key).copied().or_else(|| {
+            // A TIME_WAIT first seen on its own, whose socket had no
+            // cookie yet when the kernel made it.
+            self.by_ends.get(&ends).copied().filter(|id| {
+                let t = &self.conns[id];
+                t.phase == Phase::TimeWait && t.conn.closed.is_none()
+            })
+        });
+        let namespace = self.namespace(netns);
+        match known {
+            Some(id) => {
+                let t = self.conns.get_mut(&id).expect("indexed");
+                if t.conn.closed.is_some() {
+                    return;
+                }
+                if let Some(info) = d.diag.tcp_info.as_deref() {
+                    t.conn.counters.add(info);
+                }
+                let at = at.max(t.conn.first_seen);
+                t.conn.last_words = Some(
+                    EntryBuf::dumped(d)
+                        .with_namespace(namespace)
+                        .with_owners(t.conn.entry.owners.clone()),
+                );
+                t.conn.closed = Some((at, End::Destroy));
+                t.conn.last_seen = t.conn.last_seen.max(at);
+                t.missing_since = None;
+                match t.phase {
+                    Phase::Live => {
+                        t.phase = Phase::Closing { at };
+                        t.ends_until = Some(self.generation + ENDS_POLLS);
+                        self.by_ends.insert(ends, id);
+                    }
+                    Phase::TimeWait => {
+                        t.ends_until = None;
+                        if self.by_ends.get(&ends) == Some(&id) {
+                            self.by_ends.remove(&ends);
+                        }
+                    }
+                    Phase::Closing { .. } => {}
+                }
+                emit(t, Change::Closed { by: End::Destroy }, at, false, out);
+            }
+            None if self.ended.contains(&key) => {}
+            None => {
+                // Opened and closed between two polls: seen only now.
+                let id = self.next_id;
+                self.next_id += 1;
+                let entry = EntryBuf::dumped(d).with_namespace(namespace);
+                let mut counters = Counters::default();
+                if let Some(info) = entry.diag.as_ref().and_then(|d| d.tcp_info.as_deref()) {
+                    counters.add(info);
+                }
+                let conn = Conn {
+                    id,
+                    first_state: entry.socket.state,
+                    first_seen: at,
+                    last_seen: at,
+                    seen_by_poll: false,
+                    closed: Some((at, End::Destroy)),
+                    ended: None,
+                    counters,
+                    last_words: Some(entry.clone()),
+                    entry,
+                };
+                let fingerprint = fingerprint(&conn.entry.as_entry(), &conn.counters);
+                let t = Tracked {
+                    conn,
+                    phase: Phase::Closing { at },
+                    seen_poll: 0,
+                    keys: vec![key],
+                    ends_until: Some(self.generation + ENDS_POLLS),
+                    missing_since: None,
+                    expires: None,
+                    fingerprint,
+                    over_threshold: false,
+                };
+                emit(&t, Change::Opened, at, false, out);
+                emit(&t, Change::Closed { by: End::Destroy }, at, false, out);
+                self.by_key.insert(key, id);
+                self.by_ends.insert(ends, id);
+                self.conns.insert(id, t);
+            }
+        }
+    }
+
+    /// A poll taken at `at` (when its reading began): every notification
+    /// received before `at` must have been given first, those received
+    /// after it after.
+    pub fn polled(&mut self, snapshot: &Snapshot, at: i64, out: &mut Vec<Event>) {
+        self.generation += 1;
+        let generation = self.generation;
+        let baseline = self.last_poll_at.is_none();
+        let gap = match (self.last_poll_at, self.options.gap_after_ms) {
+            (Some(last), Some(gap)) => at - last > gap,
+            _ => false,
+        };
+        for n in snapshot.namespaces.iter().flatten() {
+            self.namespaces.insert(n.inode, n.clone());
+        }
+        let mut unmatched = Vec::new();
+        for (i, buf) in snapshot.sockets.iter().enumerate() {
+            let entry = buf.as_entry();
+            match self.by_key.get(&entry.key()).copied() {
+                Some(id) if self.conns[&id].seen_poll == generation => {}
+                Some(id) => self.seen(id, buf, at, out),
+                None => unmatched.push(i),
+            }
+        }
+        if !unmatched.is_empty() {
+            self.join_or_open(snapshot, &unmatched, at, baseline, out);
+        }
+        let gone: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, t)| t.seen_poll != generation)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in gone {
+            self.vanished(id, at, gap, out);
+        }
+        self.by_ends.retain(|_, id| {
+            self.conns
+                .get(id)
+                .and_then(|t| t.ends_until)
+                .is_some_and(|until| until >= generation)
+        });
+        self.last_poll_at = Some(self.last_poll_at.map_or(at, |last| last.max(at)));
+    }
+
+    /// No more polls: the connections whose notification came after the
+    /// last one end at their notification (whether a TIME_WAIT followed is
+    /// left unknown).
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        let closing: Vec<(u64, i64)> = self
+            .conns
+            .iter()
+            .filter_map(|(&id, t)| match t.phase {
+                Phase::Closing { at } => Some((id, at)),
+                _ => None,
+            })
+            .collect();
+        for (id, at) in closing {
+            self.end(id, at, End::Destroy, out);
+        }
+    }
+
+    fn namespace(&self, netns: u64) -> Option<Arc<Namespace>> {
+        self.namespaces.get(&netns).cloned()
+    }
+
+    /// The sockets no connection's key found: the successor of a socket
+    /// the poll no longer finds (its TIME_WAIT, the full socket after a
+    /// request socket), or new connections.
+    fn join_or_open(
+        &mut self,
+        snapshot: &Snapshot,
+        unmatched: &[usize],
+        at: i64,
+        baseline: bool,
+        out: &mut Vec<Event>,
+    ) {
+        let generation = self.generation;
+        // Connections this poll did not find, by their ends.
+        let mut missing: HashMap<Ends, u64> = HashMap::new();
+        for (&id, t) in &self.conns {
+            if t.seen_poll != generation && t.phase == Phase::Live {
+                missing.insert(ends(&t.conn.entry.as_entry()), id);
+            }
+        }
+        for &i in unmatched {
+            let buf = &snapshot.sockets[i];
+            let entry = buf.as_entry();
+            let e = ends(&entry);
+            let kind = entry.socket.kind;
+            let joined = match kind {
+                RowKind::TimeWait => self
+                    .by_ends
+                    .get(&e)
+                    .copied()
+                    .filter(|id| matches!(self.conns[id].phase, Phase::Closing { .. }))
+                    .or_else(|| {
+                        missing
+                            .get(&e)
+                            .copied()
+                            .filter(|id| self.conns[id].conn.entry.socket.kind == RowKind::Full)
+                    }),
+                RowKind::Full => missing
+                    .get(&e)
+                    .copied()
+                    .filter(|id| self.conns[id].conn.entry.socket.kind == RowKind::Request),
+                RowKind::Request => None,
+            };
+            match joined {
+                Some(id) => {
+                    missing.remove(&e);
+                    let key = entry.key();
+                    self.by_key.insert(key, id);
+                    let t = self.conns.get_mut(&id).expect("indexed");
+                    t.keys.push(key);
+                    if self.by_ends.get(&e) == Some(&id) {
+                        self.by_ends.remove(&e);
+                    }
+                    self.seen(id, buf, at, out);
+                }
+                None => self.open(buf, at, baseline, out),
+            }
+        }
+    }
+
+    /// A connection first seen by this poll.
+    fn open(&mut self, buf: &EntryBuf, at: i64, baseline: bool, out: &mut Vec<Event>) {
+        let entry = buf.as_entry();
+        let id = self.next_id;
+        self.next_id += 1;
+        let key = entry.key();
+        let time_wait = entry.socket.kind == RowKind::TimeWait;
+        let mut counters = Counters::default();
+        if let Some(info) = entry.diag.and_then(|d| d.tcp_info.as_deref()) {
+            counters.add(info);
+        }
+        let over = self.over(&entry);
+        let mut t = Tracked {
+            conn: Conn {
+                id,
+                entry: buf.clone(),
+                first_state: entry.socket.state,
+                first_seen: at,
+                last_seen: at,
+                seen_by_poll: true,
+                closed: None,
+                ended: None,
+                counters,
+                last_words: None,
+            },
+            phase: if time_wait {
+                Phase::TimeWait
+            } else {
+                Phase::Live
+            },
+            seen_poll: self.generation,
+            keys: vec![key],
+            ends_until: None,
+            missing_since: None,
+            expires: time_wait.then(|| at + timer_ms(&entry)),
+            fingerprint: fingerprint(&entry, &counters),
+            over_threshold: over,
+        };
+        emit(&t, Change::Opened, at, baseline, out);
+        if over && !baseline {
+            emit(&t, Change::QueueGrowth, at, false, out);
+        }
+        if time_wait && self.notified.contains(&key.netns()) {
+            // Its socket may still be notified, under another cookie.
+            t.ends_until = Some(self.generation + ENDS_POLLS);
+            self.by_ends.insert(ends(&entry), id);
+        }
+        self.by_key.insert(key, id);
+        self.conns.insert(id, t);
+    }
+
+    /// A known connection found by this poll.
+    fn seen(&mut self, id: u64, buf: &EntryBuf, at: i64, out: &mut Vec<Event>) {
+        let entry = buf.as_entry();
+        let over = self.over(&entry);
+        let generation = self.generation;
+        let t = self.conns.get_mut(&id).expect("indexed");
+        t.seen_poll = generation;
+        t.missing_since = None;
+        t.conn.last_seen = t.conn.last_seen.max(at);
+        t.conn.seen_by_poll = true;
+        let from = t.conn.entry.socket.state;
+        let mut changed_at = at;
+        if entry.socket.kind == RowKind::TimeWait {
+            t.expires = Some(at + timer_ms(&entry));
+            if let Phase::Closing { at: closed } = t.phase {
+                // The TIME_WAIT was there when the socket was destroyed.
+                changed_at = closed.min(at);
+            }
+            t.phase = Phase::TimeWait;
+        }
+        let owners = best_owners(t.conn.entry.owners.take(), buf.owners.clone());
+        t.conn.entry.clone_from(buf);
+        t.conn.entry.owners = owners;
+        if let Some(info) = entry.diag.and_then(|d| d.tcp_info.as_deref()) {
+            t.conn.counters.add(info);
+        }
+        // A change of state is an update of the rest too.
+        let now = fingerprint(&t.conn.entry.as_entry(), &t.conn.counters);
+        if entry.socket.state != from {
+            emit(t, Change::StateChanged { from }, changed_at, false, out);
+        } else if now != t.fingerprint {
+            emit(t, Change::Updated, at, false, out);
+        }
+        t.fingerprint = now;
+        if over && !t.over_threshold {
+            emit(t, Change::QueueGrowth, at, false, out);
+        }
+        t.over_threshold = over;
+    }
+
+    /// A connection this poll did not find.
+    fn vanished(&mut self, id: u64, at: i64, gap: bool, out: &mut Vec<Event>) {
+        let notified = self.notified.contains(&self.conns[&id].conn.entry.netns());
+        let t = self.conns.get_mut(&id).expect("listed");
+        let last_seen = t.conn.last_seen;
+        let (end, by) = match t.phase {
+            Phase::Closing { at: closed } => (closed, End::Destroy),
+            Phase::TimeWait => match t.expires {
+                Some(expiry) if expiry <= at => (expiry, End::Expired),
+                _ if gap => (last_seen, End::Gap),
+                _ => (at, End::Poll),
+            },
+            Phase::Live if notified && !gap && t.missing_since.is_none() => {
+                // Its notification may be on its way: one more poll.
+                t.missing_since = Some(at);
+                return;
+            }
+            Phase::Live if gap => (last_seen, End::Gap),
+            Phase::Live => (t.missing_since.unwrap_or(at), End::Poll),
+        };
+        let end = end.max(last_seen);
+        if t.conn.closed.is_none() {
+            t.conn.closed = Some((end, by));
+            emit(t, Change::Closed { by }, end, false, out);
+        }
+        self.end(id, end, by, out);
+    }
+
+    /// The connection's last socket is gone.
+    fn end(&mut self, id: u64, at: i64, by: End, out: &mut Vec<Event>) {
+        let Some(mut t) = self.conns.remove(&id) else {
+            return;
+        };
+        let at = at.max(t.conn.first_seen);
+        t.conn.ended = Some((at, by));
+        emit(&t, Change::Ended { by }, at, false, out);
+        for key in &t.keys {
+            if self.by_key.get(key) == Some(&id) {
+                self.by_key.remove(key);
+            }
+            self.ended.insert(*key);
+            self.ended_order.push_back(*key);
+        }
+        while self.ended_order.len() > ENDED_KEPT {
+            if let Some(old) = self.ended_order.pop_front() {
+                self.ended.remove(&old);
+            }
+        }
+        let e = ends(&t.conn.entry.as_entry());
+        if self.by_ends.get(&e) == Some(&id) {
+            self.by_ends.remove(&e);
+        }
+    }
+
+    fn over(&self, entry: &Entry<'_>) -> bool {
+        let s = entry.socket;
+        self.options
+            .queue_threshold
+            .is_some_and(|t| s.state != State::Listen && (s.rx_queue > t || s.tx_queue > t))
+    }
+}
+
+fn emit(t: &Tracked, change: Change, at: i64, baseline: bool, out: &mut Vec<Event>) {
+    out.push(Event {
+        change,
+        at,
+        conn: t.conn.clone(),
+        baseline,
+    });
+}
+
+fn ends(entry: &Entry<'_>) -> Ends {
+    (
+        entry.namespace.map_or(0, |n| n.inode),
+        entry.socket.local,
+        entry.socket.remote,
+    )
+}
+
+/// Time to the timer's expiry in ms: netlink's own, else /proc's ticks.
+fn timer_ms(entry: &Entry<'_>) -> i64 {
+    entry
+        .diag
+        .map_or(entry.socket.timer.expires.as_millis(), |d| {
+            u64::from(d.timer_ms)
+        }) as i64
+}
+
+/// The best owners of two sightings: the higher status, and every owner
+/// either saw (a socket passed between processes keeps them all).
+fn best_owners(before: Option<Owners>, now: Option<Owners>) -> Option<Owners> {
+    match (before, now) {
+        (Some(Owners::Owned(a)), Some(Owners::Owned(b))) => {
+            if a == b {
+                return Some(Owners::Owned(a));
+            }
+            let mut all: Vec<_> = a.iter().chain(b.iter()).cloned().collect();
+            all.sort();
+            all.dedup();
+            Some(Owners::Owned(all.into()))
+        }
+        (Some(a), Some(b)) => Some(if b.rank() >= a.rank() { b } else { a }),
+        (a, b) => b.or(a),
+    }
+}
+
+/// What a poll may find changed (not the timer's time left, which changes
+/// all the time).
+fn fingerprint(entry: &Entry<'_>, counters: &Counters) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let s = entry.socket;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        s.state.code(),
+        s.kind.as_str(),
+        s.tx_queue,
+        s.rx_queue,
+        s.timer.kind.code(),
+        s.retransmits,
+        s.probes,
+        s.inode,
+        entry.owners.map(|o| (o.as_str(), o.owners().len())),
+        (
+            counters.bytes_acked,
+            counters.bytes_received,
+            counters.total_retrans,
+        ),
+        entry.diag.and_then(|d| d.shutdown),
+    )
+        .hash(&mut h);
+    h.finish()
+}
