@@ -7,100 +7,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::recorder::{at, history, record, scratch, sql, stop, wait_polls};
 use serde_json::Value;
-use tcptab::time::{format_rfc3339, now_ms};
+use tcptab::time::now_ms;
 use testkit::{require_root, NamedNetns, Scenario};
-
-/// A fresh directory for one test's database.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tcptab-history-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// `sqlite3 DB SQL`: its output, trimmed.
-fn sql(db: &Path, query: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(query)
-        .output()
-        .expect("running sqlite3 (apt install sqlite3)");
-    assert!(
-        out.status.success(),
-        "sqlite3 {query}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Start `tcptab record --db DB ARGS`.
-fn record(db: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .arg("record")
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("starting tcptab record")
-}
-
-/// Wait until the database has `n` polls.
-fn wait_polls(db: &Path, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let polls = db
-            .exists()
-            .then(|| {
-                Command::new("sqlite3")
-                    .arg(db)
-                    .arg("SELECT count(*) FROM polls")
-                    .output()
-                    .ok()
-            })
-            .flatten()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        if polls >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{} polls in {}", n, db.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Stop a recorder with SIGTERM: it finishes its poll and exits 0.
-fn stop(mut recorder: Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &recorder.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let status = recorder.wait().unwrap();
-    assert!(status.success(), "record exited with {status}");
-}
-
-/// `tcptab history --db DB ARGS --format json`: the rows, and stderr.
-fn history(db: &Path, args: &[&str]) -> (Vec<Value>, String) {
-    let mut all = vec!["history", "--db", db.to_str().unwrap()];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--format", "json"]);
-    let out = common::tcptab(&all);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "tcptab {all:?}: {stderr}");
-    let rows = common::strict_json(std::str::from_utf8(&out.stdout).unwrap()).unwrap();
-    (rows.as_array().unwrap().clone(), stderr)
-}
-
-fn at(t: i64) -> String {
-    format_rfc3339(t)
-}
 
 /// The rows of one connection's two ends (client port `port`).
 fn ends(rows: &[Value], port: u64) -> Vec<&Value> {
@@ -827,5 +740,193 @@ fn both_sources_record_what_ss_sees_on_a_mixed_table() {
             assert_eq!(lines, rows.len() + header, "{source} {format}");
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn times_files_and_states_as_a_user_types_them() {
+    if !require_root("times_files_and_states_as_a_user_types_them") {
+        return;
+    }
+    let dir = scratch("typed");
+    let db = dir.join("h.db");
+    let ledger = dir.join("ledger.jsonl");
+    let mut scenario = Scenario::start_with("ledger.py", &[ledger.to_str().unwrap()]);
+    let pid = scenario.pid().to_string();
+    let recorder = record(&db, &["--netns-pid", &pid, "--interval", "0.5"]);
+    wait_polls(&db, 1);
+    let port: u64 = scenario.command("hold a")[3..].parse().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let established = now_ms();
+    std::thread::sleep(Duration::from_millis(500));
+    // The client closes first: its end goes to TIME_WAIT.
+    assert_eq!(scenario.command("close a"), "ok");
+    std::thread::sleep(Duration::from_millis(1500));
+    let client = |rows: &[Value]| -> Vec<Value> {
+        rows.iter()
+            .filter(|r| r["local_port"] == port)
+            .cloned()
+            .collect()
+    };
+    // ESTABLISHED all through a window and TIME_WAIT now: a state filter
+    // selects it by the states it had in the window, any of them.
+    let window = [at(established - 200), at(established + 200)];
+    let closing = [at(established - 200), at(now_ms())];
+    for (window, state, found) in [
+        (&window, "established", 1),
+        (&window, "time-wait", 0),
+        (&closing, "established", 1),
+        (&closing, "time-wait", 1),
+    ] {
+        let (rows, _) = history(
+            &db,
+            &["--between", &window[0], &window[1], "--state", state],
+        );
+        assert_eq!(
+            client(&rows).len(),
+            found,
+            "{window:?} --state {state}: {rows:#?}"
+        );
+    }
+    let (rows, _) = history(
+        &db,
+        &["--between", &window[0], &window[1], "state", "syn-sent"],
+    );
+    assert!(client(&rows).is_empty(), "{rows:#?}");
+    // --at now on a recording that goes on: the last poll, said so.
+    let (rows, stderr) = history(&db, &["--at", "now"]);
+    assert!(stderr.contains("--at now: as of the last poll"), "{stderr}");
+    assert_eq!(client(&rows)[0]["state"], "TIME_WAIT", "{rows:#?}");
+    // Every relative form, as typed (the README's too), and RFC 3339 with
+    // an offset and a leap second: each answers, exit 0.
+    let db_arg = db.to_str().unwrap();
+    for args in [
+        vec!["--at", "-1s"],
+        vec!["--at", "-30s"],
+        vec!["--at", "-10m"],
+        vec!["--at", "-1d"],
+        vec!["--at", "-1w"],
+        vec!["--at", "-1h", "--summary"],
+        vec!["--between", "-20m", "-10m"],
+        vec!["--between", "-20m", "-10m", "--format", "jsonl"],
+        vec!["--between", "-10s", "now"],
+        vec!["--at=-2s"],
+        vec!["--at", "2016-12-31T23:59:60Z"],
+        vec!["--at", "2026-12-01T04:12:00+01:00"],
+    ] {
+        let mut all = vec!["history", "--db", db_arg];
+        all.extend_from_slice(&args);
+        let out = common::tcptab(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+    for (args, says) in [
+        (
+            vec!["--at", "2026-02-30T00:00:00Z"],
+            "day 30 is not in month 2",
+        ),
+        (vec!["--at", "2026-12-01T03:12:60Z"], "is not a leap second"),
+    ] {
+        let mut all = vec!["history", "--db", db_arg];
+        all.extend_from_slice(&args);
+        let out = common::tcptab(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    stop(recorder);
+    drop(scenario);
+
+    // A cleanly closed file on a read-only mount is read.
+    let ro = dir.join("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    let mount = |args: &[&str]| {
+        let status = Command::new("mount").args(args).status().unwrap();
+        assert!(status.success(), "mount {args:?}");
+    };
+    mount(&["-t", "tmpfs", "tmpfs", ro.to_str().unwrap()]);
+    std::fs::copy(&db, ro.join("h.db")).unwrap();
+    mount(&["-o", "remount,ro", ro.to_str().unwrap()]);
+    let out = common::tcptab(&[
+        "history",
+        "--db",
+        ro.join("h.db").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let _ = Command::new("umount").arg(&ro).status();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(client(&rows).len(), 1, "{rows:#?}");
+
+    // A FIFO is refused at once, not read (which would block).
+    let fifo = dir.join("fifo.db");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(["history", "--db", fifo.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("history --db FIFO hangs");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a FIFO, not a history file"),
+        "{out:?}"
+    );
+
+    // Another program's database in WAL mode: refused, nothing made
+    // beside it.
+    let foreign = dir.join("app.db");
+    sql(
+        &foreign,
+        "PRAGMA journal_mode = WAL; CREATE TABLE t (a); INSERT INTO t VALUES (1);",
+    );
+    let beside = |name: &str| dir.join(format!("app.db{name}")).exists();
+    assert!(!beside("-wal") && !beside("-shm"));
+    for command in ["history", "record"] {
+        let out = common::tcptab(
+            &[command, "--db", foreign.to_str().unwrap(), "--count", "1"]
+                [..if command == "history" { 3 } else { 5 }],
+        );
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(
+            !beside("-wal") && !beside("-shm"),
+            "{command} left files beside it"
+        );
+    }
+
+    // A value tcptab did not write: the error names the table, row and
+    // column.
+    let bad = dir.join("bad.db");
+    std::fs::copy(&db, &bad).unwrap();
+    sql(
+        &bad,
+        "UPDATE connections SET state = CAST(x'ff41' AS TEXT) WHERE id = 2",
+    );
+    let out = common::tcptab(&["history", "--db", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("table connections, row 2, column state"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -91,7 +91,8 @@ pub struct Lifetime {
     pub first_seen: i64,
     pub last_seen: i64,
     pub closed_at: Option<i64>,
-    /// `destroy`, `poll` or `reboot` (see `docs/history.md`).
+    /// `destroy`, `expired`, `poll`, `gap` or `reboot` (see
+    /// `docs/history.md`).
     pub closed_by: Option<String>,
     pub bytes_acked: Option<u64>,
     pub bytes_received: Option<u64>,
@@ -476,8 +477,8 @@ defs! {
     OWNERS "owners" Owners, "", "every process holding the socket: pid, command, fd (CSV: `pid:command:fd` joined by `;`)";
     FIRST_SEEN "first_seen" String, "", "history: when the recorder first saw the connection (RFC 3339, UTC); it opened after the poll before";
     LAST_SEEN "last_seen" String, "", "history: its last sighting, by a poll or by its destroy notification (RFC 3339, UTC)";
-    CLOSED_AT "closed_at" String, "still open at the last poll (or the recorder stopped)", "history: when it closed (RFC 3339, UTC): the kernel's destroy notification, else the first poll that missed it";
-    CLOSED_BY "closed_by" String, "still open at the last poll (or the recorder stopped)", "history: `destroy` (the kernel's notification: exact), `poll` (closed between last_seen and closed_at) or `reboot` (the machine restarted after last_seen)";
+    CLOSED_AT "closed_at" String, "still open at the last poll (or the recorder stopped)", "history: when its last socket went (RFC 3339, UTC): its TIME_WAIT's end, else its socket's (see closed_by)";
+    CLOSED_BY "closed_by" String, "still open at the last poll (or the recorder stopped)", "history: `destroy` (the kernel's notification: exact), `expired` (a TIME_WAIT's end, as its timer said), `poll` (ended between last_seen and closed_at), `gap` (ended unobserved after last_seen, in a gap in the polls) or `reboot` (the machine restarted after last_seen)";
     BYTES_ACKED "bytes_acked" Integer, "no tcp_info was ever seen (read from /proc, or never a full socket)", "history: tcp_info's bytes_acked, last known (final, from a destroy notification)";
     BYTES_RECEIVED "bytes_received" Integer, "no tcp_info was ever seen (read from /proc, or never a full socket)", "history: tcp_info's bytes_received, last known";
     TOTAL_RETRANS "total_retrans" Integer, "no tcp_info was ever seen (read from /proc, or never a full socket)", "history: tcp_info's total_retrans, last known";

@@ -86,11 +86,17 @@ pub struct Scenario {
 impl Scenario {
     /// Start `testdata/scenario/<script>` under `unshare --net`.
     pub fn start(script: &str) -> Scenario {
+        Scenario::start_with(script, &[])
+    }
+
+    /// Start `testdata/scenario/<script> ARGS` under `unshare --net`.
+    pub fn start_with(script: &str, args: &[&str]) -> Scenario {
         let path = repo_root().join("testdata/scenario").join(script);
         let mut child = Command::new("unshare")
             .arg("--net")
             .arg("python3")
             .arg(&path)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod recorder;
+
 use std::process::{Command, Output, Stdio};
 
 /// Run `tcptab` with `args` (stdin empty).

@@ -194,9 +194,12 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
 }
 
 /// Check from its first bytes (the SQLite header: `header` holds what
-/// the file has of its first 100) that `path` is a tcptab history database
-/// this version reads; its schema version.
-fn check_header(header: &[u8], path: &Path) -> Result<i32> {
+/// the file has of its first 100) that `path` may be a tcptab history
+/// database, before SQLite opens it: an SQLite file whose application id
+/// is tcptab's, or is not yet in the file itself because it is still in
+/// the write-ahead log beside it (a recorder killed before a checkpoint).
+/// [`check`] says the rest once it is open.
+fn check_header(header: &[u8], path: &Path) -> Result<()> {
     let not_history = |why: String| Error::NotHistory {
         path: path.to_path_buf(),
         why,
@@ -207,17 +210,38 @@ fn check_header(header: &[u8], path: &Path) -> Result<i32> {
     if header.len() < 100 || !header.starts_with(b"SQLite format 3\0") {
         return Err(not_history("not an SQLite file".into()));
     }
-    let word = |at: usize| {
-        i32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-    };
-    let (version, id) = (word(60), word(68));
-    if id != APPLICATION_ID {
-        return Err(not_history(if id == 0 {
-            "an SQLite file without tcptab's application id".into()
-        } else {
-            format!("an SQLite file with application id {id:#x}")
-        }));
+    let id = i32::from_be_bytes([header[68], header[69], header[70], header[71]]);
+    let wal = Path::new(&format!("{}-wal", path.display())).exists();
+    if id == APPLICATION_ID || wal {
+        return Ok(());
     }
+    Err(not_history(application(id)))
+}
+
+fn application(id: i32) -> String {
+    if id == 0 {
+        "an SQLite file without tcptab's application id".into()
+    } else {
+        format!("an SQLite file with application id {id:#x}")
+    }
+}
+
+/// Check that `conn` (at `path`) is a tcptab history database this version
+/// reads: its schema version.
+fn check(conn: &rusqlite::Connection, path: &Path) -> Result<i32> {
+    let not_history = |why: String| Error::NotHistory {
+        path: path.to_path_buf(),
+        why,
+    };
+    let id: i32 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(sqlite(path))?;
+    if id != APPLICATION_ID {
+        return Err(not_history(application(id)));
+    }
+    let version: i32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sqlite(path))?;
     if version > VERSION {
         return Err(Error::Newer {
             path: path.to_path_buf(),

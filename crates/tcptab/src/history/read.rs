@@ -88,8 +88,9 @@ impl Reader {
     /// it (so nothing is ever made beside another program's file); so is
     /// anything but a regular file (a FIFO would block).
     pub fn open(path: &Path) -> Result<Reader> {
-        let version = check_file(path)?;
+        check_file(path)?;
         let conn = open_read_only(path)?;
+        let version = super::check(&conn, path)?;
         Ok(Reader {
             conn,
             path: path.to_path_buf(),
@@ -317,9 +318,9 @@ impl From<rusqlite::Error> for RowError {
     }
 }
 
-/// The first 100 bytes of `path` say whether it is a tcptab history
-/// database this version reads (its schema version, then).
-fn check_file(path: &Path) -> Result<i32> {
+/// The first 100 bytes of `path` say whether it may be a tcptab history
+/// database (see [`super::check_header`]).
+fn check_file(path: &Path) -> Result<()> {
     use std::io::Read;
     use std::os::unix::fs::FileTypeExt;
     let io = |what: String| Error::Io {

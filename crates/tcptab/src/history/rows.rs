@@ -157,7 +157,8 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
              rx_queue = ?6, timer = ?7, timer_ms = ?8, retransmits = ?9, probes = ?10,
              inode = CASE WHEN ?11 != 0 THEN ?11 ELSE inode END,
              owner_status = coalesce(?12, owner_status),
-             congestion_algorithm = coalesce(?13, congestion_algorithm), shutdown = coalesce(?14, shutdown), ",
+             congestion_algorithm = coalesce(?13, congestion_algorithm), shutdown = coalesce(?14, shutdown),
+             cookie = coalesce(?19, cookie), ",
         keep_counters!("?15", "?16", "?17", "?18"),
         " WHERE id = ?1"
     ))?
@@ -180,6 +181,9 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
         received,
         retrans,
         rtt,
+        // A TIME_WAIT that the kernel gave a cookie of its own (its
+        // socket was never dumped) is found again by that one.
+        d.map(|d| d.cookie as i64).filter(|&c| c != 0),
     ])?;
     Ok(())
 }

@@ -10,7 +10,9 @@ use rusqlite::{params, Connection, Transaction};
 
 use super::read::{bad_row, lived};
 use super::rows;
-use super::{check_header, sqlite, Error, Result, APPLICATION_ID, MIGRATIONS, SCHEMA, VERSION};
+use super::{
+    check, check_header, sqlite, Error, Result, APPLICATION_ID, MIGRATIONS, SCHEMA, VERSION,
+};
 use crate::model::{Namespace, Owners, State};
 use crate::query::{NotInspectedReason, Report, Snapshot};
 use crate::track::{Change, Conn, Counters, End, Event, Tracker};
@@ -92,29 +94,30 @@ impl Writer {
         }
         let lock = lock(path)?;
         let existing = std::fs::metadata(path).map_or(0, |m| m.len());
-        let version = if existing > 0 {
+        if existing > 0 {
             let mut header = [0u8; 100];
             let n = read_head(&lock, &mut header).map_err(|e| Error::Io {
                 path: path.to_path_buf(),
                 what: e.to_string(),
             })?;
-            Some(check_header(&header[..n], path)?)
-        } else {
-            None
-        };
+            check_header(&header[..n], path)?;
+        }
         let conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(&err)?;
+        let version = (existing > 0).then(|| check(&conn, path)).transpose()?;
         match version {
+            // The ids go in the file's own header before the journal turns
+            // to WAL, so that a look at its first bytes finds them.
             None => conn
                 .execute_batch(&format!(
-                    "PRAGMA journal_mode = WAL;
-                     PRAGMA application_id = {APPLICATION_ID};
+                    "PRAGMA application_id = {APPLICATION_ID};
                      PRAGMA user_version = {VERSION};
                      BEGIN;
                      {SCHEMA}
                      INSERT INTO meta VALUES ('created', {now}), ('tcptab', '{version}');
-                     COMMIT;",
+                     COMMIT;
+                     PRAGMA journal_mode = WAL;",
                     now = crate::time::now_ms(),
                     version = env!("CARGO_PKG_VERSION"),
                 ))
@@ -501,8 +504,9 @@ impl Session<'_> {
             Change::Ended { by } => {
                 rows::update_counters(tx, row.id, conn)?;
                 rows::close(tx, row.id, event.at, by, conn.last_seen)?;
+                // One taken up closed ended before.
+                out.closed += u64::from(!row.closed);
                 self.rows.remove(&conn.id);
-                out.closed += 1;
             }
         }
         Ok(())

@@ -47,7 +47,10 @@ use std::sync::Arc;
 use crate::diag::{Choice, Extensions, NetlinkSocket};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
-use crate::model::{Entry, EntryBuf, Family, Namespace, Source};
+use std::collections::HashSet;
+
+use crate::model::{Entry, EntryBuf, Family, Namespace, Owners, Ownership, RowKind, Source};
+use crate::owners::OwnerScan;
 use crate::procnet::ReadOptions;
 use engine::Raw;
 pub use report::{
@@ -303,6 +306,9 @@ impl Query {
             });
             Ok::<(), Error>(())
         })?;
+        if let Some(scan) = &owners {
+            owners_made_after_the_scan(&mut sockets, scan, &self.root);
+        }
         // Namespaces read without a socket of theirs.
         namespaces.resize(report.read.len(), None);
         for (slot, read) in namespaces.iter_mut().zip(&report.read) {
@@ -342,5 +348,36 @@ impl Query {
             },
             error,
         })
+    }
+}
+
+/// The owner scan runs before the dump (so that a listing can stream): a
+/// socket made between the two is not in it. A snapshot, which holds its
+/// sockets anyway, looks those up again in a second scan of only their
+/// inodes; what it still does not find closed meanwhile, or is held by a
+/// process that could not be read.
+fn owners_made_after_the_scan(sockets: &mut [EntryBuf], scan: &OwnerScan, root: &Path) {
+    let missing = |e: &EntryBuf| {
+        e.socket.kind == RowKind::Full
+            && e.socket.inode != 0
+            && matches!(e.owners, Some(Owners::NotFound | Owners::Unknown))
+    };
+    let wanted: HashSet<u64> = sockets
+        .iter()
+        .filter(|e| missing(e))
+        .map(|e| e.socket.inode)
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let Ok(again) = OwnerScan::scan(root, &wanted) else {
+        return;
+    };
+    for e in sockets.iter_mut().filter(|e| missing(e)) {
+        if let Ownership::Owned(list) = again.ownership(&e.socket) {
+            e.owners = Some(Owners::Owned(list.into()));
+        } else if scan.denied == 0 && again.denied > 0 {
+            e.owners = Some(Owners::Unknown);
+        }
     }
 }

@@ -448,3 +448,25 @@ fn counters_keep_their_highest_value() {
     assert_eq!(ended.conn.counters.bytes_acked, Some(5000));
     assert_eq!(ended.conn.counters.bytes_received, Some(7000));
 }
+
+#[test]
+fn a_reset_connection_s_notification_keeps_its_ends() {
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(
+        &netlink(&[dumped(40012, State::Established, 15)]),
+        T,
+        &mut out,
+    );
+    // SO_LINGER 0: the kernel cleared the local address and remote port
+    // before it reported the socket destroyed.
+    let mut last = dumped(40012, State::Close, 15);
+    last.socket.local = "0.0.0.0:40012".parse().unwrap();
+    last.socket.remote = "127.0.0.1:0".parse().unwrap();
+    t.notified(0, T + 10, last, &mut out);
+    let closed = out.last().unwrap();
+    assert_eq!(closed.change, Change::Closed { by: End::Destroy });
+    let s = closed.conn.closing_entry().socket;
+    assert_eq!(s.local, "127.0.0.1:40012".parse().unwrap());
+    assert_eq!(s.remote, "127.0.0.1:80".parse().unwrap());
+}

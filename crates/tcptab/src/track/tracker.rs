@@ -219,6 +219,13 @@ impl Tracker {
                     t.conn.counters.add(info);
                 }
                 let at = at.max(t.conn.first_seen);
+                let mut d = d;
+                if disconnected(&d) {
+                    // Reset by its own side: the kernel cleared the ends it
+                    // reports; they were the connection's.
+                    d.socket.local = t.conn.entry.socket.local;
+                    d.socket.remote = t.conn.entry.socket.remote;
+                }
                 t.conn.last_words = Some(
                     EntryBuf::dumped(d)
                         .with_namespace(namespace)
@@ -561,6 +568,17 @@ impl Tracker {
             .queue_threshold
             .is_some_and(|t| s.state != State::Listen && (s.rx_queue > t || s.tx_queue > t))
     }
+}
+
+/// A socket the kernel disconnected before it reported it destroyed (a
+/// close with SO_LINGER 0 runs tcp_disconnect, which clears the local
+/// address and the remote port): its reported ends are not its
+/// connection's.
+fn disconnected(d: &DiagSocket) -> bool {
+    d.socket.state == State::Close
+        && d.socket.remote.port() == 0
+        && d.socket.local.ip().is_unspecified()
+        && !d.socket.remote.ip().is_unspecified()
 }
 
 fn emit(t: &Tracked, change: Change, at: i64, baseline: bool, out: &mut Vec<Event>) {

@@ -112,7 +112,7 @@ impl<'q> Looker<'q> {
     fn happened(closed: &mut HashMap<u64, Conn>, lost_noted: &mut bool, h: Happened<'_>) {
         match h {
             Happened::Event(e) => {
-                if let Change::Closed { .. } | Change::Ended { .. } = e.change {
+                if let Change::Closed { .. } = e.change {
                     closed.insert(e.conn.id, e.conn.clone());
                 }
             }
@@ -140,8 +140,10 @@ impl<'q> Looker<'q> {
         let verbose = self.verbose;
         let mut namespaces = Vec::new();
         let mut source = None;
+        let mut polled_at = None;
         self.monitor.poll(&mut |h| -> Result<()> {
             if let Happened::Polled(p) = &h {
+                polled_at = Some(p.at);
                 if p.first {
                     report::notes(&p.snapshot.report, verbose);
                     source = Some(source_label(&p.snapshot.report));
@@ -158,7 +160,9 @@ impl<'q> Looker<'q> {
         let at_ms = tcptab::time::now_ms();
         let interval = at.saturating_duration_since(self.previous);
         self.previous = at;
-        let last_look = self.previous_ms.replace(at_ms);
+        // Born since the last look: first seen after that poll began (by
+        // this poll, or by a notification, also one the last look missed).
+        let last_look = std::mem::replace(&mut self.previous_ms, polled_at);
         let born = |conn: &Conn| last_look.is_some_and(|t| conn.first_seen > t);
         self.rates.begin_look(at);
         let mut closed = std::mem::take(&mut self.closed);

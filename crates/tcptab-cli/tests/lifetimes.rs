@@ -1,0 +1,583 @@
+//! Exact lifetimes, against what really happened: `testdata/scenario/
+//! ledger.py` opens and closes thousands of connections at 500 a second
+//! from two named processes, in every way a connection ends (the client
+//! first, the server first, both reset, a flash of a few milliseconds, one
+//! closed while no recorder runs), and writes its own ledger. `tcptab
+//! record` (killed with SIGKILL in the middle and started again), `watch`
+//! and `top --format jsonl` run beside it; afterwards every socket end of
+//! the ledger is in each of their answers exactly once, nothing else is,
+//! owners and byte counts are the ledger's, and the state at sampled
+//! moments is the kernel's.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::recorder::{at, history, record, scratch, sql, stop, wait_polls};
+use serde_json::Value;
+use testkit::{require_root, Scenario};
+
+/// One connection of the ledger.
+#[derive(Debug, Clone)]
+struct Conn {
+    id: u64,
+    how: String,
+    client: String,
+    server: String,
+    client_pid: u64,
+    server_pid: u64,
+    opened: i64,
+    closed: i64,
+    server_closed: i64,
+    sent: u64,
+    received: u64,
+}
+
+/// One socket end of a connection: (its ends as `local`, `remote`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Side {
+    Client,
+    Server,
+}
+
+impl Conn {
+    fn ends(&self, side: Side) -> (String, String) {
+        match side {
+            Side::Client => (self.client.clone(), self.server.clone()),
+            Side::Server => (self.server.clone(), self.client.clone()),
+        }
+    }
+
+    fn pid(&self, side: Side) -> u64 {
+        match side {
+            Side::Client => self.client_pid,
+            Side::Server => self.server_pid,
+        }
+    }
+
+    /// When this side's socket was closed by its process.
+    fn close(&self, side: Side) -> i64 {
+        match side {
+            Side::Client => self.closed,
+            Side::Server => self.server_closed,
+        }
+    }
+
+    /// Whether this side goes to TIME_WAIT (it closed first).
+    fn time_wait(&self, side: Side) -> bool {
+        match side {
+            Side::Client => matches!(self.how.as_str(), "client_first" | "flash"),
+            Side::Server => self.how == "server_first",
+        }
+    }
+
+    /// Whether the kernel keeps the byte counts to the end (a reset
+    /// zeroes them before the notification).
+    fn counted(&self) -> bool {
+        self.how != "reset"
+    }
+}
+
+fn ledger(path: &Path) -> Vec<Conn> {
+    let mut server_closed: HashMap<u64, i64> = HashMap::new();
+    for line in std::fs::read_to_string(format!("{}.server", path.display()))
+        .unwrap()
+        .lines()
+    {
+        let v: Value = serde_json::from_str(line).unwrap();
+        server_closed.insert(
+            v["id"].as_u64().unwrap(),
+            v["server_closed_ms"].as_i64().unwrap(),
+        );
+    }
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let id = v["id"].as_u64().unwrap();
+            Conn {
+                id,
+                how: v["how"].as_str().unwrap().to_string(),
+                client: v["client"].as_str().unwrap().to_string(),
+                server: v["server"].as_str().unwrap().to_string(),
+                client_pid: v["client_pid"].as_u64().unwrap(),
+                server_pid: v["server_pid"].as_u64().unwrap(),
+                opened: v["opened_ms"].as_i64().unwrap(),
+                closed: v["closed_ms"].as_i64().unwrap(),
+                server_closed: *server_closed
+                    .get(&id)
+                    .unwrap_or_else(|| panic!("connection {id}: the server logged no close")),
+                sent: v["sent"].as_u64().unwrap(),
+                received: v["received"].as_u64().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// `ADDR:PORT` of a record's local or remote end.
+fn end(r: &Value, which: &str) -> String {
+    format!(
+        "{}:{}",
+        r[format!("{which}_address")].as_str().unwrap(),
+        r[format!("{which}_port")]
+    )
+}
+
+/// Which ledger end a record (with its own time window) is: the latest
+/// ledger connection with those ends whose life overlaps [from, to] and
+/// that had opened by `from`, or by `to` with `by_to`.
+fn which(
+    index: &HashMap<(String, String), Vec<(usize, Side)>>,
+    conns: &[Conn],
+    r: &Value,
+    from: i64,
+    to: i64,
+) -> Option<(usize, Side)> {
+    which_opened_by(index, conns, r, from, to, from)
+}
+
+fn which_opened_by(
+    index: &HashMap<(String, String), Vec<(usize, Side)>>,
+    conns: &[Conn],
+    r: &Value,
+    from: i64,
+    to: i64,
+    opened_by: i64,
+) -> Option<(usize, Side)> {
+    let slack = 300;
+    let during = |i: usize, side: Side| {
+        let c = &conns[i];
+        let last = if c.time_wait(side) {
+            c.close(side) + 61_000
+        } else {
+            c.close(side)
+        };
+        from <= last + slack && to >= c.opened - slack
+    };
+    // The ends are used again (tcp_tw_reuse on loopback takes a
+    // TIME_WAIT's ends for a new connection): the latest connection with
+    // them that had opened when the record begins.
+    let key = (end(r, "local"), end(r, "remote"));
+    if let Some(found) = index.get(&key).and_then(|all| {
+        all.iter()
+            .copied()
+            .filter(|&(i, side)| during(i, side) && conns[i].opened <= opened_by + slack)
+            .max_by_key(|&(i, _)| conns[i].opened)
+    }) {
+        return Some(found);
+    }
+    // A client end reset before any poll saw it: the kernel cleared its
+    // local address and remote port before it reported it destroyed (what
+    // the record keeps: the local port and the remote address).
+    let cleared = r["remote_port"] == 0 && r["local_address"] == "0.0.0.0";
+    cleared.then(|| {
+        let port = r["local_port"].as_u64().unwrap();
+        let remote = r["remote_address"].as_str().unwrap();
+        conns.iter().enumerate().find_map(|(i, c)| {
+            let (local, peer) = c.ends(Side::Client);
+            (c.how == "reset"
+                && local.ends_with(&format!(":{port}"))
+                && peer.starts_with(&format!("{remote}:"))
+                && during(i, Side::Client))
+            .then_some((i, Side::Client))
+        })
+    })?
+}
+
+/// When a history record was first seen and when it ended (or was last
+/// seen).
+fn lived(r: &Value) -> (i64, i64) {
+    let time = |key: &str| {
+        r[key]
+            .as_str()
+            .map(|t| tcptab::time::parse_rfc3339(t).unwrap())
+    };
+    (
+        time("first_seen").unwrap(),
+        time("closed_at").or(time("last_seen")).unwrap(),
+    )
+}
+
+/// The scenario's sockets now, as `ss -tan` lists them: (local, peer) of
+/// each, with its state.
+fn sockets_now(scenario: &Scenario) -> HashMap<(String, String), String> {
+    scenario
+        .ss(&[])
+        .into_iter()
+        .map(|r| ((r.local, r.peer), r.state))
+        .collect()
+}
+
+/// A child's stdout as lines, after it was stopped.
+fn lines_of(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Start `tcptab ARGS` with stdout into `out`.
+fn spawn(args: &[&str], out: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(out).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn every_connection_once_with_its_owner_states_and_bytes() {
+    if !require_root("every_connection_once_with_its_owner_states_and_bytes") {
+        return;
+    }
+    let dir = scratch("ledger");
+    let ledger_path = dir.join("ledger.jsonl");
+    let db = dir.join("h.db");
+    let mut scenario = Scenario::start_with("ledger.py", &[ledger_path.to_str().unwrap()]);
+    let pid = scenario.pid().to_string();
+    let watch_out = dir.join("watch.jsonl");
+    let top_out = dir.join("top.jsonl");
+    let ns = ["--netns-pid", pid.as_str(), "--interval", "1"];
+    let watch = spawn(
+        &[&["watch", "-p", "--format", "jsonl"][..], &ns].concat(),
+        &watch_out,
+    );
+    let top = spawn(
+        &[&["top", "-p", "--format", "jsonl"][..], &ns].concat(),
+        &top_out,
+    );
+    let recorder = record(&db, &ns);
+    wait_polls(&db, 2);
+    let t0 = tcptab::time::now_ms();
+    let held = scenario.command("hold long");
+    assert!(held.starts_with("ok "));
+    assert!(scenario.command("run 500 4").starts_with("ok"));
+    assert_eq!(scenario.command("wait"), "ok");
+    std::thread::sleep(Duration::from_millis(2500));
+    // The recorder dies; the held connection closes while none runs.
+    signal(&recorder, "-KILL");
+    let mut recorder = recorder;
+    recorder.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(scenario.command("close long"), "ok");
+    let unobserved = tcptab::time::now_ms();
+    // The kernel's own word at that moment (ss), beside the ledger's.
+    let kernel_then = sockets_now(&scenario);
+    std::thread::sleep(Duration::from_millis(3500));
+    let recorder = record(&db, &ns);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(scenario.command("run 500 3").starts_with("ok"));
+    assert_eq!(scenario.command("wait"), "ok");
+    std::thread::sleep(Duration::from_millis(2500));
+    let quiet = tcptab::time::now_ms();
+    let kernel_quiet = sockets_now(&scenario);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop(recorder);
+    signal(&watch, "-INT");
+    signal(&top, "-INT");
+    for mut child in [watch, top] {
+        assert!(child.wait().unwrap().success());
+    }
+    let t1 = tcptab::time::now_ms();
+    drop(scenario);
+
+    let conns = ledger(&ledger_path);
+    let mut index: HashMap<(String, String), Vec<(usize, Side)>> = HashMap::new();
+    for (i, c) in conns.iter().enumerate() {
+        for side in [Side::Client, Side::Server] {
+            index.entry(c.ends(side)).or_default().push((i, side));
+        }
+    }
+    // When each end's last socket went: its close, or a TIME_WAIT's 60 s
+    // after it, cut short when its ends were used again (tcp_tw_reuse
+    // gives a TIME_WAIT's ends to a new connection on loopback).
+    let mut gone: HashMap<(usize, Side), i64> = HashMap::new();
+    for ends in index.values() {
+        for &(i, side) in ends {
+            let c = &conns[i];
+            let mut end = c.close(side) + if c.time_wait(side) { 60_000 } else { 0 };
+            if let Some(next) = ends
+                .iter()
+                .map(|&(j, _)| conns[j].opened)
+                .filter(|&o| o > c.close(side))
+                .min()
+            {
+                end = end.min(next);
+            }
+            gone.insert((i, side), end);
+        }
+    }
+    let long = conns
+        .iter()
+        .position(|c| c.client.ends_with(&format!(":{}", &held[3..])))
+        .expect("the held connection in the ledger");
+    // Connections of the runs: each recorder saw all of its run's.
+    let ran = |c: &Conn| c.opened > t0 && c.id != conns[long].id;
+    let expected = 2 * conns.iter().filter(|c| ran(c)).count();
+    assert!(expected >= 2 * 3400, "{expected} sockets in the ledger");
+
+    // history: every end once, nothing else, owners and counts exact.
+    let (rows, _) = history(&db, &["--between", &at(t0 - 1000), &at(t1)]);
+    let mut found: BTreeMap<(usize, Side), u32> = BTreeMap::new();
+    let mut strays = Vec::new();
+    let (mut owned, mut not_found) = (0, 0);
+    for r in &rows {
+        if r["state"] == "LISTEN" {
+            continue;
+        }
+        let (first, last) = lived(r);
+        let Some((i, side)) = which(&index, &conns, r, first, last) else {
+            strays.push(r.clone());
+            continue;
+        };
+        *found.entry((i, side)).or_default() += 1;
+        let c = &conns[i];
+        // The owner, on every connection a poll saw open.
+        let owners: Vec<u64> = r["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["pid"].as_u64().unwrap())
+            .collect();
+        match r["owner_status"].as_str() {
+            Some("owned") => {
+                assert_eq!(owners, [c.pid(side)], "{r}");
+                owned += 1;
+            }
+            // Made after the poll's owner scan and closed before the
+            // second look: its process no longer held it.
+            Some("not_found") => {
+                assert!(
+                    c.close(side) - first < 1000,
+                    "a connection seen open for a second without its owner: {r}"
+                );
+                not_found += 1;
+            }
+            other => assert!(
+                matches!(other, None | Some("no_process")),
+                "a connection seen open without its owner: {r}"
+            ),
+        }
+        // The final counts, from the notification: the data the ledger
+        // says, and the control bits the kernel counts as a byte of the
+        // sequence each: the client's SYN, acked by the SYN-ACK (the
+        // server's SYN-ACK is acked before its socket is made), and a FIN,
+        // counted when it was acked or received before the kernel turned
+        // the socket into a mini-socket (which depends on the order of
+        // the segments).
+        let notified = matches!(r["closed_by"].as_str(), Some("destroy" | "expired"));
+        if c.counted() && notified {
+            let (acked, received) = match side {
+                Side::Client => (c.sent + 1, c.received),
+                Side::Server => (c.received, c.sent),
+            };
+            let (got_acked, got_received) = (
+                r["bytes_acked"].as_u64().unwrap(),
+                r["bytes_received"].as_u64().unwrap(),
+            );
+            assert!(
+                (acked..=acked + 1).contains(&got_acked)
+                    && (received..=received + 1).contains(&got_received),
+                "{side:?} of {c:?}: {r}"
+            );
+        }
+    }
+    assert!(strays.is_empty(), "rows of no connection: {strays:#?}");
+    eprintln!("{owned} connections owned, {not_found} closed before their owner was read");
+    assert!(
+        not_found * 10 <= owned,
+        "{not_found} without their owner, {owned} with"
+    );
+    let twice: Vec<_> = found.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "twice: {twice:?}");
+    let missing: Vec<_> = conns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| ran(c))
+        .flat_map(|(i, _)| [(i, Side::Client), (i, Side::Server)])
+        .filter(|k| !found.contains_key(k))
+        .map(|(i, side)| (side, conns[i].clone()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} missing: {missing:#?}",
+        missing.len()
+    );
+    // sqlite3 agrees: one row per socket, none open.
+    let counted: u64 = sql(
+        &db,
+        "SELECT count(*) FROM connections WHERE state != 'LISTEN'",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(counted as usize, expected + 2, "rows in the file");
+
+    // The held connection closed while no recorder ran: its server end
+    // ended unobserved in the gap (at its last sighting); its client end
+    // went on as a TIME_WAIT, the same connection.
+    let long_rows: Vec<(Side, &Value)> = rows
+        .iter()
+        .filter_map(|r| {
+            let (first, last) = lived(r);
+            match which(&index, &conns, r, first, last) {
+                Some((i, side)) if i == long => Some((side, r)),
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(long_rows.len(), 2, "{long_rows:#?}");
+    for (side, r) in &long_rows {
+        assert_eq!(r["owner_status"], "owned", "{r}");
+        match side {
+            Side::Server => assert_eq!(r["closed_by"], "gap", "{r}"),
+            Side::Client => assert_eq!(r["state"], "TIME_WAIT", "{r}"),
+        }
+    }
+    // A moment in the gap: said not observed; listed exactly the ends open
+    // at the polls on both sides of it (known open), and no other.
+    let around: Vec<i64> = sql(
+        &db,
+        &format!(
+            "SELECT (SELECT max(at) FROM polls WHERE at < {unobserved}) || ' ' || (SELECT min(at) FROM polls WHERE at > {unobserved})"
+        ),
+    )
+    .split(' ')
+    .map(|w| w.parse().unwrap())
+    .collect();
+    let (before, after) = (around[0], around[1]);
+    let (open_then, stderr) = history(&db, &["--at", &at(unobserved)]);
+    assert!(stderr.contains("was not observed"), "{stderr}");
+    let alive = |i: usize, side: Side, t: i64| conns[i].opened <= t && t <= gone[&(i, side)];
+    let near = |i: usize, side: Side, t: i64| {
+        (conns[i].opened - t).abs() < 300 || (gone[&(i, side)] - t).abs() < 300
+    };
+    let listed: std::collections::BTreeSet<(usize, Side)> = open_then
+        .iter()
+        .filter_map(|r| which(&index, &conns, r, unobserved, unobserved))
+        .collect();
+    for (i, _) in conns.iter().enumerate() {
+        for side in [Side::Client, Side::Server] {
+            if near(i, side, before) || near(i, side, after) {
+                continue;
+            }
+            let there = kernel_then.contains_key(&conns[i].ends(side));
+            let known = alive(i, side, before) && alive(i, side, after) && there;
+            assert_eq!(
+                listed.contains(&(i, side)),
+                known,
+                "--at {unobserved} in the gap: the {side:?} end of {:?}",
+                conns[i]
+            );
+        }
+    }
+
+    // The state at a quiet moment: every TIME_WAIT of the last run, and
+    // nothing else of it.
+    let (then, _) = history(&db, &["--at", &at(quiet)]);
+    let mut tw: Vec<(usize, Side)> = Vec::new();
+    for r in &then {
+        if let Some((i, side)) = which(&index, &conns, r, quiet, quiet) {
+            assert_eq!(r["state"], "TIME_WAIT", "{side:?} of {:?}: {r}", conns[i]);
+            tw.push((i, side));
+        }
+    }
+    // ss's TIME_WAITs then, each the ledger's end it is.
+    let mut want: Vec<(usize, Side)> = kernel_quiet
+        .iter()
+        .filter(|(_, state)| *state == "TIME-WAIT")
+        .filter_map(|((local, peer), _)| {
+            index
+                .get(&(local.clone(), peer.clone()))?
+                .iter()
+                .copied()
+                .find(|&(i, side)| conns[i].time_wait(side) && alive(i, side, quiet))
+        })
+        .collect();
+    tw.sort();
+    want.sort();
+    let extra: Vec<_> = tw
+        .iter()
+        .filter(|k| !want.contains(k))
+        .map(|&(i, s)| (s, &conns[i]))
+        .collect();
+    let lacking: Vec<_> = want
+        .iter()
+        .filter(|k| !tw.contains(k))
+        .map(|&(i, s)| (s, &conns[i]))
+        .collect();
+    assert!(
+        extra.is_empty() && lacking.is_empty(),
+        "TIME_WAITs at the quiet moment {quiet}: not the kernel's {extra:#?}, missing {lacking:#?}"
+    );
+
+    // watch: every end opened and closed once.
+    let events = lines_of(&watch_out);
+    let mut seen: BTreeMap<((usize, Side), &str), u32> = BTreeMap::new();
+    for e in &events {
+        let kind = e["event"].as_str().unwrap();
+        assert_ne!(kind, "lost", "notifications lost under the default buffer");
+        if !matches!(kind, "opened" | "closed") || e["state"] == "LISTEN" {
+            continue;
+        }
+        let t = tcptab::time::parse_rfc3339(e["time"].as_str().unwrap()).unwrap();
+        let k = which(&index, &conns, e, t, t).unwrap_or_else(|| panic!("no connection: {e}"));
+        *seen.entry((k, kind)).or_default() += 1;
+    }
+    for (i, c) in conns.iter().enumerate().filter(|(_, c)| ran(c)) {
+        for side in [Side::Client, Side::Server] {
+            for kind in ["opened", "closed"] {
+                assert_eq!(
+                    seen.get(&((i, side), kind)),
+                    Some(&1),
+                    "watch: {kind} of the {side:?} end of {c:?}"
+                );
+            }
+        }
+    }
+
+    // top: every end closed in one frame, once; no connection twice in a
+    // frame; a closed one with its rates.
+    let frames = lines_of(&top_out);
+    let mut closed: BTreeMap<(usize, Side), Vec<&Value>> = BTreeMap::new();
+    for f in &frames {
+        let t = tcptab::time::parse_rfc3339(f["time"].as_str().unwrap()).unwrap();
+        let mut open: HashMap<(String, String), u32> = HashMap::new();
+        for s in f["sockets"].as_array().unwrap() {
+            if s["closed"] == true {
+                let k = which_opened_by(&index, &conns, s, t - 2000, t, t)
+                    .unwrap_or_else(|| panic!("no connection: {s}"));
+                closed.entry(k).or_default().push(s);
+                assert!(!s["rx_bytes_per_s"].is_null(), "{s}");
+            } else {
+                *open.entry((end(s, "local"), end(s, "remote"))).or_default() += 1;
+            }
+        }
+        let twice: Vec<_> = open.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "{twice:?} in the frame at {}", f["time"]);
+    }
+    for (i, c) in conns.iter().enumerate().filter(|(_, c)| ran(c)) {
+        for side in [Side::Client, Side::Server] {
+            let records = closed.get(&(i, side)).map_or(&[][..], |v| &v[..]);
+            assert_eq!(
+                records.len(),
+                1,
+                "top: {side:?} end of {c:?}, gone at {}: {records:#?}",
+                gone[&(i, side)]
+            );
+        }
+    }
+}

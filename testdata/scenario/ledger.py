@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Connections opened and closed at a set rate, in every way a connection
+ends, each written to a ledger: the ground truth that `history`, `watch`
+and `top` are compared with.
+
+    unshare --net python3 testdata/scenario/ledger.py LEDGER
+
+Two processes: this one, the client, named `reportgen`, and a server it
+forks, named `dbserver`, listening on 127.0.0.1. Prints the manifest (pid;
+in "names" the server's pid and port), then answers one line per command
+on stdin:
+
+  run RATE SECONDS   open RATE connections a second for SECONDS, ending
+                     each in turn: the client closes first (its end goes
+                     to TIME_WAIT), the server closes first (the server's
+                     end does), both reset (SO_LINGER 0: no TIME_WAIT), and
+                     a flash (connect, exchange, close in a few ms). Each
+                     but the flash lives 20 to 80 ms.          -> "ok N"
+  hold NAME          open a connection and keep it             -> "ok PORT"
+  close NAME         close it, the client first                -> "ok"
+  wait               until every connection of `run` ended     -> "ok"
+
+Every connection is one line of LEDGER (JSON) when its client closes:
+{"id", "how", "client", "server", "client_pid", "server_pid",
+ "client_comm", "server_comm", "opened_ms", "closed_ms", "sent",
+ "received"}: `sent` bytes went from the client to the server,
+`received` back; `closed_ms` is when the client closed (or reset) its end,
+`server_closed_ms` when the server closed its own (the server's line,
+merged by id). Exits when stdin closes.
+"""
+
+import ctypes
+import heapq
+import json
+import os
+import selectors
+import socket
+import struct
+import sys
+import time
+
+LINGER_0 = struct.pack("ii", 1, 0)
+HOWS = ["client_first", "server_first", "reset", "flash"]
+
+
+def name_process(name):
+    """Set this process's command name (/proc/PID/comm)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def server(lst, ledger):
+    """Accept, read the client's request (id, how, sizes), answer, and end
+    the connection as the client asked."""
+    name_process("dbserver")
+    sel = selectors.DefaultSelector()
+    lst.setblocking(False)
+    sel.register(lst, selectors.EVENT_READ, None)
+    conns = {}
+    out = open(ledger + ".server", "a", buffering=1)
+    while True:
+        for key, _ in sel.select():
+            if key.data is None:
+                try:
+                    s, _ = lst.accept()
+                except BlockingIOError:
+                    continue
+                s.setblocking(False)
+                conns[s] = {"buf": b"", "need": None}
+                sel.register(s, selectors.EVENT_READ, "conn")
+                continue
+            s = key.fileobj
+            st = conns[s]
+            try:
+                data = s.recv(65536)
+            except (ConnectionResetError, BlockingIOError):
+                data = b""
+            if data:
+                st["buf"] += data
+                if st["need"] is None and len(st["buf"]) >= 16:
+                    ident, how, size, answer = struct.unpack("!IIII", st["buf"][:16])
+                    st.update(id=ident, how=HOWS[how], need=size, answer=answer)
+                if st["need"] is not None and len(st["buf"]) >= st["need"] and not st.get("answered"):
+                    st["answered"] = True
+                    s.setblocking(True)
+                    s.sendall(b"y" * st["answer"])
+                    s.setblocking(False)
+                    if st["how"] == "server_first":
+                        finish(sel, conns, s, out)
+                continue
+            # The client closed or reset its end.
+            finish(sel, conns, s, out)
+
+
+def finish(sel, conns, s, out):
+    st = conns.pop(s)
+    sel.unregister(s)
+    if st.get("how") == "reset":
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
+    s.close()
+    if "id" in st:
+        out.write(json.dumps({"id": st["id"], "server_closed_ms": now_ms()}) + "\n")
+
+
+class Client:
+    def __init__(self, port, server_pid, ledger):
+        self.port = port
+        self.server_pid = server_pid
+        self.ledger = open(ledger, "a", buffering=1)
+        self.next_id = 1
+        self.due = []  # (close at, id)
+        self.open = {}
+
+    def connect(self, how, size=3000, answer=2000):
+        ident = self.next_id
+        self.next_id += 1
+        opened = now_ms()
+        c = socket.create_connection(("127.0.0.1", self.port))
+        c.sendall(struct.pack("!IIII", ident, HOWS.index(how), 16 + size, answer) + b"x" * size)
+        got = 0
+        while got < answer:
+            chunk = c.recv(answer - got)
+            if not chunk:
+                break
+            got += len(chunk)
+        rec = {
+            "id": ident,
+            "how": how,
+            "client": "127.0.0.1:%d" % c.getsockname()[1],
+            "server": "127.0.0.1:%d" % self.port,
+            "client_pid": os.getpid(),
+            "server_pid": self.server_pid,
+            "client_comm": "reportgen",
+            "server_comm": "dbserver",
+            "opened_ms": opened,
+            "sent": 16 + size,
+            "received": got,
+        }
+        self.open[ident] = (c, rec)
+        return ident
+
+    def close(self, ident):
+        c, rec = self.open.pop(ident)
+        if rec["how"] == "server_first":
+            # The server closes first: read its FIN, then close.
+            c.recv(1)
+        if rec["how"] == "reset":
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
+        c.close()
+        rec["closed_ms"] = now_ms()
+        self.ledger.write(json.dumps(rec) + "\n")
+
+    def run(self, rate, seconds):
+        start = time.monotonic()
+        n = int(rate * seconds)
+        for i in range(n):
+            when = start + i / rate
+            self.close_due(when)
+            delay = when - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            how = HOWS[i % len(HOWS)]
+            ident = self.connect(how)
+            if how == "flash":
+                self.close(ident)
+            else:
+                hold = 0.020 + (i * 7 % 61) / 1000.0
+                heapq.heappush(self.due, (time.monotonic() + hold, ident))
+        return n
+
+    def close_due(self, until):
+        while self.due and self.due[0][0] <= until:
+            at, ident = heapq.heappop(self.due)
+            delay = at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.close(ident)
+
+
+def main():
+    ledger = sys.argv[1]
+    os.system("ip link set lo up")
+    lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4096)
+    port = lst.getsockname()[1]
+    pid = os.fork()
+    if pid == 0:
+        server(lst, ledger)
+        os._exit(0)
+    lst.close()
+    name_process("reportgen")
+    client = Client(port, pid, ledger)
+    names = {"server_pid": str(pid), "port": str(port)}
+    print(json.dumps({"pid": os.getpid(), "sockets": [], "names": names}), flush=True)
+    held = {}
+    for line in sys.stdin:
+        words = line.split()
+        if words[:1] == ["run"] and len(words) == 3:
+            n = client.run(float(words[1]), float(words[2]))
+            print("ok %d" % n, flush=True)
+        elif words[:1] == ["hold"] and len(words) == 2:
+            ident = client.connect("client_first")
+            held[words[1]] = ident
+            print("ok %s" % client.open[ident][1]["client"].split(":")[1], flush=True)
+        elif words[:1] == ["close"] and len(words) == 2 and words[1] in held:
+            client.close(held.pop(words[1]))
+            print("ok", flush=True)
+        elif words == ["wait"]:
+            client.close_due(float("inf"))
+            print("ok", flush=True)
+        else:
+            print("error: unknown command", flush=True)
+    os.kill(pid, 9)
+
+
+if __name__ == "__main__":
+    main()
