@@ -154,8 +154,10 @@ fn refusals_destroy_nothing() {
     let before = ends(&scenario);
     let cases: &[(&[&str], &str)] = &[
         (&[], "no filter, so every socket would be destroyed"),
-        (&["--state", "close-wait", "--max", "3"], "4 sockets match, more than --max 3; nothing destroyed"),
-        (&["--sport", &other], "1 listening socket(s) match, and listeners are destroyed only when the filter names their state"),
+        (
+            &["--state", "close-wait", "--max", "3"],
+            "4 sockets match, more than --max 3; nothing destroyed",
+        ),
     ];
     for (filter, expected) in cases {
         let mut args = vec!["kill", "--netns-pid", &pid, "--yes"];
@@ -203,6 +205,42 @@ fn refusals_destroy_nothing() {
         ends(&scenario),
         before,
         "an unprivileged kill destroyed something"
+    );
+    // A listener the filter selects without naming its state is left out,
+    // and said so.
+    let out = tcptab(&[
+        "kill",
+        "--netns-pid",
+        &pid,
+        "--sport",
+        &other,
+        "--format",
+        "jsonl",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let listed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let left: Vec<_> = listed
+        .iter()
+        .filter(|r| r["result"] == "left_out")
+        .collect();
+    assert_eq!(left.len(), 1, "{listed:?}");
+    assert_eq!(left[0]["state"], "LISTEN");
+    assert!(left[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("listening state"));
+    assert!(listed
+        .iter()
+        .filter(|r| r["result"] != "left_out")
+        .all(|r| r["result"] == "would_destroy" && r["state"] != "LISTEN"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 listening socket(s) left out"));
+    assert_eq!(
+        ends(&scenario),
+        before,
+        "a listener not named was destroyed"
     );
     // A listener is destroyed when the filter names the listening state.
     let out = tcptab(&[
@@ -360,4 +398,54 @@ fn time_wait_and_request_sockets_can_be_destroyed() {
         "{after:?}"
     );
     assert_eq!(after.len(), before.len() - 2, "only those two: {after:?}");
+}
+
+#[test]
+fn no_listener_is_destroyed_unless_its_state_is_named() {
+    if !require_root("no_listener_is_destroyed_unless_its_state_is_named") {
+        return;
+    }
+    // Filters that select listeners without naming the listening state:
+    // ss's groups, exclusions, negations and ports (and a few random
+    // shapes); each run with --yes destroys what it selects but them.
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    let listeners = |s: &Scenario| {
+        let mut l: Vec<String> = s
+            .ss(&[])
+            .into_iter()
+            .filter(|r| r.state == "LISTEN")
+            .map(|r| r.local)
+            .collect();
+        l.sort();
+        l
+    };
+    let before = listeners(&scenario);
+    assert!(before.len() >= 2, "{before:?}");
+    for filter in [
+        "exclude established",
+        "state big",
+        "state all exclude close-wait",
+        "state all",
+        "not state established",
+        "not state listening",
+        "state connected or sport > :0",
+        "( sport > :0 or dport > :0 ) and not state time-wait",
+        "! ( state listening ) or src 0.0.0.0/0",
+        "exclude syn-sent exclude fin-wait-1",
+    ] {
+        let mut args = vec!["kill", "--netns-pid", &pid, "--yes", "--max", "1000"];
+        args.extend(filter.split(' '));
+        let out = tcptab(&args);
+        assert!(out.status.success(), "{filter}: {out:?}");
+        assert_eq!(
+            listeners(&scenario),
+            before,
+            "{filter} destroyed a listener"
+        );
+    }
+    // Named, they go.
+    let out = tcptab(&["kill", "--netns-pid", &pid, "--yes", "state", "listening"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(listeners(&scenario).is_empty());
 }

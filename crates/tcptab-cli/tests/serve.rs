@@ -435,3 +435,209 @@ fn a_local_flood_of_idle_connections_cannot_blind_the_exporter() {
         "{body}"
     );
 }
+
+/// A listener on 0.0.0.0:80 with `backlog` in the named namespace, held
+/// until the returned child is killed (it prints "ready" once listening).
+fn listener_in(netns: &testkit::NamedNetns, backlog: u32) -> Child {
+    let code = format!(
+        "import socket, sys, time\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0', 80)); s.listen({backlog})\n\
+         print('ready', flush=True); time.sleep(600)\n"
+    );
+    let mut child = netns
+        .command("python3")
+        .args(["-c", &code])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    child
+}
+
+#[test]
+fn namespaces_are_series_of_their_own() {
+    if !require_root("namespaces_are_series_of_their_own") {
+        return;
+    }
+    let a = testkit::NamedNetns::add("tcptab-serve-a");
+    let b = testkit::NamedNetns::add("tcptab-serve-b");
+    let mut held = [listener_in(&a, 511), listener_in(&b, 128)];
+    let server = Server::start(&["--all-netns", "--per-remote-port"]);
+    let body = server.metrics();
+    for child in &mut held {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for (ns, limit) in [(&a.name, 511.0), (&b.name, 128.0)] {
+        let series = format!("tcptab_listen_queue_limit{{netns=\"{ns}\",local=\"0.0.0.0:80\"}}");
+        assert_eq!(sample(&body, &series), Some(limit), "{series} in\n{body}");
+        let sockets = format!("tcptab_sockets{{netns=\"{ns}\",family=\"ipv4\",state=\"LISTEN\"}}");
+        assert_eq!(sample(&body, &sockets), Some(1.0), "{sockets}");
+    }
+    // No series without its namespace, and the host is `host`.
+    for line in body.lines().filter(|l| l.starts_with("tcptab_sockets{")) {
+        assert!(line.starts_with("tcptab_sockets{netns="), "{line}");
+    }
+    assert!(body.contains("tcptab_sockets{netns=\"host\""), "{body}");
+    assert!(
+        body.contains(&format!(
+            "tcptab_build_info{{version=\"{}\"",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{body}"
+    );
+    // promtool is content with it.
+    let dir = std::env::temp_dir().join(format!("tcptab-serve-ns-{}", std::process::id()));
+    std::fs::write(&dir, &body).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&dir).unwrap())
+        .output()
+        .expect("promtool (apt install prometheus)");
+    let _ = std::fs::remove_file(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn remote_ports_are_the_services_not_the_clients() {
+    if !require_root("remote_ports_are_the_services_not_the_clients") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    let range = std::fs::read_to_string(format!(
+        "/proc/{pid}/root/proc/sys/net/ipv4/ip_local_port_range"
+    ))
+    .or_else(|_| std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range"))
+    .unwrap();
+    let mut bounds = range.split_whitespace().map(|w| w.parse::<u16>().unwrap());
+    let (low, high) = (bounds.next().unwrap(), bounds.next().unwrap());
+    let ports = |extra: &[&str]| -> Vec<u16> {
+        let mut args = vec![
+            "--netns-pid",
+            &pid,
+            "--per-remote-port",
+            "--max-series",
+            "1000",
+        ];
+        args.extend_from_slice(extra);
+        let server = Server::start(&args);
+        server
+            .metrics()
+            .lines()
+            .filter_map(|l| l.strip_prefix("tcptab_remote_port_sockets{port=\""))
+            .map(|l| l.split('"').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let services = ports(&[]);
+    assert!(!services.is_empty());
+    assert!(
+        services.iter().all(|p| !(low..=high).contains(p)),
+        "{services:?} in {low}-{high}"
+    );
+    let every = ports(&["--every-remote-port"]);
+    assert!(every.iter().any(|p| (low..=high).contains(p)), "{every:?}");
+    assert!(every.len() > services.len());
+}
+
+#[test]
+fn at_the_cap_honest_clients_are_never_cut_off_and_a_flood_cannot_keep_a_scraper_out() {
+    let server = Server::start(&["--max-connections", "64", "--min-interval", "1s"]);
+    let addr = server.addr;
+    server.metrics();
+    // 65 honest clients, one request per connection, 5,000 requests.
+    let threads: Vec<_> = (0..65)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..77)
+                    .filter(|_| {
+                        !matches!(get(addr, "/metrics"), Ok(r) if r.status == 200 && r.body.contains("tcptab_up 1"))
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let failures: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(
+        failures, 0,
+        "of 5,005 requests by 65 clients at a cap of 64"
+    );
+
+    // 500 clients that connect, send one byte and come back at once when
+    // closed; a scraper once a second for 25 s.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..500)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(mut s) = TcpStream::connect(addr) else {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    let _ = s.write_all(b"G");
+                    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                    // Until the server closes it: then straight back.
+                    let mut buf = [0u8; 64];
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match s.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(_) => {}
+                            Err(e)
+                                if e.kind() == std::io::ErrorKind::WouldBlock
+                                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+                            Err(_) => break,
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let mut ok = 0;
+    let mut failed = Vec::new();
+    for _ in 0..25 {
+        let t = Instant::now();
+        match get(addr, "/metrics") {
+            Ok(r) if r.status == 200 && r.body.contains("tcptab_up 1") => ok += 1,
+            other => failed.push((t.elapsed(), other.map(|r| r.status))),
+        }
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in flood {
+        t.join().unwrap();
+    }
+    assert!(
+        ok >= 24,
+        "{ok} of 25 scrapes through a reconnect flood: {failed:?}"
+    );
+}
+
+#[test]
+fn option_values_that_make_no_sense_are_errors() {
+    for (args, says) in [
+        (&["--max-connections", "0"][..], "--max-connections"),
+        (&["--max-series", "0"][..], "--max-series"),
+        (&["--every-remote-port"][..], "--per-remote-port"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

@@ -28,8 +28,55 @@ use std::io;
 
 use crate::diag::{self, NetlinkSocket, SocketId};
 use crate::error::{Error, Result};
-use crate::model::{Entry, Source};
+use crate::model::{Entry, EntryBuf, Source, State, StateSet};
 use crate::query::Query;
+
+/// What a kill would do to the sockets a filter selected: the rule is on
+/// the sockets, not on the words of the filter. A listener is destroyed
+/// only when the filter named its state by itself (`-l`, `--state
+/// listening`, `state listening`: not a group such as `all` or `big`, not
+/// what an `exclude` or a `not` leaves), or the caller says listeners are
+/// meant.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// The sockets to destroy.
+    pub destroy: Vec<EntryBuf>,
+    /// The sockets the filter selected that are left alone, and why.
+    pub left_out: Vec<(EntryBuf, LeftOut)>,
+}
+
+/// Why a selected socket is left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftOut {
+    /// A listener whose state the filter did not name.
+    ListenerNotNamed,
+}
+
+impl fmt::Display for LeftOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LeftOut::ListenerNotNamed => f.write_str(
+                "a listener, and the filter does not name the listening state (-l, --state listening, or --listeners)",
+            ),
+        }
+    }
+}
+
+/// The plan for `selected`: `named`, the states the filter named by
+/// themselves ([`crate::filter::Expr::parse_naming`], and the options'
+/// own); `listeners`, that every listener selected is meant.
+pub fn plan(selected: Vec<EntryBuf>, named: StateSet, listeners: bool) -> Plan {
+    let mut plan = Plan::default();
+    let listeners_meant = listeners || named.contains(State::Listen);
+    for e in selected {
+        if e.socket.state == State::Listen && !listeners_meant {
+            plan.left_out.push((e, LeftOut::ListenerNotNamed));
+        } else {
+            plan.destroy.push(e);
+        }
+    }
+    plan
+}
 
 /// What became of one socket.
 #[derive(Debug)]
@@ -156,5 +203,163 @@ impl<'q> Destroyer<'q> {
             Err(e) if e.raw_os_error() == Some(ESTALE) => Outcome::Gone(GoneWhy::Replaced),
             Err(e) => Outcome::Refused(e),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::Expr;
+    use crate::model::{Family, RowKind, Socket};
+    use proptest::prelude::*;
+
+    /// A table of every listed state, listeners among them.
+    fn table() -> Vec<EntryBuf> {
+        let mut out = Vec::new();
+        for (i, state) in State::LISTED.iter().enumerate() {
+            let kind = match state {
+                State::TimeWait => RowKind::TimeWait,
+                State::SynRecv => RowKind::Request,
+                _ => RowKind::Full,
+            };
+            let mut s = Socket::empty(Family::Ipv4, kind);
+            s.state = *state;
+            s.local = format!("127.0.0.1:{}", 80 + i).parse().unwrap();
+            s.remote = if *state == State::Listen {
+                "0.0.0.0:0".parse().unwrap()
+            } else {
+                format!("127.0.0.1:{}", 40000 + i).parse().unwrap()
+            };
+            out.push(EntryBuf::new(s, Source::Netlink));
+        }
+        out
+    }
+
+    /// What a kill with `filter` would destroy of [`table`].
+    fn destroyed(filter: &str, listeners: bool) -> Vec<State> {
+        let (expr, named) = Expr::parse_naming(filter).unwrap();
+        let selected: Vec<EntryBuf> = table()
+            .into_iter()
+            .filter(|e| expr.matches(&e.socket, None, None))
+            .collect();
+        plan(selected, named, listeners)
+            .destroy
+            .iter()
+            .map(|e| e.socket.state)
+            .collect()
+    }
+
+    #[test]
+    fn a_listener_only_when_its_state_is_named() {
+        for filter in [
+            "exclude established",
+            "state big",
+            "state all exclude close-wait",
+            "state all",
+            "not state established",
+            "not state listening",
+            "sport = :89",
+            "state connected or sport = :89",
+            "! ( state listening )",
+        ] {
+            let states = destroyed(filter, false);
+            assert!(!states.contains(&State::Listen), "{filter}: {states:?}");
+        }
+        for filter in [
+            "state listening",
+            "state listen",
+            "state established state listening",
+            "sport = :89 and state listening",
+            "not not state listening",
+        ] {
+            let states = destroyed(filter, false);
+            assert!(states.contains(&State::Listen), "{filter}: {states:?}");
+        }
+        // --listeners means them whatever the filter.
+        assert!(destroyed("state all", true).contains(&State::Listen));
+        // What is left out says why.
+        let (expr, named) = Expr::parse_naming("state all").unwrap();
+        let selected: Vec<EntryBuf> = table()
+            .into_iter()
+            .filter(|e| expr.matches(&e.socket, None, None))
+            .collect();
+        let p = plan(selected, named, false);
+        assert_eq!(p.left_out.len(), 1);
+        assert_eq!(p.left_out[0].1, LeftOut::ListenerNotNamed);
+    }
+
+    /// The words of a random filter.
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "state",
+                "exclude",
+                "not",
+                "!",
+                "and",
+                "or",
+                "(",
+                ")",
+                "all",
+                "big",
+                "connected",
+                "synchronized",
+                "bucket",
+                "established",
+                "close-wait",
+                "time-wait",
+                "syn-recv",
+                "fin-wait-1",
+                "unconnected",
+                "sport",
+                "dport",
+                "=",
+                "!=",
+                ">",
+                "<",
+            ])
+            .prop_map(str::to_string),
+            (80u16..95).prop_map(|p| format!(":{p}")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Never a listener destroyed unless a word of the filter names
+        /// its state (these filters have none).
+        #[test]
+        fn never_a_listener_unless_named(words in prop::collection::vec(word(), 0..12)) {
+            let text = words.join(" ");
+            if let Ok((expr, named)) = Expr::parse_naming(&text) {
+                let selected: Vec<EntryBuf> = table()
+                    .into_iter()
+                    .filter(|e| expr.matches(&e.socket, None, None))
+                    .collect();
+                let p = plan(selected, named, false);
+                prop_assert!(
+                    p.destroy.iter().all(|e| e.socket.state != State::Listen),
+                    "{text}"
+                );
+            }
+        }
+
+        /// With a listening word somewhere in it, a listener is destroyed
+        /// only when that word stands positively (the plan and a filter
+        /// without it agree on everything else).
+        #[test]
+        fn the_rest_is_the_filter_s(words in prop::collection::vec(word(), 0..12)) {
+            let text = words.join(" ");
+            if let Ok((expr, named)) = Expr::parse_naming(&text) {
+                let selected: Vec<EntryBuf> = table()
+                    .into_iter()
+                    .filter(|e| expr.matches(&e.socket, None, None))
+                    .collect();
+                let total = selected.len();
+                let p = plan(selected, named, false);
+                prop_assert_eq!(p.destroy.len() + p.left_out.len(), total);
+                prop_assert!(p.destroy.iter().all(|e| e.socket.state != State::Listen || named.contains(State::Listen)));
+            }
+        }
     }
 }

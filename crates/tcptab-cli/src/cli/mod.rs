@@ -75,10 +75,12 @@ pub struct CompletionsArgs {
 /// destroys nothing. Each socket is named by the full socket id of the
 /// dump that found it (addresses, ports, interface, cookie): one that
 /// closed or was replaced since is reported as already gone, never hit.
-/// TIME_WAIT and SYN_RECV request sockets can be destroyed too. Listening
-/// sockets only when the filter names the listening state (-l, --state
-/// listening). With no filter at all it refuses, unless -a/--all says
-/// every socket is meant. Exit status: 0 when every socket was destroyed or already
+/// TIME_WAIT and SYN_RECV request sockets can be destroyed too. A listening
+/// socket only when the filter names the listening state by itself (-l,
+/// --state listening, `state listening`; not a group such as `all` or
+/// `big`, nor what `exclude` or `not` leaves) or --listeners is given;
+/// the listeners it leaves out are listed, and why. With no filter at all
+/// it refuses, unless -a/--all says every socket is meant. Exit status: 0 when every socket was destroyed or already
 /// gone (or a dry run), 1 when the kernel refused some, 2 on errors (and
 /// for a refusal that holds for every socket, with nothing destroyed).
 #[derive(Debug, Clone, Args)]
@@ -87,9 +89,15 @@ pub struct KillArgs {
     #[arg(long)]
     pub yes: bool,
 
-    /// Refuse, destroying nothing, when more sockets than this match.
+    /// Refuse, destroying nothing, when more sockets than this would be
+    /// destroyed.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub max: usize,
+
+    /// Destroy the listening sockets the filter selects too, whether or
+    /// not it names their state.
+    #[arg(long)]
+    pub listeners: bool,
 
     /// Output format of the listing and the results.
     #[arg(long, value_enum, default_value_t = KillFormat::Table)]
@@ -249,9 +257,16 @@ pub struct ServeArgs {
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
 
-    /// Count sockets per remote port.
+    /// Count sockets per remote port: the services' ports, those outside
+    /// the kernel's ephemeral range (of each namespace), where the clients'
+    /// own ports are (--every-remote-port counts those too).
     #[arg(long)]
     pub per_remote_port: bool,
+
+    /// With --per-remote-port: every remote port, also those in the
+    /// ephemeral range (one series per client connection: many).
+    #[arg(long, requires = "per_remote_port")]
+    pub every_remote_port: bool,
 
     /// Count sockets per process command name (reads /proc/*/fd).
     #[arg(long)]
@@ -263,8 +278,8 @@ pub struct ServeArgs {
 
     /// At most this many series in each optional family and in the
     /// listener family; what is cut is counted in tcptab_series_dropped.
-    #[arg(long, default_value_t = 100, value_name = "N")]
-    pub max_series: usize,
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_series: u32,
 
     /// Collect at most once per this interval; scrapes in between, and
     /// concurrent scrapes, share the last collection (0s: every scrape
@@ -272,9 +287,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = "1s", value_parser = parse_min_interval)]
     pub min_interval: std::time::Duration,
 
-    /// Connections served at once; more are closed at once.
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    pub max_connections: usize,
+    /// Connections open at once (1 or more). At the cap, a new connection
+    /// closes one that has not sent a whole request yet (the oldest), else
+    /// the one idle the longest; one whose request has arrived is never
+    /// closed; with every one busy, the new one is closed at once.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_connections: u32,
 
     /// Time a client has to send a complete request head (100ms to 60s);
     /// a connection that sends nothing is closed after it.

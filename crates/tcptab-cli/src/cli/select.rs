@@ -237,7 +237,24 @@ impl FilterArgs {
     /// The filter of `-l`, `--state`, `-4`, ports, addresses, owners and
     /// the expression, all and-ed.
     pub fn expr(&self) -> Result<Expr> {
+        self.expr_naming().map(|(expr, _)| expr)
+    }
+
+    /// [`expr`](Self::expr), and the states named one by one (`-l`,
+    /// `--state NAME` with a single state, `state NAME` in the expression
+    /// outside a `not`): what `kill` needs named before it destroys a
+    /// listener.
+    pub fn expr_naming(&self) -> Result<(Expr, StateSet)> {
         let args = self;
+        let mut named = StateSet::EMPTY;
+        if args.listening {
+            named.insert(tcptab::State::Listen);
+        }
+        for name in &args.states {
+            if let Ok(state) = name.parse::<tcptab::State>() {
+                named.insert(state);
+            }
+        }
         let mut expr = Expr::All;
         if args.listening {
             expr = expr.and(Expr::State(StateSet::of(&[tcptab::State::Listen])));
@@ -298,9 +315,11 @@ impl FilterArgs {
             expr = expr.and(Expr::Process(name.clone()));
         }
         if !args.expression.is_empty() {
-            expr = expr.and(Expr::parse(&args.expression.join(" "))?);
+            let (parsed, by_name) = Expr::parse_naming(&args.expression.join(" "))?;
+            expr = expr.and(parsed);
+            named = named.union(by_name);
         }
-        Ok(expr)
+        Ok((expr, named))
     }
 }
 

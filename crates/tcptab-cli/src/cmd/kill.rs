@@ -13,7 +13,7 @@ use tcptab::filter::Expr;
 use tcptab::kill::{Destroyer, Outcome};
 use tcptab::record::Fields;
 use tcptab::record::Value;
-use tcptab::{Entry, Query, Snapshot, State};
+use tcptab::{Entry, EntryBuf, Query};
 
 use crate::cli::{KillArgs, KillFormat};
 use crate::exit::Partial;
@@ -23,7 +23,7 @@ use crate::output::table::{Endpoint, OwnersCell};
 use crate::report;
 
 pub fn run(args: &KillArgs) -> Result<()> {
-    let expr = args.select.filter.expr()?;
+    let (expr, named) = args.select.filter.expr_naming()?;
     if expr == Expr::All && !args.select.filter.all {
         bail!("kill: no filter, so every socket would be destroyed; give a filter, or -a/--all to mean every socket");
     }
@@ -39,17 +39,9 @@ pub fn run(args: &KillArgs) -> Result<()> {
         .source(Choice::Netlink);
     let snapshot = query.snapshot()?;
     report::notes(&snapshot.report, args.select.verbose());
-    let matched = snapshot.sockets.len();
-    let listeners = snapshot
-        .sockets
-        .iter()
-        .filter(|k| k.socket.state == State::Listen)
-        .count();
-    if listeners > 0 && !expr.names_state(State::Listen) {
-        bail!(
-            "kill: {listeners} listening socket(s) match, and listeners are destroyed only when the filter names their state (-l or --state listening); nothing destroyed"
-        );
-    }
+    // The rule is on the sockets selected: a listener only when named.
+    let plan = tcptab::kill::plan(snapshot.sockets, named, args.listeners);
+    let matched = plan.destroy.len();
     if matched > args.max {
         bail!(
             "kill: {matched} sockets match, more than --max {}; nothing destroyed (narrow the filter or raise --max)",
@@ -67,9 +59,18 @@ pub fn run(args: &KillArgs) -> Result<()> {
         history: false,
     };
     let mut out = Output::new(format, fields);
+    for (e, why) in &plan.left_out {
+        out.socket(&e.as_entry(), "left_out", Some(&why.to_string()));
+    }
+    if !plan.left_out.is_empty() {
+        note!(
+            "tcptab: {} listening socket(s) left out: the filter does not name the listening state (-l, --state listening, or --listeners to destroy them)",
+            plan.left_out.len()
+        );
+    }
     if !args.yes {
-        for entry in snapshot.entries() {
-            out.socket(&entry, "would_destroy", None);
+        for e in &plan.destroy {
+            out.socket(&e.as_entry(), "would_destroy", None);
         }
         out.finish()?;
         note!(
@@ -77,13 +78,14 @@ pub fn run(args: &KillArgs) -> Result<()> {
         );
         return Ok(());
     }
-    destroy_all(&query, &snapshot, &mut out)
+    destroy_all(&query, &plan.destroy, &mut out)
 }
 
-fn destroy_all(query: &Query, snapshot: &Snapshot, out: &mut Output) -> Result<()> {
+fn destroy_all(query: &Query, sockets: &[EntryBuf], out: &mut Output) -> Result<()> {
     let mut destroyer = Destroyer::new(query);
     let (mut destroyed, mut gone, mut refused) = (0usize, 0usize, 0usize);
-    for (i, entry) in snapshot.entries().enumerate() {
+    for (i, e) in sockets.iter().enumerate() {
+        let entry = e.as_entry();
         let outcome = destroyer
             .destroy(&entry)
             .with_context(|| format!("destroying {}", Endpoint(entry.socket.local, None)))?;
@@ -101,7 +103,7 @@ fn destroy_all(query: &Query, snapshot: &Snapshot, out: &mut Output) -> Result<(
         out.socket(&entry, outcome.as_str(), Some(&detail));
     }
     out.finish()?;
-    let total = snapshot.sockets.len();
+    let total = sockets.len();
     let summary = format!(
         "{destroyed} of {total} socket(s) destroyed, {gone} already gone, {refused} refused"
     );

@@ -95,8 +95,8 @@ fn kill_result() -> Schema {
     extended(
         "tcptab kill result",
         serde_json::json!({
-            "result": {"enum": ["would_destroy", "destroyed", "gone", "refused"], "description": "would_destroy in a dry run; with --yes what became of the socket"},
-            "detail": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "the result in words (why it is gone, why the kernel refused); null in a dry run"}
+            "result": {"enum": ["would_destroy", "destroyed", "gone", "refused", "left_out"], "description": "would_destroy in a dry run; with --yes what became of the socket; left_out: selected and left alone (a listener whose state the filter does not name)"},
+            "detail": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "the result in words (why it is gone, why the kernel refused, why it was left out); null for would_destroy"}
         }),
     )
 }

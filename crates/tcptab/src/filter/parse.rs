@@ -5,13 +5,22 @@ use std::fmt;
 
 use super::facts::{hosts_file_addresses, service_port, Facts};
 use super::{Cidr, Cmp, Expr, Side};
-use crate::model::StateSet;
+use crate::model::{State, StateSet};
 
 impl Expr {
     /// Parse the expression language (see the module documentation).
     /// Bounded: at most [`MAX_WORDS`] words and [`MAX_DEPTH`] levels of
     /// parentheses and `not`, so no input can exhaust the stack.
     pub fn parse(text: &str) -> Result<Expr, FilterError> {
+        Expr::parse_naming(text).map(|(expr, _)| expr)
+    }
+
+    /// [`parse`](Expr::parse), and the states the text names one by one:
+    /// a state word with a single state (`state listening`), not a group
+    /// (`state all`, `state big`), not an `exclude`, not under a `not`.
+    /// What a destructive command asks to be named before it touches those
+    /// states' sockets.
+    pub fn parse_naming(text: &str) -> Result<(Expr, StateSet), FilterError> {
         let words = split_words(text);
         if words.len() > MAX_WORDS {
             return Err(FilterError {
@@ -24,26 +33,30 @@ impl Expr {
             words,
             at: 0,
             depth: 0,
+            negated: 0,
+            named: StateSet::EMPTY,
         };
         if parser.words.is_empty() {
-            return Ok(Expr::All);
+            return Ok((Expr::All, StateSet::EMPTY));
         }
-        // ss's leading state words: `state A state B` is the union,
-        // `exclude C` takes C away (from every state when it comes first),
-        // as ss reads them before its expression.
-        if let Some(states) = parser.leading_states()? {
-            if parser.at == parser.words.len() {
-                return Ok(Expr::State(states));
-            }
-            let rest = parser.list()?;
-            if parser.at < parser.words.len() {
-                return Err(parser.error("expected 'and', 'or' or the end of the filter"));
-            }
-            return Ok(Expr::State(states).and(rest));
-        }
-        let expr = parser.list()?;
-        if parser.at < parser.words.len() {
-            return Err(parser.error("expected 'and', 'or' or the end of the filter"));
+        let expr = parser.whole()?;
+        Ok((expr, parser.named))
+    }
+}
+
+impl Parser {
+    /// Every word: ss's leading state words (`state A state B` is the
+    /// union, `exclude C` takes C away, from every state when it comes
+    /// first, as ss reads them before its expression), then the list.
+    fn whole(&mut self) -> Result<Expr, FilterError> {
+        let leading = self.leading_states()?;
+        let expr = match leading {
+            Some(states) if self.at == self.words.len() => return Ok(Expr::State(states)),
+            Some(states) => Expr::State(states).and(self.list()?),
+            None => self.list()?,
+        };
+        if self.at < self.words.len() {
+            return Err(self.error("expected 'and', 'or' or the end of the filter"));
         }
         Ok(expr)
     }
@@ -129,6 +142,11 @@ struct Parser {
     at: usize,
     /// Parentheses and `not`s open around the word at `at`.
     depth: usize,
+    /// `not`s open around the word at `at`.
+    negated: usize,
+    /// The states named one by one (not by a group, an `exclude` or under
+    /// a `not`): what a filter asks for by name.
+    named: StateSet,
 }
 
 impl Parser {
@@ -197,6 +215,9 @@ impl Parser {
                 return Err(self.error(format!("expected a state name after '{word}'")));
             };
             let named = StateSet::from_name(&name).map_err(|e| self.error(e.to_string()))?;
+            if !exclude {
+                self.by_name(&name);
+            }
             self.at += 1;
             terms += 1;
             let base = set.unwrap_or(if exclude {
@@ -226,6 +247,16 @@ impl Parser {
 
     /// The optional `=` or `!=` after `src`, `dst` or `dev`: whether it
     /// negates.
+    /// A state word: a state named by itself (not a group), outside every
+    /// `not`, is named.
+    fn by_name(&mut self, name: &str) {
+        if self.negated.is_multiple_of(2) {
+            if let Ok(state) = name.parse::<State>() {
+                self.named.insert(state);
+            }
+        }
+    }
+
     fn negation(&mut self) -> bool {
         let negate = match self.peek() {
             Some("=" | "==" | "eq") => false,
@@ -251,7 +282,9 @@ impl Parser {
         if matches!(self.peek(), Some("not" | "!")) {
             self.deeper()?;
             self.at += 1;
+            self.negated += 1;
             let inner = self.unary()?;
+            self.negated -= 1;
             self.depth -= 1;
             return Ok(Expr::Not(Box::new(inner)));
         }
@@ -282,6 +315,7 @@ impl Parser {
                     return Err(self.error("expected a state name after 'state'"));
                 };
                 let set = StateSet::from_name(&name).map_err(|e| self.error(e.to_string()))?;
+                self.by_name(&name);
                 self.at += 1;
                 Ok(Expr::State(set))
             }

@@ -19,9 +19,25 @@ pub struct Namespace {
 }
 
 impl Namespace {
-    /// `name` if it has one, else the inode.
+    /// The inode of the initial network namespace (the kernel's
+    /// `PROC_NET_INIT_INO`: the same on every machine).
+    pub const INITIAL: u64 = 0xEFFF_FFF9;
+
+    /// Whether it is the machine's initial namespace (the host's).
+    pub fn is_initial(&self) -> bool {
+        self.inode == Namespace::INITIAL
+    }
+
+    /// `name` if it has one, `host` for the initial namespace, `of pid N`
+    /// when its inode could not be read (another user's process), else
+    /// the inode.
     pub fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.inode.to_string())
+        match (&self.name, self.inode, self.pid) {
+            (Some(name), _, _) => name.clone(),
+            (None, Namespace::INITIAL, _) => "host".to_string(),
+            (None, 0, Some(pid)) => format!("of pid {pid}"),
+            (None, inode, _) => inode.to_string(),
+        }
     }
 
     /// The file that enters it with setns(2): its name's bind mount, or its

@@ -190,6 +190,36 @@ impl Query {
         Ok((report, scan))
     }
 
+    /// The ephemeral port range of `namespace` (the reader's own for
+    /// None): `net.ipv4.ip_local_port_range`, read inside it.
+    pub fn ephemeral_range(
+        &self,
+        namespace: Option<&Namespace>,
+    ) -> Result<crate::filter::PortRange> {
+        Ok(self.facts(namespace, &[])?.ephemeral)
+    }
+
+    /// What `autobound` and `dev` need of `namespace`, read inside it.
+    fn facts(&self, namespace: Option<&Namespace>, names: &[String]) -> Result<Facts> {
+        let range = Path::new("sys/net/ipv4/ip_local_port_range");
+        match namespace.and_then(|n| n.file(&self.root).map(|f| (n, f))) {
+            None => Facts::read(&self.root.join(range), names).map_err(|error| Error::Io {
+                path: self.root.join(range),
+                error,
+            }),
+            Some((ns, file)) => {
+                let names = names.to_vec();
+                netns::run_in(&file, move || {
+                    Facts::read(&Path::new("/proc").join(range), &names)
+                })
+                .map_err(|error| Error::Namespace {
+                    name: ns.label(),
+                    error,
+                })
+            }
+        }
+    }
+
     /// The query's filter with the facts of `namespace` filled in, when it
     /// needs any (`autobound`'s port range, `dev NAME`'s index): what the
     /// engine tests the namespace's sockets with, e.g. for sockets a
@@ -199,23 +229,7 @@ impl Query {
             return Ok(self.filter.clone());
         }
         let names = self.filter.device_names();
-        let range = Path::new("sys/net/ipv4/ip_local_port_range");
-        let facts = match namespace.and_then(|n| n.file(&self.root).map(|f| (n, f))) {
-            None => Facts::read(&self.root.join(range), &names).map_err(|error| Error::Io {
-                path: self.root.join(range),
-                error,
-            })?,
-            Some((ns, file)) => {
-                let names = names.clone();
-                netns::run_in(&file, move || {
-                    Facts::read(&Path::new("/proc").join(range), &names)
-                })
-                .map_err(|error| Error::Namespace {
-                    name: ns.label(),
-                    error,
-                })?
-            }
-        };
+        let facts = self.facts(namespace, &names)?;
         if self.namespaces != Namespaces::All {
             if let Some(missing) = names.iter().find(|n| !facts.interfaces.contains_key(*n)) {
                 return Err(Error::Query(format!(
