@@ -1,5 +1,5 @@
 //! Exit codes, in one place: 0 success, 1 partly refused, 2 error (as
-//! clap's usage errors).
+//! clap's usage errors), 128 + N stopped by signal N.
 //! A closed pipe (`tcptab | head`) is success, silently.
 
 use std::io;
@@ -27,6 +27,10 @@ pub fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Signalled>().is_some() => {
+            let signal = e.downcast_ref::<Signalled>().map_or(0, |s| s.0);
+            ExitCode::from(128u8.wrapping_add(signal as u8))
+        }
         Err(e) if e.downcast_ref::<Partial>().is_some() => {
             note!("tcptab: {e}");
             ExitCode::from(PARTIAL)
@@ -45,3 +49,17 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
 }
+
+/// Stopped by a signal (`top`, once the terminal is restored): the exit
+/// status is the shell's convention, 128 + the signal's number, without a
+/// message.
+#[derive(Debug)]
+pub struct Signalled(pub i32);
+
+impl std::fmt::Display for Signalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stopped by signal {}", self.0)
+    }
+}
+
+impl std::error::Error for Signalled {}

@@ -313,3 +313,261 @@ fn k_destroys_the_selected_connection_after_y() {
         )])
         .is_empty());
 }
+
+/// A socket of a JSON frame as the screen writes its ends: `addr:port`,
+/// an IPv6 address in brackets, port 0 as `*`.
+fn end(s: &Value, side: &str) -> String {
+    let address = s[format!("{side}_address")].as_str().unwrap();
+    let port = match s[format!("{side}_port")].as_u64().unwrap() {
+        0 => "*".to_string(),
+        p => p.to_string(),
+    };
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// Whether `shown` is `whole`, or `whole` elided in its host with the
+/// marker, its port kept.
+fn shows(shown: &str, whole: &str) -> bool {
+    if shown == whole {
+        return true;
+    }
+    let Some((host, port)) = shown.rsplit_once(':') else {
+        return false;
+    };
+    let Some((head, tail)) = host.split_once('…') else {
+        return false;
+    };
+    !head.is_empty()
+        && !tail.is_empty()
+        && whole.starts_with(head)
+        && whole.ends_with(&format!("{tail}:{port}"))
+        && whole.chars().count() > shown.chars().count() - 1
+}
+
+/// One screen row checked against the frame's sockets: its state and ends
+/// name a socket (whole, or elided with the marker); its owner is that
+/// socket's; every number is a whole number in its column's form.
+fn check_row(row: &str, titles: &[&str], sockets: &[Value], size: &str) {
+    let mut tokens = row.split_whitespace().peekable();
+    let mut cells: Vec<(&str, String)> = Vec::new();
+    for &title in titles {
+        let Some(first) = tokens.next() else {
+            assert_eq!(title, "Problem", "{size}: {row:?} ends before {title}");
+            break;
+        };
+        let mut cell = first.to_string();
+        // An owner's `+N`, the problem's words.
+        while (title == "Owner" && tokens.peek().is_some_and(|t| t.starts_with('+')))
+            || (title == "Problem" && tokens.peek().is_some())
+        {
+            cell.push(' ');
+            cell.push_str(tokens.next().unwrap());
+        }
+        cells.push((title, cell));
+    }
+    assert!(
+        tokens.next().is_none(),
+        "{size}: more cells than titles in {row:?}"
+    );
+    let cell = |title: &str| {
+        cells
+            .iter()
+            .find(|(t, _)| *t == title)
+            .map(|(_, c)| c.as_str())
+    };
+    let socket = sockets
+        .iter()
+        .find(|s| {
+            Some(s["state"].as_str().unwrap()) == cell("State")
+                && cell("Local").is_none_or(|c| shows(c, &end(s, "local")))
+                && cell("Peer").is_none_or(|c| shows(c, &end(s, "remote")))
+        })
+        .unwrap_or_else(|| panic!("{size}: no socket of the frame is {row:?}"));
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    for (title, value) in &cells {
+        let ok = match *title {
+            "State" | "Local" | "Peer" => true,
+            "Owner" => {
+                let owners = socket["owners"].as_array().cloned().unwrap_or_default();
+                match owners.first() {
+                    Some(o) => {
+                        let first = format!("{}({})", o["command"].as_str().unwrap(), o["pid"]);
+                        match owners.len() {
+                            1 => *value == first,
+                            n => *value == format!("{first} +{}", n - 1),
+                        }
+                    }
+                    None => value == "-" || value == "?",
+                }
+            }
+            "Rx/s" | "Tx/s" => {
+                value == "-"
+                    || number(value)
+                    || value
+                        .strip_suffix(['k', 'M', 'G'])
+                        .and_then(|v| v.split_once('.'))
+                        .is_some_and(|(a, b)| number(a) && b.len() == 1 && number(b))
+            }
+            "RTT" => {
+                value == "-"
+                    || value
+                        .split_once('.')
+                        .is_some_and(|(a, b)| number(a) && b.len() == 2 && number(b))
+            }
+            "Retr" | "Cwnd" => value == "-" || number(value),
+            "RecvQ" => value.parse::<u64>().ok() == socket["rx_queue"].as_u64(),
+            "SendQ" => value.parse::<u64>().ok() == socket["tx_queue"].as_u64(),
+            "Age" => ["s", "m", "h"].iter().any(|u| value.ends_with(u)),
+            "Problem" => [
+                "close-wait",
+                "queue full",
+                "zero window",
+                "retransmits",
+                "not reading",
+            ]
+            .contains(&value.as_str()),
+            other => panic!("{size}: a column {other:?}"),
+        };
+        assert!(ok, "{size}: {title} {value:?} in {row:?} for {socket}");
+    }
+}
+
+#[test]
+fn at_every_size_each_cell_is_a_whole_value_of_its_socket() {
+    if !require_root("at_every_size_each_cell_is_a_whole_value_of_its_socket") {
+        return;
+    }
+    let scenario = Scenario::start("sockets.py");
+    let pid = scenario.pid().to_string();
+    for (width, height) in [(60u16, 15u16), (80, 24), (200, 50)] {
+        let size = format!("{width}x{height}");
+        let session = top_in_tmux(&format!("size{size}"), &pid, "", (width, height));
+        let pane = pane_with(&session, "State");
+        // What the kernel has meanwhile, as a frame.
+        let frame = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+            .args([
+                "top",
+                "--format",
+                "jsonl",
+                "-p",
+                "--count",
+                "1",
+                "--netns-pid",
+                &pid,
+            ])
+            .args(["--interval", "100ms"])
+            .output()
+            .unwrap();
+        tmux(&["send-keys", "-t", &session, "q"]);
+        let after = pane_with(&session, "EXIT=");
+        tmux(&["kill-session", "-t", &session]);
+        assert!(after.contains("EXIT=0"), "{size}: {after}");
+        let frame = common::strict_json(String::from_utf8_lossy(&frame.stdout).trim()).unwrap();
+        let sockets = frame["sockets"].as_array().unwrap();
+        let lines: Vec<&str> = pane.lines().collect();
+        assert!(lines.iter().all(|l| l.chars().count() <= width as usize));
+        // The header: whole parts; the titles: whole words, the ends and
+        // the state always among them.
+        assert!(lines[0].starts_with("tcptab top  "), "{size}: {pane}");
+        let head = lines[1].replace(['▼', '▲'], "").replace("RTT ms", "RTT");
+        let titles: Vec<&str> = head.split_whitespace().collect();
+        for title in &titles {
+            assert!(
+                [
+                    "State", "Local", "Peer", "Owner", "Rx/s", "Tx/s", "RTT", "Retr", "Cwnd",
+                    "RecvQ", "SendQ", "Age", "Problem"
+                ]
+                .contains(title),
+                "{size}: a cut title {title:?} in {pane}"
+            );
+        }
+        assert_eq!(titles[..3], ["State", "Local", "Peer"], "{size}: {pane}");
+        if width >= 80 {
+            assert!(
+                titles.contains(&"Rx/s") && titles.contains(&"Tx/s"),
+                "{size}: {pane}"
+            );
+        }
+        if width >= 200 {
+            assert_eq!(titles.len(), 13, "{size}: every column: {pane}");
+        }
+        // Every row under them, up to the findings and the keys.
+        eprintln!("{size}:\n{pane}");
+        let rows: Vec<&str> = lines[2..]
+            .iter()
+            .copied()
+            .take_while(|l| !l.is_empty() && !l.starts_with("! "))
+            .collect();
+        assert!(rows.len() >= 5, "{size}: {pane}");
+        for row in rows {
+            check_row(row, &titles, sockets, &size);
+        }
+        // The keys line: whole keys.
+        let keys = lines.iter().rev().find(|l| !l.is_empty()).unwrap();
+        assert!(keys.starts_with("q quit  ? keys"), "{size}: {keys}");
+    }
+}
+
+/// The shell's view of the terminal after top: its mode and the cursor.
+#[test]
+fn each_signal_restores_the_terminal_and_exits_as_the_shell_expects() {
+    if !require_root("each_signal_restores_the_terminal_and_exits_as_the_shell_expects") {
+        return;
+    }
+    let scenario = Scenario::start("paced.py");
+    let pid = scenario.pid().to_string();
+    for (signal, status) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let session = format!("tcptab-top-sig{signal}-{}", std::process::id());
+        let command = format!(
+            "{} top --netns-pid {pid}; echo EXIT=$?; stty -a | grep -o -- '-*icanon' | sed 's/^/MODE=/'; sleep 60",
+            env!("CARGO_BIN_EXE_tcptab")
+        );
+        tmux(&[
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "20",
+            "-s",
+            &session,
+            &command,
+        ]);
+        pane_with(&session, "ESTABLISHED");
+        let shell = tmux(&["display", "-p", "-t", &session, "#{pane_pid}"]);
+        let top = Command::new("pgrep")
+            .args(["-P", shell.trim(), "-x", "tcptab"])
+            .output()
+            .unwrap();
+        let top = String::from_utf8_lossy(&top.stdout).trim().to_string();
+        assert!(!top.is_empty(), "top's pid under {shell}");
+        let killed = Command::new("kill")
+            .args([&format!("-{signal}"), &top])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let after = pane_with(&session, "MODE=");
+        let cursor = tmux(&["display", "-p", "-t", &session, "#{cursor_flag}"]);
+        let alternate = tmux(&["display", "-p", "-t", &session, "#{alternate_on}"]);
+        tmux(&["kill-session", "-t", &session]);
+        assert!(
+            after.contains(&format!("EXIT={status}")),
+            "SIG{signal}: {after}"
+        );
+        assert!(
+            after.contains("MODE=icanon"),
+            "SIG{signal}: still raw: {after}"
+        );
+        assert!(!after.contains("tcptab top"), "SIG{signal}: {after}");
+        assert_eq!(cursor.trim(), "1", "SIG{signal}: the cursor is hidden");
+        assert_eq!(
+            alternate.trim(),
+            "0",
+            "SIG{signal}: on the alternate screen"
+        );
+    }
+}

@@ -479,7 +479,8 @@ pub struct TopArgs {
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
 
-    /// Show the processes holding each socket.
+    /// Add the processes holding each socket to the jsonl frames (the
+    /// screen shows them whenever they can be read).
     #[arg(short = 'p', long = "processes")]
     pub processes: bool,
 

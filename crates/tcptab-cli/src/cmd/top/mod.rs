@@ -5,36 +5,49 @@
 //! connections that closed since the last refresh, so one that lived less
 //! than an interval still appears once, with its final counters.
 //!
-//! On a terminal, the full-screen view ([`screen`]). `--format jsonl`
+//! On a terminal, the full-screen view: its state and keys ([`view`]),
+//! drawn pane by pane ([`draw`]) with what fits ([`layout`]), the detail
+//! of one connection ([`detail`]), the prompt's line ([`line`]). The
+//! screen shows owners whenever they can be read. `--format jsonl`
 //! prints one object per refresh instead, `{"schema_version", "time",
 //! "interval_s", "sockets": [...]}`, each socket the common record plus
 //! `rx_bytes_per_s`, `tx_bytes_per_s`, `age_s` and `closed`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tcptab::diag::Extensions;
 use tcptab::rates::{Rate, RateTracker};
 use tcptab::record::{Fields, Record, SCHEMA_VERSION};
 use tcptab::track::{Change, Conn, Happened, Monitor, MonitorOptions};
-use tcptab::{Entry, EntryBuf, Namespace};
+use tcptab::{Entry, Namespace};
 
 use crate::cli::{TopArgs, TopFormat};
 use crate::output::json::{string, JsonRecord};
 use crate::report;
 
-pub mod screen;
+pub mod detail;
+pub mod draw;
+pub mod layout;
+pub mod line;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
 
 pub fn run(args: &TopArgs) -> Result<()> {
     if args.format != TopFormat::Jsonl && !std::io::stdout().is_terminal() {
         bail!("tcptab top: stdout is not a terminal; for scripts, --format jsonl prints one frame per refresh");
     }
-    // tcp_info for the counters the rates come from.
-    let query = args.select.query(Extensions::TCP_INFO, args.processes)?;
+    // tcp_info for the counters the rates come from; the screen shows
+    // owners whenever they can be read, a frame only with -p.
+    let owners = args.processes || args.format == TopFormat::Screen;
+    let query = args.select.query(Extensions::TCP_INFO, owners)?;
     let mut looker = Looker::new(&query, args);
     let first = looker.look()?;
     if args.format == TopFormat::Jsonl {
@@ -292,7 +305,8 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
 }
 
 /// The full-screen view: raw mode on the alternate screen, restored on
-/// the way out (quit, error or panic).
+/// the way out (quit, error, panic, or SIGTERM, SIGINT or SIGHUP, which
+/// then exit as the signal's conventional status).
 fn run_screen(args: &TopArgs, looker: &mut Looker<'_>, first: Look) -> Result<()> {
     use crossterm::event::{self, Event};
     use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
@@ -308,12 +322,21 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>, first: Look) -> Result<()
             );
         }
     }
+    let signalled = Arc::new(AtomicUsize::new(0));
+    for signal in [SIGTERM, SIGINT, SIGHUP] {
+        signal_hook::flag::register_usize(signal, signalled.clone(), signal as usize)
+            .context("installing the signal handlers")?;
+    }
+    let caught = || match signalled.load(Ordering::SeqCst) {
+        0 => None,
+        n => Some(n as i32),
+    };
     terminal::enable_raw_mode().context("putting the terminal in raw mode")?;
     let _restore = Restore;
     crossterm::execute!(std::io::stdout(), EnterAlternateScreen)?;
     let mut terminal =
         ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
-    let mut view = screen::View::new(looker.source.clone(), args.interval);
+    let mut view = view::View::new(looker.source.clone(), args.interval);
     let query = looker.monitor.query();
     let mut destroyer = tcptab::kill::Destroyer::new(query);
     let mut state = Refreshes::default();
@@ -321,7 +344,7 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>, first: Look) -> Result<()
     let (rows_now, findings) = state.rows(&first);
     view.update(rows_now);
     view.findings = findings;
-    let never = || false;
+    let stop = || caught().is_some();
     loop {
         if Instant::now() >= looker.monitor.next_poll() {
             let look = looker.look()?;
@@ -331,24 +354,30 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>, first: Look) -> Result<()
                 view.findings = findings;
             }
         }
-        terminal.draw(|f| screen::draw(f, &view))?;
-        view.page = terminal.size()?.height.saturating_sub(4) as usize;
+        terminal.draw(|f| draw::draw(f, &view))?;
+        view.page = terminal.size()?.height.saturating_sub(4).max(1) as usize;
         // Keys until the next refresh; notices of closed connections
         // between them.
-        while Instant::now() < looker.monitor.next_poll() && !view.quit {
+        while Instant::now() < looker.monitor.next_poll() && !view.quit && !stop() {
             if event::poll(Duration::from_millis(50))? {
-                if let Event::Key(key) = event::read()? {
-                    if key.kind == event::KeyEventKind::Press {
+                match event::read()? {
+                    Event::Key(key) if key.kind == event::KeyEventKind::Press => {
                         view.key(key);
                         if let Some(target) = view.destroy.take() {
                             view.message = Some(destroy(&mut destroyer, looker, target));
                         }
-                        terminal.draw(|f| screen::draw(f, &view))?;
                     }
+                    Event::Resize(..) => {}
+                    _ => continue,
                 }
+                terminal.draw(|f| draw::draw(f, &view))?;
+                view.page = terminal.size()?.height.saturating_sub(4).max(1) as usize;
             } else {
-                looker.wait(Instant::now(), &never)?;
+                looker.wait(Instant::now(), &stop)?;
             }
+        }
+        if let Some(signal) = caught() {
+            return Err(crate::exit::Signalled(signal).into());
         }
         if view.quit {
             return Ok(());
@@ -370,11 +399,11 @@ impl Refreshes {
     /// A look's connections as screen rows (the closed ones marked), and
     /// the look's findings: diagnose's, and the connections whose
     /// application does not read.
-    fn rows(&mut self, look: &Look) -> (Vec<screen::Row>, Vec<String>) {
+    fn rows(&mut self, look: &Look) -> (Vec<view::Row>, Vec<String>) {
         let mut diagnoser = tcptab::diagnose::Diagnoser::new(Default::default());
         let mut still: HashMap<u64, u32> = HashMap::new();
         let mut not_reading = 0;
-        let mut rows: Vec<screen::Row> = Vec::with_capacity(look.shown.len());
+        let mut rows: Vec<view::Row> = Vec::with_capacity(look.shown.len());
         let mut dimmed: HashSet<u64> = HashSet::new();
         self.dimmed.retain(|id, left| {
             *left -= 1;
@@ -386,13 +415,13 @@ impl Refreshes {
             let entry = shown.entry();
             let age = shown.age(look.at_ms);
             if shown.closed {
-                self.dimmed.insert(id, screen::CLOSED_REFRESHES);
+                self.dimmed.insert(id, view::CLOSED_REFRESHES);
                 rows.push(row(
                     id,
                     &entry,
                     shown.rate,
                     age,
-                    screen::CLOSED_REFRESHES,
+                    view::CLOSED_REFRESHES,
                     false,
                 ));
                 continue;
@@ -439,8 +468,7 @@ fn row(
     age: Duration,
     closed_for: u8,
     unread: bool,
-) -> screen::Row {
-    let s = entry.socket;
+) -> view::Row {
     use tcptab::diagnose::{mark, Kind, Thresholds};
     let problem = match mark(entry, &Thresholds::default()) {
         _ if closed_for > 0 => None,
@@ -452,35 +480,14 @@ fn row(
         None if unread => Some("not reading"),
         None => None,
     };
-    let info = entry.diag.and_then(|d| d.tcp_info.as_deref());
-    let owner = match entry.owners {
-        Some(tcptab::Ownership::Owned(list)) => match list {
-            [one] => format!("{}({})", one.command, one.pid),
-            [one, rest @ ..] => format!("{}({}) +{}", one.command, one.pid, rest.len()),
-            [] => String::new(),
-        },
-        Some(tcptab::Ownership::Unknown) => "?".to_string(),
-        _ => String::new(),
-    };
-    screen::Row {
+    view::Row {
         key,
-        state: s.state,
-        local: crate::output::table::Endpoint(s.local, None).to_string(),
-        remote: crate::output::table::Endpoint(s.remote, None).to_string(),
-        owner,
+        entry: entry.to_buf(),
         rx_bytes_per_s: rate.rx_bytes_per_s,
         tx_bytes_per_s: rate.tx_bytes_per_s,
-        rtt_ms: info.map(|t| t.rtt_us as f64 / 1000.0),
-        retransmits: info.map(|t| t.total_retrans),
-        cwnd: info.map(|t| t.snd_cwnd),
-        rx_queue: s.rx_queue,
-        tx_queue: s.tx_queue,
         age,
         closed_for,
         problem,
-        netns: entry.namespace.map_or(String::new(), |n| n.label()),
-        socket: *s,
-        diag: entry.diag.cloned(),
     }
 }
 
@@ -510,6 +517,3 @@ fn socket_into(line: &mut Vec<u8>, first: &mut bool, shown: &Shown, fields: Fiel
         b",\"closed\":false}"
     });
 }
-
-#[allow(unused)]
-fn _unused(_: EntryBuf) {}
