@@ -112,7 +112,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Kill(args)) => cmd::kill::run(&args),
         Some(cli::Command::Schema(args)) => cmd::schema::run(&args),
         Some(cli::Command::Completions(args)) => cmd::install::completions(args.shell),
-        Some(cli::Command::Man) => cmd::install::man(),
+        Some(cli::Command::Man(args)) => cmd::install::man(&args),
         None => cmd::list::run(&cli.list),
     };
     exit::report(result)

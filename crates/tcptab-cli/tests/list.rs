@@ -508,49 +508,6 @@ fn lenient_skips_lines_of_any_length_and_gives_up_on_garbage() {
 }
 
 #[test]
-fn completions_load_and_the_manual_renders() {
-    let bin = env!("CARGO_BIN_EXE_tcptab");
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "source <({bin} completions bash) && complete -p tcptab"
-        ))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("-F _tcptab tcptab"));
-    for shell in ["zsh", "fish", "elvish", "powershell"] {
-        let out = tcptab(&["completions", shell]);
-        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
-    }
-    let man = tcptab(&["man"]);
-    assert!(man.status.success());
-    let roff = String::from_utf8(man.stdout).unwrap();
-    assert!(roff.contains(".TH tcptab 1"), "{roff}");
-    for sub in [
-        "list", "summary", "explain", "watch", "kill", "serve", "schema",
-    ] {
-        assert!(roff.contains(sub), "{sub} in the manual");
-    }
-    // groff renders it without a warning.
-    let mut groff = Command::new("groff")
-        .args(["-man", "-Tutf8", "-ww"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("groff (Debian's groff-base; .ci/run installs it)");
-    std::io::Write::write_all(groff.stdin.as_mut().unwrap(), roff.as_bytes()).unwrap();
-    let rendered = groff.wait_with_output().unwrap();
-    assert!(rendered.status.success());
-    assert!(
-        rendered.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&rendered.stderr)
-    );
-}
-
-#[test]
 fn colour_only_when_asked_and_columns_still_line_up() {
     let root = root_arg(&spec());
     let plain = ok(&["--root", &root, "--color", "never"]);

@@ -357,3 +357,91 @@ fn bound_only_sockets_are_listed_when_named() {
     .unwrap();
     assert!(proc.is_empty(), "{proc:?}");
 }
+
+/// docs/filters.md, "Where ss's answer is not the kernel's": each case
+/// there, with ss's answer and tcptab's. tcptab's is the same with the
+/// program in the kernel, without it and from /proc; ss's differs exactly
+/// as the document says.
+#[test]
+fn where_ss_differs_the_answer_is_the_kernels() {
+    if !require_root("where_ss_differs_the_answer_is_the_kernels") {
+        return;
+    }
+    let scenario = Scenario::start("filters.py");
+    let pid = scenario.pid();
+    let three_ways = |expression: &str| {
+        let words: Vec<&str> = expression.split_whitespace().collect();
+        let kernel = ours(pid, &words, &[]).unwrap();
+        let user = ours(pid, &words, &["--no-kernel-filter"]).unwrap();
+        assert_eq!(kernel, user, "{expression}: with and without the kernel");
+        (kernel, ss_rows(&scenario, &words))
+    };
+    let ipv4 = ours(pid, &[], &["-4"]).unwrap();
+    let ipv6 = ours(pid, &[], &["-6"]).unwrap();
+    let all = ours(pid, &[], &[]).unwrap();
+    // 1. No state left: nothing, where ss falls back to its default
+    // without -a (the connected states less TIME-WAIT and SYN-RECV).
+    let default = ours(
+        pid,
+        &[
+            "state",
+            "connected",
+            "exclude",
+            "time-wait",
+            "exclude",
+            "syn-recv",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert!(!default.is_empty() && default != all);
+    for expression in ["exclude all", "exclude all exclude listening"] {
+        let (ours, theirs) = three_ways(expression);
+        assert!(ours.is_empty(), "{expression}: {ours:?}");
+        assert_eq!(theirs, default, "{expression}: ss");
+    }
+    // 2. A prefix against the other family's sockets, under a negation:
+    // the kernel holds them outside the prefix, ss's second pass compares
+    // their leading bits and takes them out.
+    for (expression, other) in [
+        ("not src 0.0.0.0/0", &ipv6),
+        ("not src 0/0", &ipv6),
+        ("not dst 0.0.0.0/0", &ipv6),
+        ("not src 0.0.0.0/8", &ipv6),
+        ("not src 0.0.0.0", &ipv6),
+        ("not dst ::/0", &ipv4),
+        ("not src ::/1", &ipv4),
+        ("not dst [::]", &ipv4),
+    ] {
+        let (ours, theirs) = three_ways(expression);
+        assert!(
+            theirs.is_subset(&ours),
+            "{expression}: ss {theirs:?} ours {ours:?}"
+        );
+        let only_ours: BTreeSet<Row> = ours.difference(&theirs).cloned().collect();
+        assert!(
+            !only_ours.is_empty(),
+            "{expression}: ss agrees now: update docs/filters.md"
+        );
+        assert!(
+            only_ours.is_subset(other),
+            "{expression}: beyond the other family: {only_ours:?}"
+        );
+        let strip = |rows: &BTreeSet<Row>| -> BTreeSet<Row> {
+            rows.iter()
+                .map(|(l, p)| (without_interface(l), p.clone()))
+                .collect()
+        };
+        assert_eq!(
+            ours_proc(pid, expression),
+            strip(&ours),
+            "{expression}: from /proc"
+        );
+    }
+}
+
+/// tcptab's rows from /proc (which does not know the bound interface).
+fn ours_proc(pid: u32, expression: &str) -> BTreeSet<Row> {
+    let words: Vec<&str> = expression.split_whitespace().collect();
+    ours(pid, &words, &["--source", "proc"]).unwrap()
+}

@@ -56,8 +56,20 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
-    /// Print the manual page (roff; `tcptab man | man -l -`).
-    Man,
+    /// Print the manual page of tcptab or of one command (roff; `tcptab man
+    /// list | man -l -`), or write them all into a directory (--dir).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (tcptab's own without one).
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+
+    /// Write every page (tcptab.1, tcptab-list.1, ...) into this directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "command", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -160,7 +172,7 @@ pub enum SchemaName {
 #[derive(Debug, Clone, Args)]
 pub struct RecordArgs {
     /// The database file (created if missing).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub db: PathBuf,
 
     /// Time between two polls: seconds (5, 0.5) or with a unit (500ms, 1m).
@@ -192,10 +204,14 @@ pub struct RecordArgs {
 /// with an offset: 2026-12-01T04:12:00+01:00), `now`, or relative (-15m,
 /// -2h, -1d). A moment outside the recorded span is said so, with no rows
 /// (exit 0).
+/// History's filter is read against the recorded connections.
+const HISTORY_FILTER: &str = "A filter expression in ss's language (docs/filters.md), tested on the recorded connections as they are read from the file (nothing runs in the kernel)";
+
 #[derive(Debug, Clone, Args)]
+#[command(mut_arg("expression", |a| a.help(HISTORY_FILTER)))]
 pub struct HistoryArgs {
     /// The database `tcptab record` wrote.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub db: PathBuf,
 
     /// The connections open at this moment.

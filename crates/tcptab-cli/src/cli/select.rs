@@ -11,7 +11,7 @@ use tcptab::filter::{Cidr, Expr, PortRange, Side};
 use tcptab::procnet::ReadOptions;
 use tcptab::{Family, Namespaces, Query, StateSet};
 
-use super::values::{parse_pid, parse_user};
+use super::values::{parse_pid, parse_user, StateName};
 
 /// Which sockets a command reads, and from where: the options every
 /// command that reads the live table takes, resolved once into a
@@ -58,7 +58,7 @@ pub struct SourceArgs {
     /// Read a directory laid out like /proc (ROOT/net/tcp, ROOT/net/tcp6):
     /// a captured copy, a sosreport, or /proc/PID for that process's
     /// network namespace.
-    #[arg(long, value_name = "DIR", default_value = "/proc")]
+    #[arg(long, value_name = "DIR", default_value = "/proc", value_hint = clap::ValueHint::DirPath)]
     pub root: PathBuf,
 
     /// Byte order of the machine that produced the tables (for captures from
@@ -136,7 +136,7 @@ impl From<ByteOrderArg> for tcptab::procnet::ByteOrder {
 pub struct NamespaceArgs {
     /// A named network namespace (under /run/netns, as `ip netns` makes;
     /// -N as in ss).
-    #[arg(short = 'N', long, value_name = "NAME", conflicts_with_all = ["netns_pid", "all_netns"])]
+    #[arg(short = 'N', long, value_name = "NETNS", conflicts_with_all = ["netns_pid", "all_netns"])]
     pub netns: Option<String>,
 
     /// The network namespace of process PID.
@@ -171,7 +171,7 @@ pub struct FilterArgs {
     /// Only sockets in this state: a kernel name (ESTABLISHED), an ss name
     /// (estab, syn-recv) or an ss group (connected, synchronized, bucket,
     /// big, all). Repeatable.
-    #[arg(long = "state", value_name = "NAME")]
+    #[arg(long = "state", value_name = "NAME", value_parser = StateName, hide_possible_values = true)]
     pub states: Vec<String>,
 
     /// Only IPv4 sockets.

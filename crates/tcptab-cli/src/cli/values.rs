@@ -155,3 +155,55 @@ mod tests {
         assert_eq!(parse_min_interval("0"), Ok(Duration::ZERO));
     }
 }
+
+/// `--state NAME`: taken as typed (the filter reads it, with its own
+/// errors), and the names a user types offered to completion: ss's state
+/// names and groups.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StateName;
+
+impl StateName {
+    /// ss's names of the states and its groups, in ss's order.
+    pub const NAMES: [&'static str; 17] = [
+        "established",
+        "syn-sent",
+        "syn-recv",
+        "fin-wait-1",
+        "fin-wait-2",
+        "time-wait",
+        "closed",
+        "close-wait",
+        "last-ack",
+        "listening",
+        "closing",
+        "all",
+        "connected",
+        "synchronized",
+        "bucket",
+        "big",
+        "bound-inactive",
+    ];
+}
+
+impl clap::builder::TypedValueParser for StateName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            Self::NAMES
+                .iter()
+                .map(|n| clap::builder::PossibleValue::new(*n)),
+        ))
+    }
+}
