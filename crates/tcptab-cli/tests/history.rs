@@ -201,7 +201,7 @@ fn lifetimes_owners_and_final_counts() {
         .any(|l| l.contains(&format!("127.0.0.1:{a} ")) && l.contains("python3")));
 
     // Another user reads root's file (its recorder gone: no -shm to share).
-    let out = Command::new("setpriv")
+    let out = testkit::tool("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_tcptab"))
         .args(["history", "--db", db.to_str().unwrap(), "--format", "jsonl"])
@@ -486,7 +486,7 @@ fn an_unprivileged_recorder_stores_what_it_could_not_see() {
     let dir = scratch("unprivileged");
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let db = dir.join("u.db");
-    let recorder = Command::new("nsenter")
+    let recorder = testkit::tool("nsenter")
         .args([
             "-t",
             &pid,

@@ -141,7 +141,7 @@ fn the_other_shells_get_the_same_words() {
 
 /// Render a page with groff, which must not warn.
 fn groff(roff: &[u8], page: &str) {
-    let mut groff = Command::new("groff")
+    let mut groff = testkit::tool("groff")
         .args(["-man", "-Tutf8", "-ww"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())

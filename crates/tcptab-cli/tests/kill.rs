@@ -4,7 +4,7 @@
 //! left, and the holding process as the witness of what was destroyed.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 mod common;
 
@@ -177,7 +177,7 @@ fn refusals_destroy_nothing() {
     let bin = std::env::temp_dir().join(format!("tcptab-kill-{}", std::process::id()));
     std::fs::copy(env!("CARGO_BIN_EXE_tcptab"), &bin).unwrap();
     std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new("nsenter")
+    let out = testkit::tool("nsenter")
         .args([
             "-t",
             &pid,

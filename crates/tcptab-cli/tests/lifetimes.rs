@@ -137,7 +137,7 @@ fn which(
     from: i64,
     to: i64,
 ) -> Option<(usize, Side)> {
-    which_opened_by(index, conns, r, from, to, from)
+    which_opened_by(index, conns, r, from, to, from, to)
 }
 
 fn which_opened_by(
@@ -147,6 +147,7 @@ fn which_opened_by(
     from: i64,
     to: i64,
     opened_by: i64,
+    closed_near: i64,
 ) -> Option<(usize, Side)> {
     let slack = 300;
     let during = |i: usize, side: Side| {
@@ -172,19 +173,25 @@ fn which_opened_by(
     }
     // A client end reset before any poll saw it: the kernel cleared its
     // local address and remote port before it reported it destroyed (what
-    // the record keeps: the local port and the remote address).
+    // the record keeps: the local port and the remote address). A reset
+    // leaves no TIME_WAIT, so the next connection may take the same local
+    // port at once: of those, the one that closed nearest `closed_near`.
     let cleared = r["remote_port"] == 0 && r["local_address"] == "0.0.0.0";
     cleared.then(|| {
         let port = r["local_port"].as_u64().unwrap();
         let remote = r["remote_address"].as_str().unwrap();
-        conns.iter().enumerate().find_map(|(i, c)| {
-            let (local, peer) = c.ends(Side::Client);
-            (c.how == "reset"
-                && local.ends_with(&format!(":{port}"))
-                && peer.starts_with(&format!("{remote}:"))
-                && during(i, Side::Client))
-            .then_some((i, Side::Client))
-        })
+        conns
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                let (local, peer) = c.ends(Side::Client);
+                c.how == "reset"
+                    && local.ends_with(&format!(":{port}"))
+                    && peer.starts_with(&format!("{remote}:"))
+                    && during(*i, Side::Client)
+            })
+            .min_by_key(|(_, c)| (c.close(Side::Client) - closed_near).abs())
+            .map(|(i, _)| (i, Side::Client))
     })?
 }
 
@@ -558,7 +565,10 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
         let mut open: HashMap<(String, String), u32> = HashMap::new();
         for s in f["sockets"].as_array().unwrap() {
             if s["closed"] == true {
-                let k = which_opened_by(&index, &conns, s, t - 2000, t, t)
+                // A connection only its notification brought was first
+                // seen when it closed: its age says when.
+                let closed_near = t - (s["age_s"].as_f64().unwrap() * 1000.0) as i64;
+                let k = which_opened_by(&index, &conns, s, t - 2000, t, t, closed_near)
                     .unwrap_or_else(|| panic!("no connection: {s}"));
                 closed.entry(k).or_default().push(s);
                 assert!(!s["rx_bytes_per_s"].is_null(), "{s}");

@@ -534,3 +534,72 @@ fn colour_only_when_asked_and_columns_still_line_up() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'));
 }
+
+#[test]
+fn a_row_on_the_headers_line_is_an_error_not_dropped() {
+    let v4_line = "   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0";
+    let header = tcptab::procnet::header(tcptab::Family::Ipv4);
+    let cases = [
+        // Lines that end in CR alone: the whole table on the header's line.
+        (
+            "cr-only",
+            format!("{}\r{v4_line}\r{v4_line}\r", header.trim_end()),
+        ),
+        // The header glued to its first row.
+        (
+            "glued",
+            format!("{}{v4_line}\n{v4_line}\n", header.trim_end()),
+        ),
+    ];
+    for (name, text) in cases {
+        let dir = tempdir(name);
+        std::fs::write(dir.join("net/tcp"), text).unwrap();
+        let root = root_arg(&dir);
+        let err = fails(&["list", "--root", &root]);
+        assert!(
+            err.contains("/net/tcp:1: field 'line': a row on the header's line")
+                && err.contains("\"0:\""),
+            "{name}: {err}"
+        );
+        // Lenient: counted, said, and the rows that can be read are.
+        let out = tcptab(&["list", "--root", &root, "--lenient", "--format", "jsonl"]);
+        assert!(out.status.success(), "{name}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("skipped 1 malformed line(s)"), "{name}: {err}");
+        let rows = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert_eq!(rows, usize::from(name == "glued"), "{name}");
+    }
+}
+
+#[test]
+fn src_and_dst_options_take_what_the_filter_words_take() {
+    let root = root_arg(&capture());
+    for (option, value) in [
+        ("--src", "localhost"),
+        ("--dst", "127.0.0.1"),
+        ("--src", "[::1]"),
+        ("--src", "127/8"),
+        ("--dst", "[::ffff:127.0.0.1]"),
+        ("--src", "127.0.0.1:*"),
+        ("--dst", "*:*"),
+    ] {
+        let word = &option[2..];
+        let by_option = ok(&["--root", &root, option, value]);
+        let by_word = ok(&["--root", &root, word, value]);
+        assert_eq!(by_option, by_word, "{option} {value}");
+    }
+    // Some of them select something.
+    assert!(ok(&["--root", &root, "--src", "localhost"]).lines().count() > 3);
+    for (value, says) in [
+        ("[::1", "missing ']'"),
+        ("::1]", "not an address"),
+        ("nosuchhost.invalid", "/etc/hosts"),
+        ("10.0.0.0/40", "longer than 32"),
+    ] {
+        let err = fails(&["--root", &root, "--src", value]);
+        assert!(
+            err.starts_with("error: --src: ") && err.contains(says),
+            "{value}: {err}"
+        );
+    }
+}

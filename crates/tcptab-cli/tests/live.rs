@@ -487,7 +487,7 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
     let bin = std::env::temp_dir().join(format!("tcptab-unpriv-{}", std::process::id()));
     std::fs::copy(env!("CARGO_BIN_EXE_tcptab"), &bin).unwrap();
     std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new("setpriv")
+    let out = testkit::tool("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&bin)
         .args(["list", "--netns-pid", &pid, "-p", "--format", "json"])
@@ -497,7 +497,7 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
     // (it once killed `serve`'s collection task).
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let closed = Command::new("setpriv")
+    let closed = testkit::tool("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&bin)
         .args(["list", "--netns-pid", &pid, "-p"])
@@ -510,7 +510,7 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
     // /proc tables and says why under -v; an explicit netlink is an error,
     // never an empty answer (it once printed an empty table, exit 0).
     let as_nobody = |args: &[&str]| {
-        Command::new("setpriv")
+        testkit::tool("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(&bin)
             .args(args)
@@ -560,6 +560,17 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
             "{args:?}: {err}"
         );
     }
+    // Every namespace, unprivileged: its own namespace read, and what it
+    // could not see said (the scenario's processes are root's), not a
+    // quiet answer for the machine.
+    let all = as_nobody(&["list", "--all-netns", "--format", "jsonl"]);
+    assert!(all.status.success(), "{all:?}");
+    let all_err = String::from_utf8_lossy(&all.stderr);
+    assert!(
+        all_err.contains("the network namespace of ")
+            && all_err.contains("process(es) could not be read (permission denied)"),
+        "{all_err}"
+    );
     std::fs::remove_file(&bin).unwrap();
     assert!(
         out.status.success(),
@@ -755,7 +766,7 @@ fn all_netns_survives_namespaces_that_vanish() {
     let mut churn = Vec::new();
     for i in 0..60 {
         churn.push(
-            Command::new("unshare")
+            testkit::tool("unshare")
                 .args(["--net", "sleep", &format!("0.0{}", i % 9)])
                 .spawn()
                 .unwrap(),
@@ -789,7 +800,7 @@ fn proc_under_churn_lists_no_row_twice() {
     let scenario = Scenario::start("quiet.py");
     let pid = scenario.pid().to_string();
     let script = testkit::repo_root().join("testdata/scenario/churn.py");
-    let mut churn = Command::new("nsenter")
+    let mut churn = testkit::tool("nsenter")
         .args(["-t", &pid, "-n", "python3"])
         .arg(&script)
         .arg("120")

@@ -5,7 +5,6 @@
 //! grows with it and fails here.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 /// A captured root with `rows` generated sockets (both families, every row
 /// shape), with 100 peers and 50 listeners, as on a real host: summary
@@ -55,7 +54,7 @@ fn peak_kib(args: &[&str]) -> u64 {
                   r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n\
                   assert r.returncode == 0, r.returncode\n\
                   print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
-    let out = Command::new("python3")
+    let out = testkit::tool("python3")
         .args(["-c", script, env!("CARGO_BIN_EXE_tcptab")])
         .args(args)
         .output()

@@ -81,7 +81,7 @@ fn sample(metrics: &str, prefix: &str) -> Option<f64> {
 fn promtool_accepts_the_output() {
     let server = Server::start(&["--per-remote-port", "--rtt-histogram", "--port", "22"]);
     let body = server.metrics();
-    let mut promtool = Command::new("promtool")
+    let mut promtool = testkit::tool("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -155,7 +155,7 @@ fn prometheus_scrapes_the_exporter() {
     )
     .unwrap();
     let port = free_port();
-    let mut prometheus = Command::new("prometheus")
+    let mut prometheus = testkit::tool("prometheus")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -286,7 +286,7 @@ fn unprivileged_exporter_serves_and_reports_what_it_could_not_see() {
     let bin = std::env::temp_dir().join(format!("tcptab-serve-unpriv-{}", std::process::id()));
     std::fs::copy(env!("CARGO_BIN_EXE_tcptab"), &bin).unwrap();
     std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut command = Command::new("setpriv");
+    let mut command = testkit::tool("setpriv");
     command
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&bin);
@@ -318,7 +318,7 @@ fn unprivileged_exporter_serves_and_reports_what_it_could_not_see() {
 fn shipped_prometheus_config_and_rules_are_valid() {
     let contrib = testkit::repo_root().join("contrib");
     for (what, file) in [("rules", "tcptab-alerts.yml"), ("config", "prometheus.yml")] {
-        let out = Command::new("promtool")
+        let out = testkit::tool("promtool")
             .args(["check", what])
             .arg(contrib.join(file))
             .output()
@@ -494,7 +494,7 @@ fn namespaces_are_series_of_their_own() {
     // promtool is content with it.
     let dir = std::env::temp_dir().join(format!("tcptab-serve-ns-{}", std::process::id()));
     std::fs::write(&dir, &body).unwrap();
-    let out = Command::new("promtool")
+    let out = testkit::tool("promtool")
         .args(["check", "metrics"])
         .stdin(std::fs::File::open(&dir).unwrap())
         .output()

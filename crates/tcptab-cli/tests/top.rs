@@ -152,7 +152,7 @@ fn without_a_terminal_top_asks_for_jsonl() {
 }
 
 fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
+    let out = testkit::tool("tmux")
         .args(args)
         .output()
         .expect("running tmux");
@@ -539,7 +539,7 @@ fn each_signal_restores_the_terminal_and_exits_as_the_shell_expects() {
         ]);
         pane_with(&session, "ESTABLISHED");
         let shell = tmux(&["display", "-p", "-t", &session, "#{pane_pid}"]);
-        let top = Command::new("pgrep")
+        let top = testkit::tool("pgrep")
             .args(["-P", shell.trim(), "-x", "tcptab"])
             .output()
             .unwrap();

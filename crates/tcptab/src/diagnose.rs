@@ -597,7 +597,7 @@ mod zero_window_tests {
 
     #[test]
     fn data_waiting_on_a_zero_window_is_found_only_when_tcp_info_says_so() {
-        let mut socket = Socket::empty(crate::Family::Ipv4, RowKind::Full);
+        let mut socket = Socket::empty(crate::model::Family::Ipv4, RowKind::Full);
         socket.state = State::Established;
         socket.tx_queue = 4096;
         let diag = |length: usize, snd_wnd: u32| Diag {

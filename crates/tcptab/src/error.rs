@@ -97,6 +97,9 @@ pub enum ParseErrorKind {
     /// Lenient: more malformed lines in a row than the limit (the token
     /// holds the limit).
     TooManyBadLines,
+    /// A header line with more after it: a row glued to the header, or a
+    /// table whose lines end in CR alone (the token is what follows).
+    HeaderWithMore,
 }
 
 impl ParseErrorKind {
@@ -117,6 +120,9 @@ impl ParseErrorKind {
             ParseErrorKind::EmptyLine => "empty line",
             ParseErrorKind::LineTooLong => "line too long",
             ParseErrorKind::FamilyMismatch => "local and remote addresses are of different families",
+            ParseErrorKind::HeaderWithMore => {
+                "a row on the header's line (a row glued to the header, or lines that end in CR alone)"
+            }
             ParseErrorKind::TooManyBadLines => {
                 "too many malformed lines in a row (--lenient gives up: is this a TCP table?); the limit is"
             }

@@ -355,13 +355,13 @@ mod tests {
         }
         let inode = inode.expect("a socket in our fd table");
         let scan = OwnerScan::scan(Path::new("/proc"), &HashSet::from([inode])).unwrap();
-        let mut socket = Socket::empty(crate::Family::Ipv4, RowKind::Full);
+        let mut socket = Socket::empty(crate::model::Family::Ipv4, RowKind::Full);
         socket.inode = inode;
         let owners = scan.owners(&socket);
         assert!(owners.iter().any(|o| o.pid == me), "{owners:?}");
         assert!(scan.inspected > 0);
         drop(listener);
-        let mut tw = Socket::empty(crate::Family::Ipv4, RowKind::TimeWait);
+        let mut tw = Socket::empty(crate::model::Family::Ipv4, RowKind::TimeWait);
         tw.inode = inode;
         assert_eq!(scan.ownership(&tw), Ownership::NoProcess);
     }

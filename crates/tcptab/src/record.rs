@@ -298,7 +298,8 @@ pub fn field_defs(fields: Fields) -> Vec<(Option<&'static FieldDef>, &'static Fi
             self.group = None;
         }
     }
-    let socket = crate::Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
+    let socket =
+        crate::model::Socket::empty(crate::model::Family::Ipv4, crate::model::RowKind::Full);
     let entry = Entry {
         socket: &socket,
         diag: None,

@@ -4,7 +4,8 @@
 //! the library's internals through its `internals` feature.
 
 use tcptab::procnet::{
-    is_header, parse_line, reference, render_line, ByteOrder, ReadOptions, SliceReader, TableReader,
+    header_extra, is_header, parse_line, reference, render_line, ByteOrder, ReadOptions,
+    SliceReader, TableReader,
 };
 use tcptab::{Error, Socket};
 
@@ -35,7 +36,7 @@ fn line_by_line(data: &[u8], lenient: bool) -> Vec<Result<Socket, u64>> {
                 in_a_row = 0;
                 out.push(Ok(socket));
             }
-            Err(_) if is_header(line) => in_a_row = 0,
+            Err(_) if is_header(line) && header_extra(line).is_none() => in_a_row = 0,
             Err(_) if lenient && in_a_row < limit => in_a_row += 1,
             Err(_) => {
                 out.push(Err(i as u64 + 1));

@@ -16,6 +16,45 @@ pub mod fuzz;
 pub mod generate;
 pub mod http;
 
+/// The Debian package that brings each program the tests run (what
+/// `scripts/test` installs).
+pub const PACKAGES: &[(&str, &str)] = &[
+    ("ss", "iproute2"),
+    ("ip", "iproute2"),
+    ("nstat", "iproute2"),
+    ("nsenter", "util-linux"),
+    ("unshare", "util-linux"),
+    ("setpriv", "util-linux"),
+    ("mount", "mount"),
+    ("umount", "mount"),
+    ("pgrep", "procps"),
+    ("kill", "procps"),
+    ("python3", "python3"),
+    ("tmux", "tmux"),
+    ("sqlite3", "sqlite3"),
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
+    ("groff", "groff-base"),
+];
+
+/// A command for `program`, which the test needs: when it is not on the
+/// PATH, the test fails saying which Debian package brings it (and that
+/// `scripts/test` installs it), not with a bare "No such file".
+pub fn tool(program: &str) -> Command {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    if !found {
+        let package = PACKAGES
+            .iter()
+            .find(|(p, _)| *p == program)
+            .map_or("?", |(_, package)| package);
+        panic!(
+            "{program} is not installed: the tests need it; Debian's package {package} brings it (`bash scripts/test` installs what is missing)"
+        );
+    }
+    Command::new(program)
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -92,7 +131,7 @@ impl Scenario {
     /// Start `testdata/scenario/<script> ARGS` under `unshare --net`.
     pub fn start_with(script: &str, args: &[&str]) -> Scenario {
         let path = repo_root().join("testdata/scenario").join(script);
-        let mut child = Command::new("unshare")
+        let mut child = tool("unshare")
             .arg("--net")
             .arg("python3")
             .arg(&path)
@@ -144,7 +183,7 @@ impl Scenario {
     /// Run a command inside the scenario's network namespace; its stdout.
     pub fn run_in(&self, program: &str, args: &[&str]) -> String {
         let pid = self.pid().to_string();
-        let out = Command::new("nsenter")
+        let out = tool("nsenter")
             .args(["-t", &pid, "-n", program])
             .args(args)
             .output()
@@ -256,7 +295,7 @@ impl NamedNetns {
     pub fn add(prefix: &str) -> NamedNetns {
         let name = format!("{prefix}-{}", std::process::id());
         let ip = |args: &[&str]| {
-            let status = Command::new("ip").args(args).status().expect("ip");
+            let status = tool("ip").args(args).status().expect("ip");
             assert!(status.success(), "ip {args:?}");
         };
         ip(&["netns", "add", &name]);
@@ -276,7 +315,7 @@ impl NamedNetns {
 
     /// `ip netns exec NAME PROGRAM`, to run something inside.
     pub fn command(&self, program: &str) -> Command {
-        let mut command = Command::new("ip");
+        let mut command = tool("ip");
         command.args(["netns", "exec", &self.name, program]);
         command
     }
@@ -288,5 +327,30 @@ impl Drop for NamedNetns {
             .args(["netns", "del", &self.name])
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// scripts/test installs exactly the packages of [`super::PACKAGES`].
+    #[test]
+    fn the_test_script_installs_what_the_tests_name() {
+        let script = std::fs::read_to_string(super::repo_root().join("scripts/test")).unwrap();
+        let start = script.find("packages=(").unwrap();
+        let end = start + script[start..].find(')').unwrap();
+        let mut listed: Vec<(String, String)> = script[start + "packages=(".len()..end]
+            .split_whitespace()
+            .map(|pair| {
+                let (program, package) = pair.split_once(':').unwrap();
+                (program.to_string(), package.to_string())
+            })
+            .collect();
+        let mut named: Vec<(String, String)> = super::PACKAGES
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        listed.sort();
+        named.sort();
+        assert_eq!(listed, named);
     }
 }

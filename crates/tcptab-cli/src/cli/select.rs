@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use tcptab::diag::Extensions;
-use tcptab::filter::{Cidr, Expr, PortRange, Side};
+use tcptab::filter::{Expr, PortRange, Side};
 use tcptab::procnet::ReadOptions;
 use tcptab::{Family, Namespaces, Query, StateSet};
 
@@ -194,13 +194,15 @@ pub struct FilterArgs {
     #[arg(long, value_name = "PORT[-PORT]")]
     pub port: Vec<String>,
 
-    /// Local address or prefix (10.0.0.0/8, 10/8, ::1); an IPv4 prefix also
+    /// Local address or prefix (10.0.0.0/8, 10/8, ::1, [::1]), optionally
+    /// with a port (127.0.0.1:80, [::1]:443), or a name in /etc/hosts
+    /// (localhost): what the filter's `src` takes. An IPv4 prefix also
     /// matches the IPv4-mapped addresses in it. Repeatable: any of them.
-    #[arg(long, value_name = "ADDR[/LEN]")]
+    #[arg(long, value_name = "HOST")]
     pub src: Vec<String>,
 
-    /// Remote address or prefix. Repeatable: any of them.
-    #[arg(long, value_name = "ADDR[/LEN]")]
+    /// Remote address or prefix, as --src. Repeatable: any of them.
+    #[arg(long, value_name = "HOST")]
     pub dst: Vec<String>,
 
     /// Only sockets owned by this user: a uid or a user name (/etc/passwd).
@@ -294,14 +296,9 @@ impl FilterArgs {
         ] {
             let mut any = Vec::new();
             for text in values {
-                let net: Cidr = text
-                    .parse()
-                    .map_err(|e: String| anyhow::anyhow!("{flag}: {e}"))?;
-                any.push(Expr::Addr {
-                    side,
-                    net,
-                    port: None,
-                });
+                // As the expression's `src`/`dst` read their operand.
+                let e = Expr::endpoint(side, text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+                any.push(e);
             }
             expr = expr.and(Expr::any(any));
         }

@@ -116,7 +116,7 @@ pub fn conforms(validator: &jsonschema::Validator, value: &serde_json::Value, wh
 
 /// Run tmux with `args`; its stdout.
 pub fn tmux(args: &[&str]) -> String {
-    let out = std::process::Command::new("tmux")
+    let out = testkit::tool("tmux")
         .args(args)
         .output()
         .expect("running tmux");

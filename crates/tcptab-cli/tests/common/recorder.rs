@@ -18,7 +18,7 @@ pub fn scratch(test: &str) -> PathBuf {
 
 /// `sqlite3 DB SQL`: its output, trimmed.
 pub fn sql(db: &Path, query: &str) -> String {
-    let out = Command::new("sqlite3")
+    let out = testkit::tool("sqlite3")
         .arg(db)
         .arg(query)
         .output()
@@ -50,7 +50,7 @@ pub fn wait_polls(db: &Path, n: u64) {
         let polls = db
             .exists()
             .then(|| {
-                Command::new("sqlite3")
+                testkit::tool("sqlite3")
                     .arg(db)
                     .arg("SELECT count(*) FROM polls")
                     .output()

@@ -575,7 +575,9 @@ mod tests {
                 index: Some(i)
             }),
             // What the kernel cannot test: states, uid.
-            Just(Expr::State(crate::StateSet::of(&[crate::State::Listen]))),
+            Just(Expr::State(crate::model::StateSet::of(&[
+                crate::model::State::Listen
+            ]))),
             Just(Expr::Uid(0)),
         ]
     }

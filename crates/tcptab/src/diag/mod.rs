@@ -244,7 +244,7 @@ pub fn destroyed(datagram: &[u8]) -> Result<Vec<DiagSocket>> {
     Ok(out)
 }
 
-/// Which source to read (see [`crate::query`] for how each is used).
+/// Which source to read (the query engine uses each as the query asks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Choice {
     /// Netlink, falling back to /proc when netlink cannot be used.

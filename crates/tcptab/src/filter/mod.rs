@@ -142,7 +142,12 @@ impl FromStr for Cidr {
             Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
             None => (s, None),
         };
-        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        // `[::1]` as `::1`; a bracket alone is an error, not ignored.
+        let addr = match (addr.strip_prefix('['), addr.ends_with(']')) {
+            (Some(inside), true) => &inside[..inside.len() - 1],
+            (None, false) => addr,
+            _ => return Err(format!("'{}': an unmatched bracket", excerpt(s))),
+        };
         let address: IpAddr = match addr.parse::<IpAddr>() {
             Ok(a) => a,
             Err(_) => IpAddr::V4(short_ipv4(addr).ok_or_else(bad)?),

@@ -354,21 +354,8 @@ impl Parser {
                         "expected an address after '{word}' (e.g. 10.0.0.0/8)"
                     )));
                 };
-                let (nets, port) = parse_endpoint(&text).map_err(|m| self.error(m))?;
+                let e = Expr::endpoint(side, &text).map_err(|m| self.error(m))?;
                 self.at += 1;
-                let e = match nets {
-                    None => match port {
-                        Some(port) => Expr::Port {
-                            side,
-                            cmp: Cmp::Eq,
-                            port,
-                        },
-                        None => Expr::All,
-                    },
-                    Some(nets) => {
-                        Expr::any(nets.into_iter().map(|net| Expr::Addr { side, net, port }))
-                    }
-                };
                 Ok(if negate { Expr::Not(Box::new(e)) } else { e })
             }
             "dev" => {
@@ -393,6 +380,27 @@ impl Parser {
                 "expected a condition (state, sport, dport, src, dst, dev, autobound) or '('",
             )),
         }
+    }
+}
+
+impl Expr {
+    /// `src TEXT` (`side` local) or `dst TEXT` (remote): an address or
+    /// prefix, optionally with a port, any address with a port, or a name
+    /// from /etc/hosts (each of its addresses). What `--src` and `--dst`
+    /// take too.
+    pub fn endpoint(side: Side, text: &str) -> Result<Expr, String> {
+        let (nets, port) = parse_endpoint(text)?;
+        Ok(match nets {
+            None => match port {
+                Some(port) => Expr::Port {
+                    side,
+                    cmp: Cmp::Eq,
+                    port,
+                },
+                None => Expr::All,
+            },
+            Some(nets) => Expr::any(nets.into_iter().map(|net| Expr::Addr { side, net, port })),
+        })
     }
 }
 

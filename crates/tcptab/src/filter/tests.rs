@@ -20,7 +20,8 @@ fn nesting_and_length_are_bounded() {
     assert!(e.message.contains("at most 10000 words"), "{e}");
     let fine = vec!["sport = :22"; 2_000].join(" or ");
     let expr = Expr::parse(&fine).unwrap();
-    let socket = crate::Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
+    let socket =
+        crate::model::Socket::empty(crate::model::Family::Ipv4, crate::model::RowKind::Full);
     assert!(!expr.matches(&socket, None, None));
 }
 
@@ -156,7 +157,8 @@ fn ss_words_for_ports_hosts_devices() {
         high: 2000,
     };
     let bound = Expr::parse("dev lo and autobound").unwrap().bind(&facts);
-    let mut socket = crate::Socket::empty(crate::Family::Ipv4, crate::RowKind::Full);
+    let mut socket =
+        crate::model::Socket::empty(crate::model::Family::Ipv4, crate::model::RowKind::Full);
     socket.local = "127.0.0.1:1500".parse().unwrap();
     let diag = Diag {
         interface: 1,

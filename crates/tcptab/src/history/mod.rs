@@ -11,7 +11,7 @@
 //!   most the poll it was writing.
 //! - [`Reader`] answers for a moment or an interval with [`Lived`]
 //!   connections, which become the common socket record
-//!   ([`crate::Record`]) plus when they were seen and their final counters.
+//!   ([`crate::record::Record`]) plus when they were seen and their final counters.
 //!
 //! The tables are documented in `docs/history.md` of the repository, for
 //! people who query the file with `sqlite3` or DuckDB directly. Times are
@@ -366,7 +366,7 @@ mod tests {
     #[test]
     fn every_state_and_timer_code_reads_back_as_written() {
         for code in 0..=255u8 {
-            let timer = crate::TimerKind::from_code(code);
+            let timer = crate::model::TimerKind::from_code(code);
             assert_eq!(
                 read::timer_of(&rows::timer_name(timer)),
                 Some(timer),

@@ -68,7 +68,7 @@ pub struct Writer {
     /// Holds the one-recorder lock while the writer lives.
     _lock: std::fs::File,
     boot: i64,
-    /// This process's network namespace (the inode of [`Namespaces::Current`](crate::Namespaces::Current)).
+    /// This process's network namespace (the inode of [`Namespaces::Current`](crate::query::Namespaces::Current)).
     own_netns: u64,
     /// Namespace inode to `namespaces.id`.
     namespaces: HashMap<u64, i64>,

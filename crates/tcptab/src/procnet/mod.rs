@@ -29,7 +29,7 @@ use memchr::memchr;
 
 use crate::error::{Error, LineError, ParseErrorKind, Result};
 use crate::model::{Family, Socket};
-pub use parse::{is_header, parse_line, parse_line_into, ByteOrder};
+pub use parse::{header_extra, is_header, parse_line, parse_line_into, ByteOrder};
 pub use render::{header, render_into, render_line, render_table, TableWriter, MAX_RENDERED};
 
 /// How to read a table.
@@ -145,7 +145,7 @@ impl Lines {
             return Err(Error::Parse {
                 path: self.path.clone(),
                 line: self.line,
-                field: crate::Field::Line,
+                field: crate::error::Field::Line,
                 kind: ParseErrorKind::TooManyBadLines,
                 token: format!("{limit}"),
             });
@@ -161,20 +161,36 @@ impl Lines {
     fn parse(&mut self, line: &[u8], socket: &mut Socket) -> Result<bool> {
         match parse_line_into(line, self.options.byte_order, socket) {
             Ok(()) => Ok(true),
-            Err(_) if is_header(line) => {
-                self.header(line);
-                Ok(false)
-            }
-            Err(e) => {
-                let error = self.error_at(line, e);
-                if self.options.lenient {
-                    self.skip(error)?;
-                    return Ok(false);
+            Err(_) if is_header(line) => match parse::header_extra(line) {
+                None => {
+                    self.header(line);
+                    Ok(false)
                 }
-                self.done = true;
-                Err(error)
-            }
+                // A header and more: the more is an error, not dropped.
+                Some(offset) => {
+                    self.header(&line[..offset]);
+                    let e = LineError {
+                        field: crate::error::Field::Line,
+                        kind: ParseErrorKind::HeaderWithMore,
+                        offset,
+                    };
+                    self.bad(line, e)
+                }
+            },
+            Err(e) => self.bad(line, e),
         }
+    }
+
+    /// A line that is not a socket: in lenient mode skipped (counted),
+    /// else the error that ends the reading.
+    fn bad(&mut self, line: &[u8], e: LineError) -> Result<bool> {
+        let error = self.error_at(line, e);
+        if self.options.lenient {
+            self.skip(error)?;
+            return Ok(false);
+        }
+        self.done = true;
+        Err(error)
     }
 
     #[cold]
@@ -348,7 +364,7 @@ impl<R: Read> TableReader<R> {
             Error::Parse {
                 path: self.lines.path.clone(),
                 line: self.lines.line + 1,
-                field: crate::Field::Line,
+                field: crate::error::Field::Line,
                 kind: ParseErrorKind::LineTooLong,
                 token: String::new(),
             }
@@ -371,7 +387,7 @@ impl<R: Read> Iterator for TableReader<R> {
 
 /// An iterator's item from a `read_socket`: the socket it filled, by value.
 fn owned(read: impl FnOnce(&mut Socket) -> Result<bool>) -> Option<Result<Socket>> {
-    let mut socket = Socket::empty(Family::Ipv4, crate::RowKind::Full);
+    let mut socket = Socket::empty(Family::Ipv4, crate::model::RowKind::Full);
     match read(&mut socket) {
         Ok(true) => Some(Ok(socket)),
         Ok(false) => None,
@@ -401,7 +417,7 @@ impl<R: Read + Send> TableReader<R> {
                     .try_recv()
                     .unwrap_or_else(|_| Vec::with_capacity(BATCH));
                 batch.clear();
-                let mut socket = Socket::empty(Family::Ipv4, crate::RowKind::Full);
+                let mut socket = Socket::empty(Family::Ipv4, crate::model::RowKind::Full);
                 // Ok(true): the batch is full and there may be more.
                 let mut status = Ok(true);
                 while batch.len() < BATCH {

@@ -20,6 +20,27 @@ pub fn is_header(line: &[u8]) -> bool {
     rest.starts_with(b"sl") && rest.get(2).is_none_or(|&b| b == b' ')
 }
 
+/// Where a header line holds more than a header: a carriage return before
+/// its end (lines that end in CR alone), or a word that starts a row
+/// (`12:`, an entry number and its colon). None for a header alone.
+pub fn header_extra(line: &[u8]) -> Option<usize> {
+    let body = line.strip_suffix(b"\r").unwrap_or(line);
+    if let Some(cr) = body.iter().position(|&b| b == b'\r') {
+        let next = body[cr + 1..].iter().position(|&b| b != b' ').unwrap_or(0);
+        return Some(cr + 1 + next);
+    }
+    let mut at = 0;
+    for word in body.split(|&b| b == b' ') {
+        if let [digits @ .., b':'] = word {
+            if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+                return Some(at);
+            }
+        }
+        at += word.len() + 1;
+    }
+    None
+}
+
 /// The fast paths for the kernel's own layout: fill `out` and return true,
 /// or return false and leave `out` alone, for [`parse_general`] to handle
 /// the line. On x86_64 the SSE2 path goes first; the portable SWAR path
@@ -148,6 +169,14 @@ mod tests {
         assert!(is_header(b"sl"));
         assert!(!is_header(b"   0: 0100007F:0016"));
         assert!(!is_header(b"slx"));
+        let header = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
+        assert_eq!(header_extra(header), None);
+        assert_eq!(header_extra(b"  sl  local_address\r"), None);
+        assert_eq!(
+            header_extra(b"  sl  local_address\r   0: 0100007F:0016"),
+            Some(23)
+        );
+        assert_eq!(header_extra(b"  sl  inode   0: 0100007F:0016"), Some(14));
     }
 
     #[test]

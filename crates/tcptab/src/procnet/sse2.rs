@@ -711,8 +711,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::model::RowKind;
     use crate::procnet::{fast, parse::parse_general};
-    use crate::RowKind;
 
     /// A number that is small (the common case, short tails) or anything.
     fn number(max: u64) -> impl Strategy<Value = u64> {
