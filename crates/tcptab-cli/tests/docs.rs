@@ -6,20 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const COMMANDS: [&str; 12] = [
-    "list",
-    "summary",
-    "explain",
-    "watch",
-    "top",
-    "record",
-    "history",
-    "serve",
-    "kill",
-    "schema",
-    "completions",
-    "man",
-];
+use testkit::COMMANDS;
 
 fn help(command: Option<&str>) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_tcptab"))
@@ -137,4 +124,20 @@ fn the_check_catches_an_option_that_is_not_there() {
         options_in("`tcptab serve --per-remote-port` and x--y --Z"),
         ["--per-remote-port"]
     );
+}
+
+/// The tests that walk every command (this one, the manual pages) cover
+/// what `tcptab --help` lists, no more and no fewer.
+#[test]
+fn the_commands_walked_are_the_programs() {
+    let top = help(None);
+    let listed: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert_eq!(listed, COMMANDS, "{top}");
 }

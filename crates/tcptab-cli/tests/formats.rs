@@ -136,10 +136,9 @@ fn record_sanity(r: &Value, what: &str) {
 
 #[test]
 fn every_format_from_every_source_on_a_live_mixed_table() {
-    if !require_root("every_format_from_every_source_on_a_live_mixed_table") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     let inode = netns_inode(scenario.pid());
     let ss = scenario.ss(&[]).len();

@@ -24,10 +24,9 @@ fn ends(rows: &[Value], port: u64) -> Vec<&Value> {
 
 #[test]
 fn lifetimes_owners_and_final_counts() {
-    if !require_root("lifetimes_owners_and_final_counts") {
+    let Some(mut scenario) = testkit::live("lifetimes.py") else {
         return;
-    }
-    let mut scenario = Scenario::start("lifetimes.py");
+    };
     let pid = scenario.pid();
     let dir = scratch("lifetimes");
     let db = dir.join("h.db");
@@ -201,9 +200,7 @@ fn lifetimes_owners_and_final_counts() {
         .any(|l| l.contains(&format!("127.0.0.1:{a} ")) && l.contains("python3")));
 
     // Another user reads root's file (its recorder gone: no -shm to share).
-    let out = testkit::tool("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_tcptab"))
+    let out = testkit::as_nobody(env!("CARGO_BIN_EXE_tcptab"))
         .args(["history", "--db", db.to_str().unwrap(), "--format", "jsonl"])
         .args(&span)
         .output()
@@ -269,10 +266,9 @@ fn examples(doc: &str) -> Vec<String> {
 
 #[test]
 fn a_killed_recorder_leaves_a_whole_file() {
-    if !require_root("a_killed_recorder_leaves_a_whole_file") {
+    let Some(mut scenario) = testkit::live("lifetimes.py") else {
         return;
-    }
-    let mut scenario = Scenario::start("lifetimes.py");
+    };
     let pid = scenario.pid().to_string();
     let dir = scratch("killed");
     let db = dir.join("h.db");
@@ -366,10 +362,9 @@ fn a_killed_recorder_leaves_a_whole_file() {
 
 #[test]
 fn retention_deletes_what_ended_before_the_window() {
-    if !require_root("retention_deletes_what_ended_before_the_window") {
+    let Some(mut scenario) = testkit::live("lifetimes.py") else {
         return;
-    }
-    let mut scenario = Scenario::start("lifetimes.py");
+    };
     let pid = scenario.pid().to_string();
     let dir = scratch("retention");
     let db = dir.join("h.db");
@@ -477,27 +472,15 @@ print('ok', flush=True); time.sleep(1.5)";
 
 #[test]
 fn an_unprivileged_recorder_stores_what_it_could_not_see() {
-    if !require_root("an_unprivileged_recorder_stores_what_it_could_not_see") {
+    let Some(mut scenario) = testkit::live("lifetimes.py") else {
         return;
-    }
-    let mut scenario = Scenario::start("lifetimes.py");
+    };
     let pid = scenario.pid().to_string();
     let a: u64 = scenario.command("open a")[3..].parse().unwrap();
     let dir = scratch("unprivileged");
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let db = dir.join("u.db");
-    let recorder = testkit::tool("nsenter")
-        .args([
-            "-t",
-            &pid,
-            "-n",
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--",
-        ])
-        .arg(env!("CARGO_BIN_EXE_tcptab"))
+    let recorder = testkit::as_nobody_in(&pid, env!("CARGO_BIN_EXE_tcptab"))
         .args([
             "record",
             "--db",

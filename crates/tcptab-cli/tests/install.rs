@@ -168,20 +168,7 @@ fn a_page_for_every_command_and_every_page_it_names() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     pages.sort();
-    for command in [
-        "list",
-        "summary",
-        "explain",
-        "watch",
-        "top",
-        "record",
-        "history",
-        "serve",
-        "kill",
-        "schema",
-        "completions",
-        "man",
-    ] {
+    for command in testkit::COMMANDS {
         assert!(
             pages.contains(&format!("tcptab-{command}.1")),
             "{command}: {pages:?}"

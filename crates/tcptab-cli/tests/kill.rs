@@ -36,10 +36,9 @@ fn count(states: &[String], state: &str) -> usize {
 
 #[test]
 fn dry_run_lists_exactly_the_matches_and_destroys_nothing() {
-    if !require_root("dry_run_lists_exactly_the_matches_and_destroys_nothing") {
+    let Some(scenario) = testkit::live("stuck.py") else {
         return;
-    }
-    let scenario = Scenario::start("stuck.py");
+    };
     let pid = scenario.pid().to_string();
     let before = states(&scenario);
     assert_eq!(count(&before, "CLOSE-WAIT"), 4, "{before:?}");
@@ -93,10 +92,9 @@ fn dry_run_lists_exactly_the_matches_and_destroys_nothing() {
 
 #[test]
 fn yes_destroys_exactly_the_matches_and_the_holder_sees_it() {
-    if !require_root("yes_destroys_exactly_the_matches_and_the_holder_sees_it") {
+    let Some(mut scenario) = testkit::live("stuck.py") else {
         return;
-    }
-    let mut scenario = Scenario::start("stuck.py");
+    };
     let pid = scenario.pid().to_string();
     // (Writing to them now would draw a reset from their closed peers.)
     assert_eq!(count(&states(&scenario), "CLOSE-WAIT"), 4);
@@ -145,10 +143,9 @@ fn yes_destroys_exactly_the_matches_and_the_holder_sees_it() {
 
 #[test]
 fn refusals_destroy_nothing() {
-    if !require_root("refusals_destroy_nothing") {
+    let Some(scenario) = testkit::live("stuck.py") else {
         return;
-    }
-    let scenario = Scenario::start("stuck.py");
+    };
     let pid = scenario.pid().to_string();
     let other = scenario.manifest.names["other_port"].clone();
     let before = ends(&scenario);
@@ -174,24 +171,12 @@ fn refusals_destroy_nothing() {
     }
     // Unprivileged inside the namespace: the dump works, the kernel
     // refuses the destroy; one line, exit 2, nothing destroyed.
-    let bin = std::env::temp_dir().join(format!("tcptab-kill-{}", std::process::id()));
-    std::fs::copy(env!("CARGO_BIN_EXE_tcptab"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = testkit::tool("nsenter")
-        .args([
-            "-t",
-            &pid,
-            "-n",
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ])
-        .arg(&bin)
+    let bin = testkit::SharedBin::of(env!("CARGO_BIN_EXE_tcptab"), "tcptab-kill");
+    let out = testkit::as_nobody_in(&pid, &bin)
         .args(["kill", "--state", "close-wait", "--yes"])
         .output()
         .unwrap();
-    std::fs::remove_file(&bin).unwrap();
+    drop(bin);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();

@@ -259,21 +259,45 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn closed_pipe_ends_quietly() {
-    // A reader that closes after the first line: like `tcptab | head -1`.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args(["list", "--root", &root_arg(&spec()), "--format", "jsonl"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{:?}", out.status);
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // A reader that closes at once: like `tcptab | head -1`, for every
+    // command and format that prints.
+    let root = root_arg(&spec());
+    let line = "   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0";
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["list", "--root", &root, "--format", "jsonl"],
+        vec!["list", "--root", &root, "--format", "json"],
+        vec!["list", "--root", &root, "--format", "csv"],
+        vec!["list", "--root", &root, "--format", "proc"],
+        vec!["list", "--root", &root],
+        vec!["summary", "--root", &root, "--format", "json"],
+        vec!["summary", "--root", &root],
+        vec!["explain", line, "--format", "json"],
+        vec!["explain", line],
+        vec!["explain", "--diagnose", "--root", &root, "--format", "json"],
+        vec!["schema", "record"],
+        vec!["man"],
+        vec!["completions", "bash"],
+    ];
+    for args in runs {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success() || out.status.code() == Some(1),
+            "{args:?}: {:?}",
+            out.status
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]

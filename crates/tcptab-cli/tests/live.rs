@@ -77,10 +77,9 @@ fn ss_users(rest: &str) -> BTreeSet<(u64, u64)> {
 
 #[test]
 fn owners_agree_with_ss_tanp() {
-    if !require_root("owners_agree_with_ss_tanp") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     let rows = json(&["list", "--netns-pid", &pid, "-p"]);
     let ours: BTreeMap<_, BTreeSet<(u64, u64)>> = rows
@@ -141,10 +140,9 @@ fn owners_agree_with_ss_tanp() {
 
 #[test]
 fn filters_agree_with_ss() {
-    if !require_root("filters_agree_with_ss") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     let port = |name: &str| {
         scenario
@@ -378,10 +376,9 @@ fn filters_agree_with_ss() {
 
 #[test]
 fn proc_format_applies_filters_and_renumbers() {
-    if !require_root("proc_format_applies_filters_and_renumbers") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     let out = tcptab(&["list", "--netns-pid", &pid, "-l", "--format", "proc"]);
     assert!(out.status.success());
@@ -416,10 +413,9 @@ fn proc_format_applies_filters_and_renumbers() {
 
 #[test]
 fn all_netns_finds_sockets_in_two_namespaces() {
-    if !require_root("all_netns_finds_sockets_in_two_namespaces") {
+    let Some(a) = testkit::live("sockets.py") else {
         return;
-    }
-    let a = Scenario::start("sockets.py");
+    };
     let b = Scenario::start("sockets.py");
     let rows = json(&["list", "--all-netns"]);
     for scenario in [&a, &b] {
@@ -478,18 +474,13 @@ fn named_namespace_is_entered_even_without_a_process() {
 
 #[test]
 fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
-    if !require_root("unprivileged_run_lists_sockets_and_says_what_it_could_not_see") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     // A copy of the binary that the nobody user may execute.
-    let bin = std::env::temp_dir().join(format!("tcptab-unpriv-{}", std::process::id()));
-    std::fs::copy(env!("CARGO_BIN_EXE_tcptab"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = testkit::tool("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
+    let bin = testkit::SharedBin::of(env!("CARGO_BIN_EXE_tcptab"), "tcptab-unpriv");
+    let out = testkit::as_nobody(&bin)
         .args(["list", "--netns-pid", &pid, "-p", "--format", "json"])
         .output()
         .unwrap();
@@ -497,9 +488,7 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
     // (it once killed `serve`'s collection task).
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let closed = testkit::tool("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
+    let closed = testkit::as_nobody(&bin)
         .args(["list", "--netns-pid", &pid, "-p"])
         .stdout(std::process::Stdio::null())
         .stderr(writer)
@@ -509,14 +498,7 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
     // A namespace it may not enter: auto falls back to the namespace's
     // /proc tables and says why under -v; an explicit netlink is an error,
     // never an empty answer (it once printed an empty table, exit 0).
-    let as_nobody = |args: &[&str]| {
-        testkit::tool("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&bin)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let as_nobody = |args: &[&str]| testkit::as_nobody(&bin).args(args).output().unwrap();
     let auto = as_nobody(&["list", "--netns-pid", &pid, "-v", "--format", "jsonl"]);
     assert!(auto.status.success(), "{auto:?}");
     let auto_err = String::from_utf8_lossy(&auto.stderr);
@@ -571,7 +553,7 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
             && all_err.contains("process(es) could not be read (permission denied)"),
         "{all_err}"
     );
-    std::fs::remove_file(&bin).unwrap();
+    drop(bin);
     assert!(
         out.status.success(),
         "{}",
@@ -659,10 +641,9 @@ fn bad_input_is_a_one_line_error() {
 
 #[test]
 fn netlink_source_lists_what_proc_lists() {
-    if !require_root("netlink_source_lists_what_proc_lists") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     let via = |source: &str| -> BTreeSet<(String, String, String)> {
         let rows = json(&["list", "--netns-pid", &pid, "--source", source]);
@@ -853,10 +834,9 @@ fn proc_under_churn_lists_no_row_twice() {
 
 #[test]
 fn ss_flag_bundles_select_what_ss_selects() {
-    if !require_root("ss_flag_bundles_select_what_ss_selects") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     // (tcptab's bundle, ss's flags for the same sockets)
     for (bundle, ss) in [

@@ -8,16 +8,15 @@ use std::time::Duration;
 
 use common::{json, tcptab};
 use serde_json::Value;
-use testkit::{require_root, Scenario};
+use testkit::Scenario;
 
 mod common;
 
 #[test]
 fn summary_counts_every_state_including_zeros() {
-    if !require_root("summary_counts_every_state_including_zeros") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     let mut expected: BTreeMap<String, u64> = tcptab::State::LISTED
         .iter()
@@ -123,10 +122,9 @@ fn summary_counts_every_state_including_zeros() {
 
 #[test]
 fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
-    if !require_root("diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace") {
+    let Some(trouble) = testkit::live("trouble.py") else {
         return;
-    }
-    let trouble = Scenario::start("trouble.py");
+    };
     let pid = trouble.pid().to_string();
     // Exit status for scripts: 1 with a critical finding (the full accept
     // queue) by default, and with a warning under --fail-on warning; 0
@@ -395,10 +393,9 @@ fn bad_input_for_explain_and_watch() {
 
 #[test]
 fn watch_reports_opens_changes_closes_and_short_connections() {
-    if !require_root("watch_reports_opens_changes_closes_and_short_connections") {
+    let Some(mut driver) = testkit::live("driver.py") else {
         return;
-    }
-    let mut driver = Scenario::start("driver.py");
+    };
     let pid = driver.pid().to_string();
     let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
         .args([
@@ -501,10 +498,9 @@ fn watch_reports_opens_changes_closes_and_short_connections() {
 
 #[test]
 fn watch_stops_after_count_events() {
-    if !require_root("watch_stops_after_count_events") {
+    let Some(mut driver) = testkit::live("driver.py") else {
         return;
-    }
-    let mut driver = Scenario::start("driver.py");
+    };
     let pid = driver.pid().to_string();
     let watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
         .args([
@@ -542,10 +538,9 @@ fn explain_survives_hostile_input() {
 
 #[test]
 fn watch_survives_lost_notifications_and_closes_each_connection_once() {
-    if !require_root("watch_survives_lost_notifications_and_closes_each_connection_once") {
+    let Some(mut driver) = testkit::live("driver.py") else {
         return;
-    }
-    let mut driver = Scenario::start("driver.py");
+    };
     let pid = driver.pid().to_string();
     // A receive buffer of a few notifications: a burst overflows it.
     let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
@@ -633,10 +628,9 @@ fn watch_survives_lost_notifications_and_closes_each_connection_once() {
 
 #[test]
 fn ss_dash_e_reports_only_what_closes() {
-    if !require_root("ss_dash_e_reports_only_what_closes") {
+    let Some(mut driver) = testkit::live("driver.py") else {
         return;
-    }
-    let mut driver = Scenario::start("driver.py");
+    };
     let pid = driver.pid().to_string();
     // `tcptab -E` as ss users type it: watch, closed events only.
     let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))

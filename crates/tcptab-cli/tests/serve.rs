@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testkit::http::{free_port, get, request};
-use testkit::{require_root, Scenario};
+use testkit::require_root;
 
 /// A running `tcptab serve`, stopped when dropped.
 struct Server {
@@ -136,10 +136,9 @@ fn promtool_accepts_the_output() {
 
 #[test]
 fn prometheus_scrapes_the_exporter() {
-    if !require_root("prometheus_scrapes_the_exporter") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     let server = Server::start(&["--netns-pid", &pid, "--min-interval", "0s"]);
     let dir = std::env::temp_dir().join(format!("tcptab-prometheus-{}", std::process::id()));
@@ -283,13 +282,8 @@ fn unprivileged_exporter_serves_and_reports_what_it_could_not_see() {
     if !require_root("unprivileged_exporter_serves_and_reports_what_it_could_not_see") {
         return;
     }
-    let bin = std::env::temp_dir().join(format!("tcptab-serve-unpriv-{}", std::process::id()));
-    std::fs::copy(env!("CARGO_BIN_EXE_tcptab"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut command = testkit::tool("setpriv");
-    command
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin);
+    let bin = testkit::SharedBin::of(env!("CARGO_BIN_EXE_tcptab"), "tcptab-serve-unpriv");
+    let command = testkit::as_nobody(&bin);
     // A named namespace with no process in it: an unprivileged exporter
     // cannot enter it, and counts it as not inspected instead of failing.
     let name = format!("tcptab-serve-eperm-{}", std::process::id());
@@ -302,7 +296,7 @@ fn unprivileged_exporter_serves_and_reports_what_it_could_not_see() {
     let body = server.metrics();
     drop(server);
     let _ = Command::new("ip").args(["netns", "del", &name]).status();
-    std::fs::remove_file(&bin).unwrap();
+    drop(bin);
     assert!(body.contains("tcptab_up 1"), "{body}");
     assert!(
         sample(&body, "tcptab_processes_not_inspected").unwrap() > 0.0,
@@ -509,10 +503,9 @@ fn namespaces_are_series_of_their_own() {
 
 #[test]
 fn remote_ports_are_the_services_not_the_clients() {
-    if !require_root("remote_ports_are_the_services_not_the_clients") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     let range = std::fs::read_to_string(format!(
         "/proc/{pid}/root/proc/sys/net/ipv4/ip_local_port_range"

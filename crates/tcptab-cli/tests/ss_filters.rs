@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use testkit::{normalise_endpoint, require_root, Scenario, SsRow};
+use testkit::{normalise_endpoint, Scenario, SsRow};
 
 /// (local, peer): with a state filter ss leaves its State column out, and
 /// the two ends name a socket within a namespace.
@@ -92,10 +92,9 @@ fn agree(scenario: &Scenario, expression: &str) -> usize {
 
 #[test]
 fn a_corpus_of_ss_expressions_selects_what_ss_selects() {
-    if !require_root("a_corpus_of_ss_expressions_selects_what_ss_selects") {
+    let Some(scenario) = testkit::live("filters.py") else {
         return;
-    }
-    let scenario = Scenario::start("filters.py");
+    };
     let auto = &scenario.manifest.names["auto"];
     let corpus: Vec<String> = [
         // States, groups, leading state words.
@@ -270,10 +269,9 @@ fn random_expression(rng: &mut Rng, depth: u32) -> String {
 
 #[test]
 fn random_expressions_select_what_ss_selects_in_the_kernel_and_out() {
-    if !require_root("random_expressions_select_what_ss_selects_in_the_kernel_and_out") {
+    let Some(scenario) = testkit::live("filters.py") else {
         return;
-    }
-    let scenario = Scenario::start("filters.py");
+    };
     let mut rng = Rng(0x7463_7074_6162);
     let mut selecting = 0;
     let count = 120;
@@ -291,10 +289,9 @@ fn random_expressions_select_what_ss_selects_in_the_kernel_and_out() {
 
 #[test]
 fn verbose_says_what_ran_in_the_kernel() {
-    if !require_root("verbose_says_what_ran_in_the_kernel") {
+    let Some(scenario) = testkit::live("filters.py") else {
         return;
-    }
-    let scenario = Scenario::start("filters.py");
+    };
     let pid = scenario.pid().to_string();
     let run_with = |options: &[&str], words: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_tcptab"))
@@ -337,10 +334,9 @@ fn verbose_says_what_ran_in_the_kernel() {
 
 #[test]
 fn bound_only_sockets_are_listed_when_named() {
-    if !require_root("bound_only_sockets_are_listed_when_named") {
+    let Some(scenario) = testkit::live("filters.py") else {
         return;
-    }
-    let scenario = Scenario::start("filters.py");
+    };
     let bound = ("127.0.0.1:4444".to_string(), "*:*".to_string());
     // Not by default, as ss and /proc: finding them walks the bind table.
     let all = ours(scenario.pid(), &[], &[]).unwrap();
@@ -364,10 +360,9 @@ fn bound_only_sockets_are_listed_when_named() {
 /// as the document says.
 #[test]
 fn where_ss_differs_the_answer_is_the_kernels() {
-    if !require_root("where_ss_differs_the_answer_is_the_kernels") {
+    let Some(scenario) = testkit::live("filters.py") else {
         return;
-    }
-    let scenario = Scenario::start("filters.py");
+    };
     let pid = scenario.pid();
     let three_ways = |expression: &str| {
         let words: Vec<&str> = expression.split_whitespace().collect();

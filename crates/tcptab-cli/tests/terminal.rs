@@ -9,14 +9,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::tmux;
-use testkit::{require_root, Scenario};
 
 #[test]
 fn the_table_fits_an_80_column_terminal() {
-    if !require_root("the_table_fits_an_80_column_terminal") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let pid = scenario.pid().to_string();
     let bin = env!("CARGO_BIN_EXE_tcptab");
     let args = ["list", "-p", "-i", "--netns-pid", &pid];

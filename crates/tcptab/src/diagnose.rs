@@ -8,11 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::model::Diag;
-use crate::model::Namespace;
-use crate::model::{canonical, RowKind, Socket, State, TimerKind};
-use crate::model::{Entry, Source};
-use crate::model::{Owner, Ownership};
+use crate::model::{canonical, Entry, EntryBuf, Ownership, RowKind, Socket, State, TimerKind};
 
 /// When a pattern becomes a finding.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,6 +109,7 @@ pub struct Process {
 
 /// One finding.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Finding {
     pub kind: Kind,
     pub severity: Severity,
@@ -120,8 +117,9 @@ pub struct Finding {
     pub advice: &'static str,
     /// How many sockets are involved.
     pub count: u64,
-    /// The sockets that show it (a few at most), copied.
-    pub sockets: Vec<Evidence>,
+    /// The sockets that show it (a few at most), kept with what came with
+    /// them.
+    pub sockets: Vec<EntryBuf>,
     /// The processes involved, when owners were looked up.
     pub processes: Vec<Process>,
     /// One line per evidence socket (or group) for people.
@@ -130,62 +128,6 @@ pub struct Finding {
     /// `tcptab kill` that selects exactly them (namespace options are the
     /// caller's to add).
     pub kill_filter: Option<String>,
-}
-
-/// A socket kept as evidence: what an [`Entry`] borrows, owned.
-#[derive(Debug, Clone)]
-pub struct Evidence {
-    pub socket: Socket,
-    pub diag: Option<Diag>,
-    pub source: Source,
-    pub namespace: Option<Namespace>,
-    /// Its owners when they were looked up: the list, and why it is empty.
-    pub owners: Option<(Vec<Owner>, OwnerStatus)>,
-}
-
-/// [`Ownership`] without the borrow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnerStatus {
-    Owned,
-    NoProcess,
-    Unknown,
-    NotFound,
-}
-
-impl Evidence {
-    fn of(e: &Entry<'_>) -> Evidence {
-        Evidence {
-            socket: *e.socket,
-            diag: e.diag.cloned(),
-            source: e.source,
-            namespace: e.namespace.cloned(),
-            owners: e.owners.map(|o| {
-                let status = match o {
-                    Ownership::Owned(_) => OwnerStatus::Owned,
-                    Ownership::NoProcess => OwnerStatus::NoProcess,
-                    Ownership::Unknown => OwnerStatus::Unknown,
-                    Ownership::NotFound => OwnerStatus::NotFound,
-                };
-                (o.owners().to_vec(), status)
-            }),
-        }
-    }
-
-    /// The socket as an [`Entry`] again (for its record).
-    pub fn entry(&self) -> Entry<'_> {
-        Entry {
-            socket: &self.socket,
-            diag: self.diag.as_ref(),
-            source: self.source,
-            namespace: self.namespace.as_ref(),
-            owners: self.owners.as_ref().map(|(list, status)| match status {
-                OwnerStatus::Owned => Ownership::Owned(list),
-                OwnerStatus::NoProcess => Ownership::NoProcess,
-                OwnerStatus::Unknown => Ownership::Unknown,
-                OwnerStatus::NotFound => Ownership::NotFound,
-            }),
-        }
-    }
 }
 
 const EVIDENCE: usize = 5;
@@ -207,7 +149,7 @@ fn pair(s: &Socket) -> String {
 #[derive(Debug, Default)]
 struct Group {
     count: u64,
-    evidence: Vec<Evidence>,
+    evidence: Vec<EntryBuf>,
     processes: Vec<Process>,
 }
 
@@ -215,7 +157,7 @@ impl Group {
     fn add(&mut self, e: &Entry<'_>) {
         self.count += 1;
         if self.evidence.len() < EVIDENCE {
-            self.evidence.push(Evidence::of(e));
+            self.evidence.push(e.to_buf());
             for o in e.owners.map_or(&[][..], |o| o.owners()) {
                 if !self.processes.iter().any(|p| p.pid == o.pid) {
                     self.processes.push(Process {
@@ -249,7 +191,7 @@ pub struct Diagnoser {
     /// one endpoint per client port, so this stays small per endpoint), and
     /// evidence only for endpoints within five of the threshold.
     time_wait: std::collections::HashMap<SocketAddr, u64>,
-    time_wait_evidence: std::collections::HashMap<SocketAddr, Vec<Evidence>>,
+    time_wait_evidence: std::collections::HashMap<SocketAddr, Vec<EntryBuf>>,
     unowned: Group,
     orphans: Group,
 }
@@ -311,7 +253,7 @@ impl Diagnoser {
             if *count + EVIDENCE as u64 > t.time_wait {
                 let evidence = self.time_wait_evidence.entry(peer).or_default();
                 if evidence.len() < EVIDENCE {
-                    evidence.push(Evidence::of(e));
+                    evidence.push(e.to_buf());
                 }
             }
         }
@@ -368,81 +310,17 @@ impl Diagnoser {
     pub fn finish(self) -> Vec<Finding> {
         let t = self.t;
         let mut findings = Vec::new();
-        let finding =
-            |kind, summary: String, group: Group, details: Vec<String>, advice, kill_filter| {
-                Finding {
-                    kind,
-                    severity: Severity::Warning,
-                    summary,
-                    advice,
-                    count: group.count,
-                    details,
-                    kill_filter,
-                    processes: group.processes,
-                    sockets: group.evidence,
-                }
-            };
         for (holder, group) in self.close_wait {
             if group.count >= t.close_wait {
-                let details = group.sockets().map(pair).collect();
-                let filter = close_wait_filter(&group);
-                findings.push(finding(
-                    Kind::CloseWait,
-                    format!("{} sockets in CLOSE_WAIT held by {holder}", group.count),
-                    group,
-                    details,
-                    "the peers closed these connections but the application has not called close(): look for a leak of connections or a stuck worker",
-                    Some(filter),
-                ));
+                findings.push(close_wait(&holder, group));
             }
         }
         findings.extend(self.listeners);
         if self.probing.count > 0 {
-            let details = self
-                .probing
-                .sockets()
-                .map(|s| {
-                    format!(
-                        "{} ({} bytes unsent, {} unanswered probes)",
-                        pair(s),
-                        s.tx_queue,
-                        s.probes
-                    )
-                })
-                .collect();
-            let filter = zero_window_filter(&self.probing);
-            findings.push(finding(
-                Kind::ZeroWindow,
-                format!("{} sockets probing a zero window: their peers stopped reading", self.probing.count),
-                self.probing,
-                details,
-                "the receiving application is not reading its socket (blocked, overloaded or stuck): look at the peer, not at this host",
-                filter,
-            ));
+            findings.push(zero_window(self.probing));
         }
         if self.lossy.count > 0 {
-            let details = self
-                .lossy
-                .sockets()
-                .map(|s| {
-                    let rto = s.congestion.map(|c| c.rto.as_millis()).unwrap_or(0);
-                    format!(
-                        "{} ({} timeouts, rto {} ms, {})",
-                        pair(s),
-                        s.retransmits,
-                        rto,
-                        s.state
-                    )
-                })
-                .collect();
-            findings.push(finding(
-                Kind::Retransmits,
-                format!("{} sockets with {} or more retransmission timeouts in a row", self.lossy.count, t.retransmits),
-                self.lossy,
-                details,
-                "packets to these peers are being lost or the peers are gone: check the path (loss, MTU, firewall) and whether the peers are alive",
-                None,
-            ));
+            findings.push(retransmits(self.lossy, t.retransmits));
         }
         let mut crowded: Vec<(SocketAddr, u64)> = self
             .time_wait
@@ -457,50 +335,140 @@ impl Diagnoser {
                 evidence: evidence.remove(&peer).unwrap_or_default(),
                 processes: Vec::new(),
             };
-            let remote = endpoint(peer);
-            {
-                findings.push(finding(
-                    Kind::TimeWait,
-                    format!("{count} TIME_WAIT sockets towards {remote}"),
-                    group,
-                    vec![format!("{count} recently closed connections to {remote}")],
-                    "many short connections to one endpoint use up local ports (each TIME_WAIT holds one for 60 s): reuse connections (keep-alive, pooling), or widen net.ipv4.ip_local_port_range",
-                    None,
-                ));
-            }
+            findings.push(time_wait(peer, group));
         }
         if self.owners_known && self.unowned.count > 0 {
-            let details = self
-                .unowned
-                .sockets()
-                .map(|s| format!("{} {} inode {}", s.state, pair(s), s.inode))
-                .collect();
-            findings.push(finding(
-                Kind::NoOwner,
-                format!("{} sockets that no process holds", self.unowned.count),
-                self.unowned,
-                details,
-                "a socket with an inode but no process is held by the kernel or in flight over a Unix socket; if it persists, look for a process in another PID namespace",
-                None,
-            ));
+            findings.push(no_owner(self.unowned));
         }
         if self.orphans.count >= t.orphans {
-            let details = self
-                .orphans
-                .sockets()
-                .map(|s| format!("{} {}", s.state, pair(s)))
-                .collect();
-            findings.push(finding(
-                Kind::Orphans,
-                format!("{} orphaned sockets (closed by their application, still finishing)", self.orphans.count),
-                self.orphans,
-                details,
-                "orphans use memory and count against net.ipv4.tcp_max_orphans; many in FIN_WAIT1 or LAST_ACK point at peers that stopped answering",
-                None,
-            ));
+            findings.push(orphans(self.orphans));
         }
         findings
     }
+}
+
+/// A warning about `group`'s sockets.
+fn warning(
+    kind: Kind,
+    summary: String,
+    group: Group,
+    details: Vec<String>,
+    advice: &'static str,
+    kill_filter: Option<String>,
+) -> Finding {
+    Finding {
+        kind,
+        severity: Severity::Warning,
+        summary,
+        advice,
+        count: group.count,
+        details,
+        kill_filter,
+        processes: group.processes,
+        sockets: group.evidence,
+    }
+}
+
+fn close_wait(holder: &str, group: Group) -> Finding {
+    let details = group.sockets().map(pair).collect();
+    let filter = close_wait_filter(&group);
+    warning(
+        Kind::CloseWait,
+        format!("{} sockets in CLOSE_WAIT held by {holder}", group.count),
+        group,
+        details,
+        "the peers closed these connections but the application has not called close(): look for a leak of connections or a stuck worker",
+        Some(filter),
+    )
+}
+
+fn zero_window(group: Group) -> Finding {
+    let details = group
+        .sockets()
+        .map(|s| {
+            format!(
+                "{} ({} bytes unsent, {} unanswered probes)",
+                pair(s),
+                s.tx_queue,
+                s.probes
+            )
+        })
+        .collect();
+    let filter = zero_window_filter(&group);
+    warning(
+        Kind::ZeroWindow,
+        format!("{} sockets probing a zero window: their peers stopped reading", group.count),
+        group,
+        details,
+        "the receiving application is not reading its socket (blocked, overloaded or stuck): look at the peer, not at this host",
+        filter,
+    )
+}
+
+fn retransmits(group: Group, threshold: u32) -> Finding {
+    let details = group
+        .sockets()
+        .map(|s| {
+            let rto = s.congestion.map(|c| c.rto.as_millis()).unwrap_or(0);
+            format!(
+                "{} ({} timeouts, rto {} ms, {})",
+                pair(s),
+                s.retransmits,
+                rto,
+                s.state
+            )
+        })
+        .collect();
+    warning(
+        Kind::Retransmits,
+        format!("{} sockets with {threshold} or more retransmission timeouts in a row", group.count),
+        group,
+        details,
+        "packets to these peers are being lost or the peers are gone: check the path (loss, MTU, firewall) and whether the peers are alive",
+        None,
+    )
+}
+
+fn time_wait(peer: SocketAddr, group: Group) -> Finding {
+    let (count, remote) = (group.count, endpoint(peer));
+    warning(
+        Kind::TimeWait,
+        format!("{count} TIME_WAIT sockets towards {remote}"),
+        group,
+        vec![format!("{count} recently closed connections to {remote}")],
+        "many short connections to one endpoint use up local ports (each TIME_WAIT holds one for 60 s): reuse connections (keep-alive, pooling), or widen net.ipv4.ip_local_port_range",
+        None,
+    )
+}
+
+fn no_owner(group: Group) -> Finding {
+    let details = group
+        .sockets()
+        .map(|s| format!("{} {} inode {}", s.state, pair(s), s.inode))
+        .collect();
+    warning(
+        Kind::NoOwner,
+        format!("{} sockets that no process holds", group.count),
+        group,
+        details,
+        "a socket with an inode but no process is held by the kernel or in flight over a Unix socket; if it persists, look for a process in another PID namespace",
+        None,
+    )
+}
+
+fn orphans(group: Group) -> Finding {
+    let details = group
+        .sockets()
+        .map(|s| format!("{} {}", s.state, pair(s)))
+        .collect();
+    warning(
+        Kind::Orphans,
+        format!("{} orphaned sockets (closed by their application, still finishing)", group.count),
+        group,
+        details,
+        "orphans use memory and count against net.ipv4.tcp_max_orphans; many in FIN_WAIT1 or LAST_ACK point at peers that stopped answering",
+        None,
+    )
 }
 
 /// The `tcptab kill` filter for a CLOSE_WAIT group: by its one holder when
@@ -582,16 +550,10 @@ fn zero_window_filter(group: &Group) -> Option<String> {
 #[cfg(test)]
 mod zero_window_tests {
     use super::*;
-    use crate::model::TcpInfo;
+    use crate::model::{Diag, Source, TcpInfo};
 
     fn entry_with(socket: &Socket, diag: &Diag) -> bool {
-        let e = Entry {
-            socket,
-            diag: Some(diag),
-            source: Source::Netlink,
-            namespace: None,
-            owners: None,
-        };
+        let e = Entry::new(socket, Source::Netlink).with_diag(Some(diag));
         waits_on_a_zero_window(&e) && mark(&e, &Thresholds::default()) == Some(Kind::ZeroWindow)
     }
 

@@ -120,11 +120,12 @@ impl Outcome {
     }
 }
 
-const EPERM: i32 = 1;
-const ENOENT: i32 = 2;
-const EACCES: i32 = 13;
-const EOPNOTSUPP: i32 = 95;
-const ESTALE: i32 = 116;
+// The errors SOCK_DESTROY answers with (errno numbers, as rustix has them).
+const EPERM: i32 = rustix::io::Errno::PERM.raw_os_error();
+const ENOENT: i32 = rustix::io::Errno::NOENT.raw_os_error();
+const EACCES: i32 = rustix::io::Errno::ACCESS.raw_os_error();
+const EOPNOTSUPP: i32 = rustix::io::Errno::OPNOTSUPP.raw_os_error();
+const ESTALE: i32 = rustix::io::Errno::STALE.raw_os_error();
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -238,11 +239,7 @@ mod tests {
     /// What a kill with `filter` would destroy of [`table`].
     fn destroyed(filter: &str, listeners: bool) -> Vec<State> {
         let (expr, named) = Expr::parse_naming(filter).unwrap();
-        let selected: Vec<EntryBuf> = table()
-            .into_iter()
-            .filter(|e| expr.matches(&e.socket, None, None))
-            .collect();
-        plan(selected, named, listeners)
+        plan(select(&expr), named, listeners)
             .destroy
             .iter()
             .map(|e| e.socket.state)
@@ -323,6 +320,15 @@ mod tests {
         ]
     }
 
+    /// The sockets of [`table`] that `expr` matches, as the kernel would
+    /// select them.
+    fn select(expr: &Expr) -> Vec<EntryBuf> {
+        table()
+            .into_iter()
+            .filter(|e| expr.matches(&e.socket, None, None))
+            .collect()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
 
@@ -332,10 +338,7 @@ mod tests {
         fn never_a_listener_unless_named(words in prop::collection::vec(word(), 0..12)) {
             let text = words.join(" ");
             if let Ok((expr, named)) = Expr::parse_naming(&text) {
-                let selected: Vec<EntryBuf> = table()
-                    .into_iter()
-                    .filter(|e| expr.matches(&e.socket, None, None))
-                    .collect();
+                let selected = select(&expr);
                 let p = plan(selected, named, false);
                 prop_assert!(
                     p.destroy.iter().all(|e| e.socket.state != State::Listen),
@@ -351,10 +354,7 @@ mod tests {
         fn the_rest_is_the_filter_s(words in prop::collection::vec(word(), 0..12)) {
             let text = words.join(" ");
             if let Ok((expr, named)) = Expr::parse_naming(&text) {
-                let selected: Vec<EntryBuf> = table()
-                    .into_iter()
-                    .filter(|e| expr.matches(&e.socket, None, None))
-                    .collect();
+                let selected = select(&expr);
                 let total = selected.len();
                 let p = plan(selected, named, false);
                 prop_assert_eq!(p.destroy.len() + p.left_out.len(), total);

@@ -15,10 +15,7 @@
 
 use std::net::IpAddr;
 
-use crate::model::Owner;
-use crate::model::{Entry, Source};
-use crate::model::{MemInfo, TcpInfo};
-use crate::model::{PointerKind, Ssthresh};
+use crate::model::{Diag, Entry, MemInfo, Owner, PointerKind, Socket, Source, Ssthresh, TcpInfo};
 
 /// The version of the record and report documents. Raised when a field is
 /// removed or changes its meaning; adding a field does not raise it.
@@ -87,6 +84,7 @@ pub struct Fields {
 /// When a recorded connection was seen, and its last known counters
 /// (tcp_info's names). Times are ms since the Unix epoch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Lifetime {
     pub first_seen: i64,
     pub last_seen: i64,
@@ -129,110 +127,16 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// Hand every field to `v`, in the documented order.
+    /// Hand every field to `v`, in the documented order: the kernel's
+    /// columns, what netlink adds, then the namespace, the owners and the
+    /// lifetime when the record carries them.
     pub fn visit(&self, v: &mut dyn Visit) {
         let e = self.entry;
-        let s = e.socket;
         let netlink = e.source == Source::Netlink;
-        let c = s.congestion.as_ref();
-        let (ssthresh, initial_slow_start, fastopen) = match c.map(|c| c.ssthresh) {
-            None => (None, None, None),
-            Some(Ssthresh::InitialSlowStart) => (None, Some(true), None),
-            Some(Ssthresh::Segments(n)) => (Some(n as u64), Some(false), None),
-            Some(Ssthresh::FastOpenQueueLimit(n)) => (None, None, Some(n as i64)),
-        };
-        let state_name;
-        let state = match s.state.kernel_name() {
-            Some(name) => name,
-            None => {
-                state_name = s.state.to_string();
-                &state_name
-            }
-        };
-        let timer_name;
-        let timer = match s.timer.kind.name() {
-            Some(name) => name,
-            None => {
-                timer_name = s.timer.kind.to_string();
-                &timer_name
-            }
-        };
-        let diag = e.diag;
-        // Netlink gives the timer in ms; /proc in ticks of 10 ms.
-        let timer_ms = diag.map_or(s.timer.expires.as_millis(), |d| d.timer_ms as u64);
-        let opt = |x: Option<u64>| x.map_or(Value::Null, Value::U64);
-        let optb = |x: Option<bool>| x.map_or(Value::Null, Value::Bool);
-        v.field(&FAMILY, Value::Str(s.family.as_str()));
-        v.field(&KIND, Value::Str(s.kind.as_str()));
-        v.field(&SL, Value::U64(s.sl as u64));
-        v.field(&STATE, Value::Str(state));
-        v.field(&STATE_CODE, Value::U64(s.state.code() as u64));
-        v.field(&LOCAL_ADDRESS, Value::Ip(s.local.ip()));
-        v.field(&LOCAL_PORT, Value::U64(s.local.port() as u64));
-        v.field(&REMOTE_ADDRESS, Value::Ip(s.remote.ip()));
-        v.field(&REMOTE_PORT, Value::U64(s.remote.port() as u64));
-        v.field(&TX_QUEUE, Value::U64(s.tx_queue as u64));
-        v.field(&RX_QUEUE, Value::U64(s.rx_queue as u64));
-        v.field(&TIMER, Value::Str(timer));
-        v.field(&TIMER_TICKS, Value::U64(s.timer.expires.0));
-        v.field(&TIMER_MS, Value::U64(timer_ms));
-        v.field(&RETRANSMITS, Value::U64(s.retransmits as u64));
-        v.field(&UID, Value::U64(s.uid as u64));
-        v.field(&PROBES, Value::I64(s.probes as i64));
-        v.field(&INODE, Value::U64(s.inode));
-        let (refcount, pointer, pointer_kind) = if netlink || self.fields.history {
-            (Value::Null, Value::Null, Value::Null)
-        } else {
-            (
-                Value::I64(s.refcount as i64),
-                Value::Str(s.pointer.as_str()),
-                Value::Str(match s.pointer.kind() {
-                    PointerKind::Zeroed => "zeroed",
-                    PointerKind::Hashed => "hashed",
-                    PointerKind::Raw => "raw",
-                    PointerKind::Unavailable => "unavailable",
-                }),
-            )
-        };
-        v.field(&REFCOUNT, refcount);
-        v.field(&POINTER, pointer);
-        v.field(&POINTER_KIND, pointer_kind);
-        v.field(&RTO_TICKS, opt(c.map(|c| c.rto.0)));
-        v.field(&RTO_MS, opt(c.map(|c| c.rto.as_millis())));
-        v.field(&ATO_TICKS, opt(c.map(|c| c.ato.0)));
-        v.field(&ATO_MS, opt(c.map(|c| c.ato.as_millis())));
-        // Not in tcp_info: known from /proc only.
-        let proc_only = c.filter(|_| !netlink);
-        v.field(&QUICK_ACKS, opt(proc_only.map(|c| c.quick_acks() as u64)));
-        v.field(&PINGPONG, optb(proc_only.map(|c| c.pingpong())));
-        v.field(&CWND, opt(c.map(|c| c.cwnd as u64)));
-        v.field(&SSTHRESH, opt(ssthresh));
-        v.field(&INITIAL_SLOW_START, optb(initial_slow_start));
-        v.field(
-            &FASTOPEN_QUEUE_LIMIT,
-            fastopen
-                .filter(|_| !netlink)
-                .map_or(Value::Null, Value::I64),
-        );
-        v.field(&SOURCE, Value::Str(e.source.as_str()));
-        v.field(&COOKIE, opt(diag.map(|d| d.cookie)));
-        v.field(
-            &BACKLOG_LIMIT,
-            opt(diag.and_then(|d| d.backlog_limit).map(u64::from)),
-        );
-        v.field(&INTERFACE, opt(diag.map(|d| d.interface as u64)));
-        v.field(
-            &CONGESTION_ALGORITHM,
-            diag.and_then(|d| d.congestion_algorithm.as_deref())
-                .map_or(Value::Null, Value::Str),
-        );
-        v.field(&SHUTDOWN, opt(diag.and_then(|d| d.shutdown).map(u64::from)));
-        v.field(
-            &V6ONLY,
-            diag.and_then(|d| d.v6only).map_or(Value::Null, Value::Bool),
-        );
-        visit_tcp_info(v, diag.and_then(|d| d.tcp_info.as_deref()));
-        visit_memory(v, diag.and_then(|d| d.memory.as_deref()));
+        visit_columns(v, e.socket, e.diag);
+        visit_proc_only(v, e.socket, netlink || self.fields.history);
+        visit_congestion(v, e.socket, netlink);
+        visit_netlink(v, e);
         if self.fields.netns {
             v.field(&NETNS, opt(e.namespace.map(|n| n.inode)));
             v.field(
@@ -254,30 +158,160 @@ impl<'a> Record<'a> {
             );
         }
         if self.fields.history {
-            let l = self.lifetime;
-            let time = |ms: Option<i64>| ms.map(crate::time::format_rfc3339);
-            let (first, last, closed) = (
-                time(l.map(|l| l.first_seen)),
-                time(l.map(|l| l.last_seen)),
-                time(l.and_then(|l| l.closed_at)),
-            );
-            fn text(t: &Option<String>) -> Value<'_> {
-                t.as_deref().map_or(Value::Null, Value::Str)
-            }
-            v.field(&FIRST_SEEN, text(&first));
-            v.field(&LAST_SEEN, text(&last));
-            v.field(&CLOSED_AT, text(&closed));
-            v.field(
-                &CLOSED_BY,
-                l.and_then(|l| l.closed_by.as_deref())
-                    .map_or(Value::Null, Value::Str),
-            );
-            v.field(&BYTES_ACKED, opt(l.and_then(|l| l.bytes_acked)));
-            v.field(&BYTES_RECEIVED, opt(l.and_then(|l| l.bytes_received)));
-            v.field(&TOTAL_RETRANS, opt(l.and_then(|l| l.total_retrans)));
-            v.field(&RTT_US, opt(l.and_then(|l| l.rtt_us)));
+            visit_lifetime(v, self.lifetime);
         }
     }
+}
+
+fn opt(x: Option<u64>) -> Value<'static> {
+    x.map_or(Value::Null, Value::U64)
+}
+
+fn optb(x: Option<bool>) -> Value<'static> {
+    x.map_or(Value::Null, Value::Bool)
+}
+
+/// The columns both sources have: the kernel's text table's first twelve.
+#[inline]
+fn visit_columns(v: &mut dyn Visit, s: &Socket, diag: Option<&Diag>) {
+    let state_name;
+    let state = match s.state.kernel_name() {
+        Some(name) => name,
+        None => {
+            state_name = s.state.to_string();
+            &state_name
+        }
+    };
+    let timer_name;
+    let timer = match s.timer.kind.name() {
+        Some(name) => name,
+        None => {
+            timer_name = s.timer.kind.to_string();
+            &timer_name
+        }
+    };
+    // Netlink gives the timer in ms; /proc in ticks of 10 ms.
+    let timer_ms = diag.map_or(s.timer.expires.as_millis(), |d| d.timer_ms as u64);
+    v.field(&FAMILY, Value::Str(s.family.as_str()));
+    v.field(&KIND, Value::Str(s.kind.as_str()));
+    v.field(&SL, Value::U64(s.sl as u64));
+    v.field(&STATE, Value::Str(state));
+    v.field(&STATE_CODE, Value::U64(s.state.code() as u64));
+    v.field(&LOCAL_ADDRESS, Value::Ip(s.local.ip()));
+    v.field(&LOCAL_PORT, Value::U64(s.local.port() as u64));
+    v.field(&REMOTE_ADDRESS, Value::Ip(s.remote.ip()));
+    v.field(&REMOTE_PORT, Value::U64(s.remote.port() as u64));
+    v.field(&TX_QUEUE, Value::U64(s.tx_queue as u64));
+    v.field(&RX_QUEUE, Value::U64(s.rx_queue as u64));
+    v.field(&TIMER, Value::Str(timer));
+    v.field(&TIMER_TICKS, Value::U64(s.timer.expires.0));
+    v.field(&TIMER_MS, Value::U64(timer_ms));
+    v.field(&RETRANSMITS, Value::U64(s.retransmits as u64));
+    v.field(&UID, Value::U64(s.uid as u64));
+    v.field(&PROBES, Value::I64(s.probes as i64));
+    v.field(&INODE, Value::U64(s.inode));
+}
+
+/// The reference count and the pointer: /proc's alone (null when `none`).
+#[inline]
+fn visit_proc_only(v: &mut dyn Visit, s: &Socket, none: bool) {
+    let (refcount, pointer, pointer_kind) = if none {
+        (Value::Null, Value::Null, Value::Null)
+    } else {
+        (
+            Value::I64(s.refcount as i64),
+            Value::Str(s.pointer.as_str()),
+            Value::Str(match s.pointer.kind() {
+                PointerKind::Zeroed => "zeroed",
+                PointerKind::Hashed => "hashed",
+                PointerKind::Raw => "raw",
+                PointerKind::Unavailable => "unavailable",
+            }),
+        )
+    };
+    v.field(&REFCOUNT, refcount);
+    v.field(&POINTER, pointer);
+    v.field(&POINTER_KIND, pointer_kind);
+}
+
+/// A full socket's last five columns (from tcp_info with netlink, which
+/// has no quick ACKs, pingpong or Fast Open queue limit).
+#[inline]
+fn visit_congestion(v: &mut dyn Visit, s: &Socket, netlink: bool) {
+    let c = s.congestion.as_ref();
+    let (ssthresh, initial_slow_start, fastopen) = match c.map(|c| c.ssthresh) {
+        None => (None, None, None),
+        Some(Ssthresh::InitialSlowStart) => (None, Some(true), None),
+        Some(Ssthresh::Segments(n)) => (Some(n as u64), Some(false), None),
+        Some(Ssthresh::FastOpenQueueLimit(n)) => (None, None, Some(n as i64)),
+    };
+    v.field(&RTO_TICKS, opt(c.map(|c| c.rto.0)));
+    v.field(&RTO_MS, opt(c.map(|c| c.rto.as_millis())));
+    v.field(&ATO_TICKS, opt(c.map(|c| c.ato.0)));
+    v.field(&ATO_MS, opt(c.map(|c| c.ato.as_millis())));
+    // Not in tcp_info: known from /proc only.
+    let proc_only = c.filter(|_| !netlink);
+    v.field(&QUICK_ACKS, opt(proc_only.map(|c| c.quick_acks() as u64)));
+    v.field(&PINGPONG, optb(proc_only.map(|c| c.pingpong())));
+    v.field(&CWND, opt(c.map(|c| c.cwnd as u64)));
+    v.field(&SSTHRESH, opt(ssthresh));
+    v.field(&INITIAL_SLOW_START, optb(initial_slow_start));
+    v.field(
+        &FASTOPEN_QUEUE_LIMIT,
+        fastopen
+            .filter(|_| !netlink)
+            .map_or(Value::Null, Value::I64),
+    );
+}
+
+/// The source, and what netlink adds (null from /proc).
+#[inline]
+fn visit_netlink(v: &mut dyn Visit, e: &Entry<'_>) {
+    let diag = e.diag;
+    v.field(&SOURCE, Value::Str(e.source.as_str()));
+    v.field(&COOKIE, opt(diag.map(|d| d.cookie)));
+    v.field(
+        &BACKLOG_LIMIT,
+        opt(diag.and_then(|d| d.backlog_limit).map(u64::from)),
+    );
+    v.field(&INTERFACE, opt(diag.map(|d| d.interface as u64)));
+    v.field(
+        &CONGESTION_ALGORITHM,
+        diag.and_then(|d| d.congestion_algorithm.as_deref())
+            .map_or(Value::Null, Value::Str),
+    );
+    v.field(&SHUTDOWN, opt(diag.and_then(|d| d.shutdown).map(u64::from)));
+    v.field(
+        &V6ONLY,
+        diag.and_then(|d| d.v6only).map_or(Value::Null, Value::Bool),
+    );
+    visit_tcp_info(v, diag.and_then(|d| d.tcp_info.as_deref()));
+    visit_memory(v, diag.and_then(|d| d.memory.as_deref()));
+}
+
+/// A history record's lifetime and final counters.
+fn visit_lifetime(v: &mut dyn Visit, l: Option<&Lifetime>) {
+    let time = |ms: Option<i64>| ms.map(crate::time::format_rfc3339);
+    let (first, last, closed) = (
+        time(l.map(|l| l.first_seen)),
+        time(l.map(|l| l.last_seen)),
+        time(l.and_then(|l| l.closed_at)),
+    );
+    fn text(t: &Option<String>) -> Value<'_> {
+        t.as_deref().map_or(Value::Null, Value::Str)
+    }
+    v.field(&FIRST_SEEN, text(&first));
+    v.field(&LAST_SEEN, text(&last));
+    v.field(&CLOSED_AT, text(&closed));
+    v.field(
+        &CLOSED_BY,
+        l.and_then(|l| l.closed_by.as_deref())
+            .map_or(Value::Null, Value::Str),
+    );
+    v.field(&BYTES_ACKED, opt(l.and_then(|l| l.bytes_acked)));
+    v.field(&BYTES_RECEIVED, opt(l.and_then(|l| l.bytes_received)));
+    v.field(&TOTAL_RETRANS, opt(l.and_then(|l| l.total_retrans)));
+    v.field(&RTT_US, opt(l.and_then(|l| l.rtt_us)));
 }
 
 /// The field definitions of a record with `fields`, in order, with the
@@ -300,13 +334,7 @@ pub fn field_defs(fields: Fields) -> Vec<(Option<&'static FieldDef>, &'static Fi
     }
     let socket =
         crate::model::Socket::empty(crate::model::Family::Ipv4, crate::model::RowKind::Full);
-    let entry = Entry {
-        socket: &socket,
-        diag: None,
-        source: Source::Proc,
-        namespace: None,
-        owners: None,
-    };
+    let entry = Entry::new(&socket, Source::Proc);
     let mut defs = Defs {
         group: None,
         out: Vec::new(),

@@ -15,6 +15,7 @@ use crate::model::{canonical, Family, RowKind, Socket, State};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct ListenerQueue {
     pub local_address: IpAddr,
     pub local_port: u16,
@@ -48,6 +49,7 @@ pub struct HostCount {
 #[derive(Debug, Clone, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[non_exhaustive]
 pub struct Summary {
     pub total: u64,
     pub ipv4: u64,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use tcptab::procnet::{render_table, TableReader};
 use tcptab::procnet::{ProcRoot, ReadOptions};
 use tcptab::{Family, RowKind, Socket, State};
-use testkit::{endpoint, require_root, Scenario};
+use testkit::endpoint;
 
 fn find<'a>(sockets: &'a [Socket], e: &testkit::Expected) -> &'a Socket {
     let state: State = e.state.parse().unwrap();
@@ -30,10 +30,9 @@ fn find<'a>(sockets: &'a [Socket], e: &testkit::Expected) -> &'a Socket {
 
 #[test]
 fn live_tables_decode_to_what_was_created() {
-    if !require_root("live_tables_decode_to_what_was_created") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let table = ProcRoot::new(scenario.proc_root())
         .read(ReadOptions::default())
         .unwrap();
@@ -88,10 +87,9 @@ fn live_tables_decode_to_what_was_created() {
 
 #[test]
 fn live_tables_agree_with_ss() {
-    if !require_root("live_tables_agree_with_ss") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let table = ProcRoot::new(scenario.proc_root())
         .read(ReadOptions::default())
         .unwrap();
@@ -135,10 +133,9 @@ fn live_tables_agree_with_ss() {
 
 #[test]
 fn rendering_reproduces_the_live_files_byte_for_byte() {
-    if !require_root("rendering_reproduces_the_live_files_byte_for_byte") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let root = ProcRoot::new(scenario.proc_root());
     for family in [Family::Ipv4, Family::Ipv6] {
         let path = root.table_path(family);

@@ -13,7 +13,7 @@ use tcptab::DiagSocket;
 use tcptab::TcpInfo;
 use tcptab::{Error, Family, RowKind, Socket, State, StateSet};
 use testkit::diag::{load, Refused, Replay};
-use testkit::{endpoint, require_root, Scenario};
+use testkit::{endpoint, Scenario};
 
 const ALL: [Family; 2] = [Family::Ipv4, Family::Ipv6];
 const EVERYTHING: Extensions = Extensions {
@@ -39,10 +39,9 @@ fn dump_namespace(scenario: &Scenario) -> Vec<DiagSocket> {
 
 #[test]
 fn netlink_and_proc_return_the_same_sockets() {
-    if !require_root("netlink_and_proc_return_the_same_sockets") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let dumped = dump_namespace(&scenario);
     let table = ProcRoot::new(scenario.proc_root())
         .read(ReadOptions::default())
@@ -113,10 +112,9 @@ fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn tcp_info_agrees_with_ss_tani() {
-    if !require_root("tcp_info_agrees_with_ss_tani") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let ss = ss_info(&scenario.run_in("ss", &["-tanHi"]));
     let dumped = dump_namespace(&scenario);
     let mut checked = 0;
@@ -337,10 +335,9 @@ fn selected(query: &tcptab::Query) -> (Vec<(String, String)>, tcptab::Report) {
 
 #[test]
 fn a_program_the_kernel_refuses_falls_back_to_filtering_here() {
-    if !require_root("a_program_the_kernel_refuses_falls_back_to_filtering_here") {
+    let Some(scenario) = testkit::live("filters.py") else {
         return;
-    }
-    let scenario = Scenario::start("filters.py");
+    };
     let query = tcptab::Query::new()
         .source(diag::Choice::Netlink)
         .namespaces(tcptab::Namespaces::Pid(scenario.pid()))
@@ -381,10 +378,9 @@ fn a_program_the_kernel_refuses_falls_back_to_filtering_here() {
 
 #[test]
 fn one_walk_returns_the_sockets_of_the_two_per_family_dumps() {
-    if !require_root("one_walk_returns_the_sockets_of_the_two_per_family_dumps") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let ns = scenario.proc_root().join("ns/net");
     let mut socket = NetlinkSocket::open_in(&ns).expect("a netlink socket in the namespace");
     let ident = |d: &DiagSocket| (key(&d.socket), d.socket.inode, d.diag.cookie);

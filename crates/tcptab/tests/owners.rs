@@ -6,14 +6,12 @@ use std::process::{Command, Stdio};
 
 use tcptab::diag::{self, Extensions, NetlinkSocket};
 use tcptab::{Family, OwnerScan, StateSet};
-use testkit::{require_root, Scenario};
 
 #[test]
 fn the_threaded_scan_finds_the_owners_the_plain_one_finds() {
-    if !require_root("the_threaded_scan_finds_the_owners_the_plain_one_finds") {
+    let Some(scenario) = testkit::live("sockets.py") else {
         return;
-    }
-    let scenario = Scenario::start("sockets.py");
+    };
     let ns = scenario.proc_root().join("ns/net");
     let mut socket = NetlinkSocket::open_in(&ns).unwrap();
     let sockets = diag::dump(

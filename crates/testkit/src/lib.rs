@@ -18,6 +18,23 @@ pub mod http;
 
 /// The Debian package that brings each program the tests run (what
 /// `scripts/test` installs).
+/// Every command of the `tcptab` binary, in the order of its `--help`: the
+/// tests that walk all of them (documents, manual pages) share this list.
+pub const COMMANDS: [&str; 12] = [
+    "list",
+    "summary",
+    "explain",
+    "watch",
+    "top",
+    "record",
+    "history",
+    "serve",
+    "kill",
+    "schema",
+    "completions",
+    "man",
+];
+
 pub const PACKAGES: &[(&str, &str)] = &[
     ("ss", "iproute2"),
     ("ip", "iproute2"),
@@ -55,6 +72,61 @@ pub fn tool(program: &str) -> Command {
     Command::new(program)
 }
 
+/// The `nobody` user's flags for setpriv.
+const NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+
+/// `program` to be run as the `nobody` user (setpriv).
+pub fn as_nobody(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = tool("setpriv");
+    command.args(NOBODY).arg("--").arg(program);
+    command
+}
+
+/// [`as_nobody`] inside the network namespace of process `pid`.
+pub fn as_nobody_in(pid: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = tool("nsenter");
+    command
+        .args(["-t", pid, "-n", "setpriv"])
+        .args(NOBODY)
+        .arg("--")
+        .arg(program);
+    command
+}
+
+/// A copy of the binary `bin` that any user may run (the build tree may be
+/// closed to them), removed when dropped.
+#[derive(Debug)]
+pub struct SharedBin(PathBuf);
+
+impl SharedBin {
+    pub fn of(bin: &str, name: &str) -> SharedBin {
+        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::copy(bin, &path).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        SharedBin(path)
+    }
+}
+
+impl std::ops::Deref for SharedBin {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for SharedBin {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for SharedBin {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -78,6 +150,20 @@ pub fn require_root(test: &str) -> bool {
     }
     eprintln!("SKIPPED {test}: needs root (network namespaces); run the tests as root");
     false
+}
+
+/// A live test's scenario: `script` started in a fresh network namespace
+/// when the test may run ([`require_root`], named after the running test),
+/// None when it skips.
+pub fn live(script: &str) -> Option<Scenario> {
+    live_with(script, &[])
+}
+
+/// [`live`] with arguments for the script.
+pub fn live_with(script: &str, args: &[&str]) -> Option<Scenario> {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a live test");
+    require_root(test).then(|| Scenario::start_with(script, args))
 }
 
 /// One socket the scenario created and what it must look like.

@@ -242,7 +242,7 @@ impl FindingRecord {
         let mut sockets = Vec::with_capacity(f.sockets.len());
         for evidence in &f.sockets {
             let mut text = Vec::new();
-            let entry = evidence.entry();
+            let entry = evidence.as_entry();
             JsonRecord::write(&mut text, &tcptab::record::Record::new(&entry, fields));
             let text = String::from_utf8(text).context("a socket record is not UTF-8")?;
             sockets.push(RawValue::from_string(text).context("a socket record is not JSON")?);

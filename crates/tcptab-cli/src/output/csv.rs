@@ -8,7 +8,8 @@ use std::io::{self, Write};
 
 use tcptab::record::{field_defs, FieldDef, Fields, Record, Value, Visit};
 
-use super::{Chunked, Columns, Row, Sink};
+use super::{Chunked, Columns, Sink};
+use tcptab::Entry;
 
 /// The block buffer under the csv writer: the sink flushes the csv writer
 /// after each record, so a flush here is a record's end.
@@ -135,11 +136,11 @@ fn to_io(e: csv::Error) -> io::Error {
 }
 
 impl Sink for CsvSink<'_> {
-    fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
+    fn row(&mut self, row: &Entry<'_>) -> io::Result<()> {
         self.record(Record::new(row, self.fields))
     }
 
-    fn lived(&mut self, row: &Row<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
+    fn lived(&mut self, row: &Entry<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
         self.record(Record::lived(row, self.fields, lifetime))
     }
 

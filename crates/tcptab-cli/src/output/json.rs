@@ -5,7 +5,8 @@ use std::io::{self, Write};
 
 use tcptab::record::{FieldDef, Fields, Record, Value, Visit};
 
-use super::{Chunked, Columns, Row, Sink};
+use super::{Chunked, Columns, Sink};
+use tcptab::Entry;
 
 /// Writes one record as a JSON object into a byte buffer.
 pub struct JsonRecord<'b> {
@@ -148,11 +149,11 @@ impl<'a> JsonSink<'a> {
 }
 
 impl Sink for JsonSink<'_> {
-    fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
+    fn row(&mut self, row: &Entry<'_>) -> io::Result<()> {
         self.record(Record::new(row, self.fields))
     }
 
-    fn lived(&mut self, row: &Row<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
+    fn lived(&mut self, row: &Entry<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
         self.record(Record::lived(row, self.fields, lifetime))
     }
 

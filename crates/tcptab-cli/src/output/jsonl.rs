@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use tcptab::record::{Fields, Record};
 
 use super::json::JsonRecord;
-use super::{Chunked, Columns, Row, Sink};
+use super::{Chunked, Columns, Sink};
+use tcptab::Entry;
 
 pub struct JsonlSink<'a> {
     out: Chunked<Box<dyn Write + 'a>>,
@@ -24,11 +25,11 @@ impl<'a> JsonlSink<'a> {
 }
 
 impl Sink for JsonlSink<'_> {
-    fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
+    fn row(&mut self, row: &Entry<'_>) -> io::Result<()> {
         self.record(Record::new(row, self.fields))
     }
 
-    fn lived(&mut self, row: &Row<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
+    fn lived(&mut self, row: &Entry<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
         self.record(Record::lived(row, self.fields, lifetime))
     }
 

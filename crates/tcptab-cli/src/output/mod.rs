@@ -11,12 +11,9 @@ pub mod table;
 use std::io::{self, Write};
 
 use tcptab::procnet::ByteOrder;
-use tcptab::Family;
+use tcptab::{Entry, Family};
 
 use crate::cli::Format;
-
-/// One socket as the commands hand it to a sink: the query engine's entry.
-pub type Row<'a> = tcptab::Entry<'a>;
 
 /// Receives the rows of one listing, in order.
 pub trait Sink {
@@ -25,11 +22,11 @@ pub trait Sink {
         Ok(())
     }
 
-    fn row(&mut self, row: &Row<'_>) -> io::Result<()>;
+    fn row(&mut self, row: &Entry<'_>) -> io::Result<()>;
 
     /// A recorded connection (`history`): the row, with when it was seen.
     /// The record formats write it as a history record; the others as a row.
-    fn lived(&mut self, row: &Row<'_>, _lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
+    fn lived(&mut self, row: &Entry<'_>, _lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
         self.row(row)
     }
 

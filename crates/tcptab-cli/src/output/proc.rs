@@ -6,7 +6,8 @@ use tcptab::procnet::ByteOrder;
 use tcptab::procnet::TableWriter;
 use tcptab::Family;
 
-use super::{Row, Sink};
+use super::Sink;
+use tcptab::Entry;
 
 pub struct ProcSink<'a> {
     writer: TableWriter<Box<dyn Write + 'a>>,
@@ -30,7 +31,7 @@ impl Sink for ProcSink<'_> {
         self.writer.header(family)
     }
 
-    fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
+    fn row(&mut self, row: &Entry<'_>) -> io::Result<()> {
         self.writer.socket(row.socket)
     }
 

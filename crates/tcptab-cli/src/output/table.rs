@@ -15,7 +15,8 @@ use tcptab::{Diag, MemInfo};
 use tcptab::{Ownership, Socket, Ssthresh, TimerKind};
 
 use super::services::Services;
-use super::{Chunked, Columns, Row, Sink};
+use super::{Chunked, Columns, Sink};
+use tcptab::Entry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
@@ -531,7 +532,7 @@ impl<'a> TableSink<'a> {
 }
 
 impl Sink for TableSink<'_> {
-    fn row(&mut self, row: &Row<'_>) -> io::Result<()> {
+    fn row(&mut self, row: &Entry<'_>) -> io::Result<()> {
         let s = row.socket;
         let services = self.services.as_ref();
         let color = self.columns.color;

@@ -22,22 +22,13 @@
 use crate::filter::{Cmp, Expr, PortRange, Side};
 use std::net::IpAddr;
 
-/// `INET_DIAG_REQ_BYTECODE`: the request attribute carrying a program.
-pub const INET_DIAG_REQ_BYTECODE: u16 = 1;
-
-const BC_JMP: u8 = 1;
-const BC_S_GE: u8 = 2;
-const BC_S_LE: u8 = 3;
-const BC_D_GE: u8 = 4;
-const BC_D_LE: u8 = 5;
-const BC_AUTO: u8 = 6;
-const BC_S_COND: u8 = 7;
-const BC_D_COND: u8 = 8;
-const BC_DEV_COND: u8 = 9;
-
-const AF_UNSPEC: u8 = 0;
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
+pub use super::abi::INET_DIAG_REQ_BYTECODE;
+use super::abi::{
+    AF_INET, AF_INET6, AF_UNSPEC, INET_DIAG_BC_AUTO as BC_AUTO,
+    INET_DIAG_BC_DEV_COND as BC_DEV_COND, INET_DIAG_BC_D_COND as BC_D_COND,
+    INET_DIAG_BC_D_GE as BC_D_GE, INET_DIAG_BC_D_LE as BC_D_LE, INET_DIAG_BC_JMP as BC_JMP,
+    INET_DIAG_BC_S_COND as BC_S_COND, INET_DIAG_BC_S_GE as BC_S_GE, INET_DIAG_BC_S_LE as BC_S_LE,
+};
 
 /// The longest program a request carries: jumps are 16-bit byte offsets,
 /// and the attribute's length is 16 bits too.
@@ -355,7 +346,7 @@ pub mod kernel {
     /// What the kernel knows of a socket when it runs a program
     /// (`struct inet_diag_entry`).
     #[derive(Debug, Clone, Copy)]
-    pub struct Entry {
+    pub struct InetDiagEntry {
         pub family: u8,
         /// IPv4 in the first 4 bytes.
         pub saddr: [u8; 16],
@@ -447,7 +438,7 @@ pub mod kernel {
     }
 
     /// `inet_diag_bc_run`: whether the program accepts `e`.
-    pub fn run(program: &[u8], e: &Entry) -> bool {
+    pub fn run(program: &[u8], e: &InetDiagEntry) -> bool {
         let mut at = 0isize;
         let total = program.len() as isize;
         while at < total {
@@ -500,7 +491,7 @@ pub mod kernel {
 
 #[cfg(test)]
 mod tests {
-    use super::kernel::{audit, run, Entry};
+    use super::kernel::{audit, run, InetDiagEntry};
     use super::*;
     use crate::filter::Cidr;
     use crate::model::{Family, RowKind, Socket};
@@ -606,7 +597,7 @@ mod tests {
 
     /// A socket of one family (both ends), as the engine and the kernel
     /// see it.
-    fn socket() -> impl Strategy<Value = (Socket, crate::model::Diag, Entry)> {
+    fn socket() -> impl Strategy<Value = (Socket, crate::model::Diag, InetDiagEntry)> {
         (address(), address(), port(), port(), 0u32..3, any::<u32>()).prop_map(
             |(a, b, sport, dport, ifindex, uid)| {
                 // Both ends of one family: the first decides.
@@ -628,7 +619,7 @@ mod tests {
                     interface: ifindex,
                     ..Default::default()
                 };
-                let entry = Entry {
+                let entry = InetDiagEntry {
                     family: if a.is_ipv4() { 2 } else { 10 },
                     saddr: kernel_bytes(a),
                     daddr: kernel_bytes(b),

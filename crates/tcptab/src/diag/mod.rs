@@ -18,6 +18,7 @@
 //! | quick ACKs / pingpong, LISTEN Fast Open queue limit | yes | no (0) |
 //! | request socket uid | the listener's | 0 |
 
+mod abi;
 pub mod bytecode;
 // The wire views and the request builders are the crate's own; tcptab's
 // tests and fuzz targets see them through the `internals` feature.

@@ -4,25 +4,10 @@ use super::wire::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use crate::model::StateSet;
 use crate::model::{Family, State};
 
-/// `SOCK_DIAG_BY_FAMILY` (linux/sock_diag.h).
-pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
-/// `TCPDIAG_GETSOCK` (linux/inet_diag.h): the older dump request
-/// (`struct inet_diag_req`), which asks for both families at once.
-pub const TCPDIAG_GETSOCK: u16 = 18;
-/// `SOCK_DESTROY` (linux/sock_diag.h): close one socket, as `ss -K` does.
-pub const SOCK_DESTROY: u16 = 21;
-pub const AF_INET: u8 = 2;
-pub const AF_INET6: u8 = 10;
-pub const IPPROTO_TCP: u8 = 6;
-
-/// Attribute types (`INET_DIAG_*`); a request asks for attribute `t` with
-/// bit `1 << (t - 1)` of `idiag_ext`.
-pub const INET_DIAG_INFO: u16 = 2;
-pub const INET_DIAG_CONG: u16 = 4;
-pub const INET_DIAG_SKMEMINFO: u16 = 7;
-pub const INET_DIAG_SHUTDOWN: u16 = 8;
-/// Sent for every IPv6 socket, asked or not: whether it is IPV6_V6ONLY.
-pub const INET_DIAG_SKV6ONLY: u16 = 11;
+pub use super::abi::{
+    AF_INET, AF_INET6, INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_SHUTDOWN, INET_DIAG_SKMEMINFO,
+    INET_DIAG_SKV6ONLY, IPPROTO_TCP, SOCK_DESTROY, SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK,
+};
 
 /// Which optional attributes to ask for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

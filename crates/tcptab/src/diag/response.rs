@@ -13,8 +13,7 @@ use crate::model::{
     TcpInfo, Ticks, Timer, TimerKind,
 };
 
-/// `sizeof(struct inet_diag_msg)`.
-pub const INET_DIAG_MSG_LEN: usize = 72;
+pub use super::abi::INET_DIAG_MSG_LEN;
 
 impl TcpInfo {
     pub(crate) fn parse(v: View<'_>) -> TcpInfo {

@@ -6,6 +6,8 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use rustix::net::netlink::{SocketAddrNetlink, SOCK_DIAG};
+
+use super::abi::{SKNLGRP_INET6_TCP_DESTROY, SKNLGRP_INET_TCP_DESTROY};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
 /// Sends requests and receives datagrams.
@@ -45,10 +47,7 @@ impl NetlinkSocket {
     }
 }
 
-/// Multicast groups of destroyed TCP sockets (linux/sock_diag.h:
-/// SKNLGRP_INET_TCP_DESTROY = 1, SKNLGRP_INET6_TCP_DESTROY = 3).
-const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
-const SKNLGRP_INET6_TCP_DESTROY: u32 = 3;
+/// The multicast groups of destroyed TCP sockets, both families.
 const TCP_DESTROY_GROUPS: u32 =
     (1 << (SKNLGRP_INET_TCP_DESTROY - 1)) | (1 << (SKNLGRP_INET6_TCP_DESTROY - 1));
 

@@ -27,6 +27,7 @@ pub enum Window {
 
 /// The time the recorder covered: its first and last poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Span {
     pub first_poll: i64,
     pub last_poll: i64,
@@ -35,6 +36,7 @@ pub struct Span {
 
 /// One poll, as recorded: what was read and what could not be seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Poll {
     pub at: i64,
     pub source: String,
@@ -50,6 +52,7 @@ pub struct Poll {
 /// interval allows (it was stopped, the machine slept, the clock jumped).
 /// What ended in it ended at an unknown moment after its last sighting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Gap {
     /// The poll before it and the poll after it.
     pub from: i64,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// One network namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Namespace {
     /// The namespace's inode (`net:[N]` in /proc/PID/ns/net), unique while
     /// it exists.

@@ -60,8 +60,8 @@ impl Default for ReadOptions {
 /// Header lines (first token `sl`) are skipped wherever they appear, so the
 /// concatenation of `tcp` and `tcp6` reads as one stream. In strict mode the
 /// first bad line ends the iteration with an [`Error::Parse`]; in lenient
-/// mode bad lines are counted ([`TableReader::skipped`]) and the first one is
-/// kept ([`TableReader::first_error`]).
+/// mode bad lines are counted and the first one is kept ([`Lines`], through
+/// [`TableReader::lines`]).
 #[derive(Debug)]
 pub struct TableReader<R> {
     inner: R,
@@ -73,9 +73,9 @@ pub struct TableReader<R> {
 }
 
 /// What both readers keep about the lines they have read: the path and line
-/// number for errors, and the lenient counts.
+/// number for errors, the lenient counts, the header.
 #[derive(Debug)]
-struct Lines {
+pub struct Lines {
     path: PathBuf,
     options: ReadOptions,
     /// The number of the last line read (from 1).
@@ -107,7 +107,24 @@ impl Lines {
         }
     }
 
-    fn header_note(&self) -> Option<&'static str> {
+    /// Lines skipped as malformed (lenient mode).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The first malformed line's error (lenient mode).
+    pub fn first_error(&self) -> Option<&Error> {
+        self.first_error.as_ref()
+    }
+
+    /// The path named in errors.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What is odd about the table's header, once read: none at all (with
+    /// sockets in it: a capture cut at the top?), or not the kernel's.
+    pub fn header_note(&self) -> Option<&'static str> {
         if self.headers == 0 && self.line > 0 {
             Some("no header line: the table may have been cut at the top")
         } else if self.odd_header {
@@ -229,25 +246,9 @@ impl<R: Read> TableReader<R> {
         }
     }
 
-    /// Lines skipped as malformed (lenient mode).
-    pub fn skipped(&self) -> u64 {
-        self.lines.skipped
-    }
-
-    /// The first malformed line's error (lenient mode).
-    pub fn first_error(&self) -> Option<&Error> {
-        self.lines.first_error.as_ref()
-    }
-
-    /// What is odd about the table's header, once read: none at all (with
-    /// sockets in it: a capture cut at the top?), or not the kernel's.
-    pub fn header_note(&self) -> Option<&'static str> {
-        self.lines.header_note()
-    }
-
-    /// The path this reader names in errors.
-    pub fn path(&self) -> &Path {
-        &self.lines.path
+    /// What it has read so far: skipped lines, the header, the path.
+    pub fn lines(&self) -> &Lines {
+        &self.lines
     }
 
     /// The next complete line in the buffer, refilling it as needed. The
@@ -471,19 +472,9 @@ impl<'a> SliceReader<'a> {
         }
     }
 
-    /// Malformed lines skipped (lenient mode).
-    pub fn skipped(&self) -> u64 {
-        self.lines.skipped
-    }
-
-    /// The first malformed line's error (lenient mode).
-    pub fn first_error(&self) -> Option<&Error> {
-        self.lines.first_error.as_ref()
-    }
-
-    /// As [`TableReader::header_note`].
-    pub fn header_note(&self) -> Option<&'static str> {
-        self.lines.header_note()
+    /// As [`TableReader::lines`].
+    pub fn lines(&self) -> &Lines {
+        &self.lines
     }
 
     /// As [`TableReader::read_socket`].
@@ -576,7 +567,7 @@ impl ProcRoot {
             for socket in reader.by_ref() {
                 table.sockets.push(socket?);
             }
-            table.skipped += reader.skipped();
+            table.skipped += reader.lines().skipped();
             if let Some(e) = reader.lines.first_error {
                 table.first_error.get_or_insert(e);
             }
@@ -641,8 +632,8 @@ mod tests {
         let mut lenient = TableReader::new(bad.as_bytes(), "/x/net/tcp", options);
         let inodes: Vec<u64> = lenient.by_ref().map(|s| s.unwrap().inode).collect();
         assert_eq!(inodes, [2]);
-        assert_eq!(lenient.skipped(), 1);
-        assert!(lenient.first_error().is_some());
+        assert_eq!(lenient.lines().skipped(), 1);
+        assert!(lenient.lines().first_error().is_some());
     }
 
     /// The slice reader returns what the buffered reader returns: the

@@ -493,13 +493,13 @@ impl Query {
                 }
                 deliver(Raw::Read(socket))
             })?;
-            how.skipped_lines += reader.skipped();
+            how.skipped_lines += reader.lines().skipped();
             if how.first_skipped.is_none() {
-                how.first_skipped = reader.first_error().map(|e| e.to_string());
+                how.first_skipped = reader.lines().first_error().map(|e| e.to_string());
             }
-            if let Some(note) = reader.header_note() {
+            if let Some(note) = reader.lines().header_note() {
                 how.notes
-                    .push(format!("{}: {note}", reader.path().display()));
+                    .push(format!("{}: {note}", reader.lines().path().display()));
             }
         }
         Ok(how)

@@ -17,6 +17,7 @@ pub enum Why {
 
 /// What the engine read, and what it could not see.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Report {
     /// One per namespace read, in the order read.
     pub read: Vec<NamespaceRead>,
@@ -32,6 +33,7 @@ pub struct Report {
 
 /// One namespace that was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NamespaceRead {
     /// None for [`Namespaces::Current`].
     pub namespace: Option<Namespace>,

@@ -94,6 +94,7 @@ impl End {
 /// were ever seen: a close with SO_LINGER 0 zeroes them in the kernel
 /// before its notification, which must not undo what was counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counters {
     pub bytes_acked: Option<u64>,
     pub bytes_received: Option<u64>,
@@ -191,6 +192,7 @@ pub enum Change {
 
 /// One change of one connection.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Event {
     pub change: Change,
     /// When it happened, as well as the tracker knows (ms since the Unix

@@ -43,6 +43,7 @@ impl MonitorOptions {
 
 /// One poll, done.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct PollDone<'a> {
     /// When its reading began (ms since the Unix epoch).
     pub at: i64,
