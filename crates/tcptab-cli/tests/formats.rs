@@ -136,9 +136,7 @@ fn record_sanity(r: &Value, what: &str) {
 
 #[test]
 fn every_format_from_every_source_on_a_live_mixed_table() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let inode = netns_inode(scenario.pid());
     let ss = scenario.ss(&[]).len();

@@ -24,9 +24,7 @@ fn ends(rows: &[Value], port: u64) -> Vec<&Value> {
 
 #[test]
 fn lifetimes_owners_and_final_counts() {
-    let Some(mut scenario) = testkit::live("lifetimes.py") else {
-        return;
-    };
+    let Some(mut scenario) = testkit::live("lifetimes.py") else { return };
     let pid = scenario.pid();
     let dir = scratch("lifetimes");
     let db = dir.join("h.db");
@@ -266,9 +264,7 @@ fn examples(doc: &str) -> Vec<String> {
 
 #[test]
 fn a_killed_recorder_leaves_a_whole_file() {
-    let Some(mut scenario) = testkit::live("lifetimes.py") else {
-        return;
-    };
+    let Some(mut scenario) = testkit::live("lifetimes.py") else { return };
     let pid = scenario.pid().to_string();
     let dir = scratch("killed");
     let db = dir.join("h.db");
@@ -362,9 +358,7 @@ fn a_killed_recorder_leaves_a_whole_file() {
 
 #[test]
 fn retention_deletes_what_ended_before_the_window() {
-    let Some(mut scenario) = testkit::live("lifetimes.py") else {
-        return;
-    };
+    let Some(mut scenario) = testkit::live("lifetimes.py") else { return };
     let pid = scenario.pid().to_string();
     let dir = scratch("retention");
     let db = dir.join("h.db");
@@ -472,9 +466,7 @@ print('ok', flush=True); time.sleep(1.5)";
 
 #[test]
 fn an_unprivileged_recorder_stores_what_it_could_not_see() {
-    let Some(mut scenario) = testkit::live("lifetimes.py") else {
-        return;
-    };
+    let Some(mut scenario) = testkit::live("lifetimes.py") else { return };
     let pid = scenario.pid().to_string();
     let a: u64 = scenario.command("open a")[3..].parse().unwrap();
     let dir = scratch("unprivileged");

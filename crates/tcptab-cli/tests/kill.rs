@@ -36,9 +36,7 @@ fn count(states: &[String], state: &str) -> usize {
 
 #[test]
 fn dry_run_lists_exactly_the_matches_and_destroys_nothing() {
-    let Some(scenario) = testkit::live("stuck.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("stuck.py") else { return };
     let pid = scenario.pid().to_string();
     let before = states(&scenario);
     assert_eq!(count(&before, "CLOSE-WAIT"), 4, "{before:?}");
@@ -92,9 +90,7 @@ fn dry_run_lists_exactly_the_matches_and_destroys_nothing() {
 
 #[test]
 fn yes_destroys_exactly_the_matches_and_the_holder_sees_it() {
-    let Some(mut scenario) = testkit::live("stuck.py") else {
-        return;
-    };
+    let Some(mut scenario) = testkit::live("stuck.py") else { return };
     let pid = scenario.pid().to_string();
     // (Writing to them now would draw a reset from their closed peers.)
     assert_eq!(count(&states(&scenario), "CLOSE-WAIT"), 4);
@@ -143,9 +139,7 @@ fn yes_destroys_exactly_the_matches_and_the_holder_sees_it() {
 
 #[test]
 fn refusals_destroy_nothing() {
-    let Some(scenario) = testkit::live("stuck.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("stuck.py") else { return };
     let pid = scenario.pid().to_string();
     let other = scenario.manifest.names["other_port"].clone();
     let before = ends(&scenario);

@@ -77,9 +77,7 @@ fn ss_users(rest: &str) -> BTreeSet<(u64, u64)> {
 
 #[test]
 fn owners_agree_with_ss_tanp() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let rows = json(&["list", "--netns-pid", &pid, "-p"]);
     let ours: BTreeMap<_, BTreeSet<(u64, u64)>> = rows
@@ -140,9 +138,7 @@ fn owners_agree_with_ss_tanp() {
 
 #[test]
 fn filters_agree_with_ss() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let port = |name: &str| {
         scenario
@@ -376,9 +372,7 @@ fn filters_agree_with_ss() {
 
 #[test]
 fn proc_format_applies_filters_and_renumbers() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let out = tcptab(&["list", "--netns-pid", &pid, "-l", "--format", "proc"]);
     assert!(out.status.success());
@@ -413,9 +407,7 @@ fn proc_format_applies_filters_and_renumbers() {
 
 #[test]
 fn all_netns_finds_sockets_in_two_namespaces() {
-    let Some(a) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(a) = testkit::live("sockets.py") else { return };
     let b = Scenario::start("sockets.py");
     let rows = json(&["list", "--all-netns"]);
     for scenario in [&a, &b] {
@@ -474,9 +466,7 @@ fn named_namespace_is_entered_even_without_a_process() {
 
 #[test]
 fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     // A copy of the binary that the nobody user may execute.
     let bin = testkit::SharedBin::of(env!("CARGO_BIN_EXE_tcptab"), "tcptab-unpriv");
@@ -641,9 +631,7 @@ fn bad_input_is_a_one_line_error() {
 
 #[test]
 fn netlink_source_lists_what_proc_lists() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let via = |source: &str| -> BTreeSet<(String, String, String)> {
         let rows = json(&["list", "--netns-pid", &pid, "--source", source]);
@@ -834,9 +822,7 @@ fn proc_under_churn_lists_no_row_twice() {
 
 #[test]
 fn ss_flag_bundles_select_what_ss_selects() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     // (tcptab's bundle, ss's flags for the same sockets)
     for (bundle, ss) in [

@@ -14,9 +14,7 @@ mod common;
 
 #[test]
 fn summary_counts_every_state_including_zeros() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let mut expected: BTreeMap<String, u64> = tcptab::State::LISTED
         .iter()
@@ -122,9 +120,7 @@ fn summary_counts_every_state_including_zeros() {
 
 #[test]
 fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
-    let Some(trouble) = testkit::live("trouble.py") else {
-        return;
-    };
+    let Some(trouble) = testkit::live("trouble.py") else { return };
     let pid = trouble.pid().to_string();
     // Exit status for scripts: 1 with a critical finding (the full accept
     // queue) by default, and with a warning under --fail-on warning; 0
@@ -393,9 +389,7 @@ fn bad_input_for_explain_and_watch() {
 
 #[test]
 fn watch_reports_opens_changes_closes_and_short_connections() {
-    let Some(mut driver) = testkit::live("driver.py") else {
-        return;
-    };
+    let Some(mut driver) = testkit::live("driver.py") else { return };
     let pid = driver.pid().to_string();
     let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
         .args([
@@ -498,9 +492,7 @@ fn watch_reports_opens_changes_closes_and_short_connections() {
 
 #[test]
 fn watch_stops_after_count_events() {
-    let Some(mut driver) = testkit::live("driver.py") else {
-        return;
-    };
+    let Some(mut driver) = testkit::live("driver.py") else { return };
     let pid = driver.pid().to_string();
     let watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
         .args([
@@ -538,9 +530,7 @@ fn explain_survives_hostile_input() {
 
 #[test]
 fn watch_survives_lost_notifications_and_closes_each_connection_once() {
-    let Some(mut driver) = testkit::live("driver.py") else {
-        return;
-    };
+    let Some(mut driver) = testkit::live("driver.py") else { return };
     let pid = driver.pid().to_string();
     // A receive buffer of a few notifications: a burst overflows it.
     let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
@@ -628,9 +618,7 @@ fn watch_survives_lost_notifications_and_closes_each_connection_once() {
 
 #[test]
 fn ss_dash_e_reports_only_what_closes() {
-    let Some(mut driver) = testkit::live("driver.py") else {
-        return;
-    };
+    let Some(mut driver) = testkit::live("driver.py") else { return };
     let pid = driver.pid().to_string();
     // `tcptab -E` as ss users type it: watch, closed events only.
     let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))

@@ -136,9 +136,7 @@ fn promtool_accepts_the_output() {
 
 #[test]
 fn prometheus_scrapes_the_exporter() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let server = Server::start(&["--netns-pid", &pid, "--min-interval", "0s"]);
     let dir = std::env::temp_dir().join(format!("tcptab-prometheus-{}", std::process::id()));
@@ -503,9 +501,7 @@ fn namespaces_are_series_of_their_own() {
 
 #[test]
 fn remote_ports_are_the_services_not_the_clients() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let range = std::fs::read_to_string(format!(
         "/proc/{pid}/root/proc/sys/net/ipv4/ip_local_port_range"

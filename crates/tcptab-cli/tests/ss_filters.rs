@@ -92,9 +92,7 @@ fn agree(scenario: &Scenario, expression: &str) -> usize {
 
 #[test]
 fn a_corpus_of_ss_expressions_selects_what_ss_selects() {
-    let Some(scenario) = testkit::live("filters.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("filters.py") else { return };
     let auto = &scenario.manifest.names["auto"];
     let corpus: Vec<String> = [
         // States, groups, leading state words.
@@ -269,9 +267,7 @@ fn random_expression(rng: &mut Rng, depth: u32) -> String {
 
 #[test]
 fn random_expressions_select_what_ss_selects_in_the_kernel_and_out() {
-    let Some(scenario) = testkit::live("filters.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("filters.py") else { return };
     let mut rng = Rng(0x7463_7074_6162);
     let mut selecting = 0;
     let count = 120;
@@ -289,9 +285,7 @@ fn random_expressions_select_what_ss_selects_in_the_kernel_and_out() {
 
 #[test]
 fn verbose_says_what_ran_in_the_kernel() {
-    let Some(scenario) = testkit::live("filters.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("filters.py") else { return };
     let pid = scenario.pid().to_string();
     let run_with = |options: &[&str], words: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_tcptab"))
@@ -334,9 +328,7 @@ fn verbose_says_what_ran_in_the_kernel() {
 
 #[test]
 fn bound_only_sockets_are_listed_when_named() {
-    let Some(scenario) = testkit::live("filters.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("filters.py") else { return };
     let bound = ("127.0.0.1:4444".to_string(), "*:*".to_string());
     // Not by default, as ss and /proc: finding them walks the bind table.
     let all = ours(scenario.pid(), &[], &[]).unwrap();
@@ -360,9 +352,7 @@ fn bound_only_sockets_are_listed_when_named() {
 /// as the document says.
 #[test]
 fn where_ss_differs_the_answer_is_the_kernels() {
-    let Some(scenario) = testkit::live("filters.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("filters.py") else { return };
     let pid = scenario.pid();
     let three_ways = |expression: &str| {
         let words: Vec<&str> = expression.split_whitespace().collect();

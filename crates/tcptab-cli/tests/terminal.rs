@@ -12,9 +12,7 @@ use common::tmux;
 
 #[test]
 fn the_table_fits_an_80_column_terminal() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let bin = env!("CARGO_BIN_EXE_tcptab");
     let args = ["list", "-p", "-i", "--netns-pid", &pid];

@@ -13,9 +13,7 @@ use serde_json::Value;
 
 #[test]
 fn frames_carry_exact_rates_and_short_connections() {
-    let Some(mut scenario) = testkit::live("paced.py") else {
-        return;
-    };
+    let Some(mut scenario) = testkit::live("paced.py") else { return };
     let names = scenario.manifest.names.clone();
     let port = |name: &str| names[name].parse::<u64>().unwrap();
     let (listen, sender, idle) = (port("listen_port"), port("sender_port"), port("idle_port"));
@@ -194,9 +192,7 @@ fn top_in_tmux(name: &str, pid: &str, options: &str, (width, height): (u16, u16)
 
 #[test]
 fn the_screen_shows_rates_and_q_restores_the_terminal() {
-    let Some(scenario) = testkit::live("paced.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("paced.py") else { return };
     let sender = &scenario.manifest.names["sender_port"];
     let pid = scenario.pid().to_string();
     let session = top_in_tmux("screen", &pid, "", (120, 20));
@@ -238,9 +234,7 @@ fn the_screen_shows_rates_and_q_restores_the_terminal() {
 
 #[test]
 fn problems_are_marked_on_their_rows_and_listed() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let session = top_in_tmux("problems", &pid, "--interval 500ms", (150, 45));
     // The server that does not read: a large receive queue for three
@@ -273,9 +267,7 @@ fn problems_are_marked_on_their_rows_and_listed() {
 
 #[test]
 fn k_destroys_the_selected_connection_after_y() {
-    let Some(scenario) = testkit::live("paced.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("paced.py") else { return };
     let idle = scenario.manifest.names["idle_port"].clone();
     let pid = scenario.pid().to_string();
     let session = top_in_tmux("kill", &pid, "--interval 500ms", (150, 30));
@@ -433,9 +425,7 @@ fn check_row(row: &str, titles: &[&str], sockets: &[Value], size: &str) {
 
 #[test]
 fn at_every_size_each_cell_is_a_whole_value_of_its_socket() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     for (width, height) in [(60u16, 15u16), (80, 24), (200, 50)] {
         let size = format!("{width}x{height}");
@@ -509,9 +499,7 @@ fn at_every_size_each_cell_is_a_whole_value_of_its_socket() {
 /// The shell's view of the terminal after top: its mode and the cursor.
 #[test]
 fn each_signal_restores_the_terminal_and_exits_as_the_shell_expects() {
-    let Some(scenario) = testkit::live("paced.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("paced.py") else { return };
     let pid = scenario.pid().to_string();
     for (signal, status) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
         let session = format!("tcptab-top-sig{signal}-{}", std::process::id());

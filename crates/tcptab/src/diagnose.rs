@@ -273,9 +273,7 @@ impl Diagnoser {
 
     /// An accept queue near or at its limit is a finding of its own.
     fn listener(&mut self, e: &Entry<'_>) {
-        let Some(limit) = e.diag.and_then(|d| d.backlog_limit) else {
-            return;
-        };
+        let Some(limit) = e.diag.and_then(|d| d.backlog_limit) else { return };
         let queued = e.socket.rx_queue;
         if queued == 0 || (queued as f64) < self.t.accept_queue * limit as f64 {
             return;

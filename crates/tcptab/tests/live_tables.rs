@@ -30,9 +30,7 @@ fn find<'a>(sockets: &'a [Socket], e: &testkit::Expected) -> &'a Socket {
 
 #[test]
 fn live_tables_decode_to_what_was_created() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let table = ProcRoot::new(scenario.proc_root())
         .read(ReadOptions::default())
         .unwrap();
@@ -87,9 +85,7 @@ fn live_tables_decode_to_what_was_created() {
 
 #[test]
 fn live_tables_agree_with_ss() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let table = ProcRoot::new(scenario.proc_root())
         .read(ReadOptions::default())
         .unwrap();
@@ -133,9 +129,7 @@ fn live_tables_agree_with_ss() {
 
 #[test]
 fn rendering_reproduces_the_live_files_byte_for_byte() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let root = ProcRoot::new(scenario.proc_root());
     for family in [Family::Ipv4, Family::Ipv6] {
         let path = root.table_path(family);

@@ -39,9 +39,7 @@ fn dump_namespace(scenario: &Scenario) -> Vec<DiagSocket> {
 
 #[test]
 fn netlink_and_proc_return_the_same_sockets() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let dumped = dump_namespace(&scenario);
     let table = ProcRoot::new(scenario.proc_root())
         .read(ReadOptions::default())
@@ -112,9 +110,7 @@ fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn tcp_info_agrees_with_ss_tani() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let ss = ss_info(&scenario.run_in("ss", &["-tanHi"]));
     let dumped = dump_namespace(&scenario);
     let mut checked = 0;
@@ -335,9 +331,7 @@ fn selected(query: &tcptab::Query) -> (Vec<(String, String)>, tcptab::Report) {
 
 #[test]
 fn a_program_the_kernel_refuses_falls_back_to_filtering_here() {
-    let Some(scenario) = testkit::live("filters.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("filters.py") else { return };
     let query = tcptab::Query::new()
         .source(diag::Choice::Netlink)
         .namespaces(tcptab::Namespaces::Pid(scenario.pid()))
@@ -378,9 +372,7 @@ fn a_program_the_kernel_refuses_falls_back_to_filtering_here() {
 
 #[test]
 fn one_walk_returns_the_sockets_of_the_two_per_family_dumps() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let ns = scenario.proc_root().join("ns/net");
     let mut socket = NetlinkSocket::open_in(&ns).expect("a netlink socket in the namespace");
     let ident = |d: &DiagSocket| (key(&d.socket), d.socket.inode, d.diag.cookie);

@@ -9,9 +9,7 @@ use tcptab::{Family, OwnerScan, StateSet};
 
 #[test]
 fn the_threaded_scan_finds_the_owners_the_plain_one_finds() {
-    let Some(scenario) = testkit::live("sockets.py") else {
-        return;
-    };
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let ns = scenario.proc_root().join("ns/net");
     let mut socket = NetlinkSocket::open_in(&ns).unwrap();
     let sockets = diag::dump(

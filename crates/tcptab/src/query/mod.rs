@@ -370,9 +370,7 @@ fn owners_made_after_the_scan(sockets: &mut [EntryBuf], scan: &OwnerScan, root: 
     if wanted.is_empty() {
         return;
     }
-    let Ok(again) = OwnerScan::scan(root, &wanted) else {
-        return;
-    };
+    let Ok(again) = OwnerScan::scan(root, &wanted) else { return };
     for e in sockets.iter_mut().filter(|e| missing(e)) {
         if let Ownership::Owned(list) = again.ownership(&e.socket) {
             e.owners = Some(Owners::Owned(list.into()));

@@ -538,9 +538,7 @@ impl Tracker {
 
     /// The connection's last socket is gone.
     fn end(&mut self, id: u64, at: i64, by: End, out: &mut Vec<Event>) {
-        let Some(mut t) = self.conns.remove(&id) else {
-            return;
-        };
+        let Some(mut t) = self.conns.remove(&id) else { return };
         let at = at.max(t.conn.first_seen);
         t.conn.ended = Some((at, by));
         emit(&t, Change::Ended { by }, at, false, out);

@@ -246,9 +246,7 @@ impl View {
     /// The prompt's keys: a shell's line editing, Enter applies (or shows
     /// the error), Esc clears the filter and closes the prompt.
     fn prompt_key(&mut self, key: KeyEvent) {
-        let Some(line) = self.prompt.as_mut() else {
-            return;
-        };
+        let Some(line) = self.prompt.as_mut() else { return };
         let text = &line.text();
         match key.code {
             KeyCode::Esc => {
@@ -369,9 +367,7 @@ impl View {
     /// command's rules (a listener only when its state is named, which is
     /// `tcptab kill`'s to do; nothing that has closed).
     fn ask_destroy(&mut self) {
-        let Some(row) = self.selected_row() else {
-            return;
-        };
+        let Some(row) = self.selected_row() else { return };
         self.message = if row.closed_for > 0 {
             Some("it has closed already".into())
         } else if row.state() == State::Listen {
