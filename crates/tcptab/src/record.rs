@@ -15,7 +15,9 @@
 
 use std::net::IpAddr;
 
-use crate::model::{Diag, Entry, MemInfo, Owner, PointerKind, Socket, Source, Ssthresh, TcpInfo};
+use crate::model::{
+    Diag, Entry, MemInfo, Owner, PointerKind, Socket, Source, Ssthresh, TcpInfo, Workload,
+};
 
 /// The version of the record and report documents. Raised when a field is
 /// removed or changes its meaning; adding a field does not raise it.
@@ -74,6 +76,8 @@ pub struct Fields {
     pub netns: bool,
     /// `owner_status`, `owners`.
     pub owners: bool,
+    /// The `workload` group (cgroup, unit, container, pod).
+    pub workload: bool,
     /// A history record ([`crate::history`]): `first_seen`, `last_seen`,
     /// `closed_at`, `closed_by` and the final counters at the end, and null
     /// for what history does not keep (refcount, pointer, the congestion
@@ -156,6 +160,9 @@ impl<'a> Record<'a> {
                 &OWNERS,
                 Value::Owners(ownership.map_or(&[][..], |o| o.owners())),
             );
+        }
+        if self.fields.workload {
+            visit_workload(v, e.workload.map(|w| &**w));
         }
         if self.fields.history {
             visit_lifetime(v, self.lifetime);
@@ -344,7 +351,7 @@ pub fn field_defs(fields: Fields) -> Vec<(Option<&'static FieldDef>, &'static Fi
 }
 
 /// The groups' own definitions, in order.
-pub const GROUPS: [&FieldDef; 2] = [&TCP_INFO, &MEMORY];
+pub const GROUPS: [&FieldDef; 3] = [&TCP_INFO, &MEMORY, &WORKLOAD];
 
 /// The JSON Schema (draft 2020-12) of the record, as JSON text: every field
 /// with its type and whether it may be null; the fields of [`Fields`]
@@ -355,6 +362,7 @@ pub fn schema() -> String {
         Fields {
             netns: true,
             owners: true,
+            workload: true,
             history: false,
         },
         Fields::default(),
@@ -367,6 +375,7 @@ pub fn history_schema() -> String {
     let all = Fields {
         netns: true,
         owners: true,
+        workload: false,
         history: true,
     };
     schema_of("tcptab history record", all, all)
@@ -504,6 +513,7 @@ defs! {
     NETNS_NAME "netns_name" String, "the namespace has no name under /run/netns", "network namespace name";
     OWNER_STATUS "owner_status" String, "owners were not looked up for this socket (a watch event from a destroy notification)", "`owned`, `no_process` (TIME_WAIT, request, orphaned: no process can hold it), `unknown` (some processes could not be inspected) or `not_found`";
     OWNERS "owners" Owners, "", "every process holding the socket: pid, command, fd (CSV: `pid:command:fd` joined by `;`)";
+    WORKLOAD "workload" Object, "no cgroup is known: a TIME_WAIT or request socket, a /proc row without owners, a cgroup removed since, or no cgroup2 mount", "the socket's cgroup v2 and what it names: systemd unit, container, Kubernetes pod (with --workload; docs/workloads.md)";
     FIRST_SEEN "first_seen" String, "", "history: when the recorder first saw the connection (RFC 3339, UTC); it opened after the poll before";
     LAST_SEEN "last_seen" String, "", "history: its last sighting, by a poll or by its destroy notification (RFC 3339, UTC)";
     CLOSED_AT "closed_at" String, "still open at the last poll (or the recorder stopped)", "history: when its last socket went (RFC 3339, UTC): its TIME_WAIT's end, else its socket's (see closed_by)";
@@ -615,6 +625,40 @@ group! { visit_memory, MemInfo, MEMORY, MEMORY_FIELDS;
     M_DROPS drops int "packets dropped";
 }
 
+macro_rules! workload_group {
+    ($($id:ident $name:ident $null:literal $doc:literal;)*) => {
+        $(const $id: FieldDef = FieldDef {
+            name: stringify!($name),
+            ty: Ty::String,
+            null_means: $null,
+            doc: $doc,
+        };)*
+        /// The `workload` group's field definitions, in order.
+        pub const WORKLOAD_FIELDS: &[&FieldDef] = &[$(&$id),*];
+
+        fn visit_workload(v: &mut dyn Visit, w: Option<&Workload>) {
+            v.group(&WORKLOAD, w.is_some());
+            $(v.field(&$id, w.and_then(|w| workload_group!(@value w.$name)).map_or(Value::Null, Value::Str));)*
+            v.end_group();
+        }
+    };
+    (@value $w:ident.cgroup) => { Some($w.cgroup.as_str()) };
+    (@value $w:ident.$name:ident) => { $w.$name.as_deref() };
+}
+
+workload_group! {
+    W_CGROUP cgroup "the whole group is null" "cgroup v2 path from the hierarchy's root (`/` for the root)";
+    W_UNIT unit "the path names no .service or .scope" "systemd unit: the deepest `.service` or `.scope` of the path";
+    W_SLICE slice "no .slice above the unit" "the slice holding the unit";
+    W_RUNTIME runtime "not a container, or its runtime's files were not found" "`docker`, `containerd`, `cri-o` or `podman`";
+    W_CONTAINER_ID container_id "not a container" "the container's id (64 hex digits)";
+    W_CONTAINER_NAME container_name "not a container, or no runtime file names it (see `missing`)" "the container's name (Docker, Podman) or its name in its pod";
+    W_POD_NAMESPACE pod_namespace "not in a Kubernetes pod, or no file names it" "the pod's Kubernetes namespace";
+    W_POD_NAME pod_name "not in a Kubernetes pod, or no file names it" "the pod's name";
+    W_POD_UID pod_uid "not in a Kubernetes pod" "the pod's uid";
+    W_MISSING missing "nothing is missing" "why a container's or pod's names are missing (the runtime files looked for)";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,6 +669,7 @@ mod tests {
         let all = Fields {
             netns: true,
             owners: true,
+            workload: true,
             history: true,
         };
         let defs = field_defs(all);
@@ -642,7 +687,10 @@ mod tests {
         }
         assert_eq!(
             defs.len(),
-            TOP_LEVEL.len() - GROUPS.len() + TCP_INFO_FIELDS.len() + MEMORY_FIELDS.len()
+            TOP_LEVEL.len() - GROUPS.len()
+                + TCP_INFO_FIELDS.len()
+                + MEMORY_FIELDS.len()
+                + WORKLOAD_FIELDS.len()
         );
     }
 
@@ -652,6 +700,7 @@ mod tests {
         let all = field_defs(Fields {
             netns: true,
             owners: true,
+            workload: true,
             history: true,
         });
         for (group, def) in all {
@@ -668,7 +717,7 @@ mod tests {
 
     #[test]
     fn the_schema_is_json_with_every_field() {
-        let text = history_schema();
+        let text = history_schema() + &schema();
         for g in GROUPS {
             assert!(text.contains(&format!("{:?}: {{", g.name)), "{}", g.name);
         }

@@ -543,6 +543,13 @@ pub struct ListArgs {
     #[arg(short = 'p', long = "processes")]
     pub processes: bool,
 
+    /// Show each socket's workload: its cgroup, systemd unit, container and
+    /// Kubernetes pod (one short column in the table; the `workload` group
+    /// in JSON and CSV). From the kernel's cgroup id and the runtimes' own
+    /// files, no runtime socket (docs/workloads.md).
+    #[arg(long)]
+    pub workload: bool,
+
     /// Show timers: the pending timer, its time left in ms, retransmits.
     #[arg(short = 'o', long = "timers")]
     pub timers: bool,

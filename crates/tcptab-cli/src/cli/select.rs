@@ -90,6 +90,12 @@ pub struct SourceArgs {
     #[arg(long)]
     pub no_kernel_filter: bool,
 
+    /// Where the container runtimes' files are read for workload names
+    /// (Docker's, containerd's, CRI-O's, Podman's and the kubelet's log
+    /// links: docs/workloads.md); `/` on a live host.
+    #[arg(long, value_name = "DIR", default_value = "/", value_hint = clap::ValueHint::DirPath)]
+    pub runtime_root: PathBuf,
+
     /// Say on stderr which source was read and why, and what part of the
     /// filter ran in the kernel.
     #[arg(short = 'v', long)]
@@ -332,6 +338,10 @@ impl Scope {
             .extensions(extensions)
             .filter(filter)
             .owners(owners)
+            .workload_roots(tcptab::workload::Roots {
+                files: source.runtime_root.clone(),
+                ..Default::default()
+            })
             .kernel_filter(!source.no_kernel_filter);
         if query.is_captured() && ns.named() {
             bail!("--root reads captured tables; it cannot be combined with --netns, --netns-pid or --all-netns");

@@ -142,6 +142,7 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
             let fields = tcptab::record::Fields {
                 netns: args.scope.named(),
                 owners: args.processes,
+                workload: false,
                 history: false,
             };
             let report = DiagnoseReport {

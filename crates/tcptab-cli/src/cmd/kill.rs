@@ -56,6 +56,7 @@ pub fn run(args: &KillArgs) -> Result<()> {
     let fields = Fields {
         netns: args.select.named(),
         owners: true,
+        workload: false,
         history: false,
     };
     let mut out = Output::new(format, fields);

@@ -27,12 +27,17 @@ pub fn run(args: &ListArgs) -> Result<()> {
         memory: args.memory || full_record,
     };
     let owners = args.processes || args.sort.contains(&SortField::Pid);
-    let query = args.select.scope.query(expr, extensions, owners)?;
+    let query = args
+        .select
+        .scope
+        .query(expr, extensions, owners)?
+        .workloads(args.workload);
     let options = OutputOptions {
         format,
         byte_order: args.select.scope.source.read_options().byte_order,
         columns: Columns {
             processes: args.processes,
+            workload: args.workload,
             timers: args.timers,
             extended: args.extended,
             netns: args.select.scope.namespaces.all_netns,

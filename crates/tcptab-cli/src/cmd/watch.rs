@@ -153,6 +153,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     let fields = Fields {
         netns: args.select.named(),
         owners: args.processes,
+        workload: false,
         history: false,
     };
     let started = Instant::now();

@@ -38,6 +38,8 @@ pub trait Sink {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Columns {
     pub processes: bool,
+    /// The workload column (table) and group (records).
+    pub workload: bool,
     pub timers: bool,
     pub extended: bool,
     pub netns: bool,
@@ -74,6 +76,7 @@ impl Columns {
         tcptab::record::Fields {
             netns: self.netns || self.netns_fields,
             owners: self.processes,
+            workload: self.workload,
             history: self.history,
         }
     }

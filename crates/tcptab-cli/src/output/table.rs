@@ -505,6 +505,9 @@ impl<'a> TableSink<'a> {
         if columns.processes {
             headers.push(("Process", Align::Left));
         }
+        if columns.workload {
+            headers.push(("Workload", Align::Left));
+        }
         if columns.timers {
             headers.push(("Timer", Align::Left));
         }
@@ -580,6 +583,14 @@ impl Sink for TableSink<'_> {
                 }
                 Some(o) => t.cell(format_args!("{}", OwnersCell(o))),
                 None => t.cell(format_args!("")),
+            }
+        }
+        if self.columns.workload {
+            // The pod/container, else the unit, else the cgroup; `-` when
+            // the kernel keeps none (TIME_WAIT, request sockets).
+            match row.workload {
+                Some(w) => t.cell(format_args!("{w}")),
+                None => t.cell(format_args!("-")),
             }
         }
         if self.columns.timers {

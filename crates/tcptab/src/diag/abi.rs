@@ -39,6 +39,9 @@ pub const INET_DIAG_SKMEMINFO: u16 = 7;
 pub const INET_DIAG_SHUTDOWN: u16 = 8;
 /// Sent for every IPv6 socket, asked or not: whether it is IPV6_V6ONLY.
 pub const INET_DIAG_SKV6ONLY: u16 = 11;
+/// The socket's cgroup v2 id: sent for every full socket (Linux 5.7 and
+/// later, `CONFIG_SOCK_CGROUP_DATA`), never asked for.
+pub const INET_DIAG_CGROUP_ID: u16 = 21;
 /// The filter program's operations (`INET_DIAG_BC_*`).
 pub const INET_DIAG_BC_JMP: u8 = 1;
 pub const INET_DIAG_BC_S_GE: u8 = 2;
@@ -49,6 +52,8 @@ pub const INET_DIAG_BC_AUTO: u8 = 6;
 pub const INET_DIAG_BC_S_COND: u8 = 7;
 pub const INET_DIAG_BC_D_COND: u8 = 8;
 pub const INET_DIAG_BC_DEV_COND: u8 = 9;
+/// `u64` cgroup v2 id after the op: the socket's cgroup is that one.
+pub const INET_DIAG_BC_CGROUP_COND: u8 = 13;
 
 // linux/socket.h, linux/in.h
 pub const AF_UNSPEC: u8 = 0;

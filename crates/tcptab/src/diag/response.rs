@@ -3,9 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::request::{
-    AF_INET, AF_INET6, INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_SHUTDOWN, INET_DIAG_SKMEMINFO,
-    INET_DIAG_SKV6ONLY,
+use super::abi::{
+    AF_INET, AF_INET6, INET_DIAG_CGROUP_ID, INET_DIAG_CONG, INET_DIAG_INFO, INET_DIAG_SHUTDOWN,
+    INET_DIAG_SKMEMINFO, INET_DIAG_SKV6ONLY,
 };
 use super::wire::{attributes, View, WireResult};
 use crate::model::{
@@ -170,6 +170,7 @@ fn decode(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
         memory: None,
         shutdown: None,
         v6only: None,
+        cgroup_id: 0,
     };
     for attr in attributes(payload.tail(INET_DIAG_MSG_LEN)) {
         let attr = attr?;
@@ -184,6 +185,7 @@ fn decode(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
             INET_DIAG_SKMEMINFO => diag.memory = Some(Box::new(MemInfo::parse(attr.data))),
             INET_DIAG_SHUTDOWN => diag.shutdown = Some(attr.data.u8(0, "INET_DIAG_SHUTDOWN")?),
             INET_DIAG_SKV6ONLY => diag.v6only = Some(attr.data.u8(0, "INET_DIAG_SKV6ONLY")? != 0),
+            INET_DIAG_CGROUP_ID => diag.cgroup_id = attr.data.u64(0, "INET_DIAG_CGROUP_ID")?,
             _ => {}
         }
     }

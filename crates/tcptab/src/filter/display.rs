@@ -60,6 +60,10 @@ impl fmt::Display for Expr {
             Expr::Autobound { .. } => write!(f, "autobound"),
             Expr::Dev { name, .. } => write!(f, "dev {name}"),
             Expr::Uid(uid) => write!(f, "uid {uid}"),
+            Expr::Cgroup { path, .. } => write!(f, "cgroup {path}"),
+            Expr::Unit(p) => write!(f, "unit {p}"),
+            Expr::Container(p) => write!(f, "container {p}"),
+            Expr::Pod(p) => write!(f, "pod {p}"),
             Expr::Pid(pid) => write!(f, "pid {pid}"),
             Expr::Process(name) => write!(f, "process {name}"),
             Expr::Not(e) => {

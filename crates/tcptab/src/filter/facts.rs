@@ -49,6 +49,9 @@ pub struct Facts {
     pub ephemeral: PortRange,
     /// Interface indexes by name.
     pub interfaces: std::collections::HashMap<String, u32>,
+    /// cgroup v2 ids by path (cgroups are the machine's, not a
+    /// namespace's).
+    pub cgroups: std::collections::HashMap<String, u64>,
 }
 
 impl Default for Facts {
@@ -60,6 +63,7 @@ impl Default for Facts {
                 high: 60999,
             },
             interfaces: Default::default(),
+            cgroups: Default::default(),
         }
     }
 }

@@ -30,7 +30,7 @@ mod tests;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::model::{Diag, Family, Owner, Socket, State, StateSet};
+use crate::model::{Diag, Entry, Family, Owner, Socket, State, StateSet, Workload};
 use crate::owners::OwnerScan;
 pub use facts::Facts;
 pub use parse::{excerpt, FilterError, MAX_DEPTH, MAX_WORDS};
@@ -248,6 +248,21 @@ pub enum Expr {
         index: Option<u32>,
     },
     Uid(u32),
+    /// In this cgroup v2 (`cgroup PATH`, as `ss`: the socket's own cgroup,
+    /// not its descendants): netlink only, tested in the kernel. `id` is
+    /// None until [`Expr::bind`] finds the path (a path it cannot find
+    /// matches nothing).
+    Cgroup {
+        path: String,
+        id: Option<u64>,
+    },
+    /// Its workload's systemd unit matches this glob (`*` any text).
+    Unit(String),
+    /// Its container's name or id matches this glob (an id may be given by
+    /// its first 12 or more digits).
+    Container(String),
+    /// Its pod matches `[NAMESPACE/]NAME` (globs).
+    Pod(String),
     /// Held by this process (needs an owner scan).
     Pid(u32),
     /// Held by a process with this command name (needs an owner scan).
@@ -299,15 +314,40 @@ impl Expr {
         self.has(&|e| matches!(e, Expr::Pid(_) | Expr::Process(_)))
     }
 
-    /// Whether evaluating needs what only netlink reports (`dev`).
+    /// Whether evaluating needs what only netlink reports (`dev`,
+    /// `cgroup`).
     pub fn needs_netlink(&self) -> bool {
-        self.has(&|e| matches!(e, Expr::Dev { .. }))
+        self.has(&|e| matches!(e, Expr::Dev { .. } | Expr::Cgroup { .. }))
+    }
+
+    /// Whether evaluating needs each socket's workload (`unit`,
+    /// `container`, `pod`).
+    pub fn needs_workload(&self) -> bool {
+        self.has(&|e| matches!(e, Expr::Unit(_) | Expr::Container(_) | Expr::Pod(_)))
     }
 
     /// Whether the expression needs facts of the namespace it is evaluated
-    /// in ([`Expr::bind`]): `autobound` or `dev NAME`.
+    /// in ([`Expr::bind`]): `autobound`, `dev NAME` or `cgroup PATH`.
     pub fn needs_facts(&self) -> bool {
-        self.has(&|e| matches!(e, Expr::Autobound { .. } | Expr::Dev { .. }))
+        self.has(&|e| {
+            matches!(
+                e,
+                Expr::Autobound { .. } | Expr::Dev { .. } | Expr::Cgroup { .. }
+            )
+        })
+    }
+
+    /// The paths `cgroup` conditions name.
+    pub fn cgroup_paths(&self) -> Vec<String> {
+        let mut paths = Vec::new();
+        self.visit_leaves(&mut |e| {
+            if let Expr::Cgroup { path, .. } = e {
+                if !paths.contains(path) {
+                    paths.push(path.clone());
+                }
+            }
+        });
+        paths
     }
 
     /// The names `dev` conditions use (those not given as numbers).
@@ -350,6 +390,10 @@ impl Expr {
                     .or_else(|| facts.interfaces.get(name).copied())
                     .or(*index),
             },
+            Expr::Cgroup { path, id } => Expr::Cgroup {
+                path: path.clone(),
+                id: facts.cgroups.get(path).copied().or(*id),
+            },
             Expr::Not(e) => Expr::Not(Box::new(e.bind(facts))),
             Expr::And(a, b) => Expr::And(Box::new(a.bind(facts)), Box::new(b.bind(facts))),
             Expr::Or(a, b) => Expr::Or(Box::new(a.bind(facts)), Box::new(b.bind(facts))),
@@ -386,13 +430,34 @@ impl Expr {
         self.test(s, diag, &|_| owners)
     }
 
-    /// The test behind both: `owners` looks a socket's owners up, only
+    /// Whether the socket of `entry` matches, with its owners and
+    /// workload as the entry has them.
+    pub fn matches_entry(&self, entry: &Entry<'_>) -> bool {
+        let owners = entry.owners.map(|o| o.owners());
+        self.test_with(entry.socket, entry.diag, &|_| owners, &|| {
+            entry.workload.map(|w| &**w)
+        })
+    }
+
+    /// The test behind all: `owners` looks a socket's owners up, only
     /// when a condition needs them.
     fn test<'o>(
         &self,
         s: &Socket,
         diag: Option<&Diag>,
         owners: &dyn Fn(&Socket) -> Option<&'o [Owner]>,
+    ) -> bool {
+        self.test_with(s, diag, owners, &|| None)
+    }
+
+    /// [`Expr::test`] with the socket's workload, looked up only when a
+    /// condition needs it.
+    pub(crate) fn test_with<'o, 'w>(
+        &self,
+        s: &Socket,
+        diag: Option<&Diag>,
+        owners: &dyn Fn(&Socket) -> Option<&'o [Owner]>,
+        workload: &dyn Fn() -> Option<&'w Workload>,
     ) -> bool {
         let port = |side: Side, test: &dyn Fn(u16) -> bool| match side {
             Side::Local => test(s.local.port()),
@@ -420,13 +485,61 @@ impl Expr {
                 index.is_some_and(|i| diag.is_some_and(|d| d.interface == i))
             }
             Expr::Uid(uid) => s.uid == *uid,
+            Expr::Cgroup { id, .. } => id.is_some_and(|i| diag.is_some_and(|d| d.cgroup_id == i)),
+            Expr::Unit(_) | Expr::Container(_) | Expr::Pod(_) => {
+                workload().is_some_and(|w| workload_matches(self, w))
+            }
             Expr::Pid(pid) => owners(s).is_some_and(|o| o.iter().any(|o| o.pid == *pid)),
             Expr::Process(name) => {
                 owners(s).is_some_and(|o| o.iter().any(|o| *o.command == **name))
             }
-            Expr::Not(e) => !e.test(s, diag, owners),
-            Expr::And(a, b) => a.test(s, diag, owners) && b.test(s, diag, owners),
-            Expr::Or(a, b) => a.test(s, diag, owners) || b.test(s, diag, owners),
+            Expr::Not(e) => !e.test_with(s, diag, owners, workload),
+            Expr::And(a, b) => {
+                a.test_with(s, diag, owners, workload) && b.test_with(s, diag, owners, workload)
+            }
+            Expr::Or(a, b) => {
+                a.test_with(s, diag, owners, workload) || b.test_with(s, diag, owners, workload)
+            }
         }
     }
+}
+
+/// Whether workload condition `e` holds for `w`.
+fn workload_matches(e: &Expr, w: &Workload) -> bool {
+    let some =
+        |value: &Option<String>, pattern: &str| value.as_deref().is_some_and(|v| glob(pattern, v));
+    match e {
+        Expr::Unit(p) => some(&w.unit, p),
+        Expr::Container(p) => {
+            let id = w.container_id.as_deref().unwrap_or("");
+            let by_id = p.len() >= 12 && !p.contains('*') && id.starts_with(p.as_str());
+            some(&w.container_name, p) || by_id || (!id.is_empty() && glob(p, id))
+        }
+        Expr::Pod(p) => match p.split_once('/') {
+            Some((ns, name)) => some(&w.pod_namespace, ns) && some(&w.pod_name, name),
+            None => some(&w.pod_name, p),
+        },
+        _ => false,
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` stands for any text
+/// (nothing else is special).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
 }

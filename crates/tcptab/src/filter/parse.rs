@@ -245,8 +245,6 @@ impl Parser {
         Ok(Some(set))
     }
 
-    /// The optional `=` or `!=` after `src`, `dst` or `dev`: whether it
-    /// negates.
     /// A state word: a state named by itself (not a group), outside every
     /// `not`, is named.
     fn by_name(&mut self, name: &str) {
@@ -257,6 +255,8 @@ impl Parser {
         }
     }
 
+    /// The optional `=` or `!=` after `src`, `dst`, `dev` or a workload
+    /// word: whether it negates.
     fn negation(&mut self) -> bool {
         let negate = match self.peek() {
             Some("=" | "==" | "eq") => false,
@@ -294,7 +294,7 @@ impl Parser {
     fn primary(&mut self) -> Result<Expr, FilterError> {
         let Some(word) = self.peek().map(str::to_string) else {
             return Err(self.error(
-                "expected a condition (state, sport, dport, src, dst, dev, autobound) or '('",
+                "expected a condition (state, sport, dport, src, dst, dev, autobound, cgroup, unit, container, pod) or '('",
             ));
         };
         match word.as_str() {
@@ -369,6 +369,30 @@ impl Parser {
                 let e = Expr::Dev { name, index };
                 Ok(if negate { Expr::Not(Box::new(e)) } else { e })
             }
+            "cgroup" | "unit" | "container" | "pod" => {
+                self.at += 1;
+                let negate = self.negation();
+                let example = match word.as_str() {
+                    "cgroup" => "a cgroup path, e.g. /system.slice/nginx.service",
+                    "unit" => "a systemd unit, e.g. nginx.service or 'app-*'",
+                    "container" => "a container name or id, e.g. web or 3f1c2a9b8d7e",
+                    _ => "a pod, e.g. shop/cart-7d9 or 'cart-*'",
+                };
+                let Some(value) = self.peek().map(str::to_string) else {
+                    return Err(self.error(format!("expected {example} after '{word}'")));
+                };
+                self.at += 1;
+                let e = match word.as_str() {
+                    "cgroup" => Expr::Cgroup {
+                        path: format!("/{}", value.trim_start_matches('/')),
+                        id: None,
+                    },
+                    "unit" => Expr::Unit(value),
+                    "container" => Expr::Container(value),
+                    _ => Expr::Pod(value),
+                };
+                Ok(if negate { Expr::Not(Box::new(e)) } else { e })
+            }
             "autobound" => {
                 self.at += 1;
                 Ok(Expr::Autobound {
@@ -377,7 +401,7 @@ impl Parser {
             }
             ")" => Err(self.error("unexpected ')'")),
             _ => Err(self.error(
-                "expected a condition (state, sport, dport, src, dst, dev, autobound) or '('",
+                "expected a condition (state, sport, dport, src, dst, dev, autobound, cgroup, unit, container, pod) or '('",
             )),
         }
     }

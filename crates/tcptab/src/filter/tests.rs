@@ -121,7 +121,7 @@ fn errors_point_at_the_word() {
     let e = Expr::parse("dport = :80 )").unwrap_err();
     assert_eq!(e.word, 4, "{e}");
     let e = Expr::parse("frobnicate").unwrap_err();
-    assert_eq!(e.to_string(), "filter: word 1 'frobnicate': expected a condition (state, sport, dport, src, dst, dev, autobound) or '('");
+    assert_eq!(e.to_string(), "filter: word 1 'frobnicate': expected a condition (state, sport, dport, src, dst, dev, autobound, cgroup, unit, container, pod) or '('");
 }
 
 #[test]

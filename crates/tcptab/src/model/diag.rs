@@ -29,6 +29,10 @@ pub struct Diag {
     /// IPv6 sockets: whether it is IPv6-only (`IPV6_V6ONLY`); an IPv6
     /// wildcard listener that is not takes IPv4 connections too.
     pub v6only: Option<bool>,
+    /// The cgroup v2 id of the socket (of the process that made it); 0 when
+    /// not reported (not a full socket, or a kernel before 5.7), as the
+    /// kernel's filter sees those.
+    pub cgroup_id: u64,
 }
 
 /// One socket from a dump.

@@ -12,6 +12,7 @@ use super::diag::{Diag, DiagSocket};
 use super::netns::Namespace;
 use super::owners::{Owners, Ownership};
 use super::socket::Socket;
+use super::workload::Workload;
 
 /// Where a socket was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +53,9 @@ pub struct Entry<'a> {
     pub namespace: Option<&'a Namespace>,
     /// Its owners, when they were looked up.
     pub owners: Option<Ownership<'a>>,
+    /// Its workload (cgroup, unit, container, pod), when looked up and
+    /// known: a full socket's through netlink, or its owner's.
+    pub workload: Option<&'a Arc<Workload>>,
 }
 
 impl<'a> Entry<'a> {
@@ -63,6 +67,7 @@ impl<'a> Entry<'a> {
             source,
             namespace: None,
             owners: None,
+            workload: None,
         }
     }
 
@@ -89,6 +94,11 @@ impl<'a> Entry<'a> {
         self
     }
 
+    pub fn with_workload(mut self, workload: Option<&'a Arc<Workload>>) -> Entry<'a> {
+        self.workload = workload;
+        self
+    }
+
     /// The owned twin (its diag, namespace and owners copied).
     pub fn to_buf(&self) -> EntryBuf {
         EntryBuf {
@@ -97,6 +107,7 @@ impl<'a> Entry<'a> {
             source: self.source,
             namespace: self.namespace.map(|n| Arc::new(n.clone())),
             owners: self.owners.map(Ownership::to_owners),
+            workload: self.workload.cloned(),
         }
     }
 
@@ -122,6 +133,7 @@ pub struct EntryBuf {
     /// Shared by the sockets of one namespace.
     pub namespace: Option<Arc<Namespace>>,
     pub owners: Option<Owners>,
+    pub workload: Option<Arc<Workload>>,
 }
 
 impl EntryBuf {
@@ -133,6 +145,7 @@ impl EntryBuf {
             source,
             namespace: None,
             owners: None,
+            workload: None,
         }
     }
 
@@ -154,6 +167,11 @@ impl EntryBuf {
         self
     }
 
+    pub fn with_workload(mut self, workload: Option<Arc<Workload>>) -> EntryBuf {
+        self.workload = workload;
+        self
+    }
+
     /// `entry` owned, in the shared `namespace` (which it must be in):
     /// what a snapshot keeps, one namespace for many sockets.
     pub fn in_namespace(entry: &Entry<'_>, namespace: Option<Arc<Namespace>>) -> EntryBuf {
@@ -163,6 +181,7 @@ impl EntryBuf {
             source: entry.source,
             namespace,
             owners: entry.owners.map(Ownership::to_owners),
+            workload: entry.workload.cloned(),
         }
     }
 
@@ -174,6 +193,7 @@ impl EntryBuf {
             source: self.source,
             namespace: self.namespace.as_deref(),
             owners: self.owners.as_ref().map(Owners::as_ownership),
+            workload: self.workload.as_ref(),
         }
     }
 

@@ -26,6 +26,7 @@ mod netns;
 mod owners;
 mod socket;
 mod state;
+mod workload;
 
 pub use diag::{Diag, DiagSocket, MemInfo, TcpInfo};
 pub use entry::{Entry, EntryBuf, Key, Source};
@@ -36,3 +37,4 @@ pub use socket::{
     TimerKind, USER_HZ,
 };
 pub use state::{State, StateSet, UnknownState};
+pub use workload::Workload;

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use super::looks::Looks;
 use super::report::{
     KernelFilter, NamespaceRead, NotInspected, NotInspectedReason, OwnerReport, Report, Why,
 };
@@ -89,7 +90,7 @@ impl Query {
         mut visit: impl FnMut(
             usize,
             Option<&Namespace>,
-            Option<&OwnerScan>,
+            &Looks<'_>,
             Raw<'_>,
         ) -> std::result::Result<(), E>,
     ) -> std::result::Result<(Report, Option<OwnerScan>), E> {
@@ -101,6 +102,13 @@ impl Query {
             })?)
         } else {
             None
+        };
+        let workloads = self
+            .looks_up_workloads()
+            .then(|| std::cell::RefCell::new(self.workload_resolver()));
+        let looks = Looks {
+            scan: scan.as_ref(),
+            workloads: workloads.as_ref(),
         };
         let mut report = Report {
             processes_unreadable,
@@ -134,18 +142,23 @@ impl Query {
             let mut deliver = |raw: Raw<'_>| -> std::result::Result<(), Stop<E>> {
                 if let Raw::Table(family, _) = raw {
                     read.tables.push(family);
-                    return visit(index, target.as_ref(), scan.as_ref(), raw).map_err(Stop::Caller);
+                    return visit(index, target.as_ref(), &looks, raw).map_err(Stop::Caller);
                 }
                 let Some((socket, diag)) = raw.socket() else {
                     return Ok(());
                 };
                 read.sockets += 1;
                 let filter = bound.get().unwrap_or(&self.filter);
-                if !filter.matches(socket, diag, scan.as_ref()) {
+                let workload = match filter.needs_workload() {
+                    true => looks.workload(socket, diag),
+                    false => None,
+                };
+                let owners = |s: &Socket| looks.ownership(s).map(|o| o.owners());
+                if !filter.test_with(socket, diag, &owners, &|| workload.as_deref()) {
                     return Ok(());
                 }
                 read.matched += 1;
-                visit(index, target.as_ref(), scan.as_ref(), raw).map_err(Stop::Caller)
+                visit(index, target.as_ref(), &looks, raw).map_err(Stop::Caller)
             };
             let outcome = self
                 .filter_for(target.as_ref())
@@ -229,7 +242,23 @@ impl Query {
             return Ok(self.filter.clone());
         }
         let names = self.filter.device_names();
-        let facts = self.facts(namespace, &names)?;
+        let mut facts = self.facts(namespace, &names)?;
+        let paths = self.filter.cgroup_paths();
+        if !paths.is_empty() {
+            let resolver = self.workload_resolver();
+            for path in paths {
+                let id = resolver.id_of(&path).map_err(|e| {
+                    Error::Query(format!(
+                        "filter: cgroup '{}': no such cgroup under {} ({e})",
+                        crate::filter::excerpt(&path),
+                        resolver
+                            .mount()
+                            .map_or("the cgroup2 mount".into(), |m| m.display().to_string())
+                    ))
+                })?;
+                facts.cgroups.insert(path, id);
+            }
+        }
         if self.namespaces != Namespaces::All {
             if let Some(missing) = names.iter().find(|n| !facts.interfaces.contains_key(*n)) {
                 return Err(Error::Query(format!(
@@ -258,8 +287,13 @@ impl Query {
                     Why::Fallback(reason) => format!(" ({reason})"),
                     _ => String::new(),
                 };
+                let (word, what) = if filter.has(&|e| matches!(e, Expr::Dev { .. })) {
+                    ("dev", "which interface a socket is bound to")
+                } else {
+                    ("cgroup", "which cgroup made a socket")
+                };
                 return Err(Stop::Lib(Error::Query(format!(
-                    "the filter's 'dev' needs netlink, and the sockets were read from /proc{why}, whose tables do not say which interface a socket is bound to"
+                    "the filter's '{word}' needs netlink, and the sockets were read from /proc{why}, whose tables do not say {what}"
                 ))));
             }
             Ok(())

@@ -37,6 +37,7 @@
 //! [`Report::not_inspected`].
 
 mod engine;
+mod looks;
 mod report;
 mod snapshot;
 
@@ -52,6 +53,7 @@ use std::collections::HashSet;
 use crate::model::{Entry, EntryBuf, Family, Namespace, Owners, Ownership, RowKind, Source};
 use crate::owners::OwnerScan;
 use crate::procnet::ReadOptions;
+use crate::workload::{Roots, Workloads};
 use engine::Raw;
 pub use report::{
     KernelFilter, NamespaceRead, NotInspected, NotInspectedReason, OwnerReport, Report, Why,
@@ -84,6 +86,8 @@ pub struct Query {
     extensions: Extensions,
     filter: Expr,
     owners: bool,
+    workloads: bool,
+    workload_roots: Roots,
     read: ReadOptions,
     kernel: bool,
     kernel_program: Option<Vec<u8>>,
@@ -125,6 +129,8 @@ impl Query {
             extensions: Extensions::default(),
             filter: Expr::All,
             owners: false,
+            workloads: false,
+            workload_roots: Roots::default(),
             read: ReadOptions::default(),
             kernel: true,
             kernel_program: None,
@@ -195,6 +201,31 @@ impl Query {
         self
     }
 
+    /// Look up each socket's workload (cgroup, unit, container, pod); also
+    /// done whenever the filter names a unit, container or pod.
+    pub fn workloads(mut self, on: bool) -> Query {
+        self.workloads = on;
+        self
+    }
+
+    /// Where workloads are read from (the cgroup2 mount, the runtimes'
+    /// files); `cgroup PATH` in the filter is resolved there too.
+    pub fn workload_roots(mut self, roots: Roots) -> Query {
+        self.workload_roots = roots;
+        self
+    }
+
+    /// Whether workloads are looked up (asked for, or needed by the
+    /// filter).
+    pub fn looks_up_workloads(&self) -> bool {
+        self.workloads || self.filter.needs_workload()
+    }
+
+    /// A resolver of workloads from this query's roots.
+    pub fn workload_resolver(&self) -> Workloads {
+        Workloads::new(self.workload_roots.clone())
+    }
+
     /// Byte order and leniency of the /proc parser.
     pub fn read_options(mut self, read: ReadOptions) -> Query {
         self.read = read;
@@ -254,7 +285,7 @@ impl Query {
         &self,
         visitor: &mut dyn Visitor<E>,
     ) -> std::result::Result<Report, E> {
-        let (report, _) = self.walk(|_, namespace, scan, raw| {
+        let (report, _) = self.walk(|_, namespace, looks, raw| {
             if let Raw::Table(family, source) = raw {
                 return visitor.table(namespace, family, source);
             }
@@ -266,11 +297,13 @@ impl Query {
             } else {
                 Source::Proc
             };
+            let workload = looks.workload(socket, diag);
             visitor.entry(
                 &Entry::new(socket, source)
                     .with_diag(diag)
                     .with_namespace(namespace)
-                    .with_owners(scan.map(|o| o.ownership(socket))),
+                    .with_owners(looks.ownership(socket))
+                    .with_workload(workload.as_ref()),
             )
         })?;
         Ok(report)
@@ -280,7 +313,7 @@ impl Query {
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut sockets = Vec::new();
         let mut namespaces: Vec<Option<Arc<Namespace>>> = Vec::new();
-        let (report, owners) = self.walk(|index, namespace, scan, raw| {
+        let (report, owners) = self.walk(|index, namespace, looks, raw| {
             // The namespace at `index` (one that failed after a table
             // was announced is replaced by the next one read).
             if namespaces.len() <= index {
@@ -290,19 +323,22 @@ impl Query {
                 namespaces[index] = namespace.map(|n| Arc::new(n.clone()));
             }
             let shared = namespaces[index].clone();
-            let owners = |socket| scan.map(|o| o.ownership(socket).to_owners());
+            let owners = |socket| looks.ownership(socket).map(Ownership::to_owners);
             sockets.push(match raw {
                 Raw::Table(..) | Raw::Dumped(None) => return Ok(()),
                 Raw::Dumped(slot) => {
                     let d = slot.take().expect("a dumped socket in its slot");
                     let owners = owners(&d.socket);
+                    let workload = looks.workload(&d.socket, Some(&d.diag));
                     EntryBuf::dumped(d)
                         .with_namespace(shared)
                         .with_owners(owners)
+                        .with_workload(workload)
                 }
                 Raw::Read(s) => EntryBuf::new(*s, Source::Proc)
                     .with_namespace(shared)
-                    .with_owners(owners(s)),
+                    .with_owners(owners(s))
+                    .with_workload(looks.workload(s, None)),
             });
             Ok::<(), Error>(())
         })?;

@@ -264,6 +264,7 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
     let fields = Fields {
         netns: args.select.named(),
         owners: args.processes,
+        workload: false,
         history: false,
     };
     // A frame is written socket by socket: its buffer holds one record.

@@ -25,9 +25,10 @@ use std::net::IpAddr;
 pub use super::abi::INET_DIAG_REQ_BYTECODE;
 use super::abi::{
     AF_INET, AF_INET6, AF_UNSPEC, INET_DIAG_BC_AUTO as BC_AUTO,
-    INET_DIAG_BC_DEV_COND as BC_DEV_COND, INET_DIAG_BC_D_COND as BC_D_COND,
-    INET_DIAG_BC_D_GE as BC_D_GE, INET_DIAG_BC_D_LE as BC_D_LE, INET_DIAG_BC_JMP as BC_JMP,
-    INET_DIAG_BC_S_COND as BC_S_COND, INET_DIAG_BC_S_GE as BC_S_GE, INET_DIAG_BC_S_LE as BC_S_LE,
+    INET_DIAG_BC_CGROUP_COND as BC_CGROUP_COND, INET_DIAG_BC_DEV_COND as BC_DEV_COND,
+    INET_DIAG_BC_D_COND as BC_D_COND, INET_DIAG_BC_D_GE as BC_D_GE, INET_DIAG_BC_D_LE as BC_D_LE,
+    INET_DIAG_BC_JMP as BC_JMP, INET_DIAG_BC_S_COND as BC_S_COND, INET_DIAG_BC_S_GE as BC_S_GE,
+    INET_DIAG_BC_S_LE as BC_S_LE,
 };
 
 /// The longest program a request carries: jumps are 16-bit byte offsets,
@@ -118,16 +119,24 @@ fn bounds(expr: &Expr) -> (Bound, Bound) {
             let (wb, nb) = bounds(b);
             (Bound::or(wa, wb), Bound::or(na, nb))
         }
-        Expr::Dev { index: None, .. } => (Bound::Fails, Bound::Fails),
+        Expr::Dev { index: None, .. } | Expr::Cgroup { id: None, .. } => {
+            (Bound::Fails, Bound::Fails)
+        }
         Expr::Port { .. }
+        | Expr::Cgroup { .. }
         | Expr::PortRange { .. }
         | Expr::Addr { .. }
         | Expr::Autobound { .. }
         | Expr::Dev { .. } => (Bound::Test(expr.clone()), Bound::Test(expr.clone())),
         // No operation tests these.
-        Expr::State(_) | Expr::Family(_) | Expr::Uid(_) | Expr::Pid(_) | Expr::Process(_) => {
-            (Bound::Holds, Bound::Fails)
-        }
+        Expr::State(_)
+        | Expr::Family(_)
+        | Expr::Uid(_)
+        | Expr::Pid(_)
+        | Expr::Process(_)
+        | Expr::Unit(_)
+        | Expr::Container(_)
+        | Expr::Pod(_) => (Bound::Holds, Bound::Fails),
     }
 }
 
@@ -272,10 +281,19 @@ impl Code {
                 Some(index) => self.op(BC_DEV_COND, fail, index.to_ne_bytes().to_vec()),
                 None => self.op(BC_JMP, fail, Vec::new()),
             },
+            Expr::Cgroup { id, .. } => match id {
+                Some(id) => self.op(BC_CGROUP_COND, fail, id.to_ne_bytes().to_vec()),
+                None => self.op(BC_JMP, fail, Vec::new()),
+            },
             // `bounds` left no other condition in a program.
-            Expr::State(_) | Expr::Family(_) | Expr::Uid(_) | Expr::Pid(_) | Expr::Process(_) => {
-                unreachable!("not a kernel condition: {e}")
-            }
+            Expr::State(_)
+            | Expr::Family(_)
+            | Expr::Uid(_)
+            | Expr::Pid(_)
+            | Expr::Process(_)
+            | Expr::Unit(_)
+            | Expr::Container(_)
+            | Expr::Pod(_) => unreachable!("not a kernel condition: {e}"),
         }
     }
 
@@ -356,6 +374,8 @@ pub mod kernel {
         /// `SOCK_BINDPORT_LOCK` set: the program bound the port.
         pub bind_locked: bool,
         pub ifindex: u32,
+        /// A full socket's cgroup v2 id; 0 for the others.
+        pub cgroup_id: u64,
     }
 
     fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -390,6 +410,7 @@ pub mod kernel {
                     }
                 }
                 9 => min += 4,
+                13 => min += 8,
                 2..=5 => min += 4,
                 0 | 1 | 6 => {}
                 c => return Err(format!("{at}: unknown operation {c}")),
@@ -473,6 +494,7 @@ pub mod kernel {
                     }
                 }
                 9 => u32::from_ne_bytes(op[4..8].try_into().unwrap()) == e.ifindex,
+                13 => u64::from_ne_bytes(op[4..12].try_into().unwrap()) == e.cgroup_id,
                 _ => true,
             };
             at += if yes {

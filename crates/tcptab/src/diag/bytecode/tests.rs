@@ -72,6 +72,12 @@ fn leaf() -> impl Strategy<Value = Expr> {
             name: i.to_string(),
             index: Some(i)
         }),
+        proptest::option::of(1u64..4).prop_map(|id| Expr::Cgroup {
+            path: format!("/cg{id:?}"),
+            id
+        }),
+        // Tested here only: the workload's names.
+        Just(Expr::Unit("nginx.service".into())),
         // What the kernel cannot test: states, uid.
         Just(Expr::State(crate::model::StateSet::of(&[
             crate::model::State::Listen
@@ -104,8 +110,16 @@ fn kernel_bytes(ip: IpAddr) -> [u8; 16] {
 /// A socket of one family (both ends), as the engine and the kernel
 /// see it.
 fn socket() -> impl Strategy<Value = (Socket, crate::model::Diag, InetDiagEntry)> {
-    (address(), address(), port(), port(), 0u32..3, any::<u32>()).prop_map(
-        |(a, b, sport, dport, ifindex, uid)| {
+    (
+        address(),
+        address(),
+        port(),
+        port(),
+        0u32..3,
+        any::<u32>(),
+        1u64..4,
+    )
+        .prop_map(|(a, b, sport, dport, ifindex, uid, cgroup_id)| {
             // Both ends of one family: the first decides.
             let family = if a.is_ipv4() {
                 Family::Ipv4
@@ -123,6 +137,7 @@ fn socket() -> impl Strategy<Value = (Socket, crate::model::Diag, InetDiagEntry)
             s.uid = uid % 2;
             let diag = crate::model::Diag {
                 interface: ifindex,
+                cgroup_id,
                 ..Default::default()
             };
             let entry = InetDiagEntry {
@@ -133,10 +148,10 @@ fn socket() -> impl Strategy<Value = (Socket, crate::model::Diag, InetDiagEntry)
                 dport,
                 bind_locked: false,
                 ifindex,
+                cgroup_id,
             };
             (s, diag, entry)
-        },
-    )
+        })
 }
 
 proptest! {
@@ -191,4 +206,13 @@ fn what_cannot_run_in_the_kernel_is_left_out() {
     };
     let p = compile(&e).unwrap();
     assert_eq!(p.bytes, [1, 4, 8, 0]);
+    // A cgroup: one operation with the id after it, as ss sends it.
+    let e = Expr::Cgroup {
+        path: "/a".into(),
+        id: Some(0x0102),
+    };
+    let p = compile(&e).unwrap();
+    assert!(p.whole);
+    assert_eq!(p.bytes[..4], [13, 12, 16, 0]);
+    assert_eq!(p.bytes[4..], 0x0102u64.to_ne_bytes());
 }

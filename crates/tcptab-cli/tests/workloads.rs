@@ -1,0 +1,462 @@
+//! Workloads on real cgroups: the test makes cgroup v2 directories in the
+//! shape of each runtime and driver (a systemd service, Docker under both
+//! drivers, containerd and CRI-O Kubernetes containers under both, Podman,
+//! and a container whose files are missing), starts a process in each that
+//! joins its cgroup and then listens, and lays out the runtimes' files in
+//! a temporary root. Every answer is checked against that layout: the
+//! record's `workload` group, the table's column, the filter words, and
+//! `cgroup PATH` against `ss 'cgroup PATH'` (with the kernel program).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+mod common;
+
+use common::{json, tcptab};
+use testkit::require_root;
+
+/// One process of the layout and what it should be known as.
+#[derive(Debug, Clone, Default)]
+struct Expected {
+    cgroup: String,
+    unit: Option<&'static str>,
+    runtime: Option<&'static str>,
+    container_id: Option<String>,
+    container_name: Option<&'static str>,
+    pod: Option<(&'static str, &'static str)>,
+    pod_uid: Option<String>,
+    missing: bool,
+}
+
+/// The cgroups, processes and files of one test; all removed on drop.
+struct Layout {
+    mount: PathBuf,
+    prefix: String,
+    files: PathBuf,
+    children: Vec<Child>,
+    /// Local port of each process's listener, and what it should be.
+    by_port: BTreeMap<u16, Expected>,
+}
+
+impl Drop for Layout {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Deepest first: a cgroup goes only once it is empty.
+        let mut dirs: Vec<PathBuf> = walk(&self.mount.join(self.prefix.trim_start_matches('/')));
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = std::fs::remove_dir(&d);
+        }
+        let _ = std::fs::remove_dir_all(&self.files);
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walk(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+fn id(n: u8) -> String {
+    format!("{:064x}", 0x1234_5678_9abc_def0u64 * n as u64 + n as u64)
+        .chars()
+        .map(|c| if c == '0' { 'a' } else { c })
+        .collect()
+}
+
+fn uid(n: u8) -> String {
+    format!("{n:08x}-1c2d-4e5f-8a9b-0c1d2e3f4a5b")
+}
+
+fn write(path: PathBuf, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+impl Layout {
+    /// `name` tells apart the layouts of tests running side by side.
+    fn new(mount: PathBuf, name: &str) -> Layout {
+        let tag = format!("{}-{name}", std::process::id());
+        Layout {
+            mount,
+            prefix: format!("/tcptab-test-{tag}"),
+            files: std::env::temp_dir().join(format!("tcptab-runtime-{tag}")),
+            children: Vec::new(),
+            by_port: BTreeMap::new(),
+        }
+    }
+
+    /// A process in cgroup `PREFIX/path` (made here) that joins it, then
+    /// listens on loopback; its port.
+    fn spawn(&mut self, path: &str, mut expected: Expected) {
+        let cgroup = format!("{}/{path}", self.prefix);
+        let dir = self.mount.join(cgroup.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec python3 -c 'import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(300)'",
+            dir.display()
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{path}: {line:?}"));
+        self.children.push(child);
+        expected.cgroup = cgroup;
+        self.by_port.insert(port, expected);
+    }
+
+    /// Every shape, its files laid out under `self.files`.
+    fn every_shape(mut self) -> Layout {
+        let f = self.files.clone();
+        self.spawn(
+            "system.slice/nginx.service",
+            Expected {
+                unit: Some("nginx.service"),
+                ..Expected::default()
+            },
+        );
+        let (d1, d2) = (id(1), id(2));
+        write(
+            f.join(format!("var/lib/docker/containers/{d1}/config.v2.json")),
+            r#"{"Name": "/web-1", "Config": {"Labels": {"com.docker.compose.service": "web"}}}"#,
+        );
+        write(
+            f.join(format!("var/lib/docker/containers/{d2}/config.v2.json")),
+            r#"{"Name": "/db", "Config": {"Labels": null}}"#,
+        );
+        self.spawn(
+            &format!("system.slice/docker-{d1}.scope"),
+            Expected {
+                unit: Some(Box::leak(format!("docker-{d1}.scope").into_boxed_str())),
+                runtime: Some("docker"),
+                container_id: Some(d1.clone()),
+                container_name: Some("web-1"),
+                ..Expected::default()
+            },
+        );
+        self.spawn(
+            &format!("docker/{d2}"),
+            Expected {
+                runtime: Some("docker"),
+                container_id: Some(d2.clone()),
+                container_name: Some("db"),
+                ..Expected::default()
+            },
+        );
+        // containerd, systemd driver: the CRI's annotations.
+        let (c3, u1) = (id(3), uid(1));
+        write(
+            f.join(format!(
+                "run/containerd/io.containerd.runtime.v2.task/k8s.io/{c3}/config.json"
+            )),
+            &format!(
+                r#"{{"annotations": {{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.container-name": "cart", "io.kubernetes.cri.sandbox-name": "cart-7d9f", "io.kubernetes.cri.sandbox-namespace": "shop", "io.kubernetes.cri.sandbox-uid": "{u1}"}}}}"#
+            ),
+        );
+        let pod_slice = format!("kubepods-burstable-pod{}.slice", u1.replace('-', "_"));
+        self.spawn(
+            &format!(
+                "kubepods.slice/kubepods-burstable.slice/{pod_slice}/cri-containerd-{c3}.scope"
+            ),
+            Expected {
+                unit: Some(Box::leak(
+                    format!("cri-containerd-{c3}.scope").into_boxed_str(),
+                )),
+                runtime: Some("containerd"),
+                container_id: Some(c3.clone()),
+                container_name: Some("cart"),
+                pod: Some(("shop", "cart-7d9f")),
+                pod_uid: Some(u1.clone()),
+                ..Expected::default()
+            },
+        );
+        // containerd, cgroupfs driver: only the kubelet's log link.
+        let (c4, u2) = (id(4), uid(2));
+        write(
+            f.join(format!(
+                "var/log/containers/search-5c_shop_indexer-{c4}.log"
+            )),
+            "",
+        );
+        self.spawn(
+            &format!("kubepods/besteffort/pod{u2}/{c4}"),
+            Expected {
+                container_id: Some(c4.clone()),
+                container_name: Some("indexer"),
+                pod: Some(("shop", "search-5c")),
+                pod_uid: Some(u2.clone()),
+                ..Expected::default()
+            },
+        );
+        // CRI-O, systemd driver: the kubelet's annotations.
+        let (c5, u3) = (id(5), uid(3));
+        write(
+            f.join(format!(
+                "run/containers/storage/overlay-containers/{c5}/userdata/config.json"
+            )),
+            &format!(
+                r#"{{"annotations": {{"io.kubernetes.container.name": "api", "io.kubernetes.pod.name": "api-6b", "io.kubernetes.pod.namespace": "prod", "io.kubernetes.pod.uid": "{u3}"}}}}"#
+            ),
+        );
+        self.spawn(
+            &format!(
+                "kubepods.slice/kubepods-pod{}.slice/crio-{c5}.scope",
+                u3.replace('-', "_")
+            ),
+            Expected {
+                unit: Some(Box::leak(format!("crio-{c5}.scope").into_boxed_str())),
+                runtime: Some("cri-o"),
+                container_id: Some(c5.clone()),
+                container_name: Some("api"),
+                pod: Some(("prod", "api-6b")),
+                pod_uid: Some(u3.clone()),
+                ..Expected::default()
+            },
+        );
+        // CRI-O, cgroupfs driver: only the pod's log directory, so the
+        // container's name is missing.
+        let (c6, u4) = (id(6), uid(4));
+        std::fs::create_dir_all(f.join(format!("var/log/pods/prod_worker-0_{u4}/worker"))).unwrap();
+        self.spawn(
+            &format!("kubepods/burstable/pod{u4}/crio-{c6}"),
+            Expected {
+                runtime: Some("cri-o"),
+                container_id: Some(c6.clone()),
+                pod: Some(("prod", "worker-0")),
+                pod_uid: Some(u4.clone()),
+                missing: true,
+                ..Expected::default()
+            },
+        );
+        let c7 = id(7);
+        write(
+            f.join("var/lib/containers/storage/overlay-containers/containers.json"),
+            &format!(r#"[{{"id": "{c7}", "names": ["toolbox"]}}]"#),
+        );
+        self.spawn(
+            &format!("machine.slice/libpod-{c7}.scope"),
+            Expected {
+                unit: Some(Box::leak(format!("libpod-{c7}.scope").into_boxed_str())),
+                runtime: Some("podman"),
+                container_id: Some(c7.clone()),
+                container_name: Some("toolbox"),
+                ..Expected::default()
+            },
+        );
+        // A container whose files are missing.
+        let c8 = id(8);
+        self.spawn(
+            &format!("system.slice/docker-{c8}.scope"),
+            Expected {
+                unit: Some(Box::leak(format!("docker-{c8}.scope").into_boxed_str())),
+                runtime: Some("docker"),
+                container_id: Some(c8.clone()),
+                missing: true,
+                ..Expected::default()
+            },
+        );
+        self
+    }
+
+    fn root_arg(&self) -> String {
+        self.files.display().to_string()
+    }
+
+    /// The layout's local ports in a JSON listing.
+    fn ports_of(&self, value: &serde_json::Value) -> BTreeSet<u16> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["local_port"].as_u64().unwrap() as u16)
+            .filter(|p| self.by_port.contains_key(p))
+            .collect()
+    }
+}
+
+fn layout(name: &str) -> Option<Layout> {
+    if !require_root(name) {
+        return None;
+    }
+    let mount = tcptab::workload::cgroup::cgroup2_mount(Path::new("/proc"))
+        .expect("a cgroup2 file system mounted (it is where these tests run)");
+    Some(Layout::new(mount, name).every_shape())
+}
+
+fn check(port: u16, e: &Expected, w: &serde_json::Value) {
+    let s = |key: &str| w[key].as_str().map(str::to_string);
+    let what = format!("port {port} in {}: {w}", e.cgroup);
+    assert_eq!(s("cgroup").as_deref(), Some(e.cgroup.as_str()), "{what}");
+    assert_eq!(s("unit").as_deref(), e.unit, "{what}");
+    assert_eq!(s("runtime").as_deref(), e.runtime, "{what}");
+    assert_eq!(s("container_id"), e.container_id, "{what}");
+    assert_eq!(s("container_name").as_deref(), e.container_name, "{what}");
+    assert_eq!(s("pod_namespace").as_deref(), e.pod.map(|p| p.0), "{what}");
+    assert_eq!(s("pod_name").as_deref(), e.pod.map(|p| p.1), "{what}");
+    assert_eq!(s("pod_uid"), e.pod_uid, "{what}");
+    assert_eq!(w["missing"].is_string(), e.missing, "{what}");
+}
+
+#[test]
+fn every_shape_named_in_every_output_and_filter() {
+    let Some(layout) = layout("named") else { return };
+    let root = layout.root_arg();
+
+    // The record's group, for each process, from both sources.
+    for source in ["netlink", "proc"] {
+        let mut args = vec!["list", "-l", "--workload", "--format", "json"];
+        args.extend(["--runtime-root", &root, "--source", source]);
+        if source == "proc" {
+            // A /proc row's workload is its owner's.
+            args.push("-p");
+        }
+        let value = json(&args);
+        let mut seen = BTreeSet::new();
+        for r in value.as_array().unwrap() {
+            let port = r["local_port"].as_u64().unwrap() as u16;
+            if let Some(e) = layout.by_port.get(&port) {
+                check(port, e, &r["workload"]);
+                seen.insert(port);
+            }
+        }
+        let all: BTreeSet<u16> = layout.by_port.keys().copied().collect();
+        assert_eq!(seen, all, "{source}: every process's listener, once");
+    }
+
+    // The table's column: pod/container, container, unit.
+    let out = tcptab(&["list", "-l", "--workload", "--runtime-root", &root]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    for (port, label) in layout.by_port.iter().map(|(p, e)| {
+        let label = match (e.pod, e.container_name) {
+            (Some((ns, pod)), Some(c)) => format!("{ns}/{pod}/{c}"),
+            (Some((ns, pod)), None) => format!("{ns}/{pod}"),
+            (None, Some(c)) => c.to_string(),
+            (None, None) => match &e.container_id {
+                Some(id) => id[..12].to_string(),
+                None => e.unit.unwrap().to_string(),
+            },
+        };
+        (p, label)
+    }) {
+        let line = table
+            .lines()
+            .find(|l| l.contains(&format!("127.0.0.1:{port} ")))
+            .unwrap_or_else(|| panic!("{port}: {table}"));
+        assert!(line.trim_end().ends_with(&label), "{port} {label}: {line}");
+    }
+
+    // The filter words select what the layout says.
+    let select = |filter: &str| -> BTreeSet<u16> {
+        let value = json(&["list", "--format", "json", "--runtime-root", &root, filter]);
+        layout.ports_of(&value)
+    };
+    let expect = |test: &dyn Fn(&Expected) -> bool| -> BTreeSet<u16> {
+        layout
+            .by_port
+            .iter()
+            .filter(|(_, e)| test(e))
+            .map(|(p, _)| *p)
+            .collect()
+    };
+    assert_eq!(
+        select("unit nginx.service"),
+        expect(&|e| e.unit == Some("nginx.service"))
+    );
+    assert_eq!(
+        select("unit docker-*"),
+        expect(&|e| e.unit.is_some_and(|u| u.starts_with("docker-")))
+    );
+    assert_eq!(
+        select("container web-1"),
+        expect(&|e| e.container_name == Some("web-1"))
+    );
+    let short = &layout
+        .by_port
+        .values()
+        .find(|e| e.missing && e.pod.is_none())
+        .unwrap();
+    let short_id = &short.container_id.as_ref().unwrap()[..12];
+    assert_eq!(
+        select(&format!("container {short_id}")),
+        expect(&|e| e
+            .container_id
+            .as_deref()
+            .is_some_and(|i| i.starts_with(short_id)))
+    );
+    assert_eq!(
+        select("pod shop/*"),
+        expect(&|e| e.pod.is_some_and(|p| p.0 == "shop"))
+    );
+    assert_eq!(
+        select("pod api-6b"),
+        expect(&|e| e.pod.is_some_and(|p| p.1 == "api-6b"))
+    );
+    assert_eq!(
+        select("not pod * and container *"),
+        expect(&|e| e.pod.is_none() && e.container_id.is_some())
+    );
+}
+
+#[test]
+fn cgroup_selects_what_ss_selects_in_the_kernel() {
+    let Some(layout) = layout("cgroup") else { return };
+    for (port, e) in &layout.by_port {
+        let filter = format!("cgroup {}", e.cgroup);
+        let out = tcptab(&["list", "-v", &filter]);
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("filter in the kernel: cgroup") && stderr.contains("(the whole filter"),
+            "{stderr}"
+        );
+        let ours: BTreeSet<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().nth(3).unwrap().to_string())
+            .collect();
+        let ss = testkit::tool("ss")
+            .args(["-Htan", &filter])
+            .output()
+            .unwrap();
+        let theirs: BTreeSet<String> = String::from_utf8(ss.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.split_whitespace().nth(3).unwrap().to_string())
+            .collect();
+        assert_eq!(ours, theirs, "{filter}");
+        assert_eq!(
+            ours,
+            BTreeSet::from([format!("127.0.0.1:{port}")]),
+            "{filter}"
+        );
+    }
+    // A path that names no cgroup: a one-line error naming it.
+    let out = tcptab(&["list", "cgroup /no/such/cgroup"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cgroup '/no/such/cgroup'") && err.lines().count() == 1,
+        "{err}"
+    );
+}

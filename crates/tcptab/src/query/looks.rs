@@ -1,0 +1,39 @@
+//! What a walk looks up beside the sockets: the owner scan (made before
+//! the dump) and each socket's workload (cached per cgroup).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::model::{Diag, Ownership, Socket, Workload};
+use crate::owners::OwnerScan;
+use crate::workload::Workloads;
+
+/// The lookups of one walk, lent to each socket's visit.
+pub(super) struct Looks<'a> {
+    pub scan: Option<&'a OwnerScan>,
+    pub workloads: Option<&'a RefCell<Workloads>>,
+}
+
+impl Looks<'_> {
+    /// The socket's owners, when the walk scanned them.
+    pub fn ownership(&self, socket: &Socket) -> Option<Ownership<'_>> {
+        self.scan.map(|o| o.ownership(socket))
+    }
+
+    /// The socket's workload, when the walk looks them up: a full
+    /// socket's cgroup through netlink, else its first owner's (a /proc
+    /// row, with owners scanned). None for TIME_WAIT and request sockets
+    /// (the kernel keeps no cgroup for them) and for a cgroup removed
+    /// since.
+    pub fn workload(&self, socket: &Socket, diag: Option<&Diag>) -> Option<Arc<Workload>> {
+        let workloads = self.workloads?;
+        match diag.map(|d| d.cgroup_id) {
+            Some(0) => None,
+            Some(id) => workloads.borrow_mut().by_id(id),
+            None => {
+                let pid = self.ownership(socket)?.owners().first()?.pid;
+                workloads.borrow_mut().by_pid(pid)
+            }
+        }
+    }
+}
