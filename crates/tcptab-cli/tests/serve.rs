@@ -332,6 +332,7 @@ fn every_exported_metric_is_documented() {
         "--port",
         "22",
         "--per-process",
+        "--per-workload",
     ]);
     let body = server.metrics();
     let docs = std::fs::read_to_string(testkit::repo_root().join("docs/exporter.md")).unwrap();

@@ -30,6 +30,11 @@ struct Expected {
     missing: bool,
 }
 
+/// `kill 'pod shop/*'` destroys the matching sockets of every layout on
+/// the machine: the killing test runs alone (it writes), the others side
+/// by side (they read).
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// The cgroups, processes and files of one test; all removed on drop.
 struct Layout {
     mount: PathBuf,
@@ -319,6 +324,7 @@ fn check(port: u16, e: &Expected, w: &serde_json::Value) {
 
 #[test]
 fn every_shape_named_in_every_output_and_filter() {
+    let _beside = MACHINE.read().unwrap_or_else(|e| e.into_inner());
     let Some(layout) = layout("named") else { return };
     let root = layout.root_arg();
 
@@ -419,6 +425,7 @@ fn every_shape_named_in_every_output_and_filter() {
 
 #[test]
 fn cgroup_selects_what_ss_selects_in_the_kernel() {
+    let _beside = MACHINE.read().unwrap_or_else(|e| e.into_inner());
     let Some(layout) = layout("cgroup") else { return };
     for (port, e) in &layout.by_port {
         let filter = format!("cgroup {}", e.cgroup);
@@ -459,4 +466,156 @@ fn cgroup_selects_what_ss_selects_in_the_kernel() {
         err.contains("cgroup '/no/such/cgroup'") && err.lines().count() == 1,
         "{err}"
     );
+}
+
+#[test]
+fn summary_counts_and_kill_destroys_by_workload() {
+    let _alone = MACHINE.write().unwrap_or_else(|e| e.into_inner());
+    let Some(layout) = layout("kill") else { return };
+    let root = layout.root_arg();
+
+    // One listener per cgroup of the layout, counted under its cgroup.
+    let value = json(&[
+        "summary",
+        "--workload",
+        "--format",
+        "json",
+        "--top",
+        "1000",
+        "--runtime-root",
+        &root,
+    ]);
+    let counts: BTreeMap<String, (u64, u64)> = value["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| {
+            let cgroup = w["cgroup"].as_str()?.to_string();
+            let sockets = (
+                w["sockets"].as_u64().unwrap(),
+                w["listening"].as_u64().unwrap(),
+            );
+            Some((cgroup, sockets))
+        })
+        .filter(|(cgroup, _)| cgroup.starts_with(&layout.prefix))
+        .collect();
+    let expected: BTreeMap<String, (u64, u64)> = layout
+        .by_port
+        .values()
+        .map(|e| (e.cgroup.clone(), (1, 1)))
+        .collect();
+    assert_eq!(counts, expected);
+
+    // kill by pod: the listeners of namespace shop's pods, named as
+    // listeners, and nothing else.
+    let listening = |port: &u16| {
+        let out = testkit::tool("ss")
+            .args(["-Htln", &format!("sport = :{port}")])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    };
+    let shop: BTreeSet<u16> = layout
+        .by_port
+        .iter()
+        .filter(|(_, e)| e.pod.is_some_and(|p| p.0 == "shop"))
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(shop.len(), 2);
+    let out = tcptab(&[
+        "kill",
+        "--runtime-root",
+        &root,
+        "--yes",
+        "state listening and pod shop/*",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    for port in layout.by_port.keys() {
+        assert_eq!(listening(port), !shop.contains(port), "port {port}");
+    }
+}
+
+/// `tcptab serve ARGS` on a free loopback port: the process and the
+/// metrics it serves.
+fn scrape(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .parse()
+        .unwrap();
+    let reply = testkit::http::get(addr, "/metrics").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(reply.status, 200);
+    reply.body
+}
+
+#[test]
+fn the_exporter_counts_per_workload_within_its_bound() {
+    let _beside = MACHINE.read().unwrap_or_else(|e| e.into_inner());
+    let Some(layout) = layout("serve") else { return };
+    let root = layout.root_arg();
+    let body = scrape(&[
+        "--per-workload",
+        "--max-series",
+        "1000",
+        "--runtime-root",
+        &root,
+    ]);
+    let mut promtool = testkit::tool("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}\n{body}");
+    // Each container of the layout is one series of its own, value 1.
+    for e in layout.by_port.values().filter(|e| e.container_id.is_some()) {
+        let container = e
+            .container_name
+            .map(str::to_string)
+            .or(e.container_id.clone())
+            .unwrap();
+        let (namespace, pod) = e.pod.unwrap_or(("", ""));
+        let series = format!(
+            "tcptab_workload_sockets{{namespace=\"{namespace}\",pod=\"{pod}\",container=\"{container}\",unit=\"{}\"}} 1",
+            e.unit.unwrap_or("")
+        );
+        assert!(body.lines().any(|l| l == series), "{series} in\n{body}");
+    }
+    // Bounded: the busiest three, the rest counted as dropped.
+    let all = body
+        .lines()
+        .filter(|l| l.starts_with("tcptab_workload_sockets{"))
+        .count();
+    let body = scrape(&[
+        "--per-workload",
+        "--max-series",
+        "3",
+        "--runtime-root",
+        &root,
+    ]);
+    let kept = body
+        .lines()
+        .filter(|l| l.starts_with("tcptab_workload_sockets{"))
+        .count();
+    assert_eq!(kept, 3);
+    let dropped = format!("tcptab_series_dropped{{family=\"workload\"}} {}", all - 3);
+    assert!(body.lines().any(|l| l == dropped), "{dropped} in\n{body}");
 }

@@ -25,6 +25,9 @@ pub struct MetricOptions {
     pub every_remote_port: bool,
     /// Count sockets per process command name (needs owners).
     pub per_process: bool,
+    /// Count sockets per workload: pod, Kubernetes namespace, container
+    /// and unit (needs the entries' workloads).
+    pub per_workload: bool,
     /// Label every per-socket family with its network namespace.
     pub per_namespace: bool,
     /// At most this many series in each optional family (and in the
@@ -62,6 +65,9 @@ pub struct Collected {
     pub local_port_sockets: Vec<Series>,
     pub remote_port_sockets: Vec<Series>,
     pub process_sockets: Vec<Series>,
+    /// Sockets per workload (`namespace`, `pod`, `container`, `unit`;
+    /// empty where the workload has none).
+    pub workload_sockets: Vec<Series>,
     pub netns_sockets: Vec<Series>,
     /// Smoothed RTTs in seconds (netlink with tcp_info, full sockets), by
     /// the labels of their namespace.
@@ -96,6 +102,7 @@ struct Counts {
     local_ports: BTreeMap<u16, u64>,
     remote_ports: BTreeMap<u16, u64>,
     processes: BTreeMap<String, u64>,
+    workloads: BTreeMap<[String; 4], u64>,
     sockets: u64,
     retransmits_now: u64,
     total_retrans: Option<u64>,
@@ -180,6 +187,21 @@ impl Accumulator {
                 *c.processes.entry(name.to_string()).or_default() += 1;
             }
         }
+        if self.options.per_workload {
+            if let Some(w) = e.workload {
+                let part = |p: &Option<String>| p.clone().unwrap_or_default();
+                let key = [
+                    part(&w.pod_namespace),
+                    part(&w.pod_name),
+                    w.container_name
+                        .clone()
+                        .or_else(|| w.container_id.clone())
+                        .unwrap_or_default(),
+                    part(&w.unit),
+                ];
+                *c.workloads.entry(key).or_default() += 1;
+            }
+        }
         if let Some(info) = e.diag.and_then(|d| d.tcp_info.as_ref()) {
             *c.total_retrans.get_or_insert(0) += u64::from(info.total_retrans);
             if s.kind == RowKind::Full && s.state != State::Listen && info.rtt_us > 0 {
@@ -203,6 +225,7 @@ impl Accumulator {
         }
         let mut listeners = Vec::new();
         let (mut local, mut remote, mut processes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut workloads = Vec::new();
         for (netns, c) in counts {
             let base: Labels = if per_namespace {
                 vec![("netns", netns.clone())]
@@ -260,6 +283,17 @@ impl Accumulator {
                     value,
                 });
             }
+            for ([namespace, pod, container, unit], value) in c.workloads {
+                workloads.push(Series {
+                    labels: with(vec![
+                        ("namespace", namespace),
+                        ("pod", pod),
+                        ("container", container),
+                        ("unit", unit),
+                    ]),
+                    value,
+                });
+            }
             if !c.rtt_seconds.is_empty() || !per_namespace {
                 out.rtt_seconds.push((base, c.rtt_seconds));
             }
@@ -288,6 +322,9 @@ impl Accumulator {
         }
         if self.options.per_process {
             out.process_sockets = bounded(processes, max, "process", &mut out.dropped);
+        }
+        if self.options.per_workload {
+            out.workload_sockets = bounded(workloads, max, "workload", &mut out.dropped);
         }
         if per_namespace {
             let all = std::mem::take(&mut out.netns_sockets);

@@ -288,6 +288,12 @@ pub struct ServeArgs {
     #[arg(long)]
     pub per_process: bool,
 
+    /// Count sockets per workload: `tcptab_workload_sockets` with the
+    /// labels namespace, pod, container and unit (docs/workloads.md);
+    /// bounded by --max-series.
+    #[arg(long)]
+    pub per_workload: bool,
+
     /// Export smoothed RTTs as a histogram (netlink source).
     #[arg(long)]
     pub rtt_histogram: bool,
@@ -354,6 +360,11 @@ pub struct SummaryArgs {
     #[arg(short = 'p', long = "processes")]
     pub processes: bool,
 
+    /// Also count sockets per workload: pod/container, else systemd unit,
+    /// else cgroup (docs/workloads.md).
+    #[arg(long)]
+    pub workload: bool,
+
     /// How many of the busiest ports, hosts and processes to show.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -384,6 +395,11 @@ pub struct ExplainArgs {
     /// sockets, finds sockets no process holds).
     #[arg(short = 'p', long = "processes")]
     pub processes: bool,
+
+    /// Name the workloads (pod, container, unit) of each finding's sockets
+    /// (docs/workloads.md).
+    #[arg(long)]
+    pub workload: bool,
 
     /// With --diagnose: exit with status 1 when a finding of this severity
     /// or worse is found (0 otherwise, 2 on errors), for scripts.

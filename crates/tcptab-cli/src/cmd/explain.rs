@@ -120,12 +120,15 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
         time_wait: t.time_wait,
         orphans: t.orphans,
     };
-    let query = args.scope.query(
-        Expr::All,
-        // tcp_info: a peer's zero window shows in snd_wnd.
-        Extensions::TCP_INFO,
-        args.processes,
-    )?;
+    let query = args
+        .scope
+        .query(
+            Expr::All,
+            // tcp_info: a peer's zero window shows in snd_wnd.
+            Extensions::TCP_INFO,
+            args.processes,
+        )?
+        .workloads(args.workload);
     // The table streams through the diagnoser, which keeps only its groups
     // and a few sockets of evidence.
     let mut diagnoser = Diagnoser::new(thresholds);
@@ -142,7 +145,7 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
             let fields = tcptab::record::Fields {
                 netns: args.scope.named(),
                 owners: args.processes,
-                workload: false,
+                workload: args.workload,
                 history: false,
             };
             let report = DiagnoseReport {
@@ -164,6 +167,10 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
                 writeln!(out, "[{}] {}: {}", f.severity, f.kind, f.summary)?;
                 for line in &f.details {
                     writeln!(out, "    {line}")?;
+                }
+                let workloads = workloads(f);
+                if !workloads.is_empty() {
+                    writeln!(out, "  workloads: {}", workloads.join(", "))?;
                 }
                 if f.count as usize > f.details.len() && f.details.len() > 1 {
                     writeln!(out, "    ... {} in all", f.count)?;
@@ -232,6 +239,21 @@ struct Evidence {
     sockets: Vec<Box<RawValue>>,
     /// The processes involved (with -p).
     processes: Vec<Process>,
+    /// The workloads of the evidence's sockets (with --workload): pod and
+    /// container, else unit, else cgroup.
+    workloads: Vec<String>,
+}
+
+/// The workloads of a finding's evidence, each once, in order.
+fn workloads(f: &Finding) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for w in f.sockets.iter().filter_map(|e| e.workload.as_deref()) {
+        let label = w.label();
+        if !names.contains(&label) {
+            names.push(label);
+        }
+    }
+    names
 }
 
 impl FindingRecord {
@@ -257,6 +279,7 @@ impl FindingRecord {
             evidence: Evidence {
                 sockets,
                 processes: f.processes.clone(),
+                workloads: workloads(f),
             },
             details: f.details.clone(),
             kill_command,

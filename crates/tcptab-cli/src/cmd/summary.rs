@@ -1,6 +1,7 @@
 //! `tcptab summary`: counts per state (zeros included), per family, per
 //! listener's accept queue, busiest local ports and remote hosts, per
-//! process with -p, and TIME_WAIT and orphan pressure.
+//! process with -p, per workload with --workload, and TIME_WAIT and orphan
+//! pressure.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -26,6 +27,10 @@ pub struct Report {
     summary: Summary,
     /// Sockets per process (with -p), busiest first; null without -p.
     processes: Option<Vec<ProcessCount>>,
+    /// Sockets per workload (with --workload), busiest first; null
+    /// without it. TIME_WAIT and request sockets have none: they are
+    /// counted under a null cgroup.
+    workloads: Option<Vec<WorkloadCount>>,
     /// The kernel's limits for TIME_WAIT and orphans, where readable.
     tcp_max_tw_buckets: Option<u64>,
     tcp_max_orphans: Option<u64>,
@@ -41,6 +46,38 @@ struct ProcessCount {
     sockets: u64,
 }
 
+#[derive(Debug, Serialize, JsonSchema)]
+struct WorkloadCount {
+    /// What the table shows: `namespace/pod/container`, the container,
+    /// the unit or the cgroup; `-` for sockets without a cgroup.
+    workload: String,
+    /// The cgroup v2 path (null: sockets without one).
+    cgroup: Option<String>,
+    unit: Option<String>,
+    container_name: Option<String>,
+    pod_namespace: Option<String>,
+    pod_name: Option<String>,
+    sockets: u64,
+    established: u64,
+    listening: u64,
+}
+
+impl WorkloadCount {
+    fn of(w: Option<&tcptab::Workload>) -> WorkloadCount {
+        WorkloadCount {
+            workload: w.map_or("-".into(), |w| w.label()),
+            cgroup: w.map(|w| w.cgroup.clone()),
+            unit: w.and_then(|w| w.unit.clone()),
+            container_name: w.and_then(|w| w.container_name.clone()),
+            pod_namespace: w.and_then(|w| w.pod_namespace.clone()),
+            pod_name: w.and_then(|w| w.pod_name.clone()),
+            sockets: 0,
+            established: 0,
+            listening: 0,
+        }
+    }
+}
+
 fn sysctl(root: &Path, name: &str) -> Option<u64> {
     std::fs::read_to_string(root.join("sys/net/ipv4").join(name))
         .ok()?
@@ -50,12 +87,25 @@ fn sysctl(root: &Path, name: &str) -> Option<u64> {
 }
 
 pub fn run(args: &SummaryArgs) -> Result<()> {
-    let query = args.select.query(Extensions::default(), args.processes)?;
+    let query = args
+        .select
+        .query(Extensions::default(), args.processes)?
+        .workloads(args.workload);
     // Counted as the table streams: only the counts are held.
     let mut summarizer = Summarizer::new();
     let mut per_pid: HashMap<u32, (String, u64)> = HashMap::new();
+    let mut per_workload: HashMap<Option<String>, WorkloadCount> = HashMap::new();
     let report = query.for_each(|e| {
         summarizer.add(e.socket, e.diag.and_then(|d| d.backlog_limit));
+        if args.workload {
+            let w = e.workload.map(|w| &**w);
+            let count = per_workload
+                .entry(w.map(|w| w.cgroup.clone()))
+                .or_insert_with(|| WorkloadCount::of(w));
+            count.sockets += 1;
+            count.established += (e.socket.state == tcptab::State::Established) as u64;
+            count.listening += (e.socket.state == tcptab::State::Listen) as u64;
+        }
         for o in e.owners.map_or(&[][..], |o| o.owners()) {
             per_pid
                 .entry(o.pid)
@@ -78,10 +128,17 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
         list.truncate(args.top);
         list
     });
+    let workloads = args.workload.then(|| {
+        let mut list: Vec<WorkloadCount> = per_workload.into_values().collect();
+        list.sort_by(|a, b| b.sockets.cmp(&a.sockets).then(a.cgroup.cmp(&b.cgroup)));
+        list.truncate(args.top);
+        list
+    });
     let report = Report {
         schema_version: tcptab::record::SCHEMA_VERSION,
         summary: summarizer.finish(args.top),
         processes,
+        workloads,
         tcp_max_tw_buckets: sysctl(&args.select.scope.source.root, "tcp_max_tw_buckets"),
         tcp_max_orphans: sysctl(&args.select.scope.source.root, "tcp_max_orphans"),
         source: report.read.first().map_or("proc", |r| r.source.as_str()),
@@ -165,6 +222,22 @@ fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
             t.cell(format_args!("{}", p.command));
             t.cell(format_args!("{}", p.pid));
             t.cell(format_args!("{}", p.sockets));
+        }
+        t.write_block(out)?;
+        writeln!(out)?;
+    }
+    if let Some(workloads) = &r.workloads {
+        let mut t = table(&[
+            ("Workload", Left),
+            ("Sockets", Right),
+            ("Established", Right),
+            ("Listening", Right),
+        ]);
+        for w in workloads {
+            t.cell(format_args!("{}", w.workload));
+            t.cell(format_args!("{}", w.sockets));
+            t.cell(format_args!("{}", w.established));
+            t.cell(format_args!("{}", w.listening));
         }
         t.write_block(out)?;
         writeln!(out)?;

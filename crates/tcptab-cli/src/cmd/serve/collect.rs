@@ -78,12 +78,14 @@ impl App {
             per_remote_port: args.per_remote_port,
             every_remote_port: args.every_remote_port,
             per_process: args.per_process,
+            per_workload: args.per_workload,
             per_namespace: args.scope.namespaces.all_netns,
             max_series: args.max_series as usize,
         };
         let query = args
             .scope
-            .query(Expr::All, Extensions::TCP_INFO, args.per_process)?;
+            .query(Expr::All, Extensions::TCP_INFO, args.per_process)?
+            .workloads(args.per_workload);
         let mut counting = Counting {
             acc: Accumulator::new(&options),
             query: &query,
@@ -199,7 +201,7 @@ fn gauges(registry: &mut Registry, name: &str, help: &str, series: &[Series]) {
 }
 
 fn register_socket_metrics(registry: &mut Registry, m: &Collected, rtt: bool) {
-    let families: [(&str, &str, &[Series], bool); 11] = [
+    let families: [(&str, &str, &[Series], bool); 12] = [
         ("sockets", "TCP sockets per state and family (every state, zeros included)", &m.sockets, true),
         ("listen_queue_length", "Connections waiting for accept() on each listening address", &m.listen_queue_length, true),
         ("listen_queue_limit", "Accept queue limit (listen() backlog) of each listening address (netlink source)", &m.listen_queue_limit, true),
@@ -210,6 +212,7 @@ fn register_socket_metrics(registry: &mut Registry, m: &Collected, rtt: bool) {
         ("local_port_sockets", "Sockets per local port (the --port allow-list)", &m.local_port_sockets, !m.local_port_sockets.is_empty()),
         ("remote_port_sockets", "Sockets per remote port outside the ephemeral range (--per-remote-port; every port with --every-remote-port)", &m.remote_port_sockets, !m.remote_port_sockets.is_empty()),
         ("process_sockets", "Sockets per process command name (--per-process)", &m.process_sockets, !m.process_sockets.is_empty()),
+        ("workload_sockets", "Sockets per workload: Kubernetes namespace, pod, container, systemd unit (--per-workload)", &m.workload_sockets, !m.workload_sockets.is_empty()),
         ("netns_sockets", "Sockets per network namespace (--all-netns)", &m.netns_sockets, !m.netns_sockets.is_empty()),
     ];
     for (name, help, series, shown) in families {

@@ -285,15 +285,9 @@ impl Code {
                 Some(id) => self.op(BC_CGROUP_COND, fail, id.to_ne_bytes().to_vec()),
                 None => self.op(BC_JMP, fail, Vec::new()),
             },
-            // `bounds` left no other condition in a program.
-            Expr::State(_)
-            | Expr::Family(_)
-            | Expr::Uid(_)
-            | Expr::Pid(_)
-            | Expr::Process(_)
-            | Expr::Unit(_)
-            | Expr::Container(_)
-            | Expr::Pod(_) => unreachable!("not a kernel condition: {e}"),
+            // `bounds` (which names every condition) left no other in a
+            // program.
+            _ => unreachable!("not a kernel condition: {e}"),
         }
     }
 
