@@ -181,6 +181,10 @@ fn lifetimes_owners_and_final_counts() {
                 .iter()
                 .map(|d| format!("memory.{}", d.name))
                 .collect(),
+            ("workload", _) => tcptab::record::WORKLOAD_FIELDS
+                .iter()
+                .map(|d| format!("workload.{}", d.name))
+                .collect(),
             _ => vec![k.clone()],
         })
         .collect();

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 mod common;
 
+use common::recorder::{history, record, scratch, sql, stop, wait_polls};
 use common::{json, tcptab};
 use testkit::require_root;
 
@@ -618,4 +619,97 @@ fn the_exporter_counts_per_workload_within_its_bound() {
     assert_eq!(kept, 3);
     let dropped = format!("tcptab_series_dropped{{family=\"workload\"}} {}", all - 3);
     assert!(body.lines().any(|l| l == dropped), "{dropped} in\n{body}");
+}
+
+/// A connection made in a unit's cgroup and closed from its side: the
+/// recorder keeps its workload on every row it writes, its TIME_WAIT
+/// included (the kernel keeps no cgroup for a TIME_WAIT).
+#[test]
+fn history_keeps_each_connection_s_workload_through_time_wait() {
+    let _beside = MACHINE.read().unwrap_or_else(|e| e.into_inner());
+    let Some(mut layout) = layout("history") else { return };
+    // The client: in its unit's cgroup, it listens, connects to itself,
+    // holds the connection for three seconds, closes first and says so.
+    let cgroup = format!("{}/system.slice/client.service", layout.prefix);
+    let dir = layout.mount.join(cgroup.trim_start_matches('/'));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = r#"
+import socket, threading, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+def serve():
+    s, _ = l.accept()
+    while s.recv(100): pass
+    s.close()
+threading.Thread(target=serve, daemon=True).start()
+c = socket.create_connection(l.getsockname())
+print(c.getsockname()[1], l.getsockname()[1], flush=True)
+time.sleep(3)
+c.close()
+print("closed", flush=True)
+time.sleep(300)
+"#;
+    let db_dir = scratch("workload-history");
+    let db = db_dir.join("h.db");
+    let recorder = record(&db, &["--interval", "500ms", "--source", "netlink"]);
+    wait_polls(&db, 1);
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "echo $$ > {}/cgroup.procs && exec python3 -c '{script}'",
+                dir.display()
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ports = lines.next().unwrap().unwrap();
+    let (client, server) = ports.split_once(' ').unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "closed");
+    layout.children.push(child);
+    // Two polls after the close: the TIME_WAIT has been seen.
+    let polls: u64 = sql(&db, "SELECT count(*) FROM polls").parse().unwrap();
+    wait_polls(&db, polls + 2);
+    stop(recorder);
+
+    // The oracle: every row of the client's connection has the workload.
+    let rows = sql(
+        &db,
+        &format!(
+            "SELECT c.state, coalesce(w.cgroup, '-'), coalesce(w.unit, '-') FROM connections c LEFT JOIN workloads w ON w.id = c.workload WHERE c.local_port = {client}"
+        ),
+    );
+    assert_eq!(
+        rows,
+        format!("TIME_WAIT|{cgroup}|client.service"),
+        "one connection, closed into TIME_WAIT, with its workload"
+    );
+    // history says the same, and filters by it.
+    let (found, _) = history(
+        &db,
+        &["--between", "-1h", "now", &format!("sport = :{client}")],
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0]["workload"]["unit"], "client.service",
+        "{}",
+        found[0]
+    );
+    assert_eq!(
+        found[0]["workload"]["cgroup"].as_str(),
+        Some(cgroup.as_str())
+    );
+    let (by_unit, _) = history(&db, &["--between", "-1h", "now", "unit client.service"]);
+    let mut ports: Vec<u64> = by_unit
+        .iter()
+        .map(|r| r["local_port"].as_u64().unwrap())
+        .collect();
+    ports.sort();
+    let mut expected: Vec<u64> = vec![client.parse().unwrap(), server.parse().unwrap()];
+    // The listener, the client's end and the server's accepted end.
+    expected.push(server.parse().unwrap());
+    expected.sort();
+    assert_eq!(ports, expected, "{by_unit:?}");
+    let _ = std::fs::remove_dir_all(&db_dir);
 }

@@ -375,7 +375,7 @@ pub fn history_schema() -> String {
     let all = Fields {
         netns: true,
         owners: true,
-        workload: false,
+        workload: true,
         history: true,
     };
     schema_of("tcptab history record", all, all)

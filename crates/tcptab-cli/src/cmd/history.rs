@@ -91,6 +91,7 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
                 byte_order: tcptab::procnet::ByteOrder::Little,
                 columns: Columns {
                     processes: true,
+                    workload: true,
                     netns_fields: true,
                     history: true,
                     no_header: args.no_header,
@@ -251,14 +252,10 @@ fn observed(
 /// the window (with --at, the one).
 fn matches(expr: &Expr, lived: &Lived) -> bool {
     let e = lived.entry.as_entry();
-    let owners = match e.owners {
-        Some(tcptab::Ownership::Owned(list)) => Some(list),
-        _ => None,
-    };
     let mut socket = lived.entry.socket;
     lived.states.iter().any(|&state| {
         socket.state = state;
-        expr.matches_owners(&socket, e.diag, owners)
+        expr.matches_entry(&e.with_socket(&socket))
     })
 }
 

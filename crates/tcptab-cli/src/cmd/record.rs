@@ -19,7 +19,11 @@ use crate::report;
 
 pub fn run(args: &RecordArgs) -> Result<()> {
     // tcp_info for the counters kept with each connection.
-    let query = args.select.query(Extensions::TCP_INFO, !args.no_owners)?;
+    // Each connection keeps its workload (a TIME_WAIT its connection's).
+    let query = args
+        .select
+        .query(Extensions::TCP_INFO, !args.no_owners)?
+        .workloads(true);
     let retention = i64::try_from(args.retention.as_millis()).unwrap_or(i64::MAX);
     let mut writer = Writer::open(&args.db, retention)?;
     let stop = Arc::new(AtomicBool::new(false));

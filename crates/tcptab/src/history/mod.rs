@@ -31,11 +31,29 @@ pub const APPLICATION_ID: i32 = 0x7463_7074;
 
 /// The version of the tables (`PRAGMA user_version`). Raised when a table
 /// or column changes meaning; a newer file is refused, not misread.
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 
 /// What makes a file of an earlier version this version's: version 2 adds
-/// each poll's interval (gaps are found from it).
-const MIGRATIONS: [&str; 1] = ["ALTER TABLE polls ADD COLUMN interval_ms INTEGER;"];
+/// each poll's interval (gaps are found from it), version 3 each
+/// connection's workload.
+const MIGRATIONS: [&str; 2] = [
+    "ALTER TABLE polls ADD COLUMN interval_ms INTEGER;",
+    "ALTER TABLE connections ADD COLUMN workload INTEGER; {WORKLOADS}",
+];
+
+/// The workloads connections were held by, one row per cgroup (version 3).
+const WORKLOADS: &str = "CREATE TABLE workloads (
+    id             INTEGER PRIMARY KEY,
+    cgroup         TEXT NOT NULL UNIQUE,
+    unit           TEXT,
+    slice          TEXT,
+    runtime        TEXT,
+    container_id   TEXT,
+    container_name TEXT,
+    pod_namespace  TEXT,
+    pod_name       TEXT,
+    pod_uid        TEXT
+) STRICT;";
 
 /// What went wrong with a history file.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +158,8 @@ CREATE TABLE connections (
     bytes_acked          INTEGER,
     bytes_received       INTEGER,
     total_retrans        INTEGER,
-    rtt_us               INTEGER
+    rtt_us               INTEGER,
+    workload             INTEGER
 ) STRICT;
 CREATE INDEX connections_open ON connections (boot, netns) WHERE closed_at IS NULL;
 CREATE INDEX connections_remote ON connections (remote_address, remote_port);

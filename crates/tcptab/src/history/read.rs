@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 use super::{ceil_s, floor_s, sqlite, Error, Result};
 use crate::model::{
     Diag, EntryBuf, Family, Namespace, Owner, Owners, RowKind, Socket, Source, State, Ticks,
-    TimerKind,
+    TimerKind, Workload,
 };
 use crate::record::Lifetime;
 
@@ -83,6 +83,8 @@ pub struct Reader {
     conn: Connection,
     path: PathBuf,
     version: i32,
+    /// The `workloads` table, by id (read once: one row per cgroup).
+    workloads: std::collections::HashMap<i64, Arc<Workload>>,
 }
 
 impl Reader {
@@ -94,10 +96,12 @@ impl Reader {
         check_file(path)?;
         let conn = open_read_only(path)?;
         let version = super::check(&conn, path)?;
+        let workloads = workloads(&conn).map_err(sqlite(path))?;
         Ok(Reader {
             conn,
             path: path.to_path_buf(),
             version,
+            workloads,
         })
     }
 
@@ -180,13 +184,19 @@ impl Reader {
             Window::Between(a, b) => (a, b),
             Window::All => (i64::MIN / 2, i64::MAX / 2),
         };
+        // A file before version 3 keeps no workloads.
+        let workload = if self.version >= 3 {
+            "c.workload"
+        } else {
+            "NULL"
+        };
         let sql = if window == Window::All {
             format!(
-                "SELECT {COLUMNS} FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
+                "SELECT {COLUMNS}, {workload} FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
             )
         } else {
             format!(
-                "SELECT {COLUMNS} FROM lifetimes l JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
+                "SELECT {COLUMNS}, {workload} FROM lifetimes l JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
                  WHERE l.start_s <= ?2 AND l.end_s >= ?1 AND c.first_seen <= ?4
                    AND coalesce(c.closed_at, c.last_seen) >= ?3
                  ORDER BY c.first_seen, c.id"
@@ -209,6 +219,8 @@ impl Reader {
         .map_err(|e| E::from(err(e)))?;
         while let Some(row) = rows.next().map_err(|e| E::from(err(e)))? {
             let mut lived = lived(row).map_err(|e| E::from(self.bad_row(e)))?;
+            let workload_id: Option<i64> = row.get(35).map_err(|e| E::from(err(e)))?;
+            lived.entry.workload = workload_id.and_then(|id| self.workloads.get(&id).cloned());
             // The states it was in from `from` to `to`: the last one before
             // the window (or its first) and every change in it.
             let mut states = vec![lived.first_state];
@@ -580,4 +592,36 @@ pub(super) fn lived(r: &Row<'_>) -> std::result::Result<Lived, RowError> {
         lifetime,
         states: Vec::new(),
     })
+}
+
+/// Every row of `workloads` by id (a file before version 3 has none).
+pub(super) fn workloads(
+    conn: &rusqlite::Connection,
+) -> rusqlite::Result<std::collections::HashMap<i64, Arc<Workload>>> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'workloads'",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut out = std::collections::HashMap::new();
+    if !exists {
+        return Ok(out);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT id, cgroup, unit, slice, runtime, container_id, container_name, pod_namespace, pod_name, pod_uid FROM workloads",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let mut w = Workload::from_cgroup(&r.get::<_, String>(1)?);
+        w.unit = r.get(2)?;
+        w.slice = r.get(3)?;
+        w.runtime = r.get(4)?;
+        w.container_id = r.get(5)?;
+        w.container_name = r.get(6)?;
+        w.pod_namespace = r.get(7)?;
+        w.pod_name = r.get(8)?;
+        w.pod_uid = r.get(9)?;
+        out.insert(r.get(0)?, Arc::new(w));
+    }
+    Ok(out)
 }

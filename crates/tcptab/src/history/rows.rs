@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{ceil_s, floor_s, OPEN_END};
-use crate::model::{Owners, State, TimerKind};
+use crate::model::{Owners, State, TimerKind, Workload};
 use crate::track::{Conn, End};
 
 /// A state as stored: the kernel's name (no allocation), or `UNKNOWN(0x..)`.
@@ -265,6 +265,30 @@ pub(super) fn owners(
         }
     }
     Ok(())
+}
+
+/// The id of `w`'s row in `workloads` (made, or its names filled in).
+pub(super) fn workload(tx: &Transaction<'_>, w: &Workload) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO workloads (cgroup, unit, slice, runtime, container_id, container_name, pod_namespace, pod_name, pod_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (cgroup) DO UPDATE SET
+            container_name = coalesce(container_name, ?6), pod_namespace = coalesce(pod_namespace, ?7),
+            pod_name = coalesce(pod_name, ?8), runtime = coalesce(runtime, ?4)",
+    )?
+    .execute(params![
+        w.cgroup,
+        w.unit,
+        w.slice,
+        w.runtime,
+        w.container_id,
+        w.container_name,
+        w.pod_namespace,
+        w.pod_name,
+        w.pod_uid
+    ])?;
+    tx.prepare_cached("SELECT id FROM workloads WHERE cgroup = ?1")?
+        .query_row([&w.cgroup], |r| r.get(0))
 }
 
 pub(super) fn namespace(

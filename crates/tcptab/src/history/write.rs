@@ -12,6 +12,7 @@ use super::read::{bad_row, lived};
 use super::rows;
 use super::{
     check, check_header, sqlite, Error, Result, APPLICATION_ID, MIGRATIONS, SCHEMA, VERSION,
+    WORKLOADS,
 };
 use crate::model::{Namespace, Owners, State};
 use crate::query::{NotInspectedReason, Report, Snapshot};
@@ -53,6 +54,8 @@ struct Row {
     id: i64,
     /// (pid, fd) of every owner stored, sorted.
     owners: Vec<(u32, u32)>,
+    /// Its workload is stored (it is kept once known).
+    workload: bool,
     /// Closed in the file (taken up as closing: its TIME_WAIT may still
     /// come).
     closed: bool,
@@ -74,6 +77,8 @@ pub struct Writer {
     namespaces: HashMap<u64, i64>,
     /// The tracker's connection id to its row.
     rows: HashMap<u64, Row>,
+    /// cgroup path to `workloads.id`.
+    workloads: HashMap<String, i64>,
     /// Polls recorded.
     polls: u64,
 }
@@ -115,6 +120,7 @@ impl Writer {
                      PRAGMA user_version = {VERSION};
                      BEGIN;
                      {SCHEMA}
+                     {WORKLOADS}
                      INSERT INTO meta VALUES ('created', {now}), ('tcptab', '{version}');
                      COMMIT;
                      PRAGMA journal_mode = WAL;",
@@ -125,7 +131,7 @@ impl Writer {
             Some(v) if v < VERSION => {
                 let mut steps = String::from("BEGIN;");
                 for step in &MIGRATIONS[(v - 1) as usize..] {
-                    steps.push_str(step);
+                    steps.push_str(&step.replace("{WORKLOADS}", WORKLOADS));
                 }
                 steps.push_str(&format!("PRAGMA user_version = {VERSION}; COMMIT;"));
                 conn.execute_batch(&steps).map_err(&err)?;
@@ -167,6 +173,7 @@ impl Writer {
             own_netns,
             namespaces: HashMap::new(),
             rows: HashMap::new(),
+            workloads: HashMap::new(),
             polls: 0,
         })
     }
@@ -224,9 +231,13 @@ impl Writer {
         let mut taken = 0;
         if let Some(last_poll) = last_poll {
             let columns = super::read::COLUMNS;
+            let known = super::read::workloads(&tx).map_err(&err)?;
+            for (id, w) in &known {
+                self.workloads.insert(w.cgroup.clone(), *id);
+            }
             let mut stmt = tx
                 .prepare(&format!(
-                    "SELECT {columns} FROM connections c JOIN namespaces n ON n.id = c.netns
+                    "SELECT {columns}, c.workload FROM connections c JOIN namespaces n ON n.id = c.netns
                      WHERE c.boot = ?1 AND (c.closed_at IS NULL
                         OR (c.closed_by = 'destroy' AND c.closed_at >= ?2))"
                 ))
@@ -240,7 +251,10 @@ impl Writer {
                 )
                 .map_err(&err)?;
             while let Some(r) = found.next().map_err(&err)? {
-                let lived = lived(r).map_err(|e| bad_row(&path, e))?;
+                let mut lived = lived(r).map_err(|e| bad_row(&path, e))?;
+                let workload_id: Option<i64> = r.get(35).map_err(&err)?;
+                lived.entry.workload = workload_id.and_then(|id| known.get(&id).cloned());
+                let has_workload = lived.entry.workload.is_some();
                 let mut list = Vec::new();
                 let mut stored = Vec::new();
                 for o in owners
@@ -292,6 +306,7 @@ impl Writer {
                     Row {
                         id: lived.id,
                         owners: stored,
+                        workload: has_workload,
                         closed: closing.is_some(),
                     },
                 );
@@ -326,6 +341,7 @@ impl Writer {
             own_netns: self.own_netns,
             namespaces: &mut self.namespaces,
             rows: &mut self.rows,
+            workloads: &mut self.workloads,
         };
         let written = (|| -> rusqlite::Result<PollOutcome> {
             if let Some(p) = poll {
@@ -424,6 +440,7 @@ struct Session<'a> {
     own_netns: u64,
     namespaces: &'a mut HashMap<u64, i64>,
     rows: &'a mut HashMap<u64, Row>,
+    workloads: &'a mut HashMap<String, i64>,
 }
 
 impl Session<'_> {
@@ -465,16 +482,15 @@ impl Session<'_> {
         if event.change == Change::Opened {
             let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
             let id = rows::insert(tx, self.boot, ns, conn)?;
-            let mut stored = Vec::new();
-            rows::owners(tx, id, conn, event.at, &mut stored)?;
-            self.rows.insert(
-                conn.id,
-                Row {
-                    id,
-                    owners: stored,
-                    closed: false,
-                },
-            );
+            let mut row = Row {
+                id,
+                owners: Vec::new(),
+                workload: false,
+                closed: false,
+            };
+            rows::owners(tx, id, conn, event.at, &mut row.owners)?;
+            workload(tx, self.workloads, &mut row, conn)?;
+            self.rows.insert(conn.id, row);
             out.opened += 1;
             return Ok(());
         }
@@ -491,10 +507,12 @@ impl Session<'_> {
                 rows::update(tx, row.id, conn)?;
                 rows::state_change(tx, row.id, event.at, conn.entry.socket.state)?;
                 rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
+                workload(tx, self.workloads, row, conn)?;
             }
             Change::Updated => {
                 rows::update(tx, row.id, conn)?;
                 rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
+                workload(tx, self.workloads, row, conn)?;
             }
             Change::QueueGrowth => {}
             Change::Closed { by } => {
@@ -636,4 +654,30 @@ pub fn unseen(report: &Report) -> Vec<String> {
         }
     }
     out
+}
+
+/// Store the connection's workload once it is known (a row keeps the first
+/// one: its TIME_WAIT has none).
+fn workload(
+    tx: &Transaction<'_>,
+    ids: &mut HashMap<String, i64>,
+    row: &mut Row,
+    conn: &Conn,
+) -> rusqlite::Result<()> {
+    let Some(w) = conn.entry.workload.as_deref() else { return Ok(()) };
+    if row.workload {
+        return Ok(());
+    }
+    let id = match ids.get(&w.cgroup) {
+        Some(&id) => id,
+        None => {
+            let id = rows::workload(tx, w)?;
+            ids.insert(w.cgroup.clone(), id);
+            id
+        }
+    };
+    tx.prepare_cached("UPDATE connections SET workload = ?2 WHERE id = ?1")?
+        .execute(rusqlite::params![row.id, id])?;
+    row.workload = true;
+    Ok(())
 }

@@ -103,12 +103,20 @@ impl Query {
         } else {
             None
         };
-        let workloads = self
-            .looks_up_workloads()
-            .then(|| std::cell::RefCell::new(self.workload_resolver()));
+        let workloads = self.looks_up_workloads().then(|| {
+            let mut cache = self
+                .workload_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            cache
+                .get_or_insert_with(|| self.workload_resolver())
+                .new_walk();
+            drop(cache);
+            &*self.workload_cache
+        });
         let looks = Looks {
             scan: scan.as_ref(),
-            workloads: workloads.as_ref(),
+            workloads,
         };
         let mut report = Report {
             processes_unreadable,

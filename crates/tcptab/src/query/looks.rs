@@ -1,8 +1,7 @@
 //! What a walk looks up beside the sockets: the owner scan (made before
 //! the dump) and each socket's workload (cached per cgroup).
 
-use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::model::{Diag, Ownership, Socket, Workload};
 use crate::owners::OwnerScan;
@@ -11,7 +10,9 @@ use crate::workload::Workloads;
 /// The lookups of one walk, lent to each socket's visit.
 pub(super) struct Looks<'a> {
     pub scan: Option<&'a OwnerScan>,
-    pub workloads: Option<&'a RefCell<Workloads>>,
+    /// The query's resolver (kept across walks: each cgroup is resolved
+    /// once per process, not per poll).
+    pub workloads: Option<&'a Mutex<Option<Workloads>>>,
 }
 
 impl Looks<'_> {
@@ -27,12 +28,16 @@ impl Looks<'_> {
     /// since.
     pub fn workload(&self, socket: &Socket, diag: Option<&Diag>) -> Option<Arc<Workload>> {
         let workloads = self.workloads?;
+        let lookup = |f: &dyn Fn(&mut Workloads) -> Option<Arc<Workload>>| {
+            let mut guard = workloads.lock().unwrap_or_else(|e| e.into_inner());
+            guard.as_mut().and_then(f)
+        };
         match diag.map(|d| d.cgroup_id) {
             Some(0) => None,
-            Some(id) => workloads.borrow_mut().by_id(id),
+            Some(id) => lookup(&|w| w.by_id(id)),
             None => {
                 let pid = self.ownership(socket)?.owners().first()?.pid;
-                workloads.borrow_mut().by_pid(pid)
+                lookup(&|w| w.by_pid(pid))
             }
         }
     }

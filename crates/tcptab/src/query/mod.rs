@@ -43,7 +43,7 @@ mod snapshot;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::diag::{Choice, Extensions, NetlinkSocket};
 use crate::error::{Error, Result};
@@ -88,6 +88,9 @@ pub struct Query {
     owners: bool,
     workloads: bool,
     workload_roots: Roots,
+    /// The resolver, made on first use and kept by the query (and its
+    /// clones) across walks.
+    workload_cache: Arc<Mutex<Option<Workloads>>>,
     read: ReadOptions,
     kernel: bool,
     kernel_program: Option<Vec<u8>>,
@@ -131,6 +134,7 @@ impl Query {
             owners: false,
             workloads: false,
             workload_roots: Roots::default(),
+            workload_cache: Arc::default(),
             read: ReadOptions::default(),
             kernel: true,
             kernel_program: None,
@@ -212,6 +216,7 @@ impl Query {
     /// files); `cgroup PATH` in the filter is resolved there too.
     pub fn workload_roots(mut self, roots: Roots) -> Query {
         self.workload_roots = roots;
+        self.workload_cache = Arc::default();
         self
     }
 

@@ -329,6 +329,32 @@ fn from_proc_a_time_wait_and_a_full_socket_after_a_request_join_by_their_ends() 
 }
 
 #[test]
+fn the_workload_seen_survives_the_time_wait_and_the_notification() {
+    let mut t = tracker();
+    let mut out = Vec::new();
+    let w = std::sync::Arc::new(crate::model::Workload::from_cgroup(
+        "/system.slice/reportgen.service",
+    ));
+    let held =
+        EntryBuf::dumped(dumped(40007, State::Established, 7)).with_workload(Some(w.clone()));
+    // The kernel keeps no cgroup for a TIME_WAIT: none comes with it.
+    let tw = EntryBuf::dumped(dumped(40007, State::TimeWait, 7));
+    t.polled(&Snapshot::of(vec![held]), T, &mut out);
+    t.polled(&Snapshot::of(vec![tw]), T + 1000, &mut out);
+    t.notified(0, T + 1500, dumped(40007, State::Close, 7), &mut out);
+    t.polled(&Snapshot::of(vec![]), T + 2000, &mut out);
+    assert!(out.len() >= 3, "{out:#?}");
+    for e in &out {
+        assert_eq!(e.conn.entry.workload.as_ref(), Some(&w), "{:?}", e.change);
+    }
+    let closed = out
+        .iter()
+        .find(|e| matches!(e.change, Change::Closed { .. }))
+        .unwrap();
+    assert_eq!(closed.conn.closing_entry().workload.as_ref(), Some(&w));
+}
+
+#[test]
 fn the_owner_seen_survives_every_later_state() {
     let mut t = tracker();
     let mut out = Vec::new();

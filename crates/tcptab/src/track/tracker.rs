@@ -229,7 +229,8 @@ impl Tracker {
                 t.conn.last_words = Some(
                     EntryBuf::dumped(d)
                         .with_namespace(namespace)
-                        .with_owners(t.conn.entry.owners.clone()),
+                        .with_owners(t.conn.entry.owners.clone())
+                        .with_workload(t.conn.entry.workload.clone()),
                 );
                 t.conn.closed = Some((at, End::Destroy));
                 t.conn.last_seen = t.conn.last_seen.max(at);
@@ -489,8 +490,11 @@ impl Tracker {
             t.phase = Phase::TimeWait;
         }
         let owners = best_owners(t.conn.entry.owners.take(), buf.owners.clone());
+        // A TIME_WAIT has no cgroup: it keeps its connection's workload.
+        let workload = buf.workload.clone().or(t.conn.entry.workload.take());
         t.conn.entry.clone_from(buf);
         t.conn.entry.owners = owners;
+        t.conn.entry.workload = workload;
         if let Some(info) = entry.diag.and_then(|d| d.tcp_info.as_deref()) {
             t.conn.counters.add(info);
         }
@@ -639,6 +643,7 @@ fn fingerprint(entry: &Entry<'_>, counters: &Counters) -> u64 {
         s.probes,
         s.inode,
         entry.owners.map(|o| (o.as_str(), o.owners().len())),
+        entry.workload.map(|w| w.cgroup.as_str()),
         (
             counters.bytes_acked,
             counters.bytes_received,

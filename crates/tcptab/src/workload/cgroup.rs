@@ -63,6 +63,9 @@ pub struct Cgroups {
     paths: HashMap<u64, String>,
     /// Walks so far (the first is made on the first lookup).
     walks: u32,
+    /// Walked since [`Cgroups::new_look`]: an id still unknown is not
+    /// looked for again until the next look.
+    fresh: bool,
 }
 
 impl Cgroups {
@@ -71,6 +74,7 @@ impl Cgroups {
             mount,
             paths: HashMap::new(),
             walks: 0,
+            fresh: false,
         }
     }
 
@@ -79,10 +83,10 @@ impl Cgroups {
     }
 
     /// The path of cgroup `id` (`/` for the root), walking the hierarchy
-    /// again when the id is new. None for an id that is not there (the
-    /// cgroup was removed) after a fresh walk.
+    /// again when the id is new (at most once per look at the table). None
+    /// for an id that is not there (the cgroup was removed).
     pub fn path(&mut self, id: u64) -> Option<&str> {
-        if !self.paths.contains_key(&id) {
+        if !self.paths.contains_key(&id) && !self.fresh {
             self.walk();
         }
         self.paths.get(&id).map(String::as_str)
@@ -95,8 +99,14 @@ impl Cgroups {
         Ok(fs::metadata(self.mount.join(relative))?.ino())
     }
 
+    /// A new look at the table: an unknown id may walk the hierarchy again.
+    pub fn new_look(&mut self) {
+        self.fresh = false;
+    }
+
     fn walk(&mut self) {
         self.walks += 1;
+        self.fresh = true;
         self.paths.clear();
         let mut stack = vec![(self.mount.clone(), String::from("/"))];
         while let Some((dir, path)) = stack.pop() {

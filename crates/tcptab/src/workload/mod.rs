@@ -68,6 +68,19 @@ impl Workloads {
         }
     }
 
+    /// A new look at the table begins: what was left unresolved (a cgroup
+    /// not found, a container or pod whose names were missing) is looked
+    /// up again when next asked for; what was resolved is kept (a cgroup's
+    /// id is never reused).
+    pub fn new_walk(&mut self) {
+        self.by_id
+            .retain(|_, w| w.as_ref().is_some_and(|w| w.missing.is_none()));
+        self.by_path.retain(|_, w| w.missing.is_none());
+        if let Some(c) = &mut self.cgroups {
+            c.new_look();
+        }
+    }
+
     /// Why nothing can be resolved, if so: no cgroup2 file system mounted.
     pub fn unavailable(&self) -> Option<String> {
         match self.cgroups {
