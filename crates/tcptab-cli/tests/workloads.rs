@@ -32,8 +32,9 @@ struct Expected {
 }
 
 /// `kill 'pod shop/*'` destroys the matching sockets of every layout on
-/// the machine: the killing test runs alone (it writes), the others side
-/// by side (they read).
+/// the machine, and the exporter adds up the layouts' containers of one
+/// name: those tests run alone (they write), the others side by side
+/// (they read).
 static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// The cgroups, processes and files of one test; all removed on drop.
@@ -422,6 +423,33 @@ fn every_shape_named_in_every_output_and_filter() {
         select("not pod * and container *"),
         expect(&|e| e.pod.is_none() && e.container_id.is_some())
     );
+
+    // top's frames carry each connection's workload too.
+    let out = tcptab(&[
+        "top",
+        "--format",
+        "jsonl",
+        "--workload",
+        "--count",
+        "1",
+        "--interval",
+        "200ms",
+        "--runtime-root",
+        &root,
+        "state listening",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let frame: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    let mut seen = BTreeSet::new();
+    for r in frame["sockets"].as_array().unwrap() {
+        let port = r["local_port"].as_u64().unwrap() as u16;
+        if let Some(e) = layout.by_port.get(&port) {
+            check(port, e, &r["workload"]);
+            seen.insert(port);
+        }
+    }
+    assert_eq!(seen.len(), layout.by_port.len(), "{frame}");
 }
 
 #[test]
@@ -566,7 +594,9 @@ fn scrape(args: &[&str]) -> String {
 
 #[test]
 fn the_exporter_counts_per_workload_within_its_bound() {
-    let _beside = MACHINE.read().unwrap_or_else(|e| e.into_inner());
+    // The exporter counts every layout's containers of one name as one
+    // series: it runs alone.
+    let _alone = MACHINE.write().unwrap_or_else(|e| e.into_inner());
     let Some(layout) = layout("serve") else { return };
     let root = layout.root_arg();
     let body = scrape(&[
@@ -651,6 +681,19 @@ time.sleep(300)
     let db_dir = scratch("workload-history");
     let db = db_dir.join("h.db");
     let recorder = record(&db, &["--interval", "500ms", "--source", "netlink"]);
+    let watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args([
+            "watch",
+            "--format",
+            "jsonl",
+            "--workload",
+            "--interval",
+            "500ms",
+        ])
+        .args(["--duration", "8s", "--source", "netlink"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_polls(&db, 1);
     let mut child = Command::new("sh")
         .args([
@@ -677,7 +720,7 @@ time.sleep(300)
     let rows = sql(
         &db,
         &format!(
-            "SELECT c.state, coalesce(w.cgroup, '-'), coalesce(w.unit, '-') FROM connections c LEFT JOIN workloads w ON w.id = c.workload WHERE c.local_port = {client}"
+            "SELECT c.state, coalesce(w.cgroup, '-'), coalesce(w.unit, '-') FROM connections c LEFT JOIN workloads w ON w.id = c.workload WHERE c.local_port = {client} AND c.remote_port = {server}"
         ),
     );
     assert_eq!(
@@ -688,7 +731,12 @@ time.sleep(300)
     // history says the same, and filters by it.
     let (found, _) = history(
         &db,
-        &["--between", "-1h", "now", &format!("sport = :{client}")],
+        &[
+            "--between",
+            "-1h",
+            "now",
+            &format!("sport = :{client} and dport = :{server}"),
+        ],
     );
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
@@ -700,7 +748,10 @@ time.sleep(300)
         found[0]["workload"]["cgroup"].as_str(),
         Some(cgroup.as_str())
     );
-    let (by_unit, _) = history(&db, &["--between", "-1h", "now", "unit client.service"]);
+    // (Other programs on the machine may use the same ports: the test
+    // looks at its own ends only.)
+    let mine = format!("unit client.service and ( sport = :{client} or sport = :{server} )");
+    let (by_unit, _) = history(&db, &["--between", "-1h", "now", &mine]);
     let mut ports: Vec<u64> = by_unit
         .iter()
         .map(|r| r["local_port"].as_u64().unwrap())
@@ -712,4 +763,22 @@ time.sleep(300)
     expected.sort();
     assert_eq!(ports, expected, "{by_unit:?}");
     let _ = std::fs::remove_dir_all(&db_dir);
+
+    // watch's events of the client's connection, from its opening to its
+    // TIME_WAIT, each with the connection's workload.
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| {
+            e["local_port"].as_u64() == client.parse().ok()
+                && e["remote_port"].as_u64() == server.parse().ok()
+        })
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(kinds.contains(&"opened") && kinds.len() >= 2, "{events:?}");
+    for e in &events {
+        assert_eq!(e["workload"]["unit"], "client.service", "{e}");
+    }
 }

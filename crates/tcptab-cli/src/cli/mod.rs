@@ -461,6 +461,12 @@ pub struct WatchArgs {
     #[arg(short = 'p', long = "processes")]
     pub processes: bool,
 
+    /// Add each connection's workload (cgroup, unit, container, pod) to
+    /// the jsonl events; a connection keeps its own through its TIME_WAIT
+    /// (docs/workloads.md).
+    #[arg(long)]
+    pub workload: bool,
+
     /// Stop after this many events.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
@@ -515,6 +521,12 @@ pub struct TopArgs {
     /// screen shows them whenever they can be read).
     #[arg(short = 'p', long = "processes")]
     pub processes: bool,
+
+    /// Show each connection's workload (pod/container, else unit): a
+    /// column on the screen (`w` groups by it), the `workload` group in
+    /// jsonl frames (docs/workloads.md).
+    #[arg(long)]
+    pub workload: bool,
 
     #[command(flatten)]
     pub select: Selection,

@@ -145,7 +145,10 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
     // Final counters come with the notifications; tcp_info is not needed.
-    let query = args.select.query(Extensions::default(), args.processes)?;
+    let query = args
+        .select
+        .query(Extensions::default(), args.processes)?
+        .workloads(args.workload);
     let mut options = MonitorOptions::every(args.interval);
     options.track.queue_threshold = args.queue_threshold;
     options.notify_buffer = args.notify_buffer;
@@ -153,7 +156,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     let fields = Fields {
         netns: args.select.named(),
         owners: args.processes,
-        workload: false,
+        workload: args.workload,
         history: false,
     };
     let started = Instant::now();

@@ -50,7 +50,9 @@ use crate::error::{Error, Result};
 use crate::filter::Expr;
 use std::collections::HashSet;
 
-use crate::model::{Entry, EntryBuf, Family, Namespace, Owners, Ownership, RowKind, Source};
+use crate::model::{
+    Diag, Entry, EntryBuf, Family, Namespace, Owners, Ownership, RowKind, Source, Workload,
+};
 use crate::owners::OwnerScan;
 use crate::procnet::ReadOptions;
 use crate::workload::{Roots, Workloads};
@@ -224,6 +226,23 @@ impl Query {
     /// filter).
     pub fn looks_up_workloads(&self) -> bool {
         self.workloads || self.filter.needs_workload()
+    }
+
+    /// The workload of a socket's cgroup (a full socket's `diag`), from the
+    /// query's resolver, when the query looks workloads up: e.g. for a
+    /// socket a destroy notification brings.
+    pub fn workload_of(&self, diag: Option<&Diag>) -> Option<Arc<Workload>> {
+        if !self.looks_up_workloads() {
+            return None;
+        }
+        let id = diag.map(|d| d.cgroup_id).filter(|&id| id != 0)?;
+        let mut cache = self
+            .workload_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache
+            .get_or_insert_with(|| self.workload_resolver())
+            .by_id(id)
     }
 
     /// A resolver of workloads from this query's roots.

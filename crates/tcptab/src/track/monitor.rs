@@ -271,7 +271,9 @@ impl<'q> Monitor<'q> {
                         .as_ref()
                         .is_some_and(|n| n.selects(netns, &socket));
                 if selected {
-                    self.tracker.notified(netns, at, *socket, &mut self.events);
+                    let workload = self.query.workload_of(Some(&socket.diag));
+                    self.tracker
+                        .notified_with(netns, at, *socket, workload, &mut self.events);
                     self.deliver(f)?;
                 }
                 Ok(())

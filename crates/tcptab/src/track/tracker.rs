@@ -198,6 +198,20 @@ impl Tracker {
     /// The kernel destroyed a socket of namespace `netns` (a destroy
     /// notification received at `at`).
     pub fn notified(&mut self, netns: u64, at: i64, d: DiagSocket, out: &mut Vec<Event>) {
+        self.notified_with(netns, at, d, None, out);
+    }
+
+    /// [`Tracker::notified`], with the workload of the socket's cgroup
+    /// (the notification carries its id): what a connection seen only by
+    /// its notification is known by.
+    pub fn notified_with(
+        &mut self,
+        netns: u64,
+        at: i64,
+        d: DiagSocket,
+        workload: Option<std::sync::Arc<crate::model::Workload>>,
+        out: &mut Vec<Event>,
+    ) {
         let key = Key::of(netns, &d.socket, Some(&d.diag));
         let ends: Ends = (netns, d.socket.local, d.socket.remote);
         let known = self.by_key.get(&key).copied().or_else(|| {
@@ -230,7 +244,7 @@ impl Tracker {
                     EntryBuf::dumped(d)
                         .with_namespace(namespace)
                         .with_owners(t.conn.entry.owners.clone())
-                        .with_workload(t.conn.entry.workload.clone()),
+                        .with_workload(t.conn.entry.workload.clone().or(workload)),
                 );
                 t.conn.closed = Some((at, End::Destroy));
                 t.conn.last_seen = t.conn.last_seen.max(at);
@@ -256,7 +270,9 @@ impl Tracker {
                 // Opened and closed between two polls: seen only now.
                 let id = self.next_id;
                 self.next_id += 1;
-                let entry = EntryBuf::dumped(d).with_namespace(namespace);
+                let entry = EntryBuf::dumped(d)
+                    .with_namespace(namespace)
+                    .with_workload(workload);
                 let mut counters = Counters::default();
                 if let Some(info) = entry.diag.as_ref().and_then(|d| d.tcp_info.as_deref()) {
                     counters.add(info);

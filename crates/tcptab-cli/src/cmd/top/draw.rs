@@ -34,6 +34,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "n",
         "one row per network namespace (Enter: its connections)",
     ),
+    ("w", "one row per workload, with --workload"),
     ("Up, Down, j", "move"),
     ("PgUp, PgDn, Home, End", "move by a page, to the ends"),
     ("k", "destroy the selected connection (asks first)"),
@@ -122,6 +123,7 @@ pub fn cell(r: &Row, col: Col) -> String {
         Col::Local => crate::output::table::Endpoint(s.local, None).to_string(),
         Col::Peer => crate::output::table::Endpoint(s.remote, None).to_string(),
         Col::Owner => r.owner(),
+        Col::Workload => r.workload(),
         Col::Rx => rate(r.rx_bytes_per_s),
         Col::Tx => rate(r.tx_bytes_per_s),
         Col::Rtt => r.rtt_ms().map_or("-".to_string(), |v| format!("{v:.2}")),
@@ -166,9 +168,11 @@ fn connections(frame: &mut Frame<'_>, area: Rect, view: &View) {
         .iter()
         .map(|r| Col::ALL.iter().map(|&c| cell(r, c)).collect())
         .collect();
+    // The workload column only when asked for (`top --workload`).
     let widest: Vec<(Col, usize)> = Col::ALL
         .iter()
         .enumerate()
+        .filter(|(_, &c)| c != Col::Workload || view.workload)
         .map(|(i, &c)| {
             let title = title(c, view).chars().count();
             let widest = cells
@@ -228,6 +232,7 @@ fn groups(frame: &mut Frame<'_>, area: Rect, view: &View, by: Grouping) {
     let title = match by {
         Grouping::Process => "Process",
         Grouping::Namespace => "Network namespace",
+        Grouping::Workload => "Workload",
     };
     let numbers = 3 * (8 + 1);
     let name_width = (area.width as usize).saturating_sub(numbers).max(8);

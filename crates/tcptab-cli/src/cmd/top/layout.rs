@@ -16,6 +16,7 @@ pub enum Col {
     Local,
     Peer,
     Owner,
+    Workload,
     Rx,
     Tx,
     Rtt,
@@ -29,11 +30,12 @@ pub enum Col {
 
 impl Col {
     /// Left to right.
-    pub const ALL: [Col; 13] = [
+    pub const ALL: [Col; 14] = [
         Col::State,
         Col::Local,
         Col::Peer,
         Col::Owner,
+        Col::Workload,
         Col::Rx,
         Col::Tx,
         Col::Rtt,
@@ -48,13 +50,14 @@ impl Col {
     /// The order columns are dropped in when the line is too narrow:
     /// first dropped first. The two ends go last, then the state, then the
     /// rates.
-    pub const DROPPED_FIRST: [Col; 13] = [
+    pub const DROPPED_FIRST: [Col; 14] = [
         Col::Cwnd,
         Col::Retr,
         Col::SendQ,
         Col::RecvQ,
         Col::Age,
         Col::Rtt,
+        Col::Workload,
         Col::Owner,
         Col::Problem,
         Col::Tx,
@@ -70,6 +73,7 @@ impl Col {
             Col::Local => "Local",
             Col::Peer => "Peer",
             Col::Owner => "Owner",
+            Col::Workload => "Workload",
             Col::Rx => "Rx/s",
             Col::Tx => "Tx/s",
             Col::Rtt => "RTT ms",

@@ -47,7 +47,10 @@ pub fn run(args: &TopArgs) -> Result<()> {
     // tcp_info for the counters the rates come from; the screen shows
     // owners whenever they can be read, a frame only with -p.
     let owners = args.processes || args.format == TopFormat::Screen;
-    let query = args.select.query(Extensions::TCP_INFO, owners)?;
+    let query = args
+        .select
+        .query(Extensions::TCP_INFO, owners)?
+        .workloads(args.workload);
     let mut looker = Looker::new(&query, args);
     let first = looker.look()?;
     if args.format == TopFormat::Jsonl {
@@ -264,7 +267,7 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
     let fields = Fields {
         netns: args.select.named(),
         owners: args.processes,
-        workload: false,
+        workload: args.workload,
         history: false,
     };
     // A frame is written socket by socket: its buffer holds one record.
@@ -338,6 +341,7 @@ fn run_screen(args: &TopArgs, looker: &mut Looker<'_>, first: Look) -> Result<()
     let mut terminal =
         ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
     let mut view = view::View::new(looker.source.clone(), args.interval);
+    view.workload = args.workload;
     let query = looker.monitor.query();
     let mut destroyer = tcptab::kill::Destroyer::new(query);
     let mut state = Refreshes::default();

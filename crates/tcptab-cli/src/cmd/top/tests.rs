@@ -1,5 +1,6 @@
 //! The screen drawn from a view of known rows, and what keys do to it.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -356,4 +357,39 @@ fn on_narrow_screens_values_are_whole_or_marked() {
         wide.contains("[2001:db8:aaaa:bbbb::1]:5432") && wide.contains("1.0M"),
         "{wide}"
     );
+}
+
+#[test]
+fn the_workload_column_and_grouping() {
+    let mut v = view();
+    // Without --workload no column is spent on it.
+    assert!(!screen(&v).contains("Workload"));
+    let web = std::sync::Arc::new(tcptab::Workload::from_cgroup("/system.slice/web.service"));
+    let mut rows = v.rows.clone();
+    for r in rows
+        .iter_mut()
+        .filter(|r| r.entry.socket.state != State::Listen)
+    {
+        r.entry.workload = Some(web.clone());
+    }
+    v.update(rows);
+    v.workload = true;
+    let shown = screen(&v);
+    assert!(
+        shown.contains("Workload") && shown.contains("web.service"),
+        "{shown}"
+    );
+    // One group per workload, of what process grouping counts too.
+    keys(&mut v, "g");
+    let counted: usize = v.groups().iter().map(|(_, n, ..)| n).sum();
+    keys(&mut v, "w");
+    assert_eq!(v.grouped, Some(Grouping::Workload));
+    let groups: Vec<(String, usize)> = v
+        .groups()
+        .into_iter()
+        .map(|(name, n, ..)| (name, n))
+        .collect();
+    let names: BTreeSet<&str> = groups.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, BTreeSet::from(["-", "web.service"]), "{groups:?}");
+    assert_eq!(groups.iter().map(|(_, n)| n).sum::<usize>(), counted);
 }

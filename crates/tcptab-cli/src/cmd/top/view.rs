@@ -62,6 +62,15 @@ impl Row {
         }
     }
 
+    /// Its workload as a table shows it (pod/container, else unit, else
+    /// cgroup); `-` when none is known.
+    pub fn workload(&self) -> String {
+        self.entry
+            .workload
+            .as_ref()
+            .map_or("-".to_string(), |w| w.label())
+    }
+
     /// Its network namespace's label (empty for the reader's own).
     pub fn netns(&self) -> String {
         self.entry
@@ -115,6 +124,7 @@ impl Column {
 pub enum Grouping {
     Process,
     Namespace,
+    Workload,
 }
 
 impl Grouping {
@@ -122,6 +132,7 @@ impl Grouping {
     pub fn of(self, r: &Row) -> String {
         match self {
             Grouping::Process => r.owner(),
+            Grouping::Workload => r.workload(),
             Grouping::Namespace => match r.netns() {
                 name if name.is_empty() => "-".to_string(),
                 name => name,
@@ -158,6 +169,8 @@ pub struct View {
     pub detail_offset: usize,
     /// One row per process (`g`) or per namespace (`n`).
     pub grouped: Option<Grouping>,
+    /// The workload column is shown (`top --workload`).
+    pub workload: bool,
     /// The selected group's line.
     pub group_selected: usize,
     /// Enter on a group: only its connections (Esc goes back).
@@ -191,6 +204,7 @@ impl View {
             detail: false,
             detail_offset: 0,
             grouped: None,
+            workload: false,
             group_selected: 0,
             expanded: None,
             findings: Vec::new(),
@@ -447,6 +461,7 @@ impl View {
             }
             KeyCode::Char('g') => self.toggle_grouping(Grouping::Process),
             KeyCode::Char('n') => self.toggle_grouping(Grouping::Namespace),
+            KeyCode::Char('w') => self.toggle_grouping(Grouping::Workload),
             KeyCode::Down | KeyCode::Char('j') if self.grouped.is_some() => {
                 self.group_selected =
                     (self.group_selected + 1).min(self.groups().len().saturating_sub(1));
