@@ -4,6 +4,11 @@ namespace, spread over many processes, then wait until stdin closes.
 
     unshare --net python3 bench/sockets_at_scale.py N [WORKERS]
 
+With CGROUPS=DIR in the environment (a directory in the cgroup2 file
+system), worker k first joins DIR/bench-(k mod CGROUP_COUNT).service
+(CGROUP_COUNT, default 50, made if missing), so that the sockets are held
+by that many cgroups.
+
 Half the connections are IPv4 (from 127.0.0.0/8 sources), half IPv6 (::1).
 Each worker process has its own IPv4 and IPv6 listener and holds both ends
 of its connections; every 10th connection has 10 unread bytes queued, and
@@ -17,7 +22,19 @@ import subprocess
 import sys
 
 
+def join_cgroup(index):
+    root = os.environ.get("CGROUPS")
+    if not root:
+        return
+    n = int(os.environ.get("CGROUP_COUNT", "50"))
+    path = os.path.join(root, f"bench-{index % n}.service")
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
+
+
 def worker(index, count, ready_w):
+    join_cgroup(index)
     v4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     v4.bind(("127.0.0.1", 0))
     v4.listen(4096)

@@ -201,9 +201,10 @@ impl Tracker {
         self.notified_with(netns, at, d, None, out);
     }
 
-    /// [`Tracker::notified`], with the workload of the socket's cgroup
-    /// (the notification carries its id): what a connection seen only by
-    /// its notification is known by.
+    /// [`Tracker::notified`], with the workload of the socket's cgroup when
+    /// the notification carries its id (Linux's destroy notifications do
+    /// not today: a connection seen only by its notification then has
+    /// none; one seen by a poll keeps its own).
     pub fn notified_with(
         &mut self,
         netns: u64,
