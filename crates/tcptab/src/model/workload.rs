@@ -66,21 +66,7 @@ impl Workload {
     /// The short name a table shows: `namespace/pod/container`, else the
     /// container's name or short id, else the unit, else the cgroup.
     pub fn label(&self) -> String {
-        match (&self.pod_namespace, &self.pod_name, &self.container_name) {
-            (Some(ns), Some(pod), Some(c)) => return format!("{ns}/{pod}/{c}"),
-            (Some(ns), Some(pod), None) => return format!("{ns}/{pod}"),
-            _ => {}
-        }
-        if let Some(name) = &self.container_name {
-            return name.clone();
-        }
-        if let Some(id) = &self.container_id {
-            return id.chars().take(12).collect();
-        }
-        if let Some(unit) = &self.unit {
-            return unit.clone();
-        }
-        self.cgroup.clone()
+        self.to_string()
     }
 
     /// Whether the path names a container.
@@ -90,8 +76,18 @@ impl Workload {
 }
 
 impl fmt::Display for Workload {
+    /// [`Workload::label`], written without making a string.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.label())
+        match (&self.pod_namespace, &self.pod_name, &self.container_name) {
+            (Some(ns), Some(pod), Some(c)) => write!(f, "{ns}/{pod}/{c}"),
+            (Some(ns), Some(pod), None) => write!(f, "{ns}/{pod}"),
+            (_, _, Some(name)) => f.write_str(name),
+            _ => match (&self.container_id, &self.unit) {
+                (Some(id), _) => f.write_str(id.get(..12).unwrap_or(id)),
+                (None, Some(unit)) => f.write_str(unit),
+                (None, None) => f.write_str(&self.cgroup),
+            },
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use crate::model::{Diag, DiagSocket, Family, Namespace, Socket, Source};
 use crate::netns;
 use crate::owners::OwnerScan;
 use crate::procnet::{ProcRoot, TableReader};
+use crate::workload::Workloads;
 
 /// How a socket reaches the engine's walk: by reference, so the walk moves
 /// no socket; a dumped one sits in a slot that a snapshot takes it from
@@ -104,19 +105,13 @@ impl Query {
             None
         };
         let workloads = self.looks_up_workloads().then(|| {
-            let mut cache = self
-                .workload_cache
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            cache
-                .get_or_insert_with(|| self.workload_resolver())
-                .new_walk();
-            drop(cache);
+            self.with_resolver(Workloads::new_walk);
             &*self.workload_cache
         });
         let looks = Looks {
             scan: scan.as_ref(),
             workloads,
+            last: Default::default(),
         };
         let mut report = Report {
             processes_unreadable,

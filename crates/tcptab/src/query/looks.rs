@@ -1,6 +1,7 @@
 //! What a walk looks up beside the sockets: the owner scan (made before
 //! the dump) and each socket's workload (cached per cgroup).
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use crate::model::{Diag, Ownership, Socket, Workload};
@@ -13,6 +14,9 @@ pub(super) struct Looks<'a> {
     /// The query's resolver (kept across walks: each cgroup is resolved
     /// once per process, not per poll).
     pub workloads: Option<&'a Mutex<Option<Workloads>>>,
+    /// The last cgroup id looked up and its workload: neighbours in a dump
+    /// are often of one cgroup.
+    pub last: RefCell<Option<(u64, Option<Arc<Workload>>)>>,
 }
 
 impl Looks<'_> {
@@ -34,7 +38,16 @@ impl Looks<'_> {
         };
         match diag.map(|d| d.cgroup_id) {
             Some(0) => None,
-            Some(id) => lookup(&|w| w.by_id(id)),
+            Some(id) => {
+                if let Some((last, w)) = &*self.last.borrow() {
+                    if *last == id {
+                        return w.clone();
+                    }
+                }
+                let w = lookup(&|w| w.by_id(id));
+                *self.last.borrow_mut() = Some((id, w.clone()));
+                w
+            }
             None => {
                 let pid = self.ownership(socket)?.owners().first()?.pid;
                 lookup(&|w| w.by_pid(pid))

@@ -236,13 +236,16 @@ impl Query {
             return None;
         }
         let id = diag.map(|d| d.cgroup_id).filter(|&id| id != 0)?;
+        self.with_resolver(|w| w.by_id(id))
+    }
+
+    /// `f` on the query's resolver (made on first use, kept after).
+    pub(super) fn with_resolver<T>(&self, f: impl FnOnce(&mut Workloads) -> T) -> T {
         let mut cache = self
             .workload_cache
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        cache
-            .get_or_insert_with(|| self.workload_resolver())
-            .by_id(id)
+        f(cache.get_or_insert_with(|| self.workload_resolver()))
     }
 
     /// A resolver of workloads from this query's roots.
