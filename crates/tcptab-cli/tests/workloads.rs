@@ -692,6 +692,9 @@ time.sleep(300)
             "500ms",
         ])
         .args(["--duration", "14s", "--source", "netlink"])
+        // Only the unit's connections: a busy machine's others would only
+        // slow watch down (a filter on the workload, tested here).
+        .arg("unit client.service")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -782,5 +785,8 @@ time.sleep(300)
     assert!(kinds.contains(&"opened") && kinds.len() >= 2, "{events:?}");
     for e in &events {
         assert_eq!(e["workload"]["unit"], "client.service", "{e}");
+        // Each event names its machine (as tests/host.rs checks it).
+        assert_eq!(e["host"], events[0]["host"]);
+        assert!(e["host"]["boot_id"].is_string(), "{e}");
     }
 }

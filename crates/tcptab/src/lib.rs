@@ -99,9 +99,9 @@ pub mod workload;
 
 pub use error::{Error, Field, LineError, ParseErrorKind, Result};
 pub use model::{
-    canonical, Congestion, Diag, DiagSocket, Entry, EntryBuf, Family, Key, MemInfo, Namespace,
-    Owner, Owners, Ownership, Pointer, PointerKind, RowKind, Socket, Source, Ssthresh, State,
-    StateSet, TcpInfo, Ticks, Timer, TimerKind, UnknownState, Workload, USER_HZ,
+    canonical, Congestion, Diag, DiagSocket, Entry, EntryBuf, Family, Host, Key, MemInfo,
+    Namespace, Owner, Owners, Ownership, Pointer, PointerKind, RowKind, Socket, Source, Ssthresh,
+    State, StateSet, TcpInfo, Ticks, Timer, TimerKind, UnknownState, Workload, USER_HZ,
 };
 pub use owners::OwnerScan;
 pub use query::{

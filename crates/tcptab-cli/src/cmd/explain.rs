@@ -150,6 +150,7 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
             };
             let report = DiagnoseReport {
                 schema_version: tcptab::record::SCHEMA_VERSION,
+                host: crate::output::json::host().clone(),
                 sockets_examined: examined,
                 findings: findings
                     .iter()
@@ -211,6 +212,8 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
 pub struct DiagnoseReport {
     /// The version of tcptab's documents (docs/schema.md).
     schema_version: u32,
+    /// The machine it is about.
+    host: tcptab::Host,
     /// Sockets looked at.
     sockets_examined: u64,
     findings: Vec<FindingRecord>,

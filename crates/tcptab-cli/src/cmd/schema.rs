@@ -65,9 +65,10 @@ fn watch_event() -> Schema {
                 "type": "object",
                 "description": "the kernel dropped destroy notifications (a burst overflowed their buffer): connections that closed meanwhile may go unreported",
                 "additionalProperties": false,
-                "required": ["schema_version", "time", "event", "lost"],
+                "required": ["schema_version", "host", "time", "event", "lost"],
                 "properties": {
                     "schema_version": {"type": "integer"},
+                    "host": {"type": "object", "description": "the machine: hostname, /etc/machine-id (null: none), boot id (null: unreadable)", "additionalProperties": false, "required": ["hostname", "machine_id", "boot_id"], "properties": {"hostname": {"type": "string"}, "machine_id": {"type": ["string", "null"]}, "boot_id": {"type": ["string", "null"]}}},
                     "time": {"type": "string"},
                     "event": {"const": "lost"},
                     "lost": {"const": "destroy_notifications"}
@@ -82,6 +83,7 @@ fn socket_event() -> Schema {
         "tcptab watch event",
         serde_json::json!({
             "schema_version": {"type": "integer", "description": "the version of tcptab's documents"},
+            "host": {"type": "object", "description": "the machine: hostname, /etc/machine-id (null: none), boot id (null: unreadable)", "additionalProperties": false, "required": ["hostname", "machine_id", "boot_id"], "properties": {"hostname": {"type": "string"}, "machine_id": {"type": ["string", "null"]}, "boot_id": {"type": ["string", "null"]}}},
             "time": {"type": "string", "description": "when the event was seen, RFC 3339 in UTC with milliseconds"},
             "event": {"enum": ["opened", "closed", "state_changed", "queue_growth"]},
             "old_state": {"anyOf": [{"type": "string"}, {"type": "null"}], "description": "state_changed: the state before (kernel spelling)"},

@@ -23,6 +23,8 @@ use crate::report;
 pub struct Report {
     /// The version of tcptab's documents (docs/schema.md).
     schema_version: u32,
+    /// The machine it is about.
+    host: tcptab::Host,
     #[serde(flatten)]
     summary: Summary,
     /// Sockets per process (with -p), busiest first; null without -p.
@@ -136,6 +138,7 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
     });
     let report = Report {
         schema_version: tcptab::record::SCHEMA_VERSION,
+        host: crate::output::json::host().clone(),
         summary: summarizer.finish(args.top),
         processes,
         workloads,

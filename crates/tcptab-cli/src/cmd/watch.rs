@@ -77,6 +77,7 @@ fn jsonl(h: &EventHead<'_>, fields: Fields) -> Vec<u8> {
     let mut line = Vec::with_capacity(2048);
     line.extend_from_slice(b"{\"schema_version\":");
     value_into(&mut line, Value::U64(SCHEMA_VERSION as u64));
+    crate::output::json::host_member(&mut line);
     line.extend_from_slice(b",\"time\":");
     string(&mut line, &h.time);
     line.extend_from_slice(b",\"event\":");
@@ -230,6 +231,7 @@ fn lost(out: &mut impl Write, format: WatchFormat, at: i64, noted: &mut bool) ->
             let mut line = Vec::with_capacity(128);
             line.extend_from_slice(b"{\"schema_version\":");
             line.extend_from_slice(SCHEMA_VERSION.to_string().as_bytes());
+            crate::output::json::host_member(&mut line);
             line.extend_from_slice(b",\"time\":");
             string(&mut line, &time);
             line.extend_from_slice(b",\"event\":\"lost\",\"lost\":\"destroy_notifications\"}\n");

@@ -175,3 +175,16 @@ impl JsonSink<'_> {
         self.out.end_record()
     }
 }
+
+/// This machine (read once per run): what every JSON document says it is
+/// about, so that a fleet's files and streams merge by it.
+pub fn host() -> &'static tcptab::Host {
+    static HOST: std::sync::OnceLock<tcptab::Host> = std::sync::OnceLock::new();
+    HOST.get_or_init(tcptab::Host::read)
+}
+
+/// `,"host":{...}`: the member a JSON line carries after its first.
+pub fn host_member(out: &mut Vec<u8>) {
+    out.extend_from_slice(b",\"host\":");
+    serde_json::to_writer(&mut *out, host()).expect("a host serialises");
+}

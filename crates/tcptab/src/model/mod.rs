@@ -22,6 +22,7 @@ macro_rules! by_code {
 
 mod diag;
 mod entry;
+mod host;
 mod netns;
 mod owners;
 mod socket;
@@ -30,6 +31,7 @@ mod workload;
 
 pub use diag::{Diag, DiagSocket, MemInfo, TcpInfo};
 pub use entry::{Entry, EntryBuf, Key, Source};
+pub use host::Host;
 pub use netns::Namespace;
 pub use owners::{Owner, Owners, Ownership};
 pub use socket::{

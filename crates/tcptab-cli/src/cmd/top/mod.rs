@@ -284,6 +284,7 @@ fn frames(args: &TopArgs, looker: &mut Looker<'_>) -> Result<()> {
         line.clear();
         line.extend_from_slice(b"{\"schema_version\":");
         line.extend_from_slice(SCHEMA_VERSION.to_string().as_bytes());
+        crate::output::json::host_member(&mut line);
         line.extend_from_slice(b",\"time\":");
         string(&mut line, &tcptab::time::format_rfc3339(look.at_ms));
         line.extend_from_slice(
