@@ -333,6 +333,7 @@ fn every_exported_metric_is_documented() {
         "22",
         "--per-process",
         "--per-workload",
+        "--kernel-counters",
     ]);
     let body = server.metrics();
     let docs = std::fs::read_to_string(testkit::repo_root().join("docs/exporter.md")).unwrap();
@@ -630,4 +631,85 @@ fn option_values_that_make_no_sense_are_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+/// Connect `n` clients inside `netns` to its port 80 and leave them:
+/// with a backlog of 1 and no accept(), the listener overflows.
+fn flood(netns: &testkit::NamedNetns, n: u32) {
+    let code = format!(
+        "import socket\n\
+         held = []\n\
+         for i in range({n}):\n\
+         \x20   c = socket.socket(); c.setblocking(False)\n\
+         \x20   try: c.connect(('127.0.0.1', 80))\n\
+         \x20   except BlockingIOError: pass\n\
+         \x20   held.append(c)\n\
+         import time; time.sleep(2)\n"
+    );
+    let out = netns
+        .command("python3")
+        .args(["-c", &code])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// `nstat -az NAME` in `netns`: the kernel's absolute value.
+fn nstat(netns: &testkit::NamedNetns, name: &str) -> u64 {
+    let out = netns.command("nstat").args(["-az", name]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some(name)).then(|| words.next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("{name} in nstat's {text}"))
+}
+
+#[test]
+fn each_namespace_s_kernel_counters_are_its_own() {
+    if !require_root("each_namespace_s_kernel_counters_are_its_own") {
+        return;
+    }
+    let a = testkit::NamedNetns::add("tcptab-kc-a");
+    let b = testkit::NamedNetns::add("tcptab-kc-b");
+    let mut held = [listener_in(&a, 1), listener_in(&b, 1)];
+    // Only a is flooded.
+    flood(&a, 12);
+    let server = Server::start(&["--all-netns", "--kernel-counters"]);
+    let body = server.metrics();
+    for child in &mut held {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let counter = |ns: &str, name: &str| {
+        sample(
+            &body,
+            &format!("tcptab_kernel_tcp_total{{netns=\"{ns}\",counter=\"{name}\"}}"),
+        )
+    };
+    let overflows_a = counter(&a.name, "TcpExtListenOverflows").expect("a's series");
+    assert!(overflows_a >= 1.0, "the flood overflowed a's queue\n{body}");
+    assert_eq!(overflows_a as u64, nstat(&a, "TcpExtListenOverflows"));
+    assert_eq!(counter(&b.name, "TcpExtListenOverflows"), Some(0.0));
+    assert_eq!(
+        counter(&a.name, "TcpActiveOpens").map(|v| v as u64),
+        Some(nstat(&a, "TcpActiveOpens"))
+    );
+    // Settings and gauges are not counters.
+    assert!(!body.contains("counter=\"TcpCurrEstab\""));
+    assert!(!body.contains("counter=\"TcpMaxConn\""));
+    let path = std::env::temp_dir().join(format!("tcptab-serve-kc-{}", std::process::id()));
+    std::fs::write(&path, &body).unwrap();
+    let out = testkit::tool("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

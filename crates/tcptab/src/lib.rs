@@ -87,6 +87,7 @@ pub mod kill;
 pub mod metrics;
 mod model;
 pub mod netns;
+pub mod netstat;
 mod owners;
 pub mod procnet;
 mod query;

@@ -288,6 +288,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub per_process: bool,
 
+    /// Export each namespace's kernel TCP counters (/proc/net/snmp Tcp and
+    /// /proc/net/netstat TcpExt: ListenOverflows, RetransSegs, OutRsts,
+    /// ...) as `tcptab_kernel_tcp_total{counter}`, read inside each
+    /// namespace read (docs/exporter.md).
+    #[arg(long)]
+    pub kernel_counters: bool,
+
     /// Count sockets per workload: `tcptab_workload_sockets` with the
     /// labels namespace, pod, container and unit (docs/workloads.md);
     /// bounded by --max-series.

@@ -37,6 +37,7 @@
 //! [`Report::not_inspected`].
 
 mod engine;
+mod kernel;
 mod looks;
 mod report;
 mod snapshot;

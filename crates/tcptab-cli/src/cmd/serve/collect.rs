@@ -25,6 +25,8 @@ type Labels = Vec<(String, String)>;
 /// What one collection read.
 struct Read {
     metrics: Collected,
+    /// With --kernel-counters: each namespace's label and its counters.
+    kernel: Vec<(String, Vec<tcptab::netstat::Counter>)>,
     source: &'static str,
     ns_denied: u32,
     not_inspected: u32,
@@ -42,6 +44,13 @@ impl App {
                 up.set(1);
                 register_socket_metrics(&mut registry, &read.metrics, self.args.rtt_histogram);
                 register_read(&mut registry, &read);
+                if self.args.kernel_counters {
+                    register_kernel(
+                        &mut registry,
+                        &read.kernel,
+                        self.args.scope.namespaces.all_netns,
+                    );
+                }
             }
             Err(e) => {
                 up.set(0);
@@ -91,6 +100,8 @@ impl App {
             query: &query,
             ranges: HashMap::new(),
             per_remote_port: args.per_remote_port && !args.every_remote_port,
+            kernel_counters: args.kernel_counters,
+            kernel: Vec::new(),
         };
         let report = query.visit(&mut counting)?;
         let not_inspected = report
@@ -98,6 +109,7 @@ impl App {
             .iter()
             .filter(|n| matches!(n.reason, tcptab::NotInspectedReason::PermissionDenied(_)));
         Ok(Read {
+            kernel: std::mem::take(&mut counting.kernel),
             metrics: counting.acc.finish(),
             source: report.read.first().map_or("proc", |r| r.source.as_str()),
             ns_denied: report.processes_unreadable + not_inspected.count() as u32,
@@ -156,26 +168,37 @@ impl App {
 }
 
 /// Counts the table as the query reads it; at each namespace's first
-/// table, that namespace's ephemeral port range (for --per-remote-port).
+/// table, that namespace's ephemeral port range (for --per-remote-port)
+/// and its kernel counters (--kernel-counters).
 struct Counting<'q> {
     acc: Accumulator,
     query: &'q tcptab::Query,
     ranges: HashMap<u64, Option<PortRange>>,
     per_remote_port: bool,
+    kernel_counters: bool,
+    kernel: Vec<(String, Vec<tcptab::netstat::Counter>)>,
 }
 
 impl tcptab::Visitor<anyhow::Error> for Counting<'_> {
     fn table(&mut self, namespace: Option<&Namespace>, _: AddressFamily, _: Source) -> Result<()> {
-        if !self.per_remote_port {
-            return Ok(());
-        }
         let inode = namespace.map_or(0, |n| n.inode);
-        if let std::collections::hash_map::Entry::Vacant(v) = self.ranges.entry(inode) {
-            let range = self.query.ephemeral_range(namespace).ok();
-            if let Some(range) = range {
-                self.acc.ephemeral_range(netns_label(namespace), range);
+        let std::collections::hash_map::Entry::Vacant(v) = self.ranges.entry(inode) else {
+            return Ok(());
+        };
+        // This namespace's first table.
+        let range = match self.per_remote_port {
+            true => self.query.ephemeral_range(namespace).ok(),
+            false => None,
+        };
+        if let Some(range) = range {
+            self.acc.ephemeral_range(netns_label(namespace), range);
+        }
+        v.insert(range);
+        if self.kernel_counters {
+            // A namespace gone meanwhile has none to give.
+            if let Ok(counters) = self.query.kernel_counters(namespace) {
+                self.kernel.push((netns_label(namespace), counters));
             }
-            v.insert(range);
         }
         Ok(())
     }
@@ -284,5 +307,30 @@ fn register_read(registry: &mut Registry, read: &Read) {
         "namespaces_not_inspected",
         "Processes whose network namespace could not be read (not root), with --all-netns",
         gauge(u64::from(read.ns_denied)),
+    );
+}
+
+/// Each namespace's kernel TCP counters, as counters (`_total`), labelled
+/// with the namespace under --all-netns.
+fn register_kernel(
+    registry: &mut Registry,
+    kernel: &[(String, Vec<tcptab::netstat::Counter>)],
+    per_namespace: bool,
+) {
+    let family = Family::<Labels, Counter>::default();
+    for (netns, counters) in kernel {
+        for (name, value) in counters {
+            let mut labels: Labels = Vec::with_capacity(2);
+            if per_namespace {
+                labels.push(("netns".into(), netns.clone()));
+            }
+            labels.push(("counter".into(), name.clone()));
+            family.get_or_create(&labels).inc_by(*value);
+        }
+    }
+    registry.register(
+        "kernel_tcp",
+        "The kernel's TCP counters of each network namespace: Tcp of /proc/net/snmp and TcpExt of /proc/net/netstat, named as nstat names them (--kernel-counters)",
+        family,
     );
 }
