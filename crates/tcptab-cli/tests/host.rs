@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::recorder::{history, record, scratch, stop, wait_polls};
 use common::{json, tcptab};
 
 /// What the machine says: `uname -n` (coreutils, always there),
@@ -53,4 +54,31 @@ fn every_document_names_its_host() {
     let frame: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
     assert_eq!(frame["host"], host);
+}
+
+/// A history record names the machine that recorded it, in its boot.
+#[test]
+fn history_records_name_the_recording_host() {
+    if !testkit::require_root("history_records_name_the_recording_host") {
+        return;
+    }
+    let host = expected();
+    // A listener of this test's own, so that there is a connection to keep.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = scratch("host");
+    let db = dir.join("h.db");
+    let recorder = record(&db, &["--interval", "200ms"]);
+    wait_polls(&db, 2);
+    stop(recorder);
+    let (rows, _) = history(
+        &db,
+        &["--between", "-1h", "now", &format!("sport = :{port}")],
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    for key in ["hostname", "machine_id", "boot_id"] {
+        assert_eq!(rows[0][key], host[key], "{key}: {}", rows[0]);
+    }
+    drop(listener);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -100,6 +100,8 @@ pub struct Lifetime {
     pub bytes_received: Option<u64>,
     pub total_retrans: Option<u64>,
     pub rtt_us: Option<u64>,
+    /// The machine that recorded it, in the boot it was seen in.
+    pub host: Option<std::sync::Arc<crate::model::Host>>,
 }
 
 /// One socket as a record.
@@ -319,6 +321,22 @@ fn visit_lifetime(v: &mut dyn Visit, l: Option<&Lifetime>) {
     v.field(&BYTES_RECEIVED, opt(l.and_then(|l| l.bytes_received)));
     v.field(&TOTAL_RETRANS, opt(l.and_then(|l| l.total_retrans)));
     v.field(&RTT_US, opt(l.and_then(|l| l.rtt_us)));
+    let host = l.and_then(|l| l.host.as_deref());
+    v.field(
+        &HOSTNAME,
+        host.filter(|h| !h.hostname.is_empty())
+            .map_or(Value::Null, |h| Value::Str(&h.hostname)),
+    );
+    v.field(
+        &MACHINE_ID,
+        host.and_then(|h| h.machine_id.as_deref())
+            .map_or(Value::Null, Value::Str),
+    );
+    v.field(
+        &BOOT_ID,
+        host.and_then(|h| h.boot_id.as_deref())
+            .map_or(Value::Null, Value::Str),
+    );
 }
 
 /// The field definitions of a record with `fields`, in order, with the
@@ -522,6 +540,9 @@ defs! {
     BYTES_RECEIVED "bytes_received" Integer, "no tcp_info was ever seen (read from /proc, or never a full socket)", "history: tcp_info's bytes_received, last known";
     TOTAL_RETRANS "total_retrans" Integer, "no tcp_info was ever seen (read from /proc, or never a full socket)", "history: tcp_info's total_retrans, last known";
     RTT_US "rtt_us" Integer, "no tcp_info was ever seen (read from /proc, or never a full socket)", "history: tcp_info's rtt_us, last known";
+    HOSTNAME "hostname" String, "a file written before tcptab kept the host", "history: the host name of the machine that recorded it";
+    MACHINE_ID "machine_id" String, "the machine has no /etc/machine-id, or a file written before tcptab kept it", "history: the recording machine's /etc/machine-id";
+    BOOT_ID "boot_id" String, "", "history: the boot it was seen in (/proc/sys/kernel/random/boot_id)";
     TCP_INFO "tcp_info" Object, "read from /proc, not asked, or not a full socket, or a history record (not kept)", "the kernel's struct tcp_info (netlink)";
     MEMORY "memory" Object, "read from /proc, or not asked, or a history record (not kept)", "socket memory, bytes (netlink INET_DIAG_SKMEMINFO)";
 }

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 use super::{ceil_s, floor_s, sqlite, Error, Result};
 use crate::model::{
-    Diag, EntryBuf, Family, Namespace, Owner, Owners, RowKind, Socket, Source, State, Ticks,
+    Diag, EntryBuf, Family, Host, Namespace, Owner, Owners, RowKind, Socket, Source, State, Ticks,
     TimerKind, Workload,
 };
 use crate::record::Lifetime;
@@ -85,6 +85,8 @@ pub struct Reader {
     version: i32,
     /// The `workloads` table, by id (read once: one row per cgroup).
     workloads: std::collections::HashMap<i64, Arc<Workload>>,
+    /// The recording machine in each of its boots, by `boots.id`.
+    hosts: std::collections::HashMap<i64, Arc<Host>>,
 }
 
 impl Reader {
@@ -97,11 +99,13 @@ impl Reader {
         let conn = open_read_only(path)?;
         let version = super::check(&conn, path)?;
         let workloads = workloads(&conn).map_err(sqlite(path))?;
+        let hosts = hosts(&conn).map_err(sqlite(path))?;
         Ok(Reader {
             conn,
             path: path.to_path_buf(),
             version,
             workloads,
+            hosts,
         })
     }
 
@@ -192,11 +196,11 @@ impl Reader {
         };
         let sql = if window == Window::All {
             format!(
-                "SELECT {COLUMNS}, {workload} FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
+                "SELECT {COLUMNS}, {workload}, c.boot FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
             )
         } else {
             format!(
-                "SELECT {COLUMNS}, {workload} FROM lifetimes l JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
+                "SELECT {COLUMNS}, {workload}, c.boot FROM lifetimes l JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
                  WHERE l.start_s <= ?2 AND l.end_s >= ?1 AND c.first_seen <= ?4
                    AND coalesce(c.closed_at, c.last_seen) >= ?3
                  ORDER BY c.first_seen, c.id"
@@ -221,6 +225,8 @@ impl Reader {
             let mut lived = lived(row).map_err(|e| E::from(self.bad_row(e)))?;
             let workload_id: Option<i64> = row.get(35).map_err(|e| E::from(err(e)))?;
             lived.entry.workload = workload_id.and_then(|id| self.workloads.get(&id).cloned());
+            let boot: i64 = row.get(36).map_err(|e| E::from(err(e)))?;
+            lived.lifetime.host = self.hosts.get(&boot).cloned();
             // The states it was in from `from` to `to`: the last one before
             // the window (or its first) and every change in it.
             let mut states = vec![lived.first_state];
@@ -568,6 +574,7 @@ pub(super) fn lived(r: &Row<'_>) -> std::result::Result<Lived, RowError> {
         bytes_received: u(29)?,
         total_retrans: u(30)?,
         rtt_us: u(31)?,
+        host: None,
     };
     let status: Option<String> = col(r, id, 27)?;
     let owners = match status.as_deref() {
@@ -622,6 +629,36 @@ pub(super) fn workloads(
         w.pod_name = r.get(8)?;
         w.pod_uid = r.get(9)?;
         out.insert(r.get(0)?, Arc::new(w));
+    }
+    Ok(out)
+}
+
+/// The recording machine in each boot the file holds: its host name and
+/// machine id as the file's `meta` keeps them (the last recorder's), and
+/// the boot's id.
+fn hosts(
+    conn: &rusqlite::Connection,
+) -> rusqlite::Result<std::collections::HashMap<i64, Arc<Host>>> {
+    let meta = |key: &str| -> rusqlite::Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        Ok(conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()?
+            .flatten())
+    };
+    let (hostname, machine_id) = (meta("hostname")?, meta("machine_id")?);
+    let mut out = std::collections::HashMap::new();
+    let mut stmt = conn.prepare("SELECT id, boot_id FROM boots")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let host = Host {
+            hostname: hostname.clone().unwrap_or_default(),
+            machine_id: machine_id.clone(),
+            boot_id: r.get(1)?,
+        };
+        out.insert(r.get(0)?, Arc::new(host));
     }
     Ok(out)
 }

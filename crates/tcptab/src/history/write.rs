@@ -160,6 +160,13 @@ impl Writer {
                 r.get(0)
             })
             .map_err(&err)?;
+        // The machine, so that a fleet's files merge by it.
+        let host = crate::model::Host::read();
+        conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('hostname', ?1), ('machine_id', ?2)",
+            params![host.hostname, host.machine_id],
+        )
+        .map_err(&err)?;
         let own_netns = std::fs::metadata("/proc/thread-self/ns/net")
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
             .unwrap_or(0);

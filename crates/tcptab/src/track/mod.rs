@@ -160,6 +160,7 @@ impl Conn {
             bytes_received: self.counters.bytes_received,
             total_retrans: self.counters.total_retrans,
             rtt_us: self.counters.rtt_us,
+            host: None,
         }
     }
 
