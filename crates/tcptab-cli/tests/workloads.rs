@@ -790,3 +790,52 @@ time.sleep(300)
         assert!(e["host"]["boot_id"].is_string(), "{e}");
     }
 }
+
+/// Under --all-netns a namespace without a name is named after the pod its
+/// processes are in.
+#[test]
+fn a_pod_s_network_namespace_is_named_after_the_pod() {
+    let _beside = MACHINE.read().unwrap_or_else(|e| e.into_inner());
+    let Some(mut layout) = layout("netns") else { return };
+    let root = layout.root_arg();
+    let cart = layout
+        .by_port
+        .values()
+        .find(|e| e.container_name == Some("cart"))
+        .unwrap()
+        .clone();
+    let dir = layout.mount.join(cart.cgroup.trim_start_matches('/'));
+    // A process of the pod in a namespace of its own (as a pod's are): it
+    // joins the pod's cgroup, then listens.
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && ip link set lo up && exec python3 -c 'import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(300)'",
+        dir.display()
+    );
+    let mut child = testkit::tool("unshare")
+        .args(["--net", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().to_string();
+    layout.children.push(child);
+    let out = tcptab(&[
+        "list",
+        "-l",
+        "--all-netns",
+        "--workload",
+        "--runtime-root",
+        &root,
+        &format!("sport = :{port}"),
+    ]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{port} ")))
+        .unwrap_or_else(|| panic!("{port} in {table}"));
+    assert!(row.contains("pod shop/cart-7d9f"), "{row}");
+    assert!(row.trim_end().ends_with("shop/cart-7d9f/cart"), "{row}");
+}

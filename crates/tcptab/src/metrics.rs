@@ -428,6 +428,7 @@ mod tests {
             name: name.map(str::to_string),
             pid: None,
             path: None,
+            pod: None,
         };
         let (host, blue) = (
             ns(crate::model::Namespace::INITIAL, None),

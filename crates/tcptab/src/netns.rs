@@ -99,6 +99,7 @@ pub fn named(name: &str) -> Result<Namespace> {
         name: Some(name.to_string()),
         pid: None,
         path: Some(path),
+        pod: None,
     })
 }
 
@@ -125,6 +126,7 @@ pub fn discover(proc_root: &Path) -> Result<(Vec<Namespace>, u32)> {
                     name: None,
                     pid: Some(pid),
                     path: None,
+                    pod: None,
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -147,6 +149,7 @@ pub fn discover(proc_root: &Path) -> Result<(Vec<Namespace>, u32)> {
                 name: None,
                 pid: None,
                 path: None,
+                pod: None,
             });
             ns.name.get_or_insert(name);
             ns.path.get_or_insert(entry.path());
@@ -179,6 +182,7 @@ pub fn of_process(proc_root: &Path, pid: u32) -> Result<Namespace> {
         name: None,
         pid: Some(pid),
         path: None,
+        pod: None,
     })
 }
 

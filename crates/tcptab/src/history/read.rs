@@ -587,6 +587,7 @@ pub(super) fn lived(r: &Row<'_>) -> std::result::Result<Lived, RowError> {
         name: col(r, id, 33)?,
         pid: None,
         path: None,
+        pod: None,
     };
     let mut entry = EntryBuf::new(socket, source)
         .with_namespace(Some(Arc::new(namespace)))

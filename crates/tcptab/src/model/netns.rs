@@ -17,6 +17,9 @@ pub struct Namespace {
     pub pid: Option<u32>,
     /// The bind-mounted file of a named namespace.
     pub path: Option<PathBuf>,
+    /// `NAMESPACE/POD` of the Kubernetes pod that owns it (its lowest
+    /// process's cgroup names the pod), when workloads are looked up.
+    pub pod: Option<String>,
 }
 
 impl Namespace {
@@ -29,12 +32,15 @@ impl Namespace {
         self.inode == Namespace::INITIAL
     }
 
-    /// `name` if it has one, `host` for the initial namespace, `of pid N`
-    /// when its inode could not be read (another user's process), else
-    /// the inode.
+    /// `name` if it has one, `host` for the initial namespace, `pod
+    /// NAMESPACE/POD` for a pod's, `of pid N` when its inode could not be
+    /// read (another user's process), else the inode.
     pub fn label(&self) -> String {
         match (&self.name, self.inode, self.pid) {
             (Some(name), _, _) => name.clone(),
+            (None, inode, _) if inode != Namespace::INITIAL && self.pod.is_some() => {
+                format!("pod {}", self.pod.as_deref().unwrap_or_default())
+            }
             (None, Namespace::INITIAL, _) => "host".to_string(),
             (None, 0, Some(pid)) => format!("of pid {pid}"),
             (None, inode, _) => inode.to_string(),

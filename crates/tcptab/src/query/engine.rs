@@ -76,10 +76,26 @@ impl Query {
             Namespaces::Named(name) => (vec![Some(netns::named(name)?)], 0),
             Namespaces::Pid(pid) => (vec![Some(netns::of_process(&self.root, *pid)?)], 0),
             Namespaces::All => {
-                let (found, denied) = netns::discover(&self.root)?;
+                let (mut found, denied) = netns::discover(&self.root)?;
+                if self.looks_up_workloads() {
+                    for ns in found.iter_mut().filter(|n| n.name.is_none()) {
+                        ns.pod = self.pod_of(ns.pid);
+                    }
+                }
                 (found.into_iter().map(Some).collect(), denied)
             }
         })
+    }
+
+    /// `NAMESPACE/POD` of the pod process `pid` is in (a namespace's
+    /// lowest process: in a pod, its sandbox's).
+    fn pod_of(&self, pid: Option<u32>) -> Option<String> {
+        let w = self.with_resolver(|w| w.by_pid(pid?))?;
+        match (&w.pod_namespace, &w.pod_name) {
+            (Some(ns), Some(pod)) => Some(format!("{ns}/{pod}")),
+            (None, Some(pod)) => Some(pod.clone()),
+            _ => None,
+        }
     }
 
     /// The one walk behind [`for_each`](Query::for_each) and
