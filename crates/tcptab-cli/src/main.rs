@@ -110,6 +110,7 @@ fn main() -> ExitCode {
         Some(cli::Command::History(args)) => cmd::history::run(&args),
         Some(cli::Command::Serve(args)) => cmd::serve::run(&args),
         Some(cli::Command::Kill(args)) => cmd::kill::run(&args),
+        Some(cli::Command::Audit(args)) => cmd::audit::run(&args),
         Some(cli::Command::Schema(args)) => cmd::schema::run(&args),
         Some(cli::Command::Completions(args)) => cmd::install::completions(args.shell),
         Some(cli::Command::Man(args)) => cmd::install::man(&args),

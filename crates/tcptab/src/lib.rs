@@ -76,6 +76,7 @@
 //! The text format is described in `docs/proc-net-tcp.md` of the
 //! repository; the doc comments here cite its sections.
 
+pub mod audit;
 pub mod diag;
 pub mod diagnose;
 mod error;

@@ -20,7 +20,7 @@ pub mod http;
 /// `scripts/test` installs).
 /// Every command of the `tcptab` binary, in the order of its `--help`: the
 /// tests that walk all of them (documents, manual pages) share this list.
-pub const COMMANDS: [&str; 12] = [
+pub const COMMANDS: [&str; 13] = [
     "list",
     "summary",
     "explain",
@@ -30,6 +30,7 @@ pub const COMMANDS: [&str; 12] = [
     "history",
     "serve",
     "kill",
+    "audit",
     "schema",
     "completions",
     "man",

@@ -8,6 +8,7 @@ mod values;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use select::{FilterArgs, Scope, Selection, SourceArg};
+pub(crate) use values::parse_user;
 use values::{
     parse_interval, parse_min_interval, parse_read_timeout, parse_retention, parse_run_time,
 };
@@ -52,6 +53,9 @@ pub enum Command {
     /// Destroy sockets (the kernel's SOCK_DESTROY, as `ss -K`): a dry run
     /// unless --yes.
     Kill(KillArgs),
+    /// What listens, on which scope of address, held by whom, and whether a
+    /// policy allows it; what changed since a baseline (docs/audit.md).
+    Audit(AuditArgs),
     /// Print the JSON Schema of a document tcptab writes (docs/schema.md).
     Schema(SchemaArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -359,6 +363,36 @@ impl ReportOutput {
             self.format
         }
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// A policy (TOML): `[[allow]]` and `[[deny]]` rules on port, scope,
+    /// address, process, user, unit, container, pod, netns; the first
+    /// matching rule decides, a listener no rule matches is a finding
+    /// (docs/audit.md).
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub policy: Option<std::path::PathBuf>,
+
+    /// Report only what is new or gone since this baseline (written by
+    /// --save-baseline).
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub baseline: Option<std::path::PathBuf>,
+
+    /// Write the listeners seen now as a baseline.
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub save_baseline: Option<std::path::PathBuf>,
+
+    /// Exit with status 1 when a finding of this severity or worse is
+    /// found (0 otherwise, 2 on errors).
+    #[arg(long, value_enum, default_value_t = FailOn::Warning, value_name = "SEVERITY")]
+    pub fail_on: FailOn,
+
+    #[command(flatten)]
+    pub output: ReportOutput,
+
+    #[command(flatten)]
+    pub select: Selection,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod explain;
 pub mod history;
 pub mod install;

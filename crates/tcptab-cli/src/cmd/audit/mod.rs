@@ -1,0 +1,305 @@
+//! `tcptab audit`: every listening socket with the scope of its address,
+//! its holders and workload, judged by a policy (or by built-in rules), or
+//! compared with a baseline; exit 1 on findings (docs/audit.md).
+
+mod policy;
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tcptab::audit::{identity, Action, Policy, Scope};
+use tcptab::diag::Extensions;
+use tcptab::diagnose::Severity;
+use tcptab::filter::Expr;
+use tcptab::record::{Fields, Record};
+use tcptab::{EntryBuf, State, StateSet};
+
+use crate::cli::{AuditArgs, FailOn, ReportFormat};
+use crate::exit::Partial;
+use crate::output::json::JsonRecord;
+use crate::output::table::{Align, Endpoint, TextTable};
+use crate::report;
+
+/// One listener and what the audit says of it.
+struct Judged {
+    entry: EntryBuf,
+    scope: Scope,
+    /// An IPv6 wildcard that takes IPv4 too (netlink says v6only is off).
+    dual_stack: bool,
+    /// `allow`, `deny` or `unlisted` under a policy; `seen` without one.
+    verdict: &'static str,
+    /// The rule that decided (its reason, else its number).
+    rule: Option<String>,
+    identity: String,
+}
+
+/// A finding, for the table and the JSON document.
+#[derive(Debug, Clone, Serialize)]
+struct Finding {
+    /// `denied`, `unlisted`, `exposed`, `new` or `gone`.
+    kind: &'static str,
+    severity: Severity,
+    summary: String,
+    /// The listener's identity: namespace, address and port, holders.
+    listener: String,
+    rule: Option<String>,
+}
+
+/// `audit --format json`.
+#[derive(Serialize)]
+struct Document {
+    schema_version: u32,
+    host: tcptab::Host,
+    listeners: Vec<ListenerRecord>,
+    findings: Vec<Finding>,
+}
+
+#[derive(Serialize)]
+struct ListenerRecord {
+    scope: &'static str,
+    dual_stack: bool,
+    verdict: &'static str,
+    rule: Option<String>,
+    identity: String,
+    socket: Box<RawValue>,
+}
+
+pub fn run(args: &AuditArgs) -> Result<()> {
+    let policy = args.policy.as_deref().map(policy::read).transpose()?;
+    let baseline = args.baseline.as_deref().map(read_baseline).transpose()?;
+    let listening = Expr::State(StateSet::of(&[State::Listen]));
+    let filter = args.select.filter.expr()?.and(listening);
+    let query = args
+        .select
+        .scope
+        .query(filter, Extensions::default(), true)?
+        .workloads(true);
+    let snapshot = query.snapshot()?;
+    report::notes(&snapshot.report, args.select.verbose());
+    let mut judged: Vec<Judged> = snapshot
+        .sockets
+        .iter()
+        .map(|e| judge(e, policy.as_ref()))
+        .collect();
+    judged.sort_by(|a, b| (a.scope, &a.identity).cmp(&(b.scope, &b.identity)));
+    if let Some(path) = &args.save_baseline {
+        let lines: BTreeSet<&str> = judged.iter().map(|j| j.identity.as_str()).collect();
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(path, text).with_context(|| format!("{}", path.display()))?;
+    }
+    let findings = match &baseline {
+        Some(before) => changes(before, &judged),
+        None => judged
+            .iter()
+            .filter_map(|j| finding(j, policy.is_some()))
+            .collect(),
+    };
+    write(args, &judged, &findings)?;
+    fail(args.fail_on, &findings)
+}
+
+/// The listener's scope and verdict.
+fn judge(e: &EntryBuf, policy: Option<&Policy>) -> Judged {
+    let entry = e.as_entry();
+    let scope = Scope::of(e.socket.local.ip());
+    let dual_stack = scope == Scope::Any
+        && e.socket.local.is_ipv6()
+        && e.diag.as_ref().and_then(|d| d.v6only) == Some(false);
+    let (verdict, rule) = match policy.map(|p| p.decide(&entry)) {
+        None => ("seen", None),
+        Some(None) => ("unlisted", None),
+        Some(Some((i, action, rule))) => (
+            match action {
+                Action::Allow => "allow",
+                Action::Deny => "deny",
+            },
+            Some(
+                rule.reason
+                    .clone()
+                    .unwrap_or_else(|| format!("rule {}", i + 1)),
+            ),
+        ),
+    };
+    Judged {
+        entry: e.clone(),
+        scope,
+        dual_stack,
+        verdict,
+        rule,
+        identity: identity(&entry),
+    }
+}
+
+/// What a listener is a finding for: denied or unlisted under a policy;
+/// without one, a listener on every address or a global one, held by
+/// root outside a service unit.
+fn finding(j: &Judged, with_policy: bool) -> Option<Finding> {
+    let (kind, severity, summary) = match j.verdict {
+        "deny" => ("denied", Severity::Critical, "a rule denies it"),
+        "unlisted" => (
+            "unlisted",
+            Severity::Warning,
+            "no rule of the policy matches it",
+        ),
+        _ if with_policy => return None,
+        _ => {
+            let exposed = matches!(j.scope, Scope::Any | Scope::Global);
+            let unit = j.entry.workload.as_ref().and_then(|w| w.unit.as_deref());
+            let service = unit.is_some_and(|u| u.ends_with(".service"));
+            if !(exposed && j.entry.socket.uid == 0 && !service) {
+                return None;
+            }
+            (
+                "exposed",
+                Severity::Warning,
+                "listens on every address or a global one, as root, outside a service unit",
+            )
+        }
+    };
+    Some(Finding {
+        kind,
+        severity,
+        summary: format!("{}: {summary}", j.identity),
+        listener: j.identity.clone(),
+        rule: j.rule.clone(),
+    })
+}
+
+fn read_baseline(path: &std::path::Path) -> Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Listeners new since the baseline, and those gone.
+fn changes(before: &BTreeSet<String>, judged: &[Judged]) -> Vec<Finding> {
+    let now: BTreeSet<String> = judged.iter().map(|j| j.identity.clone()).collect();
+    let change = |kind: &'static str, listener: &String| Finding {
+        kind,
+        severity: Severity::Warning,
+        summary: format!("{listener}: {kind} since the baseline"),
+        listener: listener.clone(),
+        rule: None,
+    };
+    now.difference(before)
+        .map(|l| change("new", l))
+        .chain(before.difference(&now).map(|l| change("gone", l)))
+        .collect()
+}
+
+fn write(args: &AuditArgs, judged: &[Judged], findings: &[Finding]) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match args.output.format() {
+        ReportFormat::Json => {
+            let fields = Fields {
+                netns: args.select.named(),
+                owners: true,
+                workload: true,
+                history: false,
+            };
+            let mut listeners = Vec::with_capacity(judged.len());
+            for j in judged {
+                let mut text = Vec::new();
+                JsonRecord::write(&mut text, &Record::new(&j.entry.as_entry(), fields));
+                listeners.push(ListenerRecord {
+                    scope: j.scope.as_str(),
+                    dual_stack: j.dual_stack,
+                    verdict: j.verdict,
+                    rule: j.rule.clone(),
+                    identity: j.identity.clone(),
+                    socket: RawValue::from_string(String::from_utf8(text)?)?,
+                });
+            }
+            let document = Document {
+                schema_version: tcptab::record::SCHEMA_VERSION,
+                host: crate::output::json::host().clone(),
+                listeners,
+                findings: findings.to_vec(),
+            };
+            serde_json::to_writer_pretty(&mut out, &document)?;
+            writeln!(out)?;
+        }
+        ReportFormat::Table => table(&mut out, judged, findings)?,
+    }
+    out.flush().context("writing output")
+}
+
+fn table(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> io::Result<()> {
+    let mut t = TextTable::new(vec![
+        ("Scope", Align::Left),
+        ("Local Address:Port", Align::Left),
+        ("Netns", Align::Left),
+        ("Process", Align::Left),
+        ("Workload", Align::Left),
+        ("Verdict", Align::Left),
+    ]);
+    for j in judged {
+        let e = j.entry.as_entry();
+        let scope = if j.dual_stack {
+            "any (+ipv4)"
+        } else {
+            j.scope.as_str()
+        };
+        t.cell(format_args!("{scope}"));
+        t.cell(format_args!("{}", Endpoint(j.entry.socket.local, None)));
+        t.cell(format_args!(
+            "{}",
+            e.namespace
+                .map_or_else(|| "host".to_string(), |n| n.label())
+        ));
+        let owners: Vec<String> = e
+            .owners
+            .map_or(&[][..], |o| o.owners())
+            .iter()
+            .map(|o| format!("{}({})", o.command, o.pid))
+            .collect();
+        t.cell(format_args!(
+            "{}",
+            if owners.is_empty() {
+                "-".into()
+            } else {
+                owners.join(",")
+            }
+        ));
+        match &j.entry.workload {
+            Some(w) => t.cell(format_args!("{w}")),
+            None => t.cell(format_args!("-")),
+        }
+        match &j.rule {
+            Some(rule) => t.cell(format_args!("{} ({rule})", j.verdict)),
+            None => t.cell(format_args!("{}", j.verdict)),
+        }
+    }
+    t.write_block(out)?;
+    if findings.is_empty() {
+        writeln!(out, "\nNo findings in {} listener(s).", judged.len())
+    } else {
+        writeln!(out)?;
+        for f in findings {
+            writeln!(out, "[{}] {}: {}", f.severity, f.kind, f.summary)?;
+        }
+        Ok(())
+    }
+}
+
+fn fail(fail_on: FailOn, findings: &[Finding]) -> Result<()> {
+    let bar = match fail_on {
+        FailOn::Warning => Severity::Warning,
+        FailOn::Critical => Severity::Critical,
+        FailOn::Never => return Ok(()),
+    };
+    let failing = findings.iter().filter(|f| f.severity >= bar).count();
+    if failing > 0 {
+        return Err(Partial(format!(
+            "{failing} finding(s) of severity {bar} or worse (--fail-on)"
+        ))
+        .into());
+    }
+    Ok(())
+}

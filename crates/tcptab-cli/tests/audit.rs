@@ -1,0 +1,229 @@
+//! `tcptab audit` in a fresh namespace holding listeners on every scope
+//! (addresses on a veth pair made there, checked with `ip -j addr`), a
+//! policy, a baseline and a malformed policy.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+mod common;
+
+use common::tcptab;
+use testkit::{require_root, NamedNetns};
+
+/// Listeners on `binds` ((address, port, v6only)) in `ns`, held until the
+/// child is killed.
+fn listeners(ns: &NamedNetns, binds: &[(&str, u16, bool)]) -> Child {
+    let list: Vec<String> = binds
+        .iter()
+        .map(|(a, p, v6)| format!("('{a}', {p}, {})", if *v6 { "True" } else { "False" }))
+        .collect();
+    let code = format!(
+        "import socket, time\n\
+         held = []\n\
+         for a, p, v6 in [{}]:\n\
+         \x20   f = socket.AF_INET6 if ':' in a else socket.AF_INET\n\
+         \x20   s = socket.socket(f)\n\
+         \x20   if f == socket.AF_INET6: s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6 else 0)\n\
+         \x20   s.bind((a, p)); s.listen(); held.append(s)\n\
+         print('ready', flush=True); time.sleep(600)\n",
+        list.join(", ")
+    );
+    let mut child = ns
+        .command("python3")
+        .args(["-c", &code])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    child
+}
+
+fn ip(args: &[&str]) {
+    let out = testkit::tool("ip").args(args).output().unwrap();
+    assert!(out.status.success(), "ip {args:?}: {out:?}");
+}
+
+fn audit(ns: &NamedNetns, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let mut args = vec!["audit", "-N", &ns.name, "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = tcptab(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code(), value, stderr)
+}
+
+#[test]
+fn scopes_policy_and_baseline() {
+    if !require_root("scopes_policy_and_baseline") {
+        return;
+    }
+    let ns = NamedNetns::add("tcptab-audit");
+    ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+    ip(&[
+        "-n", &ns.name, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+    ]);
+    ip(&["-n", &ns.name, "addr", "add", "10.1.2.3/24", "dev", "va"]);
+    ip(&["-n", &ns.name, "addr", "add", "203.0.113.5/24", "dev", "vb"]);
+    ip(&["-n", &ns.name, "link", "set", "va", "up"]);
+    ip(&["-n", &ns.name, "link", "set", "vb", "up"]);
+    // The oracle for the bound addresses: the namespace's own.
+    let addrs = testkit::tool("ip")
+        .args(["-j", "-n", &ns.name, "addr"])
+        .output()
+        .unwrap();
+    let addrs: serde_json::Value = serde_json::from_slice(&addrs.stdout).unwrap();
+    let local: Vec<&str> = addrs
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["addr_info"].as_array().unwrap().iter())
+        .filter_map(|a| a["local"].as_str())
+        .collect();
+    for a in ["127.0.0.1", "10.1.2.3", "203.0.113.5"] {
+        assert!(local.contains(&a), "{a} in {local:?}");
+    }
+    let mut first = listeners(&ns, &[("127.0.0.1", 81, false)]);
+    let mut rest = listeners(
+        &ns,
+        &[
+            ("10.1.2.3", 82, false),
+            ("203.0.113.5", 83, false),
+            ("0.0.0.0", 84, false),
+            ("::", 85, false),
+            ("::", 86, true),
+        ],
+    );
+
+    // Every listener with its scope; the IPv6 wildcard without v6only
+    // takes IPv4 too.
+    let (code, doc, stderr) = audit(&ns, &["--fail-on", "never"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let scopes: Vec<(u64, String, bool)> = doc["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["socket"]["local_port"].as_u64().unwrap(),
+                l["scope"].as_str().unwrap().to_string(),
+                l["dual_stack"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let mut scopes = scopes;
+    scopes.sort();
+    let expected: Vec<(u64, String, bool)> = [
+        (81, "loopback", false),
+        (82, "private", false),
+        (83, "global", false),
+        (84, "any", false),
+        (85, "any", true),
+        (86, "any", false),
+    ]
+    .iter()
+    .map(|(p, s, d)| (*p, s.to_string(), *d))
+    .collect();
+    assert_eq!(scopes, expected);
+    assert!(doc["host"]["boot_id"].is_string());
+
+    // A policy: loopback allowed, global denied, the rest unlisted.
+    let dir = std::env::temp_dir().join(format!("tcptab-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[allow]]\nscope = \"loopback\"\nreason = \"local only\"\n\n[[allow]]\nport = \"84-84\"\nprocess = \"python*\"\n\n[[deny]]\nscope = \"global\"\nreason = \"no public listeners\"\n",
+    )
+    .unwrap();
+    let policy_arg = policy.to_str().unwrap();
+    let (code, doc, _) = audit(&ns, &["--policy", policy_arg]);
+    assert_eq!(code, Some(1), "findings fail at --fail-on warning");
+    let mut found: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let port = f["listener"].as_str().unwrap().split(' ').nth(1).unwrap();
+            let port = port.rsplit(':').next().unwrap().to_string();
+            (port, f["kind"].as_str().unwrap().to_string())
+        })
+        .collect();
+    found.sort();
+    let want: Vec<(String, String)> = [
+        ("82", "unlisted"),
+        ("83", "denied"),
+        ("85", "unlisted"),
+        ("86", "unlisted"),
+    ]
+    .iter()
+    .map(|(p, k)| (p.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(found, want, "{doc}");
+    let (code, ..) = audit(&ns, &["--policy", policy_arg, "--fail-on", "critical"]);
+    assert_eq!(code, Some(1), "the denied one is critical");
+
+    // A baseline: one listener added, one gone, exactly those.
+    let baseline = dir.join("baseline");
+    let (code, ..) = audit(
+        &ns,
+        &[
+            "--save-baseline",
+            baseline.to_str().unwrap(),
+            "--fail-on",
+            "never",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let mut added = listeners(&ns, &[("127.0.0.1", 87, false)]);
+    let _ = first.kill();
+    let _ = first.wait();
+    let (code, doc, _) = audit(&ns, &["--baseline", baseline.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    let mut changes: Vec<(String, String)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["listener"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    changes.sort();
+    assert_eq!(
+        changes,
+        [
+            ("gone".to_string(), "host 127.0.0.1:81 python3".to_string()),
+            ("new".to_string(), "host 127.0.0.1:87 python3".to_string()),
+        ]
+        .map(|(k, l)| (k, l.replace("host", &ns.name))),
+        "{doc}"
+    );
+
+    // A malformed policy: one line naming the file, the line and the key;
+    // exit 2.
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[allow]]\nport = 22\n\n[[deny]]\nscope = \"public\"\n",
+    )
+    .unwrap();
+    let out = tcptab(&["audit", "-N", &ns.name, "--policy", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("{}:5: scope:", bad.display())),
+        "{err}"
+    );
+    for child in [&mut rest, &mut added] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
