@@ -66,3 +66,26 @@ impl std::fmt::Display for Signalled {
 }
 
 impl std::error::Error for Signalled {}
+
+/// `Partial` (exit 1) when a finding of `severities` reaches `fail_on`:
+/// what `explain --diagnose` and `audit` end with.
+pub fn fail_on(
+    fail_on: crate::cli::FailOn,
+    severities: impl Iterator<Item = tcptab::diagnose::Severity>,
+) -> anyhow::Result<()> {
+    use crate::cli::FailOn;
+    use tcptab::diagnose::Severity;
+    let bar = match fail_on {
+        FailOn::Warning => Severity::Warning,
+        FailOn::Critical => Severity::Critical,
+        FailOn::Never => return Ok(()),
+    };
+    let failing = severities.filter(|s| *s >= bar).count();
+    if failing > 0 {
+        return Err(Partial(format!(
+            "{failing} finding(s) of severity {bar} or worse (--fail-on)"
+        ))
+        .into());
+    }
+    Ok(())
+}

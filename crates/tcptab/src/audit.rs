@@ -201,14 +201,7 @@ pub fn identity(e: &Entry<'_>) -> String {
     let netns = e
         .namespace
         .map_or_else(|| "host".to_string(), |n| n.label());
-    let mut commands: Vec<&str> = e
-        .owners
-        .map_or(&[][..], |o| o.owners())
-        .iter()
-        .map(|o| &*o.command)
-        .collect();
-    commands.sort_unstable();
-    commands.dedup();
+    let commands = e.owners.map_or_else(Vec::new, |o| o.commands());
     let holder = match e.workload.filter(|w| w.container_id.is_some()) {
         Some(w) => w.to_string(),
         None if commands.is_empty() => "-".to_string(),

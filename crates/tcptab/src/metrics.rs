@@ -179,11 +179,7 @@ impl Accumulator {
             *c.remote_ports.entry(port).or_default() += 1;
         }
         if self.options.per_process {
-            let owners = e.owners.map_or(&[][..], |o| o.owners());
-            let mut names: Vec<&str> = owners.iter().map(|o| &*o.command).collect();
-            names.sort_unstable();
-            names.dedup();
-            for name in names {
+            for name in e.owners.map_or_else(Vec::new, |o| o.commands()) {
                 *c.processes.entry(name.to_string()).or_default() += 1;
             }
         }

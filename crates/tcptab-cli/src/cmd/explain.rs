@@ -14,8 +14,7 @@ use tcptab::explain::{explain_line, Explained};
 use tcptab::filter::Expr;
 use tcptab::procnet::ByteOrder;
 
-use crate::cli::{ExplainArgs, FailOn, ReportFormat};
-use crate::exit::Partial;
+use crate::cli::{ExplainArgs, ReportFormat};
 use crate::output::json::JsonRecord;
 use crate::report;
 
@@ -188,22 +187,7 @@ fn run_diagnose(args: &ExplainArgs, format: ReportFormat) -> Result<()> {
         }
     }
     out.flush().context("writing output")?;
-    let bar = match args.fail_on {
-        FailOn::Warning => Some(Severity::Warning),
-        FailOn::Critical => Some(Severity::Critical),
-        FailOn::Never => None,
-    };
-    let Some(bar) = bar else {
-        return Ok(());
-    };
-    let failing = findings.iter().filter(|f| f.severity >= bar).count();
-    if failing > 0 {
-        return Err(Partial(format!(
-            "{failing} finding(s) of severity {bar} or worse (--fail-on)"
-        ))
-        .into());
-    }
-    Ok(())
+    crate::exit::fail_on(args.fail_on, findings.iter().map(|f| f.severity))
 }
 
 /// `explain --diagnose --format json` (docs/schema.md).

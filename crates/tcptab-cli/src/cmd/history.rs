@@ -368,13 +368,7 @@ impl Counts {
                 .or_default() += 1;
         }
         let owners = lived.entry.as_entry().owners;
-        let mut commands: Vec<&str> = owners
-            .map_or(&[][..], |o| o.owners())
-            .iter()
-            .map(|o| &*o.command)
-            .collect();
-        commands.sort_unstable();
-        commands.dedup();
+        let commands = owners.map_or_else(Vec::new, |o| o.commands());
         if commands.is_empty() {
             let none = match owners {
                 Some(tcptab::Ownership::Unknown) => "(unknown)",

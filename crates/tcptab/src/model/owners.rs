@@ -33,6 +33,14 @@ pub enum Ownership<'a> {
 }
 
 impl<'a> Ownership<'a> {
+    /// The command names of its holders, each once, sorted.
+    pub fn commands(self) -> Vec<&'a str> {
+        let mut names: Vec<&str> = self.owners().iter().map(|o| &*o.command).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// The processes holding the socket (empty unless [`Ownership::Owned`]).
     pub fn owners(self) -> &'a [Owner] {
         match self {

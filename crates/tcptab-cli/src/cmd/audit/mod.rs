@@ -17,8 +17,7 @@ use tcptab::filter::Expr;
 use tcptab::record::{Fields, Record};
 use tcptab::{EntryBuf, State, StateSet};
 
-use crate::cli::{AuditArgs, FailOn, ReportFormat};
-use crate::exit::Partial;
+use crate::cli::{AuditArgs, ReportFormat};
 use crate::output::json::JsonRecord;
 use crate::output::table::{Align, Endpoint, TextTable};
 use crate::report;
@@ -98,7 +97,7 @@ pub fn run(args: &AuditArgs) -> Result<()> {
             .collect(),
     };
     write(args, &judged, &findings)?;
-    fail(args.fail_on, &findings)
+    crate::exit::fail_on(args.fail_on, findings.iter().map(|f| f.severity))
 }
 
 /// The listener's scope and verdict.
@@ -286,20 +285,4 @@ fn table(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> io::R
         }
         Ok(())
     }
-}
-
-fn fail(fail_on: FailOn, findings: &[Finding]) -> Result<()> {
-    let bar = match fail_on {
-        FailOn::Warning => Severity::Warning,
-        FailOn::Critical => Severity::Critical,
-        FailOn::Never => return Ok(()),
-    };
-    let failing = findings.iter().filter(|f| f.severity >= bar).count();
-    if failing > 0 {
-        return Err(Partial(format!(
-            "{failing} finding(s) of severity {bar} or worse (--fail-on)"
-        ))
-        .into());
-    }
-    Ok(())
 }
