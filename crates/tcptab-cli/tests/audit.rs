@@ -2,8 +2,7 @@
 //! (addresses on a veth pair made there, checked with `ip -j addr`), a
 //! policy, a baseline and a malformed policy.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Child;
 
 mod common;
 
@@ -28,17 +27,8 @@ fn listeners(ns: &NamedNetns, binds: &[(&str, u16, bool)]) -> Child {
          print('ready', flush=True); time.sleep(600)\n",
         list.join(", ")
     );
-    let mut child = ns
-        .command("python3")
-        .args(["-c", &code])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
+    let (child, line) = testkit::spawn_until_line(ns.command("python3").args(["-c", &code]));
+    assert_eq!(line, "ready");
     child
 }
 

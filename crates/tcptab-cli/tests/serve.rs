@@ -2,80 +2,16 @@
 //! under a bounded load on loopback, and run unprivileged.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::server::{sample, Server};
 use testkit::http::{free_port, get, request};
 use testkit::require_root;
-
-/// A running `tcptab serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        Server::start_with(Command::new(env!("CARGO_BIN_EXE_tcptab")), args)
-    }
-
-    fn start_with(mut command: Command, args: &[&str]) -> Server {
-        let mut child = command
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting tcptab serve");
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .parse()
-            .unwrap();
-        Server { child, addr }
-    }
-
-    fn metrics(&self) -> String {
-        let reply = get(self.addr, "/metrics").unwrap();
-        assert_eq!(reply.status, 200);
-        reply.body
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The value of the first sample `name{labels...}` (a prefix match).
-fn sample(metrics: &str, prefix: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[test]
 fn promtool_accepts_the_output() {
@@ -439,17 +375,8 @@ fn listener_in(netns: &testkit::NamedNetns, backlog: u32) -> Child {
          s.bind(('0.0.0.0', 80)); s.listen({backlog})\n\
          print('ready', flush=True); time.sleep(600)\n"
     );
-    let mut child = netns
-        .command("python3")
-        .args(["-c", &code])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
+    let (child, line) = testkit::spawn_until_line(netns.command("python3").args(["-c", &code]));
+    assert_eq!(line, "ready");
     child
 }
 

@@ -114,15 +114,7 @@ impl Layout {
             "echo $$ > {}/cgroup.procs && exec python3 -c 'import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(300)'",
             dir.display()
         );
-        let mut child = Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = testkit::spawn_until_line(Command::new("sh").args(["-c", &script]));
         let port: u16 = line
             .trim()
             .parse()
@@ -564,32 +556,9 @@ fn summary_counts_and_kill_destroys_by_workload() {
     }
 }
 
-/// `tcptab serve ARGS` on a free loopback port: the process and the
-/// metrics it serves.
+/// What `tcptab serve ARGS` serves at its first scrape.
 fn scrape(args: &[&str]) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: std::net::SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .parse()
-        .unwrap();
-    let reply = testkit::http::get(addr, "/metrics").unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(reply.status, 200);
-    reply.body
+    common::server::Server::start(args).metrics()
 }
 
 #[test]
@@ -811,16 +780,8 @@ fn a_pod_s_network_namespace_is_named_after_the_pod() {
         "echo $$ > {}/cgroup.procs && ip link set lo up && exec python3 -c 'import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(300)'",
         dir.display()
     );
-    let mut child = testkit::tool("unshare")
-        .args(["--net", "sh", "-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().to_string();
+    let (child, port) =
+        testkit::spawn_until_line(testkit::tool("unshare").args(["--net", "sh", "-c", &script]));
     layout.children.push(child);
     let out = tcptab(&[
         "list",

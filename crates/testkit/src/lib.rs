@@ -417,6 +417,21 @@ impl Drop for NamedNetns {
     }
 }
 
+/// Start `command` with its stdout piped and wait for its first line (a
+/// port, `ready`): the child, and the line without its line feed.
+pub fn spawn_until_line(command: &mut Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("reading the child's first line");
+    (child, line.trim_end().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     /// scripts/test installs exactly the packages of [`super::PACKAGES`].

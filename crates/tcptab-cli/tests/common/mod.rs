@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 pub mod recorder;
+pub mod server;
 
 use std::process::{Command, Output, Stdio};
 
