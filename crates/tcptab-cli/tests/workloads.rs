@@ -735,6 +735,25 @@ time.sleep(300)
     expected.push(server.parse().unwrap());
     expected.sort();
     assert_eq!(ports, expected, "{by_unit:?}");
+    // The summary counts them under their workload.
+    let out = tcptab(&[
+        "history",
+        "--db",
+        db.to_str().unwrap(),
+        "--between",
+        "-1h",
+        "now",
+        "--summary",
+        "--format",
+        "json",
+        &mine,
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["workloads"],
+        serde_json::json!([{"workload": "client.service", "connections": 3}]),
+        "{summary}"
+    );
     let _ = std::fs::remove_dir_all(&db_dir);
 
     // watch's events of the client's connection, from its opening (seen

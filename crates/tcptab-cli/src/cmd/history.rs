@@ -354,6 +354,7 @@ struct Counts {
     states: BTreeMap<String, u64>,
     remote: HashMap<std::net::IpAddr, u64>,
     processes: HashMap<String, u64>,
+    workloads: HashMap<String, u64>,
 }
 
 impl Counts {
@@ -379,7 +380,20 @@ impl Counts {
         for c in commands {
             *self.processes.entry(c.into()).or_default() += 1;
         }
+        let workload = lived
+            .entry
+            .workload
+            .as_ref()
+            .map_or_else(|| "(none)".to_string(), |w| w.label());
+        *self.workloads.entry(workload).or_default() += 1;
     }
+}
+
+/// `(name, count)` of `map`, most first, then by name.
+fn ranked(map: HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut list: Vec<(String, u64)> = map.into_iter().collect();
+    list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    list
 }
 
 /// `history --summary --format json`.
@@ -405,6 +419,15 @@ pub struct Summary {
     /// Connections per command holding them, most first (`(no process)`,
     /// `(unknown)` for those without a known owner).
     processes: Vec<ProcessCount>,
+    /// Connections per workload (pod/container, else unit, else cgroup),
+    /// most first (`(none)` for those without one).
+    workloads: Vec<WorkloadCount>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct WorkloadCount {
+    workload: String,
+    connections: u64,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -433,19 +456,20 @@ fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Coun
             .cmp(&a.connections)
             .then(a.address.cmp(&b.address))
     });
-    let mut processes: Vec<ProcessCount> = c
-        .processes
+    let processes: Vec<ProcessCount> = ranked(c.processes)
         .into_iter()
         .map(|(command, connections)| ProcessCount {
             command,
             connections,
         })
         .collect();
-    processes.sort_by(|a, b| {
-        b.connections
-            .cmp(&a.connections)
-            .then(a.command.cmp(&b.command))
-    });
+    let workloads: Vec<WorkloadCount> = ranked(c.workloads)
+        .into_iter()
+        .map(|(workload, connections)| WorkloadCount {
+            workload,
+            connections,
+        })
+        .collect();
     let (at, from, to) = match window {
         Window::At(t) => (Some(format_rfc3339(t)), None, None),
         Window::Between(a, b) => (None, Some(format_rfc3339(a)), Some(format_rfc3339(b))),
@@ -462,6 +486,7 @@ fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Coun
         states: c.states,
         remote_hosts,
         processes,
+        workloads,
     };
     let mut out = io::stdout().lock();
     match args.format() {
@@ -495,6 +520,11 @@ fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Coun
                 .iter()
                 .map(|p| (p.command.clone(), p.connections));
             counts(&mut out, "Process", processes)?;
+            let workloads = summary
+                .workloads
+                .iter()
+                .map(|w| (w.workload.clone(), w.connections));
+            counts(&mut out, "Workload", workloads)?;
         }
     }
     out.flush().context("writing output")
