@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::server::{sample, Server};
+use common::server::{promtool_accepts, sample, Server};
 use testkit::http::{free_port, get, request};
 use testkit::require_root;
 
@@ -17,26 +17,7 @@ use testkit::require_root;
 fn promtool_accepts_the_output() {
     let server = Server::start(&["--per-remote-port", "--rtt-histogram", "--port", "22"]);
     let body = server.metrics();
-    let mut promtool = testkit::tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package; .ci/run installs it)");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}\n{body}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_accepts(&body);
     for name in [
         "tcptab_sockets{",
         "tcptab_up 1",
@@ -413,19 +394,7 @@ fn namespaces_are_series_of_their_own() {
         "{body}"
     );
     // promtool is content with it.
-    let dir = std::env::temp_dir().join(format!("tcptab-serve-ns-{}", std::process::id()));
-    std::fs::write(&dir, &body).unwrap();
-    let out = testkit::tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&dir).unwrap())
-        .output()
-        .expect("promtool (apt install prometheus)");
-    let _ = std::fs::remove_file(&dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_accepts(&body);
 }
 
 #[test]
@@ -626,17 +595,5 @@ fn each_namespace_s_kernel_counters_are_its_own() {
     // Settings and gauges are not counters.
     assert!(!body.contains("counter=\"TcpCurrEstab\""));
     assert!(!body.contains("counter=\"TcpMaxConn\""));
-    let path = std::env::temp_dir().join(format!("tcptab-serve-kc-{}", std::process::id()));
-    std::fs::write(&path, &body).unwrap();
-    let out = testkit::tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&path).unwrap())
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_accepts(&body);
 }

@@ -575,16 +575,7 @@ fn the_exporter_counts_per_workload_within_its_bound() {
         "--runtime-root",
         &root,
     ]);
-    let mut promtool = testkit::tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), body.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(out.status.success(), "{out:?}\n{body}");
+    common::server::promtool_accepts(&body);
     // Each container of the layout is one series of its own, value 1.
     for e in layout.by_port.values().filter(|e| e.container_id.is_some()) {
         let container = e

@@ -158,6 +158,8 @@ impl Query {
             // The filter with this namespace's facts (autobound's port
             // range, dev's interface index), shared by every socket.
             let bound = std::cell::OnceCell::<Expr>::new();
+            // Binding fills in facts, never adds a word: asked once.
+            let needs_workload = self.filter.needs_workload();
             let mut deliver = |raw: Raw<'_>| -> std::result::Result<(), Stop<E>> {
                 if let Raw::Table(family, _) = raw {
                     read.tables.push(family);
@@ -168,7 +170,7 @@ impl Query {
                 };
                 read.sockets += 1;
                 let filter = bound.get().unwrap_or(&self.filter);
-                let workload = match filter.needs_workload() {
+                let workload = match needs_workload {
                     true => looks.workload(socket, diag),
                     false => None,
                 };
