@@ -137,21 +137,45 @@ fn which(
     from: i64,
     to: i64,
 ) -> Option<(usize, Side)> {
-    which_opened_by(index, conns, r, from, to, from, to)
+    let hint = Hint {
+        opened_by: from,
+        closed_near: to,
+        closed_by: None,
+    };
+    which_with(index, conns, r, from, to, hint)
 }
 
-fn which_opened_by(
+/// What else is known of a record's connection.
+struct Hint {
+    /// It had opened by then.
+    opened_by: i64,
+    /// A reset one closed near then.
+    closed_near: i64,
+    /// Its process had closed its end by then (a record of a closing: the
+    /// kernel destroys a socket at its close or after it, never before).
+    closed_by: Option<i64>,
+}
+
+fn which_with(
     index: &HashMap<(String, String), Vec<(usize, Side)>>,
     conns: &[Conn],
     r: &Value,
     from: i64,
     to: i64,
-    opened_by: i64,
-    closed_near: i64,
+    hint: Hint,
 ) -> Option<(usize, Side)> {
+    let Hint {
+        opened_by,
+        closed_near,
+        closed_by,
+    } = hint;
     let slack = 300;
     let during = |i: usize, side: Side| {
         let c = &conns[i];
+        // The ledger stamps a close just after close() returns.
+        if closed_by.is_some_and(|t| c.close(side) > t + 50) {
+            return false;
+        }
         let last = if c.time_wait(side) {
             c.close(side) + 61_000
         } else {
@@ -568,7 +592,12 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
                 // A connection only its notification brought was first
                 // seen when it closed: its age says when.
                 let closed_near = t - (s["age_s"].as_f64().unwrap() * 1000.0) as i64;
-                let k = which_opened_by(&index, &conns, s, t - 2000, t, t, closed_near)
+                let hint = Hint {
+                    opened_by: t,
+                    closed_near,
+                    closed_by: Some(t),
+                };
+                let k = which_with(&index, &conns, s, t - 2000, t, hint)
                     .unwrap_or_else(|| panic!("no connection: {s}"));
                 closed.entry(k).or_default().push(s);
                 assert!(!s["rx_bytes_per_s"].is_null(), "{s}");

@@ -42,7 +42,10 @@ impl Seen {
     fn rate(&self, counters: Option<(u64, u64)>, at: Instant, adjacent: bool) -> Rate {
         let dt = at.saturating_duration_since(self.at).as_secs_f64();
         let per_s = |now: u64, then: u64| now.saturating_sub(then) as f64 / dt;
-        let (rx, tx) = match (counters, self.counters) {
+        // A sighting without counters before one with them was a request
+        // socket (SYN_RECV: no tcp_info), which had moved no data yet.
+        let before = self.counters.or(counters.map(|_| (0, 0)));
+        let (rx, tx) = match (counters, before) {
             (Some((rx, tx)), Some((rx0, tx0))) if dt > 0.0 && adjacent => {
                 (Some(per_s(rx, rx0)), Some(per_s(tx, tx0)))
             }
@@ -215,6 +218,15 @@ mod tests {
         let flash = t.closed(8, Some((1000, 250)), t2, true);
         assert_eq!(flash.rx_bytes_per_s, Some(2000.0));
         assert_eq!(flash.tx_bytes_per_s, Some(500.0));
+        // First seen as a request socket (no tcp_info), closed by the next
+        // look: what it moved since.
+        t.rate(9, None, t2, false);
+        t.end_look();
+        let t3 = t2 + Duration::from_millis(500);
+        t.begin_look(t3);
+        let accepted = t.closed(9, Some((500, 100)), t3, false);
+        assert_eq!(accepted.rx_bytes_per_s, Some(1000.0));
+        assert_eq!(accepted.tx_bytes_per_s, Some(200.0));
         // Not seen in a look: forgotten, so memory follows the table.
         t.end_look();
         assert!(t.is_empty());

@@ -158,7 +158,8 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
              inode = CASE WHEN ?11 != 0 THEN ?11 ELSE inode END,
              owner_status = coalesce(?12, owner_status),
              congestion_algorithm = coalesce(?13, congestion_algorithm), shutdown = coalesce(?14, shutdown),
-             cookie = coalesce(?19, cookie), ",
+             cookie = coalesce(?19, cookie), local_address = ?20, local_port = ?21,
+             remote_address = ?22, remote_port = ?23, ",
         keep_counters!("?15", "?16", "?17", "?18"),
         " WHERE id = ?1"
     ))?
@@ -184,6 +185,13 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
         // A TIME_WAIT that the kernel gave a cookie of its own (its
         // socket was never dumped) is found again by that one.
         d.map(|d| d.cookie as i64).filter(|&c| c != 0),
+        // The ends as a poll found them: a connection first known by its
+        // notification may have had its local port released already (the
+        // kernel then reports port 0).
+        s.local.ip().to_string(),
+        s.local.port(),
+        s.remote.ip().to_string(),
+        s.remote.port(),
     ])?;
     Ok(())
 }

@@ -329,6 +329,72 @@ fn from_proc_a_time_wait_and_a_full_socket_after_a_request_join_by_their_ends() 
 }
 
 #[test]
+fn a_request_socket_and_the_full_socket_only_its_notification_brought_are_one() {
+    // A poll sees the SYN_RECV request socket; the kernel makes a full
+    // socket of it (a cookie of its own) that closes before the next poll.
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(&netlink(&[]), T, &mut out);
+    t.polled(
+        &netlink(&[dumped(40000, State::SynRecv, 5)]),
+        T + 1000,
+        &mut out,
+    );
+    t.notified(0, T + 1004, dumped(40000, State::Close, 9), &mut out);
+    t.polled(&netlink(&[]), T + 2000, &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T + 1000, 1),
+            (Change::Closed { by: End::Destroy }, T + 1004, 1),
+            (Change::Ended { by: End::Destroy }, T + 1004, 1),
+        ]
+    );
+    // Its TIME_WAIT, when there is one, joins it too.
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(&netlink(&[]), T, &mut out);
+    t.polled(
+        &netlink(&[dumped(40001, State::SynRecv, 5)]),
+        T + 1000,
+        &mut out,
+    );
+    t.notified(0, T + 1004, dumped(40001, State::Close, 9), &mut out);
+    t.polled(
+        &netlink(&[dumped(40001, State::TimeWait, 9)]),
+        T + 2000,
+        &mut out,
+    );
+    once_each(&out);
+    assert_eq!(t.len(), 1);
+    assert!(out.iter().all(|e| e.conn.id == 1), "{out:#?}");
+}
+
+#[test]
+fn a_notification_with_its_port_released_joins_its_time_wait() {
+    // The kernel had released the local port when it reported the socket
+    // destroyed (port 0); its TIME_WAIT has its ends and a cookie of its
+    // own.
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(&netlink(&[]), T, &mut out);
+    let mut d = dumped(40000, State::Close, 7);
+    d.socket.local.set_port(0);
+    t.notified(0, T + 100, d, &mut out);
+    t.polled(
+        &netlink(&[dumped(40000, State::TimeWait, 8)]),
+        T + 1000,
+        &mut out,
+    );
+    once_each(&out);
+    assert_eq!(t.len(), 1);
+    let conn = t.conns().next().unwrap();
+    assert_eq!(conn.entry.socket.local.port(), 40000);
+    assert!(out.iter().all(|e| e.conn.id == 1), "{out:#?}");
+}
+
+#[test]
 fn the_workload_seen_survives_the_time_wait_and_the_notification() {
     let mut t = tracker();
     let mut out = Vec::new();

@@ -66,6 +66,10 @@ pub struct Tracker {
     conns: HashMap<u64, Tracked>,
     by_key: HashMap<Key, u64>,
     by_ends: HashMap<Ends, u64>,
+    /// Request sockets (SYN_RECV) seen by a poll, by their ends: the full
+    /// socket the kernel makes of one has a cookie of its own, and when it
+    /// lives and dies between two polls only its notification joins it.
+    requests: HashMap<Ends, u64>,
     /// Keys of connections that ended lately: a late notification for one
     /// (its socket outlived its TIME_WAIT in a process's hands) is not a
     /// new connection.
@@ -136,6 +140,9 @@ impl Tracker {
             || self.ended.contains(&key)
             || self
                 .by_ends
+                .contains_key(&(netns, d.socket.local, d.socket.remote))
+            || self
+                .requests
                 .contains_key(&(netns, d.socket.local, d.socket.remote))
     }
 
@@ -222,6 +229,15 @@ impl Tracker {
                 let t = &self.conns[id];
                 t.phase == Phase::TimeWait && t.conn.closed.is_none()
             })
+        });
+        let known = known.or_else(|| {
+            // The full socket of a request socket a poll saw: the same
+            // connection, under the cookie the kernel gave the full one.
+            let id = self.requests.remove(&ends)?;
+            let t = self.conns.get_mut(&id)?;
+            t.keys.push(key);
+            self.by_key.insert(key, id);
+            Some(id)
         });
         let namespace = self.namespace(netns);
         match known {
@@ -401,10 +417,9 @@ impl Tracker {
             let e = ends(&entry);
             let kind = entry.socket.kind;
             let joined = match kind {
-                RowKind::TimeWait => self
-                    .by_ends
-                    .get(&e)
-                    .copied()
+                RowKind::TimeWait => [e, released(e)]
+                    .iter()
+                    .find_map(|e| self.by_ends.get(e).copied())
                     .filter(|id| matches!(self.conns[id].phase, Phase::Closing { .. }))
                     .or_else(|| {
                         missing
@@ -421,12 +436,17 @@ impl Tracker {
             match joined {
                 Some(id) => {
                     missing.remove(&e);
+                    if self.requests.get(&e) == Some(&id) {
+                        self.requests.remove(&e);
+                    }
                     let key = entry.key();
                     self.by_key.insert(key, id);
                     let t = self.conns.get_mut(&id).expect("indexed");
                     t.keys.push(key);
-                    if self.by_ends.get(&e) == Some(&id) {
-                        self.by_ends.remove(&e);
+                    for e in [e, released(e)] {
+                        if self.by_ends.get(&e) == Some(&id) {
+                            self.by_ends.remove(&e);
+                        }
                     }
                     self.seen(id, buf, at, out);
                 }
@@ -476,6 +496,9 @@ impl Tracker {
         emit(&t, Change::Opened, at, baseline, out);
         if over && !baseline {
             emit(&t, Change::QueueGrowth, at, false, out);
+        }
+        if entry.socket.kind == RowKind::Request {
+            self.requests.insert(ends(&entry), id);
         }
         if time_wait && self.notified.contains(&key.netns()) {
             // Its socket may still be notified, under another cookie.
@@ -579,6 +602,9 @@ impl Tracker {
         if self.by_ends.get(&e) == Some(&id) {
             self.by_ends.remove(&e);
         }
+        if self.requests.get(&e) == Some(&id) {
+            self.requests.remove(&e);
+        }
     }
 
     fn over(&self, entry: &Entry<'_>) -> bool {
@@ -598,6 +624,12 @@ fn disconnected(d: &DiagSocket) -> bool {
         && d.socket.remote.port() == 0
         && d.socket.local.ip().is_unspecified()
         && !d.socket.remote.ip().is_unspecified()
+}
+
+/// The ends a destroy notification gives a socket whose local port the
+/// kernel had released already (port 0).
+fn released((netns, local, remote): Ends) -> Ends {
+    (netns, SocketAddr::new(local.ip(), 0), remote)
 }
 
 fn emit(t: &Tracked, change: Change, at: i64, baseline: bool, out: &mut Vec<Event>) {
