@@ -82,6 +82,8 @@ pub mod diagnose;
 mod error;
 pub mod explain;
 pub mod filter;
+#[cfg(feature = "fleet")]
+pub mod fleet;
 #[cfg(feature = "history")]
 pub mod history;
 pub mod kill;

@@ -53,6 +53,7 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
     ("groff", "groff-base"),
+    ("clickhouse-server", "clickhouse-server"),
 ];
 
 /// A command for `program`, which the test needs: when it is not on the

@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 
 mod select;
+mod store;
 mod values;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use select::{FilterArgs, Scope, Selection, SourceArg};
+pub use store::StoreArgs;
 pub(crate) use values::parse_user;
 use values::{
     parse_interval, parse_min_interval, parse_read_timeout, parse_retention, parse_run_time,
@@ -145,6 +147,20 @@ pub struct SchemaArgs {
     /// Which document.
     #[arg(value_enum)]
     pub name: SchemaName,
+
+    /// `clickhouse`: the database the tables are made in.
+    #[arg(long, value_name = "NAME", default_value = "tcptab")]
+    pub database: String,
+
+    /// `clickhouse`: the server deletes rows older than this (a TTL: servers
+    /// 19.6 and later; docs/fleet.md says what to do on older ones).
+    #[arg(long, value_parser = parse_retention)]
+    pub retention: Option<std::time::Duration>,
+
+    /// `clickhouse`: make the tables in this store (the database of its
+    /// URL) instead of printing them; TTL if the server has it.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,6 +180,9 @@ pub enum SchemaName {
     HistoryRecord,
     /// history --summary --format json.
     HistorySummary,
+    /// The ClickHouse tables of a fleet's history (SQL statements, not a
+    /// JSON Schema; docs/fleet.md).
+    Clickhouse,
 }
 
 /// Poll the table every --interval and keep what it saw in an SQLite file
@@ -197,6 +216,22 @@ pub struct RecordArgs {
     #[arg(long)]
     pub no_owners: bool,
 
+    /// Record this host name instead of the machine's (for machines that
+    /// share one), in the file and in what is shipped.
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
+
+    /// With --clickhouse: ship what changed at most once per this interval
+    /// (and at once again while batches are full).
+    #[arg(long, default_value = "10s", value_parser = parse_interval, requires = "clickhouse")]
+    pub ship_interval: std::time::Duration,
+
+    /// Ship every connection and poll to this store as well (the file
+    /// stays the spool: what the store did not acknowledge is sent again
+    /// when it answers).
+    #[command(flatten)]
+    pub store: StoreArgs,
+
     #[command(flatten)]
     pub select: Selection,
 }
@@ -215,8 +250,17 @@ const HISTORY_FILTER: &str = "A filter expression in ss's language (docs/filters
 #[command(mut_arg("expression", |a| a.help(HISTORY_FILTER)))]
 pub struct HistoryArgs {
     /// The database `tcptab record` wrote.
-    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub db: PathBuf,
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath, required_unless_present = "clickhouse", conflicts_with = "clickhouse")]
+    pub db: Option<PathBuf>,
+
+    /// Ask a fleet's store instead of a file: every host's connections
+    /// (or --host's), each with its host.
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// With --clickhouse: only this host's connections (its host name).
+    #[arg(long, value_name = "NAME", requires = "clickhouse")]
+    pub host: Option<String>,
 
     /// The connections open at this moment.
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]

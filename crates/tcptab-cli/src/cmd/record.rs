@@ -26,6 +26,13 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         .workloads(true);
     let retention = i64::try_from(args.retention.as_millis()).unwrap_or(i64::MAX);
     let mut writer = Writer::open(&args.db, retention)?;
+    if let Some(name) = &args.host_name {
+        writer.set_hostname(name)?;
+    }
+    let shipping = match args.store.target()? {
+        Some(target) => Some(ship(&mut writer, target, args)?),
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
@@ -69,7 +76,34 @@ pub fn run(args: &RecordArgs) -> Result<()> {
     } else {
         monitor.finish(&mut |h| -> Result<()> { recorder.happened(h) })?;
     }
-    recorder.flush(&monitor)
+    recorder.flush(&monitor)?;
+    // What was written last is shipped before the shipper stops.
+    if let Some((stop, thread)) = shipping {
+        stop.store(true, Ordering::SeqCst);
+        let _ = thread.join();
+    }
+    Ok(())
+}
+
+/// Start shipping the file to a store: a thread beside the recorder,
+/// which never waits for it; stopped by the flag returned.
+fn ship(
+    writer: &mut Writer,
+    target: tcptab::fleet::Target,
+    args: &RecordArgs,
+) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<()>)> {
+    writer.ship()?;
+    let outbox = tcptab::history::Outbox::open(&args.db)?;
+    let client = tcptab::fleet::Client::new(target, std::time::Duration::from_secs(30));
+    let shipper = tcptab::fleet::Shipper::new(client, outbox, 10_000);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let interval = args.ship_interval;
+    let thread = std::thread::Builder::new()
+        .name("ship".into())
+        .spawn(move || shipper.run(interval, &flag, &mut |line| note!("{line}")))
+        .context("starting the shipper")?;
+    Ok((stop, thread))
 }
 
 /// What the recorder keeps between polls.

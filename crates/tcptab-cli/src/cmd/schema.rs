@@ -12,8 +12,51 @@ use crate::cli::{SchemaArgs, SchemaName};
 
 pub fn run(args: &SchemaArgs) -> Result<()> {
     let mut out = io::stdout().lock();
+    if args.name == SchemaName::Clickhouse {
+        return clickhouse(args, &mut out);
+    }
+    if args.store.clickhouse.is_some() {
+        anyhow::bail!("--clickhouse: only `tcptab schema clickhouse` makes tables in a store");
+    }
     writeln!(out, "{}", text(args.name))?;
     out.flush().context("writing output")
+}
+
+/// The tables of a fleet's store: printed (one statement per paragraph,
+/// each ending in `;`), or with --clickhouse made there.
+fn clickhouse(args: &SchemaArgs, out: &mut impl Write) -> Result<()> {
+    let Some(target) = args.store.target()? else {
+        let schema = tcptab::fleet::Schema {
+            database: args.database.clone(),
+            retention: args.retention,
+            ttl: args.retention.is_some(),
+        };
+        write!(out, "{}", statements(&schema))?;
+        return out.flush().context("writing output");
+    };
+    let client = tcptab::fleet::Client::new(target, std::time::Duration::from_secs(30));
+    let version = client.version()?;
+    let schema = tcptab::fleet::Schema {
+        database: client.target().database.clone(),
+        retention: args.retention,
+        ttl: tcptab::fleet::has_ttl(version),
+    };
+    for statement in schema.statements() {
+        client.execute(&statement)?;
+    }
+    if args.retention.is_some() && !schema.ttl {
+        note!(
+            "tcptab: ClickHouse {}.{} has no table TTL: --retention is not applied (drop old day partitions instead: docs/fleet.md)",
+            version.0,
+            version.1
+        );
+    }
+    note!(
+        "tcptab: tables connections and polls are in database {} at {}",
+        schema.database,
+        client.target().base
+    );
+    Ok(())
 }
 
 /// The schema `name`, as pretty JSON.
@@ -26,8 +69,24 @@ pub fn text(name: SchemaName) -> String {
         SchemaName::Kill => kill_result(),
         SchemaName::HistoryRecord => history_record(),
         SchemaName::HistorySummary => schemars::schema_for!(crate::cmd::history::Summary),
+        SchemaName::Clickhouse => {
+            return statements(&tcptab::fleet::Schema {
+                database: "tcptab".into(),
+                retention: None,
+                ttl: false,
+            })
+        }
     };
     serde_json::to_string_pretty(&schema).expect("a schema serialises")
+}
+
+/// A store's statements as text: each ends in `;` and a blank line.
+fn statements(schema: &tcptab::fleet::Schema) -> String {
+    schema
+        .statements()
+        .iter()
+        .map(|s| format!("{s};\n\n"))
+        .collect()
 }
 
 /// The socket record (`list --format json|jsonl|csv`).

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::{Cmp, Expr, Side};
+use super::{Expr, Side};
 use crate::model::State;
 
 impl fmt::Display for Expr {
@@ -34,15 +34,7 @@ impl fmt::Display for Expr {
             }
             Expr::Family(family) => write!(f, "family {}", family.as_str()),
             Expr::Port { side: s, cmp, port } => {
-                let op = match cmp {
-                    Cmp::Eq => "=",
-                    Cmp::Ne => "!=",
-                    Cmp::Lt => "<",
-                    Cmp::Le => "<=",
-                    Cmp::Gt => ">",
-                    Cmp::Ge => ">=",
-                };
-                write!(f, "{} {op} :{port}", side(*s, true))
+                write!(f, "{} {} :{port}", side(*s, true), cmp.symbol())
             }
             Expr::PortRange { side: s, range } => {
                 write!(f, "{} :{}-{}", side(*s, true), range.low, range.high)

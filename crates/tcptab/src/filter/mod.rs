@@ -186,6 +186,20 @@ pub enum Cmp {
 }
 
 impl Cmp {
+    /// As written in an expression (and in SQL): `=`, `!=`, `<`, ...
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Eq => "=",
+            Cmp::Ne => "!=",
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+        }
+    }
+}
+
+impl Cmp {
     fn from_word(word: &str) -> Option<Cmp> {
         Some(match word {
             "=" | "==" | "eq" => Cmp::Eq,

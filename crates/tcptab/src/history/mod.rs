@@ -17,12 +17,17 @@
 //! people who query the file with `sqlite3` or DuckDB directly. Times are
 //! integers, milliseconds since the Unix epoch ([`crate::time`]).
 
+mod columns;
+mod outbox;
 mod read;
 mod rows;
 mod write;
 
 use std::path::{Path, PathBuf};
 
+pub use columns::{lived, Columns, RowError, COLUMN_NAMES};
+pub(crate) use columns::{set_state, states_during};
+pub use outbox::{Batch, Outbox, Waiting, WORKLOAD_COLUMNS};
 pub use read::{Gap, Lived, Poll, Reader, Span, Window};
 pub use write::{PollOutcome, PollRecord, Writer};
 
@@ -387,19 +392,19 @@ mod tests {
         for code in 0..=255u8 {
             let timer = crate::model::TimerKind::from_code(code);
             assert_eq!(
-                read::timer_of(&rows::timer_name(timer)),
+                columns::timer_of(&rows::timer_name(timer)),
                 Some(timer),
                 "{code}"
             );
             let state = State::from_code(code);
             assert_eq!(
-                read::state_of(&rows::state_name(state)),
+                columns::state_of(&rows::state_name(state)),
                 Some(state),
                 "{code}"
             );
         }
-        assert_eq!(read::timer_of("unknown(x)"), None);
-        assert_eq!(read::state_of("ESTABLISHED?"), None);
+        assert_eq!(columns::timer_of("unknown(x)"), None);
+        assert_eq!(columns::state_of("ESTABLISHED?"), None);
     }
 
     #[test]

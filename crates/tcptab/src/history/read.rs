@@ -1,17 +1,13 @@
 //! The questions asked of a history database afterwards: [`Reader`].
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::types::FromSql;
-use rusqlite::{Connection, OpenFlags, Row};
+use rusqlite::{Connection, OpenFlags};
 
+use super::columns::{lived, set_state, state_of, states_during, RowError, COLUMNS};
 use super::{ceil_s, floor_s, sqlite, Error, Result};
-use crate::model::{
-    Diag, EntryBuf, Family, Host, Namespace, Owner, Owners, RowKind, Socket, Source, State, Ticks,
-    TimerKind, Workload,
-};
+use crate::model::{EntryBuf, Host, Owner, Owners, State, Workload};
 use crate::record::Lifetime;
 
 /// Which connections to answer for.
@@ -229,12 +225,12 @@ impl Reader {
             lived.lifetime.host = self.hosts.get(&boot).cloned();
             // The states it was in from `from` to `to`: the last one before
             // the window (or its first) and every change in it.
-            let mut states = vec![lived.first_state];
             let list = changes
                 .query_map(rusqlite::params![lived.id, to], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
                 })
                 .map_err(|e| E::from(err(e)))?;
+            let mut read = Vec::new();
             for change in list {
                 let (at, text) = change.map_err(|e| E::from(err(e)))?;
                 let state = state_of(&text).ok_or_else(|| {
@@ -245,13 +241,9 @@ impl Reader {
                         value: text.clone(),
                     }))
                 })?;
-                if at <= from {
-                    states.clear();
-                }
-                if states.last() != Some(&state) {
-                    states.push(state);
-                }
+                read.push((at, state));
             }
+            let mut states = states_during(lived.first_state, read, from, to);
             if let Window::At(_) = window {
                 let then = *states.last().expect("at least the first state");
                 set_state(&mut lived.entry.socket, then);
@@ -297,45 +289,6 @@ pub(super) fn bad_row(path: &Path, e: RowError) -> Error {
             path: path.to_path_buf(),
             why: format!("table {table}, row {id}, column {column}: {value}"),
         },
-    }
-}
-
-/// A socket's state as it was: the row shape follows (a TIME_WAIT row, or
-/// a full socket before it).
-fn set_state(socket: &mut Socket, state: State) {
-    if state == socket.state {
-        return;
-    }
-    socket.state = state;
-    socket.kind = match (state, socket.kind) {
-        (State::TimeWait, _) => RowKind::TimeWait,
-        (State::SynRecv, RowKind::Request) => RowKind::Request,
-        (_, RowKind::TimeWait | RowKind::Request) => RowKind::Full,
-        (_, kind) => kind,
-    };
-}
-
-/// The columns [`lived`] reads, in its order.
-pub(super) const COLUMNS: &str = "c.id, c.cookie, c.first_seen, c.last_seen, c.closed_at, c.closed_by, c.family, c.kind,
-     c.state, c.local_address, c.local_port, c.remote_address, c.remote_port, c.tx_queue, c.rx_queue,
-     c.timer, c.timer_ms, c.retransmits, c.uid, c.probes, c.inode, c.source, c.interface,
-     c.backlog_limit, c.congestion_algorithm, c.shutdown, c.v6only, c.owner_status, c.bytes_acked,
-     c.bytes_received, c.total_retrans, c.rtt_us, n.inode, n.name, c.first_state";
-
-pub(super) enum RowError {
-    Sqlite(rusqlite::Error),
-    /// What a column holds that tcptab did not write (or cannot read).
-    Value {
-        table: &'static str,
-        id: i64,
-        column: &'static str,
-        value: String,
-    },
-}
-
-impl From<rusqlite::Error> for RowError {
-    fn from(e: rusqlite::Error) -> RowError {
-        RowError::Sqlite(e)
     }
 }
 
@@ -417,189 +370,6 @@ fn open_read_only(path: &Path) -> Result<Connection> {
         }
         other => other,
     }
-}
-
-/// A state as stored: the kernel's name, or `UNKNOWN(0x..)`.
-pub(super) fn state_of(text: &str) -> Option<State> {
-    text.parse().ok().or_else(|| {
-        let hex = text.strip_prefix("UNKNOWN(0x")?.strip_suffix(')')?;
-        Some(State::from_code(u8::from_str_radix(hex, 16).ok()?))
-    })
-}
-
-/// A timer as stored: its name, or `unknown(N)` for a code without one.
-pub(super) fn timer_of(text: &str) -> Option<TimerKind> {
-    match text
-        .strip_prefix("unknown(")
-        .and_then(|t| t.strip_suffix(')'))
-    {
-        Some(code) => Some(TimerKind::from_code(code.parse().ok()?)),
-        None => (0..=4u8)
-            .map(TimerKind::from_code)
-            .find(|t| t.name() == Some(text)),
-    }
-}
-
-/// Column `i` (named `name`) of a `connections` row: a value SQLite cannot
-/// give as `T` names the column.
-fn col<T: FromSql>(r: &Row<'_>, id: i64, i: usize) -> std::result::Result<T, RowError> {
-    r.get(i).map_err(|e| match e {
-        rusqlite::Error::FromSqlConversionFailure(..)
-        | rusqlite::Error::InvalidColumnType(..)
-        | rusqlite::Error::IntegralValueOutOfRange(..)
-        | rusqlite::Error::Utf8Error(..) => RowError::Value {
-            table: "connections",
-            id,
-            column: COLUMN_NAMES[i],
-            value: e.to_string(),
-        },
-        other => RowError::Sqlite(other),
-    })
-}
-
-/// The names of [`COLUMNS`], in order.
-const COLUMN_NAMES: [&str; 35] = [
-    "id",
-    "cookie",
-    "first_seen",
-    "last_seen",
-    "closed_at",
-    "closed_by",
-    "family",
-    "kind",
-    "state",
-    "local_address",
-    "local_port",
-    "remote_address",
-    "remote_port",
-    "tx_queue",
-    "rx_queue",
-    "timer",
-    "timer_ms",
-    "retransmits",
-    "uid",
-    "probes",
-    "inode",
-    "source",
-    "interface",
-    "backlog_limit",
-    "congestion_algorithm",
-    "shutdown",
-    "v6only",
-    "owner_status",
-    "bytes_acked",
-    "bytes_received",
-    "total_retrans",
-    "rtt_us",
-    "netns",
-    "netns_name",
-    "first_state",
-];
-
-pub(super) fn lived(r: &Row<'_>) -> std::result::Result<Lived, RowError> {
-    let id: i64 = r.get(0)?;
-    let bad = |i: usize, value: &str| RowError::Value {
-        table: "connections",
-        id,
-        column: COLUMN_NAMES[i],
-        value: format!("{value:?}, which tcptab did not write"),
-    };
-    let text = |i: usize| -> std::result::Result<String, RowError> { col(r, id, i) };
-    let family = match text(6)?.as_str() {
-        "ipv4" => Family::Ipv4,
-        "ipv6" => Family::Ipv6,
-        other => return Err(bad(6, other)),
-    };
-    let kind = match text(7)?.as_str() {
-        "full" => RowKind::Full,
-        "time_wait" => RowKind::TimeWait,
-        "request" => RowKind::Request,
-        other => return Err(bad(7, other)),
-    };
-    let state_text = text(8)?;
-    let state = state_of(&state_text).ok_or_else(|| bad(8, &state_text))?;
-    let first_text = text(34)?;
-    let first_state = state_of(&first_text).ok_or_else(|| bad(34, &first_text))?;
-    let addr = |i: usize| -> std::result::Result<SocketAddr, RowError> {
-        let a = text(i)?;
-        let ip: IpAddr = a.parse().map_err(|_| bad(i, &a))?;
-        let port: u16 = col(r, id, i + 1)?;
-        Ok(SocketAddr::new(ip, port))
-    };
-    let timer_text = text(15)?;
-    let timer_ms: u32 = col(r, id, 16)?;
-    let mut socket = Socket::empty(family, kind);
-    socket.state = state;
-    socket.local = addr(9)?;
-    socket.remote = addr(11)?;
-    socket.tx_queue = col(r, id, 13)?;
-    socket.rx_queue = col(r, id, 14)?;
-    socket.timer.kind = timer_of(&timer_text).ok_or_else(|| bad(15, &timer_text))?;
-    socket.timer.expires = Ticks(u64::from(timer_ms) / 10);
-    socket.retransmits = col(r, id, 17)?;
-    socket.uid = col(r, id, 18)?;
-    socket.probes = col(r, id, 19)?;
-    socket.inode = col::<i64>(r, id, 20)? as u64;
-    socket.congestion = None;
-    let source_text = text(21)?;
-    let source = match source_text.as_str() {
-        "netlink" => Source::Netlink,
-        "proc" => Source::Proc,
-        other => return Err(bad(21, other)),
-    };
-    let cookie: Option<i64> = col(r, id, 1)?;
-    let diag = if source == Source::Netlink {
-        Some(Diag {
-            cookie: cookie.unwrap_or(0) as u64,
-            backlog_limit: col(r, id, 23)?,
-            interface: col::<Option<u32>>(r, id, 22)?.unwrap_or(0),
-            timer_ms,
-            congestion_algorithm: col(r, id, 24)?,
-            shutdown: col(r, id, 25)?,
-            v6only: col(r, id, 26)?,
-            ..Diag::default()
-        })
-    } else {
-        None
-    };
-    let u = |i: usize| -> std::result::Result<Option<u64>, RowError> {
-        Ok(col::<Option<i64>>(r, id, i)?.map(|v| v as u64))
-    };
-    let lifetime = Lifetime {
-        first_seen: col(r, id, 2)?,
-        last_seen: col(r, id, 3)?,
-        closed_at: col(r, id, 4)?,
-        closed_by: col(r, id, 5)?,
-        bytes_acked: u(28)?,
-        bytes_received: u(29)?,
-        total_retrans: u(30)?,
-        rtt_us: u(31)?,
-        host: None,
-    };
-    let status: Option<String> = col(r, id, 27)?;
-    let owners = match status.as_deref() {
-        None => None,
-        Some(name) => Some(Owners::from_status(name).ok_or_else(|| bad(27, name))?),
-    };
-    let inode: i64 = col(r, id, 32)?;
-    let namespace = Namespace {
-        inode: inode as u64,
-        name: col(r, id, 33)?,
-        pid: None,
-        path: None,
-        pod: None,
-    };
-    let mut entry = EntryBuf::new(socket, source)
-        .with_namespace(Some(Arc::new(namespace)))
-        .with_owners(owners);
-    entry.diag = diag;
-    Ok(Lived {
-        id,
-        entry,
-        first_state,
-        lifetime,
-        states: Vec::new(),
-    })
 }
 
 /// Every row of `workloads` by id (a file before version 3 has none).

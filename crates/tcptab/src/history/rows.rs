@@ -326,6 +326,7 @@ pub(super) fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<u
         let rows = stmt.query_map([floor_s(cutoff_ms)], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    super::outbox::expired(tx, &ids)?;
     for id in &ids {
         for sql in [
             "DELETE FROM owners WHERE connection = ?1",

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::read::{bad_row, lived};
+use super::columns::lived;
+use super::read::bad_row;
 use super::rows;
 use super::{
     check, check_header, sqlite, Error, Result, APPLICATION_ID, MIGRATIONS, SCHEMA, VERSION,
@@ -81,6 +82,8 @@ pub struct Writer {
     workloads: HashMap<String, i64>,
     /// Polls recorded.
     polls: u64,
+    /// Changed rows go to the outbox, to be shipped ([`Writer::ship`]).
+    ship: bool,
 }
 
 impl Writer {
@@ -167,6 +170,16 @@ impl Writer {
             params![host.hostname, host.machine_id],
         )
         .map_err(&err)?;
+        // The file's own id: what tells two recorders of one machine apart
+        // in a fleet's store.
+        let recorder = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+            .map(|u| u.trim().to_string())
+            .unwrap_or_else(|_| format!("{}-{}", crate::time::now_ms(), std::process::id()));
+        conn.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('recorder', ?1)",
+            params![recorder],
+        )
+        .map_err(&err)?;
         let own_netns = std::fs::metadata("/proc/thread-self/ns/net")
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
             .unwrap_or(0);
@@ -182,7 +195,33 @@ impl Writer {
             rows: HashMap::new(),
             workloads: HashMap::new(),
             polls: 0,
+            ship: false,
         })
+    }
+
+    /// From now on, every row a transaction changes goes to the outbox,
+    /// for a shipper ([`super::Outbox`]) to send to a fleet's store.
+    /// Turned on for the first time in a file, every connection it holds
+    /// waits to be shipped.
+    pub fn ship(&mut self) -> Result<()> {
+        let err = sqlite(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        super::outbox::start(&tx, crate::time::now_ms()).map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        self.ship = true;
+        Ok(())
+    }
+
+    /// Record this host name instead of the machine's (for machines that
+    /// share one): in the file and in what is shipped from it.
+    pub fn set_hostname(&mut self, name: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta VALUES ('hostname', ?1)",
+                [name],
+            )
+            .map_err(sqlite(&self.path))?;
+        Ok(())
     }
 
     /// The path of the database.
@@ -237,7 +276,7 @@ impl Writer {
             .map_err(&err)?;
         let mut taken = 0;
         if let Some(last_poll) = last_poll {
-            let columns = super::read::COLUMNS;
+            let columns = super::columns::COLUMNS;
             let known = super::read::workloads(&tx).map_err(&err)?;
             for (id, w) in &known {
                 self.workloads.insert(w.cgroup.clone(), *id);
@@ -350,14 +389,21 @@ impl Writer {
             rows: &mut self.rows,
             workloads: &mut self.workloads,
         };
+        let ship = self.ship;
         let written = (|| -> rusqlite::Result<PollOutcome> {
             if let Some(p) = poll {
                 state.namespaces_read(&tx, p)?;
                 out.id = poll_row(&tx, state.boot, p)?;
                 out.sockets = p.snapshot.sockets.len() as u64;
             }
+            let mut changed = Vec::new();
             for event in events {
-                state.apply(&tx, event, &mut out)?;
+                changed.extend(state.apply(&tx, event, &mut out)?);
+            }
+            if ship {
+                changed.sort_unstable();
+                changed.dedup();
+                super::outbox::mark(&tx, &changed, crate::time::now_ms())?;
             }
             if let Some(p) = poll {
                 state.listen_queues(&tx, p, out.id, tracker)?;
@@ -478,13 +524,13 @@ impl Session<'_> {
         Ok(id)
     }
 
-    /// One event of the tracker.
+    /// One event of the tracker: the row it changed.
     fn apply(
         &mut self,
         tx: &Transaction<'_>,
         event: &Event,
         out: &mut PollOutcome,
-    ) -> rusqlite::Result<()> {
+    ) -> rusqlite::Result<Option<i64>> {
         let conn = &event.conn;
         if event.change == Change::Opened {
             let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
@@ -499,11 +545,12 @@ impl Session<'_> {
             workload(tx, self.workloads, &mut row, conn)?;
             self.rows.insert(conn.id, row);
             out.opened += 1;
-            return Ok(());
+            return Ok(Some(id));
         }
         let Some(row) = self.rows.get_mut(&conn.id) else {
-            return Ok(());
+            return Ok(None);
         };
+        let id = row.id;
         match event.change {
             Change::Opened => unreachable!("handled above"),
             Change::StateChanged { .. } => {
@@ -534,7 +581,7 @@ impl Session<'_> {
                 self.rows.remove(&conn.id);
             }
         }
-        Ok(())
+        Ok(Some(id))
     }
 
     /// Each listener's accept queue against its limit.

@@ -13,10 +13,13 @@ use anyhow::{bail, Context, Result};
 use schemars::JsonSchema;
 use serde::Serialize;
 use tcptab::filter::Expr;
-use tcptab::history::{Lived, Reader, Span, Window};
+use tcptab::history::{Lived, Span, Window};
 use tcptab::time::{format_rfc3339, parse_rfc3339};
 
 use crate::cli::{HistoryArgs, HistoryFormat};
+use source::Source;
+
+mod source;
 use crate::output::table::{Align, Endpoint, TextTable};
 use crate::output::{self, Columns, OutputOptions};
 
@@ -38,18 +41,18 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
         _ => Window::All,
     };
     let expr = args.filter.expr()?;
-    let window = as_of_last_poll(window, args, &args.db)?;
     if expr.needs_facts() {
         bail!("history: `dev` and `autobound` need the live namespace's interfaces and port range, which a recording does not keep");
     }
-    let reader = Reader::open(&args.db)?;
-    let span = reader.span()?;
-    let observed = observed(&reader, window, span, &args.db)?;
+    let source = Source::open(args, &expr)?;
+    let window = source.as_of_last_poll(window, args)?;
+    let span = source.span()?;
+    let observed = source.observed(window)?;
 
     if args.summary {
         let mut summary = Counts::default();
         if observed {
-            reader.connections(window, |lived: &Lived| -> Result<()> {
+            source.connections(window, |lived: &Lived| -> Result<()> {
                 if matches(&expr, lived) {
                     summary.add(lived);
                 }
@@ -63,9 +66,9 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
     match args.format() {
         HistoryFormat::Table => {
             let mut out = io::BufWriter::new(stdout);
-            let mut table = Table::new(args.no_header);
+            let mut table = Table::new(args.no_header, source.is_fleet());
             if observed {
-                reader.connections(window, |lived: &Lived| -> Result<()> {
+                source.connections(window, |lived: &Lived| -> Result<()> {
                     if matches(&expr, lived) {
                         table.row(lived);
                         if table.t.block_full() {
@@ -101,7 +104,7 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
             let mut sink = output::sink(Box::new(stdout), options)?;
             if observed {
                 let mut sl = 0;
-                reader.connections(window, |lived: &Lived| -> Result<()> {
+                source.connections(window, |lived: &Lived| -> Result<()> {
                     if matches(&expr, lived) {
                         let mut socket = lived.entry.socket;
                         socket.sl = sl;
@@ -116,39 +119,6 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `--at now` (or a moment after the last poll, up to one interval and a
-/// second after it, on a recording that goes on): the last poll, which is
-/// what is known; said with its age.
-fn as_of_last_poll(window: Window, args: &HistoryArgs, db: &std::path::Path) -> Result<Window> {
-    let Window::At(t) = window else {
-        return Ok(window);
-    };
-    if args.at.as_deref().map(str::trim) != Some("now") {
-        return Ok(window);
-    }
-    let reader = Reader::open(db)?;
-    let Some(span) = reader.span()? else {
-        return Ok(window);
-    };
-    if t <= span.last_poll {
-        return Ok(window);
-    }
-    let interval = reader
-        .polls(span.last_poll, span.last_poll)?
-        .last()
-        .and_then(|p| p.interval_ms)
-        .unwrap_or(0);
-    if t - span.last_poll > tcptab::track::gap_after_ms(interval) {
-        return Ok(window);
-    }
-    note!(
-        "tcptab: --at now: as of the last poll, {} ({:.1} s ago)",
-        format_rfc3339(span.last_poll),
-        (t - span.last_poll) as f64 / 1000.0
-    );
-    Ok(Window::At(span.last_poll))
 }
 
 /// A time option's value: RFC 3339, `now`, or relative to now (`-15m`).
@@ -173,81 +143,6 @@ fn moment(option: &str, text: &str, now: i64) -> Result<i64> {
     })
 }
 
-/// Say what the recording could not see of `window` on stderr; false when
-/// it saw none of it (no rows then).
-fn observed(
-    reader: &Reader,
-    window: Window,
-    span: Option<Span>,
-    db: &std::path::Path,
-) -> Result<bool> {
-    let Some(span) = span else {
-        note!(
-            "tcptab: {}: no poll recorded yet: nothing was observed",
-            db.display()
-        );
-        return Ok(false);
-    };
-    let recorded = format!(
-        "{} to {}",
-        format_rfc3339(span.first_poll),
-        format_rfc3339(span.last_poll)
-    );
-    let (from, to) = match window {
-        Window::At(t) => (t, t),
-        Window::Between(a, b) => (a, b),
-        Window::All => (span.first_poll, span.last_poll),
-    };
-    if to < span.first_poll || from > span.last_poll {
-        let what = match window {
-            Window::At(t) => format!("--at {}", format_rfc3339(t)),
-            _ => format!("--between {} {}", format_rfc3339(from), format_rfc3339(to)),
-        };
-        note!(
-            "tcptab: {what} is outside the recorded span ({recorded}): nothing was observed then"
-        );
-        return Ok(false);
-    }
-    if matches!(window, Window::Between(..)) && (from < span.first_poll || to > span.last_poll) {
-        note!("tcptab: the recording covers only part of the interval ({recorded})");
-    }
-    // What the polls of the window (and the one before it) could not see.
-    let polls = reader.polls(from, to)?;
-    let mut unseen: BTreeMap<&str, usize> = BTreeMap::new();
-    for p in &polls {
-        for line in p.not_seen.as_deref().unwrap_or("").lines() {
-            *unseen.entry(line).or_default() += 1;
-        }
-    }
-    for (line, n) in unseen {
-        note!(
-            "tcptab: {n} of {} poll(s) of this window: {line}",
-            polls.len()
-        );
-    }
-    // Gaps: the recorder was stopped, the machine slept, the clock
-    // jumped. What ended in one ended unobserved after its last sighting.
-    for g in reader.gaps(from, to)? {
-        let inside = matches!(window, Window::At(t) if t > g.from && t < g.to);
-        if inside {
-            note!(
-                "tcptab: {} was not observed: no poll from {} to {} (a gap of {}); listed are the connections seen open on both sides of it",
-                format_rfc3339(from),
-                format_rfc3339(g.from),
-                format_rfc3339(g.to),
-                humantime::format_duration(std::time::Duration::from_secs(((g.to - g.from) / 1000) as u64))
-            );
-        } else {
-            note!(
-                "tcptab: no poll from {} to {} (a gap): connections that ended meanwhile ended at an unobserved moment after their last sighting",
-                format_rfc3339(g.from),
-                format_rfc3339(g.to)
-            );
-        }
-    }
-    Ok(true)
-}
-
 /// Whether the filter selects the connection in any state it had during
 /// the window (with --at, the one).
 fn matches(expr: &Expr, lived: &Lived) -> bool {
@@ -263,30 +158,42 @@ fn matches(expr: &Expr, lived: &Lived) -> bool {
 struct Table {
     t: TextTable,
     rows: u64,
+    /// A Host column (a fleet's connections).
+    host: bool,
 }
 
 impl Table {
-    fn new(no_header: bool) -> Table {
+    fn new(no_header: bool, host: bool) -> Table {
         use Align::Left;
-        let mut t = TextTable::new(vec![
-            ("State", Left),
-            ("Local Address:Port", Left),
-            ("Peer Address:Port", Left),
-            ("First seen", Left),
-            ("Closed", Left),
-            ("Netns", Left),
-            ("Process", Left),
-        ]);
+        let host_column = host.then_some(("Host", Left));
+        let mut t = TextTable::new(
+            host_column
+                .into_iter()
+                .chain([
+                    ("State", Left),
+                    ("Local Address:Port", Left),
+                    ("Peer Address:Port", Left),
+                    ("First seen", Left),
+                    ("Closed", Left),
+                    ("Netns", Left),
+                    ("Process", Left),
+                ])
+                .collect(),
+        );
         if no_header {
             t.no_header();
         }
-        Table { t, rows: 0 }
+        Table { t, rows: 0, host }
     }
 
     fn row(&mut self, lived: &Lived) {
         let s = &lived.entry.socket;
         let l = &lived.lifetime;
         let t = &mut self.t;
+        if self.host {
+            let name = l.host.as_ref().map_or("", |h| h.hostname.as_str());
+            t.cell(format_args!("{name}"));
+        }
         match s.state.ss_name() {
             Some(name) => t.cell(format_args!("{name}")),
             None => t.cell(format_args!("{}", s.state)),

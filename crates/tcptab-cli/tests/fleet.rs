@@ -1,0 +1,286 @@
+//! A fleet's history in a real ClickHouse (Debian's 18.16, started here on
+//! free ports with its own data directory): two recorders with their own
+//! host names record two namespaces under churn (`ledger.py`) and ship
+//! to it. The store is stopped for 20 s in the middle and started again,
+//! and one recorder is SIGKILLed and started again. Afterwards the store
+//! (after `FINAL`) holds each host's connections exactly as its own file
+//! answers `history --between` over the whole run: every connection once,
+//! same owners, states and byte counts; `history --clickhouse` gives each
+//! host's answer and their union. Bad URLs, a refused password and a
+//! missing table are one line each, and the recorder goes on recording.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::clickhouse::ClickHouse;
+use common::recorder::{record, scratch, sql, stop, wait_polls};
+use serde_json::Value;
+use testkit::{require_root, Scenario};
+
+fn tcptab(args: &[String]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running tcptab")
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// `history ... --format jsonl`: one record per connection, keyed by its
+/// ends, first sighting and cookie (the row ids differ between a file and
+/// the store of two files).
+fn answer(args: &[String]) -> BTreeMap<String, Value> {
+    let out = tcptab(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rows = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let mut v: Value = serde_json::from_str(line).unwrap();
+        v.as_object_mut().unwrap().remove("sl");
+        let key = format!(
+            "{} {}:{} {}:{} {} {}",
+            v["host"]["hostname"],
+            v["local_address"],
+            v["local_port"],
+            v["remote_address"],
+            v["remote_port"],
+            v["first_seen"],
+            v["cookie"]
+        );
+        assert!(
+            rows.insert(key.clone(), v).is_none(),
+            "{key} twice in {args:?}"
+        );
+    }
+    rows
+}
+
+fn kill(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn recorder(db: &Path, pid: &str, host: &str, server: &ClickHouse) -> Child {
+    let mut args = strings(&[
+        "--netns-pid",
+        pid,
+        "--interval",
+        "0.5",
+        "--host-name",
+        host,
+        "--ship-interval",
+        "1s",
+    ]);
+    args.extend(server.options("fleet"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    record(db, &args)
+}
+
+/// Rows in the store's table, after merging.
+fn count(server: &ClickHouse, table: &str, host: &str) -> u64 {
+    server
+        .query(&format!(
+            "SELECT count() FROM fleet.{table} FINAL WHERE hostname = '{host}'"
+        ))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_recorder() {
+    if !require_root(
+        "two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_recorder",
+    ) {
+        return;
+    }
+    let dir = scratch("fleet");
+    let mut server = ClickHouse::start(&dir.join("clickhouse"));
+    let mut create = strings(&["schema", "clickhouse", "--retention", "7d"]);
+    create.extend(server.options("fleet"));
+    let out = tcptab(&create);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no table TTL"), "{stderr}");
+
+    let mut a = Scenario::start_with("ledger.py", &[dir.join("a.jsonl").to_str().unwrap()]);
+    let mut b = Scenario::start_with("ledger.py", &[dir.join("b.jsonl").to_str().unwrap()]);
+    let (pid_a, pid_b) = (a.pid().to_string(), b.pid().to_string());
+    let (db_a, db_b) = (dir.join("a.db"), dir.join("b.db"));
+    let t0 = tcptab::time::now_ms();
+    let rec_a = recorder(&db_a, &pid_a, "host-a", &server);
+    let rec_b = recorder(&db_b, &pid_b, "host-b", &server);
+    wait_polls(&db_a, 2);
+    wait_polls(&db_b, 2);
+    assert!(a.command("run 300 3").starts_with("ok"));
+    assert!(b.command("run 300 3").starts_with("ok"));
+    // The store goes away for 20 s while both churn; one recorder dies.
+    std::thread::sleep(Duration::from_millis(1500));
+    server.stop();
+    assert_eq!(a.command("wait"), "ok");
+    assert_eq!(b.command("wait"), "ok");
+    assert!(a.command("run 300 2").starts_with("ok"));
+    kill(&rec_a, "-KILL");
+    let mut rec_a = rec_a;
+    rec_a.wait().unwrap();
+    let waiting: u64 = sql(&db_a, "SELECT count(*) FROM outbox").parse().unwrap();
+    assert!(
+        waiting > 0,
+        "nothing waits in the outbox while the store is away"
+    );
+    let rec_a = recorder(&db_a, &pid_a, "host-a", &server);
+    assert_eq!(a.command("wait"), "ok");
+    std::thread::sleep(Duration::from_millis(20_000 - 5_000));
+    server.restart();
+    assert!(a.command("run 300 2").starts_with("ok"));
+    assert!(b.command("run 300 2").starts_with("ok"));
+    assert_eq!(a.command("wait"), "ok");
+    assert_eq!(b.command("wait"), "ok");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop(rec_a);
+    stop(rec_b);
+    let t1 = tcptab::time::now_ms();
+    drop((a, b));
+
+    // Everything was acknowledged: the outboxes are empty.
+    for db in [&db_a, &db_b] {
+        assert_eq!(
+            sql(db, "SELECT count(*) FROM outbox"),
+            "0",
+            "{}",
+            db.display()
+        );
+    }
+    // The store holds each file's connections and polls, once each.
+    for (db, host) in [(&db_a, "host-a"), (&db_b, "host-b")] {
+        let file: u64 = sql(db, "SELECT count(*) FROM connections").parse().unwrap();
+        assert!(file > 1000, "{host}: {file} connections recorded");
+        assert_eq!(count(&server, "connections", host), file, "{host}");
+        let polls: u64 = sql(db, "SELECT count(*) FROM polls").parse().unwrap();
+        assert_eq!(count(&server, "polls", host), polls, "{host}");
+    }
+    let (from, to) = (
+        tcptab::time::format_rfc3339(t0 - 1000),
+        tcptab::time::format_rfc3339(t1 + 1000),
+    );
+    let window = strings(&["--between", &from, &to, "--format", "jsonl"]);
+    let mut union = BTreeMap::new();
+    for (db, host) in [(&db_a, "host-a"), (&db_b, "host-b")] {
+        let mut local = strings(&["history", "--db", db.to_str().unwrap()]);
+        local.extend(window.clone());
+        let local = answer(&local);
+        let mut fleet = strings(&["history", "--host", host]);
+        fleet.extend(server.options("fleet"));
+        fleet.extend(window.clone());
+        let fleet = answer(&fleet);
+        assert_eq!(local.len(), fleet.len(), "{host}");
+        for (key, row) in &local {
+            assert_eq!(Some(row), fleet.get(key), "{host}: {key}");
+        }
+        union.extend(local);
+    }
+    let mut all = strings(&["history"]);
+    all.extend(server.options("fleet"));
+    all.extend(window.clone());
+    assert_eq!(answer(&all), union);
+    // A filter is answered the same from the store (part of it in its SQL).
+    let mut local = strings(&["history", "--db", db_b.to_str().unwrap()]);
+    local.extend(window.clone());
+    local.push("sport > :1024 and state time-wait".into());
+    let mut fleet = strings(&["history", "--host", "host-b"]);
+    fleet.extend(server.options("fleet"));
+    fleet.extend(window);
+    fleet.push("sport > :1024 and state time-wait".into());
+    let local = answer(&local);
+    assert!(!local.is_empty());
+    assert_eq!(local, answer(&fleet));
+}
+
+#[test]
+fn a_store_that_refuses_is_one_line_and_recording_goes_on() {
+    if !require_root("a_store_that_refuses_is_one_line_and_recording_goes_on") {
+        return;
+    }
+    let dir = scratch("fleet-refused");
+    let server = ClickHouse::start(&dir.join("clickhouse"));
+    std::fs::write(dir.join("wrong"), "not-the-password\n").unwrap();
+    let url = server.url("fleet");
+    // No table: made by nobody yet.
+    let cases = [
+        (vec![url.clone()], "fleet"),
+        (
+            vec![
+                url.clone(),
+                "--clickhouse-user".into(),
+                "tcptab".into(),
+                "--clickhouse-password-file".into(),
+                dir.join("wrong").display().to_string(),
+            ],
+            "tcptab",
+        ),
+        (
+            vec![format!("http://127.0.0.1:{}/", testkit::http::free_port())],
+            "127.0.0.1",
+        ),
+    ];
+    for (i, (store, says)) in cases.iter().enumerate() {
+        let db = dir.join(format!("{i}.db"));
+        let mut args = strings(&[
+            "record",
+            "--db",
+            db.to_str().unwrap(),
+            "--count",
+            "3",
+            "--interval",
+            "0.3",
+            "--ship-interval",
+            "0.2s",
+            "--clickhouse",
+        ]);
+        args.extend(store.iter().cloned());
+        let out = tcptab(&args);
+        assert!(
+            out.status.success(),
+            "{store:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let shipping: Vec<&str> = stderr.lines().filter(|l| l.contains("shipping")).collect();
+        assert_eq!(shipping.len(), 1, "{store:?}: {stderr}");
+        assert!(shipping[0].contains(says), "{store:?}: {stderr}");
+        assert!(!stderr.contains("s3cret") && !stderr.contains("not-the-password"));
+        assert_eq!(
+            sql(&db, "SELECT count(*) FROM polls"),
+            "3",
+            "{store:?}: recorded locally"
+        );
+        assert!(stderr.contains("not shipped"), "{stderr}");
+    }
+    for (url, says) in [
+        ("localhost:8123", "is not a URL"),
+        ("http://u:p@h:1/", "carries credentials"),
+    ] {
+        let out = tcptab(&strings(&["history", "--clickhouse", url, "--at", "now"]));
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}

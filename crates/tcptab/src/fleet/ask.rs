@@ -1,0 +1,351 @@
+//! Asking the store: the connections of a window across every host (or
+//! one), read back through the history file's own decoder
+//! ([`crate::history::lived`]) so that both answer alike. The window, the
+//! host and what of the filter SQL can say exactly are pushed into the
+//! query ([`pushed`]); the rest of the filter is the caller's, as for a
+//! file.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{valid_name, Client, Error, StoreError};
+use crate::filter::{Expr, Side};
+use crate::history::{lived, Columns, Lived, RowError, Span, Window, COLUMN_NAMES};
+use crate::model::{Host, Owner, Owners, Workload};
+
+/// The columns read back, after [`COLUMN_NAMES`].
+const EXTRA: &str = "owner_pids, owner_fds, owner_commands, state_times, states, workload_cgroup, unit, slice, runtime, container_id, container_name, pod_namespace, pod_name, pod_uid, hostname, machine_id, boot_id, recorder";
+
+/// A fleet's store, asked.
+#[derive(Debug)]
+pub struct Store {
+    client: Client,
+}
+
+/// One JSONEachRow line as [`Columns`].
+struct JsonRow<'a>(&'a Map<String, Value>);
+
+impl JsonRow<'_> {
+    fn value(&self, i: usize) -> &Value {
+        self.0.get(COLUMN_NAMES[i]).unwrap_or(&Value::Null)
+    }
+
+    fn bad(&self, i: usize, v: &Value) -> RowError {
+        RowError::Value {
+            table: "connections",
+            id: self.0.get("id").and_then(json_int).unwrap_or(0),
+            column: COLUMN_NAMES[i],
+            value: v.to_string(),
+        }
+    }
+}
+
+fn json_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        // 64-bit integers come quoted from some servers.
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+impl Columns for JsonRow<'_> {
+    fn text(&self, i: usize) -> Result<Option<String>, RowError> {
+        match self.value(i) {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            v => Err(self.bad(i, v)),
+        }
+    }
+
+    fn int(&self, i: usize) -> Result<Option<i64>, RowError> {
+        match self.value(i) {
+            Value::Null => Ok(None),
+            v => json_int(v).map(Some).ok_or_else(|| self.bad(i, v)),
+        }
+    }
+}
+
+/// A string as a SQL literal.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if c == '\'' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// What of `expr` SQL can say exactly over the stored columns: None where
+/// it cannot (a state, which depends on the window; an owner, a workload,
+/// a network prefix), and the caller's filter decides.
+fn exact(expr: &Expr) -> Option<String> {
+    let port = |side: Side, op: &str, n: u16| match side {
+        Side::Local => format!("local_port {op} {n}"),
+        Side::Remote => format!("remote_port {op} {n}"),
+        Side::Either => format!("(local_port {op} {n} OR remote_port {op} {n})"),
+    };
+    Some(match expr {
+        Expr::All => "1".into(),
+        Expr::Family(f) => format!("family = '{}'", f.as_str()),
+        Expr::Uid(u) => format!("uid = {u}"),
+        Expr::Port { side, cmp, port: n } => port(*side, cmp.symbol(), *n),
+        Expr::PortRange { side, range } => format!(
+            "({} AND {})",
+            port(*side, ">=", range.low),
+            port(*side, "<=", range.high)
+        ),
+        Expr::Addr { side, net, port: p } => {
+            let full = if net.address.is_ipv4() { 32 } else { 128 };
+            if net.prefix != full || *side == Side::Either {
+                return None;
+            }
+            let column = if *side == Side::Local {
+                "local"
+            } else {
+                "remote"
+            };
+            // An IPv4 address is also matched in its IPv4-mapped form.
+            let mut forms = vec![quote(&net.address.to_string())];
+            if let std::net::IpAddr::V4(v4) = net.address {
+                forms.push(quote(&v4.to_ipv6_mapped().to_string()));
+            }
+            let mut sql = format!("{column}_address IN ({})", forms.join(", "));
+            if let Some(p) = p {
+                sql = format!("({sql} AND {column}_port = {p})");
+            }
+            sql
+        }
+        Expr::Not(e) => format!("NOT ({})", exact(e)?),
+        Expr::And(a, b) => format!("({} AND {})", exact(a)?, exact(b)?),
+        Expr::Or(a, b) => format!("({} OR {})", exact(a)?, exact(b)?),
+        _ => return None,
+    })
+}
+
+/// SQL that holds for every row `expr` may select (None: every row may):
+/// what is pushed into the store's query.
+pub fn pushed(expr: &Expr) -> Option<String> {
+    if let Some(sql) = exact(expr) {
+        return (sql != "1").then_some(sql);
+    }
+    match expr {
+        Expr::And(a, b) => match (pushed(a), pushed(b)) {
+            (Some(a), Some(b)) => Some(format!("({a} AND {b})")),
+            (one, other) => one.or(other),
+        },
+        Expr::Or(a, b) => Some(format!("({} OR {})", pushed(a)?, pushed(b)?)),
+        _ => None,
+    }
+}
+
+impl Store {
+    pub fn new(client: Client) -> Store {
+        Store { client }
+    }
+
+    fn db(&self) -> &str {
+        &self.client.target().database
+    }
+
+    /// Each recorder's first and last poll, as (hostname, span), for
+    /// `host` or every host.
+    pub fn spans(&self, host: Option<&str>) -> Result<Vec<(String, Span)>, Error> {
+        let db = self.db();
+        let host_sql = host.map_or(String::new(), |h| format!("WHERE hostname = {}", quote(h)));
+        let text = self.client.execute(&format!(
+            "SELECT hostname, min(at) AS first, max(at) AS last, count() AS n FROM (SELECT DISTINCT hostname, machine_id, recorder, id, at FROM {db}.polls {host_sql}) GROUP BY hostname, machine_id, recorder ORDER BY hostname FORMAT JSONEachRow"
+        ))?;
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: Map<String, Value> = serde_json::from_str(line).map_err(|e| self.answer(e))?;
+            let int = |k: &str| v.get(k).and_then(json_int).unwrap_or(0);
+            let name = v.get("hostname").and_then(Value::as_str).unwrap_or("");
+            out.push((
+                name.to_string(),
+                Span {
+                    first_poll: int("first"),
+                    last_poll: int("last"),
+                    polls: int("n") as u64,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn answer(&self, e: impl std::fmt::Display) -> Error {
+        Error::Store(StoreError::Answer {
+            base: self.client.target().base.clone(),
+            what: format!("an answer tcptab cannot read: {e}"),
+        })
+    }
+
+    /// Hand every connection of `window` (of `host`, or of every host)
+    /// that `filter` (SQL from [`pushed`]) may select to `f`, in the order
+    /// they were first seen. An open row lasts until its recorder's last
+    /// poll shipped (a row is shipped when it changes, not at every poll).
+    pub fn connections(
+        &self,
+        window: Window,
+        host: Option<&str>,
+        filter: Option<&str>,
+        mut f: impl FnMut(&Lived) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let db = self.db();
+        debug_assert!(valid_name(db));
+        let (from, to) = match window {
+            Window::At(t) => (t, t),
+            Window::Between(a, b) => (a, b),
+            Window::All => (i64::MIN / 2, i64::MAX / 2),
+        };
+        let mut conds = vec![format!("first_seen <= {to}")];
+        if let Some(h) = host {
+            conds.push(format!("hostname = {}", quote(h)));
+        }
+        if let Some(sql) = filter {
+            conds.push(sql.to_string());
+        }
+        let columns = COLUMN_NAMES.join(", ");
+        let sql = format!(
+            "SELECT {columns}, {EXTRA}, last_poll FROM
+               (SELECT {columns}, {EXTRA} FROM {db}.connections FINAL WHERE {})
+             ANY LEFT JOIN
+               (SELECT machine_id, recorder, max(at) AS last_poll FROM {db}.polls GROUP BY machine_id, recorder)
+             USING (machine_id, recorder)
+             WHERE ifNull(closed_at, greatest(last_seen, last_poll)) >= {from}
+             ORDER BY first_seen, hostname, id
+             FORMAT JSONEachRow",
+            conds.join(" AND ")
+        );
+        let text = self.client.execute(&sql)?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let row: Map<String, Value> = serde_json::from_str(line).map_err(|e| self.answer(e))?;
+            let lived = self.lived(&row, window, from, to)?;
+            f(&lived)?;
+        }
+        Ok(())
+    }
+
+    fn lived(
+        &self,
+        row: &Map<String, Value>,
+        window: Window,
+        from: i64,
+        to: i64,
+    ) -> Result<Lived, Error> {
+        let mut lived = lived(&JsonRow(row)).map_err(|e| self.answer(row_error(e)))?;
+        let text = |k: &str| row.get(k).and_then(Value::as_str).map(str::to_string);
+        let list = |k: &str| {
+            row.get(k)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        if lived.lifetime.closed_at.is_none() {
+            let last_poll = row.get("last_poll").and_then(json_int).unwrap_or(0);
+            lived.lifetime.last_seen = lived.lifetime.last_seen.max(last_poll);
+        }
+        let changes: Vec<(i64, crate::model::State)> = list("state_times")
+            .iter()
+            .zip(list("states").iter())
+            .filter_map(|(t, s)| Some((json_int(t)?, s.as_str()?.parse().ok()?)))
+            .collect();
+        let mut states = crate::history::states_during(lived.first_state, changes, from, to);
+        if let Window::At(_) = window {
+            let then = *states.last().expect("at least the first state");
+            crate::history::set_state(&mut lived.entry.socket, then);
+            states = vec![then];
+        }
+        lived.states = states;
+        if lived.entry.owners == Some(Owners::Owned(Arc::from([]))) {
+            let (pids, fds, commands) = (
+                list("owner_pids"),
+                list("owner_fds"),
+                list("owner_commands"),
+            );
+            let owners: Vec<Owner> = pids
+                .iter()
+                .zip(fds.iter())
+                .zip(commands.iter())
+                .filter_map(|((p, fd), c)| {
+                    Some(Owner {
+                        pid: u32::try_from(json_int(p)?).ok()?,
+                        fd: u32::try_from(json_int(fd)?).ok()?,
+                        command: Arc::from(c.as_str()?),
+                    })
+                })
+                .collect();
+            lived.entry.owners = Some(Owners::Owned(owners.into()));
+        }
+        if let Some(cgroup) = text("workload_cgroup") {
+            let mut w = Workload::from_cgroup(&cgroup);
+            w.unit = text("unit");
+            w.slice = text("slice");
+            w.runtime = text("runtime");
+            w.container_id = text("container_id");
+            w.container_name = text("container_name");
+            w.pod_namespace = text("pod_namespace");
+            w.pod_name = text("pod_name");
+            w.pod_uid = text("pod_uid");
+            lived.entry.workload = Some(Arc::new(w));
+        }
+        lived.lifetime.host = Some(Arc::new(Host {
+            hostname: text("hostname").unwrap_or_default(),
+            machine_id: text("machine_id"),
+            boot_id: text("boot_id"),
+        }));
+        Ok(lived)
+    }
+}
+
+fn row_error(e: RowError) -> String {
+    match e {
+        RowError::Value {
+            id, column, value, ..
+        } => {
+            format!("connections row {id}, column {column}: {value}")
+        }
+        RowError::Sqlite(e) => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(filter: &str) -> Option<String> {
+        pushed(&Expr::parse(filter).unwrap())
+    }
+
+    #[test]
+    fn ports_and_exact_addresses_are_pushed() {
+        assert_eq!(sql("dport = :5432").as_deref(), Some("remote_port = 5432"));
+        assert_eq!(
+            sql("dst 10.0.0.5").as_deref(),
+            Some("remote_address IN ('10.0.0.5', '::ffff:10.0.0.5')")
+        );
+        // A state is not, its port is.
+        assert_eq!(
+            sql("state established and sport = :80").as_deref(),
+            Some("local_port = 80")
+        );
+        // Or pushes only when both sides say something.
+        assert_eq!(sql("state established or sport = :80"), None);
+        assert_eq!(
+            sql("not dport = :22").as_deref(),
+            Some("NOT (remote_port = 22)")
+        );
+        assert_eq!(sql("not state listening"), None);
+        assert_eq!(sql("dst 10.0.0.0/8"), None);
+    }
+
+    #[test]
+    fn quotes_are_escaped() {
+        assert_eq!(quote("a'b\\c"), "'a\\'b\\\\c'");
+    }
+}

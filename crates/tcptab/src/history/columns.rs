@@ -1,0 +1,302 @@
+//! A `connections` row as tcptab writes it, read back into a [`Lived`]
+//! connection: from the history file (SQLite), or from any store that
+//! keeps the same columns under the same names (a fleet's ClickHouse
+//! table, [`crate::fleet`]). One decoder, so both answer alike.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rusqlite::Row;
+
+use super::read::Lived;
+use crate::model::{
+    Diag, EntryBuf, Family, Namespace, Owners, RowKind, Socket, Source, State, Ticks, TimerKind,
+};
+use crate::record::Lifetime;
+
+/// The columns [`lived`] reads from SQLite, in the order of
+/// [`COLUMN_NAMES`].
+pub(super) const COLUMNS: &str = "c.id, c.cookie, c.first_seen, c.last_seen, c.closed_at, c.closed_by, c.family, c.kind,
+     c.state, c.local_address, c.local_port, c.remote_address, c.remote_port, c.tx_queue, c.rx_queue,
+     c.timer, c.timer_ms, c.retransmits, c.uid, c.probes, c.inode, c.source, c.interface,
+     c.backlog_limit, c.congestion_algorithm, c.shutdown, c.v6only, c.owner_status, c.bytes_acked,
+     c.bytes_received, c.total_retrans, c.rtt_us, n.inode, n.name, c.first_state";
+
+/// The names of [`COLUMNS`], in order: `netns` and `netns_name` are the
+/// namespace's inode and name.
+pub const COLUMN_NAMES: [&str; 35] = [
+    "id",
+    "cookie",
+    "first_seen",
+    "last_seen",
+    "closed_at",
+    "closed_by",
+    "family",
+    "kind",
+    "state",
+    "local_address",
+    "local_port",
+    "remote_address",
+    "remote_port",
+    "tx_queue",
+    "rx_queue",
+    "timer",
+    "timer_ms",
+    "retransmits",
+    "uid",
+    "probes",
+    "inode",
+    "source",
+    "interface",
+    "backlog_limit",
+    "congestion_algorithm",
+    "shutdown",
+    "v6only",
+    "owner_status",
+    "bytes_acked",
+    "bytes_received",
+    "total_retrans",
+    "rtt_us",
+    "netns",
+    "netns_name",
+    "first_state",
+];
+
+/// A row that cannot be read.
+#[derive(Debug)]
+pub enum RowError {
+    Sqlite(rusqlite::Error),
+    /// What a column holds that tcptab did not write (or cannot read).
+    Value {
+        table: &'static str,
+        id: i64,
+        column: &'static str,
+        value: String,
+    },
+}
+
+impl From<rusqlite::Error> for RowError {
+    fn from(e: rusqlite::Error) -> RowError {
+        RowError::Sqlite(e)
+    }
+}
+
+/// Where a row's columns come from: column `i` is [`COLUMN_NAMES`]`[i]`.
+pub trait Columns {
+    /// As text; None for NULL.
+    fn text(&self, i: usize) -> Result<Option<String>, RowError>;
+    /// As an integer; None for NULL.
+    fn int(&self, i: usize) -> Result<Option<i64>, RowError>;
+}
+
+impl Columns for Row<'_> {
+    fn text(&self, i: usize) -> Result<Option<String>, RowError> {
+        self.get(i).map_err(|e| sqlite_value(self, i, e))
+    }
+
+    fn int(&self, i: usize) -> Result<Option<i64>, RowError> {
+        self.get(i).map_err(|e| sqlite_value(self, i, e))
+    }
+}
+
+/// A value SQLite cannot give as asked, naming its column.
+fn sqlite_value(r: &Row<'_>, i: usize, e: rusqlite::Error) -> RowError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::Utf8Error(..) => RowError::Value {
+            table: "connections",
+            id: r.get(0).unwrap_or(0),
+            column: COLUMN_NAMES[i],
+            value: e.to_string(),
+        },
+        other => RowError::Sqlite(other),
+    }
+}
+
+/// A state as stored: the kernel's name, or `UNKNOWN(0x..)`.
+pub(super) fn state_of(text: &str) -> Option<State> {
+    text.parse().ok().or_else(|| {
+        let hex = text.strip_prefix("UNKNOWN(0x")?.strip_suffix(')')?;
+        Some(State::from_code(u8::from_str_radix(hex, 16).ok()?))
+    })
+}
+
+/// A timer as stored: its name, or `unknown(N)` for a code without one.
+pub(super) fn timer_of(text: &str) -> Option<TimerKind> {
+    match text
+        .strip_prefix("unknown(")
+        .and_then(|t| t.strip_suffix(')'))
+    {
+        Some(code) => Some(TimerKind::from_code(code.parse().ok()?)),
+        None => (0..=4u8)
+            .map(TimerKind::from_code)
+            .find(|t| t.name() == Some(text)),
+    }
+}
+
+/// A socket's state as it was: the row shape follows (a TIME_WAIT row, or
+/// a full socket before it).
+pub(crate) fn set_state(socket: &mut Socket, state: State) {
+    if state == socket.state {
+        return;
+    }
+    socket.state = state;
+    socket.kind = match (state, socket.kind) {
+        (State::TimeWait, _) => RowKind::TimeWait,
+        (State::SynRecv, RowKind::Request) => RowKind::Request,
+        (_, RowKind::TimeWait | RowKind::Request) => RowKind::Full,
+        (_, kind) => kind,
+    };
+}
+
+/// The states a connection first seen in `first` was in from `from` to
+/// `to`, given its state changes (time, state) in time order: the last one
+/// before the window (or its first) and every change in it.
+pub(crate) fn states_during(
+    first: State,
+    changes: impl IntoIterator<Item = (i64, State)>,
+    from: i64,
+    to: i64,
+) -> Vec<State> {
+    let mut states = vec![first];
+    for (at, state) in changes {
+        if at > to {
+            break;
+        }
+        if at <= from {
+            states.clear();
+        }
+        if states.last() != Some(&state) {
+            states.push(state);
+        }
+    }
+    states
+}
+
+/// One `connections` row as a [`Lived`] connection (its owners, workload,
+/// host and states are the caller's to add).
+pub fn lived(r: &impl Columns) -> Result<Lived, RowError> {
+    let id = r.int(0)?.unwrap_or(0);
+    let bad = |i: usize, value: &str| RowError::Value {
+        table: "connections",
+        id,
+        column: COLUMN_NAMES[i],
+        value: format!("{value:?}, which tcptab did not write"),
+    };
+    let text = |i: usize| -> Result<String, RowError> { r.text(i)?.ok_or_else(|| bad(i, "NULL")) };
+    let opt = |i: usize| -> Result<Option<i64>, RowError> { r.int(i) };
+    let num = |i: usize| -> Result<i64, RowError> { opt(i)?.ok_or_else(|| bad(i, "NULL")) };
+    let fit = |i: usize, v: i64| bad(i, &v.to_string());
+    let u16_at = |i: usize| -> Result<u16, RowError> {
+        let v = num(i)?;
+        u16::try_from(v).map_err(|_| fit(i, v))
+    };
+    let u32_at = |i: usize| -> Result<u32, RowError> {
+        let v = num(i)?;
+        u32::try_from(v).map_err(|_| fit(i, v))
+    };
+    let opt_u32 = |i: usize| -> Result<Option<u32>, RowError> {
+        opt(i)?
+            .map(|v| u32::try_from(v).map_err(|_| fit(i, v)))
+            .transpose()
+    };
+    let opt_u8 = |i: usize| -> Result<Option<u8>, RowError> {
+        opt(i)?
+            .map(|v| u8::try_from(v).map_err(|_| fit(i, v)))
+            .transpose()
+    };
+    let family = match text(6)?.as_str() {
+        "ipv4" => Family::Ipv4,
+        "ipv6" => Family::Ipv6,
+        other => return Err(bad(6, other)),
+    };
+    let kind = match text(7)?.as_str() {
+        "full" => RowKind::Full,
+        "time_wait" => RowKind::TimeWait,
+        "request" => RowKind::Request,
+        other => return Err(bad(7, other)),
+    };
+    let state_text = text(8)?;
+    let state = state_of(&state_text).ok_or_else(|| bad(8, &state_text))?;
+    let first_text = text(34)?;
+    let first_state = state_of(&first_text).ok_or_else(|| bad(34, &first_text))?;
+    let addr = |i: usize| -> Result<SocketAddr, RowError> {
+        let a = text(i)?;
+        let ip: IpAddr = a.parse().map_err(|_| bad(i, &a))?;
+        Ok(SocketAddr::new(ip, u16_at(i + 1)?))
+    };
+    let timer_text = text(15)?;
+    let timer_ms = u32_at(16)?;
+    let mut socket = Socket::empty(family, kind);
+    socket.state = state;
+    socket.local = addr(9)?;
+    socket.remote = addr(11)?;
+    socket.tx_queue = u32_at(13)?;
+    socket.rx_queue = u32_at(14)?;
+    socket.timer.kind = timer_of(&timer_text).ok_or_else(|| bad(15, &timer_text))?;
+    socket.timer.expires = Ticks(u64::from(timer_ms) / 10);
+    socket.retransmits = u32_at(17)?;
+    socket.uid = u32_at(18)?;
+    socket.probes = {
+        let v = num(19)?;
+        i32::try_from(v).map_err(|_| fit(19, v))?
+    };
+    socket.inode = num(20)? as u64;
+    socket.congestion = None;
+    let source_text = text(21)?;
+    let source = match source_text.as_str() {
+        "netlink" => Source::Netlink,
+        "proc" => Source::Proc,
+        other => return Err(bad(21, other)),
+    };
+    let diag = if source == Source::Netlink {
+        Some(Diag {
+            cookie: opt(1)?.unwrap_or(0) as u64,
+            backlog_limit: opt_u32(23)?,
+            interface: opt_u32(22)?.unwrap_or(0),
+            timer_ms,
+            congestion_algorithm: r.text(24)?,
+            shutdown: opt_u8(25)?,
+            v6only: opt(26)?.map(|v| v != 0),
+            ..Diag::default()
+        })
+    } else {
+        None
+    };
+    let u = |i: usize| -> Result<Option<u64>, RowError> { Ok(opt(i)?.map(|v| v as u64)) };
+    let lifetime = Lifetime {
+        first_seen: num(2)?,
+        last_seen: num(3)?,
+        closed_at: opt(4)?,
+        closed_by: r.text(5)?,
+        bytes_acked: u(28)?,
+        bytes_received: u(29)?,
+        total_retrans: u(30)?,
+        rtt_us: u(31)?,
+        host: None,
+    };
+    let owners = match r.text(27)?.as_deref() {
+        None => None,
+        Some(name) => Some(Owners::from_status(name).ok_or_else(|| bad(27, name))?),
+    };
+    let namespace = Namespace {
+        inode: num(32)? as u64,
+        name: r.text(33)?,
+        pid: None,
+        path: None,
+        pod: None,
+    };
+    let mut entry = EntryBuf::new(socket, source)
+        .with_namespace(Some(Arc::new(namespace)))
+        .with_owners(owners);
+    entry.diag = diag;
+    Ok(Lived {
+        id,
+        entry,
+        first_state,
+        lifetime,
+        states: Vec::new(),
+    })
+}

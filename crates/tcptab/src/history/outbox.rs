@@ -1,0 +1,357 @@
+//! What a recorder has not shipped yet to a fleet's store
+//! ([`crate::fleet`]): the history file is the spool.
+//!
+//! With shipping on ([`super::Writer::ship`]), every transaction that
+//! changes a connection's row (opened, a state, its owners or counters,
+//! its close) puts the row in `outbox` under the transaction's sequence
+//! number (`meta.ship_seq`, one more each time): a row changed again
+//! before it was shipped is there once, with the later number, which is
+//! also the version the store keeps the newest of. [`Outbox`] reads the
+//! rows in sequence order as the store's rows, and forgets those the store
+//! acknowledged (only if they did not change meanwhile). Polls are shipped
+//! after `meta.ship_polls`, the last poll id acknowledged. A row the
+//! retention window deletes before it was shipped is counted in
+//! `meta.ship_dropped`.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde_json::{Map, Value};
+
+use super::columns::{COLUMNS, COLUMN_NAMES};
+use super::{sqlite, Result};
+
+/// The outbox's table, made when shipping is turned on.
+pub(super) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS outbox (
+    connection INTEGER PRIMARY KEY,
+    seq        INTEGER NOT NULL,
+    since      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS outbox_seq ON outbox (seq, connection);";
+
+/// The workload columns a shipped row carries, after the connection's.
+pub const WORKLOAD_COLUMNS: [&str; 9] = [
+    "workload_cgroup",
+    "unit",
+    "slice",
+    "runtime",
+    "container_id",
+    "container_name",
+    "pod_namespace",
+    "pod_name",
+    "pod_uid",
+];
+
+fn meta_int(tx: &Connection, key: &str) -> rusqlite::Result<i64> {
+    Ok(tx
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or(0))
+}
+
+fn set_meta_int(tx: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// Make the outbox; made now, it holds every connection of the file.
+pub(super) fn start(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<()> {
+    if outbox_exists(tx)? {
+        return Ok(());
+    }
+    tx.execute_batch(SCHEMA)?;
+    let seq = meta_int(tx, "ship_seq")? + 1;
+    set_meta_int(tx, "ship_seq", seq)?;
+    tx.execute(
+        "INSERT INTO outbox (connection, seq, since) SELECT id, ?1, ?2 FROM connections",
+        params![seq, now],
+    )?;
+    Ok(())
+}
+
+fn outbox_exists(tx: &Connection) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Put the rows `ids` (changed by this transaction, at `now`) in the
+/// outbox under a new sequence number.
+pub(super) fn mark(tx: &Transaction<'_>, ids: &[i64], now: i64) -> rusqlite::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let seq = meta_int(tx, "ship_seq")? + 1;
+    set_meta_int(tx, "ship_seq", seq)?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO outbox (connection, seq, since) VALUES (?1, ?2, ?3)
+         ON CONFLICT (connection) DO UPDATE SET seq = excluded.seq",
+    )?;
+    for id in ids {
+        stmt.execute(params![id, seq, now])?;
+    }
+    Ok(())
+}
+
+/// The rows `ids` are deleted by the retention window: those still in the
+/// outbox were never shipped, and are counted.
+pub(super) fn expired(tx: &Transaction<'_>, ids: &[i64]) -> rusqlite::Result<u64> {
+    if !outbox_exists(tx)? {
+        return Ok(0);
+    }
+    let mut dropped = 0;
+    let mut stmt = tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1")?;
+    for id in ids {
+        dropped += stmt.execute([id])? as u64;
+    }
+    if dropped > 0 {
+        let before = meta_int(tx, "ship_dropped")?;
+        set_meta_int(tx, "ship_dropped", before + dropped as i64)?;
+    }
+    Ok(dropped)
+}
+
+/// Rows to ship: one JSON object per line (ClickHouse's `JSONEachRow`),
+/// and what acknowledging them forgets.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The rows, each a line ending in `\n`.
+    pub body: String,
+    pub rows: usize,
+    /// (connection, seq) of each connection row.
+    keys: Vec<(i64, i64)>,
+    /// The last poll id of a batch of polls.
+    last_poll: Option<i64>,
+}
+
+/// What waits to be shipped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waiting {
+    pub rows: u64,
+    /// When the oldest waiting row first changed (ms since the epoch).
+    pub oldest: Option<i64>,
+    /// Rows the retention window deleted before they were shipped.
+    pub dropped: u64,
+}
+
+/// Who recorded the rows.
+struct Host {
+    hostname: String,
+    machine_id: String,
+    recorder: String,
+}
+
+impl Host {
+    fn put(&self, m: &mut Map<String, Value>) {
+        m.insert("hostname".into(), self.hostname.clone().into());
+        m.insert("machine_id".into(), self.machine_id.clone().into());
+        m.insert("recorder".into(), self.recorder.clone().into());
+    }
+}
+
+/// The outbox of a history file, read by a shipper beside its recorder
+/// (its own connection: WAL lets both work).
+#[derive(Debug)]
+pub struct Outbox {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Outbox {
+    pub fn open(path: &Path) -> Result<Outbox> {
+        let err = sqlite(path);
+        let conn = Connection::open(path).map_err(&err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(&err)?;
+        conn.execute_batch(SCHEMA).map_err(&err)?;
+        Ok(Outbox {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// (hostname, machine id, recorder id) as the file keeps them.
+    fn host(&self) -> rusqlite::Result<Host> {
+        let text = |key: &str| -> rusqlite::Result<String> {
+            Ok(self
+                .conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+                    r.get::<_, Option<String>>(0)
+                })
+                .optional()?
+                .flatten()
+                .unwrap_or_default())
+        };
+        Ok(Host {
+            hostname: text("hostname")?,
+            machine_id: text("machine_id")?,
+            recorder: text("recorder")?,
+        })
+    }
+
+    /// Up to `limit` connection rows, oldest change first, as the store's
+    /// rows: [`COLUMN_NAMES`], the owners (`owner_pids`, `owner_fds`,
+    /// `owner_commands`), the state changes (`state_times`, `states`), the
+    /// workload ([`WORKLOAD_COLUMNS`]), the host (`hostname`,
+    /// `machine_id`, `boot_id`) and `version`.
+    pub fn connections(&self, limit: usize) -> Result<Batch> {
+        self.read_connections(limit).map_err(sqlite(&self.path))
+    }
+
+    fn read_connections(&self, limit: usize) -> rusqlite::Result<Batch> {
+        let host = self.host()?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, o.seq, b.boot_id, w.cgroup, w.unit, w.slice, w.runtime, w.container_id,
+                    w.container_name, w.pod_namespace, w.pod_name, w.pod_uid
+             FROM outbox o JOIN connections c ON c.id = o.connection
+                  JOIN namespaces n ON n.id = c.netns JOIN boots b ON b.id = c.boot
+                  LEFT JOIN workloads w ON w.id = c.workload
+             ORDER BY o.seq, o.connection LIMIT ?1"
+        ))?;
+        let mut owners = self.conn.prepare_cached(
+            "SELECT pid, fd, command FROM owners WHERE connection = ?1 ORDER BY pid, fd",
+        )?;
+        let mut states = self.conn.prepare_cached(
+            "SELECT at, state FROM state_changes WHERE connection = ?1 ORDER BY at",
+        )?;
+        let mut batch = Batch::default();
+        let mut rows = stmt.query([limit as i64])?;
+        let n = COLUMN_NAMES.len();
+        while let Some(r) = rows.next()? {
+            let mut m = Map::new();
+            host.put(&mut m);
+            for (i, name) in COLUMN_NAMES.iter().enumerate() {
+                m.insert((*name).into(), json(r.get_ref(i)?));
+            }
+            let id: i64 = r.get(0)?;
+            let seq: i64 = r.get(n)?;
+            m.insert("version".into(), seq.into());
+            m.insert("boot_id".into(), json(r.get_ref(n + 1)?));
+            for (k, name) in WORKLOAD_COLUMNS.iter().enumerate() {
+                m.insert((*name).into(), json(r.get_ref(n + 2 + k)?));
+            }
+            let (mut pids, mut fds, mut commands) = (Vec::new(), Vec::new(), Vec::new());
+            let mut list = owners.query([id])?;
+            while let Some(o) = list.next()? {
+                pids.push(Value::from(o.get::<_, i64>(0)?));
+                fds.push(Value::from(o.get::<_, i64>(1)?));
+                commands.push(Value::from(o.get::<_, String>(2)?));
+            }
+            m.insert("owner_pids".into(), pids.into());
+            m.insert("owner_fds".into(), fds.into());
+            m.insert("owner_commands".into(), commands.into());
+            let (mut times, mut names) = (Vec::new(), Vec::new());
+            let mut list = states.query([id])?;
+            while let Some(s) = list.next()? {
+                times.push(Value::from(s.get::<_, i64>(0)?));
+                names.push(Value::from(s.get::<_, String>(1)?));
+            }
+            m.insert("state_times".into(), times.into());
+            m.insert("states".into(), names.into());
+            batch.body.push_str(&Value::Object(m).to_string());
+            batch.body.push('\n');
+            batch.rows += 1;
+            batch.keys.push((id, seq));
+        }
+        Ok(batch)
+    }
+
+    /// Up to `limit` polls not shipped yet, as the store's `polls` rows.
+    pub fn polls(&self, limit: usize) -> Result<Batch> {
+        self.read_polls(limit).map_err(sqlite(&self.path))
+    }
+
+    fn read_polls(&self, limit: usize) -> rusqlite::Result<Batch> {
+        let host = self.host()?;
+        let after = meta_int(&self.conn, "ship_polls")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.id, p.at, b.boot_id, p.source, p.namespaces, p.sockets, p.opened, p.closed,
+                    p.notifications, p.took_us, p.not_seen, p.interval_ms
+             FROM polls p JOIN boots b ON b.id = p.boot WHERE p.id > ?1 ORDER BY p.id LIMIT ?2",
+        )?;
+        let names = [
+            "id",
+            "at",
+            "boot_id",
+            "source",
+            "namespaces",
+            "sockets",
+            "opened",
+            "closed",
+            "notifications",
+            "took_us",
+            "not_seen",
+            "interval_ms",
+        ];
+        let mut batch = Batch::default();
+        let mut rows = stmt.query(params![after, limit as i64])?;
+        while let Some(r) = rows.next()? {
+            let mut m = Map::new();
+            host.put(&mut m);
+            for (i, name) in names.iter().enumerate() {
+                m.insert((*name).into(), json(r.get_ref(i)?));
+            }
+            batch.body.push_str(&Value::Object(m).to_string());
+            batch.body.push('\n');
+            batch.rows += 1;
+            batch.last_poll = Some(r.get(0)?);
+        }
+        Ok(batch)
+    }
+
+    /// The store has `batch`: forget its rows (those that did not change
+    /// meanwhile), or move past its polls.
+    pub fn acked(&mut self, batch: &Batch) -> Result<()> {
+        let err = sqlite(&self.path);
+        let tx = self.conn.transaction().map_err(&err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND seq = ?2")
+                .map_err(&err)?;
+            for (id, seq) in &batch.keys {
+                stmt.execute(params![id, seq]).map_err(&err)?;
+            }
+        }
+        if let Some(last) = batch.last_poll {
+            set_meta_int(&tx, "ship_polls", last).map_err(&err)?;
+        }
+        tx.commit().map_err(&err)
+    }
+
+    /// What waits to be shipped, and what was dropped unshipped.
+    pub fn waiting(&self) -> Result<Waiting> {
+        let err = sqlite(&self.path);
+        let (rows, oldest): (i64, Option<i64>) = self
+            .conn
+            .query_row("SELECT count(*), min(since) FROM outbox", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(&err)?;
+        let dropped = meta_int(&self.conn, "ship_dropped").map_err(&err)?;
+        Ok(Waiting {
+            rows: rows as u64,
+            oldest,
+            dropped: dropped as u64,
+        })
+    }
+}
+
+/// A column's value as JSON.
+fn json(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => i.into(),
+        ValueRef::Real(f) => f.into(),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+        ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned().into(),
+    }
+}
