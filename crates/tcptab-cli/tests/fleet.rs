@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use common::clickhouse::ClickHouse;
 use common::recorder::{record, scratch, sql, stop, wait_polls};
+use common::server::{promtool_accepts, sample, Server};
 use serde_json::Value;
 use testkit::{require_root, Scenario};
 
@@ -167,6 +168,37 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
             "{}",
             db.display()
         );
+    }
+    // The exporter reads each file's shipping status: nothing waits, both
+    // counted the batches the stopped store did not take, and every row of
+    // the file was sent at least once.
+    for db in [&db_a, &db_b] {
+        let server = Server::start(&["--ship-status", db.to_str().unwrap()]);
+        let metrics = server.metrics();
+        promtool_accepts(&metrics);
+        assert_eq!(
+            sample(&metrics, "tcptab_ship_rows_waiting "),
+            Some(0.0),
+            "{metrics}"
+        );
+        assert_eq!(
+            sample(&metrics, "tcptab_ship_oldest_waiting_seconds "),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&metrics, "tcptab_ship_rows_dropped_total "),
+            Some(0.0)
+        );
+        let rows: f64 = sql(
+            db,
+            "SELECT (SELECT count(*) FROM connections) + (SELECT count(*) FROM polls)",
+        )
+        .parse()
+        .unwrap();
+        let sent = sample(&metrics, "tcptab_ship_rows_sent_total ").unwrap();
+        assert!(sent >= rows, "{sent} rows sent of {rows}");
+        let failures = sample(&metrics, "tcptab_ship_batches_failed_total ").unwrap();
+        assert!(failures > 0.0, "{metrics}");
     }
     // The store holds each file's connections and polls, once each.
     for (db, host) in [(&db_a, "host-a"), (&db_b, "host-b")] {

@@ -343,6 +343,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub kernel_counters: bool,
 
+    /// Export the shipping status of this history file (`record
+    /// --clickhouse`): tcptab_ship_rows_sent_total, _batches_failed_total,
+    /// _rows_waiting, _oldest_waiting_seconds, _rows_dropped_total
+    /// (docs/fleet.md).
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub ship_status: Option<PathBuf>,
+
     /// Count sockets per workload: `tcptab_workload_sockets` with the
     /// labels namespace, pod, container and unit (docs/workloads.md);
     /// bounded by --max-series.

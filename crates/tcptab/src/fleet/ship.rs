@@ -70,6 +70,7 @@ impl Shipper {
                 }
                 if let Err(e) = self.client.insert(table, &batch.body) {
                     self.stats.batches_failed.fetch_add(1, Ordering::Relaxed);
+                    self.outbox.failed()?;
                     return Err(e.into());
                 }
                 self.outbox.acked(&batch)?;

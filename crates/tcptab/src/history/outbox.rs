@@ -141,6 +141,11 @@ pub struct Waiting {
     pub oldest: Option<i64>,
     /// Rows the retention window deleted before they were shipped.
     pub dropped: u64,
+    /// Rows the store acknowledged (a row that changed again is sent
+    /// again), in batches; batches it refused or did not answer.
+    pub sent: u64,
+    pub batches: u64,
+    pub failed: u64,
 }
 
 /// Who recorded the rows.
@@ -324,25 +329,45 @@ impl Outbox {
         if let Some(last) = batch.last_poll {
             set_meta_int(&tx, "ship_polls", last).map_err(&err)?;
         }
+        for (key, add) in [("ship_sent", batch.rows as i64), ("ship_batches", 1)] {
+            let before = meta_int(&tx, key).map_err(&err)?;
+            set_meta_int(&tx, key, before + add).map_err(&err)?;
+        }
         tx.commit().map_err(&err)
     }
 
-    /// What waits to be shipped, and what was dropped unshipped.
+    /// What waits to be shipped, and what was shipped so far.
     pub fn waiting(&self) -> Result<Waiting> {
-        let err = sqlite(&self.path);
-        let (rows, oldest): (i64, Option<i64>) = self
-            .conn
-            .query_row("SELECT count(*), min(since) FROM outbox", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(&err)?;
-        let dropped = meta_int(&self.conn, "ship_dropped").map_err(&err)?;
-        Ok(Waiting {
-            rows: rows as u64,
-            oldest,
-            dropped: dropped as u64,
-        })
+        status(&self.conn)
+            .map(Option::unwrap_or_default)
+            .map_err(sqlite(&self.path))
     }
+
+    /// A batch was refused or not answered: counted in the file.
+    pub fn failed(&mut self) -> Result<()> {
+        let n = meta_int(&self.conn, "ship_failed").map_err(sqlite(&self.path))?;
+        set_meta_int(&self.conn, "ship_failed", n + 1).map_err(sqlite(&self.path))
+    }
+}
+
+/// The shipping status a file keeps (None: it was never shipped).
+pub(super) fn status(conn: &Connection) -> rusqlite::Result<Option<Waiting>> {
+    if !outbox_exists(conn)? {
+        return Ok(None);
+    }
+    let (rows, oldest): (i64, Option<i64>) =
+        conn.query_row("SELECT count(*), min(since) FROM outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let count = |key: &str| -> rusqlite::Result<u64> { Ok(meta_int(conn, key)?.max(0) as u64) };
+    Ok(Some(Waiting {
+        rows: rows as u64,
+        oldest,
+        dropped: count("ship_dropped")?,
+        sent: count("ship_sent")?,
+        batches: count("ship_batches")?,
+        failed: count("ship_failed")?,
+    }))
 }
 
 /// A column's value as JSON.

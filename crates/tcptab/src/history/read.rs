@@ -270,6 +270,12 @@ impl Reader {
         Ok(())
     }
 
+    /// What the file's shipper has sent and what waits (None: the file
+    /// was never recorded with a store; docs/fleet.md).
+    pub fn shipping(&self) -> Result<Option<super::Waiting>> {
+        super::outbox::status(&self.conn).map_err(sqlite(&self.path))
+    }
+
     fn bad_row(&self, e: RowError) -> Error {
         bad_row(&self.path, e)
     }

@@ -70,6 +70,9 @@ impl App {
             "1 if the last collection read the table, 0 if it failed",
             up,
         );
+        if let Some(db) = &self.args.ship_status {
+            register_shipping(&mut registry, db);
+        }
         self.register_own(&mut registry, n, started);
         let mut out = String::new();
         if let Err(e) = encode_registry(&mut out, &registry) {
@@ -332,5 +335,66 @@ fn register_kernel(
         "kernel_tcp",
         "The kernel's TCP counters of each network namespace: Tcp of /proc/net/snmp and TcpExt of /proc/net/netstat, named as nstat names them (--kernel-counters)",
         family,
+    );
+}
+
+/// A history file's shipping status (`--ship-status`), read from the file
+/// at each collection (the recorder's shipper keeps it there). A file that
+/// cannot be read is said, and its series are left out.
+fn register_shipping(registry: &mut Registry, db: &std::path::Path) {
+    let status = tcptab::history::Reader::open(db).and_then(|r| r.shipping());
+    let status = match status {
+        Ok(Some(status)) => status,
+        Ok(None) => tcptab::history::Waiting::default(),
+        Err(e) => {
+            note!("tcptab: --ship-status: {e}");
+            return;
+        }
+    };
+    let counter = |value: u64| {
+        let c = Counter::<u64>::default();
+        c.inc_by(value);
+        c
+    };
+    let gauge = |value: i64| {
+        let g = Gauge::<i64>::default();
+        g.set(value);
+        g
+    };
+    registry.register(
+        "ship_rows_sent",
+        "Rows the fleet's store acknowledged (a row that changed again is sent again)",
+        counter(status.sent),
+    );
+    registry.register(
+        "ship_batches",
+        "Batches the fleet's store acknowledged",
+        counter(status.batches),
+    );
+    registry.register(
+        "ship_batches_failed",
+        "Batches the fleet's store refused or did not answer",
+        counter(status.failed),
+    );
+    registry.register(
+        "ship_rows_dropped",
+        "Rows the local retention deleted before they were shipped",
+        counter(status.dropped),
+    );
+    registry.register(
+        "ship_rows_waiting",
+        "Connection rows waiting to be shipped",
+        gauge(status.rows as i64),
+    );
+    let age = status
+        .oldest
+        .map_or(0.0, |t| (tcptab::time::now_ms() - t).max(0) as f64 / 1000.0);
+    let oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    oldest.set(age);
+    registry.register_with_unit(
+        "ship_oldest_waiting",
+        "Age of the oldest row waiting to be shipped (0: none waits)",
+        prometheus_client::registry::Unit::Seconds,
+        oldest,
     );
 }
