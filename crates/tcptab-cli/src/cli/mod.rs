@@ -1,19 +1,19 @@
 //! The command line, as clap derive types. Doc comments are the help text.
 
-use std::path::PathBuf;
-
+mod history;
 mod select;
+mod serve;
 mod store;
 mod values;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use history::{HistoryArgs, HistoryFormat, RecordArgs};
 pub use select::{FilterArgs, Scope, Selection, SourceArg};
+pub use serve::ServeArgs;
 pub use store::StoreArgs;
 pub(crate) use values::parse_user;
-use values::{
-    parse_interval, parse_min_interval, parse_read_timeout, parse_retention, parse_run_time,
-};
+use values::{parse_interval, parse_retention, parse_run_time};
 
 /// The Linux kernel's TCP socket table: list, filter and render every socket.
 ///
@@ -183,208 +183,6 @@ pub enum SchemaName {
     /// The ClickHouse tables of a fleet's history (SQL statements, not a
     /// JSON Schema; docs/fleet.md).
     Clickhouse,
-}
-
-/// Poll the table every --interval and keep what it saw in an SQLite file
-/// (WAL mode): one row per connection (keyed by boot, namespace and socket
-/// cookie) with its owners, state changes, listeners' accept queues, and
-/// one row per poll saying what could not be seen. With netlink, the
-/// kernel's destroy notifications bring every connection that closes, also
-/// one shorter than a poll, with its final counters. Runs until Ctrl-C or SIGTERM (or --count polls); a SIGKILL
-/// loses at most the poll being written.
-#[derive(Debug, Clone, Args)]
-pub struct RecordArgs {
-    /// The database file (created if missing).
-    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub db: PathBuf,
-
-    /// Time between two polls: seconds (5, 0.5) or with a unit (500ms, 1m).
-    #[arg(long, default_value = "5s", value_parser = parse_interval)]
-    pub interval: std::time::Duration,
-
-    /// Delete connections and polls that ended longer ago than this (7d,
-    /// 12h, 30m; at least a second).
-    #[arg(long, default_value = "7d", value_parser = parse_retention)]
-    pub retention: std::time::Duration,
-
-    /// Stop after this many polls.
-    #[arg(long, value_name = "N")]
-    pub count: Option<u64>,
-
-    /// Do not look up the processes holding each socket (faster; owners
-    /// are then unknown).
-    #[arg(long)]
-    pub no_owners: bool,
-
-    /// Record this host name instead of the machine's (for machines that
-    /// share one), in the file and in what is shipped.
-    #[arg(long, value_name = "NAME")]
-    pub host_name: Option<String>,
-
-    /// With --clickhouse: ship what changed at most once per this interval
-    /// (and at once again while batches are full).
-    #[arg(long, default_value = "10s", value_parser = parse_interval, requires = "clickhouse")]
-    pub ship_interval: std::time::Duration,
-
-    /// Ship every connection and poll to this store as well (the file
-    /// stays the spool: what the store did not acknowledge is sent again
-    /// when it answers).
-    #[command(flatten)]
-    pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub select: Selection,
-}
-
-/// The connections a recording saw open at one moment (--at), or at any
-/// moment of an interval (--between, closed ones included), filtered as
-/// `list` filters (also by owner: --pid, --process). Without either, every
-/// connection recorded. Times: RFC 3339 (2026-12-01T03:12:00Z, or local
-/// with an offset: 2026-12-01T04:12:00+01:00), `now`, or relative (-15m,
-/// -2h, -1d). A moment outside the recorded span is said so, with no rows
-/// (exit 0).
-/// History's filter is read against the recorded connections.
-const HISTORY_FILTER: &str = "A filter expression in ss's language (docs/filters.md), tested on the recorded connections as they are read from the file (nothing runs in the kernel)";
-
-#[derive(Debug, Clone, Args)]
-#[command(mut_arg("expression", |a| a.help(HISTORY_FILTER)))]
-pub struct HistoryArgs {
-    /// The database `tcptab record` wrote.
-    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath, required_unless_present = "clickhouse", conflicts_with = "clickhouse")]
-    pub db: Option<PathBuf>,
-
-    /// Ask a fleet's store instead of a file: every host's connections
-    /// (or --host's), each with its host.
-    #[command(flatten)]
-    pub store: StoreArgs,
-
-    /// With --clickhouse: only this host's connections (its host name).
-    #[arg(long, value_name = "NAME", requires = "clickhouse")]
-    pub host: Option<String>,
-
-    /// The connections open at this moment.
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub at: Option<String>,
-
-    /// Every connection that existed at any moment from T1 to T2.
-    #[arg(long, num_args = 2, value_names = ["T1", "T2"], conflicts_with = "at", allow_hyphen_values = true)]
-    pub between: Vec<String>,
-
-    /// Counts per state, per remote host and per process instead of the
-    /// connections.
-    #[arg(long)]
-    pub summary: bool,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = HistoryFormat::Table)]
-    pub format: HistoryFormat,
-
-    /// Shorthand for --format json.
-    #[arg(long, conflicts_with = "format")]
-    pub json: bool,
-
-    /// No header line (table and CSV).
-    #[arg(short = 'H', long = "no-header")]
-    pub no_header: bool,
-
-    #[command(flatten)]
-    pub filter: FilterArgs,
-}
-
-impl HistoryArgs {
-    pub fn format(&self) -> HistoryFormat {
-        if self.json {
-            HistoryFormat::Json
-        } else {
-            self.format
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HistoryFormat {
-    Table,
-    Json,
-    Jsonl,
-    Csv,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Address and port to listen on. The default is loopback only;
-    /// binding to other addresses is an explicit choice.
-    #[arg(long, default_value = "127.0.0.1:9867", value_name = "ADDR:PORT")]
-    pub listen: std::net::SocketAddr,
-
-    /// Count sockets per local port for this port (repeatable): only the
-    /// ports listed get a series.
-    #[arg(long = "port", value_name = "PORT")]
-    pub ports: Vec<u16>,
-
-    /// Count sockets per remote port: the services' ports, those outside
-    /// the kernel's ephemeral range (of each namespace), where the clients'
-    /// own ports are (--every-remote-port counts those too).
-    #[arg(long)]
-    pub per_remote_port: bool,
-
-    /// With --per-remote-port: every remote port, also those in the
-    /// ephemeral range (one series per client connection: many).
-    #[arg(long, requires = "per_remote_port")]
-    pub every_remote_port: bool,
-
-    /// Count sockets per process command name (reads /proc/*/fd).
-    #[arg(long)]
-    pub per_process: bool,
-
-    /// Export each namespace's kernel TCP counters (/proc/net/snmp Tcp and
-    /// /proc/net/netstat TcpExt: ListenOverflows, RetransSegs, OutRsts,
-    /// ...) as `tcptab_kernel_tcp_total{counter}`, read inside each
-    /// namespace read (docs/exporter.md).
-    #[arg(long)]
-    pub kernel_counters: bool,
-
-    /// Export the shipping status of this history file (`record
-    /// --clickhouse`): tcptab_ship_rows_sent_total, _batches_failed_total,
-    /// _rows_waiting, _oldest_waiting_seconds, _rows_dropped_total
-    /// (docs/fleet.md).
-    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub ship_status: Option<PathBuf>,
-
-    /// Count sockets per workload: `tcptab_workload_sockets` with the
-    /// labels namespace, pod, container and unit (docs/workloads.md);
-    /// bounded by --max-series.
-    #[arg(long)]
-    pub per_workload: bool,
-
-    /// Export smoothed RTTs as a histogram (netlink source).
-    #[arg(long)]
-    pub rtt_histogram: bool,
-
-    /// At most this many series in each optional family and in the
-    /// listener family; what is cut is counted in tcptab_series_dropped.
-    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub max_series: u32,
-
-    /// Collect at most once per this interval; scrapes in between, and
-    /// concurrent scrapes, share the last collection (0s: every scrape
-    /// collects, concurrent ones still share).
-    #[arg(long, default_value = "1s", value_parser = parse_min_interval)]
-    pub min_interval: std::time::Duration,
-
-    /// Connections open at once (1 or more). At the cap, a new connection
-    /// closes one that has not sent a whole request yet (the oldest), else
-    /// the one idle the longest; one whose request has arrived is never
-    /// closed; with every one busy, the new one is closed at once.
-    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    pub max_connections: u32,
-
-    /// Time a client has to send a complete request head (100ms to 60s);
-    /// a connection that sends nothing is closed after it.
-    #[arg(long, default_value = "2s", value_parser = parse_read_timeout)]
-    pub read_timeout: std::time::Duration,
-
-    #[command(flatten)]
-    pub scope: Scope,
 }
 
 /// Output format of summary and explain.

@@ -21,6 +21,7 @@ mod columns;
 mod outbox;
 mod read;
 mod rows;
+mod session;
 mod write;
 
 use std::path::{Path, PathBuf};

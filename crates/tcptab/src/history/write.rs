@@ -6,18 +6,19 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection};
 
 use super::columns::lived;
 use super::read::bad_row;
 use super::rows;
+use super::session::{poll_row, Session};
 use super::{
     check, check_header, sqlite, Error, Result, APPLICATION_ID, MIGRATIONS, SCHEMA, VERSION,
     WORKLOADS,
 };
-use crate::model::{Namespace, Owners, State};
-use crate::query::{NotInspectedReason, Report, Snapshot};
-use crate::track::{Change, Conn, Counters, End, Event, Tracker};
+use crate::model::Owners;
+use crate::query::Snapshot;
+use crate::track::{Conn, Counters, End, Event, Tracker};
 
 /// What one poll recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,15 +52,15 @@ pub struct PollRecord<'a> {
 
 /// A connection's row.
 #[derive(Debug)]
-struct Row {
-    id: i64,
+pub(super) struct Row {
+    pub(super) id: i64,
     /// (pid, fd) of every owner stored, sorted.
-    owners: Vec<(u32, u32)>,
+    pub(super) owners: Vec<(u32, u32)>,
     /// Its workload is stored (it is kept once known).
-    workload: bool,
+    pub(super) workload: bool,
     /// Closed in the file (taken up as closing: its TIME_WAIT may still
     /// come).
-    closed: bool,
+    pub(super) closed: bool,
 }
 
 /// Writes a history database: see the [module](super) documentation.
@@ -485,253 +486,4 @@ fn read_head(file: &std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// What a transaction needs of the writer.
-struct Session<'a> {
-    boot: i64,
-    own_netns: u64,
-    namespaces: &'a mut HashMap<u64, i64>,
-    rows: &'a mut HashMap<u64, Row>,
-    workloads: &'a mut HashMap<String, i64>,
-}
-
-impl Session<'_> {
-    /// The namespaces the poll read, as rows.
-    fn namespaces_read(
-        &mut self,
-        tx: &Transaction<'_>,
-        p: &PollRecord<'_>,
-    ) -> rusqlite::Result<()> {
-        for ns in &p.snapshot.namespaces {
-            self.namespace_id(tx, ns.as_deref(), p.at)?;
-        }
-        Ok(())
-    }
-
-    fn namespace_id(
-        &mut self,
-        tx: &Transaction<'_>,
-        ns: Option<&Namespace>,
-        at: i64,
-    ) -> rusqlite::Result<i64> {
-        let inode = ns.map_or(self.own_netns, |n| n.inode);
-        if let Some(&id) = self.namespaces.get(&inode) {
-            return Ok(id);
-        }
-        let id = rows::namespace(tx, self.boot, inode, ns.and_then(|n| n.name.as_deref()), at)?;
-        self.namespaces.insert(inode, id);
-        Ok(id)
-    }
-
-    /// One event of the tracker: the row it changed.
-    fn apply(
-        &mut self,
-        tx: &Transaction<'_>,
-        event: &Event,
-        out: &mut PollOutcome,
-    ) -> rusqlite::Result<Option<i64>> {
-        let conn = &event.conn;
-        if event.change == Change::Opened {
-            let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
-            let id = rows::insert(tx, self.boot, ns, conn)?;
-            let mut row = Row {
-                id,
-                owners: Vec::new(),
-                workload: false,
-                closed: false,
-            };
-            rows::owners(tx, id, conn, event.at, &mut row.owners)?;
-            workload(tx, self.workloads, &mut row, conn)?;
-            self.rows.insert(conn.id, row);
-            out.opened += 1;
-            return Ok(Some(id));
-        }
-        let Some(row) = self.rows.get_mut(&conn.id) else {
-            return Ok(None);
-        };
-        let id = row.id;
-        match event.change {
-            Change::Opened => unreachable!("handled above"),
-            Change::StateChanged { .. } => {
-                if row.closed {
-                    rows::reopen(tx, row.id)?;
-                    row.closed = false;
-                }
-                rows::update(tx, row.id, conn)?;
-                rows::state_change(tx, row.id, event.at, conn.entry.socket.state)?;
-                rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
-                workload(tx, self.workloads, row, conn)?;
-            }
-            Change::Updated => {
-                rows::update(tx, row.id, conn)?;
-                rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
-                workload(tx, self.workloads, row, conn)?;
-            }
-            Change::QueueGrowth => {}
-            Change::Closed { by } => {
-                rows::update_counters(tx, row.id, conn)?;
-                out.notifications += u64::from(by == End::Destroy);
-            }
-            Change::Ended { by } => {
-                rows::update_counters(tx, row.id, conn)?;
-                rows::close(tx, row.id, event.at, by, conn.last_seen)?;
-                // One taken up closed ended before.
-                out.closed += u64::from(!row.closed);
-                self.rows.remove(&conn.id);
-            }
-        }
-        Ok(Some(id))
-    }
-
-    /// Each listener's accept queue against its limit.
-    fn listen_queues(
-        &self,
-        tx: &Transaction<'_>,
-        p: &PollRecord<'_>,
-        poll: i64,
-        tracker: &Tracker,
-    ) -> rusqlite::Result<()> {
-        for e in p.snapshot.entries() {
-            if e.socket.state != State::Listen {
-                continue;
-            }
-            let Some(row) = tracker.id_of(&e).and_then(|id| self.rows.get(&id)) else {
-                continue;
-            };
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO listen_queues (poll, connection, queued, backlog_limit) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                poll,
-                row.id,
-                e.socket.rx_queue,
-                e.diag.and_then(|d| d.backlog_limit)
-            ])?;
-        }
-        Ok(())
-    }
-
-    /// Every connection the poll found was seen then: one statement for
-    /// all the open rows, then those it did not find (waiting for their
-    /// notification, or their TIME_WAIT) put back.
-    fn last_seen(&self, tx: &Transaction<'_>, at: i64, tracker: &Tracker) -> rusqlite::Result<()> {
-        tx.prepare_cached(
-            "UPDATE connections SET last_seen = ?1 WHERE closed_at IS NULL AND boot = ?2 AND last_seen < ?1",
-        )?
-        .execute(params![at, self.boot])?;
-        for conn in tracker.conns().filter(|c| c.last_seen < at) {
-            if let Some(row) = self.rows.get(&conn.id) {
-                tx.prepare_cached("UPDATE connections SET last_seen = ?2 WHERE id = ?1")?
-                    .execute(params![row.id, conn.last_seen])?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The poll's own row (its counts are written at the end): its id.
-fn poll_row(tx: &Transaction<'_>, boot: i64, p: &PollRecord<'_>) -> rusqlite::Result<i64> {
-    let snapshot = p.snapshot;
-    let mut sources: Vec<&str> = snapshot
-        .report
-        .read
-        .iter()
-        .map(|r| r.source.as_str())
-        .collect();
-    sources.sort_unstable();
-    sources.dedup();
-    let mut not_seen = unseen(&snapshot.report);
-    not_seen.extend(p.notes.iter().cloned());
-    tx.execute(
-        "INSERT INTO polls (at, boot, source, namespaces, sockets, opened, closed, notifications, took_us, not_seen, interval_ms)
-         VALUES (?1, ?2, ?3, ?4, 0, 0, 0, 0, ?5, ?6, ?7)",
-        params![
-            p.at,
-            boot,
-            sources.join("+"),
-            snapshot.namespaces.len() as i64,
-            p.took_us as i64,
-            (!not_seen.is_empty()).then(|| not_seen.join("\n")),
-            p.interval_ms,
-        ],
-    )?;
-    Ok(tx.last_insert_rowid())
-}
-
-/// What a query's report says could not be seen, one sentence each.
-pub fn unseen(report: &Report) -> Vec<String> {
-    let mut out = Vec::new();
-    for read in &report.read {
-        let target = read
-            .namespace
-            .as_ref()
-            .map(|n| format!(" in network namespace {}", n.label()))
-            .unwrap_or_default();
-        if let crate::query::Why::Fallback(why) = &read.why {
-            out.push(format!(
-                "read from /proc{target} (netlink unavailable: {why}): no cookies, counters or destroy notifications"
-            ));
-        }
-        if read.interrupted {
-            out.push(format!(
-                "the kernel's tables changed during the dump{target}: a socket may be missing"
-            ));
-        }
-        if read.skipped_lines > 0 {
-            out.push(format!(
-                "{} malformed line(s) skipped{target}",
-                read.skipped_lines
-            ));
-        }
-    }
-    for n in &report.not_inspected {
-        if let NotInspectedReason::PermissionDenied(why) = &n.reason {
-            out.push(format!(
-                "network namespace {} not inspected: {why}",
-                n.namespace.label()
-            ));
-        }
-    }
-    if report.processes_unreadable > 0 {
-        out.push(format!(
-            "the network namespace of {} process(es) could not be read (permission denied)",
-            report.processes_unreadable
-        ));
-    }
-    if let Some(owners) = &report.owners {
-        if owners.denied > 0 {
-            out.push(format!(
-                "{} process(es) could not be inspected: the owners of their sockets are unknown",
-                owners.denied
-            ));
-        }
-    }
-    out
-}
-
-/// Store the connection's workload once it is known (a row keeps the first
-/// one: its TIME_WAIT has none).
-fn workload(
-    tx: &Transaction<'_>,
-    ids: &mut HashMap<String, i64>,
-    row: &mut Row,
-    conn: &Conn,
-) -> rusqlite::Result<()> {
-    let Some(w) = conn.entry.workload.as_deref() else { return Ok(()) };
-    if row.workload {
-        return Ok(());
-    }
-    let id = match ids.get(&w.cgroup) {
-        Some(&id) => id,
-        None => {
-            let id = rows::workload(tx, w)?;
-            ids.insert(w.cgroup.clone(), id);
-            id
-        }
-    };
-    tx.prepare_cached("UPDATE connections SET workload = ?2 WHERE id = ?1")?
-        .execute(rusqlite::params![row.id, id])?;
-    row.workload = true;
-    Ok(())
 }

@@ -39,6 +39,7 @@
 mod engine;
 mod kernel;
 mod looks;
+mod read;
 mod report;
 mod snapshot;
 

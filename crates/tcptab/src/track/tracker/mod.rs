@@ -10,6 +10,8 @@ use super::{Change, Conn, Counters, End, Event};
 use crate::model::{DiagSocket, Entry, EntryBuf, Key, Namespace, Owners, RowKind, State};
 use crate::query::Snapshot;
 
+mod destroyed;
+
 /// What the tracker is told beyond the polls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TrackOptions {
@@ -200,131 +202,6 @@ impl Tracker {
     pub fn resume_polls(&mut self, last_poll_at: i64) {
         self.last_poll_at = Some(last_poll_at);
         self.generation = self.generation.max(1);
-    }
-
-    /// The kernel destroyed a socket of namespace `netns` (a destroy
-    /// notification received at `at`).
-    pub fn notified(&mut self, netns: u64, at: i64, d: DiagSocket, out: &mut Vec<Event>) {
-        self.notified_with(netns, at, d, None, out);
-    }
-
-    /// [`Tracker::notified`], with the workload of the socket's cgroup when
-    /// the notification carries its id (Linux's destroy notifications do
-    /// not today: a connection seen only by its notification then has
-    /// none; one seen by a poll keeps its own).
-    pub fn notified_with(
-        &mut self,
-        netns: u64,
-        at: i64,
-        d: DiagSocket,
-        workload: Option<std::sync::Arc<crate::model::Workload>>,
-        out: &mut Vec<Event>,
-    ) {
-        let key = Key::of(netns, &d.socket, Some(&d.diag));
-        let ends: Ends = (netns, d.socket.local, d.socket.remote);
-        let known = self.by_key.get(&key).copied().or_else(|| {
-            // A TIME_WAIT first seen on its own, whose socket had no
-            // cookie yet when the kernel made it.
-            self.by_ends.get(&ends).copied().filter(|id| {
-                let t = &self.conns[id];
-                t.phase == Phase::TimeWait && t.conn.closed.is_none()
-            })
-        });
-        let known = known.or_else(|| {
-            // The full socket of a request socket a poll saw: the same
-            // connection, under the cookie the kernel gave the full one.
-            let id = self.requests.remove(&ends)?;
-            let t = self.conns.get_mut(&id)?;
-            t.keys.push(key);
-            self.by_key.insert(key, id);
-            Some(id)
-        });
-        let namespace = self.namespace(netns);
-        match known {
-            Some(id) => {
-                let t = self.conns.get_mut(&id).expect("indexed");
-                if t.conn.closed.is_some() {
-                    return;
-                }
-                if let Some(info) = d.diag.tcp_info.as_deref() {
-                    t.conn.counters.add(info);
-                }
-                let at = at.max(t.conn.first_seen);
-                let mut d = d;
-                if disconnected(&d) {
-                    // Reset by its own side: the kernel cleared the ends it
-                    // reports; they were the connection's.
-                    d.socket.local = t.conn.entry.socket.local;
-                    d.socket.remote = t.conn.entry.socket.remote;
-                }
-                t.conn.last_words = Some(
-                    EntryBuf::dumped(d)
-                        .with_namespace(namespace)
-                        .with_owners(t.conn.entry.owners.clone())
-                        .with_workload(t.conn.entry.workload.clone().or(workload)),
-                );
-                t.conn.closed = Some((at, End::Destroy));
-                t.conn.last_seen = t.conn.last_seen.max(at);
-                t.missing_since = None;
-                match t.phase {
-                    Phase::Live => {
-                        t.phase = Phase::Closing { at };
-                        t.ends_until = Some(self.generation + ENDS_POLLS);
-                        self.by_ends.insert(ends, id);
-                    }
-                    Phase::TimeWait => {
-                        t.ends_until = None;
-                        if self.by_ends.get(&ends) == Some(&id) {
-                            self.by_ends.remove(&ends);
-                        }
-                    }
-                    Phase::Closing { .. } => {}
-                }
-                emit(t, Change::Closed { by: End::Destroy }, at, false, out);
-            }
-            None if self.ended.contains(&key) => {}
-            None => {
-                // Opened and closed between two polls: seen only now.
-                let id = self.next_id;
-                self.next_id += 1;
-                let entry = EntryBuf::dumped(d)
-                    .with_namespace(namespace)
-                    .with_workload(workload);
-                let mut counters = Counters::default();
-                if let Some(info) = entry.diag.as_ref().and_then(|d| d.tcp_info.as_deref()) {
-                    counters.add(info);
-                }
-                let conn = Conn {
-                    id,
-                    first_state: entry.socket.state,
-                    first_seen: at,
-                    last_seen: at,
-                    seen_by_poll: false,
-                    closed: Some((at, End::Destroy)),
-                    ended: None,
-                    counters,
-                    last_words: Some(entry.clone()),
-                    entry,
-                };
-                let fingerprint = fingerprint(&conn.entry.as_entry(), &conn.counters);
-                let t = Tracked {
-                    conn,
-                    phase: Phase::Closing { at },
-                    seen_poll: 0,
-                    keys: vec![key],
-                    ends_until: Some(self.generation + ENDS_POLLS),
-                    missing_since: None,
-                    expires: None,
-                    fingerprint,
-                    over_threshold: false,
-                };
-                emit(&t, Change::Opened, at, false, out);
-                emit(&t, Change::Closed { by: End::Destroy }, at, false, out);
-                self.by_key.insert(key, id);
-                self.by_ends.insert(ends, id);
-                self.conns.insert(id, t);
-            }
-        }
     }
 
     /// A poll taken at `at` (when its reading began): every notification

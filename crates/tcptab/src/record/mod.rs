@@ -15,6 +15,9 @@
 
 use std::net::IpAddr;
 
+mod schema;
+pub use schema::{history_schema, schema};
+
 use crate::model::{
     Diag, Entry, MemInfo, Owner, PointerKind, Socket, Source, Ssthresh, TcpInfo, Workload,
 };
@@ -371,110 +374,6 @@ pub fn field_defs(fields: Fields) -> Vec<(Option<&'static FieldDef>, &'static Fi
 /// The groups' own definitions, in order.
 pub const GROUPS: [&FieldDef; 3] = [&TCP_INFO, &MEMORY, &WORKLOAD];
 
-/// The JSON Schema (draft 2020-12) of the record, as JSON text: every field
-/// with its type and whether it may be null; the fields of [`Fields`]
-/// (namespace, owners) are optional, every other field is required.
-pub fn schema() -> String {
-    schema_of(
-        "tcptab socket record",
-        Fields {
-            netns: true,
-            owners: true,
-            workload: true,
-            history: false,
-        },
-        Fields::default(),
-    )
-}
-
-/// The JSON Schema of a history record (`tcptab history`): the socket
-/// record with the namespace, owner and history fields, all required.
-pub fn history_schema() -> String {
-    let all = Fields {
-        netns: true,
-        owners: true,
-        workload: true,
-        history: true,
-    };
-    schema_of("tcptab history record", all, all)
-}
-
-/// The schema of records with up to `all` fields, `always` of them required.
-fn schema_of(title: &str, all: Fields, always: Fields) -> String {
-    let ty = |def: &FieldDef| -> String {
-        let base = match def.ty {
-            Ty::Integer => r#""type": "integer""#,
-            Ty::Boolean => r#""type": "boolean""#,
-            Ty::String | Ty::Address => r#""type": "string""#,
-            // Groups are written with their members below, not through here.
-            Ty::Object => r#""type": "object""#,
-            Ty::Owners => {
-                r#""type": "array", "items": {"type": "object", "required": ["pid", "command", "fd"], "additionalProperties": false, "properties": {"pid": {"type": "integer"}, "command": {"type": "string"}, "fd": {"type": "integer"}}}"#
-            }
-        };
-        let described = format!("\"description\": {:?}", def.doc);
-        if def.null_means.is_empty() {
-            format!("{{{base}, {described}}}")
-        } else {
-            format!("{{{described}, \"anyOf\": [{{{base}}}, {{\"type\": \"null\", \"description\": {:?}}}]}}", def.null_means)
-        }
-    };
-    let object = |members: &[&FieldDef]| -> String {
-        let props: Vec<String> = members
-            .iter()
-            .map(|d| format!("{:?}: {}", d.name, ty(d)))
-            .collect();
-        let names: Vec<String> = members.iter().map(|d| format!("{:?}", d.name)).collect();
-        format!(
-            "{{\"type\": \"object\", \"additionalProperties\": false, \"required\": [{}], \"properties\": {{{}}}}}",
-            names.join(", "),
-            props.join(", ")
-        )
-    };
-    let all = field_defs(all);
-    let always: Vec<&str> = field_defs(always)
-        .iter()
-        .map(|(g, d)| g.map_or(d.name, |g| g.name))
-        .collect();
-    let mut top: Vec<String> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < all.len() {
-        let (name, text) = match all[i].0 {
-            None => {
-                i += 1;
-                (all[i - 1].1.name, ty(all[i - 1].1))
-            }
-            Some(group) => {
-                let members: Vec<&FieldDef> = all[i..]
-                    .iter()
-                    .take_while(|(g, _)| *g == Some(group))
-                    .map(|(_, d)| *d)
-                    .collect();
-                i += members.len();
-                (
-                    group.name,
-                    format!(
-                        "{{\"description\": {:?}, \"anyOf\": [{}, {{\"type\": \"null\", \"description\": {:?}}}]}}",
-                        group.doc,
-                        object(&members),
-                        group.null_means
-                    ),
-                )
-            }
-        };
-        top.push(format!("{name:?}: {text}"));
-        if always.contains(&name) {
-            names.push(format!("{name:?}"));
-        }
-    }
-    format!(
-        "{{\"$schema\": \"https://json-schema.org/draft/2020-12/schema\", \"title\": \"{title}, schema version {SCHEMA_VERSION}\", \"type\": \"object\", \"additionalProperties\": false, \"required\": [{}], \"properties\": {{{}}}}}",
-        names.join(", "),
-        top.join(", ")
-    )
-}
-
 macro_rules! defs {
     ($($id:ident $name:literal $ty:ident, $null:literal, $doc:literal;)*) => {
         $(pub const $id: FieldDef = FieldDef {
@@ -681,84 +580,4 @@ workload_group! {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashSet;
-
-    #[test]
-    fn no_name_twice_at_one_level() {
-        let all = Fields {
-            netns: true,
-            owners: true,
-            workload: true,
-            history: true,
-        };
-        let defs = field_defs(all);
-        let mut seen = HashSet::new();
-        for (group, def) in &defs {
-            assert!(
-                seen.insert((group.map(|g| g.name), def.name)),
-                "{} twice",
-                def.name
-            );
-        }
-        // Groups' names do not collide with top-level names either.
-        for g in GROUPS {
-            assert!(!seen.contains(&(None, g.name)), "{}", g.name);
-        }
-        assert_eq!(
-            defs.len(),
-            TOP_LEVEL.len() - GROUPS.len()
-                + TCP_INFO_FIELDS.len()
-                + MEMORY_FIELDS.len()
-                + WORKLOAD_FIELDS.len()
-        );
-    }
-
-    #[test]
-    fn docs_schema_md_describes_every_field() {
-        let doc = include_str!("../../../docs/schema.md");
-        let all = field_defs(Fields {
-            netns: true,
-            owners: true,
-            workload: true,
-            history: true,
-        });
-        for (group, def) in all {
-            let name = match group {
-                Some(g) => format!("`{}.{}`", g.name, def.name),
-                None => format!("`{}`", def.name),
-            };
-            assert!(
-                doc.contains(&format!("| {name} |")),
-                "{name} is not in docs/schema.md"
-            );
-        }
-    }
-
-    #[test]
-    fn the_schema_is_json_with_every_field() {
-        let text = history_schema() + &schema();
-        for g in GROUPS {
-            assert!(text.contains(&format!("{:?}: {{", g.name)), "{}", g.name);
-        }
-        for def in TOP_LEVEL {
-            assert!(
-                text.contains(&format!("{:?}: {{", def.name)),
-                "{}",
-                def.name
-            );
-        }
-    }
-
-    #[test]
-    fn fields_follow_the_options_not_the_row() {
-        let plain = field_defs(Fields::default());
-        let owners = field_defs(Fields {
-            owners: true,
-            ..Fields::default()
-        });
-        assert_eq!(owners.len(), plain.len() + 2);
-        assert_eq!(owners.last().unwrap().1.name, "owners");
-    }
-}
+mod tests;

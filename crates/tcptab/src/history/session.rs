@@ -1,0 +1,271 @@
+//! One transaction of the recorder: what the tracker said happened since
+//! the last poll, applied to the rows ([`Session`]), and the poll's own
+//! row with what it could not see.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Transaction};
+
+use super::rows;
+use super::write::{PollOutcome, PollRecord, Row};
+use crate::model::{Namespace, State};
+use crate::query::{NotInspectedReason, Report};
+use crate::track::{Change, Conn, End, Event, Tracker};
+
+/// What a transaction needs of the writer.
+pub(super) struct Session<'a> {
+    pub(super) boot: i64,
+    pub(super) own_netns: u64,
+    pub(super) namespaces: &'a mut HashMap<u64, i64>,
+    pub(super) rows: &'a mut HashMap<u64, Row>,
+    pub(super) workloads: &'a mut HashMap<String, i64>,
+}
+
+impl Session<'_> {
+    /// The namespaces the poll read, as rows.
+    pub(super) fn namespaces_read(
+        &mut self,
+        tx: &Transaction<'_>,
+        p: &PollRecord<'_>,
+    ) -> rusqlite::Result<()> {
+        for ns in &p.snapshot.namespaces {
+            self.namespace_id(tx, ns.as_deref(), p.at)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn namespace_id(
+        &mut self,
+        tx: &Transaction<'_>,
+        ns: Option<&Namespace>,
+        at: i64,
+    ) -> rusqlite::Result<i64> {
+        let inode = ns.map_or(self.own_netns, |n| n.inode);
+        if let Some(&id) = self.namespaces.get(&inode) {
+            return Ok(id);
+        }
+        let id = rows::namespace(tx, self.boot, inode, ns.and_then(|n| n.name.as_deref()), at)?;
+        self.namespaces.insert(inode, id);
+        Ok(id)
+    }
+
+    /// One event of the tracker: the row it changed.
+    pub(super) fn apply(
+        &mut self,
+        tx: &Transaction<'_>,
+        event: &Event,
+        out: &mut PollOutcome,
+    ) -> rusqlite::Result<Option<i64>> {
+        let conn = &event.conn;
+        if event.change == Change::Opened {
+            let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
+            let id = rows::insert(tx, self.boot, ns, conn)?;
+            let mut row = Row {
+                id,
+                owners: Vec::new(),
+                workload: false,
+                closed: false,
+            };
+            rows::owners(tx, id, conn, event.at, &mut row.owners)?;
+            workload(tx, self.workloads, &mut row, conn)?;
+            self.rows.insert(conn.id, row);
+            out.opened += 1;
+            return Ok(Some(id));
+        }
+        let Some(row) = self.rows.get_mut(&conn.id) else {
+            return Ok(None);
+        };
+        let id = row.id;
+        match event.change {
+            Change::Opened => unreachable!("handled above"),
+            Change::StateChanged { .. } => {
+                if row.closed {
+                    rows::reopen(tx, row.id)?;
+                    row.closed = false;
+                }
+                rows::update(tx, row.id, conn)?;
+                rows::state_change(tx, row.id, event.at, conn.entry.socket.state)?;
+                rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
+                workload(tx, self.workloads, row, conn)?;
+            }
+            Change::Updated => {
+                rows::update(tx, row.id, conn)?;
+                rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
+                workload(tx, self.workloads, row, conn)?;
+            }
+            Change::QueueGrowth => {}
+            Change::Closed { by } => {
+                rows::update_counters(tx, row.id, conn)?;
+                out.notifications += u64::from(by == End::Destroy);
+            }
+            Change::Ended { by } => {
+                rows::update_counters(tx, row.id, conn)?;
+                rows::close(tx, row.id, event.at, by, conn.last_seen)?;
+                // One taken up closed ended before.
+                out.closed += u64::from(!row.closed);
+                self.rows.remove(&conn.id);
+            }
+        }
+        Ok(Some(id))
+    }
+
+    /// Each listener's accept queue against its limit.
+    pub(super) fn listen_queues(
+        &self,
+        tx: &Transaction<'_>,
+        p: &PollRecord<'_>,
+        poll: i64,
+        tracker: &Tracker,
+    ) -> rusqlite::Result<()> {
+        for e in p.snapshot.entries() {
+            if e.socket.state != State::Listen {
+                continue;
+            }
+            let Some(row) = tracker.id_of(&e).and_then(|id| self.rows.get(&id)) else {
+                continue;
+            };
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO listen_queues (poll, connection, queued, backlog_limit) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                poll,
+                row.id,
+                e.socket.rx_queue,
+                e.diag.and_then(|d| d.backlog_limit)
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Every connection the poll found was seen then: one statement for
+    /// all the open rows, then those it did not find (waiting for their
+    /// notification, or their TIME_WAIT) put back.
+    pub(super) fn last_seen(
+        &self,
+        tx: &Transaction<'_>,
+        at: i64,
+        tracker: &Tracker,
+    ) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "UPDATE connections SET last_seen = ?1 WHERE closed_at IS NULL AND boot = ?2 AND last_seen < ?1",
+        )?
+        .execute(params![at, self.boot])?;
+        for conn in tracker.conns().filter(|c| c.last_seen < at) {
+            if let Some(row) = self.rows.get(&conn.id) {
+                tx.prepare_cached("UPDATE connections SET last_seen = ?2 WHERE id = ?1")?
+                    .execute(params![row.id, conn.last_seen])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The poll's own row (its counts are written at the end): its id.
+pub(super) fn poll_row(
+    tx: &Transaction<'_>,
+    boot: i64,
+    p: &PollRecord<'_>,
+) -> rusqlite::Result<i64> {
+    let snapshot = p.snapshot;
+    let mut sources: Vec<&str> = snapshot
+        .report
+        .read
+        .iter()
+        .map(|r| r.source.as_str())
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let mut not_seen = unseen(&snapshot.report);
+    not_seen.extend(p.notes.iter().cloned());
+    tx.execute(
+        "INSERT INTO polls (at, boot, source, namespaces, sockets, opened, closed, notifications, took_us, not_seen, interval_ms)
+         VALUES (?1, ?2, ?3, ?4, 0, 0, 0, 0, ?5, ?6, ?7)",
+        params![
+            p.at,
+            boot,
+            sources.join("+"),
+            snapshot.namespaces.len() as i64,
+            p.took_us as i64,
+            (!not_seen.is_empty()).then(|| not_seen.join("\n")),
+            p.interval_ms,
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// What a query's report says could not be seen, one sentence each.
+fn unseen(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for read in &report.read {
+        let target = read
+            .namespace
+            .as_ref()
+            .map(|n| format!(" in network namespace {}", n.label()))
+            .unwrap_or_default();
+        if let crate::query::Why::Fallback(why) = &read.why {
+            out.push(format!(
+                "read from /proc{target} (netlink unavailable: {why}): no cookies, counters or destroy notifications"
+            ));
+        }
+        if read.interrupted {
+            out.push(format!(
+                "the kernel's tables changed during the dump{target}: a socket may be missing"
+            ));
+        }
+        if read.skipped_lines > 0 {
+            out.push(format!(
+                "{} malformed line(s) skipped{target}",
+                read.skipped_lines
+            ));
+        }
+    }
+    for n in &report.not_inspected {
+        if let NotInspectedReason::PermissionDenied(why) = &n.reason {
+            out.push(format!(
+                "network namespace {} not inspected: {why}",
+                n.namespace.label()
+            ));
+        }
+    }
+    if report.processes_unreadable > 0 {
+        out.push(format!(
+            "the network namespace of {} process(es) could not be read (permission denied)",
+            report.processes_unreadable
+        ));
+    }
+    if let Some(owners) = &report.owners {
+        if owners.denied > 0 {
+            out.push(format!(
+                "{} process(es) could not be inspected: the owners of their sockets are unknown",
+                owners.denied
+            ));
+        }
+    }
+    out
+}
+
+/// Store the connection's workload once it is known (a row keeps the first
+/// one: its TIME_WAIT has none).
+fn workload(
+    tx: &Transaction<'_>,
+    ids: &mut HashMap<String, i64>,
+    row: &mut Row,
+    conn: &Conn,
+) -> rusqlite::Result<()> {
+    let Some(w) = conn.entry.workload.as_deref() else { return Ok(()) };
+    if row.workload {
+        return Ok(());
+    }
+    let id = match ids.get(&w.cgroup) {
+        Some(&id) => id,
+        None => {
+            let id = rows::workload(tx, w)?;
+            ids.insert(w.cgroup.clone(), id);
+            id
+        }
+    };
+    tx.prepare_cached("UPDATE connections SET workload = ?2 WHERE id = ?1")?
+        .execute(rusqlite::params![row.id, id])?;
+    row.workload = true;
+    Ok(())
+}
