@@ -203,7 +203,12 @@ impl Store {
             Window::Between(a, b) => (a, b),
             Window::All => (i64::MIN / 2, i64::MAX / 2),
         };
-        let mut conds = vec![format!("first_seen <= {to}")];
+        // The end is checked again after the join (an open row lasts
+        // until its recorder's last poll); a closed one is cut here.
+        let mut conds = vec![
+            format!("first_seen <= {to}"),
+            format!("(closed_at IS NULL OR closed_at >= {from})"),
+        ];
         if let Some(h) = host {
             conds.push(format!("hostname = {}", quote(h)));
         }
