@@ -61,7 +61,15 @@ XML
 clickhouse-server --config-file="$work/ch/config.xml" > /dev/null 2>&1 &
 ch=$!
 trap 'kill $ch 2>/dev/null || true' EXIT
-ch_query() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode())).read().decode(), end="")' "http://127.0.0.1:$http/" "$1"; }
+ch_query() {
+  python3 - "http://127.0.0.1:$http/" "$1" <<'PY'
+import sys, urllib.error, urllib.request
+try:
+    print(urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode())).read().decode(), end="")
+except urllib.error.HTTPError as e:
+    sys.exit(f"ClickHouse: {e.read().decode().strip()[:500]}")
+PY
+}
 until ch_query 'SELECT 1' > /dev/null 2>&1; do sleep 0.2; done
 url="http://127.0.0.1:$http/?database=fleet"
 "$bin" schema clickhouse --clickhouse "$url"
@@ -123,15 +131,22 @@ python3 -c "import sys; r, s, e = map(float, sys.argv[1:4]); print(f'backlog: {i
 span_ms=$(ch_query "SELECT max(first_seen) - min(first_seen) + 1000 FROM fleet.connections WHERE hostname = 'bench-backlog'")
 per_copy=$(( rate * span_ms / 1000 ))      # one end per connection on each host
 copies=$(( hours * 3600 * 1000 / span_ms ))
+# In chunks of 20 copies: one INSERT of all would hold the whole cross
+# product in memory.
 for host in fleet-a fleet-b; do
-  ch_query "INSERT INTO fleet.connections SELECT '$host' AS hostname, machine_id, recorder, boot_id, version,
-    id + number * 100000000 AS id, cookie, first_seen + number * $span_ms AS first_seen, last_seen + number * $span_ms AS last_seen,
-    closed_at + number * $span_ms AS closed_at, closed_by, family, kind, state, local_address, local_port, remote_address, remote_port,
-    tx_queue, rx_queue, timer, timer_ms, retransmits, uid, probes, inode, source, interface, backlog_limit,
-    congestion_algorithm, shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us, netns, netns_name,
-    first_state, owner_pids, owner_fds, owner_commands, arrayMap(t -> t + number * $span_ms, state_times) AS state_times, states,
-    workload_cgroup, unit, slice, runtime, container_id, container_name, pod_namespace, pod_name, pod_uid
-    FROM (SELECT * FROM fleet.connections WHERE hostname = 'bench-backlog' AND closed_at IS NOT NULL LIMIT $per_copy) CROSS JOIN numbers($copies)"
+  for from in $(seq 0 20 $(( copies - 1 ))); do
+    n=$(( copies - from < 20 ? copies - from : 20 ))
+    ch_query "INSERT INTO fleet.connections SELECT '$host' AS hostname, machine_id, recorder, boot_id, version,
+      id + number * 100000000 AS id, cookie, first_seen + number * $span_ms AS first_seen, last_seen + number * $span_ms AS last_seen,
+      closed_at + number * $span_ms AS closed_at, closed_by, family, kind, state, local_address, local_port, remote_address, remote_port,
+      tx_queue, rx_queue, timer, timer_ms, retransmits, uid, probes, inode, source, interface, backlog_limit,
+      congestion_algorithm, shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us, netns, netns_name,
+      first_state, owner_pids, owner_fds, owner_commands,
+      arrayMap((t, s) -> t + s, state_times, replicate(number * $span_ms, state_times)) AS state_times, states,
+      workload_cgroup, unit, slice, runtime, container_id, container_name, pod_namespace, pod_name, pod_uid
+      FROM (SELECT * FROM fleet.connections WHERE hostname = 'bench-backlog' AND closed_at IS NOT NULL LIMIT $per_copy)
+      CROSS JOIN (SELECT number FROM system.numbers LIMIT $from, $n)"
+  done
   ch_query "INSERT INTO fleet.polls SELECT '$host', machine_id, recorder, boot_id, id + number * 100000000, at + number * $span_ms,
     source, namespaces, sockets, opened, closed, notifications, took_us, not_seen, interval_ms
     FROM (SELECT * FROM fleet.polls WHERE hostname = 'bench-backlog') CROSS JOIN numbers($copies)"

@@ -32,6 +32,45 @@ fn listeners(ns: &NamedNetns, binds: &[(&str, u16, bool)]) -> Child {
     child
 }
 
+/// A listener on 0.0.0.0:`port` bound to interface `device`.
+fn bound_to_device(ns: &NamedNetns, device: &str, port: u16) -> Child {
+    let code = format!(
+        "import socket, time\n\
+         s = socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'{device}')\n\
+         s.bind(('0.0.0.0', {port})); s.listen()\n\
+         print('ready', flush=True); time.sleep(600)\n"
+    );
+    let (child, line) = testkit::spawn_until_line(ns.command("python3").args(["-c", &code]));
+    assert_eq!(line, "ready");
+    child
+}
+
+/// (interface, address) of every address in the namespace, sorted: `ip -j
+/// addr`, the oracle.
+fn interface_addresses(ns: &NamedNetns) -> Vec<(String, String)> {
+    let out = testkit::tool("ip")
+        .args(["-j", "-n", &ns.name, "addr"])
+        .output()
+        .unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut list: Vec<(String, String)> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| {
+            let name = i["ifname"].as_str().unwrap().to_string();
+            i["addr_info"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |a| (name.clone(), a["local"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    list.sort();
+    list
+}
+
 fn ip(args: &[&str]) {
     let out = testkit::tool("ip").args(args).output().unwrap();
     assert!(out.status.success(), "ip {args:?}: {out:?}");
@@ -119,6 +158,49 @@ fn scopes_policy_and_baseline() {
     .collect();
     assert_eq!(scopes, expected);
     assert!(doc["host"]["boot_id"].is_string());
+
+    // What each is reachable on, against `ip -j addr` of the namespace
+    // read now: a wildcard every address of its family (the dual-stack one
+    // IPv4's too), the one bound to `va` only va's, a bound address itself.
+    let mut bound = bound_to_device(&ns, "va", 88);
+    let (code, doc, stderr) = audit(&ns, &["--fail-on", "never"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    common::conforms(&common::schema("audit"), &doc, "audit --format json");
+    let oracle = interface_addresses(&ns);
+    let family = |a: &str, v4: bool| a.contains('.') == v4;
+    for l in doc["listeners"].as_array().unwrap() {
+        let port = l["socket"]["local_port"].as_u64().unwrap();
+        let mut got: Vec<(String, String)> = l["reachable"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{port}: no reachable addresses: {l}"))
+            .iter()
+            .map(|a| {
+                (
+                    a["interface"].as_str().unwrap().to_string(),
+                    a["address"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        got.sort();
+        let want: Vec<(String, String)> = oracle
+            .iter()
+            .filter(|(i, a)| match port {
+                81 => a == "127.0.0.1",
+                82 => a == "10.1.2.3",
+                83 => a == "203.0.113.5",
+                84 => family(a, true),
+                85 => true,
+                86 => family(a, false),
+                88 => i == "va" && family(a, true),
+                other => panic!("listener {other}"),
+            })
+            .cloned()
+            .collect();
+        assert!(!want.is_empty(), "{port}");
+        assert_eq!(got, want, "{port}");
+    }
+    let _ = bound.kill();
+    let _ = bound.wait();
 
     // A policy: loopback allowed, global denied, the rest unlisted.
     let dir = std::env::temp_dir().join(format!("tcptab-audit-{}", std::process::id()));

@@ -50,7 +50,7 @@ fn answer(args: &[String]) -> BTreeMap<String, Value> {
         v.as_object_mut().unwrap().remove("sl");
         let key = format!(
             "{} {}:{} {}:{} {} {}",
-            v["host"]["hostname"],
+            v["hostname"],
             v["local_address"],
             v["local_port"],
             v["remote_address"],
@@ -232,6 +232,42 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     all.extend(server.options("fleet"));
     all.extend(window.clone());
     assert_eq!(answer(&all), union);
+    // --summary counts per host what each file holds.
+    let mut summary = strings(&["history", "--summary", "--json", "--between", &from, &to]);
+    summary.extend(server.options("fleet"));
+    let out = tcptab(&summary);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut per_host: Vec<(String, u64)> = summary["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["hostname"].as_str().unwrap().to_string(),
+                h["connections"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    per_host.sort();
+    let count = |host: &str| {
+        union
+            .keys()
+            .filter(|k| k.starts_with(&format!("\"{host}\"")))
+            .count() as u64
+    };
+    assert_eq!(
+        per_host,
+        [
+            ("host-a".to_string(), count("host-a")),
+            ("host-b".to_string(), count("host-b"))
+        ]
+    );
+    assert_eq!(summary["connections"].as_u64(), Some(union.len() as u64));
     // A filter is answered the same from the store (part of it in its SQL).
     let mut local = strings(&["history", "--db", db_b.to_str().unwrap()]);
     local.extend(window.clone());

@@ -86,6 +86,7 @@ pub mod filter;
 pub mod fleet;
 #[cfg(feature = "history")]
 pub mod history;
+pub mod interfaces;
 pub mod kill;
 pub mod metrics;
 mod model;

@@ -180,6 +180,8 @@ pub enum SchemaName {
     HistoryRecord,
     /// history --summary --format json.
     HistorySummary,
+    /// audit --format json.
+    Audit,
     /// The ClickHouse tables of a fleet's history (SQL statements, not a
     /// JSON Schema; docs/fleet.md).
     Clickhouse,

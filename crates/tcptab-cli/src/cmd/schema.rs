@@ -69,6 +69,7 @@ pub fn text(name: SchemaName) -> String {
         SchemaName::Kill => kill_result(),
         SchemaName::HistoryRecord => history_record(),
         SchemaName::HistorySummary => schemars::schema_for!(crate::cmd::history::Summary),
+        SchemaName::Audit => schemars::schema_for!(crate::cmd::audit::Document),
         SchemaName::Clickhouse => {
             return statements(&tcptab::fleet::Schema {
                 database: "tcptab".into(),
@@ -101,6 +102,13 @@ pub fn history_record() -> Schema {
     let value: serde_json::Value = serde_json::from_str(&tcptab::record::history_schema())
         .expect("the history record schema is JSON");
     Schema::try_from(value).expect("the history record schema is an object")
+}
+
+/// `schema_with` for one socket record inside a report.
+pub fn record_item(_: &mut SchemaGenerator) -> Schema {
+    let mut item = record();
+    item.remove("$schema");
+    item
 }
 
 /// `schema_with` for a list of socket records inside a report.

@@ -33,7 +33,7 @@ pub mod transport;
 #[doc(hidden)]
 pub mod wire;
 #[cfg(not(feature = "internals"))]
-mod wire;
+pub(crate) mod wire;
 
 use std::io;
 

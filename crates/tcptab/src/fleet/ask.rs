@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::schema::BUCKET_MS;
 use super::{valid_name, Client, Error, StoreError};
 use crate::filter::{Expr, Side};
 use crate::history::{lived, Columns, Lived, RowError, Span, Window, COLUMN_NAMES};
@@ -205,33 +206,17 @@ impl Store {
         };
         // The end is checked again after the join (an open row lasts
         // until its recorder's last poll); a closed one is cut here.
-        let mut conds = vec![
-            format!("first_seen <= {to}"),
-            format!("(closed_at IS NULL OR closed_at >= {from})"),
-        ];
-        if let Some(h) = host {
-            conds.push(format!("hostname = {}", quote(h)));
-        }
-        if let Some(sql) = filter {
-            conds.push(sql.to_string());
-        }
-        let columns = COLUMN_NAMES.join(", ");
-        let sql = format!(
-            "SELECT {columns}, {EXTRA}, last_poll FROM
-               (SELECT {columns}, {EXTRA} FROM {db}.connections FINAL WHERE {})
-             ANY LEFT JOIN
-               (SELECT machine_id, recorder, max(at) AS last_poll FROM {db}.polls GROUP BY machine_id, recorder)
-             USING (machine_id, recorder)
-             WHERE ifNull(closed_at, greatest(last_seen, last_poll)) >= {from}
-             ORDER BY first_seen, hostname, id
-             FORMAT JSONEachRow",
-            conds.join(" AND ")
-        );
+        let sql = select(db, window, from, to, host, filter);
         let text = self.client.execute(&sql)?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let row: Map<String, Value> = serde_json::from_str(line).map_err(|e| self.answer(e))?;
             let lived = self.lived(&row, window, from, to)?;
-            f(&lived)?;
+            // The window, on the newest version (the query's candidates
+            // may hold an older one's key).
+            let l = &lived.lifetime;
+            if l.first_seen <= to && l.closed_at.unwrap_or(l.last_seen) >= from {
+                f(&lived)?;
+            }
         }
         Ok(())
     }
@@ -306,6 +291,60 @@ impl Store {
         }));
         Ok(lived)
     }
+}
+
+/// The query for a window. A row of the store is one version of a
+/// connection, and a condition on what changes between versions (its
+/// close, its counters) must not be tested before the newest is chosen: so
+/// the candidates are the keys of every version in the window (and the
+/// filter's SQL), read from narrow columns; then the newest version of
+/// each (`FINAL`, selected by what never changes: its time bucket, first
+/// sighting and id, so only their granules are read); the window is
+/// checked again on it by the caller.
+fn select(
+    db: &str,
+    window: Window,
+    from: i64,
+    to: i64,
+    host: Option<&str>,
+    filter: Option<&str>,
+) -> String {
+    let columns = COLUMN_NAMES.join(", ");
+    let host = host.map(|h| format!("hostname = {}", quote(h)));
+    let rows = if window == Window::All {
+        let conds: Vec<String> = host.into_iter().chain(filter.map(str::to_string)).collect();
+        let conds = if conds.is_empty() {
+            "1".to_string()
+        } else {
+            conds.join(" AND ")
+        };
+        format!("SELECT {columns}, {EXTRA} FROM {db}.connections FINAL WHERE {conds}")
+    } else {
+        let mut cand = vec![
+            format!("first_seen <= {to}"),
+            format!("(closed_at IS NULL OR closed_at >= {from})"),
+        ];
+        cand.extend(host.clone());
+        cand.extend(filter.map(str::to_string));
+        let cand = format!(
+            "SELECT first_seen, id FROM {db}.connections WHERE {}",
+            cand.join(" AND ")
+        );
+        let same_host = host.map_or(String::new(), |h| format!(" AND {h}"));
+        format!(
+            "SELECT {columns}, {EXTRA} FROM {db}.connections FINAL
+             PREWHERE intDiv(first_seen, {BUCKET_MS}) IN (SELECT intDiv(first_seen, {BUCKET_MS}) FROM ({cand}))
+               AND (first_seen, id) IN ({cand}){same_host}"
+        )
+    };
+    format!(
+        "SELECT {columns}, {EXTRA}, last_poll FROM ({rows})
+         ANY LEFT JOIN
+           (SELECT machine_id, recorder, max(at) AS last_poll FROM {db}.polls GROUP BY machine_id, recorder)
+         USING (machine_id, recorder)
+         ORDER BY first_seen, hostname, id
+         FORMAT JSONEachRow"
+    )
 }
 
 fn row_error(e: RowError) -> String {

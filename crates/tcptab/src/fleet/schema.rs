@@ -68,6 +68,10 @@ const HOST_COLUMNS: &str = "
     boot_id              String,
     version              UInt64,";
 
+/// The time bucket that leads the order of `connections` (10 minutes):
+/// the rows of one bucket are read together.
+pub const BUCKET_MS: i64 = 600_000;
+
 /// How the tables are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schema {
@@ -98,7 +102,7 @@ impl Schema {
                 "CREATE TABLE IF NOT EXISTS {db}.connections\n({HOST_COLUMNS}{CONNECTION_COLUMNS}\n)\n\
                  ENGINE = ReplacingMergeTree(version)\n\
                  PARTITION BY toYYYYMMDD(toDateTime(intDiv(first_seen, 1000)))\n\
-                 ORDER BY (intDiv(first_seen, 3600000), remote_address, remote_port, hostname, machine_id, recorder, id){}",
+                 ORDER BY (intDiv(first_seen, {BUCKET_MS}), remote_address, remote_port, hostname, machine_id, recorder, id){}",
                 ttl("last_seen")
             ),
             format!(

@@ -8,12 +8,14 @@ use std::collections::BTreeSet;
 use std::io::{self, Write};
 
 use anyhow::{Context, Result};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tcptab::audit::{identity, Action, Policy, Scope};
 use tcptab::diag::Extensions;
 use tcptab::diagnose::Severity;
 use tcptab::filter::Expr;
+use tcptab::interfaces::{self, InterfaceAddress};
 use tcptab::record::{Fields, Record};
 use tcptab::{EntryBuf, State, StateSet};
 
@@ -33,36 +35,54 @@ struct Judged {
     /// The rule that decided (its reason, else its number).
     rule: Option<String>,
     identity: String,
+    /// The namespace's interface addresses it is reachable on (None: the
+    /// namespace's addresses could not be read).
+    reachable: Option<Vec<InterfaceAddress>>,
 }
 
 /// A finding, for the table and the JSON document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 struct Finding {
     /// `denied`, `unlisted`, `exposed`, `new` or `gone`.
     kind: &'static str,
     severity: Severity,
+    /// One line: the listener and why it is a finding.
     summary: String,
     /// The listener's identity: namespace, address and port, holders.
     listener: String,
+    /// The rule that decided (its reason, else `rule N`); null without one.
     rule: Option<String>,
 }
 
-/// `audit --format json`.
-#[derive(Serialize)]
-struct Document {
+/// `tcptab audit --format json`: every listener and the findings.
+#[derive(Serialize, JsonSchema)]
+pub struct Document {
     schema_version: u32,
+    /// The machine the audit ran on.
     host: tcptab::Host,
     listeners: Vec<ListenerRecord>,
     findings: Vec<Finding>,
 }
 
-#[derive(Serialize)]
+/// One listening socket and what the audit says of it.
+#[derive(Serialize, JsonSchema)]
 struct ListenerRecord {
+    /// The bound address's scope: any, global, shared, private,
+    /// unique-local, link-local or loopback.
     scope: &'static str,
+    /// An IPv6 wildcard that takes IPv4 too (IPV6_V6ONLY off).
     dual_stack: bool,
+    /// `seen` without a policy; `allow`, `deny` or `unlisted` under one.
     verdict: &'static str,
+    /// The rule that decided (its reason, else `rule N`).
     rule: Option<String>,
+    /// Namespace, address and port, holders: what a baseline keeps.
     identity: String,
+    /// The interface addresses it is reachable on; null when its
+    /// namespace's could not be read.
+    reachable: Option<Vec<InterfaceAddress>>,
+    /// The socket record (docs/schema.md), with owners and workload.
+    #[schemars(schema_with = "crate::cmd::schema::record_item")]
     socket: Box<RawValue>,
 }
 
@@ -78,10 +98,15 @@ pub fn run(args: &AuditArgs) -> Result<()> {
         .workloads(true);
     let snapshot = query.snapshot()?;
     report::notes(&snapshot.report, args.select.verbose());
+    let mut addresses = Addresses::default();
     let mut judged: Vec<Judged> = snapshot
         .sockets
         .iter()
-        .map(|e| judge(e, policy.as_ref()))
+        .map(|e| {
+            let mut j = judge(e, policy.as_ref());
+            j.reachable = addresses.reachable(&j);
+            j
+        })
         .collect();
     judged.sort_by(|a, b| (a.scope, &a.identity).cmp(&(b.scope, &b.identity)));
     if let Some(path) = &args.save_baseline {
@@ -129,6 +154,41 @@ fn judge(e: &EntryBuf, policy: Option<&Policy>) -> Judged {
         verdict,
         rule,
         identity: identity(&entry),
+        reachable: None,
+    }
+}
+
+/// Each namespace's interface addresses, read once (rtnetlink).
+#[derive(Default)]
+struct Addresses {
+    /// By namespace inode (0: this process's).
+    read: std::collections::HashMap<u64, Option<Vec<InterfaceAddress>>>,
+}
+
+impl Addresses {
+    /// The addresses `j` is reachable on; None (said once per namespace)
+    /// where its namespace's addresses cannot be read.
+    fn reachable(&mut self, j: &Judged) -> Option<Vec<InterfaceAddress>> {
+        let namespace = j.entry.namespace.as_deref();
+        let all = self
+            .read
+            .entry(namespace.map_or(0, |n| n.inode))
+            .or_insert_with(|| {
+                match interfaces::addresses(namespace, std::path::Path::new("/proc")) {
+                    Ok(all) => Some(all),
+                    Err(e) => {
+                        note!(
+                            "tcptab: the interface addresses of {} could not be read ({e}): what its listeners are reachable on is unknown",
+                            namespace.map_or_else(|| "this namespace".to_string(), |n| n.label())
+                        );
+                        None
+                    }
+                }
+            })
+            .as_deref()?;
+        let device = j.entry.diag.as_ref().map_or(0, |d| d.interface);
+        let found = interfaces::reachable(j.entry.socket.local, j.dual_stack, device, all);
+        Some(found.into_iter().cloned().collect())
     }
 }
 
@@ -212,6 +272,7 @@ fn write(args: &AuditArgs, judged: &[Judged], findings: &[Finding]) -> Result<()
                     verdict: j.verdict,
                     rule: j.rule.clone(),
                     identity: j.identity.clone(),
+                    reachable: j.reachable.clone(),
                     socket: RawValue::from_string(String::from_utf8(text)?)?,
                 });
             }
@@ -236,6 +297,7 @@ fn table(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> io::R
         ("Netns", Align::Left),
         ("Process", Align::Left),
         ("Workload", Align::Left),
+        ("Reachable on", Align::Left),
         ("Verdict", Align::Left),
     ]);
     for j in judged {
@@ -269,6 +331,17 @@ fn table(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> io::R
         match &j.entry.workload {
             Some(w) => t.cell(format_args!("{w}")),
             None => t.cell(format_args!("-")),
+        }
+        match &j.reachable {
+            None => t.cell(format_args!("?")),
+            Some(list) if list.is_empty() => t.cell(format_args!("-")),
+            Some(list) => {
+                let text: Vec<String> = list
+                    .iter()
+                    .map(|a| format!("{}:{}", a.interface, a.address))
+                    .collect();
+                t.cell(format_args!("{}", text.join(" ")))
+            }
         }
         match &j.rule {
             Some(rule) => t.cell(format_args!("{} ({rule})", j.verdict)),

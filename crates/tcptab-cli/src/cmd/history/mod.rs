@@ -262,12 +262,19 @@ struct Counts {
     remote: HashMap<std::net::IpAddr, u64>,
     processes: HashMap<String, u64>,
     workloads: HashMap<String, u64>,
+    recorders: HashMap<String, u64>,
 }
 
 impl Counts {
     fn add(&mut self, lived: &Lived) {
         let s = &lived.entry.socket;
         self.connections += 1;
+        let host = lived
+            .lifetime
+            .host
+            .as_ref()
+            .map_or("", |h| h.hostname.as_str());
+        *self.recorders.entry(host.to_string()).or_default() += 1;
         *self.states.entry(s.state.to_string()).or_default() += 1;
         if !s.remote.ip().is_unspecified() {
             *self
@@ -329,6 +336,15 @@ pub struct Summary {
     /// Connections per workload (pod/container, else unit, else cgroup),
     /// most first (`(none)` for those without one).
     workloads: Vec<WorkloadCount>,
+    /// Connections per recording host (its host name), most first: one
+    /// for a file, every host of a fleet's store.
+    hosts: Vec<RecorderCount>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct RecorderCount {
+    hostname: String,
+    connections: u64,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -377,6 +393,13 @@ fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Coun
             connections,
         })
         .collect();
+    let hosts: Vec<RecorderCount> = ranked(c.recorders)
+        .into_iter()
+        .map(|(hostname, connections)| RecorderCount {
+            hostname,
+            connections,
+        })
+        .collect();
     let (at, from, to) = match window {
         Window::At(t) => (Some(format_rfc3339(t)), None, None),
         Window::Between(a, b) => (None, Some(format_rfc3339(a)), Some(format_rfc3339(b))),
@@ -394,6 +417,7 @@ fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Coun
         remote_hosts,
         processes,
         workloads,
+        hosts,
     };
     let mut out = io::stdout().lock();
     match args.format() {
@@ -432,6 +456,13 @@ fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Coun
                 .iter()
                 .map(|w| (w.workload.clone(), w.connections));
             counts(&mut out, "Workload", workloads)?;
+            if summary.hosts.len() > 1 {
+                let hosts = summary
+                    .hosts
+                    .iter()
+                    .map(|h| (h.hostname.clone(), h.connections));
+                counts(&mut out, "Host", hosts)?;
+            }
         }
     }
     out.flush().context("writing output")
