@@ -6,6 +6,7 @@
 #
 #   sudo bench/fleet.sh [RATE] [SECONDS] [BACKLOG_MIN] [HOURS]
 #                                            (default: 500 60 10 24)
+#   (ONLY_CPU=1 stops after step 1)
 #
 # 1. RATE connections opened and closed a second (bench/churn_at_rate.py)
 #    beside 1,000 held: the recorder's CPU over SECONDS without shipping
@@ -96,6 +97,7 @@ for run in local-1 ship-1 local-2 ship-2; do
 done
 exec 4>&-
 release
+[ -n "${ONLY_CPU:-}" ] && exit 0            # ONLY_CPU=1: step 1 alone
 
 # 2. A backlog of BACKLOG_MIN minutes at RATE, drained.
 want=$(( rate * 60 * backlog_min * 2 ))

@@ -13,11 +13,12 @@
 //! retention window deletes before it was shipped is counted in
 //! `meta.ship_dropped`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::columns::{COLUMNS, COLUMN_NAMES};
 use super::{sqlite, Result};
@@ -156,10 +157,67 @@ struct Host {
 }
 
 impl Host {
-    fn put(&self, m: &mut Map<String, Value>) {
-        m.insert("hostname".into(), self.hostname.clone().into());
-        m.insert("machine_id".into(), self.machine_id.clone().into());
-        m.insert("recorder".into(), self.recorder.clone().into());
+    fn put(&self, line: &mut Line<'_>) {
+        line.text("hostname", &self.hostname);
+        line.text("machine_id", &self.machine_id);
+        line.text("recorder", &self.recorder);
+    }
+}
+
+/// One JSON object on one line, written member by member (no map built).
+struct Line<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl<'a> Line<'a> {
+    fn new(out: &'a mut String) -> Line<'a> {
+        Line { out, first: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        self.out.push(if self.first { '{' } else { ',' });
+        self.first = false;
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
+    }
+
+    fn text(&mut self, key: &str, text: &str) {
+        self.key(key);
+        self.out.push_str(&Value::from(text).to_string());
+    }
+
+    /// A column's value: NULL as null, text escaped.
+    fn value(&mut self, key: &str, v: ValueRef<'_>) {
+        use std::fmt::Write;
+        self.key(key);
+        match v {
+            ValueRef::Null => self.out.push_str("null"),
+            ValueRef::Integer(i) => {
+                let _ = write!(self.out, "{i}");
+            }
+            ValueRef::Real(f) => self.out.push_str(&Value::from(f).to_string()),
+            ValueRef::Text(t) | ValueRef::Blob(t) => self
+                .out
+                .push_str(&Value::from(String::from_utf8_lossy(t)).to_string()),
+        }
+    }
+
+    fn list(&mut self, key: &str, items: impl Iterator<Item = Value>) {
+        self.key(key);
+        self.out.push('[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            self.out.push_str(&item.to_string());
+        }
+        self.out.push(']');
+    }
+
+    fn end(self) {
+        self.out.push_str("}\n");
     }
 }
 
@@ -213,8 +271,42 @@ impl Outbox {
     }
 
     fn read_connections(&self, limit: usize) -> rusqlite::Result<Batch> {
+        // One snapshot for the three reads: the recorder may change the
+        // outbox between them.
+        let tx = self.conn.unchecked_transaction()?;
         let host = self.host()?;
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let batch = Self::read_batch(&tx, &host, limit)?;
+        tx.finish()?;
+        Ok(batch)
+    }
+
+    fn read_batch(tx: &Transaction<'_>, host: &Host, limit: usize) -> rusqlite::Result<Batch> {
+        let first = "(SELECT connection FROM outbox ORDER BY seq, connection LIMIT ?1) o";
+        let mut owners: HashMap<i64, Vec<(i64, i64, String)>> = HashMap::new();
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT o.connection, w.pid, w.fd, w.command FROM {first} JOIN owners w ON w.connection = o.connection
+             ORDER BY o.connection, w.pid, w.fd"
+        ))?;
+        let mut rows = stmt.query([limit as i64])?;
+        while let Some(r) = rows.next()? {
+            owners
+                .entry(r.get(0)?)
+                .or_default()
+                .push((r.get(1)?, r.get(2)?, r.get(3)?));
+        }
+        let mut states: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT o.connection, s.at, s.state FROM {first} JOIN state_changes s ON s.connection = o.connection
+             ORDER BY o.connection, s.at"
+        ))?;
+        let mut rows = stmt.query([limit as i64])?;
+        while let Some(r) = rows.next()? {
+            states
+                .entry(r.get(0)?)
+                .or_default()
+                .push((r.get(1)?, r.get(2)?));
+        }
+        let mut stmt = tx.prepare_cached(&format!(
             "SELECT {COLUMNS}, o.seq, b.boot_id, w.cgroup, w.unit, w.slice, w.runtime, w.container_id,
                     w.container_name, w.pod_namespace, w.pod_name, w.pod_uid
              FROM outbox o JOIN connections c ON c.id = o.connection
@@ -222,48 +314,33 @@ impl Outbox {
                   LEFT JOIN workloads w ON w.id = c.workload
              ORDER BY o.seq, o.connection LIMIT ?1"
         ))?;
-        let mut owners = self.conn.prepare_cached(
-            "SELECT pid, fd, command FROM owners WHERE connection = ?1 ORDER BY pid, fd",
-        )?;
-        let mut states = self.conn.prepare_cached(
-            "SELECT at, state FROM state_changes WHERE connection = ?1 ORDER BY at",
-        )?;
         let mut batch = Batch::default();
         let mut rows = stmt.query([limit as i64])?;
         let n = COLUMN_NAMES.len();
         while let Some(r) = rows.next()? {
-            let mut m = Map::new();
-            host.put(&mut m);
-            for (i, name) in COLUMN_NAMES.iter().enumerate() {
-                m.insert((*name).into(), json(r.get_ref(i)?));
-            }
             let id: i64 = r.get(0)?;
             let seq: i64 = r.get(n)?;
-            m.insert("version".into(), seq.into());
-            m.insert("boot_id".into(), json(r.get_ref(n + 1)?));
+            let mut line = Line::new(&mut batch.body);
+            host.put(&mut line);
+            for (i, name) in COLUMN_NAMES.iter().enumerate() {
+                line.value(name, r.get_ref(i)?);
+            }
+            line.value("version", ValueRef::Integer(seq));
+            line.value("boot_id", r.get_ref(n + 1)?);
             for (k, name) in WORKLOAD_COLUMNS.iter().enumerate() {
-                m.insert((*name).into(), json(r.get_ref(n + 2 + k)?));
+                line.value(name, r.get_ref(n + 2 + k)?);
             }
-            let (mut pids, mut fds, mut commands) = (Vec::new(), Vec::new(), Vec::new());
-            let mut list = owners.query([id])?;
-            while let Some(o) = list.next()? {
-                pids.push(Value::from(o.get::<_, i64>(0)?));
-                fds.push(Value::from(o.get::<_, i64>(1)?));
-                commands.push(Value::from(o.get::<_, String>(2)?));
-            }
-            m.insert("owner_pids".into(), pids.into());
-            m.insert("owner_fds".into(), fds.into());
-            m.insert("owner_commands".into(), commands.into());
-            let (mut times, mut names) = (Vec::new(), Vec::new());
-            let mut list = states.query([id])?;
-            while let Some(s) = list.next()? {
-                times.push(Value::from(s.get::<_, i64>(0)?));
-                names.push(Value::from(s.get::<_, String>(1)?));
-            }
-            m.insert("state_times".into(), times.into());
-            m.insert("states".into(), names.into());
-            batch.body.push_str(&Value::Object(m).to_string());
-            batch.body.push('\n');
+            let owned = owners.remove(&id).unwrap_or_default();
+            line.list("owner_pids", owned.iter().map(|o| Value::from(o.0)));
+            line.list("owner_fds", owned.iter().map(|o| Value::from(o.1)));
+            line.list(
+                "owner_commands",
+                owned.iter().map(|o| Value::from(o.2.as_str())),
+            );
+            let changes = states.remove(&id).unwrap_or_default();
+            line.list("state_times", changes.iter().map(|c| Value::from(c.0)));
+            line.list("states", changes.iter().map(|c| Value::from(c.1.as_str())));
+            line.end();
             batch.rows += 1;
             batch.keys.push((id, seq));
         }
@@ -300,13 +377,12 @@ impl Outbox {
         let mut batch = Batch::default();
         let mut rows = stmt.query(params![after, limit as i64])?;
         while let Some(r) = rows.next()? {
-            let mut m = Map::new();
-            host.put(&mut m);
+            let mut line = Line::new(&mut batch.body);
+            host.put(&mut line);
             for (i, name) in names.iter().enumerate() {
-                m.insert((*name).into(), json(r.get_ref(i)?));
+                line.value(name, r.get_ref(i)?);
             }
-            batch.body.push_str(&Value::Object(m).to_string());
-            batch.body.push('\n');
+            line.end();
             batch.rows += 1;
             batch.last_poll = Some(r.get(0)?);
         }
@@ -368,15 +444,4 @@ pub(super) fn status(conn: &Connection) -> rusqlite::Result<Option<Waiting>> {
         batches: count("ship_batches")?,
         failed: count("ship_failed")?,
     }))
-}
-
-/// A column's value as JSON.
-fn json(v: ValueRef<'_>) -> Value {
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => i.into(),
-        ValueRef::Real(f) => f.into(),
-        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
-        ValueRef::Blob(b) => String::from_utf8_lossy(b).into_owned().into(),
-    }
 }
