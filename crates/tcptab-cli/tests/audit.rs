@@ -202,6 +202,61 @@ fn scopes_policy_and_baseline() {
     let _ = bound.kill();
     let _ = bound.wait();
 
+    // Two users (nobody's on an unprivileged port): each listener's uid is
+    // its holder's, and a wildcard held by nobody is never the built-in
+    // `exposed` finding (only root's are).
+    let mut nobody = {
+        let code = "import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 8089)); s.listen()\nprint('ready', flush=True); time.sleep(600)\n";
+        let mut command = ns.command("setpriv");
+        command.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            // Debian's: a user's interpreter under /root is closed to nobody.
+            "/usr/bin/python3",
+            "-c",
+            code,
+        ]);
+        let (child, line) = testkit::spawn_until_line(&mut command);
+        assert_eq!(line, "ready");
+        child
+    };
+    let (code, doc, stderr) = audit(&ns, &["--fail-on", "never"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let uid_of = |port: u64| {
+        doc["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["socket"]["local_port"].as_u64() == Some(port))
+            .and_then(|l| l["socket"]["uid"].as_u64())
+    };
+    assert_eq!(uid_of(8089), Some(65534), "{doc}");
+    assert_eq!(uid_of(84), Some(0), "{doc}");
+    for f in doc["findings"].as_array().unwrap() {
+        assert_eq!(f["kind"], "exposed", "{f}");
+        let port: u64 = f["listener"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            uid_of(port),
+            Some(0),
+            "only root's listeners are exposed: {f}"
+        );
+        assert!([83, 84, 85, 86].contains(&port), "{f}");
+    }
+    let _ = nobody.kill();
+    let _ = nobody.wait();
+
     // A policy: loopback allowed, global denied, the rest unlisted.
     let dir = std::env::temp_dir().join(format!("tcptab-audit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
