@@ -290,6 +290,42 @@ fn scopes_policy_and_baseline() {
     .map(|(p, k)| (p.to_string(), k.to_string()))
     .collect();
     assert_eq!(found, want, "{doc}");
+    // JSON Lines and CSV say what the document says.
+    let lines = tcptab(&[
+        "audit", "-N", &ns.name, "--policy", policy_arg, "--format", "jsonl",
+    ]);
+    assert_eq!(lines.status.code(), Some(1));
+    let (mut listener_lines, mut found_lines) = (Vec::new(), Vec::new());
+    for line in String::from_utf8(lines.stdout).unwrap().lines() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let o = v.as_object_mut().unwrap();
+        assert_eq!(o.remove("schema_version"), Some(1.into()));
+        match o.remove("type").unwrap().as_str().unwrap() {
+            "listener" => listener_lines.push(v),
+            "finding" => found_lines.push(v),
+            other => panic!("type {other}"),
+        }
+    }
+    assert_eq!(&listener_lines, doc["listeners"].as_array().unwrap());
+    assert_eq!(&found_lines, doc["findings"].as_array().unwrap());
+    let csv = tcptab(&[
+        "audit", "-N", &ns.name, "--policy", policy_arg, "--format", "csv",
+    ]);
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let mut rows = csv.lines();
+    assert!(rows
+        .next()
+        .unwrap()
+        .starts_with("scope,dual_stack,verdict,rule,identity,"));
+    let mut csv_found: Vec<(String, String)> = rows
+        .filter(|r| !r.ends_with(','))
+        .map(|r| {
+            let port = r.split(',').nth(7).unwrap().to_string();
+            (port, r.rsplit(',').next().unwrap().to_string())
+        })
+        .collect();
+    csv_found.sort();
+    assert_eq!(csv_found, found, "{csv}");
     let (code, ..) = audit(&ns, &["--policy", policy_arg, "--fail-on", "critical"]);
     assert_eq!(code, Some(1), "the denied one is critical");
 

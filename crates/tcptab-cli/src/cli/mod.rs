@@ -239,11 +239,36 @@ pub struct AuditArgs {
     #[arg(long, value_enum, default_value_t = FailOn::Warning, value_name = "SEVERITY")]
     pub fail_on: FailOn,
 
-    #[command(flatten)]
-    pub output: ReportOutput,
+    /// Output format: a table by scope, one JSON document (`tcptab schema
+    /// audit`), JSON Lines (a line per listener, then one per finding, each
+    /// with its `type`), or CSV (a row per listener, its findings last).
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    pub format: AuditFormat,
+
+    /// Shorthand for --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 
     #[command(flatten)]
     pub select: Selection,
+}
+
+impl AuditArgs {
+    pub fn format(&self) -> AuditFormat {
+        if self.json {
+            AuditFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,9 +3,9 @@
 //! compared with a baseline; exit 1 on findings (docs/audit.md).
 
 mod policy;
+mod write;
 
 use std::collections::BTreeSet;
-use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use schemars::JsonSchema;
@@ -16,12 +16,9 @@ use tcptab::diag::Extensions;
 use tcptab::diagnose::Severity;
 use tcptab::filter::Expr;
 use tcptab::interfaces::{self, InterfaceAddress};
-use tcptab::record::{Fields, Record};
 use tcptab::{EntryBuf, State, StateSet};
 
-use crate::cli::{AuditArgs, ReportFormat};
-use crate::output::json::JsonRecord;
-use crate::output::table::{Align, Endpoint, TextTable};
+use crate::cli::AuditArgs;
 use crate::report;
 
 /// One listener and what the audit says of it.
@@ -121,7 +118,7 @@ pub fn run(args: &AuditArgs) -> Result<()> {
             .filter_map(|j| finding(j, policy.is_some()))
             .collect(),
     };
-    write(args, &judged, &findings)?;
+    write::write(args, &judged, &findings)?;
     crate::exit::fail_on(args.fail_on, findings.iter().map(|f| f.severity))
 }
 
@@ -250,112 +247,4 @@ fn changes(before: &BTreeSet<String>, judged: &[Judged]) -> Vec<Finding> {
         .map(|l| change("new", l))
         .chain(before.difference(&now).map(|l| change("gone", l)))
         .collect()
-}
-
-fn write(args: &AuditArgs, judged: &[Judged], findings: &[Finding]) -> Result<()> {
-    let mut out = io::stdout().lock();
-    match args.output.format() {
-        ReportFormat::Json => {
-            let fields = Fields {
-                netns: args.select.named(),
-                owners: true,
-                workload: true,
-                history: false,
-            };
-            let mut listeners = Vec::with_capacity(judged.len());
-            for j in judged {
-                let mut text = Vec::new();
-                JsonRecord::write(&mut text, &Record::new(&j.entry.as_entry(), fields));
-                listeners.push(ListenerRecord {
-                    scope: j.scope.as_str(),
-                    dual_stack: j.dual_stack,
-                    verdict: j.verdict,
-                    rule: j.rule.clone(),
-                    identity: j.identity.clone(),
-                    reachable: j.reachable.clone(),
-                    socket: RawValue::from_string(String::from_utf8(text)?)?,
-                });
-            }
-            let document = Document {
-                schema_version: tcptab::record::SCHEMA_VERSION,
-                host: crate::output::json::host().clone(),
-                listeners,
-                findings: findings.to_vec(),
-            };
-            serde_json::to_writer_pretty(&mut out, &document)?;
-            writeln!(out)?;
-        }
-        ReportFormat::Table => table(&mut out, judged, findings)?,
-    }
-    out.flush().context("writing output")
-}
-
-fn table(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> io::Result<()> {
-    let mut t = TextTable::new(vec![
-        ("Scope", Align::Left),
-        ("Local Address:Port", Align::Left),
-        ("Netns", Align::Left),
-        ("Process", Align::Left),
-        ("Workload", Align::Left),
-        ("Reachable on", Align::Left),
-        ("Verdict", Align::Left),
-    ]);
-    for j in judged {
-        let e = j.entry.as_entry();
-        let scope = if j.dual_stack {
-            "any (+ipv4)"
-        } else {
-            j.scope.as_str()
-        };
-        t.cell(format_args!("{scope}"));
-        t.cell(format_args!("{}", Endpoint(j.entry.socket.local, None)));
-        t.cell(format_args!(
-            "{}",
-            e.namespace
-                .map_or_else(|| "host".to_string(), |n| n.label())
-        ));
-        let owners: Vec<String> = e
-            .owners
-            .map_or(&[][..], |o| o.owners())
-            .iter()
-            .map(|o| format!("{}({})", o.command, o.pid))
-            .collect();
-        t.cell(format_args!(
-            "{}",
-            if owners.is_empty() {
-                "-".into()
-            } else {
-                owners.join(",")
-            }
-        ));
-        match &j.entry.workload {
-            Some(w) => t.cell(format_args!("{w}")),
-            None => t.cell(format_args!("-")),
-        }
-        match &j.reachable {
-            None => t.cell(format_args!("?")),
-            Some(list) if list.is_empty() => t.cell(format_args!("-")),
-            Some(list) => {
-                let text: Vec<String> = list
-                    .iter()
-                    .map(|a| format!("{}:{}", a.interface, a.address))
-                    .collect();
-                t.cell(format_args!("{}", text.join(" ")))
-            }
-        }
-        match &j.rule {
-            Some(rule) => t.cell(format_args!("{} ({rule})", j.verdict)),
-            None => t.cell(format_args!("{}", j.verdict)),
-        }
-    }
-    t.write_block(out)?;
-    if findings.is_empty() {
-        writeln!(out, "\nNo findings in {} listener(s).", judged.len())
-    } else {
-        writeln!(out)?;
-        for f in findings {
-            writeln!(out, "[{}] {}: {}", f.severity, f.kind, f.summary)?;
-        }
-        Ok(())
-    }
 }
