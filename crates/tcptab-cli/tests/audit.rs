@@ -257,9 +257,44 @@ fn scopes_policy_and_baseline() {
     let _ = nobody.kill();
     let _ = nobody.wait();
 
-    // A policy: loopback allowed, global denied, the rest unlisted.
+    // With a recording of the namespace: when each was first seen
+    // listening, as the recording's own rows say (sqlite3).
     let dir = std::env::temp_dir().join(format!("tcptab-audit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("h.db");
+    let out = tcptab(&[
+        "record",
+        "--db",
+        db.to_str().unwrap(),
+        "-N",
+        &ns.name,
+        "--count",
+        "2",
+        "--interval",
+        "0.3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, doc, stderr) = audit(
+        &ns,
+        &["--fail-on", "never", "--history", db.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    for l in doc["listeners"].as_array().unwrap() {
+        let port = l["socket"]["local_port"].as_u64().unwrap();
+        let address = l["socket"]["local_address"].as_str().unwrap();
+        let first = common::recorder::sql(
+            &db,
+            &format!("SELECT first_seen FROM connections WHERE state = 'LISTEN' AND closed_at IS NULL AND local_port = {port} AND local_address = '{address}'"),
+        );
+        let want = tcptab::time::format_rfc3339(first.parse().unwrap());
+        assert_eq!(l["listening_since"].as_str(), Some(want.as_str()), "{port}");
+    }
+
+    // A policy: loopback allowed, global denied, the rest unlisted.
     let policy = dir.join("policy.toml");
     std::fs::write(
         &policy,

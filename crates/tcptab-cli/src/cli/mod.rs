@@ -230,6 +230,12 @@ pub struct AuditArgs {
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub baseline: Option<std::path::PathBuf>,
 
+    /// A recording of these namespaces (`tcptab record --db`): each
+    /// listener's `listening_since`, when the recording first saw it
+    /// listening (of the listeners open at its last poll).
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub history: Option<std::path::PathBuf>,
+
     /// Write the listeners seen now as a baseline.
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub save_baseline: Option<std::path::PathBuf>,

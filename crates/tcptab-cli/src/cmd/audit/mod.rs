@@ -35,6 +35,8 @@ struct Judged {
     /// The namespace's interface addresses it is reachable on (None: the
     /// namespace's addresses could not be read).
     reachable: Option<Vec<InterfaceAddress>>,
+    /// When a recording (`--history`) first saw it listening (ms).
+    listening_since: Option<i64>,
 }
 
 /// A finding, for the table and the JSON document.
@@ -78,6 +80,9 @@ struct ListenerRecord {
     /// The interface addresses it is reachable on; null when its
     /// namespace's could not be read.
     reachable: Option<Vec<InterfaceAddress>>,
+    /// With --history: when the recording first saw it listening (RFC
+    /// 3339); null without --history or when the recording has not seen it.
+    listening_since: Option<String>,
     /// The socket record (docs/schema.md), with owners and workload.
     #[schemars(schema_with = "crate::cmd::schema::record_item")]
     socket: Box<RawValue>,
@@ -96,12 +101,16 @@ pub fn run(args: &AuditArgs) -> Result<()> {
     let snapshot = query.snapshot()?;
     report::notes(&snapshot.report, args.select.verbose());
     let mut addresses = Addresses::default();
+    let since = args.history.as_deref().map(listening_since).transpose()?;
     let mut judged: Vec<Judged> = snapshot
         .sockets
         .iter()
         .map(|e| {
             let mut j = judge(e, policy.as_ref());
             j.reachable = addresses.reachable(&j);
+            j.listening_since = since
+                .as_ref()
+                .and_then(|s| s.get(&listener_key(e)).copied());
             j
         })
         .collect();
@@ -152,7 +161,49 @@ fn judge(e: &EntryBuf, policy: Option<&Policy>) -> Judged {
         rule,
         identity: identity(&entry),
         reachable: None,
+        listening_since: None,
     }
+}
+
+/// A listener as a recording knows it: its namespace's inode and its
+/// bound address.
+type ListenerKey = (u64, std::net::SocketAddr);
+
+fn listener_key(e: &EntryBuf) -> ListenerKey {
+    let inode = e.namespace.as_ref().map_or_else(own_netns, |n| n.inode);
+    (inode, tcptab::canonical(e.socket.local))
+}
+
+/// This process's network namespace inode.
+fn own_netns() -> u64 {
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap_or(0)
+}
+
+/// When each listener open at a recording's last poll was first seen
+/// (`--history`).
+fn listening_since(db: &std::path::Path) -> Result<std::collections::HashMap<ListenerKey, i64>> {
+    let reader = tcptab::history::Reader::open(db)?;
+    let mut out = std::collections::HashMap::new();
+    let Some(span) = reader.span()? else {
+        note!("tcptab: --history {}: no poll recorded yet", db.display());
+        return Ok(out);
+    };
+    reader.connections(
+        tcptab::history::Window::At(span.last_poll),
+        |lived: &tcptab::history::Lived| -> Result<()> {
+            if lived.entry.socket.state == State::Listen {
+                let key = listener_key(&lived.entry);
+                let first = lived.lifetime.first_seen;
+                out.entry(key)
+                    .and_modify(|t: &mut i64| *t = (*t).min(first))
+                    .or_insert(first);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
 
 /// Each namespace's interface addresses, read once (rtnetlink).

@@ -82,6 +82,7 @@ fn records(args: &AuditArgs, judged: &[Judged]) -> Result<Vec<ListenerRecord>> {
             rule: j.rule.clone(),
             identity: j.identity.clone(),
             reachable: j.reachable.clone(),
+            listening_since: j.listening_since.map(tcptab::time::format_rfc3339),
             socket: RawValue::from_string(String::from_utf8(text)?)?,
         });
     }
@@ -165,7 +166,9 @@ fn csv(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> Result<
 }
 
 fn table(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> io::Result<()> {
-    let mut t = TextTable::new(vec![
+    // A recording given (--history): when each was first seen listening.
+    let since = judged.iter().any(|j| j.listening_since.is_some());
+    let mut columns = vec![
         ("Scope", Align::Left),
         ("Local Address:Port", Align::Left),
         ("Netns", Align::Left),
@@ -173,7 +176,11 @@ fn table(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> io::R
         ("Workload", Align::Left),
         ("Reachable on", Align::Left),
         ("Verdict", Align::Left),
-    ]);
+    ];
+    if since {
+        columns.push(("Listening since", Align::Left));
+    }
+    let mut t = TextTable::new(columns);
     for j in judged {
         let e = j.entry.as_entry();
         let scope = if j.dual_stack {
@@ -220,6 +227,12 @@ fn table(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> io::R
         match &j.rule {
             Some(rule) => t.cell(format_args!("{} ({rule})", j.verdict)),
             None => t.cell(format_args!("{}", j.verdict)),
+        }
+        if since {
+            match j.listening_since {
+                Some(ms) => t.cell(format_args!("{}", tcptab::time::format_rfc3339(ms))),
+                None => t.cell(format_args!("-")),
+            }
         }
     }
     t.write_block(out)?;
