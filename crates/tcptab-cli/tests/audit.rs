@@ -294,6 +294,47 @@ fn scopes_policy_and_baseline() {
         assert_eq!(l["listening_since"].as_str(), Some(want.as_str()), "{port}");
     }
 
+    // --connected: the established connections' remote addresses by
+    // scope, counted as ss counts them in the namespace.
+    let mut clients = {
+        let code = "import socket, time\nheld = [socket.create_connection(a) for a in [('127.0.0.1', 81), ('10.1.2.3', 82), ('203.0.113.5', 83), ('203.0.113.5', 83)]]\nprint('ready', flush=True); time.sleep(600)\n";
+        let (child, line) = testkit::spawn_until_line(ns.command("python3").args(["-c", code]));
+        assert_eq!(line, "ready");
+        child
+    };
+    let (code, doc, stderr) = audit(&ns, &["--fail-on", "never", "--connected"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let ss = ns.command("ss").arg("-tanH").output().unwrap();
+    let mut want: std::collections::BTreeMap<String, u64> = Default::default();
+    for line in String::from_utf8(ss.stdout).unwrap().lines() {
+        let row = testkit::SsRow::parse(line);
+        if row.state == "ESTAB" {
+            let (address, _) = row.peer.rsplit_once(':').unwrap();
+            let address = address.trim_start_matches('[').trim_end_matches(']');
+            *want.entry(address.to_string()).or_default() += 1;
+        }
+    }
+    let peers = doc["peers"].as_array().unwrap();
+    let got: std::collections::BTreeMap<String, u64> = peers
+        .iter()
+        .map(|p| {
+            (
+                p["address"].as_str().unwrap().to_string(),
+                p["connections"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        want.get("203.0.113.5"),
+        Some(&4),
+        "two connections, both ends"
+    );
+    assert_eq!(peers[0]["scope"], "global", "global first: {doc}");
+    assert_eq!(peers[0]["processes"], serde_json::json!(["python3"]));
+    let _ = clients.kill();
+    let _ = clients.wait();
+
     // A policy: loopback allowed, global denied, the rest unlisted.
     let policy = dir.join("policy.toml");
     std::fs::write(

@@ -236,6 +236,11 @@ pub struct AuditArgs {
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub history: Option<std::path::PathBuf>,
 
+    /// Also list the established connections' remote addresses, by scope
+    /// (global first), with the processes holding them.
+    #[arg(long)]
+    pub connected: bool,
+
     /// Write the listeners seen now as a baseline.
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub save_baseline: Option<std::path::PathBuf>,

@@ -2,6 +2,7 @@
 //! its holders and workload, judged by a policy (or by built-in rules), or
 //! compared with a baseline; exit 1 on findings (docs/audit.md).
 
+mod peers;
 mod policy;
 mod write;
 
@@ -60,6 +61,9 @@ pub struct Document {
     /// The machine the audit ran on.
     host: tcptab::Host,
     listeners: Vec<ListenerRecord>,
+    /// With --connected: the established connections' remote addresses,
+    /// global first; null without it.
+    peers: Option<Vec<peers::Peer>>,
     findings: Vec<Finding>,
 }
 
@@ -127,7 +131,8 @@ pub fn run(args: &AuditArgs) -> Result<()> {
             .filter_map(|j| finding(j, policy.is_some()))
             .collect(),
     };
-    write::write(args, &judged, &findings)?;
+    let peers = args.connected.then(|| peers::peers(args)).transpose()?;
+    write::write(args, &judged, peers.as_deref(), &findings)?;
     crate::exit::fail_on(args.fail_on, findings.iter().map(|f| f.severity))
 }
 

@@ -10,12 +10,18 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tcptab::record::{Fields, Record};
 
+use super::peers::Peer;
 use super::{Document, Finding, Judged, ListenerRecord};
 use crate::cli::{AuditArgs, AuditFormat};
 use crate::output::json::JsonRecord;
 use crate::output::table::{Align, Endpoint, TextTable};
 
-pub(super) fn write(args: &AuditArgs, judged: &[Judged], findings: &[Finding]) -> Result<()> {
+pub(super) fn write(
+    args: &AuditArgs,
+    judged: &[Judged],
+    peers: Option<&[Peer]>,
+    findings: &[Finding],
+) -> Result<()> {
     let mut out = io::stdout().lock();
     match args.format() {
         AuditFormat::Json => {
@@ -23,6 +29,7 @@ pub(super) fn write(args: &AuditArgs, judged: &[Judged], findings: &[Finding]) -
                 schema_version: tcptab::record::SCHEMA_VERSION,
                 host: crate::output::json::host().clone(),
                 listeners: records(args, judged)?,
+                peers: peers.map(<[Peer]>::to_vec),
                 findings: findings.to_vec(),
             };
             serde_json::to_writer_pretty(&mut out, &document)?;
@@ -47,6 +54,15 @@ pub(super) fn write(args: &AuditArgs, judged: &[Judged], findings: &[Finding]) -
                 serde_json::to_writer(&mut out, &line)?;
                 writeln!(out)?;
             }
+            for item in peers.unwrap_or_default() {
+                let line = Line {
+                    schema_version: version,
+                    kind: "peer",
+                    item,
+                };
+                serde_json::to_writer(&mut out, &line)?;
+                writeln!(out)?;
+            }
             for item in findings {
                 let line = Line {
                     schema_version: version,
@@ -58,7 +74,7 @@ pub(super) fn write(args: &AuditArgs, judged: &[Judged], findings: &[Finding]) -
             }
         }
         AuditFormat::Csv => csv(&mut out, judged, findings)?,
-        AuditFormat::Table => table(&mut out, judged, findings)?,
+        AuditFormat::Table => table(&mut out, judged, peers, findings)?,
     }
     out.flush().context("writing output")
 }
@@ -165,7 +181,12 @@ fn csv(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> Result<
     Ok(())
 }
 
-fn table(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> io::Result<()> {
+fn table(
+    out: &mut impl Write,
+    judged: &[Judged],
+    peers: Option<&[Peer]>,
+    findings: &[Finding],
+) -> io::Result<()> {
     // A recording given (--history): when each was first seen listening.
     let since = judged.iter().any(|j| j.listening_since.is_some());
     let mut columns = vec![
@@ -236,6 +257,22 @@ fn table(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> io::R
         }
     }
     t.write_block(out)?;
+    if let Some(peers) = peers {
+        let mut p = TextTable::new(vec![
+            ("Peer scope", Align::Left),
+            ("Peer address", Align::Left),
+            ("Connections", Align::Right),
+            ("Processes", Align::Left),
+        ]);
+        for peer in peers {
+            p.cell(format_args!("{}", peer.scope));
+            p.cell(format_args!("{}", peer.address));
+            p.cell(format_args!("{}", peer.connections));
+            p.cell(format_args!("{}", peer.processes.join(",")));
+        }
+        writeln!(out)?;
+        p.write_block(out)?;
+    }
     if findings.is_empty() {
         writeln!(out, "\nNo findings in {} listener(s).", judged.len())
     } else {
