@@ -234,7 +234,18 @@ fn scopes_policy_and_baseline() {
     };
     assert_eq!(uid_of(8089), Some(65534), "{doc}");
     assert_eq!(uid_of(84), Some(0), "{doc}");
+    let dual: Vec<&serde_json::Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "dual-stack")
+        .collect();
+    assert_eq!(dual.len(), 1, "the one IPv6 wildcard without v6only: {doc}");
     for f in doc["findings"].as_array().unwrap() {
+        if f["kind"] == "dual-stack" {
+            assert!(f["listener"].as_str().unwrap().contains("[::]:85"), "{f}");
+            continue;
+        }
         assert_eq!(f["kind"], "exposed", "{f}");
         let port: u64 = f["listener"]
             .as_str()

@@ -43,7 +43,7 @@ struct Judged {
 /// A finding, for the table and the JSON document.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 struct Finding {
-    /// `denied`, `unlisted`, `exposed`, `new` or `gone`.
+    /// `denied`, `unlisted`, `exposed`, `dual-stack`, `new` or `gone`.
     kind: &'static str,
     severity: Severity,
     /// One line: the listener and why it is a finding.
@@ -56,6 +56,7 @@ struct Finding {
 
 /// `tcptab audit --format json`: every listener and the findings.
 #[derive(Serialize, JsonSchema)]
+#[schemars(title = "tcptab audit")]
 pub struct Document {
     schema_version: u32,
     /// The machine the audit ran on.
@@ -128,7 +129,7 @@ pub fn run(args: &AuditArgs) -> Result<()> {
         Some(before) => changes(before, &judged),
         None => judged
             .iter()
-            .filter_map(|j| finding(j, policy.is_some()))
+            .flat_map(|j| findings(j, policy.is_some()))
             .collect(),
     };
     let peers = args.connected.then(|| peers::peers(args)).transpose()?;
@@ -247,37 +248,48 @@ impl Addresses {
 
 /// What a listener is a finding for: denied or unlisted under a policy;
 /// without one, a listener on every address or a global one, held by
-/// root outside a service unit.
-fn finding(j: &Judged, with_policy: bool) -> Option<Finding> {
-    let (kind, severity, summary) = match j.verdict {
-        "deny" => ("denied", Severity::Critical, "a rule denies it"),
-        "unlisted" => (
-            "unlisted",
-            Severity::Warning,
-            "no rule of the policy matches it",
-        ),
-        _ if with_policy => return None,
-        _ => {
-            let exposed = matches!(j.scope, Scope::Any | Scope::Global);
-            let unit = j.entry.workload.as_ref().and_then(|w| w.unit.as_deref());
-            let service = unit.is_some_and(|u| u.ends_with(".service"));
-            if !(exposed && j.entry.socket.uid == 0 && !service) {
-                return None;
-            }
-            (
-                "exposed",
-                Severity::Warning,
-                "listens on every address or a global one, as root, outside a service unit",
-            )
-        }
-    };
-    Some(Finding {
+/// root outside a service unit (`exposed`), and an IPv6 wildcard that
+/// takes IPv4 too (`dual-stack`: reachable on the IPv4 addresses as well,
+/// which an IPv4 firewall rule may not expect).
+fn findings(j: &Judged, with_policy: bool) -> Vec<Finding> {
+    let found = |kind, severity, summary: &str| Finding {
         kind,
         severity,
         summary: format!("{}: {summary}", j.identity),
         listener: j.identity.clone(),
         rule: j.rule.clone(),
-    })
+    };
+    match j.verdict {
+        "deny" => return vec![found("denied", Severity::Critical, "a rule denies it")],
+        "unlisted" => {
+            return vec![found(
+                "unlisted",
+                Severity::Warning,
+                "no rule of the policy matches it",
+            )]
+        }
+        _ if with_policy => return Vec::new(),
+        _ => {}
+    }
+    let mut out = Vec::new();
+    let exposed = matches!(j.scope, Scope::Any | Scope::Global);
+    let unit = j.entry.workload.as_ref().and_then(|w| w.unit.as_deref());
+    let service = unit.is_some_and(|u| u.ends_with(".service"));
+    if exposed && j.entry.socket.uid == 0 && !service {
+        out.push(found(
+            "exposed",
+            Severity::Warning,
+            "listens on every address or a global one, as root, outside a service unit",
+        ));
+    }
+    if j.dual_stack {
+        out.push(found(
+            "dual-stack",
+            Severity::Warning,
+            "an IPv6 wildcard without IPV6_V6ONLY: it takes IPv4 connections too",
+        ));
+    }
+    out
 }
 
 fn read_baseline(path: &std::path::Path) -> Result<BTreeSet<String>> {
