@@ -36,47 +36,40 @@ pub(super) fn write(
             writeln!(out)?;
         }
         AuditFormat::Jsonl => {
-            #[derive(Serialize)]
-            struct Line<'a, T> {
-                schema_version: u32,
-                #[serde(rename = "type")]
-                kind: &'static str,
-                #[serde(flatten)]
-                item: &'a T,
-            }
-            let version = tcptab::record::SCHEMA_VERSION;
             for item in &records(args, judged)? {
-                let line = Line {
-                    schema_version: version,
-                    kind: "listener",
-                    item,
-                };
-                serde_json::to_writer(&mut out, &line)?;
-                writeln!(out)?;
+                line(&mut out, "listener", item)?;
             }
             for item in peers.unwrap_or_default() {
-                let line = Line {
-                    schema_version: version,
-                    kind: "peer",
-                    item,
-                };
-                serde_json::to_writer(&mut out, &line)?;
-                writeln!(out)?;
+                line(&mut out, "peer", item)?;
             }
             for item in findings {
-                let line = Line {
-                    schema_version: version,
-                    kind: "finding",
-                    item,
-                };
-                serde_json::to_writer(&mut out, &line)?;
-                writeln!(out)?;
+                line(&mut out, "finding", item)?;
             }
         }
         AuditFormat::Csv => csv(&mut out, judged, findings)?,
         AuditFormat::Table => table(&mut out, judged, peers, findings)?,
     }
     out.flush().context("writing output")
+}
+
+/// One JSON line: the item's members after `schema_version` and its `type`.
+fn line<T: Serialize>(out: &mut impl Write, kind: &'static str, item: &T) -> Result<()> {
+    #[derive(Serialize)]
+    struct Line<'a, T> {
+        schema_version: u32,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        #[serde(flatten)]
+        item: &'a T,
+    }
+    let line = Line {
+        schema_version: tcptab::record::SCHEMA_VERSION,
+        kind,
+        item,
+    };
+    serde_json::to_writer(&mut *out, &line)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 /// Each listener as its JSON record.
