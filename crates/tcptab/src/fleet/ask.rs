@@ -190,13 +190,13 @@ impl Store {
     /// that `filter` (SQL from [`pushed`]) may select to `f`, in the order
     /// they were first seen. An open row lasts until its recorder's last
     /// poll shipped (a row is shipped when it changes, not at every poll).
-    pub fn connections(
+    pub fn connections<E: From<Error>>(
         &self,
         window: Window,
         host: Option<&str>,
         filter: Option<&str>,
-        mut f: impl FnMut(&Lived) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        mut f: impl FnMut(&Lived) -> Result<(), E>,
+    ) -> Result<(), E> {
         let db = self.db();
         debug_assert!(valid_name(db));
         let (from, to) = match window {
@@ -207,10 +207,11 @@ impl Store {
         // The end is checked again after the join (an open row lasts
         // until its recorder's last poll); a closed one is cut here.
         let sql = select(db, window, from, to, host, filter);
-        let text = self.client.execute(&sql)?;
+        let text = self.client.execute(&sql).map_err(|e| E::from(e.into()))?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let row: Map<String, Value> = serde_json::from_str(line).map_err(|e| self.answer(e))?;
-            let lived = self.lived(&row, window, from, to)?;
+            let row: Map<String, Value> =
+                serde_json::from_str(line).map_err(|e| E::from(self.answer(e)))?;
+            let lived = self.lived(&row, window, from, to).map_err(E::from)?;
             // The window, on the newest version (the query's candidates
             // may hold an older one's key).
             let l = &lived.lifetime;

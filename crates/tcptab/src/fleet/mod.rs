@@ -25,7 +25,7 @@ mod ship;
 pub use ask::{pushed, Store};
 pub use client::{Client, Error as StoreError, Target};
 pub use schema::{has_ttl, Schema};
-pub use ship::{ShipStats, Shipper};
+pub use ship::Shipper;
 
 pub(crate) use client::valid_name;
 

@@ -5,30 +5,15 @@
 //! for it: a store away means rows wait in the file, to be sent in order
 //! when it answers again (after a restart of the store, the recorder or
 //! the machine). A batch sent twice (acknowledged but the answer lost)
-//! carries the same versions, which the store's `FINAL` keeps once.
+//! carries the same versions, which the store's `FINAL` keeps once. What
+//! it sent, failed and left waiting is counted in the file
+//! ([`crate::history::Reader::shipping`]), where any process reads it.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Client, Error};
 use crate::history::Outbox;
-
-/// What the shipper did, readable from other threads (for notes and
-/// metrics).
-#[derive(Debug, Default)]
-pub struct ShipStats {
-    /// Connection and poll rows the store acknowledged.
-    pub rows_sent: AtomicU64,
-    pub batches_sent: AtomicU64,
-    pub batches_failed: AtomicU64,
-    /// Connection rows waiting in the outbox after the last attempt.
-    pub rows_waiting: AtomicU64,
-    /// When the oldest waiting row changed (ms since the epoch; 0: none).
-    pub oldest_waiting: AtomicI64,
-    /// Rows the local retention deleted before they were shipped.
-    pub rows_dropped: AtomicU64,
-}
 
 /// Sends a history file's outbox to a store.
 #[derive(Debug)]
@@ -37,7 +22,6 @@ pub struct Shipper {
     outbox: Outbox,
     /// Rows per insert, at most.
     batch: usize,
-    stats: Arc<ShipStats>,
 }
 
 impl Shipper {
@@ -46,12 +30,7 @@ impl Shipper {
             client,
             outbox,
             batch: batch.max(1),
-            stats: Arc::default(),
         }
-    }
-
-    pub fn stats(&self) -> Arc<ShipStats> {
-        self.stats.clone()
     }
 
     /// Send everything waiting: connections first, then the polls (so
@@ -69,32 +48,17 @@ impl Shipper {
                     break;
                 }
                 if let Err(e) = self.client.insert(table, &batch.body) {
-                    self.stats.batches_failed.fetch_add(1, Ordering::Relaxed);
                     self.outbox.failed()?;
                     return Err(e.into());
                 }
                 self.outbox.acked(&batch)?;
                 sent += batch.rows as u64;
-                self.stats
-                    .rows_sent
-                    .fetch_add(batch.rows as u64, Ordering::Relaxed);
-                self.stats.batches_sent.fetch_add(1, Ordering::Relaxed);
                 if batch.rows < self.batch {
                     break;
                 }
             }
         }
         Ok(sent)
-    }
-
-    fn count_waiting(&self) {
-        if let Ok(w) = self.outbox.waiting() {
-            let s = &self.stats;
-            s.rows_waiting.store(w.rows, Ordering::Relaxed);
-            s.oldest_waiting
-                .store(w.oldest.unwrap_or(0), Ordering::Relaxed);
-            s.rows_dropped.store(w.dropped, Ordering::Relaxed);
-        }
     }
 
     /// Ship every `interval` until `stop`, then once more (what the
@@ -121,10 +85,9 @@ impl Shipper {
                     }
                 }
             }
-            self.count_waiting();
             if last {
                 if failing {
-                    let w = self.stats.rows_waiting.load(Ordering::Relaxed);
+                    let w = self.outbox.waiting().map_or(0, |w| w.rows);
                     say(format!("tcptab: stopped with {w} connection row(s) not shipped: they wait in the file for the next recorder"));
                 }
                 return;

@@ -79,19 +79,7 @@ impl Source {
                 host,
                 pushed,
                 ..
-            } => {
-                let mut f = f;
-                let mut failed = None;
-                store.connections(window, host.as_deref(), pushed.as_deref(), |lived| {
-                    if failed.is_none() {
-                        if let Err(e) = f(lived) {
-                            failed = Some(e);
-                        }
-                    }
-                    Ok(())
-                })?;
-                failed.map_or(Ok(()), Err)
-            }
+            } => store.connections(window, host.as_deref(), pushed.as_deref(), f),
         }
     }
 
