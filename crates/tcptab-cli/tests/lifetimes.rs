@@ -371,7 +371,16 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
             continue;
         }
         let (first, last) = lived(r);
-        let Some((i, side)) = which(&index, &conns, r, first, last) else {
+        // A row its notification closed: its process had closed the end
+        // by then (a reset leaves no TIME_WAIT, so the next connection may
+        // take the same ends within the matcher's slack).
+        let notified = matches!(r["closed_by"].as_str(), Some("destroy" | "expired"));
+        let hint = Hint {
+            opened_by: first,
+            closed_near: last,
+            closed_by: notified.then_some(last),
+        };
+        let Some((i, side)) = which_with(&index, &conns, r, first, last, hint) else {
             strays.push(r.clone());
             continue;
         };
@@ -410,7 +419,6 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
         // counted when it was acked or received before the kernel turned
         // the socket into a mini-socket (which depends on the order of
         // the segments).
-        let notified = matches!(r["closed_by"].as_str(), Some("destroy" | "expired"));
         if c.counted() && notified {
             let (acked, received) = match side {
                 Side::Client => (c.sent + 1, c.received),
