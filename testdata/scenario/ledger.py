@@ -10,12 +10,15 @@ forks, named `dbserver`, listening on 127.0.0.1. Prints the manifest (pid;
 in "names" the server's pid and port), then answers one line per command
 on stdin:
 
-  run RATE SECONDS   open RATE connections a second for SECONDS, ending
+  run RATE SECONDS [HOWS]
+                     open RATE connections a second for SECONDS, ending
                      each in turn: the client closes first (its end goes
                      to TIME_WAIT), the server closes first (the server's
                      end does), both reset (SO_LINGER 0: no TIME_WAIT), and
-                     a flash (connect, exchange, close in a few ms). Each
-                     but the flash lives 20 to 80 ms.          -> "ok N"
+                     a flash (connect, exchange, close in a few ms); HOWS
+                     (comma-separated: client_first, server_first, reset,
+                     flash) picks some of those. Each but the flash lives
+                     20 to 80 ms.                              -> "ok N"
   hold NAME          open a connection and keep it             -> "ok PORT"
   close NAME         close it, the client first                -> "ok"
   wait               until every connection of `run` ended     -> "ok"
@@ -154,7 +157,7 @@ class Client:
         rec["closed_ms"] = now_ms()
         self.ledger.write(json.dumps(rec) + "\n")
 
-    def run(self, rate, seconds):
+    def run(self, rate, seconds, hows=HOWS):
         start = time.monotonic()
         n = int(rate * seconds)
         for i in range(n):
@@ -163,7 +166,7 @@ class Client:
             delay = when - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            how = HOWS[i % len(HOWS)]
+            how = hows[i % len(hows)]
             ident = self.connect(how)
             if how == "flash":
                 self.close(ident)
@@ -201,8 +204,12 @@ def main():
     held = {}
     for line in sys.stdin:
         words = line.split()
-        if words[:1] == ["run"] and len(words) == 3:
-            n = client.run(float(words[1]), float(words[2]))
+        if words[:1] == ["run"] and len(words) in (3, 4):
+            hows = words[3].split(",") if len(words) == 4 else HOWS
+            if not set(hows) <= set(HOWS):
+                print("error: unknown way to end a connection", flush=True)
+                continue
+            n = client.run(float(words[1]), float(words[2]), hows)
             print("ok %d" % n, flush=True)
         elif words[:1] == ["hold"] and len(words) == 2:
             ident = client.connect("client_first")

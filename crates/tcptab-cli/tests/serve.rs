@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::server::{promtool_accepts, sample, Server};
-use testkit::http::{free_port, get, request};
+use common::server::{promtool_accepts, sample, Prometheus, Server};
+use testkit::http::{get, request};
 use testkit::require_root;
 
 #[test]
@@ -56,50 +56,9 @@ fn prometheus_scrapes_the_exporter() {
     let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let server = Server::start(&["--netns-pid", &pid, "--min-interval", "0s"]);
-    let dir = std::env::temp_dir().join(format!("tcptab-prometheus-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: tcptab\n    static_configs:\n      - targets: ['{}']\n",
-            server.addr
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let mut prometheus = testkit::tool("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus (Debian's prometheus package; .ci/run installs it)");
-    let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let query = "/api/v1/query?query=sum%20by%20(state)%20(tcptab_sockets)";
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let result = loop {
-        if let Ok(reply) = get(api, query) {
-            let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
-            let rows = v["data"]["result"].as_array().cloned().unwrap_or_default();
-            if !rows.is_empty() {
-                break rows;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus never had tcptab_sockets"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    let _ = prometheus.kill();
-    let _ = prometheus.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    let prometheus = Prometheus::scraping(server.addr, "sockets");
+    let result = prometheus.query_until("sum by (state) (tcptab_sockets)", |_| true);
+    drop(prometheus);
     let from_prometheus: BTreeMap<String, u64> = result
         .iter()
         .map(|r| {
@@ -226,15 +185,22 @@ fn unprivileged_exporter_serves_and_reports_what_it_could_not_see() {
 #[test]
 fn shipped_prometheus_config_and_rules_are_valid() {
     let contrib = testkit::repo_root().join("contrib");
-    for (what, file) in [("rules", "tcptab-alerts.yml"), ("config", "prometheus.yml")] {
+    // The rules and the configuration are valid, and the rules do what
+    // they say on series made for them.
+    for args in [
+        ["check", "rules", "tcptab-alerts.yml"],
+        ["check", "config", "prometheus.yml"],
+        ["test", "rules", "tcptab-alerts.test.yml"],
+    ] {
         let out = testkit::tool("promtool")
-            .args(["check", what])
-            .arg(contrib.join(file))
+            .args(&args[..2])
+            .arg(contrib.join(args[2]))
             .output()
             .expect("promtool");
         assert!(
             out.status.success(),
-            "promtool check {what} {file}: {}{}",
+            "promtool {}: {}{}",
+            args.join(" "),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -251,6 +217,7 @@ fn every_exported_metric_is_documented() {
         "--per-process",
         "--per-workload",
         "--kernel-counters",
+        "--connection-counters",
     ]);
     let body = server.metrics();
     let docs = std::fs::read_to_string(testkit::repo_root().join("docs/exporter.md")).unwrap();
@@ -572,8 +539,28 @@ fn each_namespace_s_kernel_counters_are_its_own() {
     let mut held = [listener_in(&a, 1), listener_in(&b, 1)];
     // Only a is flooded.
     flood(&a, 12);
-    let server = Server::start(&["--all-netns", "--kernel-counters"]);
-    let body = server.metrics();
+    let server = Server::start(&["--all-netns", "--kernel-counters", "--connection-counters"]);
+    // The listener's own count: polls that found its queue full (the
+    // counters' first poll runs beside the first scrape).
+    let full = |body: &str, ns: &str| {
+        sample(
+            body,
+            &format!("tcptab_listen_queue_full_total{{netns=\"{ns}\",listener=\"0.0.0.0:80\"}}"),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = server.metrics();
+        if full(&body, &a.name).is_some() || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        full(&body, &a.name) >= Some(1.0),
+        "a's listener found full\n{body}"
+    );
+    assert_eq!(full(&body, &b.name), None, "b's listener never full");
     for child in &mut held {
         let _ = child.kill();
         let _ = child.wait();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::values::{parse_min_interval, parse_read_timeout};
+use super::values::{parse_interval, parse_min_interval, parse_read_timeout};
 use super::Scope;
 
 #[derive(Debug, Clone, Args)]
@@ -53,6 +53,20 @@ pub struct ServeArgs {
     /// bounded by --max-series.
     #[arg(long)]
     pub per_workload: bool,
+
+    /// Count what happened to connections, per listener (and namespace,
+    /// and workload with --per-workload): connections opened and closed,
+    /// bytes received and acked, segments retransmitted, how long they
+    /// lived, accept queues found full. Exact: the closed connections'
+    /// final counters from the kernel's destroy notifications, the open
+    /// ones' from a poll every --counters-interval (docs/exporter.md).
+    #[arg(long)]
+    pub connection_counters: bool,
+
+    /// With --connection-counters: time between two polls of the open
+    /// connections (what they count between polls shows at the next).
+    #[arg(long, default_value = "5s", value_parser = parse_interval, requires = "connection_counters")]
+    pub counters_interval: std::time::Duration,
 
     /// Export smoothed RTTs as a histogram (netlink source).
     #[arg(long)]

@@ -70,6 +70,9 @@ impl App {
             "1 if the last collection read the table, 0 if it failed",
             up,
         );
+        if let Some(tally) = &self.tally {
+            super::tally::register(&mut registry, tally);
+        }
         if let Some(db) = &self.args.ship_status {
             register_shipping(&mut registry, db);
         }
@@ -133,11 +136,6 @@ impl App {
                 .inc_by(value.load(Ordering::Relaxed));
         }
         registry.register("errors", "Failed collections, by kind", errors);
-        let counter = |value: u64| {
-            let c = Counter::<u64>::default();
-            c.inc_by(value);
-            c
-        };
         registry.register(
             "collections",
             "Collections of the socket table (scrapes share them)",
@@ -210,6 +208,13 @@ impl tcptab::Visitor<anyhow::Error> for Counting<'_> {
         self.acc.add(entry);
         Ok(())
     }
+}
+
+/// A counter at `value`.
+pub(super) fn counter(value: u64) -> Counter {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    c
 }
 
 /// A gauge family of `series`, registered as `name`.
@@ -350,11 +355,6 @@ fn register_shipping(registry: &mut Registry, db: &std::path::Path) {
             note!("tcptab: --ship-status: {e}");
             return;
         }
-    };
-    let counter = |value: u64| {
-        let c = Counter::<u64>::default();
-        c.inc_by(value);
-        c
     };
     let gauge = |value: i64| {
         let g = Gauge::<i64>::default();

@@ -27,6 +27,7 @@ use crate::cli::ServeArgs;
 
 mod collect;
 mod conns;
+mod tally;
 
 use conns::Connections;
 
@@ -56,6 +57,8 @@ struct App {
     /// The last collection: when it finished, and its encoded metrics
     /// (OpenMetrics text without the final `# EOF`).
     cache: Mutex<Option<(Instant, Arc<String>)>>,
+    /// With --connection-counters: what the counters' thread counted.
+    tally: Option<Arc<std::sync::Mutex<tcptab::metrics::Tally>>>,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -84,10 +87,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
     note!("tcptab: serving metrics on http://{local}/metrics");
     let cap = args.max_connections as usize;
     let connections = Arc::new(Connections::default());
+    let tally = match args.connection_counters {
+        true => Some(tally::start(&args)?),
+        false => None,
+    };
     let app = Arc::new(App {
         args,
         stats: Stats::default(),
         cache: Mutex::new(None),
+        tally,
     });
     loop {
         // At the cap, one connection makes room (the policy is conns.rs's);

@@ -13,6 +13,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::filter::PortRange;
 use crate::model::{canonical, Entry, Family, Namespace, RowKind, State, TimerKind};
 
+mod tally;
+
+pub use tally::{DurationHistogram, Tallied, Tally, TallyOptions};
+
 /// Which optional label families to produce, and their bound.
 #[derive(Debug, Clone, Default)]
 pub struct MetricOptions {
@@ -83,6 +87,24 @@ pub struct Collected {
 pub fn netns_label(namespace: Option<&Namespace>) -> String {
     namespace.map_or_else(String::new, Namespace::label)
 }
+
+/// A workload's label values: Kubernetes namespace, pod, container (its
+/// name, else its id) and unit, empty where it has none.
+fn workload_key(w: &crate::model::Workload) -> [String; 4] {
+    let part = |p: &Option<String>| p.clone().unwrap_or_default();
+    [
+        part(&w.pod_namespace),
+        part(&w.pod_name),
+        w.container_name
+            .clone()
+            .or_else(|| w.container_id.clone())
+            .unwrap_or_default(),
+        part(&w.unit),
+    ]
+}
+
+/// The names of [`workload_key`]'s labels.
+const WORKLOAD_LABELS: [&str; 4] = ["namespace", "pod", "container", "unit"];
 
 /// `address:port`, IPv6 in brackets.
 fn endpoint(addr: std::net::SocketAddr) -> String {
@@ -185,17 +207,7 @@ impl Accumulator {
         }
         if self.options.per_workload {
             if let Some(w) = e.workload {
-                let part = |p: &Option<String>| p.clone().unwrap_or_default();
-                let key = [
-                    part(&w.pod_namespace),
-                    part(&w.pod_name),
-                    w.container_name
-                        .clone()
-                        .or_else(|| w.container_id.clone())
-                        .unwrap_or_default(),
-                    part(&w.unit),
-                ];
-                *c.workloads.entry(key).or_default() += 1;
+                *c.workloads.entry(workload_key(w)).or_default() += 1;
             }
         }
         if let Some(info) = e.diag.and_then(|d| d.tcp_info.as_ref()) {
@@ -279,14 +291,9 @@ impl Accumulator {
                     value,
                 });
             }
-            for ([namespace, pod, container, unit], value) in c.workloads {
+            for (key, value) in c.workloads {
                 workloads.push(Series {
-                    labels: with(vec![
-                        ("namespace", namespace),
-                        ("pod", pod),
-                        ("container", container),
-                        ("unit", unit),
-                    ]),
+                    labels: with(WORKLOAD_LABELS.into_iter().zip(key).collect()),
                     value,
                 });
             }

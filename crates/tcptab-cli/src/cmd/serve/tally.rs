@@ -1,0 +1,138 @@
+//! `--connection-counters`: a monitor on its own thread (polls every
+//! --counters-interval, destroy notifications as they come) feeds a
+//! [`Tally`]; each collection encodes what it has counted so far.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::{Registry, Unit};
+use tcptab::diag::Extensions;
+use tcptab::filter::Expr;
+use tcptab::metrics::{DurationHistogram, Series, Tally, TallyOptions};
+use tcptab::track::{Happened, Monitor, MonitorOptions};
+
+use super::collect::counter;
+use crate::cli::ServeArgs;
+
+type Labels = Vec<(String, String)>;
+
+/// Start counting: the tally the monitor's thread feeds.
+pub fn start(args: &ServeArgs) -> Result<Arc<Mutex<Tally>>> {
+    let query = args
+        .scope
+        .query(Expr::All, Extensions::TCP_INFO, false)?
+        .workloads(args.per_workload);
+    let tally = Arc::new(Mutex::new(Tally::new(TallyOptions {
+        per_namespace: args.scope.namespaces.all_netns,
+        per_workload: args.per_workload,
+        max_series: args.max_series as usize,
+    })));
+    let shared = tally.clone();
+    let interval = args.counters_interval;
+    std::thread::Builder::new()
+        .name("counters".into())
+        .spawn(move || {
+            let mut monitor = Monitor::new(&query, MonitorOptions::every(interval));
+            let mut noted = false;
+            loop {
+                let ran = monitor.run(&|| false, &mut |h| -> Result<(), tcptab::Error> {
+                    if let Happened::Polled(done) = &h {
+                        if !noted && !done.notes.is_empty() {
+                            note!("tcptab: --connection-counters: {}", done.notes.join("; "));
+                            noted = true;
+                        }
+                    }
+                    if let Ok(mut tally) = shared.lock() {
+                        tally.happened(&h);
+                    }
+                    Ok(())
+                });
+                // A poll failed: said, and tried again at the next one.
+                if let Err(e) = ran {
+                    note!("tcptab: --connection-counters: {e}");
+                    std::thread::sleep(interval);
+                }
+            }
+        })
+        .context("starting the counters' thread")?;
+    Ok(tally)
+}
+
+/// The counters, registered family by family.
+pub fn register(registry: &mut Registry, tally: &Mutex<Tally>) {
+    let Ok(t) = tally.lock().map(|t| t.tallied()) else {
+        return;
+    };
+    let families: [(&str, &str, Option<Unit>, &[Series]); 6] = [
+        ("connections_opened", "Connections opened (those open when counting began included), per listener that accepted them (empty: opened by this host)", None, &t.opened),
+        ("connections_closed", "Connections whose socket the kernel destroyed, per listener and the state they were last seen in", None, &t.closed),
+        ("connection_received", "Bytes received on connections (tcp_info bytes_received: the closed ones' final count, the open ones' at the last poll)", Some(Unit::Bytes), &t.bytes_received),
+        ("connection_acked", "Bytes sent on connections and acknowledged by the peer (tcp_info bytes_acked, the SYN and FIN counted one each)", Some(Unit::Bytes), &t.bytes_acked),
+        ("connection_retransmitted_segments", "Segments retransmitted on connections (tcp_info total_retrans)", None, &t.retransmitted_segments),
+        ("listen_queue_full", "Polls that found the listener's accept queue full (more waiting than its backlog: new connections are dropped)", None, &t.listen_queue_full),
+    ];
+    for (name, help, unit, series) in families {
+        let family = Family::<Labels, Counter>::default();
+        for s in series {
+            family.get_or_create(&labels(s)).inc_by(s.value);
+        }
+        match unit {
+            Some(unit) => registry.register_with_unit(name, help, unit, family),
+            None => registry.register(name, help, family),
+        }
+    }
+    let durations = Family::<Labels, Fixed>::default();
+    for (l, histogram) in &t.durations {
+        let l = l.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        if let Ok(mut h) = durations.get_or_create(&l).0.lock() {
+            *h = histogram.clone();
+        }
+    }
+    registry.register_with_unit(
+        "connection_duration",
+        "How long the closed connections lived, from their first sighting to the kernel's destroy notification",
+        Unit::Seconds,
+        durations,
+    );
+    registry.register(
+        "connection_counters_over_cap",
+        "Connections counted in the group listener=\"other\": more groups than --max-series",
+        counter(t.over_the_cap),
+    );
+    registry.register(
+        "notifications_lost",
+        "Times the kernel dropped destroy notifications: connections that closed meanwhile count what the last poll saw",
+        counter(t.notifications_lost),
+    );
+}
+
+fn labels(s: &Series) -> Labels {
+    s.labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// A histogram given by its bucket counts (prometheus-client's own only
+/// takes observations one by one).
+#[derive(Debug, Default)]
+struct Fixed(Mutex<DurationHistogram>);
+
+impl TypedMetric for Fixed {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Fixed {
+    fn encode(&self, mut encoder: MetricEncoder) -> std::fmt::Result {
+        let h = self.0.lock().map_err(|_| std::fmt::Error)?;
+        encoder.encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}

@@ -1,0 +1,241 @@
+//! `serve --connection-counters` against what a scenario did: connections
+//! opened, closed and their bytes, per listener, scraped directly and by a
+//! real Prometheus before, during and after the traffic.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+
+use common::server::{promtool_accepts, value, Prometheus, Server};
+use testkit::Scenario;
+
+/// Every counter sample of the connection families: series -> value.
+fn counters(body: &str) -> BTreeMap<String, f64> {
+    body.lines()
+        .filter(|l| l.starts_with("tcptab_connection"))
+        .filter(|l| l.contains("_total{") || l.contains("_count{") || l.contains("_bucket{"))
+        .filter_map(|l| {
+            let (series, v) = l.rsplit_once(' ')?;
+            Some((series.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The sum of the samples of `name` whose labels contain `labels`.
+fn sum(body: &str, name: &str, labels: &str) -> u64 {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// The ledger's connections (one JSON object a line) whose id is above
+/// `after`.
+fn ledger(path: &Path, after: u64) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["id"].as_u64().unwrap() > after)
+        .collect()
+}
+
+/// What the ledger's connections add up to on each side: (connections,
+/// bytes the client sent, bytes it received).
+fn totals(conns: &[Value]) -> (u64, u64, u64) {
+    let n = conns.len() as u64;
+    let sent = conns.iter().map(|c| c["sent"].as_u64().unwrap()).sum();
+    let received = conns.iter().map(|c| c["received"].as_u64().unwrap()).sum();
+    (n, sent, received)
+}
+
+/// Scrape until the counters stop moving (the last poll has seen every
+/// connection end): the body.
+fn settled(server: &Server) -> String {
+    let mut last = counters(&server.metrics());
+    loop {
+        std::thread::sleep(Duration::from_millis(1200));
+        let body = server.metrics();
+        let now = counters(&body);
+        if now == last {
+            return body;
+        }
+        last = now;
+    }
+}
+
+#[test]
+fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
+    if !testkit::require_root("counters_add_up_to_what_the_scenario_did_and_never_go_down") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("tcptab-counters-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ledger_path = dir.join("ledger.jsonl");
+    let mut scenario = Scenario::start_with("ledger.py", &[ledger_path.to_str().unwrap()]);
+    let port = scenario.manifest.names["port"].clone();
+    let pid = scenario.pid().to_string();
+    let server = Server::start(&[
+        "--netns-pid",
+        &pid,
+        "--min-interval",
+        "0s",
+        "--connection-counters",
+        "--counters-interval",
+        "500ms",
+    ]);
+    let prometheus = Prometheus::scraping(server.addr, "counters");
+    let listener = format!("listener=\"127.0.0.1:{port}\"");
+    let outgoing = "listener=\"\"";
+    let before = settled(&server);
+
+    // Scraped all along: no counter ever goes down.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, addr) = (stop.clone(), server.addr);
+        std::thread::spawn(move || {
+            let mut last: BTreeMap<String, f64> = BTreeMap::new();
+            let mut scrapes = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let body = testkit::http::get(addr, "/metrics").unwrap().body;
+                for (series, v) in counters(&body) {
+                    if let Some(&was) = last.get(&series) {
+                        assert!(v >= was, "{series} went down from {was} to {v}");
+                    }
+                    last.insert(series, v);
+                }
+                scrapes += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            scrapes
+        })
+    };
+
+    // Connections that end in order (their bytes are the kernel's to the
+    // end), then reset ones (SO_LINGER 0 zeroes the counters before the
+    // kernel reports the socket gone: what a poll saw of them counts).
+    assert!(scenario
+        .command("run 150 2 client_first,server_first,flash")
+        .starts_with("ok"));
+    assert_eq!(scenario.command("wait"), "ok");
+    let orderly = ledger(&ledger_path, 0);
+    let last_orderly = orderly
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let middle = settled(&server);
+    assert!(scenario.command("run 100 1 reset").starts_with("ok"));
+    assert_eq!(scenario.command("wait"), "ok");
+    let after = settled(&server);
+    stop.store(true, Ordering::Relaxed);
+    let scrapes = watcher.join().expect("no counter went down");
+    assert!(scrapes > 10, "{scrapes} scrapes while the traffic ran");
+    let resets = ledger(&ledger_path, last_orderly);
+
+    // The orderly ones, exactly: each end once, in its group, with the
+    // bytes the ledger says plus the kernel's own: a SYN counts one byte
+    // acked on the client's side, a FIN one acked or received when it
+    // came before the socket was gone (0 or 1 each).
+    let (n, sent, received) = totals(&orderly);
+    assert!(n >= 250, "{n} connections");
+    let grew = |name: &str, group: &str, from: &str, to: &str| {
+        sum(to, name, group) - sum(from, name, group)
+    };
+    // Each end once: opened and closed in its group, and how long it
+    // lived for those a poll saw.
+    let once_each = |from: &str, to: &str, n: u64| {
+        for group in [listener.as_str(), outgoing] {
+            for name in [
+                "tcptab_connections_opened_total",
+                "tcptab_connections_closed_total",
+            ] {
+                assert_eq!(grew(name, group, from, to), n, "{name}{{{group}}}");
+            }
+            let timed = grew("tcptab_connection_duration_seconds_count", group, from, to);
+            assert!(timed <= n, "{timed} durations of {n} connections");
+        }
+    };
+    once_each(&before, &middle, n);
+    let within = |what: &str, got: u64, lo: u64, hi: u64| {
+        assert!(
+            (lo..=hi).contains(&got),
+            "{what}: {got} not within {lo}..={hi}"
+        );
+    };
+    let bytes = |name: &str, group: &str| grew(name, group, &before, &middle);
+    eprintln!(
+        "{n} orderly connections, {sent} bytes sent, {received} received; the server's end received {} and had {} acked",
+        bytes("tcptab_connection_received_bytes_total", &listener),
+        bytes("tcptab_connection_acked_bytes_total", &listener)
+    );
+    within(
+        "server received",
+        bytes("tcptab_connection_received_bytes_total", &listener),
+        sent,
+        sent + n,
+    );
+    within(
+        "server acked",
+        bytes("tcptab_connection_acked_bytes_total", &listener),
+        received,
+        received + n,
+    );
+    within(
+        "client received",
+        bytes("tcptab_connection_received_bytes_total", outgoing),
+        received,
+        received + n,
+    );
+    within(
+        "client acked",
+        bytes("tcptab_connection_acked_bytes_total", outgoing),
+        sent + n,
+        sent + 2 * n,
+    );
+
+    // The reset ones: counted once each; their bytes at most what was sent.
+    let (n, sent, received) = totals(&resets);
+    once_each(&middle, &after, n);
+    let bytes = |name: &str, group: &str| grew(name, group, &middle, &after);
+    within(
+        "server received (reset)",
+        bytes("tcptab_connection_received_bytes_total", &listener),
+        0,
+        sent,
+    );
+    within(
+        "client received (reset)",
+        bytes("tcptab_connection_received_bytes_total", outgoing),
+        0,
+        received,
+    );
+    promtool_accepts(&after);
+
+    // Prometheus scraped the same: its last value is ours, and it saw no
+    // counter reset over the whole run.
+    let opened = format!("tcptab_connections_opened_total{{{listener}}}");
+    let want = sum(&after, "tcptab_connections_opened_total", &listener) as f64;
+    prometheus.query_until(&opened, |rows| value(&rows[0]) == want);
+    for family in [
+        "tcptab_connections_opened_total",
+        "tcptab_connections_closed_total",
+        "tcptab_connection_received_bytes_total",
+        "tcptab_connection_acked_bytes_total",
+    ] {
+        let rows = prometheus.query(&format!("resets({family}[10m])"));
+        assert!(!rows.is_empty(), "{family} in Prometheus");
+        for row in rows {
+            assert_eq!(value(&row), 0.0, "Prometheus saw {family} reset: {row}");
+        }
+    }
+    drop(scenario);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,677 @@
+//! [`Tally`]: counters of what happened to connections, per bounded group,
+//! from the connection tracker's events (no I/O: an exporter feeds it what
+//! its [`Monitor`](crate::track::Monitor) hands over).
+//!
+//! A connection belongs to one group from its first sighting to its end:
+//! the listener that accepted it (its local address and port, matched
+//! against the listening sockets of its namespace, a wildcard listener
+//! included), or none for a connection this host opened; with the
+//! namespace and the workload as further labels when asked. Per group:
+//!
+//! - connections opened (those open when counting began included) and
+//!   closed, by the state they were last seen in before the kernel
+//!   destroyed them;
+//! - bytes received and acked, segments retransmitted: the closed
+//!   connections' final tcp_info (as high as ever seen: a reset zeroes
+//!   them in the kernel before the notification) plus the open ones' as of
+//!   the last poll. Every connection is counted once, whether it was seen
+//!   open, closing or both, so a counter never goes down;
+//! - how long the closed connections lived (a histogram);
+//! - polls that found the listener's accept queue full (more waiting than
+//!   its backlog: the kernel then drops new connections).
+//!
+//! Beyond `max_series` groups, new groups' connections are counted in one
+//! group whose `listener` is `other`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use crate::model::{canonical, EntryBuf, State};
+use crate::track::{Change, Conn, Counters, Event, Happened};
+
+use super::{endpoint, netns_label, workload_key, Labels, Series, WORKLOAD_LABELS};
+
+/// Which labels a [`Tally`] groups by, and how many groups it keeps.
+#[derive(Debug, Clone, Default)]
+pub struct TallyOptions {
+    /// A `netns` label first.
+    pub per_namespace: bool,
+    /// The workload's labels (`namespace`, `pod`, `container`, `unit`).
+    pub per_workload: bool,
+    /// At most this many groups; the rest are counted in `listener="other"`.
+    pub max_series: usize,
+}
+
+/// Upper bounds (seconds) of the duration histogram's buckets; the last
+/// bucket is +Inf.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
+];
+
+/// A histogram by its bucket counts (not cumulative; the last is +Inf).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationHistogram {
+    pub sum: f64,
+    pub count: u64,
+    /// (upper bound, observations in this bucket only).
+    pub buckets: Vec<(f64, u64)>,
+}
+
+impl Default for DurationHistogram {
+    fn default() -> DurationHistogram {
+        let mut buckets: Vec<(f64, u64)> = DURATION_BUCKETS.iter().map(|&b| (b, 0)).collect();
+        buckets.push((f64::INFINITY, 0));
+        DurationHistogram {
+            sum: 0.0,
+            count: 0,
+            buckets,
+        }
+    }
+}
+
+impl DurationHistogram {
+    pub fn observe(&mut self, seconds: f64) {
+        self.sum += seconds;
+        self.count += 1;
+        if let Some(b) = self.buckets.iter_mut().find(|(le, _)| seconds <= *le) {
+            b.1 += 1;
+        }
+    }
+}
+
+/// The counters of a group, as of now.
+#[derive(Debug, Clone, Default)]
+pub struct Tallied {
+    pub opened: Vec<Series>,
+    /// With a `state` label last.
+    pub closed: Vec<Series>,
+    pub bytes_received: Vec<Series>,
+    pub bytes_acked: Vec<Series>,
+    pub retransmitted_segments: Vec<Series>,
+    /// Listener groups only.
+    pub listen_queue_full: Vec<Series>,
+    pub durations: Vec<(Labels, DurationHistogram)>,
+    /// Connections counted in `listener="other"` for want of room.
+    pub over_the_cap: u64,
+    /// Times the kernel dropped destroy notifications: the connections
+    /// that closed meanwhile count what the last poll saw of them.
+    pub notifications_lost: u64,
+}
+
+/// The three byte and segment counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sums {
+    received: u64,
+    acked: u64,
+    retransmitted: u64,
+}
+
+impl Sums {
+    fn of(c: &Counters) -> Sums {
+        Sums {
+            received: c.bytes_received.unwrap_or(0),
+            acked: c.bytes_acked.unwrap_or(0),
+            retransmitted: c.total_retrans.unwrap_or(0),
+        }
+    }
+
+    fn add(&mut self, other: Sums) {
+        self.received += other.received;
+        self.acked += other.acked;
+        self.retransmitted += other.retransmitted;
+    }
+
+    fn sub(&mut self, other: Sums) {
+        self.received = self.received.saturating_sub(other.received);
+        self.acked = self.acked.saturating_sub(other.acked);
+        self.retransmitted = self.retransmitted.saturating_sub(other.retransmitted);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    labels: Labels,
+    listener: bool,
+    opened: u64,
+    /// By the state last seen by a poll (`none`: no poll saw it open).
+    closed: BTreeMap<String, u64>,
+    /// The closed connections' final counters.
+    done: Sums,
+    /// The open connections' counters as last seen.
+    live: Sums,
+    durations: DurationHistogram,
+    queue_full: u64,
+}
+
+/// An open connection: its group and what it has counted there. A
+/// connection no known listener accepted waits for the next poll (which
+/// finds a listener opened since the last one) with its entry.
+#[derive(Debug)]
+struct Live {
+    group: Option<usize>,
+    counted: Sums,
+    entry: Option<EntryBuf>,
+}
+
+/// A connection that closed before its group was known.
+#[derive(Debug)]
+struct Unplaced {
+    entry: EntryBuf,
+    end: End,
+}
+
+/// How a connection ended, for its group.
+#[derive(Debug)]
+struct End {
+    last: Sums,
+    state: String,
+    /// Seconds from its first poll to its end (None: no poll saw it).
+    lived: Option<f64>,
+}
+
+/// Counters of what happened (see the [module](self) documentation).
+#[derive(Debug, Default)]
+pub struct Tally {
+    options: TallyOptions,
+    /// Listening sockets by namespace and port: (address, tracker id).
+    listeners: HashMap<(u64, u16), Vec<(IpAddr, u64)>>,
+    live: HashMap<u64, Live>,
+    unplaced: Vec<Unplaced>,
+    groups: Vec<Group>,
+    index: HashMap<Labels, usize>,
+    over_the_cap: u64,
+    lost: u64,
+}
+
+impl Tally {
+    pub fn new(options: TallyOptions) -> Tally {
+        Tally {
+            options,
+            ..Tally::default()
+        }
+    }
+
+    /// Take in what a monitor handed over.
+    pub fn happened(&mut self, happened: &Happened<'_>) {
+        match happened {
+            Happened::Event(event) => self.event(event),
+            Happened::Polled(done) => self.polled(&done.snapshot.sockets),
+            Happened::Lost { .. } => self.lost += 1,
+        }
+    }
+
+    /// After a poll's events: the listeners it found are known, so the
+    /// connections waiting for their group get it; then the accept queues.
+    fn polled(&mut self, sockets: &[EntryBuf]) {
+        let waiting: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|(_, l)| l.group.is_none())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in waiting {
+            let Some(live) = self.live.get_mut(&id) else {
+                continue;
+            };
+            let Some(entry) = live.entry.take() else {
+                continue;
+            };
+            let counted = live.counted;
+            let group = self.place(&entry);
+            self.groups[group].live.add(counted);
+            if let Some(live) = self.live.get_mut(&id) {
+                live.group = Some(group);
+            }
+        }
+        for Unplaced { entry, end } in std::mem::take(&mut self.unplaced) {
+            let group = self.place(&entry);
+            self.end(group, end);
+        }
+        for buf in sockets {
+            self.listen_queue(buf);
+        }
+    }
+
+    fn event(&mut self, event: &Event) {
+        let conn = &event.conn;
+        let listening = conn.first_state == State::Listen;
+        match event.change {
+            Change::Opened if listening => {
+                let s = &conn.entry.socket;
+                self.listeners
+                    .entry((netns_of(&conn.entry), s.local.port()))
+                    .or_default()
+                    .push((canonical(s.local).ip(), conn.id));
+            }
+            Change::Opened => {
+                let counted = Sums::of(&conn.counters);
+                let group = self
+                    .listener_of(&conn.entry)
+                    .map(|_| self.place(&conn.entry));
+                if let Some(g) = group {
+                    self.groups[g].live.add(counted);
+                }
+                let entry = group.is_none().then(|| conn.entry.clone());
+                self.live.insert(
+                    conn.id,
+                    Live {
+                        group,
+                        counted,
+                        entry,
+                    },
+                );
+            }
+            Change::Closed { .. } | Change::Ended { .. } if listening => {
+                let s = &conn.entry.socket;
+                let key = (netns_of(&conn.entry), s.local.port());
+                if let Some(all) = self.listeners.get_mut(&key) {
+                    all.retain(|&(_, id)| id != conn.id);
+                    if all.is_empty() {
+                        self.listeners.remove(&key);
+                    }
+                }
+            }
+            Change::Closed { .. } | Change::Ended { .. } => self.closed(conn),
+            Change::StateChanged { .. } | Change::Updated | Change::QueueGrowth => {
+                if let Some(live) = self.live.get_mut(&conn.id) {
+                    let now = Sums::of(&conn.counters);
+                    if let Some(g) = live.group {
+                        let g = &mut self.groups[g];
+                        g.live.sub(live.counted);
+                        g.live.add(now);
+                    }
+                    live.counted = now;
+                }
+            }
+        }
+    }
+
+    /// A connection's socket is gone (once: a TIME_WAIT after it, or its
+    /// end, is not counted again).
+    fn closed(&mut self, conn: &Conn) {
+        let Some(live) = self.live.remove(&conn.id) else {
+            return;
+        };
+        let at = conn
+            .closed
+            .or(conn.ended)
+            .map_or(conn.last_seen, |(at, _)| at);
+        let end = End {
+            last: Sums::of(&conn.counters),
+            state: match conn.seen_by_poll {
+                true => conn.entry.socket.state.to_string(),
+                false => "none".to_string(),
+            },
+            lived: conn
+                .seen_by_poll
+                .then(|| (at - conn.first_seen).max(0) as f64 / 1000.0),
+        };
+        match (live.group, live.entry) {
+            (Some(group), _) => {
+                self.groups[group].live.sub(live.counted);
+                self.end(group, end);
+            }
+            (None, Some(entry)) => self.unplaced.push(Unplaced { entry, end }),
+            (None, None) => {}
+        }
+    }
+
+    /// A connection of `group` ended (its opening was counted with its
+    /// group, or is counted now for one placed at its end).
+    fn end(&mut self, group: usize, end: End) {
+        let g = &mut self.groups[group];
+        g.done.add(end.last);
+        *g.closed.entry(end.state).or_default() += 1;
+        if let Some(seconds) = end.lived {
+            g.durations.observe(seconds);
+        }
+    }
+
+    /// A listener's accept queue, at a poll.
+    fn listen_queue(&mut self, buf: &EntryBuf) {
+        let s = &buf.socket;
+        let limit = buf.diag.as_ref().and_then(|d| d.backlog_limit);
+        let full = limit.is_some_and(|l| s.rx_queue > l);
+        if s.state != State::Listen || !full {
+            return;
+        }
+        let labels = self.labels(buf, Some(endpoint(s.local)));
+        if let Some(group) = self.group(labels, true) {
+            self.groups[group].queue_full += 1;
+        }
+    }
+
+    /// The known listener that accepted the connection `entry`, as its
+    /// label.
+    fn listener_of(&self, entry: &EntryBuf) -> Option<String> {
+        let s = &entry.socket;
+        let local = canonical(s.local).ip();
+        self.listeners
+            .get(&(netns_of(entry), s.local.port()))?
+            .iter()
+            .find(|(addr, _)| *addr == local || addr.is_unspecified())
+            .map(|&(addr, _)| endpoint(std::net::SocketAddr::new(addr, s.local.port())))
+    }
+
+    /// Count the opening of the connection `entry` in its group (its
+    /// listener's, else that of the connections this host opened); the
+    /// group.
+    fn place(&mut self, entry: &EntryBuf) -> usize {
+        let listener = self.listener_of(entry);
+        let listening = listener.is_some();
+        let labels = self.labels(entry, Some(listener.unwrap_or_default()));
+        let group = match self.group(labels, listening) {
+            Some(group) => group,
+            None => {
+                self.over_the_cap += 1;
+                let labels = self.labels(entry, None);
+                self.overflow(labels)
+            }
+        };
+        self.groups[group].opened += 1;
+        group
+    }
+
+    /// The labels of a group: `netns`, `listener` (`other` with None),
+    /// the workload's.
+    fn labels(&self, entry: &EntryBuf, listener: Option<String>) -> Labels {
+        let mut labels = Labels::new();
+        if self.options.per_namespace {
+            labels.push(("netns", netns_label(entry.namespace.as_deref())));
+        }
+        let overflow = listener.is_none();
+        labels.push(("listener", listener.unwrap_or_else(|| "other".into())));
+        if self.options.per_workload {
+            let key = match (&entry.workload, overflow) {
+                (Some(w), false) => workload_key(w),
+                _ => Default::default(),
+            };
+            labels.extend(WORKLOAD_LABELS.into_iter().zip(key));
+        }
+        labels
+    }
+
+    /// The group with `labels`, made if there is room.
+    fn group(&mut self, labels: Labels, listener: bool) -> Option<usize> {
+        if let Some(&g) = self.index.get(&labels) {
+            return Some(g);
+        }
+        if self.groups.len() >= self.options.max_series.max(1) {
+            return None;
+        }
+        Some(self.make(labels, listener))
+    }
+
+    /// The group `listener="other"` with `labels`, made at the cap too.
+    fn overflow(&mut self, labels: Labels) -> usize {
+        match self.index.get(&labels) {
+            Some(&g) => g,
+            None => self.make(labels, false),
+        }
+    }
+
+    fn make(&mut self, labels: Labels, listener: bool) -> usize {
+        self.groups.push(Group {
+            labels: labels.clone(),
+            listener,
+            ..Group::default()
+        });
+        self.index.insert(labels, self.groups.len() - 1);
+        self.groups.len() - 1
+    }
+
+    /// The counters as of now, group by group in label order.
+    pub fn tallied(&self) -> Tallied {
+        let mut groups: Vec<&Group> = self.groups.iter().collect();
+        groups.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let mut out = Tallied {
+            over_the_cap: self.over_the_cap,
+            notifications_lost: self.lost,
+            ..Tallied::default()
+        };
+        for g in groups {
+            let series = |value: u64| Series {
+                labels: g.labels.clone(),
+                value,
+            };
+            let mut sums = g.done;
+            sums.add(g.live);
+            out.opened.push(series(g.opened));
+            for (state, n) in &g.closed {
+                let mut labels = g.labels.clone();
+                labels.push(("state", state.clone()));
+                out.closed.push(Series { labels, value: *n });
+            }
+            out.bytes_received.push(series(sums.received));
+            out.bytes_acked.push(series(sums.acked));
+            out.retransmitted_segments.push(series(sums.retransmitted));
+            if g.listener {
+                out.listen_queue_full.push(series(g.queue_full));
+            }
+            out.durations.push((g.labels.clone(), g.durations.clone()));
+        }
+        out
+    }
+}
+
+fn netns_of(entry: &EntryBuf) -> u64 {
+    entry.namespace.as_ref().map_or(0, |n| n.inode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Diag, DiagSocket, Family, RowKind, Socket, TcpInfo};
+    use crate::query::Snapshot;
+    use crate::track::{TrackOptions, Tracker};
+
+    const T: i64 = 1_800_000_000_000;
+
+    fn dumped(local: &str, remote: &str, state: State, cookie: u64, received: u64) -> DiagSocket {
+        let mut s = Socket::empty(Family::Ipv4, RowKind::Full);
+        s.state = state;
+        s.local = local.parse().unwrap();
+        s.remote = remote.parse().unwrap();
+        let tcp_info = (state != State::Listen).then(|| {
+            Box::new(TcpInfo {
+                bytes_received: received,
+                bytes_acked: received / 2,
+                total_retrans: 1,
+                ..TcpInfo::default()
+            })
+        });
+        DiagSocket {
+            socket: s,
+            diag: Diag {
+                cookie,
+                tcp_info,
+                backlog_limit: (state == State::Listen).then_some(2),
+                ..Diag::default()
+            },
+        }
+    }
+
+    fn listener() -> DiagSocket {
+        dumped("0.0.0.0:80", "0.0.0.0:0", State::Listen, 1, 0)
+    }
+
+    fn accepted(received: u64) -> DiagSocket {
+        dumped(
+            "127.0.0.1:80",
+            "127.0.0.1:40000",
+            State::Established,
+            2,
+            received,
+        )
+    }
+
+    fn outgoing(received: u64) -> DiagSocket {
+        dumped(
+            "127.0.0.1:40001",
+            "127.0.0.1:443",
+            State::Established,
+            3,
+            received,
+        )
+    }
+
+    /// A tracker with notifications in its own namespace, and a tally of
+    /// at most `max_series` groups.
+    fn fresh(max_series: usize) -> (Tracker, Tally) {
+        let mut t = Tracker::new(TrackOptions::default());
+        t.set_notified(0, true);
+        let tally = Tally::new(TallyOptions {
+            max_series,
+            ..TallyOptions::default()
+        });
+        (t, tally)
+    }
+
+    fn poll(t: &mut Tracker, tally: &mut Tally, sockets: &[DiagSocket], at: i64) {
+        let snapshot = Snapshot::of(sockets.iter().cloned().map(EntryBuf::dumped).collect());
+        let mut events = Vec::new();
+        t.polled(&snapshot, at, &mut events);
+        for e in &events {
+            tally.happened(&Happened::Event(e));
+        }
+        tally.polled(&snapshot.sockets);
+    }
+
+    fn notified(t: &mut Tracker, tally: &mut Tally, d: DiagSocket, at: i64) {
+        let mut events = Vec::new();
+        t.notified_with(0, at, d, None, &mut events);
+        for e in &events {
+            tally.happened(&Happened::Event(e));
+        }
+    }
+
+    /// (listener, value) of each series.
+    fn by_listener(series: &[Series]) -> Vec<(String, u64)> {
+        series
+            .iter()
+            .map(|s| (s.labels[0].1.clone(), s.value))
+            .collect()
+    }
+
+    #[test]
+    fn each_connection_counts_once_in_its_listener_s_group_and_never_down() {
+        let (mut t, mut tally) = fresh(10);
+        poll(
+            &mut t,
+            &mut tally,
+            &[listener(), accepted(100), outgoing(10)],
+            T,
+        );
+        let now = tally.tallied();
+        assert_eq!(
+            by_listener(&now.opened),
+            [("".into(), 1), ("0.0.0.0:80".into(), 1)]
+        );
+        assert_eq!(
+            by_listener(&now.bytes_received),
+            [("".into(), 10), ("0.0.0.0:80".into(), 100)]
+        );
+        poll(
+            &mut t,
+            &mut tally,
+            &[listener(), accepted(300), outgoing(10)],
+            T + 1000,
+        );
+        assert_eq!(by_listener(&tally.tallied().bytes_received)[1].1, 300);
+        // The accepted one closes with its final counters; the outgoing one
+        // is reset (the kernel zeroed its counters): it keeps what was seen.
+        let mut closing = accepted(350);
+        closing.socket.state = State::Close;
+        notified(&mut t, &mut tally, closing, T + 1500);
+        let mut reset = outgoing(0);
+        reset.socket.state = State::Close;
+        notified(&mut t, &mut tally, reset, T + 1600);
+        // The next poll finds neither: nothing is counted again.
+        let mut full = listener();
+        full.socket.rx_queue = 3;
+        poll(&mut t, &mut tally, &[full], T + 2000);
+        let now = tally.tallied();
+        assert_eq!(
+            by_listener(&now.opened),
+            [("".into(), 1), ("0.0.0.0:80".into(), 1)]
+        );
+        assert_eq!(
+            by_listener(&now.bytes_received),
+            [("".into(), 10), ("0.0.0.0:80".into(), 350)]
+        );
+        assert_eq!(
+            by_listener(&now.bytes_acked),
+            [("".into(), 5), ("0.0.0.0:80".into(), 175)]
+        );
+        assert_eq!(
+            by_listener(&now.retransmitted_segments),
+            [("".into(), 1), ("0.0.0.0:80".into(), 1)]
+        );
+        assert_eq!(
+            by_listener(&now.listen_queue_full),
+            [("0.0.0.0:80".into(), 1)]
+        );
+        let closed: Vec<_> = now
+            .closed
+            .iter()
+            .map(|s| (s.labels.clone(), s.value))
+            .collect();
+        assert_eq!(
+            closed,
+            [
+                (
+                    vec![("listener", "".into()), ("state", "ESTABLISHED".into())],
+                    1
+                ),
+                (
+                    vec![
+                        ("listener", "0.0.0.0:80".into()),
+                        ("state", "ESTABLISHED".into())
+                    ],
+                    1
+                ),
+            ]
+        );
+        let (_, lived) = &now.durations[1];
+        assert_eq!((lived.count, lived.sum), (1, 1.5));
+    }
+
+    #[test]
+    fn a_connection_of_a_listener_opened_since_the_last_poll_waits_for_the_next() {
+        let (mut t, mut tally) = fresh(10);
+        poll(&mut t, &mut tally, &[], T);
+        // Opened and closed between two polls, by a listener the first
+        // poll did not see.
+        let mut flash = accepted(70);
+        flash.socket.state = State::Close;
+        notified(&mut t, &mut tally, flash, T + 100);
+        assert!(tally.tallied().opened.is_empty());
+        poll(&mut t, &mut tally, &[listener()], T + 1000);
+        let now = tally.tallied();
+        assert_eq!(by_listener(&now.opened), [("0.0.0.0:80".into(), 1)]);
+        assert_eq!(
+            by_listener(&now.bytes_received),
+            [("0.0.0.0:80".into(), 70)]
+        );
+        assert_eq!(now.closed[0].labels[1], ("state", "none".into()));
+        // No poll saw it: how long it lived is not known.
+        assert_eq!(now.durations[0].1.count, 0);
+    }
+
+    #[test]
+    fn beyond_the_cap_connections_go_to_the_other_group() {
+        let (mut t, mut tally) = fresh(1);
+        poll(
+            &mut t,
+            &mut tally,
+            &[listener(), accepted(1), outgoing(2)],
+            T,
+        );
+        let now = tally.tallied();
+        assert_eq!(
+            by_listener(&now.opened),
+            [("0.0.0.0:80".into(), 1), ("other".into(), 1)]
+        );
+        assert_eq!(now.over_the_cap, 1);
+    }
+}
