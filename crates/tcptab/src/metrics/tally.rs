@@ -150,7 +150,7 @@ struct Group {
 struct Live {
     group: Option<usize>,
     counted: Sums,
-    entry: Option<EntryBuf>,
+    entry: Option<Box<EntryBuf>>,
 }
 
 /// A connection that closed before its group was known.
@@ -251,7 +251,7 @@ impl Tally {
                 if let Some(g) = group {
                     self.groups[g].live.add(counted);
                 }
-                let entry = group.is_none().then(|| conn.entry.clone());
+                let entry = group.is_none().then(|| Box::new(conn.entry.clone()));
                 self.live.insert(
                     conn.id,
                     Live {
@@ -311,7 +311,7 @@ impl Tally {
                 self.groups[group].live.sub(live.counted);
                 self.end(group, end);
             }
-            (None, Some(entry)) => self.unplaced.push(Unplaced { entry, end }),
+            (None, Some(entry)) => self.unplaced.push(Unplaced { entry: *entry, end }),
             (None, None) => {}
         }
     }

@@ -144,7 +144,7 @@ pub struct Conn {
     pub counters: Counters,
     /// The socket as the kernel reported it in its destroy notification
     /// (state CLOSE, the final counters), when one came.
-    pub last_words: Option<EntryBuf>,
+    pub last_words: Option<Box<EntryBuf>>,
 }
 
 impl Conn {
@@ -167,7 +167,7 @@ impl Conn {
     /// What a report of its closing shows: the kernel's last word when
     /// there was one, else its last sighting.
     pub fn closing_entry(&self) -> &EntryBuf {
-        self.last_words.as_ref().unwrap_or(&self.entry)
+        self.last_words.as_deref().unwrap_or(&self.entry)
     }
 }
 

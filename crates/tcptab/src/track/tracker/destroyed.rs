@@ -65,12 +65,12 @@ impl Tracker {
                     d.socket.local = t.conn.entry.socket.local;
                     d.socket.remote = t.conn.entry.socket.remote;
                 }
-                t.conn.last_words = Some(
+                t.conn.last_words = Some(Box::new(
                     EntryBuf::dumped(d)
                         .with_namespace(namespace)
                         .with_owners(t.conn.entry.owners.clone())
                         .with_workload(t.conn.entry.workload.clone().or(workload)),
-                );
+                ));
                 t.conn.closed = Some((at, End::Destroy));
                 t.conn.last_seen = t.conn.last_seen.max(at);
                 t.missing_since = None;
@@ -126,7 +126,7 @@ impl Tracker {
             closed: Some((at, End::Destroy)),
             ended: None,
             counters,
-            last_words: Some(entry.clone()),
+            last_words: Some(Box::new(entry.clone())),
             entry,
         };
         let fingerprint = fingerprint(&conn.entry.as_entry(), &conn.counters);
