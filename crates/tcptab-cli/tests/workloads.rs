@@ -611,6 +611,70 @@ fn the_exporter_counts_per_workload_within_its_bound() {
     assert!(body.lines().any(|l| l == dropped), "{dropped} in\n{body}");
 }
 
+/// `serve --connection-counters --per-workload`: a connection accepted by
+/// a container's listener is counted in that listener's group with the
+/// container's workload (the kernel gives the accepted socket its
+/// listener's cgroup).
+#[test]
+fn the_exporter_s_counters_carry_the_listener_s_workload() {
+    let _beside = MACHINE.read().unwrap_or_else(|e| e.into_inner());
+    let Some(layout) = layout("counters") else { return };
+    let root = layout.root_arg();
+    let server = common::server::Server::start(&[
+        "--connection-counters",
+        "--counters-interval",
+        "200ms",
+        "--per-workload",
+        "--max-series",
+        "100000",
+        "--runtime-root",
+        &root,
+    ]);
+    // The listeners are known from the counters' first poll on.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let held: Vec<std::net::TcpStream> = layout
+        .by_port
+        .keys()
+        .map(|port| std::net::TcpStream::connect(("127.0.0.1", *port)).unwrap())
+        .collect();
+    let series: Vec<String> = layout
+        .by_port
+        .iter()
+        .filter(|(_, e)| e.container_id.is_some())
+        .map(|(port, e)| {
+            let container = e
+                .container_name
+                .map(str::to_string)
+                .or(e.container_id.clone())
+                .unwrap();
+            let (namespace, pod) = e.pod.unwrap_or(("", ""));
+            format!(
+                "tcptab_connections_opened_total{{listener=\"127.0.0.1:{port}\",namespace=\"{namespace}\",pod=\"{pod}\",container=\"{container}\",unit=\"{}\"}} 1",
+                e.unit.unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(!series.is_empty());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let body = server.metrics();
+        let missing: Vec<&String> = series
+            .iter()
+            .filter(|s| !body.lines().any(|l| l == s.as_str()))
+            .collect();
+        if missing.is_empty() {
+            common::server::promtool_accepts(&body);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing:#?} not in\n{body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(held);
+}
+
 /// A connection made in a unit's cgroup and closed from its side: the
 /// recorder keeps its workload on every row it writes, its TIME_WAIT
 /// included (the kernel keeps no cgroup for a TIME_WAIT).
