@@ -17,9 +17,9 @@ use tcptab::{Entry, EntryBuf, Query};
 
 use crate::cli::{KillArgs, KillFormat};
 use crate::exit::Partial;
+use crate::output::cells::{Endpoint, OwnersCell};
 use crate::output::csv::{header, Cells};
 use crate::output::json::{string, value_into, JsonRecord};
-use crate::output::table::{Endpoint, OwnersCell};
 use crate::report;
 
 pub fn run(args: &KillArgs) -> Result<()> {

@@ -185,7 +185,7 @@ fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
         ]);
         for l in &s.listeners {
             let at = std::net::SocketAddr::new(l.local_address, l.local_port);
-            t.cell(format_args!("{}", crate::output::table::Endpoint(at, None)));
+            t.cell(format_args!("{}", crate::output::cells::Endpoint(at, None)));
             t.cell(format_args!("{}", l.queued));
             match l.limit {
                 Some(n) => t.cell(format_args!("{n}")),

@@ -18,8 +18,8 @@ use tcptab::track::{Change, Event, Happened, Monitor, MonitorOptions};
 use tcptab::{Entry, Ownership};
 
 use crate::cli::{EventKind, WatchArgs, WatchFormat};
+use crate::output::cells::Endpoint;
 use crate::output::json::JsonRecord;
-use crate::output::table::Endpoint;
 use crate::report;
 
 /// The event's own fields, before the socket record's.

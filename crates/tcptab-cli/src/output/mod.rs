@@ -1,6 +1,7 @@
 //! One output format per module, each behind the [`Sink`] trait: the
 //! commands feed rows in, the sink writes them.
 
+pub mod cells;
 pub mod csv;
 pub mod json;
 mod jsonl;

@@ -175,114 +175,137 @@ pub(crate) fn states_during(
     states
 }
 
+/// A row's cells, read with the row's id and the column's name in every
+/// error.
+struct Cells<'r, C> {
+    r: &'r C,
+    id: i64,
+}
+
+impl<C: Columns> Cells<'_, C> {
+    fn bad(&self, i: usize, value: &str) -> RowError {
+        RowError::Value {
+            table: "connections",
+            id: self.id,
+            column: COLUMN_NAMES[i],
+            value: format!("{value:?}, which tcptab did not write"),
+        }
+    }
+
+    fn text(&self, i: usize) -> Result<String, RowError> {
+        self.r.text(i)?.ok_or_else(|| self.bad(i, "NULL"))
+    }
+
+    fn opt(&self, i: usize) -> Result<Option<i64>, RowError> {
+        self.r.int(i)
+    }
+
+    fn num(&self, i: usize) -> Result<i64, RowError> {
+        self.opt(i)?.ok_or_else(|| self.bad(i, "NULL"))
+    }
+
+    /// An integer that must fit `T`.
+    fn fit<T: TryFrom<i64>>(&self, i: usize) -> Result<T, RowError> {
+        let v = self.num(i)?;
+        T::try_from(v).map_err(|_| self.bad(i, &v.to_string()))
+    }
+
+    fn opt_fit<T: TryFrom<i64>>(&self, i: usize) -> Result<Option<T>, RowError> {
+        self.opt(i)?
+            .map(|v| T::try_from(v).map_err(|_| self.bad(i, &v.to_string())))
+            .transpose()
+    }
+
+    /// Text that `read` must know.
+    fn known<T>(&self, i: usize, read: impl Fn(&str) -> Option<T>) -> Result<T, RowError> {
+        let text = self.text(i)?;
+        read(&text).ok_or_else(|| self.bad(i, &text))
+    }
+
+    /// The address at `i` and the port after it.
+    fn addr(&self, i: usize) -> Result<SocketAddr, RowError> {
+        let ip: IpAddr = self.known(i, |a| a.parse().ok())?;
+        Ok(SocketAddr::new(ip, self.fit(i + 1)?))
+    }
+
+    fn unsigned(&self, i: usize) -> Result<Option<u64>, RowError> {
+        Ok(self.opt(i)?.map(|v| v as u64))
+    }
+}
+
+/// The socket of a `connections` row, and its timer in milliseconds.
+fn socket_of<C: Columns>(c: &Cells<'_, C>) -> Result<(Socket, u32), RowError> {
+    let family = c.known(6, |t| match t {
+        "ipv4" => Some(Family::Ipv4),
+        "ipv6" => Some(Family::Ipv6),
+        _ => None,
+    })?;
+    let kind = c.known(7, |t| match t {
+        "full" => Some(RowKind::Full),
+        "time_wait" => Some(RowKind::TimeWait),
+        "request" => Some(RowKind::Request),
+        _ => None,
+    })?;
+    let timer_ms: u32 = c.fit(16)?;
+    let mut socket = Socket::empty(family, kind);
+    socket.state = c.known(8, state_of)?;
+    socket.local = c.addr(9)?;
+    socket.remote = c.addr(11)?;
+    socket.tx_queue = c.fit(13)?;
+    socket.rx_queue = c.fit(14)?;
+    socket.timer.kind = c.known(15, timer_of)?;
+    socket.timer.expires = Ticks(u64::from(timer_ms) / 10);
+    socket.retransmits = c.fit(17)?;
+    socket.uid = c.fit(18)?;
+    socket.probes = c.fit(19)?;
+    socket.inode = c.num(20)? as u64;
+    socket.congestion = None;
+    Ok((socket, timer_ms))
+}
+
 /// One `connections` row as a [`Lived`] connection (its owners, workload,
 /// host and states are the caller's to add).
 pub fn lived(r: &impl Columns) -> Result<Lived, RowError> {
     let id = r.int(0)?.unwrap_or(0);
-    let bad = |i: usize, value: &str| RowError::Value {
-        table: "connections",
-        id,
-        column: COLUMN_NAMES[i],
-        value: format!("{value:?}, which tcptab did not write"),
-    };
-    let text = |i: usize| -> Result<String, RowError> { r.text(i)?.ok_or_else(|| bad(i, "NULL")) };
-    let opt = |i: usize| -> Result<Option<i64>, RowError> { r.int(i) };
-    let num = |i: usize| -> Result<i64, RowError> { opt(i)?.ok_or_else(|| bad(i, "NULL")) };
-    let fit = |i: usize, v: i64| bad(i, &v.to_string());
-    let u16_at = |i: usize| -> Result<u16, RowError> {
-        let v = num(i)?;
-        u16::try_from(v).map_err(|_| fit(i, v))
-    };
-    let u32_at = |i: usize| -> Result<u32, RowError> {
-        let v = num(i)?;
-        u32::try_from(v).map_err(|_| fit(i, v))
-    };
-    let opt_u32 = |i: usize| -> Result<Option<u32>, RowError> {
-        opt(i)?
-            .map(|v| u32::try_from(v).map_err(|_| fit(i, v)))
-            .transpose()
-    };
-    let opt_u8 = |i: usize| -> Result<Option<u8>, RowError> {
-        opt(i)?
-            .map(|v| u8::try_from(v).map_err(|_| fit(i, v)))
-            .transpose()
-    };
-    let family = match text(6)?.as_str() {
-        "ipv4" => Family::Ipv4,
-        "ipv6" => Family::Ipv6,
-        other => return Err(bad(6, other)),
-    };
-    let kind = match text(7)?.as_str() {
-        "full" => RowKind::Full,
-        "time_wait" => RowKind::TimeWait,
-        "request" => RowKind::Request,
-        other => return Err(bad(7, other)),
-    };
-    let state_text = text(8)?;
-    let state = state_of(&state_text).ok_or_else(|| bad(8, &state_text))?;
-    let first_text = text(34)?;
-    let first_state = state_of(&first_text).ok_or_else(|| bad(34, &first_text))?;
-    let addr = |i: usize| -> Result<SocketAddr, RowError> {
-        let a = text(i)?;
-        let ip: IpAddr = a.parse().map_err(|_| bad(i, &a))?;
-        Ok(SocketAddr::new(ip, u16_at(i + 1)?))
-    };
-    let timer_text = text(15)?;
-    let timer_ms = u32_at(16)?;
-    let mut socket = Socket::empty(family, kind);
-    socket.state = state;
-    socket.local = addr(9)?;
-    socket.remote = addr(11)?;
-    socket.tx_queue = u32_at(13)?;
-    socket.rx_queue = u32_at(14)?;
-    socket.timer.kind = timer_of(&timer_text).ok_or_else(|| bad(15, &timer_text))?;
-    socket.timer.expires = Ticks(u64::from(timer_ms) / 10);
-    socket.retransmits = u32_at(17)?;
-    socket.uid = u32_at(18)?;
-    socket.probes = {
-        let v = num(19)?;
-        i32::try_from(v).map_err(|_| fit(19, v))?
-    };
-    socket.inode = num(20)? as u64;
-    socket.congestion = None;
-    let source_text = text(21)?;
-    let source = match source_text.as_str() {
-        "netlink" => Source::Netlink,
-        "proc" => Source::Proc,
-        other => return Err(bad(21, other)),
-    };
+    let c = Cells { r, id };
+    let (socket, timer_ms) = socket_of(&c)?;
+    let first_state = c.known(34, state_of)?;
+    let source = c.known(21, |t| match t {
+        "netlink" => Some(Source::Netlink),
+        "proc" => Some(Source::Proc),
+        _ => None,
+    })?;
     let diag = if source == Source::Netlink {
         Some(Diag {
-            cookie: opt(1)?.unwrap_or(0) as u64,
-            backlog_limit: opt_u32(23)?,
-            interface: opt_u32(22)?.unwrap_or(0),
+            cookie: c.opt(1)?.unwrap_or(0) as u64,
+            backlog_limit: c.opt_fit(23)?,
+            interface: c.opt_fit(22)?.unwrap_or(0),
             timer_ms,
             congestion_algorithm: r.text(24)?,
-            shutdown: opt_u8(25)?,
-            v6only: opt(26)?.map(|v| v != 0),
+            shutdown: c.opt_fit(25)?,
+            v6only: c.opt(26)?.map(|v| v != 0),
             ..Diag::default()
         })
     } else {
         None
     };
-    let u = |i: usize| -> Result<Option<u64>, RowError> { Ok(opt(i)?.map(|v| v as u64)) };
     let lifetime = Lifetime {
-        first_seen: num(2)?,
-        last_seen: num(3)?,
-        closed_at: opt(4)?,
+        first_seen: c.num(2)?,
+        last_seen: c.num(3)?,
+        closed_at: c.opt(4)?,
         closed_by: r.text(5)?,
-        bytes_acked: u(28)?,
-        bytes_received: u(29)?,
-        total_retrans: u(30)?,
-        rtt_us: u(31)?,
+        bytes_acked: c.unsigned(28)?,
+        bytes_received: c.unsigned(29)?,
+        total_retrans: c.unsigned(30)?,
+        rtt_us: c.unsigned(31)?,
         host: None,
     };
     let owners = match r.text(27)?.as_deref() {
         None => None,
-        Some(name) => Some(Owners::from_status(name).ok_or_else(|| bad(27, name))?),
+        Some(name) => Some(Owners::from_status(name).ok_or_else(|| c.bad(27, name))?),
     };
     let namespace = Namespace {
-        inode: num(32)? as u64,
+        inode: c.num(32)? as u64,
         name: r.text(33)?,
         pid: None,
         path: None,

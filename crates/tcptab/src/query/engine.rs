@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::looks::Looks;
 use super::read::{permission_denied, vanished};
-use super::report::{NamespaceRead, NotInspected, NotInspectedReason, OwnerReport, Report, Why};
+use super::report::{NamespaceRead, NotInspected, NotInspectedReason, OwnerReport, Report};
 use super::{Namespaces, Query};
 use crate::diag::Choice;
 use crate::error::{Error, Result};
@@ -137,20 +137,7 @@ impl Query {
         };
         for target in targets {
             let index = report.read.len();
-            let mut read = NamespaceRead {
-                namespace: None,
-                source: Source::Proc,
-                why: Why::Chosen,
-                sockets: 0,
-                matched: 0,
-                interrupted: false,
-                tables: Vec::with_capacity(2),
-                skipped_lines: 0,
-                first_skipped: None,
-                notes: Vec::new(),
-                repeated: 0,
-                kernel_filter: None,
-            };
+            let mut read = NamespaceRead::begun();
             // The filter with this namespace's facts (autobound's port
             // range, dev's interface index), shared by every socket.
             let bound = std::cell::OnceCell::<Expr>::new();
@@ -187,37 +174,41 @@ impl Query {
             let delivered = read.sockets;
             match outcome {
                 Ok(how) => {
-                    read.source = how.source;
-                    read.why = how.why;
-                    read.interrupted = how.interrupted;
-                    read.skipped_lines = how.skipped_lines;
-                    read.first_skipped = how.first_skipped;
-                    read.notes = how.notes;
-                    read.repeated = how.repeated;
-                    read.kernel_filter = how.kernel_filter;
+                    how.fill(&mut read);
                     read.namespace = target;
                     report.read.push(read);
                 }
                 Err(Stop::Caller(e)) => return Err(e),
                 Err(Stop::Lib(e)) => {
-                    let namespace = match target {
-                        Some(ns) if delivered == 0 => ns,
-                        _ => return Err(e.into()),
-                    };
-                    let reason = if vanished(&namespace, &self.root) {
-                        NotInspectedReason::Vanished
-                    } else if self.namespaces == Namespaces::All && permission_denied(&e) {
-                        NotInspectedReason::PermissionDenied(e.to_string())
-                    } else {
-                        return Err(e.into());
-                    };
-                    report
-                        .not_inspected
-                        .push(NotInspected { namespace, reason });
+                    let skipped = self.not_inspected(target, delivered, e)?;
+                    report.not_inspected.push(skipped);
                 }
             }
         }
         Ok((report, scan))
+    }
+
+    /// A namespace that failed before any socket came from it is not
+    /// inspected when it vanished meanwhile, or when permission was denied
+    /// while discovering every namespace; anything else is an error.
+    fn not_inspected(
+        &self,
+        target: Option<Namespace>,
+        delivered: u64,
+        e: Error,
+    ) -> Result<NotInspected> {
+        let namespace = match target {
+            Some(ns) if delivered == 0 => ns,
+            _ => return Err(e),
+        };
+        let reason = if vanished(&namespace, &self.root) {
+            NotInspectedReason::Vanished
+        } else if self.namespaces == Namespaces::All && permission_denied(&e) {
+            NotInspectedReason::PermissionDenied(e.to_string())
+        } else {
+            return Err(e);
+        };
+        Ok(NotInspected { namespace, reason })
     }
 
     /// The ephemeral port range of `namespace` (the reader's own for

@@ -343,6 +343,18 @@ pub(super) struct How {
 }
 
 impl How {
+    /// What the read says of itself, into its report.
+    pub(super) fn fill(self, read: &mut super::NamespaceRead) {
+        read.source = self.source;
+        read.why = self.why;
+        read.interrupted = self.interrupted;
+        read.skipped_lines = self.skipped_lines;
+        read.first_skipped = self.first_skipped;
+        read.notes = self.notes;
+        read.repeated = self.repeated;
+        read.kernel_filter = self.kernel_filter;
+    }
+
     fn new(source: Source, why: Why) -> How {
         How {
             source,

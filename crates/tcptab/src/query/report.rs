@@ -63,6 +63,26 @@ pub struct NamespaceRead {
     pub kernel_filter: Option<KernelFilter>,
 }
 
+impl NamespaceRead {
+    /// A namespace's read as it begins: nothing read yet.
+    pub(super) fn begun() -> NamespaceRead {
+        NamespaceRead {
+            namespace: None,
+            source: Source::Proc,
+            why: Why::Chosen,
+            sockets: 0,
+            matched: 0,
+            interrupted: false,
+            tables: Vec::with_capacity(2),
+            skipped_lines: 0,
+            first_skipped: None,
+            notes: Vec::new(),
+            repeated: 0,
+            kernel_filter: None,
+        }
+    }
+}
+
 /// The part of a filter that ran in the kernel (see [`diag::bytecode`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelFilter {

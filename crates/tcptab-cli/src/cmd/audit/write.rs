@@ -13,8 +13,9 @@ use tcptab::record::{Fields, Record};
 use super::peers::Peer;
 use super::{Document, Finding, Judged, ListenerRecord};
 use crate::cli::{AuditArgs, AuditFormat};
+use crate::output::cells::Endpoint;
 use crate::output::json::JsonRecord;
-use crate::output::table::{Align, Endpoint, TextTable};
+use crate::output::table::{Align, TextTable};
 
 pub(super) fn write(
     args: &AuditArgs,

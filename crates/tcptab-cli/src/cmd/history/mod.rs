@@ -20,7 +20,8 @@ use crate::cli::{HistoryArgs, HistoryFormat};
 use source::Source;
 
 mod source;
-use crate::output::table::{Align, Endpoint, TextTable};
+use crate::output::cells::Endpoint;
+use crate::output::table::{Align, TextTable};
 use crate::output::{self, Columns, OutputOptions};
 
 pub fn run(args: &HistoryArgs) -> Result<()> {

@@ -19,8 +19,8 @@ pub fn lines(row: &Row) -> Vec<String> {
     let s = e.socket;
     let mut out = vec![format!(
         "{} -> {}  {} ({} socket, {}){}",
-        crate::output::table::Endpoint(s.local, None),
-        crate::output::table::Endpoint(s.remote, None),
+        crate::output::cells::Endpoint(s.local, None),
+        crate::output::cells::Endpoint(s.remote, None),
         s.state,
         s.kind.as_str().replace('_', " "),
         s.family,

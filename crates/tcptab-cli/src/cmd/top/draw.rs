@@ -120,8 +120,8 @@ pub fn cell(r: &Row, col: Col) -> String {
     let count = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
     match col {
         Col::State => s.state.to_string(),
-        Col::Local => crate::output::table::Endpoint(s.local, None).to_string(),
-        Col::Peer => crate::output::table::Endpoint(s.remote, None).to_string(),
+        Col::Local => crate::output::cells::Endpoint(s.local, None).to_string(),
+        Col::Peer => crate::output::cells::Endpoint(s.remote, None).to_string(),
         Col::Owner => r.owner(),
         Col::Workload => r.workload(),
         Col::Rx => rate(r.rx_bytes_per_s),

@@ -234,8 +234,8 @@ fn destroy(
     let s = entry.socket;
     let what = format!(
         "{} -> {}",
-        crate::output::table::Endpoint(s.local, None),
-        crate::output::table::Endpoint(s.remote, None)
+        crate::output::cells::Endpoint(s.local, None),
+        crate::output::cells::Endpoint(s.remote, None)
     );
     match destroyer.destroy(&entry) {
         Ok(outcome) => format!("{what}: {outcome}"),

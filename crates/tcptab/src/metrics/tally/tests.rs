@@ -1,0 +1,216 @@
+//! The tally on a tracker fed polls and notifications.
+
+use super::*;
+use crate::model::{Diag, DiagSocket, Family, RowKind, Socket, TcpInfo};
+use crate::query::Snapshot;
+use crate::track::{TrackOptions, Tracker};
+
+const T: i64 = 1_800_000_000_000;
+
+fn dumped(local: &str, remote: &str, state: State, cookie: u64, received: u64) -> DiagSocket {
+    let mut s = Socket::empty(Family::Ipv4, RowKind::Full);
+    s.state = state;
+    s.local = local.parse().unwrap();
+    s.remote = remote.parse().unwrap();
+    let tcp_info = (state != State::Listen).then(|| {
+        Box::new(TcpInfo {
+            bytes_received: received,
+            bytes_acked: received / 2,
+            total_retrans: 1,
+            ..TcpInfo::default()
+        })
+    });
+    DiagSocket {
+        socket: s,
+        diag: Diag {
+            cookie,
+            tcp_info,
+            backlog_limit: (state == State::Listen).then_some(2),
+            ..Diag::default()
+        },
+    }
+}
+
+fn listener() -> DiagSocket {
+    dumped("0.0.0.0:80", "0.0.0.0:0", State::Listen, 1, 0)
+}
+
+fn accepted(received: u64) -> DiagSocket {
+    dumped(
+        "127.0.0.1:80",
+        "127.0.0.1:40000",
+        State::Established,
+        2,
+        received,
+    )
+}
+
+fn outgoing(received: u64) -> DiagSocket {
+    dumped(
+        "127.0.0.1:40001",
+        "127.0.0.1:443",
+        State::Established,
+        3,
+        received,
+    )
+}
+
+/// A tracker with notifications in its own namespace, and a tally of
+/// at most `max_series` groups.
+fn fresh(max_series: usize) -> (Tracker, Tally) {
+    let mut t = Tracker::new(TrackOptions::default());
+    t.set_notified(0, true);
+    let tally = Tally::new(TallyOptions {
+        max_series,
+        ..TallyOptions::default()
+    });
+    (t, tally)
+}
+
+fn poll(t: &mut Tracker, tally: &mut Tally, sockets: &[DiagSocket], at: i64) {
+    let snapshot = Snapshot::of(sockets.iter().cloned().map(EntryBuf::dumped).collect());
+    let mut events = Vec::new();
+    t.polled(&snapshot, at, &mut events);
+    for e in &events {
+        tally.happened(&Happened::Event(e));
+    }
+    tally.polled(&snapshot.sockets);
+}
+
+fn notified(t: &mut Tracker, tally: &mut Tally, d: DiagSocket, at: i64) {
+    let mut events = Vec::new();
+    t.notified_with(0, at, d, None, &mut events);
+    for e in &events {
+        tally.happened(&Happened::Event(e));
+    }
+}
+
+/// (listener, value) of each series.
+fn by_listener(series: &[Series]) -> Vec<(String, u64)> {
+    series
+        .iter()
+        .map(|s| (s.labels[0].1.clone(), s.value))
+        .collect()
+}
+
+#[test]
+fn each_connection_counts_once_in_its_listener_s_group_and_never_down() {
+    let (mut t, mut tally) = fresh(10);
+    poll(
+        &mut t,
+        &mut tally,
+        &[listener(), accepted(100), outgoing(10)],
+        T,
+    );
+    let now = tally.tallied();
+    assert_eq!(
+        by_listener(&now.opened),
+        [("".into(), 1), ("0.0.0.0:80".into(), 1)]
+    );
+    assert_eq!(
+        by_listener(&now.bytes_received),
+        [("".into(), 10), ("0.0.0.0:80".into(), 100)]
+    );
+    poll(
+        &mut t,
+        &mut tally,
+        &[listener(), accepted(300), outgoing(10)],
+        T + 1000,
+    );
+    assert_eq!(by_listener(&tally.tallied().bytes_received)[1].1, 300);
+    // The accepted one closes with its final counters; the outgoing one
+    // is reset (the kernel zeroed its counters): it keeps what was seen.
+    let mut closing = accepted(350);
+    closing.socket.state = State::Close;
+    notified(&mut t, &mut tally, closing, T + 1500);
+    let mut reset = outgoing(0);
+    reset.socket.state = State::Close;
+    notified(&mut t, &mut tally, reset, T + 1600);
+    // The next poll finds neither: nothing is counted again.
+    let mut full = listener();
+    full.socket.rx_queue = 3;
+    poll(&mut t, &mut tally, &[full], T + 2000);
+    let now = tally.tallied();
+    assert_eq!(
+        by_listener(&now.opened),
+        [("".into(), 1), ("0.0.0.0:80".into(), 1)]
+    );
+    assert_eq!(
+        by_listener(&now.bytes_received),
+        [("".into(), 10), ("0.0.0.0:80".into(), 350)]
+    );
+    assert_eq!(
+        by_listener(&now.bytes_acked),
+        [("".into(), 5), ("0.0.0.0:80".into(), 175)]
+    );
+    assert_eq!(
+        by_listener(&now.retransmitted_segments),
+        [("".into(), 1), ("0.0.0.0:80".into(), 1)]
+    );
+    assert_eq!(
+        by_listener(&now.listen_queue_full),
+        [("0.0.0.0:80".into(), 1)]
+    );
+    let closed: Vec<_> = now
+        .closed
+        .iter()
+        .map(|s| (s.labels.clone(), s.value))
+        .collect();
+    assert_eq!(
+        closed,
+        [
+            (
+                vec![("listener", "".into()), ("state", "ESTABLISHED".into())],
+                1
+            ),
+            (
+                vec![
+                    ("listener", "0.0.0.0:80".into()),
+                    ("state", "ESTABLISHED".into())
+                ],
+                1
+            ),
+        ]
+    );
+    let (_, lived) = &now.durations[1];
+    assert_eq!((lived.count, lived.sum), (1, 1.5));
+}
+
+#[test]
+fn a_connection_of_a_listener_opened_since_the_last_poll_waits_for_the_next() {
+    let (mut t, mut tally) = fresh(10);
+    poll(&mut t, &mut tally, &[], T);
+    // Opened and closed between two polls, by a listener the first
+    // poll did not see.
+    let mut flash = accepted(70);
+    flash.socket.state = State::Close;
+    notified(&mut t, &mut tally, flash, T + 100);
+    assert!(tally.tallied().opened.is_empty());
+    poll(&mut t, &mut tally, &[listener()], T + 1000);
+    let now = tally.tallied();
+    assert_eq!(by_listener(&now.opened), [("0.0.0.0:80".into(), 1)]);
+    assert_eq!(
+        by_listener(&now.bytes_received),
+        [("0.0.0.0:80".into(), 70)]
+    );
+    assert_eq!(now.closed[0].labels[1], ("state", "none".into()));
+    // No poll saw it: how long it lived is not known.
+    assert_eq!(now.durations[0].1.count, 0);
+}
+
+#[test]
+fn beyond_the_cap_connections_go_to_the_other_group() {
+    let (mut t, mut tally) = fresh(1);
+    poll(
+        &mut t,
+        &mut tally,
+        &[listener(), accepted(1), outgoing(2)],
+        T,
+    );
+    let now = tally.tallied();
+    assert_eq!(
+        by_listener(&now.opened),
+        [("0.0.0.0:80".into(), 1), ("other".into(), 1)]
+    );
+    assert_eq!(now.over_the_cap, 1);
+}
