@@ -429,4 +429,28 @@ fn one_walk_returns_the_sockets_of_the_two_per_family_dumps() {
     let snapshot = query.snapshot().unwrap();
     let families: Vec<Family> = snapshot.sockets.iter().map(|k| k.socket.family).collect();
     assert!(families.is_sorted_by_key(|f| *f == Family::Ipv6));
+
+    // Every socket, IPv6's dump read ahead on a thread of its own or not:
+    // the same sockets in the same order (the kernel's, family by family).
+    let all = tcptab::Query::new()
+        .source(diag::Choice::Netlink)
+        .namespaces(tcptab::Namespaces::Pid(scenario.pid()));
+    let in_order = |q: &tcptab::Query| -> Vec<(String, String, Family)> {
+        q.snapshot()
+            .unwrap()
+            .sockets
+            .iter()
+            .map(|k| {
+                (
+                    endpoint(k.socket.local),
+                    endpoint(k.socket.remote),
+                    k.socket.family,
+                )
+            })
+            .collect()
+    };
+    let ahead = in_order(&all);
+    assert_eq!(ahead, in_order(&all.clone().read_ahead(false)));
+    assert!(ahead.iter().any(|k| k.2 == Family::Ipv6), "{ahead:?}");
+    assert_eq!(ahead.len(), per_family.len());
 }

@@ -20,6 +20,7 @@
 
 mod abi;
 pub mod bytecode;
+mod prefetch;
 // The wire views and the request builders are the crate's own; tcptab's
 // tests and fuzz targets see them through the `internals` feature.
 #[cfg(feature = "internals")]
@@ -38,6 +39,7 @@ pub(crate) mod wire;
 use std::io;
 
 use crate::model::DiagSocket;
+pub use prefetch::Prefetch;
 pub use request::{Extensions, SocketId};
 pub use transport::{NetlinkSocket, Transport};
 
@@ -95,6 +97,21 @@ pub fn dump_each<T: Transport, E: From<Error>>(
         interrupted |= run_dump(transport, &request, seq, &mut buf, visit)?;
     }
     Ok(interrupted)
+}
+
+/// [`dump_each`] of one family read ahead on a thread of its own over
+/// `socket` (see [`Prefetch`]): hand the result to `dump_each` with the
+/// same family, extensions and states.
+pub fn read_ahead(
+    socket: NetlinkSocket,
+    family: Family,
+    extensions: Extensions,
+    states: StateSet,
+) -> io::Result<Prefetch> {
+    Prefetch::start(
+        socket,
+        request::dump_request(family, extensions, states, None, 1),
+    )
 }
 
 /// Like [`dump_each`] for both families in one walk of the kernel's hash

@@ -56,6 +56,10 @@ pub struct Entry<'a> {
     /// Its workload (cgroup, unit, container, pod), when looked up and
     /// known: a full socket's through netlink, or its owner's.
     pub workload: Option<&'a Arc<Workload>>,
+    /// The pod at the other end (`NAMESPACE/POD`): its remote address is
+    /// one of the pod's namespace on this host (every namespace read, with
+    /// workloads).
+    pub peer_pod: Option<&'a Arc<str>>,
 }
 
 impl<'a> Entry<'a> {
@@ -68,6 +72,7 @@ impl<'a> Entry<'a> {
             namespace: None,
             owners: None,
             workload: None,
+            peer_pod: None,
         }
     }
 
@@ -99,6 +104,11 @@ impl<'a> Entry<'a> {
         self
     }
 
+    pub fn with_peer_pod(mut self, pod: Option<&'a Arc<str>>) -> Entry<'a> {
+        self.peer_pod = pod;
+        self
+    }
+
     /// The owned twin (its diag, namespace and owners copied).
     pub fn to_buf(&self) -> EntryBuf {
         EntryBuf {
@@ -108,6 +118,7 @@ impl<'a> Entry<'a> {
             namespace: self.namespace.map(|n| Arc::new(n.clone())),
             owners: self.owners.map(Ownership::to_owners),
             workload: self.workload.cloned(),
+            peer_pod: self.peer_pod.cloned(),
         }
     }
 
@@ -134,6 +145,8 @@ pub struct EntryBuf {
     pub namespace: Option<Arc<Namespace>>,
     pub owners: Option<Owners>,
     pub workload: Option<Arc<Workload>>,
+    /// The pod at the other end ([`Entry::peer_pod`]).
+    pub peer_pod: Option<Arc<str>>,
 }
 
 impl EntryBuf {
@@ -146,6 +159,7 @@ impl EntryBuf {
             namespace: None,
             owners: None,
             workload: None,
+            peer_pod: None,
         }
     }
 
@@ -172,6 +186,11 @@ impl EntryBuf {
         self
     }
 
+    pub fn with_peer_pod(mut self, pod: Option<Arc<str>>) -> EntryBuf {
+        self.peer_pod = pod;
+        self
+    }
+
     /// `entry` owned, in the shared `namespace` (which it must be in):
     /// what a snapshot keeps, one namespace for many sockets.
     pub fn in_namespace(entry: &Entry<'_>, namespace: Option<Arc<Namespace>>) -> EntryBuf {
@@ -182,6 +201,7 @@ impl EntryBuf {
             namespace,
             owners: entry.owners.map(Ownership::to_owners),
             workload: entry.workload.cloned(),
+            peer_pod: entry.peer_pod.cloned(),
         }
     }
 
@@ -194,6 +214,7 @@ impl EntryBuf {
             namespace: self.namespace.as_deref(),
             owners: self.owners.as_ref().map(Owners::as_ownership),
             workload: self.workload.as_ref(),
+            peer_pod: self.peer_pod.as_ref(),
         }
     }
 

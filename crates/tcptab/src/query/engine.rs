@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use super::looks::Looks;
+use super::peers::Peers;
 use super::read::{permission_denied, vanished};
 use super::report::{NamespaceRead, NotInspected, NotInspectedReason, OwnerReport, Report};
 use super::{Namespaces, Query};
@@ -120,10 +121,15 @@ impl Query {
             self.with_resolver(Workloads::new_walk);
             &*self.workload_cache
         });
+        let peers = match workloads.is_some() && self.namespaces == Namespaces::All {
+            true => Peers::of(&targets, &self.root),
+            false => Peers::default(),
+        };
         let looks = Looks {
             scan: scan.as_ref(),
             workloads,
             last: Default::default(),
+            peers,
         };
         let mut report = Report {
             processes_unreadable,

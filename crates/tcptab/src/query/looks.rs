@@ -8,6 +8,8 @@ use crate::model::{Diag, Ownership, Socket, Workload};
 use crate::owners::OwnerScan;
 use crate::workload::Workloads;
 
+use super::peers::Peers;
+
 /// The lookups of one walk, lent to each socket's visit.
 pub(super) struct Looks<'a> {
     pub scan: Option<&'a OwnerScan>,
@@ -17,9 +19,17 @@ pub(super) struct Looks<'a> {
     /// The last cgroup id looked up and its workload: neighbours in a dump
     /// are often of one cgroup.
     pub last: RefCell<Option<(u64, Option<Arc<Workload>>)>>,
+    /// The pods' addresses, with every namespace read and workloads.
+    pub peers: Peers,
 }
 
 impl Looks<'_> {
+    /// The pod at the other end of `socket`, if its remote address is a
+    /// pod's.
+    pub fn peer(&self, socket: &Socket) -> Option<&Arc<str>> {
+        self.peers.pod(socket.remote.ip())
+    }
+
     /// The socket's owners, when the walk scanned them.
     pub fn ownership(&self, socket: &Socket) -> Option<Ownership<'_>> {
         self.scan.map(|o| o.ownership(socket))

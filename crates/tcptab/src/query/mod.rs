@@ -39,6 +39,7 @@
 mod engine;
 mod kernel;
 mod looks;
+mod peers;
 mod read;
 mod report;
 mod snapshot;
@@ -99,6 +100,7 @@ pub struct Query {
     kernel: bool,
     kernel_program: Option<Vec<u8>>,
     one_walk: bool,
+    read_ahead: bool,
     held_ipv6: usize,
 }
 
@@ -143,6 +145,7 @@ impl Query {
             kernel: true,
             kernel_program: None,
             one_walk: true,
+            read_ahead: true,
             held_ipv6: Self::HELD_IPV6,
         }
     }
@@ -151,6 +154,15 @@ impl Query {
     /// of the kernel's tables (the default; off, one dump per family).
     pub fn one_walk(mut self, on: bool) -> Query {
         self.one_walk = on;
+        self
+    }
+
+    /// Whether a netlink read of every socket reads IPv6's dump ahead on a
+    /// thread of its own while IPv4's is walked (the default; off, one
+    /// dump after the other on the caller's thread). The answer and its
+    /// order are the same.
+    pub fn read_ahead(mut self, on: bool) -> Query {
+        self.read_ahead = on;
         self
     }
 
@@ -332,7 +344,8 @@ impl Query {
                     .with_diag(diag)
                     .with_namespace(namespace)
                     .with_owners(looks.ownership(socket))
-                    .with_workload(workload.as_ref()),
+                    .with_workload(workload.as_ref())
+                    .with_peer_pod(looks.peer(socket)),
             )
         })?;
         Ok(report)
@@ -359,15 +372,18 @@ impl Query {
                     let d = slot.take().expect("a dumped socket in its slot");
                     let owners = owners(&d.socket);
                     let workload = looks.workload(&d.socket, Some(&d.diag));
+                    let peer = looks.peer(&d.socket).cloned();
                     EntryBuf::dumped(d)
                         .with_namespace(shared)
                         .with_owners(owners)
                         .with_workload(workload)
+                        .with_peer_pod(peer)
                 }
                 Raw::Read(s) => EntryBuf::new(*s, Source::Proc)
                     .with_namespace(shared)
                     .with_owners(owners(s))
-                    .with_workload(looks.workload(s, None)),
+                    .with_workload(looks.workload(s, None))
+                    .with_peer_pod(looks.peer(s).cloned()),
             });
             Ok::<(), Error>(())
         })?;

@@ -111,27 +111,45 @@ impl Query {
                 Err(e) => return Err(e),
             }
         }
+        // Every socket of both families: IPv6's dump is read ahead on the
+        // second core while IPv4's is walked here.
+        let mut ahead = match (&program, families.as_slice()) {
+            (None, [Family::Ipv4, Family::Ipv6]) if self.read_ahead => {
+                self.netlink_socket(namespace).ok().and_then(|s| {
+                    diag::read_ahead(s, Family::Ipv6, self.extensions, filter.states()).ok()
+                })
+            }
+            _ => None,
+        };
         for family in families {
             loop {
                 // Announced before its first socket, or after an empty
                 // dump: a dump that fails at once (auto falls back, a
                 // refused program is dropped) announces none.
                 let mut announced = false;
-                let dumped = diag::dump_each(
-                    &mut socket,
-                    &[family],
-                    self.extensions,
-                    filter.states(),
-                    program.as_ref().map(|(bytes, _)| bytes.as_slice()),
-                    &mut |d| {
-                        if !announced {
-                            announced = true;
-                            deliver(Raw::Table(family, Source::Netlink))?;
-                        }
-                        *delivered += 1;
-                        deliver(Raw::Dumped(&mut Some(d)))
-                    },
-                );
+                let mut visit = |d| {
+                    if !announced {
+                        announced = true;
+                        deliver(Raw::Table(family, Source::Netlink))?;
+                    }
+                    *delivered += 1;
+                    deliver(Raw::Dumped(&mut Some(d)))
+                };
+                let bytes = program.as_ref().map(|(bytes, _)| bytes.as_slice());
+                let states = filter.states();
+                let dumped = match (family, ahead.as_mut()) {
+                    (Family::Ipv6, Some(ahead)) => {
+                        diag::dump_each(ahead, &[family], self.extensions, states, None, &mut visit)
+                    }
+                    _ => diag::dump_each(
+                        &mut socket,
+                        &[family],
+                        self.extensions,
+                        states,
+                        bytes,
+                        &mut visit,
+                    ),
+                };
                 match dumped {
                     Ok(interrupted) => how.interrupted |= interrupted,
                     Err(Stop::Lib(Error::Netlink { error, .. }))

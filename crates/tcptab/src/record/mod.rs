@@ -168,6 +168,7 @@ impl<'a> Record<'a> {
         }
         if self.fields.workload {
             visit_workload(v, e.workload.map(|w| &**w));
+            v.field(&PEER_POD, e.peer_pod.map_or(Value::Null, |p| Value::Str(p)));
         }
         if self.fields.history {
             visit_lifetime(v, self.lifetime);
@@ -431,6 +432,7 @@ defs! {
     OWNER_STATUS "owner_status" String, "owners were not looked up for this socket (a watch event from a destroy notification)", "`owned`, `no_process` (TIME_WAIT, request, orphaned: no process can hold it), `unknown` (some processes could not be inspected) or `not_found`";
     OWNERS "owners" Owners, "", "every process holding the socket: pid, command, fd (CSV: `pid:command:fd` joined by `;`)";
     WORKLOAD "workload" Object, "no cgroup is known: a TIME_WAIT or request socket, a /proc row without owners, a cgroup removed since, or no cgroup2 mount", "the socket's cgroup v2 and what it names: systemd unit, container, Kubernetes pod (with --workload; docs/workloads.md)";
+    PEER_POD "peer_pod" String, "the remote address is no pod's on this host (or not every namespace was read)", "the pod at the other end, `NAMESPACE/POD`: the remote address is one of that pod's network namespace on this host (with --workload and --all-netns)";
     FIRST_SEEN "first_seen" String, "", "history: when the recorder first saw the connection (RFC 3339, UTC); it opened after the poll before";
     LAST_SEEN "last_seen" String, "", "history: its last sighting, by a poll or by its destroy notification (RFC 3339, UTC)";
     CLOSED_AT "closed_at" String, "still open at the last poll (or the recorder stopped)", "history: when its last socket went (RFC 3339, UTC): its TIME_WAIT's end, else its socket's (see closed_by)";

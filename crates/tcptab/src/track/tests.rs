@@ -420,6 +420,50 @@ fn the_workload_seen_survives_the_time_wait_and_the_notification() {
     assert_eq!(closed.conn.closing_entry().workload.as_ref(), Some(&w));
 }
 
+/// A connection only its notification brought takes the workload of the
+/// listener that accepted it (the kernel gave it the listener's cgroup);
+/// one this host opened has none.
+#[test]
+fn a_notified_connection_takes_its_listener_s_workload() {
+    let mut t = tracker();
+    let mut out = Vec::new();
+    let w = std::sync::Arc::new(crate::model::Workload::from_cgroup(
+        "/system.slice/dbserver.service",
+    ));
+    let mut listener = dumped(80, State::Listen, 1);
+    listener.socket.local = "0.0.0.0:80".parse().unwrap();
+    listener.socket.remote = "0.0.0.0:0".parse().unwrap();
+    let listener = EntryBuf::dumped(listener).with_workload(Some(w.clone()));
+    // A request socket the poll finds has no cgroup of its own.
+    let mut request = dumped(80, State::SynRecv, 0);
+    request.socket.remote = "127.0.0.1:40099".parse().unwrap();
+    t.polled(
+        &Snapshot::of(vec![listener, EntryBuf::dumped(request)]),
+        T,
+        &mut out,
+    );
+    // Accepted: 127.0.0.1:80 from 127.0.0.1:40100.
+    let mut accepted = dumped(80, State::Close, 8);
+    accepted.socket.remote = "127.0.0.1:40100".parse().unwrap();
+    t.notified(0, T + 100, accepted, &mut out);
+    // Opened by this host: 127.0.0.1:40101 to 127.0.0.1:80.
+    t.notified(0, T + 200, dumped(40101, State::Close, 9), &mut out);
+    let opened: Vec<_> = out
+        .iter()
+        .filter(|e| e.change == Change::Opened && e.conn.first_state != State::Listen)
+        .map(|e| {
+            (
+                e.conn.entry.socket.local.port(),
+                e.conn.entry.workload.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        opened,
+        [(80, Some(w.clone())), (80, Some(w)), (40101, None)]
+    );
+}
+
 #[test]
 fn the_owner_seen_survives_every_later_state() {
     let mut t = tracker();

@@ -17,9 +17,12 @@ impl Tracker {
     }
 
     /// [`Tracker::notified`], with the workload of the socket's cgroup when
-    /// the notification carries its id (Linux's destroy notifications do
-    /// not today: a connection seen only by its notification then has
-    /// none; one seen by a poll keeps its own).
+    /// the notification carries its id. Linux's destroy notifications do
+    /// not today: a connection seen only by its notification then takes
+    /// the workload of the listener that accepted it, when the last poll
+    /// saw that listener (the kernel gives an accepted socket its
+    /// listener's cgroup); one it opened has none. One seen by a poll
+    /// keeps its own.
     pub fn notified_with(
         &mut self,
         netns: u64,
@@ -30,6 +33,7 @@ impl Tracker {
     ) {
         let key = Key::of(netns, &d.socket, Some(&d.diag));
         let ends: Ends = (netns, d.socket.local, d.socket.remote);
+        let workload = workload.or_else(|| self.listener_workload(netns, d.socket.local));
         let known = self.by_key.get(&key).copied().or_else(|| {
             // A TIME_WAIT first seen on its own, whose socket had no
             // cookie yet when the kernel made it.

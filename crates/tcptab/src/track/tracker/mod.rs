@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::{Change, Conn, Counters, End, Event};
-use crate::model::{DiagSocket, Entry, EntryBuf, Key, Namespace, Owners, RowKind, State};
+use crate::model::{
+    canonical, DiagSocket, Entry, EntryBuf, Key, Namespace, Owners, RowKind, State, Workload,
+};
 use crate::query::Snapshot;
 
 mod destroyed;
@@ -27,6 +29,9 @@ pub struct TrackOptions {
 
 /// A connection's ends in a namespace.
 type Ends = (u64, SocketAddr, SocketAddr);
+
+/// A listener's address and workload.
+type ListenerWorkload = (std::net::IpAddr, Arc<Workload>);
 
 /// Where a tracked connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +88,11 @@ pub struct Tracker {
     namespaces: HashMap<u64, Arc<Namespace>>,
     /// Namespaces whose destroy notifications come to the tracker.
     notified: HashSet<u64>,
+    /// The listeners of the last poll, by namespace and port: their
+    /// address and workload. A socket a listener accepted has the
+    /// listener's cgroup (the kernel copies it), which a destroy
+    /// notification does not carry.
+    listeners: HashMap<(u64, u16), Vec<ListenerWorkload>>,
 }
 
 /// How many ended connections' keys are remembered.
@@ -146,6 +156,17 @@ impl Tracker {
             || self
                 .requests
                 .contains_key(&(netns, d.socket.local, d.socket.remote))
+    }
+
+    /// The workload of the listener of the last poll that accepted a
+    /// connection with this local end in namespace `netns`.
+    fn listener_workload(&self, netns: u64, local: SocketAddr) -> Option<Arc<Workload>> {
+        let ip = canonical(local).ip();
+        self.listeners
+            .get(&(netns, local.port()))?
+            .iter()
+            .find(|(addr, _)| *addr == ip || addr.is_unspecified())
+            .map(|(_, w)| w.clone())
     }
 
     /// When the last poll was taken.
@@ -217,6 +238,20 @@ impl Tracker {
         };
         for n in snapshot.namespaces.iter().flatten() {
             self.namespaces.insert(n.inode, n.clone());
+        }
+        self.listeners.clear();
+        for buf in snapshot
+            .sockets
+            .iter()
+            .filter(|b| b.socket.state == State::Listen)
+        {
+            if let Some(w) = &buf.workload {
+                let local = buf.socket.local;
+                self.listeners
+                    .entry((buf.netns(), local.port()))
+                    .or_default()
+                    .push((canonical(local).ip(), w.clone()));
+            }
         }
         let mut unmatched = Vec::new();
         for (i, buf) in snapshot.sockets.iter().enumerate() {
@@ -370,6 +405,11 @@ impl Tracker {
             fingerprint: fingerprint(&entry, &counters),
             over_threshold: over,
         };
+        // A request socket (or a /proc row without owners) has no cgroup of
+        // its own: a listener's connection has the listener's.
+        if buf.workload.is_none() && entry.socket.state != State::Listen {
+            t.conn.entry.workload = self.listener_workload(key.netns(), entry.socket.local);
+        }
         emit(&t, Change::Opened, at, baseline, out);
         if over && !baseline {
             emit(&t, Change::QueueGrowth, at, false, out);
