@@ -477,3 +477,51 @@ fn scopes_policy_and_baseline() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// In the host's namespace, a process that binds one listener to every
+/// address and another to loopback: the wildcard one is a likely mistake
+/// (`any-beside-loopback`); a process with a wildcard listener alone is
+/// not.
+#[test]
+fn a_wildcard_beside_loopback_listeners_is_a_finding_in_the_host_namespace() {
+    if !require_root("a_wildcard_beside_loopback_listeners_is_a_finding_in_the_host_namespace") {
+        return;
+    }
+    let code = "import socket, time\n\
+                held = []\n\
+                for addr in ADDRS:\n\
+                \x20   s = socket.socket(); s.bind((addr, 0)); s.listen(); held.append(s)\n\
+                print(' '.join(str(s.getsockname()[1]) for s in held), flush=True)\n\
+                time.sleep(300)\n";
+    let spawn = |addrs: &str| {
+        let code = code.replace("ADDRS", addrs);
+        testkit::spawn_until_line(testkit::tool("python3").args(["-c", &code]))
+    };
+    let (mut local, ports) = spawn("['127.0.0.1', '0.0.0.0']");
+    let (mut alone, port) = spawn("['0.0.0.0']");
+    let ports: Vec<&str> = ports.split(' ').chain([port.as_str()]).collect();
+    let filter = ports
+        .iter()
+        .map(|p| format!("sport = :{p}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let out = tcptab(&["audit", "--format", "json", "--fail-on", "never", &filter]);
+    for child in [&mut local, &mut alone] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "any-beside-loopback")
+        .map(|f| f["listener"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains(&format!("0.0.0.0:{}", ports[1])),
+        "{found:?}"
+    );
+}

@@ -43,7 +43,8 @@ struct Judged {
 /// A finding, for the table and the JSON document.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 struct Finding {
-    /// `denied`, `unlisted`, `exposed`, `dual-stack`, `new` or `gone`.
+    /// `denied`, `unlisted`, `exposed`, `any-beside-loopback`,
+    /// `dual-stack`, `new` or `gone`.
     kind: &'static str,
     severity: Severity,
     /// One line: the listener and why it is a finding.
@@ -125,11 +126,12 @@ pub fn run(args: &AuditArgs) -> Result<()> {
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         std::fs::write(path, text).with_context(|| format!("{}", path.display()))?;
     }
+    let loopback = loopback_holders(&judged);
     let findings = match &baseline {
         Some(before) => changes(before, &judged),
         None => judged
             .iter()
-            .flat_map(|j| findings(j, policy.is_some()))
+            .flat_map(|j| findings(j, policy.is_some(), &loopback))
             .collect(),
     };
     let peers = args.connected.then(|| peers::peers(args)).transpose()?;
@@ -178,6 +180,30 @@ type ListenerKey = (u64, std::net::SocketAddr);
 fn listener_key(e: &EntryBuf) -> ListenerKey {
     let inode = e.namespace.as_ref().map_or_else(own_netns, |n| n.inode);
     (inode, tcptab::canonical(e.socket.local))
+}
+
+/// The processes of the host's network namespace that hold a listener on
+/// a loopback address.
+fn loopback_holders(judged: &[Judged]) -> BTreeSet<u32> {
+    judged
+        .iter()
+        .filter(|j| j.scope == Scope::Loopback && in_host_netns(&j.entry))
+        .flat_map(|j| pids(&j.entry))
+        .collect()
+}
+
+fn pids(e: &EntryBuf) -> Vec<u32> {
+    e.owners
+        .as_ref()
+        .map(|o| o.as_ownership().owners().iter().map(|o| o.pid).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a socket is in the machine's initial network namespace (the
+/// kernel gives it a fixed inode).
+fn in_host_netns(e: &EntryBuf) -> bool {
+    let inode = e.namespace.as_ref().map_or_else(own_netns, |n| n.inode);
+    inode == tcptab::Namespace::INITIAL
 }
 
 /// This process's network namespace inode.
@@ -248,10 +274,12 @@ impl Addresses {
 
 /// What a listener is a finding for: denied or unlisted under a policy;
 /// without one, a listener on every address or a global one, held by
-/// root outside a service unit (`exposed`), and an IPv6 wildcard that
-/// takes IPv4 too (`dual-stack`: reachable on the IPv4 addresses as well,
-/// which an IPv4 firewall rule may not expect).
-fn findings(j: &Judged, with_policy: bool) -> Vec<Finding> {
+/// root outside a service unit (`exposed`), a listener on every address
+/// of the host's namespace whose process binds its other listeners to
+/// loopback (`any-beside-loopback`), and an IPv6 wildcard that takes IPv4
+/// too (`dual-stack`: reachable on the IPv4 addresses as well, which an
+/// IPv4 firewall rule may not expect).
+fn findings(j: &Judged, with_policy: bool, loopback: &BTreeSet<u32>) -> Vec<Finding> {
     let found = |kind, severity, summary: &str| Finding {
         kind,
         severity,
@@ -280,6 +308,16 @@ fn findings(j: &Judged, with_policy: bool) -> Vec<Finding> {
             "exposed",
             Severity::Warning,
             "listens on every address or a global one, as root, outside a service unit",
+        ));
+    }
+    let beside_loopback = j.scope == Scope::Any
+        && in_host_netns(&j.entry)
+        && pids(&j.entry).iter().any(|p| loopback.contains(p));
+    if beside_loopback {
+        out.push(found(
+            "any-beside-loopback",
+            Severity::Warning,
+            "listens on every address of the host, while its process binds its other listeners to loopback only (a likely mistake)",
         ));
     }
     if j.dual_stack {

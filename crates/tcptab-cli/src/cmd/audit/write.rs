@@ -188,6 +188,8 @@ fn table(
         ("Local Address:Port", Align::Left),
         ("Netns", Align::Left),
         ("Process", Align::Left),
+        ("Uid", Align::Right),
+        ("Queue", Align::Right),
         ("Workload", Align::Left),
         ("Reachable on", Align::Left),
         ("Verdict", Align::Left),
@@ -224,6 +226,13 @@ fn table(
                 owners.join(",")
             }
         ));
+        t.cell(format_args!("{}", j.entry.socket.uid));
+        // Waiting for accept() / the backlog limit (netlink only).
+        let limit = j.entry.diag.as_ref().and_then(|d| d.backlog_limit);
+        match limit {
+            Some(limit) => t.cell(format_args!("{}/{limit}", j.entry.socket.rx_queue)),
+            None => t.cell(format_args!("{}", j.entry.socket.rx_queue)),
+        }
         match &j.entry.workload {
             Some(w) => t.cell(format_args!("{w}")),
             None => t.cell(format_args!("-")),
