@@ -877,9 +877,10 @@ fn a_pod_s_network_namespace_is_named_after_the_pod() {
 
 /// A process that joins cgroup `dir`, then runs `code` (python) in a
 /// network namespace of its own; its pid (for `ip link set ... netns`).
+/// Its first line, `ready`, says that its namespace is made.
 fn in_pod(dir: &std::path::Path, code: &str) -> Child {
     let script = format!(
-        "echo $$ > {}/cgroup.procs && ip link set lo up && exec python3 -c '{code}'",
+        "echo $$ > {}/cgroup.procs && ip link set lo up && echo ready && exec python3 -c '{code}'",
         dir.display()
     );
     testkit::tool("unshare")
@@ -895,14 +896,17 @@ fn ip(args: &[&str]) {
     assert!(out.status.success(), "ip {args:?}: {out:?}");
 }
 
-/// The first line a child writes.
-fn first_line(child: &mut Child) -> String {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    line.trim().to_string()
+/// The next line a child writes (read byte by byte: nothing after it is
+/// taken).
+fn next_line(child: &mut Child) -> String {
+    use std::io::Read;
+    let out = child.stdout.as_mut().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    String::from_utf8(line).unwrap().trim().to_string()
 }
 
 /// Two pods in namespaces of their own, joined by a veth pair: each end of
@@ -933,6 +937,7 @@ fn both_ends_of_a_pod_to_pod_connection_name_the_other_pod() {
          s.listen(); print(s.getsockname()[1], flush=True)\n\
          c, _ = s.accept(); time.sleep(300)",
     );
+    assert_eq!(next_line(&mut server), "ready");
     let tag = std::process::id() % 10_000;
     let (a, b) = (format!("tpa{tag}"), format!("tpb{tag}"));
     ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
@@ -946,7 +951,7 @@ fn both_ends_of_a_pod_to_pod_connection_name_the_other_pod() {
     };
     in_ns(server.id(), &["addr", "add", "10.254.7.2/24", "dev", &b]);
     in_ns(server.id(), &["link", "set", &b, "up"]);
-    let port = first_line(&mut server);
+    let port = next_line(&mut server);
     let mut client = in_pod(
         &cart,
         &format!(
@@ -957,10 +962,11 @@ fn both_ends_of_a_pod_to_pod_connection_name_the_other_pod() {
              print(c.getsockname()[1], flush=True); time.sleep(300)"
         ),
     );
+    assert_eq!(next_line(&mut client), "ready");
     ip(&["link", "set", &a, "netns", &client.id().to_string()]);
     in_ns(client.id(), &["addr", "add", "10.254.7.1/24", "dev", &a]);
     in_ns(client.id(), &["link", "set", &a, "up"]);
-    let client_port = first_line(&mut client);
+    let client_port = next_line(&mut client);
     layout.children.push(server);
     layout.children.push(client);
     let out = tcptab(&[
