@@ -30,6 +30,7 @@ pub fn start(args: &ServeArgs) -> Result<Arc<Mutex<Tally>>> {
         per_namespace: args.scope.namespaces.all_netns,
         per_workload: args.per_workload,
         max_series: args.max_series as usize,
+        ports: args.ports.clone(),
     })));
     let shared = tally.clone();
     let interval = args.counters_interval;

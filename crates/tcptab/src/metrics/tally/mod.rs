@@ -5,8 +5,9 @@
 //! A connection belongs to one group from its first sighting to its end:
 //! the listener that accepted it (its local address and port, matched
 //! against the listening sockets of its namespace, a wildcard listener
-//! included), or none for a connection this host opened; with the
-//! namespace and the workload as further labels when asked. Per group:
+//! included), or none for a connection this host opened (by its remote
+//! port, when that is one of the ports asked for); with the namespace and
+//! the workload as further labels when asked. Per group:
 //!
 //! - connections opened (those open when counting began included) and
 //!   closed, by the state they were last seen in before the kernel
@@ -40,6 +41,9 @@ pub struct TallyOptions {
     pub per_workload: bool,
     /// At most this many groups; the rest are counted in `listener="other"`.
     pub max_series: usize,
+    /// A `port` label: a connection this host opened to one of these
+    /// remote ports (a service it uses) is counted in a group of its own.
+    pub ports: Vec<u16>,
 }
 
 /// Upper bounds (seconds) of the duration histogram's buckets; the last
@@ -380,7 +384,20 @@ impl Tally {
             labels.push(("netns", netns_label(entry.namespace.as_deref())));
         }
         let overflow = listener.is_none();
+        let opened_here = listener.as_deref() == Some("");
         labels.push(("listener", listener.unwrap_or_else(|| "other".into())));
+        if !self.options.ports.is_empty() {
+            let port = entry.socket.remote.port();
+            let service = opened_here && self.options.ports.contains(&port);
+            labels.push((
+                "port",
+                if service {
+                    port.to_string()
+                } else {
+                    String::new()
+                },
+            ));
+        }
         if self.options.per_workload {
             let key = match (&entry.workload, overflow) {
                 (Some(w), false) => workload_key(w),
