@@ -247,3 +247,116 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
     drop(scenario);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server whose peer's link goes down while it sends: its retransmission
+/// timeouts (tcp_info's total_rto, Linux 6.7) are counted in its
+/// listener's group, as many as the kernel says for the socket.
+#[test]
+fn retransmission_timeouts_are_counted_as_the_kernel_counts_them() {
+    if !testkit::require_root("retransmission_timeouts_are_counted_as_the_kernel_counts_them") {
+        return;
+    }
+    let a = testkit::NamedNetns::add("tcptab-rto-a");
+    let b = testkit::NamedNetns::add("tcptab-rto-b");
+    let ip = |args: &[&str]| {
+        let out = testkit::tool("ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    ip(&[
+        "-n", &a.name, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &b.name,
+    ]);
+    ip(&["-n", &a.name, "addr", "add", "10.253.1.1/24", "dev", "va"]);
+    ip(&["-n", &b.name, "addr", "add", "10.253.1.2/24", "dev", "vb"]);
+    ip(&["-n", &a.name, "link", "set", "va", "up"]);
+    ip(&["-n", &b.name, "link", "set", "vb", "up"]);
+    // The server sends 64 KiB when told, the client reads it all.
+    let (mut server, line) = testkit::spawn_until_line(
+        a.command("python3")
+            .args([
+                "-c",
+                "import socket, sys\n\
+                 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                 s.bind(('10.253.1.1', 7070)); s.listen(); print('ready', flush=True)\n\
+                 c, _ = s.accept(); sys.stdin.readline(); c.sendall(b'x' * 65536)\n\
+                 sys.stdin.readline()\n",
+            ])
+            .stdin(std::process::Stdio::piped()),
+    );
+    assert_eq!(line, "ready");
+    let (mut client, line) = testkit::spawn_until_line(b.command("python3").args([
+        "-c",
+        "import socket, time\n\
+         c = socket.create_connection(('10.253.1.1', 7070)); print('connected', flush=True)\n\
+         got = 0\n\
+         while got < 65536: got += len(c.recv(65536))\n\
+         time.sleep(300)\n",
+    ]));
+    assert_eq!(line, "connected");
+    let server_addr = Server::start(&[
+        "-N",
+        &a.name,
+        "--min-interval",
+        "0s",
+        "--connection-counters",
+        "--counters-interval",
+        "200ms",
+    ]);
+    // A poll sees the connection; then its peer's link goes down and the
+    // server sends: its retransmission timer fires, again and again.
+    std::thread::sleep(Duration::from_millis(600));
+    ip(&["-n", &b.name, "link", "set", "vb", "down"]);
+    {
+        use std::io::Write;
+        let stdin = server.stdin.as_mut().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    ip(&["-n", &b.name, "link", "set", "vb", "up"]);
+    // The kernel's word on the server's socket: its send queue, and its
+    // retransmission timeouts.
+    let server_socket = || -> Value {
+        let out = common::tcptab(&[
+            "list",
+            "-N",
+            &a.name,
+            "-i",
+            "--format",
+            "jsonl",
+            "sport = :7070 and state established",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        serde_json::from_str(text.lines().next().expect("the server's socket")).unwrap()
+    };
+    // Once the link is up, the next retransmission gets through and the
+    // rest follows: nothing is left unacknowledged.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server_socket()["tx_queue"] != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the data never got through"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let kernel = || server_socket()["tcp_info"]["total_rto"].as_u64().unwrap();
+    let series = "tcptab_connection_retransmit_timeouts_total{listener=\"10.253.1.1:7070\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (counted, timeouts) = loop {
+        let timeouts = kernel();
+        std::thread::sleep(Duration::from_millis(500));
+        let counted = common::server::sample(&server_addr.metrics(), series).unwrap_or(0.0) as u64;
+        if counted == timeouts || std::time::Instant::now() > deadline {
+            break (counted, timeouts);
+        }
+    };
+    for child in [&mut server, &mut client] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    eprintln!("{timeouts} retransmission timeouts by the kernel, {counted} counted");
+    assert!(
+        timeouts >= 1,
+        "the link was down 2.5 s while the server sent"
+    );
+    assert_eq!(counted, timeouts, "{series}");
+}

@@ -220,6 +220,8 @@ fn message_with_info(info_len: usize) -> Vec<u8> {
     put(80, 10); // cwnd
     put(100, 3); // total_retrans
     put(228, 65535); // snd_wnd
+    put(240, 0x0002_0005); // total_rto 5, total_rto_recoveries 2
+    put(244, 1234); // total_rto_time
     m.extend_from_slice(&((info_len + 4) as u16).to_ne_bytes());
     m.extend_from_slice(&2u16.to_ne_bytes()); // INET_DIAG_INFO
     m.extend_from_slice(&info);
@@ -252,6 +254,22 @@ fn shorter_tcp_info_is_zero_filled_and_marked() {
         .unwrap();
     assert!(!info.truncated);
     assert_eq!(info.snd_wnd, 65535);
+    assert_eq!(
+        (
+            info.total_rto,
+            info.total_rto_recoveries,
+            info.total_rto_time_ms
+        ),
+        (5, 2, 1234)
+    );
+    // Linux 6.1's 232 bytes: marked, the RTO counts zero.
+    let info = parse_message(View::new(&message_with_info(232)), 0)
+        .unwrap()
+        .diag
+        .tcp_info
+        .unwrap();
+    assert!(info.truncated);
+    assert_eq!((info.snd_wnd, info.total_rto), (65535, 0));
 }
 
 #[test]

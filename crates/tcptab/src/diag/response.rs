@@ -80,6 +80,11 @@ impl TcpInfo {
             reord_seen: u32_(220),
             rcv_ooopack: u32_(224),
             snd_wnd: u32_(228),
+            rcv_wnd: u32_(232),
+            rehash: u32_(236),
+            total_rto: v.u16(240, "tcp_info").unwrap_or(0),
+            total_rto_recoveries: v.u16(242, "tcp_info").unwrap_or(0),
+            total_rto_time_ms: u32_(244),
         }
     }
 }

@@ -343,6 +343,7 @@ impl Writer {
                         bytes_acked: l.bytes_acked,
                         bytes_received: l.bytes_received,
                         total_retrans: l.total_retrans,
+                        total_rto: None,
                         rtt_us: l.rtt_us,
                     },
                     last_words: None,

@@ -54,7 +54,8 @@ pub struct DiagSocket {
 pub struct TcpInfo {
     /// Bytes the kernel sent.
     pub length: usize,
-    /// Shorter than this crate's layout (232 bytes): later fields are zero.
+    /// Shorter than this crate's layout (248 bytes, Linux 6.7): later
+    /// fields are zero.
     pub truncated: bool,
     pub state: u8,
     /// Congestion state: 0 open, 1 disorder, 2 cwr, 3 recovery, 4 loss.
@@ -114,11 +115,22 @@ pub struct TcpInfo {
     pub rcv_ooopack: u32,
     /// The peer's advertised receive window, in bytes.
     pub snd_wnd: u32,
+    /// This side's advertised receive window, in bytes (Linux 6.2).
+    pub rcv_wnd: u32,
+    /// PLB or timeout triggered rehash attempts (Linux 6.2).
+    pub rehash: u32,
+    /// Retransmission timeouts over the connection's life, SYN and SYN-ACK
+    /// ones included (Linux 6.7).
+    pub total_rto: u16,
+    /// Recoveries from a retransmission timeout (Linux 6.7).
+    pub total_rto_recoveries: u16,
+    /// Time spent recovering from retransmission timeouts, ms (Linux 6.7).
+    pub total_rto_time_ms: u32,
 }
 
 impl TcpInfo {
-    /// The size of the layout this crate knows (linux/tcp.h of 6.1).
-    pub const KNOWN_LEN: usize = 232;
+    /// The size of the layout this crate knows (linux/tcp.h of 6.7).
+    pub const KNOWN_LEN: usize = 248;
 
     /// ssthresh as the model has it: "infinite" (≥ 0x7fffffff) is initial
     /// slow start.

@@ -476,7 +476,7 @@ macro_rules! group {
 
 group! { visit_tcp_info, TcpInfo, TCP_INFO, TCP_INFO_FIELDS;
     TI_LENGTH length int "bytes of tcp_info the kernel sent";
-    TI_TRUNCATED truncated bool "shorter than the layout tcptab knows (232 bytes): later fields are 0";
+    TI_TRUNCATED truncated bool "shorter than the layout tcptab knows (248 bytes, Linux 6.7): later fields are 0";
     TI_STATE state int "the kernel's state number";
     TI_CA_STATE ca_state int "congestion state: 0 open, 1 disorder, 2 cwr, 3 recovery, 4 loss";
     TI_RETRANSMITS retransmits int "retransmission timeouts in a row";
@@ -533,6 +533,11 @@ group! { visit_tcp_info, TcpInfo, TCP_INFO, TCP_INFO_FIELDS;
     TI_REORD_SEEN reord_seen int "reorderings seen";
     TI_RCV_OOOPACK rcv_ooopack int "out-of-order packets received";
     TI_SND_WND snd_wnd int "the peer's advertised receive window, bytes";
+    TI_RCV_WND rcv_wnd int "this side's advertised receive window, bytes (Linux 6.2)";
+    TI_REHASH rehash int "PLB or timeout triggered rehash attempts (Linux 6.2)";
+    TI_TOTAL_RTO total_rto int "retransmission timeouts over the connection's life, SYN and SYN-ACK ones included (Linux 6.7)";
+    TI_TOTAL_RTO_RECOVERIES total_rto_recoveries int "recoveries from a retransmission timeout (Linux 6.7)";
+    TI_TOTAL_RTO_TIME_MS total_rto_time_ms int "time spent recovering from retransmission timeouts, ms (Linux 6.7)";
 }
 
 group! { visit_memory, MemInfo, MEMORY, MEMORY_FIELDS;

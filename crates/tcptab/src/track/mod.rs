@@ -99,6 +99,8 @@ pub struct Counters {
     pub bytes_acked: Option<u64>,
     pub bytes_received: Option<u64>,
     pub total_retrans: Option<u64>,
+    /// Retransmission timeouts (tcp_info's total_rto: Linux 6.7, else 0).
+    pub total_rto: Option<u64>,
     /// The last round-trip time that was not 0, microseconds.
     pub rtt_us: Option<u64>,
 }
@@ -110,6 +112,7 @@ impl Counters {
         self.bytes_acked = max(self.bytes_acked, info.bytes_acked);
         self.bytes_received = max(self.bytes_received, info.bytes_received);
         self.total_retrans = max(self.total_retrans, u64::from(info.total_retrans));
+        self.total_rto = max(self.total_rto, u64::from(info.total_rto));
         if info.rtt_us > 0 || self.rtt_us.is_none() {
             self.rtt_us = Some(u64::from(info.rtt_us));
         }

@@ -68,12 +68,13 @@ pub fn register(registry: &mut Registry, tally: &Mutex<Tally>) {
     let Ok(t) = tally.lock().map(|t| t.tallied()) else {
         return;
     };
-    let families: [(&str, &str, Option<Unit>, &[Series]); 6] = [
+    let families: [(&str, &str, Option<Unit>, &[Series]); 7] = [
         ("connections_opened", "Connections opened (those open when counting began included), per listener that accepted them (empty: opened by this host)", None, &t.opened),
         ("connections_closed", "Connections whose socket the kernel destroyed, per listener and the state they were last seen in", None, &t.closed),
         ("connection_received", "Bytes received on connections (tcp_info bytes_received: the closed ones' final count, the open ones' at the last poll)", Some(Unit::Bytes), &t.bytes_received),
         ("connection_acked", "Bytes sent on connections and acknowledged by the peer (tcp_info bytes_acked, the SYN and FIN counted one each)", Some(Unit::Bytes), &t.bytes_acked),
         ("connection_retransmitted_segments", "Segments retransmitted on connections (tcp_info total_retrans)", None, &t.retransmitted_segments),
+        ("connection_retransmit_timeouts", "Retransmission timeouts on connections (tcp_info total_rto: Linux 6.7 and later, 0 before)", None, &t.retransmit_timeouts),
         ("listen_queue_full", "Polls that found the listener's accept queue full (more waiting than its backlog: new connections are dropped)", None, &t.listen_queue_full),
     ];
     for (name, help, unit, series) in families {

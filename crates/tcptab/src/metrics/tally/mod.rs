@@ -12,7 +12,8 @@
 //! - connections opened (those open when counting began included) and
 //!   closed, by the state they were last seen in before the kernel
 //!   destroyed them;
-//! - bytes received and acked, segments retransmitted: the closed
+//! - bytes received and acked, segments retransmitted, retransmission
+//!   timeouts (tcp_info's `total_rto`, from Linux 6.7): the closed
 //!   connections' final tcp_info (as high as ever seen: a reset zeroes
 //!   them in the kernel before the notification) plus the open ones' as of
 //!   the last poll. Every connection is counted once, whether it was seen
@@ -92,6 +93,8 @@ pub struct Tallied {
     pub bytes_received: Vec<Series>,
     pub bytes_acked: Vec<Series>,
     pub retransmitted_segments: Vec<Series>,
+    /// Retransmission timeouts (tcp_info's total_rto, Linux 6.7).
+    pub retransmit_timeouts: Vec<Series>,
     /// Listener groups only.
     pub listen_queue_full: Vec<Series>,
     pub durations: Vec<(Labels, DurationHistogram)>,
@@ -108,6 +111,7 @@ struct Sums {
     received: u64,
     acked: u64,
     retransmitted: u64,
+    timeouts: u64,
 }
 
 impl Sums {
@@ -116,6 +120,7 @@ impl Sums {
             received: c.bytes_received.unwrap_or(0),
             acked: c.bytes_acked.unwrap_or(0),
             retransmitted: c.total_retrans.unwrap_or(0),
+            timeouts: c.total_rto.unwrap_or(0),
         }
     }
 
@@ -123,12 +128,14 @@ impl Sums {
         self.received += other.received;
         self.acked += other.acked;
         self.retransmitted += other.retransmitted;
+        self.timeouts += other.timeouts;
     }
 
     fn sub(&mut self, other: Sums) {
         self.received = self.received.saturating_sub(other.received);
         self.acked = self.acked.saturating_sub(other.acked);
         self.retransmitted = self.retransmitted.saturating_sub(other.retransmitted);
+        self.timeouts = self.timeouts.saturating_sub(other.timeouts);
     }
 }
 
@@ -462,6 +469,7 @@ impl Tally {
             out.bytes_received.push(series(sums.received));
             out.bytes_acked.push(series(sums.acked));
             out.retransmitted_segments.push(series(sums.retransmitted));
+            out.retransmit_timeouts.push(series(sums.timeouts));
             if g.listener {
                 out.listen_queue_full.push(series(g.queue_full));
             }

@@ -17,6 +17,7 @@ fn dumped(local: &str, remote: &str, state: State, cookie: u64, received: u64) -
             bytes_received: received,
             bytes_acked: received / 2,
             total_retrans: 1,
+            total_rto: 2,
             ..TcpInfo::default()
         })
     });
@@ -146,6 +147,10 @@ fn each_connection_counts_once_in_its_listener_s_group_and_never_down() {
     assert_eq!(
         by_listener(&now.retransmitted_segments),
         [("".into(), 1), ("0.0.0.0:80".into(), 1)]
+    );
+    assert_eq!(
+        by_listener(&now.retransmit_timeouts),
+        [("".into(), 2), ("0.0.0.0:80".into(), 2)]
     );
     assert_eq!(
         by_listener(&now.listen_queue_full),
