@@ -30,13 +30,17 @@ impl<'b> JsonRecord<'b> {
         w.out.push(b'}');
     }
 
+    /// A member's key: the record's field names are plain (letters, digits,
+    /// `_`, `.`), so they need no escaping.
     fn key(&mut self, name: &str) {
+        debug_assert!(!name.bytes().any(needs_escape), "{name}");
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        string(self.out, name);
-        self.out.push(b':');
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
     }
 }
 
@@ -103,10 +107,21 @@ pub fn value_into(out: &mut Vec<u8>, value: Value<'_>) {
     }
 }
 
+/// Whether a byte must be escaped in a JSON string.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 /// A JSON string, escaped.
 pub fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Most strings (states, names, addresses) have nothing to escape.
+    if !bytes.iter().any(|&b| needs_escape(b)) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {
@@ -187,4 +202,30 @@ pub fn host() -> &'static tcptab::Host {
 pub fn host_member(out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"host\":");
     serde_json::to_writer(&mut *out, host()).expect("a host serialises");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::string;
+
+    /// What a process may name itself (comm is any 15 bytes but NUL):
+    /// escaped so that serde_json reads back the same text.
+    #[test]
+    fn strings_read_back_as_written() {
+        for s in [
+            "nginx",
+            "",
+            "say \"hi\"",
+            "back\\slash",
+            "tab\there",
+            "line\nfeed",
+            "\u{1}\u{1f}bell\u{7}",
+            "ünïcödé ✓",
+        ] {
+            let mut out = Vec::new();
+            string(&mut out, s);
+            let back: String = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, s, "{}", String::from_utf8_lossy(&out));
+        }
+    }
 }
