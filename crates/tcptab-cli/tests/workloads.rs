@@ -31,6 +31,23 @@ struct Expected {
     missing: bool,
 }
 
+impl Expected {
+    /// The exporter's workload labels of a container: `namespace`, `pod`,
+    /// `container` (its name, else its id) and `unit`.
+    fn labels(&self) -> String {
+        let container = self
+            .container_name
+            .map(str::to_string)
+            .or(self.container_id.clone())
+            .unwrap_or_default();
+        let (namespace, pod) = self.pod.unwrap_or(("", ""));
+        format!(
+            "namespace=\"{namespace}\",pod=\"{pod}\",container=\"{container}\",unit=\"{}\"",
+            self.unit.unwrap_or("")
+        )
+    }
+}
+
 /// `kill 'pod shop/*'` destroys the matching sockets of every layout on
 /// the machine, and the exporter adds up the layouts' containers of one
 /// name: those tests run alone (they write), the others side by side
@@ -578,16 +595,7 @@ fn the_exporter_counts_per_workload_within_its_bound() {
     common::server::promtool_accepts(&body);
     // Each container of the layout is one series of its own, value 1.
     for e in layout.by_port.values().filter(|e| e.container_id.is_some()) {
-        let container = e
-            .container_name
-            .map(str::to_string)
-            .or(e.container_id.clone())
-            .unwrap();
-        let (namespace, pod) = e.pod.unwrap_or(("", ""));
-        let series = format!(
-            "tcptab_workload_sockets{{namespace=\"{namespace}\",pod=\"{pod}\",container=\"{container}\",unit=\"{}\"}} 1",
-            e.unit.unwrap_or("")
-        );
+        let series = format!("tcptab_workload_sockets{{{}}} 1", e.labels());
         assert!(body.lines().any(|l| l == series), "{series} in\n{body}");
     }
     // Bounded: the busiest three, the rest counted as dropped.
@@ -642,15 +650,9 @@ fn the_exporter_s_counters_carry_the_listener_s_workload() {
         .iter()
         .filter(|(_, e)| e.container_id.is_some())
         .map(|(port, e)| {
-            let container = e
-                .container_name
-                .map(str::to_string)
-                .or(e.container_id.clone())
-                .unwrap();
-            let (namespace, pod) = e.pod.unwrap_or(("", ""));
             format!(
-                "tcptab_connections_opened_total{{listener=\"127.0.0.1:{port}\",namespace=\"{namespace}\",pod=\"{pod}\",container=\"{container}\",unit=\"{}\"}} 1",
-                e.unit.unwrap_or("")
+                "tcptab_connections_opened_total{{listener=\"127.0.0.1:{port}\",{}}} 1",
+                e.labels()
             )
         })
         .collect();
