@@ -48,13 +48,10 @@ pub(super) fn write_endpoint(
     dual_stack: bool,
     interface: Option<&str>,
 ) -> std::fmt::Result {
-    let ip = addr.ip();
-    if ip.is_unspecified() && (dual_stack && ip.is_ipv6()) {
-        f.write_str("*")?;
-    } else if ip.is_ipv6() {
-        write!(f, "[{ip}]")?;
-    } else {
-        write!(f, "{ip}")?;
+    match addr.ip() {
+        ip if ip.is_unspecified() && (dual_stack && ip.is_ipv6()) => f.write_str("*")?,
+        std::net::IpAddr::V6(ip) => write!(f, "[{ip}]")?,
+        std::net::IpAddr::V4(ip) => f.write_str(ipv4(ip, &mut [0; 15]))?,
     }
     if let Some(name) = interface {
         write!(f, "%{name}")?;
@@ -63,8 +60,34 @@ pub(super) fn write_endpoint(
     match services.and_then(|s| s.name(port)) {
         _ if port == 0 => f.write_str(":*"),
         Some(name) => write!(f, ":{name}"),
-        None => write!(f, ":{port}"),
+        None => {
+            f.write_str(":")?;
+            f.write_str(itoa::Buffer::new().format(port))
+        }
     }
+}
+
+/// An IPv4 address in dotted decimal, written into `buf` (the table writes
+/// two a row: this skips the formatter's padding machinery).
+fn ipv4(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
+    let mut n = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if octet >= 100 {
+            buf[n] = b'0' + octet / 100;
+            n += 1;
+        }
+        if octet >= 10 {
+            buf[n] = b'0' + octet / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + octet % 10;
+        n += 1;
+    }
+    std::str::from_utf8(&buf[..n]).unwrap_or("?")
 }
 
 /// The owners cell: `nginx(pid=12,fd=3),nginx(pid=13,fd=3)`; `-` when no
@@ -209,5 +232,24 @@ impl std::fmt::Display for MemoryCell<'_> {
             m.backlog,
             m.drops
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ipv4;
+
+    #[test]
+    fn ipv4_is_written_as_std_writes_it() {
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.0.5",
+            "192.168.100.9",
+            "1.20.3.40",
+        ] {
+            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+            assert_eq!(ipv4(ip, &mut [0; 15]), ip.to_string());
+        }
     }
 }

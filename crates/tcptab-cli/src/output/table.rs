@@ -96,6 +96,19 @@ impl TextTable {
         self.styles.push(style);
     }
 
+    /// Append a cell of text, in a colour or none (no formatter: the
+    /// columns every row has).
+    pub fn styled_str(&mut self, style: Option<&'static str>, value: &str) {
+        self.text.push_str(value);
+        self.ends.push(self.text.len() as u32);
+        self.styles.push(style);
+    }
+
+    /// Append a number.
+    pub fn number(&mut self, style: Option<&'static str>, value: u64) {
+        self.styled_str(style, itoa::Buffer::new().format(value));
+    }
+
     /// Whether a block of rows is held (time to [`TextTable::write_block`]).
     pub fn block_full(&self) -> bool {
         self.ends.len() >= BLOCK_ROWS * self.headers.len()
@@ -333,17 +346,16 @@ impl Sink for TableSink<'_> {
         let services = self.services.as_ref();
         let color = self.columns.color;
         let t = &mut self.table;
-        t.styled(
-            color.then(|| state_color(s.state)).flatten(),
-            format_args!("{}", s.state),
-        );
-        let queued = (color && s.rx_queue > 0).then_some(YELLOW);
-        t.styled(queued, format_args!("{}", s.rx_queue));
-        // Like ss: a listener's Send-Q is its backlog limit, when known.
-        match row.diag.and_then(|d| d.backlog_limit) {
-            Some(limit) => t.cell(format_args!("{limit}")),
-            None => t.cell(format_args!("{}", s.tx_queue)),
+        let state_style = color.then(|| state_color(s.state)).flatten();
+        match s.state.kernel_name() {
+            Some(name) => t.styled_str(state_style, name),
+            None => t.styled(state_style, format_args!("{}", s.state)),
         }
+        let queued = (color && s.rx_queue > 0).then_some(YELLOW);
+        t.number(queued, u64::from(s.rx_queue));
+        // Like ss: a listener's Send-Q is its backlog limit, when known.
+        let limit = row.diag.and_then(|d| d.backlog_limit);
+        t.number(None, u64::from(limit.unwrap_or(s.tx_queue)));
         // An IPv6 wildcard that takes IPv4 too is `*`, as ss writes it
         // (known from netlink only; /proc does not say).
         let dual = row.diag.and_then(|d| d.v6only) == Some(false);
