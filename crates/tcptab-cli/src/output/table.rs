@@ -92,14 +92,18 @@ impl TextTable {
     /// Append a cell in a colour (an SGR code such as `"1;31"`), or none.
     pub fn styled(&mut self, style: Option<&'static str>, value: std::fmt::Arguments<'_>) {
         let _ = self.text.write_fmt(value);
-        self.ends.push(self.text.len() as u32);
-        self.styles.push(style);
+        self.end_cell(style);
     }
 
     /// Append a cell of text, in a colour or none (no formatter: the
     /// columns every row has).
     pub fn styled_str(&mut self, style: Option<&'static str>, value: &str) {
         self.text.push_str(value);
+        self.end_cell(style);
+    }
+
+    /// The cell written since the last one ends here.
+    fn end_cell(&mut self, style: Option<&'static str>) {
         self.ends.push(self.text.len() as u32);
         self.styles.push(style);
     }
