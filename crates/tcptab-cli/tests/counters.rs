@@ -58,6 +58,7 @@ fn totals(conns: &[Value]) -> (u64, u64, u64) {
 /// Scrape until the counters stop moving (the last poll has seen every
 /// connection end): the body.
 fn settled(server: &Server) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut last = counters(&server.metrics());
     loop {
         std::thread::sleep(Duration::from_millis(1200));
@@ -66,6 +67,10 @@ fn settled(server: &Server) -> String {
         if now == last {
             return body;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the counters still moved 30 s after the traffic ended:\n{body}"
+        );
         last = now;
     }
 }

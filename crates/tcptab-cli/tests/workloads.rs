@@ -852,12 +852,12 @@ fn a_pod_s_network_namespace_is_named_after_the_pod() {
     let dir = layout.mount.join(cart.cgroup.trim_start_matches('/'));
     // A process of the pod in a namespace of its own (as a pod's are): it
     // joins the pod's cgroup, then listens.
-    let script = format!(
-        "echo $$ > {}/cgroup.procs && ip link set lo up && exec python3 -c 'import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(300)'",
-        dir.display()
+    let mut child = in_pod(
+        &dir,
+        "import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(300)",
     );
-    let (child, port) =
-        testkit::spawn_until_line(testkit::tool("unshare").args(["--net", "sh", "-c", &script]));
+    assert_eq!(next_line(&mut child), "ready");
+    let port = next_line(&mut child);
     layout.children.push(child);
     let out = tcptab(&[
         "list",

@@ -208,9 +208,13 @@ fn in_host_netns(e: &EntryBuf) -> bool {
 
 /// This process's network namespace inode.
 fn own_netns() -> u64 {
-    std::fs::metadata("/proc/thread-self/ns/net")
-        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-        .unwrap_or(0)
+    // Read once: asked for every listener.
+    static OWN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *OWN.get_or_init(|| {
+        std::fs::metadata("/proc/thread-self/ns/net")
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap_or(0)
+    })
 }
 
 /// When each listener open at a recording's last poll was first seen
