@@ -29,10 +29,23 @@ fn counters(body: &str) -> BTreeMap<String, f64> {
 
 /// The sum of the samples of `name` whose labels contain `labels`.
 fn sum(body: &str, name: &str, labels: &str) -> u64 {
+    sum_where(body, name, &[labels])
+}
+
+/// The sum of the samples of `name` whose labels contain each of `all`.
+fn sum_where(body: &str, name: &str, all: &[&str]) -> u64 {
     body.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .filter(|l| l.starts_with(&format!("{name}{{")) && all.iter().all(|a| l.contains(a)))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+/// How much the connections of `group` closed first by `side` grew
+/// between two scrapes.
+fn closed_first(from: &str, to: &str, group: &str, side: &str) -> u64 {
+    let name = "tcptab_connections_closed_first_total";
+    let side = format!("side=\"{side}\"");
+    sum_where(to, name, &[group, &side]) - sum_where(from, name, &[group, &side])
 }
 
 /// The ledger's connections (one JSON object a line) whose id is above
@@ -173,6 +186,33 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
         }
     };
     once_each(&before, &middle, n, outgoing);
+    // Who closed first: the side that closed first keeps a TIME_WAIT,
+    // which a poll finds (every one); the other side's CLOSE-WAIT lasts
+    // only until it closes too (some).
+    let how = |hows: &[&str]| {
+        let of = |c: &&Value| hows.contains(&c["how"].as_str().unwrap());
+        orderly.iter().filter(of).count() as u64
+    };
+    let (client_first, server_first) = (how(&["client_first", "flash"]), how(&["server_first"]));
+    assert_eq!(
+        closed_first(&before, &middle, outgoing, "local"),
+        client_first
+    );
+    assert_eq!(
+        closed_first(&before, &middle, &listener, "local"),
+        server_first
+    );
+    let peer = closed_first(&before, &middle, &listener, "peer");
+    assert!(
+        peer <= client_first,
+        "{peer} of {client_first} closed by the client first"
+    );
+    let peer_seen = closed_first(&before, &middle, outgoing, "peer");
+    assert!(
+        peer_seen <= server_first,
+        "{peer_seen} of {server_first} closed by the server first"
+    );
+    eprintln!("closed first: the client {client_first} (the server saw {peer} of them as the peer's), the server {server_first} (the client saw {peer_seen})");
     let within = |what: &str, got: u64, lo: u64, hi: u64| {
         assert!(
             (lo..=hi).contains(&got),
@@ -217,6 +257,15 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
     let (n, sent, received) = totals(&resets);
     let outgoing = "listener=\"\"";
     once_each(&middle, &after, n, outgoing);
+    for group in [listener.as_str(), outgoing] {
+        for side in ["local", "peer"] {
+            assert_eq!(
+                closed_first(&middle, &after, group, side),
+                0,
+                "{group} {side}"
+            );
+        }
+    }
     let bytes = |name: &str, group: &str| grew(name, group, &middle, &after);
     within(
         "server received (reset)",

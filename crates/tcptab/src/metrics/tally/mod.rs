@@ -18,6 +18,12 @@
 //!   them in the kernel before the notification) plus the open ones' as of
 //!   the last poll. Every connection is counted once, whether it was seen
 //!   open, closing or both, so a counter never goes down;
+//! - which side closed first, where a poll saw it: this side when the
+//!   connection was seen in FIN-WAIT-1, FIN-WAIT-2, CLOSING or TIME-WAIT
+//!   (a close from this side always leaves a TIME_WAIT, which the next
+//!   poll finds), the peer when seen in CLOSE-WAIT or LAST-ACK (which the
+//!   kernel keeps only until this side closes too: a close that quick is
+//!   in neither). A reset leaves neither;
 //! - how long the closed connections lived (a histogram);
 //! - polls that found the listener's accept queue full (more waiting than
 //!   its backlog: the kernel then drops new connections).
@@ -98,6 +104,9 @@ pub struct Tallied {
     /// Listener groups only.
     pub listen_queue_full: Vec<Series>,
     pub durations: Vec<(Labels, DurationHistogram)>,
+    /// Connections by the side that closed first, with a `side` label
+    /// last (`local`, `peer`): only those where a poll saw it.
+    pub closed_first: Vec<Series>,
     /// Connections counted in `listener="other"` for want of room.
     pub over_the_cap: u64,
     /// Times the kernel dropped destroy notifications: the connections
@@ -152,6 +161,35 @@ struct Group {
     live: Sums,
     durations: DurationHistogram,
     queue_full: u64,
+    /// By [`Side`]: this side, the peer.
+    closed_first: [u64; 2],
+}
+
+/// The side of a connection that closed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Local = 0,
+    Peer = 1,
+}
+
+impl Side {
+    /// What a socket in `state` says of who closed first.
+    fn of(state: State) -> Option<Side> {
+        match state {
+            State::FinWait1 | State::FinWait2 | State::Closing | State::TimeWait => {
+                Some(Side::Local)
+            }
+            State::CloseWait | State::LastAck => Some(Side::Peer),
+            _ => None,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Side::Local => "local",
+            Side::Peer => "peer",
+        }
+    }
 }
 
 /// An open connection: its group and what it has counted there. A
@@ -162,13 +200,18 @@ struct Live {
     group: Option<usize>,
     counted: Sums,
     entry: Option<Box<EntryBuf>>,
+    /// Who closed first, once a poll saw it (counted with its group).
+    side: Option<Side>,
 }
 
 /// A connection that closed before its group was known.
 #[derive(Debug)]
 struct Unplaced {
+    id: u64,
     entry: EntryBuf,
     end: End,
+    /// Its last socket is gone too (no TIME_WAIT of it is to come).
+    ended: bool,
 }
 
 /// How a connection ended, for its group.
@@ -178,6 +221,7 @@ struct End {
     state: String,
     /// Seconds from its first poll to its end (None: no poll saw it).
     lived: Option<f64>,
+    side: Option<Side>,
 }
 
 /// Counters of what happened (see the [module](self) documentation).
@@ -187,6 +231,9 @@ pub struct Tally {
     /// Listening sockets by namespace and port: (address, tracker id).
     listeners: HashMap<(u64, u16), Vec<(IpAddr, u64)>>,
     live: HashMap<u64, Live>,
+    /// Closed connections whose TIME_WAIT may yet say that this side
+    /// closed first: their group, until they end.
+    closing: HashMap<u64, usize>,
     unplaced: Vec<Unplaced>,
     groups: Vec<Group>,
     index: HashMap<Labels, usize>,
@@ -227,16 +274,24 @@ impl Tally {
             let Some(entry) = live.entry.take() else {
                 continue;
             };
-            let counted = live.counted;
+            let (counted, side) = (live.counted, live.side);
             let group = self.place(&entry);
             self.groups[group].live.add(counted);
+            if let Some(side) = side {
+                self.groups[group].closed_first[side as usize] += 1;
+            }
             if let Some(live) = self.live.get_mut(&id) {
                 live.group = Some(group);
             }
         }
-        for Unplaced { entry, end } in std::mem::take(&mut self.unplaced) {
-            let group = self.place(&entry);
-            self.end(group, end);
+        for u in std::mem::take(&mut self.unplaced) {
+            let group = self.place(&u.entry);
+            match u.end.side {
+                Some(side) => self.groups[group].closed_first[side as usize] += 1,
+                None if !u.ended => _ = self.closing.insert(u.id, group),
+                None => {}
+            }
+            self.end(group, u.end);
         }
         for buf in sockets {
             self.listen_queue(buf);
@@ -259,8 +314,12 @@ impl Tally {
                 let group = self
                     .listener_of(&conn.entry)
                     .map(|_| self.place(&conn.entry));
+                let side = Side::of(conn.entry.socket.state);
                 if let Some(g) = group {
                     self.groups[g].live.add(counted);
+                    if let Some(side) = side {
+                        self.groups[g].closed_first[side as usize] += 1;
+                    }
                 }
                 let entry = group.is_none().then(|| Box::new(conn.entry.clone()));
                 self.live.insert(
@@ -269,6 +328,7 @@ impl Tally {
                         group,
                         counted,
                         entry,
+                        side,
                     },
                 );
             }
@@ -282,16 +342,35 @@ impl Tally {
                     }
                 }
             }
-            Change::Closed { .. } | Change::Ended { .. } => self.closed(conn),
+            Change::Closed { .. } => self.closed(conn),
+            Change::Ended { .. } => {
+                self.closed(conn);
+                self.closing.remove(&conn.id);
+                if let Some(u) = self.unplaced.iter_mut().find(|u| u.id == conn.id) {
+                    u.ended = true;
+                }
+            }
             Change::StateChanged { .. } | Change::Updated | Change::QueueGrowth => {
+                let side = Side::of(conn.entry.socket.state);
                 if let Some(live) = self.live.get_mut(&conn.id) {
                     let now = Sums::of(&conn.counters);
                     if let Some(g) = live.group {
                         let g = &mut self.groups[g];
                         g.live.sub(live.counted);
                         g.live.add(now);
+                        if let (None, Some(side)) = (live.side, side) {
+                            g.closed_first[side as usize] += 1;
+                        }
                     }
                     live.counted = now;
+                    live.side = live.side.or(side);
+                } else if let Some(side) = side {
+                    // Its TIME_WAIT, after its socket was destroyed.
+                    if let Some(g) = self.closing.remove(&conn.id) {
+                        self.groups[g].closed_first[side as usize] += 1;
+                    } else if let Some(u) = self.unplaced.iter_mut().find(|u| u.id == conn.id) {
+                        u.end.side = u.end.side.or(Some(side));
+                    }
                 }
             }
         }
@@ -316,13 +395,22 @@ impl Tally {
             lived: conn
                 .seen_by_poll
                 .then(|| (at - conn.first_seen).max(0) as f64 / 1000.0),
+            side: live.side,
         };
         match (live.group, live.entry) {
             (Some(group), _) => {
                 self.groups[group].live.sub(live.counted);
+                if live.side.is_none() && conn.ended.is_none() {
+                    self.closing.insert(conn.id, group);
+                }
                 self.end(group, end);
             }
-            (None, Some(entry)) => self.unplaced.push(Unplaced { entry: *entry, end }),
+            (None, Some(entry)) => self.unplaced.push(Unplaced {
+                id: conn.id,
+                entry: *entry,
+                end,
+                ended: false,
+            }),
             (None, None) => {}
         }
     }
@@ -472,6 +560,12 @@ impl Tally {
             out.retransmit_timeouts.push(series(sums.timeouts));
             if g.listener {
                 out.listen_queue_full.push(series(g.queue_full));
+            }
+            for side in [Side::Local, Side::Peer] {
+                let mut labels = g.labels.clone();
+                labels.push(("side", side.label().to_string()));
+                let value = g.closed_first[side as usize];
+                out.closed_first.push(Series { labels, value });
             }
             out.durations.push((g.labels.clone(), g.durations.clone()));
         }

@@ -219,3 +219,92 @@ fn beyond_the_cap_connections_go_to_the_other_group() {
     );
     assert_eq!(now.over_the_cap, 1);
 }
+
+/// (labels, value) of each series whose last label is `side`.
+fn sides(series: &[Series]) -> Vec<(String, String, u64)> {
+    series
+        .iter()
+        .map(|s| (s.labels[0].1.clone(), s.labels[1].1.clone(), s.value))
+        .collect()
+}
+
+#[test]
+fn who_closed_first_is_counted_once_where_a_poll_saw_it() {
+    let (mut t, mut tally) = fresh(10);
+    poll(
+        &mut t,
+        &mut tally,
+        &[listener(), accepted(100), outgoing(10)],
+        T,
+    );
+    // This side closes the accepted one: its socket is destroyed, then
+    // the next poll finds its TIME_WAIT. The peer closes the outgoing
+    // one: the poll finds it in CLOSE-WAIT.
+    let mut closing = accepted(100);
+    closing.socket.state = State::Close;
+    notified(&mut t, &mut tally, closing, T + 500);
+    let mut time_wait = accepted(0);
+    time_wait.socket.kind = RowKind::TimeWait;
+    time_wait.socket.state = State::TimeWait;
+    time_wait.diag.cookie = 20;
+    time_wait.diag.tcp_info = None;
+    let mut close_wait = outgoing(10);
+    close_wait.socket.state = State::CloseWait;
+    for at in [T + 1000, T + 2000] {
+        let sockets = [listener(), time_wait.clone(), close_wait.clone()];
+        poll(&mut t, &mut tally, &sockets, at);
+        assert_eq!(
+            sides(&tally.tallied().closed_first),
+            [
+                ("".into(), "local".into(), 0),
+                ("".into(), "peer".into(), 1),
+                ("0.0.0.0:80".into(), "local".into(), 1),
+                ("0.0.0.0:80".into(), "peer".into(), 0),
+            ]
+        );
+    }
+    // A reset says nothing of who closed first.
+    let (mut t, mut tally) = fresh(10);
+    poll(&mut t, &mut tally, &[listener(), accepted(1)], T);
+    let mut reset = accepted(0);
+    reset.socket.state = State::Close;
+    notified(&mut t, &mut tally, reset, T + 100);
+    poll(&mut t, &mut tally, &[listener()], T + 1000);
+    let firsts: u64 = tally.tallied().closed_first.iter().map(|s| s.value).sum();
+    assert_eq!(firsts, 0);
+}
+
+#[test]
+fn a_time_wait_after_a_poll_that_raced_the_close_still_says_who_closed_first() {
+    let (mut t, mut tally) = fresh(10);
+    poll(&mut t, &mut tally, &[listener()], T);
+    // A poll's events, then the close's notification before the poll is
+    // done: the connection is placed when it already closed, and its
+    // TIME_WAIT comes with the next poll.
+    let snapshot = Snapshot::of(vec![
+        EntryBuf::dumped(listener()),
+        EntryBuf::dumped(outgoing(10)),
+    ]);
+    let mut events = Vec::new();
+    t.polled(&snapshot, T + 1000, &mut events);
+    for e in &events {
+        tally.happened(&Happened::Event(e));
+    }
+    let mut closing = outgoing(10);
+    closing.socket.state = State::Close;
+    notified(&mut t, &mut tally, closing, T + 1100);
+    tally.polled(&snapshot.sockets);
+    let mut time_wait = outgoing(0);
+    time_wait.socket.kind = RowKind::TimeWait;
+    time_wait.socket.state = State::TimeWait;
+    time_wait.diag.cookie = 30;
+    time_wait.diag.tcp_info = None;
+    poll(&mut t, &mut tally, &[listener(), time_wait], T + 2000);
+    assert_eq!(
+        sides(&tally.tallied().closed_first),
+        [
+            ("".into(), "local".into(), 1),
+            ("".into(), "peer".into(), 0)
+        ]
+    );
+}
