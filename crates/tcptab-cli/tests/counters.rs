@@ -88,6 +88,46 @@ fn settled(server: &Server) -> String {
     }
 }
 
+fn now_s() -> f64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.unwrap().as_secs_f64()
+}
+
+/// In OpenMetrics, each sample of the counters of what happened is
+/// followed by its `_created` (when its group's counting began), between
+/// the exporter's start and now; the Prometheus text has none.
+fn every_counter_has_its_created(server: &Server, began: f64) {
+    let accept = [("Accept", "application/openmetrics-text;version=1.0.0")];
+    let om = testkit::http::request(server.addr, "GET", "/metrics", &accept).unwrap();
+    let lines: Vec<&str> = om.body.lines().collect();
+    let mut counted = 0;
+    for pair in lines.windows(2) {
+        let Some((series, _)) = pair[0].rsplit_once(' ') else { continue };
+        let (name, labels) = series.split_at(series.find('{').unwrap_or(series.len()));
+        let counter =
+            name.starts_with("tcptab_connection") || name == "tcptab_notifications_lost_total";
+        let Some(base) = name.strip_suffix("_total").filter(|_| counter) else {
+            continue;
+        };
+        let (created, at) = pair[1].rsplit_once(' ').unwrap();
+        assert_eq!(
+            created,
+            format!("{base}_created{labels}"),
+            "after {}",
+            pair[0]
+        );
+        let at: f64 = at.parse().unwrap();
+        assert!((began - 1.0..=now_s()).contains(&at), "{}", pair[1]);
+        counted += 1;
+    }
+    assert!(
+        counted >= 20,
+        "{counted} counters with a _created:\n{}",
+        om.body
+    );
+    assert!(!server.metrics().contains("_created"));
+}
+
 #[test]
 fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
     if !testkit::require_root("counters_add_up_to_what_the_scenario_did_and_never_go_down") {
@@ -100,6 +140,7 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
     let mut scenario = Scenario::start_with("ledger.py", &[ledger_path.to_str().unwrap()]);
     let port = scenario.manifest.names["port"].clone();
     let pid = scenario.pid().to_string();
+    let began = now_s();
     let server = Server::start(&[
         "--netns-pid",
         &pid,
@@ -280,6 +321,7 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
         received,
     );
     promtool_accepts(&after);
+    every_counter_has_its_created(&server, began);
 
     // Prometheus scraped the same: its last value is ours, and it saw no
     // counter reset over the whole run.

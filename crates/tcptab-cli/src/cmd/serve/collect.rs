@@ -70,9 +70,10 @@ impl App {
             "1 if the last collection read the table, 0 if it failed",
             up,
         );
-        if let Some(tally) = &self.tally {
-            super::tally::register(&mut registry, tally);
-        }
+        let created = self
+            .tally
+            .as_ref()
+            .map(|tally| super::tally::register(&mut registry, tally));
         if let Some(db) = &self.args.ship_status {
             register_shipping(&mut registry, db);
         }
@@ -81,7 +82,10 @@ impl App {
         if let Err(e) = encode_registry(&mut out, &registry) {
             return format!("# encoding failed: {e}\n");
         }
-        out
+        match created {
+            Some(created) => created.follow(&out),
+            None => out,
+        }
     }
 
     /// The table, counted as it streams in: memory stays flat however many

@@ -241,7 +241,7 @@ impl App {
 
 /// The Prometheus text format (0.0.4) from prometheus-client's OpenMetrics
 /// output: a counter's HELP and TYPE name the `_total` sample, and UNIT
-/// lines go (0.0.4 has none).
+/// lines and counters' `_created` samples go (0.0.4 has neither).
 fn to_prometheus_text(openmetrics: &str) -> String {
     let counters: std::collections::HashSet<&str> = openmetrics
         .lines()
@@ -251,6 +251,13 @@ fn to_prometheus_text(openmetrics: &str) -> String {
     let mut out = String::with_capacity(openmetrics.len());
     for line in openmetrics.lines() {
         if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        if name
+            .strip_suffix("_created")
+            .is_some_and(|counter| counters.contains(counter))
+        {
             continue;
         }
         let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
@@ -275,7 +282,7 @@ mod tests {
 
     #[test]
     fn counters_are_renamed_for_the_text_format() {
-        let om = "# HELP tcptab_errors Failed.\n# TYPE tcptab_errors counter\ntcptab_errors_total{kind=\"parse\"} 0\n# HELP tcptab_up Up.\n# TYPE tcptab_up gauge\ntcptab_up 1\n# EOF\n";
+        let om = "# HELP tcptab_errors Failed.\n# TYPE tcptab_errors counter\ntcptab_errors_total{kind=\"parse\"} 0\ntcptab_errors_created{kind=\"parse\"} 1800000000.250\n# HELP tcptab_up Up.\n# TYPE tcptab_up gauge\ntcptab_up 1\n# EOF\n";
         assert_eq!(
             to_prometheus_text(om),
             "# HELP tcptab_errors_total Failed.\n# TYPE tcptab_errors_total counter\ntcptab_errors_total{kind=\"parse\"} 0\n# HELP tcptab_up Up.\n# TYPE tcptab_up gauge\ntcptab_up 1\n"

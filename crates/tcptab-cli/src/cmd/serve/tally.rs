@@ -2,6 +2,7 @@
 //! --counters-interval, destroy notifications as they come) feeds a
 //! [`Tally`]; each collection encodes what it has counted so far.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -63,11 +64,15 @@ pub fn start(args: &ServeArgs) -> Result<Arc<Mutex<Tally>>> {
     Ok(tally)
 }
 
-/// The counters, registered family by family.
-pub fn register(registry: &mut Registry, tally: &Mutex<Tally>) {
+/// The counters, registered family by family; their OpenMetrics
+/// `_created` samples, which prometheus-client does not write.
+pub fn register(registry: &mut Registry, tally: &Mutex<Tally>) -> Created {
+    let mut created = Created::default();
     let Ok(t) = tally.lock().map(|t| t.tallied()) else {
-        return;
+        return created;
     };
+    let began: HashMap<&[(&str, String)], i64> =
+        t.created.iter().map(|(l, at)| (&l[..], *at)).collect();
     let families: [(&str, &str, Option<Unit>, &[Series]); 8] = [
         ("connections_opened", "Connections opened (those open when counting began included), per listener that accepted them (empty: opened by this host)", None, &t.opened),
         ("connections_closed", "Connections whose socket the kernel destroyed, per listener and the state they were last seen in", None, &t.closed),
@@ -80,8 +85,19 @@ pub fn register(registry: &mut Registry, tally: &Mutex<Tally>) {
     ];
     for (name, help, unit, series) in families {
         let family = Family::<Labels, Counter>::default();
+        let unit_suffix = unit
+            .as_ref()
+            .map_or(String::new(), |u| format!("_{}", u.as_str()));
         for s in series {
-            family.get_or_create(&labels(s)).inc_by(s.value);
+            let labels = labels(s);
+            family.get_or_create(&labels).inc_by(s.value);
+            // A series of a group, or of a group and one label more.
+            let group = (0..=s.labels.len())
+                .rev()
+                .find_map(|n| began.get(&s.labels[..n]));
+            if let Some(&at) = group {
+                created.add(&format!("tcptab_{name}{unit_suffix}"), &labels, at);
+            }
         }
         match unit {
             Some(unit) => registry.register_with_unit(name, help, unit, family),
@@ -101,6 +117,11 @@ pub fn register(registry: &mut Registry, tally: &Mutex<Tally>) {
         Unit::Seconds,
         durations,
     );
+    if let Some(at) = t.started {
+        for name in ["connection_counters_over_cap", "notifications_lost"] {
+            created.add(&format!("tcptab_{name}"), &[], at);
+        }
+    }
     registry.register(
         "connection_counters_over_cap",
         "Connections counted in the group listener=\"other\": more groups than --max-series",
@@ -111,6 +132,65 @@ pub fn register(registry: &mut Registry, tally: &Mutex<Tally>) {
         "Times the kernel dropped destroy notifications: connections that closed meanwhile count what the last poll saw",
         counter(t.notifications_lost),
     );
+    created
+}
+
+/// OpenMetrics `_created` samples (when a counter began, in seconds since
+/// the Unix epoch), each written after its counter's sample.
+#[derive(Debug, Default)]
+pub struct Created(HashMap<String, String>);
+
+impl Created {
+    fn add(&mut self, name: &str, labels: &[(String, String)], at_ms: i64) {
+        let labels = render_labels(labels);
+        let seconds = format!("{:.3}", at_ms as f64 / 1000.0);
+        self.0.insert(
+            format!("{name}_total{labels}"),
+            format!("{name}_created{labels} {seconds}"),
+        );
+    }
+
+    /// `body` (OpenMetrics text) with the `_created` samples.
+    pub fn follow(&self, body: &str) -> String {
+        let mut out = String::with_capacity(body.len() + self.0.len() * 96);
+        for line in body.lines() {
+            out.push_str(line);
+            out.push('\n');
+            let sample = line.rsplit_once(' ').map(|(series, _)| series);
+            if let Some(created) = sample.and_then(|s| self.0.get(s)) {
+                out.push_str(created);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// `{k="v",...}` as prometheus-client writes a label set (nothing for
+/// none).
+fn render_labels(labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("{");
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 fn labels(s: &Series) -> Labels {
@@ -137,5 +217,36 @@ impl EncodeMetric for Fixed {
 
     fn metric_type(&self) -> MetricType {
         Self::TYPE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_counter_sample_is_followed_by_its_created() {
+        let mut created = Created::default();
+        let labels = vec![
+            ("listener".to_string(), "127.0.0.1:80".to_string()),
+            ("pod".to_string(), "a\"b\\c".to_string()),
+        ];
+        created.add("tcptab_connections_opened", &labels, 1_800_000_000_250);
+        created.add("tcptab_notifications_lost", &[], -1);
+        let body = "# TYPE tcptab_connections_opened counter\n\
+                    tcptab_connections_opened_total{listener=\"127.0.0.1:80\",pod=\"a\\\"b\\\\c\"} 3\n\
+                    tcptab_connections_opened_total{listener=\"\",pod=\"\"} 1\n\
+                    # TYPE tcptab_notifications_lost counter\n\
+                    tcptab_notifications_lost_total 0\n";
+        assert_eq!(
+            created.follow(body),
+            "# TYPE tcptab_connections_opened counter\n\
+             tcptab_connections_opened_total{listener=\"127.0.0.1:80\",pod=\"a\\\"b\\\\c\"} 3\n\
+             tcptab_connections_opened_created{listener=\"127.0.0.1:80\",pod=\"a\\\"b\\\\c\"} 1800000000.250\n\
+             tcptab_connections_opened_total{listener=\"\",pod=\"\"} 1\n\
+             # TYPE tcptab_notifications_lost counter\n\
+             tcptab_notifications_lost_total 0\n\
+             tcptab_notifications_lost_created -0.001\n"
+        );
     }
 }

@@ -112,6 +112,13 @@ pub struct Tallied {
     /// Times the kernel dropped destroy notifications: the connections
     /// that closed meanwhile count what the last poll saw of them.
     pub notifications_lost: u64,
+    /// When each group's counters began (ms since the Unix epoch: the
+    /// moment its first connection was counted), by the group's labels;
+    /// OpenMetrics' `_created`.
+    pub created: Vec<(Labels, i64)>,
+    /// When counting began (the first poll or notification): the
+    /// `_created` of the counters of no group.
+    pub started: Option<i64>,
 }
 
 /// The three byte and segment counters.
@@ -161,6 +168,8 @@ struct Group {
     live: Sums,
     durations: DurationHistogram,
     queue_full: u64,
+    /// When it was made (ms since the Unix epoch).
+    created: i64,
     /// By [`Side`]: this side, the peer.
     closed_first: [u64; 2],
 }
@@ -239,6 +248,10 @@ pub struct Tally {
     index: HashMap<Labels, usize>,
     over_the_cap: u64,
     lost: u64,
+    /// The time of what was last taken in (ms since the Unix epoch), and
+    /// of the first.
+    now: i64,
+    started: Option<i64>,
 }
 
 impl Tally {
@@ -251,6 +264,13 @@ impl Tally {
 
     /// Take in what a monitor handed over.
     pub fn happened(&mut self, happened: &Happened<'_>) {
+        let at = match happened {
+            Happened::Event(event) => event.at,
+            Happened::Polled(done) => done.at,
+            Happened::Lost { at, .. } => *at,
+        };
+        self.now = self.now.max(at);
+        self.started.get_or_insert(at);
         match happened {
             Happened::Event(event) => self.event(event),
             Happened::Polled(done) => self.polled(&done.snapshot.sockets),
@@ -526,6 +546,7 @@ impl Tally {
         self.groups.push(Group {
             labels: labels.clone(),
             listener,
+            created: self.now,
             ..Group::default()
         });
         self.index.insert(labels, self.groups.len() - 1);
@@ -539,6 +560,7 @@ impl Tally {
         let mut out = Tallied {
             over_the_cap: self.over_the_cap,
             notifications_lost: self.lost,
+            started: self.started,
             ..Tallied::default()
         };
         for g in groups {
@@ -568,6 +590,7 @@ impl Tally {
                 out.closed_first.push(Series { labels, value });
             }
             out.durations.push((g.labels.clone(), g.durations.clone()));
+            out.created.push((g.labels.clone(), g.created));
         }
         out
     }
