@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::clickhouse::ClickHouse;
+use common::proxy::{Fault, Proxy};
 use common::recorder::{record, scratch, sql, stop, wait_polls};
 use common::server::{promtool_accepts, sample, Server};
 use serde_json::Value;
@@ -74,7 +75,7 @@ fn kill(child: &Child, signal: &str) {
     assert!(status.success());
 }
 
-fn recorder(db: &Path, pid: &str, host: &str, server: &ClickHouse) -> Child {
+fn recorder(db: &Path, pid: &str, host: &str, store: Vec<String>) -> Child {
     let mut args = strings(&[
         "--netns-pid",
         pid,
@@ -85,9 +86,57 @@ fn recorder(db: &Path, pid: &str, host: &str, server: &ClickHouse) -> Child {
         "--ship-interval",
         "1s",
     ]);
-    args.extend(server.options("fleet"));
+    args.extend(store);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     record(db, &args)
+}
+
+/// `tcptab schema clickhouse` makes the store's tables (without TTL:
+/// 18.16 has none, which it says).
+fn make_tables(server: &ClickHouse) {
+    let mut create = strings(&["schema", "clickhouse", "--retention", "7d"]);
+    create.extend(server.options("fleet"));
+    let out = tcptab(&create);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no table TTL"), "{stderr}");
+}
+
+/// The store holds the file's connections and polls, once each (after
+/// merging), and nothing waits in the file's outbox.
+fn holds_once(server: &ClickHouse, db: &Path, host: &str) {
+    assert_eq!(sql(db, "SELECT count(*) FROM outbox"), "0", "{host}");
+    let file: u64 = sql(db, "SELECT count(*) FROM connections").parse().unwrap();
+    assert!(file > 1000, "{host}: {file} connections recorded");
+    assert_eq!(count(server, "connections", host), file, "{host}");
+    let polls: u64 = sql(db, "SELECT count(*) FROM polls").parse().unwrap();
+    assert_eq!(count(server, "polls", host), polls, "{host}");
+}
+
+/// `history --between` of the file and of the store for `host` (through
+/// `window`, a `--between` and a format): record for record the same.
+fn answers_alike(
+    server: &ClickHouse,
+    db: &Path,
+    host: &str,
+    window: &[String],
+) -> BTreeMap<String, Value> {
+    let mut local = strings(&["history", "--db", db.to_str().unwrap()]);
+    local.extend(window.iter().cloned());
+    let local = answer(&local);
+    let mut fleet = strings(&["history", "--host", host]);
+    fleet.extend(server.options("fleet"));
+    fleet.extend(window.iter().cloned());
+    let fleet = answer(&fleet);
+    assert_eq!(local.len(), fleet.len(), "{host}");
+    for (key, row) in &local {
+        assert_eq!(Some(row), fleet.get(key), "{host}: {key}");
+    }
+    local
 }
 
 /// Rows in the store's table, after merging.
@@ -110,24 +159,15 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     }
     let dir = scratch("fleet");
     let mut server = ClickHouse::start(&dir.join("clickhouse"));
-    let mut create = strings(&["schema", "clickhouse", "--retention", "7d"]);
-    create.extend(server.options("fleet"));
-    let out = tcptab(&create);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no table TTL"), "{stderr}");
+    make_tables(&server);
 
     let mut a = Scenario::start_with("ledger.py", &[dir.join("a.jsonl").to_str().unwrap()]);
     let mut b = Scenario::start_with("ledger.py", &[dir.join("b.jsonl").to_str().unwrap()]);
     let (pid_a, pid_b) = (a.pid().to_string(), b.pid().to_string());
     let (db_a, db_b) = (dir.join("a.db"), dir.join("b.db"));
     let t0 = tcptab::time::now_ms();
-    let rec_a = recorder(&db_a, &pid_a, "host-a", &server);
-    let rec_b = recorder(&db_b, &pid_b, "host-b", &server);
+    let rec_a = recorder(&db_a, &pid_a, "host-a", server.options("fleet"));
+    let rec_b = recorder(&db_b, &pid_b, "host-b", server.options("fleet"));
     wait_polls(&db_a, 2);
     wait_polls(&db_b, 2);
     assert!(a.command("run 300 3").starts_with("ok"));
@@ -146,7 +186,7 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
         waiting > 0,
         "nothing waits in the outbox while the store is away"
     );
-    let rec_a = recorder(&db_a, &pid_a, "host-a", &server);
+    let rec_a = recorder(&db_a, &pid_a, "host-a", server.options("fleet"));
     assert_eq!(a.command("wait"), "ok");
     std::thread::sleep(Duration::from_millis(20_000 - 5_000));
     server.restart();
@@ -160,15 +200,6 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     let t1 = tcptab::time::now_ms();
     drop((a, b));
 
-    // Everything was acknowledged: the outboxes are empty.
-    for db in [&db_a, &db_b] {
-        assert_eq!(
-            sql(db, "SELECT count(*) FROM outbox"),
-            "0",
-            "{}",
-            db.display()
-        );
-    }
     // The exporter reads each file's shipping status: nothing waits, both
     // counted the batches the stopped store did not take, and every row of
     // the file was sent at least once.
@@ -200,13 +231,10 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
         let failures = sample(&metrics, "tcptab_ship_batches_failed_total ").unwrap();
         assert!(failures > 0.0, "{metrics}");
     }
-    // The store holds each file's connections and polls, once each.
+    // Everything was acknowledged (the outboxes are empty), and the store
+    // holds each file's connections and polls, once each.
     for (db, host) in [(&db_a, "host-a"), (&db_b, "host-b")] {
-        let file: u64 = sql(db, "SELECT count(*) FROM connections").parse().unwrap();
-        assert!(file > 1000, "{host}: {file} connections recorded");
-        assert_eq!(count(&server, "connections", host), file, "{host}");
-        let polls: u64 = sql(db, "SELECT count(*) FROM polls").parse().unwrap();
-        assert_eq!(count(&server, "polls", host), polls, "{host}");
+        holds_once(&server, db, host);
     }
     let (from, to) = (
         tcptab::time::format_rfc3339(t0 - 1000),
@@ -215,18 +243,7 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     let window = strings(&["--between", &from, &to, "--format", "jsonl"]);
     let mut union = BTreeMap::new();
     for (db, host) in [(&db_a, "host-a"), (&db_b, "host-b")] {
-        let mut local = strings(&["history", "--db", db.to_str().unwrap()]);
-        local.extend(window.clone());
-        let local = answer(&local);
-        let mut fleet = strings(&["history", "--host", host]);
-        fleet.extend(server.options("fleet"));
-        fleet.extend(window.clone());
-        let fleet = answer(&fleet);
-        assert_eq!(local.len(), fleet.len(), "{host}");
-        for (key, row) in &local {
-            assert_eq!(Some(row), fleet.get(key), "{host}: {key}");
-        }
-        union.extend(local);
+        union.extend(answers_alike(&server, db, host, &window));
     }
     let mut all = strings(&["history"]);
     all.extend(server.options("fleet"));
@@ -279,6 +296,51 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     let local = answer(&local);
     assert!(!local.is_empty());
     assert_eq!(local, answer(&fleet));
+}
+
+/// Inserts broken in flight, each way an HTTP insert breaks: the store's
+/// answer lost after the rows were in (sent again: the store keeps them
+/// once), a request cut in the middle (nothing in: sent again), and the
+/// store killed and started again with a batch half sent. Afterwards the
+/// store holds the file's connections and polls once each, and answers as
+/// the file does.
+#[test]
+fn inserts_broken_in_flight_are_sent_again_and_kept_once() {
+    if !require_root("inserts_broken_in_flight_are_sent_again_and_kept_once") {
+        return;
+    }
+    let dir = scratch("fleet-in-flight");
+    let mut server = ClickHouse::start(&dir.join("clickhouse"));
+    make_tables(&server);
+    let proxy = Proxy::start(server.http_port);
+    let mut scenario = Scenario::start_with("ledger.py", &[dir.join("c.jsonl").to_str().unwrap()]);
+    let pid = scenario.pid().to_string();
+    let db = dir.join("c.db");
+    let t0 = tcptab::time::now_ms();
+    let rec = recorder(&db, &pid, "host-c", server.options_via("fleet", proxy.port));
+    wait_polls(&db, 2);
+    assert!(scenario.command("run 200 12").starts_with("ok"));
+    for fault in [Fault::LoseAnswer, Fault::CutRequest, Fault::Hold] {
+        proxy.arm(fault);
+        proxy.wait_for(fault, 1);
+    }
+    // A batch is half sent: the store dies under it and comes back.
+    server.kill();
+    server.restart();
+    proxy.release();
+    assert_eq!(scenario.command("wait"), "ok");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop(rec);
+    let t1 = tcptab::time::now_ms();
+    drop(scenario);
+    holds_once(&server, &db, "host-c");
+    let (from, to) = (
+        tcptab::time::format_rfc3339(t0 - 1000),
+        tcptab::time::format_rfc3339(t1 + 1000),
+    );
+    let window = strings(&["--between", &from, &to, "--format", "jsonl"]);
+    let rows = answers_alike(&server, &db, "host-c", &window);
+    assert!(rows.len() > 1000, "{} connections", rows.len());
 }
 
 #[test]

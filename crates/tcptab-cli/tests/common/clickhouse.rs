@@ -113,6 +113,15 @@ impl ClickHouse {
         }
     }
 
+    /// Kill the server (SIGKILL: what it was doing is cut short) and wait
+    /// for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// `http://127.0.0.1:PORT/?database=DB`.
     pub fn url(&self, database: &str) -> String {
         format!("http://127.0.0.1:{}/?database={database}", self.http_port)
@@ -120,9 +129,14 @@ impl ClickHouse {
 
     /// The options that name the store as the test user.
     pub fn options(&self, database: &str) -> Vec<String> {
+        self.options_via(database, self.http_port)
+    }
+
+    /// The same, through a proxy on `port`.
+    pub fn options_via(&self, database: &str, port: u16) -> Vec<String> {
         vec![
             "--clickhouse".into(),
-            self.url(database),
+            format!("http://127.0.0.1:{port}/?database={database}"),
             "--clickhouse-user".into(),
             "tcptab".into(),
             "--clickhouse-password-file".into(),

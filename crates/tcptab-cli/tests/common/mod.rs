@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 pub mod clickhouse;
+pub mod proxy;
 pub mod recorder;
 pub mod server;
 
