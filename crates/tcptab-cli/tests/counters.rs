@@ -228,7 +228,7 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
     };
     once_each(&before, &middle, n, outgoing);
     // Who closed first: the side that closed first keeps a TIME_WAIT,
-    // which a poll finds (every one); the other side's CLOSE-WAIT lasts
+    // which a poll finds (every one); the other side's CLOSE_WAIT lasts
     // only until it closes too (some).
     let how = |hows: &[&str]| {
         let of = |c: &&Value| hows.contains(&c["how"].as_str().unwrap());

@@ -115,6 +115,19 @@ fn holds_once(server: &ClickHouse, db: &Path, host: &str) {
     assert_eq!(count(server, "connections", host), file, "{host}");
     let polls: u64 = sql(db, "SELECT count(*) FROM polls").parse().unwrap();
     assert_eq!(count(server, "polls", host), polls, "{host}");
+    // Every change of state, once, at its time.
+    let file = sql(
+        db,
+        "SELECT count(*), sum(at % 1000003), sum(length(state)) FROM state_changes",
+    );
+    let store = server.query(&format!(
+        "SELECT count(), sum(at % 1000003), sum(length(state)) FROM fleet.state_changes FINAL WHERE hostname = '{host}' FORMAT TSV"
+    ));
+    assert_eq!(
+        store.trim().replace('\t', "|"),
+        file,
+        "{host}: state changes"
+    );
 }
 
 /// `history --between` of the file and of the store for `host` (through

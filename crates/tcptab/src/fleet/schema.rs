@@ -1,5 +1,6 @@
 //! The store's tables (`tcptab schema clickhouse`): `connections`, one row
-//! per connection and version, and `polls`, per recorder. docs/fleet.md
+//! per connection and version, `state_changes`, one row per change of
+//! state of a connection, and `polls`, per recorder. docs/fleet.md
 //! explains them.
 
 use std::time::Duration;
@@ -104,6 +105,13 @@ impl Schema {
                  PARTITION BY toYYYYMMDD(toDateTime(intDiv(first_seen, 1000)))\n\
                  ORDER BY (intDiv(first_seen, {BUCKET_MS}), remote_address, remote_port, hostname, machine_id, recorder, id){}",
                 ttl("last_seen")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {db}.state_changes\n(\n    hostname String,\n    machine_id String,\n    recorder String,\n    boot_id String,\n    connection Int64,\n    at Int64,\n    state String\n)\n\
+                 ENGINE = ReplacingMergeTree\n\
+                 PARTITION BY toYYYYMMDD(toDateTime(intDiv(at, 1000)))\n\
+                 ORDER BY (intDiv(at, {BUCKET_MS}), state, hostname, machine_id, recorder, connection, at){}",
+                ttl("at")
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {db}.polls\n(\n    hostname String,\n    machine_id String,\n    recorder String,\n    boot_id String,\n    id Int64,\n    at Int64,\n    source String,\n    namespaces Int64,\n    sockets Int64,\n    opened Int64,\n    closed Int64,\n    notifications Int64,\n    took_us Int64,\n    not_seen Nullable(String),\n    interval_ms Nullable(Int64)\n)\n\

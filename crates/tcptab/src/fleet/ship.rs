@@ -47,9 +47,14 @@ impl Shipper {
                 if batch.rows == 0 {
                     break;
                 }
-                if let Err(e) = self.client.insert(table, &batch.body) {
-                    self.outbox.failed()?;
-                    return Err(e.into());
+                // A connection's state changes before it: a reader who
+                // finds the connection finds them.
+                let changes = (batch.change_rows > 0).then_some(("state_changes", &batch.changes));
+                for (table, body) in changes.into_iter().chain([(table, &batch.body)]) {
+                    if let Err(e) = self.client.insert(table, body) {
+                        self.outbox.failed()?;
+                        return Err(e.into());
+                    }
                 }
                 self.outbox.acked(&batch)?;
                 sent += batch.rows as u64;

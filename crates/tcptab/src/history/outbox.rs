@@ -128,6 +128,11 @@ pub struct Batch {
     /// The rows, each a line ending in `\n`.
     pub body: String,
     pub rows: usize,
+    /// A batch of connections: their state changes, as the store's
+    /// `state_changes` rows (every change of each connection, sent again
+    /// with each of its versions: the store keeps each once).
+    pub changes: String,
+    pub change_rows: usize,
     /// (connection, seq) of each connection row.
     keys: Vec<(i64, i64)>,
     /// The last poll id of a batch of polls.
@@ -341,6 +346,16 @@ impl Outbox {
             line.list("state_times", changes.iter().map(|c| Value::from(c.0)));
             line.list("states", changes.iter().map(|c| Value::from(c.1.as_str())));
             line.end();
+            for (at, state) in &changes {
+                let mut line = Line::new(&mut batch.changes);
+                host.put(&mut line);
+                line.value("boot_id", r.get_ref(n + 1)?);
+                line.value("connection", ValueRef::Integer(id));
+                line.value("at", ValueRef::Integer(*at));
+                line.text("state", state);
+                line.end();
+                batch.change_rows += 1;
+            }
             batch.rows += 1;
             batch.keys.push((id, seq));
         }

@@ -76,7 +76,7 @@ pub fn register(registry: &mut Registry, tally: &Mutex<Tally>) -> Created {
     let families: [(&str, &str, Option<Unit>, &[Series]); 8] = [
         ("connections_opened", "Connections opened (those open when counting began included), per listener that accepted them (empty: opened by this host)", None, &t.opened),
         ("connections_closed", "Connections whose socket the kernel destroyed, per listener and the state they were last seen in", None, &t.closed),
-        ("connections_closed_first", "Connections by the side that closed first (side=\"local\": seen in FIN-WAIT-1, FIN-WAIT-2, CLOSING or TIME-WAIT; \"peer\": seen in CLOSE-WAIT or LAST-ACK); resets and closes no poll saw are in neither", None, &t.closed_first),
+        ("connections_closed_first", "Connections by the side that closed first (side=\"local\": seen in FIN_WAIT1, FIN_WAIT2, CLOSING or TIME_WAIT; \"peer\": seen in CLOSE_WAIT or LAST_ACK); resets and closes no poll saw are in neither", None, &t.closed_first),
         ("connection_received", "Bytes received on connections (tcp_info bytes_received: the closed ones' final count, the open ones' at the last poll)", Some(Unit::Bytes), &t.bytes_received),
         ("connection_acked", "Bytes sent on connections and acknowledged by the peer (tcp_info bytes_acked, the SYN and FIN counted one each)", Some(Unit::Bytes), &t.bytes_acked),
         ("connection_retransmitted_segments", "Segments retransmitted on connections (tcp_info total_retrans)", None, &t.retransmitted_segments),

@@ -19,9 +19,9 @@
 //!   the last poll. Every connection is counted once, whether it was seen
 //!   open, closing or both, so a counter never goes down;
 //! - which side closed first, where a poll saw it: this side when the
-//!   connection was seen in FIN-WAIT-1, FIN-WAIT-2, CLOSING or TIME-WAIT
+//!   connection was seen in FIN_WAIT1, FIN_WAIT2, CLOSING or TIME_WAIT
 //!   (a close from this side always leaves a TIME_WAIT, which the next
-//!   poll finds), the peer when seen in CLOSE-WAIT or LAST-ACK (which the
+//!   poll finds), the peer when seen in CLOSE_WAIT or LAST_ACK (which the
 //!   kernel keeps only until this side closes too: a close that quick is
 //!   in neither). A reset leaves neither;
 //! - how long the closed connections lived (a histogram);
