@@ -7,11 +7,8 @@
 # established connections too. Medians of RUNS (default 7) interleaved runs.
 #
 #   sudo bench/audit.sh [N] [LISTENERS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/hold.sh
-cargo build --release -q -p tcptab-cli
-bin=$PWD/target/release/tcptab
+. "$(dirname "$0")/hold.sh"
+build
 runs=${RUNS:-7}
 n=${1:-50000}
 listeners=${2:-1000}

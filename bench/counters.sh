@@ -6,11 +6,8 @@
 # while nothing is scraped (its polls).
 #
 #   sudo bench/counters.sh [N]        (default: 50000)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/hold.sh
-cargo build --release -q -p tcptab-cli
-bin=$PWD/target/release/tcptab
+. "$(dirname "$0")/hold.sh"
+build
 runs=${RUNS:-15}
 n=${1:-50000}
 hold "$n"

@@ -8,11 +8,8 @@
 #   sudo bench/filters.sh [N ...]        (default: 1000 10000 50000)
 #
 # Medians of RUNS (default 9) interleaved runs. Run it alone: no build beside.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/hold.sh
-cargo build --release -q -p tcptab-cli
-bin=$PWD/target/release/tcptab
+. "$(dirname "$0")/hold.sh"
+build
 runs=${RUNS:-9}
 for n in ${@:-1000 10000 50000}; do
   hold "$n"

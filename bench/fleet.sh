@@ -20,18 +20,13 @@
 #    in time by ClickHouse itself), then `history
 #    --clickhouse --at` a moment in the middle, with and without a port
 #    filter, median of 5 (bench/timeit.py).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/hold.sh
-cargo build --release -q -p tcptab-cli
-bin=$PWD/target/release/tcptab
+. "$(dirname "$0")/hold.sh"
+build
 rate=${1:-500}
 seconds=${2:-60}
 backlog_min=${3:-10}
 hours=${4:-24}
 work=$(mktemp -d /tmp/tcptab-fleet-bench-XXXXXX)
-hz=$(getconf CLK_TCK)
-cpu_of() { awk -v hz="$hz" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # The store.

@@ -9,9 +9,7 @@
 #   BEFORE=<commit> RUNS=<n> sudo bench/formats.sh 50000
 #
 # Medians of RUNS (default 7) interleaved runs; peak RSS per command.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/hold.sh
+. "$(dirname "$0")/hold.sh"
 before=${BEFORE:-afaa75c}
 cargo build --release -q -p tcptab-cli
 old_tree=/tmp/tcptab-before-$before

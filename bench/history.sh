@@ -11,18 +11,13 @@
 #
 # Then, with the same churn and --retention 60s, the database's size each
 # minute for BOUNDED seconds (default 300): it stops growing.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/hold.sh
-cargo build --release -q -p tcptab-cli
-bin=$PWD/target/release/tcptab
+. "$(dirname "$0")/hold.sh"
+build
 n=${1:-10000}
 rate=${2:-500}
 seconds=${3:-120}
 work=$(mktemp -d /tmp/tcptab-history-bench-XXXXXX)
-hz=$(getconf CLK_TCK)
 
-cpu_of() { awk -v hz="$hz" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
 size_of() {
   sqlite3 "$1" 'PRAGMA wal_checkpoint(TRUNCATE)' > /dev/null
   stat -c %s "$1"

@@ -1,9 +1,25 @@
-# Sourced by the benchmark scripts: hold N loopback connections in a fresh
-# network namespace (bench/sockets_at_scale.py) while a benchmark runs.
+# Sourced first by the benchmark scripts: strict mode, the repository's
+# root as the working directory, the release build, and N loopback
+# connections held in a fresh network namespace (bench/sockets_at_scale.py)
+# while a benchmark runs.
 #
+#   build      build tcptab (release) and set $bin to it
+#   cpu_of P   the CPU time (user + system, seconds) process P has used
 #   hold N     start, wait until they are open; sets $pid (a process in the
 #              namespace, for nsenter) and $sockets (how many the tables hold)
 #   release    close them all and wait until the holder has gone
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+build() {
+  cargo build --release -q -p tcptab-cli
+  bin=$PWD/target/release/tcptab
+}
+
+cpu_of() {
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"
+}
 
 hold() {
   local ready

@@ -5,11 +5,8 @@
 # (GNU time's maximum resident set) and median time.
 #
 #   sudo bench/memory.sh [N ...]          (default: 1000 50000 250000)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/hold.sh
-cargo build --release -q -p tcptab-cli
-bin=$PWD/target/release/tcptab
+. "$(dirname "$0")/hold.sh"
+build
 runs=${RUNS:-3}
 for n in "${@:-1000 50000 250000}"; do
   for n in $n; do

@@ -7,12 +7,9 @@
 #   sudo bench/scale.sh [N ...]          (default: 10000 50000)
 #
 # Medians of RUNS (default 7) interleaved runs; peak RSS per command.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/hold.sh
-cargo build --release -q -p tcptab-cli
+. "$(dirname "$0")/hold.sh"
+build
 cargo build --release -q -p tcptab --example dump
-bin=$PWD/target/release/tcptab
 runs=${RUNS:-7}
 for n in "${@:-10000 50000}"; do
   for n in $n; do

@@ -5,11 +5,8 @@
 # look and the 20 frames). Run it alone.
 #
 #   sudo bench/top.sh [N ...]            (default: 1000 10000)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/hold.sh
-cargo build --release -q -p tcptab-cli
-bin=$PWD/target/release/tcptab
+. "$(dirname "$0")/hold.sh"
+build
 for n in ${@:-1000 10000}; do
   hold "$n"
   for run in 1 2 3; do

@@ -7,11 +7,8 @@
 #   sudo bench/workloads.sh [N]          (default: 50000)
 #
 # Medians of RUNS (default 7) interleaved runs, in one run with ss.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/hold.sh
-cargo build --release -q -p tcptab-cli
-bin=$PWD/target/release/tcptab
+. "$(dirname "$0")/hold.sh"
+build
 runs=${RUNS:-7}
 n=${1:-50000}
 mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
