@@ -127,6 +127,26 @@ fn scopes_policy_and_baseline() {
         ],
     );
 
+    every_listener_has_its_scope(&ns);
+    each_is_reachable_where_ip_says(&ns);
+    each_uid_is_its_holders_and_only_roots_are_exposed(&ns);
+    let dir = std::env::temp_dir().join(format!("tcptab-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    listening_since_as_a_recording_says(&ns, &dir);
+    connected_peers_as_ss_counts_them(&ns);
+    a_policy_judges_in_every_format(&ns, &dir);
+    let mut added = a_baseline_says_what_changed(&ns, &dir, &mut first);
+    a_malformed_policy_is_one_line(&ns, &dir);
+    for child in [&mut rest, &mut added] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every listener with its scope; the IPv6 wildcard without v6only takes
+/// IPv4 too.
+fn every_listener_has_its_scope(ns: &NamedNetns) {
     // Every listener with its scope; the IPv6 wildcard without v6only
     // takes IPv4 too.
     let (code, doc, stderr) = audit(&ns, &["--fail-on", "never"]);
@@ -158,7 +178,11 @@ fn scopes_policy_and_baseline() {
     .collect();
     assert_eq!(scopes, expected);
     assert!(doc["host"]["boot_id"].is_string());
+}
 
+/// What each listener is reachable on, against `ip -j addr` of its
+/// namespace.
+fn each_is_reachable_where_ip_says(ns: &NamedNetns) {
     // What each is reachable on, against `ip -j addr` of the namespace
     // read now: a wildcard every address of its family (the dual-stack one
     // IPv4's too), the one bound to `va` only va's, a bound address itself.
@@ -201,7 +225,11 @@ fn scopes_policy_and_baseline() {
     }
     let _ = bound.kill();
     let _ = bound.wait();
+}
 
+/// Two users: each listener's uid is its holder's, and only root's
+/// wildcards are `exposed`.
+fn each_uid_is_its_holders_and_only_roots_are_exposed(ns: &NamedNetns) {
     // Two users (nobody's on an unprivileged port): each listener's uid is
     // its holder's, and a wildcard held by nobody is never the built-in
     // `exposed` finding (only root's are).
@@ -267,11 +295,13 @@ fn scopes_policy_and_baseline() {
     }
     let _ = nobody.kill();
     let _ = nobody.wait();
+}
 
+/// `--history`: when each listener was first seen listening, as the
+/// recording's rows say.
+fn listening_since_as_a_recording_says(ns: &NamedNetns, dir: &std::path::Path) {
     // With a recording of the namespace: when each was first seen
     // listening, as the recording's own rows say (sqlite3).
-    let dir = std::env::temp_dir().join(format!("tcptab-audit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("h.db");
     let out = tcptab(&[
         "record",
@@ -304,7 +334,10 @@ fn scopes_policy_and_baseline() {
         let want = tcptab::time::format_rfc3339(first.parse().unwrap());
         assert_eq!(l["listening_since"].as_str(), Some(want.as_str()), "{port}");
     }
+}
 
+/// `--connected`: the remote addresses by scope, as ss counts them.
+fn connected_peers_as_ss_counts_them(ns: &NamedNetns) {
     // --connected: the established connections' remote addresses by
     // scope, counted as ss counts them in the namespace.
     let mut clients = {
@@ -345,7 +378,10 @@ fn scopes_policy_and_baseline() {
     assert_eq!(peers[0]["processes"], serde_json::json!(["python3"]));
     let _ = clients.kill();
     let _ = clients.wait();
+}
 
+/// A policy's verdicts, the same in JSON, JSON Lines and CSV.
+fn a_policy_judges_in_every_format(ns: &NamedNetns, dir: &std::path::Path) {
     // A policy: loopback allowed, global denied, the rest unlisted.
     let policy = dir.join("policy.toml");
     std::fs::write(
@@ -415,7 +451,15 @@ fn scopes_policy_and_baseline() {
     assert_eq!(csv_found, found, "{csv}");
     let (code, ..) = audit(&ns, &["--policy", policy_arg, "--fail-on", "critical"]);
     assert_eq!(code, Some(1), "the denied one is critical");
+}
 
+/// A baseline: one listener added (returned), one gone (`first`), exactly
+/// those.
+fn a_baseline_says_what_changed(
+    ns: &NamedNetns,
+    dir: &std::path::Path,
+    first: &mut Child,
+) -> Child {
     // A baseline: one listener added, one gone, exactly those.
     let baseline = dir.join("baseline");
     let (code, ..) = audit(
@@ -428,7 +472,7 @@ fn scopes_policy_and_baseline() {
         ],
     );
     assert_eq!(code, Some(0));
-    let mut added = listeners(&ns, &[("127.0.0.1", 87, false)]);
+    let added = listeners(&ns, &[("127.0.0.1", 87, false)]);
     let _ = first.kill();
     let _ = first.wait();
     let (code, doc, _) = audit(&ns, &["--baseline", baseline.to_str().unwrap()]);
@@ -454,7 +498,11 @@ fn scopes_policy_and_baseline() {
         .map(|(k, l)| (k, l.replace("host", &ns.name))),
         "{doc}"
     );
+    added
+}
 
+/// A malformed policy: one line naming the file, the line and the key.
+fn a_malformed_policy_is_one_line(ns: &NamedNetns, dir: &std::path::Path) {
     // A malformed policy: one line naming the file, the line and the key;
     // exit 2.
     let bad = dir.join("bad.toml");
@@ -471,11 +519,6 @@ fn scopes_policy_and_baseline() {
         err.contains(&format!("{}:5: scope:", bad.display())),
         "{err}"
     );
-    for child in [&mut rest, &mut added] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// In the host's namespace, a process that binds one listener to every
