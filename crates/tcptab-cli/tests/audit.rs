@@ -149,7 +149,7 @@ fn scopes_policy_and_baseline() {
 fn every_listener_has_its_scope(ns: &NamedNetns) {
     // Every listener with its scope; the IPv6 wildcard without v6only
     // takes IPv4 too.
-    let (code, doc, stderr) = audit(&ns, &["--fail-on", "never"]);
+    let (code, doc, stderr) = audit(ns, &["--fail-on", "never"]);
     assert_eq!(code, Some(0), "{stderr}");
     let scopes: Vec<(u64, String, bool)> = doc["listeners"]
         .as_array()
@@ -186,11 +186,11 @@ fn each_is_reachable_where_ip_says(ns: &NamedNetns) {
     // What each is reachable on, against `ip -j addr` of the namespace
     // read now: a wildcard every address of its family (the dual-stack one
     // IPv4's too), the one bound to `va` only va's, a bound address itself.
-    let mut bound = bound_to_device(&ns, "va", 88);
-    let (code, doc, stderr) = audit(&ns, &["--fail-on", "never"]);
+    let mut bound = bound_to_device(ns, "va", 88);
+    let (code, doc, stderr) = audit(ns, &["--fail-on", "never"]);
     assert_eq!(code, Some(0), "{stderr}");
     common::conforms(&common::schema("audit"), &doc, "audit --format json");
-    let oracle = interface_addresses(&ns);
+    let oracle = interface_addresses(ns);
     let family = |a: &str, v4: bool| a.contains('.') == v4;
     for l in doc["listeners"].as_array().unwrap() {
         let port = l["socket"]["local_port"].as_u64().unwrap();
@@ -250,7 +250,7 @@ fn each_uid_is_its_holders_and_only_roots_are_exposed(ns: &NamedNetns) {
         assert_eq!(line, "ready");
         child
     };
-    let (code, doc, stderr) = audit(&ns, &["--fail-on", "never"]);
+    let (code, doc, stderr) = audit(ns, &["--fail-on", "never"]);
     assert_eq!(code, Some(0), "{stderr}");
     let uid_of = |port: u64| {
         doc["listeners"]
@@ -320,7 +320,7 @@ fn listening_since_as_a_recording_says(ns: &NamedNetns, dir: &std::path::Path) {
         String::from_utf8_lossy(&out.stderr)
     );
     let (code, doc, stderr) = audit(
-        &ns,
+        ns,
         &["--fail-on", "never", "--history", db.to_str().unwrap()],
     );
     assert_eq!(code, Some(0), "{stderr}");
@@ -346,7 +346,7 @@ fn connected_peers_as_ss_counts_them(ns: &NamedNetns) {
         assert_eq!(line, "ready");
         child
     };
-    let (code, doc, stderr) = audit(&ns, &["--fail-on", "never", "--connected"]);
+    let (code, doc, stderr) = audit(ns, &["--fail-on", "never", "--connected"]);
     assert_eq!(code, Some(0), "{stderr}");
     let ss = ns.command("ss").arg("-tanH").output().unwrap();
     let mut want: std::collections::BTreeMap<String, u64> = Default::default();
@@ -390,7 +390,7 @@ fn a_policy_judges_in_every_format(ns: &NamedNetns, dir: &std::path::Path) {
     )
     .unwrap();
     let policy_arg = policy.to_str().unwrap();
-    let (code, doc, _) = audit(&ns, &["--policy", policy_arg]);
+    let (code, doc, _) = audit(ns, &["--policy", policy_arg]);
     assert_eq!(code, Some(1), "findings fail at --fail-on warning");
     let mut found: Vec<(String, String)> = doc["findings"]
         .as_array()
@@ -449,7 +449,7 @@ fn a_policy_judges_in_every_format(ns: &NamedNetns, dir: &std::path::Path) {
         .collect();
     csv_found.sort();
     assert_eq!(csv_found, found, "{csv}");
-    let (code, ..) = audit(&ns, &["--policy", policy_arg, "--fail-on", "critical"]);
+    let (code, ..) = audit(ns, &["--policy", policy_arg, "--fail-on", "critical"]);
     assert_eq!(code, Some(1), "the denied one is critical");
 }
 
@@ -463,7 +463,7 @@ fn a_baseline_says_what_changed(
     // A baseline: one listener added, one gone, exactly those.
     let baseline = dir.join("baseline");
     let (code, ..) = audit(
-        &ns,
+        ns,
         &[
             "--save-baseline",
             baseline.to_str().unwrap(),
@@ -472,10 +472,10 @@ fn a_baseline_says_what_changed(
         ],
     );
     assert_eq!(code, Some(0));
-    let added = listeners(&ns, &[("127.0.0.1", 87, false)]);
+    let added = listeners(ns, &[("127.0.0.1", 87, false)]);
     let _ = first.kill();
     let _ = first.wait();
-    let (code, doc, _) = audit(&ns, &["--baseline", baseline.to_str().unwrap()]);
+    let (code, doc, _) = audit(ns, &["--baseline", baseline.to_str().unwrap()]);
     assert_eq!(code, Some(1));
     let mut changes: Vec<(String, String)> = doc["findings"]
         .as_array()

@@ -270,6 +270,70 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
+/// The ledger's connections, indexed by their ends, with when each end's
+/// last socket went.
+struct Truth {
+    conns: Vec<Conn>,
+    index: HashMap<(String, String), Vec<(usize, Side)>>,
+    gone: HashMap<(usize, Side), i64>,
+    /// The connection held open across the recorder's gap.
+    long: usize,
+    /// When the recorded runs began.
+    t0: i64,
+}
+
+impl Truth {
+    fn read(ledger_path: &Path, held: &str, t0: i64) -> Truth {
+        let conns = ledger(ledger_path);
+        let mut index: HashMap<(String, String), Vec<(usize, Side)>> = HashMap::new();
+        for (i, c) in conns.iter().enumerate() {
+            for side in [Side::Client, Side::Server] {
+                index.entry(c.ends(side)).or_default().push((i, side));
+            }
+        }
+        // When each end's last socket went: its close, or a TIME_WAIT's 60 s
+        // after it, cut short when its ends were used again (tcp_tw_reuse
+        // gives a TIME_WAIT's ends to a new connection on loopback).
+        let mut gone: HashMap<(usize, Side), i64> = HashMap::new();
+        for ends in index.values() {
+            for &(i, side) in ends {
+                let c = &conns[i];
+                let mut end = c.close(side) + if c.time_wait(side) { 60_000 } else { 0 };
+                if let Some(next) = ends
+                    .iter()
+                    .map(|&(j, _)| conns[j].opened)
+                    .filter(|&o| o > c.close(side))
+                    .min()
+                {
+                    end = end.min(next);
+                }
+                gone.insert((i, side), end);
+            }
+        }
+        let long = conns
+            .iter()
+            .position(|c| c.client.ends_with(&format!(":{}", &held[3..])))
+            .expect("the held connection in the ledger");
+        Truth {
+            conns,
+            index,
+            gone,
+            long,
+            t0,
+        }
+    }
+
+    /// A connection of the runs (each recorder saw all of its run's).
+    fn ran(&self, c: &Conn) -> bool {
+        c.opened > self.t0 && c.id != self.conns[self.long].id
+    }
+
+    /// The end was open at `t`.
+    fn alive(&self, i: usize, side: Side, t: i64) -> bool {
+        self.conns[i].opened <= t && t <= self.gone[&(i, side)]
+    }
+}
+
 #[test]
 fn every_connection_once_with_its_owner_states_and_bytes() {
     if !require_root("every_connection_once_with_its_owner_states_and_bytes") {
@@ -326,43 +390,33 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
     let t1 = tcptab::time::now_ms();
     drop(scenario);
 
-    let conns = ledger(&ledger_path);
-    let mut index: HashMap<(String, String), Vec<(usize, Side)>> = HashMap::new();
-    for (i, c) in conns.iter().enumerate() {
-        for side in [Side::Client, Side::Server] {
-            index.entry(c.ends(side)).or_default().push((i, side));
-        }
-    }
-    // When each end's last socket went: its close, or a TIME_WAIT's 60 s
-    // after it, cut short when its ends were used again (tcp_tw_reuse
-    // gives a TIME_WAIT's ends to a new connection on loopback).
-    let mut gone: HashMap<(usize, Side), i64> = HashMap::new();
-    for ends in index.values() {
-        for &(i, side) in ends {
-            let c = &conns[i];
-            let mut end = c.close(side) + if c.time_wait(side) { 60_000 } else { 0 };
-            if let Some(next) = ends
-                .iter()
-                .map(|&(j, _)| conns[j].opened)
-                .filter(|&o| o > c.close(side))
-                .min()
-            {
-                end = end.min(next);
-            }
-            gone.insert((i, side), end);
-        }
-    }
-    let long = conns
-        .iter()
-        .position(|c| c.client.ends_with(&format!(":{}", &held[3..])))
-        .expect("the held connection in the ledger");
-    // Connections of the runs: each recorder saw all of its run's.
-    let ran = |c: &Conn| c.opened > t0 && c.id != conns[long].id;
+    let truth = Truth::read(&ledger_path, &held, t0);
+
+    let rows = history_has_every_end_once(&truth, &db, t1);
+
+    the_held_connection_ended_in_the_gap(&truth, &rows);
+
+    a_moment_in_the_gap_lists_what_is_known(&truth, &db, unobserved, &kernel_then);
+
+    a_quiet_moment_has_the_kernel_s_time_waits(&truth, &db, quiet, &kernel_quiet);
+
+    watch_saw_every_end_once(&truth, &watch_out);
+
+    top_closed_every_end_once(&truth, &top_out);
+}
+
+/// history over the whole run: every end once, nothing else, owners and
+/// counts exact; its rows.
+fn history_has_every_end_once(truth: &Truth, db: &Path, t1: i64) -> Vec<Value> {
+    let Truth {
+        conns, index, t0, ..
+    } = truth;
+    let t0 = *t0;
+    let ran = |c: &Conn| truth.ran(c);
     let expected = 2 * conns.iter().filter(|c| ran(c)).count();
     assert!(expected >= 2 * 3400, "{expected} sockets in the ledger");
-
     // history: every end once, nothing else, owners and counts exact.
-    let (rows, _) = history(&db, &["--between", &at(t0 - 1000), &at(t1)]);
+    let (rows, _) = history(db, &["--between", &at(t0 - 1000), &at(t1)]);
     let mut found: BTreeMap<(usize, Side), u32> = BTreeMap::new();
     let mut strays = Vec::new();
     let (mut owned, mut not_found) = (0, 0);
@@ -380,7 +434,7 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
             closed_near: last,
             closed_by: notified.then_some(last),
         };
-        let Some((i, side)) = which_with(&index, &conns, r, first, last, hint) else {
+        let Some((i, side)) = which_with(index, conns, r, first, last, hint) else {
             strays.push(r.clone());
             continue;
         };
@@ -458,13 +512,21 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
     );
     // sqlite3 agrees: one row per socket, none open.
     let counted: u64 = sql(
-        &db,
+        db,
         "SELECT count(*) FROM connections WHERE state != 'LISTEN'",
     )
     .parse()
     .unwrap();
     assert_eq!(counted as usize, expected + 2, "rows in the file");
+    rows
+}
 
+/// The held connection closed while no recorder ran.
+fn the_held_connection_ended_in_the_gap(truth: &Truth, rows: &[Value]) {
+    let Truth {
+        conns, index, long, ..
+    } = truth;
+    let long = *long;
     // The held connection closed while no recorder ran: its server end
     // ended unobserved in the gap (at its last sighting); its client end
     // went on as a TIME_WAIT, the same connection.
@@ -472,7 +534,7 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
         .iter()
         .filter_map(|r| {
             let (first, last) = lived(r);
-            match which(&index, &conns, r, first, last) {
+            match which(index, conns, r, first, last) {
                 Some((i, side)) if i == long => Some((side, r)),
                 _ => None,
             }
@@ -486,10 +548,23 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
             Side::Client => assert_eq!(r["state"], "TIME_WAIT", "{r}"),
         }
     }
-    // A moment in the gap: said not observed; listed exactly the ends open
+}
+
+/// `--at` a moment when no recorder ran.
+fn a_moment_in_the_gap_lists_what_is_known(
+    truth: &Truth,
+    db: &Path,
+    unobserved: i64,
+    kernel_then: &HashMap<(String, String), String>,
+) {
+    let Truth {
+        conns, index, gone, ..
+    } = truth;
+    let alive = |i: usize, side: Side, t: i64| truth.alive(i, side, t);
+    // Said not observed: said not observed; listed exactly the ends open
     // at the polls on both sides of it (known open), and no other.
     let around: Vec<i64> = sql(
-        &db,
+        db,
         &format!(
             "SELECT (SELECT max(at) FROM polls WHERE at < {unobserved}) || ' ' || (SELECT min(at) FROM polls WHERE at > {unobserved})"
         ),
@@ -498,15 +573,14 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
     .map(|w| w.parse().unwrap())
     .collect();
     let (before, after) = (around[0], around[1]);
-    let (open_then, stderr) = history(&db, &["--at", &at(unobserved)]);
+    let (open_then, stderr) = history(db, &["--at", &at(unobserved)]);
     assert!(stderr.contains("was not observed"), "{stderr}");
-    let alive = |i: usize, side: Side, t: i64| conns[i].opened <= t && t <= gone[&(i, side)];
     let near = |i: usize, side: Side, t: i64| {
         (conns[i].opened - t).abs() < 300 || (gone[&(i, side)] - t).abs() < 300
     };
     let listed: std::collections::BTreeSet<(usize, Side)> = open_then
         .iter()
-        .filter_map(|r| which(&index, &conns, r, unobserved, unobserved))
+        .filter_map(|r| which(index, conns, r, unobserved, unobserved))
         .collect();
     for (i, _) in conns.iter().enumerate() {
         for side in [Side::Client, Side::Server] {
@@ -523,13 +597,23 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
             );
         }
     }
+}
 
+/// `--at` a quiet moment: the TIME_WAITs ss listed then.
+fn a_quiet_moment_has_the_kernel_s_time_waits(
+    truth: &Truth,
+    db: &Path,
+    quiet: i64,
+    kernel_quiet: &HashMap<(String, String), String>,
+) {
+    let Truth { conns, index, .. } = truth;
+    let alive = |i: usize, side: Side, t: i64| truth.alive(i, side, t);
     // The state at a quiet moment: every TIME_WAIT of the last run, and
     // nothing else of it.
-    let (then, _) = history(&db, &["--at", &at(quiet)]);
+    let (then, _) = history(db, &["--at", &at(quiet)]);
     let mut tw: Vec<(usize, Side)> = Vec::new();
     for r in &then {
-        if let Some((i, side)) = which(&index, &conns, r, quiet, quiet) {
+        if let Some((i, side)) = which(index, conns, r, quiet, quiet) {
             assert_eq!(r["state"], "TIME_WAIT", "{side:?} of {:?}: {r}", conns[i]);
             tw.push((i, side));
         }
@@ -562,9 +646,14 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
         extra.is_empty() && lacking.is_empty(),
         "TIME_WAITs at the quiet moment {quiet}: not the kernel's {extra:#?}, missing {lacking:#?}"
     );
+}
 
+/// watch's events: every end opened and closed once.
+fn watch_saw_every_end_once(truth: &Truth, watch_out: &Path) {
+    let Truth { conns, index, .. } = truth;
+    let ran = |c: &Conn| truth.ran(c);
     // watch: every end opened and closed once.
-    let events = lines_of(&watch_out);
+    let events = lines_of(watch_out);
     let mut seen: BTreeMap<((usize, Side), &str), u32> = BTreeMap::new();
     for e in &events {
         let kind = e["event"].as_str().unwrap();
@@ -573,7 +662,7 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
             continue;
         }
         let t = tcptab::time::parse_rfc3339(e["time"].as_str().unwrap()).unwrap();
-        let k = which(&index, &conns, e, t, t).unwrap_or_else(|| panic!("no connection: {e}"));
+        let k = which(index, conns, e, t, t).unwrap_or_else(|| panic!("no connection: {e}"));
         *seen.entry((k, kind)).or_default() += 1;
     }
     for (i, c) in conns.iter().enumerate().filter(|(_, c)| ran(c)) {
@@ -587,10 +676,17 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
             }
         }
     }
+}
 
+/// top's frames: every end closed in one frame, once.
+fn top_closed_every_end_once(truth: &Truth, top_out: &Path) {
+    let Truth {
+        conns, index, gone, ..
+    } = truth;
+    let ran = |c: &Conn| truth.ran(c);
     // top: every end closed in one frame, once; no connection twice in a
     // frame; a closed one with its rates.
-    let frames = lines_of(&top_out);
+    let frames = lines_of(top_out);
     let mut closed: BTreeMap<(usize, Side), Vec<&Value>> = BTreeMap::new();
     for f in &frames {
         let t = tcptab::time::parse_rfc3339(f["time"].as_str().unwrap()).unwrap();
@@ -605,7 +701,7 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
                     closed_near,
                     closed_by: Some(t),
                 };
-                let k = which_with(&index, &conns, s, t - 2000, t, hint)
+                let k = which_with(index, conns, s, t - 2000, t, hint)
                     .unwrap_or_else(|| panic!("no connection: {s}"));
                 closed.entry(k).or_default().push(s);
                 assert!(!s["rx_bytes_per_s"].is_null(), "{s}");
