@@ -19,6 +19,11 @@ pub struct Snapshot {
     /// The owner scan the owners came from, when owners were looked up.
     pub owners: Option<OwnerScan>,
     pub report: Report,
+    /// When the first table came (ms since the Unix epoch): the moment
+    /// the sockets were read, after the owner scan that comes before (on
+    /// a host with many processes the scan takes seconds, while sockets
+    /// open and close).
+    pub read_at: Option<i64>,
 }
 
 impl Snapshot {

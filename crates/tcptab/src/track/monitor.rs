@@ -45,7 +45,8 @@ impl MonitorOptions {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct PollDone<'a> {
-    /// When its reading began (ms since the Unix epoch).
+    /// When the table was read (ms since the Unix epoch): the start of
+    /// the dump, after the owner scan before it.
     pub at: i64,
     /// How long the query took.
     pub took: Duration,
@@ -149,9 +150,12 @@ impl<'q> Monitor<'q> {
             }
         }
         let started = Instant::now();
-        let at = crate::time::now_ms();
+        let began = crate::time::now_ms();
         let snapshot = self.query.snapshot()?;
         let took = started.elapsed();
+        // The moment of the poll is when the table was read: what the
+        // owner scan before it took, sockets opened and closed during.
+        let at = snapshot.read_at.unwrap_or(began).max(began);
         let mut notices = self
             .notifier
             .as_ref()
