@@ -161,25 +161,7 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
 
     // Scraped all along: no counter ever goes down.
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (stop, addr) = (stop.clone(), server.addr);
-        std::thread::spawn(move || {
-            let mut last: BTreeMap<String, f64> = BTreeMap::new();
-            let mut scrapes = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let body = testkit::http::get(addr, "/metrics").unwrap().body;
-                for (series, v) in counters(&body) {
-                    if let Some(&was) = last.get(&series) {
-                        assert!(v >= was, "{series} went down from {was} to {v}");
-                    }
-                    last.insert(series, v);
-                }
-                scrapes += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            scrapes
-        })
-    };
+    let watcher = never_down(server.addr, stop.clone());
 
     // Connections that end in order (their bytes are the kernel's to the
     // end), then reset ones (SO_LINGER 0 zeroes the counters before the
@@ -203,30 +185,95 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
     assert!(scrapes > 10, "{scrapes} scrapes while the traffic ran");
     let resets = ledger(&ledger_path, last_orderly);
 
-    // The orderly ones, exactly: each end once, in its group, with the
-    // bytes the ledger says plus the kernel's own: a SYN counts one byte
-    // acked on the client's side, a FIN one acked or received when it
-    // came before the socket was gone (0 or 1 each).
-    let (n, sent, received) = totals(&orderly);
-    assert!(n >= 250, "{n} connections");
-    let grew = |name: &str, group: &str, from: &str, to: &str| {
-        sum(to, name, group) - sum(from, name, group)
+    let span = |from, to, outgoing| Span {
+        from,
+        to,
+        listener: &listener,
+        outgoing,
     };
-    // Each end once: opened and closed in its group, and how long it
-    // lived for those a poll saw.
-    let once_each = |from: &str, to: &str, n: u64, outgoing: &str| {
-        for group in [listener.as_str(), outgoing] {
+    the_orderly_ones_exactly(&span(&before, &middle, outgoing), &orderly);
+    // A client's end reset before a poll saw it comes from the kernel
+    // without its remote port: it is counted with the connections opened
+    // here to no port asked for (`port=""`).
+    the_reset_ones_once(&span(&middle, &after, "listener=\"\""), &resets);
+    promtool_accepts(&after);
+    every_counter_has_its_created(&server, began);
+    prometheus_saw_the_same(&prometheus, &after, &listener);
+    drop(scenario);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Scrape every 100 ms until `stop`: no counter ever goes down. The
+/// number of scrapes.
+fn never_down(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u32> {
+    std::thread::spawn(move || {
+        let mut last: BTreeMap<String, f64> = BTreeMap::new();
+        let mut scrapes = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let body = testkit::http::get(addr, "/metrics").unwrap().body;
+            for (series, v) in counters(&body) {
+                if let Some(&was) = last.get(&series) {
+                    assert!(v >= was, "{series} went down from {was} to {v}");
+                }
+                last.insert(series, v);
+            }
+            scrapes += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        scrapes
+    })
+}
+
+/// Two scrapes, and the groups of the server's ends and of the client's.
+struct Span<'a> {
+    from: &'a str,
+    to: &'a str,
+    listener: &'a str,
+    outgoing: &'a str,
+}
+
+impl Span<'_> {
+    /// How much `name` of `group` grew.
+    fn grew(&self, name: &str, group: &str) -> u64 {
+        sum(self.to, name, group) - sum(self.from, name, group)
+    }
+
+    /// Each end once: opened and closed in its group, and how long it
+    /// lived for those a poll saw.
+    fn once_each(&self, n: u64) {
+        for group in [self.listener, self.outgoing] {
             for name in [
                 "tcptab_connections_opened_total",
                 "tcptab_connections_closed_total",
             ] {
-                assert_eq!(grew(name, group, from, to), n, "{name}{{{group}}}");
+                assert_eq!(self.grew(name, group), n, "{name}{{{group}}}");
             }
-            let timed = grew("tcptab_connection_duration_seconds_count", group, from, to);
+            let timed = self.grew("tcptab_connection_duration_seconds_count", group);
             assert!(timed <= n, "{timed} durations of {n} connections");
         }
-    };
-    once_each(&before, &middle, n, outgoing);
+    }
+
+    fn closed_first(&self, group: &str, side: &str) -> u64 {
+        closed_first(self.from, self.to, group, side)
+    }
+}
+
+fn within(what: &str, got: u64, lo: u64, hi: u64) {
+    assert!(
+        (lo..=hi).contains(&got),
+        "{what}: {got} not within {lo}..={hi}"
+    );
+}
+
+/// The orderly ones, exactly: each end once, in its group, with the bytes
+/// the ledger says plus the kernel's own: a SYN counts one byte acked on
+/// the client's side, a FIN one acked or received when it came before the
+/// socket was gone (0 or 1 each).
+fn the_orderly_ones_exactly(span: &Span, orderly: &[Value]) {
+    let (listener, outgoing) = (span.listener, span.outgoing);
+    let (n, sent, received) = totals(orderly);
+    assert!(n >= 250, "{n} connections");
+    span.once_each(n);
     // Who closed first: the side that closed first keeps a TIME_WAIT,
     // which a poll finds (every one); the other side's CLOSE_WAIT lasts
     // only until it closes too (some).
@@ -235,98 +282,85 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
         orderly.iter().filter(of).count() as u64
     };
     let (client_first, server_first) = (how(&["client_first", "flash"]), how(&["server_first"]));
-    assert_eq!(
-        closed_first(&before, &middle, outgoing, "local"),
-        client_first
-    );
-    assert_eq!(
-        closed_first(&before, &middle, &listener, "local"),
-        server_first
-    );
-    let peer = closed_first(&before, &middle, &listener, "peer");
+    assert_eq!(span.closed_first(outgoing, "local"), client_first);
+    assert_eq!(span.closed_first(listener, "local"), server_first);
+    let peer = span.closed_first(listener, "peer");
     assert!(
         peer <= client_first,
         "{peer} of {client_first} closed by the client first"
     );
-    let peer_seen = closed_first(&before, &middle, outgoing, "peer");
+    let peer_seen = span.closed_first(outgoing, "peer");
     assert!(
         peer_seen <= server_first,
         "{peer_seen} of {server_first} closed by the server first"
     );
     eprintln!("closed first: the client {client_first} (the server saw {peer} of them as the peer's), the server {server_first} (the client saw {peer_seen})");
-    let within = |what: &str, got: u64, lo: u64, hi: u64| {
-        assert!(
-            (lo..=hi).contains(&got),
-            "{what}: {got} not within {lo}..={hi}"
-        );
-    };
-    let bytes = |name: &str, group: &str| grew(name, group, &before, &middle);
+    let bytes = |name: &str, group: &str| span.grew(name, group);
+    let (received_bytes, acked_bytes) = (
+        "tcptab_connection_received_bytes_total",
+        "tcptab_connection_acked_bytes_total",
+    );
     eprintln!(
         "{n} orderly connections, {sent} bytes sent, {received} received; the server's end received {} and had {} acked",
-        bytes("tcptab_connection_received_bytes_total", &listener),
-        bytes("tcptab_connection_acked_bytes_total", &listener)
+        bytes(received_bytes, listener),
+        bytes(acked_bytes, listener)
     );
     within(
         "server received",
-        bytes("tcptab_connection_received_bytes_total", &listener),
+        bytes(received_bytes, listener),
         sent,
         sent + n,
     );
     within(
         "server acked",
-        bytes("tcptab_connection_acked_bytes_total", &listener),
+        bytes(acked_bytes, listener),
         received,
         received + n,
     );
     within(
         "client received",
-        bytes("tcptab_connection_received_bytes_total", outgoing),
+        bytes(received_bytes, outgoing),
         received,
         received + n,
     );
     within(
         "client acked",
-        bytes("tcptab_connection_acked_bytes_total", outgoing),
+        bytes(acked_bytes, outgoing),
         sent + n,
         sent + 2 * n,
     );
+}
 
-    // The reset ones: counted once each; their bytes at most what was
-    // sent. A client's end reset before a poll saw it comes from the
-    // kernel without its remote port: it is counted with the connections
-    // opened here to no port asked for (`port=""`).
-    let (n, sent, received) = totals(&resets);
-    let outgoing = "listener=\"\"";
-    once_each(&middle, &after, n, outgoing);
-    for group in [listener.as_str(), outgoing] {
+/// The reset ones: counted once each, in neither side's closed-first;
+/// their bytes at most what was sent.
+fn the_reset_ones_once(span: &Span, resets: &[Value]) {
+    let (n, sent, received) = totals(resets);
+    span.once_each(n);
+    for group in [span.listener, span.outgoing] {
         for side in ["local", "peer"] {
-            assert_eq!(
-                closed_first(&middle, &after, group, side),
-                0,
-                "{group} {side}"
-            );
+            assert_eq!(span.closed_first(group, side), 0, "{group} {side}");
         }
     }
-    let bytes = |name: &str, group: &str| grew(name, group, &middle, &after);
+    let received_bytes = "tcptab_connection_received_bytes_total";
     within(
         "server received (reset)",
-        bytes("tcptab_connection_received_bytes_total", &listener),
+        span.grew(received_bytes, span.listener),
         0,
         sent,
     );
     within(
         "client received (reset)",
-        bytes("tcptab_connection_received_bytes_total", outgoing),
+        span.grew(received_bytes, span.outgoing),
         0,
         received,
     );
-    promtool_accepts(&after);
-    every_counter_has_its_created(&server, began);
+}
 
-    // Prometheus scraped the same: its last value is ours, and it saw no
-    // counter reset over the whole run.
+/// Prometheus scraped the same: its last value is ours, and it saw no
+/// counter reset over the whole run.
+fn prometheus_saw_the_same(prometheus: &Prometheus, after: &str, listener: &str) {
     let opened = format!("tcptab_connections_opened_total{{{listener}}}");
-    let want = sum(&after, "tcptab_connections_opened_total", &listener) as f64;
+    let want = sum(after, "tcptab_connections_opened_total", listener) as f64;
     prometheus.query_until(&opened, |rows| value(&rows[0]) == want);
     for family in [
         "tcptab_connections_opened_total",
@@ -340,8 +374,6 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
             assert_eq!(value(&row), 0.0, "Prometheus saw {family} reset: {row}");
         }
     }
-    drop(scenario);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A server whose peer's link goes down while it sends: its retransmission
