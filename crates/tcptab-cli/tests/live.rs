@@ -136,6 +136,131 @@ fn owners_agree_with_ss_tanp() {
         .any(|o| o["pid"] == nobody.pids[0]));
 }
 
+/// (tcptab arguments, ss arguments) that must select the same sockets;
+/// `{p}` and `{q}` are the two listeners' ports, `{lo}`-`{hi}` the range
+/// between them.
+const FILTER_CASES: &[(&[&str], &[&str])] = &[
+    (&["-l"], &["-l"]),
+    (&["--state", "established"], &["state", "established"]),
+    (
+        &["--state", "estab", "--state", "time-wait"],
+        &["state", "established", "state", "time-wait"],
+    ),
+    (&["--state", "connected"], &["state", "connected"]),
+    (&["--state", "synchronized"], &["state", "synchronized"]),
+    (&["--state", "bucket"], &["state", "bucket"]),
+    (&["--state", "big"], &["state", "big"]),
+    (&["--state", "FIN_WAIT2"], &["state", "fin-wait-2"]),
+    (&["-4"], &["-4"]),
+    (&["-6"], &["-6"]),
+    (&["--sport", "{p}"], &["sport = :{p}"]),
+    (&["--dport", "{p}"], &["dport = :{p}"]),
+    (&["--port", "{p}"], &["( sport = :{p} or dport = :{p} )"]),
+    (
+        &["--sport", "{lo}-{hi}"],
+        &["( sport >= :{lo} and sport <= :{hi} )"],
+    ),
+    (&["--src", "10.99.0.0/24"], &["src", "10.99.0.0/24"]),
+    (&["--dst", "127.0.0.1"], &["dst", "127.0.0.1"]),
+    (&["--dst", "::1"], &["dst", "[::1]"]),
+    (
+        &["state established and ( dport = :{p} or sport = :{p} )"],
+        &["state", "established", "( dport = :{p} or sport = :{p} )"],
+    ),
+    (
+        &["not ( sport = :{p} ) and dst 127.0.0.0/8"],
+        &["not ( sport = :{p} ) and dst 127.0.0.0/8"],
+    ),
+    (
+        &["sport gt :{p} || dport lt :{q}"],
+        &["sport gt :{p} or dport lt :{q}"],
+    ),
+    (&["src 127.0.0.1:{p}"], &["src 127.0.0.1:{p}"]),
+    // Repeated address and port options: any of them.
+    (
+        &["--src", "10.99.0.0/24", "--src", "::1"],
+        &["( src 10.99.0.0/24 or src [::1] )"],
+    ),
+    (
+        &["--sport", "{p}", "--sport", "{q}"],
+        &["( sport = :{p} or sport = :{q} )"],
+    ),
+    // ss's leading state words: a repeated state is the union, an
+    // exclude takes away (from every state when it comes first).
+    (
+        &["state established state close-wait"],
+        &["state", "established", "state", "close-wait"],
+    ),
+    (
+        &["state listening state time-wait state syn-recv"],
+        &[
+            "state",
+            "listening",
+            "state",
+            "time-wait",
+            "state",
+            "syn-recv",
+        ],
+    ),
+    (&["exclude listening"], &["exclude", "listening"]),
+    (
+        &["state all exclude established"],
+        &["state", "all", "exclude", "established"],
+    ),
+    (
+        &["exclude listening exclude established"],
+        &["exclude", "listening", "exclude", "established"],
+    ),
+    (
+        &["state established state close-wait sport = :{p}"],
+        &[
+            "state",
+            "established",
+            "state",
+            "close-wait",
+            "sport = :{p}",
+        ],
+    ),
+];
+
+/// Owner filters, against ss -p.
+fn owner_filters_agree_with_ss_p(scenario: &testkit::Scenario, pid: &str, p: &str) {
+    let ss_p = scenario.ss(&["-p"]);
+    let twin = ss_users(
+        &ss_p
+            .iter()
+            .find(|r| r.local.ends_with(&format!(":{p}")) && r.state == "LISTEN")
+            .unwrap()
+            .rest,
+    )
+    .iter()
+    .map(|(pid, _)| *pid)
+    .max()
+    .unwrap();
+    let ours: BTreeSet<_> = json(&["list", "--netns-pid", pid, "--pid", &twin.to_string()])
+        .iter()
+        .map(identity)
+        .collect();
+    let theirs: BTreeSet<_> = ss_p
+        .iter()
+        .filter(|r| ss_users(&r.rest).iter().any(|(p, _)| *p == twin))
+        .map(ss_identity)
+        .collect();
+    assert_eq!(ours, theirs, "--pid {twin}");
+    let ours: BTreeSet<_> = json(&["list", "--netns-pid", pid, "--process", "python3"])
+        .iter()
+        .map(identity)
+        .collect();
+    let theirs: BTreeSet<_> = ss_p
+        .iter()
+        .filter(|r| r.rest.contains("\"python3\""))
+        .map(ss_identity)
+        .collect();
+    assert_eq!(ours, theirs, "--process python3");
+    let ours: Vec<_> = json(&["list", "--netns-pid", pid, "--uid", "65534"]);
+    assert_eq!(ours.len(), 1, "only the nobody listener: {ours:?}");
+}
+
 #[test]
 fn filters_agree_with_ss() {
     let Some(scenario) = testkit::live("sockets.py") else { return };
@@ -159,169 +284,19 @@ fn filters_agree_with_ss() {
         p.parse::<u16>().unwrap().max(q.parse().unwrap())
     );
     let (lo, hi) = range.split_once('-').unwrap();
-    // (tcptab arguments, ss arguments) that must select the same sockets.
-    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
-        (vec!["-l".into()], vec!["-l".into()]),
+    let fill = |arg: &&str| {
+        arg.replace("{p}", &p)
+            .replace("{q}", &q)
+            .replace("{lo}", lo)
+            .replace("{hi}", hi)
+    };
+    let cases = FILTER_CASES.iter().map(|(ours, ss)| {
         (
-            vec!["--state".into(), "established".into()],
-            vec!["state".into(), "established".into()],
-        ),
-        (
-            vec![
-                "--state".into(),
-                "estab".into(),
-                "--state".into(),
-                "time-wait".into(),
-            ],
-            vec![
-                "state".into(),
-                "established".into(),
-                "state".into(),
-                "time-wait".into(),
-            ],
-        ),
-        (
-            vec!["--state".into(), "connected".into()],
-            vec!["state".into(), "connected".into()],
-        ),
-        (
-            vec!["--state".into(), "synchronized".into()],
-            vec!["state".into(), "synchronized".into()],
-        ),
-        (
-            vec!["--state".into(), "bucket".into()],
-            vec!["state".into(), "bucket".into()],
-        ),
-        (
-            vec!["--state".into(), "big".into()],
-            vec!["state".into(), "big".into()],
-        ),
-        (
-            vec!["--state".into(), "FIN_WAIT2".into()],
-            vec!["state".into(), "fin-wait-2".into()],
-        ),
-        (vec!["-4".into()], vec!["-4".into()]),
-        (vec!["-6".into()], vec!["-6".into()]),
-        (
-            vec!["--sport".into(), p.clone()],
-            vec![format!("sport = :{p}")],
-        ),
-        (
-            vec!["--dport".into(), p.clone()],
-            vec![format!("dport = :{p}")],
-        ),
-        (
-            vec!["--port".into(), p.clone()],
-            vec![format!("( sport = :{p} or dport = :{p} )")],
-        ),
-        (
-            vec!["--sport".into(), range.clone()],
-            vec![format!("( sport >= :{lo} and sport <= :{hi} )")],
-        ),
-        (
-            vec!["--src".into(), "10.99.0.0/24".into()],
-            vec!["src".into(), "10.99.0.0/24".into()],
-        ),
-        (
-            vec!["--dst".into(), "127.0.0.1".into()],
-            vec!["dst".into(), "127.0.0.1".into()],
-        ),
-        (
-            vec!["--dst".into(), "::1".into()],
-            vec!["dst".into(), "[::1]".into()],
-        ),
-        (
-            vec![format!(
-                "state established and ( dport = :{p} or sport = :{p} )"
-            )],
-            vec![
-                "state".into(),
-                "established".into(),
-                format!("( dport = :{p} or sport = :{p} )"),
-            ],
-        ),
-        (
-            vec![format!("not ( sport = :{p} ) and dst 127.0.0.0/8")],
-            vec![format!("not ( sport = :{p} ) and dst 127.0.0.0/8")],
-        ),
-        (
-            vec![format!("sport gt :{p} || dport lt :{q}")],
-            vec![format!("sport gt :{p} or dport lt :{q}")],
-        ),
-        (
-            vec![format!("src 127.0.0.1:{p}")],
-            vec![format!("src 127.0.0.1:{p}")],
-        ),
-        // Repeated address and port options: any of them.
-        (
-            vec![
-                "--src".into(),
-                "10.99.0.0/24".into(),
-                "--src".into(),
-                "::1".into(),
-            ],
-            vec!["( src 10.99.0.0/24 or src [::1] )".into()],
-        ),
-        (
-            vec!["--sport".into(), p.clone(), "--sport".into(), q.clone()],
-            vec![format!("( sport = :{p} or sport = :{q} )")],
-        ),
-        // ss's leading state words: a repeated state is the union, an
-        // exclude takes away (from every state when it comes first).
-        (
-            vec!["state established state close-wait".into()],
-            vec![
-                "state".into(),
-                "established".into(),
-                "state".into(),
-                "close-wait".into(),
-            ],
-        ),
-        (
-            vec!["state listening state time-wait state syn-recv".into()],
-            vec![
-                "state".into(),
-                "listening".into(),
-                "state".into(),
-                "time-wait".into(),
-                "state".into(),
-                "syn-recv".into(),
-            ],
-        ),
-        (
-            vec!["exclude listening".into()],
-            vec!["exclude".into(), "listening".into()],
-        ),
-        (
-            vec!["state all exclude established".into()],
-            vec![
-                "state".into(),
-                "all".into(),
-                "exclude".into(),
-                "established".into(),
-            ],
-        ),
-        (
-            vec!["exclude listening exclude established".into()],
-            vec![
-                "exclude".into(),
-                "listening".into(),
-                "exclude".into(),
-                "established".into(),
-            ],
-        ),
-        (
-            vec![format!("state established state close-wait sport = :{p}")],
-            vec![
-                "state".into(),
-                "established".into(),
-                "state".into(),
-                "close-wait".into(),
-                format!("sport = :{p}"),
-            ],
-        ),
-    ];
-    for (ours_args, ss_args) in &cases {
+            ours.iter().map(fill).collect::<Vec<_>>(),
+            ss.iter().map(fill).collect::<Vec<_>>(),
+        )
+    });
+    for (ours_args, ss_args) in cases {
         let mut args: Vec<&str> = vec!["list", "--netns-pid", &pid];
         args.extend(ours_args.iter().map(String::as_str));
         let ours: BTreeSet<_> = json(&args).iter().map(ends).collect();
@@ -333,41 +308,7 @@ fn filters_agree_with_ss() {
         );
         assert_eq!(ours, theirs, "tcptab {ours_args:?} vs ss {ss_args:?}");
     }
-    // Owner filters, against ss -p.
-    let ss_p = scenario.ss(&["-p"]);
-    let twin = ss_users(
-        &ss_p
-            .iter()
-            .find(|r| r.local.ends_with(&format!(":{p}")) && r.state == "LISTEN")
-            .unwrap()
-            .rest,
-    )
-    .iter()
-    .map(|(pid, _)| *pid)
-    .max()
-    .unwrap();
-    let ours: BTreeSet<_> = json(&["list", "--netns-pid", &pid, "--pid", &twin.to_string()])
-        .iter()
-        .map(identity)
-        .collect();
-    let theirs: BTreeSet<_> = ss_p
-        .iter()
-        .filter(|r| ss_users(&r.rest).iter().any(|(p, _)| *p == twin))
-        .map(ss_identity)
-        .collect();
-    assert_eq!(ours, theirs, "--pid {twin}");
-    let ours: BTreeSet<_> = json(&["list", "--netns-pid", &pid, "--process", "python3"])
-        .iter()
-        .map(identity)
-        .collect();
-    let theirs: BTreeSet<_> = ss_p
-        .iter()
-        .filter(|r| r.rest.contains("\"python3\""))
-        .map(ss_identity)
-        .collect();
-    assert_eq!(ours, theirs, "--process python3");
-    let ours: Vec<_> = json(&["list", "--netns-pid", &pid, "--uid", "65534"]);
-    assert_eq!(ours.len(), 1, "only the nobody listener: {ours:?}");
+    owner_filters_agree_with_ss_p(&scenario, &pid, &p);
 }
 
 #[test]
