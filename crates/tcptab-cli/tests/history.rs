@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,26 @@ fn ends(rows: &[Value], port: u64) -> Vec<&Value> {
     rows.iter()
         .filter(|r| r["local_port"] == port || r["remote_port"] == port)
         .collect()
+}
+
+/// A byte count of `n` bytes of data: tcp_info counts the SYN (and a FIN)
+/// as a byte each.
+fn bytes(v: &Value, n: u64) -> bool {
+    (n..=n + 2).contains(&v.as_u64().unwrap())
+}
+
+/// What the lifetimes scenario did, and when (ms since the Unix epoch).
+#[derive(Debug, Clone, Copy)]
+struct Moments {
+    pid: u32,
+    /// The long connection's client port, and the flash's.
+    a: u64,
+    f: u64,
+    opened: i64,
+    opened_after: i64,
+    closing: i64,
+    closed: i64,
+    flashed: i64,
 }
 
 #[test]
@@ -46,9 +67,43 @@ fn lifetimes_owners_and_final_counts() {
     assert!(lived < 200.0, "the flash lived {lived} ms");
     std::thread::sleep(Duration::from_millis(1500));
     stop(recorder);
+    let m = Moments {
+        pid,
+        a,
+        f,
+        opened,
+        opened_after,
+        closing,
+        closed,
+        flashed,
+    };
 
+    let mid = in_the_middle_of_its_life(&db, &m);
+
+    the_flash_from_its_notifications(&db, &m);
+
+    the_summary_in_the_middle(&db, &m);
+
+    every_format_the_same_and_readable_by_another_user(&db, &m);
+
+    sqlite3_agrees_and_the_docs_queries_run(&db, &m, &mid);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The connection at a moment of its life, through every filter, and
+/// before and after it: its records at that moment.
+fn in_the_middle_of_its_life(db: &Path, m: &Moments) -> Vec<Value> {
+    let &Moments {
+        a,
+        opened,
+        opened_after,
+        closing,
+        closed,
+        pid,
+        ..
+    } = m;
     // In the middle of its life: both ends, established, with their owner.
-    let (mid, _) = history(&db, &["--at", &at(opened_after + 2000)]);
+    let (mid, _) = history(db, &["--at", &at(opened_after + 2000)]);
     let both = ends(&mid, a);
     assert_eq!(both.len(), 2, "{mid:#?}");
     for end in &both {
@@ -69,39 +124,44 @@ fn lifetimes_owners_and_final_counts() {
         let first = tcptab::time::parse_rfc3339(end["first_seen"].as_str().unwrap()).unwrap();
         assert!((opened..opened_after + 1000).contains(&first), "{end}");
     }
-    // tcp_info counts the SYN (and a FIN) as a byte each.
-    let bytes = |v: &Value, n: u64| (n..=n + 2).contains(&v.as_u64().unwrap());
     let server = both.iter().find(|r| r["remote_port"] == a).unwrap();
     assert!(bytes(&server["bytes_received"], 3000), "{server}");
     let client = both.iter().find(|r| r["local_port"] == a).unwrap();
     assert!(bytes(&client["bytes_acked"], 3000), "{client}");
     // Filters as list's: by owner, by port, by state.
     let (by_pid, _) = history(
-        &db,
+        db,
         &["--at", &at(opened_after + 2000), "--pid", &pid.to_string()],
     );
     assert_eq!(ends(&by_pid, a).len(), 2);
-    let (other_pid, _) = history(&db, &["--at", &at(opened_after + 2000), "--pid", "1"]);
+    let (other_pid, _) = history(db, &["--at", &at(opened_after + 2000), "--pid", "1"]);
     assert!(ends(&other_pid, a).is_empty());
     let (by_port, _) = history(
-        &db,
+        db,
         &["--at", &at(opened_after + 2000), &format!("sport = :{a}")],
     );
     assert_eq!(by_port.len(), 1);
-    let (listening, _) = history(&db, &["--at", &at(opened_after + 2000), "-l"]);
+    let (listening, _) = history(db, &["--at", &at(opened_after + 2000), "-l"]);
     assert_eq!(listening.len(), 1);
     assert_eq!(listening[0]["state"], "LISTEN");
 
     // Before it opened and after it closed: absent.
-    let (before, _) = history(&db, &["--at", &at(opened - 300)]);
+    let (before, _) = history(db, &["--at", &at(opened - 300)]);
     assert!(ends(&before, a).is_empty(), "{before:#?}");
     assert_eq!(before.len(), 1, "only the listener: {before:#?}");
-    let (after, _) = history(&db, &["--at", &at(closed + 700)]);
+    let (after, _) = history(db, &["--at", &at(closed + 700)]);
     assert!(ends(&after, a).is_empty(), "{after:#?}");
+    mid
+}
 
+/// The flash, shorter than a poll.
+fn the_flash_from_its_notifications(db: &Path, m: &Moments) {
+    let &Moments {
+        f, closed, flashed, ..
+    } = m;
     // The flash, shorter than a poll: found by --between, with its final
     // counters from the destroy notifications.
-    let (between, _) = history(&db, &["--between", &at(closed), &at(flashed + 300)]);
+    let (between, _) = history(db, &["--between", &at(closed), &at(flashed + 300)]);
     let flash_ends = ends(&between, f);
     assert_eq!(flash_ends.len(), 2, "{between:#?}");
     // The server's end was destroyed; the client's went on as TIME_WAIT.
@@ -112,13 +172,17 @@ fn lifetimes_owners_and_final_counts() {
     assert!(bytes(&client["bytes_acked"], 5000), "{client}");
     assert_eq!(client["state"], "TIME_WAIT", "{client}");
     // Later, only the client's TIME_WAIT is left, the same connection.
-    let (later, _) = history(&db, &["--at", &at(flashed + 700)]);
+    let (later, _) = history(db, &["--at", &at(flashed + 700)]);
     let left: Vec<_> = ends(&later, f);
     assert_eq!(left.len(), 1, "{later:#?}");
     assert_eq!(left[0]["state"], "TIME_WAIT");
     assert_eq!(left[0]["local_port"], f);
     assert!(bytes(&left[0]["bytes_acked"], 5000), "{}", left[0]);
+}
 
+/// `--summary` at the middle of a's life.
+fn the_summary_in_the_middle(db: &Path, m: &Moments) {
+    let &Moments { opened_after, .. } = m;
     // --summary at the middle of a's life.
     let out = common::tcptab(&[
         "history",
@@ -143,11 +207,17 @@ fn lifetimes_owners_and_final_counts() {
     assert_eq!(summary["processes"][0]["command"], "python3");
     assert_eq!(summary["processes"][0]["connections"], 3);
     assert_eq!(summary["remote_hosts"][0]["address"], "127.0.0.1");
+}
 
+/// Every format, the same connections, and the file read by another user.
+fn every_format_the_same_and_readable_by_another_user(db: &Path, m: &Moments) {
+    let &Moments {
+        a, opened, flashed, ..
+    } = m;
     // Every format, the same connections; the JSON ones follow the schema.
     let span = ["--between", &at(opened - 300), &at(flashed + 300)].map(String::from);
     let span: Vec<&str> = span.iter().map(String::as_str).collect();
-    let (json, _) = history(&db, &span);
+    let (json, _) = history(db, &span);
     assert!(json.len() >= 5, "{json:#?}");
     let validator = common::schema("history-record");
     for row in &json {
@@ -216,13 +286,22 @@ fn lifetimes_owners_and_final_counts() {
         String::from_utf8(out.stdout).unwrap().lines().count(),
         json.len()
     );
+}
 
+/// The file itself through sqlite3, and docs/history.md's queries.
+fn sqlite3_agrees_and_the_docs_queries_run(db: &Path, m: &Moments, mid: &[Value]) {
+    let &Moments {
+        a,
+        opened_after,
+        pid,
+        ..
+    } = m;
     // The oracle: the file itself, through sqlite3.
-    assert_eq!(sql(&db, "PRAGMA integrity_check"), "ok");
-    assert_eq!(sql(&db, "PRAGMA journal_mode"), "wal");
+    assert_eq!(sql(db, "PRAGMA integrity_check"), "ok");
+    assert_eq!(sql(db, "PRAGMA journal_mode"), "wal");
     let t = opened_after + 2000;
     let open_then = sql(
-        &db,
+        db,
         &format!(
             "SELECT count(*) FROM connections WHERE first_seen <= {t} AND coalesce(closed_at, last_seen) >= {t}"
         ),
@@ -239,7 +318,7 @@ fn lifetimes_owners_and_final_counts() {
     let who = examples[0]
         .replace(":port", &a.to_string())
         .replace(":at", &format!("'{}'", at(t)));
-    let answer = sql(&db, &who);
+    let answer = sql(db, &who);
     assert!(
         answer.contains(&format!("{pid}|python3")),
         "{who}\n{answer}"
@@ -248,9 +327,8 @@ fn lifetimes_owners_and_final_counts() {
         let q = example
             .replace(":at", &format!("'{}'", at(t)))
             .replace(":port", &a.to_string());
-        sql(&db, &q);
+        sql(db, &q);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The SQL blocks of a document (```sql ... ```).
