@@ -913,6 +913,18 @@ fn times_files_and_states_as_a_user_types_them() {
     stop(recorder);
     drop(scenario);
 
+    a_closed_file_on_a_read_only_mount_is_read(&dir, &db, port);
+
+    a_fifo_is_refused_at_once(&dir);
+
+    another_program_s_database_is_refused_untouched(&dir);
+
+    a_value_tcptab_did_not_write_is_named(&dir, &db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A cleanly closed file on a read-only mount is read.
+fn a_closed_file_on_a_read_only_mount_is_read(dir: &Path, db: &Path, port: u64) {
     // A cleanly closed file on a read-only mount is read.
     let ro = dir.join("ro");
     std::fs::create_dir_all(&ro).unwrap();
@@ -921,7 +933,7 @@ fn times_files_and_states_as_a_user_types_them() {
         assert!(status.success(), "mount {args:?}");
     };
     mount(&["-t", "tmpfs", "tmpfs", ro.to_str().unwrap()]);
-    std::fs::copy(&db, ro.join("h.db")).unwrap();
+    std::fs::copy(db, ro.join("h.db")).unwrap();
     mount(&["-o", "remount,ro", ro.to_str().unwrap()]);
     let out = common::tcptab(&[
         "history",
@@ -937,8 +949,12 @@ fn times_files_and_states_as_a_user_types_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(client(&rows).len(), 1, "{rows:#?}");
+    let client = rows.iter().filter(|r| r["local_port"] == port).count();
+    assert_eq!(client, 1, "the client's end: {rows:#?}");
+}
 
+/// A FIFO is refused at once, not read (which would block).
+fn a_fifo_is_refused_at_once(dir: &Path) {
     // A FIFO is refused at once, not read (which would block).
     let fifo = dir.join("fifo.db");
     assert!(Command::new("mkfifo")
@@ -966,7 +982,10 @@ fn times_files_and_states_as_a_user_types_them() {
         String::from_utf8_lossy(&out.stderr).contains("a FIFO, not a history file"),
         "{out:?}"
     );
+}
 
+/// Another program's database in WAL mode: refused, nothing made beside it.
+fn another_program_s_database_is_refused_untouched(dir: &Path) {
     // Another program's database in WAL mode: refused, nothing made
     // beside it.
     let foreign = dir.join("app.db");
@@ -987,11 +1006,14 @@ fn times_files_and_states_as_a_user_types_them() {
             "{command} left files beside it"
         );
     }
+}
 
+/// A value tcptab did not write: the error names the table, row and column.
+fn a_value_tcptab_did_not_write_is_named(dir: &Path, db: &Path) {
     // A value tcptab did not write: the error names the table, row and
     // column.
     let bad = dir.join("bad.db");
-    std::fs::copy(&db, &bad).unwrap();
+    std::fs::copy(db, &bad).unwrap();
     sql(
         &bad,
         "UPDATE connections SET state = CAST(x'ff41' AS TEXT) WHERE id = 2",
@@ -1004,5 +1026,4 @@ fn times_files_and_states_as_a_user_types_them() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
