@@ -213,37 +213,10 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     let t1 = tcptab::time::now_ms();
     drop((a, b));
 
-    // The exporter reads each file's shipping status: nothing waits, both
-    // counted the batches the stopped store did not take, and every row of
-    // the file was sent at least once.
     for db in [&db_a, &db_b] {
-        let server = Server::start(&["--ship-status", db.to_str().unwrap()]);
-        let metrics = server.metrics();
-        promtool_accepts(&metrics);
-        assert_eq!(
-            sample(&metrics, "tcptab_ship_rows_waiting "),
-            Some(0.0),
-            "{metrics}"
-        );
-        assert_eq!(
-            sample(&metrics, "tcptab_ship_oldest_waiting_seconds "),
-            Some(0.0)
-        );
-        assert_eq!(
-            sample(&metrics, "tcptab_ship_rows_dropped_total "),
-            Some(0.0)
-        );
-        let rows: f64 = sql(
-            db,
-            "SELECT (SELECT count(*) FROM connections) + (SELECT count(*) FROM polls)",
-        )
-        .parse()
-        .unwrap();
-        let sent = sample(&metrics, "tcptab_ship_rows_sent_total ").unwrap();
-        assert!(sent >= rows, "{sent} rows sent of {rows}");
-        let failures = sample(&metrics, "tcptab_ship_batches_failed_total ").unwrap();
-        assert!(failures > 0.0, "{metrics}");
+        the_exporter_says_everything_was_shipped(db);
     }
+
     // Everything was acknowledged (the outboxes are empty), and the store
     // holds each file's connections and polls, once each.
     for (db, host) in [(&db_a, "host-a"), (&db_b, "host-b")] {
@@ -262,8 +235,52 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     all.extend(server.options("fleet"));
     all.extend(window.clone());
     assert_eq!(answer(&all), union);
+    the_summary_counts_per_host(&server, &from, &to, &union);
+
+    a_filter_is_answered_alike(&server, &db_b, window);
+}
+
+/// The exporter reads a file's shipping status: nothing waits, the batches
+/// the stopped store did not take were counted, and every row of the file
+/// was sent at least once.
+fn the_exporter_says_everything_was_shipped(db: &Path) {
+    let server = Server::start(&["--ship-status", db.to_str().unwrap()]);
+    let metrics = server.metrics();
+    promtool_accepts(&metrics);
+    assert_eq!(
+        sample(&metrics, "tcptab_ship_rows_waiting "),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "tcptab_ship_oldest_waiting_seconds "),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&metrics, "tcptab_ship_rows_dropped_total "),
+        Some(0.0)
+    );
+    let rows: f64 = sql(
+        db,
+        "SELECT (SELECT count(*) FROM connections) + (SELECT count(*) FROM polls)",
+    )
+    .parse()
+    .unwrap();
+    let sent = sample(&metrics, "tcptab_ship_rows_sent_total ").unwrap();
+    assert!(sent >= rows, "{sent} rows sent of {rows}");
+    let failures = sample(&metrics, "tcptab_ship_batches_failed_total ").unwrap();
+    assert!(failures > 0.0, "{metrics}");
+}
+
+/// `--summary` counts per host what each file holds.
+fn the_summary_counts_per_host(
+    server: &ClickHouse,
+    from: &str,
+    to: &str,
+    union: &BTreeMap<String, Value>,
+) {
     // --summary counts per host what each file holds.
-    let mut summary = strings(&["history", "--summary", "--json", "--between", &from, &to]);
+    let mut summary = strings(&["history", "--summary", "--json", "--between", from, to]);
     summary.extend(server.options("fleet"));
     let out = tcptab(&summary);
     assert!(
@@ -298,8 +315,12 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
         ]
     );
     assert_eq!(summary["connections"].as_u64(), Some(union.len() as u64));
+}
+
+/// A filter is answered the same from the store (part of it in its SQL).
+fn a_filter_is_answered_alike(server: &ClickHouse, db: &Path, window: Vec<String>) {
     // A filter is answered the same from the store (part of it in its SQL).
-    let mut local = strings(&["history", "--db", db_b.to_str().unwrap()]);
+    let mut local = strings(&["history", "--db", db.to_str().unwrap()]);
     local.extend(window.clone());
     local.push("sport > :1024 and state time-wait".into());
     let mut fleet = strings(&["history", "--host", "host-b"]);
