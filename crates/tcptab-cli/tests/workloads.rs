@@ -143,7 +143,6 @@ impl Layout {
 
     /// Every shape, its files laid out under `self.files`.
     fn every_shape(mut self) -> Layout {
-        let f = self.files.clone();
         self.spawn(
             "system.slice/nginx.service",
             Expected {
@@ -151,6 +150,16 @@ impl Layout {
                 ..Expected::default()
             },
         );
+        self.docker();
+        self.containerd();
+        self.cri_o();
+        self.podman_and_a_container_without_files();
+        self
+    }
+
+    /// Docker: a container of a compose service, and a plain one.
+    fn docker(&mut self) {
+        let f = self.files.clone();
         let (d1, d2) = (id(1), id(2));
         write(
             f.join(format!("var/lib/docker/containers/{d1}/config.v2.json")),
@@ -179,6 +188,11 @@ impl Layout {
                 ..Expected::default()
             },
         );
+    }
+
+    /// containerd under Kubernetes, with either cgroup driver.
+    fn containerd(&mut self) {
+        let f = self.files.clone();
         // containerd, systemd driver: the CRI's annotations.
         let (c3, u1) = (id(3), uid(1));
         write(
@@ -224,6 +238,11 @@ impl Layout {
                 ..Expected::default()
             },
         );
+    }
+
+    /// CRI-O under Kubernetes, with either cgroup driver.
+    fn cri_o(&mut self) {
+        let f = self.files.clone();
         // CRI-O, systemd driver: the kubelet's annotations.
         let (c5, u3) = (id(5), uid(3));
         write(
@@ -264,6 +283,11 @@ impl Layout {
                 ..Expected::default()
             },
         );
+    }
+
+    /// Podman, and a Docker container whose files are missing.
+    fn podman_and_a_container_without_files(&mut self) {
+        let f = self.files.clone();
         let c7 = id(7);
         write(
             f.join("var/lib/containers/storage/overlay-containers/containers.json"),
@@ -291,7 +315,6 @@ impl Layout {
                 ..Expected::default()
             },
         );
-        self
     }
 
     fn root_arg(&self) -> String {
@@ -382,9 +405,16 @@ fn every_shape_named_in_every_output_and_filter() {
         assert!(line.trim_end().ends_with(&label), "{port} {label}: {line}");
     }
 
+    the_filter_words_select_what_the_layout_says(&layout, &root);
+
+    top_s_frames_carry_the_workloads(&layout, &root);
+}
+
+/// The filter words select what the layout says.
+fn the_filter_words_select_what_the_layout_says(layout: &Layout, root: &str) {
     // The filter words select what the layout says.
     let select = |filter: &str| -> BTreeSet<u16> {
-        let value = json(&["list", "--format", "json", "--runtime-root", &root, filter]);
+        let value = json(&["list", "--format", "json", "--runtime-root", root, filter]);
         layout.ports_of(&value)
     };
     let expect = |test: &dyn Fn(&Expected) -> bool| -> BTreeSet<u16> {
@@ -432,7 +462,10 @@ fn every_shape_named_in_every_output_and_filter() {
         select("not pod * and container *"),
         expect(&|e| e.pod.is_none() && e.container_id.is_some())
     );
+}
 
+/// top's frames carry each connection's workload too.
+fn top_s_frames_carry_the_workloads(layout: &Layout, root: &str) {
     // top's frames carry each connection's workload too.
     let out = tcptab(&[
         "top",
@@ -444,7 +477,7 @@ fn every_shape_named_in_every_output_and_filter() {
         "--interval",
         "200ms",
         "--runtime-root",
-        &root,
+        root,
         "state listening",
     ]);
     assert!(out.status.success(), "{out:?}");
@@ -746,9 +779,19 @@ time.sleep(300)
     wait_polls(&db, polls + 2);
     stop(recorder);
 
+    the_file_and_history_keep_the_workload(&db, &cgroup, client, server);
+
+    let _ = std::fs::remove_dir_all(&db_dir);
+
+    watch_s_events_carry_the_workload(watch, client, server);
+}
+
+/// The file (through sqlite3) and `history` (its filter and summary): the
+/// client's connection with its workload, from opening to TIME_WAIT.
+fn the_file_and_history_keep_the_workload(db: &Path, cgroup: &str, client: &str, server: &str) {
     // The oracle: every row of the client's connection has the workload.
     let rows = sql(
-        &db,
+        db,
         &format!(
             "SELECT c.state, coalesce(w.cgroup, '-'), coalesce(w.unit, '-') FROM connections c LEFT JOIN workloads w ON w.id = c.workload WHERE c.local_port = {client} AND c.remote_port = {server}"
         ),
@@ -760,7 +803,7 @@ time.sleep(300)
     );
     // history says the same, and filters by it.
     let (found, _) = history(
-        &db,
+        db,
         &[
             "--between",
             "-1h",
@@ -774,14 +817,11 @@ time.sleep(300)
         "{}",
         found[0]
     );
-    assert_eq!(
-        found[0]["workload"]["cgroup"].as_str(),
-        Some(cgroup.as_str())
-    );
+    assert_eq!(found[0]["workload"]["cgroup"].as_str(), Some(cgroup));
     // (Other programs on the machine may use the same ports: the test
     // looks at its own ends only.)
     let mine = format!("unit client.service and ( sport = :{client} or sport = :{server} )");
-    let (by_unit, _) = history(&db, &["--between", "-1h", "now", &mine]);
+    let (by_unit, _) = history(db, &["--between", "-1h", "now", &mine]);
     let mut ports: Vec<u64> = by_unit
         .iter()
         .map(|r| r["local_port"].as_u64().unwrap())
@@ -811,8 +851,10 @@ time.sleep(300)
         serde_json::json!([{"workload": "client.service", "connections": 3}]),
         "{summary}"
     );
-    let _ = std::fs::remove_dir_all(&db_dir);
+}
 
+/// watch's events of the client's connection, each with its workload.
+fn watch_s_events_carry_the_workload(watch: std::process::Child, client: &str, server: &str) {
     // watch's events of the client's connection, from its opening (seen
     // by a poll: a destroy notification carries no cgroup) to its
     // TIME_WAIT, each with the connection's workload.
