@@ -151,12 +151,49 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
     for kind in ["close_wait", "accept_queue", "zero_window"] {
         assert!(kinds.contains(&kind), "{kind} in {findings}");
     }
-    let cw = findings
+    the_close_wait_pile_up_with_its_holder_and_kill_command(&findings, &trouble);
+
+    the_full_queue_and_the_zero_window_client(&findings, &trouble);
+
+    // A threshold is an option: 13 CLOSE_WAIT are not a pile-up of 12.
+    let findings = json(&[
+        "explain",
+        "--diagnose",
+        "--netns-pid",
+        &pid,
+        "--close-wait",
+        "13",
+        "--json",
+        "--fail-on",
+        "never",
+    ]);
+    assert!(findings["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["kind"] == "close_wait")
-        .unwrap();
+        .all(|f| f["kind"] != "close_wait"));
+
+    a_quiet_namespace_has_no_finding();
+}
+
+/// The finding of `kind` in a report's findings.
+fn finding<'a>(findings: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    let found = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == kind);
+    found.unwrap_or_else(|| panic!("no {kind} in {findings}"))
+}
+
+/// The CLOSE_WAIT pile-up: its holder, its evidence, and the kill command
+/// whose dry run lists exactly those sockets.
+fn the_close_wait_pile_up_with_its_holder_and_kill_command(
+    findings: &serde_json::Value,
+    trouble: &Scenario,
+) {
+    let pid = trouble.pid().to_string();
+    let cw = finding(findings, "close_wait");
     assert_eq!(cw["count"], 12);
     assert_eq!(cw["severity"], "warning");
     assert!(
@@ -191,23 +228,17 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
         assert_eq!(s["owner_status"], "owned", "{s}");
         assert_eq!(s["owners"][0]["pid"], trouble.pid(), "{s}");
     }
-    let aq = findings
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["kind"] == "accept_queue")
-        .unwrap();
+}
+
+/// The full accept queue, and the zero-window client named exactly.
+fn the_full_queue_and_the_zero_window_client(findings: &serde_json::Value, trouble: &Scenario) {
+    let aq = finding(findings, "accept_queue");
     assert_eq!(aq["severity"], "critical");
     assert!(aq["summary"]
         .as_str()
         .unwrap()
         .contains(&trouble.manifest.names["full_listener"]));
-    let zw = findings
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["kind"] == "zero_window")
-        .unwrap();
+    let zw = finding(findings, "zero_window");
     assert!(zw["details"][0]
         .as_str()
         .unwrap()
@@ -233,24 +264,10 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
         listener["rx_queue"].as_u64().unwrap() >= listener["backlog_limit"].as_u64().unwrap(),
         "{aq}"
     );
-    // A threshold is an option: 13 CLOSE_WAIT are not a pile-up of 12.
-    let findings = json(&[
-        "explain",
-        "--diagnose",
-        "--netns-pid",
-        &pid,
-        "--close-wait",
-        "13",
-        "--json",
-        "--fail-on",
-        "never",
-    ]);
-    assert!(findings["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|f| f["kind"] != "close_wait"));
+}
 
+/// A quiet namespace: no finding, exit 0.
+fn a_quiet_namespace_has_no_finding() {
     let quiet = Scenario::start("quiet.py");
     let pid = quiet.pid().to_string();
     let report = json(&[
