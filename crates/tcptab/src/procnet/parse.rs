@@ -230,130 +230,134 @@ mod tests {
         assert_eq!(e.kind, ParseErrorKind::UnknownShortRow);
     }
 
+    /// (what a good line has, what the bad line has instead, the field
+    /// the error names, its kind).
+    const FIELD_CASES: &[(&str, &str, Field, ParseErrorKind)] = &[
+        ("   6:", "   x:", Field::Sl, ParseErrorKind::InvalidDecimal),
+        (
+            "0A01A8C0:0016",
+            "0A01A8C:0016",
+            Field::LocalAddress,
+            ParseErrorKind::BadLength,
+        ),
+        (
+            "0A01A8C0:0016",
+            "0A01A8CG:0016",
+            Field::LocalAddress,
+            ParseErrorKind::InvalidHex,
+        ),
+        (
+            ":0016",
+            ":00016",
+            Field::LocalPort,
+            ParseErrorKind::BadLength,
+        ),
+        (
+            ":D431",
+            ":D43Z",
+            Field::RemotePort,
+            ParseErrorKind::InvalidHex,
+        ),
+        (" 01 ", " 1FF ", Field::State, ParseErrorKind::OutOfRange),
+        (
+            "00000000:00000000",
+            "0000000G:00000000",
+            Field::TxQueue,
+            ParseErrorKind::InvalidHex,
+        ),
+        (
+            "00000000:00000000",
+            "00000000-00000000",
+            Field::TxQueue,
+            ParseErrorKind::BadSeparator,
+        ),
+        (
+            "00000000:00000000",
+            "00000000:000000001",
+            Field::RxQueue,
+            ParseErrorKind::BadLength,
+        ),
+        (
+            "02:000AF2D4",
+            "02:000AF2DX",
+            Field::TimerExpires,
+            ParseErrorKind::InvalidHex,
+        ),
+        (
+            "02:000AF2D4",
+            "002000AF2D4",
+            Field::TimerKind,
+            ParseErrorKind::BadLength,
+        ),
+        (
+            " 00000000 ",
+            " 0000000x ",
+            Field::Retransmits,
+            ParseErrorKind::InvalidHex,
+        ),
+        (
+            "    0  ",
+            "   a0  ",
+            Field::Uid,
+            ParseErrorKind::InvalidDecimal,
+        ),
+        (
+            "      0 4",
+            "      - 4",
+            Field::Probes,
+            ParseErrorKind::InvalidDecimal,
+        ),
+        (
+            " 45678 ",
+            " 99999999999999999999 ",
+            Field::Inode,
+            ParseErrorKind::OutOfRange,
+        ),
+        (
+            " 1 0000",
+            " 1x 0000",
+            Field::Refcount,
+            ParseErrorKind::InvalidDecimal,
+        ),
+        (
+            "0000000000000000",
+            "000000000000000",
+            Field::Pointer,
+            ParseErrorKind::BadLength,
+        ),
+        (
+            "0000000000000000",
+            "00000000000000zz",
+            Field::Pointer,
+            ParseErrorKind::InvalidHex,
+        ),
+        (
+            " 24 4",
+            " 2.4 4",
+            Field::Rto,
+            ParseErrorKind::InvalidDecimal,
+        ),
+        (
+            " 4 1 10",
+            " 4 1 4294967296",
+            Field::Cwnd,
+            ParseErrorKind::OutOfRange,
+        ),
+        (" -1", " -1 7", Field::Line, ParseErrorKind::TrailingData),
+        (
+            " -1",
+            " -2147483649",
+            Field::Ssthresh,
+            ParseErrorKind::OutOfRange,
+        ),
+        (" 10 -1", "", Field::Cwnd, ParseErrorKind::Missing),
+    ];
+
     #[test]
     fn errors_name_the_field() {
         let good = "   6: 0A01A8C0:0016 3201A8C0:D431 01 00000000:00000000 02:000AF2D4 00000000     0        0 45678 1 0000000000000000 24 4 1 10 -1";
         assert!(parse_line(good.as_bytes(), ByteOrder::Little).is_ok());
-        let cases: &[(&str, &str, Field, ParseErrorKind)] = &[
-            ("   6:", "   x:", Field::Sl, ParseErrorKind::InvalidDecimal),
-            (
-                "0A01A8C0:0016",
-                "0A01A8C:0016",
-                Field::LocalAddress,
-                ParseErrorKind::BadLength,
-            ),
-            (
-                "0A01A8C0:0016",
-                "0A01A8CG:0016",
-                Field::LocalAddress,
-                ParseErrorKind::InvalidHex,
-            ),
-            (
-                ":0016",
-                ":00016",
-                Field::LocalPort,
-                ParseErrorKind::BadLength,
-            ),
-            (
-                ":D431",
-                ":D43Z",
-                Field::RemotePort,
-                ParseErrorKind::InvalidHex,
-            ),
-            (" 01 ", " 1FF ", Field::State, ParseErrorKind::OutOfRange),
-            (
-                "00000000:00000000",
-                "0000000G:00000000",
-                Field::TxQueue,
-                ParseErrorKind::InvalidHex,
-            ),
-            (
-                "00000000:00000000",
-                "00000000-00000000",
-                Field::TxQueue,
-                ParseErrorKind::BadSeparator,
-            ),
-            (
-                "00000000:00000000",
-                "00000000:000000001",
-                Field::RxQueue,
-                ParseErrorKind::BadLength,
-            ),
-            (
-                "02:000AF2D4",
-                "02:000AF2DX",
-                Field::TimerExpires,
-                ParseErrorKind::InvalidHex,
-            ),
-            (
-                "02:000AF2D4",
-                "002000AF2D4",
-                Field::TimerKind,
-                ParseErrorKind::BadLength,
-            ),
-            (
-                " 00000000 ",
-                " 0000000x ",
-                Field::Retransmits,
-                ParseErrorKind::InvalidHex,
-            ),
-            (
-                "    0  ",
-                "   a0  ",
-                Field::Uid,
-                ParseErrorKind::InvalidDecimal,
-            ),
-            (
-                "      0 4",
-                "      - 4",
-                Field::Probes,
-                ParseErrorKind::InvalidDecimal,
-            ),
-            (
-                " 45678 ",
-                " 99999999999999999999 ",
-                Field::Inode,
-                ParseErrorKind::OutOfRange,
-            ),
-            (
-                " 1 0000",
-                " 1x 0000",
-                Field::Refcount,
-                ParseErrorKind::InvalidDecimal,
-            ),
-            (
-                "0000000000000000",
-                "000000000000000",
-                Field::Pointer,
-                ParseErrorKind::BadLength,
-            ),
-            (
-                "0000000000000000",
-                "00000000000000zz",
-                Field::Pointer,
-                ParseErrorKind::InvalidHex,
-            ),
-            (
-                " 24 4",
-                " 2.4 4",
-                Field::Rto,
-                ParseErrorKind::InvalidDecimal,
-            ),
-            (
-                " 4 1 10",
-                " 4 1 4294967296",
-                Field::Cwnd,
-                ParseErrorKind::OutOfRange,
-            ),
-            (" -1", " -1 7", Field::Line, ParseErrorKind::TrailingData),
-            (
-                " -1",
-                " -2147483649",
-                Field::Ssthresh,
-                ParseErrorKind::OutOfRange,
-            ),
-            (" 10 -1", "", Field::Cwnd, ParseErrorKind::Missing),
-        ];
+        let cases = FIELD_CASES;
         for (from, to, field, kind) in cases {
             assert!(good.contains(from), "{from}");
             let bad = good.replacen(from, to, 1);
