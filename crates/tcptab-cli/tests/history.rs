@@ -641,14 +641,6 @@ fn bad_input_is_named_and_an_unrecorded_moment_is_said() {
         .status()
         .unwrap();
     assert!(status.success());
-    let run = |args: &[&str]| {
-        let out = common::tcptab(args);
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
     let text = dir.join("notes.txt");
     std::fs::write(&text, "not a database\n").unwrap();
     let foreign = dir.join("other.db");
@@ -701,6 +693,24 @@ fn bad_input_is_named_and_an_unrecorded_moment_is_said() {
     );
 
     let db = db.to_str().unwrap();
+    bad_times_are_one_line_each(db);
+
+    outside_the_recorded_span_is_said(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `tcptab ARGS`: its exit code, stdout and stderr.
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = common::tcptab(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A time that is not one: one line naming the option and what it expects.
+fn bad_times_are_one_line_each(db: &str) {
     for (args, says) in [
         (
             vec!["--at", "yesterday"],
@@ -728,6 +738,10 @@ fn bad_input_is_named_and_an_unrecorded_moment_is_said() {
             "{stderr}"
         );
     }
+}
+
+/// Outside the recorded span: said, no rows, success, in every format.
+fn outside_the_recorded_span_is_said(db: &str) {
     // Outside the recorded span: said, no rows, success.
     for format in ["json", "jsonl", "csv", "table"] {
         let (code, stdout, stderr) = run(&[
@@ -747,7 +761,6 @@ fn bad_input_is_named_and_an_unrecorded_moment_is_said() {
             _ => assert_eq!(stdout.lines().count(), 1, "the header: {stdout}"),
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
