@@ -57,6 +57,11 @@ fn tracker() -> Tracker {
 }
 
 /// (change, at, id) of each event, for comparing.
+/// A change of state from `from`, at `at`, of connection `id`.
+fn changed(from: State, at: i64, id: u64) -> (Change, i64, u64) {
+    (Change::StateChanged { from }, at, id)
+}
+
 fn changes(events: &[Event]) -> Vec<(Change, i64, u64)> {
     events.iter().map(|e| (e.change, e.at, e.conn.id)).collect()
 }
@@ -101,13 +106,7 @@ fn a_notification_before_the_time_wait_is_one_connection_in_time_wait_from_then(
         [
             (Change::Opened, T, 1),
             (Change::Closed { by: End::Destroy }, T + 100, 1),
-            (
-                Change::StateChanged {
-                    from: State::Established
-                },
-                T + 100,
-                1
-            ),
+            changed(State::Established, T + 100, 1),
             // The TIME_WAIT's timer said when it would go.
             (Change::Ended { by: End::Expired }, T + 61_000, 1),
         ]
@@ -137,13 +136,7 @@ fn a_time_wait_before_the_notification_is_the_same_connection() {
         changes(&out),
         [
             (Change::Opened, T, 1),
-            (
-                Change::StateChanged {
-                    from: State::Established
-                },
-                T + 1000,
-                1
-            ),
+            changed(State::Established, T + 1000, 1),
             (Change::Closed { by: End::Destroy }, T + 1500, 1),
             // Gone before its timer said: it ended by the poll.
             (Change::Ended { by: End::Poll }, T + 2000, 1),
@@ -308,20 +301,8 @@ fn from_proc_a_time_wait_and_a_full_socket_after_a_request_join_by_their_ends() 
         changes(&out),
         [
             (Change::Opened, T + 1000, 1),
-            (
-                Change::StateChanged {
-                    from: State::SynRecv
-                },
-                T + 2000,
-                1
-            ),
-            (
-                Change::StateChanged {
-                    from: State::Established
-                },
-                T + 3000,
-                1
-            ),
+            changed(State::SynRecv, T + 2000, 1),
+            changed(State::Established, T + 3000, 1),
             (Change::Closed { by: End::Poll }, T + 4000, 1),
             (Change::Ended { by: End::Poll }, T + 4000, 1),
         ]
