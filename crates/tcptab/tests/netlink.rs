@@ -448,7 +448,7 @@ fn one_walk_returns_the_sockets_of_the_two_per_family_dumps() {
     let families: Vec<Family> = snapshot.sockets.iter().map(|k| k.socket.family).collect();
     assert!(families.is_sorted_by_key(|f| *f == Family::Ipv6));
 
-    // Every socket, IPv6's dump read ahead on a thread of its own or not:
+    // Every socket, each family's dump read ahead on a thread of its own or not:
     // the same sockets in the same order (the kernel's, family by family).
     let all = tcptab::Query::new()
         .source(diag::Choice::Netlink)

@@ -1,8 +1,8 @@
-//! A dump read ahead on a thread of its own: while the caller walks one
-//! family's dump, the other family's datagrams are received on the second
-//! core into a bounded queue, and [`Prefetch`] hands them over as a
-//! [`Transport`] would. The kernel builds a dump inside `recvmsg`, so the
-//! two families' walks of its tables run side by side.
+//! A dump read ahead on a thread of its own: its datagrams are received
+//! (the kernel builds a dump inside `recvmsg`, walking its tables then)
+//! into a bounded queue, and [`Prefetch`] hands them over as a
+//! [`Transport`] would. With one for each family, the two walks run side
+//! by side and the caller only decodes and writes, on the other core.
 
 use std::io;
 use std::sync::mpsc::{sync_channel, Receiver};

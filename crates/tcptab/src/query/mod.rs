@@ -157,10 +157,10 @@ impl Query {
         self
     }
 
-    /// Whether a netlink read of every socket reads IPv6's dump ahead on a
-    /// thread of its own while IPv4's is walked (the default; off, one
-    /// dump after the other on the caller's thread). The answer and its
-    /// order are the same.
+    /// Whether a netlink read of every socket reads each family's dump
+    /// ahead on a thread of its own while the caller decodes (the default;
+    /// off, one dump after the other on the caller's thread). The answer
+    /// and its order are the same.
     pub fn read_ahead(mut self, on: bool) -> Query {
         self.read_ahead = on;
         self

@@ -111,15 +111,20 @@ impl Query {
                 Err(e) => return Err(e),
             }
         }
-        // Every socket of both families: IPv6's dump is read ahead on the
-        // second core while IPv4's is walked here.
-        let mut ahead = match (&program, families.as_slice()) {
-            (None, [Family::Ipv4, Family::Ipv6]) if self.read_ahead => {
-                self.netlink_socket(namespace).ok().and_then(|s| {
-                    diag::read_ahead(s, Family::Ipv6, self.extensions, filter.states()).ok()
+        // Every socket of both families: each family's dump is read ahead
+        // on a thread of its own (the kernel walks its tables inside
+        // recvmsg), while the sockets are decoded and handed over here.
+        let mut ahead: Vec<(Family, diag::Prefetch)> = match (&program, families.as_slice()) {
+            (None, [Family::Ipv4, Family::Ipv6]) if self.read_ahead => [Family::Ipv4, Family::Ipv6]
+                .into_iter()
+                .filter_map(|family| {
+                    let s = self.netlink_socket(namespace).ok()?;
+                    let states = filter.states();
+                    let prefetch = diag::read_ahead(s, family, self.extensions, states).ok()?;
+                    Some((family, prefetch))
                 })
-            }
-            _ => None,
+                .collect(),
+            _ => Vec::new(),
         };
         for family in families {
             loop {
@@ -137,11 +142,12 @@ impl Query {
                 };
                 let bytes = program.as_ref().map(|(bytes, _)| bytes.as_slice());
                 let states = filter.states();
-                let dumped = match (family, ahead.as_mut()) {
-                    (Family::Ipv6, Some(ahead)) => {
+                let prefetched = ahead.iter_mut().find(|(f, _)| *f == family);
+                let dumped = match prefetched {
+                    Some((_, ahead)) => {
                         diag::dump_each(ahead, &[family], self.extensions, states, None, &mut visit)
                     }
-                    _ => diag::dump_each(
+                    None => diag::dump_each(
                         &mut socket,
                         &[family],
                         self.extensions,
