@@ -139,6 +139,7 @@ impl Query {
                 denied_reason: s.denied_reason,
                 vanished: s.vanished,
             }),
+            read_at: Some(crate::time::now_ms()),
             ..Report::default()
         };
         for target in targets {

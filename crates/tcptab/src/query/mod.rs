@@ -355,9 +355,7 @@ impl Query {
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut sockets = Vec::new();
         let mut namespaces: Vec<Option<Arc<Namespace>>> = Vec::new();
-        let mut read_at = None;
         let (report, owners) = self.walk(|index, namespace, looks, raw| {
-            read_at.get_or_insert_with(crate::time::now_ms);
             // The namespace at `index` (one that failed after a table
             // was announced is replaced by the next one read).
             if namespaces.len() <= index {
@@ -403,8 +401,8 @@ impl Query {
             sockets,
             namespaces,
             owners,
+            read_at: report.read_at,
             report,
-            read_at,
         })
     }
 

@@ -29,6 +29,11 @@ pub struct Report {
     pub processes_unreadable: u32,
     /// What the owner scan could not see, when owners were looked up.
     pub owners: Option<OwnerReport>,
+    /// When the reading of the tables began (ms since the Unix epoch):
+    /// after the owner scan that comes first, before the first dump was
+    /// asked for. A socket in the answer was there at some moment after
+    /// it; what ended before it is not in the answer.
+    pub read_at: Option<i64>,
 }
 
 /// One namespace that was read.

@@ -19,10 +19,10 @@ pub struct Snapshot {
     /// The owner scan the owners came from, when owners were looked up.
     pub owners: Option<OwnerScan>,
     pub report: Report,
-    /// When the first table came (ms since the Unix epoch): the moment
-    /// the sockets were read, after the owner scan that comes before (on
-    /// a host with many processes the scan takes seconds, while sockets
-    /// open and close).
+    /// When the reading of the tables began ([`Report::read_at`]): after
+    /// the owner scan that comes first (on a host with many processes the
+    /// scan takes seconds, while sockets open and close), before the
+    /// kernel began to walk its tables.
     pub read_at: Option<i64>,
 }
 

@@ -45,8 +45,8 @@ impl MonitorOptions {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct PollDone<'a> {
-    /// When the table was read (ms since the Unix epoch): the start of
-    /// the dump, after the owner scan before it.
+    /// When the reading of the table began (ms since the Unix epoch),
+    /// after the owner scan before it.
     pub at: i64,
     /// How long the query took.
     pub took: Duration,
@@ -153,15 +153,21 @@ impl<'q> Monitor<'q> {
         let began = crate::time::now_ms();
         let snapshot = self.query.snapshot()?;
         let took = started.elapsed();
-        // The moment of the poll is when the table was read: what the
-        // owner scan before it took, sockets opened and closed during.
+        // The moment of the poll is when the reading of the table began,
+        // after the owner scan (which may take seconds on a busy host):
+        // a notification up to then is older than anything the dump
+        // could show, and a socket first seen was there after it.
         let at = snapshot.read_at.unwrap_or(began).max(began);
         let mut notices = self
             .notifier
             .as_ref()
             .map_or_else(Vec::new, Notifier::drain);
         notices.sort_by_key(notice_at);
-        let later = notices.partition_point(|n| notice_at(n) <= at);
+        // Before the poll: only what came in an earlier millisecond than
+        // the reading began, which the dump cannot show (a TIME_WAIT made
+        // then is in the kernel's tables before the walk begins). What
+        // came in the same millisecond may have come during the walk.
+        let later = notices.partition_point(|n| notice_at(n) < at);
         let after: Vec<Notice> = notices.drain(later..).collect();
         for notice in notices {
             self.notice(notice, f)?;
