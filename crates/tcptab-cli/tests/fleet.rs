@@ -106,7 +106,7 @@ fn make_tables(server: &ClickHouse) {
     assert!(stderr.contains("no table TTL"), "{stderr}");
 }
 
-/// The store holds the file's connections and polls, once each (after
+/// The store holds the file's connections, state changes and polls, once each (after
 /// merging), and nothing waits in the file's outbox.
 fn holds_once(server: &ClickHouse, db: &Path, host: &str) {
     assert_eq!(sql(db, "SELECT count(*) FROM outbox"), "0", "{host}");
@@ -218,7 +218,7 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     }
 
     // Everything was acknowledged (the outboxes are empty), and the store
-    // holds each file's connections and polls, once each.
+    // holds each file's connections, state changes and polls, once each.
     for (db, host) in [(&db_a, "host-a"), (&db_b, "host-b")] {
         holds_once(&server, db, host);
     }
@@ -336,7 +336,7 @@ fn a_filter_is_answered_alike(server: &ClickHouse, db: &Path, window: Vec<String
 /// answer lost after the rows were in (sent again: the store keeps them
 /// once), a request cut in the middle (nothing in: sent again), and the
 /// store killed and started again with a batch half sent. Afterwards the
-/// store holds the file's connections and polls once each, and answers as
+/// store holds the file's connections, state changes and polls once each, and answers as
 /// the file does.
 #[test]
 fn inserts_broken_in_flight_are_sent_again_and_kept_once() {

@@ -52,7 +52,7 @@ fn clickhouse(args: &SchemaArgs, out: &mut impl Write) -> Result<()> {
         );
     }
     note!(
-        "tcptab: tables connections and polls are in database {} at {}",
+        "tcptab: tables connections, state_changes and polls are in database {} at {}",
         schema.database,
         client.target().base
     );

@@ -243,7 +243,8 @@ pub struct Tally {
     /// Closed connections whose TIME_WAIT may yet say that this side
     /// closed first: their group, until they end.
     closing: HashMap<u64, usize>,
-    unplaced: Vec<Unplaced>,
+    /// By tracker id (the order they came in).
+    unplaced: BTreeMap<u64, Unplaced>,
     groups: Vec<Group>,
     index: HashMap<Labels, usize>,
     over_the_cap: u64,
@@ -304,7 +305,7 @@ impl Tally {
                 live.group = Some(group);
             }
         }
-        for u in std::mem::take(&mut self.unplaced) {
+        for u in std::mem::take(&mut self.unplaced).into_values() {
             let group = self.place(&u.entry);
             match u.end.side {
                 Some(side) => self.groups[group].closed_first[side as usize] += 1,
@@ -366,7 +367,7 @@ impl Tally {
             Change::Ended { .. } => {
                 self.closed(conn);
                 self.closing.remove(&conn.id);
-                if let Some(u) = self.unplaced.iter_mut().find(|u| u.id == conn.id) {
+                if let Some(u) = self.unplaced.get_mut(&conn.id) {
                     u.ended = true;
                 }
             }
@@ -388,7 +389,7 @@ impl Tally {
                     // Its TIME_WAIT, after its socket was destroyed.
                     if let Some(g) = self.closing.remove(&conn.id) {
                         self.groups[g].closed_first[side as usize] += 1;
-                    } else if let Some(u) = self.unplaced.iter_mut().find(|u| u.id == conn.id) {
+                    } else if let Some(u) = self.unplaced.get_mut(&conn.id) {
                         u.end.side = u.end.side.or(Some(side));
                     }
                 }
@@ -425,12 +426,15 @@ impl Tally {
                 }
                 self.end(group, end);
             }
-            (None, Some(entry)) => self.unplaced.push(Unplaced {
-                id: conn.id,
-                entry: *entry,
-                end,
-                ended: false,
-            }),
+            (None, Some(entry)) => {
+                let u = Unplaced {
+                    id: conn.id,
+                    entry: *entry,
+                    end,
+                    ended: false,
+                };
+                self.unplaced.insert(conn.id, u);
+            }
             (None, None) => {}
         }
     }
