@@ -125,6 +125,27 @@ fn every_counter_has_its_created(server: &Server, began: f64) {
         "{counted} counters with a _created:\n{}",
         om.body
     );
+    // Each duration histogram's last bucket is followed by its `_created`.
+    let name = "tcptab_connection_duration_seconds";
+    let mut histograms = 0;
+    for pair in lines.windows(2) {
+        let Some(labels) = pair[0]
+            .strip_prefix(&format!("{name}_bucket{{le=\"+Inf\","))
+            .and_then(|l| l.split_once("} "))
+            .map(|(labels, _)| labels)
+        else {
+            continue;
+        };
+        let created = format!("{name}_created{{{labels}}} ");
+        assert!(
+            pair[1].starts_with(&created),
+            "after {}: {}",
+            pair[0],
+            pair[1]
+        );
+        histograms += 1;
+    }
+    assert!(histograms >= 2, "{histograms} histograms with a _created");
     assert!(!server.metrics().contains("_created"));
 }
 

@@ -241,13 +241,18 @@ impl App {
 
 /// The Prometheus text format (0.0.4) from prometheus-client's OpenMetrics
 /// output: a counter's HELP and TYPE name the `_total` sample, and UNIT
-/// lines and counters' `_created` samples go (0.0.4 has neither).
+/// lines and the `_created` samples of counters and histograms go (0.0.4
+/// has neither).
 fn to_prometheus_text(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .collect();
+    let typed = |kind: &'static str| -> std::collections::HashSet<&str> {
+        openmetrics
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.strip_suffix(kind))
+            .collect()
+    };
+    let counters = typed(" counter");
+    let histograms = typed(" histogram");
     let mut out = String::with_capacity(openmetrics.len());
     for line in openmetrics.lines() {
         if line.starts_with("# UNIT ") || line == "# EOF" {
@@ -256,7 +261,7 @@ fn to_prometheus_text(openmetrics: &str) -> String {
         let name = line.split(['{', ' ']).next().unwrap_or_default();
         if name
             .strip_suffix("_created")
-            .is_some_and(|counter| counters.contains(counter))
+            .is_some_and(|family| counters.contains(family) || histograms.contains(family))
         {
             continue;
         }
@@ -282,10 +287,10 @@ mod tests {
 
     #[test]
     fn counters_are_renamed_for_the_text_format() {
-        let om = "# HELP tcptab_errors Failed.\n# TYPE tcptab_errors counter\ntcptab_errors_total{kind=\"parse\"} 0\ntcptab_errors_created{kind=\"parse\"} 1800000000.250\n# HELP tcptab_up Up.\n# TYPE tcptab_up gauge\ntcptab_up 1\n# EOF\n";
+        let om = "# HELP tcptab_errors Failed.\n# TYPE tcptab_errors counter\ntcptab_errors_total{kind=\"parse\"} 0\ntcptab_errors_created{kind=\"parse\"} 1800000000.250\n# HELP tcptab_took Took.\n# TYPE tcptab_took histogram\ntcptab_took_bucket{le=\"+Inf\"} 0\ntcptab_took_created 1800000000.250\n# HELP tcptab_up Up.\n# TYPE tcptab_up gauge\ntcptab_up 1\n# EOF\n";
         assert_eq!(
             to_prometheus_text(om),
-            "# HELP tcptab_errors_total Failed.\n# TYPE tcptab_errors_total counter\ntcptab_errors_total{kind=\"parse\"} 0\n# HELP tcptab_up Up.\n# TYPE tcptab_up gauge\ntcptab_up 1\n"
+            "# HELP tcptab_errors_total Failed.\n# TYPE tcptab_errors_total counter\ntcptab_errors_total{kind=\"parse\"} 0\n# HELP tcptab_took Took.\n# TYPE tcptab_took histogram\ntcptab_took_bucket{le=\"+Inf\"} 0\n# HELP tcptab_up Up.\n# TYPE tcptab_up gauge\ntcptab_up 1\n"
         );
     }
 }

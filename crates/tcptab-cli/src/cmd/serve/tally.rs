@@ -106,8 +106,10 @@ pub fn register(registry: &mut Registry, tally: &Mutex<Tally>) -> Created {
     }
     let durations = Family::<Labels, Fixed>::default();
     for (l, histogram) in &t.durations {
-        let l = l.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        if let Ok(mut h) = durations.get_or_create(&l).0.lock() {
+        if let Some(&at) = began.get(&l[..]) {
+            created.histogram("tcptab_connection_duration_seconds", &owned(l), at);
+        }
+        if let Ok(mut h) = durations.get_or_create(&owned(l)).0.lock() {
             *h = histogram.clone();
         }
     }
@@ -141,12 +143,23 @@ pub fn register(registry: &mut Registry, tally: &Mutex<Tally>) -> Created {
 pub struct Created(HashMap<String, String>);
 
 impl Created {
+    /// A counter's: after its `_total` sample.
     fn add(&mut self, name: &str, labels: &[(String, String)], at_ms: i64) {
-        let labels = render_labels(labels);
-        let seconds = format!("{:.3}", at_ms as f64 / 1000.0);
+        let rendered = render_labels(labels);
         self.0.insert(
-            format!("{name}_total{labels}"),
-            format!("{name}_created{labels} {seconds}"),
+            format!("{name}_total{rendered}"),
+            format!("{name}_created{rendered} {}", seconds(at_ms)),
+        );
+    }
+
+    /// A histogram's: after its last bucket (`le="+Inf"`, a label
+    /// prometheus-client writes first), the last sample it writes of it.
+    fn histogram(&mut self, name: &str, labels: &[(String, String)], at_ms: i64) {
+        let mut last = vec![("le".to_string(), "+Inf".to_string())];
+        last.extend_from_slice(labels);
+        self.0.insert(
+            format!("{name}_bucket{}", render_labels(&last)),
+            format!("{name}_created{} {}", render_labels(labels), seconds(at_ms)),
         );
     }
 
@@ -164,6 +177,11 @@ impl Created {
         }
         out
     }
+}
+
+/// Seconds since the Unix epoch, to the millisecond.
+fn seconds(at_ms: i64) -> String {
+    format!("{:.3}", at_ms as f64 / 1000.0)
 }
 
 /// `{k="v",...}` as prometheus-client writes a label set (nothing for
@@ -194,7 +212,11 @@ fn render_labels(labels: &[(String, String)]) -> String {
 }
 
 fn labels(s: &Series) -> Labels {
-    s.labels
+    owned(&s.labels)
+}
+
+fn owned(labels: &[(&str, String)]) -> Labels {
+    labels
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect()
