@@ -42,14 +42,37 @@ impl OwnerScan {
         if wanted.is_empty() {
             return Ok(OwnerScan::default());
         }
-        OwnerScan::scan_with(proc_root, Some(wanted))
+        OwnerScan::scan_with(proc_root, Some(wanted), None)
     }
 
     /// Scan `<proc_root>/<pid>/fd` of every process, keeping every socket:
     /// what a caller needs that looks owners up before it reads the table
     /// (as `ss -p` does), so the table can stream.
     pub fn scan_all(proc_root: &Path) -> io::Result<OwnerScan> {
-        OwnerScan::scan_with(proc_root, None)
+        OwnerScan::scan_with(proc_root, None, None)
+    }
+
+    /// Like [`scan_all`](OwnerScan::scan_all), but only the processes
+    /// that live in the network namespace of inode `netns` (and those
+    /// whose namespace cannot be read): on a host where other namespaces'
+    /// processes hold many descriptors, a scan of one namespace's owners
+    /// that takes milliseconds, not seconds. A socket of the namespace
+    /// held by a process of another one is not found by it.
+    pub fn scan_namespace(proc_root: &Path, netns: u64) -> io::Result<OwnerScan> {
+        OwnerScan::scan_with(proc_root, None, Some(netns))
+    }
+
+    /// [`scan`](OwnerScan::scan) among the processes of the namespace of
+    /// inode `netns` only (as [`scan_namespace`](OwnerScan::scan_namespace)).
+    pub fn scan_namespace_for(
+        proc_root: &Path,
+        netns: u64,
+        wanted: &HashSet<u64>,
+    ) -> io::Result<OwnerScan> {
+        if wanted.is_empty() {
+            return Ok(OwnerScan::default());
+        }
+        OwnerScan::scan_with(proc_root, Some(wanted), Some(netns))
     }
 
     /// The scan: the process directories listed once, then split over up
@@ -57,7 +80,11 @@ impl OwnerScan {
     /// directories with `getdents64` into a reused buffer and each link
     /// with `readlinkat` into a stack buffer (no allocation per
     /// descriptor; one per owner found).
-    fn scan_with(proc_root: &Path, wanted: Option<&HashSet<u64>>) -> io::Result<OwnerScan> {
+    fn scan_with(
+        proc_root: &Path,
+        wanted: Option<&HashSet<u64>>,
+        netns: Option<u64>,
+    ) -> io::Result<OwnerScan> {
         use rustix::fs::{openat, Mode, OFlags, CWD};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = openat(CWD, proc_root, flags, Mode::empty())?;
@@ -77,7 +104,9 @@ impl OwnerScan {
             let mut scan = OwnerScan::default();
             let mut reader = Reader::default();
             for &pid in &pids {
-                scan.process(&root, pid, wanted, &mut reader);
+                if in_namespace(&root, pid, netns, &mut reader) {
+                    scan.process(&root, pid, wanted, &mut reader);
+                }
             }
             scan
         } else {
@@ -91,7 +120,9 @@ impl OwnerScan {
                             let mut scan = OwnerScan::default();
                             let mut reader = Reader::default();
                             for &pid in pids.iter().skip(t).step_by(threads) {
-                                scan.process(root, pid, wanted, &mut reader);
+                                if in_namespace(root, pid, netns, &mut reader) {
+                                    scan.process(root, pid, wanted, &mut reader);
+                                }
                             }
                             scan
                         })
@@ -285,6 +316,22 @@ impl OwnerScan {
             _ => &[],
         }
     }
+}
+
+/// Whether process `pid` lives in the network namespace of inode `netns`
+/// (always, for None, and when its namespace cannot be read).
+fn in_namespace(
+    root: &std::os::fd::OwnedFd,
+    pid: u32,
+    netns: Option<u64>,
+    reader: &mut Reader,
+) -> bool {
+    use std::fmt::Write;
+    let Some(netns) = netns else { return true };
+    reader.path.clear();
+    let _ = write!(reader.path, "{pid}/ns/net");
+    let flags = rustix::fs::AtFlags::empty();
+    rustix::fs::statat(root, reader.path.as_str(), flags).map_or(true, |st| st.st_ino == netns)
 }
 
 /// Buffers one scanning thread reuses for every process.

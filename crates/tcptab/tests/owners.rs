@@ -52,3 +52,65 @@ fn the_threaded_scan_finds_the_owners_the_plain_one_finds() {
     // The listener shared by two processes (after fork) has both.
     assert!(shared >= 5, "{shared}");
 }
+
+/// A snapshot of one namespace looks for owners among that namespace's
+/// processes first, then among all for the sockets left without one: a
+/// listener of the namespace held by a process that moved to another
+/// namespace keeps its owner, as the full scan finds it.
+#[test]
+fn a_socket_held_from_another_namespace_keeps_its_owner() {
+    let Some(scenario) = testkit::live("sockets.py") else { return };
+    let code = "import os, socket\n\
+                s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+                print(s.getsockname()[1], flush=True)\n\
+                os.set_inheritable(s.fileno(), True)\n\
+                os.execvp('unshare', ['unshare', '--net', 'sleep', '600'])\n";
+    let mut command = Command::new("nsenter");
+    command
+        .arg("-t")
+        .arg(scenario.pid().to_string())
+        .args(["-n", "python3", "-c", code]);
+    let (holder, line) = testkit::spawn_until_line(&mut command);
+    // Killed however the test ends (it holds the test's output open).
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = Killed(holder);
+    let port: u16 = line.trim().parse().unwrap();
+    // Until it lives in a namespace of its own.
+    let ns_of = |root: std::path::PathBuf| std::fs::read_link(root.join("ns/net")).unwrap();
+    let holder_root = std::path::PathBuf::from(format!("/proc/{}", holder.0.id()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ns_of(holder_root.clone()) == ns_of(scenario.proc_root()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder never left"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let query = tcptab::Query::new()
+        .namespaces(tcptab::Namespaces::Pid(scenario.pid()))
+        .owners(true);
+    let snapshot = query.snapshot().unwrap();
+    let listener = snapshot
+        .sockets
+        .iter()
+        .find(|e| e.socket.local.port() == port)
+        .expect("the listener in the snapshot");
+    let full = OwnerScan::scan_all(std::path::Path::new("/proc")).unwrap();
+    let want: Vec<u32> = full
+        .owners(&listener.socket)
+        .iter()
+        .map(|o| o.pid)
+        .collect();
+    assert_eq!(want, [holder.0.id()]);
+    let got: Vec<u32> = match &listener.owners {
+        Some(tcptab::Owners::Owned(list)) => list.iter().map(|o| o.pid).collect(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(got, want);
+}

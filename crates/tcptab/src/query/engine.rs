@@ -53,6 +53,23 @@ impl<E> From<Error> for Stop<E> {
 }
 
 impl Query {
+    /// Where owners are looked for first: the inode of the one live
+    /// namespace `targets` names (this process's for None), if there is
+    /// exactly one, and the filter does not test owners (it judges each
+    /// socket by the first scan's answer).
+    pub(super) fn owners_namespace(&self, targets: &[Option<Namespace>]) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        match targets {
+            _ if self.is_captured() || self.namespaces == Namespaces::All => None,
+            _ if self.filter.needs_owners() => None,
+            [Some(ns)] => Some(ns.inode),
+            [None] => std::fs::metadata(self.root.join("self/ns/net"))
+                .ok()
+                .map(|m| m.ino()),
+            _ => None,
+        }
+    }
+
     /// The namespaces to read (None: this one or the capture), and how many
     /// processes' namespace links could not be read.
     pub(super) fn targets(&self) -> Result<(Vec<Option<Namespace>>, u32)> {
@@ -98,9 +115,12 @@ impl Query {
     /// The one walk behind [`for_each`](Query::for_each) and
     /// [`snapshot`](Query::snapshot): `visit` gets the namespace's index in
     /// [`Report::read`], the namespace, the owner scan and each matching
-    /// socket.
+    /// socket. With `namespace_first`, the owners of a single namespace
+    /// are looked for among its own processes only (the caller looks
+    /// again, among all, for the sockets left without one).
     pub(super) fn walk<E: From<Error>>(
         &self,
+        namespace_first: bool,
         mut visit: impl FnMut(
             usize,
             Option<&Namespace>,
@@ -110,7 +130,15 @@ impl Query {
     ) -> std::result::Result<(Report, Option<OwnerScan>), E> {
         let (targets, processes_unreadable) = self.targets()?;
         let scan = if self.looks_up_owners() {
-            Some(OwnerScan::scan_all(&self.root).map_err(|error| Error::Io {
+            let only = match namespace_first {
+                true => self.owners_namespace(&targets),
+                false => None,
+            };
+            let scan = match only {
+                Some(netns) => OwnerScan::scan_namespace(&self.root, netns),
+                None => OwnerScan::scan_all(&self.root),
+            };
+            Some(scan.map_err(|error| Error::Io {
                 path: self.root.clone(),
                 error,
             })?)

@@ -326,7 +326,7 @@ impl Query {
         &self,
         visitor: &mut dyn Visitor<E>,
     ) -> std::result::Result<Report, E> {
-        let (report, _) = self.walk(|_, namespace, looks, raw| {
+        let (report, _) = self.walk(false, |_, namespace, looks, raw| {
             if let Raw::Table(family, source) = raw {
                 return visitor.table(namespace, family, source);
             }
@@ -355,7 +355,9 @@ impl Query {
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut sockets = Vec::new();
         let mut namespaces: Vec<Option<Arc<Namespace>>> = Vec::new();
-        let (report, owners) = self.walk(|index, namespace, looks, raw| {
+        // Owners among the namespace's own processes first (fast on a busy
+        // host), then, for what is left, among every process.
+        let (report, owners) = self.walk(true, |index, namespace, looks, raw| {
             // The namespace at `index` (one that failed after a table
             // was announced is replaced by the next one read).
             if namespaces.len() <= index {
@@ -388,7 +390,10 @@ impl Query {
             Ok::<(), Error>(())
         })?;
         if let Some(scan) = &owners {
-            owners_made_after_the_scan(&mut sockets, scan, &self.root);
+            let read: Vec<Option<Namespace>> =
+                report.read.iter().map(|r| r.namespace.clone()).collect();
+            let netns = self.owners_namespace(&read);
+            owners_made_after_the_scan(&mut sockets, scan, &self.root, netns);
         }
         // Namespaces read without a socket of theirs.
         namespaces.resize(report.read.len(), None);
@@ -438,26 +443,40 @@ impl Query {
 /// sockets anyway, looks those up again in a second scan of only their
 /// inodes; what it still does not find closed meanwhile, or is held by a
 /// process that could not be read.
-fn owners_made_after_the_scan(sockets: &mut [EntryBuf], scan: &OwnerScan, root: &Path) {
+fn owners_made_after_the_scan(
+    sockets: &mut [EntryBuf],
+    scan: &OwnerScan,
+    root: &Path,
+    netns: Option<u64>,
+) {
     let missing = |e: &EntryBuf| {
         e.socket.kind == RowKind::Full
             && e.socket.inode != 0
             && matches!(e.owners, Some(Owners::NotFound | Owners::Unknown))
     };
-    let wanted: HashSet<u64> = sockets
-        .iter()
-        .filter(|e| missing(e))
-        .map(|e| e.socket.inode)
-        .collect();
-    if wanted.is_empty() {
-        return;
-    }
-    let Ok(again) = OwnerScan::scan(root, &wanted) else { return };
-    for e in sockets.iter_mut().filter(|e| missing(e)) {
-        if let Ownership::Owned(list) = again.ownership(&e.socket) {
-            e.owners = Some(Owners::Owned(list.into()));
-        } else if scan.denied == 0 && again.denied > 0 {
-            e.owners = Some(Owners::Unknown);
+    // The namespace's own processes first (the scan before looked only
+    // there too), then every process for what is still missing.
+    for only in netns.map(Some).into_iter().chain([None]) {
+        let wanted: HashSet<u64> = sockets
+            .iter()
+            .filter(|e| missing(e))
+            .map(|e| e.socket.inode)
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let again = match only {
+            Some(netns) => OwnerScan::scan_namespace_for(root, netns, &wanted),
+            None => OwnerScan::scan(root, &wanted),
+        };
+        let Ok(again) = again else { return };
+        let last = only.is_none();
+        for e in sockets.iter_mut().filter(|e| missing(e)) {
+            if let Ownership::Owned(list) = again.ownership(&e.socket) {
+                e.owners = Some(Owners::Owned(list.into()));
+            } else if last && scan.denied == 0 && again.denied > 0 {
+                e.owners = Some(Owners::Unknown);
+            }
         }
     }
 }
