@@ -693,11 +693,13 @@ fn top_closed_every_end_once(truth: &Truth, top_out: &Path) {
         let mut open: HashMap<(String, String), u32> = HashMap::new();
         for s in f["sockets"].as_array().unwrap() {
             if s["closed"] == true {
-                // A connection only its notification brought was first
-                // seen when it closed: its age says when.
+                // Its age says when it was first seen (for one only its
+                // notification brought, when it closed): it had opened by
+                // then, which tells it from a later connection that took
+                // the same ends (a reset leaves no TIME_WAIT).
                 let closed_near = t - (s["age_s"].as_f64().unwrap() * 1000.0) as i64;
                 let hint = Hint {
-                    opened_by: t,
+                    opened_by: closed_near,
                     closed_near,
                     closed_by: Some(t),
                 };
