@@ -184,13 +184,19 @@ fn which_with(
         from <= last + slack && to >= c.opened - slack
     };
     // The ends are used again (tcp_tw_reuse on loopback takes a
-    // TIME_WAIT's ends for a new connection): the latest connection with
-    // them that had opened when the record begins.
+    // TIME_WAIT's ends for a new connection, and a new SYN ends a
+    // TIME_WAIT of the server's): the latest connection with them that
+    // had opened when the record begins. The ledger stamps an opening
+    // before connect(), and a record begins at a poll's reading (a socket
+    // the walk found opened after it by the walk's few milliseconds) or
+    // at a notification: a connection that opened later than `opened_by`
+    // by more than that is not the record's.
     let key = (end(r, "local"), end(r, "remote"));
+    let opened_slack = 100;
     if let Some(found) = index.get(&key).and_then(|all| {
         all.iter()
             .copied()
-            .filter(|&(i, side)| during(i, side) && conns[i].opened <= opened_by + slack)
+            .filter(|&(i, side)| during(i, side) && conns[i].opened <= opened_by + opened_slack)
             .max_by_key(|&(i, _)| conns[i].opened)
     }) {
         return Some(found);
