@@ -402,6 +402,8 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
 
     the_held_connection_ended_in_the_gap(&truth, &rows);
 
+    no_two_rows_hold_the_same_ends_at_once(&rows);
+
     a_moment_in_the_gap_lists_what_is_known(&truth, &db, unobserved, &kernel_then);
 
     a_quiet_moment_has_the_kernel_s_time_waits(&truth, &db, quiet, &kernel_quiet);
@@ -525,6 +527,29 @@ fn history_has_every_end_once(truth: &Truth, db: &Path, t1: i64) -> Vec<Value> {
     .unwrap();
     assert_eq!(counted as usize, expected + 2, "rows in the file");
     rows
+}
+
+/// The kernel has one socket on a set of ends at a time: a TIME_WAIT a new
+/// connection replaced ended by the time that connection was known.
+fn no_two_rows_hold_the_same_ends_at_once(rows: &[Value]) {
+    let mut by_ends: HashMap<(String, String), Vec<(i64, i64)>> = HashMap::new();
+    for r in rows {
+        let (local, remote) = (end(r, "local"), end(r, "remote"));
+        // A reset no poll saw: the kernel had cleared part of its ends.
+        if r["state"] == "LISTEN" || local.ends_with(":0") || remote.ends_with(":0") {
+            continue;
+        }
+        by_ends.entry((local, remote)).or_default().push(lived(r));
+    }
+    for (ends, mut lives) in by_ends {
+        lives.sort();
+        for pair in lives.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "two rows on {ends:?} at once: {pair:?}"
+            );
+        }
+    }
 }
 
 /// The held connection closed while no recorder ran.

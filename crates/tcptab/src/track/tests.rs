@@ -587,3 +587,65 @@ fn a_reset_connection_s_notification_keeps_its_ends() {
     assert_eq!(s.local, "127.0.0.1:40012".parse().unwrap());
     assert_eq!(s.remote, "127.0.0.1:80".parse().unwrap());
 }
+
+#[test]
+fn a_new_connection_on_a_time_wait_s_ends_ends_the_time_wait_when_it_is_known() {
+    // The kernel replaces a TIME_WAIT when it accepts a SYN on its ends:
+    // the new connection (cookie 9) lived and closed between two polls.
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(
+        &netlink(&[dumped(40000, State::Established, 7)]),
+        T,
+        &mut out,
+    );
+    t.notified(0, T + 100, dumped(40000, State::Close, 7), &mut out);
+    t.polled(
+        &netlink(&[dumped(40000, State::TimeWait, 7)]),
+        T + 1000,
+        &mut out,
+    );
+    t.notified(0, T + 1500, dumped(40000, State::Close, 9), &mut out);
+    t.polled(&netlink(&[]), T + 2000, &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T, 1),
+            (Change::Closed { by: End::Destroy }, T + 100, 1),
+            changed(State::Established, T + 100, 1),
+            // Not at the poll of T + 2000: the new connection was there by
+            // T + 1500.
+            (Change::Ended { by: End::Poll }, T + 1500, 1),
+            (Change::Opened, T + 1500, 2),
+            (Change::Closed { by: End::Destroy }, T + 1500, 2),
+            (Change::Ended { by: End::Destroy }, T + 1500, 2),
+        ]
+    );
+    assert!(t.is_empty());
+}
+
+#[test]
+fn a_new_connection_a_poll_finds_on_a_time_wait_s_ends_follows_its_end() {
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(&netlink(&[dumped(40000, State::TimeWait, 7)]), T, &mut out);
+    t.polled(
+        &netlink(&[dumped(40000, State::Established, 9)]),
+        T + 1000,
+        &mut out,
+    );
+    // The TIME_WAIT is not taken for a new connection's notification.
+    t.notified(0, T + 1500, dumped(40000, State::Close, 9), &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T, 1),
+            (Change::Closed { by: End::Poll }, T + 1000, 1),
+            (Change::Ended { by: End::Poll }, T + 1000, 1),
+            (Change::Opened, T + 1000, 2),
+            (Change::Closed { by: End::Destroy }, T + 1500, 2),
+        ]
+    );
+}

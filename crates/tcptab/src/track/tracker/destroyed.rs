@@ -110,6 +110,7 @@ impl Tracker {
         workload: Option<Arc<Workload>>,
         out: &mut Vec<Event>,
     ) {
+        self.superseded(ends, at, false, out);
         let namespace = self.namespace(ends.0);
         // Opened and closed between two polls: seen only now.
         let id = self.next_id;

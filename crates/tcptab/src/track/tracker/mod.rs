@@ -77,6 +77,10 @@ pub struct Tracker {
     /// socket the kernel makes of one has a cookie of its own, and when it
     /// lives and dies between two polls only its notification joins it.
     requests: HashMap<Ends, u64>,
+    /// Connections of which only the TIME_WAIT is left, by its ends: a new
+    /// connection on those ends means the kernel ended it (a SYN a
+    /// TIME_WAIT accepts replaces it).
+    time_waits: HashMap<Ends, u64>,
     /// Keys of connections that ended lately: a late notification for one
     /// (its socket outlived its TIME_WAIT in a process's hands) is not a
     /// new connection.
@@ -193,6 +197,9 @@ impl Tracker {
             None => Phase::Live,
         };
         self.by_key.insert(key, id);
+        if phase == Phase::TimeWait {
+            self.time_waits.insert(ends(&conn.entry.as_entry()), id);
+        }
         let mut ends_until = None;
         if closing.is_some() {
             self.by_ends.insert(ends(&conn.entry.as_entry()), id);
@@ -379,6 +386,9 @@ impl Tracker {
             counters.add(info);
         }
         let over = self.over(&entry);
+        if !time_wait && entry.socket.state != State::Listen {
+            self.superseded(ends(&entry), at, true, out);
+        }
         let mut t = Tracked {
             conn: Conn {
                 id,
@@ -417,6 +427,9 @@ impl Tracker {
         if entry.socket.kind == RowKind::Request {
             self.requests.insert(ends(&entry), id);
         }
+        if time_wait {
+            self.time_waits.insert(ends(&entry), id);
+        }
         if time_wait && self.notified.contains(&key.netns()) {
             // Its socket may still be notified, under another cookie.
             t.ends_until = Some(self.generation + ENDS_POLLS);
@@ -444,7 +457,10 @@ impl Tracker {
                 // The TIME_WAIT was there when the socket was destroyed.
                 changed_at = closed.min(at);
             }
-            t.phase = Phase::TimeWait;
+            if t.phase != Phase::TimeWait {
+                t.phase = Phase::TimeWait;
+                self.time_waits.insert(ends(&entry), id);
+            }
         }
         let owners = best_owners(t.conn.entry.owners.take(), buf.owners.clone());
         // A TIME_WAIT has no cgroup: it keeps its connection's workload.
@@ -522,6 +538,28 @@ impl Tracker {
         if self.requests.get(&e) == Some(&id) {
             self.requests.remove(&e);
         }
+        if self.time_waits.get(&e) == Some(&id) {
+            self.time_waits.remove(&e);
+        }
+    }
+
+    /// A new connection on ends `e`, first known at `at`: a TIME_WAIT left
+    /// on those ends that this poll did not find was ended by it, at the
+    /// latest then (the kernel replaces a TIME_WAIT when it accepts a SYN on
+    /// its ends, or when a connect reuses them), not at the next poll. By a
+    /// poll (`polled`): only if that poll did not find the TIME_WAIT.
+    fn superseded(&mut self, e: Ends, at: i64, polled: bool, out: &mut Vec<Event>) {
+        let Some(&id) = self.time_waits.get(&e) else { return };
+        let t = self.conns.get_mut(&id).expect("indexed");
+        if polled && t.seen_poll == self.generation {
+            return;
+        }
+        let end = at.max(t.conn.last_seen);
+        if t.conn.closed.is_none() {
+            t.conn.closed = Some((end, End::Poll));
+            emit(t, Change::Closed { by: End::Poll }, end, false, out);
+        }
+        self.end(id, end, End::Poll, out);
     }
 
     fn over(&self, entry: &Entry<'_>) -> bool {
