@@ -38,7 +38,13 @@ pub fn run(args: &RecordArgs) -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C and SIGTERM handler")?;
     let verbose = args.select.verbose();
-    let mut monitor = Monitor::new(&query, MonitorOptions::every(args.interval));
+    // The recorder writes at the polls: it need not wake for each
+    // notification.
+    let options = MonitorOptions {
+        batched: true,
+        ..MonitorOptions::every(args.interval)
+    };
+    let mut monitor = Monitor::new(&query, options);
     let taken = writer.resume(monitor.tracker_mut(), args.select.named())?;
     if verbose {
         note!(

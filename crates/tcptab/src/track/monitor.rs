@@ -23,6 +23,10 @@ pub struct MonitorOptions {
     pub notifications: bool,
     /// The listeners' receive buffer, bytes.
     pub notify_buffer: usize,
+    /// Take the notifications received in batches, every tenth of a second
+    /// (each keeps the time it arrived), rather than waking for each: for a
+    /// caller that acts on them at the polls only (a recorder).
+    pub batched: bool,
 }
 
 impl MonitorOptions {
@@ -37,6 +41,7 @@ impl MonitorOptions {
             },
             notifications: true,
             notify_buffer: NetlinkSocket::DESTROY_BUFFER,
+            batched: false,
         }
     }
 }
@@ -215,6 +220,12 @@ impl<'q> Monitor<'q> {
                 .min(Duration::from_millis(100));
             match self.notifier.as_ref() {
                 None => std::thread::sleep(wait),
+                Some(notifier) if self.options.batched => {
+                    std::thread::sleep(wait);
+                    for notice in notifier.drain() {
+                        self.notice(notice, f)?;
+                    }
+                }
                 Some(notifier) => {
                     if let Some(notice) = notifier.next(wait) {
                         self.notice(notice, f)?;
