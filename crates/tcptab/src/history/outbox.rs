@@ -162,22 +162,32 @@ struct Host {
 }
 
 impl Host {
-    fn put(&self, line: &mut Line<'_>) {
+    /// The opening of every line: `{"hostname":…,"machine_id":…,"recorder":…`,
+    /// written once a batch.
+    fn opening(&self) -> String {
+        let mut out = String::new();
+        let mut line = Line::new(&mut out, "");
         line.text("hostname", &self.hostname);
         line.text("machine_id", &self.machine_id);
         line.text("recorder", &self.recorder);
+        out
     }
 }
 
-/// One JSON object on one line, written member by member (no map built).
+/// One JSON object on one line, written member by member (no map built,
+/// no allocation per member), after the batch's opening.
 struct Line<'a> {
     out: &'a mut String,
     first: bool,
 }
 
 impl<'a> Line<'a> {
-    fn new(out: &'a mut String) -> Line<'a> {
-        Line { out, first: true }
+    fn new(out: &'a mut String, opening: &str) -> Line<'a> {
+        out.push_str(opening);
+        Line {
+            out,
+            first: opening.is_empty(),
+        }
     }
 
     fn key(&mut self, key: &str) {
@@ -190,7 +200,7 @@ impl<'a> Line<'a> {
 
     fn text(&mut self, key: &str, text: &str) {
         self.key(key);
-        self.out.push_str(&Value::from(text).to_string());
+        json_string(self.out, text);
     }
 
     /// A column's value: NULL as null, text escaped.
@@ -203,26 +213,51 @@ impl<'a> Line<'a> {
                 let _ = write!(self.out, "{i}");
             }
             ValueRef::Real(f) => self.out.push_str(&Value::from(f).to_string()),
-            ValueRef::Text(t) | ValueRef::Blob(t) => self
-                .out
-                .push_str(&Value::from(String::from_utf8_lossy(t)).to_string()),
+            ValueRef::Text(t) | ValueRef::Blob(t) => {
+                json_string(self.out, &String::from_utf8_lossy(t))
+            }
         }
     }
 
-    fn list(&mut self, key: &str, items: impl Iterator<Item = Value>) {
+    fn numbers(&mut self, key: &str, items: impl Iterator<Item = i64>) {
+        use std::fmt::Write;
         self.key(key);
         self.out.push('[');
         for (i, item) in items.enumerate() {
             if i > 0 {
                 self.out.push(',');
             }
-            self.out.push_str(&item.to_string());
+            let _ = write!(self.out, "{item}");
+        }
+        self.out.push(']');
+    }
+
+    fn texts<'t>(&mut self, key: &str, items: impl Iterator<Item = &'t str>) {
+        self.key(key);
+        self.out.push('[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.out.push(',');
+            }
+            json_string(self.out, item);
         }
         self.out.push(']');
     }
 
     fn end(self) {
         self.out.push_str("}\n");
+    }
+}
+
+/// `text` as a JSON string: as it is between quotes when nothing in it
+/// needs escaping (addresses, states, names), else as serde_json writes it.
+fn json_string(out: &mut String, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&Value::from(text).to_string());
     }
 }
 
@@ -286,6 +321,7 @@ impl Outbox {
     }
 
     fn read_batch(tx: &Transaction<'_>, host: &Host, limit: usize) -> rusqlite::Result<Batch> {
+        let opening = host.opening();
         let first = "(SELECT connection FROM outbox ORDER BY seq, connection LIMIT ?1) o";
         let mut owners: HashMap<i64, Vec<(i64, i64, String)>> = HashMap::new();
         let mut stmt = tx.prepare_cached(&format!(
@@ -325,8 +361,7 @@ impl Outbox {
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let seq: i64 = r.get(n)?;
-            let mut line = Line::new(&mut batch.body);
-            host.put(&mut line);
+            let mut line = Line::new(&mut batch.body, &opening);
             for (i, name) in COLUMN_NAMES.iter().enumerate() {
                 line.value(name, r.get_ref(i)?);
             }
@@ -336,19 +371,15 @@ impl Outbox {
                 line.value(name, r.get_ref(n + 2 + k)?);
             }
             let owned = owners.remove(&id).unwrap_or_default();
-            line.list("owner_pids", owned.iter().map(|o| Value::from(o.0)));
-            line.list("owner_fds", owned.iter().map(|o| Value::from(o.1)));
-            line.list(
-                "owner_commands",
-                owned.iter().map(|o| Value::from(o.2.as_str())),
-            );
+            line.numbers("owner_pids", owned.iter().map(|o| o.0));
+            line.numbers("owner_fds", owned.iter().map(|o| o.1));
+            line.texts("owner_commands", owned.iter().map(|o| o.2.as_str()));
             let changes = states.remove(&id).unwrap_or_default();
-            line.list("state_times", changes.iter().map(|c| Value::from(c.0)));
-            line.list("states", changes.iter().map(|c| Value::from(c.1.as_str())));
+            line.numbers("state_times", changes.iter().map(|c| c.0));
+            line.texts("states", changes.iter().map(|c| c.1.as_str()));
             line.end();
             for (at, state) in &changes {
-                let mut line = Line::new(&mut batch.changes);
-                host.put(&mut line);
+                let mut line = Line::new(&mut batch.changes, &opening);
                 line.value("boot_id", r.get_ref(n + 1)?);
                 line.value("connection", ValueRef::Integer(id));
                 line.value("at", ValueRef::Integer(*at));
@@ -368,7 +399,7 @@ impl Outbox {
     }
 
     fn read_polls(&self, limit: usize) -> rusqlite::Result<Batch> {
-        let host = self.host()?;
+        let opening = self.host()?.opening();
         let after = meta_int(&self.conn, "ship_polls")?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.id, p.at, b.boot_id, p.source, p.namespaces, p.sockets, p.opened, p.closed,
@@ -392,8 +423,7 @@ impl Outbox {
         let mut batch = Batch::default();
         let mut rows = stmt.query(params![after, limit as i64])?;
         while let Some(r) = rows.next()? {
-            let mut line = Line::new(&mut batch.body);
-            host.put(&mut line);
+            let mut line = Line::new(&mut batch.body, &opening);
             for (i, name) in names.iter().enumerate() {
                 line.value(name, r.get_ref(i)?);
             }
@@ -459,4 +489,36 @@ pub(super) fn status(conn: &Connection) -> rusqlite::Result<Option<Waiting>> {
         batches: count("ship_batches")?,
         failed: count("ship_failed")?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_is_one_json_object_whatever_its_text_holds() {
+        let host = Host {
+            hostname: "db-1".into(),
+            machine_id: "a\"b\\c".into(),
+            recorder: "x\ny\u{1}é".into(),
+        };
+        let mut out = String::new();
+        let mut line = Line::new(&mut out, &host.opening());
+        line.value("n", ValueRef::Null);
+        line.value("i", ValueRef::Integer(-3));
+        line.value("t", ValueRef::Text(b"10.0.0.1"));
+        line.numbers("pids", [1, 22].into_iter());
+        line.texts("commands", ["nginx", "a \"q\""].into_iter());
+        line.end();
+        assert!(out.ends_with("}\n") && out.matches('\n').count() == 1);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "hostname": "db-1", "machine_id": "a\"b\\c", "recorder": "x\ny\u{1}é",
+                "n": null, "i": -3, "t": "10.0.0.1", "pids": [1, 22],
+                "commands": ["nginx", "a \"q\""],
+            })
+        );
+    }
 }
