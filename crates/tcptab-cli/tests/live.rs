@@ -838,6 +838,19 @@ fn options_behave_like_the_rest_of_the_shell() {
             &["list", "--sort", "nope"],
             "invalid value 'nope' for '--sort",
         ),
+        // A count of nothing is refused, not taken as one.
+        (
+            &["top", "--count", "0"],
+            "invalid value '0' for '--count <N>'",
+        ),
+        (
+            &["watch", "--count", "0"],
+            "invalid value '0' for '--count <N>'",
+        ),
+        (
+            &["record", "--db", "/nonexistent/h.db", "--count", "0"],
+            "invalid value '0' for '--count <N>'",
+        ),
     ] {
         let out = tcptab(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

@@ -30,8 +30,8 @@ pub struct RecordArgs {
     #[arg(long, default_value = "7d", value_parser = parse_retention)]
     pub retention: std::time::Duration,
 
-    /// Stop after this many polls.
-    #[arg(long, value_name = "N")]
+    /// Stop after this many polls (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
     /// Do not look up the processes holding each socket (faster; owners

@@ -27,8 +27,8 @@ pub struct WatchArgs {
     #[arg(long)]
     pub workload: bool,
 
-    /// Stop after this many events.
-    #[arg(long, value_name = "N")]
+    /// Stop after this many events (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
     /// Stop after this long (e.g. 30, 30s, 5m; at most a year).
@@ -73,8 +73,8 @@ pub struct TopArgs {
     #[arg(long, value_enum, default_value_t = TopFormat::Screen)]
     pub format: TopFormat,
 
-    /// Stop after this many frames.
-    #[arg(long, value_name = "N")]
+    /// Stop after this many frames (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
     /// Add the processes holding each socket to the jsonl frames (the
