@@ -182,6 +182,39 @@ fn every_format_from_every_source_on_a_live_mixed_table() {
         }
     }
     assert_eq!(runs, 80);
+    one_family_is_its_table_alone(&scenario, &pid, inode);
+}
+
+/// `-4` or `-6`: that family's table alone (one header), as many rows as
+/// `ss -tan -4` or `-6`, from either source.
+fn one_family_is_its_table_alone(scenario: &Scenario, pid: &str, inode: u64) {
+    for (flag, header) in [("-4", "rem_address"), ("-6", "remote_address")] {
+        let n = scenario.ss(&[flag]).len();
+        assert!(n > 0, "the scene has {flag} sockets");
+        for source in ["netlink", "proc"] {
+            let args = [
+                "list",
+                "--format",
+                "proc",
+                "--source",
+                source,
+                flag,
+                "--netns-pid",
+                pid,
+            ];
+            let what = args.join(" ");
+            let out = String::from_utf8(tcptab(&args).stdout).unwrap();
+            let headers: Vec<&str> = out
+                .lines()
+                .filter(|l| tcptab::procnet::is_header(l.as_bytes()))
+                .collect();
+            assert!(
+                headers.len() == 1 && headers[0].contains(header),
+                "{what}: {out}"
+            );
+            assert_eq!(count("proc", &out, inode, false, &what), n, "{what}");
+        }
+    }
 }
 
 #[test]

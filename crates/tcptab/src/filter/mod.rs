@@ -426,6 +426,18 @@ impl Expr {
         }
     }
 
+    /// Whether a socket of `family` can match (false where every branch
+    /// names the other family, as `-4` and `-6` do): that family's table
+    /// need not be read.
+    pub fn may_be(&self, family: Family) -> bool {
+        match self {
+            Expr::Family(f) => *f == family,
+            Expr::And(a, b) => a.may_be(family) && b.may_be(family),
+            Expr::Or(a, b) => a.may_be(family) || b.may_be(family),
+            _ => true,
+        }
+    }
+
     /// Whether `socket` matches. `diag` (what netlink adds) is needed for
     /// `Dev`, `owners` for `Pid` and `Process`; without them they match
     /// nothing.

@@ -228,3 +228,28 @@ fn ports_and_prefixes() {
         .unwrap()
         .contains("fe80::1".parse().unwrap()));
 }
+
+#[test]
+fn a_family_is_read_only_where_the_filter_allows_it() {
+    use crate::model::Family::{Ipv4, Ipv6};
+    let v4 = || Expr::Family(Ipv4);
+    let v6 = || Expr::Family(Ipv6);
+    let port = || Expr::parse("dport = :22").unwrap();
+    let and = |a: Expr, b: Expr| Expr::And(Box::new(a), Box::new(b));
+    let or = |a: Expr, b: Expr| Expr::Or(Box::new(a), Box::new(b));
+    for (expr, ipv4, ipv6) in [
+        (Expr::All, true, true),
+        (port(), true, true),
+        (and(v4(), port()), true, false),
+        (and(port(), v6()), false, true),
+        (or(v4(), v6()), true, true),
+        (or(and(v4(), port()), v6()), true, true),
+        (and(v4(), v6()), false, false),
+    ] {
+        assert_eq!(
+            (expr.may_be(Ipv4), expr.may_be(Ipv6)),
+            (ipv4, ipv6),
+            "{expr:?}"
+        );
+    }
+}

@@ -114,8 +114,9 @@ impl Default for Query {
 /// empty one), then its matching sockets.
 pub trait Visitor<E> {
     /// A table begins: the sockets of `family` in `namespace`, from
-    /// `source`. Netlink always has both families' tables; /proc those of
-    /// its files (tcp6 is absent without IPv6).
+    /// `source`. Netlink has both families' tables, /proc those of
+    /// its files (tcp6 is absent without IPv6); a filter that allows one
+    /// family only (`-4`, `-6`) has that family's table alone.
     fn table(
         &mut self,
         namespace: Option<&Namespace>,

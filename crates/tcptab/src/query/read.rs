@@ -43,12 +43,12 @@ impl Query {
         };
         if self.is_captured() {
             proc(Why::Captured)?;
-            return self.read_proc(namespace, deliver, Why::Captured);
+            return self.read_proc(namespace, filter, deliver, Why::Captured);
         }
         match self.source {
             Choice::Proc => {
                 proc(Why::Chosen)?;
-                self.read_proc(namespace, deliver, Why::Chosen)
+                self.read_proc(namespace, filter, deliver, Why::Chosen)
             }
             Choice::Netlink => self.read_netlink(namespace, filter, deliver, &mut 0),
             Choice::Auto => {
@@ -57,7 +57,7 @@ impl Query {
                     Err(Stop::Lib(e @ Error::Netlink { .. })) if delivered == 0 => {
                         let why = Why::Fallback(e.to_string());
                         proc(why.clone())?;
-                        self.read_proc(namespace, deliver, why)
+                        self.read_proc(namespace, filter, deliver, why)
                     }
                     other => other,
                 }
@@ -89,10 +89,14 @@ impl Query {
                 (p.bytes, Some(kernel))
             }),
         };
-        let mut families = vec![Family::Ipv4, Family::Ipv6];
+        // Only the families the filter allows (-4, -6) are asked for.
+        let mut families: Vec<Family> = [Family::Ipv4, Family::Ipv6]
+            .into_iter()
+            .filter(|&f| filter.may_be(f))
+            .collect();
         // A narrow question: both families in one walk of the kernel's
         // tables, which is then most of the cost.
-        if program.is_some() && self.one_walk {
+        if program.is_some() && self.one_walk && families.len() == 2 {
             match self.read_both_families(&mut socket, filter, &program, deliver, delivered) {
                 Ok((interrupted, rest)) => {
                     how.interrupted |= interrupted;
@@ -269,6 +273,7 @@ impl Query {
     fn read_proc<E>(
         &self,
         namespace: Option<&Namespace>,
+        filter: &Expr,
         deliver: &mut dyn FnMut(Raw<'_>) -> std::result::Result<(), Stop<E>>,
         why: Why,
     ) -> std::result::Result<How, Stop<E>> {
@@ -276,6 +281,9 @@ impl Query {
         let mut how = How::new(Source::Proc, why);
         for (reader, family) in tables.iter_mut().zip([Family::Ipv4, Family::Ipv6]) {
             let Some(reader) = reader else { continue };
+            if !filter.may_be(family) {
+                continue;
+            }
             deliver(Raw::Table(family, Source::Proc))?;
             // The kernel resumes its walk by position between two reads: a
             // socket that opens or closes meanwhile can make rows of the
