@@ -838,6 +838,31 @@ fn options_behave_like_the_rest_of_the_shell() {
             &["list", "--sort", "nope"],
             "invalid value 'nope' for '--sort",
         ),
+        // A fleet's options beside a file are refused, not ignored.
+        (
+            &[
+                "history",
+                "--db",
+                "/nonexistent/h.db",
+                "--host",
+                "web-7",
+                "--at",
+                "now",
+            ],
+            "--host asks a fleet's store",
+        ),
+        (
+            &[
+                "history",
+                "--db",
+                "/nonexistent/h.db",
+                "--clickhouse-user",
+                "u",
+                "--at",
+                "now",
+            ],
+            "--clickhouse-user asks a fleet's store",
+        ),
         // A count of nothing is refused, not taken as one.
         (
             &["top", "--count", "0"],

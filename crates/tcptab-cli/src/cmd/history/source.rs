@@ -41,6 +41,19 @@ impl Source {
                 spans,
             });
         }
+        // clap lets these pass beside --db (which conflicts with the
+        // --clickhouse they require): a file holds one host's history.
+        let store_only = [
+            ("--host", args.host.is_some()),
+            ("--clickhouse-user", args.store.clickhouse_user.is_some()),
+            (
+                "--clickhouse-password-file",
+                args.store.clickhouse_password_file.is_some(),
+            ),
+        ];
+        if let Some((option, _)) = store_only.iter().find(|(_, given)| *given) {
+            anyhow::bail!("{option} asks a fleet's store: give --clickhouse URL instead of --db");
+        }
         let db = args
             .db
             .clone()
