@@ -305,6 +305,13 @@ fn verbose_says_what_ran_in_the_kernel() {
             && whole.contains(": sport = :80 or dport = :80 (the whole filter"),
         "{whole}"
     );
+    assert!(!whole.contains("the request names"), "{whole}");
+    // One port in every branch: named in the request too.
+    let named = run(&["dport = :80 and ( src 127.0.0.1 or dst [::1]:80 )"]);
+    assert!(
+        named.contains("the request names remote port 80: the kernel skipped"),
+        "{named}"
+    );
     let part = run(&["sport = :80 or state listening and dst 127.0.0.1"]);
     assert!(
         part.contains(": dst 127.0.0.1/32 (the rest was tested after the dump"),

@@ -401,10 +401,17 @@ fn one_walk_returns_the_sockets_of_the_two_per_family_dumps() {
         .map(ident)
         .collect();
     let mut one_walk = Vec::new();
-    diag::dump_both_each(&mut socket, EVERYTHING, StateSet::ALL, None, &mut |d| {
-        one_walk.push(ident(&d));
-        Ok::<(), tcptab::Error>(())
-    })
+    diag::dump_both_each(
+        &mut socket,
+        EVERYTHING,
+        StateSet::ALL,
+        None,
+        diag::Ports::default(),
+        &mut |d| {
+            one_walk.push(ident(&d));
+            Ok::<(), tcptab::Error>(())
+        },
+    )
     .unwrap();
     per_family.sort();
     one_walk.sort();
@@ -471,4 +478,72 @@ fn one_walk_returns_the_sockets_of_the_two_per_family_dumps() {
     assert_eq!(ahead, in_order(&all.clone().read_ahead(false)));
     assert!(ahead.iter().any(|k| k.2 == Family::Ipv6), "{ahead:?}");
     assert_eq!(ahead.len(), per_family.len());
+}
+
+/// The ports a dump request names (`inet_diag_sockid`'s, for the kernel
+/// to skip other sockets before it runs a program): for each port of a
+/// live table, as local and as remote port, per family and in one walk,
+/// the kernel sends exactly the sockets on that port (no listener for a
+/// remote port), both families, every state.
+#[test]
+fn the_kernel_sends_only_the_sockets_on_the_ports_a_request_names() {
+    let Some(scenario) = testkit::live("sockets.py") else { return };
+    let ns = scenario.proc_root().join("ns/net");
+    let mut socket = NetlinkSocket::open_in(&ns).unwrap();
+    let everything = dump_namespace(&scenario);
+    let ident = |d: &DiagSocket| (key(&d.socket), d.diag.cookie);
+    let mut ports: Vec<u16> = everything
+        .iter()
+        .flat_map(|d| [d.socket.local.port(), d.socket.remote.port()])
+        .filter(|&p| p != 0)
+        .collect();
+    ports.sort();
+    ports.dedup();
+    assert!(ports.len() >= 4, "{ports:?}");
+    let mut listeners_left_out = 0;
+    for port in ports {
+        for (local, remote) in [(port, 0), (0, port)] {
+            let named = diag::Ports { local, remote };
+            let mut expected: Vec<_> = everything
+                .iter()
+                .filter(|d| local == 0 || d.socket.local.port() == local)
+                .filter(|d| remote == 0 || d.socket.remote.port() == remote)
+                .map(ident)
+                .collect();
+            expected.sort();
+            let mut per_family = Vec::new();
+            let states = StateSet::ALL;
+            diag::dump_each(
+                &mut socket,
+                &ALL,
+                EVERYTHING,
+                states,
+                None,
+                named,
+                &mut |d| {
+                    per_family.push(ident(&d));
+                    Ok::<(), Error>(())
+                },
+            )
+            .unwrap();
+            per_family.sort();
+            assert_eq!(per_family, expected, "{named:?}, per family");
+            let mut one_walk = Vec::new();
+            diag::dump_both_each(&mut socket, EVERYTHING, states, None, named, &mut |d| {
+                one_walk.push(ident(&d));
+                Ok::<(), Error>(())
+            })
+            .unwrap();
+            one_walk.sort();
+            assert_eq!(one_walk, expected, "{named:?}, one walk");
+            if remote != 0 {
+                listeners_left_out += everything
+                    .iter()
+                    .filter(|d| d.socket.state == State::Listen && d.socket.local.port() == port)
+                    .count();
+            }
+        }
+    }
+    // A listener's port was named as a remote port too: left out.
+    assert!(listeners_left_out > 0);
 }

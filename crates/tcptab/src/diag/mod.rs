@@ -39,6 +39,7 @@ pub(crate) mod wire;
 use std::io;
 
 use crate::model::DiagSocket;
+pub use bytecode::Ports;
 pub use prefetch::Prefetch;
 pub use request::{Extensions, SocketId};
 pub use transport::{NetlinkSocket, Transport};
@@ -65,10 +66,19 @@ pub fn dump<T: Transport>(
     states: StateSet,
 ) -> Result<Dump> {
     let mut sockets = Vec::new();
-    let interrupted = dump_each(transport, families, extensions, states, None, &mut |s| {
-        sockets.push(s);
-        Ok::<(), Error>(())
-    })?;
+    let any = Ports::default();
+    let interrupted = dump_each(
+        transport,
+        families,
+        extensions,
+        states,
+        None,
+        any,
+        &mut |s| {
+            sockets.push(s);
+            Ok::<(), Error>(())
+        },
+    )?;
     Ok(Dump {
         sockets,
         interrupted,
@@ -81,19 +91,22 @@ pub fn dump<T: Transport>(
 /// An error from `visit` ends the dump and is returned as it is. With a
 /// `program` (see [`bytecode`]) the kernel sends only the sockets it
 /// accepts; a kernel that refuses the program fails the dump with EINVAL
-/// before any socket.
+/// before any socket. With `ports` (see [`Ports`]) it skips the sockets on
+/// other ports before it runs the program.
+#[allow(clippy::too_many_arguments)]
 pub fn dump_each<T: Transport, E: From<Error>>(
     transport: &mut T,
     families: &[Family],
     extensions: Extensions,
     states: StateSet,
     program: Option<&[u8]>,
+    ports: Ports,
     visit: &mut dyn FnMut(DiagSocket) -> std::result::Result<(), E>,
 ) -> std::result::Result<bool, E> {
     let mut interrupted = false;
     let mut buf = vec![0u8; 64 * 1024];
     for (seq, &family) in (1u32..).zip(families) {
-        let request = request::dump_request(family, extensions, states, program, seq);
+        let request = request::dump_request(family, extensions, states, program, ports, seq);
         interrupted |= run_dump(transport, &request, seq, &mut buf, visit)?;
     }
     Ok(interrupted)
@@ -110,7 +123,7 @@ pub fn read_ahead(
 ) -> io::Result<Prefetch> {
     Prefetch::start(
         socket,
-        request::dump_request(family, extensions, states, None, 1),
+        request::dump_request(family, extensions, states, None, Ports::default(), 1),
     )
 }
 
@@ -125,10 +138,11 @@ pub fn dump_both_each<T: Transport, E: From<Error>>(
     extensions: Extensions,
     states: StateSet,
     program: Option<&[u8]>,
+    ports: Ports,
     visit: &mut dyn FnMut(DiagSocket) -> std::result::Result<(), E>,
 ) -> std::result::Result<bool, E> {
     let mut buf = vec![0u8; 64 * 1024];
-    let request = request::both_families_request(extensions, states, program, 1);
+    let request = request::both_families_request(extensions, states, program, ports, 1);
     run_dump(transport, &request, 1, &mut buf, visit)
 }
 

@@ -1,5 +1,6 @@
 //! The dump request: `nlmsghdr` + `inet_diag_req_v2` (linux/inet_diag.h).
 
+use super::bytecode::Ports;
 use super::wire::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use crate::model::StateSet;
 use crate::model::{Family, State};
@@ -83,6 +84,7 @@ pub fn dump_request(
     extensions: Extensions,
     states: StateSet,
     program: Option<&[u8]>,
+    ports: Ports,
     seq: u32,
 ) -> Vec<u8> {
     let mut msg = request_head(
@@ -93,12 +95,19 @@ pub fn dump_request(
         extensions.bits(),
         state_mask(states),
     );
-    // inet_diag_sockid: all zero (a dump), cookie "none".
-    msg.extend_from_slice(&[0u8; 40]);
-    msg.extend_from_slice(&u32::MAX.to_ne_bytes());
-    msg.extend_from_slice(&u32::MAX.to_ne_bytes());
+    dump_socket_id(&mut msg, ports);
     debug_assert_eq!(msg.len(), LEN);
     with_program(msg, program)
+}
+
+/// The `inet_diag_sockid` of a dump: the ports every socket asked for has
+/// (network order, 0 for any), the rest zero, the cookie "none".
+fn dump_socket_id(msg: &mut Vec<u8>, ports: Ports) {
+    msg.extend_from_slice(&ports.local.to_be_bytes());
+    msg.extend_from_slice(&ports.remote.to_be_bytes());
+    msg.extend_from_slice(&[0u8; 36]);
+    msg.extend_from_slice(&u32::MAX.to_ne_bytes());
+    msg.extend_from_slice(&u32::MAX.to_ne_bytes());
 }
 
 /// `msg` with the `INET_DIAG_REQ_BYTECODE` attribute of `program` after
@@ -127,6 +136,7 @@ pub fn both_families_request(
     extensions: Extensions,
     states: StateSet,
     program: Option<&[u8]>,
+    ports: Ports,
     seq: u32,
 ) -> Vec<u8> {
     const COMPAT_LEN: usize = 16 + 60;
@@ -137,10 +147,7 @@ pub fn both_families_request(
     msg.extend_from_slice(&seq.to_ne_bytes());
     msg.extend_from_slice(&0u32.to_ne_bytes());
     msg.extend_from_slice(&[0, 0, 0, extensions.bits()]);
-    // inet_diag_sockid: all zero, cookie "none".
-    msg.extend_from_slice(&[0u8; 40]);
-    msg.extend_from_slice(&u32::MAX.to_ne_bytes());
-    msg.extend_from_slice(&u32::MAX.to_ne_bytes());
+    dump_socket_id(&mut msg, ports);
     msg.extend_from_slice(&state_mask(states).to_ne_bytes());
     msg.extend_from_slice(&0u32.to_ne_bytes()); // idiag_dbs
     debug_assert_eq!(msg.len(), COMPAT_LEN);
@@ -200,8 +207,17 @@ mod tests {
             info: true,
             memory: true,
         };
-        let msg = dump_request(Family::Ipv6, ext, StateSet::ALL, None, 7);
+        let msg = dump_request(Family::Ipv6, ext, StateSet::ALL, None, Ports::default(), 7);
         assert_eq!(msg.len(), 72);
+        // The socket id: any port, cookie "none".
+        assert_eq!(&msg[24..28], &[0, 0, 0, 0]);
+        assert_eq!(&msg[64..72], &[0xff; 8]);
+        let ports = Ports {
+            local: 22,
+            remote: 5432,
+        };
+        let fixed = dump_request(Family::Ipv6, ext, StateSet::ALL, None, ports, 7);
+        assert_eq!(&fixed[24..28], &[0, 22, 0x15, 0x38]);
         assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), 20);
         assert_eq!(u16::from_ne_bytes([msg[6], msg[7]]), 0x301);
         assert_eq!(&msg[16..19], &[10, 6, 0b0100_1010]);
@@ -222,8 +238,19 @@ mod tests {
     #[test]
     fn both_families_request_layout() {
         let program = [1u8, 4, 8, 0];
-        let msg = both_families_request(Extensions::default(), StateSet::ALL, Some(&program), 3);
+        let ports = Ports {
+            local: 0,
+            remote: 443,
+        };
+        let msg = both_families_request(
+            Extensions::default(),
+            StateSet::ALL,
+            Some(&program),
+            ports,
+            3,
+        );
         assert_eq!(msg.len(), 76 + 8);
+        assert_eq!(&msg[20..24], &[0, 0, 1, 0xbb]);
         assert_eq!(u32::from_ne_bytes(msg[..4].try_into().unwrap()), 84);
         assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), 18);
         assert_eq!(&msg[16..20], &[0, 0, 0, 0]);

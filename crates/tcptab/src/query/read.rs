@@ -89,6 +89,23 @@ impl Query {
                 (p.bytes, Some(kernel))
             }),
         };
+        // The ports the filter fixes go in the request: the kernel skips
+        // the sockets on other ports before it runs the program.
+        let ports = match self.kernel {
+            true => diag::Ports::of(filter),
+            false => diag::Ports::default(),
+        };
+        if ports != diag::Ports::default() {
+            let named = [("local", ports.local), ("remote", ports.remote)]
+                .iter()
+                .filter(|(_, port)| *port != 0)
+                .map(|(end, port)| format!("{end} port {port}"))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            how.notes.push(format!(
+                "the request names {named}: the kernel skipped the sockets on other ports before its program"
+            ));
+        }
         // Only the families the filter allows (-4, -6) are asked for.
         let mut families: Vec<Family> = [Family::Ipv4, Family::Ipv6]
             .into_iter()
@@ -97,7 +114,9 @@ impl Query {
         // A narrow question: both families in one walk of the kernel's
         // tables, which is then most of the cost.
         if program.is_some() && self.one_walk && families.len() == 2 {
-            match self.read_both_families(&mut socket, filter, &program, deliver, delivered) {
+            let read =
+                self.read_both_families(&mut socket, filter, &program, ports, deliver, delivered);
+            match read {
                 Ok((interrupted, rest)) => {
                     how.interrupted |= interrupted;
                     how.notes.push(match rest {
@@ -149,7 +168,16 @@ impl Query {
                 let prefetched = ahead.iter_mut().find(|(f, _)| *f == family);
                 let dumped = match prefetched {
                     Some((_, ahead)) => {
-                        diag::dump_each(ahead, &[family], self.extensions, states, None, &mut visit)
+                        let any = diag::Ports::default();
+                        diag::dump_each(
+                            ahead,
+                            &[family],
+                            self.extensions,
+                            states,
+                            None,
+                            any,
+                            &mut visit,
+                        )
                     }
                     None => diag::dump_each(
                         &mut socket,
@@ -157,6 +185,7 @@ impl Query {
                         self.extensions,
                         states,
                         bytes,
+                        ports,
                         &mut visit,
                     ),
                 };
@@ -220,6 +249,7 @@ impl Query {
         socket: &mut NetlinkSocket,
         filter: &Expr,
         program: &Option<(Vec<u8>, Option<KernelFilter>)>,
+        ports: diag::Ports,
         deliver: &mut dyn FnMut(Raw<'_>) -> std::result::Result<(), Stop<E>>,
         delivered: &mut u64,
     ) -> std::result::Result<(bool, Option<Family>), Stop<E>> {
@@ -232,6 +262,7 @@ impl Query {
             self.extensions,
             filter.states(),
             program.as_ref().map(|(bytes, _)| bytes.as_slice()),
+            ports,
             &mut |mut d| {
                 if d.socket.family == Family::Ipv6 {
                     if !overflow {

@@ -64,6 +64,64 @@ pub fn compile(expr: &Expr) -> Option<Program> {
     Some(Program { bytes, runs, whole })
 }
 
+/// The ports every socket a filter selects has (0: any), for the socket id
+/// of a dump request. The kernel compares them with each socket of its
+/// connection table before it takes a reference to it or runs the
+/// program (`inet_diag_dump_icsk`: a port that differs skips the socket
+/// there), and a remote port skips the listeners at once (theirs is 0):
+/// a filter on one port then costs the walk and little more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ports {
+    pub local: u16,
+    pub remote: u16,
+}
+
+impl Ports {
+    /// The ports `expr` fixes: `sport = :P`, `dst ADDR:P`, `--dport P`,
+    /// alone or in every branch of an `or`, or in either side of an `and`.
+    pub fn of(expr: &Expr) -> Ports {
+        let (local, remote) = fixed(expr);
+        Ports {
+            local: local.unwrap_or(0),
+            remote: remote.unwrap_or(0),
+        }
+    }
+}
+
+/// The local and remote ports of every socket `expr` selects, where it
+/// fixes them (never 0: the kernel reads 0 as "any").
+fn fixed(expr: &Expr) -> (Option<u16>, Option<u16>) {
+    let on = |side: Side, port: u16| match side {
+        _ if port == 0 => (None, None),
+        Side::Local => (Some(port), None),
+        Side::Remote => (None, Some(port)),
+        Side::Either => (None, None),
+    };
+    match expr {
+        Expr::Port {
+            side,
+            cmp: Cmp::Eq,
+            port,
+        } => on(*side, *port),
+        Expr::Addr {
+            side,
+            port: Some(port),
+            ..
+        } => on(*side, *port),
+        Expr::PortRange { side, range } if range.low == range.high => on(*side, range.low),
+        Expr::And(a, b) => {
+            let (a, b) = (fixed(a), fixed(b));
+            (a.0.or(b.0), a.1.or(b.1))
+        }
+        Expr::Or(a, b) => {
+            let (a, b) = (fixed(a), fixed(b));
+            let same = |x: Option<u16>, y: Option<u16>| if x == y { x } else { None };
+            (same(a.0, b.0), same(a.1, b.1))
+        }
+        _ => (None, None),
+    }
+}
+
 /// A kernel-side expression: a constant, or conditions the kernel tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Bound {

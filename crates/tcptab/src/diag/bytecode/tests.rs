@@ -175,6 +175,51 @@ proptest! {
             }
         }
     }
+
+    /// The ports a request's socket id carries drop no socket the filter
+    /// selects (the kernel skips a socket whose port differs).
+    #[test]
+    fn fixed_ports_drop_nothing_selected(e in expr(), sockets in proptest::collection::vec(socket(), 1..24)) {
+        let ports = Ports::of(&e);
+        for (s, diag, _) in &sockets {
+            if e.matches(s, Some(diag), None) {
+                prop_assert!(ports.local == 0 || ports.local == s.local.port(), "{} fixes {:?} but selects {:?}", e, ports, s.local);
+                prop_assert!(ports.remote == 0 || ports.remote == s.remote.port(), "{} fixes {:?} but selects {:?}", e, ports, s.remote);
+            }
+        }
+    }
+}
+
+#[test]
+fn filters_on_one_port_fix_it_in_the_request() {
+    let ports = |f: &str| {
+        let p = Ports::of(&Expr::parse(f).unwrap());
+        (p.local, p.remote)
+    };
+    assert_eq!(ports("dport = :5432"), (0, 5432));
+    assert_eq!(ports("sport = :22 and state established"), (22, 0));
+    assert_eq!(ports("dst 10.0.0.1:80 and src :8080"), (8080, 80));
+    assert_eq!(ports("dport = :80 or dport = :80"), (0, 80));
+    let one = |low, high| Expr::PortRange {
+        side: Side::Local,
+        range: PortRange { low, high },
+    };
+    assert_eq!(Ports::of(&one(443, 443)).local, 443);
+    assert_eq!(Ports::of(&one(443, 444)).local, 0);
+    // Each branch its own port, a comparison, either end, a negation, 0:
+    // nothing fixed.
+    assert_eq!(ports("dport = :80 or dport = :443"), (0, 0));
+    assert_eq!(ports("dport > :80"), (0, 0));
+    assert_eq!(ports("not dport = :80"), (0, 0));
+    assert_eq!(ports("dport = :0"), (0, 0));
+    assert_eq!(
+        Ports::of(&Expr::Port {
+            side: Side::Either,
+            cmp: Cmp::Eq,
+            port: 80
+        }),
+        Ports::default()
+    );
 }
 
 #[test]
