@@ -11,8 +11,9 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::model::{Owner, Ownership, RowKind, Socket};
 
@@ -24,6 +25,10 @@ pub struct OwnerScan {
     /// side by side). While scanning, in the order found.
     inodes: Vec<u64>,
     owners: Vec<Owner>,
+    /// Where each slice of the inodes' range starts in `inodes` (a few
+    /// entries each): a lookup searches one slice, not the whole list,
+    /// which at half a million sockets was most of its cost.
+    index: Index,
     /// Processes whose descriptors were read.
     pub inspected: u32,
     /// Processes whose descriptors could not be read (not root, or another
@@ -79,7 +84,10 @@ impl OwnerScan {
     /// to one thread per core, each reading its processes' `fd`
     /// directories with `getdents64` into a reused buffer and each link
     /// with `readlinkat` into a stack buffer (no allocation per
-    /// descriptor; one per owner found).
+    /// descriptor; one per owner found). A process with more than
+    /// [`SHARED_ABOVE`] descriptors is set aside and its links are read
+    /// afterwards by every thread, each taking a share: one process often
+    /// holds most of a host's sockets (a proxy, a database, a server).
     fn scan_with(
         proc_root: &Path,
         wanted: Option<&HashSet<u64>>,
@@ -96,54 +104,49 @@ impl OwnerScan {
                 pids.push(pid);
             }
         }
-        let threads = std::thread::available_parallelism()
+        let cores = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
-            .min(8)
-            .min(pids.len() / 64 + 1);
-        let mut scan = if threads <= 1 {
+            .min(8);
+        let threads = cores.min(pids.len() / 64 + 1);
+        let shared = cores > 1;
+        let root = &root;
+        let scan_part = move |t: usize| {
             let mut scan = OwnerScan::default();
+            let mut big = Vec::new();
             let mut reader = Reader::default();
-            for &pid in &pids {
-                if in_namespace(&root, pid, netns, &mut reader) {
-                    scan.process(&root, pid, wanted, &mut reader);
-                }
-            }
-            scan
-        } else {
             // Interleaved, so that each thread gets processes of every age
             // (the old ones hold most descriptors).
-            let parts: Vec<OwnerScan> = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let (root, pids) = (&root, &pids);
-                        s.spawn(move || {
-                            let mut scan = OwnerScan::default();
-                            let mut reader = Reader::default();
-                            for &pid in pids.iter().skip(t).step_by(threads) {
-                                if in_namespace(root, pid, netns, &mut reader) {
-                                    scan.process(root, pid, wanted, &mut reader);
-                                }
-                            }
-                            scan
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_default())
-                    .collect()
+            for &pid in pids.iter().skip(t).step_by(threads) {
+                if in_namespace(root, pid, netns, &mut reader) {
+                    let set_aside = shared.then_some(&mut big);
+                    scan.process(root, pid, wanted, set_aside, &mut reader);
+                }
+            }
+            (scan, big)
+        };
+        let mut scan = OwnerScan::default();
+        let mut set_aside = Vec::new();
+        for (part, big) in in_parallel(threads, &scan_part) {
+            scan.merge(part);
+            set_aside.extend(big);
+        }
+        for process in &set_aside {
+            let share = process.fds.len().div_ceil(cores);
+            let parts = in_parallel(cores, &|t: usize| {
+                let mut part = OwnerScan::default();
+                let fds = process.fds.chunks(share).nth(t).unwrap_or_default();
+                part.links(root, process, fds, wanted);
+                part
             });
-            let mut scan = OwnerScan::default();
             for part in parts {
                 scan.merge(part);
             }
-            scan
-        };
+        }
         scan.sort();
         Ok(scan)
     }
 
-    /// Sort the descriptors found by inode, pid and fd.
+    /// Sort the descriptors found by inode, pid and fd, and index them.
     fn sort(&mut self) {
         let mut found: Vec<(u64, Owner)> = std::mem::take(&mut self.inodes)
             .into_iter()
@@ -151,6 +154,7 @@ impl OwnerScan {
             .collect();
         found.sort_unstable_by_key(|(inode, o)| (*inode, o.pid, o.fd));
         (self.inodes, self.owners) = found.into_iter().unzip();
+        self.index = Index::of(&self.inodes);
     }
 
     /// Add another part's processes.
@@ -165,11 +169,15 @@ impl OwnerScan {
         }
     }
 
+    /// Read the descriptors of process `pid`: its links at once, or, with
+    /// `set_aside` and more than [`SHARED_ABOVE`] of them, its descriptor
+    /// numbers, set aside there for every thread to share.
     fn process(
         &mut self,
-        root: &std::os::fd::OwnedFd,
+        root: &OwnedFd,
         pid: u32,
         wanted: Option<&HashSet<u64>>,
+        set_aside: Option<&mut Vec<Process>>,
         reader: &mut Reader,
     ) {
         use rustix::fs::{openat, Mode, OFlags};
@@ -190,17 +198,47 @@ impl OwnerScan {
             }
         };
         self.inspected += 1;
-        let mut command: Option<Arc<str>> = None;
-        let mut dir = rustix::fs::RawDir::new(&fds, reader.dir.spare_capacity_mut());
+        let mut process = Process {
+            pid,
+            dir: fds,
+            fds: Vec::new(),
+            command: OnceLock::new(),
+        };
+        let mut dir = rustix::fs::RawDir::new(&process.dir, reader.dir.spare_capacity_mut());
         while let Some(entry) = dir.next() {
             let Ok(entry) = entry else { break };
-            let name = entry.file_name();
-            let Some(fd_number) = number(name.to_bytes()) else {
-                continue; // . and ..
-            };
+            if let Some(fd) = number(entry.file_name().to_bytes()) {
+                reader.fds.push(fd); // not . and ..
+            }
+        }
+        match set_aside {
+            Some(set_aside) if reader.fds.len() > SHARED_ABOVE => {
+                process.fds = std::mem::take(&mut reader.fds);
+                set_aside.push(process);
+            }
+            _ => {
+                self.links(root, &process, &reader.fds, wanted);
+                reader.fds.clear();
+            }
+        }
+    }
+
+    /// Read the links of descriptors `fds` of `process`, keeping the
+    /// sockets among them.
+    fn links(
+        &mut self,
+        root: &OwnedFd,
+        process: &Process,
+        fds: &[u32],
+        wanted: Option<&HashSet<u64>>,
+    ) {
+        let mut name = [0u8; 11];
+        for &fd in fds {
             let mut link = [std::mem::MaybeUninit::<u8>::uninit(); 64];
             // A descriptor closed since the directory was read: skip it.
-            let Ok((target, _)) = rustix::fs::readlinkat_raw(&fds, name, &mut link) else {
+            let Ok((target, _)) =
+                rustix::fs::readlinkat_raw(&process.dir, decimal(fd, &mut name), &mut link)
+            else {
                 continue;
             };
             let Some(inode) = socket_inode(target) else {
@@ -209,18 +247,14 @@ impl OwnerScan {
             if wanted.is_some_and(|w| !w.contains(&inode)) {
                 continue;
             }
-            let command = command
-                .get_or_insert_with(|| {
-                    reader.path.clear();
-                    let _ = write!(reader.path, "{pid}/comm");
-                    read_comm(root, &reader.path).into()
-                })
-                .clone();
+            let command = process
+                .command
+                .get_or_init(|| read_comm(root, &format!("{}/comm", process.pid)).into());
             self.inodes.push(inode);
             self.owners.push(Owner {
-                pid,
-                command,
-                fd: fd_number,
+                pid: process.pid,
+                command: command.clone(),
+                fd,
             });
         }
     }
@@ -300,8 +334,10 @@ impl OwnerScan {
         if socket.inode == 0 || socket.kind != RowKind::Full {
             return Ownership::NoProcess;
         }
-        let start = self.inodes.partition_point(|&i| i < socket.inode);
-        let len = self.inodes[start..].partition_point(|&i| i == socket.inode);
+        let (low, high) = self.index.slice(socket.inode);
+        let slice = &self.inodes[low..high];
+        let start = low + slice.partition_point(|&i| i < socket.inode);
+        let len = self.inodes[start..high].partition_point(|&i| i == socket.inode);
         match len {
             1.. => Ownership::Owned(&self.owners[start..start + len]),
             _ if self.denied > 0 => Ownership::Unknown,
@@ -334,10 +370,105 @@ fn in_namespace(
     rustix::fs::statat(root, reader.path.as_str(), flags).map_or(true, |st| st.st_ino == netns)
 }
 
+/// Slices of a sorted list of inodes by their value: the inodes between
+/// `min + (b << shift)` and the next slice's first are at `starts[b]..`
+/// `starts[b + 1]`, about four of them per slice.
+#[derive(Debug, Default, Clone)]
+struct Index {
+    min: u64,
+    shift: u32,
+    starts: Vec<u32>,
+}
+
+impl Index {
+    fn of(inodes: &[u64]) -> Index {
+        let (Some(&min), Some(&max)) = (inodes.first(), inodes.last()) else {
+            return Index::default();
+        };
+        let wanted = (inodes.len() as u64 / 4).max(1);
+        let mut shift = 0;
+        while shift < 63 && (max - min) >> shift >= wanted {
+            shift += 1;
+        }
+        let slices = ((max - min) >> shift) as usize + 1;
+        let mut starts = Vec::with_capacity(slices + 1);
+        let mut at = 0;
+        for slice in 0..slices as u64 {
+            at += inodes[at..].partition_point(|&i| (i - min) >> shift < slice);
+            starts.push(at as u32);
+        }
+        starts.push(inodes.len() as u32);
+        Index { min, shift, starts }
+    }
+
+    /// The range of the list where `inode` can be (empty when outside).
+    fn slice(&self, inode: u64) -> (usize, usize) {
+        let Some(slice) = inode
+            .checked_sub(self.min)
+            .map(|d| (d >> self.shift) as usize)
+        else {
+            return (0, 0);
+        };
+        match (
+            self.starts.get(slice),
+            self.starts.get(slice.saturating_add(1)),
+        ) {
+            (Some(&low), Some(&high)) => (low as usize, high as usize),
+            _ => (0, 0),
+        }
+    }
+}
+
+/// A process with more descriptors than this has its links read by every
+/// thread of the scan, each taking a share.
+const SHARED_ABOVE: usize = 4096;
+
+/// One process's descriptor table, as it is read.
+struct Process {
+    pid: u32,
+    /// Its `fd` directory.
+    dir: OwnedFd,
+    /// Its descriptor numbers (a process set aside).
+    fds: Vec<u32>,
+    /// Its command name, read when its first socket is found.
+    command: OnceLock<Arc<str>>,
+}
+
+/// `f(0)`, `f(1)`, ... `f(n - 1)`, each on a thread of its own (none
+/// for one), in order.
+fn in_parallel<T: Send>(n: usize, f: &(dyn Fn(usize) -> T + Sync)) -> Vec<T> {
+    if n <= 1 {
+        return vec![f(0)];
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|t| s.spawn(move || f(t))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// `n` in decimal, as a C string in `buf`.
+fn decimal(mut n: u32, buf: &mut [u8; 11]) -> &std::ffi::CStr {
+    let mut at = buf.len() - 1;
+    buf[at] = 0;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::ffi::CStr::from_bytes_with_nul(&buf[at..]).expect("one NUL, at the end")
+}
+
 /// Buffers one scanning thread reuses for every process.
 struct Reader {
     dir: Vec<u8>,
     path: String,
+    fds: Vec<u32>,
 }
 
 impl Default for Reader {
@@ -345,6 +476,7 @@ impl Default for Reader {
         Reader {
             dir: Vec::with_capacity(32 * 1024),
             path: String::with_capacity(32),
+            fds: Vec::new(),
         }
     }
 }
@@ -358,7 +490,7 @@ fn number(name: &[u8]) -> Option<u32> {
 }
 
 /// `PID/comm` under the proc root, without its newline ("" if unreadable).
-fn read_comm(root: &std::os::fd::OwnedFd, path: &str) -> String {
+fn read_comm(root: &OwnedFd, path: &str) -> String {
     use rustix::fs::{openat, Mode, OFlags};
     let Ok(fd) = openat(root, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
         return String::new();
@@ -379,6 +511,36 @@ fn socket_inode(link: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Every inode's run of entries lies in its slice, and one that is
+        /// not in the list finds an empty run.
+        #[test]
+        fn the_index_finds_what_a_search_of_the_whole_list_finds(
+            mut inodes in proptest::collection::vec(
+                proptest::prop_oneof![0u64..64, 1000u64..1100, proptest::num::u64::ANY],
+                0..200,
+            ),
+            probes in proptest::collection::vec(proptest::num::u64::ANY, 0..20),
+        ) {
+            inodes.sort_unstable();
+            let index = Index::of(&inodes);
+            for &inode in inodes.iter().chain(&probes).chain(&[0, 1, 63, 1050, u64::MAX]) {
+                let whole = inodes.iter().filter(|&&i| i == inode).count();
+                let (low, high) = index.slice(inode);
+                let found = inodes[low..high].iter().filter(|&&i| i == inode).count();
+                proptest::prop_assert_eq!(found, whole, "{} in {:?}", inode, inodes);
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_names() {
+        let mut buf = [0u8; 11];
+        for n in [0, 7, 10, 4096, u32::MAX] {
+            assert_eq!(decimal(n, &mut buf).to_str().unwrap(), n.to_string());
+        }
+    }
 
     #[test]
     fn socket_links() {

@@ -53,6 +53,50 @@ fn the_threaded_scan_finds_the_owners_the_plain_one_finds() {
     assert!(shared >= 5, "{shared}");
 }
 
+/// A process holding thousands of sockets has its descriptors read by
+/// every thread of the scan, each taking a share: every one of them is
+/// found, once, with its descriptor number, as the plain scan finds it.
+#[test]
+fn a_process_with_thousands_of_sockets_is_read_whole() {
+    let code = "import resource, socket, sys, time\n\
+                resource.setrlimit(resource.RLIMIT_NOFILE, (12000, 12000))\n\
+                held = [socket.socketpair() for _ in range(5000)]\n\
+                print('ready', flush=True)\n\
+                time.sleep(600)\n";
+    let (mut holder, line) = testkit::spawn_until_line(Command::new("python3").args(["-c", code]));
+    assert_eq!(line, "ready");
+    let pid = holder.id();
+    // Its sockets, read here with std.
+    let mut held = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let entry = entry.unwrap();
+        let target = std::fs::read_link(entry.path()).unwrap();
+        let target = target.to_string_lossy();
+        if let Some(inode) = target
+            .strip_prefix("socket:[")
+            .and_then(|t| t.strip_suffix(']'))
+        {
+            let fd: u32 = entry.file_name().to_str().unwrap().parse().unwrap();
+            held.push((inode.parse::<u64>().unwrap(), fd));
+        }
+    }
+    assert!(held.len() >= 10_000, "{}", held.len());
+    let root = std::path::Path::new("/proc");
+    let fast = OwnerScan::scan_all(root).unwrap();
+    let plain = OwnerScan::scan_plain(root).unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let mut socket = tcptab::Socket::empty(Family::Ipv4, tcptab::RowKind::Full);
+    for (inode, fd) in held {
+        socket.inode = inode;
+        let owners = fast.owners(&socket);
+        assert_eq!(owners, plain.owners(&socket), "socket {inode}");
+        let ours: Vec<_> = owners.iter().filter(|o| o.pid == pid).collect();
+        assert_eq!(ours.len(), 1, "socket {inode}: {owners:?}");
+        assert_eq!((ours[0].fd, &*ours[0].command), (fd, "python3"));
+    }
+}
+
 /// A snapshot of one namespace looks for owners among that namespace's
 /// processes first, then among all for the sockets left without one: a
 /// listener of the namespace held by a process that moved to another

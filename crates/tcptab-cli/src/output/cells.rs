@@ -102,7 +102,14 @@ impl std::fmt::Display for OwnersCell<'_> {
                     if i > 0 {
                         f.write_str(",")?;
                     }
-                    write!(f, "{}(pid={},fd={})", o.command, o.pid, o.fd)?;
+                    // Written piece by piece: Display of a str pads.
+                    let mut number = itoa::Buffer::new();
+                    f.write_str(&o.command)?;
+                    f.write_str("(pid=")?;
+                    f.write_str(number.format(o.pid))?;
+                    f.write_str(",fd=")?;
+                    f.write_str(number.format(o.fd))?;
+                    f.write_str(")")?;
                 }
                 Ok(())
             }
