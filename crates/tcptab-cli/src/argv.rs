@@ -39,15 +39,16 @@ enum Word {
 }
 
 /// Rewrite `argv` (see the module documentation), or say why it cannot be
-/// run.
-pub fn normalize(cli: &Command, argv: Vec<OsString>) -> Result<Normalized, String> {
-    let mut cli = cli.clone();
+/// run. `cli` is built here (once: the parse that follows uses it as it
+/// is).
+pub fn normalize(cli: &mut Command, argv: Vec<OsString>) -> Result<Normalized, String> {
     cli.build();
+    let cli = &*cli;
     let words: Vec<String> = argv
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let kinds = scan(&cli, &words);
+    let kinds = scan(cli, &words);
     let mut notes = Vec::new();
     let mut out: Vec<String> = words.clone();
     // Other protocols: dropped when TCP is asked too, refused otherwise.
@@ -231,7 +232,7 @@ mod tests {
             .chain(line.split_whitespace())
             .map(OsString::from)
             .collect();
-        normalize(&crate::cli::Cli::command(), argv)
+        normalize(&mut crate::cli::Cli::command(), argv)
     }
 
     fn words(line: &str) -> String {

@@ -13,8 +13,7 @@ macro_rules! note {
 
 /// A first word that is not a command but looks like one mistyped (`lsit`):
 /// said so, rather than read as a filter word.
-fn mistyped_command(argv: &[std::ffi::OsString]) -> Option<String> {
-    let cli = cli::Cli::command();
+fn mistyped_command(cli: &clap::Command, argv: &[std::ffi::OsString]) -> Option<String> {
     let commands: Vec<&str> = cli
         .get_subcommands()
         .map(|c| c.get_name())
@@ -78,12 +77,14 @@ mod report;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
     // ss's habits (-E, -s, -K, options before the command, other
     // protocols' letters), rewritten into tcptab's command line.
-    let argv = match argv::normalize(&cli::Cli::command(), std::env::args_os().collect()) {
+    // The command line's description, built once for the three readings.
+    let mut command = cli::Cli::command();
+    let argv = match argv::normalize(&mut command, std::env::args_os().collect()) {
         Ok(n) => {
             for line in &n.notes {
                 note!("{line}");
@@ -95,11 +96,14 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    if let Some(message) = mistyped_command(&argv) {
+    if let Some(message) = mistyped_command(&command, &argv) {
         note!("error: {message}");
         return ExitCode::from(exit::ERROR);
     }
-    let cli = cli::Cli::parse_from(argv);
+    // As `Cli::parse_from`, without building the description again.
+    let matches = command.get_matches_from(argv);
+    let cli = cli::Cli::from_arg_matches(&matches)
+        .unwrap_or_else(|e| e.format(&mut cli::Cli::command()).exit());
     let result = match cli.command {
         Some(cli::Command::List(args)) => cmd::list::run(&args),
         Some(cli::Command::Summary(args)) => cmd::summary::run(&args),

@@ -163,61 +163,79 @@ impl std::fmt::Display for ExtendedCell<'_> {
     }
 }
 
-/// `-i`: tcp_info like `ss -i`.
-pub(super) struct InfoCell<'a>(pub(super) &'a Diag);
-
-impl std::fmt::Display for InfoCell<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let d = self.0;
-        if let Some(cc) = &d.congestion_algorithm {
-            write!(f, "{cc} ")?;
+/// `-i`: tcp_info like `ss -i`, written straight into `out` (numbers
+/// with itoa, no formatter: one such cell per socket).
+pub(super) fn write_info(out: &mut String, d: &Diag) {
+    let mut n = itoa::Buffer::new();
+    let mut num = |out: &mut String, before: &str, value: u64| {
+        out.push_str(before);
+        out.push_str(n.format(value));
+    };
+    if let Some(cc) = &d.congestion_algorithm {
+        out.push_str(cc);
+        out.push(' ');
+    }
+    let Some(i) = &d.tcp_info else {
+        out.push('-');
+        return;
+    };
+    out.push_str("rtt:");
+    milliseconds(out, i.rtt_us);
+    out.push('/');
+    milliseconds(out, i.rttvar_us);
+    num(out, "ms rto:", u64::from(i.rto_us / 1000));
+    num(out, "ms cwnd:", u64::from(i.snd_cwnd));
+    match i.ssthresh() {
+        Ssthresh::Segments(s) => num(out, " ssthresh:", u64::from(s)),
+        _ => out.push_str(" ssthresh:-"),
+    }
+    num(out, " bytes_acked:", i.bytes_acked);
+    num(out, " bytes_received:", i.bytes_received);
+    num(out, " retrans:", u64::from(i.retrans));
+    num(out, "/", u64::from(i.total_retrans));
+    for (name, rate) in [
+        (" delivery_rate:", i.delivery_rate),
+        (" pacing_rate:", i.pacing_rate),
+    ] {
+        match rate {
+            u64::MAX => {
+                out.push_str(name);
+                out.push_str("unlimited");
+            }
+            bytes => {
+                num(out, name, bytes.saturating_mul(8));
+                out.push_str("bps");
+            }
         }
-        let Some(i) = &d.tcp_info else {
-            return f.write_str("-");
-        };
-        let ms = |us: u32| us as f64 / 1000.0;
-        write!(
-            f,
-            "rtt:{}/{}ms rto:{}ms cwnd:{}",
-            ms(i.rtt_us),
-            ms(i.rttvar_us),
-            i.rto_us / 1000,
-            i.snd_cwnd
-        )?;
-        match i.ssthresh() {
-            Ssthresh::Segments(n) => write!(f, " ssthresh:{n}")?,
-            _ => f.write_str(" ssthresh:-")?,
-        }
-        write!(
-            f,
-            " bytes_acked:{} bytes_received:{} retrans:{}/{} delivery_rate:{} pacing_rate:{} snd_wnd:{} rcv_space:{}",
-            i.bytes_acked,
-            i.bytes_received,
-            i.retrans,
-            i.total_retrans,
-            Rate(i.delivery_rate),
-            Rate(i.pacing_rate),
-            i.snd_wnd,
-            i.rcv_space
-        )?;
-        if i.truncated {
-            write!(f, " (tcp_info {} bytes: older kernel)", i.length)?;
-        }
-        Ok(())
+    }
+    num(out, " snd_wnd:", u64::from(i.snd_wnd));
+    num(out, " rcv_space:", u64::from(i.rcv_space));
+    if i.truncated {
+        num(out, " (tcp_info ", i.length as u64);
+        out.push_str(" bytes: older kernel)");
     }
 }
 
-/// A rate the kernel gives in bytes per second, shown in bits per second;
-/// `u64::MAX` means no limit.
-pub(super) struct Rate(pub(super) u64);
-
-impl std::fmt::Display for Rate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            u64::MAX => f.write_str("unlimited"),
-            bytes => write!(f, "{}bps", bytes.saturating_mul(8)),
-        }
+/// Microseconds as milliseconds, as an f64 of them prints (`0.046`, `1`,
+/// `1.5`): the integer, then the thousandths without trailing zeros.
+fn milliseconds(out: &mut String, us: u32) {
+    out.push_str(itoa::Buffer::new().format(us / 1000));
+    let mut frac = us % 1000;
+    if frac == 0 {
+        return;
     }
+    let mut digits = 3;
+    while frac.is_multiple_of(10) {
+        frac /= 10;
+        digits -= 1;
+    }
+    out.push('.');
+    let mut buffer = itoa::Buffer::new();
+    let text = buffer.format(frac);
+    for _ in text.len()..digits {
+        out.push('0');
+    }
+    out.push_str(text);
 }
 
 /// `-m`: socket memory like `ss -m`.
@@ -245,6 +263,28 @@ impl std::fmt::Display for MemoryCell<'_> {
 #[cfg(test)]
 mod tests {
     use super::ipv4;
+
+    #[test]
+    fn milliseconds_are_written_as_an_f64_of_them_prints() {
+        for us in [
+            0,
+            1,
+            10,
+            46,
+            100,
+            999,
+            1000,
+            1001,
+            1500,
+            20_050,
+            201_000,
+            u32::MAX,
+        ] {
+            let mut out = String::new();
+            super::milliseconds(&mut out, us);
+            assert_eq!(out, (us as f64 / 1000.0).to_string(), "{us}");
+        }
+    }
 
     #[test]
     fn ipv4_is_written_as_std_writes_it() {

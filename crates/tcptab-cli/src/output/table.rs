@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::cells::{Bound, DualStack, ExtendedCell, InfoCell, MemoryCell, OwnersCell, TimerCell};
+use super::cells::{write_info, Bound, DualStack, ExtendedCell, MemoryCell, OwnersCell, TimerCell};
 use super::services::Services;
 use super::{Chunked, Columns, Sink};
 use tcptab::{Entry, Ownership};
@@ -93,6 +93,12 @@ impl TextTable {
     pub fn styled(&mut self, style: Option<&'static str>, value: std::fmt::Arguments<'_>) {
         let _ = self.text.write_fmt(value);
         self.end_cell(style);
+    }
+
+    /// Append a cell that `write` writes straight into the table's text.
+    pub fn write_cell(&mut self, write: impl FnOnce(&mut String)) {
+        write(&mut self.text);
+        self.end_cell(None);
     }
 
     /// Append a cell of text, in a colour or none (no formatter: the
@@ -410,7 +416,7 @@ impl Sink for TableSink<'_> {
         }
         if self.columns.info {
             match row.diag {
-                Some(d) => t.cell(format_args!("{}", InfoCell(d))),
+                Some(d) => t.write_cell(|text| write_info(text, d)),
                 None => t.cell(format_args!("-")),
             }
         }
