@@ -130,8 +130,7 @@ fn scopes_policy_and_baseline() {
     every_listener_has_its_scope(&ns);
     each_is_reachable_where_ip_says(&ns);
     each_uid_is_its_holders_and_only_roots_are_exposed(&ns);
-    let dir = std::env::temp_dir().join(format!("tcptab-audit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = testkit::Scratch::new("audit");
     listening_since_as_a_recording_says(&ns, &dir);
     connected_peers_as_ss_counts_them(&ns);
     a_policy_judges_in_every_format(&ns, &dir);
@@ -141,7 +140,6 @@ fn scopes_policy_and_baseline() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Every listener with its scope; the IPv6 wildcard without v6only takes

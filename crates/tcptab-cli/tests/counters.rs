@@ -154,9 +154,7 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
     if !testkit::require_root("counters_add_up_to_what_the_scenario_did_and_never_go_down") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("tcptab-counters-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = testkit::Scratch::new("counters");
     let ledger_path = dir.join("ledger.jsonl");
     let mut scenario = Scenario::start_with("ledger.py", &[ledger_path.to_str().unwrap()]);
     let port = scenario.manifest.names["port"].clone();
@@ -221,7 +219,6 @@ fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
     every_counter_has_its_created(&server, began);
     prometheus_saw_the_same(&prometheus, &after, &listener);
     drop(scenario);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Scrape every 100 ms until `stop`: no counter ever goes down. The

@@ -87,7 +87,6 @@ fn lifetimes_owners_and_final_counts() {
     every_format_the_same_and_readable_by_another_user(&db, &m);
 
     sqlite3_agrees_and_the_docs_queries_run(&db, &m, &mid);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The connection at a moment of its life, through every filter, and
@@ -451,7 +450,6 @@ fn a_killed_recorder_leaves_a_whole_file() {
         "2",
         "the kept pair, still open, once"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -503,7 +501,6 @@ fn retention_deletes_what_ended_before_the_window() {
     ] {
         assert_eq!(sql(&db, orphans), "0", "{orphans}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -559,7 +556,6 @@ print('ok', flush=True); time.sleep(1.5)";
         last_seen < last_poll,
         "the namespace is gone from the later polls"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -622,7 +618,6 @@ fn an_unprivileged_recorder_stores_what_it_could_not_see() {
         let server = flash.iter().find(|r| r["remote_port"] == f).unwrap();
         assert_eq!(server["closed_by"], "destroy", "{server}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -696,7 +691,6 @@ fn bad_input_is_named_and_an_unrecorded_moment_is_said() {
     bad_times_are_one_line_each(db);
 
     outside_the_recorded_span_is_said(db);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `tcptab ARGS`: its exit code, stdout and stderr.
@@ -829,7 +823,6 @@ fn both_sources_record_what_ss_sees_on_a_mixed_table() {
             assert_eq!(lines, rows.len() + header, "{source} {format}");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -933,7 +926,6 @@ fn times_files_and_states_as_a_user_types_them() {
     another_program_s_database_is_refused_untouched(&dir);
 
     a_value_tcptab_did_not_write_is_named(&dir, &db);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A cleanly closed file on a read-only mount is read.

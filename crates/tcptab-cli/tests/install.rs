@@ -212,14 +212,6 @@ fn a_page_for_every_command_and_every_page_it_names() {
 }
 
 /// A fresh directory of this test's own.
-fn tempfile_dir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tcptab-install-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tempfile_dir() -> testkit::Scratch {
+    testkit::Scratch::new("install")
 }

@@ -156,15 +156,14 @@ fn empty_tables_still_have_headers() {
     );
 }
 
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tcptab-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn tempdir(name: &str) -> testkit::Scratch {
+    let dir = testkit::Scratch::new(&format!("cli-{name}"));
     std::fs::create_dir_all(dir.join("net")).unwrap();
     dir
 }
 
 /// A copy of the spec-vector root with one line of net/tcp changed.
-fn corrupted(name: &str, line: usize, from: &str, to: &str) -> PathBuf {
+fn corrupted(name: &str, line: usize, from: &str, to: &str) -> testkit::Scratch {
     let dir = tempdir(name);
     let tcp = std::fs::read_to_string(spec().join("net/tcp")).unwrap();
     let mut lines: Vec<String> = tcp.lines().map(String::from).collect();

@@ -4,17 +4,16 @@
 //! ru_maxrss, through python3). A change that gathers the table again
 //! grows with it and fails here.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 /// A captured root with `rows` generated sockets (both families, every row
 /// shape), with 100 peers and 50 listeners, as on a real host: summary
 /// counts per remote host and lists every listener, and diagnose groups
 /// TIME_WAIT per peer; what they keep grows with those, not with the
 /// sockets.
-fn capture(rows: usize) -> PathBuf {
+fn capture(rows: usize) -> testkit::Scratch {
     use tcptab::procnet::{render_table, ByteOrder, TableReader};
-    let dir = std::env::temp_dir().join(format!("tcptab-memory-{rows}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = testkit::Scratch::new(&format!("memory-{rows}"));
     std::fs::create_dir_all(dir.join("net")).unwrap();
     let (v4, v6) = testkit::generate::tables(rows);
     for (name, text, family) in [
@@ -87,7 +86,7 @@ fn streamed_outputs_do_not_grow_with_the_table() {
     ];
     let mut report = Vec::new();
     for command in commands {
-        let at = |root: &PathBuf| {
+        let at = |root: &Path| {
             let root = root.to_str().unwrap();
             let mut args = command.to_vec();
             args.extend(["--root", root]);
@@ -107,7 +106,7 @@ fn streamed_outputs_do_not_grow_with_the_table() {
     }
     // The control: --sort holds the table, and the test sees it.
     let sorted =
-        |root: &PathBuf| peak_kib(&["list", "--sort", "state", "--root", root.to_str().unwrap()]);
+        |root: &Path| peak_kib(&["list", "--sort", "state", "--root", root.to_str().unwrap()]);
     let (a, b) = (sorted(&small), sorted(&large));
     assert!(
         b > a + 6 * 1024,

@@ -95,6 +95,50 @@ pub fn as_nobody_in(pid: &str, program: impl AsRef<std::ffi::OsStr>) -> Command 
     command
 }
 
+/// A test's scratch directory (`tcptab-NAME-XXXXXX` in the temporary
+/// directory), removed when dropped: after the servers and files a test
+/// made in it are gone, nothing is left behind. A failing test's is kept,
+/// and its path printed, for a look.
+#[derive(Debug)]
+pub struct Scratch(Option<tempfile::TempDir>);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tcptab-{name}-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("a scratch directory for {name}: {e}"));
+        Scratch(Some(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().expect("until dropped").path()
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.path()
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        self.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(dir) = self.0.take() {
+                eprintln!("kept the failing test's directory {}", dir.keep().display());
+            }
+        }
+    }
+}
+
 /// A copy of the binary `bin` that any user may run (the build tree may be
 /// closed to them), removed when dropped.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! Running `tcptab record` and asking `tcptab history`, with `sqlite3` as
 //! the oracle for the file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,11 +9,8 @@ use serde_json::Value;
 use tcptab::time::format_rfc3339;
 
 /// A fresh directory for one test's database.
-pub fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tcptab-history-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+pub fn scratch(test: &str) -> testkit::Scratch {
+    testkit::Scratch::new(&format!("history-{test}"))
 }
 
 /// `sqlite3 DB SQL`: its output, trimmed.
