@@ -401,17 +401,11 @@ fn one_walk_returns_the_sockets_of_the_two_per_family_dumps() {
         .map(ident)
         .collect();
     let mut one_walk = Vec::new();
-    diag::dump_both_each(
-        &mut socket,
-        EVERYTHING,
-        StateSet::ALL,
-        None,
-        diag::Ports::default(),
-        &mut |d| {
-            one_walk.push(ident(&d));
-            Ok::<(), tcptab::Error>(())
-        },
-    )
+    let ask = diag::Ask::new(EVERYTHING, StateSet::ALL);
+    diag::dump_both_each(&mut socket, &ask, &mut |d| {
+        one_walk.push(ident(&d));
+        Ok::<(), tcptab::Error>(())
+    })
     .unwrap();
     per_family.sort();
     one_walk.sort();
@@ -512,24 +506,19 @@ fn the_kernel_sends_only_the_sockets_on_the_ports_a_request_names() {
                 .collect();
             expected.sort();
             let mut per_family = Vec::new();
-            let states = StateSet::ALL;
-            diag::dump_each(
-                &mut socket,
-                &ALL,
-                EVERYTHING,
-                states,
-                None,
-                named,
-                &mut |d| {
-                    per_family.push(ident(&d));
-                    Ok::<(), Error>(())
-                },
-            )
+            let ask = diag::Ask {
+                ports: named,
+                ..diag::Ask::new(EVERYTHING, StateSet::ALL)
+            };
+            diag::dump_each(&mut socket, &ALL, &ask, &mut |d| {
+                per_family.push(ident(&d));
+                Ok::<(), Error>(())
+            })
             .unwrap();
             per_family.sort();
             assert_eq!(per_family, expected, "{named:?}, per family");
             let mut one_walk = Vec::new();
-            diag::dump_both_each(&mut socket, EVERYTHING, states, None, named, &mut |d| {
+            diag::dump_both_each(&mut socket, &ask, &mut |d| {
                 one_walk.push(ident(&d));
                 Ok::<(), Error>(())
             })

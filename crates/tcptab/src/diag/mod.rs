@@ -41,7 +41,7 @@ use std::io;
 use crate::model::DiagSocket;
 pub use bytecode::Ports;
 pub use prefetch::Prefetch;
-pub use request::{Extensions, SocketId};
+pub use request::{Ask, Extensions, SocketId};
 pub use transport::{NetlinkSocket, Transport};
 
 use crate::error::{Error, Result};
@@ -66,19 +66,11 @@ pub fn dump<T: Transport>(
     states: StateSet,
 ) -> Result<Dump> {
     let mut sockets = Vec::new();
-    let any = Ports::default();
-    let interrupted = dump_each(
-        transport,
-        families,
-        extensions,
-        states,
-        None,
-        any,
-        &mut |s| {
-            sockets.push(s);
-            Ok::<(), Error>(())
-        },
-    )?;
+    let ask = Ask::new(extensions, states);
+    let interrupted = dump_each(transport, families, &ask, &mut |s| {
+        sockets.push(s);
+        Ok::<(), Error>(())
+    })?;
     Ok(Dump {
         sockets,
         interrupted,
@@ -89,24 +81,20 @@ pub fn dump<T: Transport>(
 /// decoded, holding none: memory stays at one datagram however many sockets
 /// there are. Returns whether the kernel flagged the dump as interrupted.
 /// An error from `visit` ends the dump and is returned as it is. With a
-/// `program` (see [`bytecode`]) the kernel sends only the sockets it
+/// program (see [`bytecode`]) the kernel sends only the sockets it
 /// accepts; a kernel that refuses the program fails the dump with EINVAL
-/// before any socket. With `ports` (see [`Ports`]) it skips the sockets on
+/// before any socket. With ports (see [`Ports`]) it skips the sockets on
 /// other ports before it runs the program.
-#[allow(clippy::too_many_arguments)]
 pub fn dump_each<T: Transport, E: From<Error>>(
     transport: &mut T,
     families: &[Family],
-    extensions: Extensions,
-    states: StateSet,
-    program: Option<&[u8]>,
-    ports: Ports,
+    ask: &Ask<'_>,
     visit: &mut dyn FnMut(DiagSocket) -> std::result::Result<(), E>,
 ) -> std::result::Result<bool, E> {
     let mut interrupted = false;
     let mut buf = vec![0u8; 64 * 1024];
     for (seq, &family) in (1u32..).zip(families) {
-        let request = request::dump_request(family, extensions, states, program, ports, seq);
+        let request = request::dump_request(family, ask, seq);
         interrupted |= run_dump(transport, &request, seq, &mut buf, visit)?;
     }
     Ok(interrupted)
@@ -123,26 +111,23 @@ pub fn read_ahead(
 ) -> io::Result<Prefetch> {
     Prefetch::start(
         socket,
-        request::dump_request(family, extensions, states, None, Ports::default(), 1),
+        request::dump_request(family, &Ask::new(extensions, states), 1),
     )
 }
 
 /// Like [`dump_each`] for both families in one walk of the kernel's hash
 /// tables (the older `TCPDIAG_GETSOCK` request): the sockets of the two
 /// families come interleaved, in the kernel's order. Cheaper when a
-/// `program` leaves few sockets to copy, since the walk is then most of
-/// the cost; a kernel without the request fails with an error before any
+/// program leaves few sockets to copy, since the walk is then most of the
+/// cost; a kernel without the request fails with an error before any
 /// socket.
 pub fn dump_both_each<T: Transport, E: From<Error>>(
     transport: &mut T,
-    extensions: Extensions,
-    states: StateSet,
-    program: Option<&[u8]>,
-    ports: Ports,
+    ask: &Ask<'_>,
     visit: &mut dyn FnMut(DiagSocket) -> std::result::Result<(), E>,
 ) -> std::result::Result<bool, E> {
     let mut buf = vec![0u8; 64 * 1024];
-    let request = request::both_families_request(extensions, states, program, ports, 1);
+    let request = request::both_families_request(ask, 1);
     run_dump(transport, &request, 1, &mut buf, visit)
 }
 

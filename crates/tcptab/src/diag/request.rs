@@ -39,6 +39,30 @@ impl Extensions {
     }
 }
 
+/// What a dump asks for, whatever its family: the optional attributes,
+/// the states, a filter program for the kernel to run (see
+/// [`bytecode`](super::bytecode)) and the ports every socket asked for has
+/// (see [`Ports`]: the kernel skips the others before the program).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask<'a> {
+    pub extensions: Extensions,
+    pub states: StateSet,
+    pub program: Option<&'a [u8]>,
+    pub ports: Ports,
+}
+
+impl Ask<'_> {
+    /// `extensions` of the sockets in `states`: no program, any port.
+    pub fn new(extensions: Extensions, states: StateSet) -> Ask<'static> {
+        Ask {
+            extensions,
+            states,
+            program: None,
+            ports: Ports::default(),
+        }
+    }
+}
+
 /// The kernel state mask for `states`: request sockets are NEW_SYN_RECV
 /// and TIME_WAIT sockets of the FIN_WAIT2 substate are TIME_WAIT inside
 /// the kernel, so their bits are added when SYN_RECV or FIN_WAIT2 is asked.
@@ -79,25 +103,18 @@ const LEN: usize = 16 + 56;
 
 /// The bytes of one dump request, with a filter `program` for the kernel
 /// to run (the `INET_DIAG_REQ_BYTECODE` attribute after the request).
-pub fn dump_request(
-    family: Family,
-    extensions: Extensions,
-    states: StateSet,
-    program: Option<&[u8]>,
-    ports: Ports,
-    seq: u32,
-) -> Vec<u8> {
+pub fn dump_request(family: Family, ask: &Ask<'_>, seq: u32) -> Vec<u8> {
     let mut msg = request_head(
         SOCK_DIAG_BY_FAMILY,
         NLM_F_REQUEST | NLM_F_DUMP,
         seq,
         family,
-        extensions.bits(),
-        state_mask(states),
+        ask.extensions.bits(),
+        state_mask(ask.states),
     );
-    dump_socket_id(&mut msg, ports);
+    dump_socket_id(&mut msg, ask.ports);
     debug_assert_eq!(msg.len(), LEN);
-    with_program(msg, program)
+    with_program(msg, ask.program)
 }
 
 /// The `inet_diag_sockid` of a dump: the ports every socket asked for has
@@ -132,13 +149,7 @@ fn with_program(mut msg: Vec<u8>, program: Option<&[u8]>) -> Vec<u8> {
 /// extensions, socket id, states, tables): the kernel answers it with
 /// both families' sockets in one walk of its hash tables (its family is
 /// AF_UNSPEC inside), in messages of the same type.
-pub fn both_families_request(
-    extensions: Extensions,
-    states: StateSet,
-    program: Option<&[u8]>,
-    ports: Ports,
-    seq: u32,
-) -> Vec<u8> {
+pub fn both_families_request(ask: &Ask<'_>, seq: u32) -> Vec<u8> {
     const COMPAT_LEN: usize = 16 + 60;
     let mut msg = Vec::with_capacity(COMPAT_LEN);
     msg.extend_from_slice(&(COMPAT_LEN as u32).to_ne_bytes());
@@ -146,12 +157,12 @@ pub fn both_families_request(
     msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
     msg.extend_from_slice(&seq.to_ne_bytes());
     msg.extend_from_slice(&0u32.to_ne_bytes());
-    msg.extend_from_slice(&[0, 0, 0, extensions.bits()]);
-    dump_socket_id(&mut msg, ports);
-    msg.extend_from_slice(&state_mask(states).to_ne_bytes());
+    msg.extend_from_slice(&[0, 0, 0, ask.extensions.bits()]);
+    dump_socket_id(&mut msg, ask.ports);
+    msg.extend_from_slice(&state_mask(ask.states).to_ne_bytes());
     msg.extend_from_slice(&0u32.to_ne_bytes()); // idiag_dbs
     debug_assert_eq!(msg.len(), COMPAT_LEN);
-    with_program(msg, program)
+    with_program(msg, ask.program)
 }
 
 /// One socket, as `struct inet_diag_sockid` names it: what a destroy
@@ -207,7 +218,7 @@ mod tests {
             info: true,
             memory: true,
         };
-        let msg = dump_request(Family::Ipv6, ext, StateSet::ALL, None, Ports::default(), 7);
+        let msg = dump_request(Family::Ipv6, &Ask::new(ext, StateSet::ALL), 7);
         assert_eq!(msg.len(), 72);
         // The socket id: any port, cookie "none".
         assert_eq!(&msg[24..28], &[0, 0, 0, 0]);
@@ -216,7 +227,11 @@ mod tests {
             local: 22,
             remote: 5432,
         };
-        let fixed = dump_request(Family::Ipv6, ext, StateSet::ALL, None, ports, 7);
+        let ask = Ask {
+            ports,
+            ..Ask::new(ext, StateSet::ALL)
+        };
+        let fixed = dump_request(Family::Ipv6, &ask, 7);
         assert_eq!(&fixed[24..28], &[0, 22, 0x15, 0x38]);
         assert_eq!(u16::from_ne_bytes([msg[4], msg[5]]), 20);
         assert_eq!(u16::from_ne_bytes([msg[6], msg[7]]), 0x301);
@@ -242,13 +257,12 @@ mod tests {
             local: 0,
             remote: 443,
         };
-        let msg = both_families_request(
-            Extensions::default(),
-            StateSet::ALL,
-            Some(&program),
+        let ask = Ask {
+            program: Some(&program),
             ports,
-            3,
-        );
+            ..Ask::new(Extensions::default(), StateSet::ALL)
+        };
+        let msg = both_families_request(&ask, 3);
         assert_eq!(msg.len(), 76 + 8);
         assert_eq!(&msg[20..24], &[0, 0, 1, 0xbb]);
         assert_eq!(u32::from_ne_bytes(msg[..4].try_into().unwrap()), 84);

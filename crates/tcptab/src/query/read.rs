@@ -168,26 +168,17 @@ impl Query {
                 let prefetched = ahead.iter_mut().find(|(f, _)| *f == family);
                 let dumped = match prefetched {
                     Some((_, ahead)) => {
-                        let any = diag::Ports::default();
-                        diag::dump_each(
-                            ahead,
-                            &[family],
-                            self.extensions,
-                            states,
-                            None,
-                            any,
-                            &mut visit,
-                        )
+                        let ask = diag::Ask::new(self.extensions, states);
+                        diag::dump_each(ahead, &[family], &ask, &mut visit)
                     }
-                    None => diag::dump_each(
-                        &mut socket,
-                        &[family],
-                        self.extensions,
-                        states,
-                        bytes,
-                        ports,
-                        &mut visit,
-                    ),
+                    None => {
+                        let ask = diag::Ask {
+                            program: bytes,
+                            ports,
+                            ..diag::Ask::new(self.extensions, states)
+                        };
+                        diag::dump_each(&mut socket, &[family], &ask, &mut visit)
+                    }
                 };
                 match dumped {
                     Ok(interrupted) => how.interrupted |= interrupted,
@@ -257,34 +248,32 @@ impl Query {
         let mut held: Vec<DiagSocket> = Vec::new();
         let mut overflow = false;
         let mut v4_sl = 0u32;
-        let interrupted = diag::dump_both_each(
-            socket,
-            self.extensions,
-            filter.states(),
-            program.as_ref().map(|(bytes, _)| bytes.as_slice()),
+        let ask = diag::Ask {
+            program: program.as_ref().map(|(bytes, _)| bytes.as_slice()),
             ports,
-            &mut |mut d| {
-                if d.socket.family == Family::Ipv6 {
-                    if !overflow {
-                        if held.len() == self.held_ipv6 {
-                            overflow = true;
-                            held = Vec::new();
-                        } else {
-                            held.push(d);
-                        }
+            ..diag::Ask::new(self.extensions, filter.states())
+        };
+        let interrupted = diag::dump_both_each(socket, &ask, &mut |mut d| {
+            if d.socket.family == Family::Ipv6 {
+                if !overflow {
+                    if held.len() == self.held_ipv6 {
+                        overflow = true;
+                        held = Vec::new();
+                    } else {
+                        held.push(d);
                     }
-                    return Ok(());
                 }
-                if !announced {
-                    announced = true;
-                    deliver(Raw::Table(Family::Ipv4, Source::Netlink))?;
-                }
-                d.socket.sl = v4_sl;
-                v4_sl += 1;
-                *delivered += 1;
-                deliver(Raw::Dumped(&mut Some(d)))
-            },
-        )?;
+                return Ok(());
+            }
+            if !announced {
+                announced = true;
+                deliver(Raw::Table(Family::Ipv4, Source::Netlink))?;
+            }
+            d.socket.sl = v4_sl;
+            v4_sl += 1;
+            *delivered += 1;
+            deliver(Raw::Dumped(&mut Some(d)))
+        })?;
         if !announced {
             *delivered += 1;
             deliver(Raw::Table(Family::Ipv4, Source::Netlink))?;
