@@ -408,6 +408,47 @@ mod tests {
         assert_eq!(columns::state_of("ESTABLISHED?"), None);
     }
 
+    /// A new version of a connection ships only the state changes the
+    /// store has not acknowledged; one not acknowledged is sent again, and
+    /// a new outbox sends every change once more.
+    #[test]
+    fn a_state_change_is_shipped_until_acknowledged_then_not_again() {
+        let path = scratch("ship-changes");
+        let mut r = Recorder::open(&path);
+        r.writer.ship().unwrap();
+        let t = 1_800_000_010_000;
+        r.poll(&[socket(40000, State::Established, 7)], t, &[]);
+        let mut outbox = Outbox::open(&path).unwrap();
+        let first = outbox.connections(100).unwrap();
+        assert_eq!(first.rows, 1);
+        outbox.acked(&first).unwrap();
+        r.poll(&[socket(40000, State::FinWait1, 7)], t + 5000, &[]);
+        let second = outbox.connections(100).unwrap();
+        assert_eq!((second.rows, second.change_rows), (1, 1));
+        assert!(second.changes.contains("FIN_WAIT1"), "{}", second.changes);
+        outbox.acked(&second).unwrap();
+        r.poll(&[socket(40000, State::FinWait2, 7)], t + 10_000, &[]);
+        let third = outbox.connections(100).unwrap();
+        assert_eq!((third.rows, third.change_rows), (1, 1), "{}", third.changes);
+        assert!(third.changes.contains("FIN_WAIT2"), "{}", third.changes);
+        // Every change is still in the row itself.
+        assert!(third.body.contains("FIN_WAIT1") && third.body.contains("FIN_WAIT2"));
+        // Not acknowledged: the same again; a new outbox: both changes.
+        assert_eq!(outbox.connections(100).unwrap().change_rows, 1);
+        let fresh = Outbox::open(&path).unwrap().connections(100).unwrap();
+        assert_eq!(fresh.change_rows, 2);
+        outbox.acked(&third).unwrap();
+        // Closed: its last version acknowledged, it is forgotten.
+        r.poll(&[], t + 15_000, &[]);
+        r.poll(&[], t + 20_000, &[]);
+        let last = outbox.connections(100).unwrap();
+        assert_eq!(last.rows, 1);
+        assert!(!last.body.contains("\"closed_at\":null"), "{}", last.body);
+        outbox.acked(&last).unwrap();
+        assert!(outbox.shipped.is_empty(), "{:?}", outbox.shipped);
+        remove(&path);
+    }
+
     #[test]
     fn a_clock_set_back_closes_no_connection_before_it_was_seen() {
         let path = scratch("clock");

@@ -135,6 +135,10 @@ pub struct Batch {
     pub change_rows: usize,
     /// (connection, seq) of each connection row.
     keys: Vec<(i64, i64)>,
+    /// The state changes sent, by connection, and the connections sent
+    /// closed.
+    sent_changes: Vec<(i64, i64, String)>,
+    closed: Vec<i64>,
     /// The last poll id of a batch of polls.
     last_poll: Option<i64>,
 }
@@ -267,6 +271,13 @@ fn json_string(out: &mut String, text: &str) {
 pub struct Outbox {
     conn: Connection,
     path: PathBuf,
+    /// The state changes the store acknowledged, per connection still
+    /// open, since this outbox was opened: a new version of a connection
+    /// sends only the changes not among them (they were sent again with
+    /// every version). Forgotten when its closed version is acknowledged;
+    /// a new outbox (a recorder started again) sends each once more, which
+    /// the store keeps once.
+    pub(super) shipped: HashMap<i64, Vec<(i64, String)>>,
 }
 
 impl Outbox {
@@ -279,6 +290,7 @@ impl Outbox {
         Ok(Outbox {
             conn,
             path: path.to_path_buf(),
+            shipped: HashMap::new(),
         })
     }
 
@@ -315,12 +327,17 @@ impl Outbox {
         // outbox between them.
         let tx = self.conn.unchecked_transaction()?;
         let host = self.host()?;
-        let batch = Self::read_batch(&tx, &host, limit)?;
+        let batch = Self::read_batch(&tx, &host, &self.shipped, limit)?;
         tx.finish()?;
         Ok(batch)
     }
 
-    fn read_batch(tx: &Transaction<'_>, host: &Host, limit: usize) -> rusqlite::Result<Batch> {
+    fn read_batch(
+        tx: &Transaction<'_>,
+        host: &Host,
+        shipped: &HashMap<i64, Vec<(i64, String)>>,
+        limit: usize,
+    ) -> rusqlite::Result<Batch> {
         let opening = host.opening();
         let first = "(SELECT connection FROM outbox ORDER BY seq, connection LIMIT ?1) o";
         let mut owners: HashMap<i64, Vec<(i64, i64, String)>> = HashMap::new();
@@ -358,6 +375,10 @@ impl Outbox {
         let mut batch = Batch::default();
         let mut rows = stmt.query([limit as i64])?;
         let n = COLUMN_NAMES.len();
+        let closed_at = COLUMN_NAMES
+            .iter()
+            .position(|c| *c == "closed_at")
+            .expect("a column of the history");
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let seq: i64 = r.get(n)?;
@@ -378,14 +399,20 @@ impl Outbox {
             line.numbers("state_times", changes.iter().map(|c| c.0));
             line.texts("states", changes.iter().map(|c| c.1.as_str()));
             line.end();
-            for (at, state) in &changes {
+            let closed = r.get_ref(closed_at)? != ValueRef::Null;
+            let acked = shipped.get(&id).map_or(&[][..], Vec::as_slice);
+            for (at, state) in changes.into_iter().filter(|c| !acked.contains(c)) {
                 let mut line = Line::new(&mut batch.changes, &opening);
                 line.value("boot_id", r.get_ref(n + 1)?);
                 line.value("connection", ValueRef::Integer(id));
-                line.value("at", ValueRef::Integer(*at));
-                line.text("state", state);
+                line.value("at", ValueRef::Integer(at));
+                line.text("state", &state);
                 line.end();
                 batch.change_rows += 1;
+                batch.sent_changes.push((id, at, state));
+            }
+            if closed {
+                batch.closed.push(id);
             }
             batch.rows += 1;
             batch.keys.push((id, seq));
@@ -454,7 +481,17 @@ impl Outbox {
             let before = meta_int(&tx, key).map_err(&err)?;
             set_meta_int(&tx, key, before + add).map_err(&err)?;
         }
-        tx.commit().map_err(&err)
+        tx.commit().map_err(&err)?;
+        for (id, at, state) in &batch.sent_changes {
+            self.shipped
+                .entry(*id)
+                .or_default()
+                .push((*at, state.clone()));
+        }
+        for id in &batch.closed {
+            self.shipped.remove(id);
+        }
+        Ok(())
     }
 
     /// What waits to be shipped, and what was shipped so far.
