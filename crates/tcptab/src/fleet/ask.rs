@@ -300,8 +300,10 @@ impl Store {
 /// the candidates are the keys of every version in the window (and the
 /// filter's SQL), read from narrow columns; then the newest version of
 /// each (`FINAL`, selected by what never changes: its time bucket, first
-/// sighting and id, so only their granules are read); the window is
-/// checked again on it by the caller.
+/// sighting and id, so only their granules are read), whose close is
+/// checked after FINAL (a closed connection's older versions are
+/// candidates); the window is checked again on it by the caller, where an
+/// open row lasts until its recorder's last poll.
 fn select(
     db: &str,
     window: Window,
@@ -332,10 +334,14 @@ fn select(
             cand.join(" AND ")
         );
         let same_host = host.map_or(String::new(), |h| format!(" AND {h}"));
+        // The close, on the newest version: WHERE runs after FINAL (and,
+        // with a PREWHERE given, is not moved into it), so a version left
+        // open by an older one's key is dropped here, not sent.
         format!(
             "SELECT {columns}, {EXTRA} FROM {db}.connections FINAL
              PREWHERE intDiv(first_seen, {BUCKET_MS}) IN (SELECT intDiv(first_seen, {BUCKET_MS}) FROM ({cand}))
-               AND (first_seen, id) IN ({cand}){same_host}"
+               AND (first_seen, id) IN ({cand}){same_host}
+             WHERE closed_at IS NULL OR closed_at >= {from}"
         )
     };
     format!(
