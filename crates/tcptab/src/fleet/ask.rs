@@ -323,15 +323,23 @@ fn select(
         };
         format!("SELECT {columns}, {EXTRA} FROM {db}.connections FINAL WHERE {conds}")
     } else {
-        let mut cand = vec![
-            format!("first_seen <= {to}"),
-            format!("(closed_at IS NULL OR closed_at >= {from})"),
-        ];
-        cand.extend(host.clone());
-        cand.extend(filter.map(str::to_string));
+        // The narrow columns first (PREWHERE), then, on the rows they
+        // leave, the host, the filter and the recorder: a version open but
+        // last seen before the window counts only if its recorder polled
+        // since (an open row is shipped when it changes, and lasts until
+        // its recorder's last poll), so the open rows a stopped recorder
+        // left are not candidates.
+        let mut rest: Vec<String> = host.iter().cloned().collect();
+        rest.extend(filter.map(|f| format!("({f})")));
+        rest.push(format!(
+            "(closed_at >= {from} OR last_seen >= {from}
+               OR recorder IN (SELECT recorder FROM {db}.polls GROUP BY recorder HAVING max(at) >= {from}))"
+        ));
         let cand = format!(
-            "SELECT first_seen, id FROM {db}.connections WHERE {}",
-            cand.join(" AND ")
+            "SELECT first_seen, id FROM {db}.connections
+             PREWHERE first_seen <= {to} AND (closed_at IS NULL OR closed_at >= {from})
+             WHERE {}",
+            rest.join(" AND ")
         );
         let same_host = host.map_or(String::new(), |h| format!(" AND {h}"));
         // The close, on the newest version: WHERE runs after FINAL (and,
