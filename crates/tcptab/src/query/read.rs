@@ -74,38 +74,7 @@ impl Query {
     ) -> std::result::Result<How, Stop<E>> {
         let mut socket = self.netlink_socket(namespace)?;
         let mut how = How::new(Source::Netlink, Why::Chosen);
-        // The address, port, interface and autobound conditions run in the
-        // kernel, which then sends only what can match; the whole filter
-        // is still applied to what it sends.
-        let mut program = match &self.kernel_program {
-            Some(bytes) => Some((bytes.clone(), None)),
-            None if !self.kernel => None,
-            None => diag::bytecode::compile(filter).map(|p| {
-                let kernel = KernelFilter {
-                    runs: p.runs.to_string(),
-                    whole: p.whole,
-                    bytes: p.bytes.len(),
-                };
-                (p.bytes, Some(kernel))
-            }),
-        };
-        // The ports the filter fixes go in the request: the kernel skips
-        // the sockets on other ports before it runs the program.
-        let ports = match self.kernel {
-            true => diag::Ports::of(filter),
-            false => diag::Ports::default(),
-        };
-        if ports != diag::Ports::default() {
-            let named = [("local", ports.local), ("remote", ports.remote)]
-                .iter()
-                .filter(|(_, port)| *port != 0)
-                .map(|(end, port)| format!("{end} port {port}"))
-                .collect::<Vec<_>>()
-                .join(" and ");
-            how.notes.push(format!(
-                "the request names {named}: the kernel skipped the sockets on other ports before its program"
-            ));
-        }
+        let (mut program, ports) = self.plan(filter, &mut how.notes);
         // Only the families the filter allows (-4, -6) are asked for.
         let mut families: Vec<Family> = [Family::Ipv4, Family::Ipv6]
             .into_iter()
@@ -137,16 +106,10 @@ impl Query {
         // Every socket of both families: each family's dump is read ahead
         // on a thread of its own (the kernel walks its tables inside
         // recvmsg), while the sockets are decoded and handed over here.
-        let mut ahead: Vec<(Family, diag::Prefetch)> = match (&program, families.as_slice()) {
-            (None, [Family::Ipv4, Family::Ipv6]) if self.read_ahead => [Family::Ipv4, Family::Ipv6]
-                .into_iter()
-                .filter_map(|family| {
-                    let s = self.netlink_socket(namespace).ok()?;
-                    let states = filter.states();
-                    let prefetch = diag::read_ahead(s, family, self.extensions, states).ok()?;
-                    Some((family, prefetch))
-                })
-                .collect(),
+        let mut ahead = match (&program, families.as_slice()) {
+            (None, [Family::Ipv4, Family::Ipv6]) if self.read_ahead => {
+                self.prefetch(namespace, filter)
+            }
             _ => Vec::new(),
         };
         for family in families {
@@ -191,14 +154,7 @@ impl Query {
                         // The kernel's audit refused the program: filter
                         // after the dump instead, and say so.
                         program = None;
-                        how.notes.push(format!(
-                            "the kernel refused the filter program ({error}); every socket was read and filtered here{}",
-                            if filter.has(&|e| matches!(e, Expr::Autobound { .. })) {
-                                ", and autobound was judged by the ephemeral port range alone"
-                            } else {
-                                ""
-                            }
-                        ));
+                        how.notes.push(refused(&error, filter));
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -214,6 +170,59 @@ impl Query {
         }
         how.kernel_filter = program.and_then(|(_, kernel)| kernel);
         Ok(how)
+    }
+
+    /// Both families' dumps started, each on its own socket and thread;
+    /// a family whose socket cannot be opened is read in turn instead.
+    fn prefetch(
+        &self,
+        namespace: Option<&Namespace>,
+        filter: &Expr,
+    ) -> Vec<(Family, diag::Prefetch)> {
+        [Family::Ipv4, Family::Ipv6]
+            .into_iter()
+            .filter_map(|family| {
+                let s = self.netlink_socket(namespace).ok()?;
+                let states = filter.states();
+                let prefetch = diag::read_ahead(s, family, self.extensions, states).ok()?;
+                Some((family, prefetch))
+            })
+            .collect()
+    }
+
+    /// What the kernel is asked to do for a filter: the program it runs
+    /// (the address, port, interface and autobound conditions; the whole
+    /// filter is still applied to what it sends) and the ports named in
+    /// the request, which it compares before the program. Says which.
+    fn plan(&self, filter: &Expr, notes: &mut Vec<String>) -> (Program, diag::Ports) {
+        let program = match &self.kernel_program {
+            Some(bytes) => Some((bytes.clone(), None)),
+            None if !self.kernel => None,
+            None => diag::bytecode::compile(filter).map(|p| {
+                let kernel = KernelFilter {
+                    runs: p.runs.to_string(),
+                    whole: p.whole,
+                    bytes: p.bytes.len(),
+                };
+                (p.bytes, Some(kernel))
+            }),
+        };
+        let ports = match self.kernel {
+            true => diag::Ports::of(filter),
+            false => diag::Ports::default(),
+        };
+        if ports != diag::Ports::default() {
+            let named = [("local", ports.local), ("remote", ports.remote)]
+                .iter()
+                .filter(|(_, port)| *port != 0)
+                .map(|(end, port)| format!("{end} port {port}"))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            notes.push(format!(
+                "the request names {named}: the kernel skipped the sockets on other ports before its program"
+            ));
+        }
+        (program, ports)
     }
 
     /// The most IPv6 sockets a one-walk dump holds by default until its
@@ -239,7 +248,7 @@ impl Query {
         &self,
         socket: &mut NetlinkSocket,
         filter: &Expr,
-        program: &Option<(Vec<u8>, Option<KernelFilter>)>,
+        program: &Program,
         ports: diag::Ports,
         deliver: &mut dyn FnMut(Raw<'_>) -> std::result::Result<(), Stop<E>>,
         delivered: &mut u64,
@@ -450,4 +459,20 @@ pub(super) fn permission_denied(e: &Error) -> bool {
         _ => return false,
     };
     kind == io::ErrorKind::PermissionDenied
+}
+
+/// A filter program for the kernel, and what `-v` says of it (none when
+/// the program was given as bytes).
+type Program = Option<(Vec<u8>, Option<KernelFilter>)>;
+
+/// The note for a program the kernel's audit refused.
+fn refused(error: &io::Error, filter: &Expr) -> String {
+    format!(
+        "the kernel refused the filter program ({error}); every socket was read and filtered here{}",
+        if filter.has(&|e| matches!(e, Expr::Autobound { .. })) {
+            ", and autobound was judged by the ephemeral port range alone"
+        } else {
+            ""
+        }
+    )
 }

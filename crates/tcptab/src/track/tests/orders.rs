@@ -1,0 +1,318 @@
+//! A connection's sockets, its notification and the polls in every
+//! order: one connection each, joined by cookie or by ends, and a new one
+//! where a 4-tuple is used again.
+
+use super::*;
+
+#[test]
+fn a_notification_before_the_time_wait_is_one_connection_in_time_wait_from_then() {
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(
+        &netlink(&[dumped(40000, State::Established, 7)]),
+        T,
+        &mut out,
+    );
+    t.notified(0, T + 100, dumped(40000, State::Close, 7), &mut out);
+    t.polled(
+        &netlink(&[dumped(40000, State::TimeWait, 7)]),
+        T + 1000,
+        &mut out,
+    );
+    t.polled(&netlink(&[]), T + 70_000, &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T, 1),
+            (Change::Closed { by: End::Destroy }, T + 100, 1),
+            changed(State::Established, T + 100, 1),
+            // The TIME_WAIT's timer said when it would go.
+            (Change::Ended { by: End::Expired }, T + 61_000, 1),
+        ]
+    );
+    assert!(out[0].baseline);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn a_time_wait_before_the_notification_is_the_same_connection() {
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(
+        &netlink(&[dumped(40000, State::Established, 7)]),
+        T,
+        &mut out,
+    );
+    t.polled(
+        &netlink(&[dumped(40000, State::TimeWait, 7)]),
+        T + 1000,
+        &mut out,
+    );
+    t.notified(0, T + 1500, dumped(40000, State::Close, 7), &mut out);
+    t.polled(&netlink(&[]), T + 2000, &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T, 1),
+            changed(State::Established, T + 1000, 1),
+            (Change::Closed { by: End::Destroy }, T + 1500, 1),
+            // Gone before its timer said: it ended by the poll.
+            (Change::Ended { by: End::Poll }, T + 2000, 1),
+        ]
+    );
+}
+
+#[test]
+fn a_short_connection_and_its_time_wait_with_a_cookie_of_its_own_are_one() {
+    // Never dumped: its TIME_WAIT got a cookie of its own (12), its
+    // notification the socket's (11). Both orders.
+    for notification_first in [true, false] {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        t.polled(&netlink(&[]), T, &mut out);
+        if notification_first {
+            t.notified(0, T + 100, dumped(40001, State::Close, 11), &mut out);
+            t.polled(
+                &netlink(&[dumped(40001, State::TimeWait, 12)]),
+                T + 1000,
+                &mut out,
+            );
+        } else {
+            t.polled(
+                &netlink(&[dumped(40001, State::TimeWait, 12)]),
+                T + 1000,
+                &mut out,
+            );
+            t.notified(0, T + 1100, dumped(40001, State::Close, 11), &mut out);
+        }
+        t.polled(
+            &netlink(&[dumped(40001, State::TimeWait, 12)]),
+            T + 2000,
+            &mut out,
+        );
+        t.polled(&netlink(&[]), T + 70_000, &mut out);
+        once_each(&out);
+        let ids: std::collections::BTreeSet<u64> = out.iter().map(|e| e.conn.id).collect();
+        assert_eq!(ids.len(), 1, "{notification_first}: {:#?}", changes(&out));
+        let ended = out.last().unwrap();
+        assert_eq!(ended.change, Change::Ended { by: End::Expired });
+    }
+}
+
+#[test]
+fn a_four_tuple_used_again_is_another_connection() {
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(
+        &netlink(&[dumped(40002, State::Established, 1)]),
+        T,
+        &mut out,
+    );
+    t.notified(0, T + 100, dumped(40002, State::Close, 1), &mut out);
+    t.polled(
+        &netlink(&[dumped(40002, State::Established, 2)]),
+        T + 1000,
+        &mut out,
+    );
+    t.polled(
+        &netlink(&[dumped(40002, State::Established, 2)]),
+        T + 2000,
+        &mut out,
+    );
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T, 1),
+            (Change::Closed { by: End::Destroy }, T + 100, 1),
+            (Change::Opened, T + 1000, 2),
+            (Change::Ended { by: End::Destroy }, T + 100, 1),
+        ]
+    );
+}
+
+#[test]
+fn from_proc_a_time_wait_and_a_full_socket_after_a_request_join_by_their_ends() {
+    let mut t = Tracker::new(TrackOptions::default());
+    let mut out = Vec::new();
+    let mut request = socket(80, State::SynRecv);
+    request.remote = "127.0.0.1:40005".parse().unwrap();
+    request.local = "127.0.0.1:80".parse().unwrap();
+    let mut full = request;
+    full.kind = RowKind::Full;
+    full.state = State::Established;
+    full.inode = 555;
+    let mut tw = full;
+    tw.kind = RowKind::TimeWait;
+    tw.state = State::TimeWait;
+    tw.inode = 0;
+    tw.timer.expires = crate::model::Ticks(6000);
+    t.polled(&proc(&[]), T, &mut out);
+    t.polled(&proc(&[request]), T + 1000, &mut out);
+    t.polled(&proc(&[full]), T + 2000, &mut out);
+    t.polled(&proc(&[tw]), T + 3000, &mut out);
+    t.polled(&proc(&[]), T + 4000, &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T + 1000, 1),
+            changed(State::SynRecv, T + 2000, 1),
+            changed(State::Established, T + 3000, 1),
+            (Change::Closed { by: End::Poll }, T + 4000, 1),
+            (Change::Ended { by: End::Poll }, T + 4000, 1),
+        ]
+    );
+}
+
+#[test]
+fn a_request_socket_and_the_full_socket_only_its_notification_brought_are_one() {
+    // A poll sees the SYN_RECV request socket; the kernel makes a full
+    // socket of it (a cookie of its own) that closes before the next poll.
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(&netlink(&[]), T, &mut out);
+    t.polled(
+        &netlink(&[dumped(40000, State::SynRecv, 5)]),
+        T + 1000,
+        &mut out,
+    );
+    t.notified(0, T + 1004, dumped(40000, State::Close, 9), &mut out);
+    t.polled(&netlink(&[]), T + 2000, &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T + 1000, 1),
+            (Change::Closed { by: End::Destroy }, T + 1004, 1),
+            (Change::Ended { by: End::Destroy }, T + 1004, 1),
+        ]
+    );
+    // Its TIME_WAIT, when there is one, joins it too.
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(&netlink(&[]), T, &mut out);
+    t.polled(
+        &netlink(&[dumped(40001, State::SynRecv, 5)]),
+        T + 1000,
+        &mut out,
+    );
+    t.notified(0, T + 1004, dumped(40001, State::Close, 9), &mut out);
+    t.polled(
+        &netlink(&[dumped(40001, State::TimeWait, 9)]),
+        T + 2000,
+        &mut out,
+    );
+    once_each(&out);
+    assert_eq!(t.len(), 1);
+    assert!(out.iter().all(|e| e.conn.id == 1), "{out:#?}");
+}
+
+#[test]
+fn a_notification_with_its_port_released_joins_its_time_wait() {
+    // The kernel had released the local port when it reported the socket
+    // destroyed (port 0); its TIME_WAIT has its ends and a cookie of its
+    // own.
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(&netlink(&[]), T, &mut out);
+    let mut d = dumped(40000, State::Close, 7);
+    d.socket.local.set_port(0);
+    t.notified(0, T + 100, d, &mut out);
+    t.polled(
+        &netlink(&[dumped(40000, State::TimeWait, 8)]),
+        T + 1000,
+        &mut out,
+    );
+    once_each(&out);
+    assert_eq!(t.len(), 1);
+    let conn = t.conns().next().unwrap();
+    assert_eq!(conn.entry.socket.local.port(), 40000);
+    assert!(out.iter().all(|e| e.conn.id == 1), "{out:#?}");
+}
+
+#[test]
+fn a_reset_connection_s_notification_keeps_its_ends() {
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(
+        &netlink(&[dumped(40012, State::Established, 15)]),
+        T,
+        &mut out,
+    );
+    // SO_LINGER 0: the kernel cleared the local address and remote port
+    // before it reported the socket destroyed.
+    let mut last = dumped(40012, State::Close, 15);
+    last.socket.local = "0.0.0.0:40012".parse().unwrap();
+    last.socket.remote = "127.0.0.1:0".parse().unwrap();
+    t.notified(0, T + 10, last, &mut out);
+    let closed = out.last().unwrap();
+    assert_eq!(closed.change, Change::Closed { by: End::Destroy });
+    let s = closed.conn.closing_entry().socket;
+    assert_eq!(s.local, "127.0.0.1:40012".parse().unwrap());
+    assert_eq!(s.remote, "127.0.0.1:80".parse().unwrap());
+}
+
+#[test]
+fn a_new_connection_on_a_time_wait_s_ends_ends_the_time_wait_when_it_is_known() {
+    // The kernel replaces a TIME_WAIT when it accepts a SYN on its ends:
+    // the new connection (cookie 9) lived and closed between two polls.
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(
+        &netlink(&[dumped(40000, State::Established, 7)]),
+        T,
+        &mut out,
+    );
+    t.notified(0, T + 100, dumped(40000, State::Close, 7), &mut out);
+    t.polled(
+        &netlink(&[dumped(40000, State::TimeWait, 7)]),
+        T + 1000,
+        &mut out,
+    );
+    t.notified(0, T + 1500, dumped(40000, State::Close, 9), &mut out);
+    t.polled(&netlink(&[]), T + 2000, &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T, 1),
+            (Change::Closed { by: End::Destroy }, T + 100, 1),
+            changed(State::Established, T + 100, 1),
+            // Not at the poll of T + 2000: the new connection was there by
+            // T + 1500.
+            (Change::Ended { by: End::Poll }, T + 1500, 1),
+            (Change::Opened, T + 1500, 2),
+            (Change::Closed { by: End::Destroy }, T + 1500, 2),
+            (Change::Ended { by: End::Destroy }, T + 1500, 2),
+        ]
+    );
+    assert!(t.is_empty());
+}
+
+#[test]
+fn a_new_connection_a_poll_finds_on_a_time_wait_s_ends_follows_its_end() {
+    let mut t = tracker();
+    let mut out = Vec::new();
+    t.polled(&netlink(&[dumped(40000, State::TimeWait, 7)]), T, &mut out);
+    t.polled(
+        &netlink(&[dumped(40000, State::Established, 9)]),
+        T + 1000,
+        &mut out,
+    );
+    // The TIME_WAIT is not taken for a new connection's notification.
+    t.notified(0, T + 1500, dumped(40000, State::Close, 9), &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T, 1),
+            (Change::Closed { by: End::Poll }, T + 1000, 1),
+            (Change::Ended { by: End::Poll }, T + 1000, 1),
+            (Change::Opened, T + 1000, 2),
+            (Change::Closed { by: End::Destroy }, T + 1500, 2),
+        ]
+    );
+}

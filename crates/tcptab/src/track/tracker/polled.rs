@@ -1,0 +1,276 @@
+//! What a poll does to the tracker: each socket it lists is a connection
+//! seen again, the successor of one it no longer finds (a TIME_WAIT, the
+//! full socket after a request socket) or a new connection; a connection
+//! it does not find has vanished (closed, expired, or lost in a gap).
+
+use std::collections::HashMap;
+
+use super::{
+    best_owners, emit, ends, fingerprint, released, timer_ms, Ends, Phase, Tracked, Tracker,
+    ENDS_POLLS,
+};
+use crate::model::{canonical, EntryBuf, RowKind, State};
+use crate::query::Snapshot;
+use crate::track::{Change, Conn, Counters, End, Event};
+
+impl Tracker {
+    /// A poll taken at `at` (when its reading began): every notification
+    /// received before `at` must have been given first, those received
+    /// after it after.
+    pub fn polled(&mut self, snapshot: &Snapshot, at: i64, out: &mut Vec<Event>) {
+        self.generation += 1;
+        let generation = self.generation;
+        let baseline = self.last_poll_at.is_none();
+        let gap = match (self.last_poll_at, self.options.gap_after_ms) {
+            (Some(last), Some(gap)) => at - last > gap,
+            _ => false,
+        };
+        for n in snapshot.namespaces.iter().flatten() {
+            self.namespaces.insert(n.inode, n.clone());
+        }
+        self.listeners.clear();
+        for buf in snapshot
+            .sockets
+            .iter()
+            .filter(|b| b.socket.state == State::Listen)
+        {
+            if let Some(w) = &buf.workload {
+                let local = buf.socket.local;
+                self.listeners
+                    .entry((buf.netns(), local.port()))
+                    .or_default()
+                    .push((canonical(local).ip(), w.clone()));
+            }
+        }
+        let mut unmatched = Vec::new();
+        for (i, buf) in snapshot.sockets.iter().enumerate() {
+            let entry = buf.as_entry();
+            match self.by_key.get(&entry.key()).copied() {
+                Some(id) if self.conns[&id].seen_poll == generation => {}
+                Some(id) => self.seen(id, buf, at, out),
+                None => unmatched.push(i),
+            }
+        }
+        if !unmatched.is_empty() {
+            self.join_or_open(snapshot, &unmatched, at, baseline, out);
+        }
+        let gone: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, t)| t.seen_poll != generation)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in gone {
+            self.vanished(id, at, gap, out);
+        }
+        self.by_ends.retain(|_, id| {
+            self.conns
+                .get(id)
+                .and_then(|t| t.ends_until)
+                .is_some_and(|until| until >= generation)
+        });
+        self.last_poll_at = Some(self.last_poll_at.map_or(at, |last| last.max(at)));
+    }
+
+    /// The sockets no connection's key found: the successor of a socket
+    /// the poll no longer finds (its TIME_WAIT, the full socket after a
+    /// request socket), or new connections.
+    fn join_or_open(
+        &mut self,
+        snapshot: &Snapshot,
+        unmatched: &[usize],
+        at: i64,
+        baseline: bool,
+        out: &mut Vec<Event>,
+    ) {
+        let generation = self.generation;
+        // Connections this poll did not find, by their ends.
+        let mut missing: HashMap<Ends, u64> = HashMap::new();
+        for (&id, t) in &self.conns {
+            if t.seen_poll != generation && t.phase == Phase::Live {
+                missing.insert(ends(&t.conn.entry.as_entry()), id);
+            }
+        }
+        for &i in unmatched {
+            let buf = &snapshot.sockets[i];
+            let entry = buf.as_entry();
+            let e = ends(&entry);
+            let kind = entry.socket.kind;
+            let joined = match kind {
+                RowKind::TimeWait => [e, released(e)]
+                    .iter()
+                    .find_map(|e| self.by_ends.get(e).copied())
+                    .filter(|id| matches!(self.conns[id].phase, Phase::Closing { .. }))
+                    .or_else(|| {
+                        missing
+                            .get(&e)
+                            .copied()
+                            .filter(|id| self.conns[id].conn.entry.socket.kind == RowKind::Full)
+                    }),
+                RowKind::Full => missing
+                    .get(&e)
+                    .copied()
+                    .filter(|id| self.conns[id].conn.entry.socket.kind == RowKind::Request),
+                RowKind::Request => None,
+            };
+            match joined {
+                Some(id) => {
+                    missing.remove(&e);
+                    if self.requests.get(&e) == Some(&id) {
+                        self.requests.remove(&e);
+                    }
+                    let key = entry.key();
+                    self.by_key.insert(key, id);
+                    let t = self.conns.get_mut(&id).expect("indexed");
+                    t.keys.push(key);
+                    for e in [e, released(e)] {
+                        if self.by_ends.get(&e) == Some(&id) {
+                            self.by_ends.remove(&e);
+                        }
+                    }
+                    self.seen(id, buf, at, out);
+                }
+                None => self.open(buf, at, baseline, out),
+            }
+        }
+    }
+
+    /// A connection first seen by this poll.
+    fn open(&mut self, buf: &EntryBuf, at: i64, baseline: bool, out: &mut Vec<Event>) {
+        let entry = buf.as_entry();
+        let id = self.next_id;
+        self.next_id += 1;
+        let key = entry.key();
+        let time_wait = entry.socket.kind == RowKind::TimeWait;
+        let mut counters = Counters::default();
+        if let Some(info) = entry.diag.and_then(|d| d.tcp_info.as_deref()) {
+            counters.add(info);
+        }
+        let over = self.over(&entry);
+        if !time_wait && entry.socket.state != State::Listen {
+            self.superseded(ends(&entry), at, true, out);
+        }
+        let mut t = Tracked {
+            conn: Conn {
+                id,
+                entry: buf.clone(),
+                first_state: entry.socket.state,
+                first_seen: at,
+                last_seen: at,
+                seen_by_poll: true,
+                closed: None,
+                ended: None,
+                counters,
+                last_words: None,
+            },
+            phase: if time_wait {
+                Phase::TimeWait
+            } else {
+                Phase::Live
+            },
+            seen_poll: self.generation,
+            keys: vec![key],
+            ends_until: None,
+            missing_since: None,
+            expires: time_wait.then(|| at + timer_ms(&entry)),
+            fingerprint: fingerprint(&entry, &counters),
+            over_threshold: over,
+        };
+        // A request socket (or a /proc row without owners) has no cgroup of
+        // its own: a listener's connection has the listener's.
+        if buf.workload.is_none() && entry.socket.state != State::Listen {
+            t.conn.entry.workload = self.listener_workload(key.netns(), entry.socket.local);
+        }
+        emit(&t, Change::Opened, at, baseline, out);
+        if over && !baseline {
+            emit(&t, Change::QueueGrowth, at, false, out);
+        }
+        if entry.socket.kind == RowKind::Request {
+            self.requests.insert(ends(&entry), id);
+        }
+        if time_wait {
+            self.time_waits.insert(ends(&entry), id);
+        }
+        if time_wait && self.notified.contains(&key.netns()) {
+            // Its socket may still be notified, under another cookie.
+            t.ends_until = Some(self.generation + ENDS_POLLS);
+            self.by_ends.insert(ends(&entry), id);
+        }
+        self.by_key.insert(key, id);
+        self.conns.insert(id, t);
+    }
+
+    /// A known connection found by this poll.
+    fn seen(&mut self, id: u64, buf: &EntryBuf, at: i64, out: &mut Vec<Event>) {
+        let entry = buf.as_entry();
+        let over = self.over(&entry);
+        let generation = self.generation;
+        let t = self.conns.get_mut(&id).expect("indexed");
+        t.seen_poll = generation;
+        t.missing_since = None;
+        t.conn.last_seen = t.conn.last_seen.max(at);
+        t.conn.seen_by_poll = true;
+        let from = t.conn.entry.socket.state;
+        let mut changed_at = at;
+        if entry.socket.kind == RowKind::TimeWait {
+            t.expires = Some(at + timer_ms(&entry));
+            if let Phase::Closing { at: closed } = t.phase {
+                // The TIME_WAIT was there when the socket was destroyed.
+                changed_at = closed.min(at);
+            }
+            if t.phase != Phase::TimeWait {
+                t.phase = Phase::TimeWait;
+                self.time_waits.insert(ends(&entry), id);
+            }
+        }
+        let owners = best_owners(t.conn.entry.owners.take(), buf.owners.clone());
+        // A TIME_WAIT has no cgroup: it keeps its connection's workload.
+        let workload = buf.workload.clone().or(t.conn.entry.workload.take());
+        t.conn.entry.clone_from(buf);
+        t.conn.entry.owners = owners;
+        t.conn.entry.workload = workload;
+        if let Some(info) = entry.diag.and_then(|d| d.tcp_info.as_deref()) {
+            t.conn.counters.add(info);
+        }
+        // A change of state is an update of the rest too.
+        let now = fingerprint(&t.conn.entry.as_entry(), &t.conn.counters);
+        if entry.socket.state != from {
+            emit(t, Change::StateChanged { from }, changed_at, false, out);
+        } else if now != t.fingerprint {
+            emit(t, Change::Updated, at, false, out);
+        }
+        t.fingerprint = now;
+        if over && !t.over_threshold {
+            emit(t, Change::QueueGrowth, at, false, out);
+        }
+        t.over_threshold = over;
+    }
+
+    /// A connection this poll did not find.
+    fn vanished(&mut self, id: u64, at: i64, gap: bool, out: &mut Vec<Event>) {
+        let notified = self.notified.contains(&self.conns[&id].conn.entry.netns());
+        let t = self.conns.get_mut(&id).expect("listed");
+        let last_seen = t.conn.last_seen;
+        let (end, by) = match t.phase {
+            Phase::Closing { at: closed } => (closed, End::Destroy),
+            Phase::TimeWait => match t.expires {
+                Some(expiry) if expiry <= at => (expiry, End::Expired),
+                _ if gap => (last_seen, End::Gap),
+                _ => (at, End::Poll),
+            },
+            Phase::Live if notified && !gap && t.missing_since.is_none() => {
+                // Its notification may be on its way: one more poll.
+                t.missing_since = Some(at);
+                return;
+            }
+            Phase::Live if gap => (last_seen, End::Gap),
+            Phase::Live => (t.missing_since.unwrap_or(at), End::Poll),
+        };
+        let end = end.max(last_seen);
+        if t.conn.closed.is_none() {
+            t.conn.closed = Some((end, by));
+            emit(t, Change::Closed { by }, end, false, out);
+        }
+        self.end(id, end, by, out);
+    }
+}
