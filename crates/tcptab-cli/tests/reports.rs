@@ -2,7 +2,6 @@
 //! on the spec's test vectors.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -408,8 +407,10 @@ fn bad_input_for_explain_and_watch() {
 fn watch_reports_opens_changes_closes_and_short_connections() {
     let Some(mut driver) = testkit::live("driver.py") else { return };
     let pid = driver.pid().to_string();
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args([
+    // Events as they come (each line is flushed when it happens), each
+    // checked against the published schema, with no key twice.
+    let (mut watch, rx) = common::jsonl(
+        &[
             "watch",
             "--netns-pid",
             &pid,
@@ -419,26 +420,9 @@ fn watch_reports_opens_changes_closes_and_short_connections() {
             "1s",
             "--duration",
             "60s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Events as they come (each line is flushed when it happens), each
-    // checked against the published schema, with no key twice.
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    let stdout = watch.stdout.take().unwrap();
-    let event_schema = common::schema("watch-event");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let event = common::strict_json(&line).unwrap();
-            common::conforms(&event_schema, &event, "watch event");
-            if tx.send(event).is_err() {
-                break;
-            }
-        }
-    });
+        ],
+        Some("watch-event"),
+    );
     let mut seen: Vec<Value> = Vec::new();
     // Wait until an event matching `want` has been printed.
     let mut wait_for = |what: &str, want: &dyn Fn(&Value) -> bool| {
@@ -550,8 +534,10 @@ fn watch_survives_lost_notifications_and_closes_each_connection_once() {
     let Some(mut driver) = testkit::live("driver.py") else { return };
     let pid = driver.pid().to_string();
     // A receive buffer of a few notifications: a burst overflows it.
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args([
+    // Read as it comes: a reader that stops reading is another way to
+    // lose notifications (watch blocks on the full pipe meanwhile).
+    let (watch, rx) = common::jsonl(
+        &[
             "watch",
             "--netns-pid",
             &pid,
@@ -563,19 +549,9 @@ fn watch_survives_lost_notifications_and_closes_each_connection_once() {
             "8",
             "--notify-buffer",
             "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read its output as it comes: a reader that stops reading is another
-    // way to lose notifications (watch blocks on the full pipe meanwhile).
-    let stdout = watch.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut text);
-        text
-    });
+        ],
+        Some("watch-event"),
+    );
     std::thread::sleep(Duration::from_millis(1500));
     driver.command("burst 300");
     std::thread::sleep(Duration::from_millis(2000));
@@ -601,17 +577,8 @@ fn watch_survives_lost_notifications_and_closes_each_connection_once() {
         1,
         "{err}"
     );
-    let events: Vec<Value> = reader
-        .join()
-        .unwrap()
-        .lines()
-        .map(|l| common::strict_json(l).unwrap())
-        .collect();
+    let events: Vec<Value> = rx.iter().collect();
     assert!(events.iter().any(|e| e["event"] == "lost"), "a lost event");
-    let schema = common::schema("watch-event");
-    for e in &events {
-        common::conforms(&schema, e, "watch event");
-    }
     assert!(
         events
             .iter()
@@ -638,8 +605,8 @@ fn ss_dash_e_reports_only_what_closes() {
     let Some(mut driver) = testkit::live("driver.py") else { return };
     let pid = driver.pid().to_string();
     // `tcptab -E` as ss users type it: watch, closed events only.
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args([
+    let (mut watch, rx) = common::jsonl(
+        &[
             "-E",
             "--netns-pid",
             &pid,
@@ -649,19 +616,9 @@ fn ss_dash_e_reports_only_what_closes() {
             "200ms",
             "--count",
             "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .map(|l| common::strict_json(&l).unwrap())
-            .collect::<Vec<Value>>()
-    });
+        ],
+        Some("watch-event"),
+    );
     std::thread::sleep(Duration::from_millis(700));
     // Opened, changed and closed: only the close is printed (the server's
     // end; the client's goes to TIME_WAIT, a change of state).
@@ -678,7 +635,7 @@ fn ss_dash_e_reports_only_what_closes() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let events = reader.join().unwrap();
+    let events: Vec<Value> = rx.iter().collect();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["event"], "closed", "{events:#?}");
 }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -19,8 +18,8 @@ fn frames_carry_exact_rates_and_short_connections() {
     let (listen, sender, idle) = (port("listen_port"), port("sender_port"), port("idle_port"));
     let rate = port("rate") as f64;
     let pid = scenario.pid().to_string();
-    let mut top = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args([
+    let (mut top, rx) = common::jsonl(
+        &[
             "top",
             "--format",
             "jsonl",
@@ -30,21 +29,9 @@ fn frames_carry_exact_rates_and_short_connections() {
             "1s",
             "--count",
             "4",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    let stdout = top.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let frame = common::strict_json(&line).unwrap();
-            if tx.send(frame).is_err() {
-                break;
-            }
-        }
-    });
+        ],
+        None,
+    );
     let next = || rx.recv_timeout(Duration::from_secs(10)).expect("a frame");
     let mut frames = vec![next()];
     // Between two refreshes: a connection that opens, carries 1000 bytes

@@ -7,7 +7,38 @@ pub mod proxy;
 pub mod recorder;
 pub mod server;
 
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+
+/// `tcptab` started with `args`, its JSON Lines read as they come (each
+/// strict JSON, and checked against the published schema `schema` when
+/// one is named) and sent on the channel, which ends with its output. Its
+/// output is read to the end even when the test stops receiving: a reader
+/// that stops reading would block it on a full pipe.
+pub fn jsonl(args: &[&str], schema: Option<&str>) -> (Child, Receiver<serde_json::Value>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running tcptab");
+    let stdout = child.stdout.take().unwrap();
+    let schema = schema.map(|name| (name.to_string(), self::schema(name)));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let value = strict_json(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            if let Some((name, validator)) = &schema {
+                conforms(validator, &value, name);
+            }
+            let _ = tx.send(value);
+        }
+    });
+    (child, rx)
+}
 
 /// Run `tcptab` with `args` (stdin empty).
 pub fn tcptab(args: &[&str]) -> Output {

@@ -121,9 +121,9 @@ fn counters_keep_their_highest_value() {
     let mut last = dumped(40011, State::Close, 14);
     // SO_LINGER 0: the kernel zeroed them before the notification.
     last.diag.tcp_info = Some(Box::default());
-    t.polled(&netlink(&[live]), T, &mut out);
+    t.poll(T, &[live], &mut out);
     t.notified(0, T + 10, last, &mut out);
-    t.polled(&netlink(&[]), T + 1000, &mut out);
+    t.poll(T + 1000, &[], &mut out);
     let ended = out.last().unwrap();
     assert_eq!(ended.conn.counters.bytes_acked, Some(5000));
     assert_eq!(ended.conn.counters.bytes_received, Some(7000));

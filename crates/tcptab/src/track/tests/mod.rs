@@ -37,6 +37,17 @@ fn netlink(sockets: &[DiagSocket]) -> Snapshot {
     Snapshot::of(sockets.iter().cloned().map(EntryBuf::dumped).collect())
 }
 
+/// A netlink poll at `at` that lists `sockets`.
+trait Poll {
+    fn poll(&mut self, at: i64, sockets: &[DiagSocket], out: &mut Vec<Event>);
+}
+
+impl Poll for Tracker {
+    fn poll(&mut self, at: i64, sockets: &[DiagSocket], out: &mut Vec<Event>) {
+        self.polled(&netlink(sockets), at, out);
+    }
+}
+
 fn proc(sockets: &[Socket]) -> Snapshot {
     Snapshot::of(
         sockets

@@ -8,18 +8,10 @@ use super::*;
 fn a_notification_before_the_time_wait_is_one_connection_in_time_wait_from_then() {
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(
-        &netlink(&[dumped(40000, State::Established, 7)]),
-        T,
-        &mut out,
-    );
+    t.poll(T, &[dumped(40000, State::Established, 7)], &mut out);
     t.notified(0, T + 100, dumped(40000, State::Close, 7), &mut out);
-    t.polled(
-        &netlink(&[dumped(40000, State::TimeWait, 7)]),
-        T + 1000,
-        &mut out,
-    );
-    t.polled(&netlink(&[]), T + 70_000, &mut out);
+    t.poll(T + 1000, &[dumped(40000, State::TimeWait, 7)], &mut out);
+    t.poll(T + 70_000, &[], &mut out);
     once_each(&out);
     assert_eq!(
         changes(&out),
@@ -39,18 +31,10 @@ fn a_notification_before_the_time_wait_is_one_connection_in_time_wait_from_then(
 fn a_time_wait_before_the_notification_is_the_same_connection() {
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(
-        &netlink(&[dumped(40000, State::Established, 7)]),
-        T,
-        &mut out,
-    );
-    t.polled(
-        &netlink(&[dumped(40000, State::TimeWait, 7)]),
-        T + 1000,
-        &mut out,
-    );
+    t.poll(T, &[dumped(40000, State::Established, 7)], &mut out);
+    t.poll(T + 1000, &[dumped(40000, State::TimeWait, 7)], &mut out);
     t.notified(0, T + 1500, dumped(40000, State::Close, 7), &mut out);
-    t.polled(&netlink(&[]), T + 2000, &mut out);
+    t.poll(T + 2000, &[], &mut out);
     once_each(&out);
     assert_eq!(
         changes(&out),
@@ -71,28 +55,16 @@ fn a_short_connection_and_its_time_wait_with_a_cookie_of_its_own_are_one() {
     for notification_first in [true, false] {
         let mut t = tracker();
         let mut out = Vec::new();
-        t.polled(&netlink(&[]), T, &mut out);
+        t.poll(T, &[], &mut out);
         if notification_first {
             t.notified(0, T + 100, dumped(40001, State::Close, 11), &mut out);
-            t.polled(
-                &netlink(&[dumped(40001, State::TimeWait, 12)]),
-                T + 1000,
-                &mut out,
-            );
+            t.poll(T + 1000, &[dumped(40001, State::TimeWait, 12)], &mut out);
         } else {
-            t.polled(
-                &netlink(&[dumped(40001, State::TimeWait, 12)]),
-                T + 1000,
-                &mut out,
-            );
+            t.poll(T + 1000, &[dumped(40001, State::TimeWait, 12)], &mut out);
             t.notified(0, T + 1100, dumped(40001, State::Close, 11), &mut out);
         }
-        t.polled(
-            &netlink(&[dumped(40001, State::TimeWait, 12)]),
-            T + 2000,
-            &mut out,
-        );
-        t.polled(&netlink(&[]), T + 70_000, &mut out);
+        t.poll(T + 2000, &[dumped(40001, State::TimeWait, 12)], &mut out);
+        t.poll(T + 70_000, &[], &mut out);
         once_each(&out);
         let ids: std::collections::BTreeSet<u64> = out.iter().map(|e| e.conn.id).collect();
         assert_eq!(ids.len(), 1, "{notification_first}: {:#?}", changes(&out));
@@ -105,22 +77,10 @@ fn a_short_connection_and_its_time_wait_with_a_cookie_of_its_own_are_one() {
 fn a_four_tuple_used_again_is_another_connection() {
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(
-        &netlink(&[dumped(40002, State::Established, 1)]),
-        T,
-        &mut out,
-    );
+    t.poll(T, &[dumped(40002, State::Established, 1)], &mut out);
     t.notified(0, T + 100, dumped(40002, State::Close, 1), &mut out);
-    t.polled(
-        &netlink(&[dumped(40002, State::Established, 2)]),
-        T + 1000,
-        &mut out,
-    );
-    t.polled(
-        &netlink(&[dumped(40002, State::Established, 2)]),
-        T + 2000,
-        &mut out,
-    );
+    t.poll(T + 1000, &[dumped(40002, State::Established, 2)], &mut out);
+    t.poll(T + 2000, &[dumped(40002, State::Established, 2)], &mut out);
     once_each(&out);
     assert_eq!(
         changes(&out),
@@ -173,14 +133,10 @@ fn a_request_socket_and_the_full_socket_only_its_notification_brought_are_one() 
     // socket of it (a cookie of its own) that closes before the next poll.
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(&netlink(&[]), T, &mut out);
-    t.polled(
-        &netlink(&[dumped(40000, State::SynRecv, 5)]),
-        T + 1000,
-        &mut out,
-    );
+    t.poll(T, &[], &mut out);
+    t.poll(T + 1000, &[dumped(40000, State::SynRecv, 5)], &mut out);
     t.notified(0, T + 1004, dumped(40000, State::Close, 9), &mut out);
-    t.polled(&netlink(&[]), T + 2000, &mut out);
+    t.poll(T + 2000, &[], &mut out);
     once_each(&out);
     assert_eq!(
         changes(&out),
@@ -193,18 +149,10 @@ fn a_request_socket_and_the_full_socket_only_its_notification_brought_are_one() 
     // Its TIME_WAIT, when there is one, joins it too.
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(&netlink(&[]), T, &mut out);
-    t.polled(
-        &netlink(&[dumped(40001, State::SynRecv, 5)]),
-        T + 1000,
-        &mut out,
-    );
+    t.poll(T, &[], &mut out);
+    t.poll(T + 1000, &[dumped(40001, State::SynRecv, 5)], &mut out);
     t.notified(0, T + 1004, dumped(40001, State::Close, 9), &mut out);
-    t.polled(
-        &netlink(&[dumped(40001, State::TimeWait, 9)]),
-        T + 2000,
-        &mut out,
-    );
+    t.poll(T + 2000, &[dumped(40001, State::TimeWait, 9)], &mut out);
     once_each(&out);
     assert_eq!(t.len(), 1);
     assert!(out.iter().all(|e| e.conn.id == 1), "{out:#?}");
@@ -217,15 +165,11 @@ fn a_notification_with_its_port_released_joins_its_time_wait() {
     // own.
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(&netlink(&[]), T, &mut out);
+    t.poll(T, &[], &mut out);
     let mut d = dumped(40000, State::Close, 7);
     d.socket.local.set_port(0);
     t.notified(0, T + 100, d, &mut out);
-    t.polled(
-        &netlink(&[dumped(40000, State::TimeWait, 8)]),
-        T + 1000,
-        &mut out,
-    );
+    t.poll(T + 1000, &[dumped(40000, State::TimeWait, 8)], &mut out);
     once_each(&out);
     assert_eq!(t.len(), 1);
     let conn = t.conns().next().unwrap();
@@ -237,11 +181,7 @@ fn a_notification_with_its_port_released_joins_its_time_wait() {
 fn a_reset_connection_s_notification_keeps_its_ends() {
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(
-        &netlink(&[dumped(40012, State::Established, 15)]),
-        T,
-        &mut out,
-    );
+    t.poll(T, &[dumped(40012, State::Established, 15)], &mut out);
     // SO_LINGER 0: the kernel cleared the local address and remote port
     // before it reported the socket destroyed.
     let mut last = dumped(40012, State::Close, 15);
@@ -261,19 +201,11 @@ fn a_new_connection_on_a_time_wait_s_ends_ends_the_time_wait_when_it_is_known() 
     // the new connection (cookie 9) lived and closed between two polls.
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(
-        &netlink(&[dumped(40000, State::Established, 7)]),
-        T,
-        &mut out,
-    );
+    t.poll(T, &[dumped(40000, State::Established, 7)], &mut out);
     t.notified(0, T + 100, dumped(40000, State::Close, 7), &mut out);
-    t.polled(
-        &netlink(&[dumped(40000, State::TimeWait, 7)]),
-        T + 1000,
-        &mut out,
-    );
+    t.poll(T + 1000, &[dumped(40000, State::TimeWait, 7)], &mut out);
     t.notified(0, T + 1500, dumped(40000, State::Close, 9), &mut out);
-    t.polled(&netlink(&[]), T + 2000, &mut out);
+    t.poll(T + 2000, &[], &mut out);
     once_each(&out);
     assert_eq!(
         changes(&out),
@@ -296,12 +228,8 @@ fn a_new_connection_on_a_time_wait_s_ends_ends_the_time_wait_when_it_is_known() 
 fn a_new_connection_a_poll_finds_on_a_time_wait_s_ends_follows_its_end() {
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(&netlink(&[dumped(40000, State::TimeWait, 7)]), T, &mut out);
-    t.polled(
-        &netlink(&[dumped(40000, State::Established, 9)]),
-        T + 1000,
-        &mut out,
-    );
+    t.poll(T, &[dumped(40000, State::TimeWait, 7)], &mut out);
+    t.poll(T + 1000, &[dumped(40000, State::Established, 9)], &mut out);
     // The TIME_WAIT is not taken for a new connection's notification.
     t.notified(0, T + 1500, dumped(40000, State::Close, 9), &mut out);
     once_each(&out);

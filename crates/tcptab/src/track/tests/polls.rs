@@ -8,15 +8,11 @@ fn a_connection_a_poll_misses_waits_one_poll_for_its_notification() {
     // Its notification comes after the poll that missed it: exact.
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(
-        &netlink(&[dumped(40003, State::Established, 3)]),
-        T,
-        &mut out,
-    );
-    t.polled(&netlink(&[]), T + 1000, &mut out);
+    t.poll(T, &[dumped(40003, State::Established, 3)], &mut out);
+    t.poll(T + 1000, &[], &mut out);
     assert_eq!(out.len(), 1, "nothing yet: {:#?}", changes(&out));
     t.notified(0, T + 1001, dumped(40003, State::Close, 3), &mut out);
-    t.polled(&netlink(&[]), T + 2000, &mut out);
+    t.poll(T + 2000, &[], &mut out);
     assert_eq!(
         changes(&out)[1..],
         [
@@ -27,13 +23,9 @@ fn a_connection_a_poll_misses_waits_one_poll_for_its_notification() {
     // None comes: closed by the first poll that missed it.
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(
-        &netlink(&[dumped(40003, State::Established, 3)]),
-        T,
-        &mut out,
-    );
-    t.polled(&netlink(&[]), T + 1000, &mut out);
-    t.polled(&netlink(&[]), T + 2000, &mut out);
+    t.poll(T, &[dumped(40003, State::Established, 3)], &mut out);
+    t.poll(T + 1000, &[], &mut out);
+    t.poll(T + 2000, &[], &mut out);
     assert_eq!(
         changes(&out)[1..],
         [
@@ -50,12 +42,8 @@ fn a_connection_a_poll_misses_waits_one_poll_for_its_notification() {
 fn without_notifications_a_poll_that_misses_it_closes_it() {
     let mut t = Tracker::new(TrackOptions::default());
     let mut out = Vec::new();
-    t.polled(
-        &netlink(&[dumped(40004, State::Established, 4)]),
-        T,
-        &mut out,
-    );
-    t.polled(&netlink(&[]), T + 1000, &mut out);
+    t.poll(T, &[dumped(40004, State::Established, 4)], &mut out);
+    t.poll(T + 1000, &[], &mut out);
     assert_eq!(
         changes(&out)[1..],
         [
@@ -69,18 +57,18 @@ fn without_notifications_a_poll_that_misses_it_closes_it() {
 fn after_a_gap_what_is_gone_ended_after_its_last_sighting() {
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(
-        &netlink(&[
+    t.poll(
+        T,
+        &[
             dumped(40007, State::Established, 8),
             dumped(40008, State::Established, 9),
-        ]),
-        T,
+        ],
         &mut out,
     );
     // 60 s later (more than the gap): one is still there.
-    t.polled(
-        &netlink(&[dumped(40008, State::Established, 9)]),
+    t.poll(
         T + 60_000,
+        &[dumped(40008, State::Established, 9)],
         &mut out,
     );
     assert_eq!(
@@ -97,12 +85,12 @@ fn after_a_gap_what_is_gone_ended_after_its_last_sighting() {
 fn a_clock_set_back_closes_nothing_before_its_last_sighting() {
     let mut t = Tracker::new(TrackOptions::default());
     let mut out = Vec::new();
-    t.polled(
-        &netlink(&[dumped(40009, State::Established, 10)]),
+    t.poll(
         T + 10_000,
+        &[dumped(40009, State::Established, 10)],
         &mut out,
     );
-    t.polled(&netlink(&[]), T + 5000, &mut out);
+    t.poll(T + 5000, &[], &mut out);
     for e in &out {
         assert!(e.at >= e.conn.first_seen, "{e:#?}");
         if let Some((end, _)) = e.conn.ended {
@@ -115,9 +103,9 @@ fn a_clock_set_back_closes_nothing_before_its_last_sighting() {
 fn a_notification_for_a_connection_never_seen_ends_at_the_next_poll() {
     let mut t = tracker();
     let mut out = Vec::new();
-    t.polled(&netlink(&[]), T, &mut out);
+    t.poll(T, &[], &mut out);
     t.notified(0, T + 300, dumped(40010, State::Close, 13), &mut out);
-    t.polled(&netlink(&[]), T + 1000, &mut out);
+    t.poll(T + 1000, &[], &mut out);
     assert_eq!(
         changes(&out),
         [
