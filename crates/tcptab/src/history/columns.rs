@@ -8,11 +8,28 @@ use std::sync::Arc;
 
 use rusqlite::Row;
 
-use super::read::Lived;
 use crate::model::{
     Diag, EntryBuf, Family, Namespace, Owners, RowKind, Socket, Source, State, Ticks, TimerKind,
 };
 use crate::record::Lifetime;
+
+/// One recorded connection, as last seen, with when it was seen.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Lived {
+    /// Its row id in `connections`.
+    pub id: i64,
+    /// The socket as last seen (with [`Window::At`](super::Window::At), in the state it had
+    /// then), its namespace (inode and name) and its owners: every process
+    /// seen holding it, and the best status seen.
+    pub entry: EntryBuf,
+    /// The state it was first seen in.
+    pub first_state: State,
+    pub lifetime: Lifetime,
+    /// The states it was in during the window asked, in order (one for
+    /// [`Window::At`](super::Window::At)).
+    pub states: Vec<State>,
+}
 
 /// The columns [`lived`] reads from SQLite, in the order of
 /// [`COLUMN_NAMES`].

@@ -26,11 +26,12 @@ mod write;
 
 use std::path::{Path, PathBuf};
 
-pub use columns::{lived, Columns, RowError, COLUMN_NAMES};
+pub use columns::{lived, Columns, Lived, RowError, COLUMN_NAMES};
 pub(crate) use columns::{set_state, states_during};
 pub use outbox::{Batch, Outbox, Waiting, WORKLOAD_COLUMNS};
-pub use read::{Gap, Lived, Poll, Reader, Span, Window};
-pub use write::{PollOutcome, PollRecord, Writer};
+pub use read::{Gap, Poll, Reader, Span, Window};
+pub use session::{PollOutcome, PollRecord};
+pub use write::Writer;
 
 /// The database's `application_id` (`PRAGMA application_id`): "tcpt".
 pub const APPLICATION_ID: i32 = 0x7463_7074;

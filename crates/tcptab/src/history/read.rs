@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::columns::{lived, set_state, state_of, states_during, RowError, COLUMNS};
+use super::columns::{lived, set_state, state_of, states_during, Lived, RowError, COLUMNS};
 use super::{ceil_s, floor_s, sqlite, Error, Result};
-use crate::model::{EntryBuf, Host, Owner, Owners, State, Workload};
-use crate::record::Lifetime;
+use crate::model::{Host, Owner, Owners, Workload};
 
 /// Which connections to answer for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,24 +52,6 @@ pub struct Gap {
     /// The poll before it and the poll after it.
     pub from: i64,
     pub to: i64,
-}
-
-/// One recorded connection, as last seen, with when it was seen.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Lived {
-    /// Its row id in `connections`.
-    pub id: i64,
-    /// The socket as last seen (with [`Window::At`], in the state it had
-    /// then), its namespace (inode and name) and its owners: every process
-    /// seen holding it, and the best status seen.
-    pub entry: EntryBuf,
-    /// The state it was first seen in.
-    pub first_state: State,
-    pub lifetime: Lifetime,
-    /// The states it was in during the window asked, in order (one for
-    /// [`Window::At`]).
-    pub states: Vec<State>,
 }
 
 /// Reads a history database (read-only).

@@ -1,16 +1,59 @@
 //! One transaction of the recorder: what the tracker said happened since
 //! the last poll, applied to the rows ([`Session`]), and the poll's own
-//! row with what it could not see.
+//! row with what it could not see; what a poll brings ([`PollRecord`]) and
+//! what it recorded ([`PollOutcome`]).
 
 use std::collections::HashMap;
 
 use rusqlite::{params, Transaction};
 
 use super::rows;
-use super::write::{PollOutcome, PollRecord, Row};
 use crate::model::{Namespace, State};
-use crate::query::{NotInspectedReason, Report};
+use crate::query::{NotInspectedReason, Report, Snapshot};
 use crate::track::{Change, Conn, End, Event, Tracker};
+
+/// What one poll recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollOutcome {
+    /// The poll's row id.
+    pub id: i64,
+    /// Sockets the poll saw (after the filter).
+    pub sockets: u64,
+    /// Connections seen for the first time (by the poll or by a notification).
+    pub opened: u64,
+    /// Connections that ended.
+    pub closed: u64,
+    /// Destroy notifications applied.
+    pub notifications: u64,
+    /// Rows deleted by the retention window (connections).
+    pub expired: u64,
+}
+
+/// One poll as the recorder took it.
+#[derive(Debug, Clone, Copy)]
+pub struct PollRecord<'a> {
+    /// When its reading began (ms since the Unix epoch).
+    pub at: i64,
+    pub took_us: u64,
+    /// The recorder's interval (gaps in the file are found from it).
+    pub interval_ms: i64,
+    pub snapshot: &'a Snapshot,
+    /// What could not be seen beyond the query's report.
+    pub notes: &'a [String],
+}
+
+/// A connection's row.
+#[derive(Debug)]
+pub(super) struct Row {
+    pub(super) id: i64,
+    /// (pid, fd) of every owner stored, sorted.
+    pub(super) owners: Vec<(u32, u32)>,
+    /// Its workload is stored (it is kept once known).
+    pub(super) workload: bool,
+    /// Closed in the file (taken up as closing: its TIME_WAIT may still
+    /// come).
+    pub(super) closed: bool,
+}
 
 /// What a transaction needs of the writer.
 pub(super) struct Session<'a> {

@@ -11,57 +11,13 @@ use rusqlite::{params, Connection};
 use super::columns::lived;
 use super::read::bad_row;
 use super::rows;
-use super::session::{poll_row, Session};
+use super::session::{poll_row, PollOutcome, PollRecord, Row, Session};
 use super::{
     check, check_header, sqlite, Error, Result, APPLICATION_ID, MIGRATIONS, SCHEMA, VERSION,
     WORKLOADS,
 };
 use crate::model::Owners;
-use crate::query::Snapshot;
 use crate::track::{Conn, Counters, End, Event, Tracker};
-
-/// What one poll recorded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PollOutcome {
-    /// The poll's row id.
-    pub id: i64,
-    /// Sockets the poll saw (after the filter).
-    pub sockets: u64,
-    /// Connections seen for the first time (by the poll or by a notification).
-    pub opened: u64,
-    /// Connections that ended.
-    pub closed: u64,
-    /// Destroy notifications applied.
-    pub notifications: u64,
-    /// Rows deleted by the retention window (connections).
-    pub expired: u64,
-}
-
-/// One poll as the recorder took it.
-#[derive(Debug, Clone, Copy)]
-pub struct PollRecord<'a> {
-    /// When its reading began (ms since the Unix epoch).
-    pub at: i64,
-    pub took_us: u64,
-    /// The recorder's interval (gaps in the file are found from it).
-    pub interval_ms: i64,
-    pub snapshot: &'a Snapshot,
-    /// What could not be seen beyond the query's report.
-    pub notes: &'a [String],
-}
-
-/// A connection's row.
-#[derive(Debug)]
-pub(super) struct Row {
-    pub(super) id: i64,
-    /// (pid, fd) of every owner stored, sorted.
-    pub(super) owners: Vec<(u32, u32)>,
-    /// Its workload is stored (it is kept once known).
-    pub(super) workload: bool,
-    /// Closed in the file (taken up as closing: its TIME_WAIT may still
-    /// come).
-    pub(super) closed: bool,
-}
 
 /// Writes a history database: see the [module](super) documentation.
 #[derive(Debug)]

@@ -3,11 +3,11 @@
 //! per family, the filter compiled for the kernel) and the /proc reads,
 //! each socket filtered and handed over as it is read.
 
+use std::io;
 use std::path::Path;
 
 use super::looks::Looks;
 use super::peers::Peers;
-use super::read::{permission_denied, vanished};
 use super::report::{NamespaceRead, NotInspected, NotInspectedReason, OwnerReport, Report};
 use super::{Namespaces, Query};
 use crate::diag::Choice;
@@ -316,4 +316,35 @@ impl Query {
         }
         Ok(self.filter.bind(&facts))
     }
+}
+
+/// A namespace that is gone: its name no longer leads to it and its process
+/// has exited (a zombie included, whose /proc directory lingers without
+/// `ns/net`). A link that cannot be read for another reason (permission) is
+/// not gone: the failure to read it is an error to report, not to hide.
+fn vanished(ns: &Namespace, proc_root: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if ns.path.is_none() && ns.pid.is_none() {
+        return false;
+    }
+    let still_there = |file: &Path| match std::fs::metadata(file) {
+        Ok(meta) => meta.ino() == ns.inode || ns.inode == 0,
+        Err(e) => e.kind() != io::ErrorKind::NotFound,
+    };
+    let by_name = ns.path.as_deref().is_some_and(still_there);
+    let by_pid = ns
+        .pid
+        .is_some_and(|pid| still_there(&proc_root.join(pid.to_string()).join("ns/net")));
+    !by_name && !by_pid
+}
+
+/// An error that says this process may not enter or read a namespace.
+fn permission_denied(e: &Error) -> bool {
+    let kind = match e {
+        Error::Namespace { error, .. } | Error::Netlink { error, .. } | Error::Io { error, .. } => {
+            error.kind()
+        }
+        _ => return false,
+    };
+    kind == io::ErrorKind::PermissionDenied
 }

@@ -18,6 +18,7 @@ use tcptab::filter::{Expr, PortRange};
 use tcptab::metrics::{netns_label, Accumulator, Collected, MetricOptions, Series};
 use tcptab::{Entry, Family as AddressFamily, Namespace, Source};
 
+use super::tally::counter;
 use super::App;
 
 type Labels = Vec<(String, String)>;
@@ -212,13 +213,6 @@ impl tcptab::Visitor<anyhow::Error> for Counting<'_> {
         self.acc.add(entry);
         Ok(())
     }
-}
-
-/// A counter at `value`.
-pub(super) fn counter(value: u64) -> Counter {
-    let c = Counter::<u64>::default();
-    c.inc_by(value);
-    c
 }
 
 /// A gauge family of `series`, registered as `name`.

@@ -16,7 +16,6 @@ use tcptab::filter::Expr;
 use tcptab::metrics::{DurationHistogram, Series, Tally, TallyOptions};
 use tcptab::track::{Happened, Monitor, MonitorOptions};
 
-use super::collect::counter;
 use crate::cli::ServeArgs;
 
 type Labels = Vec<(String, String)>;
@@ -240,6 +239,13 @@ impl EncodeMetric for Fixed {
     fn metric_type(&self) -> MetricType {
         Self::TYPE
     }
+}
+
+/// A counter at `value`.
+pub(super) fn counter(value: u64) -> Counter {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    c
 }
 
 #[cfg(test)]
