@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::client::External;
 use super::schema::BUCKET_MS;
 use super::{valid_name, Client, Error, StoreError};
 use crate::filter::{Expr, Side};
@@ -206,8 +207,26 @@ impl Store {
         };
         // The end is checked again after the join (an open row lasts
         // until its recorder's last poll); a closed one is cut here.
-        let sql = select(db, window, from, to, host, filter);
-        let text = self.client.execute(&sql).map_err(|e| E::from(e.into()))?;
+        let text = match ask(db, window, from, to, host, filter) {
+            Ask::Everything(sql) => self.client.execute(&sql),
+            Ask::Candidates { candidates, newest } => {
+                // Read once, sent back: the server holds no common
+                // subquery (18.16 has no WITH of a table) to share them.
+                let keys = self
+                    .client
+                    .execute(&candidates)
+                    .map_err(|e| E::from(e.into()))?;
+                if keys.trim().is_empty() {
+                    return Ok(());
+                }
+                let table = External {
+                    rows: &keys,
+                    ..CANDIDATES
+                };
+                self.client.execute_with(&newest, &table)
+            }
+        }
+        .map_err(|e| E::from(e.into()))?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let row: Map<String, Value> =
                 serde_json::from_str(line).map_err(|e| E::from(self.answer(e)))?;
@@ -294,64 +313,115 @@ impl Store {
     }
 }
 
-/// The query for a window. A row of the store is one version of a
+/// How a window is asked. A row of the store is one version of a
 /// connection, and a condition on what changes between versions (its
 /// close, its counters) must not be tested before the newest is chosen: so
-/// the candidates are the keys of every version in the window (and the
-/// filter's SQL), read from narrow columns; then the newest version of
-/// each (`FINAL`, selected by what never changes: its time bucket, first
-/// sighting and id, so only their granules are read), whose close is
-/// checked after FINAL (a closed connection's older versions are
-/// candidates); the window is checked again on it by the caller, where an
-/// open row lasts until its recorder's last poll.
-fn select(
+/// the candidates are first the keys of every version in the window (and
+/// the filter's SQL), read from narrow columns by one statement
+/// ([`candidates`]); then, with those keys sent back as a table, the
+/// newest version of each (`FINAL`, selected by what never changes: its
+/// time bucket, first sighting and id, so only their granules are read),
+/// whose close is checked after FINAL (a closed connection's older
+/// versions are candidates); the window is checked again on it by the
+/// caller, where an open row lasts until its recorder's last poll. A
+/// store of the whole recording needs no candidates ([`everything`]).
+enum Ask {
+    Everything(String),
+    Candidates { candidates: String, newest: String },
+}
+
+fn ask(
     db: &str,
     window: Window,
     from: i64,
     to: i64,
     host: Option<&str>,
     filter: Option<&str>,
-) -> String {
+) -> Ask {
+    match window {
+        Window::All => Ask::Everything(everything(db, host, filter)),
+        _ => Ask::Candidates {
+            candidates: candidates(db, from, to, host, filter),
+            newest: newest(db, from, host),
+        },
+    }
+}
+
+/// Every connection's newest version.
+fn everything(db: &str, host: Option<&str>, filter: Option<&str>) -> String {
     let columns = COLUMN_NAMES.join(", ");
-    let host = host.map(|h| format!("hostname = {}", quote(h)));
-    let rows = if window == Window::All {
-        let conds: Vec<String> = host.into_iter().chain(filter.map(str::to_string)).collect();
-        let conds = if conds.is_empty() {
-            "1".to_string()
-        } else {
-            conds.join(" AND ")
-        };
-        format!("SELECT {columns}, {EXTRA} FROM {db}.connections FINAL WHERE {conds}")
-    } else {
-        // The narrow columns first (PREWHERE), then, on the rows they
-        // leave, the host, the filter and the recorder: a version open but
-        // last seen before the window counts only if its recorder polled
-        // since (an open row is shipped when it changes, and lasts until
-        // its recorder's last poll), so the open rows a stopped recorder
-        // left are not candidates.
-        let mut rest: Vec<String> = host.iter().cloned().collect();
-        rest.extend(filter.map(|f| format!("({f})")));
-        rest.push(format!(
-            "(closed_at >= {from} OR last_seen >= {from}
-               OR recorder IN (SELECT recorder FROM {db}.polls GROUP BY recorder HAVING max(at) >= {from}))"
-        ));
-        let cand = format!(
-            "SELECT first_seen, id FROM {db}.connections
-             PREWHERE first_seen <= {to} AND (closed_at IS NULL OR closed_at >= {from})
-             WHERE {}",
-            rest.join(" AND ")
-        );
-        let same_host = host.map_or(String::new(), |h| format!(" AND {h}"));
-        // The close, on the newest version: WHERE runs after FINAL (and,
-        // with a PREWHERE given, is not moved into it), so a version left
-        // open by an older one's key is dropped here, not sent.
-        format!(
-            "SELECT {columns}, {EXTRA} FROM {db}.connections FINAL
-             PREWHERE intDiv(first_seen, {BUCKET_MS}) IN (SELECT intDiv(first_seen, {BUCKET_MS}) FROM ({cand}))
-               AND (first_seen, id) IN ({cand}){same_host}
-             WHERE closed_at IS NULL OR closed_at >= {from}"
-        )
+    let conds: Vec<String> = host
+        .map(|h| format!("hostname = {}", quote(h)))
+        .into_iter()
+        .chain(filter.map(str::to_string))
+        .collect();
+    let conds = match conds.is_empty() {
+        true => "1".to_string(),
+        false => conds.join(" AND "),
     };
+    with_last_poll(
+        db,
+        &format!("SELECT {columns}, {EXTRA} FROM {db}.connections FINAL WHERE {conds}"),
+    )
+}
+
+/// The keys (first sighting, id) of every version that may be in the
+/// window, as TabSeparated lines. The narrow columns first (PREWHERE),
+/// then, on the rows they leave, the host, the filter and the recorder: a
+/// version open but last seen before the window counts only if its
+/// recorder polled since (an open row is shipped when it changes, and
+/// lasts until its recorder's last poll), so the open rows a stopped
+/// recorder left are not candidates.
+fn candidates(db: &str, from: i64, to: i64, host: Option<&str>, filter: Option<&str>) -> String {
+    let mut rest: Vec<String> = host
+        .map(|h| format!("hostname = {}", quote(h)))
+        .into_iter()
+        .collect();
+    rest.extend(filter.map(|f| format!("({f})")));
+    rest.push(format!(
+        "(closed_at >= {from} OR last_seen >= {from}
+           OR recorder IN (SELECT recorder FROM {db}.polls GROUP BY recorder HAVING max(at) >= {from}))"
+    ));
+    format!(
+        "SELECT DISTINCT first_seen, id FROM {db}.connections
+         PREWHERE first_seen <= {to} AND (closed_at IS NULL OR closed_at >= {from})
+         WHERE {}
+         FORMAT TabSeparated",
+        rest.join(" AND ")
+    )
+}
+
+/// The newest version of each candidate (the table [`CANDIDATES`] sent
+/// with the statement), still open at `from`. The close is tested on the
+/// newest version: WHERE runs after FINAL (and, with a PREWHERE given, is
+/// not moved into it), so a version left open by an older one's key is
+/// dropped here, not sent.
+fn newest(db: &str, from: i64, host: Option<&str>) -> String {
+    let columns = COLUMN_NAMES.join(", ");
+    let same_host = host.map_or(String::new(), |h| format!(" AND hostname = {}", quote(h)));
+    let table = CANDIDATES.name;
+    with_last_poll(
+        db,
+        &format!(
+            "SELECT {columns}, {EXTRA} FROM {db}.connections FINAL
+             PREWHERE intDiv(first_seen, {BUCKET_MS}) IN (SELECT intDiv(first_seen, {BUCKET_MS}) FROM {table})
+               AND (first_seen, id) IN {table}{same_host}
+             WHERE closed_at IS NULL OR closed_at >= {from}"
+        ),
+    )
+}
+
+/// The candidates' keys as sent back ([`newest`]).
+const CANDIDATES: External<'static> = External {
+    name: "candidates",
+    structure: "first_seen Int64, id Int64",
+    rows: "",
+};
+
+/// `rows` with each one's recorder's last poll, in the order they were
+/// first seen.
+fn with_last_poll(db: &str, rows: &str) -> String {
+    let columns = COLUMN_NAMES.join(", ");
     format!(
         "SELECT {columns}, {EXTRA}, last_poll FROM ({rows})
          ANY LEFT JOIN

@@ -100,6 +100,17 @@ pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// A table sent with a statement ([`Client::execute_with`]).
+#[derive(Debug, Clone, Copy)]
+pub struct External<'a> {
+    /// Its name in the statement ([A-Za-z0-9_]+).
+    pub name: &'a str,
+    /// Its columns, as `name Type, ...`.
+    pub structure: &'a str,
+    /// Its rows as TabSeparated lines.
+    pub rows: &'a str,
+}
+
 /// A connection to the store's HTTP interface.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -127,6 +138,37 @@ impl Client {
         self.post(&[], sql.as_bytes().to_vec(), false)
     }
 
+    /// Run one statement that reads `table`, a temporary table sent with
+    /// it ("external data": `structure` its columns, `rows` TSV lines),
+    /// so that a set the client holds is read by the server once; its
+    /// answer as text. The statement goes in the URL, the table in the
+    /// body.
+    pub fn execute_with(&self, sql: &str, table: &External<'_>) -> Result<String, Error> {
+        let boundary = "tcptab-external-data-7f3a9c";
+        let mut body = Vec::with_capacity(table.rows.len() + 256);
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                name = table.name
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(table.rows.as_bytes());
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let structure = format!("{}_structure", table.name);
+        let format = format!("{}_format", table.name);
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        self.send(
+            &[
+                ("query", sql),
+                (&structure, table.structure),
+                (&format, "TabSeparated"),
+            ],
+            body,
+            &[("Content-Type", &content_type)],
+        )
+    }
+
     /// Insert `rows` (JSONEachRow lines) into `table`, gzip-compressed.
     pub fn insert(&self, table: &str, rows: &str) -> Result<(), Error> {
         let query = format!(
@@ -142,6 +184,19 @@ impl Client {
     }
 
     fn post(&self, params: &[(&str, &str)], body: Vec<u8>, gzip: bool) -> Result<String, Error> {
+        let headers: &[(&str, &str)] = match gzip {
+            true => &[("Content-Encoding", "gzip")],
+            false => &[],
+        };
+        self.send(params, body, headers)
+    }
+
+    fn send(
+        &self,
+        params: &[(&str, &str)],
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Result<String, Error> {
         let t = &self.target;
         // Every statement names its database (`db.table`): the one of
         // the URL may not exist yet when its tables are made.
@@ -158,8 +213,8 @@ impl Client {
             let token = base64::engine::general_purpose::STANDARD.encode(pair);
             req = req.header("Authorization", format!("Basic {token}"));
         }
-        if gzip {
-            req = req.header("Content-Encoding", "gzip");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let mut resp = req
             .send(body)
