@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::client::External;
@@ -17,7 +18,26 @@ use crate::history::{lived, Columns, Lived, RowError, Span, Window, COLUMN_NAMES
 use crate::model::{Host, Owner, Owners, Workload};
 
 /// The columns read back, after [`COLUMN_NAMES`].
-const EXTRA: &str = "owner_pids, owner_fds, owner_commands, state_times, states, workload_cgroup, unit, slice, runtime, container_id, container_name, pod_namespace, pod_name, pod_uid, hostname, machine_id, boot_id, recorder";
+const EXTRA: [&str; 18] = [
+    "owner_pids",
+    "owner_fds",
+    "owner_commands",
+    "state_times",
+    "states",
+    "workload_cgroup",
+    "unit",
+    "slice",
+    "runtime",
+    "container_id",
+    "container_name",
+    "pod_namespace",
+    "pod_name",
+    "pod_uid",
+    "hostname",
+    "machine_id",
+    "boot_id",
+    "recorder",
+];
 
 /// A fleet's store, asked.
 #[derive(Debug)]
@@ -25,22 +45,113 @@ pub struct Store {
     client: Client,
 }
 
-/// One JSONEachRow line as [`Columns`].
-struct JsonRow<'a>(&'a Map<String, Value>);
+/// One JSONEachRow line as [`Columns`]: its members in the order the
+/// statement named them, borrowed from the line, each decoded when asked
+/// (a map of owned keys and values cost more than all the rest).
+struct JsonRow<'a> {
+    members: Vec<(&'a str, &'a RawValue)>,
+}
 
-impl JsonRow<'_> {
-    fn value(&self, i: usize) -> &Value {
-        self.0.get(COLUMN_NAMES[i]).unwrap_or(&Value::Null)
+impl<'a> JsonRow<'a> {
+    fn parse(line: &'a str) -> serde_json::Result<JsonRow<'a>> {
+        let Members(members) = serde_json::from_str(line)?;
+        Ok(JsonRow { members })
     }
 
-    fn bad(&self, i: usize, v: &Value) -> RowError {
-        RowError::Value {
-            table: "connections",
-            id: self.0.get("id").and_then(json_int).unwrap_or(0),
-            column: COLUMN_NAMES[i],
-            value: v.to_string(),
+    /// The member `name`, looked for first at `place` (where the statement
+    /// put it).
+    fn member(&self, place: usize, name: &str) -> Option<&'a RawValue> {
+        match self.members.get(place) {
+            Some((key, value)) if *key == name => Some(value),
+            _ => self
+                .members
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, v)| *v),
         }
     }
+
+    fn value(&self, i: usize) -> Option<&'a RawValue> {
+        self.member(i, COLUMN_NAMES[i])
+    }
+
+    /// One of the columns after [`COLUMN_NAMES`] ([`EXTRA`], `last_poll`).
+    fn extra(&self, name: &str) -> Option<&'a RawValue> {
+        let place = EXTRA.iter().position(|n| *n == name).unwrap_or(EXTRA.len());
+        self.member(COLUMN_NAMES.len() + place, name)
+    }
+
+    fn text_of(&self, name: &str) -> Option<String> {
+        self.extra(name).and_then(raw_text)
+    }
+
+    fn int_of(&self, name: &str) -> Option<i64> {
+        self.extra(name).and_then(raw_int)
+    }
+
+    fn list(&self, name: &str) -> Vec<Value> {
+        self.extra(name)
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default()
+    }
+
+    fn bad(&self, i: usize, v: &RawValue) -> RowError {
+        RowError::Value {
+            table: "connections",
+            id: self.member(0, "id").and_then(raw_int).unwrap_or(0),
+            column: COLUMN_NAMES[i],
+            value: v.get().to_string(),
+        }
+    }
+}
+
+/// A JSON object's members, borrowed (its keys hold no escapes).
+struct Members<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Members<'de>, M::Error> {
+                let mut members = Vec::with_capacity(64);
+                while let Some(member) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A string member (None: null, or not a string).
+fn raw_text(raw: &RawValue) -> Option<String> {
+    let s = raw.get();
+    match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Some(inner.to_string()),
+        Some(_) => serde_json::from_str(s).ok(),
+        None => None,
+    }
+}
+
+/// An integer member, quoted or not (64-bit integers come quoted from
+/// some servers); None: null, or not an integer.
+fn raw_int(raw: &RawValue) -> Option<i64> {
+    let s = raw.get();
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s)
+        .parse()
+        .ok()
 }
 
 fn json_int(v: &Value) -> Option<i64> {
@@ -55,16 +166,17 @@ fn json_int(v: &Value) -> Option<i64> {
 impl Columns for JsonRow<'_> {
     fn text(&self, i: usize) -> Result<Option<String>, RowError> {
         match self.value(i) {
-            Value::Null => Ok(None),
-            Value::String(s) => Ok(Some(s.clone())),
-            v => Err(self.bad(i, v)),
+            None => Ok(None),
+            Some(v) if v.get() == "null" => Ok(None),
+            Some(v) => raw_text(v).map(Some).ok_or_else(|| self.bad(i, v)),
         }
     }
 
     fn int(&self, i: usize) -> Result<Option<i64>, RowError> {
         match self.value(i) {
-            Value::Null => Ok(None),
-            v => json_int(v).map(Some).ok_or_else(|| self.bad(i, v)),
+            None => Ok(None),
+            Some(v) if v.get() == "null" => Ok(None),
+            Some(v) => raw_int(v).map(Some).ok_or_else(|| self.bad(i, v)),
         }
     }
 }
@@ -228,8 +340,7 @@ impl Store {
         }
         .map_err(|e| E::from(e.into()))?;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let row: Map<String, Value> =
-                serde_json::from_str(line).map_err(|e| E::from(self.answer(e)))?;
+            let row = JsonRow::parse(line).map_err(|e| E::from(self.answer(e)))?;
             let lived = self.lived(&row, window, from, to).map_err(E::from)?;
             // The window, on the newest version (the query's candidates
             // may hold an older one's key).
@@ -241,23 +352,12 @@ impl Store {
         Ok(())
     }
 
-    fn lived(
-        &self,
-        row: &Map<String, Value>,
-        window: Window,
-        from: i64,
-        to: i64,
-    ) -> Result<Lived, Error> {
-        let mut lived = lived(&JsonRow(row)).map_err(|e| self.answer(row_error(e)))?;
-        let text = |k: &str| row.get(k).and_then(Value::as_str).map(str::to_string);
-        let list = |k: &str| {
-            row.get(k)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        };
+    fn lived(&self, row: &JsonRow<'_>, window: Window, from: i64, to: i64) -> Result<Lived, Error> {
+        let mut lived = lived(row).map_err(|e| self.answer(row_error(e)))?;
+        let text = |k: &str| row.text_of(k);
+        let list = |k: &str| row.list(k);
         if lived.lifetime.closed_at.is_none() {
-            let last_poll = row.get("last_poll").and_then(json_int).unwrap_or(0);
+            let last_poll = row.int_of("last_poll").unwrap_or(0);
             lived.lifetime.last_seen = lived.lifetime.last_seen.max(last_poll);
         }
         let changes: Vec<(i64, crate::model::State)> = list("state_times")
@@ -349,7 +449,7 @@ fn ask(
 
 /// Every connection's newest version.
 fn everything(db: &str, host: Option<&str>, filter: Option<&str>) -> String {
-    let columns = COLUMN_NAMES.join(", ");
+    let columns = read_back();
     let conds: Vec<String> = host
         .map(|h| format!("hostname = {}", quote(h)))
         .into_iter()
@@ -361,7 +461,7 @@ fn everything(db: &str, host: Option<&str>, filter: Option<&str>) -> String {
     };
     with_last_poll(
         db,
-        &format!("SELECT {columns}, {EXTRA} FROM {db}.connections FINAL WHERE {conds}"),
+        &format!("SELECT {columns} FROM {db}.connections FINAL WHERE {conds}"),
     )
 }
 
@@ -397,13 +497,13 @@ fn candidates(db: &str, from: i64, to: i64, host: Option<&str>, filter: Option<&
 /// not moved into it), so a version left open by an older one's key is
 /// dropped here, not sent.
 fn newest(db: &str, from: i64, host: Option<&str>) -> String {
-    let columns = COLUMN_NAMES.join(", ");
+    let columns = read_back();
     let same_host = host.map_or(String::new(), |h| format!(" AND hostname = {}", quote(h)));
     let table = CANDIDATES.name;
     with_last_poll(
         db,
         &format!(
-            "SELECT {columns}, {EXTRA} FROM {db}.connections FINAL
+            "SELECT {columns} FROM {db}.connections FINAL
              PREWHERE intDiv(first_seen, {BUCKET_MS}) IN (SELECT intDiv(first_seen, {BUCKET_MS}) FROM {table})
                AND (first_seen, id) IN {table}{same_host}
              WHERE closed_at IS NULL OR closed_at >= {from}"
@@ -418,12 +518,22 @@ const CANDIDATES: External<'static> = External {
     rows: "",
 };
 
+/// The columns read back: [`COLUMN_NAMES`], then [`EXTRA`].
+fn read_back() -> String {
+    COLUMN_NAMES
+        .iter()
+        .chain(&EXTRA)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `rows` with each one's recorder's last poll, in the order they were
 /// first seen.
 fn with_last_poll(db: &str, rows: &str) -> String {
-    let columns = COLUMN_NAMES.join(", ");
+    let columns = read_back();
     format!(
-        "SELECT {columns}, {EXTRA}, last_poll FROM ({rows})
+        "SELECT {columns}, last_poll FROM ({rows})
          ANY LEFT JOIN
            (SELECT machine_id, recorder, max(at) AS last_poll FROM {db}.polls GROUP BY machine_id, recorder)
          USING (machine_id, recorder)
@@ -449,6 +559,30 @@ mod tests {
 
     fn sql(filter: &str) -> Option<String> {
         pushed(&Expr::parse(filter).unwrap())
+    }
+
+    #[test]
+    fn a_row_is_read_by_place_or_by_name_with_its_escapes_nulls_and_quotes() {
+        // In the statement's order: found at its place.
+        let line = r#"{"id":"7","cookie":null,"first_seen":1800000000000,"local_address":"a\"b\\c"}"#;
+        let row = JsonRow::parse(line).unwrap();
+        assert_eq!(row.int(0).unwrap(), Some(7));
+        assert_eq!(row.int(1).unwrap(), None);
+        assert_eq!(row.int(2).unwrap(), Some(1_800_000_000_000));
+        let local = COLUMN_NAMES.iter().position(|c| *c == "local_address").unwrap();
+        assert_eq!(row.text(local).unwrap().as_deref(), Some("a\"b\\c"));
+        // Elsewhere: found by its name; absent: null.
+        let line = r#"{"hostname":"h\u00e9","first_seen":"12","last_poll":5}"#;
+        let row = JsonRow::parse(line).unwrap();
+        assert_eq!(row.int(2).unwrap(), Some(12));
+        assert_eq!(row.int(0).unwrap(), None);
+        assert_eq!(row.text_of("hostname").as_deref(), Some("h\u{e9}"));
+        assert_eq!(row.int_of("last_poll"), Some(5));
+        // A value of the wrong kind names its column.
+        let row = JsonRow::parse(r#"{"id":1,"cookie":"x"}"#).unwrap();
+        let e = row_error(row.int(1).unwrap_err());
+        assert_eq!(e, "connections row 1, column cookie: \"x\"");
+        assert!(JsonRow::parse("[1]").is_err());
     }
 
     #[test]
