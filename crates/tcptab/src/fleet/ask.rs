@@ -14,30 +14,32 @@ use super::client::External;
 use super::schema::BUCKET_MS;
 use super::{valid_name, Client, Error, StoreError};
 use crate::filter::{Expr, Side};
-use crate::history::{lived, Columns, Lived, RowError, Span, Window, COLUMN_NAMES};
+use crate::history::{
+    lived, Columns, Lived, RowError, Span, Window, COLUMN_NAMES, WORKLOAD_COLUMNS,
+};
 use crate::model::{Host, Owner, Owners, Workload};
 
-/// The columns read back, after [`COLUMN_NAMES`].
-const EXTRA: [&str; 18] = [
+/// The columns read back after [`COLUMN_NAMES`]: these, the workload's
+/// ([`WORKLOAD_COLUMNS`]), then [`HOST`].
+const OWNERS_AND_STATES: [&str; 5] = [
     "owner_pids",
     "owner_fds",
     "owner_commands",
     "state_times",
     "states",
-    "workload_cgroup",
-    "unit",
-    "slice",
-    "runtime",
-    "container_id",
-    "container_name",
-    "pod_namespace",
-    "pod_name",
-    "pod_uid",
-    "hostname",
-    "machine_id",
-    "boot_id",
-    "recorder",
 ];
+
+/// The host's columns, read back last.
+const HOST: [&str; 4] = ["hostname", "machine_id", "boot_id", "recorder"];
+
+/// Every column after [`COLUMN_NAMES`], in the order read back.
+fn extra_columns() -> impl Iterator<Item = &'static str> {
+    OWNERS_AND_STATES
+        .iter()
+        .chain(&WORKLOAD_COLUMNS)
+        .chain(&HOST)
+        .copied()
+}
 
 /// A fleet's store, asked.
 #[derive(Debug)]
@@ -75,9 +77,12 @@ impl<'a> JsonRow<'a> {
         self.member(i, COLUMN_NAMES[i])
     }
 
-    /// One of the columns after [`COLUMN_NAMES`] ([`EXTRA`], `last_poll`).
+    /// One of the columns after [`COLUMN_NAMES`] ([`extra_columns`],
+    /// then `last_poll`).
     fn extra(&self, name: &str) -> Option<&'a RawValue> {
-        let place = EXTRA.iter().position(|n| *n == name).unwrap_or(EXTRA.len());
+        let place = extra_columns()
+            .position(|n| n == name)
+            .unwrap_or_else(|| extra_columns().count());
         self.member(COLUMN_NAMES.len() + place, name)
     }
 
@@ -518,12 +523,12 @@ const CANDIDATES: External<'static> = External {
     rows: "",
 };
 
-/// The columns read back: [`COLUMN_NAMES`], then [`EXTRA`].
+/// The columns read back: [`COLUMN_NAMES`], then [`extra_columns`].
 fn read_back() -> String {
     COLUMN_NAMES
         .iter()
-        .chain(&EXTRA)
         .copied()
+        .chain(extra_columns())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -564,12 +569,16 @@ mod tests {
     #[test]
     fn a_row_is_read_by_place_or_by_name_with_its_escapes_nulls_and_quotes() {
         // In the statement's order: found at its place.
-        let line = r#"{"id":"7","cookie":null,"first_seen":1800000000000,"local_address":"a\"b\\c"}"#;
+        let line =
+            r#"{"id":"7","cookie":null,"first_seen":1800000000000,"local_address":"a\"b\\c"}"#;
         let row = JsonRow::parse(line).unwrap();
         assert_eq!(row.int(0).unwrap(), Some(7));
         assert_eq!(row.int(1).unwrap(), None);
         assert_eq!(row.int(2).unwrap(), Some(1_800_000_000_000));
-        let local = COLUMN_NAMES.iter().position(|c| *c == "local_address").unwrap();
+        let local = COLUMN_NAMES
+            .iter()
+            .position(|c| *c == "local_address")
+            .unwrap();
         assert_eq!(row.text(local).unwrap().as_deref(), Some("a\"b\\c"));
         // Elsewhere: found by its name; absent: null.
         let line = r#"{"hostname":"h\u00e9","first_seen":"12","last_poll":5}"#;
