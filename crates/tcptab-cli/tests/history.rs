@@ -893,6 +893,9 @@ fn times_files_and_states_as_a_user_types_them() {
         vec!["--between", "-20m", "-10m", "--format", "jsonl"],
         vec!["--between", "-10s", "now"],
         vec!["--at=-2s"],
+        // ss's letters as its users type them.
+        vec!["--at", "-10m", "-tanp"],
+        vec!["-tnp", "--between", "-20m", "-10m", "state", "established"],
         vec!["--at", "2016-12-31T23:59:60Z"],
         vec!["--at", "2026-12-01T04:12:00+01:00"],
     ] {

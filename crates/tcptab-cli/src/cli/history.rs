@@ -110,6 +110,11 @@ pub struct HistoryArgs {
     #[arg(short = 'H', long = "no-header")]
     pub no_header: bool,
 
+    /// The processes that held each connection (history always shows
+    /// them; accepted as in `ss -p`, so `-tanp` works as typed).
+    #[arg(short = 'p', long = "processes", hide = true)]
+    pub processes: bool,
+
     #[command(flatten)]
     pub filter: FilterArgs,
 }

@@ -132,26 +132,20 @@ fn each_connection_counts_once_in_its_listener_s_group_and_never_down() {
     full.socket.rx_queue = 3;
     poll(&mut t, &mut tally, &[full], T + 2000);
     let now = tally.tallied();
-    assert_eq!(
-        by_listener(&now.opened),
-        [("".into(), 1), ("0.0.0.0:80".into(), 1)]
-    );
-    assert_eq!(
-        by_listener(&now.bytes_received),
-        [("".into(), 10), ("0.0.0.0:80".into(), 350)]
-    );
-    assert_eq!(
-        by_listener(&now.bytes_acked),
-        [("".into(), 5), ("0.0.0.0:80".into(), 175)]
-    );
-    assert_eq!(
-        by_listener(&now.retransmitted_segments),
-        [("".into(), 1), ("0.0.0.0:80".into(), 1)]
-    );
-    assert_eq!(
-        by_listener(&now.retransmit_timeouts),
-        [("".into(), 2), ("0.0.0.0:80".into(), 2)]
-    );
+    // (this host's connections, the listener's) per counter.
+    for (what, series, here, listener) in [
+        ("opened", &now.opened, 1, 1),
+        ("bytes received", &now.bytes_received, 10, 350),
+        ("bytes acked", &now.bytes_acked, 5, 175),
+        ("retransmitted", &now.retransmitted_segments, 1, 1),
+        ("timeouts", &now.retransmit_timeouts, 2, 2),
+    ] {
+        assert_eq!(
+            by_listener(series),
+            [("".into(), here), ("0.0.0.0:80".into(), listener)],
+            "{what}"
+        );
+    }
     assert_eq!(
         by_listener(&now.listen_queue_full),
         [("0.0.0.0:80".into(), 1)]
