@@ -39,7 +39,17 @@ fn strings(args: &[&str]) -> Vec<String> {
 /// ends, first sighting and cookie (the row ids differ between a file and
 /// the store of two files).
 fn answer(args: &[String]) -> BTreeMap<String, Value> {
-    let out = tcptab(args);
+    answer_with(args, &[])
+}
+
+/// [`answer`], with `env` set for tcptab.
+fn answer_with(args: &[String], env: &[(&str, &str)]) -> BTreeMap<String, Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -144,11 +154,15 @@ fn answers_alike(
     let mut fleet = strings(&["history", "--host", host]);
     fleet.extend(server.options("fleet"));
     fleet.extend(window.iter().cloned());
-    let fleet = answer(&fleet);
-    assert_eq!(local.len(), fleet.len(), "{host}");
+    let sent = answer(&fleet);
+    // The same with the keys computed again by the server (past
+    // TCPTAB_FLEET_KEYS_SENT of them).
+    let again = answer_with(&fleet, &[("TCPTAB_FLEET_KEYS_SENT", "1")]);
+    assert_eq!(local.len(), sent.len(), "{host}");
     for (key, row) in &local {
-        assert_eq!(Some(row), fleet.get(key), "{host}: {key}");
+        assert_eq!(Some(row), sent.get(key), "{host}: {key}");
     }
+    assert!(sent == again, "{host}: the keys sent and computed again differ");
     local
 }
 

@@ -45,7 +45,14 @@ fn extra_columns() -> impl Iterator<Item = &'static str> {
 #[derive(Debug)]
 pub struct Store {
     client: Client,
+    /// The most candidate keys read and sent back ([`Store::keys_sent`]).
+    keys_sent: usize,
 }
+
+/// The most candidate keys a window's query reads and sends back by
+/// default (about 25 MB of text): a window with more is asked in one
+/// statement, the server computing the keys twice.
+pub const KEYS_SENT: usize = 1_000_000;
 
 /// One JSONEachRow line as [`Columns`]: its members in the order the
 /// statement named them, borrowed from the line, each decoded when asked
@@ -265,7 +272,16 @@ pub fn pushed(expr: &Expr) -> Option<String> {
 
 impl Store {
     pub fn new(client: Client) -> Store {
-        Store { client }
+        Store {
+            client,
+            keys_sent: KEYS_SENT,
+        }
+    }
+
+    /// Read and send back at most `n` candidate keys (see [`KEYS_SENT`]).
+    pub fn keys_sent(mut self, n: usize) -> Store {
+        self.keys_sent = n;
+        self
     }
 
     fn db(&self) -> &str {
@@ -308,6 +324,20 @@ impl Store {
     /// that `filter` (SQL from [`pushed`]) may select to `f`, in the order
     /// they were first seen. An open row lasts until its recorder's last
     /// poll shipped (a row is shipped when it changes, not at every poll).
+    ///
+    /// How: a row of the store is one version of a
+    /// connection, and a condition on what changes between versions (its
+    /// close, its counters) must not be tested before the newest is chosen: so
+    /// the candidates are first the keys of every version in the window (and
+    /// the filter's SQL), read from narrow columns by one statement
+    /// ([`candidates`]); then, with those keys sent back as a table (or, past
+    /// [`KEYS_SENT`] of them, computed again by the server), the
+    /// newest version of each (`FINAL`, selected by what never changes: its
+    /// time bucket, first sighting and id, so only their granules are read),
+    /// whose close is checked after FINAL (a closed connection's older
+    /// versions are candidates); the window is checked again on it by the
+    /// caller, where an open row lasts until its recorder's last poll. A
+    /// store of the whole recording needs no candidates ([`everything`]).
     pub fn connections<E: From<Error>>(
         &self,
         window: Window,
@@ -324,23 +354,34 @@ impl Store {
         };
         // The end is checked again after the join (an open row lasts
         // until its recorder's last poll); a closed one is cut here.
-        let text = match ask(db, window, from, to, host, filter) {
-            Ask::Everything(sql) => self.client.execute(&sql),
-            Ask::Candidates { candidates, newest } => {
-                // Read once, sent back: the server holds no common
-                // subquery (18.16 has no WITH of a table) to share them.
-                let keys = self
+        let text = match window {
+            Window::All => self.client.execute(&everything(db, host, filter)),
+            _ => {
+                let keys = candidates(db, from, to, host, filter);
+                // Read once and sent back (18.16 has no common subquery to
+                // share them), unless there are too many to hold.
+                let sent = self
                     .client
-                    .execute(&candidates)
+                    .execute(&format!(
+                        "{keys} LIMIT {} FORMAT TabSeparated",
+                        self.keys_sent.saturating_add(1)
+                    ))
                     .map_err(|e| E::from(e.into()))?;
-                if keys.trim().is_empty() {
-                    return Ok(());
+                match sent.lines().take(self.keys_sent.saturating_add(1)).count() {
+                    0 => return Ok(()),
+                    n if n > self.keys_sent => {
+                        self.client
+                            .execute(&newest(db, from, host, &format!("({keys})")))
+                    }
+                    _ => {
+                        let table = External {
+                            rows: &sent,
+                            ..CANDIDATES
+                        };
+                        self.client
+                            .execute_with(&newest(db, from, host, table.name), &table)
+                    }
                 }
-                let table = External {
-                    rows: &keys,
-                    ..CANDIDATES
-                };
-                self.client.execute_with(&newest, &table)
             }
         }
         .map_err(|e| E::from(e.into()))?;
@@ -418,40 +459,6 @@ impl Store {
     }
 }
 
-/// How a window is asked. A row of the store is one version of a
-/// connection, and a condition on what changes between versions (its
-/// close, its counters) must not be tested before the newest is chosen: so
-/// the candidates are first the keys of every version in the window (and
-/// the filter's SQL), read from narrow columns by one statement
-/// ([`candidates`]); then, with those keys sent back as a table, the
-/// newest version of each (`FINAL`, selected by what never changes: its
-/// time bucket, first sighting and id, so only their granules are read),
-/// whose close is checked after FINAL (a closed connection's older
-/// versions are candidates); the window is checked again on it by the
-/// caller, where an open row lasts until its recorder's last poll. A
-/// store of the whole recording needs no candidates ([`everything`]).
-enum Ask {
-    Everything(String),
-    Candidates { candidates: String, newest: String },
-}
-
-fn ask(
-    db: &str,
-    window: Window,
-    from: i64,
-    to: i64,
-    host: Option<&str>,
-    filter: Option<&str>,
-) -> Ask {
-    match window {
-        Window::All => Ask::Everything(everything(db, host, filter)),
-        _ => Ask::Candidates {
-            candidates: candidates(db, from, to, host, filter),
-            newest: newest(db, from, host),
-        },
-    }
-}
-
 /// Every connection's newest version.
 fn everything(db: &str, host: Option<&str>, filter: Option<&str>) -> String {
     let columns = read_back();
@@ -471,7 +478,7 @@ fn everything(db: &str, host: Option<&str>, filter: Option<&str>) -> String {
 }
 
 /// The keys (first sighting, id) of every version that may be in the
-/// window, as TabSeparated lines. The narrow columns first (PREWHERE),
+/// window (a statement to complete). The narrow columns first (PREWHERE),
 /// then, on the rows they leave, the host, the filter and the recorder: a
 /// version open but last seen before the window counts only if its
 /// recorder polled since (an open row is shipped when it changes, and
@@ -490,27 +497,26 @@ fn candidates(db: &str, from: i64, to: i64, host: Option<&str>, filter: Option<&
     format!(
         "SELECT DISTINCT first_seen, id FROM {db}.connections
          PREWHERE first_seen <= {to} AND (closed_at IS NULL OR closed_at >= {from})
-         WHERE {}
-         FORMAT TabSeparated",
+         WHERE {}",
         rest.join(" AND ")
     )
 }
 
-/// The newest version of each candidate (the table [`CANDIDATES`] sent
-/// with the statement), still open at `from`. The close is tested on the
+/// The newest version of each candidate in `keys` (the table
+/// [`CANDIDATES`] sent with the statement, or the candidates' statement
+/// in parentheses), still open at `from`. The close is tested on the
 /// newest version: WHERE runs after FINAL (and, with a PREWHERE given, is
 /// not moved into it), so a version left open by an older one's key is
 /// dropped here, not sent.
-fn newest(db: &str, from: i64, host: Option<&str>) -> String {
+fn newest(db: &str, from: i64, host: Option<&str>, keys: &str) -> String {
     let columns = read_back();
     let same_host = host.map_or(String::new(), |h| format!(" AND hostname = {}", quote(h)));
-    let table = CANDIDATES.name;
     with_last_poll(
         db,
         &format!(
             "SELECT {columns} FROM {db}.connections FINAL
-             PREWHERE intDiv(first_seen, {BUCKET_MS}) IN (SELECT intDiv(first_seen, {BUCKET_MS}) FROM {table})
-               AND (first_seen, id) IN {table}{same_host}
+             PREWHERE intDiv(first_seen, {BUCKET_MS}) IN (SELECT intDiv(first_seen, {BUCKET_MS}) FROM {keys})
+               AND (first_seen, id) IN {keys}{same_host}
              WHERE closed_at IS NULL OR closed_at >= {from}"
         ),
     )

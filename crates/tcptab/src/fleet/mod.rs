@@ -22,7 +22,7 @@ mod client;
 mod schema;
 mod ship;
 
-pub use ask::{pushed, Store};
+pub use ask::{pushed, Store, KEYS_SENT};
 pub use client::{Client, Error as StoreError, Target};
 pub use schema::{has_ttl, Schema};
 pub use ship::Shipper;

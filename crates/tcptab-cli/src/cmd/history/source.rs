@@ -32,7 +32,12 @@ impl Source {
     pub fn open(args: &HistoryArgs, expr: &Expr) -> Result<Source> {
         if let Some(target) = args.store.target()? {
             let client = tcptab::fleet::Client::new(target, std::time::Duration::from_secs(60));
-            let store = Store::new(client);
+            // The most candidate keys sent back (docs/fleet.md).
+            let keys = std::env::var("TCPTAB_FLEET_KEYS_SENT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(tcptab::fleet::KEYS_SENT);
+            let store = Store::new(client).keys_sent(keys);
             let spans = store.spans(args.host.as_deref())?;
             return Ok(Source::Fleet {
                 store,
