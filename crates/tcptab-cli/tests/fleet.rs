@@ -162,7 +162,10 @@ fn answers_alike(
     for (key, row) in &local {
         assert_eq!(Some(row), sent.get(key), "{host}: {key}");
     }
-    assert!(sent == again, "{host}: the keys sent and computed again differ");
+    assert!(
+        sent == again,
+        "{host}: the keys sent and computed again differ"
+    );
     local
 }
 

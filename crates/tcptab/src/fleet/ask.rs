@@ -5,6 +5,7 @@
 //! query ([`pushed`]); the rest of the filter is the caller's, as for a
 //! file.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -352,15 +353,14 @@ impl Store {
             Window::Between(a, b) => (a, b),
             Window::All => (i64::MIN / 2, i64::MAX / 2),
         };
-        // The end is checked again after the join (an open row lasts
-        // until its recorder's last poll); a closed one is cut here.
-        let text = match window {
-            Window::All => self.client.execute(&everything(db, host, filter)),
+        let sent;
+        let (sql, table) = match window {
+            Window::All => (everything(db, host, filter), None),
             _ => {
                 let keys = candidates(db, from, to, host, filter);
                 // Read once and sent back (18.16 has no common subquery to
                 // share them), unless there are too many to hold.
-                let sent = self
+                sent = self
                     .client
                     .execute(&format!(
                         "{keys} LIMIT {} FORMAT TabSeparated",
@@ -369,33 +369,49 @@ impl Store {
                     .map_err(|e| E::from(e.into()))?;
                 match sent.lines().take(self.keys_sent.saturating_add(1)).count() {
                     0 => return Ok(()),
-                    n if n > self.keys_sent => {
-                        self.client
-                            .execute(&newest(db, from, host, &format!("({keys})")))
-                    }
+                    n if n > self.keys_sent => (newest(db, from, host, &format!("({keys})")), None),
                     _ => {
                         let table = External {
                             rows: &sent,
                             ..CANDIDATES
                         };
-                        self.client
-                            .execute_with(&newest(db, from, host, table.name), &table)
+                        (newest(db, from, host, table.name), Some(table))
                     }
                 }
             }
-        }
-        .map_err(|e| E::from(e.into()))?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let row = JsonRow::parse(line).map_err(|e| E::from(self.answer(e)))?;
-            let lived = self.lived(&row, window, from, to).map_err(E::from)?;
-            // The window, on the newest version (the query's candidates
-            // may hold an older one's key).
-            let l = &lived.lifetime;
-            if l.first_seen <= to && l.closed_at.unwrap_or(l.last_seen) >= from {
-                f(&lived)?;
+        };
+        // Each line as it comes: the answer is never held whole.
+        let mut failed: Option<E> = None;
+        let mut each = |line: &str| -> ControlFlow<()> {
+            if line.trim().is_empty() {
+                return ControlFlow::Continue(());
             }
+            let handled = JsonRow::parse(line)
+                .map_err(|e| E::from(self.answer(e)))
+                .and_then(|row| self.lived(&row, window, from, to).map_err(E::from))
+                .and_then(|lived| {
+                    // The window, on the newest version (the query's
+                    // candidates may hold an older one's key; an open row
+                    // lasts until its recorder's last poll).
+                    let l = &lived.lifetime;
+                    match l.first_seen <= to && l.closed_at.unwrap_or(l.last_seen) >= from {
+                        true => f(&lived),
+                        false => Ok(()),
+                    }
+                });
+            match handled {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failed = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        };
+        let read = self.client.for_each_line(&sql, table.as_ref(), &mut each);
+        match failed {
+            Some(e) => Err(e),
+            None => read.map_err(|e| E::from(e.into())),
         }
-        Ok(())
     }
 
     fn lived(&self, row: &JsonRow<'_>, window: Window, from: i64, to: i64) -> Result<Lived, Error> {

@@ -2,7 +2,8 @@
 //! release accepts), inserts as gzip-compressed `JSONEachRow`, errors as
 //! one line.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use base64::Engine;
@@ -138,35 +139,66 @@ impl Client {
         self.post(&[], sql.as_bytes().to_vec(), false)
     }
 
-    /// Run one statement that reads `table`, a temporary table sent with
-    /// it ("external data": `structure` its columns, `rows` TSV lines),
-    /// so that a set the client holds is read by the server once; its
-    /// answer as text. The statement goes in the URL, the table in the
-    /// body.
-    pub fn execute_with(&self, sql: &str, table: &External<'_>) -> Result<String, Error> {
-        let boundary = "tcptab-external-data-7f3a9c";
-        let mut body = Vec::with_capacity(table.rows.len() + 256);
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-                name = table.name
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(table.rows.as_bytes());
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let structure = format!("{}_structure", table.name);
-        let format = format!("{}_format", table.name);
-        let content_type = format!("multipart/form-data; boundary={boundary}");
-        self.send(
-            &[
-                ("query", sql),
-                (&structure, table.structure),
-                (&format, "TabSeparated"),
-            ],
-            body,
-            &[("Content-Type", &content_type)],
-        )
+    /// Run one statement and hand each line of its answer to `each` as it
+    /// comes, without holding the answer; `each` stops the reading by
+    /// returning `Break`. With `table`, the statement reads it as a
+    /// temporary table sent along ("external data": `structure` its
+    /// columns, `rows` TSV lines), so that a set the client holds is read
+    /// by the server once: the statement then goes in the URL, the table
+    /// in the body. An error the server writes after its answer began (a
+    /// line `Code: N, ...`) is returned as its error.
+    pub fn for_each_line(
+        &self,
+        sql: &str,
+        table: Option<&External<'_>>,
+        each: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        let resp = match table {
+            None => self.open(&[], sql.as_bytes().to_vec(), &[])?,
+            Some(table) => {
+                let boundary = "tcptab-external-data-7f3a9c";
+                let mut body = Vec::with_capacity(table.rows.len() + 256);
+                body.extend_from_slice(
+                    format!(
+                        "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                        name = table.name
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(table.rows.as_bytes());
+                body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+                let structure = format!("{}_structure", table.name);
+                let format = format!("{}_format", table.name);
+                let content_type = format!("multipart/form-data; boundary={boundary}");
+                let params = [
+                    ("query", sql),
+                    (structure.as_str(), table.structure),
+                    (format.as_str(), "TabSeparated"),
+                ];
+                self.open(&params, body, &[("Content-Type", &content_type)])?
+            }
+        };
+        let mut reader = BufReader::new(resp.into_body().into_reader());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(self.unreachable(e.to_string())),
+            }
+            let text = line.trim_end_matches(['\n', '\r']);
+            if text.starts_with("Code: ") {
+                return Err(Error::Server {
+                    base: self.target.base.clone(),
+                    status: 200,
+                    message: one_line(text, 200),
+                });
+            }
+            if each(text).is_break() {
+                return Ok(());
+            }
+        }
     }
 
     /// Insert `rows` (JSONEachRow lines) into `table`, gzip-compressed.
@@ -197,6 +229,22 @@ impl Client {
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> Result<String, Error> {
+        let mut resp = self.open(params, body, headers)?;
+        resp.body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .map_err(|e| self.unreachable(e.to_string()))
+    }
+
+    /// Send one request; the answer, whose body is still to be read, if
+    /// the server took it (else its error, read whole).
+    fn open(
+        &self,
+        params: &[(&str, &str)],
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Result<ureq::http::Response<ureq::Body>, Error> {
         let t = &self.target;
         // Every statement names its database (`db.table`): the one of
         // the URL may not exist yet when its tables are made.
@@ -220,20 +268,20 @@ impl Client {
             .send(body)
             .map_err(|e| self.unreachable(e.to_string()))?;
         let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_string()
-            .map_err(|e| self.unreachable(e.to_string()))?;
         if status != 200 {
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_string()
+                .unwrap_or_default();
             return Err(Error::Server {
                 base: t.base.clone(),
                 status,
                 message: one_line(&text, status),
             });
         }
-        Ok(text)
+        Ok(resp)
     }
 
     fn unreachable(&self, why: String) -> Error {
@@ -302,6 +350,85 @@ mod tests {
             let e = Target::parse(url).unwrap_err().to_string();
             assert!(e.contains(why), "{url}: {e}");
         }
+    }
+
+    /// A server on loopback that answers one request with `reply` (the
+    /// status line and headers included), after reading the request.
+    fn answering(reply: &'static str) -> Target {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then the body its Content-Length says.
+            while let Ok(n) = stream.read(&mut buf) {
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(str::to_string)
+                        })
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = stream.write_all(reply.as_bytes());
+        });
+        Target::parse(&format!("http://{addr}/?database=fleet")).unwrap()
+    }
+
+    #[test]
+    fn lines_come_one_by_one_and_an_error_after_them_is_the_server_s() {
+        let target = answering(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"a\":1}\n{\"a\":2}\nCode: 241, e.displayText() = DB::Exception: Memory limit (total) exceeded, e.what() = DB::Exception\n",
+        );
+        let client = Client::new(target, Duration::from_secs(10));
+        let mut lines = Vec::new();
+        let e = client
+            .for_each_line("SELECT 1", None, &mut |l| {
+                lines.push(l.to_string());
+                ControlFlow::Continue(())
+            })
+            .unwrap_err();
+        assert_eq!(lines, ["{\"a\":1}", "{\"a\":2}"]);
+        assert!(
+            e.to_string()
+                .ends_with("Code: 241, DB::Exception: Memory limit (total) exceeded"),
+            "{e}"
+        );
+        // Stopped by the reader: the rest is not read.
+        let target = answering("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n1\n2\n3\n");
+        let client = Client::new(target, Duration::from_secs(10));
+        let mut n = 0;
+        client
+            .for_each_line("SELECT 1", None, &mut |_| {
+                n += 1;
+                ControlFlow::Break(())
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+        // A refusal before the answer: the server's one line.
+        let target = answering("HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 52\r\n\r\nCode: 60, e.displayText() = DB::Exception: no table\n");
+        let client = Client::new(target, Duration::from_secs(10));
+        let e = client
+            .for_each_line("SELECT 1", None, &mut |_| ControlFlow::Continue(()))
+            .unwrap_err();
+        assert!(
+            e.to_string().ends_with("Code: 60, DB::Exception: no table"),
+            "{e}"
+        );
     }
 
     #[test]
