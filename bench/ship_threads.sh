@@ -18,7 +18,7 @@ work=$(mktemp -d /tmp/shipcpu-XXXXXX)
 exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py 500 > "$work/churn.out")
 until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
 sleep 30
-tcpu() { for t in /proc/$1/task/*; do printf "%s %s\n" "$(cat $t/comm)" "$(awk -v hz=100 '{print ($14+$15)/hz}' $t/stat)"; done | awk '{a[$1]+=$2} END {for (k in a) print k, a[k]}' | sort; }
+tcpu() { for t in /proc/$1/task/*; do printf "%s %s\n" "$(cat $t/comm)" "$(awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' $t/stat)"; done | awk '{a[$1]+=$2} END {for (k in a) print k, a[k]}' | sort; }
 for round in 1 2; do
 for b in "$@"; do
   db=$work/$(basename $b)-$round.db
