@@ -326,19 +326,18 @@ impl Store {
     /// they were first seen. An open row lasts until its recorder's last
     /// poll shipped (a row is shipped when it changes, not at every poll).
     ///
-    /// How: a row of the store is one version of a
-    /// connection, and a condition on what changes between versions (its
-    /// close, its counters) must not be tested before the newest is chosen: so
-    /// the candidates are first the keys of every version in the window (and
-    /// the filter's SQL), read from narrow columns by one statement
-    /// ([`candidates`]); then, with those keys sent back as a table (or, past
-    /// [`KEYS_SENT`] of them, computed again by the server), the
+    /// How: a row of the store is one version of a connection, and a condition
+    /// on what changes between versions (its close, its counters) must not be
+    /// tested before the newest is chosen: so the candidates are first the keys
+    /// of every version in the window (and the filter's SQL), read from narrow
+    /// columns by one statement; then, with those keys sent back as a table
+    /// (or, past [`KEYS_SENT`] of them, computed again by the server), the
     /// newest version of each (`FINAL`, selected by what never changes: its
     /// time bucket, first sighting and id, so only their granules are read),
-    /// whose close is checked after FINAL (a closed connection's older
-    /// versions are candidates); the window is checked again on it by the
-    /// caller, where an open row lasts until its recorder's last poll. A
-    /// store of the whole recording needs no candidates ([`everything`]).
+    /// whose close is checked after FINAL (a closed connection's older versions
+    /// are candidates); the window is checked again on it by the caller, where
+    /// an open row lasts until its recorder's last poll. A store of the whole
+    /// recording needs no candidates.
     pub fn connections<E: From<Error>>(
         &self,
         window: Window,
