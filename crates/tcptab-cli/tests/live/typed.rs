@@ -1,0 +1,186 @@
+//! ss's flags and the shell's habits, as typed; wildcard listeners written
+//! as ss writes them.
+
+use super::*;
+
+#[test]
+fn ss_flag_bundles_select_what_ss_selects() {
+    let Some(scenario) = testkit::live("sockets.py") else { return };
+    let pid = scenario.pid().to_string();
+    // (tcptab's bundle, ss's flags for the same sockets)
+    for (bundle, ss) in [
+        ("-tlnp", &["-l", "-p"][..]),
+        ("-tanp", &["-a", "-p"]),
+        ("-ltn", &["-l"]),
+        ("-nta4", &["-a", "-4"]),
+        ("-tan6", &["-a", "-6"]),
+    ] {
+        let rows = json(&[bundle, "--netns-pid", &pid]);
+        let ours: BTreeSet<_> = rows.iter().map(ends).collect();
+        let theirs: BTreeSet<_> = scenario.ss(ss).iter().map(ss_ends).collect();
+        assert!(!theirs.is_empty(), "{bundle}");
+        assert_eq!(ours, theirs, "tcptab {bundle} vs ss {ss:?}");
+        if bundle.contains('p') {
+            assert!(
+                rows.iter().all(|r| r.get("owners").is_some()),
+                "{bundle}: owners"
+            );
+        }
+    }
+    // -H: no header, one line per socket, as ss -Hltn.
+    let out = tcptab(&["-Hltn", "--netns-pid", &pid]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.starts_with("State"), "{text}");
+    assert_eq!(text.lines().count(), scenario.ss(&["-l"]).len(), "{text}");
+    let proc = tcptab(&["list", "-H", "--netns-pid", &pid, "--format", "proc"]);
+    let text = String::from_utf8(proc.stdout).unwrap();
+    assert!(
+        text.lines()
+            .all(|l| !tcptab::procnet::is_header(l.as_bytes())),
+        "{text}"
+    );
+    // -s is the summary; -N NAME a named namespace (here: a missing one).
+    let out = tcptab(&["-s"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" sockets: "));
+    let out = tcptab(&["-N", "no-such-namespace-here"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such namespace in /run/netns"));
+}
+
+#[test]
+fn options_behave_like_the_rest_of_the_shell() {
+    // Other protocols alone: one line, exit 2.
+    for flag in ["-u", "-ua", "-x", "-w", "-S", "-d", "-0", "-A"] {
+        let out = tcptab(&[flag]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("tcptab reads TCP sockets only") && err.lines().count() == 1,
+            "{flag}: {err}"
+        );
+    }
+    // A mistyped command is said so, not read as a filter word.
+    let out = tcptab(&["lsit"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean 'list'"));
+    let out = tcptab(&["sumary"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean 'summary'"));
+    // Users by name; bad numbers named by their option.
+    assert!(tcptab(&["list", "--uid", "root"]).status.success());
+    for (args, expected) in [
+        (
+            &["list", "--uid", "nosuchuser-x"][..],
+            "'nosuchuser-x' is neither a uid nor a user in /etc/passwd",
+        ),
+        (
+            &["list", "--pid", "abc"],
+            "--pid <PID>': 'abc' is not a process id",
+        ),
+        (
+            &["list", "--sort", "nope"],
+            "invalid value 'nope' for '--sort",
+        ),
+        // A fleet's options beside a file are refused, not ignored.
+        (
+            &[
+                "history",
+                "--db",
+                "/nonexistent/h.db",
+                "--host",
+                "web-7",
+                "--at",
+                "now",
+            ],
+            "--host asks a fleet's store",
+        ),
+        (
+            &[
+                "history",
+                "--db",
+                "/nonexistent/h.db",
+                "--clickhouse-user",
+                "u",
+                "--at",
+                "now",
+            ],
+            "--clickhouse-user asks a fleet's store",
+        ),
+        // A count of nothing is refused, not taken as one.
+        (
+            &["top", "--count", "0"],
+            "invalid value '0' for '--count <N>'",
+        ),
+        (
+            &["watch", "--count", "0"],
+            "invalid value '0' for '--count <N>'",
+        ),
+        (
+            &["record", "--db", "/nonexistent/h.db", "--count", "0"],
+            "invalid value '0' for '--count <N>'",
+        ),
+    ] {
+        let out = tcptab(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{args:?}: {out:?}"
+        );
+    }
+    // Several sort keys, and the README's spellings.
+    for sort in ["state,rx-queue", "rx_queue", "state,tx_queue,local"] {
+        assert!(tcptab(&["list", "--sort", sort]).status.success(), "{sort}");
+    }
+}
+
+#[test]
+fn wildcard_listeners_are_written_as_ss_writes_them() {
+    if !require_root("wildcard_listeners_are_written_as_ss_writes_them") {
+        return;
+    }
+    // An IPv4 wildcard, an IPv6-only wildcard and a dual-stack wildcard.
+    let netns = testkit::NamedNetns::add("tcptab-wild");
+    let script = "import socket, sys\n\
+        a = socket.socket(); a.bind(('0.0.0.0', 0)); a.listen()\n\
+        b = socket.socket(socket.AF_INET6); b.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1); b.bind(('::', 0)); b.listen()\n\
+        c = socket.socket(socket.AF_INET6); c.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); c.bind(('::', 0)); c.listen()\n\
+        print('ready', flush=True)\n\
+        sys.stdin.read()";
+    let mut holder = netns
+        .command("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let ss = netns.command("ss").args(["-Hltn"]).output().unwrap();
+    let ends = |text: &str| -> BTreeSet<(String, String)> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                // State Recv-Q Send-Q Local Peer
+                (words[3].to_string(), words[4].to_string())
+            })
+            .collect()
+    };
+    let theirs = ends(&String::from_utf8(ss.stdout).unwrap());
+    let ours = tcptab(&["-Hltn", "--netns", &netns.name]);
+    assert!(ours.status.success(), "{ours:?}");
+    let ours = ends(&String::from_utf8(ours.stdout).unwrap());
+    drop(holder.stdin.take());
+    let _ = holder.wait();
+    assert_eq!(theirs.len(), 3, "{theirs:?}");
+    for (local, peer) in &theirs {
+        let wildcard = local.rsplit_once(':').unwrap().0;
+        assert!(["0.0.0.0", "[::]", "*"].contains(&wildcard), "{local}");
+        assert!(peer.ends_with(":*"), "{peer}");
+    }
+    assert_eq!(ours, theirs, "tcptab -Hltn vs ss -Hltn");
+}
