@@ -19,6 +19,7 @@
 
 mod ask;
 mod client;
+mod row;
 mod schema;
 mod ship;
 
