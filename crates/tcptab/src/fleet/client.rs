@@ -101,7 +101,7 @@ pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// A table sent with a statement ([`Client::execute_with`]).
+/// A table sent with a statement ([`Client::for_each_line`]).
 #[derive(Debug, Clone, Copy)]
 pub struct External<'a> {
     /// Its name in the statement ([A-Za-z0-9_]+).
