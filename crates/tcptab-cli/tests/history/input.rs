@@ -138,3 +138,26 @@ fn outside_the_recorded_span_is_said(db: &str) {
         }
     }
 }
+
+/// A bad `TCPTAB_FLEET_KEYS_SENT` is one line naming it, before any
+/// store is asked (the URL here answers nothing).
+#[test]
+fn a_bad_keys_limit_is_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args([
+            "history",
+            "--clickhouse",
+            "http://127.0.0.1:1/",
+            "--at",
+            "now",
+        ])
+        .env("TCPTAB_FLEET_KEYS_SENT", "many")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "error: TCPTAB_FLEET_KEYS_SENT: 'many' is not a whole number of keys (the default is 1000000)"
+    );
+}

@@ -32,12 +32,7 @@ impl Source {
     pub fn open(args: &HistoryArgs, expr: &Expr) -> Result<Source> {
         if let Some(target) = args.store.target()? {
             let client = tcptab::fleet::Client::new(target, std::time::Duration::from_secs(60));
-            // The most candidate keys sent back (docs/fleet.md).
-            let keys = std::env::var("TCPTAB_FLEET_KEYS_SENT")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(tcptab::fleet::KEYS_SENT);
-            let store = Store::new(client).keys_sent(keys);
+            let store = Store::new(client).keys_sent(keys_sent()?);
             let spans = store.spans(args.host.as_deref())?;
             return Ok(Source::Fleet {
                 store,
@@ -265,4 +260,18 @@ fn observed(
         }
     }
     Ok(true)
+}
+
+/// The most candidate keys sent back to the store: `TCPTAB_FLEET_KEYS_SENT`
+/// (docs/fleet.md), else the library's default.
+fn keys_sent() -> Result<usize> {
+    match std::env::var("TCPTAB_FLEET_KEYS_SENT") {
+        Err(_) => Ok(tcptab::fleet::KEYS_SENT),
+        Ok(v) => v.trim().parse().map_err(|_| {
+            anyhow::anyhow!(
+                "TCPTAB_FLEET_KEYS_SENT: '{v}' is not a whole number of keys (the default is {})",
+                tcptab::fleet::KEYS_SENT
+            )
+        }),
+    }
 }
