@@ -83,6 +83,7 @@ pub fn run(args: &RecordArgs) -> Result<()> {
         monitor.finish(&mut |h| -> Result<()> { recorder.happened(h) })?;
     }
     recorder.flush(&monitor)?;
+    writer.settle()?;
     // What was written last is shipped before the shipper stops.
     if let Some((stop, thread)) = shipping {
         stop.store(true, Ordering::SeqCst);

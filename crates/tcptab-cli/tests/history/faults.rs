@@ -63,6 +63,19 @@ fn a_killed_recorder_leaves_a_whole_file() {
         (exact..=exact + later).contains(&sockets),
         "{sockets} sockets in the last poll, {exact} rows last seen by it and {later} after: {rows:#?}"
     );
+    // The file read without tcptab (its `sightings` view, as
+    // docs/history.md queries it) answers the same, though no recorder
+    // wrote the last poll's time into the rows it followed.
+    let open_then: usize = sql(
+        &db,
+        &format!(
+            "SELECT count(*) FROM connections c JOIN sightings s ON s.connection = c.id
+             WHERE c.first_seen <= {last_at} AND coalesce(c.closed_at, s.last_seen) >= {last_at}"
+        ),
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(open_then, rows.len());
     let churned: u64 = sql(
         &db,
         "SELECT count(*) FROM connections WHERE closed_by = 'destroy'",

@@ -262,7 +262,8 @@ fn sqlite3_agrees_and_the_docs_queries_run(db: &Path, m: &Moments, mid: &[Value]
     let open_then = sql(
         db,
         &format!(
-            "SELECT count(*) FROM connections WHERE first_seen <= {t} AND coalesce(closed_at, last_seen) >= {t}"
+            "SELECT count(*) FROM connections c JOIN sightings s ON s.connection = c.id
+             WHERE c.first_seen <= {t} AND coalesce(c.closed_at, s.last_seen) >= {t}"
         ),
     );
     assert_eq!(open_then, mid.len().to_string());

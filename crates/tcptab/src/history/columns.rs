@@ -31,13 +31,58 @@ pub struct Lived {
     pub states: Vec<State>,
 }
 
-/// The columns [`lived`] reads from SQLite, in the order of
-/// [`COLUMN_NAMES`].
-pub(super) const COLUMNS: &str = "c.id, c.cookie, c.first_seen, c.last_seen, c.closed_at, c.closed_by, c.family, c.kind,
+// The SQL below, as macros so that `concat!` joins it at compile time.
+macro_rules! last_seen_sql {
+    () => {
+        "CASE WHEN c.closed_at IS NULL AND c.follows
+         THEN max(c.last_seen, coalesce((SELECT ob.open_seen FROM boots ob WHERE ob.id = c.boot), c.last_seen))
+         ELSE c.last_seen END"
+    };
+}
+pub(super) use last_seen_sql;
+macro_rules! after_last_seen {
+    () => {
+        "c.closed_at, c.closed_by, c.family, c.kind,
      c.state, c.local_address, c.local_port, c.remote_address, c.remote_port, c.tx_queue, c.rx_queue,
      c.timer, c.timer_ms, c.retransmits, c.uid, c.probes, c.inode, c.source, c.interface,
      c.backlog_limit, c.congestion_algorithm, c.shutdown, c.v6only, c.owner_status, c.bytes_acked,
-     c.bytes_received, c.total_retrans, c.rtt_us, n.inode, n.name, c.first_state";
+     c.bytes_received, c.total_retrans, c.rtt_us, n.inode, n.name, c.first_state"
+    };
+}
+
+/// A row's last sighting (`c` a row of `connections`; version 4). A poll
+/// that finds every open row writes when once, in its boot's `open_seen`,
+/// instead of in each row; a row it did not find stops following
+/// (`follows` NULL) and keeps its own `last_seen`. So while a row is open
+/// and follows, its last sighting is the later of the two. A recorder
+/// writes `open_seen` into the rows when it stops, and when it starts
+/// after one that was killed ([`SETTLE`]).
+pub(super) const LAST_SEEN: &str = last_seen_sql!();
+
+/// Every open row that follows its boot's polls given its last sighting
+/// (and the boots none), so that `last_seen` alone says it again.
+pub(super) const SETTLE: &str = concat!(
+    "UPDATE connections AS c SET last_seen = ",
+    last_seen_sql!(),
+    " WHERE c.closed_at IS NULL AND c.follows;
+     UPDATE boots SET open_seen = NULL;"
+);
+
+/// The columns [`lived`] reads from SQLite, in the order of
+/// [`COLUMN_NAMES`], from a file of this version.
+pub(super) const COLUMNS: &str = concat!(
+    "c.id, c.cookie, c.first_seen, ",
+    last_seen_sql!(),
+    ", ",
+    after_last_seen!()
+);
+
+/// [`COLUMNS`] of a file before version 4, whose rows each keep their own
+/// `last_seen`.
+pub(super) const COLUMNS_V3: &str = concat!(
+    "c.id, c.cookie, c.first_seen, c.last_seen, ",
+    after_last_seen!()
+);
 
 /// The names of [`COLUMNS`], in order: `netns` and `netns_name` are the
 /// namespace's inode and name.

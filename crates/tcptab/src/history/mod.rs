@@ -38,15 +38,27 @@ pub const APPLICATION_ID: i32 = 0x7463_7074;
 
 /// The version of the tables (`PRAGMA user_version`). Raised when a table
 /// or column changes meaning; a newer file is refused, not misread.
-pub const VERSION: i32 = 3;
+pub const VERSION: i32 = 4;
 
 /// What makes a file of an earlier version this version's: version 2 adds
 /// each poll's interval (gaps are found from it), version 3 each
-/// connection's workload.
-const MIGRATIONS: [&str; 2] = [
+/// connection's workload, version 4 the boot's `open_seen` and the rows'
+/// `follows` (a poll writes when it saw the open rows once, not on each;
+/// [`columns::LAST_SEEN`]).
+const MIGRATIONS: [&str; 3] = [
     "ALTER TABLE polls ADD COLUMN interval_ms INTEGER;",
     "ALTER TABLE connections ADD COLUMN workload INTEGER; {WORKLOADS}",
+    "ALTER TABLE boots ADD COLUMN open_seen INTEGER; ALTER TABLE connections ADD COLUMN follows INTEGER; {SIGHTINGS}",
 ];
+
+/// Each connection's last sighting, as [`columns::LAST_SEEN`] says it
+/// (version 4): what a query of the file reads instead of
+/// `connections.last_seen` while a recorder writes it.
+const SIGHTINGS: &str = concat!(
+    "CREATE VIEW sightings (connection, last_seen) AS SELECT c.id, ",
+    columns::last_seen_sql!(),
+    " FROM connections c;"
+);
 
 /// The workloads connections were held by, one row per cgroup (version 3).
 const WORKLOADS: &str = "CREATE TABLE workloads (
@@ -104,7 +116,8 @@ CREATE TABLE meta (
 CREATE TABLE boots (
     id         INTEGER PRIMARY KEY,
     boot_id    TEXT NOT NULL UNIQUE,
-    first_seen INTEGER NOT NULL
+    first_seen INTEGER NOT NULL,
+    open_seen  INTEGER
 ) STRICT;
 CREATE TABLE namespaces (
     id         INTEGER PRIMARY KEY,
@@ -166,7 +179,8 @@ CREATE TABLE connections (
     bytes_received       INTEGER,
     total_retrans        INTEGER,
     rtt_us               INTEGER,
-    workload             INTEGER
+    workload             INTEGER,
+    follows              INTEGER
 ) STRICT;
 CREATE INDEX connections_open ON connections (boot, netns) WHERE closed_at IS NULL;
 CREATE INDEX connections_remote ON connections (remote_address, remote_port);
@@ -569,6 +583,130 @@ mod tests {
                 to: t + 19_000
             }]
         );
+        remove(&path);
+    }
+
+    /// (`last_seen` as stored, `follows`) of the row of local port `port`.
+    fn stored(path: &Path, port: u16) -> (i64, Option<i64>) {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT last_seen, follows FROM connections WHERE local_port = ?1",
+                [port],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    }
+
+    fn last_seen_of(path: &Path, window: Window) -> Vec<(u16, i64)> {
+        let mut out = Vec::new();
+        Reader::open(path)
+            .unwrap()
+            .connections(window, |l: &Lived| -> Result<()> {
+                out.push((l.entry.socket.local.port(), l.lifetime.last_seen));
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
+    /// A quiet poll writes when it saw the open rows once (the boot's
+    /// `open_seen`), not in each row; a row a poll did not find keeps its
+    /// own last sighting and follows again once found; `settle` writes the
+    /// time into the rows, which then say it alone.
+    #[test]
+    fn open_rows_follow_the_polls_and_one_not_found_keeps_its_time() {
+        let path = scratch("follows");
+        let (a, b) = (
+            socket(40010, State::Established, 51),
+            socket(40011, State::Established, 52),
+        );
+        let t = 1_800_000_000_000;
+        let mut r = Recorder::open(&path);
+        r.poll(&[a.clone(), b.clone()], t, &[]);
+        // b is not found (its notification may be on its way).
+        r.poll(std::slice::from_ref(&a), t + 5000, &[]);
+        assert_eq!(stored(&path, 40010), (t, Some(1)));
+        assert_eq!(stored(&path, 40011), (t, None));
+        let all_then = last_seen_of(&path, Window::All);
+        assert_eq!(all_then, [(40010, t + 5000), (40011, t)]);
+        // The view for the file's other readers says the same.
+        let viewed: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT s.last_seen FROM sightings s JOIN connections c ON c.id = s.connection
+                 WHERE c.local_port = 40010",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(viewed, t + 5000);
+        // Open at t + 5000 is a alone: b was last seen before.
+        assert_eq!(
+            last_seen_of(&path, Window::At(t + 5000)),
+            [(40010, t + 5000)]
+        );
+        // Found again: it follows again.
+        r.poll(&[a.clone(), b.clone()], t + 10_000, &[]);
+        assert_eq!(stored(&path, 40011), (t + 10_000, Some(1)));
+        r.poll(&[a.clone(), b.clone()], t + 15_000, &[]);
+        assert_eq!(
+            last_seen_of(&path, Window::All),
+            [(40010, t + 15_000), (40011, t + 15_000)]
+        );
+        r.writer.settle().unwrap();
+        assert_eq!(stored(&path, 40010), (t + 15_000, Some(1)));
+        assert_eq!(stored(&path, 40011), (t + 15_000, Some(1)));
+        // A recorder killed (no settle): the next one settles at its start.
+        r.poll(&[a.clone(), b.clone()], t + 20_000, &[]);
+        drop(r);
+        assert_eq!(stored(&path, 40010).0, t + 15_000);
+        let r = Recorder::open(&path);
+        drop(r);
+        assert_eq!(stored(&path, 40010), (t + 20_000, Some(1)));
+        remove(&path);
+    }
+
+    /// A file of version 3 (every row keeps its own `last_seen`) is read
+    /// as it is, and a recorder takes it up to this version.
+    #[test]
+    fn a_file_of_version_3_is_read_and_taken_up() {
+        let path = scratch("version3");
+        let a = socket(40012, State::Established, 61);
+        let t = 1_800_000_000_000;
+        let mut r = Recorder::open(&path);
+        r.poll(std::slice::from_ref(&a), t, &[]);
+        r.poll(std::slice::from_ref(&a), t + 5000, &[]);
+        r.writer.settle().unwrap();
+        drop(r);
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "DROP VIEW sightings;
+                 ALTER TABLE connections DROP COLUMN follows;
+                 ALTER TABLE boots DROP COLUMN open_seen;
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+        assert_eq!(last_seen_of(&path, Window::All), [(40012, t + 5000)]);
+        let mut r = Recorder::open(&path);
+        assert_eq!(r.writer.open_connections(), 1);
+        r.poll(std::slice::from_ref(&a), t + 10_000, &[]);
+        drop(r);
+        assert_eq!(last_seen_of(&path, Window::All), [(40012, t + 10_000)]);
+        let version: i32 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        // The recorder was not stopped cleanly: the view says what the
+        // row does not yet.
+        assert_eq!(stored(&path, 40012), (t + 5000, Some(1)));
+        let viewed: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT last_seen FROM sightings", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(viewed, t + 10_000);
         remove(&path);
     }
 

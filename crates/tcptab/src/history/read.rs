@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::columns::{lived, set_state, state_of, states_during, Lived, RowError, COLUMNS};
+use super::columns::{
+    lived, set_state, state_of, states_during, Lived, RowError, COLUMNS, COLUMNS_V3, LAST_SEEN,
+};
 use super::{ceil_s, floor_s, sqlite, Error, Result};
 use crate::model::{Host, Owner, Owners, Workload};
 
@@ -171,15 +173,21 @@ impl Reader {
         } else {
             "NULL"
         };
+        // A file before version 4 keeps each row's last sighting in it.
+        let (columns, last_seen) = if self.version >= 4 {
+            (COLUMNS, LAST_SEEN)
+        } else {
+            (COLUMNS_V3, "c.last_seen")
+        };
         let sql = if window == Window::All {
             format!(
-                "SELECT {COLUMNS}, {workload}, c.boot FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
+                "SELECT {columns}, {workload}, c.boot FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
             )
         } else {
             format!(
-                "SELECT {COLUMNS}, {workload}, c.boot FROM lifetimes l JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
+                "SELECT {columns}, {workload}, c.boot FROM lifetimes l JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
                  WHERE l.start_s <= ?2 AND l.end_s >= ?1 AND c.first_seen <= ?4
-                   AND coalesce(c.closed_at, c.last_seen) >= ?3
+                   AND coalesce(c.closed_at, {last_seen}) >= ?3
                  ORDER BY c.first_seen, c.id"
             )
         };

@@ -67,9 +67,9 @@ pub(super) fn insert(
              local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
              retransmits, uid, probes, inode, source, interface, backlog_limit, congestion_algorithm,
              shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us,
-             closed_at, closed_by)
+             closed_at, closed_by, follows)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, 1)",
     )?
     .execute(params![
         boot,

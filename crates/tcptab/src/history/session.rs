@@ -3,7 +3,7 @@
 //! row with what it could not see; what a poll brings ([`PollRecord`]) and
 //! what it recorded ([`PollOutcome`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Transaction};
 
@@ -62,6 +62,8 @@ pub(super) struct Session<'a> {
     pub(super) namespaces: &'a mut HashMap<u64, i64>,
     pub(super) rows: &'a mut HashMap<u64, Row>,
     pub(super) workloads: &'a mut HashMap<String, i64>,
+    /// The tracker's connections whose row keeps its own `last_seen`.
+    pub(super) pinned: &'a mut HashSet<u64>,
 }
 
 impl Session<'_> {
@@ -180,23 +182,43 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Every connection the poll found was seen then: one statement for
-    /// all the open rows, then those it did not find (waiting for their
-    /// notification, or their TIME_WAIT) put back.
+    /// Every connection the poll found was seen then: one time for all
+    /// the open rows that follow the polls (the boot's `open_seen`;
+    /// [`LAST_SEEN`](super::columns::LAST_SEEN)). A row the poll did not
+    /// find (waiting for its notification, or its TIME_WAIT) stops
+    /// following and keeps its own time; one found again follows again.
     pub(super) fn last_seen(
-        &self,
+        &mut self,
         tx: &Transaction<'_>,
         at: i64,
         tracker: &Tracker,
     ) -> rusqlite::Result<()> {
         tx.prepare_cached(
-            "UPDATE connections SET last_seen = ?1 WHERE closed_at IS NULL AND boot = ?2 AND last_seen < ?1",
+            "UPDATE boots SET open_seen = max(coalesce(open_seen, ?1), ?1) WHERE id = ?2",
         )?
         .execute(params![at, self.boot])?;
         for conn in tracker.conns().filter(|c| c.last_seen < at) {
             if let Some(row) = self.rows.get(&conn.id) {
-                tx.prepare_cached("UPDATE connections SET last_seen = ?2 WHERE id = ?1")?
-                    .execute(params![row.id, conn.last_seen])?;
+                tx.prepare_cached(
+                    "UPDATE connections SET last_seen = ?2, follows = NULL WHERE id = ?1",
+                )?
+                .execute(params![row.id, conn.last_seen])?;
+                self.pinned.insert(conn.id);
+            }
+        }
+        let found: Vec<u64> = self
+            .pinned
+            .iter()
+            .copied()
+            .filter(|&id| tracker.get(id).is_none_or(|c| c.last_seen >= at))
+            .collect();
+        for id in found {
+            self.pinned.remove(&id);
+            if let (Some(conn), Some(row)) = (tracker.get(id), self.rows.get(&id)) {
+                tx.prepare_cached(
+                    "UPDATE connections SET last_seen = max(last_seen, ?2), follows = 1 WHERE id = ?1",
+                )?
+                .execute(params![row.id, conn.last_seen])?;
             }
         }
         Ok(())

@@ -2,19 +2,19 @@
 //! ([`crate::track`]) says happened, one transaction per poll: a row per
 //! connection opened, its changes, its end, and the poll's own row.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection};
 
-use super::columns::lived;
+use super::columns::{lived, SETTLE};
 use super::read::bad_row;
 use super::rows;
 use super::session::{poll_row, PollOutcome, PollRecord, Row, Session};
 use super::{
-    check, check_header, sqlite, Error, Result, APPLICATION_ID, MIGRATIONS, SCHEMA, VERSION,
-    WORKLOADS,
+    check, check_header, sqlite, Error, Result, APPLICATION_ID, MIGRATIONS, SCHEMA, SIGHTINGS,
+    VERSION, WORKLOADS,
 };
 use crate::model::Owners;
 use crate::track::{Conn, Counters, End, Event, Tracker};
@@ -37,6 +37,9 @@ pub struct Writer {
     rows: HashMap<u64, Row>,
     /// cgroup path to `workloads.id`.
     workloads: HashMap<String, i64>,
+    /// The tracker's connections whose open row does not follow the polls
+    /// (the last one did not find them): they keep their own `last_seen`.
+    pinned: HashSet<u64>,
     /// Polls recorded.
     polls: u64,
     /// Changed rows go to the outbox, to be shipped ([`Writer::ship`]).
@@ -81,6 +84,7 @@ impl Writer {
                      BEGIN;
                      {SCHEMA}
                      {WORKLOADS}
+                     {SIGHTINGS}
                      INSERT INTO meta VALUES ('created', {now}), ('tcptab', '{version}');
                      COMMIT;
                      PRAGMA journal_mode = WAL;",
@@ -91,7 +95,11 @@ impl Writer {
             Some(v) if v < VERSION => {
                 let mut steps = String::from("BEGIN;");
                 for step in &MIGRATIONS[(v - 1) as usize..] {
-                    steps.push_str(&step.replace("{WORKLOADS}", WORKLOADS));
+                    steps.push_str(
+                        &step
+                            .replace("{WORKLOADS}", WORKLOADS)
+                            .replace("{SIGHTINGS}", SIGHTINGS),
+                    );
                 }
                 steps.push_str(&format!("PRAGMA user_version = {VERSION}; COMMIT;"));
                 conn.execute_batch(&steps).map_err(&err)?;
@@ -151,6 +159,7 @@ impl Writer {
             namespaces: HashMap::new(),
             rows: HashMap::new(),
             workloads: HashMap::new(),
+            pinned: HashSet::new(),
             polls: 0,
             ship: false,
         })
@@ -210,6 +219,8 @@ impl Writer {
         let path = self.path.clone();
         let err = sqlite(&path);
         let tx = self.conn.transaction().map_err(&err)?;
+        // An earlier recorder killed left its last poll in `open_seen`.
+        tx.execute_batch(SETTLE).map_err(&err)?;
         let ended: Vec<(i64, i64)> = {
             let mut stmt = tx
                 .prepare(
@@ -318,10 +329,26 @@ impl Writer {
             }
             tracker.resume_polls(last_poll);
         }
+        // The rows taken up follow this recorder's polls (its first one
+        // puts back those it does not find).
+        tx.execute(
+            "UPDATE connections SET follows = 1 WHERE closed_at IS NULL AND boot = ?1",
+            [self.boot],
+        )
+        .map_err(&err)?;
         // The namespaces' row ids, looked up again by the first poll.
         self.namespaces.clear();
         tx.commit().map_err(&err)?;
         Ok(taken)
+    }
+
+    /// Write the last poll's time into the open rows that followed the
+    /// polls, so that each row's `last_seen` says it alone (for the file's
+    /// other readers): what a recorder does when it stops.
+    pub fn settle(&mut self) -> Result<()> {
+        let tx = self.conn.transaction().map_err(sqlite(&self.path))?;
+        tx.execute_batch(SETTLE).map_err(sqlite(&self.path))?;
+        tx.commit().map_err(sqlite(&self.path))
     }
 
     /// Record, in one transaction, what happened since the last call:
@@ -346,6 +373,7 @@ impl Writer {
             namespaces: &mut self.namespaces,
             rows: &mut self.rows,
             workloads: &mut self.workloads,
+            pinned: &mut self.pinned,
         };
         let ship = self.ship;
         let written = (|| -> rusqlite::Result<PollOutcome> {
