@@ -11,12 +11,15 @@ read from stdin:
   close NAME     close the server side, then the client          -> "ok"
   flash          open, exchange a byte and close at once         -> "ok PORT"
   burst N        N flashes in a row                               -> "ok"
+  fork           a child process that holds every socket too,     -> "ok PID"
+                 until this process exits
 Exits when stdin closes.
 """
 import json
 import os
 import socket
 import sys
+import time
 
 from sockets import listener, setup_links
 
@@ -59,6 +62,14 @@ def main():
             print("ok", flush=True)
         elif cmd == "flash":
             print(f"ok {flash(lst, port)}", flush=True)
+        elif cmd == "fork":
+            parent = os.getpid()
+            child = os.fork()
+            if child == 0:
+                while os.getppid() == parent:
+                    time.sleep(0.1)
+                os._exit(0)
+            print(f"ok {child}", flush=True)
         elif cmd == "burst":
             for _ in range(int(name)):
                 flash(lst, port)

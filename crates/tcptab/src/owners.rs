@@ -38,6 +38,11 @@ pub struct OwnerScan {
     pub denied_reason: Option<io::ErrorKind>,
     /// Processes that exited during the scan.
     pub vanished: u32,
+    /// The processes whose descriptors were to be read (listed when the
+    /// scan began, of its namespace), sorted.
+    processes: Vec<u32>,
+    /// The network namespace whose processes were read (None: all).
+    scope: Option<u64>,
 }
 
 impl OwnerScan {
@@ -96,14 +101,7 @@ impl OwnerScan {
         use rustix::fs::{openat, Mode, OFlags, CWD};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = openat(CWD, proc_root, flags, Mode::empty())?;
-        let mut pids = Vec::new();
-        let mut buf = Vec::with_capacity(64 * 1024);
-        let mut dir = rustix::fs::RawDir::new(&root, buf.spare_capacity_mut());
-        while let Some(entry) = dir.next() {
-            if let Some(pid) = number(entry?.file_name().to_bytes()) {
-                pids.push(pid);
-            }
-        }
+        let pids = list_processes(&root)?;
         let cores = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
@@ -118,6 +116,7 @@ impl OwnerScan {
             // (the old ones hold most descriptors).
             for &pid in pids.iter().skip(t).step_by(threads) {
                 if in_namespace(root, pid, netns, &mut reader) {
+                    scan.processes.push(pid);
                     let set_aside = shared.then_some(&mut big);
                     scan.process(root, pid, wanted, set_aside, &mut reader);
                 }
@@ -143,7 +142,31 @@ impl OwnerScan {
             }
         }
         scan.sort();
+        scan.processes.sort_unstable();
+        scan.scope = netns;
         Ok(scan)
+    }
+
+    /// Whether the processes it would read are those it read (none of its
+    /// namespace started or ended since, as a list of `proc_root` says):
+    /// with no new socket either, what a new scan could find differs only
+    /// by descriptors passed, duplicated or closed within these processes.
+    pub fn same_processes(&self, proc_root: &Path) -> bool {
+        use rustix::fs::{openat, Mode, OFlags, CWD};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let Ok(root) = openat(CWD, proc_root, flags, Mode::empty()) else {
+            return false;
+        };
+        let Ok(listed) = list_processes(&root) else {
+            return false;
+        };
+        let mut reader = Reader::default();
+        let mut now: Vec<u32> = listed
+            .into_iter()
+            .filter(|&pid| in_namespace(&root, pid, self.scope, &mut reader))
+            .collect();
+        now.sort_unstable();
+        !now.is_empty() && now == self.processes
     }
 
     /// Sort the descriptors found by inode, pid and fd, and index them.
@@ -161,6 +184,7 @@ impl OwnerScan {
     fn merge(&mut self, part: OwnerScan) {
         self.inodes.extend(part.inodes);
         self.owners.extend(part.owners);
+        self.processes.extend(part.processes);
         self.inspected += part.inspected;
         self.denied += part.denied;
         self.vanished += part.vanished;
@@ -482,6 +506,19 @@ impl Default for Reader {
 }
 
 /// A decimal name (a pid, a descriptor number); None for `.` and others.
+/// The process ids in `/proc` (`root`), in the order listed.
+fn list_processes(root: &OwnedFd) -> io::Result<Vec<u32>> {
+    let mut pids = Vec::new();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut dir = rustix::fs::RawDir::new(root, buf.spare_capacity_mut());
+    while let Some(entry) = dir.next() {
+        if let Some(pid) = number(entry?.file_name().to_bytes()) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
 fn number(name: &[u8]) -> Option<u32> {
     if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
         return None;

@@ -9,6 +9,7 @@
 mod common;
 mod faults;
 mod input;
+mod kept;
 mod lifetimes;
 mod sources;
 mod typed;

@@ -117,10 +117,12 @@ impl Query {
     /// [`Report::read`], the namespace, the owner scan and each matching
     /// socket. With `namespace_first`, the owners of a single namespace
     /// are looked for among its own processes only (the caller looks
-    /// again, among all, for the sockets left without one).
+    /// again, among all, for the sockets left without one). With `kept`,
+    /// owners are looked up in that scan instead of a new one.
     pub(super) fn walk<E: From<Error>>(
         &self,
         namespace_first: bool,
+        kept: Option<OwnerScan>,
         mut visit: impl FnMut(
             usize,
             Option<&Namespace>,
@@ -129,7 +131,11 @@ impl Query {
         ) -> std::result::Result<(), E>,
     ) -> std::result::Result<(Report, Option<OwnerScan>), E> {
         let (targets, processes_unreadable) = self.targets()?;
-        let scan = if self.looks_up_owners() {
+        let scan = if !self.looks_up_owners() {
+            None
+        } else if let Some(kept) = kept {
+            Some(kept)
+        } else {
             let only = match namespace_first {
                 true => self.owners_namespace(&targets),
                 false => None,
@@ -142,8 +148,6 @@ impl Query {
                 path: self.root.clone(),
                 error,
             })?)
-        } else {
-            None
         };
         let workloads = self.looks_up_workloads().then(|| {
             self.with_resolver(Workloads::new_walk);

@@ -304,6 +304,13 @@ impl Query {
         self.owners || self.filter.needs_owners()
     }
 
+    /// Whether an earlier owner scan may stand for a new one: owners are
+    /// looked up for the output only, not tested by the filter (which
+    /// judges each socket as it is read).
+    pub(crate) fn may_keep_owners(&self) -> bool {
+        self.owners && !self.filter.needs_owners() && !self.is_captured()
+    }
+
     /// Hand every matching socket to `f` as it is read, holding none (beyond
     /// the owner map, when owners are looked up: the scan runs first, as
     /// `ss -p` does). An error from `f` ends the walk and is returned.
@@ -327,7 +334,7 @@ impl Query {
         &self,
         visitor: &mut dyn Visitor<E>,
     ) -> std::result::Result<Report, E> {
-        let (report, _) = self.walk(false, |_, namespace, looks, raw| {
+        let (report, _) = self.walk(false, None, |_, namespace, looks, raw| {
             if let Raw::Table(family, source) = raw {
                 return visitor.table(namespace, family, source);
             }
@@ -354,11 +361,20 @@ impl Query {
 
     /// Every matching socket, held.
     pub fn snapshot(&self) -> Result<Snapshot> {
+        self.snapshot_with(None)
+    }
+
+    /// [`snapshot`](Query::snapshot), with owners looked up in `kept` (an
+    /// earlier snapshot's scan, which the caller knows still holds: a
+    /// monitor whose last poll found nothing new, [`crate::track`])
+    /// instead of a new scan of `/proc`. A socket it does not know is
+    /// looked for as after any scan: among the processes, for its inode.
+    pub fn snapshot_with(&self, kept: Option<OwnerScan>) -> Result<Snapshot> {
         let mut sockets = Vec::new();
         let mut namespaces: Vec<Option<Arc<Namespace>>> = Vec::new();
         // Owners among the namespace's own processes first (fast on a busy
         // host), then, for what is left, among every process.
-        let (report, owners) = self.walk(true, |index, namespace, looks, raw| {
+        let (report, owners) = self.walk(true, kept, |index, namespace, looks, raw| {
             // The namespace at `index` (one that failed after a table
             // was announced is replaced by the next one read).
             if namespaces.len() <= index {
