@@ -3,7 +3,7 @@
 //! full socket after a request socket) or a new connection; a connection
 //! it does not find has vanished (closed, expired, or lost in a gap).
 
-use std::collections::HashMap;
+use super::Map;
 
 use super::{
     best_owners, emit, ends, fingerprint, released, timer_ms, Ends, Phase, Tracked, Tracker,
@@ -85,7 +85,7 @@ impl Tracker {
     ) {
         let generation = self.generation;
         // Connections this poll did not find, by their ends.
-        let mut missing: HashMap<Ends, u64> = HashMap::new();
+        let mut missing: Map<Ends, u64> = Map::default();
         for (&id, t) in &self.conns {
             if t.seen_poll != generation && t.phase == Phase::Live {
                 missing.insert(ends(&t.conn.entry.as_entry()), id);
