@@ -380,10 +380,9 @@ fn best_owners(before: Option<Owners>, now: Option<Owners>) -> Option<Owners> {
 /// What a poll may find changed (not the timer's time left, which changes
 /// all the time).
 fn fingerprint(entry: &Entry<'_>, counters: &Counters) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::hash::BuildHasher;
     let s = entry.socket;
-    let mut h = foldhash::fast::FixedState::with_seed(0).build_hasher();
-    (
+    foldhash::fast::FixedState::with_seed(0).hash_one((
         s.state.code(),
         s.kind.as_str(),
         s.tx_queue,
@@ -400,7 +399,5 @@ fn fingerprint(entry: &Entry<'_>, counters: &Counters) -> u64 {
             counters.total_retrans,
         ),
         entry.diag.and_then(|d| d.shutdown),
-    )
-        .hash(&mut h);
-    h.finish()
+    ))
 }
