@@ -17,6 +17,9 @@ use std::sync::{Arc, OnceLock};
 
 use crate::model::{Owner, Ownership, RowKind, Socket};
 
+mod index;
+use index::Index;
+
 /// The result of one scan of `/proc/*/fd`.
 #[derive(Debug, Default, Clone)]
 pub struct OwnerScan {
@@ -392,55 +395,6 @@ fn in_namespace(
     let _ = write!(reader.path, "{pid}/ns/net");
     let flags = rustix::fs::AtFlags::empty();
     rustix::fs::statat(root, reader.path.as_str(), flags).map_or(true, |st| st.st_ino == netns)
-}
-
-/// Slices of a sorted list of inodes by their value: the inodes between
-/// `min + (b << shift)` and the next slice's first are at `starts[b]..`
-/// `starts[b + 1]`, about four of them per slice.
-#[derive(Debug, Default, Clone)]
-struct Index {
-    min: u64,
-    shift: u32,
-    starts: Vec<u32>,
-}
-
-impl Index {
-    fn of(inodes: &[u64]) -> Index {
-        let (Some(&min), Some(&max)) = (inodes.first(), inodes.last()) else {
-            return Index::default();
-        };
-        let wanted = (inodes.len() as u64 / 4).max(1);
-        let mut shift = 0;
-        while shift < 63 && (max - min) >> shift >= wanted {
-            shift += 1;
-        }
-        let slices = ((max - min) >> shift) as usize + 1;
-        let mut starts = Vec::with_capacity(slices + 1);
-        let mut at = 0;
-        for slice in 0..slices as u64 {
-            at += inodes[at..].partition_point(|&i| (i - min) >> shift < slice);
-            starts.push(at as u32);
-        }
-        starts.push(inodes.len() as u32);
-        Index { min, shift, starts }
-    }
-
-    /// The range of the list where `inode` can be (empty when outside).
-    fn slice(&self, inode: u64) -> (usize, usize) {
-        let Some(slice) = inode
-            .checked_sub(self.min)
-            .map(|d| (d >> self.shift) as usize)
-        else {
-            return (0, 0);
-        };
-        match (
-            self.starts.get(slice),
-            self.starts.get(slice.saturating_add(1)),
-        ) {
-            (Some(&low), Some(&high)) => (low as usize, high as usize),
-            _ => (0, 0),
-        }
-    }
 }
 
 /// A process with more descriptors than this has its links read by every

@@ -1,0 +1,417 @@
+//! The recorder and its reader on scratch files: what each poll writes,
+//! what a reader reads back.
+
+use super::*;
+use crate::model::{Diag, DiagSocket, EntryBuf, Family, RowKind, Socket, State};
+use crate::query::Snapshot;
+use crate::track::{TrackOptions, Tracker};
+
+/// A fresh database path for one test.
+fn scratch(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "tcptab-history-unit-{}-{name}.db",
+        std::process::id()
+    ));
+    remove(&path);
+    path
+}
+
+fn remove(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// A socket from 127.0.0.1:`port` to 127.0.0.1:80 with `cookie`.
+fn socket(port: u16, state: State, cookie: u64) -> DiagSocket {
+    let kind = if state == State::TimeWait {
+        RowKind::TimeWait
+    } else {
+        RowKind::Full
+    };
+    let mut socket = Socket::empty(Family::Ipv4, kind);
+    socket.state = state;
+    socket.local = format!("127.0.0.1:{port}").parse().unwrap();
+    socket.remote = "127.0.0.1:80".parse().unwrap();
+    let diag = Diag {
+        cookie,
+        timer_ms: if state == State::TimeWait { 60_000 } else { 0 },
+        ..Diag::default()
+    };
+    DiagSocket { socket, diag }
+}
+
+fn snapshot(sockets: &[DiagSocket]) -> Snapshot {
+    Snapshot::of(sockets.iter().cloned().map(EntryBuf::dumped).collect())
+}
+
+/// A recorder: a tracker with notifications on, and its writer.
+struct Recorder {
+    tracker: Tracker,
+    writer: Writer,
+}
+
+impl Recorder {
+    fn open(path: &Path) -> Recorder {
+        let mut tracker = Tracker::new(TrackOptions {
+            queue_threshold: None,
+            gap_after_ms: Some(crate::track::gap_after_ms(5000)),
+        });
+        tracker.set_notified(0, true);
+        let mut writer = Writer::open(path, 3_600_000).unwrap();
+        writer.resume(&mut tracker, false).unwrap();
+        Recorder { tracker, writer }
+    }
+
+    /// The notifications received before the poll at `at`, the poll.
+    fn poll(
+        &mut self,
+        sockets: &[DiagSocket],
+        at: i64,
+        notes: &[(i64, DiagSocket)],
+    ) -> PollOutcome {
+        let mut events = Vec::new();
+        for (t, d) in notes {
+            self.tracker.notified(0, *t, d.clone(), &mut events);
+        }
+        let snapshot = snapshot(sockets);
+        self.tracker.polled(&snapshot, at, &mut events);
+        let poll = PollRecord {
+            at,
+            took_us: 0,
+            interval_ms: 5000,
+            snapshot: &snapshot,
+            notes: &[],
+        };
+        self.writer
+            .record(&events, Some(&poll), &self.tracker)
+            .unwrap()
+    }
+}
+
+fn all(path: &Path) -> Vec<Lived> {
+    let mut out = Vec::new();
+    Reader::open(path)
+        .unwrap()
+        .connections(Window::All, |l: &Lived| -> Result<()> {
+            out.push(l.clone());
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+#[test]
+fn every_state_and_timer_code_reads_back_as_written() {
+    for code in 0..=255u8 {
+        let timer = crate::model::TimerKind::from_code(code);
+        assert_eq!(
+            columns::timer_of(&rows::timer_name(timer)),
+            Some(timer),
+            "{code}"
+        );
+        let state = State::from_code(code);
+        assert_eq!(
+            columns::state_of(&rows::state_name(state)),
+            Some(state),
+            "{code}"
+        );
+    }
+    assert_eq!(columns::timer_of("unknown(x)"), None);
+    assert_eq!(columns::state_of("ESTABLISHED?"), None);
+}
+
+/// A new version of a connection ships only the state changes the
+/// store has not acknowledged; one not acknowledged is sent again, and
+/// a new outbox sends every change once more.
+#[test]
+fn a_state_change_is_shipped_until_acknowledged_then_not_again() {
+    let path = scratch("ship-changes");
+    let mut r = Recorder::open(&path);
+    r.writer.ship().unwrap();
+    let t = 1_800_000_010_000;
+    r.poll(&[socket(40000, State::Established, 7)], t, &[]);
+    let mut outbox = Outbox::open(&path).unwrap();
+    let first = outbox.connections(100).unwrap();
+    assert_eq!(first.rows, 1);
+    outbox.acked(&first).unwrap();
+    r.poll(&[socket(40000, State::FinWait1, 7)], t + 5000, &[]);
+    let second = outbox.connections(100).unwrap();
+    assert_eq!((second.rows, second.change_rows), (1, 1));
+    assert!(second.changes.contains("FIN_WAIT1"), "{}", second.changes);
+    outbox.acked(&second).unwrap();
+    r.poll(&[socket(40000, State::FinWait2, 7)], t + 10_000, &[]);
+    let third = outbox.connections(100).unwrap();
+    assert_eq!((third.rows, third.change_rows), (1, 1), "{}", third.changes);
+    assert!(third.changes.contains("FIN_WAIT2"), "{}", third.changes);
+    // Every change is still in the row itself.
+    assert!(third.body.contains("FIN_WAIT1") && third.body.contains("FIN_WAIT2"));
+    // Not acknowledged: the same again; a new outbox: both changes.
+    assert_eq!(outbox.connections(100).unwrap().change_rows, 1);
+    let fresh = Outbox::open(&path).unwrap().connections(100).unwrap();
+    assert_eq!(fresh.change_rows, 2);
+    outbox.acked(&third).unwrap();
+    // Closed: its last version acknowledged, it is forgotten.
+    r.poll(&[], t + 15_000, &[]);
+    r.poll(&[], t + 20_000, &[]);
+    let last = outbox.connections(100).unwrap();
+    assert_eq!(last.rows, 1);
+    assert!(!last.body.contains("\"closed_at\":null"), "{}", last.body);
+    outbox.acked(&last).unwrap();
+    assert!(outbox.shipped.is_empty(), "{:?}", outbox.shipped);
+    remove(&path);
+}
+
+#[test]
+fn a_clock_set_back_closes_no_connection_before_it_was_seen() {
+    let path = scratch("clock");
+    let mut r = Recorder::open(&path);
+    let t = 1_800_000_010_000;
+    r.poll(&[socket(40000, State::Established, 7)], t, &[]);
+    // The clock goes back five seconds; the connection is gone, and no
+    // notification comes for it.
+    r.poll(&[], t - 5000, &[]);
+    r.poll(&[], t - 4000, &[]);
+    drop(r);
+    let rows = all(&path);
+    assert_eq!(rows.len(), 1);
+    let l = &rows[0].lifetime;
+    assert_eq!(l.closed_by.as_deref(), Some("poll"));
+    assert!(l.closed_at.unwrap() >= l.last_seen, "{l:?}");
+    assert!(l.last_seen >= l.first_seen, "{l:?}");
+    remove(&path);
+}
+
+#[test]
+fn a_short_connection_and_its_time_wait_are_one_row() {
+    let path = scratch("timewait");
+    let mut r = Recorder::open(&path);
+    let t = 1_800_000_000_000;
+    r.poll(&[], t, &[]);
+    // Opened and closed between two polls: its notification, then its
+    // TIME_WAIT with a cookie of its own (it was never dumped).
+    let closed = (t + 100, socket(40001, State::Close, 11));
+    let tw = socket(40001, State::TimeWait, 12);
+    let out = r.poll(std::slice::from_ref(&tw), t + 5000, &[closed]);
+    assert_eq!((out.opened, out.closed, out.notifications), (1, 0, 1));
+    // The TIME_WAIT expires (its timer said 60 s).
+    r.poll(&[], t + 70_000, &[]);
+    drop(r);
+    let rows = all(&path);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let l = &rows[0].lifetime;
+    assert_eq!(rows[0].entry.socket.state, State::TimeWait);
+    assert_eq!((l.first_seen, l.closed_at), (t + 100, Some(t + 65_000)));
+    assert_eq!(l.closed_by.as_deref(), Some("expired"));
+    remove(&path);
+}
+
+#[test]
+fn a_new_writer_takes_up_the_open_connections() {
+    let path = scratch("resume");
+    let t = 1_800_000_000_000;
+    let a = socket(40002, State::Established, 21);
+    let mut r = Recorder::open(&path);
+    r.poll(std::slice::from_ref(&a), t, &[]);
+    // A second writer is refused while the first lives.
+    let refused = Writer::open(&path, 3_600_000).unwrap_err().to_string();
+    assert!(
+        refused.contains("another tcptab record is writing it"),
+        "{refused}"
+    );
+    drop(r);
+    let mut r = Recorder::open(&path);
+    assert_eq!(r.writer.open_connections(), 1);
+    r.poll(std::slice::from_ref(&a), t + 5000, &[]);
+    drop(r);
+    let rows = all(&path);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].lifetime.last_seen, t + 5000);
+    assert_eq!(rows[0].lifetime.closed_at, None);
+    remove(&path);
+}
+
+#[test]
+fn a_time_wait_found_by_the_next_recorder_reopens_its_row() {
+    let path = scratch("reopen");
+    let t = 1_800_000_000_000;
+    let mut r = Recorder::open(&path);
+    r.poll(&[socket(40003, State::Established, 31)], t, &[]);
+    // Its notification comes after the last poll: the recorder stops
+    // with it closed at the notification.
+    let mut events = Vec::new();
+    r.tracker
+        .notified(0, t + 100, socket(40003, State::Close, 31), &mut events);
+    r.tracker.finish(&mut events);
+    r.writer.record(&events, None, &r.tracker).unwrap();
+    drop(r);
+    // The next recorder finds its TIME_WAIT: the same connection.
+    let mut r = Recorder::open(&path);
+    r.poll(&[socket(40003, State::TimeWait, 31)], t + 1000, &[]);
+    drop(r);
+    let rows = all(&path);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].lifetime.closed_at, None);
+    assert_eq!(rows[0].entry.socket.state, State::TimeWait);
+    remove(&path);
+}
+
+#[test]
+fn after_a_gap_what_is_gone_ended_at_its_last_sighting() {
+    let path = scratch("gap");
+    let t = 1_800_000_000_000;
+    let mut r = Recorder::open(&path);
+    r.poll(&[socket(40004, State::Established, 41)], t, &[]);
+    drop(r);
+    // A recorder 19 s later: the connection is gone.
+    let mut r = Recorder::open(&path);
+    r.poll(&[], t + 19_000, &[]);
+    drop(r);
+    let rows = all(&path);
+    let l = &rows[0].lifetime;
+    assert_eq!(
+        (l.closed_at, l.closed_by.as_deref()),
+        (Some(t), Some("gap"))
+    );
+    let reader = Reader::open(&path).unwrap();
+    assert_eq!(
+        reader.gaps(t, t + 19_000).unwrap(),
+        [Gap {
+            from: t,
+            to: t + 19_000
+        }]
+    );
+    remove(&path);
+}
+
+/// (`last_seen` as stored, `follows`) of the row of local port `port`.
+fn stored(path: &Path, port: u16) -> (i64, Option<i64>) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT last_seen, follows FROM connections WHERE local_port = ?1",
+            [port],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+fn last_seen_of(path: &Path, window: Window) -> Vec<(u16, i64)> {
+    let mut out = Vec::new();
+    Reader::open(path)
+        .unwrap()
+        .connections(window, |l: &Lived| -> Result<()> {
+            out.push((l.entry.socket.local.port(), l.lifetime.last_seen));
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+/// A quiet poll writes when it saw the open rows once (the boot's
+/// `open_seen`), not in each row; a row a poll did not find keeps its
+/// own last sighting and follows again once found; `settle` writes the
+/// time into the rows, which then say it alone.
+#[test]
+fn open_rows_follow_the_polls_and_one_not_found_keeps_its_time() {
+    let path = scratch("follows");
+    let (a, b) = (
+        socket(40010, State::Established, 51),
+        socket(40011, State::Established, 52),
+    );
+    let t = 1_800_000_000_000;
+    let mut r = Recorder::open(&path);
+    r.poll(&[a.clone(), b.clone()], t, &[]);
+    // b is not found (its notification may be on its way).
+    r.poll(std::slice::from_ref(&a), t + 5000, &[]);
+    assert_eq!(stored(&path, 40010), (t, Some(1)));
+    assert_eq!(stored(&path, 40011), (t, None));
+    let all_then = last_seen_of(&path, Window::All);
+    assert_eq!(all_then, [(40010, t + 5000), (40011, t)]);
+    // The view for the file's other readers says the same.
+    let viewed: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT s.last_seen FROM sightings s JOIN connections c ON c.id = s.connection
+             WHERE c.local_port = 40010",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(viewed, t + 5000);
+    // Open at t + 5000 is a alone: b was last seen before.
+    assert_eq!(
+        last_seen_of(&path, Window::At(t + 5000)),
+        [(40010, t + 5000)]
+    );
+    // Found again: it follows again.
+    r.poll(&[a.clone(), b.clone()], t + 10_000, &[]);
+    assert_eq!(stored(&path, 40011), (t + 10_000, Some(1)));
+    r.poll(&[a.clone(), b.clone()], t + 15_000, &[]);
+    assert_eq!(
+        last_seen_of(&path, Window::All),
+        [(40010, t + 15_000), (40011, t + 15_000)]
+    );
+    r.writer.settle().unwrap();
+    assert_eq!(stored(&path, 40010), (t + 15_000, Some(1)));
+    assert_eq!(stored(&path, 40011), (t + 15_000, Some(1)));
+    // A recorder killed (no settle): the next one settles at its start.
+    r.poll(&[a.clone(), b.clone()], t + 20_000, &[]);
+    drop(r);
+    assert_eq!(stored(&path, 40010).0, t + 15_000);
+    let r = Recorder::open(&path);
+    drop(r);
+    assert_eq!(stored(&path, 40010), (t + 20_000, Some(1)));
+    remove(&path);
+}
+
+/// A file of version 3 (every row keeps its own `last_seen`) is read
+/// as it is, and a recorder takes it up to this version.
+#[test]
+fn a_file_of_version_3_is_read_and_taken_up() {
+    let path = scratch("version3");
+    let a = socket(40012, State::Established, 61);
+    let t = 1_800_000_000_000;
+    let mut r = Recorder::open(&path);
+    r.poll(std::slice::from_ref(&a), t, &[]);
+    r.poll(std::slice::from_ref(&a), t + 5000, &[]);
+    r.writer.settle().unwrap();
+    drop(r);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP VIEW sightings;
+             ALTER TABLE connections DROP COLUMN follows;
+             ALTER TABLE boots DROP COLUMN open_seen;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    assert_eq!(last_seen_of(&path, Window::All), [(40012, t + 5000)]);
+    let mut r = Recorder::open(&path);
+    assert_eq!(r.writer.open_connections(), 1);
+    r.poll(std::slice::from_ref(&a), t + 10_000, &[]);
+    drop(r);
+    assert_eq!(last_seen_of(&path, Window::All), [(40012, t + 10_000)]);
+    let version: i32 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, VERSION);
+    // The recorder was not stopped cleanly: the view says what the
+    // row does not yet.
+    assert_eq!(stored(&path, 40012), (t + 5000, Some(1)));
+    let viewed: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT last_seen FROM sightings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(viewed, t + 10_000);
+    remove(&path);
+}
+
+#[test]
+fn lifetime_seconds_round_outwards() {
+    let e = INDEX_EPOCH_MS;
+    assert_eq!((floor_s(e + 1999), ceil_s(e + 1999)), (1, 2));
+    assert_eq!((floor_s(e + 2000), ceil_s(e + 2000)), (2, 2));
+    assert_eq!((floor_s(e - 1), ceil_s(e - 1)), (-1, 0));
+}
