@@ -5,7 +5,7 @@
 use super::socket::{Socket, Ssthresh};
 
 /// What a sock_diag dump has that /proc/net/tcp does not.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Diag {
@@ -33,6 +33,39 @@ pub struct Diag {
     /// not reported (not a full socket, or a kernel before 5.7), as the
     /// kernel's filter sees those.
     pub cgroup_id: u64,
+}
+
+// `clone_from` keeps the boxes and the string it has: a tracker takes
+// each connection's new look this way at every poll, for every socket.
+impl Clone for Diag {
+    fn clone(&self) -> Diag {
+        Diag {
+            cookie: self.cookie,
+            backlog_limit: self.backlog_limit,
+            interface: self.interface,
+            timer_ms: self.timer_ms,
+            tcp_info: self.tcp_info.clone(),
+            congestion_algorithm: self.congestion_algorithm.clone(),
+            memory: self.memory.clone(),
+            shutdown: self.shutdown,
+            v6only: self.v6only,
+            cgroup_id: self.cgroup_id,
+        }
+    }
+
+    fn clone_from(&mut self, from: &Diag) {
+        self.cookie = from.cookie;
+        self.backlog_limit = from.backlog_limit;
+        self.interface = from.interface;
+        self.timer_ms = from.timer_ms;
+        self.tcp_info.clone_from(&from.tcp_info);
+        self.congestion_algorithm
+            .clone_from(&from.congestion_algorithm);
+        self.memory.clone_from(&from.memory);
+        self.shutdown = from.shutdown;
+        self.v6only = from.v6only;
+        self.cgroup_id = from.cgroup_id;
+    }
 }
 
 /// One socket from a dump.

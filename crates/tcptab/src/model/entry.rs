@@ -135,7 +135,7 @@ impl<'a> Entry<'a> {
 /// One socket and what came with it, owned: what is kept after a query's
 /// walk (a snapshot, the evidence of a finding, a watch event, a history
 /// row). [`EntryBuf::as_entry`] lends it as an [`Entry`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 #[non_exhaustive]
 pub struct EntryBuf {
     pub socket: Socket,
@@ -147,6 +147,32 @@ pub struct EntryBuf {
     pub workload: Option<Arc<Workload>>,
     /// The pod at the other end ([`Entry::peer_pod`]).
     pub peer_pod: Option<Arc<str>>,
+}
+
+// `clone_from` keeps the allocations it has (the tcp_info box, the
+// algorithm's name): see `Diag`.
+impl Clone for EntryBuf {
+    fn clone(&self) -> EntryBuf {
+        EntryBuf {
+            socket: self.socket,
+            diag: self.diag.clone(),
+            source: self.source,
+            namespace: self.namespace.clone(),
+            owners: self.owners.clone(),
+            workload: self.workload.clone(),
+            peer_pod: self.peer_pod.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, from: &EntryBuf) {
+        self.socket = from.socket;
+        self.diag.clone_from(&from.diag);
+        self.source = from.source;
+        self.namespace.clone_from(&from.namespace);
+        self.owners.clone_from(&from.owners);
+        self.workload.clone_from(&from.workload);
+        self.peer_pod.clone_from(&from.peer_pod);
+    }
 }
 
 impl EntryBuf {
@@ -269,6 +295,56 @@ impl Key {
     pub fn netns(&self) -> u64 {
         match *self {
             Key::Cookie { netns, .. } | Key::Ends { netns, .. } => netns,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Family, MemInfo, Owner, RowKind, TcpInfo};
+
+    /// Entries with each part present or not, and different values.
+    fn entries() -> Vec<EntryBuf> {
+        let mut all = Vec::new();
+        for (i, with_diag) in [(1u32, false), (2, true), (3, true)] {
+            let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
+            socket.inode = u64::from(i);
+            let mut e = EntryBuf::new(socket, Source::Proc);
+            if with_diag {
+                e.source = Source::Netlink;
+                e.diag = Some(Diag {
+                    cookie: u64::from(i),
+                    tcp_info: (i == 2).then(|| {
+                        Box::new(TcpInfo {
+                            bytes_acked: 7,
+                            ..TcpInfo::default()
+                        })
+                    }),
+                    congestion_algorithm: Some(["cubic", "bbr"][i as usize % 2].into()),
+                    memory: (i == 3).then(|| Box::new(MemInfo::default())),
+                    ..Diag::default()
+                });
+                e.owners = Some(Owners::Owned(Arc::from([Owner {
+                    pid: i,
+                    command: "x".into(),
+                    fd: 3,
+                }])));
+                e.workload = Some(Arc::new(Workload::from_cgroup("/a.slice/b.service")));
+                e.peer_pod = Some("ns/pod".into());
+            }
+            all.push(e);
+        }
+        all
+    }
+
+    #[test]
+    fn clone_from_gives_what_clone_gives_whatever_it_held() {
+        for from in entries() {
+            for mut to in entries() {
+                to.clone_from(&from);
+                assert_eq!(to, from.clone());
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use crate::model::{Owner, Ownership, RowKind, Socket};
+use crate::model::{Owner, Owners, Ownership, RowKind, Socket};
 
 mod index;
 use index::Index;
@@ -32,6 +32,10 @@ pub struct OwnerScan {
     /// entries each): a lookup searches one slice, not the whole list,
     /// which at half a million sockets was most of its cost.
     index: Index,
+    /// Each socket's holders as one shared list, made when first asked
+    /// for (at the slot of its first holder): a scan kept across polls
+    /// lends the same list to every poll instead of a copy each.
+    shared: Vec<OnceLock<Arc<[Owner]>>>,
     /// Processes whose descriptors were read.
     pub inspected: u32,
     /// Processes whose descriptors could not be read (not root, or another
@@ -181,6 +185,9 @@ impl OwnerScan {
         found.sort_unstable_by_key(|(inode, o)| (*inode, o.pid, o.fd));
         (self.inodes, self.owners) = found.into_iter().unzip();
         self.index = Index::of(&self.inodes);
+        self.shared = std::iter::repeat_with(OnceLock::new)
+            .take(self.owners.len())
+            .collect();
     }
 
     /// Add another part's processes.
@@ -358,15 +365,43 @@ impl OwnerScan {
 
     /// Who holds `socket`, or why no one is listed.
     pub fn ownership(&self, socket: &Socket) -> Ownership<'_> {
+        match self.holders(socket) {
+            Some((start, len)) => Ownership::Owned(&self.owners[start..start + len]),
+            None => self.none_listed(socket),
+        }
+    }
+
+    /// [`ownership`](OwnerScan::ownership), owned: the list of holders is
+    /// made once per scan and shared.
+    pub fn owners_of(&self, socket: &Socket) -> Owners {
+        match self.holders(socket) {
+            Some((start, len)) => {
+                let make = || Arc::from(&self.owners[start..start + len]);
+                Owners::Owned(match self.shared.get(start) {
+                    Some(cell) => cell.get_or_init(make).clone(),
+                    None => make(),
+                })
+            }
+            None => self.none_listed(socket).to_owners(),
+        }
+    }
+
+    /// Where the holders of `socket` are (first, how many), if any.
+    fn holders(&self, socket: &Socket) -> Option<(usize, usize)> {
         if socket.inode == 0 || socket.kind != RowKind::Full {
-            return Ownership::NoProcess;
+            return None;
         }
         let (low, high) = self.index.slice(socket.inode);
         let slice = &self.inodes[low..high];
         let start = low + slice.partition_point(|&i| i < socket.inode);
         let len = self.inodes[start..high].partition_point(|&i| i == socket.inode);
-        match len {
-            1.. => Ownership::Owned(&self.owners[start..start + len]),
+        (len > 0).then_some((start, len))
+    }
+
+    /// Why no holder of `socket` is listed.
+    fn none_listed(&self, socket: &Socket) -> Ownership<'static> {
+        match () {
+            _ if socket.inode == 0 || socket.kind != RowKind::Full => Ownership::NoProcess,
             _ if self.denied > 0 => Ownership::Unknown,
             _ => Ownership::NotFound,
         }
@@ -560,9 +595,24 @@ mod tests {
         let owners = scan.owners(&socket);
         assert!(owners.iter().any(|o| o.pid == me), "{owners:?}");
         assert!(scan.inspected > 0);
+        // Owned, the same holders, one list shared by every asker.
+        let (Owners::Owned(first), Owners::Owned(again)) =
+            (scan.owners_of(&socket), scan.owners_of(&socket))
+        else {
+            panic!("owned");
+        };
+        assert_eq!(&*first, owners);
+        assert!(Arc::ptr_eq(&first, &again));
+        let mut unknown = socket;
+        unknown.inode = u64::MAX;
+        assert_eq!(
+            scan.owners_of(&unknown),
+            scan.ownership(&unknown).to_owners()
+        );
         drop(listener);
         let mut tw = Socket::empty(crate::model::Family::Ipv4, RowKind::TimeWait);
         tw.inode = inode;
         assert_eq!(scan.ownership(&tw), Ownership::NoProcess);
+        assert_eq!(scan.owners_of(&tw), Owners::NoProcess);
     }
 }

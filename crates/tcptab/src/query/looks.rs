@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
-use crate::model::{Diag, Ownership, Socket, Workload};
+use crate::model::{Diag, Owners, Ownership, Socket, Workload};
 use crate::owners::OwnerScan;
 use crate::workload::Workloads;
 
@@ -28,6 +28,12 @@ impl Looks<'_> {
     /// pod's.
     pub fn peer(&self, socket: &Socket) -> Option<&Arc<str>> {
         self.peers.pod(socket.remote.ip())
+    }
+
+    /// The socket's owners, owned (shared with the scan), when the walk
+    /// scanned them.
+    pub fn owners(&self, socket: &Socket) -> Option<Owners> {
+        self.scan.map(|o| o.owners_of(socket))
     }
 
     /// The socket's owners, when the walk scanned them.

@@ -361,7 +361,7 @@ impl Query {
 
     /// Every matching socket, held.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        self.snapshot_with(None)
+        self.snapshot_with(None, Vec::new())
     }
 
     /// [`snapshot`](Query::snapshot), with owners looked up in `kept` (an
@@ -369,8 +369,13 @@ impl Query {
     /// monitor whose last poll found nothing new, [`crate::track`])
     /// instead of a new scan of `/proc`. A socket it does not know is
     /// looked for as after any scan: among the processes, for its inode.
-    pub fn snapshot_with(&self, kept: Option<OwnerScan>) -> Result<Snapshot> {
-        let mut sockets = Vec::new();
+    /// The sockets are put in `sockets` after what it holds: an earlier
+    /// snapshot's, emptied, keeps its room for them.
+    pub fn snapshot_with(
+        &self,
+        kept: Option<OwnerScan>,
+        mut sockets: Vec<EntryBuf>,
+    ) -> Result<Snapshot> {
         let mut namespaces: Vec<Option<Arc<Namespace>>> = Vec::new();
         // Owners among the namespace's own processes first (fast on a busy
         // host), then, for what is left, among every process.
@@ -384,7 +389,7 @@ impl Query {
                 namespaces[index] = namespace.map(|n| Arc::new(n.clone()));
             }
             let shared = namespaces[index].clone();
-            let owners = |socket| looks.ownership(socket).map(Ownership::to_owners);
+            let owners = |socket| looks.owners(socket);
             sockets.push(match raw {
                 Raw::Table(..) | Raw::Dumped(None) => return Ok(()),
                 Raw::Dumped(slot) => {

@@ -10,7 +10,7 @@ use super::tracker::{TrackOptions, Tracker};
 use super::{Change, Event};
 use crate::diag::{Choice, NetlinkSocket};
 use crate::error::Error;
-use crate::model::Namespace;
+use crate::model::{EntryBuf, Namespace};
 use crate::owners::OwnerScan;
 use crate::query::{Query, Snapshot};
 
@@ -97,6 +97,8 @@ pub struct Monitor<'q> {
     events: Vec<Event>,
     /// The last owner scan, kept for the next poll (see [`KeptScan`]).
     kept: Option<KeptScan>,
+    /// The last snapshot's room for its sockets, emptied, for the next.
+    room: Vec<EntryBuf>,
 }
 
 /// A poll's owner scan kept for the next: a quiet host need not read every
@@ -133,6 +135,7 @@ impl<'q> Monitor<'q> {
             lost: 0,
             events: Vec::new(),
             kept: None,
+            room: Vec::new(),
         }
     }
 
@@ -182,7 +185,8 @@ impl<'q> Monitor<'q> {
         let began = crate::time::now_ms();
         let kept = self.scan_to_keep(started);
         let scanned_at = kept.as_ref().map_or(started, |k| k.at);
-        let mut snapshot = self.query.snapshot_with(kept.map(|k| k.scan))?;
+        let room = std::mem::take(&mut self.room);
+        let mut snapshot = self.query.snapshot_with(kept.map(|k| k.scan), room)?;
         let took = started.elapsed();
         // The moment of the poll is when the reading of the table began,
         // after the owner scan (which may take seconds on a busy host):
@@ -234,6 +238,8 @@ impl<'q> Monitor<'q> {
                 opened,
             });
         }
+        snapshot.sockets.clear();
+        self.room = snapshot.sockets;
         Ok(())
     }
 
