@@ -1,0 +1,237 @@
+//! `watch` (and ss's `-E`) on real connections: opens, changes, closes
+//! and connections of milliseconds, `--count`, lost notifications, and
+//! each connection closed once.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common;
+
+#[test]
+fn watch_reports_opens_changes_closes_and_short_connections() {
+    let Some(mut driver) = testkit::live("driver.py") else { return };
+    let pid = driver.pid().to_string();
+    // Events as they come (each line is flushed when it happens), each
+    // checked against the published schema, with no key twice.
+    let (mut watch, rx) = common::jsonl(
+        &[
+            "watch",
+            "--netns-pid",
+            &pid,
+            "--format",
+            "jsonl",
+            "--interval",
+            "1s",
+            "--duration",
+            "60s",
+        ],
+        Some("watch-event"),
+    );
+    let mut seen: Vec<Value> = Vec::new();
+    // Wait until an event matching `want` has been printed.
+    let mut wait_for = |what: &str, want: &dyn Fn(&Value) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !seen.iter().any(want) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(event) => seen.push(event),
+                Err(_) => panic!("no {what} event; got {seen:#?}"),
+            }
+        }
+    };
+    // The first look is the baseline; one more interval makes sure of it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let a: u64 = driver.command("open a")[3..].parse().unwrap();
+    wait_for("opened", &|e| {
+        e["event"] == "opened" && e["local_port"] == a && e["state"] == "ESTABLISHED"
+    });
+    driver.command("shutdown a");
+    wait_for("state_changed (client)", &|e| {
+        e["event"] == "state_changed"
+            && e["local_port"] == a
+            && e["old_state"] == "ESTABLISHED"
+            && e["state"] == "FIN_WAIT2"
+    });
+    wait_for("state_changed (server)", &|e| {
+        e["event"] == "state_changed" && e["remote_port"] == a && e["state"] == "CLOSE_WAIT"
+    });
+    driver.command("close a");
+    wait_for("closed (server)", &|e| {
+        e["event"] == "closed" && e["remote_port"] == a
+    });
+    wait_for("TIME_WAIT (client)", &|e| {
+        e["event"] == "state_changed" && e["local_port"] == a && e["state"] == "TIME_WAIT"
+    });
+    // Opened and closed well within one interval: only the kernel's destroy
+    // notification can tell.
+    let flash: u64 = driver.command("flash")[3..].parse().unwrap();
+    wait_for("closed (short connection)", &|e| {
+        e["event"] == "closed" && e["local_port"] == flash && e["seen_open"] == false
+    });
+    let _ = watch.kill();
+    let _ = watch.wait();
+    for e in &seen {
+        assert!(e["time"].as_str().unwrap().ends_with('Z'), "{e}");
+    }
+    let short = seen.iter().find(|e| e["local_port"] == flash).unwrap();
+    assert!(
+        short["tcp_info"]["bytes_acked"].as_u64().is_some(),
+        "final counters from the kernel: {short}"
+    );
+    // Every event carries the socket record's keys, once each (serde_json
+    // keeps the last of a repeated key, so count them in the raw text).
+    for e in &seen {
+        assert_eq!(e["schema_version"], 1, "{e}");
+        for key in [
+            "family",
+            "state",
+            "local_address",
+            "timer_ms",
+            "source",
+            "tcp_info",
+        ] {
+            assert!(e.get(key).is_some(), "{key} in {e}");
+        }
+    }
+}
+
+#[test]
+fn watch_stops_after_count_events() {
+    let Some(mut driver) = testkit::live("driver.py") else { return };
+    let pid = driver.pid().to_string();
+    let watch = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args([
+            "watch",
+            "--netns-pid",
+            &pid,
+            "--interval",
+            "200ms",
+            "--count",
+            "2",
+            "--duration",
+            "30s",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    driver.command("open b");
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.lines().all(|l| l.contains(" opened ")), "{text}");
+}
+
+#[test]
+fn watch_survives_lost_notifications_and_closes_each_connection_once() {
+    let Some(mut driver) = testkit::live("driver.py") else { return };
+    let pid = driver.pid().to_string();
+    // A receive buffer of a few notifications: a burst overflows it.
+    // Read as it comes: a reader that stops reading is another way to
+    // lose notifications (watch blocks on the full pipe meanwhile).
+    let (watch, rx) = common::jsonl(
+        &[
+            "watch",
+            "--netns-pid",
+            &pid,
+            "--format",
+            "jsonl",
+            "--interval",
+            "1",
+            "--duration",
+            "8",
+            "--notify-buffer",
+            "1",
+        ],
+        Some("watch-event"),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    driver.command("burst 300");
+    std::thread::sleep(Duration::from_millis(2000));
+    // Still watching: later short connections are reported (three, apart:
+    // with a buffer this small, one notification may still meet a full
+    // buffer and be lost too).
+    let flashes: Vec<u64> = (0..3)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(300));
+            driver.command("flash")[3..].parse().unwrap()
+        })
+        .collect();
+    let out = watch.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "watch died: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("the kernel dropped destroy notifications")
+            .count(),
+        1,
+        "{err}"
+    );
+    let events: Vec<Value> = rx.iter().collect();
+    assert!(events.iter().any(|e| e["event"] == "lost"), "a lost event");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "closed" && flashes.iter().any(|&f| e["local_port"] == f)),
+        "the flashes after the burst: {flashes:?}"
+    );
+    // One closed event per connection (a client port), never two: its
+    // TIME_WAIT expiring later is not a second close.
+    let mut closed = std::collections::BTreeMap::<(String, u64, u64), u32>::new();
+    for e in events.iter().filter(|e| e["event"] == "closed") {
+        let key = (
+            e["local_address"].as_str().unwrap().to_string(),
+            e["local_port"].as_u64().unwrap(),
+            e["remote_port"].as_u64().unwrap(),
+        );
+        *closed.entry(key).or_default() += 1;
+    }
+    let twice: Vec<_> = closed.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "closed twice: {twice:?}");
+}
+
+#[test]
+fn ss_dash_e_reports_only_what_closes() {
+    let Some(mut driver) = testkit::live("driver.py") else { return };
+    let pid = driver.pid().to_string();
+    // `tcptab -E` as ss users type it: watch, closed events only.
+    let (mut watch, rx) = common::jsonl(
+        &[
+            "-E",
+            "--netns-pid",
+            &pid,
+            "--format",
+            "jsonl",
+            "--interval",
+            "200ms",
+            "--count",
+            "1",
+        ],
+        Some("watch-event"),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    // Opened, changed and closed: only the close is printed (the server's
+    // end; the client's goes to TIME_WAIT, a change of state).
+    driver.command("open a");
+    std::thread::sleep(Duration::from_millis(500));
+    driver.command("shutdown a");
+    std::thread::sleep(Duration::from_millis(500));
+    driver.command("close a");
+    let started = std::time::Instant::now();
+    while watch.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "tcptab -E did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let events: Vec<Value> = rx.iter().collect();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event"], "closed", "{events:#?}");
+}
