@@ -77,14 +77,6 @@ fn answer_with(args: &[String], env: &[(&str, &str)]) -> BTreeMap<String, Value>
     rows
 }
 
-fn kill(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn recorder(db: &Path, pid: &str, host: &str, store: Vec<String>) -> Child {
     let mut args = strings(&[
         "--netns-pid",
@@ -208,7 +200,7 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     assert_eq!(a.command("wait"), "ok");
     assert_eq!(b.command("wait"), "ok");
     assert!(a.command("run 300 2").starts_with("ok"));
-    kill(&rec_a, "-KILL");
+    common::signal(&rec_a, "-KILL");
     let mut rec_a = rec_a;
     rec_a.wait().unwrap();
     let waiting: u64 = sql(&db_a, "SELECT count(*) FROM outbox").parse().unwrap();

@@ -261,18 +261,7 @@ fn a_local_flood_of_idle_connections_cannot_blind_the_exporter() {
                     };
                     opened += 1;
                     // Wait until the server closes it, then come back.
-                    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-                    let mut buf = [0u8; 1];
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        match s.read(&mut buf) {
-                            Ok(0) => break,
-                            Ok(_) => {}
-                            Err(e)
-                                if e.kind() == std::io::ErrorKind::WouldBlock
-                                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-                            Err(_) => break,
-                        }
-                    }
+                    until_closed(&mut s, &stop);
                 }
                 opened
             })
@@ -439,19 +428,8 @@ fn at_the_cap_honest_clients_are_never_cut_off_and_a_flood_cannot_keep_a_scraper
                         continue;
                     };
                     let _ = s.write_all(b"G");
-                    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
                     // Until the server closes it: then straight back.
-                    let mut buf = [0u8; 64];
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        match s.read(&mut buf) {
-                            Ok(0) => break,
-                            Ok(_) => {}
-                            Err(e)
-                                if e.kind() == std::io::ErrorKind::WouldBlock
-                                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-                            Err(_) => break,
-                        }
-                    }
+                    until_closed(&mut s, &stop);
                 }
             })
         })
@@ -583,4 +561,20 @@ fn each_namespace_s_kernel_counters_are_its_own() {
     assert!(!body.contains("counter=\"TcpCurrEstab\""));
     assert!(!body.contains("counter=\"TcpMaxConn\""));
     promtool_accepts(&body);
+}
+
+/// Read `s` until its server closes it (or `stop` is set).
+fn until_closed(s: &mut TcpStream, stop: &std::sync::atomic::AtomicBool) {
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 64];
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
 }

@@ -255,6 +255,15 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The socket the manifest names `name` (panics if there is none).
+    pub fn socket(&self, name: &str) -> &Expected {
+        self.manifest
+            .sockets
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no socket {name} in the scenario's manifest"))
+    }
+
     /// Start `testdata/scenario/<script>` under `unshare --net`.
     pub fn start(script: &str) -> Scenario {
         Scenario::start_with(script, &[])

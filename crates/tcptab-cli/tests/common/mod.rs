@@ -40,6 +40,15 @@ pub fn jsonl(args: &[&str], schema: Option<&str>) -> (Child, Receiver<serde_json
     (child, rx)
 }
 
+/// Send `signal` (`-TERM`, `-KILL`, `-INT`) to `child`.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {}", child.id());
+}
+
 /// Run `tcptab` with `args` (stdin empty).
 pub fn tcptab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tcptab"))

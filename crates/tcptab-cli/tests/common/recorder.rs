@@ -67,11 +67,7 @@ pub fn wait_polls(db: &Path, n: u64) {
 
 /// Stop a recorder with SIGTERM: it finishes its poll and exits 0.
 pub fn stop(mut recorder: Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &recorder.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    super::signal(&recorder, "-TERM");
     let status = recorder.wait().unwrap();
     assert!(status.success(), "record exited with {status}");
 }

@@ -271,14 +271,6 @@ fn spawn(args: &[&str], out: &Path) -> Child {
         .unwrap()
 }
 
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// The ledger's connections, indexed by their ends, with when each end's
 /// last socket went.
 struct Truth {
@@ -373,7 +365,7 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
     assert_eq!(scenario.command("wait"), "ok");
     std::thread::sleep(Duration::from_millis(2500));
     // The recorder dies; the held connection closes while none runs.
-    signal(&recorder, "-KILL");
+    common::signal(&recorder, "-KILL");
     let mut recorder = recorder;
     recorder.wait().unwrap();
     std::thread::sleep(Duration::from_millis(1000));
@@ -391,8 +383,8 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
     let kernel_quiet = sockets_now(&scenario);
     std::thread::sleep(Duration::from_millis(1500));
     stop(recorder);
-    signal(&watch, "-INT");
-    signal(&top, "-INT");
+    common::signal(&watch, "-INT");
+    common::signal(&top, "-INT");
     for mut child in [watch, top] {
         assert!(child.wait().unwrap().success());
     }

@@ -7,17 +7,7 @@ use super::*;
 fn filters_agree_with_ss() {
     let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
-    let port = |name: &str| {
-        scenario
-            .manifest
-            .sockets
-            .iter()
-            .find(|e| e.name == name)
-            .unwrap()
-            .local
-            .port()
-            .to_string()
-    };
+    let port = |name: &str| scenario.socket(name).local.port().to_string();
     let p = port("listen");
     let q = port("listen_queued");
     let range = format!(

@@ -27,12 +27,7 @@ fn owners_agree_with_ss_tanp() {
     assert_eq!(ours, theirs);
     // The shared listener has two owners or more; TIME_WAIT and request
     // sockets are marked as having no process by nature.
-    let shared = scenario
-        .manifest
-        .sockets
-        .iter()
-        .find(|e| e.name == "listen_shared")
-        .unwrap();
+    let shared = scenario.socket("listen_shared");
     let key = (
         "listening".to_string(),
         endpoint(shared.local),
@@ -45,12 +40,7 @@ fn owners_agree_with_ss_tanp() {
         }
     }
     // Another uid's socket: owned by the nobody child.
-    let nobody = scenario
-        .manifest
-        .sockets
-        .iter()
-        .find(|e| e.name == "listen_nobody")
-        .unwrap();
+    let nobody = scenario.socket("listen_nobody");
     let row = rows
         .iter()
         .find(|r| identity(r).1 == endpoint(nobody.local) && r["state"] == "LISTEN")

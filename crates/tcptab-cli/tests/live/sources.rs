@@ -66,12 +66,7 @@ fn netlink_source_lists_what_proc_lists() {
     // The table shows a listener's backlog limit as Send-Q, like ss.
     let out = tcptab(&["list", "--netns-pid", &pid, "--source", "netlink", "-l"]);
     let text = String::from_utf8(out.stdout).unwrap();
-    let queued = scenario
-        .manifest
-        .sockets
-        .iter()
-        .find(|e| e.name == "listen_queued")
-        .unwrap();
+    let queued = scenario.socket("listen_queued");
     let line = text
         .lines()
         .find(|l| l.contains(&endpoint(queued.local)))

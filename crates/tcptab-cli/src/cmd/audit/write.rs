@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tcptab::record::{Fields, Record};
+use tcptab::Entry;
 
 use super::peers::Peer;
 use super::{Document, Finding, Judged, ListenerRecord};
@@ -128,12 +129,7 @@ fn csv(out: &mut impl Write, judged: &[Judged], findings: &[Finding]) -> Result<
     for j in judged {
         let e = j.entry.as_entry();
         let s = &j.entry.socket;
-        let processes: Vec<String> = e
-            .owners
-            .map_or(&[][..], |o| o.owners())
-            .iter()
-            .map(|o| format!("{}({})", o.command, o.pid))
-            .collect();
+        let processes = holders(&e);
         let reachable = j.reachable.as_ref().map_or(String::new(), |list| {
             let all: Vec<String> = list
                 .iter()
@@ -212,12 +208,7 @@ fn table(
             e.namespace
                 .map_or_else(|| "host".to_string(), |n| n.label())
         ));
-        let owners: Vec<String> = e
-            .owners
-            .map_or(&[][..], |o| o.owners())
-            .iter()
-            .map(|o| format!("{}({})", o.command, o.pid))
-            .collect();
+        let owners = holders(&e);
         t.cell(format_args!(
             "{}",
             if owners.is_empty() {
@@ -285,4 +276,13 @@ fn table(
         }
         Ok(())
     }
+}
+
+/// Each process holding the socket, as `command(pid)`.
+fn holders(e: &Entry<'_>) -> Vec<String> {
+    e.owners
+        .map_or(&[][..], |o| o.owners())
+        .iter()
+        .map(|o| format!("{}({})", o.command, o.pid))
+        .collect()
 }

@@ -305,10 +305,10 @@ impl Counts {
 }
 
 /// `(name, count)` of `map`, most first, then by name.
-fn ranked(map: HashMap<String, u64>) -> Vec<(String, u64)> {
+fn ranked<T>(map: HashMap<String, u64>, row: impl Fn(String, u64) -> T) -> Vec<T> {
     let mut list: Vec<(String, u64)> = map.into_iter().collect();
     list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    list
+    list.into_iter().map(|(name, n)| row(name, n)).collect()
 }
 
 /// `history --summary --format json`.
@@ -380,27 +380,18 @@ fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Coun
             .cmp(&a.connections)
             .then(a.address.cmp(&b.address))
     });
-    let processes: Vec<ProcessCount> = ranked(c.processes)
-        .into_iter()
-        .map(|(command, connections)| ProcessCount {
-            command,
-            connections,
-        })
-        .collect();
-    let workloads: Vec<WorkloadCount> = ranked(c.workloads)
-        .into_iter()
-        .map(|(workload, connections)| WorkloadCount {
-            workload,
-            connections,
-        })
-        .collect();
-    let hosts: Vec<RecorderCount> = ranked(c.recorders)
-        .into_iter()
-        .map(|(hostname, connections)| RecorderCount {
-            hostname,
-            connections,
-        })
-        .collect();
+    let processes = ranked(c.processes, |command, connections| ProcessCount {
+        command,
+        connections,
+    });
+    let workloads = ranked(c.workloads, |workload, connections| WorkloadCount {
+        workload,
+        connections,
+    });
+    let hosts = ranked(c.recorders, |hostname, connections| RecorderCount {
+        hostname,
+        connections,
+    });
     let (at, from, to) = match window {
         Window::At(t) => (Some(format_rfc3339(t)), None, None),
         Window::Between(a, b) => (None, Some(format_rfc3339(a)), Some(format_rfc3339(b))),

@@ -253,23 +253,11 @@ fn sorting_keeps_the_selection_and_rows_do_not_jump() {
     assert_eq!(remotes(&v).last().unwrap(), "10.0.0.7:40000");
     // The same rows again: the same order (ties by the ends).
     let order = remotes(&v);
-    let again: Vec<Row> = v
-        .rows
-        .iter()
-        .filter(|r| r.closed_for == 0)
-        .cloned()
-        .collect();
-    v.update(again);
+    v.update(open_rows(&v));
     assert_eq!(order, remotes(&v));
     // A closed row stays for its refreshes, then goes.
     for _ in 0..CLOSED_REFRESHES {
-        let open: Vec<Row> = v
-            .rows
-            .iter()
-            .filter(|r| r.closed_for == 0)
-            .cloned()
-            .collect();
-        v.update(open);
+        v.update(open_rows(&v));
     }
     assert!(v.rows.iter().all(|r| r.closed_for == 0), "{:?}", v.rows);
     v.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
@@ -392,4 +380,13 @@ fn the_workload_column_and_grouping() {
     let names: BTreeSet<&str> = groups.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, BTreeSet::from(["-", "web.service"]), "{groups:?}");
     assert_eq!(groups.iter().map(|(_, n)| n).sum::<usize>(), counted);
+}
+
+/// The rows of `v` still open, as the next refresh would give them.
+fn open_rows(v: &View) -> Vec<Row> {
+    v.rows
+        .iter()
+        .filter(|r| r.closed_for == 0)
+        .cloned()
+        .collect()
 }
