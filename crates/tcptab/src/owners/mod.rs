@@ -59,14 +59,14 @@ impl OwnerScan {
         if wanted.is_empty() {
             return Ok(OwnerScan::default());
         }
-        OwnerScan::scan_with(proc_root, Some(wanted), None)
+        OwnerScan::scan_with(proc_root, Some(wanted), Among::All)
     }
 
     /// Scan `<proc_root>/<pid>/fd` of every process, keeping every socket:
     /// what a caller needs that looks owners up before it reads the table
     /// (as `ss -p` does), so the table can stream.
     pub fn scan_all(proc_root: &Path) -> io::Result<OwnerScan> {
-        OwnerScan::scan_with(proc_root, None, None)
+        OwnerScan::scan_with(proc_root, None, Among::All)
     }
 
     /// Like [`scan_all`](OwnerScan::scan_all), but only the processes
@@ -76,7 +76,7 @@ impl OwnerScan {
     /// that takes milliseconds, not seconds. A socket of the namespace
     /// held by a process of another one is not found by it.
     pub fn scan_namespace(proc_root: &Path, netns: u64) -> io::Result<OwnerScan> {
-        OwnerScan::scan_with(proc_root, None, Some(netns))
+        OwnerScan::scan_with(proc_root, None, Among::Of(netns))
     }
 
     /// [`scan`](OwnerScan::scan) among the processes of the namespace of
@@ -89,7 +89,23 @@ impl OwnerScan {
         if wanted.is_empty() {
             return Ok(OwnerScan::default());
         }
-        OwnerScan::scan_with(proc_root, Some(wanted), Some(netns))
+        OwnerScan::scan_with(proc_root, Some(wanted), Among::Of(netns))
+    }
+
+    /// [`scan`](OwnerScan::scan) among the processes of every other
+    /// namespace than that of inode `netns` (those whose namespace can be
+    /// read): what is left to read after
+    /// [`scan_namespace_for`](OwnerScan::scan_namespace_for), which read
+    /// the rest.
+    pub fn scan_outside_namespace_for(
+        proc_root: &Path,
+        netns: u64,
+        wanted: &HashSet<u64>,
+    ) -> io::Result<OwnerScan> {
+        if wanted.is_empty() {
+            return Ok(OwnerScan::default());
+        }
+        OwnerScan::scan_with(proc_root, Some(wanted), Among::Outside(netns))
     }
 
     /// The scan: the process directories listed once, then split over up
@@ -103,7 +119,7 @@ impl OwnerScan {
     fn scan_with(
         proc_root: &Path,
         wanted: Option<&HashSet<u64>>,
-        netns: Option<u64>,
+        among: Among,
     ) -> io::Result<OwnerScan> {
         use rustix::fs::{openat, Mode, OFlags, CWD};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -122,7 +138,7 @@ impl OwnerScan {
             // Interleaved, so that each thread gets processes of every age
             // (the old ones hold most descriptors).
             for &pid in pids.iter().skip(t).step_by(threads) {
-                if in_namespace(root, pid, netns, &mut reader) {
+                if among.has(root, pid, &mut reader) {
                     scan.processes.push(pid);
                     let set_aside = shared.then_some(&mut big);
                     scan.process(root, pid, wanted, set_aside, &mut reader);
@@ -150,7 +166,10 @@ impl OwnerScan {
         }
         scan.sort();
         scan.processes.sort_unstable();
-        scan.scope = netns;
+        scan.scope = match among {
+            Among::Of(netns) => Some(netns),
+            Among::All | Among::Outside(_) => None,
+        };
         Ok(scan)
     }
 
@@ -170,10 +189,15 @@ impl OwnerScan {
         let mut reader = Reader::default();
         let mut now: Vec<u32> = listed
             .into_iter()
-            .filter(|&pid| in_namespace(&root, pid, self.scope, &mut reader))
+            .filter(|&pid| self.among().has(&root, pid, &mut reader))
             .collect();
         now.sort_unstable();
         !now.is_empty() && now == self.processes
+    }
+
+    /// The processes it read: those of its namespace, or all.
+    fn among(&self) -> Among {
+        self.scope.map_or(Among::All, Among::Of)
     }
 
     /// Sort the descriptors found by inode, pid and fd, and index them.
@@ -416,20 +440,33 @@ impl OwnerScan {
     }
 }
 
-/// Whether process `pid` lives in the network namespace of inode `netns`
-/// (always, for None, and when its namespace cannot be read).
-fn in_namespace(
-    root: &std::os::fd::OwnedFd,
-    pid: u32,
-    netns: Option<u64>,
-    reader: &mut Reader,
-) -> bool {
-    use std::fmt::Write;
-    let Some(netns) = netns else { return true };
-    reader.path.clear();
-    let _ = write!(reader.path, "{pid}/ns/net");
-    let flags = rustix::fs::AtFlags::empty();
-    rustix::fs::statat(root, reader.path.as_str(), flags).map_or(true, |st| st.st_ino == netns)
+/// Which processes a scan reads, by their network namespace.
+#[derive(Debug, Clone, Copy)]
+enum Among {
+    All,
+    /// Those of the namespace of this inode, and those whose namespace
+    /// cannot be read.
+    Of(u64),
+    /// The rest: those of another namespace.
+    Outside(u64),
+}
+
+impl Among {
+    /// Whether process `pid` is among them.
+    fn has(self, root: &std::os::fd::OwnedFd, pid: u32, reader: &mut Reader) -> bool {
+        use std::fmt::Write;
+        let (Among::Of(netns) | Among::Outside(netns)) = self else {
+            return true;
+        };
+        reader.path.clear();
+        let _ = write!(reader.path, "{pid}/ns/net");
+        let flags = rustix::fs::AtFlags::empty();
+        let inode = rustix::fs::statat(root, reader.path.as_str(), flags).map(|st| st.st_ino);
+        match self {
+            Among::Of(_) => inode.map_or(true, |i| i == netns),
+            _ => inode.is_ok_and(|i| i != netns),
+        }
+    }
 }
 
 /// A process with more descriptors than this has its links read by every
@@ -558,6 +595,31 @@ mod tests {
                 proptest::prop_assert_eq!(found, whole, "{} in {:?}", inode, inodes);
             }
         }
+    }
+
+    #[test]
+    fn a_process_is_among_its_namespace_s_or_outside_the_others() {
+        use std::os::unix::fs::MetadataExt;
+        let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let root = rustix::fs::open(
+            "/proc",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        let mut reader = Reader::default();
+        let me = std::process::id();
+        let mut among = |a: Among| a.has(&root, me, &mut reader);
+        assert!(among(Among::All));
+        assert!(among(Among::Of(own)));
+        assert!(!among(Among::Outside(own)));
+        assert!(!among(Among::Of(own + 1)));
+        assert!(among(Among::Outside(own + 1)));
+        // A process that is gone: its namespace cannot be read, so the
+        // namespace's scan reads it (and finds nothing), the others' not.
+        let gone = u32::MAX - 1;
+        assert!(Among::Of(own).has(&root, gone, &mut reader));
+        assert!(!Among::Outside(own).has(&root, gone, &mut reader));
     }
 
     #[test]

@@ -477,7 +477,8 @@ fn owners_made_after_the_scan(
             && matches!(e.owners, Some(Owners::NotFound | Owners::Unknown))
     };
     // The namespace's own processes first (the scan before looked only
-    // there too), then every process for what is still missing.
+    // there too), then for what is still missing every other process (or
+    // every process, when the first scan looked among all).
     for only in netns.map(Some).into_iter().chain([None]) {
         let wanted: HashSet<u64> = sockets
             .iter()
@@ -487,9 +488,10 @@ fn owners_made_after_the_scan(
         if wanted.is_empty() {
             return;
         }
-        let again = match only {
-            Some(netns) => OwnerScan::scan_namespace_for(root, netns, &wanted),
-            None => OwnerScan::scan(root, &wanted),
+        let again = match (only, netns) {
+            (Some(netns), _) => OwnerScan::scan_namespace_for(root, netns, &wanted),
+            (None, Some(read)) => OwnerScan::scan_outside_namespace_for(root, read, &wanted),
+            (None, None) => OwnerScan::scan(root, &wanted),
         };
         let Ok(again) = again else { return };
         let last = only.is_none();
