@@ -56,10 +56,7 @@ impl OwnerScan {
     /// Scan `<proc_root>/<pid>/fd` of every process, keeping the sockets
     /// whose inode is in `wanted`. An empty `wanted` reads nothing.
     pub fn scan(proc_root: &Path, wanted: &HashSet<u64>) -> io::Result<OwnerScan> {
-        if wanted.is_empty() {
-            return Ok(OwnerScan::default());
-        }
-        OwnerScan::scan_with(proc_root, Some(wanted), Among::All)
+        OwnerScan::scan_for(proc_root, wanted, Among::All)
     }
 
     /// Scan `<proc_root>/<pid>/fd` of every process, keeping every socket:
@@ -86,10 +83,7 @@ impl OwnerScan {
         netns: u64,
         wanted: &HashSet<u64>,
     ) -> io::Result<OwnerScan> {
-        if wanted.is_empty() {
-            return Ok(OwnerScan::default());
-        }
-        OwnerScan::scan_with(proc_root, Some(wanted), Among::Of(netns))
+        OwnerScan::scan_for(proc_root, wanted, Among::Of(netns))
     }
 
     /// [`scan`](OwnerScan::scan) among the processes of every other
@@ -102,10 +96,16 @@ impl OwnerScan {
         netns: u64,
         wanted: &HashSet<u64>,
     ) -> io::Result<OwnerScan> {
+        OwnerScan::scan_for(proc_root, wanted, Among::Outside(netns))
+    }
+
+    /// The sockets of `wanted` among those processes; nothing read for
+    /// none wanted.
+    fn scan_for(proc_root: &Path, wanted: &HashSet<u64>, among: Among) -> io::Result<OwnerScan> {
         if wanted.is_empty() {
             return Ok(OwnerScan::default());
         }
-        OwnerScan::scan_with(proc_root, Some(wanted), Among::Outside(netns))
+        OwnerScan::scan_with(proc_root, Some(wanted), among)
     }
 
     /// The scan: the process directories listed once, then split over up

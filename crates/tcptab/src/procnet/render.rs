@@ -79,6 +79,15 @@ impl Line<'_> {
         self.bytes(&hex8(value));
     }
 
+    /// The last `N` hex digits of `value` (a port: 4, a state or timer
+    /// code: 2).
+    #[inline(always)]
+    fn hex<const N: usize>(&mut self, value: u32) {
+        let digits = hex8(value);
+        let last: &[u8; N] = digits[8 - N..].try_into().expect("N is at most 8");
+        self.bytes(last);
+    }
+
     /// Spaces so that a field of `used` characters ends at column `width`
     /// (widths are at most 8).
     #[inline(always)]
@@ -196,35 +205,19 @@ pub fn render_into(socket: &Socket, order: ByteOrder, buf: &mut [u8; MAX_RENDERE
     line.bytes(b": ");
     line.address(family, socket.local.ip(), order);
     line.byte(b':');
-    line.bytes(
-        &hex8(socket.local.port() as u32)[4..]
-            .try_into()
-            .unwrap_or([b'0'; 4]),
-    );
+    line.hex::<4>(socket.local.port() as u32);
     line.byte(b' ');
     line.address(family, socket.remote.ip(), order);
     line.byte(b':');
-    line.bytes(
-        &hex8(socket.remote.port() as u32)[4..]
-            .try_into()
-            .unwrap_or([b'0'; 4]),
-    );
+    line.hex::<4>(socket.remote.port() as u32);
     line.byte(b' ');
-    line.bytes(
-        &hex8(socket.state.code() as u32)[6..]
-            .try_into()
-            .unwrap_or([b'0'; 2]),
-    );
+    line.hex::<2>(socket.state.code() as u32);
     line.byte(b' ');
     line.hex8(socket.tx_queue);
     line.byte(b':');
     line.hex8(socket.rx_queue);
     line.byte(b' ');
-    line.bytes(
-        &hex8(socket.timer.kind.code() as u32)[6..]
-            .try_into()
-            .unwrap_or([b'0'; 2]),
-    );
+    line.hex::<2>(socket.timer.kind.code() as u32);
     line.byte(b':');
     match u32::try_from(socket.timer.expires.0) {
         Ok(when) => line.hex8(when),
