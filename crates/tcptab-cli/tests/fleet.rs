@@ -247,27 +247,7 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     // are left out alike, though the store holds older versions of them,
     // still open (made here: each closed row again, open, one version
     // older, in a part of its own).
-    let columns = server.query(
-        "SELECT name FROM system.columns WHERE database = 'fleet' AND table = 'connections' FORMAT TSV",
-    );
-    let older: Vec<String> = columns
-        .lines()
-        .map(|c| match c {
-            "closed_at" => "CAST(NULL AS Nullable(Int64)) AS closed_at".to_string(),
-            "closed_by" => "CAST(NULL AS Nullable(String)) AS closed_by".to_string(),
-            "version" => "version - 1 AS version".to_string(),
-            c => c.to_string(),
-        })
-        .collect();
-    // Merges stopped: the older versions stay in their own part, and
-    // only FINAL at the query decides.
-    server.query("SYSTEM STOP MERGES");
-    server.query(&format!(
-        // (The closed rows are chosen in a subquery: there, `closed_at`
-        // is the column, not the NULL of the same name.)
-        "INSERT INTO fleet.connections SELECT {} FROM (SELECT * FROM fleet.connections FINAL WHERE closed_at IS NOT NULL)",
-        older.join(", ")
-    ));
+    older_open_versions(&server);
     let rows = |sql: &str| server.query(sql).trim().parse::<u64>().unwrap();
     let open_again = rows("SELECT count() FROM fleet.connections WHERE closed_at IS NULL AND (hostname, id) IN (SELECT hostname, id FROM fleet.connections WHERE closed_at IS NOT NULL)");
     assert!(open_again > 100, "{open_again} older versions");
@@ -293,6 +273,30 @@ fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_rec
     the_summary_counts_per_host(&server, &from, &to, &union);
 
     a_filter_is_answered_alike(&server, &db_b, window);
+}
+
+/// Each closed connection of the store again, open, one version older, in
+/// a part of its own (merges stopped: only FINAL at the query decides).
+fn older_open_versions(server: &ClickHouse) {
+    let columns = server.query(
+        "SELECT name FROM system.columns WHERE database = 'fleet' AND table = 'connections' FORMAT TSV",
+    );
+    let older: Vec<String> = columns
+        .lines()
+        .map(|c| match c {
+            "closed_at" => "CAST(NULL AS Nullable(Int64)) AS closed_at".to_string(),
+            "closed_by" => "CAST(NULL AS Nullable(String)) AS closed_by".to_string(),
+            "version" => "version - 1 AS version".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    server.query("SYSTEM STOP MERGES");
+    server.query(&format!(
+        // (The closed rows are chosen in a subquery: there, `closed_at`
+        // is the column, not the NULL of the same name.)
+        "INSERT INTO fleet.connections SELECT {} FROM (SELECT * FROM fleet.connections FINAL WHERE closed_at IS NOT NULL)",
+        older.join(", ")
+    ));
 }
 
 /// The exporter reads a file's shipping status: nothing waits, the batches

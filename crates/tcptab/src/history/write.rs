@@ -221,20 +221,7 @@ impl Writer {
         let tx = self.conn.transaction().map_err(&err)?;
         // An earlier recorder killed left its last poll in `open_seen`.
         tx.execute_batch(SETTLE).map_err(&err)?;
-        let ended: Vec<(i64, i64)> = {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT id, last_seen FROM connections WHERE closed_at IS NULL AND boot != ?1",
-                )
-                .map_err(&err)?;
-            let rows = stmt
-                .query_map([self.boot], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(&err)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(&err)?
-        };
-        for (id, last_seen) in ended {
-            rows::close(&tx, id, last_seen, End::Reboot, last_seen).map_err(&err)?;
-        }
+        close_earlier_boots(&tx, self.boot).map_err(&err)?;
         let last_poll: Option<i64> = tx
             .query_row(
                 "SELECT max(at) FROM polls WHERE boot = ?1",
@@ -269,22 +256,8 @@ impl Writer {
                 let workload_id: Option<i64> = r.get(35).map_err(&err)?;
                 lived.entry.workload = workload_id.and_then(|id| known.get(&id).cloned());
                 let has_workload = lived.entry.workload.is_some();
-                let mut list = Vec::new();
-                let mut stored = Vec::new();
-                for o in owners
-                    .query_map([lived.id], |r| {
-                        Ok(crate::model::Owner {
-                            pid: r.get(0)?,
-                            command: Arc::from(r.get::<_, String>(1)?),
-                            fd: r.get(2)?,
-                        })
-                    })
-                    .map_err(&err)?
-                {
-                    let o = o.map_err(&err)?;
-                    stored.push((o.pid, o.fd));
-                    list.push(o);
-                }
+                let list = stored_owners(&mut owners, lived.id).map_err(&err)?;
+                let mut stored: Vec<(u32, u32)> = list.iter().map(|o| (o.pid, o.fd)).collect();
                 stored.sort_unstable();
                 let mut entry = lived.entry;
                 let inode = entry.netns();
@@ -412,6 +385,39 @@ impl Writer {
         self.polls += u64::from(poll.is_some());
         Ok(written)
     }
+}
+
+/// Close the connections an earlier boot left open: the machine restarted
+/// after their last sighting (`closed_by = 'reboot'`).
+fn close_earlier_boots(tx: &rusqlite::Transaction<'_>, boot: i64) -> rusqlite::Result<()> {
+    let ended: Vec<(i64, i64)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id, last_seen FROM connections WHERE closed_at IS NULL AND boot != ?1",
+        )?;
+        let rows = stmt.query_map([boot], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, last_seen) in ended {
+        rows::close(tx, id, last_seen, End::Reboot, last_seen)?;
+    }
+    Ok(())
+}
+
+/// The owners stored for connection row `id` (`owners`, a prepared
+/// `SELECT pid, command, fd ... WHERE connection = ?1`).
+fn stored_owners(
+    owners: &mut rusqlite::Statement<'_>,
+    id: i64,
+) -> rusqlite::Result<Vec<crate::model::Owner>> {
+    owners
+        .query_map([id], |r| {
+            Ok(crate::model::Owner {
+                pid: r.get(0)?,
+                command: Arc::from(r.get::<_, String>(1)?),
+                fd: r.get(2)?,
+            })
+        })?
+        .collect()
 }
 
 /// How long a TIME_WAIT lasts (Linux's TCP_TIMEWAIT_LEN), and a little:
