@@ -165,8 +165,12 @@ impl Recorder<'_> {
             .record(&self.events, Some(&record), poll.tracker)?;
         self.events.clear();
         if self.verbose {
+            let owners = match poll.snapshot.report.owners {
+                Some(o) if o.kept => ", owners from an earlier poll's scan",
+                _ => "",
+            };
             note!(
-                "tcptab: poll {}: {} sockets, {} opened, {} closed ({} notified), {} expired, {} open, in {:.1} ms",
+                "tcptab: poll {}: {} sockets, {} opened, {} closed ({} notified), {} expired, {} open, in {:.1} ms{owners}",
                 outcome.id,
                 outcome.sockets,
                 outcome.opened,

@@ -14,7 +14,15 @@ fn owners_are_found_while_the_scan_is_kept() {
     let pid = scenario.pid();
     let dir = scratch("kept");
     let db = dir.join("kept.db");
-    let recorder = record(&db, &["--netns-pid", &pid.to_string(), "--interval", "0.3"]);
+    // -v: each poll's line says whether its owners came from a kept scan.
+    let log = dir.join("record.log");
+    let recorder = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(["record", "-v", "--db", db.to_str().unwrap()])
+        .args(["--netns-pid", &pid.to_string(), "--interval", "0.3"])
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
     // Quiet polls: only the listener, the same processes.
     wait_polls(&db, 4);
     let port: u64 = scenario.command("open a")[3..].parse().unwrap();
@@ -23,6 +31,19 @@ fn owners_are_found_while_the_scan_is_kept() {
     let child: u32 = scenario.command("fork")[3..].parse().unwrap();
     wait_polls(&db, polls(&db) + 4);
     stop(recorder);
+    // The poll that first saw the connection kept the scan of the quiet
+    // ones before it (its sockets were looked up after the dump): the
+    // path this test is about was taken.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let kept_and_opened = log.lines().any(|l| {
+        l.contains("owners from an earlier poll's scan")
+            && l.split(", ")
+                .any(|part| part.ends_with(" opened") && part != "0 opened")
+    });
+    assert!(
+        kept_and_opened,
+        "no poll opened a connection on a kept scan:\n{log}"
+    );
     let last: i64 = sql(&db, "SELECT max(at) FROM polls").parse().unwrap();
     let (rows, _) = history(&db, &["--at", &at(last)]);
     let both = ends(&rows, port);

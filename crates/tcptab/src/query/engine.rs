@@ -131,6 +131,7 @@ impl Query {
         ) -> std::result::Result<(), E>,
     ) -> std::result::Result<(Report, Option<OwnerScan>), E> {
         let (targets, processes_unreadable) = self.targets()?;
+        let kept_scan = kept.is_some() && self.looks_up_owners();
         let scan = if !self.looks_up_owners() {
             None
         } else if let Some(kept) = kept {
@@ -170,6 +171,7 @@ impl Query {
                 denied: s.denied,
                 denied_reason: s.denied_reason,
                 vanished: s.vanished,
+                kept: kept_scan,
             }),
             read_at: Some(crate::time::now_ms()),
             ..Report::default()

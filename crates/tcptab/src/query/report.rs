@@ -126,4 +126,7 @@ pub struct OwnerReport {
     pub denied_reason: Option<io::ErrorKind>,
     /// Processes that exited during the scan.
     pub vanished: u32,
+    /// The scan was an earlier one, kept ([`crate::Query::snapshot_with`]): no
+    /// `/proc` was read for it but for sockets it did not know.
+    pub kept: bool,
 }
