@@ -27,6 +27,7 @@ mod write;
 use std::path::{Path, PathBuf};
 
 pub use columns::{lived, Columns, Lived, RowError, COLUMN_NAMES};
+#[cfg(feature = "fleet")]
 pub(crate) use columns::{set_state, states_during};
 pub use outbox::{Batch, Outbox, Waiting, WORKLOAD_COLUMNS};
 pub use read::{Gap, Poll, Reader, Span, Window};

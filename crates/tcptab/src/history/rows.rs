@@ -33,7 +33,7 @@ fn timer_ms(conn: &Conn) -> i64 {
         }) as i64
 }
 
-fn counters(conn: &Conn) -> [Option<i64>; 4] {
+pub(super) fn counters(conn: &Conn) -> [Option<i64>; 4] {
     let c = &conn.counters;
     let i = |v: Option<u64>| v.map(|v| v as i64);
     [

@@ -53,6 +53,18 @@ pub(super) struct Row {
     /// Closed in the file (taken up as closing: its TIME_WAIT may still
     /// come).
     pub(super) closed: bool,
+    /// The last sighting and counters this writer last wrote into it
+    /// (None: not known): writing them again would change nothing (the
+    /// counters and `last_seen` only grow), so it is not done.
+    pub(super) written: Option<Written>,
+}
+
+/// A row's `last_seen` and counters, as written.
+pub(super) type Written = (i64, [Option<i64>; 4]);
+
+/// What `conn` would write of its last sighting and counters.
+fn written(conn: &Conn) -> Written {
+    (conn.last_seen, rows::counters(conn))
 }
 
 /// What a transaction needs of the writer.
@@ -110,6 +122,7 @@ impl Session<'_> {
                 owners: Vec::new(),
                 workload: false,
                 closed: false,
+                written: (conn.last_seen >= conn.first_seen).then(|| written(conn)),
             };
             rows::owners(tx, id, conn, event.at, &mut row.owners)?;
             workload(tx, self.workloads, &mut row, conn)?;
@@ -129,22 +142,24 @@ impl Session<'_> {
                     row.closed = false;
                 }
                 rows::update(tx, row.id, conn)?;
+                row.written = Some(written(conn));
                 rows::state_change(tx, row.id, event.at, conn.entry.socket.state)?;
                 rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
                 workload(tx, self.workloads, row, conn)?;
             }
             Change::Updated => {
                 rows::update(tx, row.id, conn)?;
+                row.written = Some(written(conn));
                 rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
                 workload(tx, self.workloads, row, conn)?;
             }
             Change::QueueGrowth => {}
             Change::Closed { by } => {
-                rows::update_counters(tx, row.id, conn)?;
+                write_counters(tx, row, conn)?;
                 out.notifications += u64::from(by == End::Destroy);
             }
             Change::Ended { by } => {
-                rows::update_counters(tx, row.id, conn)?;
+                write_counters(tx, row, conn)?;
                 rows::close(tx, row.id, event.at, by, conn.last_seen)?;
                 // One taken up closed ended before.
                 out.closed += u64::from(!row.closed);
@@ -223,6 +238,18 @@ impl Session<'_> {
         }
         Ok(())
     }
+}
+
+/// A connection's last sighting and counters into its row, unless the
+/// row has them already (a connection closed in the batch that opened
+/// it, its end right after its close).
+fn write_counters(tx: &Transaction<'_>, row: &mut Row, conn: &Conn) -> rusqlite::Result<()> {
+    let now = written(conn);
+    if row.written != Some(now) {
+        rows::update_counters(tx, row.id, conn)?;
+        row.written = Some(now);
+    }
+    Ok(())
 }
 
 /// The poll's own row (its counts are written at the end): its id.

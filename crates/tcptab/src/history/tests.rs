@@ -206,6 +206,61 @@ fn a_short_connection_and_its_time_wait_are_one_row() {
     remove(&path);
 }
 
+/// `socket` with tcp_info carrying `acked` bytes.
+fn with_bytes(mut d: DiagSocket, acked: u64) -> DiagSocket {
+    d.diag.tcp_info = Some(Box::new(crate::model::TcpInfo {
+        bytes_acked: acked,
+        bytes_received: acked / 2,
+        rtt_us: 40,
+        ..Default::default()
+    }));
+    d
+}
+
+#[test]
+fn counters_reach_the_row_whether_or_not_they_changed_since_the_last_write() {
+    let path = scratch("counters");
+    let mut r = Recorder::open(&path);
+    let t = 1_800_000_000_000;
+    let open = with_bytes(socket(40002, State::Established, 21), 100);
+    r.poll(std::slice::from_ref(&open), t, &[]);
+    r.poll(std::slice::from_ref(&open), t + 5000, &[]);
+    // Its notification with the final counters (more than the polls saw),
+    // then the poll that ends it; a second connection closes with the
+    // counters its poll saw (nothing new to write at its close or end).
+    let other = with_bytes(socket(40003, State::Established, 22), 7);
+    r.poll(&[open.clone(), other.clone()], t + 10_000, &[]);
+    let closed = (t + 10_100, with_bytes(socket(40002, State::Close, 21), 900));
+    let same = (t + 10_200, with_bytes(socket(40003, State::Close, 22), 7));
+    r.poll(&[], t + 15_000, &[closed, same]);
+    r.poll(&[], t + 20_000, &[]);
+    drop(r);
+    let rows = all(&path);
+    let by_port = |port: u16| {
+        rows.iter()
+            .find(|l| l.entry.socket.local.port() == port)
+            .map(|l| &l.lifetime)
+            .unwrap()
+    };
+    let (grown, same) = (by_port(40002), by_port(40003));
+    assert_eq!(
+        (grown.bytes_acked, grown.bytes_received, grown.rtt_us),
+        (Some(900), Some(450), Some(40))
+    );
+    assert_eq!(
+        (grown.closed_at, grown.closed_by.as_deref()),
+        (Some(t + 10_100), Some("destroy"))
+    );
+    assert_eq!(grown.last_seen, t + 10_100);
+    assert_eq!((same.bytes_acked, same.bytes_received), (Some(7), Some(3)));
+    assert_eq!(
+        (same.closed_at, same.closed_by.as_deref()),
+        (Some(t + 10_200), Some("destroy"))
+    );
+    assert_eq!(same.last_seen, t + 10_200);
+    remove(&path);
+}
+
 #[test]
 fn a_new_writer_takes_up_the_open_connections() {
     let path = scratch("resume");

@@ -296,6 +296,7 @@ impl Writer {
                         owners: stored,
                         workload: has_workload,
                         closed: closing.is_some(),
+                        written: None,
                     },
                 );
                 taken += usize::from(closing.is_none());
