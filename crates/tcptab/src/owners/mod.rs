@@ -25,6 +25,9 @@ use proc::{
     SHARED_ABOVE,
 };
 
+/// One socket's holders, shared once made.
+type Shared = OnceLock<Arc<[Owner]>>;
+
 /// The result of one scan of `/proc/*/fd`.
 #[derive(Debug, Default, Clone)]
 pub struct OwnerScan {
@@ -39,8 +42,10 @@ pub struct OwnerScan {
     index: Index,
     /// Each socket's holders as one shared list, made when first asked
     /// for (at the slot of its first holder): a scan kept across polls
-    /// lends the same list to every poll instead of a copy each.
-    shared: Vec<OnceLock<Arc<[Owner]>>>,
+    /// lends the same list to every poll instead of a copy each. Made
+    /// when [`owners_of`](OwnerScan::owners_of) is first called: a
+    /// listing, which borrows, has none.
+    shared: OnceLock<Box<[Shared]>>,
     /// Processes whose descriptors were read.
     pub inspected: u32,
     /// Processes whose descriptors could not be read (not root, or another
@@ -214,9 +219,7 @@ impl OwnerScan {
         found.sort_unstable_by_key(|(inode, o)| (*inode, o.pid, o.fd));
         (self.inodes, self.owners) = found.into_iter().unzip();
         self.index = Index::of(&self.inodes);
-        self.shared = std::iter::repeat_with(OnceLock::new)
-            .take(self.owners.len())
-            .collect();
+        self.shared = OnceLock::new();
     }
 
     /// Add another part's processes.
@@ -406,7 +409,12 @@ impl OwnerScan {
         match self.holders(socket) {
             Some((start, len)) => {
                 let make = || Arc::from(&self.owners[start..start + len]);
-                Owners::Owned(match self.shared.get(start) {
+                let shared = self.shared.get_or_init(|| {
+                    std::iter::repeat_with(OnceLock::new)
+                        .take(self.owners.len())
+                        .collect()
+                });
+                Owners::Owned(match shared.get(start) {
                     Some(cell) => cell.get_or_init(make).clone(),
                     None => make(),
                 })
