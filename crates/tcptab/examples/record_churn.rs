@@ -145,7 +145,7 @@ impl Scene {
             s.inode = cookie;
             let mut diag = Diag::default();
             diag.cookie = cookie;
-            diag.tcp_info = Some(Box::new(TcpInfo {
+            diag.tcp_info = Some(Arc::new(TcpInfo {
                 bytes_acked: 100,
                 bytes_received: 100,
                 rtt_us: 50,

@@ -561,7 +561,7 @@ mod zero_window_tests {
         socket.state = State::Established;
         socket.tx_queue = 4096;
         let diag = |length: usize, snd_wnd: u32| Diag {
-            tcp_info: Some(Box::new(TcpInfo {
+            tcp_info: Some(std::sync::Arc::new(TcpInfo {
                 length,
                 snd_wnd,
                 ..Default::default()

@@ -184,7 +184,7 @@ mod tests {
     fn diag(cookie: u64, rx: u64, tx: u64) -> Diag {
         Diag {
             cookie,
-            tcp_info: Some(Box::new(TcpInfo {
+            tcp_info: Some(std::sync::Arc::new(TcpInfo {
                 bytes_received: rx,
                 bytes_acked: tx,
                 ..Default::default()

@@ -208,7 +208,7 @@ fn a_short_connection_and_its_time_wait_are_one_row() {
 
 /// `socket` with tcp_info carrying `acked` bytes.
 fn with_bytes(mut d: DiagSocket, acked: u64) -> DiagSocket {
-    d.diag.tcp_info = Some(Box::new(crate::model::TcpInfo {
+    d.diag.tcp_info = Some(std::sync::Arc::new(crate::model::TcpInfo {
         bytes_acked: acked,
         bytes_received: acked / 2,
         rtt_us: 40,

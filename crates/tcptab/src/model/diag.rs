@@ -2,6 +2,8 @@
 //! cookie, the listen backlog limit, `tcp_info`, socket memory and the
 //! rest ([`Diag`]); the decoder in `diag/` fills it from the wire.
 
+use std::sync::Arc;
+
 use super::socket::{Socket, Ssthresh};
 
 /// What a sock_diag dump has that /proc/net/tcp does not.
@@ -19,7 +21,7 @@ pub struct Diag {
     /// Time to the pending timer's expiry, in ms (the model keeps ticks).
     pub timer_ms: u32,
     /// `tcp_info`, when asked for (full sockets only).
-    pub tcp_info: Option<Box<TcpInfo>>,
+    pub tcp_info: Option<Arc<TcpInfo>>,
     /// The congestion control algorithm, when asked for.
     pub congestion_algorithm: Option<String>,
     /// Socket memory, when asked for.
@@ -35,8 +37,9 @@ pub struct Diag {
     pub cgroup_id: u64,
 }
 
-// `clone_from` keeps the boxes and the string it has: a tracker takes
-// each connection's new look this way at every poll, for every socket.
+// `clone_from` keeps the memory box and the string it has, and shares
+// the tcp_info: a tracker takes each connection's new look this way at
+// every poll, for every socket.
 impl Clone for Diag {
     fn clone(&self) -> Diag {
         Diag {

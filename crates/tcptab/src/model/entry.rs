@@ -316,7 +316,7 @@ mod tests {
                 e.diag = Some(Diag {
                     cookie: u64::from(i),
                     tcp_info: (i == 2).then(|| {
-                        Box::new(TcpInfo {
+                        Arc::new(TcpInfo {
                             bytes_acked: 7,
                             ..TcpInfo::default()
                         })

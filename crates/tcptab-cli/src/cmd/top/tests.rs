@@ -41,7 +41,7 @@ fn row(local: &str, remote: &str, state: State, rx: f64, tx: f64, closed_for: u8
     };
     let mut diag = Diag::default();
     diag.cookie = u64::from(l.port()) << 16 | u64::from(r.port());
-    diag.tcp_info = Some(Box::new(TcpInfo {
+    diag.tcp_info = Some(Arc::new(TcpInfo {
         rtt_us: 250,
         snd_cwnd: 10,
         ..Default::default()
@@ -352,7 +352,7 @@ fn the_workload_column_and_grouping() {
     let mut v = view();
     // Without --workload no column is spent on it.
     assert!(!screen(&v).contains("Workload"));
-    let web = std::sync::Arc::new(tcptab::Workload::from_cgroup("/system.slice/web.service"));
+    let web = Arc::new(tcptab::Workload::from_cgroup("/system.slice/web.service"));
     let mut rows = v.rows.clone();
     for r in rows
         .iter_mut()

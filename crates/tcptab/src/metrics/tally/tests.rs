@@ -13,7 +13,7 @@ fn dumped(local: &str, remote: &str, state: State, cookie: u64, received: u64) -
     s.local = local.parse().unwrap();
     s.remote = remote.parse().unwrap();
     let tcp_info = (state != State::Listen).then(|| {
-        Box::new(TcpInfo {
+        std::sync::Arc::new(TcpInfo {
             bytes_received: received,
             bytes_acked: received / 2,
             total_retrans: 1,

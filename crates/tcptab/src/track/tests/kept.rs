@@ -113,14 +113,14 @@ fn counters_keep_their_highest_value() {
     let mut t = tracker();
     let mut out = Vec::new();
     let mut live = dumped(40011, State::Established, 14);
-    live.diag.tcp_info = Some(Box::new(crate::model::TcpInfo {
+    live.diag.tcp_info = Some(std::sync::Arc::new(crate::model::TcpInfo {
         bytes_acked: 5000,
         bytes_received: 7000,
         ..Default::default()
     }));
     let mut last = dumped(40011, State::Close, 14);
     // SO_LINGER 0: the kernel zeroed them before the notification.
-    last.diag.tcp_info = Some(Box::default());
+    last.diag.tcp_info = Some(std::sync::Arc::default());
     t.poll(T, &[live], &mut out);
     t.notified(0, T + 10, last, &mut out);
     t.poll(T + 1000, &[], &mut out);
