@@ -437,10 +437,12 @@ impl OwnerScan {
 
     /// Why no holder of `socket` is listed.
     fn none_listed(&self, socket: &Socket) -> Ownership<'static> {
-        match () {
-            _ if socket.inode == 0 || socket.kind != RowKind::Full => Ownership::NoProcess,
-            _ if self.denied > 0 => Ownership::Unknown,
-            _ => Ownership::NotFound,
+        if socket.inode == 0 || socket.kind != RowKind::Full {
+            Ownership::NoProcess
+        } else if self.denied > 0 {
+            Ownership::Unknown
+        } else {
+            Ownership::NotFound
         }
     }
 
