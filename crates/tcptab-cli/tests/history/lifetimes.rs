@@ -289,6 +289,25 @@ fn sqlite3_agrees_and_the_docs_queries_run(db: &Path, m: &Moments, mid: &[Value]
             .replace(":port", &a.to_string());
         sql(db, &q);
     }
+    // The last one, through the spans and the lifetime index, counts
+    // what the whole table says (at a whole second: unixepoch's).
+    let second = t / 1000 * 1000;
+    let counted = sql(
+        db,
+        &examples[2]
+            .replace(":at", &format!("'{}'", at(second)))
+            .replace(":port", &a.to_string()),
+    );
+    let everything = sql(
+        db,
+        &format!(
+            "SELECT count(*) FROM connections c JOIN sightings s ON s.connection = c.id
+             WHERE c.remote_port = {a} AND c.first_seen <= {second}
+               AND coalesce(c.closed_at, s.last_seen) >= {second}"
+        ),
+    );
+    assert_ne!(everything, "0");
+    assert_eq!(counted, everything);
 }
 
 /// The SQL blocks of a document (```sql ... ```).

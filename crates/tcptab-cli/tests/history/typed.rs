@@ -199,17 +199,27 @@ fn a_value_tcptab_did_not_write_is_named(dir: &Path, db: &Path) {
     // A value tcptab did not write: the error names the table, row and
     // column.
     let bad = dir.join("bad.db");
-    std::fs::copy(db, &bad).unwrap();
-    sql(
-        &bad,
-        "UPDATE connections SET state = CAST(x'ff41' AS TEXT) WHERE id = 2",
-    );
-    let out = common::tcptab(&["history", "--db", bad.to_str().unwrap()]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("table connections, row 2, column state"),
-        "{stderr}"
-    );
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for (update, named) in [
+        // A number no state has (the file stores states as numbers).
+        ("state = 300", "column state: \"300\""),
+        // Text that is not UTF-8.
+        (
+            "local_address = CAST(x'ff41' AS TEXT)",
+            "column local_address",
+        ),
+    ] {
+        std::fs::copy(db, &bad).unwrap();
+        sql(
+            &bad,
+            &format!("UPDATE connection_rows SET {update} WHERE id = 2"),
+        );
+        let out = common::tcptab(&["history", "--db", bad.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("table connections, row 2, {named}")),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
 }

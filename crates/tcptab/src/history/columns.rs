@@ -62,7 +62,7 @@ pub(super) const LAST_SEEN: &str = last_seen_sql!();
 /// Every open row that follows its boot's polls given its last sighting
 /// (and the boots none), so that `last_seen` alone says it again.
 pub(super) const SETTLE: &str = concat!(
-    "UPDATE connections AS c SET last_seen = ",
+    "UPDATE connection_rows AS c SET last_seen = ",
     last_seen_sql!(),
     " WHERE c.closed_at IS NULL AND c.follows;
      UPDATE boots SET open_seen = NULL;"

@@ -17,6 +17,7 @@
 //! people who query the file with `sqlite3` or DuckDB directly. Times are
 //! integers, milliseconds since the Unix epoch ([`crate::time`]).
 
+mod codes;
 mod columns;
 mod outbox;
 mod read;
@@ -39,18 +40,39 @@ pub const APPLICATION_ID: i32 = 0x7463_7074;
 
 /// The version of the tables (`PRAGMA user_version`). Raised when a table
 /// or column changes meaning; a newer file is refused, not misread.
-pub const VERSION: i32 = 4;
+pub const VERSION: i32 = 5;
 
-/// What makes a file of an earlier version this version's: version 2 adds
+/// What makes a file of version `from` one of `from + 1`: version 2 adds
 /// each poll's interval (gaps are found from it), version 3 each
 /// connection's workload, version 4 the boot's `open_seen` and the rows'
 /// `follows` (a poll writes when it saw the open rows once, not on each;
-/// [`columns::LAST_SEEN`]).
-const MIGRATIONS: [&str; 3] = [
-    "ALTER TABLE polls ADD COLUMN interval_ms INTEGER;",
-    "ALTER TABLE connections ADD COLUMN workload INTEGER; {WORKLOADS}",
-    "ALTER TABLE boots ADD COLUMN open_seen INTEGER; ALTER TABLE connections ADD COLUMN follows INTEGER; {SIGHTINGS}",
-];
+/// [`columns::LAST_SEEN`]), version 5 stores names as numbers behind views
+/// of the old names ([`codes`]) and indexes short connections by their
+/// spans, not in `lifetimes` ([`SHORT_MS`]).
+fn migration(from: i32) -> String {
+    match from {
+        1 => "ALTER TABLE polls ADD COLUMN interval_ms INTEGER;".into(),
+        2 => format!("ALTER TABLE connections ADD COLUMN workload INTEGER; {WORKLOADS}"),
+        3 => format!(
+            "ALTER TABLE boots ADD COLUMN open_seen INTEGER;
+             ALTER TABLE connections ADD COLUMN follows INTEGER; {SIGHTINGS}"
+        ),
+        4 => format!(
+            "DROP INDEX connections_open; DROP INDEX connections_remote;
+             {CONNECTION_TABLES} {rows} {SIGHTINGS}",
+            rows = codes::from_version_4()
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The tables of a new file, with their views.
+fn schema() -> String {
+    format!(
+        "{SCHEMA} {CONNECTION_TABLES} {views} {WORKLOADS} {SIGHTINGS}",
+        views = codes::connections_view()
+    )
+}
 
 /// Each connection's last sighting, as [`columns::LAST_SEEN`] says it
 /// (version 4): what a query of the file reads instead of
@@ -144,47 +166,6 @@ CREATE TABLE polls (
     interval_ms   INTEGER
 ) STRICT;
 CREATE INDEX polls_at ON polls (at);
-CREATE TABLE connections (
-    id                   INTEGER PRIMARY KEY,
-    boot                 INTEGER NOT NULL REFERENCES boots (id),
-    netns                INTEGER NOT NULL REFERENCES namespaces (id),
-    cookie               INTEGER,
-    first_seen           INTEGER NOT NULL,
-    last_seen            INTEGER NOT NULL,
-    closed_at            INTEGER,
-    closed_by            TEXT,
-    first_state          TEXT NOT NULL,
-    family               TEXT NOT NULL,
-    kind                 TEXT NOT NULL,
-    state                TEXT NOT NULL,
-    local_address        TEXT NOT NULL,
-    local_port           INTEGER NOT NULL,
-    remote_address       TEXT NOT NULL,
-    remote_port          INTEGER NOT NULL,
-    tx_queue             INTEGER NOT NULL,
-    rx_queue             INTEGER NOT NULL,
-    timer                TEXT NOT NULL,
-    timer_ms             INTEGER NOT NULL,
-    retransmits          INTEGER NOT NULL,
-    uid                  INTEGER NOT NULL,
-    probes               INTEGER NOT NULL,
-    inode                INTEGER NOT NULL,
-    source               TEXT NOT NULL,
-    interface            INTEGER,
-    backlog_limit        INTEGER,
-    congestion_algorithm TEXT,
-    shutdown             INTEGER,
-    v6only               INTEGER,
-    owner_status         TEXT,
-    bytes_acked          INTEGER,
-    bytes_received       INTEGER,
-    total_retrans        INTEGER,
-    rtt_us               INTEGER,
-    workload             INTEGER,
-    follows              INTEGER
-) STRICT;
-CREATE INDEX connections_open ON connections (boot, netns) WHERE closed_at IS NULL;
-CREATE INDEX connections_remote ON connections (remote_address, remote_port);
 CREATE TABLE owners (
     connection INTEGER NOT NULL,
     pid        INTEGER NOT NULL,
@@ -194,12 +175,6 @@ CREATE TABLE owners (
     PRIMARY KEY (connection, pid, fd)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX owners_pid ON owners (pid);
-CREATE TABLE state_changes (
-    connection INTEGER NOT NULL,
-    at         INTEGER NOT NULL,
-    state      TEXT NOT NULL,
-    PRIMARY KEY (connection, at, state)
-) STRICT, WITHOUT ROWID;
 CREATE TABLE listen_queues (
     poll          INTEGER NOT NULL,
     connection    INTEGER NOT NULL,
@@ -209,6 +184,72 @@ CREATE TABLE listen_queues (
 ) STRICT, WITHOUT ROWID;
 CREATE VIRTUAL TABLE lifetimes USING rtree_i32 (id, start_s, end_s);
 ";
+
+/// The connections' tables (version 5): their names as numbers
+/// ([`codes`]), and the spans of rows each transaction added.
+const CONNECTION_TABLES: &str = "
+CREATE TABLE connection_rows (
+    id                   INTEGER PRIMARY KEY,
+    boot                 INTEGER NOT NULL REFERENCES boots (id),
+    netns                INTEGER NOT NULL REFERENCES namespaces (id),
+    cookie               INTEGER,
+    first_seen           INTEGER NOT NULL,
+    last_seen            INTEGER NOT NULL,
+    closed_at            INTEGER,
+    closed_by            INTEGER,
+    first_state          INTEGER NOT NULL,
+    family               INTEGER NOT NULL,
+    kind                 INTEGER NOT NULL,
+    state                INTEGER NOT NULL,
+    local_address        TEXT NOT NULL,
+    local_port           INTEGER NOT NULL,
+    remote_address       TEXT NOT NULL,
+    remote_port          INTEGER NOT NULL,
+    tx_queue             INTEGER NOT NULL,
+    rx_queue             INTEGER NOT NULL,
+    timer                INTEGER NOT NULL,
+    timer_ms             INTEGER NOT NULL,
+    retransmits          INTEGER NOT NULL,
+    uid                  INTEGER NOT NULL,
+    probes               INTEGER NOT NULL,
+    inode                INTEGER NOT NULL,
+    source               INTEGER NOT NULL,
+    interface            INTEGER,
+    backlog_limit        INTEGER,
+    congestion_algorithm TEXT,
+    shutdown             INTEGER,
+    v6only               INTEGER,
+    owner_status         INTEGER,
+    bytes_acked          INTEGER,
+    bytes_received       INTEGER,
+    total_retrans        INTEGER,
+    rtt_us               INTEGER,
+    workload             INTEGER,
+    follows              INTEGER
+) STRICT;
+CREATE INDEX connections_open ON connection_rows (boot, netns) WHERE closed_at IS NULL;
+CREATE INDEX connections_remote ON connection_rows (remote_address, remote_port);
+CREATE TABLE state_change_rows (
+    connection INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    state      INTEGER NOT NULL,
+    PRIMARY KEY (connection, at, state)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE spans (
+    first_id       INTEGER PRIMARY KEY,
+    last_id        INTEGER NOT NULL,
+    first_seen_min INTEGER NOT NULL,
+    first_seen_max INTEGER NOT NULL
+) STRICT;
+";
+
+/// How long a connection lives at most to be found through its span
+/// (`spans`) rather than the lifetime index (version 5): a connection
+/// that ends later than this after its first sighting goes into
+/// `lifetimes` when it ends. Longer than a TIME_WAIT (60 s) and the poll
+/// that finds it gone, so that the churn of short connections, most of a
+/// busy file, costs the index nothing.
+pub(crate) const SHORT_MS: i64 = 180_000;
 
 /// `end_s` of a connection still open: the R*Tree's largest value.
 const OPEN_END: i64 = i32::MAX as i64;

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::columns::{
     lived, set_state, state_of, states_during, Lived, RowError, COLUMNS, COLUMNS_V3, LAST_SEEN,
 };
-use super::{ceil_s, floor_s, sqlite, Error, Result};
+use super::{ceil_s, floor_s, sqlite, Error, Result, SHORT_MS};
 use crate::model::{Host, Owner, Owners, Workload};
 
 /// Which connections to answer for.
@@ -183,7 +183,22 @@ impl Reader {
             format!(
                 "SELECT {columns}, {workload}, c.boot FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
             )
+        } else if self.version >= 5 {
+            // Short connections by their spans, long ones by the lifetime
+            // index, open ones by theirs.
+            format!(
+                "WITH found (id) AS (
+                    SELECT c.id FROM spans p JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
+                     WHERE p.first_seen_max >= ?3 - {SHORT_MS} AND p.first_seen_min <= ?4
+                    UNION SELECT id FROM lifetimes WHERE start_s <= ?2 AND end_s >= ?1
+                    UNION SELECT id FROM connection_rows WHERE closed_at IS NULL)
+                 SELECT {columns}, {workload}, c.boot FROM found f JOIN connections c ON c.id = f.id
+                    JOIN namespaces n ON n.id = c.netns
+                 WHERE c.first_seen <= ?4 AND coalesce(c.closed_at, {last_seen}) >= ?3
+                 ORDER BY c.first_seen, c.id"
+            )
         } else {
+            // Before version 5, every connection is in the lifetime index.
             format!(
                 "SELECT {columns}, {workload}, c.boot FROM lifetimes l JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
                  WHERE l.start_s <= ?2 AND l.end_s >= ?1 AND c.first_seen <= ?4

@@ -2,25 +2,54 @@
 //! its changes, its close, its owners; namespaces; and what the retention
 //! window deletes.
 
-use std::borrow::Cow;
-
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{ceil_s, floor_s, OPEN_END};
-use crate::model::{Owners, State, TimerKind, Workload};
+use super::{ceil_s, codes, floor_s, OPEN_END, SHORT_MS};
+use crate::model::{Owners, State, Workload};
 use crate::track::{Conn, End};
 
-/// A state as stored: the kernel's name (no allocation), or `UNKNOWN(0x..)`.
-pub(super) fn state_name(state: State) -> Cow<'static, str> {
-    state
-        .kernel_name()
-        .map_or_else(|| state.to_string().into(), Cow::Borrowed)
+/// The rows one transaction added: their ids and first sightings, which
+/// `spans` keeps, so that a connection that lived less than [`SHORT_MS`]
+/// is found from its first sighting without an index of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    first_id: i64,
+    last_id: i64,
+    first_seen_min: i64,
+    first_seen_max: i64,
 }
 
-/// A timer as stored: its name (no allocation), or `unknown(N)`.
-pub(super) fn timer_name(kind: TimerKind) -> Cow<'static, str> {
-    kind.name()
-        .map_or_else(|| kind.to_string().into(), Cow::Borrowed)
+impl Span {
+    /// With the row `id`, first seen at `first_seen`, added.
+    pub(super) fn add(span: Option<Span>, id: i64, first_seen: i64) -> Span {
+        match span {
+            None => Span {
+                first_id: id,
+                last_id: id,
+                first_seen_min: first_seen,
+                first_seen_max: first_seen,
+            },
+            Some(s) => Span {
+                first_id: s.first_id.min(id),
+                last_id: s.last_id.max(id),
+                first_seen_min: s.first_seen_min.min(first_seen),
+                first_seen_max: s.first_seen_max.max(first_seen),
+            },
+        }
+    }
+
+    pub(super) fn write(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "INSERT INTO spans (first_id, last_id, first_seen_min, first_seen_max) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            self.first_id,
+            self.last_id,
+            self.first_seen_min,
+            self.first_seen_max
+        ])?;
+        Ok(())
+    }
 }
 
 /// Time to the timer's expiry in ms: netlink's own, else /proc's ticks.
@@ -44,11 +73,12 @@ pub(super) fn counters(conn: &Conn) -> [Option<i64>; 4] {
     ]
 }
 
-fn owner_status(conn: &Conn) -> Option<&'static str> {
-    conn.entry.owners.as_ref().map(Owners::as_str)
+fn owner_status(conn: &Conn) -> Option<i64> {
+    conn.entry.owners.as_ref().map(codes::owner_status)
 }
 
-/// A new connection's row (closed already when its end is known).
+/// A new connection's row (closed already when its end is known, and then
+/// in the lifetime index if it lived long): its id and first sighting.
 pub(super) fn insert(
     tx: &Transaction<'_>,
     boot: i64,
@@ -59,11 +89,11 @@ pub(super) fn insert(
     let d = conn.entry.diag.as_ref();
     let [acked, received, retrans, rtt] = counters(conn);
     let (closed_at, closed_by) = match conn.ended {
-        Some((at, by)) => (Some(at.max(conn.first_seen)), Some(by.as_str())),
+        Some((at, by)) => (Some(at.max(conn.first_seen)), Some(codes::closed_by(by))),
         None => (None, None),
     };
     tx.prepare_cached(
-        "INSERT INTO connections (boot, netns, cookie, first_seen, last_seen, first_state, family, kind, state,
+        "INSERT INTO connection_rows (boot, netns, cookie, first_seen, last_seen, first_state, family, kind, state,
              local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
              retransmits, uid, probes, inode, source, interface, backlog_limit, congestion_algorithm,
              shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us,
@@ -77,23 +107,23 @@ pub(super) fn insert(
         d.map(|d| d.cookie as i64).filter(|&c| c != 0),
         conn.first_seen,
         conn.last_seen.max(conn.first_seen),
-        state_name(conn.first_state),
-        s.family.as_str(),
-        s.kind.as_str(),
-        state_name(s.state),
+        conn.first_state.code(),
+        codes::family(s.family),
+        codes::kind(s.kind),
+        s.state.code(),
         s.local.ip().to_string(),
         s.local.port(),
         s.remote.ip().to_string(),
         s.remote.port(),
         s.tx_queue,
         s.rx_queue,
-        timer_name(s.timer.kind),
+        s.timer.kind.code(),
         timer_ms(conn),
         s.retransmits,
         s.uid,
         s.probes,
         s.inode as i64,
-        conn.entry.source.as_str(),
+        codes::source(conn.entry.source),
         d.map(|d| d.interface),
         d.and_then(|d| d.backlog_limit),
         d.and_then(|d| d.congestion_algorithm.as_deref()),
@@ -108,10 +138,34 @@ pub(super) fn insert(
         closed_by,
     ])?;
     let id = tx.last_insert_rowid();
-    let end = closed_at.map_or(OPEN_END, ceil_s);
-    tx.prepare_cached("INSERT INTO lifetimes (id, start_s, end_s) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, floor_s(conn.first_seen), end])?;
+    // A new row is in no index yet: only a long one goes in.
+    if let Some(end) = closed_at.filter(|end| end - conn.first_seen > SHORT_MS) {
+        index_end(tx, id, conn.first_seen, end)?;
+    }
     Ok(id)
+}
+
+/// A connection that ended more than [`SHORT_MS`] after its first
+/// sighting into the lifetime index (its span does not find it). One
+/// indexed already (from its start, in a file taken up from version 4, or
+/// when it ended before its TIME_WAIT reopened it) ends there, long or
+/// not.
+fn index_end(
+    tx: &Transaction<'_>,
+    id: i64,
+    first_seen: i64,
+    closed_at: i64,
+) -> rusqlite::Result<()> {
+    if closed_at - first_seen > SHORT_MS {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO lifetimes (id, start_s, end_s) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![id, floor_s(first_seen), ceil_s(closed_at)])?;
+    } else {
+        tx.prepare_cached("UPDATE lifetimes SET end_s = max(?2, start_s) WHERE id = ?1")?
+            .execute(params![id, ceil_s(closed_at)])?;
+    }
+    Ok(())
 }
 
 /// The SQL that sets the four counters from the parameters named: the byte
@@ -153,7 +207,7 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
     let d = conn.entry.diag.as_ref();
     let [acked, received, retrans, rtt] = counters(conn);
     tx.prepare_cached(concat!(
-        "UPDATE connections SET last_seen = max(last_seen, ?2), state = ?3, kind = ?4, tx_queue = ?5,
+        "UPDATE connection_rows SET last_seen = max(last_seen, ?2), state = ?3, kind = ?4, tx_queue = ?5,
              rx_queue = ?6, timer = ?7, timer_ms = ?8, retransmits = ?9, probes = ?10,
              inode = CASE WHEN ?11 != 0 THEN ?11 ELSE inode END,
              owner_status = coalesce(?12, owner_status),
@@ -166,11 +220,11 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
     .execute(params![
         id,
         conn.last_seen,
-        state_name(s.state),
-        s.kind.as_str(),
+        s.state.code(),
+        codes::kind(s.kind),
         s.tx_queue,
         s.rx_queue,
-        timer_name(s.timer.kind),
+        s.timer.kind.code(),
         timer_ms(conn),
         s.retransmits,
         s.probes,
@@ -200,7 +254,7 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
 pub(super) fn update_counters(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Result<()> {
     let [acked, received, retrans, rtt] = counters(conn);
     tx.prepare_cached(concat!(
-        "UPDATE connections SET last_seen = max(last_seen, ?6), ",
+        "UPDATE connection_rows SET last_seen = max(last_seen, ?6), ",
         keep_counters!("?2", "?3", "?4", "?5"),
         " WHERE id = ?1"
     ))?
@@ -215,15 +269,15 @@ pub(super) fn state_change(
     state: State,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO state_changes (connection, at, state) VALUES (?1, ?2, ?3)",
+        "INSERT OR REPLACE INTO state_change_rows (connection, at, state) VALUES (?1, ?2, ?3)",
     )?
-    .execute(params![id, at, state_name(state)])?;
+    .execute(params![id, at, state.code()])?;
     Ok(())
 }
 
 /// The connection's end: never before its first or last sighting (the
-/// clock can be set back), nor its index entry before its start (which the
-/// R*Tree refuses).
+/// clock can be set back). One that lived long goes into the lifetime
+/// index.
 pub(super) fn close(
     tx: &Transaction<'_>,
     id: i64,
@@ -231,21 +285,30 @@ pub(super) fn close(
     by: End,
     last_seen: i64,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "UPDATE connections SET last_seen = max(last_seen, ?4),
-             closed_at = max(?2, first_seen, max(last_seen, ?4)), closed_by = ?3 WHERE id = ?1",
-    )?
-    .execute(params![id, at, by.as_str(), last_seen])?;
-    tx.prepare_cached("UPDATE lifetimes SET end_s = max(?2, start_s) WHERE id = ?1")?
-        .execute(params![id, ceil_s(at.max(last_seen))])?;
-    Ok(())
+    let row: Option<(i64, i64)> = tx
+        .prepare_cached(
+            "UPDATE connection_rows SET last_seen = max(last_seen, ?4),
+                 closed_at = max(?2, first_seen, max(last_seen, ?4)), closed_by = ?3 WHERE id = ?1
+             RETURNING first_seen, closed_at",
+        )?
+        .query_row(params![id, at, codes::closed_by(by), last_seen], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    match row {
+        Some((first_seen, closed_at)) => index_end(tx, id, first_seen, closed_at),
+        None => Ok(()),
+    }
 }
 
 /// A connection closed in the file that is there again (its TIME_WAIT,
-/// found by a recorder that took up the file).
+/// found by a recorder that took up the file): open, it is found as open
+/// rows are; in the lifetime index, its entry is open again until it ends.
 pub(super) fn reopen(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE connections SET closed_at = NULL, closed_by = NULL WHERE id = ?1")?
-        .execute([id])?;
+    tx.prepare_cached(
+        "UPDATE connection_rows SET closed_at = NULL, closed_by = NULL WHERE id = ?1",
+    )?
+    .execute([id])?;
     tx.prepare_cached("UPDATE lifetimes SET end_s = ?2 WHERE id = ?1")?
         .execute(params![id, OPEN_END])?;
     Ok(())
@@ -320,18 +383,55 @@ pub(super) fn namespace(
 /// seen an hour before (their connections ended before the cutoff). The
 /// freed pages are reused, so the file stops growing once the window is
 /// full. Returns the connections deleted.
+///
+/// A connection that lived long is found in the lifetime index, the
+/// others in the spans first seen before the cutoff. A span first seen
+/// more than [`SHORT_MS`] before the cutoff then goes: what it keeps is
+/// open (and goes into the lifetime index, to end there), or ended after
+/// the cutoff and so lived long (and is in the index already).
 pub(super) fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<u64> {
-    let ids: Vec<i64> = {
+    let mut ids: Vec<i64> = {
         let mut stmt = tx.prepare("SELECT id FROM lifetimes WHERE end_s < ?1")?;
         let rows = stmt.query_map([floor_s(cutoff_ms)], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    {
+        let mut stmt = tx.prepare(
+            "SELECT c.id FROM spans p JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
+             WHERE p.first_seen_min < ?1 AND c.closed_at < ?1",
+        )?;
+        let rows = stmt.query_map([cutoff_ms], |r| r.get(0))?;
+        for id in rows {
+            ids.push(id?);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    // What the spans that go leave open goes into the lifetime index, to
+    // end there whenever it ends.
+    let open: Vec<(i64, i64)> = {
+        let mut stmt = tx.prepare(
+            "SELECT c.id, c.first_seen FROM spans p JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
+             WHERE p.first_seen_max < ?1 AND c.closed_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM lifetimes l WHERE l.id = c.id)",
+        )?;
+        let rows = stmt.query_map([cutoff_ms - SHORT_MS], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, first_seen) in open {
+        tx.prepare_cached("INSERT INTO lifetimes (id, start_s, end_s) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, floor_s(first_seen), OPEN_END])?;
+    }
+    tx.execute(
+        "DELETE FROM spans WHERE first_seen_max < ?1",
+        [cutoff_ms - SHORT_MS],
+    )?;
     super::outbox::expired(tx, &ids)?;
     for id in &ids {
         for sql in [
             "DELETE FROM owners WHERE connection = ?1",
-            "DELETE FROM state_changes WHERE connection = ?1",
-            "DELETE FROM connections WHERE id = ?1",
+            "DELETE FROM state_change_rows WHERE connection = ?1",
+            "DELETE FROM connection_rows WHERE id = ?1",
             "DELETE FROM lifetimes WHERE id = ?1",
         ] {
             tx.prepare_cached(sql)?.execute([id])?;

@@ -76,6 +76,8 @@ pub(super) struct Session<'a> {
     pub(super) workloads: &'a mut HashMap<String, i64>,
     /// The tracker's connections whose row keeps its own `last_seen`.
     pub(super) pinned: &'a mut HashSet<u64>,
+    /// The rows this transaction added.
+    pub(super) span: Option<rows::Span>,
 }
 
 impl Session<'_> {
@@ -117,6 +119,7 @@ impl Session<'_> {
         if event.change == Change::Opened {
             let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
             let id = rows::insert(tx, self.boot, ns, conn)?;
+            self.span = Some(rows::Span::add(self.span, id, conn.first_seen));
             let mut row = Row {
                 id,
                 owners: Vec::new(),
@@ -215,7 +218,7 @@ impl Session<'_> {
         for conn in tracker.conns().filter(|c| c.last_seen < at) {
             if let Some(row) = self.rows.get(&conn.id) {
                 tx.prepare_cached(
-                    "UPDATE connections SET last_seen = ?2, follows = NULL WHERE id = ?1",
+                    "UPDATE connection_rows SET last_seen = ?2, follows = NULL WHERE id = ?1",
                 )?
                 .execute(params![row.id, conn.last_seen])?;
                 self.pinned.insert(conn.id);
@@ -231,7 +234,7 @@ impl Session<'_> {
             self.pinned.remove(&id);
             if let (Some(conn), Some(row)) = (tracker.get(id), self.rows.get(&id)) {
                 tx.prepare_cached(
-                    "UPDATE connections SET last_seen = max(last_seen, ?2), follows = 1 WHERE id = ?1",
+                    "UPDATE connection_rows SET last_seen = max(last_seen, ?2), follows = 1 WHERE id = ?1",
                 )?
                 .execute(params![row.id, conn.last_seen])?;
             }
@@ -356,7 +359,7 @@ fn workload(
             id
         }
     };
-    tx.prepare_cached("UPDATE connections SET workload = ?2 WHERE id = ?1")?
+    tx.prepare_cached("UPDATE connection_rows SET workload = ?2 WHERE id = ?1")?
         .execute(rusqlite::params![row.id, id])?;
     row.workload = true;
     Ok(())

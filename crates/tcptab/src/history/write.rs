@@ -13,8 +13,7 @@ use super::read::bad_row;
 use super::rows;
 use super::session::{poll_row, PollOutcome, PollRecord, Row, Session};
 use super::{
-    check, check_header, sqlite, Error, Result, APPLICATION_ID, MIGRATIONS, SCHEMA, SIGHTINGS,
-    VERSION, WORKLOADS,
+    check, check_header, migration, schema, sqlite, Error, Result, APPLICATION_ID, VERSION,
 };
 use crate::model::Owners;
 use crate::track::{Conn, Counters, End, Event, Tracker};
@@ -82,24 +81,19 @@ impl Writer {
                     "PRAGMA application_id = {APPLICATION_ID};
                      PRAGMA user_version = {VERSION};
                      BEGIN;
-                     {SCHEMA}
-                     {WORKLOADS}
-                     {SIGHTINGS}
+                     {schema}
                      INSERT INTO meta VALUES ('created', {now}), ('tcptab', '{version}');
                      COMMIT;
                      PRAGMA journal_mode = WAL;",
+                    schema = schema(),
                     now = crate::time::now_ms(),
                     version = env!("CARGO_PKG_VERSION"),
                 ))
                 .map_err(&err)?,
             Some(v) if v < VERSION => {
                 let mut steps = String::from("BEGIN;");
-                for step in &MIGRATIONS[(v - 1) as usize..] {
-                    steps.push_str(
-                        &step
-                            .replace("{WORKLOADS}", WORKLOADS)
-                            .replace("{SIGHTINGS}", SIGHTINGS),
-                    );
+                for from in v..VERSION {
+                    steps.push_str(&migration(from));
                 }
                 steps.push_str(&format!("PRAGMA user_version = {VERSION}; COMMIT;"));
                 conn.execute_batch(&steps).map_err(&err)?;
@@ -306,7 +300,7 @@ impl Writer {
         // The rows taken up follow this recorder's polls (its first one
         // puts back those it does not find).
         tx.execute(
-            "UPDATE connections SET follows = 1 WHERE closed_at IS NULL AND boot = ?1",
+            "UPDATE connection_rows SET follows = 1 WHERE closed_at IS NULL AND boot = ?1",
             [self.boot],
         )
         .map_err(&err)?;
@@ -348,6 +342,7 @@ impl Writer {
             rows: &mut self.rows,
             workloads: &mut self.workloads,
             pinned: &mut self.pinned,
+            span: None,
         };
         let ship = self.ship;
         let written = (|| -> rusqlite::Result<PollOutcome> {
@@ -359,6 +354,9 @@ impl Writer {
             let mut changed = Vec::new();
             for event in events {
                 changed.extend(state.apply(&tx, event, &mut out)?);
+            }
+            if let Some(span) = state.span {
+                span.write(&tx)?;
             }
             if ship {
                 changed.sort_unstable();
@@ -393,7 +391,7 @@ impl Writer {
 fn close_earlier_boots(tx: &rusqlite::Transaction<'_>, boot: i64) -> rusqlite::Result<()> {
     let ended: Vec<(i64, i64)> = {
         let mut stmt = tx.prepare(
-            "SELECT id, last_seen FROM connections WHERE closed_at IS NULL AND boot != ?1",
+            "SELECT id, last_seen FROM connection_rows WHERE closed_at IS NULL AND boot != ?1",
         )?;
         let rows = stmt.query_map([boot], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?

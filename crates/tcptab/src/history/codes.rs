@@ -1,0 +1,322 @@
+//! What a file of version 5 stores instead of names: a small number for
+//! each of the `connections` columns that hold one of a few names (a
+//! state, a row shape, a timer, an owner status, ...). A name took 4 to 12
+//! bytes in every row, a number takes one or none, and a connection's row
+//! holds eight of them: about a fifth of the file.
+//!
+//! The numbers live in the tables `connection_rows` and
+//! `state_change_rows`; the views `connections` and `state_changes` name
+//! them again, column for column as a file of version 4 has them, so that
+//! a query of the file (tcptab's, or someone's with `sqlite3`) reads
+//! names. The table below is the one place that pairs them: the views and
+//! the migration from version 4 are made from it, and the writer's
+//! numbers are checked against it.
+
+use crate::model::{Family, Owners, RowKind, Source};
+use crate::track::End;
+
+/// The names one column holds, by number, and what a number without a
+/// name reads as (SQL, `{}` the column), if any.
+pub(super) struct Names {
+    pub(super) pairs: &'static [(i64, &'static str)],
+    other: Option<Other>,
+}
+
+/// How a number without a name is written and read back.
+#[derive(Clone, Copy)]
+enum Other {
+    /// `UNKNOWN(0x0e)`: a state the kernel added after this tcptab.
+    State,
+    /// `unknown(7)`: a timer code the kernel added.
+    Timer,
+}
+
+pub(super) const FAMILY: Names = Names {
+    pairs: &[(4, "ipv4"), (6, "ipv6")],
+    other: None,
+};
+pub(super) const KIND: Names = Names {
+    pairs: &[(0, "full"), (1, "time_wait"), (2, "request")],
+    other: None,
+};
+pub(super) const SOURCE: Names = Names {
+    pairs: &[(0, "proc"), (1, "netlink")],
+    other: None,
+};
+pub(super) const CLOSED_BY: Names = Names {
+    pairs: &[
+        (1, "destroy"),
+        (2, "poll"),
+        (3, "expired"),
+        (4, "gap"),
+        (5, "reboot"),
+    ],
+    other: None,
+};
+/// In the order of [`Owners::rank`]: the best seen is the highest.
+pub(super) const OWNER_STATUS: Names = Names {
+    pairs: &[
+        (1, "no_process"),
+        (2, "not_found"),
+        (3, "unknown"),
+        (4, "owned"),
+    ],
+    other: None,
+};
+/// The kernel's own numbers.
+pub(super) const STATE: Names = Names {
+    pairs: &[
+        (1, "ESTABLISHED"),
+        (2, "SYN_SENT"),
+        (3, "SYN_RECV"),
+        (4, "FIN_WAIT1"),
+        (5, "FIN_WAIT2"),
+        (6, "TIME_WAIT"),
+        (7, "CLOSE"),
+        (8, "CLOSE_WAIT"),
+        (9, "LAST_ACK"),
+        (10, "LISTEN"),
+        (11, "CLOSING"),
+        (12, "NEW_SYN_RECV"),
+        (13, "BOUND_INACTIVE"),
+    ],
+    other: Some(Other::State),
+};
+/// The kernel's own numbers (the `tr` column of /proc/net/tcp).
+pub(super) const TIMER: Names = Names {
+    pairs: &[
+        (0, "off"),
+        (1, "retransmit"),
+        (2, "keepalive"),
+        (3, "time_wait"),
+        (4, "zero_window_probe"),
+    ],
+    other: Some(Other::Timer),
+};
+
+impl Names {
+    /// SQL naming the number `column` holds (NULL for NULL; a number
+    /// tcptab does not write as its digits, which the reader refuses).
+    pub(super) fn name_sql(&self, column: &str) -> String {
+        let mut sql = format!("CASE {column}");
+        for (code, name) in self.pairs {
+            sql.push_str(&format!(" WHEN {code} THEN '{name}'"));
+        }
+        // A number without a name reads as itself, which the reader then
+        // names in its error.
+        let other = match self.other {
+            Some(Other::State) => "printf('UNKNOWN(0x%02x)', {})",
+            Some(Other::Timer) => "printf('unknown(%d)', {})",
+            None => "CAST({} AS TEXT)",
+        };
+        sql.push_str(&format!(
+            " ELSE CASE WHEN {column} BETWEEN 0 AND 255 THEN {} ELSE CAST({column} AS TEXT) END END",
+            other.replace("{}", column)
+        ));
+        sql
+    }
+
+    /// SQL numbering the name `column` holds (a file of version 4 taken
+    /// up); NULL for a name tcptab does not write.
+    pub(super) fn code_sql(&self, column: &str) -> String {
+        let mut sql = format!("CASE {column}");
+        for (code, name) in self.pairs {
+            sql.push_str(&format!(" WHEN '{name}' THEN {code}"));
+        }
+        match self.other {
+            Some(Other::State) => sql.push_str(&format!(
+                " ELSE CASE WHEN {column} LIKE 'UNKNOWN(0x__)' THEN
+                    (instr('0123456789abcdef', substr({column}, 11, 1)) - 1) * 16
+                    + instr('0123456789abcdef', substr({column}, 12, 1)) - 1 END"
+            )),
+            Some(Other::Timer) => sql.push_str(&format!(
+                " ELSE CASE WHEN {column} LIKE 'unknown(%)' THEN
+                    CAST(substr({column}, 9, length({column}) - 9) AS INTEGER) END"
+            )),
+            None => {}
+        }
+        sql.push_str(" END");
+        sql
+    }
+}
+
+pub(super) fn family(f: Family) -> i64 {
+    match f {
+        Family::Ipv4 => 4,
+        Family::Ipv6 => 6,
+    }
+}
+
+pub(super) fn kind(k: RowKind) -> i64 {
+    match k {
+        RowKind::Full => 0,
+        RowKind::TimeWait => 1,
+        RowKind::Request => 2,
+    }
+}
+
+pub(super) fn source(s: Source) -> i64 {
+    match s {
+        Source::Proc => 0,
+        Source::Netlink => 1,
+    }
+}
+
+pub(super) fn closed_by(e: End) -> i64 {
+    match e {
+        End::Destroy => 1,
+        End::Poll => 2,
+        End::Expired => 3,
+        End::Gap => 4,
+        End::Reboot => 5,
+    }
+}
+
+pub(super) fn owner_status(o: &Owners) -> i64 {
+    match o {
+        Owners::NoProcess => 1,
+        Owners::NotFound => 2,
+        Owners::Unknown => 3,
+        Owners::Owned(_) => 4,
+    }
+}
+
+/// The `connections` view: `connection_rows` with names, its columns in
+/// the order of a file of version 4.
+pub(super) fn connections_view() -> String {
+    format!(
+        "CREATE VIEW connections AS SELECT id, boot, netns, cookie, first_seen, last_seen, closed_at,
+            {closed_by} AS closed_by, {first_state} AS first_state, {family} AS family,
+            {kind} AS kind, {state} AS state, local_address, local_port, remote_address,
+            remote_port, tx_queue, rx_queue, {timer} AS timer, timer_ms, retransmits, uid, probes,
+            inode, {source} AS source, interface, backlog_limit, congestion_algorithm, shutdown,
+            v6only, {owner_status} AS owner_status, bytes_acked, bytes_received, total_retrans,
+            rtt_us, workload, follows
+         FROM connection_rows;
+         CREATE VIEW state_changes AS SELECT connection, at, {change} AS state FROM state_change_rows;",
+        closed_by = CLOSED_BY.name_sql("closed_by"),
+        first_state = STATE.name_sql("first_state"),
+        family = FAMILY.name_sql("family"),
+        kind = KIND.name_sql("kind"),
+        state = STATE.name_sql("state"),
+        timer = TIMER.name_sql("timer"),
+        source = SOURCE.name_sql("source"),
+        owner_status = OWNER_STATUS.name_sql("owner_status"),
+        change = STATE.name_sql("state"),
+    )
+}
+
+/// The rows of a file of version 4 (`connections`, `state_changes`:
+/// tables with names) into this version's tables, the tables dropped and
+/// the views made in their place.
+pub(super) fn from_version_4() -> String {
+    format!(
+        "INSERT INTO connection_rows SELECT id, boot, netns, cookie, first_seen, last_seen, closed_at,
+            {closed_by}, {first_state}, {family}, {kind}, {state}, local_address, local_port,
+            remote_address, remote_port, tx_queue, rx_queue, {timer}, timer_ms, retransmits, uid,
+            probes, inode, {source}, interface, backlog_limit, congestion_algorithm, shutdown,
+            v6only, {owner_status}, bytes_acked, bytes_received, total_retrans, rtt_us, workload,
+            follows
+         FROM connections;
+         INSERT INTO state_change_rows SELECT connection, at, {change} FROM state_changes;
+         DROP VIEW sightings;
+         DROP TABLE connections;
+         DROP TABLE state_changes;
+         {views}",
+        closed_by = CLOSED_BY.code_sql("closed_by"),
+        first_state = STATE.code_sql("first_state"),
+        family = FAMILY.code_sql("family"),
+        kind = KIND.code_sql("kind"),
+        state = STATE.code_sql("state"),
+        timer = TIMER.code_sql("timer"),
+        source = SOURCE.code_sql("source"),
+        owner_status = OWNER_STATUS.code_sql("owner_status"),
+        change = STATE.code_sql("state"),
+        views = connections_view(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{State, TimerKind};
+
+    fn name(names: &Names, code: i64) -> Option<&'static str> {
+        names.pairs.iter().find(|p| p.0 == code).map(|p| p.1)
+    }
+
+    #[test]
+    fn each_number_names_what_the_model_calls_it() {
+        for f in [Family::Ipv4, Family::Ipv6] {
+            assert_eq!(name(&FAMILY, family(f)), Some(f.as_str()));
+        }
+        for k in [RowKind::Full, RowKind::TimeWait, RowKind::Request] {
+            assert_eq!(name(&KIND, kind(k)), Some(k.as_str()));
+        }
+        for s in [Source::Proc, Source::Netlink] {
+            assert_eq!(name(&SOURCE, source(s)), Some(s.as_str()));
+        }
+        for e in [End::Destroy, End::Poll, End::Expired, End::Gap, End::Reboot] {
+            assert_eq!(name(&CLOSED_BY, closed_by(e)), Some(e.as_str()));
+        }
+        let statuses = [
+            Owners::NoProcess,
+            Owners::NotFound,
+            Owners::Unknown,
+            Owners::Owned(std::sync::Arc::from([])),
+        ];
+        for o in &statuses {
+            assert_eq!(name(&OWNER_STATUS, owner_status(o)), Some(o.as_str()));
+        }
+        // The best status seen is the highest number.
+        for w in statuses.windows(2) {
+            assert!(owner_status(&w[0]) < owner_status(&w[1]));
+            assert!(w[0].rank() < w[1].rank());
+        }
+        for code in 0..=255u8 {
+            let s = State::from_code(code);
+            assert_eq!(name(&STATE, i64::from(code)), s.kernel_name(), "{code}");
+            let t = TimerKind::from_code(code);
+            assert_eq!(name(&TIMER, i64::from(code)), t.name(), "{code}");
+        }
+    }
+
+    /// Every number through the view's SQL and back through the
+    /// migration's, in SQLite itself: the name is the model's, and the
+    /// number comes back.
+    #[test]
+    fn names_and_numbers_go_both_ways_in_sql() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        let both = |names: &Names, code: i64| -> (Option<String>, Option<i64>) {
+            let sql = format!(
+                "SELECT {}, {} FROM (SELECT ?1 AS x, {} AS y)",
+                names.name_sql("x"),
+                names.code_sql("y"),
+                names.name_sql("?1")
+            );
+            db.query_row(&sql, [code], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+        };
+        for code in 0..=255u8 {
+            let (text, back) = both(&STATE, i64::from(code));
+            assert_eq!(text.as_deref(), Some(&*State::from_code(code).to_string()));
+            assert_eq!(back, Some(i64::from(code)));
+            let (text, back) = both(&TIMER, i64::from(code));
+            assert_eq!(
+                text,
+                Some(crate::history::tests::timer_name(TimerKind::from_code(
+                    code
+                )))
+            );
+            assert_eq!(back, Some(i64::from(code)));
+        }
+        for names in [&FAMILY, &KIND, &SOURCE, &CLOSED_BY, &OWNER_STATUS] {
+            for &(code, name) in names.pairs {
+                assert_eq!(both(names, code), (Some(name.to_string()), Some(code)));
+            }
+            // A number tcptab does not write has no name.
+            assert_eq!(both(names, 99), (Some("99".into()), None));
+        }
+        assert_eq!(both(&STATE, 256), (Some("256".into()), None));
+    }
+}
