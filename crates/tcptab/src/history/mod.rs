@@ -228,7 +228,6 @@ CREATE TABLE connection_rows (
     follows              INTEGER
 ) STRICT;
 CREATE INDEX connections_open ON connection_rows (boot, netns) WHERE closed_at IS NULL;
-CREATE INDEX connections_remote ON connection_rows (remote_address, remote_port);
 CREATE TABLE state_change_rows (
     connection INTEGER NOT NULL,
     at         INTEGER NOT NULL,
