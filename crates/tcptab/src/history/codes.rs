@@ -181,11 +181,12 @@ pub(super) fn owner_status(o: &Owners) -> i64 {
     }
 }
 
-/// The `connections` view: `connection_rows` with names, its columns in
-/// the order of a file of version 4.
+/// The `connections` view: `connection_rows` with names and times since
+/// the epoch, its columns in the order of a file of version 4.
 pub(super) fn connections_view() -> String {
     format!(
-        "CREATE VIEW connections AS SELECT id, boot, netns, cookie, first_seen, last_seen, closed_at,
+        "CREATE VIEW connections AS SELECT id, boot, netns, cookie, first_seen,
+            first_seen + last_seen AS last_seen, first_seen + closed_at AS closed_at,
             {closed_by} AS closed_by, {first_state} AS first_state, {family} AS family,
             {kind} AS kind, {state} AS state, local_address, local_port, remote_address,
             remote_port, tx_queue, rx_queue, {timer} AS timer, timer_ms, retransmits, uid, probes,
@@ -211,7 +212,8 @@ pub(super) fn connections_view() -> String {
 /// the views made in their place.
 pub(super) fn from_version_4() -> String {
     format!(
-        "INSERT INTO connection_rows SELECT id, boot, netns, cookie, first_seen, last_seen, closed_at,
+        "INSERT INTO connection_rows SELECT id, boot, netns, cookie, first_seen,
+            last_seen - first_seen, closed_at - first_seen,
             {closed_by}, {first_state}, {family}, {kind}, {state}, local_address, local_port,
             remote_address, remote_port, tx_queue, rx_queue, {timer}, timer_ms, retransmits, uid,
             probes, inode, {source}, interface, backlog_limit, congestion_algorithm, shutdown,

@@ -60,13 +60,12 @@ macro_rules! after_last_seen {
 pub(super) const LAST_SEEN: &str = last_seen_sql!();
 
 /// Every open row that follows its boot's polls given its last sighting
-/// (and the boots none), so that `last_seen` alone says it again.
-pub(super) const SETTLE: &str = concat!(
-    "UPDATE connection_rows AS c SET last_seen = ",
-    last_seen_sql!(),
-    " WHERE c.closed_at IS NULL AND c.follows;
-     UPDATE boots SET open_seen = NULL;"
-);
+/// (and the boots none), so that `last_seen` alone says it again (in
+/// `connection_rows`, whose times after the first sighting count from it).
+pub(super) const SETTLE: &str = "UPDATE connection_rows AS c SET last_seen = max(c.last_seen,
+        coalesce((SELECT ob.open_seen FROM boots ob WHERE ob.id = c.boot) - c.first_seen, c.last_seen))
+     WHERE c.closed_at IS NULL AND c.follows;
+     UPDATE boots SET open_seen = NULL;";
 
 /// The columns [`lived`] reads from SQLite, in the order of
 /// [`COLUMN_NAMES`], from a file of this version.

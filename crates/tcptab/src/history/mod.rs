@@ -186,7 +186,9 @@ CREATE VIRTUAL TABLE lifetimes USING rtree_i32 (id, start_s, end_s);
 ";
 
 /// The connections' tables (version 5): their names as numbers
-/// ([`codes`]), and the spans of rows each transaction added.
+/// ([`codes`]), `last_seen` and `closed_at` in ms after `first_seen` (a
+/// few bytes, none for a connection closed where it was first seen), and
+/// the spans of rows each transaction added.
 const CONNECTION_TABLES: &str = "
 CREATE TABLE connection_rows (
     id                   INTEGER PRIMARY KEY,

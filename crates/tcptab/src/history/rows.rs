@@ -106,7 +106,7 @@ pub(super) fn insert(
         netns,
         d.map(|d| d.cookie as i64).filter(|&c| c != 0),
         conn.first_seen,
-        conn.last_seen.max(conn.first_seen),
+        conn.last_seen.max(conn.first_seen) - conn.first_seen,
         conn.first_state.code(),
         codes::family(s.family),
         codes::kind(s.kind),
@@ -134,7 +134,7 @@ pub(super) fn insert(
         received,
         retrans,
         rtt,
-        closed_at,
+        closed_at.map(|at| at - conn.first_seen),
         closed_by,
     ])?;
     let id = tx.last_insert_rowid();
@@ -207,7 +207,7 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
     let d = conn.entry.diag.as_ref();
     let [acked, received, retrans, rtt] = counters(conn);
     tx.prepare_cached(concat!(
-        "UPDATE connection_rows SET last_seen = max(last_seen, ?2), state = ?3, kind = ?4, tx_queue = ?5,
+        "UPDATE connection_rows SET last_seen = max(last_seen, ?2 - first_seen), state = ?3, kind = ?4, tx_queue = ?5,
              rx_queue = ?6, timer = ?7, timer_ms = ?8, retransmits = ?9, probes = ?10,
              inode = CASE WHEN ?11 != 0 THEN ?11 ELSE inode END,
              owner_status = coalesce(?12, owner_status),
@@ -254,7 +254,7 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
 pub(super) fn update_counters(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Result<()> {
     let [acked, received, retrans, rtt] = counters(conn);
     tx.prepare_cached(concat!(
-        "UPDATE connection_rows SET last_seen = max(last_seen, ?6), ",
+        "UPDATE connection_rows SET last_seen = max(last_seen, ?6 - first_seen), ",
         keep_counters!("?2", "?3", "?4", "?5"),
         " WHERE id = ?1"
     ))?
@@ -287,9 +287,10 @@ pub(super) fn close(
 ) -> rusqlite::Result<()> {
     let row: Option<(i64, i64)> = tx
         .prepare_cached(
-            "UPDATE connection_rows SET last_seen = max(last_seen, ?4),
-                 closed_at = max(?2, first_seen, max(last_seen, ?4)), closed_by = ?3 WHERE id = ?1
-             RETURNING first_seen, closed_at",
+            "UPDATE connection_rows SET last_seen = max(last_seen, ?4 - first_seen),
+                 closed_at = max(?2 - first_seen, 0, last_seen, ?4 - first_seen), closed_by = ?3
+             WHERE id = ?1
+             RETURNING first_seen, first_seen + closed_at",
         )?
         .query_row(params![id, at, codes::closed_by(by), last_seen], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -398,7 +399,7 @@ pub(super) fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<u
     {
         let mut stmt = tx.prepare(
             "SELECT c.id FROM spans p JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
-             WHERE p.first_seen_min < ?1 AND c.closed_at < ?1",
+             WHERE p.first_seen_min < ?1 AND c.first_seen + c.closed_at < ?1",
         )?;
         let rows = stmt.query_map([cutoff_ms], |r| r.get(0))?;
         for id in rows {

@@ -218,7 +218,7 @@ impl Session<'_> {
         for conn in tracker.conns().filter(|c| c.last_seen < at) {
             if let Some(row) = self.rows.get(&conn.id) {
                 tx.prepare_cached(
-                    "UPDATE connection_rows SET last_seen = ?2, follows = NULL WHERE id = ?1",
+                    "UPDATE connection_rows SET last_seen = ?2 - first_seen, follows = NULL WHERE id = ?1",
                 )?
                 .execute(params![row.id, conn.last_seen])?;
                 self.pinned.insert(conn.id);
@@ -234,7 +234,7 @@ impl Session<'_> {
             self.pinned.remove(&id);
             if let (Some(conn), Some(row)) = (tracker.get(id), self.rows.get(&id)) {
                 tx.prepare_cached(
-                    "UPDATE connection_rows SET last_seen = max(last_seen, ?2), follows = 1 WHERE id = ?1",
+                    "UPDATE connection_rows SET last_seen = max(last_seen, ?2 - first_seen), follows = 1 WHERE id = ?1",
                 )?
                 .execute(params![row.id, conn.last_seen])?;
             }

@@ -391,7 +391,7 @@ impl Writer {
 fn close_earlier_boots(tx: &rusqlite::Transaction<'_>, boot: i64) -> rusqlite::Result<()> {
     let ended: Vec<(i64, i64)> = {
         let mut stmt = tx.prepare(
-            "SELECT id, last_seen FROM connection_rows WHERE closed_at IS NULL AND boot != ?1",
+            "SELECT id, first_seen + last_seen FROM connection_rows WHERE closed_at IS NULL AND boot != ?1",
         )?;
         let rows = stmt.query_map([boot], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
