@@ -6,7 +6,9 @@
 # shifted by whole copies of its span; the held connections stay open
 # through the day), then `history --at` a moment in the middle, `--at`
 # with a port filter, `--between` a minute and `--summary --at` are timed
-# (median of 5 runs, bench/timeit.py). Run it alone.
+# (median of 5 runs, bench/timeit.py). Run it alone. For a file of
+# version 5 (docs/history.md): the rows, their spans and the long ones'
+# lifetime index are copied.
 #
 #   bench/history_day.sh CHURN_DB [HOURS]        (default: 24)
 set -euo pipefail
@@ -33,29 +35,33 @@ PRAGMA synchronous = OFF;
 PRAGMA cache_size = -8000000;
 PRAGMA mmap_size = 40000000000;
 BEGIN;
-CREATE TEMP TABLE m AS SELECT max(id) AS c, (SELECT max(id) FROM polls) AS p FROM connections;
-INSERT INTO connections
-  SELECT id + (SELECT c FROM m), boot, netns, cookie, first_seen + $shift_ms, last_seen + $shift_ms,
-         closed_at + $shift_ms, closed_by, first_state, family, kind, state, local_address, local_port,
-         remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms, retransmits, uid, probes,
-         inode, source, interface, backlog_limit, congestion_algorithm, shutdown, v6only, owner_status,
-         bytes_acked, bytes_received, total_retrans, rtt_us
-  FROM connections WHERE closed_at IS NOT NULL AND first_seen < $limit;
+CREATE TEMP TABLE m AS SELECT (SELECT max(id) FROM connection_rows) AS c, (SELECT max(id) FROM polls) AS p;
+INSERT INTO connection_rows
+  SELECT id + (SELECT c FROM m), boot, netns, cookie, first_seen + $shift_ms, last_seen, closed_at,
+         closed_by, first_state, family, kind, state, local_address, local_port, remote_address,
+         remote_port, tx_queue, rx_queue, timer, timer_ms, retransmits, uid, probes, inode, source,
+         interface, backlog_limit, congestion_algorithm, shutdown, v6only, owner_status, bytes_acked,
+         bytes_received, total_retrans, rtt_us, workload, follows
+  FROM connection_rows WHERE closed_at IS NOT NULL AND first_seen < $limit;
+INSERT INTO spans
+  SELECT first_id + (SELECT c FROM m), last_id + (SELECT c FROM m), first_seen_min + $shift_ms,
+         first_seen_max + $shift_ms
+  FROM spans WHERE first_id <= (SELECT c FROM m) AND first_seen_min < $limit;
 INSERT INTO lifetimes
   SELECT c.id + (SELECT c FROM m), l.start_s + $shift_ms / 1000, l.end_s + $shift_ms / 1000
-  FROM lifetimes l JOIN connections c ON c.id = l.id
+  FROM lifetimes l JOIN connection_rows c ON c.id = l.id
   WHERE c.closed_at IS NOT NULL AND c.first_seen < $limit AND c.id <= (SELECT c FROM m);
 INSERT INTO owners
   SELECT o.connection + (SELECT c FROM m), o.pid, o.fd, o.command, o.first_seen + $shift_ms
-  FROM owners o JOIN connections c ON c.id = o.connection
+  FROM owners o JOIN connection_rows c ON c.id = o.connection
   WHERE c.closed_at IS NOT NULL AND c.first_seen < $limit AND c.id <= (SELECT c FROM m);
-INSERT INTO state_changes
+INSERT INTO state_change_rows
   SELECT s.connection + (SELECT c FROM m), s.at + $shift_ms, s.state
-  FROM state_changes s JOIN connections c ON c.id = s.connection
+  FROM state_change_rows s JOIN connection_rows c ON c.id = s.connection
   WHERE c.closed_at IS NOT NULL AND c.first_seen < $limit AND c.id <= (SELECT c FROM m);
 INSERT INTO polls
   SELECT id + (SELECT p FROM m), at + $shift_ms, boot, source, namespaces, sockets, opened, closed,
-         notifications, took_us, not_seen
+         notifications, took_us, not_seen, interval_ms
   FROM polls WHERE at < $limit;
 INSERT INTO listen_queues
   SELECT q.poll + (SELECT p FROM m), q.connection, q.queued, q.backlog_limit
@@ -65,8 +71,8 @@ SQL
   covered=$(( covered * 2 ))
 done
 last=$(sqlite3 "$day" 'SELECT max(at) FROM polls')
-sqlite3 "$day" "UPDATE connections SET last_seen = $last WHERE closed_at IS NULL;"
-rows=$(sqlite3 "$day" 'SELECT count(*) FROM connections')
+sqlite3 "$day" "UPDATE connection_rows SET last_seen = $last - first_seen WHERE closed_at IS NULL;"
+rows=$(sqlite3 "$day" 'SELECT count(*) FROM connection_rows')
 size=$(stat -c %s "$day")
 first=$(sqlite3 "$day" 'SELECT min(at) FROM polls')
 mid=$(python3 -c "import sys; sys.path.insert(0, 'bench'); t = (int(sys.argv[1]) + int(sys.argv[2])) // 2; import datetime; print(datetime.datetime.fromtimestamp(t / 1000, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z')" "$first" "$last")

@@ -398,7 +398,7 @@ pub(super) fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<u
     };
     {
         let mut stmt = tx.prepare(
-            "SELECT c.id FROM spans p JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
+            "SELECT c.id FROM spans p CROSS JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
              WHERE p.first_seen_min < ?1 AND c.first_seen + c.closed_at < ?1",
         )?;
         let rows = stmt.query_map([cutoff_ms], |r| r.get(0))?;
@@ -412,7 +412,7 @@ pub(super) fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<u
     // end there whenever it ends.
     let open: Vec<(i64, i64)> = {
         let mut stmt = tx.prepare(
-            "SELECT c.id, c.first_seen FROM spans p JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
+            "SELECT c.id, c.first_seen FROM spans p CROSS JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
              WHERE p.first_seen_max < ?1 AND c.closed_at IS NULL
                AND NOT EXISTS (SELECT 1 FROM lifetimes l WHERE l.id = c.id)",
         )?;
