@@ -167,47 +167,7 @@ impl Reader {
             Window::Between(a, b) => (a, b),
             Window::All => (i64::MIN / 2, i64::MAX / 2),
         };
-        // A file before version 3 keeps no workloads.
-        let workload = if self.version >= 3 {
-            "c.workload"
-        } else {
-            "NULL"
-        };
-        // A file before version 4 keeps each row's last sighting in it.
-        let (columns, last_seen) = if self.version >= 4 {
-            (COLUMNS, LAST_SEEN)
-        } else {
-            (COLUMNS_V3, "c.last_seen")
-        };
-        let sql = if window == Window::All {
-            format!(
-                "SELECT {columns}, {workload}, c.boot FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
-            )
-        } else if self.version >= 5 {
-            // Short connections by their spans, long ones by the lifetime
-            // index, open ones by theirs. The joins' order is written out
-            // (CROSS JOIN, MATERIALIZED, INDEXED BY): without it SQLite
-            // 3.53 chose to scan every row of the file.
-            format!(
-                "WITH found (id) AS MATERIALIZED (
-                    SELECT c.id FROM spans p CROSS JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
-                     WHERE p.first_seen_max >= ?3 - {SHORT_MS} AND p.first_seen_min <= ?4
-                    UNION SELECT id FROM lifetimes WHERE start_s <= ?2 AND end_s >= ?1
-                    UNION SELECT id FROM connection_rows INDEXED BY connections_open WHERE closed_at IS NULL)
-                 SELECT {columns}, {workload}, c.boot FROM found f CROSS JOIN connections c ON c.id = f.id
-                    JOIN namespaces n ON n.id = c.netns
-                 WHERE c.first_seen <= ?4 AND coalesce(c.closed_at, {last_seen}) >= ?3
-                 ORDER BY c.first_seen, c.id"
-            )
-        } else {
-            // Before version 5, every connection is in the lifetime index.
-            format!(
-                "SELECT {columns}, {workload}, c.boot FROM lifetimes l CROSS JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
-                 WHERE l.start_s <= ?2 AND l.end_s >= ?1 AND c.first_seen <= ?4
-                   AND coalesce(c.closed_at, {last_seen}) >= ?3
-                 ORDER BY c.first_seen, c.id"
-            )
-        };
+        let sql = self.window_sql(window);
         let mut stmt = self.conn.prepare(&sql).map_err(|e| E::from(err(e)))?;
         let mut owners = self
             .conn
@@ -280,6 +240,53 @@ impl Reader {
     /// was never recorded with a store; docs/fleet.md).
     pub fn shipping(&self) -> Result<Option<super::Waiting>> {
         super::outbox::status(&self.conn).map_err(sqlite(&self.path))
+    }
+
+    /// The query of [`Reader::connections`] for `window` in this file's
+    /// version (parameters: the window's first and last second, and its
+    /// first and last millisecond).
+    pub(super) fn window_sql(&self, window: Window) -> String {
+        // A file before version 3 keeps no workloads.
+        let workload = if self.version >= 3 {
+            "c.workload"
+        } else {
+            "NULL"
+        };
+        // A file before version 4 keeps each row's last sighting in it.
+        let (columns, last_seen) = if self.version >= 4 {
+            (COLUMNS, LAST_SEEN)
+        } else {
+            (COLUMNS_V3, "c.last_seen")
+        };
+        if window == Window::All {
+            format!(
+                "SELECT {columns}, {workload}, c.boot FROM connections c JOIN namespaces n ON n.id = c.netns ORDER BY c.first_seen, c.id"
+            )
+        } else if self.version >= 5 {
+            // Short connections by their spans, long ones by the lifetime
+            // index, open ones by theirs. The joins' order is written out
+            // (CROSS JOIN, MATERIALIZED, INDEXED BY): without it SQLite
+            // 3.53 chose to scan every row of the file.
+            format!(
+                "WITH found (id) AS MATERIALIZED (
+                    SELECT c.id FROM spans p CROSS JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
+                     WHERE p.first_seen_max >= ?3 - {SHORT_MS} AND p.first_seen_min <= ?4
+                    UNION SELECT id FROM lifetimes WHERE start_s <= ?2 AND end_s >= ?1
+                    UNION SELECT id FROM connection_rows INDEXED BY connections_open WHERE closed_at IS NULL)
+                 SELECT {columns}, {workload}, c.boot FROM found f CROSS JOIN connections c ON c.id = f.id
+                    JOIN namespaces n ON n.id = c.netns
+                 WHERE c.first_seen <= ?4 AND coalesce(c.closed_at, {last_seen}) >= ?3
+                 ORDER BY c.first_seen, c.id"
+            )
+        } else {
+            // Before version 5, every connection is in the lifetime index.
+            format!(
+                "SELECT {columns}, {workload}, c.boot FROM lifetimes l CROSS JOIN connections c ON c.id = l.id JOIN namespaces n ON n.id = c.netns
+                 WHERE l.start_s <= ?2 AND l.end_s >= ?1 AND c.first_seen <= ?4
+                   AND coalesce(c.closed_at, {last_seen}) >= ?3
+                 ORDER BY c.first_seen, c.id"
+            )
+        }
     }
 
     fn bad_row(&self, e: RowError) -> Error {

@@ -379,6 +379,18 @@ pub(super) fn namespace(
         .query_row(params![boot, inode as i64], |r| r.get(0))
 }
 
+/// The rows of the spans first seen before `?1` that ended before it.
+pub(super) const SPANS_ENDED: &str = "SELECT c.id
+    FROM spans p CROSS JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
+    WHERE p.first_seen_min < ?1 AND c.first_seen + c.closed_at < ?1";
+
+/// The open rows of the spans last first seen before `?1` that are not in
+/// the lifetime index.
+pub(super) const SPANS_LEFT_OPEN: &str = "SELECT c.id, c.first_seen
+    FROM spans p CROSS JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
+    WHERE p.first_seen_max < ?1 AND c.closed_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM lifetimes l WHERE l.id = c.id)";
+
 /// Delete what ended before `cutoff_ms`: connections (with their owners
 /// and state changes), polls (with their listen queues), namespaces last
 /// seen an hour before (their connections ended before the cutoff). The
@@ -397,10 +409,7 @@ pub(super) fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<u
         rows.collect::<rusqlite::Result<_>>()?
     };
     {
-        let mut stmt = tx.prepare(
-            "SELECT c.id FROM spans p CROSS JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
-             WHERE p.first_seen_min < ?1 AND c.first_seen + c.closed_at < ?1",
-        )?;
+        let mut stmt = tx.prepare(SPANS_ENDED)?;
         let rows = stmt.query_map([cutoff_ms], |r| r.get(0))?;
         for id in rows {
             ids.push(id?);
@@ -411,11 +420,7 @@ pub(super) fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<u
     // What the spans that go leave open goes into the lifetime index, to
     // end there whenever it ends.
     let open: Vec<(i64, i64)> = {
-        let mut stmt = tx.prepare(
-            "SELECT c.id, c.first_seen FROM spans p CROSS JOIN connection_rows c ON c.id BETWEEN p.first_id AND p.last_id
-             WHERE p.first_seen_max < ?1 AND c.closed_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM lifetimes l WHERE l.id = c.id)",
-        )?;
+        let mut stmt = tx.prepare(SPANS_LEFT_OPEN)?;
         let rows = stmt.query_map([cutoff_ms - SHORT_MS], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
