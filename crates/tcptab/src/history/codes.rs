@@ -181,29 +181,78 @@ pub(super) fn owner_status(o: &Owners) -> i64 {
     }
 }
 
+/// A column of `connection_rows`, and what the view makes of it.
+enum Column {
+    /// As stored.
+    Kept(&'static str),
+    /// A number for one of these names.
+    Named(&'static str, &'static Names),
+    /// Milliseconds after `first_seen`.
+    After(&'static str),
+}
+
+use Column::{After, Kept, Named};
+
+/// The columns of `connection_rows`, in the order of the `connections`
+/// of a file of version 4 (which the view keeps).
+const ROW_COLUMNS: [Column; 37] = [
+    Kept("id"),
+    Kept("boot"),
+    Kept("netns"),
+    Kept("cookie"),
+    Kept("first_seen"),
+    After("last_seen"),
+    After("closed_at"),
+    Named("closed_by", &CLOSED_BY),
+    Named("first_state", &STATE),
+    Named("family", &FAMILY),
+    Named("kind", &KIND),
+    Named("state", &STATE),
+    Kept("local_address"),
+    Kept("local_port"),
+    Kept("remote_address"),
+    Kept("remote_port"),
+    Kept("tx_queue"),
+    Kept("rx_queue"),
+    Named("timer", &TIMER),
+    Kept("timer_ms"),
+    Kept("retransmits"),
+    Kept("uid"),
+    Kept("probes"),
+    Kept("inode"),
+    Named("source", &SOURCE),
+    Kept("interface"),
+    Kept("backlog_limit"),
+    Kept("congestion_algorithm"),
+    Kept("shutdown"),
+    Kept("v6only"),
+    Named("owner_status", &OWNER_STATUS),
+    Kept("bytes_acked"),
+    Kept("bytes_received"),
+    Kept("total_retrans"),
+    Kept("rtt_us"),
+    Kept("workload"),
+    Kept("follows"),
+];
+
+/// [`ROW_COLUMNS`] as `each` writes them, joined.
+fn columns(each: impl Fn(&Column) -> String) -> String {
+    ROW_COLUMNS.iter().map(each).collect::<Vec<_>>().join(", ")
+}
+
 /// The `connections` view: `connection_rows` with names and times since
-/// the epoch, its columns in the order of a file of version 4.
+/// the epoch, its columns in the order of a file of version 4; and
+/// `state_changes`, `state_change_rows` with names.
 pub(super) fn connections_view() -> String {
+    let view = columns(|c| match c {
+        Kept(name) => (*name).to_string(),
+        Named(name, names) => format!("{} AS {name}", names.name_sql(name)),
+        After(name) => format!("first_seen + {name} AS {name}"),
+    });
     format!(
-        "CREATE VIEW connections AS SELECT id, boot, netns, cookie, first_seen,
-            first_seen + last_seen AS last_seen, first_seen + closed_at AS closed_at,
-            {closed_by} AS closed_by, {first_state} AS first_state, {family} AS family,
-            {kind} AS kind, {state} AS state, local_address, local_port, remote_address,
-            remote_port, tx_queue, rx_queue, {timer} AS timer, timer_ms, retransmits, uid, probes,
-            inode, {source} AS source, interface, backlog_limit, congestion_algorithm, shutdown,
-            v6only, {owner_status} AS owner_status, bytes_acked, bytes_received, total_retrans,
-            rtt_us, workload, follows
-         FROM connection_rows;
-         CREATE VIEW state_changes AS SELECT connection, at, {change} AS state FROM state_change_rows;",
-        closed_by = CLOSED_BY.name_sql("closed_by"),
-        first_state = STATE.name_sql("first_state"),
-        family = FAMILY.name_sql("family"),
-        kind = KIND.name_sql("kind"),
-        state = STATE.name_sql("state"),
-        timer = TIMER.name_sql("timer"),
-        source = SOURCE.name_sql("source"),
-        owner_status = OWNER_STATUS.name_sql("owner_status"),
-        change = STATE.name_sql("state"),
+        "CREATE VIEW connections AS SELECT {view} FROM connection_rows;
+         CREATE VIEW state_changes AS SELECT connection, at, {} AS state FROM state_change_rows;",
+        STATE.name_sql("state"),
     )
 }
 
@@ -211,30 +260,20 @@ pub(super) fn connections_view() -> String {
 /// tables with names) into this version's tables, the tables dropped and
 /// the views made in their place.
 pub(super) fn from_version_4() -> String {
+    let rows = columns(|c| match c {
+        Kept(name) => (*name).to_string(),
+        Named(name, names) => names.code_sql(name),
+        After(name) => format!("{name} - first_seen"),
+    });
     format!(
-        "INSERT INTO connection_rows SELECT id, boot, netns, cookie, first_seen,
-            last_seen - first_seen, closed_at - first_seen,
-            {closed_by}, {first_state}, {family}, {kind}, {state}, local_address, local_port,
-            remote_address, remote_port, tx_queue, rx_queue, {timer}, timer_ms, retransmits, uid,
-            probes, inode, {source}, interface, backlog_limit, congestion_algorithm, shutdown,
-            v6only, {owner_status}, bytes_acked, bytes_received, total_retrans, rtt_us, workload,
-            follows
-         FROM connections;
-         INSERT INTO state_change_rows SELECT connection, at, {change} FROM state_changes;
+        "INSERT INTO connection_rows SELECT {rows} FROM connections;
+         INSERT INTO state_change_rows SELECT connection, at, {} FROM state_changes;
          DROP VIEW sightings;
          DROP TABLE connections;
          DROP TABLE state_changes;
-         {views}",
-        closed_by = CLOSED_BY.code_sql("closed_by"),
-        first_state = STATE.code_sql("first_state"),
-        family = FAMILY.code_sql("family"),
-        kind = KIND.code_sql("kind"),
-        state = STATE.code_sql("state"),
-        timer = TIMER.code_sql("timer"),
-        source = SOURCE.code_sql("source"),
-        owner_status = OWNER_STATUS.code_sql("owner_status"),
-        change = STATE.code_sql("state"),
-        views = connections_view(),
+         {}",
+        STATE.code_sql("state"),
+        connections_view(),
     )
 }
 
