@@ -132,6 +132,19 @@ fn polls(r: &mut Recorder, sockets: &[DiagSocket], from: i64, to: i64) {
     }
 }
 
+/// The local ports of the connections open at `moment`.
+fn ports_at(path: &Path, moment: i64) -> Vec<u16> {
+    let mut out = Vec::new();
+    Reader::open(path)
+        .unwrap()
+        .connections(Window::At(moment), |l: &Lived| -> Result<()> {
+            out.push(l.entry.socket.local.port());
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
 /// A file of version 4 answers the same before and after a recorder
 /// takes it up to version 5: every name (an unknown state and timer
 /// too) becomes its number and reads back as it was.
@@ -182,18 +195,8 @@ fn a_file_of_version_4_answers_the_same_once_taken_up() {
         count(&path, "SELECT end_s FROM lifetimes WHERE id = 1"),
         ceil_s(t + 12_000)
     );
-    let at = |moment: i64| -> usize {
-        let mut n = 0;
-        Reader::open(&path)
-            .unwrap()
-            .connections(Window::At(moment), |_: &Lived| -> Result<()> {
-                n += 1;
-                Ok(())
-            })
-            .unwrap();
-        n
-    };
-    assert_eq!((at(t + 11_000), at(t + 13_000)), (1, 0));
+    assert_eq!(ports_at(&path, t + 11_000), [40020]);
+    assert_eq!(ports_at(&path, t + 13_000), [0u16; 0]);
     remove(&path);
 }
 
@@ -232,23 +235,12 @@ fn short_long_and_open_connections_are_found_at_every_moment() {
         1,
         "only the long one"
     );
-    let ports = |moment: i64| -> Vec<u16> {
-        let mut out = Vec::new();
-        Reader::open(&path)
-            .unwrap()
-            .connections(Window::At(moment), |l: &Lived| -> Result<()> {
-                out.push(l.entry.socket.local.port());
-                Ok(())
-            })
-            .unwrap();
-        out
-    };
-    assert_eq!(ports(t + 1000), [40030, 40031, 40032]);
-    assert_eq!(ports(t + 4000), [40031, 40032]);
+    assert_eq!(ports_at(&path, t + 1000), [40030, 40031, 40032]);
+    assert_eq!(ports_at(&path, t + 4000), [40031, 40032]);
     // More than SHORT_MS after the last span: only the index and the open
     // rows know them.
-    assert_eq!(ports(end - 2000), [40031, 40032]);
-    assert_eq!(ports(end), [40032]);
+    assert_eq!(ports_at(&path, end - 2000), [40031, 40032]);
+    assert_eq!(ports_at(&path, end), [40032]);
     remove(&path);
 }
 
