@@ -78,13 +78,14 @@ fn owner_status(conn: &Conn) -> Option<i64> {
 }
 
 /// A new connection's row (closed already when its end is known, and then
-/// in the lifetime index if it lived long): its id and first sighting.
+/// in the lifetime index if it lived long): its id, and whether it went
+/// into the index.
 pub(super) fn insert(
     tx: &Transaction<'_>,
     boot: i64,
     netns: i64,
     conn: &Conn,
-) -> rusqlite::Result<i64> {
+) -> rusqlite::Result<(i64, bool)> {
     let s = &conn.entry.socket;
     let d = conn.entry.diag.as_ref();
     let [acked, received, retrans, rtt] = counters(conn);
@@ -139,10 +140,11 @@ pub(super) fn insert(
     ])?;
     let id = tx.last_insert_rowid();
     // A new row is in no index yet: only a long one goes in.
-    if let Some(end) = closed_at.filter(|end| end - conn.first_seen > SHORT_MS) {
+    let long = closed_at.filter(|end| end - conn.first_seen > SHORT_MS);
+    if let Some(end) = long {
         index_end(tx, id, conn.first_seen, end)?;
     }
-    Ok(id)
+    Ok((id, long.is_some()))
 }
 
 /// A connection that ended more than [`SHORT_MS`] after its first
@@ -275,26 +277,33 @@ pub(super) fn state_change(
     Ok(())
 }
 
-/// The connection's end: never before its first or last sighting (the
-/// clock can be set back). One that lived long goes into the lifetime
-/// index.
+/// A connection's end (`first_seen` its first sighting; `indexed`: it
+/// may be in the lifetime index already): never before its first or last
+/// sighting (the clock can be set back). One that lived long goes into
+/// the lifetime index; one indexed already ends there.
 pub(super) fn close(
     tx: &Transaction<'_>,
     id: i64,
-    at: i64,
-    by: End,
-    last_seen: i64,
+    (at, by): (i64, End),
+    (first_seen, last_seen): (i64, i64),
+    indexed: bool,
 ) -> rusqlite::Result<()> {
+    const CLOSE: &str = "UPDATE connection_rows SET last_seen = max(last_seen, ?4 - first_seen),
+         closed_at = max(?2 - first_seen, 0, last_seen, ?4 - first_seen), closed_by = ?3
+         WHERE id = ?1";
+    let values = params![id, at, codes::closed_by(by), last_seen];
+    // The row's stored last sighting is never later than the tracker's:
+    // a connection that ends well within SHORT_MS of its first sighting
+    // is short, and needs no look at what the row says.
+    if !indexed && at.max(last_seen) - first_seen <= SHORT_MS / 2 {
+        tx.prepare_cached(CLOSE)?.execute(values)?;
+        return Ok(());
+    }
     let row: Option<(i64, i64)> = tx
-        .prepare_cached(
-            "UPDATE connection_rows SET last_seen = max(last_seen, ?4 - first_seen),
-                 closed_at = max(?2 - first_seen, 0, last_seen, ?4 - first_seen), closed_by = ?3
-             WHERE id = ?1
-             RETURNING first_seen, first_seen + closed_at",
-        )?
-        .query_row(params![id, at, codes::closed_by(by), last_seen], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .prepare_cached(&format!(
+            "{CLOSE} RETURNING first_seen, first_seen + closed_at"
+        ))?
+        .query_row(values, |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match row {
         Some((first_seen, closed_at)) => index_end(tx, id, first_seen, closed_at),

@@ -53,6 +53,9 @@ pub(super) struct Row {
     /// Closed in the file (taken up as closing: its TIME_WAIT may still
     /// come).
     pub(super) closed: bool,
+    /// It may be in the lifetime index (taken up from the file, or
+    /// inserted closed and long): its end is written there too.
+    pub(super) indexed: bool,
     /// The last sighting and counters this writer last wrote into it
     /// (None: not known): writing them again would change nothing (the
     /// counters and `last_seen` only grow), so it is not done.
@@ -118,13 +121,14 @@ impl Session<'_> {
         let conn = &event.conn;
         if event.change == Change::Opened {
             let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
-            let id = rows::insert(tx, self.boot, ns, conn)?;
+            let (id, indexed) = rows::insert(tx, self.boot, ns, conn)?;
             self.span = Some(rows::Span::add(self.span, id, conn.first_seen));
             let mut row = Row {
                 id,
                 owners: Vec::new(),
                 workload: false,
                 closed: false,
+                indexed,
                 written: (conn.last_seen >= conn.first_seen).then(|| written(conn)),
             };
             rows::owners(tx, id, conn, event.at, &mut row.owners)?;
@@ -163,7 +167,13 @@ impl Session<'_> {
             }
             Change::Ended { by } => {
                 write_counters(tx, row, conn)?;
-                rows::close(tx, row.id, event.at, by, conn.last_seen)?;
+                rows::close(
+                    tx,
+                    row.id,
+                    (event.at, by),
+                    (conn.first_seen, conn.last_seen),
+                    row.indexed,
+                )?;
                 // One taken up closed ended before.
                 out.closed += u64::from(!row.closed);
                 self.rows.remove(&conn.id);

@@ -290,6 +290,7 @@ impl Writer {
                         owners: stored,
                         workload: has_workload,
                         closed: closing.is_some(),
+                        indexed: true,
                         written: None,
                     },
                 );
@@ -389,15 +390,21 @@ impl Writer {
 /// Close the connections an earlier boot left open: the machine restarted
 /// after their last sighting (`closed_by = 'reboot'`).
 fn close_earlier_boots(tx: &rusqlite::Transaction<'_>, boot: i64) -> rusqlite::Result<()> {
-    let ended: Vec<(i64, i64)> = {
+    let ended: Vec<(i64, i64, i64)> = {
         let mut stmt = tx.prepare(
-            "SELECT id, first_seen + last_seen FROM connection_rows WHERE closed_at IS NULL AND boot != ?1",
+            "SELECT id, first_seen, first_seen + last_seen FROM connection_rows WHERE closed_at IS NULL AND boot != ?1",
         )?;
-        let rows = stmt.query_map([boot], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map([boot], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    for (id, last_seen) in ended {
-        rows::close(tx, id, last_seen, End::Reboot, last_seen)?;
+    for (id, first_seen, last_seen) in ended {
+        rows::close(
+            tx,
+            id,
+            (last_seen, End::Reboot),
+            (first_seen, last_seen),
+            true,
+        )?;
     }
     Ok(())
 }
