@@ -6,7 +6,8 @@
 #
 #   sudo bench/fleet.sh [RATE] [SECONDS] [BACKLOG_MIN] [HOURS]
 #                                            (default: 500 60 10 24)
-#   (ONLY_CPU=1 stops after step 1)
+#   (ONLY_CPU=1 stops after step 1; the backlog is made in a history file
+#   of version 5, docs/history.md)
 #
 # 1. RATE connections opened and closed a second (bench/churn_at_rate.py)
 #    beside 1,000 held: the recorder's CPU over SECONDS without shipping
@@ -100,23 +101,23 @@ db=$work/backlog.db
 cp "$work/local-1.db" "$db"
 sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' > /dev/null
 sqlite3 "$db" "DELETE FROM meta WHERE key = 'recorder'"   # its own id
-while [ "$(sqlite3 "$db" 'SELECT count(*) FROM connections')" -lt "$want" ]; do
+while [ "$(sqlite3 "$db" 'SELECT count(*) FROM connection_rows')" -lt "$want" ]; do
   sqlite3 "$db" <<SQL
 BEGIN;
-CREATE TEMP TABLE m AS SELECT max(id) AS c FROM connections;
-INSERT INTO connections SELECT id + (SELECT c FROM m), boot, netns, cookie, first_seen, last_seen, closed_at,
-  closed_by, first_state, family, kind, state, local_address, local_port, remote_address, remote_port,
-  tx_queue, rx_queue, timer, timer_ms, retransmits, uid, probes, inode, source, interface, backlog_limit,
-  congestion_algorithm, shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us,
-  workload FROM connections WHERE closed_at IS NOT NULL;
+CREATE TEMP TABLE m AS SELECT max(id) AS c FROM connection_rows;
+INSERT INTO connection_rows SELECT id + (SELECT c FROM m), boot, netns, cookie, first_seen, last_seen,
+  closed_at, closed_by, first_state, family, kind, state, local_address, local_port, remote_address,
+  remote_port, tx_queue, rx_queue, timer, timer_ms, retransmits, uid, probes, inode, source, interface,
+  backlog_limit, congestion_algorithm, shutdown, v6only, owner_status, bytes_acked, bytes_received,
+  total_retrans, rtt_us, workload, follows FROM connection_rows WHERE closed_at IS NOT NULL;
 INSERT INTO owners SELECT o.connection + (SELECT c FROM m), o.pid, o.fd, o.command, o.first_seen
-  FROM owners o JOIN connections c ON c.id = o.connection WHERE c.closed_at IS NOT NULL AND c.id <= (SELECT c FROM m);
-INSERT INTO state_changes SELECT s.connection + (SELECT c FROM m), s.at, s.state
-  FROM state_changes s JOIN connections c ON c.id = s.connection WHERE c.closed_at IS NOT NULL AND c.id <= (SELECT c FROM m);
+  FROM owners o JOIN connection_rows c ON c.id = o.connection WHERE c.closed_at IS NOT NULL AND c.id <= (SELECT c FROM m);
+INSERT INTO state_change_rows SELECT s.connection + (SELECT c FROM m), s.at, s.state
+  FROM state_change_rows s JOIN connection_rows c ON c.id = s.connection WHERE c.closed_at IS NOT NULL AND c.id <= (SELECT c FROM m);
 COMMIT;
 SQL
 done
-rows=$(sqlite3 "$db" 'SELECT count(*) FROM connections')
+rows=$(sqlite3 "$db" 'SELECT count(*) FROM connection_rows')
 start=$(date +%s.%N)
 "$bin" record --db "$db" --interval 1 --count 1 --clickhouse "$url" --host-name bench-backlog 2> "$work/backlog.err"
 end=$(date +%s.%N)
