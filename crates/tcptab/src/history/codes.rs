@@ -2,7 +2,7 @@
 //! each of the `connections` columns that hold one of a few names (a
 //! state, a row shape, a timer, an owner status, ...). A name took 4 to 12
 //! bytes in every row, a number takes one or none, and a connection's row
-//! holds eight of them: about a fifth of the file.
+//! holds eight of them.
 //!
 //! The numbers live in the tables `connection_rows` and
 //! `state_change_rows`; the views `connections` and `state_changes` name
@@ -15,8 +15,8 @@
 use crate::model::{Family, Owners, RowKind, Source};
 use crate::track::End;
 
-/// The names one column holds, by number, and what a number without a
-/// name reads as (SQL, `{}` the column), if any.
+/// The names one column holds, by number, and how a number without a name
+/// is named, if it may be.
 pub(super) struct Names {
     pub(super) pairs: &'static [(i64, &'static str)],
     other: Option<Other>,
@@ -102,17 +102,20 @@ impl Names {
         for (code, name) in self.pairs {
             sql.push_str(&format!(" WHEN {code} THEN '{name}'"));
         }
-        // A number without a name reads as itself, which the reader then
-        // names in its error.
+        // A state or timer code the kernel added reads as the model names
+        // it; any other number as itself, which the reader then names in
+        // its error.
+        let digits = format!("CAST({column} AS TEXT)");
         let other = match self.other {
-            Some(Other::State) => "printf('UNKNOWN(0x%02x)', {})",
-            Some(Other::Timer) => "printf('unknown(%d)', {})",
-            None => "CAST({} AS TEXT)",
+            Some(Other::State) => format!(
+                "CASE WHEN {column} BETWEEN 0 AND 255 THEN printf('UNKNOWN(0x%02x)', {column}) ELSE {digits} END"
+            ),
+            Some(Other::Timer) => format!(
+                "CASE WHEN {column} BETWEEN 0 AND 255 THEN printf('unknown(%d)', {column}) ELSE {digits} END"
+            ),
+            None => digits,
         };
-        sql.push_str(&format!(
-            " ELSE CASE WHEN {column} BETWEEN 0 AND 255 THEN {} ELSE CAST({column} AS TEXT) END END",
-            other.replace("{}", column)
-        ));
+        sql.push_str(&format!(" ELSE {other} END"));
         sql
     }
 
@@ -359,5 +362,33 @@ mod tests {
             assert_eq!(both(names, 99), (Some("99".into()), None));
         }
         assert_eq!(both(&STATE, 256), (Some("256".into()), None));
+        assert_eq!(both(&TIMER, -1), (Some("-1".into()), None));
+    }
+
+    /// The migration copies rows by position: [`ROW_COLUMNS`] is
+    /// `connection_rows`' columns, in its order.
+    #[test]
+    fn the_column_list_is_the_table_s() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        db.execute_batch(&format!(
+            "{} {}",
+            super::super::SCHEMA,
+            super::super::CONNECTION_TABLES
+        ))
+        .unwrap();
+        let table: Vec<String> = db
+            .prepare("SELECT name FROM pragma_table_info('connection_rows')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let listed: Vec<&str> = ROW_COLUMNS
+            .iter()
+            .map(|c| match c {
+                Kept(name) | Named(name, _) | After(name) => *name,
+            })
+            .collect();
+        assert_eq!(table, listed);
     }
 }
