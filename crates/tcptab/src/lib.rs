@@ -108,7 +108,7 @@ pub use model::{
     Namespace, Owner, Owners, Ownership, Pointer, PointerKind, RowKind, Socket, Source, Ssthresh,
     State, StateSet, TcpInfo, Ticks, Timer, TimerKind, UnknownState, Workload, USER_HZ,
 };
-pub use owners::OwnerScan;
+pub use owners::{KeptScan, OwnerScan, KEEP_SCAN_FOR};
 pub use query::{
     KernelFilter, NamespaceRead, Namespaces, NotInspected, NotInspectedReason, OwnerReport, Query,
     Report, Snapshot, Visitor, Why,

@@ -166,8 +166,11 @@ impl Recorder<'_> {
         self.events.clear();
         if self.verbose {
             let owners = match poll.snapshot.report.owners {
-                Some(o) if o.kept => ", owners from an earlier poll's scan",
-                _ => "",
+                Some(o) if o.kept => format!(
+                    ", owners from an earlier poll's scan brought up to date ({} links taken, not read)",
+                    o.reused
+                ),
+                _ => String::new(),
             };
             note!(
                 "tcptab: poll {}: {} sockets, {} opened, {} closed ({} notified), {} expired, {} open, in {:.1} ms{owners}",

@@ -1,7 +1,10 @@
-//! A quiet recorder keeps its owner scan from poll to poll (a host where
-//! nothing changes need not read every process's descriptors each time):
-//! a connection opened meanwhile by a process already there, and a
-//! process forked to hold it too, still get their owners.
+//! A recorder keeps its owner scan from poll to poll (a host where
+//! nothing changes need not read every process's descriptors each time)
+//! and brings it up to date reading again only the tables of the
+//! processes that ran: a connection opened meanwhile by a process already
+//! there, a process forked to hold it too, and a connection whose
+//! descriptor numbers its process closed and gave again while the child
+//! still holds the old sockets, all get their owners.
 
 use super::*;
 
@@ -30,19 +33,24 @@ fn owners_are_found_while_the_scan_is_kept() {
     wait_polls(&db, polls(&db) + 4);
     let child: u32 = scenario.command("fork")[3..].parse().unwrap();
     wait_polls(&db, polls(&db) + 4);
+    // The parent closes its copies of a (the child holds them on) and
+    // opens b, whose descriptors take a's numbers: a link the scan before
+    // read, to a socket still in the table, that now holds another.
+    scenario.command("close a");
+    let port_b: u64 = scenario.command("open b")[3..].parse().unwrap();
+    wait_polls(&db, polls(&db) + 4);
     stop(recorder);
-    // The poll that first saw the connection kept the scan of the quiet
-    // ones before it (its sockets were looked up after the dump): the
-    // path this test is about was taken.
     let log = std::fs::read_to_string(&log).unwrap();
-    let kept_and_opened = log.lines().any(|l| {
-        l.contains("owners from an earlier poll's scan")
+    // The poll that first saw a connection brought an earlier poll's
+    // scan up to date: the path this test is about was taken.
+    let rescanned_and_opened = log.lines().any(|l| {
+        l.contains("owners from an earlier poll's scan brought up to date")
             && l.split(", ")
                 .any(|part| part.ends_with(" opened") && part != "0 opened")
     });
     assert!(
-        kept_and_opened,
-        "no poll opened a connection on a kept scan:\n{log}"
+        rescanned_and_opened,
+        "no poll opened a connection on a rescan:\n{log}"
     );
     let last: i64 = sql(&db, "SELECT max(at) FROM polls").parse().unwrap();
     let (rows, _) = history(&db, &["--at", &at(last)]);
@@ -59,6 +67,23 @@ fn owners_are_found_while_the_scan_is_kept() {
         assert!(pids.contains(&u64::from(pid)), "{end}");
         assert!(pids.contains(&u64::from(child)), "{end}");
     }
+    // b is the parent's alone (the child was forked before it).
+    let pids_of = |port: u64| -> Vec<Vec<u64>> {
+        ends(&rows, port)
+            .iter()
+            .map(|end| {
+                let mut pids: Vec<u64> = end["owners"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|o| o["pid"].as_u64().unwrap())
+                    .collect();
+                pids.dedup();
+                pids
+            })
+            .collect()
+    };
+    assert_eq!(pids_of(port_b), [[u64::from(pid)]; 2], "{rows:#?}");
     // The file says the same (sqlite3): both processes hold both ends.
     let held = sql(
         &db,

@@ -9,7 +9,7 @@
 //! when every wanted inode has been seen once: a socket shared after
 //! `fork()` has several owners, and only a complete scan finds them all.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -19,11 +19,15 @@ use crate::model::{Owner, Owners, Ownership, RowKind, Socket};
 
 mod index;
 mod proc;
+mod rescan;
 use index::Index;
+
 use proc::{
     decimal, in_parallel, list_processes, number, read_comm, socket_inode, Among, Process, Reader,
     SHARED_ABOVE,
 };
+use rescan::{Ask, Known};
+pub use rescan::{KeptScan, KEEP_SCAN_FOR};
 
 /// One socket's holders, shared once made.
 type Shared = OnceLock<Arc<[Owner]>>;
@@ -55,6 +59,12 @@ pub struct OwnerScan {
     pub denied_reason: Option<io::ErrorKind>,
     /// Processes that exited during the scan.
     pub vanished: u32,
+    /// Socket links taken from the scan before instead of read again
+    /// ([`rescan`](OwnerScan::rescan)).
+    pub reused: u32,
+    /// How much each process's threads had run when its table was read
+    /// (a rescan's only: [`rescan`](OwnerScan::rescan)).
+    ran: HashMap<u32, u64, foldhash::fast::RandomState>,
     /// The processes whose descriptors were to be read (listed when the
     /// scan began, of its namespace), sorted.
     processes: Vec<u32>,
@@ -73,7 +83,7 @@ impl OwnerScan {
     /// what a caller needs that looks owners up before it reads the table
     /// (as `ss -p` does), so the table can stream.
     pub fn scan_all(proc_root: &Path) -> io::Result<OwnerScan> {
-        OwnerScan::scan_with(proc_root, None, Among::All)
+        OwnerScan::scan_with(proc_root, &Ask::default(), Among::All)
     }
 
     /// Like [`scan_all`](OwnerScan::scan_all), but only the processes
@@ -83,7 +93,7 @@ impl OwnerScan {
     /// that takes milliseconds, not seconds. A socket of the namespace
     /// held by a process of another one is not found by it.
     pub fn scan_namespace(proc_root: &Path, netns: u64) -> io::Result<OwnerScan> {
-        OwnerScan::scan_with(proc_root, None, Among::Of(netns))
+        OwnerScan::scan_with(proc_root, &Ask::default(), Among::Of(netns))
     }
 
     /// [`scan`](OwnerScan::scan) among the processes of the namespace of
@@ -115,7 +125,11 @@ impl OwnerScan {
         if wanted.is_empty() {
             return Ok(OwnerScan::default());
         }
-        OwnerScan::scan_with(proc_root, Some(wanted), among)
+        let ask = Ask {
+            wanted: Some(wanted),
+            known: None,
+        };
+        OwnerScan::scan_with(proc_root, &ask, among)
     }
 
     /// The scan: the process directories listed once, then split over up
@@ -126,15 +140,14 @@ impl OwnerScan {
     /// [`SHARED_ABOVE`] descriptors is set aside and its links are read
     /// afterwards by every thread, each taking a share: one process often
     /// holds most of a host's sockets (a proxy, a database, a server).
-    fn scan_with(
-        proc_root: &Path,
-        wanted: Option<&HashSet<u64>>,
-        among: Among,
-    ) -> io::Result<OwnerScan> {
+    fn scan_with(proc_root: &Path, ask: &Ask<'_>, among: Among) -> io::Result<OwnerScan> {
         use rustix::fs::{openat, Mode, OFlags, CWD};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = openat(CWD, proc_root, flags, Mode::empty())?;
-        let pids = list_processes(&root)?;
+        let pids = match ask.known {
+            Some(known) => known.processes(),
+            None => list_processes(&root)?,
+        };
         let cores = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
@@ -148,10 +161,25 @@ impl OwnerScan {
             // Interleaved, so that each thread gets processes of every age
             // (the old ones hold most descriptors).
             for &pid in pids.iter().skip(t).step_by(threads) {
-                if among.has(root, pid, &mut reader) {
+                // A rescan's processes are those of its namespace already.
+                if ask.known.is_some() || among.has(root, pid, &mut reader) {
                     scan.processes.push(pid);
+                    let ran = ask.known.and_then(|known| known.ran(pid));
+                    if let Some(known) = ask.known {
+                        if let Some(entries) = known.unchanged(pid, ran) {
+                            scan.take(known, entries);
+                            scan.ran.extend(ran.map(|ran| (pid, ran)));
+                            continue;
+                        }
+                    }
                     let set_aside = shared.then_some(&mut big);
-                    scan.process(root, pid, wanted, set_aside, &mut reader);
+                    let inspected = scan.inspected;
+                    scan.process(root, pid, ask, set_aside, &mut reader);
+                    // Only a table read may be taken again (one denied
+                    // stays denied, and says so, at every scan).
+                    if scan.inspected > inspected {
+                        scan.ran.extend(ran.map(|ran| (pid, ran)));
+                    }
                 }
             }
             (scan, big)
@@ -167,7 +195,7 @@ impl OwnerScan {
             let parts = in_parallel(cores, &|t: usize| {
                 let mut part = OwnerScan::default();
                 let fds = process.fds.chunks(share).nth(t).unwrap_or_default();
-                part.links(root, process, fds, wanted);
+                part.links(root, process, fds, ask);
                 part
             });
             for part in parts {
@@ -181,28 +209,6 @@ impl OwnerScan {
             Among::All | Among::Outside(_) => None,
         };
         Ok(scan)
-    }
-
-    /// Whether the processes it would read are those it read (none of its
-    /// namespace started or ended since, as a list of `proc_root` says):
-    /// with no new socket either, what a new scan could find differs only
-    /// by descriptors passed, duplicated or closed within these processes.
-    pub fn same_processes(&self, proc_root: &Path) -> bool {
-        use rustix::fs::{openat, Mode, OFlags, CWD};
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let Ok(root) = openat(CWD, proc_root, flags, Mode::empty()) else {
-            return false;
-        };
-        let Ok(listed) = list_processes(&root) else {
-            return false;
-        };
-        let mut reader = Reader::default();
-        let mut now: Vec<u32> = listed
-            .into_iter()
-            .filter(|&pid| self.among().has(&root, pid, &mut reader))
-            .collect();
-        now.sort_unstable();
-        !now.is_empty() && now == self.processes
     }
 
     /// The processes it read: those of its namespace, or all.
@@ -230,6 +236,8 @@ impl OwnerScan {
         self.inspected += part.inspected;
         self.denied += part.denied;
         self.vanished += part.vanished;
+        self.reused += part.reused;
+        self.ran.extend(part.ran);
         if self.denied_reason.is_none() {
             self.denied_reason = part.denied_reason;
         }
@@ -242,7 +250,7 @@ impl OwnerScan {
         &mut self,
         root: &OwnedFd,
         pid: u32,
-        wanted: Option<&HashSet<u64>>,
+        ask: &Ask<'_>,
         set_aside: Option<&mut Vec<Process>>,
         reader: &mut Reader,
     ) {
@@ -283,7 +291,7 @@ impl OwnerScan {
                 set_aside.push(process);
             }
             _ => {
-                self.links(root, &process, &reader.fds, wanted);
+                self.links(root, &process, &reader.fds, ask);
                 reader.fds.clear();
             }
         }
@@ -291,13 +299,7 @@ impl OwnerScan {
 
     /// Read the links of descriptors `fds` of `process`, keeping the
     /// sockets among them.
-    fn links(
-        &mut self,
-        root: &OwnedFd,
-        process: &Process,
-        fds: &[u32],
-        wanted: Option<&HashSet<u64>>,
-    ) {
+    fn links(&mut self, root: &OwnedFd, process: &Process, fds: &[u32], ask: &Ask<'_>) {
         let mut name = [0u8; 11];
         for &fd in fds {
             let mut link = [std::mem::MaybeUninit::<u8>::uninit(); 64];
@@ -310,7 +312,7 @@ impl OwnerScan {
             let Some(inode) = socket_inode(target) else {
                 continue;
             };
-            if wanted.is_some_and(|w| !w.contains(&inode)) {
+            if ask.wanted.is_some_and(|w| !w.contains(&inode)) {
                 continue;
             }
             let command = process
@@ -322,6 +324,18 @@ impl OwnerScan {
                 command: command.clone(),
                 fd,
             });
+        }
+    }
+
+    /// Take process `pid`'s entries `at` of the scan before (its threads
+    /// did not run since: [`rescan`](OwnerScan::rescan)).
+    fn take(&mut self, known: &Known<'_>, at: &[usize]) {
+        self.inspected += 1;
+        self.reused += at.len() as u32;
+        for &at in at {
+            let (inode, owner) = known.entry(at);
+            self.inodes.push(inode);
+            self.owners.push(owner.clone());
         }
     }
 

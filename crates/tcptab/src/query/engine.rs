@@ -172,6 +172,7 @@ impl Query {
                 denied_reason: s.denied_reason,
                 vanished: s.vanished,
                 kept: kept_scan,
+                reused: s.reused,
             }),
             read_at: Some(crate::time::now_ms()),
             ..Report::default()

@@ -38,6 +38,7 @@
 
 mod engine;
 mod kernel;
+mod later;
 mod looks;
 mod peers;
 mod read;
@@ -51,11 +52,8 @@ use std::sync::{Arc, Mutex};
 use crate::diag::{Choice, Extensions, NetlinkSocket};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
-use std::collections::HashSet;
 
-use crate::model::{
-    Diag, Entry, EntryBuf, Family, Namespace, Owners, Ownership, RowKind, Source, Workload,
-};
+use crate::model::{Diag, Entry, EntryBuf, Family, Namespace, Source, Workload};
 use crate::owners::OwnerScan;
 use crate::procnet::ReadOptions;
 use crate::workload::{Roots, Workloads};
@@ -307,7 +305,7 @@ impl Query {
     /// Whether an earlier owner scan may stand for a new one: owners are
     /// looked up for the output only, not tested by the filter (which
     /// judges each socket as it is read).
-    pub(crate) fn may_keep_owners(&self) -> bool {
+    pub fn may_keep_owners(&self) -> bool {
         self.owners && !self.filter.needs_owners() && !self.is_captured()
     }
 
@@ -334,7 +332,19 @@ impl Query {
         &self,
         visitor: &mut dyn Visitor<E>,
     ) -> std::result::Result<Report, E> {
-        let (report, _) = self.walk(false, None, |_, namespace, looks, raw| {
+        Ok(self.visit_with(None, visitor)?.0)
+    }
+
+    /// [`visit`](Query::visit), with owners looked up in `kept` (an
+    /// earlier reading's scan, brought up to date: [`crate::KeptScan`]) instead
+    /// of a new scan; the owner scan used is returned, to keep for the
+    /// next (when [`may_keep_owners`](Query::may_keep_owners)).
+    pub fn visit_with<E: From<Error>>(
+        &self,
+        kept: Option<OwnerScan>,
+        visitor: &mut dyn Visitor<E>,
+    ) -> std::result::Result<(Report, Option<OwnerScan>), E> {
+        self.walk(false, kept, |_, namespace, looks, raw| {
             if let Raw::Table(family, source) = raw {
                 return visitor.table(namespace, family, source);
             }
@@ -355,8 +365,7 @@ impl Query {
                     .with_workload(workload.as_ref())
                     .with_peer_pod(looks.peer(socket)),
             )
-        })?;
-        Ok(report)
+        })
     }
 
     /// Every matching socket, held.
@@ -365,10 +374,11 @@ impl Query {
     }
 
     /// [`snapshot`](Query::snapshot), with owners looked up in `kept` (an
-    /// earlier snapshot's scan, which the caller knows still holds: a
-    /// monitor whose last poll found nothing new, [`crate::track`])
-    /// instead of a new scan of `/proc`. A socket it does not know is
-    /// looked for as after any scan: among the processes, for its inode.
+    /// earlier snapshot's scan: a monitor's last poll's, [`crate::track`])
+    /// instead of a new scan of `/proc` before the dump. When the table
+    /// holds a socket it does not know, or the processes are not those it
+    /// read, it is brought up to date after the dump by
+    /// [`OwnerScan::rescan`], which reads only the links that are new.
     /// The sockets are put in `sockets` after what it holds: an earlier
     /// snapshot's, emptied, keeps its room for them.
     pub fn snapshot_with(
@@ -379,7 +389,7 @@ impl Query {
         let mut namespaces: Vec<Option<Arc<Namespace>>> = Vec::new();
         // Owners among the namespace's own processes first (fast on a busy
         // host), then, for what is left, among every process.
-        let (report, owners) = self.walk(true, kept, |index, namespace, looks, raw| {
+        let (mut report, mut owners) = self.walk(true, kept, |index, namespace, looks, raw| {
             // The namespace at `index` (one that failed after a table
             // was announced is replaced by the next one read).
             if namespaces.len() <= index {
@@ -411,11 +421,15 @@ impl Query {
             });
             Ok::<(), Error>(())
         })?;
-        if let Some(scan) = &owners {
+        if let Some(scan) = owners.as_mut() {
+            let rescanned = match report.owners.as_mut() {
+                Some(seen) if seen.kept => later::rescan_kept(&mut sockets, scan, seen, &self.root),
+                _ => false,
+            };
             let read: Vec<Option<Namespace>> =
                 report.read.iter().map(|r| r.namespace.clone()).collect();
             let netns = self.owners_namespace(&read);
-            owners_made_after_the_scan(&mut sockets, scan, &self.root, netns);
+            later::owners_made_after_the_scan(&mut sockets, scan, &self.root, netns, rescanned);
         }
         // Namespaces read without a socket of theirs.
         namespaces.resize(report.read.len(), None);
@@ -457,50 +471,5 @@ impl Query {
             },
             error,
         })
-    }
-}
-
-/// The owner scan runs before the dump (so that a listing can stream): a
-/// socket made between the two is not in it. A snapshot, which holds its
-/// sockets anyway, looks those up again in a second scan of only their
-/// inodes; what it still does not find closed meanwhile, or is held by a
-/// process that could not be read.
-fn owners_made_after_the_scan(
-    sockets: &mut [EntryBuf],
-    scan: &OwnerScan,
-    root: &Path,
-    netns: Option<u64>,
-) {
-    let missing = |e: &EntryBuf| {
-        e.socket.kind == RowKind::Full
-            && e.socket.inode != 0
-            && matches!(e.owners, Some(Owners::NotFound | Owners::Unknown))
-    };
-    // The namespace's own processes first (the scan before looked only
-    // there too), then for what is still missing every other process (or
-    // every process, when the first scan looked among all).
-    for only in netns.map(Some).into_iter().chain([None]) {
-        let wanted: HashSet<u64> = sockets
-            .iter()
-            .filter(|e| missing(e))
-            .map(|e| e.socket.inode)
-            .collect();
-        if wanted.is_empty() {
-            return;
-        }
-        let again = match (only, netns) {
-            (Some(netns), _) => OwnerScan::scan_namespace_for(root, netns, &wanted),
-            (None, Some(read)) => OwnerScan::scan_outside_namespace_for(root, read, &wanted),
-            (None, None) => OwnerScan::scan(root, &wanted),
-        };
-        let Ok(again) = again else { return };
-        let last = only.is_none();
-        for e in sockets.iter_mut().filter(|e| missing(e)) {
-            if let Ownership::Owned(list) = again.ownership(&e.socket) {
-                e.owners = Some(Owners::Owned(list.into()));
-            } else if last && scan.denied == 0 && again.denied > 0 {
-                e.owners = Some(Owners::Unknown);
-            }
-        }
     }
 }

@@ -126,7 +126,11 @@ pub struct OwnerReport {
     pub denied_reason: Option<io::ErrorKind>,
     /// Processes that exited during the scan.
     pub vanished: u32,
-    /// The scan was an earlier one, kept ([`crate::Query::snapshot_with`]): no
-    /// `/proc` was read for it but for sockets it did not know.
+    /// The scan was an earlier one, kept ([`crate::Query::snapshot_with`]):
+    /// no `/proc` was read for it but for what had changed.
     pub kept: bool,
+    /// The scan took this many socket links from the one before instead
+    /// of reading them ([`OwnerScan::rescan`]; 0 for a kept scan used as
+    /// it was).
+    pub reused: u32,
 }

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use super::notify::{Notice, Notifier};
 use super::tracker::{TrackOptions, Tracker};
-use super::{Change, Event};
+use super::Event;
 use crate::diag::{Choice, NetlinkSocket};
 use crate::error::Error;
 use crate::model::{EntryBuf, Namespace};
-use crate::owners::OwnerScan;
+use crate::owners::KeptScan;
 use crate::query::{Query, Snapshot};
 
 /// How a monitor runs.
@@ -95,31 +95,15 @@ pub struct Monitor<'q> {
     next_poll: Instant,
     lost: u64,
     events: Vec<Event>,
-    /// The last owner scan, kept for the next poll (see [`KeptScan`]).
-    kept: Option<KeptScan>,
+    /// The last poll's owner scan, kept for the next: each poll brings
+    /// it up to date before its dump, where a new scan would be made,
+    /// reading again only the tables of the processes that ran since (on
+    /// a quiet host, none); after the dump, a socket it still does not
+    /// know brings it up to date again ([`crate::Query::snapshot_with`]).
+    kept: KeptScan,
     /// The last snapshot's room for its sockets, emptied, for the next.
     room: Vec<EntryBuf>,
 }
-
-/// A poll's owner scan kept for the next: a quiet host need not read every
-/// process's descriptors at each poll. The next poll looks owners up in
-/// it instead of scanning when the poll that used it opened no connection,
-/// the processes listed in `/proc` are the same ones, and it is younger
-/// than [`KEEP_SCAN_FOR`]; a socket it does not know is looked for among
-/// the processes after the dump, for its inode, as after any scan. What a
-/// kept scan can miss: a descriptor passed, duplicated or closed within
-/// the same processes (until the next scan).
-#[derive(Debug)]
-struct KeptScan {
-    scan: OwnerScan,
-    at: Instant,
-    /// The poll that used it opened a connection.
-    opened: bool,
-}
-
-/// How long an owner scan may be kept while nothing changes: a scan at
-/// least this often.
-pub const KEEP_SCAN_FOR: Duration = Duration::from_secs(60);
 
 impl<'q> Monitor<'q> {
     pub fn new(query: &'q Query, options: MonitorOptions) -> Monitor<'q> {
@@ -134,7 +118,7 @@ impl<'q> Monitor<'q> {
             next_poll: Instant::now(),
             lost: 0,
             events: Vec::new(),
-            kept: None,
+            kept: KeptScan::new(),
             room: Vec::new(),
         }
     }
@@ -183,10 +167,12 @@ impl<'q> Monitor<'q> {
         }
         let started = Instant::now();
         let began = crate::time::now_ms();
-        let kept = self.scan_to_keep(started);
-        let scanned_at = kept.as_ref().map_or(started, |k| k.at);
+        let kept = match self.query.may_keep_owners() {
+            true => self.kept.take(self.query.root_path()),
+            false => None,
+        };
         let room = std::mem::take(&mut self.room);
-        let mut snapshot = self.query.snapshot_with(kept.map(|k| k.scan), room)?;
+        let mut snapshot = self.query.snapshot_with(kept, room)?;
         let took = started.elapsed();
         // The moment of the poll is when the reading of the table began,
         // after the owner scan (which may take seconds on a busy host):
@@ -208,7 +194,6 @@ impl<'q> Monitor<'q> {
             self.notice(notice, f)?;
         }
         self.tracker.polled(&snapshot, at, &mut self.events);
-        let opened = self.events.iter().any(|e| e.change == Change::Opened);
         self.deliver(f)?;
         for notice in after {
             self.notice(notice, f)?;
@@ -232,23 +217,13 @@ impl<'q> Monitor<'q> {
             tracker: &self.tracker,
         }))?;
         if self.query.may_keep_owners() {
-            self.kept = snapshot.owners.take().map(|scan| KeptScan {
-                scan,
-                at: scanned_at,
-                opened,
-            });
+            if let Some(scan) = snapshot.owners.take() {
+                self.kept.keep(scan, started);
+            }
         }
         snapshot.sockets.clear();
         self.room = snapshot.sockets;
         Ok(())
-    }
-
-    /// The last poll's owner scan, when it may stand for a new one
-    /// ([`KeptScan`]).
-    fn scan_to_keep(&mut self, now: Instant) -> Option<KeptScan> {
-        let kept = self.kept.take()?;
-        let fresh = now.duration_since(kept.at) < KEEP_SCAN_FOR;
-        (fresh && !kept.opened && kept.scan.same_processes(self.query.root_path())).then_some(kept)
     }
 
     /// Take notifications as they come until `until` (or until `stop`

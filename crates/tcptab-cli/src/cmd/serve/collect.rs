@@ -114,7 +114,18 @@ impl App {
             kernel_counters: args.kernel_counters,
             kernel: Vec::new(),
         };
-        let report = query.visit(&mut counting)?;
+        // The scan the last collection used, brought up to date.
+        let owners = &self.owners;
+        let lock = || owners.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = match query.may_keep_owners() {
+            true => lock().take(query.root_path()),
+            false => None,
+        };
+        let began = Instant::now();
+        let (report, scan) = query.visit_with(kept, &mut counting)?;
+        if let Some(scan) = scan.filter(|_| query.may_keep_owners()) {
+            lock().keep(scan, began);
+        }
         let not_inspected = report
             .not_inspected
             .iter()

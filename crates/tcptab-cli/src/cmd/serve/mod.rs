@@ -59,6 +59,9 @@ struct App {
     cache: Mutex<Option<(Instant, Arc<String>)>>,
     /// With --connection-counters: what the counters' thread counted.
     tally: Option<Arc<std::sync::Mutex<tcptab::metrics::Tally>>>,
+    /// With --per-process: the last collection's owner scan, which the
+    /// next brings up to date instead of reading every descriptor again.
+    owners: std::sync::Mutex<tcptab::KeptScan>,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -95,6 +98,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         args,
         stats: Stats::default(),
         cache: Mutex::new(None),
+        owners: Default::default(),
         tally,
     });
     loop {

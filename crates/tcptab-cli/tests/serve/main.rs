@@ -7,7 +7,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+#[path = "../common/mod.rs"]
 mod common;
+mod owners;
 
 use common::server::{promtool_accepts, sample, Prometheus, Server};
 use testkit::http::{get, request};
