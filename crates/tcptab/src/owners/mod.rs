@@ -8,6 +8,8 @@
 //! The scan is linear (one hash lookup per descriptor). It does not stop
 //! when every wanted inode has been seen once: a socket shared after
 //! `fork()` has several owners, and only a complete scan finds them all.
+//! A scan kept from one reading of the table to the next is brought up to
+//! date by reading again only the processes that ran since (`rescan.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -21,7 +23,6 @@ mod index;
 mod proc;
 mod rescan;
 use index::Index;
-
 use proc::{
     decimal, in_parallel, list_processes, number, read_comm, socket_inode, Among, Process, Reader,
     SHARED_ABOVE,

@@ -150,21 +150,10 @@ pub(super) fn ran(root: &OwnedFd, pid: u32, reader: &mut Reader) -> Option<u64> 
     }
     let mut hash = foldhash::fast::FixedState::with_seed(0).hash_one(tids.len());
     for tid in tids {
-        let mut name = [0u8; 11];
-        let fd = openat(
-            &tasks,
-            super::proc::decimal(tid, &mut name),
-            flags,
-            Mode::empty(),
-        )
-        .ok()?;
-        let stat = openat(
-            &fd,
-            "schedstat",
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
+        reader.path.clear();
+        let _ = write!(reader.path, "{tid}/schedstat");
+        let file = OFlags::RDONLY | OFlags::CLOEXEC;
+        let stat = openat(&tasks, reader.path.as_str(), file, Mode::empty()).ok()?;
         let mut buf = [0u8; 96];
         let n = rustix::io::read(&stat, &mut buf).ok()?;
         let mut fields = buf[..n].split(|&b| b == b' ' || b == b'\n');
