@@ -374,11 +374,12 @@ impl Query {
     }
 
     /// [`snapshot`](Query::snapshot), with owners looked up in `kept` (an
-    /// earlier snapshot's scan: a monitor's last poll's, [`crate::track`])
-    /// instead of a new scan of `/proc` before the dump. When the table
-    /// holds a socket it does not know, or the processes are not those it
-    /// read, it is brought up to date after the dump by
-    /// [`OwnerScan::rescan`], which reads only the links that are new.
+    /// earlier snapshot's scan, brought up to date: a monitor's,
+    /// [`crate::KeptScan`]) instead of a new scan of `/proc` before the
+    /// dump. When the table holds a socket it does not know, the scan is
+    /// brought up to date again after the dump ([`OwnerScan::rescan`]:
+    /// only the tables of the processes that ran since are read), and the
+    /// sockets without an owner take theirs from it.
     /// The sockets are put in `sockets` after what it holds: an earlier
     /// snapshot's, emptied, keeps its room for them.
     pub fn snapshot_with(
