@@ -116,7 +116,7 @@ pub enum NotInspectedReason {
     PermissionDenied(String),
 }
 
-/// What the owner scan saw (see [`OwnerScan`]).
+/// What the owner scan saw (see [`crate::OwnerScan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OwnerReport {
     pub inspected: u32,
@@ -130,7 +130,6 @@ pub struct OwnerReport {
     /// no `/proc` was read for it but for what had changed.
     pub kept: bool,
     /// The scan took this many socket links from the one before instead
-    /// of reading them ([`OwnerScan::rescan`]; 0 for a kept scan used as
-    /// it was).
+    /// of reading them ([`crate::OwnerScan::rescan`]; 0 for a new scan).
     pub reused: u32,
 }
