@@ -7,7 +7,7 @@ use std::process::Child;
 mod common;
 
 use common::tcptab;
-use testkit::{require_root, NamedNetns};
+use testkit::NamedNetns;
 
 /// Listeners on `binds` ((address, port, v6only)) in `ns`, held until the
 /// child is killed.
@@ -87,9 +87,7 @@ fn audit(ns: &NamedNetns, extra: &[&str]) -> (Option<i32>, serde_json::Value, St
 
 #[test]
 fn scopes_policy_and_baseline() {
-    if !require_root("scopes_policy_and_baseline") {
-        return;
-    }
+    testkit::needs_root!();
     let ns = NamedNetns::add("tcptab-audit");
     ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
     ip(&[
@@ -312,11 +310,7 @@ fn listening_since_as_a_recording_says(ns: &NamedNetns, dir: &std::path::Path) {
         "--interval",
         "0.3",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out);
     let (code, doc, stderr) = audit(
         ns,
         &["--fail-on", "never", "--history", db.to_str().unwrap()],
@@ -525,9 +519,7 @@ fn a_malformed_policy_is_one_line(ns: &NamedNetns, dir: &std::path::Path) {
 /// not.
 #[test]
 fn a_wildcard_beside_loopback_listeners_is_a_finding_in_the_host_namespace() {
-    if !require_root("a_wildcard_beside_loopback_listeners_is_a_finding_in_the_host_namespace") {
-        return;
-    }
+    testkit::needs_root!();
     let code = "import socket, time\n\
                 held = []\n\
                 for addr in ADDRS:\n\

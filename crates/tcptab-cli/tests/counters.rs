@@ -151,9 +151,7 @@ fn every_counter_has_its_created(server: &Server, began: f64) {
 
 #[test]
 fn counters_add_up_to_what_the_scenario_did_and_never_go_down() {
-    if !testkit::require_root("counters_add_up_to_what_the_scenario_did_and_never_go_down") {
-        return;
-    }
+    testkit::needs_root!();
     let dir = testkit::Scratch::new("counters");
     let ledger_path = dir.join("ledger.jsonl");
     let mut scenario = Scenario::start_with("ledger.py", &[ledger_path.to_str().unwrap()]);
@@ -399,9 +397,7 @@ fn prometheus_saw_the_same(prometheus: &Prometheus, after: &str, listener: &str)
 /// listener's group, as many as the kernel says for the socket.
 #[test]
 fn retransmission_timeouts_are_counted_as_the_kernel_counts_them() {
-    if !testkit::require_root("retransmission_timeouts_are_counted_as_the_kernel_counts_them") {
-        return;
-    }
+    testkit::needs_root!();
     let a = testkit::NamedNetns::add("tcptab-rto-a");
     let b = testkit::NamedNetns::add("tcptab-rto-b");
     let ip = |args: &[&str]| {

@@ -21,7 +21,7 @@ use common::proxy::{Fault, Proxy};
 use common::recorder::{record, scratch, sql, stop, wait_polls};
 use common::server::{promtool_accepts, sample, Server};
 use serde_json::Value;
-use testkit::{require_root, Scenario};
+use testkit::Scenario;
 
 fn tcptab(args: &[String]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tcptab"))
@@ -50,11 +50,7 @@ fn answer_with(args: &[String], env: &[(&str, &str)]) -> BTreeMap<String, Value>
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out, "{args:?}");
     let mut rows = BTreeMap::new();
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let mut v: Value = serde_json::from_str(line).unwrap();
@@ -99,11 +95,7 @@ fn make_tables(server: &ClickHouse) {
     let mut create = strings(&["schema", "clickhouse", "--retention", "7d"]);
     create.extend(server.options("fleet"));
     let out = tcptab(&create);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no table TTL"), "{stderr}");
 }
@@ -174,11 +166,7 @@ fn count(server: &ClickHouse, table: &str, host: &str) -> u64 {
 
 #[test]
 fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_recorder() {
-    if !require_root(
-        "two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_recorder",
-    ) {
-        return;
-    }
+    testkit::needs_root!();
     let dir = scratch("fleet");
     let mut server = ClickHouse::start(&dir.join("clickhouse"));
     make_tables(&server);
@@ -342,11 +330,7 @@ fn the_summary_counts_per_host(
     let mut summary = strings(&["history", "--summary", "--json", "--between", from, to]);
     summary.extend(server.options("fleet"));
     let out = tcptab(&summary);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out);
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut per_host: Vec<(String, u64)> = summary["hosts"]
         .as_array()
@@ -399,9 +383,7 @@ fn a_filter_is_answered_alike(server: &ClickHouse, db: &Path, window: Vec<String
 /// the file does.
 #[test]
 fn inserts_broken_in_flight_are_sent_again_and_kept_once() {
-    if !require_root("inserts_broken_in_flight_are_sent_again_and_kept_once") {
-        return;
-    }
+    testkit::needs_root!();
     let dir = scratch("fleet-in-flight");
     let mut server = ClickHouse::start(&dir.join("clickhouse"));
     make_tables(&server);
@@ -438,9 +420,7 @@ fn inserts_broken_in_flight_are_sent_again_and_kept_once() {
 
 #[test]
 fn a_store_that_refuses_is_one_line_and_recording_goes_on() {
-    if !require_root("a_store_that_refuses_is_one_line_and_recording_goes_on") {
-        return;
-    }
+    testkit::needs_root!();
     let dir = scratch("fleet-refused");
     let server = ClickHouse::start(&dir.join("clickhouse"));
     std::fs::write(dir.join("wrong"), "not-the-password\n").unwrap();
@@ -479,11 +459,7 @@ fn a_store_that_refuses_is_one_line_and_recording_goes_on() {
         ]);
         args.extend(store.iter().cloned());
         let out = tcptab(&args);
-        assert!(
-            out.status.success(),
-            "{store:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        testkit::assert_success!(out, "{store:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let shipping: Vec<&str> = stderr.lines().filter(|l| l.contains("shipping")).collect();
         assert_eq!(shipping.len(), 1, "{store:?}: {stderr}");

@@ -12,7 +12,7 @@ mod common;
 
 use common::{strict_json, tcptab};
 use serde_json::Value;
-use testkit::{require_root, Scenario};
+use testkit::Scenario;
 
 #[test]
 fn strict_json_finds_a_repeated_key() {
@@ -162,11 +162,7 @@ fn every_format_from_every_source_on_a_live_mixed_table() {
                     args.extend_from_slice(namespaces);
                     let what = args.join(" ");
                     let out = tcptab(&args);
-                    assert!(
-                        out.status.success(),
-                        "{what}: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+                    testkit::assert_success!(out, "{what}");
                     let text = String::from_utf8(out.stdout).unwrap();
                     let all = namespaces[0] == "--all-netns";
                     let n = count(format, &text, inode, all, &what);
@@ -219,9 +215,7 @@ fn one_family_is_its_table_alone(scenario: &Scenario, pid: &str, inode: u64) {
 
 #[test]
 fn live_output_follows_the_published_schemas() {
-    if !require_root("live_output_follows_the_published_schemas") {
-        return;
-    }
+    testkit::needs_root!();
     let record = common::schema("record");
     let summary = common::schema("summary");
     let diagnose = common::schema("diagnose");

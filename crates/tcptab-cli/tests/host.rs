@@ -59,9 +59,7 @@ fn every_document_names_its_host() {
 /// A history record names the machine that recorded it, in its boot.
 #[test]
 fn history_records_name_the_recording_host() {
-    if !testkit::require_root("history_records_name_the_recording_host") {
-        return;
-    }
+    testkit::needs_root!();
     let host = expected();
     // A listener of this test's own, so that there is a connection to keep.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -6,8 +6,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use testkit::require_root;
-
 fn tcptab(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tcptab"))
         .args(args)
@@ -94,9 +92,7 @@ fn completions_offer_words_not_files() {
 
 #[test]
 fn completions_offer_the_namespaces_by_name() {
-    if !require_root("completions_offer_the_namespaces_by_name") {
-        return;
-    }
+    testkit::needs_root!();
     let name = format!("tcptab-compl-{}", std::process::id());
     assert!(Command::new("ip")
         .args(["netns", "add", &name])

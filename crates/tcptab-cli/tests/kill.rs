@@ -9,7 +9,7 @@ use std::process::Stdio;
 mod common;
 
 use common::{strict_json, tcptab};
-use testkit::{require_root, Scenario};
+use testkit::Scenario;
 
 /// ss's states in the scenario's namespace, sorted.
 fn states(scenario: &Scenario) -> Vec<String> {
@@ -239,9 +239,7 @@ fn refusals_destroy_nothing() {
 
 #[test]
 fn a_named_namespace_is_killed_from_the_root_namespace() {
-    if !require_root("a_named_namespace_is_killed_from_the_root_namespace") {
-        return;
-    }
+    testkit::needs_root!();
     let netns = testkit::NamedNetns::add("tcptab-kill");
     let name = netns.name.clone();
     let script = testkit::repo_root().join("testdata/scenario/stuck.py");
@@ -282,9 +280,7 @@ fn a_named_namespace_is_killed_from_the_root_namespace() {
 
 #[test]
 fn a_socket_closed_after_the_dump_is_already_gone() {
-    if !require_root("a_socket_closed_after_the_dump_is_already_gone") {
-        return;
-    }
+    testkit::needs_root!();
     use tcptab::filter::Expr;
     use tcptab::kill::{Destroyer, GoneWhy, Outcome};
     use tcptab::Namespaces;
@@ -330,11 +326,8 @@ fn a_socket_closed_after_the_dump_is_already_gone() {
 
 #[test]
 fn time_wait_and_request_sockets_can_be_destroyed() {
-    if !require_root("time_wait_and_request_sockets_can_be_destroyed") {
-        return;
-    }
     // sockets.py holds one TIME_WAIT and one SYN_RECV request socket.
-    let scenario = Scenario::start("sockets.py");
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let before = states(&scenario);
     assert_eq!(
@@ -381,13 +374,10 @@ fn time_wait_and_request_sockets_can_be_destroyed() {
 
 #[test]
 fn no_listener_is_destroyed_unless_its_state_is_named() {
-    if !require_root("no_listener_is_destroyed_unless_its_state_is_named") {
-        return;
-    }
     // Filters that select listeners without naming the listening state:
     // ss's groups, exclusions, negations and ports (and a few random
     // shapes); each run with --yes destroys what it selects but them.
-    let scenario = Scenario::start("sockets.py");
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let listeners = |s: &Scenario| {
         let mut l: Vec<String> = s

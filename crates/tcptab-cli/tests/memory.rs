@@ -58,11 +58,7 @@ fn peak_kib(args: &[&str]) -> u64 {
         .args(args)
         .output()
         .expect("python3");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out, "{args:?}");
     String::from_utf8(out.stdout)
         .unwrap()
         .trim()

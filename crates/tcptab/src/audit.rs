@@ -3,7 +3,6 @@
 //! deciding), and its identity for a baseline (what changed since).
 //! Reading the table is the query's; this module judges what it read.
 
-use std::fmt;
 use std::net::IpAddr;
 
 use crate::filter::{glob, PortRange};
@@ -89,11 +88,7 @@ impl Scope {
     }
 }
 
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_by_name!(Scope, as_str);
 
 impl std::str::FromStr for Scope {
     type Err = String;

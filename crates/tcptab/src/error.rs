@@ -62,11 +62,7 @@ impl Field {
     }
 }
 
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+display_by_name!(Field, name);
 
 /// What was wrong with a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

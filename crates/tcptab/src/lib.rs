@@ -76,6 +76,17 @@
 //! The text format is described in `docs/proc-net-tcp.md` of the
 //! repository; the doc comments here cite its sections.
 
+/// `impl Display for $type` writing the name its `$name` method gives.
+macro_rules! display_by_name {
+    ($type:ty, $name:ident) => {
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.$name())
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod diag;
 pub mod diagnose;

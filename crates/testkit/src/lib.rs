@@ -198,6 +198,42 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
+/// [`require_root`] for the running test, named by its thread (what
+/// `cargo test` names it).
+pub fn may_run_as_root() -> bool {
+    let thread = std::thread::current();
+    require_root(thread.name().unwrap_or("a live test"))
+}
+
+/// Return from the running test unless it may run ([`may_run_as_root`]).
+#[macro_export]
+macro_rules! needs_root {
+    () => {
+        if !$crate::may_run_as_root() {
+            return;
+        }
+    };
+}
+
+/// Assert that a finished command succeeded; when it did not, the message
+/// is its stderr, after a context given as `format!`'s arguments.
+#[macro_export]
+macro_rules! assert_success {
+    ($out:expr) => {{
+        let out: &std::process::Output = &$out;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }};
+    ($out:expr, $($context:tt)+) => {{
+        let out: &std::process::Output = &$out;
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            format_args!($($context)+),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }};
+}
+
 /// A live test's scenario: `script` started in a fresh network namespace
 /// when the test may run ([`require_root`], named after the running test),
 /// None when it skips.
@@ -207,9 +243,7 @@ pub fn live(script: &str) -> Option<Scenario> {
 
 /// [`live`] with arguments for the script.
 pub fn live_with(script: &str, args: &[&str]) -> Option<Scenario> {
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("a live test");
-    require_root(test).then(|| Scenario::start_with(script, args))
+    may_run_as_root().then(|| Scenario::start_with(script, args))
 }
 
 /// One socket the scenario created and what it must look like.
@@ -329,11 +363,7 @@ impl Scenario {
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("nsenter {program}: {e}"));
-        assert!(
-            out.status.success(),
-            "{program} {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::assert_success!(out, "{program} {args:?} failed");
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 

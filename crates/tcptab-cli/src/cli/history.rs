@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::ArgPredicate;
 use clap::{Args, ValueEnum};
 
 use super::values::{parse_interval, parse_retention};
@@ -99,7 +100,7 @@ pub struct HistoryArgs {
     pub summary: bool,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = HistoryFormat::Table)]
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Table, default_value_if("json", ArgPredicate::IsPresent, "json"))]
     pub format: HistoryFormat,
 
     /// Shorthand for --format json.
@@ -117,16 +118,6 @@ pub struct HistoryArgs {
 
     #[command(flatten)]
     pub filter: FilterArgs,
-}
-
-impl HistoryArgs {
-    pub fn format(&self) -> HistoryFormat {
-        if self.json {
-            HistoryFormat::Json
-        } else {
-            self.format
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

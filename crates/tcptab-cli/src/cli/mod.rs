@@ -7,6 +7,7 @@ mod serve;
 mod store;
 mod values;
 
+use clap::builder::ArgPredicate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use history::{HistoryArgs, HistoryFormat, RecordArgs};
@@ -120,7 +121,7 @@ pub struct KillArgs {
     pub listeners: bool,
 
     /// Output format of the listing and the results.
-    #[arg(long, value_enum, default_value_t = KillFormat::Table)]
+    #[arg(long, value_enum, default_value_t = KillFormat::Table, default_value_if("json", ArgPredicate::IsPresent, "json"))]
     pub format: KillFormat,
 
     /// Shorthand for --format json.
@@ -200,22 +201,12 @@ pub enum ReportFormat {
 #[derive(Debug, Clone, Args)]
 pub struct ReportOutput {
     /// Output format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table, default_value_if("json", ArgPredicate::IsPresent, "json"))]
     pub format: ReportFormat,
 
     /// Shorthand for --format json.
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
-}
-
-impl ReportOutput {
-    pub fn format(&self) -> ReportFormat {
-        if self.json {
-            ReportFormat::Json
-        } else {
-            self.format
-        }
-    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -255,7 +246,7 @@ pub struct AuditArgs {
     /// Output format: a table by scope, one JSON document (`tcptab schema
     /// audit`), JSON Lines (a line per listener, then one per finding, each
     /// with its `type`), or CSV (a row per listener, its findings last).
-    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table, default_value_if("json", ArgPredicate::IsPresent, "json"))]
     pub format: AuditFormat,
 
     /// Shorthand for --format json.
@@ -264,16 +255,6 @@ pub struct AuditArgs {
 
     #[command(flatten)]
     pub select: Selection,
-}
-
-impl AuditArgs {
-    pub fn format(&self) -> AuditFormat {
-        if self.json {
-            AuditFormat::Json
-        } else {
-            self.format
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -452,7 +433,7 @@ pub struct ListArgs {
     pub reverse: bool,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(long, value_enum, default_value_t = Format::Table, default_value_if("json", ArgPredicate::IsPresent, "json"))]
     pub format: Format,
 
     /// Shorthand for --format json.
@@ -499,14 +480,4 @@ pub enum SortField {
     Pid,
     Uid,
     Inode,
-}
-
-impl ListArgs {
-    pub fn format(&self) -> Format {
-        if self.json {
-            Format::Json
-        } else {
-            self.format
-        }
-    }
 }

@@ -19,7 +19,7 @@ use crate::output::json::JsonRecord;
 use crate::report;
 
 pub fn run(args: &ExplainArgs) -> Result<()> {
-    let format = args.output.format();
+    let format = args.output.format;
     if args.diagnose {
         return run_diagnose(args, format);
     }

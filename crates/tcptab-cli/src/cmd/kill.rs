@@ -48,11 +48,7 @@ pub fn run(args: &KillArgs) -> Result<()> {
             args.max
         );
     }
-    let format = if args.json {
-        KillFormat::Json
-    } else {
-        args.format
-    };
+    let format = args.format;
     let fields = Fields {
         netns: args.select.named(),
         owners: true,

@@ -17,7 +17,7 @@ use crate::report;
 
 pub fn run(args: &ListArgs) -> Result<()> {
     let expr = args.select.filter.expr()?;
-    let format = args.format();
+    let format = args.format;
     let renumber = expr != Expr::All || !args.sort.is_empty();
     // JSON and CSV carry every field, and the kernel's text has rto, ato,
     // cwnd and ssthresh: these ask the dump for tcp_info too.

@@ -147,7 +147,7 @@ pub fn run(args: &SummaryArgs) -> Result<()> {
         source: report.read.first().map_or("proc", |r| r.source.as_str()),
     };
     let mut out = io::stdout().lock();
-    match args.output.format() {
+    match args.output.format {
         ReportFormat::Json => {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;

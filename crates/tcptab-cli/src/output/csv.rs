@@ -8,8 +8,7 @@ use std::io::{self, Write};
 
 use tcptab::record::{field_defs, FieldDef, Fields, Record, Value, Visit};
 
-use super::{Chunked, Columns, Sink};
-use tcptab::Entry;
+use super::{Chunked, Columns, RecordSink};
 
 /// The block buffer under the csv writer: the sink flushes the csv writer
 /// after each record, so a flush here is a record's end.
@@ -105,14 +104,6 @@ impl<'a> CsvSink<'a> {
         }
     }
 
-    fn record(&mut self, record: Record<'_>) -> io::Result<()> {
-        self.header()?;
-        let cells = self.cells.of(&record);
-        self.out.write_record(cells).map_err(to_io)?;
-        // The whole record into the block buffer, then maybe out.
-        self.out.flush()
-    }
-
     fn header(&mut self) -> io::Result<()> {
         if !self.header_written {
             let names = field_defs(self.fields)
@@ -135,16 +126,20 @@ fn to_io(e: csv::Error) -> io::Error {
     }
 }
 
-impl Sink for CsvSink<'_> {
-    fn row(&mut self, row: &Entry<'_>) -> io::Result<()> {
-        self.record(Record::new(row, self.fields))
+impl RecordSink for CsvSink<'_> {
+    fn fields(&self) -> Fields {
+        self.fields
     }
 
-    fn lived(&mut self, row: &Entry<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
-        self.record(Record::lived(row, self.fields, lifetime))
+    fn record(&mut self, record: Record<'_>) -> io::Result<()> {
+        self.header()?;
+        let cells = self.cells.of(&record);
+        self.out.write_record(cells).map_err(to_io)?;
+        // The whole record into the block buffer, then maybe out.
+        self.out.flush()
     }
 
-    fn finish(mut self: Box<Self>) -> io::Result<()> {
+    fn end(mut self: Box<Self>) -> io::Result<()> {
         // No rows: the header still names the columns.
         self.header()?;
         self.out.flush()?;

@@ -5,8 +5,7 @@ use std::io::{self, Write};
 
 use tcptab::record::{FieldDef, Fields, Record, Value, Visit};
 
-use super::{Chunked, Columns, Sink};
-use tcptab::Entry;
+use super::{Chunked, Columns, RecordSink};
 
 /// Writes one record as a JSON object into a byte buffer.
 pub struct JsonRecord<'b> {
@@ -163,23 +162,17 @@ impl<'a> JsonSink<'a> {
     }
 }
 
-impl Sink for JsonSink<'_> {
-    fn row(&mut self, row: &Entry<'_>) -> io::Result<()> {
-        self.record(Record::new(row, self.fields))
+impl RecordSink for JsonSink<'_> {
+    fn fields(&self) -> Fields {
+        self.fields
     }
 
-    fn lived(&mut self, row: &Entry<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
-        self.record(Record::lived(row, self.fields, lifetime))
-    }
-
-    fn finish(mut self: Box<Self>) -> io::Result<()> {
+    fn end(mut self: Box<Self>) -> io::Result<()> {
         self.out
             .write_all(if self.rows == 0 { b"[]\n" } else { b"\n]\n" })?;
         self.out.finish()
     }
-}
 
-impl JsonSink<'_> {
     fn record(&mut self, record: Record<'_>) -> io::Result<()> {
         self.line.clear();
         self.line

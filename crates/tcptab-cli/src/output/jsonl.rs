@@ -5,8 +5,7 @@ use std::io::{self, Write};
 use tcptab::record::{Fields, Record};
 
 use super::json::JsonRecord;
-use super::{Chunked, Columns, Sink};
-use tcptab::Entry;
+use super::{Chunked, Columns, RecordSink};
 
 pub struct JsonlSink<'a> {
     out: Chunked<Box<dyn Write + 'a>>,
@@ -24,21 +23,15 @@ impl<'a> JsonlSink<'a> {
     }
 }
 
-impl Sink for JsonlSink<'_> {
-    fn row(&mut self, row: &Entry<'_>) -> io::Result<()> {
-        self.record(Record::new(row, self.fields))
+impl RecordSink for JsonlSink<'_> {
+    fn fields(&self) -> Fields {
+        self.fields
     }
 
-    fn lived(&mut self, row: &Entry<'_>, lifetime: &tcptab::record::Lifetime) -> io::Result<()> {
-        self.record(Record::lived(row, self.fields, lifetime))
-    }
-
-    fn finish(mut self: Box<Self>) -> io::Result<()> {
+    fn end(mut self: Box<Self>) -> io::Result<()> {
         self.out.finish()
     }
-}
 
-impl JsonlSink<'_> {
     fn record(&mut self, record: Record<'_>) -> io::Result<()> {
         self.line.clear();
         JsonRecord::write(&mut self.line, &record);

@@ -12,6 +12,7 @@ pub mod table;
 use std::io::{self, Write};
 
 use tcptab::procnet::ByteOrder;
+use tcptab::record::{Fields, Lifetime, Record};
 use tcptab::{Entry, Family};
 
 use crate::cli::Format;
@@ -33,6 +34,34 @@ pub trait Sink {
 
     /// Write whatever is still held and flush.
     fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+/// A format that writes each socket as a [`Record`] of fixed fields (JSON,
+/// JSON Lines, CSV): a [`Sink`] through it, rows and recorded connections
+/// alike.
+pub trait RecordSink {
+    fn fields(&self) -> Fields;
+
+    fn record(&mut self, record: Record<'_>) -> io::Result<()>;
+
+    /// Write whatever is still held and flush.
+    fn end(self: Box<Self>) -> io::Result<()>;
+}
+
+impl<T: RecordSink> Sink for T {
+    fn row(&mut self, row: &Entry<'_>) -> io::Result<()> {
+        let fields = self.fields();
+        self.record(Record::new(row, fields))
+    }
+
+    fn lived(&mut self, row: &Entry<'_>, lifetime: &Lifetime) -> io::Result<()> {
+        let fields = self.fields();
+        self.record(Record::lived(row, fields, lifetime))
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        self.end()
+    }
 }
 
 /// Which optional columns to show.

@@ -61,11 +61,7 @@ pub fn tcptab(args: &[&str]) -> Output {
 /// Run `tcptab`, require success, and parse its stdout as JSON.
 pub fn json(args: &[&str]) -> serde_json::Value {
     let out = tcptab(args);
-    assert!(
-        out.status.success(),
-        "tcptab {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out, "tcptab {args:?}");
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

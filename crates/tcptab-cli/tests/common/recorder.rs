@@ -20,11 +20,7 @@ pub fn sql(db: &Path, query: &str) -> String {
         .arg(query)
         .output()
         .expect("running sqlite3 (apt install sqlite3)");
-    assert!(
-        out.status.success(),
-        "sqlite3 {query}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out, "sqlite3 {query}");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 

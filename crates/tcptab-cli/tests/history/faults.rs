@@ -178,9 +178,7 @@ fn retention_deletes_what_ended_before_the_window() {
 
 #[test]
 fn namespaces_that_come_and_go_are_recorded_and_labelled() {
-    if !require_root("namespaces_that_come_and_go_are_recorded_and_labelled") {
-        return;
-    }
+    testkit::needs_root!();
     let dir = scratch("netns");
     let db = dir.join("h.db");
     let started = now_ms();
@@ -261,11 +259,7 @@ fn an_unprivileged_recorder_stores_what_it_could_not_see() {
         .parse()
         .unwrap();
     let out = recorder.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out);
     let not_seen = sql(&db, "SELECT DISTINCT not_seen FROM polls");
     assert!(not_seen.contains("could not be inspected"), "{not_seen}");
     // Destroy notifications: where the kernel lets an unprivileged

@@ -10,10 +10,7 @@ use super::*;
 
 #[test]
 fn owners_are_found_while_the_scan_is_kept() {
-    if !require_root("owners_are_found_while_the_scan_is_kept") {
-        return;
-    }
-    let mut scenario = Scenario::start("driver.py");
+    let Some(mut scenario) = testkit::live("driver.py") else { return };
     let pid = scenario.pid();
     let dir = scratch("kept");
     let db = dir.join("kept.db");

@@ -236,11 +236,7 @@ fn every_format_the_same_and_readable_by_another_user(db: &Path, m: &Moments) {
         .args(&span)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out);
     assert_eq!(
         String::from_utf8(out.stdout).unwrap().lines().count(),
         json.len()

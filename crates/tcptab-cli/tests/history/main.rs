@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use common::recorder::{at, history, record, scratch, sql, stop, wait_polls};
 use serde_json::Value;
 use tcptab::time::now_ms;
-use testkit::{require_root, NamedNetns, Scenario};
+use testkit::{NamedNetns, Scenario};
 
 /// The rows of one connection's two ends (client port `port`).
 fn ends(rows: &[Value], port: u64) -> Vec<&Value> {

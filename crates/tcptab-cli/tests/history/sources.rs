@@ -4,11 +4,8 @@ use super::*;
 
 #[test]
 fn both_sources_record_what_ss_sees_on_a_mixed_table() {
-    if !require_root("both_sources_record_what_ss_sees_on_a_mixed_table") {
-        return;
-    }
     // Every state and all three row shapes (TIME_WAIT, SYN_RECV requests).
-    let scenario = Scenario::start("sockets.py");
+    let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
     let dir = scratch("sources");
     let validator = common::schema("history-record");

@@ -5,9 +5,7 @@ use super::*;
 
 #[test]
 fn times_files_and_states_as_a_user_types_them() {
-    if !require_root("times_files_and_states_as_a_user_types_them") {
-        return;
-    }
+    testkit::needs_root!();
     let dir = scratch("typed");
     let db = dir.join("h.db");
     let ledger = dir.join("ledger.jsonl");
@@ -129,11 +127,7 @@ fn a_closed_file_on_a_read_only_mount_is_read(dir: &Path, db: &Path, port: u64) 
         "json",
     ]);
     let _ = Command::new("umount").arg(&ro).status();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out);
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let client = rows.iter().filter(|r| r["local_port"] == port).count();
     assert_eq!(client, 1, "the client's end: {rows:#?}");

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use common::recorder::{at, history, record, scratch, sql, stop, wait_polls};
 use serde_json::Value;
-use testkit::{require_root, Scenario};
+use testkit::Scenario;
 
 /// One connection of the ledger.
 #[derive(Debug, Clone)]
@@ -337,9 +337,7 @@ impl Truth {
 
 #[test]
 fn every_connection_once_with_its_owner_states_and_bytes() {
-    if !require_root("every_connection_once_with_its_owner_states_and_bytes") {
-        return;
-    }
+    testkit::needs_root!();
     let dir = scratch("ledger");
     let ledger_path = dir.join("ledger.jsonl");
     let db = dir.join("h.db");

@@ -20,11 +20,7 @@ fn spec() -> PathBuf {
 
 fn ok(args: &[&str]) -> String {
     let out = tcptab(args);
-    assert!(
-        out.status.success(),
-        "tcptab {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out, "tcptab {args:?}");
     String::from_utf8(out.stdout).unwrap()
 }
 

@@ -16,7 +16,7 @@ mod typed;
 
 use common::tcptab;
 use serde_json::Value;
-use testkit::{endpoint, require_root, Scenario, SsRow};
+use testkit::{endpoint, Scenario, SsRow};
 
 /// `tcptab ARGS --format json`, as the rows of its array.
 fn json(args: &[&str]) -> Vec<Value> {

@@ -27,9 +27,7 @@ fn all_netns_finds_sockets_in_two_namespaces() {
 
 #[test]
 fn named_namespace_is_entered_even_without_a_process() {
-    if !require_root("named_namespace_is_entered_even_without_a_process") {
-        return;
-    }
+    testkit::needs_root!();
     let netns = testkit::NamedNetns::add("tcptab-test");
     let name = netns.name.clone();
     // A connection that closes at once leaves a TIME_WAIT socket, which
@@ -43,11 +41,7 @@ fn named_namespace_is_entered_even_without_a_process() {
     let port = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let result = tcptab(&["list", "--netns", &name, "--format", "json"]);
     drop(netns);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    testkit::assert_success!(result);
     let rows: Vec<Value> = serde_json::from_slice::<Value>(&result.stdout)
         .unwrap()
         .as_array()
@@ -142,11 +136,7 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
         "{all_err}"
     );
     drop(bin);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
         stderr

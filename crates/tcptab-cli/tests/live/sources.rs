@@ -107,9 +107,7 @@ fn netlink_source_lists_what_proc_lists() {
 
 #[test]
 fn all_netns_survives_namespaces_that_vanish() {
-    if !require_root("all_netns_survives_namespaces_that_vanish") {
-        return;
-    }
+    testkit::needs_root!();
     // Namespaces whose only process exits while tcptab scans: before the
     // fix, one vanishing between discovery and reading failed the run.
     // They are reaped only at the end: an exited, unreaped process (a
@@ -164,11 +162,7 @@ fn all_netns_survives_namespaces_that_vanish() {
             &["summary", "--all-netns"][..],
         ] {
             let out = tcptab(args);
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            testkit::assert_success!(out, "{args:?}");
         }
     }
     drop(named);
@@ -179,13 +173,10 @@ fn all_netns_survives_namespaces_that_vanish() {
 
 #[test]
 fn proc_under_churn_lists_no_row_twice() {
-    if !require_root("proc_under_churn_lists_no_row_twice") {
-        return;
-    }
     // Thousands of connections opened and closed while /proc is read: the
     // kernel's walk resumes by position between reads and can repeat a
     // row; tcptab drops and counts them.
-    let scenario = Scenario::start("quiet.py");
+    let Some(scenario) = testkit::live("quiet.py") else { return };
     let pid = scenario.pid().to_string();
     let script = testkit::repo_root().join("testdata/scenario/churn.py");
     let mut churn = testkit::tool("nsenter")

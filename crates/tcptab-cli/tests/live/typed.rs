@@ -134,9 +134,7 @@ fn options_behave_like_the_rest_of_the_shell() {
 
 #[test]
 fn wildcard_listeners_are_written_as_ss_writes_them() {
-    if !require_root("wildcard_listeners_are_written_as_ss_writes_them") {
-        return;
-    }
+    testkit::needs_root!();
     // An IPv4 wildcard, an IPv6-only wildcard and a dual-stack wildcard.
     let netns = testkit::NamedNetns::add("tcptab-wild");
     let script = "import socket, sys\n\

@@ -309,11 +309,7 @@ fn explain_every_spec_vector() {
             .stdin(std::fs::File::open(&file).unwrap())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        testkit::assert_success!(out, "{name}");
         let explained = String::from_utf8(out.stdout).unwrap();
         let lines = text
             .lines()

@@ -161,11 +161,7 @@ fn watch_survives_lost_notifications_and_closes_each_connection_once() {
         })
         .collect();
     let out = watch.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "watch died: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success!(out, "watch died");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         err.matches("the kernel dropped destroy notifications")

@@ -13,7 +13,6 @@ mod owners;
 
 use common::server::{promtool_accepts, sample, Prometheus, Server};
 use testkit::http::{get, request};
-use testkit::require_root;
 
 #[test]
 fn promtool_accepts_the_output() {
@@ -155,9 +154,7 @@ fn bounded_load_no_stampede_and_hostile_clients() {
 
 #[test]
 fn unprivileged_exporter_serves_and_reports_what_it_could_not_see() {
-    if !require_root("unprivileged_exporter_serves_and_reports_what_it_could_not_see") {
-        return;
-    }
+    testkit::needs_root!();
     let bin = testkit::SharedBin::of(env!("CARGO_BIN_EXE_tcptab"), "tcptab-serve-unpriv");
     let command = testkit::as_nobody(&bin);
     // A named namespace with no process in it: an unprivileged exporter
@@ -321,9 +318,7 @@ fn listener_in(netns: &testkit::NamedNetns, backlog: u32) -> Child {
 
 #[test]
 fn namespaces_are_series_of_their_own() {
-    if !require_root("namespaces_are_series_of_their_own") {
-        return;
-    }
+    testkit::needs_root!();
     let a = testkit::NamedNetns::add("tcptab-serve-a");
     let b = testkit::NamedNetns::add("tcptab-serve-b");
     let mut held = [listener_in(&a, 511), listener_in(&b, 128)];
@@ -511,9 +506,7 @@ fn nstat(netns: &testkit::NamedNetns, name: &str) -> u64 {
 
 #[test]
 fn each_namespace_s_kernel_counters_are_its_own() {
-    if !require_root("each_namespace_s_kernel_counters_are_its_own") {
-        return;
-    }
+    testkit::needs_root!();
     let a = testkit::NamedNetns::add("tcptab-kc-a");
     let b = testkit::NamedNetns::add("tcptab-kc-b");
     let mut held = [listener_in(&a, 1), listener_in(&b, 1)];

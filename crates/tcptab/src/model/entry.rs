@@ -4,7 +4,6 @@
 //! rows), with a conversion each way; and [`Key`], what identifies one
 //! connection across looks.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -33,11 +32,7 @@ impl Source {
     }
 }
 
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_by_name!(Source, as_str);
 
 /// One socket as the engine hands it over, borrowed: built with
 /// [`Entry::new`] and the `with_` methods, or from an [`EntryBuf`].

@@ -41,11 +41,7 @@ impl Family {
     }
 }
 
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_by_name!(Family, as_str);
 
 /// Which of the three row shapes a line has (docs/proc-net-tcp.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,11 +67,7 @@ impl RowKind {
     }
 }
 
-impl fmt::Display for RowKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_by_name!(RowKind, as_str);
 
 /// What the `tr` column says is pending (docs/proc-net-tcp.md §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -280,11 +272,7 @@ impl fmt::Debug for Pointer {
     }
 }
 
-impl fmt::Display for Pointer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_by_name!(Pointer, as_str);
 
 /// The last column of a full socket line, whose meaning depends on the state
 /// (docs/proc-net-tcp.md §2.1, column 21).

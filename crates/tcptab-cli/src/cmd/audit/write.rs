@@ -25,7 +25,7 @@ pub(super) fn write(
     findings: &[Finding],
 ) -> Result<()> {
     let mut out = io::stdout().lock();
-    match args.format() {
+    match args.format {
         AuditFormat::Json => {
             let document = Document {
                 schema_version: tcptab::record::SCHEMA_VERSION,

@@ -64,7 +64,7 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
     }
 
     let stdout = io::stdout().lock();
-    match args.format() {
+    match args.format {
         HistoryFormat::Table => {
             let mut out = io::BufWriter::new(stdout);
             let mut table = Table::new(args.no_header, source.is_fleet());
@@ -412,9 +412,9 @@ fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Coun
         hosts,
     };
     let mut out = io::stdout().lock();
-    match args.format() {
+    match args.format {
         HistoryFormat::Json | HistoryFormat::Jsonl => {
-            if args.format() == HistoryFormat::Json {
+            if args.format == HistoryFormat::Json {
                 serde_json::to_writer_pretty(&mut out, &summary)?;
             } else {
                 serde_json::to_writer(&mut out, &summary)?;
