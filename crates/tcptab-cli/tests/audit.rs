@@ -54,16 +54,10 @@ fn interface_addresses(ns: &NamedNetns) -> Vec<(String, String)> {
         .output()
         .unwrap();
     let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut list: Vec<(String, String)> = all
-        .as_array()
-        .unwrap()
-        .iter()
+    let mut list: Vec<(String, String)> = common::items(&all)
         .flat_map(|i| {
             let name = i["ifname"].as_str().unwrap().to_string();
-            i["addr_info"]
-                .as_array()
-                .unwrap()
-                .iter()
+            common::items(&i["addr_info"])
                 .map(move |a| (name.clone(), a["local"].as_str().unwrap().to_string()))
         })
         .collect();
@@ -103,10 +97,7 @@ fn scopes_policy_and_baseline() {
         .output()
         .unwrap();
     let addrs: serde_json::Value = serde_json::from_slice(&addrs.stdout).unwrap();
-    let local: Vec<&str> = addrs
-        .as_array()
-        .unwrap()
-        .iter()
+    let local: Vec<&str> = common::items(&addrs)
         .flat_map(|i| i["addr_info"].as_array().unwrap().iter())
         .filter_map(|a| a["local"].as_str())
         .collect();
@@ -147,10 +138,7 @@ fn every_listener_has_its_scope(ns: &NamedNetns) {
     // takes IPv4 too.
     let (code, doc, stderr) = audit(ns, &["--fail-on", "never"]);
     assert_eq!(code, Some(0), "{stderr}");
-    let scopes: Vec<(u64, String, bool)> = doc["listeners"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let scopes: Vec<(u64, String, bool)> = common::items(&doc["listeners"])
         .map(|l| {
             (
                 l["socket"]["local_port"].as_u64().unwrap(),
@@ -249,19 +237,13 @@ fn each_uid_is_its_holders_and_only_roots_are_exposed(ns: &NamedNetns) {
     let (code, doc, stderr) = audit(ns, &["--fail-on", "never"]);
     assert_eq!(code, Some(0), "{stderr}");
     let uid_of = |port: u64| {
-        doc["listeners"]
-            .as_array()
-            .unwrap()
-            .iter()
+        common::items(&doc["listeners"])
             .find(|l| l["socket"]["local_port"].as_u64() == Some(port))
             .and_then(|l| l["socket"]["uid"].as_u64())
     };
     assert_eq!(uid_of(8089), Some(65534), "{doc}");
     assert_eq!(uid_of(84), Some(0), "{doc}");
-    let dual: Vec<&serde_json::Value> = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let dual: Vec<&serde_json::Value> = common::items(&doc["findings"])
         .filter(|f| f["kind"] == "dual-stack")
         .collect();
     assert_eq!(dual.len(), 1, "the one IPv6 wildcard without v6only: {doc}");
@@ -384,10 +366,7 @@ fn a_policy_judges_in_every_format(ns: &NamedNetns, dir: &std::path::Path) {
     let policy_arg = policy.to_str().unwrap();
     let (code, doc, _) = audit(ns, &["--policy", policy_arg]);
     assert_eq!(code, Some(1), "findings fail at --fail-on warning");
-    let mut found: Vec<(String, String)> = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let mut found: Vec<(String, String)> = common::items(&doc["findings"])
         .map(|f| {
             let port = f["listener"].as_str().unwrap().split(' ').nth(1).unwrap();
             let port = port.rsplit(':').next().unwrap().to_string();
@@ -469,10 +448,7 @@ fn a_baseline_says_what_changed(
     let _ = first.wait();
     let (code, doc, _) = audit(ns, &["--baseline", baseline.to_str().unwrap()]);
     assert_eq!(code, Some(1));
-    let mut changes: Vec<(String, String)> = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let mut changes: Vec<(String, String)> = common::items(&doc["findings"])
         .map(|f| {
             (
                 f["kind"].as_str().unwrap().to_string(),
@@ -545,10 +521,7 @@ fn a_wildcard_beside_loopback_listeners_is_a_finding_in_the_host_namespace() {
     }
     assert!(out.status.success(), "{out:?}");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let found: Vec<String> = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let found: Vec<String> = common::items(&doc["findings"])
         .filter(|f| f["kind"] == "any-beside-loopback")
         .map(|f| f["listener"].as_str().unwrap().to_string())
         .collect();

@@ -332,10 +332,7 @@ fn the_summary_counts_per_host(
     let out = tcptab(&summary);
     testkit::assert_success!(out);
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut per_host: Vec<(String, u64)> = summary["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let mut per_host: Vec<(String, u64)> = common::items(&summary["hosts"])
         .map(|h| {
             (
                 h["hostname"].as_str().unwrap().to_string(),

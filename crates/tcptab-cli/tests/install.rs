@@ -93,21 +93,14 @@ fn completions_offer_words_not_files() {
 #[test]
 fn completions_offer_the_namespaces_by_name() {
     testkit::needs_root!();
-    let name = format!("tcptab-compl-{}", std::process::id());
-    assert!(Command::new("ip")
-        .args(["netns", "add", &name])
-        .status()
-        .unwrap()
-        .success());
+    let netns = testkit::NamedNetns::add("tcptab-compl");
+    let name = netns.name.clone();
     let dir = tempfile_dir();
     let prefix = format!("tcptab -N tcptab-compl-{}", std::process::id());
     let after_n = offered(&prefix, &dir);
     let after_netns = offered(&format!("tcptab list --netns {name}"), &dir);
     let after_kill = offered(&format!("tcptab kill -N {name}"), &dir);
-    Command::new("ip")
-        .args(["netns", "delete", &name])
-        .status()
-        .unwrap();
+    drop(netns);
     std::fs::remove_dir_all(&dir).unwrap();
     for offered in [after_n, after_netns, after_kill] {
         assert_eq!(offered, std::slice::from_ref(&name));

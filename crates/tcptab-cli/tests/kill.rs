@@ -391,18 +391,16 @@ fn no_listener_is_destroyed_unless_its_state_is_named() {
     };
     let before = listeners(&scenario);
     assert!(before.len() >= 2, "{before:?}");
-    for filter in [
-        "exclude established",
-        "state big",
-        "state all exclude close-wait",
-        "state all",
-        "not state established",
-        "not state listening",
+    let more = [
         "state connected or sport > :0",
         "( sport > :0 or dport > :0 ) and not state time-wait",
         "! ( state listening ) or src 0.0.0.0/0",
         "exclude syn-sent exclude fin-wait-1",
-    ] {
+    ];
+    for filter in testkit::FILTERS_NOT_NAMING_LISTENERS
+        .into_iter()
+        .chain(more)
+    {
         let mut args = vec!["kill", "--netns-pid", &pid, "--yes", "--max", "1000"];
         args.extend(filter.split(' '));
         let out = tcptab(&args);

@@ -248,17 +248,15 @@ mod tests {
 
     #[test]
     fn a_listener_only_when_its_state_is_named() {
-        for filter in [
-            "exclude established",
-            "state big",
-            "state all exclude close-wait",
-            "state all",
-            "not state established",
-            "not state listening",
+        let more = [
             "sport = :89",
             "state connected or sport = :89",
             "! ( state listening )",
-        ] {
+        ];
+        for filter in testkit::FILTERS_NOT_NAMING_LISTENERS
+            .into_iter()
+            .chain(more)
+        {
             let states = destroyed(filter, false);
             assert!(!states.contains(&State::Listen), "{filter}: {states:?}");
         }

@@ -215,6 +215,18 @@ macro_rules! needs_root {
     };
 }
 
+/// Filters of ss's language that select listeners without naming the
+/// listening state (groups, exclusions, negations): `kill` must leave the
+/// listeners they select alone. Tested in the library and on live tables.
+pub const FILTERS_NOT_NAMING_LISTENERS: [&str; 6] = [
+    "exclude established",
+    "state big",
+    "state all exclude close-wait",
+    "state all",
+    "not state established",
+    "not state listening",
+];
+
 /// Assert that a finished command succeeded; when it did not, the message
 /// is its stderr, after a context given as `format!`'s arguments.
 #[macro_export]

@@ -162,6 +162,26 @@ fn table(headers: &[(&'static str, Align)]) -> TextTable {
     TextTable::new(headers.to_vec())
 }
 
+/// A block of the busiest names and their sockets, when there is any.
+fn busiest<N: std::fmt::Display>(
+    out: &mut impl Write,
+    name: (&'static str, Align),
+    rows: impl Iterator<Item = (N, u64)>,
+) -> io::Result<()> {
+    let mut t = table(&[name, ("Sockets", Align::Right)]);
+    let mut any = false;
+    for (name, sockets) in rows {
+        t.cell(format_args!("{name}"));
+        t.cell(format_args!("{sockets}"));
+        any = true;
+    }
+    if any {
+        t.write_block(out)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
 fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
     let s = &r.summary;
     writeln!(
@@ -201,24 +221,18 @@ fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
         }
         writeln!(out)?;
     }
-    if !s.busiest_local_ports.is_empty() {
-        let mut t = table(&[("Local port", Right), ("Sockets", Right)]);
-        for p in &s.busiest_local_ports {
-            t.cell(format_args!("{}", p.local_port));
-            t.cell(format_args!("{}", p.sockets));
-        }
-        t.write_block(out)?;
-        writeln!(out)?;
-    }
-    if !s.busiest_remote_hosts.is_empty() {
-        let mut t = table(&[("Remote host", Left), ("Sockets", Right)]);
-        for h in &s.busiest_remote_hosts {
-            t.cell(format_args!("{}", h.remote_address));
-            t.cell(format_args!("{}", h.sockets));
-        }
-        t.write_block(out)?;
-        writeln!(out)?;
-    }
+    let ports = s.busiest_local_ports.iter();
+    busiest(
+        out,
+        ("Local port", Right),
+        ports.map(|p| (p.local_port, p.sockets)),
+    )?;
+    let hosts = s.busiest_remote_hosts.iter();
+    busiest(
+        out,
+        ("Remote host", Left),
+        hosts.map(|h| (h.remote_address, h.sockets)),
+    )?;
     if let Some(processes) = &r.processes {
         let mut t = table(&[("Process", Left), ("PID", Right), ("Sockets", Right)]);
         for p in processes {

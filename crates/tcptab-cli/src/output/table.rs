@@ -315,27 +315,22 @@ impl<'a> TableSink<'a> {
             ("Local Address:Port", Align::Left),
             ("Peer Address:Port", Align::Left),
         ];
-        if columns.netns {
-            headers.push(("Netns", Align::Left));
-        }
-        if columns.processes {
-            headers.push(("Process", Align::Left));
-        }
-        if columns.workload {
-            headers.push(("Workload", Align::Left));
-        }
-        if columns.timers {
-            headers.push(("Timer", Align::Left));
-        }
-        if columns.extended {
-            headers.push(("Details", Align::Left));
-        }
-        if columns.info {
-            headers.push(("TCP info", Align::Left));
-        }
-        if columns.memory {
-            headers.push(("Memory", Align::Left));
-        }
+        // The optional columns, in their order; all left-aligned.
+        let optional = [
+            (columns.netns, "Netns"),
+            (columns.processes, "Process"),
+            (columns.workload, "Workload"),
+            (columns.timers, "Timer"),
+            (columns.extended, "Details"),
+            (columns.info, "TCP info"),
+            (columns.memory, "Memory"),
+        ];
+        headers.extend(
+            optional
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, name)| (*name, Align::Left)),
+        );
         let mut table = TextTable::new(headers);
         table.header_written = columns.no_header;
         // State, the queues and the two ends stay on the row's line.

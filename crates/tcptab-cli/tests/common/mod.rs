@@ -58,6 +58,14 @@ pub fn tcptab(args: &[&str]) -> Output {
         .expect("running tcptab")
 }
 
+/// The items of a JSON array (a test failure, naming it, if it is not one).
+pub fn items(value: &serde_json::Value) -> std::slice::Iter<'_, serde_json::Value> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not a JSON array: {value}"))
+        .iter()
+}
+
 /// Run `tcptab`, require success, and parse its stdout as JSON.
 pub fn json(args: &[&str]) -> serde_json::Value {
     let out = tcptab(args);

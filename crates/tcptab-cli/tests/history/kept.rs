@@ -55,10 +55,7 @@ fn owners_are_found_while_the_scan_is_kept() {
     assert_eq!(both.len(), 2, "{rows:#?}");
     for end in &both {
         assert_eq!(end["owner_status"], "owned", "{end}");
-        let pids: Vec<u64> = end["owners"]
-            .as_array()
-            .unwrap()
-            .iter()
+        let pids: Vec<u64> = common::items(&end["owners"])
             .map(|o| o["pid"].as_u64().unwrap())
             .collect();
         assert!(pids.contains(&u64::from(pid)), "{end}");
@@ -69,10 +66,7 @@ fn owners_are_found_while_the_scan_is_kept() {
         ends(&rows, port)
             .iter()
             .map(|end| {
-                let mut pids: Vec<u64> = end["owners"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
+                let mut pids: Vec<u64> = common::items(&end["owners"])
                     .map(|o| o["pid"].as_u64().unwrap())
                     .collect();
                 pids.dedup();

@@ -38,10 +38,7 @@ pub(super) fn history_has_every_end_once(truth: &Truth, db: &Path, t1: i64) -> V
         *found.entry((i, side)).or_default() += 1;
         let c = &conns[i];
         // The owner, on every connection a poll saw open.
-        let owners: Vec<u64> = r["owners"]
-            .as_array()
-            .unwrap()
-            .iter()
+        let owners: Vec<u64> = common::items(&r["owners"])
             .map(|o| o["pid"].as_u64().unwrap())
             .collect();
         match r["owner_status"].as_str() {

@@ -10,10 +10,7 @@ fn owners_agree_with_ss_tanp() {
     let ours: BTreeMap<_, BTreeSet<(u64, u64)>> = rows
         .iter()
         .map(|r| {
-            let owners = r["owners"]
-                .as_array()
-                .unwrap()
-                .iter()
+            let owners = common::items(&r["owners"])
                 .map(|o| (o["pid"].as_u64().unwrap(), o["fd"].as_u64().unwrap()))
                 .collect();
             (identity(r), owners)

@@ -43,10 +43,7 @@ fn summary_counts_every_state_including_zeros() {
         assert!(states.values().any(|&n| n == 0), "zero rows are present");
         assert_eq!(report["total"], scenario.manifest.sockets.len());
         // Accept queues: with netlink the limit is known.
-        let queued = report["listeners"]
-            .as_array()
-            .unwrap()
-            .iter()
+        let queued = common::items(&report["listeners"])
             .find(|l| l["queued"] == 2)
             .unwrap();
         if source == "netlink" {
@@ -86,10 +83,7 @@ fn summary_counts_every_state_including_zeros() {
         let listed = json(&["list", "--netns-pid", &pid, "--source", source, "--json"]);
         for p in ports {
             let port = p["local_port"].as_u64().unwrap();
-            let n = listed
-                .as_array()
-                .unwrap()
-                .iter()
+            let n = common::items(&listed)
                 .filter(|r| r["state"] != "LISTEN" && r["local_port"] == port)
                 .count() as u64;
             assert_eq!(p["sockets"], n, "{source}: port {port}");
@@ -142,10 +136,7 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
     ]);
     assert_eq!(report["schema_version"], 1);
     let findings = report["findings"].clone();
-    let kinds: Vec<&str> = findings
-        .as_array()
-        .unwrap()
-        .iter()
+    let kinds: Vec<&str> = common::items(&findings)
         .map(|f| f["kind"].as_str().unwrap())
         .collect();
     for kind in ["close_wait", "accept_queue", "zero_window"] {
@@ -178,11 +169,7 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
 
 /// The finding of `kind` in a report's findings.
 fn finding<'a>(findings: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
-    let found = findings
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["kind"] == kind);
+    let found = common::items(&findings).find(|f| f["kind"] == kind);
     found.unwrap_or_else(|| panic!("no {kind} in {findings}"))
 }
 

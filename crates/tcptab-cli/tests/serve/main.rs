@@ -159,16 +159,11 @@ fn unprivileged_exporter_serves_and_reports_what_it_could_not_see() {
     let command = testkit::as_nobody(&bin);
     // A named namespace with no process in it: an unprivileged exporter
     // cannot enter it, and counts it as not inspected instead of failing.
-    let name = format!("tcptab-serve-eperm-{}", std::process::id());
-    assert!(Command::new("ip")
-        .args(["netns", "add", &name])
-        .status()
-        .unwrap()
-        .success());
+    let netns = testkit::NamedNetns::add("tcptab-serve-eperm");
     let server = Server::start_with(command, &["--per-process", "--all-netns"]);
     let body = server.metrics();
     drop(server);
-    let _ = Command::new("ip").args(["netns", "del", &name]).status();
+    drop(netns);
     drop(bin);
     assert!(body.contains("tcptab_up 1"), "{body}");
     assert!(

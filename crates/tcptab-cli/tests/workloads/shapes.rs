@@ -203,10 +203,7 @@ fn summary_counts_and_kill_destroys_by_workload() {
         "--runtime-root",
         &root,
     ]);
-    let counts: BTreeMap<String, (u64, u64)> = value["workloads"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let counts: BTreeMap<String, (u64, u64)> = common::items(&value["workloads"])
         .filter_map(|w| {
             let cgroup = w["cgroup"].as_str()?.to_string();
             let sockets = (

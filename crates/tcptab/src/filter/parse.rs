@@ -321,11 +321,7 @@ impl Parser {
             }
             "sport" | "dport" => {
                 self.at += 1;
-                let side = if word == "sport" {
-                    Side::Local
-                } else {
-                    Side::Remote
-                };
+                let side = side_of(&word);
                 let cmp = match self.peek().and_then(Cmp::from_word) {
                     Some(cmp) => {
                         self.at += 1;
@@ -343,11 +339,7 @@ impl Parser {
             }
             "src" | "dst" => {
                 self.at += 1;
-                let side = if word == "src" {
-                    Side::Local
-                } else {
-                    Side::Remote
-                };
+                let side = side_of(&word);
                 let negate = self.negation();
                 let Some(text) = self.peek().map(str::to_string) else {
                     return Err(self.error(format!(
@@ -508,4 +500,13 @@ fn port_or_service(text: &str) -> Result<u16, String> {
             excerpt(text)
         )
     })
+}
+
+/// The end a word names: `sport` and `src` the local one, `dport` and
+/// `dst` the remote one.
+fn side_of(word: &str) -> Side {
+    match word {
+        "sport" | "src" => Side::Local,
+        _ => Side::Remote,
+    }
 }

@@ -340,30 +340,24 @@ impl Outbox {
     ) -> rusqlite::Result<Batch> {
         let opening = host.opening();
         let first = "(SELECT connection FROM outbox ORDER BY seq, connection LIMIT ?1) o";
-        let mut owners: HashMap<i64, Vec<(i64, i64, String)>> = HashMap::new();
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT o.connection, w.pid, w.fd, w.command FROM {first} JOIN owners w ON w.connection = o.connection
-             ORDER BY o.connection, w.pid, w.fd"
-        ))?;
-        let mut rows = stmt.query([limit as i64])?;
-        while let Some(r) = rows.next()? {
-            owners
-                .entry(r.get(0)?)
-                .or_default()
-                .push((r.get(1)?, r.get(2)?, r.get(3)?));
-        }
-        let mut states: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT o.connection, s.at, s.state FROM {first} JOIN state_changes s ON s.connection = o.connection
-             ORDER BY o.connection, s.at"
-        ))?;
-        let mut rows = stmt.query([limit as i64])?;
-        while let Some(r) = rows.next()? {
-            states
-                .entry(r.get(0)?)
-                .or_default()
-                .push((r.get(1)?, r.get(2)?));
-        }
+        let mut owners: HashMap<i64, Vec<(i64, i64, String)>> = by_connection(
+            tx,
+            &format!(
+                "SELECT o.connection, w.pid, w.fd, w.command FROM {first} JOIN owners w ON w.connection = o.connection
+                 ORDER BY o.connection, w.pid, w.fd"
+            ),
+            limit,
+            |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        let mut states: HashMap<i64, Vec<(i64, String)>> = by_connection(
+            tx,
+            &format!(
+                "SELECT o.connection, s.at, s.state FROM {first} JOIN state_changes s ON s.connection = o.connection
+                 ORDER BY o.connection, s.at"
+            ),
+            limit,
+            |r| Ok((r.get(1)?, r.get(2)?)),
+        )?;
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {COLUMNS}, o.seq, b.boot_id, w.cgroup, w.unit, w.slice, w.runtime, w.container_id,
                     w.container_name, w.pod_namespace, w.pod_name, w.pod_uid
@@ -526,6 +520,23 @@ pub(super) fn status(conn: &Connection) -> rusqlite::Result<Option<Waiting>> {
         batches: count("ship_batches")?,
         failed: count("ship_failed")?,
     }))
+}
+
+/// The rows of `sql` (given `limit`; its first column a connection's id)
+/// by connection, each as `item` reads it.
+fn by_connection<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    limit: usize,
+    item: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<HashMap<i64, Vec<T>>> {
+    let mut stmt = tx.prepare_cached(sql)?;
+    let mut rows = stmt.query([limit as i64])?;
+    let mut out: HashMap<i64, Vec<T>> = HashMap::new();
+    while let Some(r) = rows.next()? {
+        out.entry(r.get(0)?).or_default().push(item(r)?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -23,8 +23,9 @@ mod index;
 mod proc;
 mod rescan;
 use index::Index;
+pub(crate) use proc::Among;
 use proc::{
-    decimal, in_parallel, list_processes, number, read_comm, socket_inode, Among, Process, Reader,
+    decimal, in_parallel, list_processes, number, read_comm, socket_inode, Process, Reader,
     SHARED_ABOVE,
 };
 use rescan::{Ask, Known};
@@ -97,32 +98,15 @@ impl OwnerScan {
         OwnerScan::scan_with(proc_root, &Ask::default(), Among::Of(netns))
     }
 
-    /// [`scan`](OwnerScan::scan) among the processes of the namespace of
-    /// inode `netns` only (as [`scan_namespace`](OwnerScan::scan_namespace)).
-    pub fn scan_namespace_for(
+    /// The sockets of `wanted` among the processes `among` names (for
+    /// example those of one namespace, as
+    /// [`scan_namespace`](OwnerScan::scan_namespace), and then the rest);
+    /// nothing read for none wanted.
+    pub(crate) fn scan_for(
         proc_root: &Path,
-        netns: u64,
         wanted: &HashSet<u64>,
+        among: Among,
     ) -> io::Result<OwnerScan> {
-        OwnerScan::scan_for(proc_root, wanted, Among::Of(netns))
-    }
-
-    /// [`scan`](OwnerScan::scan) among the processes of every other
-    /// namespace than that of inode `netns` (those whose namespace can be
-    /// read): what is left to read after
-    /// [`scan_namespace_for`](OwnerScan::scan_namespace_for), which read
-    /// the rest.
-    pub fn scan_outside_namespace_for(
-        proc_root: &Path,
-        netns: u64,
-        wanted: &HashSet<u64>,
-    ) -> io::Result<OwnerScan> {
-        OwnerScan::scan_for(proc_root, wanted, Among::Outside(netns))
-    }
-
-    /// The sockets of `wanted` among those processes; nothing read for
-    /// none wanted.
-    fn scan_for(proc_root: &Path, wanted: &HashSet<u64>, among: Among) -> io::Result<OwnerScan> {
         if wanted.is_empty() {
             return Ok(OwnerScan::default());
         }

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 /// Which processes a scan reads, by their network namespace.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Among {
+pub(crate) enum Among {
     All,
     /// Those of the namespace of this inode, and those whose namespace
     /// cannot be read.

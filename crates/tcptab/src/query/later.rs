@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::model::{EntryBuf, Owners, Ownership, RowKind};
-use crate::owners::OwnerScan;
+use crate::owners::{Among, OwnerScan};
 
 use super::OwnerReport;
 
@@ -87,11 +87,12 @@ pub(super) fn owners_made_after_the_scan(
         if wanted.is_empty() {
             return;
         }
-        let again = match (only, netns) {
-            (Some(netns), _) => OwnerScan::scan_namespace_for(root, netns, &wanted),
-            (None, Some(read)) => OwnerScan::scan_outside_namespace_for(root, read, &wanted),
-            (None, None) => OwnerScan::scan(root, &wanted),
+        let among = match (only, netns) {
+            (Some(netns), _) => Among::Of(netns),
+            (None, Some(read)) => Among::Outside(read),
+            (None, None) => Among::All,
         };
+        let again = OwnerScan::scan_for(root, &wanted, among);
         let Ok(again) = again else { return };
         let last = only.is_none();
         for e in sockets.iter_mut().filter(|e| missing(e)) {
