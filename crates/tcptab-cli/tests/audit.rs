@@ -6,7 +6,7 @@ use std::process::Child;
 
 mod common;
 
-use common::tcptab;
+use common::{tcptab, tcptab_line};
 use testkit::NamedNetns;
 
 /// Listeners on `binds` ((address, port, v6only)) in `ns`, held until the
@@ -514,7 +514,7 @@ fn a_wildcard_beside_loopback_listeners_is_a_finding_in_the_host_namespace() {
         .map(|p| format!("sport = :{p}"))
         .collect::<Vec<_>>()
         .join(" or ");
-    let out = tcptab(&["audit", "--format", "json", "--fail-on", "never", &filter]);
+    let out = tcptab_line(&format!("audit --format json --fail-on never {filter}"));
     for child in [&mut local, &mut alone] {
         let _ = child.kill();
         let _ = child.wait();

@@ -220,7 +220,7 @@ fn live_output_follows_the_published_schemas() {
     let summary = common::schema("summary");
     let diagnose = common::schema("diagnose");
     // The schemas can fail: a key too many, a wrong type, a missing key.
-    let good = common::json(&["list", "--format", "json", "--source", "proc"]);
+    let good = common::json_line("list --format json --source proc");
     let mut bad = good[0].clone();
     bad["extra"] = 1.into();
     assert!(!record.is_valid(&bad));

@@ -4,7 +4,7 @@
 mod common;
 
 use common::recorder::{history, record, scratch, stop, wait_polls};
-use common::{json, tcptab};
+use common::{json, tcptab_line};
 
 /// What the machine says: `uname -n` (coreutils, always there),
 /// /etc/machine-id and the boot id.
@@ -32,25 +32,10 @@ fn every_document_names_its_host() {
     assert!(host["boot_id"].is_string(), "{host}");
     let summary = json(&["summary", "--format", "json"]);
     assert_eq!(summary["host"], host);
-    let out = tcptab(&[
-        "explain",
-        "--diagnose",
-        "--format",
-        "json",
-        "--fail-on",
-        "never",
-    ]);
+    let out = tcptab_line("explain --diagnose --format json --fail-on never");
     let diagnose: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(diagnose["host"], host);
-    let out = tcptab(&[
-        "top",
-        "--format",
-        "jsonl",
-        "--count",
-        "1",
-        "--interval",
-        "100ms",
-    ]);
+    let out = tcptab_line("top --format jsonl --count 1 --interval 100ms");
     let frame: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
     assert_eq!(frame["host"], host);

@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 mod common;
 
-use common::{strict_json, tcptab};
+use common::{strict_json, tcptab, tcptab_line};
 use testkit::Scenario;
 
 /// ss's states in the scenario's namespace, sorted.
@@ -81,7 +81,7 @@ fn dry_run_lists_exactly_the_matches_and_destroys_nothing() {
         }
     }
     // ss's -K: the same command, a dry run too.
-    let out = tcptab(&["-K", "--netns-pid", &pid, "--state", "close-wait", "--json"]);
+    let out = tcptab_line(&format!("-K --netns-pid {pid} --state close-wait --json"));
     assert!(out.status.success(), "{out:?}");
     let rows = strict_json(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 4);
@@ -94,15 +94,9 @@ fn yes_destroys_exactly_the_matches_and_the_holder_sees_it() {
     let pid = scenario.pid().to_string();
     // (Writing to them now would draw a reset from their closed peers.)
     assert_eq!(count(&states(&scenario), "CLOSE-WAIT"), 4);
-    let out = tcptab(&[
-        "kill",
-        "--netns-pid",
-        &pid,
-        "--state",
-        "close-wait",
-        "--yes",
-        "--json",
-    ]);
+    let out = tcptab_line(&format!(
+        "kill --netns-pid {pid} --state close-wait --yes --json"
+    ));
     assert!(out.status.success(), "{out:?}");
     let rows = strict_json(&String::from_utf8(out.stdout).unwrap()).unwrap();
     let rows = rows.as_array().unwrap();
@@ -187,15 +181,9 @@ fn refusals_destroy_nothing() {
     );
     // A listener the filter selects without naming its state is left out,
     // and said so.
-    let out = tcptab(&[
-        "kill",
-        "--netns-pid",
-        &pid,
-        "--sport",
-        &other,
-        "--format",
-        "jsonl",
-    ]);
+    let out = tcptab_line(&format!(
+        "kill --netns-pid {pid} --sport {other} --format jsonl"
+    ));
     assert!(out.status.success(), "{out:?}");
     let listed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -222,15 +210,7 @@ fn refusals_destroy_nothing() {
         "a listener not named was destroyed"
     );
     // A listener is destroyed when the filter names the listening state.
-    let out = tcptab(&[
-        "kill",
-        "--netns-pid",
-        &pid,
-        "--sport",
-        &other,
-        "-l",
-        "--yes",
-    ]);
+    let out = tcptab_line(&format!("kill --netns-pid {pid} --sport {other} -l --yes"));
     assert!(out.status.success(), "{out:?}");
     let after = states(&scenario);
     assert_eq!(count(&after, "LISTEN"), 1, "{after:?}");
@@ -255,7 +235,7 @@ fn a_named_namespace_is_killed_from_the_root_namespace() {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert!(line.contains("close_wait_port"), "{line}");
-    let out = tcptab(&["kill", "--netns", &name, "--state", "close-wait", "--yes"]);
+    let out = tcptab_line(&format!("kill --netns {name} --state close-wait --yes"));
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
@@ -335,18 +315,9 @@ fn time_wait_and_request_sockets_can_be_destroyed() {
         (1, 1),
         "{before:?}"
     );
-    let out = tcptab(&[
-        "kill",
-        "--netns-pid",
-        &pid,
-        "--state",
-        "time-wait",
-        "--state",
-        "syn-recv",
-        "--yes",
-        "--format",
-        "csv",
-    ]);
+    let out = tcptab_line(&format!(
+        "kill --netns-pid {pid} --state time-wait --state syn-recv --yes --format csv"
+    ));
     assert!(out.status.success(), "{out:?}");
     let mut reader = csv::Reader::from_reader(&out.stdout[..]);
     let header = reader.headers().unwrap().clone();
@@ -412,7 +383,7 @@ fn no_listener_is_destroyed_unless_its_state_is_named() {
         );
     }
     // Named, they go.
-    let out = tcptab(&["kill", "--netns-pid", &pid, "--yes", "state", "listening"]);
+    let out = tcptab_line(&format!("kill --netns-pid {pid} --yes state listening"));
     assert!(out.status.success(), "{out:?}");
     assert!(listeners(&scenario).is_empty());
 }

@@ -66,6 +66,17 @@ pub fn items(value: &serde_json::Value) -> std::slice::Iter<'_, serde_json::Valu
         .iter()
 }
 
+/// Run `tcptab` with the words of `line` (split at spaces, as a shell
+/// splits a line without quotes).
+pub fn tcptab_line(line: &str) -> Output {
+    tcptab(&line.split_whitespace().collect::<Vec<_>>())
+}
+
+/// [`json`] with the words of `line`.
+pub fn json_line(line: &str) -> serde_json::Value {
+    json(&line.split_whitespace().collect::<Vec<_>>())
+}
+
 /// Run `tcptab`, require success, and parse its stdout as JSON.
 pub fn json(args: &[&str]) -> serde_json::Value {
     let out = tcptab(args);

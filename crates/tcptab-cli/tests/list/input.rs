@@ -1,7 +1,7 @@
 //! `tcptab list` on corrupted and odd inputs: every error names the file,
 //! the line and the field; `--lenient` skips what it can and says so.
 
-use crate::common::tcptab;
+use crate::common::{tcptab, tcptab_line};
 use crate::{fails, ok, root_arg, spec, tempdir};
 
 /// A copy of the spec-vector root with one line of net/tcp changed.
@@ -207,7 +207,7 @@ fn lenient_skips_lines_of_any_length_and_gives_up_on_garbage() {
         let root = root_arg(&dir);
         let err = fails(&["list", "--root", &root]);
         assert!(err.contains("/net/tcp:3: field"), "{len}: {err}");
-        let out = tcptab(&["list", "--root", &root, "--lenient", "--format", "jsonl"]);
+        let out = tcptab_line(&format!("list --root {root} --lenient --format jsonl"));
         assert!(out.status.success(), "{len}: {out:?}");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).lines().count(),
@@ -288,7 +288,7 @@ fn a_row_on_the_headers_line_is_an_error_not_dropped() {
             "{name}: {err}"
         );
         // Lenient: counted, said, and the rows that can be read are.
-        let out = tcptab(&["list", "--root", &root, "--lenient", "--format", "jsonl"]);
+        let out = tcptab_line(&format!("list --root {root} --lenient --format jsonl"));
         assert!(out.status.success(), "{name}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("skipped 1 malformed line(s)"), "{name}: {err}");

@@ -39,7 +39,7 @@ fn named_namespace_is_entered_even_without_a_process() {
         .output()
         .unwrap();
     let port = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let result = tcptab(&["list", "--netns", &name, "--format", "json"]);
+    let result = tcptab_line(&format!("list --netns {name} --format json"));
     drop(netns);
     testkit::assert_success!(result);
     let rows: Vec<Value> = serde_json::from_slice::<Value>(&result.stdout)

@@ -64,7 +64,7 @@ fn netlink_source_lists_what_proc_lists() {
     };
     assert_eq!(via("netlink"), via("proc"));
     // The table shows a listener's backlog limit as Send-Q, like ss.
-    let out = tcptab(&["list", "--netns-pid", &pid, "--source", "netlink", "-l"]);
+    let out = tcptab_line(&format!("list --netns-pid {pid} --source netlink -l"));
     let text = String::from_utf8(out.stdout).unwrap();
     let queued = scenario.socket("listen_queued");
     let line = text
@@ -74,26 +74,13 @@ fn netlink_source_lists_what_proc_lists() {
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!((cols[1], cols[2]), ("2", "8"), "{line}");
     // -i shows tcp_info; --format proc from netlink renders parseable text.
-    let out = tcptab(&[
-        "list",
-        "--netns-pid",
-        &pid,
-        "--source",
-        "netlink",
-        "-i",
-        "--state",
-        "established",
-    ]);
+    let out = tcptab_line(&format!(
+        "list --netns-pid {pid} --source netlink -i --state established"
+    ));
     assert!(String::from_utf8(out.stdout).unwrap().contains("rtt:"));
-    let out = tcptab(&[
-        "list",
-        "--netns-pid",
-        &pid,
-        "--source",
-        "netlink",
-        "--format",
-        "proc",
-    ]);
+    let out = tcptab_line(&format!(
+        "list --netns-pid {pid} --source netlink --format proc"
+    ));
     let text = String::from_utf8(out.stdout).unwrap();
     let parsed =
         tcptab::procnet::TableReader::new(text.as_bytes(), "netlink-rendered", Default::default())
@@ -191,16 +178,9 @@ fn proc_under_churn_lists_no_row_twice() {
     // a slow machine reads as often as a fast one).
     let (mut runs, mut dropped_runs) = (0, 0);
     while runs < 5 {
-        let out = tcptab(&[
-            "list",
-            "--netns-pid",
-            &pid,
-            "--source",
-            "proc",
-            "-v",
-            "--format",
-            "jsonl",
-        ]);
+        let out = tcptab_line(&format!(
+            "list --netns-pid {pid} --source proc -v --format jsonl"
+        ));
         assert!(out.status.success(), "{out:?}");
         let mut seen = BTreeSet::new();
         for line in String::from_utf8(out.stdout).unwrap().lines() {

@@ -33,7 +33,7 @@ fn ss_flag_bundles_select_what_ss_selects() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.starts_with("State"), "{text}");
     assert_eq!(text.lines().count(), scenario.ss(&["-l"]).len(), "{text}");
-    let proc = tcptab(&["list", "-H", "--netns-pid", &pid, "--format", "proc"]);
+    let proc = tcptab_line(&format!("list -H --netns-pid {pid} --format proc"));
     let text = String::from_utf8(proc.stdout).unwrap();
     assert!(
         text.lines()

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::{json, tcptab};
+use common::{json, json_line, tcptab};
 use serde_json::Value;
 use testkit::Scenario;
 
@@ -98,7 +98,7 @@ fn summary_counts_every_state_including_zeros() {
             .count() as u64;
         assert_eq!(report["time_wait"], minis, "{source}");
     }
-    let report = json(&["summary", "--netns-pid", &pid, "-p", "--json"]);
+    let report = json_line(&format!("summary --netns-pid {pid} -p --json"));
     assert!(report["processes"]
         .as_array()
         .unwrap()
@@ -124,16 +124,9 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("finding(s) of severity critical or worse")
     );
-    let report = json(&[
-        "explain",
-        "--diagnose",
-        "-p",
-        "--netns-pid",
-        &pid,
-        "--json",
-        "--fail-on",
-        "never",
-    ]);
+    let report = json_line(&format!(
+        "explain --diagnose -p --netns-pid {pid} --json --fail-on never"
+    ));
     assert_eq!(report["schema_version"], 1);
     let findings = report["findings"].clone();
     let kinds: Vec<&str> = common::items(&findings)
@@ -147,17 +140,9 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
     the_full_queue_and_the_zero_window_client(&findings, &trouble);
 
     // A threshold is an option: 13 CLOSE_WAIT are not a pile-up of 12.
-    let findings = json(&[
-        "explain",
-        "--diagnose",
-        "--netns-pid",
-        &pid,
-        "--close-wait",
-        "13",
-        "--json",
-        "--fail-on",
-        "never",
-    ]);
+    let findings = json_line(&format!(
+        "explain --diagnose --netns-pid {pid} --close-wait 13 --json --fail-on never"
+    ));
     assert!(findings["findings"]
         .as_array()
         .unwrap()
@@ -257,16 +242,9 @@ fn the_full_queue_and_the_zero_window_client(findings: &serde_json::Value, troub
 fn a_quiet_namespace_has_no_finding() {
     let quiet = Scenario::start("quiet.py");
     let pid = quiet.pid().to_string();
-    let report = json(&[
-        "explain",
-        "--diagnose",
-        "-p",
-        "--netns-pid",
-        &pid,
-        "--json",
-        "--fail-on",
-        "warning",
-    ]);
+    let report = json_line(&format!(
+        "explain --diagnose -p --netns-pid {pid} --json --fail-on warning"
+    ));
     assert_eq!(
         report["findings"],
         Value::Array(vec![]),

@@ -20,7 +20,7 @@ mod recorded;
 mod shapes;
 
 use common::recorder::{history, record, scratch, sql, stop, wait_polls};
-use common::{json, tcptab};
+use common::{json, json_line, tcptab, tcptab_line};
 use testkit::require_root;
 
 /// One process of the layout and what it should be known as.

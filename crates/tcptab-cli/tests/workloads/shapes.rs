@@ -31,7 +31,7 @@ fn every_shape_named_in_every_output_and_filter() {
     }
 
     // The table's column: pod/container, container, unit.
-    let out = tcptab(&["list", "-l", "--workload", "--runtime-root", &root]);
+    let out = tcptab_line(&format!("list -l --workload --runtime-root {root}"));
     let table = String::from_utf8(out.stdout).unwrap();
     for (port, label) in layout.by_port.iter().map(|(p, e)| {
         let label = match (e.pod, e.container_name) {
@@ -193,16 +193,9 @@ fn summary_counts_and_kill_destroys_by_workload() {
     let root = layout.root_arg();
 
     // One listener per cgroup of the layout, counted under its cgroup.
-    let value = json(&[
-        "summary",
-        "--workload",
-        "--format",
-        "json",
-        "--top",
-        "1000",
-        "--runtime-root",
-        &root,
-    ]);
+    let value = json_line(&format!(
+        "summary --workload --format json --top 1000 --runtime-root {root}"
+    ));
     let counts: BTreeMap<String, (u64, u64)> = common::items(&value["workloads"])
         .filter_map(|w| {
             let cgroup = w["cgroup"].as_str()?.to_string();
