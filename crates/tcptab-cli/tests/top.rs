@@ -18,18 +18,8 @@ fn frames_carry_exact_rates_and_short_connections() {
     let (listen, sender, idle) = (port("listen_port"), port("sender_port"), port("idle_port"));
     let rate = port("rate") as f64;
     let pid = scenario.pid().to_string();
-    let (mut top, rx) = common::jsonl(
-        &[
-            "top",
-            "--format",
-            "jsonl",
-            "--netns-pid",
-            &pid,
-            "--interval",
-            "1s",
-            "--count",
-            "4",
-        ],
+    let (mut top, rx) = common::jsonl_line(
+        &format!("top --format jsonl --netns-pid {pid} --interval 1s --count 4"),
         None,
     );
     let next = || rx.recv_timeout(Duration::from_secs(10)).expect("a frame");

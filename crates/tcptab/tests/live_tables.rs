@@ -28,12 +28,16 @@ fn find<'a>(sockets: &'a [Socket], e: &testkit::Expected) -> &'a Socket {
     matches[0]
 }
 
+/// The scenario's namespace's tables, read from /proc.
+fn proc_tables(scenario: &testkit::Scenario) -> tcptab::procnet::Table {
+    let root = ProcRoot::new(scenario.proc_root());
+    root.read(ReadOptions::default()).unwrap()
+}
+
 #[test]
 fn live_tables_decode_to_what_was_created() {
     let Some(scenario) = testkit::live("sockets.py") else { return };
-    let table = ProcRoot::new(scenario.proc_root())
-        .read(ReadOptions::default())
-        .unwrap();
+    let table = proc_tables(&scenario);
     assert_eq!(
         table.sockets.len(),
         scenario.manifest.sockets.len(),
@@ -86,9 +90,7 @@ fn live_tables_decode_to_what_was_created() {
 #[test]
 fn live_tables_agree_with_ss() {
     let Some(scenario) = testkit::live("sockets.py") else { return };
-    let table = ProcRoot::new(scenario.proc_root())
-        .read(ReadOptions::default())
-        .unwrap();
+    let table = proc_tables(&scenario);
     let ss = scenario.ss(&[]);
     // (state, local, peer) -> (recv-q, send-q); for LISTEN ss's Send-Q is the
     // backlog limit, which /proc/net/tcp does not have.

@@ -40,6 +40,11 @@ pub fn jsonl(args: &[&str], schema: Option<&str>) -> (Child, Receiver<serde_json
     (child, rx)
 }
 
+/// [`jsonl`] with the words of `line` (split at spaces).
+pub fn jsonl_line(line: &str, schema: Option<&str>) -> (Child, Receiver<serde_json::Value>) {
+    jsonl(&line.split_whitespace().collect::<Vec<_>>(), schema)
+}
+
 /// Send `signal` (`-TERM`, `-KILL`, `-INT`) to `child`.
 pub fn signal(child: &Child, signal: &str) {
     let status = Command::new("kill")

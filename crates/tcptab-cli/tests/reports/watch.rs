@@ -15,18 +15,8 @@ fn watch_reports_opens_changes_closes_and_short_connections() {
     let pid = driver.pid().to_string();
     // Events as they come (each line is flushed when it happens), each
     // checked against the published schema, with no key twice.
-    let (mut watch, rx) = common::jsonl(
-        &[
-            "watch",
-            "--netns-pid",
-            &pid,
-            "--format",
-            "jsonl",
-            "--interval",
-            "1s",
-            "--duration",
-            "60s",
-        ],
+    let (mut watch, rx) = common::jsonl_line(
+        &format!("watch --netns-pid {pid} --format jsonl --interval 1s --duration 60s"),
         Some("watch-event"),
     );
     let mut seen: Vec<Value> = Vec::new();
@@ -132,20 +122,10 @@ fn watch_survives_lost_notifications_and_closes_each_connection_once() {
     // A receive buffer of a few notifications: a burst overflows it.
     // Read as it comes: a reader that stops reading is another way to
     // lose notifications (watch blocks on the full pipe meanwhile).
-    let (watch, rx) = common::jsonl(
-        &[
-            "watch",
-            "--netns-pid",
-            &pid,
-            "--format",
-            "jsonl",
-            "--interval",
-            "1",
-            "--duration",
-            "8",
-            "--notify-buffer",
-            "1",
-        ],
+    let (watch, rx) = common::jsonl_line(
+        &format!(
+            "watch --netns-pid {pid} --format jsonl --interval 1 --duration 8 --notify-buffer 1"
+        ),
         Some("watch-event"),
     );
     std::thread::sleep(Duration::from_millis(1500));
@@ -197,18 +177,8 @@ fn ss_dash_e_reports_only_what_closes() {
     let Some(mut driver) = testkit::live("driver.py") else { return };
     let pid = driver.pid().to_string();
     // `tcptab -E` as ss users type it: watch, closed events only.
-    let (mut watch, rx) = common::jsonl(
-        &[
-            "-E",
-            "--netns-pid",
-            &pid,
-            "--format",
-            "jsonl",
-            "--interval",
-            "200ms",
-            "--count",
-            "1",
-        ],
+    let (mut watch, rx) = common::jsonl_line(
+        &format!("-E --netns-pid {pid} --format jsonl --interval 200ms --count 1"),
         Some("watch-event"),
     );
     std::thread::sleep(Duration::from_millis(700));

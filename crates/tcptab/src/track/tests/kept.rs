@@ -3,13 +3,15 @@
 
 use super::*;
 
+fn workload(cgroup: &str) -> std::sync::Arc<crate::model::Workload> {
+    std::sync::Arc::new(crate::model::Workload::from_cgroup(cgroup))
+}
+
 #[test]
 fn the_workload_seen_survives_the_time_wait_and_the_notification() {
     let mut t = tracker();
     let mut out = Vec::new();
-    let w = std::sync::Arc::new(crate::model::Workload::from_cgroup(
-        "/system.slice/reportgen.service",
-    ));
+    let w = workload("/system.slice/reportgen.service");
     let held =
         EntryBuf::dumped(dumped(40007, State::Established, 7)).with_workload(Some(w.clone()));
     // The kernel keeps no cgroup for a TIME_WAIT: none comes with it.
@@ -36,9 +38,7 @@ fn the_workload_seen_survives_the_time_wait_and_the_notification() {
 fn a_notified_connection_takes_its_listener_s_workload() {
     let mut t = tracker();
     let mut out = Vec::new();
-    let w = std::sync::Arc::new(crate::model::Workload::from_cgroup(
-        "/system.slice/dbserver.service",
-    ));
+    let w = workload("/system.slice/dbserver.service");
     let mut listener = dumped(80, State::Listen, 1);
     listener.socket.local = "0.0.0.0:80".parse().unwrap();
     listener.socket.remote = "0.0.0.0:0".parse().unwrap();
