@@ -168,14 +168,8 @@ fn busiest<N: std::fmt::Display>(
     name: (&'static str, Align),
     rows: impl Iterator<Item = (N, u64)>,
 ) -> io::Result<()> {
-    let mut t = table(&[name, ("Sockets", Align::Right)]);
-    let mut any = false;
-    for (name, sockets) in rows {
-        t.cell(format_args!("{name}"));
-        t.cell(format_args!("{sockets}"));
-        any = true;
-    }
-    if any {
+    let headers = [name, ("Sockets", Align::Right)];
+    if let Some(mut t) = crate::output::table::counts(headers, rows) {
         t.write_block(out)?;
         writeln!(out)?;
     }
@@ -221,18 +215,16 @@ fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
         }
         writeln!(out)?;
     }
-    let ports = s.busiest_local_ports.iter();
-    busiest(
-        out,
-        ("Local port", Right),
-        ports.map(|p| (p.local_port, p.sockets)),
-    )?;
-    let hosts = s.busiest_remote_hosts.iter();
-    busiest(
-        out,
-        ("Remote host", Left),
-        hosts.map(|h| (h.remote_address, h.sockets)),
-    )?;
+    let ports = s
+        .busiest_local_ports
+        .iter()
+        .map(|p| (p.local_port, p.sockets));
+    busiest(out, ("Local port", Right), ports)?;
+    let hosts = s
+        .busiest_remote_hosts
+        .iter()
+        .map(|h| (h.remote_address, h.sockets));
+    busiest(out, ("Remote host", Left), hosts)?;
     if let Some(processes) = &r.processes {
         let mut t = table(&[("Process", Left), ("PID", Right), ("Sockets", Right)]);
         for p in processes {

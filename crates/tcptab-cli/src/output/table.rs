@@ -46,6 +46,22 @@ pub struct TextTable {
     flowing: bool,
 }
 
+/// A table of names and their counts under `headers`; None when `rows` is
+/// empty.
+pub fn counts<N: std::fmt::Display>(
+    headers: [(&'static str, Align); 2],
+    rows: impl Iterator<Item = (N, u64)>,
+) -> Option<TextTable> {
+    let mut t = TextTable::new(headers.to_vec());
+    let mut any = false;
+    for (name, n) in rows {
+        t.cell(format_args!("{name}"));
+        t.cell(format_args!("{n}"));
+        any = true;
+    }
+    any.then_some(t)
+}
+
 impl TextTable {
     pub fn new(headers: Vec<(&'static str, Align)>) -> TextTable {
         let widths = headers.iter().map(|(h, _)| h.len()).collect();

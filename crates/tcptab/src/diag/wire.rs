@@ -152,31 +152,45 @@ pub struct Message<'a> {
 
 /// The netlink messages in one datagram.
 pub fn messages(buf: View<'_>) -> impl Iterator<Item = WireResult<Message<'_>>> {
+    // A message is tried while any byte is left: a short one is an error.
+    records(buf, 1, |buf, at| {
+        let len = buf.u32(at, "nlmsghdr.nlmsg_len")? as usize;
+        if len < NLMSG_HDRLEN {
+            return Err(buf.malformed(
+                at,
+                "nlmsghdr.nlmsg_len",
+                format!("{len} is shorter than the 16-byte header"),
+            ));
+        }
+        let whole = buf.slice(at, len, "netlink message")?;
+        let message = Message {
+            kind: whole.u16(4, "nlmsghdr.nlmsg_type")?,
+            flags: whole.u16(6, "nlmsghdr.nlmsg_flags")?,
+            seq: whole.u32(8, "nlmsghdr.nlmsg_seq")?,
+            payload: whole.tail(NLMSG_HDRLEN),
+        };
+        Ok((len, message))
+    })
+}
+
+/// The length-prefixed records of `buf`, each padded to 4 bytes, while at
+/// least `header` bytes are left: `read` reads the one at a byte offset
+/// and says its length. The walk ends after the first error.
+fn records<'a, T: 'a>(
+    buf: View<'a>,
+    header: usize,
+    mut read: impl FnMut(View<'a>, usize) -> WireResult<(usize, T)> + 'a,
+) -> impl Iterator<Item = WireResult<T>> + 'a {
     let mut at = 0usize;
     let mut failed = false;
     std::iter::from_fn(move || {
-        if failed || at >= buf.len() {
+        if failed || at + header > buf.len() {
             return None;
         }
-        let result = (|| {
-            let len = buf.u32(at, "nlmsghdr.nlmsg_len")? as usize;
-            if len < NLMSG_HDRLEN {
-                return Err(buf.malformed(
-                    at,
-                    "nlmsghdr.nlmsg_len",
-                    format!("{len} is shorter than the 16-byte header"),
-                ));
-            }
-            let whole = buf.slice(at, len, "netlink message")?;
-            let message = Message {
-                kind: whole.u16(4, "nlmsghdr.nlmsg_type")?,
-                flags: whole.u16(6, "nlmsghdr.nlmsg_flags")?,
-                seq: whole.u32(8, "nlmsghdr.nlmsg_seq")?,
-                payload: whole.tail(NLMSG_HDRLEN),
-            };
+        let result = read(buf, at).map(|(len, record)| {
             at += align4(len);
-            Ok(message)
-        })();
+            record
+        });
         failed = result.is_err();
         Some(result)
     })
@@ -191,31 +205,21 @@ pub struct Attribute<'a> {
 
 /// The attributes that follow a fixed header in a payload.
 pub fn attributes(buf: View<'_>) -> impl Iterator<Item = WireResult<Attribute<'_>>> {
-    let mut at = 0usize;
-    let mut failed = false;
-    std::iter::from_fn(move || {
-        if failed || at + 4 > buf.len() {
-            return None;
+    records(buf, 4, |buf, at| {
+        let len = buf.u16(at, "rtattr.rta_len")? as usize;
+        if len < 4 {
+            return Err(buf.malformed(
+                at,
+                "rtattr.rta_len",
+                format!("{len} is shorter than the 4-byte header"),
+            ));
         }
-        let result = (|| {
-            let len = buf.u16(at, "rtattr.rta_len")? as usize;
-            if len < 4 {
-                return Err(buf.malformed(
-                    at,
-                    "rtattr.rta_len",
-                    format!("{len} is shorter than the 4-byte header"),
-                ));
-            }
-            let whole = buf.slice(at, len, "attribute")?;
-            let attribute = Attribute {
-                kind: whole.u16(2, "rtattr.rta_type")? & 0x3FFF,
-                data: whole.tail(4),
-            };
-            at += align4(len);
-            Ok(attribute)
-        })();
-        failed = result.is_err();
-        Some(result)
+        let whole = buf.slice(at, len, "attribute")?;
+        let attribute = Attribute {
+            kind: whole.u16(2, "rtattr.rta_type")? & 0x3FFF,
+            data: whole.tail(4),
+        };
+        Ok((len, attribute))
     })
 }
 

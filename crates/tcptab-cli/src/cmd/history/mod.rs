@@ -241,14 +241,8 @@ fn counts(
     what: &'static str,
     rows: impl Iterator<Item = (String, u64)>,
 ) -> io::Result<()> {
-    let mut t = TextTable::new(vec![(what, Align::Left), ("Connections", Align::Right)]);
-    let mut any = false;
-    for (name, n) in rows {
-        t.cell(format_args!("{name}"));
-        t.cell(format_args!("{n}"));
-        any = true;
-    }
-    if any {
+    let headers = [(what, Align::Left), ("Connections", Align::Right)];
+    if let Some(mut t) = crate::output::table::counts(headers, rows) {
         writeln!(out)?;
         t.write_block(out)?;
     }

@@ -4,13 +4,20 @@
 
 use super::*;
 
-#[test]
-fn a_notification_before_the_time_wait_is_one_connection_in_time_wait_from_then() {
+/// Connection 7 on port 40000, closed from this side: its notification
+/// at T + 100, then its TIME_WAIT at the poll of T + 1000.
+fn closed_into_time_wait() -> (Tracker, Vec<Event>) {
     let mut t = tracker();
     let mut out = Vec::new();
     t.poll(T, &[dumped(40000, State::Established, 7)], &mut out);
     t.notified(0, T + 100, dumped(40000, State::Close, 7), &mut out);
     t.poll(T + 1000, &[dumped(40000, State::TimeWait, 7)], &mut out);
+    (t, out)
+}
+
+#[test]
+fn a_notification_before_the_time_wait_is_one_connection_in_time_wait_from_then() {
+    let (mut t, mut out) = closed_into_time_wait();
     t.poll(T + 70_000, &[], &mut out);
     once_each(&out);
     assert_eq!(
@@ -199,11 +206,7 @@ fn a_reset_connection_s_notification_keeps_its_ends() {
 fn a_new_connection_on_a_time_wait_s_ends_ends_the_time_wait_when_it_is_known() {
     // The kernel replaces a TIME_WAIT when it accepts a SYN on its ends:
     // the new connection (cookie 9) lived and closed between two polls.
-    let mut t = tracker();
-    let mut out = Vec::new();
-    t.poll(T, &[dumped(40000, State::Established, 7)], &mut out);
-    t.notified(0, T + 100, dumped(40000, State::Close, 7), &mut out);
-    t.poll(T + 1000, &[dumped(40000, State::TimeWait, 7)], &mut out);
+    let (mut t, mut out) = closed_into_time_wait();
     t.notified(0, T + 1500, dumped(40000, State::Close, 9), &mut out);
     t.poll(T + 2000, &[], &mut out);
     once_each(&out);
