@@ -32,16 +32,21 @@ fn without_interface(endpoint: &str) -> String {
     }
 }
 
-/// tcptab's rows for the same words, with `extra` options.
-fn ours(pid: u32, words: &[&str], extra: &[&str]) -> Result<BTreeSet<Row>, String> {
-    let pid = pid.to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args(["list", "-H", "--netns-pid", &pid])
-        .args(extra)
+/// `tcptab list` in the namespace of `pid`, with `options`, then the
+/// filter's `words`.
+fn list(pid: u32, options: &[&str], words: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(["list", "--netns-pid", &pid.to_string()])
+        .args(options)
         .arg("--")
         .args(words)
         .output()
-        .expect("running tcptab");
+        .expect("running tcptab")
+}
+
+/// tcptab's rows for the same words, with `extra` options.
+fn ours(pid: u32, words: &[&str], extra: &[&str]) -> Result<BTreeSet<Row>, String> {
+    let out = list(pid, &[&["-H"], extra].concat(), words);
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
@@ -286,15 +291,8 @@ fn random_expressions_select_what_ss_selects_in_the_kernel_and_out() {
 #[test]
 fn verbose_says_what_ran_in_the_kernel() {
     let Some(scenario) = testkit::live("filters.py") else { return };
-    let pid = scenario.pid().to_string();
     let run_with = |options: &[&str], words: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-            .args(["list", "-v", "--netns-pid", &pid])
-            .args(options)
-            .arg("--")
-            .args(words)
-            .output()
-            .unwrap();
+        let out = list(scenario.pid(), &[&["-v"], options].concat(), words);
         assert!(out.status.success());
         String::from_utf8(out.stderr).unwrap()
     };

@@ -311,12 +311,19 @@ fn listener_in(netns: &testkit::NamedNetns, backlog: u32) -> Child {
     child
 }
 
+/// Two new namespaces, `PREFIX-a` and `PREFIX-b`, each with a listener on
+/// port 80 of these backlogs.
+fn listeners_in_two(prefix: &str, backlogs: [u32; 2]) -> ([testkit::NamedNetns; 2], [Child; 2]) {
+    let a = testkit::NamedNetns::add(&format!("{prefix}-a"));
+    let b = testkit::NamedNetns::add(&format!("{prefix}-b"));
+    let held = [listener_in(&a, backlogs[0]), listener_in(&b, backlogs[1])];
+    ([a, b], held)
+}
+
 #[test]
 fn namespaces_are_series_of_their_own() {
     testkit::needs_root!();
-    let a = testkit::NamedNetns::add("tcptab-serve-a");
-    let b = testkit::NamedNetns::add("tcptab-serve-b");
-    let mut held = [listener_in(&a, 511), listener_in(&b, 128)];
+    let ([a, b], mut held) = listeners_in_two("tcptab-serve", [511, 128]);
     let server = Server::start(&["--all-netns", "--per-remote-port"]);
     let body = server.metrics();
     for child in &mut held {
@@ -502,9 +509,7 @@ fn nstat(netns: &testkit::NamedNetns, name: &str) -> u64 {
 #[test]
 fn each_namespace_s_kernel_counters_are_its_own() {
     testkit::needs_root!();
-    let a = testkit::NamedNetns::add("tcptab-kc-a");
-    let b = testkit::NamedNetns::add("tcptab-kc-b");
-    let mut held = [listener_in(&a, 1), listener_in(&b, 1)];
+    let ([a, b], mut held) = listeners_in_two("tcptab-kc", [1, 1]);
     // Only a is flooded.
     flood(&a, 12);
     let server = Server::start(&["--all-netns", "--kernel-counters", "--connection-counters"]);

@@ -26,15 +26,9 @@ fn a_pod_s_network_namespace_is_named_after_the_pod() {
     assert_eq!(next_line(&mut child), "ready");
     let port = next_line(&mut child);
     layout.children.push(child);
-    let out = tcptab(&[
-        "list",
-        "-l",
-        "--all-netns",
-        "--workload",
-        "--runtime-root",
-        &root,
-        &format!("sport = :{port}"),
-    ]);
+    let out = tcptab_line(&format!(
+        "list -l --all-netns --workload --runtime-root {root} sport = :{port}"
+    ));
     let table = String::from_utf8_lossy(&out.stdout);
     let row = table
         .lines()
@@ -138,16 +132,9 @@ fn both_ends_of_a_pod_to_pod_connection_name_the_other_pod() {
     let client_port = next_line(&mut client);
     layout.children.push(server);
     layout.children.push(client);
-    let out = tcptab(&[
-        "list",
-        "--all-netns",
-        "--workload",
-        "--format",
-        "jsonl",
-        "--runtime-root",
-        &root,
-        &format!("sport = :{port} or dport = :{port}"),
-    ]);
+    let out = tcptab_line(&format!(
+        "list --all-netns --workload --format jsonl --runtime-root {root} sport = :{port} or dport = :{port}"
+    ));
     assert!(out.status.success(), "{out:?}");
     let ends: BTreeMap<String, (String, String)> = String::from_utf8_lossy(&out.stdout)
         .lines()
