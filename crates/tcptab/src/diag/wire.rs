@@ -152,48 +152,66 @@ pub struct Message<'a> {
 
 /// The netlink messages in one datagram.
 pub fn messages(buf: View<'_>) -> impl Iterator<Item = WireResult<Message<'_>>> {
-    // A message is tried while any byte is left: a short one is an error.
-    records(buf, 1, |buf, at| {
-        let len = buf.u32(at, "nlmsghdr.nlmsg_len")? as usize;
-        if len < NLMSG_HDRLEN {
-            return Err(buf.malformed(
-                at,
-                "nlmsghdr.nlmsg_len",
-                format!("{len} is shorter than the 16-byte header"),
-            ));
-        }
-        let whole = buf.slice(at, len, "netlink message")?;
-        let message = Message {
+    let framing = Framing {
+        // A message is tried while any byte is left: a short one is an
+        // error.
+        left: 1,
+        header: NLMSG_HDRLEN,
+        length: |buf, at| Ok(buf.u32(at, "nlmsghdr.nlmsg_len")? as usize),
+        length_field: "nlmsghdr.nlmsg_len",
+        what: "netlink message",
+    };
+    framing.records(buf, |whole| {
+        Ok(Message {
             kind: whole.u16(4, "nlmsghdr.nlmsg_type")?,
             flags: whole.u16(6, "nlmsghdr.nlmsg_flags")?,
             seq: whole.u32(8, "nlmsghdr.nlmsg_seq")?,
             payload: whole.tail(NLMSG_HDRLEN),
-        };
-        Ok((len, message))
+        })
     })
 }
 
-/// The length-prefixed records of `buf`, each padded to 4 bytes, while at
-/// least `header` bytes are left: `read` reads the one at a byte offset
-/// and says its length. The walk ends after the first error.
-fn records<'a, T: 'a>(
-    buf: View<'a>,
+/// How length-prefixed records lie one after the other, each padded to 4
+/// bytes: messages in a datagram, attributes in a payload.
+struct Framing {
+    /// Another record is read while at least this many bytes are left.
+    left: usize,
+    /// The header's size, the least a record's length can say.
     header: usize,
-    mut read: impl FnMut(View<'a>, usize) -> WireResult<(usize, T)> + 'a,
-) -> impl Iterator<Item = WireResult<T>> + 'a {
-    let mut at = 0usize;
-    let mut failed = false;
-    std::iter::from_fn(move || {
-        if failed || at + header > buf.len() {
-            return None;
-        }
-        let result = read(buf, at).map(|(len, record)| {
-            at += align4(len);
-            record
-        });
-        failed = result.is_err();
-        Some(result)
-    })
+    /// The length a record's header says, at a byte offset.
+    length: fn(View<'_>, usize) -> WireResult<usize>,
+    length_field: &'static str,
+    what: &'static str,
+}
+
+impl Framing {
+    /// The records of `buf`, each whole (header included) as `read` makes
+    /// it. The walk ends after the first error.
+    fn records<'a, T: 'a>(
+        self,
+        buf: View<'a>,
+        read: impl Fn(View<'a>) -> WireResult<T> + 'a,
+    ) -> impl Iterator<Item = WireResult<T>> + 'a {
+        let mut at = 0usize;
+        let mut failed = false;
+        std::iter::from_fn(move || {
+            if failed || at + self.left > buf.len() {
+                return None;
+            }
+            let result = (|| {
+                let len = (self.length)(buf, at)?;
+                if len < self.header {
+                    let why = format!("{len} is shorter than the {}-byte header", self.header);
+                    return Err(buf.malformed(at, self.length_field, why));
+                }
+                let record = read(buf.slice(at, len, self.what)?)?;
+                at += align4(len);
+                Ok(record)
+            })();
+            failed = result.is_err();
+            Some(result)
+        })
+    }
 }
 
 /// One attribute (`rtattr`): its type and data.
@@ -205,21 +223,18 @@ pub struct Attribute<'a> {
 
 /// The attributes that follow a fixed header in a payload.
 pub fn attributes(buf: View<'_>) -> impl Iterator<Item = WireResult<Attribute<'_>>> {
-    records(buf, 4, |buf, at| {
-        let len = buf.u16(at, "rtattr.rta_len")? as usize;
-        if len < 4 {
-            return Err(buf.malformed(
-                at,
-                "rtattr.rta_len",
-                format!("{len} is shorter than the 4-byte header"),
-            ));
-        }
-        let whole = buf.slice(at, len, "attribute")?;
-        let attribute = Attribute {
+    let framing = Framing {
+        left: 4,
+        header: 4,
+        length: |buf, at| Ok(buf.u16(at, "rtattr.rta_len")? as usize),
+        length_field: "rtattr.rta_len",
+        what: "attribute",
+    };
+    framing.records(buf, |whole| {
+        Ok(Attribute {
             kind: whole.u16(2, "rtattr.rta_type")? & 0x3FFF,
             data: whole.tail(4),
-        };
-        Ok((len, attribute))
+        })
     })
 }
 

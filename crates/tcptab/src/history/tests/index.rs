@@ -9,10 +9,9 @@ use super::*;
 fn a_file_of_version_3_is_read_and_taken_up() {
     let path = scratch("version3");
     let a = socket(40012, State::Established, 61);
-    let t = 1_800_000_000_000;
     let mut r = Recorder::open(&path);
-    r.poll(std::slice::from_ref(&a), t, &[]);
-    r.poll(std::slice::from_ref(&a), t + 5000, &[]);
+    r.poll(std::slice::from_ref(&a), T, &[]);
+    r.poll(std::slice::from_ref(&a), T + 5000, &[]);
     r.writer.settle().unwrap();
     drop(r);
     as_version_4(&path);
@@ -25,12 +24,12 @@ fn a_file_of_version_3_is_read_and_taken_up() {
              PRAGMA user_version = 3;",
         )
         .unwrap();
-    assert_eq!(last_seen_of(&path, Window::All), [(40012, t + 5000)]);
+    assert_eq!(last_seen_of(&path, Window::All), [(40012, T + 5000)]);
     let mut r = Recorder::open(&path);
     assert_eq!(r.writer.open_connections(), 1);
-    r.poll(std::slice::from_ref(&a), t + 10_000, &[]);
+    r.poll(std::slice::from_ref(&a), T + 10_000, &[]);
     drop(r);
-    assert_eq!(last_seen_of(&path, Window::All), [(40012, t + 10_000)]);
+    assert_eq!(last_seen_of(&path, Window::All), [(40012, T + 10_000)]);
     let version: i32 = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -38,13 +37,12 @@ fn a_file_of_version_3_is_read_and_taken_up() {
     assert_eq!(version, VERSION);
     // The recorder was not stopped cleanly: the view says what the
     // row does not yet.
-    assert_eq!(stored(&path, 40012), (t + 5000, Some(1)));
+    assert_eq!(stored(&path, 40012), (T + 5000, Some(1)));
     let viewed: i64 = rusqlite::Connection::open(&path)
         .unwrap()
         .query_row("SELECT last_seen FROM sightings", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(viewed, t + 10_000);
-    remove(&path);
+    assert_eq!(viewed, T + 10_000);
 }
 
 /// The tables of version 4 that version 5 replaced: names as text.
@@ -151,22 +149,21 @@ fn ports_at(path: &Path, moment: i64) -> Vec<u16> {
 #[test]
 fn a_file_of_version_4_answers_the_same_once_taken_up() {
     let path = scratch("version4");
-    let t = 1_800_000_000_000;
     let held = socket(40020, State::Established, 71);
     let short = socket(40021, State::Established, 72);
     let mut odd = socket(40022, State::Other(0x0e), 73);
     odd.socket.timer.kind = crate::model::TimerKind::Other(7);
     let mut r = Recorder::open(&path);
-    r.poll(&[held.clone(), short.clone(), odd.clone()], t, &[]);
+    r.poll(&[held.clone(), short.clone(), odd.clone()], T, &[]);
     r.poll(
         &[held.clone(), odd.clone()],
-        t + 5000,
-        &[(t + 2000, short.clone())],
+        T + 5000,
+        &[(T + 2000, short.clone())],
     );
-    r.poll(std::slice::from_ref(&held), t + 10_000, &[]);
+    r.poll(std::slice::from_ref(&held), T + 10_000, &[]);
     r.writer.settle().unwrap();
     drop(r);
-    let moments = [t + 1000, t + 6000, t + 10_000];
+    let moments = [T + 1000, T + 6000, T + 10_000];
     let before = answers(&path, &moments);
     let open = count(
         &path,
@@ -189,15 +186,14 @@ fn a_file_of_version_4_answers_the_same_once_taken_up() {
     // The held connection, indexed from its start, ends there however
     // short its life.
     let mut r = Recorder::open(&path);
-    r.poll(&[], t + 15_000, &[(t + 12_000, held.clone())]);
+    r.poll(&[], T + 15_000, &[(T + 12_000, held.clone())]);
     drop(r);
     assert_eq!(
         count(&path, "SELECT end_s FROM lifetimes WHERE id = 1"),
-        ceil_s(t + 12_000)
+        ceil_s(T + 12_000)
     );
-    assert_eq!(ports_at(&path, t + 11_000), [40020]);
-    assert_eq!(ports_at(&path, t + 13_000), [0u16; 0]);
-    remove(&path);
+    assert_eq!(ports_at(&path, T + 11_000), [40020]);
+    assert_eq!(ports_at(&path, T + 13_000), [0u16; 0]);
 }
 
 /// Connections found at a moment whichever way the file finds them: a
@@ -206,22 +202,21 @@ fn a_file_of_version_4_answers_the_same_once_taken_up() {
 #[test]
 fn short_long_and_open_connections_are_found_at_every_moment() {
     let path = scratch("spans");
-    let t = 1_800_000_000_000;
     let short = socket(40030, State::Established, 81);
     let long = socket(40031, State::Established, 82);
     let open = socket(40032, State::Established, 83);
     let mut r = Recorder::open(&path);
-    r.poll(&[short.clone(), long.clone(), open.clone()], t, &[]);
+    r.poll(&[short.clone(), long.clone(), open.clone()], T, &[]);
     r.poll(
         &[long.clone(), open.clone()],
-        t + 5000,
-        &[(t + 3000, short.clone())],
+        T + 5000,
+        &[(T + 3000, short.clone())],
     );
-    let end = t + 5000 + SHORT_MS + 10_000;
+    let end = T + 5000 + SHORT_MS + 10_000;
     polls(
         &mut r,
         &[long.clone(), open.clone()],
-        t + 10_000,
+        T + 10_000,
         end - 5000,
     );
     r.poll(
@@ -235,13 +230,12 @@ fn short_long_and_open_connections_are_found_at_every_moment() {
         1,
         "only the long one"
     );
-    assert_eq!(ports_at(&path, t + 1000), [40030, 40031, 40032]);
-    assert_eq!(ports_at(&path, t + 4000), [40031, 40032]);
+    assert_eq!(ports_at(&path, T + 1000), [40030, 40031, 40032]);
+    assert_eq!(ports_at(&path, T + 4000), [40031, 40032]);
     // More than SHORT_MS after the last span: only the index and the open
     // rows know them.
     assert_eq!(ports_at(&path, end - 2000), [40031, 40032]);
     assert_eq!(ports_at(&path, end), [40032]);
-    remove(&path);
 }
 
 /// The retention window deletes short connections by their spans, and
@@ -250,7 +244,6 @@ fn short_long_and_open_connections_are_found_at_every_moment() {
 #[test]
 fn retention_deletes_by_span_and_keeps_what_is_open() {
     let path = scratch("retention");
-    let t = 1_800_000_000_000;
     let mut tracker = Tracker::new(TrackOptions {
         queue_threshold: None,
         gap_after_ms: Some(crate::track::gap_after_ms(5000)),
@@ -261,14 +254,14 @@ fn retention_deletes_by_span_and_keeps_what_is_open() {
     let mut r = Recorder { tracker, writer };
     let short = socket(40040, State::Established, 91);
     let open = socket(40041, State::Established, 92);
-    r.poll(&[short.clone(), open.clone()], t, &[]);
+    r.poll(&[short.clone(), open.clone()], T, &[]);
     r.poll(
         std::slice::from_ref(&open),
-        t + 5000,
-        &[(t + 3000, short.clone())],
+        T + 5000,
+        &[(T + 3000, short.clone())],
     );
-    let end = t + SHORT_MS + 30_000;
-    polls(&mut r, std::slice::from_ref(&open), t + 10_000, end);
+    let end = T + SHORT_MS + 30_000;
+    polls(&mut r, std::slice::from_ref(&open), T + 10_000, end);
     assert_eq!(
         count(&path, "SELECT count(*) FROM connection_rows"),
         1,
@@ -287,7 +280,6 @@ fn retention_deletes_by_span_and_keeps_what_is_open() {
         "the long one went"
     );
     assert_eq!(count(&path, "SELECT count(*) FROM lifetimes"), 0);
-    remove(&path);
 }
 
 /// How SQLite reads the rows of a window and of the retention's spans:
@@ -329,5 +321,4 @@ fn a_window_reads_only_the_rows_its_indexes_find() {
             .collect();
         assert!(scans.is_empty(), "{scans:?} in {plan:#?}");
     }
-    remove(&path);
 }

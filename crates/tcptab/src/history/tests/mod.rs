@@ -8,6 +8,9 @@ use crate::track::{TrackOptions, Tracker};
 
 mod index;
 
+/// A moment in 2027, in milliseconds: the tests' first poll.
+const T: i64 = 1_800_000_000_000;
+
 /// A state as the views name it: the kernel's name, or `UNKNOWN(0x..)`.
 pub(super) fn state_name(state: State) -> String {
     state
@@ -20,14 +23,37 @@ pub(super) fn timer_name(kind: crate::model::TimerKind) -> String {
     kind.name().map_or_else(|| kind.to_string(), str::to_string)
 }
 
-/// A fresh database path for one test.
-fn scratch(name: &str) -> PathBuf {
+/// A fresh database path for one test, its files removed when it goes.
+fn scratch(name: &str) -> Scratch {
     let path = std::env::temp_dir().join(format!(
         "tcptab-history-unit-{}-{name}.db",
         std::process::id()
     ));
     remove(&path);
-    path
+    Scratch(path)
+}
+
+/// A test's database path ([`scratch`]).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        remove(&self.0);
+    }
 }
 
 fn remove(path: &Path) {
@@ -165,7 +191,6 @@ fn a_state_change_is_shipped_until_acknowledged_then_not_again() {
     assert!(!last.body.contains("\"closed_at\":null"), "{}", last.body);
     outbox.acked(&last).unwrap();
     assert!(outbox.shipped.is_empty(), "{:?}", outbox.shipped);
-    remove(&path);
 }
 
 #[test]
@@ -185,31 +210,28 @@ fn a_clock_set_back_closes_no_connection_before_it_was_seen() {
     assert_eq!(l.closed_by.as_deref(), Some("poll"));
     assert!(l.closed_at.unwrap() >= l.last_seen, "{l:?}");
     assert!(l.last_seen >= l.first_seen, "{l:?}");
-    remove(&path);
 }
 
 #[test]
 fn a_short_connection_and_its_time_wait_are_one_row() {
     let path = scratch("timewait");
     let mut r = Recorder::open(&path);
-    let t = 1_800_000_000_000;
-    r.poll(&[], t, &[]);
+    r.poll(&[], T, &[]);
     // Opened and closed between two polls: its notification, then its
     // TIME_WAIT with a cookie of its own (it was never dumped).
-    let closed = (t + 100, socket(40001, State::Close, 11));
+    let closed = (T + 100, socket(40001, State::Close, 11));
     let tw = socket(40001, State::TimeWait, 12);
-    let out = r.poll(std::slice::from_ref(&tw), t + 5000, &[closed]);
+    let out = r.poll(std::slice::from_ref(&tw), T + 5000, &[closed]);
     assert_eq!((out.opened, out.closed, out.notifications), (1, 0, 1));
     // The TIME_WAIT expires (its timer said 60 s).
-    r.poll(&[], t + 70_000, &[]);
+    r.poll(&[], T + 70_000, &[]);
     drop(r);
     let rows = all(&path);
     assert_eq!(rows.len(), 1, "{rows:#?}");
     let l = &rows[0].lifetime;
     assert_eq!(rows[0].entry.socket.state, State::TimeWait);
-    assert_eq!((l.first_seen, l.closed_at), (t + 100, Some(t + 65_000)));
+    assert_eq!((l.first_seen, l.closed_at), (T + 100, Some(T + 65_000)));
     assert_eq!(l.closed_by.as_deref(), Some("expired"));
-    remove(&path);
 }
 
 /// `socket` with tcp_info carrying `acked` bytes.
@@ -227,19 +249,18 @@ fn with_bytes(mut d: DiagSocket, acked: u64) -> DiagSocket {
 fn counters_reach_the_row_whether_or_not_they_changed_since_the_last_write() {
     let path = scratch("counters");
     let mut r = Recorder::open(&path);
-    let t = 1_800_000_000_000;
     let open = with_bytes(socket(40002, State::Established, 21), 100);
-    r.poll(std::slice::from_ref(&open), t, &[]);
-    r.poll(std::slice::from_ref(&open), t + 5000, &[]);
+    r.poll(std::slice::from_ref(&open), T, &[]);
+    r.poll(std::slice::from_ref(&open), T + 5000, &[]);
     // Its notification with the final counters (more than the polls saw),
     // then the poll that ends it; a second connection closes with the
     // counters its poll saw (nothing new to write at its close or end).
     let other = with_bytes(socket(40003, State::Established, 22), 7);
-    r.poll(&[open.clone(), other.clone()], t + 10_000, &[]);
-    let closed = (t + 10_100, with_bytes(socket(40002, State::Close, 21), 900));
-    let same = (t + 10_200, with_bytes(socket(40003, State::Close, 22), 7));
-    r.poll(&[], t + 15_000, &[closed, same]);
-    r.poll(&[], t + 20_000, &[]);
+    r.poll(&[open.clone(), other.clone()], T + 10_000, &[]);
+    let closed = (T + 10_100, with_bytes(socket(40002, State::Close, 21), 900));
+    let same = (T + 10_200, with_bytes(socket(40003, State::Close, 22), 7));
+    r.poll(&[], T + 15_000, &[closed, same]);
+    r.poll(&[], T + 20_000, &[]);
     drop(r);
     let rows = all(&path);
     let by_port = |port: u16| {
@@ -255,25 +276,23 @@ fn counters_reach_the_row_whether_or_not_they_changed_since_the_last_write() {
     );
     assert_eq!(
         (grown.closed_at, grown.closed_by.as_deref()),
-        (Some(t + 10_100), Some("destroy"))
+        (Some(T + 10_100), Some("destroy"))
     );
-    assert_eq!(grown.last_seen, t + 10_100);
+    assert_eq!(grown.last_seen, T + 10_100);
     assert_eq!((same.bytes_acked, same.bytes_received), (Some(7), Some(3)));
     assert_eq!(
         (same.closed_at, same.closed_by.as_deref()),
-        (Some(t + 10_200), Some("destroy"))
+        (Some(T + 10_200), Some("destroy"))
     );
-    assert_eq!(same.last_seen, t + 10_200);
-    remove(&path);
+    assert_eq!(same.last_seen, T + 10_200);
 }
 
 #[test]
 fn a_new_writer_takes_up_the_open_connections() {
     let path = scratch("resume");
-    let t = 1_800_000_000_000;
     let a = socket(40002, State::Established, 21);
     let mut r = Recorder::open(&path);
-    r.poll(std::slice::from_ref(&a), t, &[]);
+    r.poll(std::slice::from_ref(&a), T, &[]);
     // A second writer is refused while the first lives.
     let refused = Writer::open(&path, 3_600_000).unwrap_err().to_string();
     assert!(
@@ -283,66 +302,61 @@ fn a_new_writer_takes_up_the_open_connections() {
     drop(r);
     let mut r = Recorder::open(&path);
     assert_eq!(r.writer.open_connections(), 1);
-    r.poll(std::slice::from_ref(&a), t + 5000, &[]);
+    r.poll(std::slice::from_ref(&a), T + 5000, &[]);
     drop(r);
     let rows = all(&path);
     assert_eq!(rows.len(), 1, "{rows:#?}");
-    assert_eq!(rows[0].lifetime.last_seen, t + 5000);
+    assert_eq!(rows[0].lifetime.last_seen, T + 5000);
     assert_eq!(rows[0].lifetime.closed_at, None);
-    remove(&path);
 }
 
 #[test]
 fn a_time_wait_found_by_the_next_recorder_reopens_its_row() {
     let path = scratch("reopen");
-    let t = 1_800_000_000_000;
     let mut r = Recorder::open(&path);
-    r.poll(&[socket(40003, State::Established, 31)], t, &[]);
+    r.poll(&[socket(40003, State::Established, 31)], T, &[]);
     // Its notification comes after the last poll: the recorder stops
     // with it closed at the notification.
     let mut events = Vec::new();
     r.tracker
-        .notified(0, t + 100, socket(40003, State::Close, 31), &mut events);
+        .notified(0, T + 100, socket(40003, State::Close, 31), &mut events);
     r.tracker.finish(&mut events);
     r.writer.record(&events, None, &r.tracker).unwrap();
     drop(r);
     // The next recorder finds its TIME_WAIT: the same connection.
     let mut r = Recorder::open(&path);
-    r.poll(&[socket(40003, State::TimeWait, 31)], t + 1000, &[]);
+    r.poll(&[socket(40003, State::TimeWait, 31)], T + 1000, &[]);
     drop(r);
     let rows = all(&path);
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0].lifetime.closed_at, None);
     assert_eq!(rows[0].entry.socket.state, State::TimeWait);
-    remove(&path);
 }
 
 #[test]
 fn after_a_gap_what_is_gone_ended_at_its_last_sighting() {
     let path = scratch("gap");
-    let t = 1_800_000_000_000;
     let mut r = Recorder::open(&path);
-    r.poll(&[socket(40004, State::Established, 41)], t, &[]);
+    r.poll(&[socket(40004, State::Established, 41)], T, &[]);
     drop(r);
     // A recorder 19 s later: the connection is gone.
     let mut r = Recorder::open(&path);
-    r.poll(&[], t + 19_000, &[]);
+    r.poll(&[], T + 19_000, &[]);
     drop(r);
     let rows = all(&path);
     let l = &rows[0].lifetime;
     assert_eq!(
         (l.closed_at, l.closed_by.as_deref()),
-        (Some(t), Some("gap"))
+        (Some(T), Some("gap"))
     );
     let reader = Reader::open(&path).unwrap();
     assert_eq!(
-        reader.gaps(t, t + 19_000).unwrap(),
+        reader.gaps(T, T + 19_000).unwrap(),
         [Gap {
-            from: t,
-            to: t + 19_000
+            from: T,
+            to: T + 19_000
         }]
     );
-    remove(&path);
 }
 
 /// (`last_seen` as stored, `follows`) of the row of local port `port`.
@@ -380,15 +394,14 @@ fn open_rows_follow_the_polls_and_one_not_found_keeps_its_time() {
         socket(40010, State::Established, 51),
         socket(40011, State::Established, 52),
     );
-    let t = 1_800_000_000_000;
     let mut r = Recorder::open(&path);
-    r.poll(&[a.clone(), b.clone()], t, &[]);
+    r.poll(&[a.clone(), b.clone()], T, &[]);
     // b is not found (its notification may be on its way).
-    r.poll(std::slice::from_ref(&a), t + 5000, &[]);
-    assert_eq!(stored(&path, 40010), (t, Some(1)));
-    assert_eq!(stored(&path, 40011), (t, None));
+    r.poll(std::slice::from_ref(&a), T + 5000, &[]);
+    assert_eq!(stored(&path, 40010), (T, Some(1)));
+    assert_eq!(stored(&path, 40011), (T, None));
     let all_then = last_seen_of(&path, Window::All);
-    assert_eq!(all_then, [(40010, t + 5000), (40011, t)]);
+    assert_eq!(all_then, [(40010, T + 5000), (40011, T)]);
     // The view for the file's other readers says the same.
     let viewed: i64 = rusqlite::Connection::open(&path)
         .unwrap()
@@ -399,31 +412,30 @@ fn open_rows_follow_the_polls_and_one_not_found_keeps_its_time() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(viewed, t + 5000);
-    // Open at t + 5000 is a alone: b was last seen before.
+    assert_eq!(viewed, T + 5000);
+    // Open at T + 5000 is a alone: b was last seen before.
     assert_eq!(
-        last_seen_of(&path, Window::At(t + 5000)),
-        [(40010, t + 5000)]
+        last_seen_of(&path, Window::At(T + 5000)),
+        [(40010, T + 5000)]
     );
     // Found again: it follows again.
-    r.poll(&[a.clone(), b.clone()], t + 10_000, &[]);
-    assert_eq!(stored(&path, 40011), (t + 10_000, Some(1)));
-    r.poll(&[a.clone(), b.clone()], t + 15_000, &[]);
+    r.poll(&[a.clone(), b.clone()], T + 10_000, &[]);
+    assert_eq!(stored(&path, 40011), (T + 10_000, Some(1)));
+    r.poll(&[a.clone(), b.clone()], T + 15_000, &[]);
     assert_eq!(
         last_seen_of(&path, Window::All),
-        [(40010, t + 15_000), (40011, t + 15_000)]
+        [(40010, T + 15_000), (40011, T + 15_000)]
     );
     r.writer.settle().unwrap();
-    assert_eq!(stored(&path, 40010), (t + 15_000, Some(1)));
-    assert_eq!(stored(&path, 40011), (t + 15_000, Some(1)));
+    assert_eq!(stored(&path, 40010), (T + 15_000, Some(1)));
+    assert_eq!(stored(&path, 40011), (T + 15_000, Some(1)));
     // A recorder killed (no settle): the next one settles at its start.
-    r.poll(&[a.clone(), b.clone()], t + 20_000, &[]);
+    r.poll(&[a.clone(), b.clone()], T + 20_000, &[]);
     drop(r);
-    assert_eq!(stored(&path, 40010).0, t + 15_000);
+    assert_eq!(stored(&path, 40010).0, T + 15_000);
     let r = Recorder::open(&path);
     drop(r);
-    assert_eq!(stored(&path, 40010), (t + 20_000, Some(1)));
-    remove(&path);
+    assert_eq!(stored(&path, 40010), (T + 20_000, Some(1)));
 }
 
 #[test]
