@@ -57,32 +57,44 @@ fn outgoing(received: u64) -> DiagSocket {
 }
 
 /// A tracker with notifications in its own namespace, and a tally of
-/// at most `max_series` groups.
-fn fresh(max_series: usize) -> (Tracker, Tally) {
+/// what it says.
+struct Scene {
+    t: Tracker,
+    tally: Tally,
+}
+
+/// A scene whose tally keeps at most `max_series` groups.
+fn fresh(max_series: usize) -> Scene {
     let mut t = Tracker::new(TrackOptions::default());
     t.set_notified(0, true);
     let tally = Tally::new(TallyOptions {
         max_series,
         ..TallyOptions::default()
     });
-    (t, tally)
+    Scene { t, tally }
 }
 
-fn poll(t: &mut Tracker, tally: &mut Tally, sockets: &[DiagSocket], at: i64) {
-    let snapshot = Snapshot::of(sockets.iter().cloned().map(EntryBuf::dumped).collect());
-    let mut events = Vec::new();
-    t.polled(&snapshot, at, &mut events);
-    for e in &events {
-        tally.happened(&Happened::Event(e));
+impl Scene {
+    fn poll(&mut self, sockets: &[DiagSocket], at: i64) {
+        let snapshot = Snapshot::of(sockets.iter().cloned().map(EntryBuf::dumped).collect());
+        let mut events = Vec::new();
+        self.t.polled(&snapshot, at, &mut events);
+        for e in &events {
+            self.tally.happened(&Happened::Event(e));
+        }
+        self.tally.polled(&snapshot.sockets);
     }
-    tally.polled(&snapshot.sockets);
-}
 
-fn notified(t: &mut Tracker, tally: &mut Tally, d: DiagSocket, at: i64) {
-    let mut events = Vec::new();
-    t.notified_with(0, at, d, None, &mut events);
-    for e in &events {
-        tally.happened(&Happened::Event(e));
+    fn notified(&mut self, d: DiagSocket, at: i64) {
+        let mut events = Vec::new();
+        self.t.notified_with(0, at, d, None, &mut events);
+        for e in &events {
+            self.tally.happened(&Happened::Event(e));
+        }
+    }
+
+    fn tallied(&self) -> Tallied {
+        self.tally.tallied()
     }
 }
 
@@ -96,14 +108,9 @@ fn by_listener(series: &[Series]) -> Vec<(String, u64)> {
 
 #[test]
 fn each_connection_counts_once_in_its_listener_s_group_and_never_down() {
-    let (mut t, mut tally) = fresh(10);
-    poll(
-        &mut t,
-        &mut tally,
-        &[listener(), accepted(100), outgoing(10)],
-        T,
-    );
-    let now = tally.tallied();
+    let mut s = fresh(10);
+    s.poll(&[listener(), accepted(100), outgoing(10)], T);
+    let now = s.tallied();
     assert_eq!(
         by_listener(&now.opened),
         [("".into(), 1), ("0.0.0.0:80".into(), 1)]
@@ -112,26 +119,21 @@ fn each_connection_counts_once_in_its_listener_s_group_and_never_down() {
         by_listener(&now.bytes_received),
         [("".into(), 10), ("0.0.0.0:80".into(), 100)]
     );
-    poll(
-        &mut t,
-        &mut tally,
-        &[listener(), accepted(300), outgoing(10)],
-        T + 1000,
-    );
-    assert_eq!(by_listener(&tally.tallied().bytes_received)[1].1, 300);
+    s.poll(&[listener(), accepted(300), outgoing(10)], T + 1000);
+    assert_eq!(by_listener(&s.tallied().bytes_received)[1].1, 300);
     // The accepted one closes with its final counters; the outgoing one
     // is reset (the kernel zeroed its counters): it keeps what was seen.
     let mut closing = accepted(350);
     closing.socket.state = State::Close;
-    notified(&mut t, &mut tally, closing, T + 1500);
+    s.notified(closing, T + 1500);
     let mut reset = outgoing(0);
     reset.socket.state = State::Close;
-    notified(&mut t, &mut tally, reset, T + 1600);
+    s.notified(reset, T + 1600);
     // The next poll finds neither: nothing is counted again.
     let mut full = listener();
     full.socket.rx_queue = 3;
-    poll(&mut t, &mut tally, &[full], T + 2000);
-    let now = tally.tallied();
+    s.poll(&[full], T + 2000);
+    let now = s.tallied();
     // (this host's connections, the listener's) per counter.
     for (what, series, here, listener) in [
         ("opened", &now.opened, 1, 1),
@@ -177,16 +179,16 @@ fn each_connection_counts_once_in_its_listener_s_group_and_never_down() {
 
 #[test]
 fn a_connection_of_a_listener_opened_since_the_last_poll_waits_for_the_next() {
-    let (mut t, mut tally) = fresh(10);
-    poll(&mut t, &mut tally, &[], T);
+    let mut s = fresh(10);
+    s.poll(&[], T);
     // Opened and closed between two polls, by a listener the first
     // poll did not see.
     let mut flash = accepted(70);
     flash.socket.state = State::Close;
-    notified(&mut t, &mut tally, flash, T + 100);
-    assert!(tally.tallied().opened.is_empty());
-    poll(&mut t, &mut tally, &[listener()], T + 1000);
-    let now = tally.tallied();
+    s.notified(flash, T + 100);
+    assert!(s.tallied().opened.is_empty());
+    s.poll(&[listener()], T + 1000);
+    let now = s.tallied();
     assert_eq!(by_listener(&now.opened), [("0.0.0.0:80".into(), 1)]);
     assert_eq!(
         by_listener(&now.bytes_received),
@@ -199,14 +201,9 @@ fn a_connection_of_a_listener_opened_since_the_last_poll_waits_for_the_next() {
 
 #[test]
 fn beyond_the_cap_connections_go_to_the_other_group() {
-    let (mut t, mut tally) = fresh(1);
-    poll(
-        &mut t,
-        &mut tally,
-        &[listener(), accepted(1), outgoing(2)],
-        T,
-    );
-    let now = tally.tallied();
+    let mut s = fresh(1);
+    s.poll(&[listener(), accepted(1), outgoing(2)], T);
+    let now = s.tallied();
     assert_eq!(
         by_listener(&now.opened),
         [("0.0.0.0:80".into(), 1), ("other".into(), 1)]
@@ -224,19 +221,14 @@ fn sides(series: &[Series]) -> Vec<(String, String, u64)> {
 
 #[test]
 fn who_closed_first_is_counted_once_where_a_poll_saw_it() {
-    let (mut t, mut tally) = fresh(10);
-    poll(
-        &mut t,
-        &mut tally,
-        &[listener(), accepted(100), outgoing(10)],
-        T,
-    );
+    let mut s = fresh(10);
+    s.poll(&[listener(), accepted(100), outgoing(10)], T);
     // This side closes the accepted one: its socket is destroyed, then
     // the next poll finds its TIME_WAIT. The peer closes the outgoing
     // one: the poll finds it in CLOSE-WAIT.
     let mut closing = accepted(100);
     closing.socket.state = State::Close;
-    notified(&mut t, &mut tally, closing, T + 500);
+    s.notified(closing, T + 500);
     let mut time_wait = accepted(0);
     time_wait.socket.kind = RowKind::TimeWait;
     time_wait.socket.state = State::TimeWait;
@@ -246,9 +238,9 @@ fn who_closed_first_is_counted_once_where_a_poll_saw_it() {
     close_wait.socket.state = State::CloseWait;
     for at in [T + 1000, T + 2000] {
         let sockets = [listener(), time_wait.clone(), close_wait.clone()];
-        poll(&mut t, &mut tally, &sockets, at);
+        s.poll(&sockets, at);
         assert_eq!(
-            sides(&tally.tallied().closed_first),
+            sides(&s.tallied().closed_first),
             [
                 ("".into(), "local".into(), 0),
                 ("".into(), "peer".into(), 1),
@@ -258,20 +250,20 @@ fn who_closed_first_is_counted_once_where_a_poll_saw_it() {
         );
     }
     // A reset says nothing of who closed first.
-    let (mut t, mut tally) = fresh(10);
-    poll(&mut t, &mut tally, &[listener(), accepted(1)], T);
+    let mut s = fresh(10);
+    s.poll(&[listener(), accepted(1)], T);
     let mut reset = accepted(0);
     reset.socket.state = State::Close;
-    notified(&mut t, &mut tally, reset, T + 100);
-    poll(&mut t, &mut tally, &[listener()], T + 1000);
-    let firsts: u64 = tally.tallied().closed_first.iter().map(|s| s.value).sum();
+    s.notified(reset, T + 100);
+    s.poll(&[listener()], T + 1000);
+    let firsts: u64 = s.tallied().closed_first.iter().map(|s| s.value).sum();
     assert_eq!(firsts, 0);
 }
 
 #[test]
 fn a_time_wait_after_a_poll_that_raced_the_close_still_says_who_closed_first() {
-    let (mut t, mut tally) = fresh(10);
-    poll(&mut t, &mut tally, &[listener()], T);
+    let mut s = fresh(10);
+    s.poll(&[listener()], T);
     // A poll's events, then the close's notification before the poll is
     // done: the connection is placed when it already closed, and its
     // TIME_WAIT comes with the next poll.
@@ -280,22 +272,22 @@ fn a_time_wait_after_a_poll_that_raced_the_close_still_says_who_closed_first() {
         EntryBuf::dumped(outgoing(10)),
     ]);
     let mut events = Vec::new();
-    t.polled(&snapshot, T + 1000, &mut events);
+    s.t.polled(&snapshot, T + 1000, &mut events);
     for e in &events {
-        tally.happened(&Happened::Event(e));
+        s.tally.happened(&Happened::Event(e));
     }
     let mut closing = outgoing(10);
     closing.socket.state = State::Close;
-    notified(&mut t, &mut tally, closing, T + 1100);
-    tally.polled(&snapshot.sockets);
+    s.notified(closing, T + 1100);
+    s.tally.polled(&snapshot.sockets);
     let mut time_wait = outgoing(0);
     time_wait.socket.kind = RowKind::TimeWait;
     time_wait.socket.state = State::TimeWait;
     time_wait.diag.cookie = 30;
     time_wait.diag.tcp_info = None;
-    poll(&mut t, &mut tally, &[listener(), time_wait], T + 2000);
+    s.poll(&[listener(), time_wait], T + 2000);
     assert_eq!(
-        sides(&tally.tallied().closed_first),
+        sides(&s.tallied().closed_first),
         [
             ("".into(), "local".into(), 1),
             ("".into(), "peer".into(), 0)

@@ -9,8 +9,7 @@ fn workload(cgroup: &str) -> std::sync::Arc<crate::model::Workload> {
 
 #[test]
 fn the_workload_seen_survives_the_time_wait_and_the_notification() {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     let w = workload("/system.slice/reportgen.service");
     let held =
         EntryBuf::dumped(dumped(40007, State::Established, 7)).with_workload(Some(w.clone()));
@@ -36,8 +35,7 @@ fn the_workload_seen_survives_the_time_wait_and_the_notification() {
 /// one this host opened has none.
 #[test]
 fn a_notified_connection_takes_its_listener_s_workload() {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     let w = workload("/system.slice/dbserver.service");
     let mut listener = dumped(80, State::Listen, 1);
     listener.socket.local = "0.0.0.0:80".parse().unwrap();
@@ -75,8 +73,7 @@ fn a_notified_connection_takes_its_listener_s_workload() {
 
 #[test]
 fn the_owner_seen_survives_every_later_state() {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     let owner = Owner {
         pid: 32351,
         command: "reportgen".into(),
@@ -110,8 +107,7 @@ fn the_owner_seen_survives_every_later_state() {
 
 #[test]
 fn counters_keep_their_highest_value() {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     let mut live = dumped(40011, State::Established, 14);
     live.diag.tcp_info = Some(std::sync::Arc::new(crate::model::TcpInfo {
         bytes_acked: 5000,

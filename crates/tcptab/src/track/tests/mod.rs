@@ -57,14 +57,15 @@ fn proc(sockets: &[Socket]) -> Snapshot {
     )
 }
 
-/// A tracker with notifications on in the reader's own namespace.
-fn tracker() -> Tracker {
+/// A tracker with notifications on in the reader's own namespace, and
+/// the list its events go to.
+fn tracker() -> (Tracker, Vec<Event>) {
     let mut t = Tracker::new(TrackOptions {
         queue_threshold: None,
         gap_after_ms: Some(20_000),
     });
     t.set_notified(0, true);
-    t
+    (t, Vec::new())
 }
 
 /// (change, at, id) of each event, for comparing.

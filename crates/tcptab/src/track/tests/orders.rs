@@ -7,8 +7,7 @@ use super::*;
 /// Connection 7 on port 40000, closed from this side: its notification
 /// at T + 100, then its TIME_WAIT at the poll of T + 1000.
 fn closed_into_time_wait() -> (Tracker, Vec<Event>) {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[dumped(40000, State::Established, 7)], &mut out);
     t.notified(0, T + 100, dumped(40000, State::Close, 7), &mut out);
     t.poll(T + 1000, &[dumped(40000, State::TimeWait, 7)], &mut out);
@@ -36,8 +35,7 @@ fn a_notification_before_the_time_wait_is_one_connection_in_time_wait_from_then(
 
 #[test]
 fn a_time_wait_before_the_notification_is_the_same_connection() {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[dumped(40000, State::Established, 7)], &mut out);
     t.poll(T + 1000, &[dumped(40000, State::TimeWait, 7)], &mut out);
     t.notified(0, T + 1500, dumped(40000, State::Close, 7), &mut out);
@@ -60,8 +58,7 @@ fn a_short_connection_and_its_time_wait_with_a_cookie_of_its_own_are_one() {
     // Never dumped: its TIME_WAIT got a cookie of its own (12), its
     // notification the socket's (11). Both orders.
     for notification_first in [true, false] {
-        let mut t = tracker();
-        let mut out = Vec::new();
+        let (mut t, mut out) = tracker();
         t.poll(T, &[], &mut out);
         if notification_first {
             t.notified(0, T + 100, dumped(40001, State::Close, 11), &mut out);
@@ -82,8 +79,7 @@ fn a_short_connection_and_its_time_wait_with_a_cookie_of_its_own_are_one() {
 
 #[test]
 fn a_four_tuple_used_again_is_another_connection() {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[dumped(40002, State::Established, 1)], &mut out);
     t.notified(0, T + 100, dumped(40002, State::Close, 1), &mut out);
     t.poll(T + 1000, &[dumped(40002, State::Established, 2)], &mut out);
@@ -138,8 +134,7 @@ fn from_proc_a_time_wait_and_a_full_socket_after_a_request_join_by_their_ends() 
 fn a_request_socket_and_the_full_socket_only_its_notification_brought_are_one() {
     // A poll sees the SYN_RECV request socket; the kernel makes a full
     // socket of it (a cookie of its own) that closes before the next poll.
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[], &mut out);
     t.poll(T + 1000, &[dumped(40000, State::SynRecv, 5)], &mut out);
     t.notified(0, T + 1004, dumped(40000, State::Close, 9), &mut out);
@@ -154,8 +149,7 @@ fn a_request_socket_and_the_full_socket_only_its_notification_brought_are_one() 
         ]
     );
     // Its TIME_WAIT, when there is one, joins it too.
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[], &mut out);
     t.poll(T + 1000, &[dumped(40001, State::SynRecv, 5)], &mut out);
     t.notified(0, T + 1004, dumped(40001, State::Close, 9), &mut out);
@@ -170,8 +164,7 @@ fn a_notification_with_its_port_released_joins_its_time_wait() {
     // The kernel had released the local port when it reported the socket
     // destroyed (port 0); its TIME_WAIT has its ends and a cookie of its
     // own.
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[], &mut out);
     let mut d = dumped(40000, State::Close, 7);
     d.socket.local.set_port(0);
@@ -186,8 +179,7 @@ fn a_notification_with_its_port_released_joins_its_time_wait() {
 
 #[test]
 fn a_reset_connection_s_notification_keeps_its_ends() {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[dumped(40012, State::Established, 15)], &mut out);
     // SO_LINGER 0: the kernel cleared the local address and remote port
     // before it reported the socket destroyed.
@@ -229,8 +221,7 @@ fn a_new_connection_on_a_time_wait_s_ends_ends_the_time_wait_when_it_is_known() 
 
 #[test]
 fn a_new_connection_a_poll_finds_on_a_time_wait_s_ends_follows_its_end() {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[dumped(40000, State::TimeWait, 7)], &mut out);
     t.poll(T + 1000, &[dumped(40000, State::Established, 9)], &mut out);
     // The TIME_WAIT is not taken for a new connection's notification.

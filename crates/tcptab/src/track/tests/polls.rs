@@ -6,8 +6,7 @@ use super::*;
 #[test]
 fn a_connection_a_poll_misses_waits_one_poll_for_its_notification() {
     // Its notification comes after the poll that missed it: exact.
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[dumped(40003, State::Established, 3)], &mut out);
     t.poll(T + 1000, &[], &mut out);
     assert_eq!(out.len(), 1, "nothing yet: {:#?}", changes(&out));
@@ -21,8 +20,7 @@ fn a_connection_a_poll_misses_waits_one_poll_for_its_notification() {
         ]
     );
     // None comes: closed by the first poll that missed it.
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[dumped(40003, State::Established, 3)], &mut out);
     t.poll(T + 1000, &[], &mut out);
     t.poll(T + 2000, &[], &mut out);
@@ -55,8 +53,7 @@ fn without_notifications_a_poll_that_misses_it_closes_it() {
 
 #[test]
 fn after_a_gap_what_is_gone_ended_after_its_last_sighting() {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(
         T,
         &[
@@ -101,8 +98,7 @@ fn a_clock_set_back_closes_nothing_before_its_last_sighting() {
 
 #[test]
 fn a_notification_for_a_connection_never_seen_ends_at_the_next_poll() {
-    let mut t = tracker();
-    let mut out = Vec::new();
+    let (mut t, mut out) = tracker();
     t.poll(T, &[], &mut out);
     t.notified(0, T + 300, dumped(40010, State::Close, 13), &mut out);
     t.poll(T + 1000, &[], &mut out);
