@@ -11,14 +11,17 @@
 //! does not move with the machine's other load as the live scene does;
 //! and the closed file's size per notification. With `KEEP` set in the
 //! environment the file is kept (its path printed) for a look with
-//! `sqlite3` (`dbstat`).
+//! `sqlite3` (`dbstat`). With `SHIP` set, shipping is on: every other
+//! poll, the outbox is read in batches of 10,000 rows as a shipper reads
+//! it and acknowledged (no store, no compression: the cost of the spool
+//! alone), timed apart.
 //!
 //!   cargo run --release --example record_churn --features history -- [HELD] [RATE] [SECONDS]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tcptab::history::{PollRecord, Writer};
+use tcptab::history::{Outbox, PollRecord, Writer};
 use tcptab::track::{Event, TrackOptions, Tracker};
 use tcptab::{
     Diag, DiagSocket, EntryBuf, Family, Owner, Owners, RowKind, Snapshot, Socket, State, TcpInfo,
@@ -42,6 +45,11 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("churn.db");
     let mut writer = Writer::open(&db, 7 * 86_400_000).expect("a history file");
+    let mut outbox = std::env::var_os("SHIP").map(|_| {
+        writer.ship().unwrap();
+        Outbox::open(&db).unwrap()
+    });
+    let (mut shipping, mut shipped) = (Duration::ZERO, 0u64);
     let mut tracker = Tracker::new(TrackOptions {
         queue_threshold: None,
         gap_after_ms: Some(3 * POLL_MS + 1000),
@@ -86,6 +94,11 @@ fn main() {
             writing += t.elapsed();
             events.clear();
         }
+        if let Some(outbox) = outbox.as_mut().filter(|_| (now - T0) % (2 * POLL_MS) == 0) {
+            let t = Instant::now();
+            shipped += ship(outbox);
+            shipping += t.elapsed();
+        }
         now += POLL_MS;
     }
     writer.settle().unwrap();
@@ -101,10 +114,32 @@ fn main() {
         size as f64 / (1 << 20) as f64,
         size / notifications.max(1)
     );
+    if outbox.is_some() {
+        println!(
+            "shipping: {shipped} rows, {:.1} us per notification, {:.1} us per row",
+            per(shipping),
+            shipping.as_secs_f64() * 1e6 / shipped.max(1) as f64
+        );
+    }
     if std::env::var_os("KEEP").is_some() {
         println!("kept: {}", db.display());
     } else {
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// What a shipper does with the outbox, but send: its batches read and
+/// acknowledged until it is empty. The rows read.
+fn ship(outbox: &mut Outbox) -> u64 {
+    let mut rows = 0;
+    loop {
+        let batch = outbox.connections(10_000).unwrap();
+        if batch.rows == 0 {
+            return rows;
+        }
+        std::hint::black_box((&batch.body, &batch.changes));
+        outbox.acked(&batch).unwrap();
+        rows += batch.rows as u64;
     }
 }
 

@@ -460,13 +460,13 @@ impl Outbox {
     pub fn acked(&mut self, batch: &Batch) -> Result<()> {
         let err = sqlite(&self.path);
         let tx = self.conn.transaction().map_err(&err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached("DELETE FROM outbox WHERE connection = ?1 AND seq = ?2")
+        // The batch was the first rows in (seq, connection) order, and a
+        // row changed since has a new seq, above every one read: what is
+        // still at or below the batch's last key is the batch, unchanged.
+        if let Some((id, seq)) = batch.keys.last() {
+            tx.prepare_cached("DELETE FROM outbox WHERE (seq, connection) <= (?1, ?2)")
+                .and_then(|mut stmt| stmt.execute(params![seq, id]))
                 .map_err(&err)?;
-            for (id, seq) in &batch.keys {
-                stmt.execute(params![id, seq]).map_err(&err)?;
-            }
         }
         if let Some(last) = batch.last_poll {
             set_meta_int(&tx, "ship_polls", last).map_err(&err)?;

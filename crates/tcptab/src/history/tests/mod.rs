@@ -193,6 +193,42 @@ fn a_state_change_is_shipped_until_acknowledged_then_not_again() {
     assert!(outbox.shipped.is_empty(), "{:?}", outbox.shipped);
 }
 
+/// An acknowledgement forgets the rows of its batch only: not those
+/// beyond its limit, nor one that changed after the batch was read.
+#[test]
+fn an_acknowledgement_forgets_its_batch_and_nothing_else() {
+    let path = scratch("ship-ack");
+    let mut r = Recorder::open(&path);
+    r.writer.ship().unwrap();
+    let (a, b, c) = (
+        socket(40100, State::Established, 1),
+        socket(40101, State::Established, 2),
+        socket(40102, State::Established, 3),
+    );
+    r.poll(&[a.clone(), b.clone(), c.clone()], T, &[]);
+    let mut outbox = Outbox::open(&path).unwrap();
+    let waiting = |outbox: &Outbox| outbox.waiting().unwrap().rows;
+    let batch = outbox.connections(2).unwrap();
+    assert_eq!(batch.rows, 2);
+    // One of the batch's rows changes before the store answers.
+    let mut a_later = a.clone();
+    a_later.socket.state = State::FinWait1;
+    r.poll(&[a_later, b.clone(), c.clone()], T + 5000, &[]);
+    outbox.acked(&batch).unwrap();
+    // Left: the row beyond the limit and the changed one.
+    assert_eq!(waiting(&outbox), 2);
+    let rest = outbox.connections(10).unwrap();
+    assert_eq!(rest.rows, 2);
+    assert!(rest.body.contains("FIN_WAIT1"), "{}", rest.body);
+    assert!(
+        rest.body.contains(":40102") || rest.body.contains("40102"),
+        "{}",
+        rest.body
+    );
+    outbox.acked(&rest).unwrap();
+    assert_eq!(waiting(&outbox), 0);
+}
+
 #[test]
 fn a_clock_set_back_closes_no_connection_before_it_was_seen() {
     let path = scratch("clock");
