@@ -119,6 +119,20 @@ impl Names {
         sql
     }
 
+    /// The name of `code`, as [`name_sql`](Names::name_sql) names it in
+    /// SQL (what the shipper writes, reading the rows without the view).
+    pub(super) fn name(&self, code: i64) -> std::borrow::Cow<'static, str> {
+        if let Some((_, name)) = self.pairs.iter().find(|(c, _)| *c == code) {
+            return std::borrow::Cow::Borrowed(name);
+        }
+        match self.other {
+            Some(Other::State) if (0..=255).contains(&code) => format!("UNKNOWN(0x{code:02x})"),
+            Some(Other::Timer) if (0..=255).contains(&code) => format!("unknown({code})"),
+            _ => code.to_string(),
+        }
+        .into()
+    }
+
     /// SQL numbering the name `column` holds (a file of version 4 taken
     /// up); NULL for a name tcptab does not write.
     pub(super) fn code_sql(&self, column: &str) -> String {
@@ -238,6 +252,15 @@ const ROW_COLUMNS: [Column; 37] = [
     Kept("follows"),
 ];
 
+/// The names the column `name` of `connection_rows` holds numbers for;
+/// None for a column kept as it is.
+pub(super) fn names_of(name: &str) -> Option<&'static Names> {
+    ROW_COLUMNS.iter().find_map(|c| match c {
+        Named(n, names) if *n == name => Some(*names),
+        _ => None,
+    })
+}
+
 /// [`ROW_COLUMNS`] as `each` writes them, joined.
 fn columns(each: impl Fn(&Column) -> String) -> String {
     ROW_COLUMNS.iter().map(each).collect::<Vec<_>>().join(", ")
@@ -323,6 +346,30 @@ mod tests {
             let t = TimerKind::from_code(code);
             assert_eq!(name(&TIMER, i64::from(code)), t.name(), "{code}");
         }
+    }
+
+    /// Rust names every number as the view's SQL does, those without a
+    /// name included.
+    #[test]
+    fn rust_names_each_number_as_the_view_does() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        for names in [
+            &FAMILY,
+            &KIND,
+            &SOURCE,
+            &CLOSED_BY,
+            &OWNER_STATUS,
+            &STATE,
+            &TIMER,
+        ] {
+            let sql = format!("SELECT {}", names.name_sql("?1"));
+            for code in -3..=300 {
+                let sqlite: String = db.query_row(&sql, [code], |r| r.get(0)).unwrap();
+                assert_eq!(names.name(code), sqlite, "{code}");
+            }
+        }
+        assert_eq!(names_of("state").unwrap().pairs, STATE.pairs);
+        assert!(names_of("local_port").is_none() && names_of("netns").is_none());
     }
 
     /// Every number through the view's SQL and back through the

@@ -21,7 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::Value;
 
 use super::columns::{COLUMNS, COLUMN_NAMES};
-use super::{sqlite, Result};
+use super::{codes, sqlite, Result};
 
 /// The outbox's table, made when shipping is turned on.
 pub(super) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS outbox (
@@ -209,13 +209,10 @@ impl<'a> Line<'a> {
 
     /// A column's value: NULL as null, text escaped.
     fn value(&mut self, key: &str, v: ValueRef<'_>) {
-        use std::fmt::Write;
         self.key(key);
         match v {
             ValueRef::Null => self.out.push_str("null"),
-            ValueRef::Integer(i) => {
-                let _ = write!(self.out, "{i}");
-            }
+            ValueRef::Integer(i) => self.out.push_str(itoa::Buffer::new().format(i)),
             ValueRef::Real(f) => self.out.push_str(&Value::from(f).to_string()),
             ValueRef::Text(t) | ValueRef::Blob(t) => {
                 json_string(self.out, &String::from_utf8_lossy(t))
@@ -224,14 +221,14 @@ impl<'a> Line<'a> {
     }
 
     fn numbers(&mut self, key: &str, items: impl Iterator<Item = i64>) {
-        use std::fmt::Write;
         self.key(key);
         self.out.push('[');
+        let mut digits = itoa::Buffer::new();
         for (i, item) in items.enumerate() {
             if i > 0 {
                 self.out.push(',');
             }
-            let _ = write!(self.out, "{item}");
+            self.out.push_str(digits.format(item));
         }
         self.out.push(']');
     }
@@ -352,16 +349,17 @@ impl Outbox {
         let mut states: HashMap<i64, Vec<(i64, String)>> = by_connection(
             tx,
             &format!(
-                "SELECT o.connection, s.at, s.state FROM {first} JOIN state_changes s ON s.connection = o.connection
+                "SELECT o.connection, s.at, s.state FROM {first} JOIN state_change_rows s ON s.connection = o.connection
                  ORDER BY o.connection, s.at"
             ),
             limit,
-            |r| Ok((r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(1)?, codes::STATE.name(r.get(2)?).into_owned())),
         )?;
+        let columns = raw_columns();
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {COLUMNS}, o.seq, b.boot_id, w.cgroup, w.unit, w.slice, w.runtime, w.container_id,
+            "SELECT {columns}, o.seq, b.boot_id, w.cgroup, w.unit, w.slice, w.runtime, w.container_id,
                     w.container_name, w.pod_namespace, w.pod_name, w.pod_uid
-             FROM outbox o JOIN connections c ON c.id = o.connection
+             FROM outbox o JOIN connection_rows c ON c.id = o.connection
                   JOIN namespaces n ON n.id = c.netns JOIN boots b ON b.id = c.boot
                   LEFT JOIN workloads w ON w.id = c.workload
              ORDER BY o.seq, o.connection LIMIT ?1"
@@ -373,12 +371,17 @@ impl Outbox {
             .iter()
             .position(|c| *c == "closed_at")
             .expect("a column of the history");
+        // The columns read as numbers, named here.
+        let named: Vec<_> = COLUMN_NAMES.iter().map(|c| codes::names_of(c)).collect();
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let seq: i64 = r.get(n)?;
             let mut line = Line::new(&mut batch.body, &opening);
-            for (i, name) in COLUMN_NAMES.iter().enumerate() {
-                line.value(name, r.get_ref(i)?);
+            for (i, (name, names)) in COLUMN_NAMES.iter().zip(&named).enumerate() {
+                match (names, r.get_ref(i)?) {
+                    (Some(names), ValueRef::Integer(code)) => line.text(name, &names.name(code)),
+                    (_, value) => line.value(name, value),
+                }
             }
             line.value("version", ValueRef::Integer(seq));
             line.value("boot_id", r.get_ref(n + 1)?);
@@ -520,6 +523,16 @@ pub(super) fn status(conn: &Connection) -> rusqlite::Result<Option<Waiting>> {
         batches: count("ship_batches")?,
         failed: count("ship_failed")?,
     }))
+}
+
+/// [`COLUMNS`] read from `connection_rows` itself, not through the
+/// `connections` view (which names every number of every row in SQL):
+/// the numbers as they are, named by the reader ([`codes::names_of`]),
+/// the times after the first sighting made times again.
+fn raw_columns() -> String {
+    let view_times = COLUMNS.replacen("c.closed_at,", "c.first_seen + c.closed_at,", 1);
+    // `last_seen` as the view says it, wherever the view's is read.
+    view_times.replace("c.last_seen", "(c.first_seen + c.last_seen)")
 }
 
 /// The rows of `sql` (given `limit`; its first column a connection's id)

@@ -193,6 +193,53 @@ fn a_state_change_is_shipped_until_acknowledged_then_not_again() {
     assert!(outbox.shipped.is_empty(), "{:?}", outbox.shipped);
 }
 
+/// The shipper reads the rows without the view, naming their numbers
+/// itself: every column it ships says what the view says (open, closed,
+/// in TIME_WAIT, an unknown state and timer).
+#[test]
+fn shipped_rows_say_what_the_view_says() {
+    let path = scratch("ship-view");
+    let mut r = Recorder::open(&path);
+    r.writer.ship().unwrap();
+    let open = socket(40200, State::Established, 1);
+    let closing = socket(40201, State::Established, 2);
+    let mut odd = socket(40202, State::Other(0x0e), 3);
+    odd.socket.timer.kind = crate::model::TimerKind::Other(7);
+    r.poll(&[open.clone(), closing.clone(), odd.clone()], T, &[]);
+    let tw = socket(40201, State::TimeWait, 2);
+    r.poll(&[open.clone(), tw, odd.clone()], T + 5000, &[]);
+    r.poll(&[open.clone()], T + 10_000, &[]);
+    let batch = Outbox::open(&path).unwrap().connections(100).unwrap();
+    assert_eq!(batch.rows, 3);
+    let db = rusqlite::Connection::open(&*path).unwrap();
+    let sql = format!(
+        "SELECT {} FROM connections c JOIN namespaces n ON n.id = c.netns WHERE c.id = ?1",
+        columns::COLUMNS
+    );
+    for line in batch.body.lines() {
+        let shipped: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = shipped["id"].as_i64().unwrap();
+        db.query_row(&sql, [id], |row| {
+            for (i, name) in COLUMN_NAMES.iter().enumerate() {
+                let view = match row.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => serde_json::Value::Null,
+                    rusqlite::types::ValueRef::Integer(n) => n.into(),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        String::from_utf8_lossy(t).into_owned().into()
+                    }
+                    other => panic!("{name}: {other:?}"),
+                };
+                assert_eq!(shipped[*name], view, "{name} of {line}");
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    for text in ["UNKNOWN(0x0e)", "unknown(7)", "TIME_WAIT", "ESTABLISHED"] {
+        assert!(batch.body.contains(text), "{text} in {}", batch.body);
+    }
+}
+
 /// An acknowledgement forgets the rows of its batch only: not those
 /// beyond its limit, nor one that changed after the batch was read.
 #[test]
