@@ -154,7 +154,7 @@ fn diagnose_finds_what_the_test_broke_and_nothing_in_a_quiet_namespace() {
 
 /// The finding of `kind` in a report's findings.
 fn finding<'a>(findings: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
-    let found = common::items(&findings).find(|f| f["kind"] == kind);
+    let found = common::items(findings).find(|f| f["kind"] == kind);
     found.unwrap_or_else(|| panic!("no {kind} in {findings}"))
 }
 

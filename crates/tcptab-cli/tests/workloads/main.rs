@@ -328,7 +328,7 @@ impl Layout {
 
     /// The layout's local ports in a JSON listing.
     fn ports_of(&self, value: &serde_json::Value) -> BTreeSet<u16> {
-        common::items(&value)
+        common::items(value)
             .map(|r| r["local_port"].as_u64().unwrap() as u16)
             .filter(|p| self.by_port.contains_key(p))
             .collect()

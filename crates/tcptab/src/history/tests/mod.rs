@@ -208,7 +208,7 @@ fn shipped_rows_say_what_the_view_says() {
     r.poll(&[open.clone(), closing.clone(), odd.clone()], T, &[]);
     let tw = socket(40201, State::TimeWait, 2);
     r.poll(&[open.clone(), tw, odd.clone()], T + 5000, &[]);
-    r.poll(&[open.clone()], T + 10_000, &[]);
+    r.poll(std::slice::from_ref(&open), T + 10_000, &[]);
     let batch = Outbox::open(&path).unwrap().connections(100).unwrap();
     assert_eq!(batch.rows, 3);
     let db = rusqlite::Connection::open(&*path).unwrap();
