@@ -8,11 +8,7 @@ use tcptab::{NotInspectedReason, Report, Why};
 /// dumps, namespaces and processes that could not be inspected.
 pub fn notes(report: &Report, verbose: bool) {
     for read in &report.read {
-        let target = read
-            .namespace
-            .as_ref()
-            .map(|n| format!(" for network namespace {}", n.label()))
-            .unwrap_or_default();
+        let target = read.target("for");
         if verbose {
             match &read.why {
                 Why::Chosen if read.source == tcptab::Source::Netlink => {

@@ -302,11 +302,7 @@ pub(super) fn poll_row(
 fn unseen(report: &Report) -> Vec<String> {
     let mut out = Vec::new();
     for read in &report.read {
-        let target = read
-            .namespace
-            .as_ref()
-            .map(|n| format!(" in network namespace {}", n.label()))
-            .unwrap_or_default();
+        let target = read.target("in");
         if let crate::query::Why::Fallback(why) = &read.why {
             out.push(format!(
                 "read from /proc{target} (netlink unavailable: {why}): no cookies, counters or destroy notifications"

@@ -47,6 +47,15 @@ impl Namespace {
         }
     }
 
+    /// ` PREPOSITION network namespace LABEL` for a sentence about what
+    /// is in `namespace` (`" in"`, `" for"`); nothing for none (the
+    /// reader's own).
+    pub fn in_sentence(namespace: Option<&Namespace>, preposition: &str) -> String {
+        namespace
+            .map(|n| format!(" {preposition} network namespace {}", n.label()))
+            .unwrap_or_default()
+    }
+
     /// The file that enters it with setns(2): its name's bind mount, or its
     /// process's `ns/net` under `proc_root`.
     pub fn file(&self, proc_root: &Path) -> Option<PathBuf> {

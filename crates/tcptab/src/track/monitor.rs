@@ -397,9 +397,7 @@ impl<'q> Monitor<'q> {
 }
 
 fn label(namespace: Option<&Namespace>) -> String {
-    namespace
-        .map(|n| format!(" in network namespace {}", n.label()))
-        .unwrap_or_default()
+    Namespace::in_sentence(namespace, "in")
 }
 
 fn notice_at(n: &Notice) -> i64 {
