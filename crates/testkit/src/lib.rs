@@ -246,6 +246,13 @@ macro_rules! assert_success {
     }};
 }
 
+/// Assert that a finished command wrote nothing on stderr; when it did,
+/// the message is `what`, then what it wrote.
+pub fn assert_quiet(out: &std::process::Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{what}: {stderr}");
+}
+
 /// A live test's scenario: `script` started in a fresh network namespace
 /// when the test may run ([`require_root`], named after the running test),
 /// None when it skips.

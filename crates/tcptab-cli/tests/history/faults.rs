@@ -88,20 +88,8 @@ fn a_killed_recorder_leaves_a_whole_file() {
     );
 
     // A new recorder takes up the open connections: no row twice.
-    let again = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args([
-            "record",
-            "--db",
-            db.to_str().unwrap(),
-            "--netns-pid",
-            &pid,
-            "--interval",
-            "0.1",
-            "--count",
-            "2",
-        ])
-        .status()
-        .unwrap();
+    let args = ["--netns-pid", &pid, "--interval", "0.1", "--count", "2"];
+    let again = record(&db, &args).wait().unwrap();
     assert!(again.success());
     assert_eq!(sql(&db, "PRAGMA integrity_check"), "ok");
     assert_eq!(

@@ -6,16 +6,8 @@ use super::*;
 fn bad_input_is_named_and_an_unrecorded_moment_is_said() {
     let dir = scratch("bad");
     let db = dir.join("h.db");
-    let status = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args([
-            "record",
-            "--db",
-            db.to_str().unwrap(),
-            "--count",
-            "1",
-            "--no-owners",
-        ])
-        .status()
+    let status = record(&db, &["--count", "1", "--no-owners"])
+        .wait()
         .unwrap();
     assert!(status.success());
     let text = dir.join("notes.txt");

@@ -16,11 +16,17 @@ fn both_sources_record_what_ss_sees_on_a_mixed_table() {
         .collect();
     for source in ["netlink", "proc"] {
         let db = dir.join(format!("{source}.db"));
-        let status = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-            .args(["record", "--db", db.to_str().unwrap(), "--netns-pid", &pid])
-            .args(["--source", source, "--interval", "0.3", "--count", "3"])
-            .status()
-            .unwrap();
+        let args = [
+            "--netns-pid",
+            &pid,
+            "--source",
+            source,
+            "--interval",
+            "0.3",
+            "--count",
+            "3",
+        ];
+        let status = record(&db, &args).wait().unwrap();
         assert!(status.success());
         let last: i64 = sql(&db, "SELECT max(at) FROM polls").parse().unwrap();
         let (rows, _) = history(&db, &["--at", &at(last)]);

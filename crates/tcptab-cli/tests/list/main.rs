@@ -197,11 +197,7 @@ fn closed_pipe_ends_quietly() {
             "{args:?}: {:?}",
             out.status
         );
-        assert!(
-            out.stderr.is_empty(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        testkit::assert_quiet(&out, &format!("{args:?}"));
     }
 }
 
