@@ -157,7 +157,7 @@ pub fn messages(buf: View<'_>) -> impl Iterator<Item = WireResult<Message<'_>>> 
         // error.
         left: 1,
         header: NLMSG_HDRLEN,
-        length: |buf, at| Ok(buf.u32(at, "nlmsghdr.nlmsg_len")? as usize),
+        length: |buf, at, field| Ok(buf.u32(at, field)? as usize),
         length_field: "nlmsghdr.nlmsg_len",
         what: "netlink message",
     };
@@ -178,8 +178,9 @@ struct Framing {
     left: usize,
     /// The header's size, the least a record's length can say.
     header: usize,
-    /// The length a record's header says, at a byte offset.
-    length: fn(View<'_>, usize) -> WireResult<usize>,
+    /// The length a record's header says, at a byte offset, read as the
+    /// field `length_field`.
+    length: fn(View<'_>, usize, &'static str) -> WireResult<usize>,
     length_field: &'static str,
     what: &'static str,
 }
@@ -199,7 +200,7 @@ impl Framing {
                 return None;
             }
             let result = (|| {
-                let len = (self.length)(buf, at)?;
+                let len = (self.length)(buf, at, self.length_field)?;
                 if len < self.header {
                     let why = format!("{len} is shorter than the {}-byte header", self.header);
                     return Err(buf.malformed(at, self.length_field, why));
@@ -226,7 +227,7 @@ pub fn attributes(buf: View<'_>) -> impl Iterator<Item = WireResult<Attribute<'_
     let framing = Framing {
         left: 4,
         header: 4,
-        length: |buf, at| Ok(buf.u16(at, "rtattr.rta_len")? as usize),
+        length: |buf, at, field| Ok(buf.u16(at, field)? as usize),
         length_field: "rtattr.rta_len",
         what: "attribute",
     };

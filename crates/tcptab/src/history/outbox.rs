@@ -133,8 +133,9 @@ pub struct Batch {
     /// with each of its versions: the store keeps each once).
     pub changes: String,
     pub change_rows: usize,
-    /// (connection, seq) of each connection row.
-    keys: Vec<(i64, i64)>,
+    /// (seq, connection) of the last connection row, in the order the
+    /// batch was read: acknowledging forgets the rows up to it.
+    last_key: Option<(i64, i64)>,
     /// The state changes sent, by connection, and the connections sent
     /// closed.
     sent_changes: Vec<(i64, i64, String)>,
@@ -412,7 +413,7 @@ impl Outbox {
                 batch.closed.push(id);
             }
             batch.rows += 1;
-            batch.keys.push((id, seq));
+            batch.last_key = Some((seq, id));
         }
         Ok(batch)
     }
@@ -466,7 +467,7 @@ impl Outbox {
         // The batch was the first rows in (seq, connection) order, and a
         // row changed since has a new seq, above every one read: what is
         // still at or below the batch's last key is the batch, unchanged.
-        if let Some((id, seq)) = batch.keys.last() {
+        if let Some((seq, id)) = batch.last_key {
             tx.prepare_cached("DELETE FROM outbox WHERE (seq, connection) <= (?1, ?2)")
                 .and_then(|mut stmt| stmt.execute(params![seq, id]))
                 .map_err(&err)?;
