@@ -10,14 +10,11 @@
 //! the bytes where they lie (`SliceReader`). procfs-core reads through
 //! `BufRead` on the slice itself (its no-copy path).
 
-use std::hint::black_box;
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use procfs_core::net::TcpNetEntries;
-use procfs_core::{ExplicitSystemInfo, FromBufReadSI};
-use tcptab::procnet::{render_line, TableReader};
-use tcptab::procnet::{ByteOrder, ReadOptions, SliceReader};
-use tcptab::{Family, RowKind, Socket};
+use tcptab::procnet::{render_line, ByteOrder, ReadOptions, TableReader};
+
+#[path = "../examples/passes/mod.rs"]
+mod passes;
 
 const ROWS: usize = 1_000_000;
 
@@ -28,64 +25,18 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Bytes(bytes));
 
+    let tables = [&v4[..], &v6[..]];
     group.bench_function("tcptab", |b| {
-        b.iter(|| {
-            let mut n = 0;
-            for table in [&v4, &v6] {
-                for s in TableReader::new(&table[..], "bench", ReadOptions::default()) {
-                    black_box(s.unwrap());
-                    n += 1;
-                }
-            }
-            assert_eq!(n, ROWS);
-        })
+        b.iter(|| assert_eq!(passes::tcptab_iter(&tables).unwrap(), ROWS))
     });
-
     group.bench_function("tcptab_read_socket", |b| {
-        b.iter(|| {
-            let mut n = 0;
-            let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
-            for table in [&v4, &v6] {
-                let mut reader = TableReader::new(&table[..], "bench", ReadOptions::default());
-                while reader.read_socket(&mut socket).unwrap() {
-                    black_box(&socket);
-                    n += 1;
-                }
-            }
-            assert_eq!(n, ROWS);
-        })
+        b.iter(|| assert_eq!(passes::tcptab_reused(&tables, false).unwrap(), ROWS))
     });
-
     group.bench_function("tcptab_slice", |b| {
-        b.iter(|| {
-            let mut n = 0;
-            let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
-            for table in [&v4, &v6] {
-                let mut reader = SliceReader::new(table, "bench", ReadOptions::default());
-                while reader.read_socket(&mut socket).unwrap() {
-                    black_box(&socket);
-                    n += 1;
-                }
-            }
-            assert_eq!(n, ROWS);
-        })
+        b.iter(|| assert_eq!(passes::tcptab_reused(&tables, true).unwrap(), ROWS))
     });
-
-    let info = ExplicitSystemInfo {
-        boot_time_secs: 0,
-        ticks_per_second: 100,
-        page_size: 4096,
-        is_little_endian: cfg!(target_endian = "little"),
-    };
     group.bench_function("procfs_core", |b| {
-        b.iter(|| {
-            let mut n = 0;
-            for table in [&v4, &v6] {
-                let entries = TcpNetEntries::from_buf_read(&table[..], &info).unwrap();
-                n += black_box(entries).0.len();
-            }
-            assert_eq!(n, ROWS);
-        })
+        b.iter(|| assert_eq!(passes::procfs_core(&tables), ROWS))
     });
 
     group.bench_function("tcptab_parse_and_render", |b| {

@@ -12,56 +12,7 @@
 
 use std::time::Instant;
 
-use procfs_core::net::TcpNetEntries;
-use procfs_core::{ExplicitSystemInfo, FromBufReadSI};
-use tcptab::procnet::TableReader;
-use tcptab::procnet::{ReadOptions, SliceReader};
-use tcptab::{Family, RowKind, Socket};
-
-#[inline(never)]
-fn tcptab_pass(tables: &[Vec<u8>]) -> Result<usize, tcptab::Error> {
-    let mut rows = 0;
-    let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
-    for table in tables {
-        let mut reader = TableReader::new(&table[..], "table", ReadOptions::default());
-        while reader.read_socket(&mut socket)? {
-            std::hint::black_box(&socket);
-            rows += 1;
-        }
-    }
-    Ok(rows)
-}
-
-#[inline(never)]
-fn tcptab_slice_pass(tables: &[Vec<u8>]) -> Result<usize, tcptab::Error> {
-    let mut rows = 0;
-    let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
-    for table in tables {
-        let mut reader = SliceReader::new(table, "table", ReadOptions::default());
-        while reader.read_socket(&mut socket)? {
-            std::hint::black_box(&socket);
-            rows += 1;
-        }
-    }
-    Ok(rows)
-}
-
-#[inline(never)]
-fn procfs_pass(tables: &[Vec<u8>]) -> usize {
-    let info = ExplicitSystemInfo {
-        boot_time_secs: 0,
-        ticks_per_second: 100,
-        page_size: 4096,
-        is_little_endian: cfg!(target_endian = "little"),
-    };
-    let mut rows = 0;
-    for table in tables {
-        let entries =
-            TcpNetEntries::from_buf_read(&table[..], &info).expect("procfs-core parses the table");
-        rows += std::hint::black_box(entries).0.len();
-    }
-    rows
-}
+mod passes;
 
 fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
@@ -79,17 +30,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let root = std::path::PathBuf::from(args.next().unwrap_or_else(|| "/proc".into()));
     let passes: usize = args.next().map_or(Ok(9), |s| s.parse())?;
-    let tables = [
+    let files = [
         std::fs::read(root.join("net/tcp"))?,
         std::fs::read(root.join("net/tcp6"))?,
     ];
-    let bytes: usize = tables.iter().map(Vec::len).sum();
+    let tables = [&files[0][..], &files[1][..]];
+    let bytes: usize = tables.iter().map(|t| t.len()).sum();
     let (mut reader, mut slice, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
     let mut rows = 0;
     for _ in 0..passes {
-        rows = timed(&mut reader, || tcptab_pass(&tables))?;
-        assert_eq!(timed(&mut slice, || tcptab_slice_pass(&tables))?, rows);
-        let theirs_rows = timed(&mut theirs, || procfs_pass(&tables));
+        rows = timed(&mut reader, || passes::tcptab_reused(&tables, false))?;
+        assert_eq!(
+            timed(&mut slice, || passes::tcptab_reused(&tables, true))?,
+            rows
+        );
+        let theirs_rows = timed(&mut theirs, || passes::procfs_core(&tables));
         assert_eq!(theirs_rows, rows, "both parsers see every row");
     }
     let (reader, slice, theirs) = (median(reader), median(slice), median(theirs));

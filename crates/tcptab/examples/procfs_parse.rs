@@ -3,20 +3,17 @@
 //!
 //!     cargo run --release -p tcptab --example procfs_parse -- ROOT
 
+mod passes;
+
 use std::fs::File;
 use std::io::BufReader;
 
 use procfs_core::net::TcpNetEntries;
-use procfs_core::{ExplicitSystemInfo, FromBufReadSI};
+use procfs_core::FromBufReadSI;
 
 fn main() {
     let root = std::env::args().nth(1).unwrap_or_else(|| "/proc".into());
-    let info = ExplicitSystemInfo {
-        boot_time_secs: 0,
-        ticks_per_second: 100,
-        page_size: 4096,
-        is_little_endian: cfg!(target_endian = "little"),
-    };
+    let info = passes::system_info();
     let mut n = 0;
     for name in ["tcp", "tcp6"] {
         let file = File::open(format!("{root}/net/{name}")).expect("open table");

@@ -87,6 +87,21 @@ macro_rules! display_by_name {
     };
 }
 
+/// Builder methods that set one field each and give the value back:
+/// `fn name(arg: Type) => field;` is `pub fn name(mut self, arg: Type)
+/// -> Self`, with the doc comments written above it.
+macro_rules! setters {
+    ($($(#[$attr:meta])* fn $name:ident($arg:ident: $type:ty) => $field:ident;)*) => {
+        $(
+            $(#[$attr])*
+            pub fn $name(mut self, $arg: $type) -> Self {
+                self.$field = $arg;
+                self
+            }
+        )*
+    };
+}
+
 pub mod audit;
 pub mod diag;
 pub mod diagnose;

@@ -78,19 +78,9 @@ fn json_format_snapshot_and_keys() {
     let value: serde_json::Value = serde_json::from_str(&out).unwrap();
     let array = value.as_array().unwrap();
     assert_eq!(array.len(), 36);
-    for key in [
-        "family",
-        "state",
-        "local_address",
-        "local_port",
-        "remote_address",
-        "remote_port",
-        "tx_queue",
-        "rx_queue",
-        "timer",
-        "uid",
-        "inode",
-    ] {
+    let keys = "family state local_address local_port remote_address remote_port \
+                tx_queue rx_queue timer uid inode";
+    for key in keys.split_whitespace() {
         assert!(
             array.iter().all(|o| o.get(key).is_some()),
             "every object has {key}"

@@ -79,29 +79,12 @@ impl<'a> Entry<'a> {
         Entry { socket, ..self }
     }
 
-    pub fn with_diag(mut self, diag: Option<&'a Diag>) -> Entry<'a> {
-        self.diag = diag;
-        self
-    }
-
-    pub fn with_namespace(mut self, namespace: Option<&'a Namespace>) -> Entry<'a> {
-        self.namespace = namespace;
-        self
-    }
-
-    pub fn with_owners(mut self, owners: Option<Ownership<'a>>) -> Entry<'a> {
-        self.owners = owners;
-        self
-    }
-
-    pub fn with_workload(mut self, workload: Option<&'a Arc<Workload>>) -> Entry<'a> {
-        self.workload = workload;
-        self
-    }
-
-    pub fn with_peer_pod(mut self, pod: Option<&'a Arc<str>>) -> Entry<'a> {
-        self.peer_pod = pod;
-        self
+    setters! {
+        fn with_diag(diag: Option<&'a Diag>) => diag;
+        fn with_namespace(namespace: Option<&'a Namespace>) => namespace;
+        fn with_owners(owners: Option<Ownership<'a>>) => owners;
+        fn with_workload(workload: Option<&'a Arc<Workload>>) => workload;
+        fn with_peer_pod(peer_pod: Option<&'a Arc<str>>) => peer_pod;
     }
 
     /// The owned twin (its diag, namespace and owners copied).
@@ -173,15 +156,7 @@ impl Clone for EntryBuf {
 impl EntryBuf {
     /// `socket` read from `source`, with nothing else known.
     pub fn new(socket: Socket, source: Source) -> EntryBuf {
-        EntryBuf {
-            socket,
-            diag: None,
-            source,
-            namespace: None,
-            owners: None,
-            workload: None,
-            peer_pod: None,
-        }
+        Entry::new(&socket, source).to_buf()
     }
 
     /// A socket of a netlink dump or destroy notification.

@@ -149,28 +149,21 @@ impl Query {
         }
     }
 
-    /// Whether a filtered netlink query may read both families in one walk
-    /// of the kernel's tables (the default; off, one dump per family).
-    pub fn one_walk(mut self, on: bool) -> Query {
-        self.one_walk = on;
-        self
-    }
+    setters! {
+        /// Whether a filtered netlink query may read both families in one walk
+        /// of the kernel's tables (the default; off, one dump per family).
+        fn one_walk(on: bool) => one_walk;
 
-    /// Whether a netlink read of every socket reads each family's dump
-    /// ahead on a thread of its own while the caller decodes (the default;
-    /// off, one dump after the other on the caller's thread). The answer
-    /// and its order are the same.
-    pub fn read_ahead(mut self, on: bool) -> Query {
-        self.read_ahead = on;
-        self
-    }
+        /// Whether a netlink read of every socket reads each family's dump
+        /// ahead on a thread of its own while the caller decodes (the default;
+        /// off, one dump after the other on the caller's thread). The answer
+        /// and its order are the same.
+        fn read_ahead(on: bool) => read_ahead;
 
-    /// Whether netlink dumps carry the filter's kernel part as a program
-    /// (the default; off, every socket is sent and filtered here: the same
-    /// answer, slower).
-    pub fn kernel_filter(mut self, on: bool) -> Query {
-        self.kernel = on;
-        self
+        /// Whether netlink dumps carry the filter's kernel part as a program
+        /// (the default; off, every socket is sent and filtered here: the same
+        /// answer, slower).
+        fn kernel_filter(on: bool) => kernel;
     }
 
     /// Send these bytes as the filter program instead of the compiled one
@@ -189,42 +182,29 @@ impl Query {
         self
     }
 
-    pub fn source(mut self, source: Choice) -> Query {
-        self.source = source;
-        self
-    }
+    setters! {
+        fn source(source: Choice) => source;
 
-    pub fn namespaces(mut self, namespaces: Namespaces) -> Query {
-        self.namespaces = namespaces;
-        self
-    }
+        fn namespaces(namespaces: Namespaces) => namespaces;
 
-    /// What netlink dumps carry beyond the basic message (tcp_info,
-    /// memory). /proc has neither; its entries have no [`Diag`].
-    pub fn extensions(mut self, extensions: Extensions) -> Query {
-        self.extensions = extensions;
-        self
-    }
+        /// What netlink dumps carry beyond the basic message (tcp_info,
+        /// memory). /proc has neither; its entries have no [`Diag`].
+        fn extensions(extensions: Extensions) => extensions;
 
-    /// Only sockets that match. The states it allows are asked of the
-    /// kernel; the rest is applied to each socket read.
-    pub fn filter(mut self, filter: Expr) -> Query {
-        self.filter = filter;
-        self
-    }
+        /// Only sockets that match. The states it allows are asked of the
+        /// kernel; the rest is applied to each socket read.
+        fn filter(filter: Expr) => filter;
 
-    /// Look up the processes holding each socket (also done whenever the
-    /// filter names a pid or a process).
-    pub fn owners(mut self, owners: bool) -> Query {
-        self.owners = owners;
-        self
-    }
+        /// Look up the processes holding each socket (also done whenever the
+        /// filter names a pid or a process).
+        fn owners(owners: bool) => owners;
 
-    /// Look up each socket's workload (cgroup, unit, container, pod); also
-    /// done whenever the filter names a unit, container or pod.
-    pub fn workloads(mut self, on: bool) -> Query {
-        self.workloads = on;
-        self
+        /// Look up each socket's workload (cgroup, unit, container, pod); also
+        /// done whenever the filter names a unit, container or pod.
+        fn workloads(on: bool) => workloads;
+
+        /// Byte order and leniency of the /proc parser.
+        fn read_options(read: ReadOptions) => read;
     }
 
     /// Where workloads are read from (the cgroup2 mount, the runtimes'
@@ -264,12 +244,6 @@ impl Query {
     /// A resolver of workloads from this query's roots.
     pub fn workload_resolver(&self) -> Workloads {
         Workloads::new(self.workload_roots.clone())
-    }
-
-    /// Byte order and leniency of the /proc parser.
-    pub fn read_options(mut self, read: ReadOptions) -> Query {
-        self.read = read;
-        self
     }
 
     pub fn root_path(&self) -> &Path {

@@ -14,6 +14,17 @@ fn closed_into_time_wait() -> (Tracker, Vec<Event>) {
     (t, out)
 }
 
+/// What [`closed_into_time_wait`] tells first: opened at T, closed by its
+/// notification, out of ESTABLISHED at once.
+fn told_of_closed_into_time_wait(rest: &[(Change, i64, u64)]) -> Vec<(Change, i64, u64)> {
+    let told = [
+        (Change::Opened, T, 1),
+        (Change::Closed { by: End::Destroy }, T + 100, 1),
+        changed(State::Established, T + 100, 1),
+    ];
+    [&told[..], rest].concat()
+}
+
 #[test]
 fn a_notification_before_the_time_wait_is_one_connection_in_time_wait_from_then() {
     let (mut t, mut out) = closed_into_time_wait();
@@ -21,13 +32,10 @@ fn a_notification_before_the_time_wait_is_one_connection_in_time_wait_from_then(
     once_each(&out);
     assert_eq!(
         changes(&out),
-        [
-            (Change::Opened, T, 1),
-            (Change::Closed { by: End::Destroy }, T + 100, 1),
-            changed(State::Established, T + 100, 1),
+        told_of_closed_into_time_wait(&[
             // The TIME_WAIT's timer said when it would go.
             (Change::Ended { by: End::Expired }, T + 61_000, 1),
-        ]
+        ])
     );
     assert!(out[0].baseline);
     assert!(t.is_empty());
@@ -204,17 +212,14 @@ fn a_new_connection_on_a_time_wait_s_ends_ends_the_time_wait_when_it_is_known() 
     once_each(&out);
     assert_eq!(
         changes(&out),
-        [
-            (Change::Opened, T, 1),
-            (Change::Closed { by: End::Destroy }, T + 100, 1),
-            changed(State::Established, T + 100, 1),
+        told_of_closed_into_time_wait(&[
             // Not at the poll of T + 2000: the new connection was there by
             // T + 1500.
             (Change::Ended { by: End::Poll }, T + 1500, 1),
             (Change::Opened, T + 1500, 2),
             (Change::Closed { by: End::Destroy }, T + 1500, 2),
             (Change::Ended { by: End::Destroy }, T + 1500, 2),
-        ]
+        ])
     );
     assert!(t.is_empty());
 }
