@@ -357,13 +357,12 @@ fn connected_peers_as_ss_counts_them(ns: &NamedNetns) {
 /// A policy's verdicts, the same in JSON, JSON Lines and CSV.
 fn a_policy_judges_in_every_format(ns: &NamedNetns, dir: &std::path::Path) {
     // A policy: loopback allowed, global denied, the rest unlisted.
-    let policy = dir.join("policy.toml");
-    std::fs::write(
-        &policy,
+    let policy = written(
+        dir,
+        "policy.toml",
         "[[allow]]\nscope = \"loopback\"\nreason = \"local only\"\n\n[[allow]]\nport = \"84-84\"\nprocess = \"python*\"\n\n[[deny]]\nscope = \"global\"\nreason = \"no public listeners\"\n",
-    )
-    .unwrap();
-    let policy_arg = policy.to_str().unwrap();
+    );
+    let policy_arg = policy.as_str();
     let (code, doc, _) = audit(ns, &["--policy", policy_arg]);
     assert_eq!(code, Some(1), "findings fail at --fail-on warning");
     let mut found: Vec<(String, String)> = common::items(&doc["findings"])
@@ -473,20 +472,23 @@ fn a_baseline_says_what_changed(
 fn a_malformed_policy_is_one_line(ns: &NamedNetns, dir: &std::path::Path) {
     // A malformed policy: one line naming the file, the line and the key;
     // exit 2.
-    let bad = dir.join("bad.toml");
-    std::fs::write(
-        &bad,
+    let bad = written(
+        dir,
+        "bad.toml",
         "[[allow]]\nport = 22\n\n[[deny]]\nscope = \"public\"\n",
-    )
-    .unwrap();
-    let out = tcptab(&["audit", "-N", &ns.name, "--policy", bad.to_str().unwrap()]);
+    );
+    let out = tcptab(&["audit", "-N", &ns.name, "--policy", &bad]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains(&format!("{}:5: scope:", bad.display())),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{bad}:5: scope:")), "{err}");
+}
+
+/// `text` written to `dir/name`: the file's path.
+fn written(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
 }
 
 /// In the host's namespace, a process that binds one listener to every

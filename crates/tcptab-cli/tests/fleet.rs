@@ -89,6 +89,15 @@ fn recorder(db: &Path, pid: &str, host: &str, store: Vec<String>) -> Child {
     record(db, &args)
 }
 
+/// A fresh scratch folder, and a ClickHouse in it with tcptab's tables
+/// made.
+fn store_with_tables(test: &str) -> (testkit::Scratch, ClickHouse) {
+    let dir = scratch(test);
+    let server = ClickHouse::start(&dir.join("clickhouse"));
+    make_tables(&server);
+    (dir, server)
+}
+
 /// `tcptab schema clickhouse` makes the store's tables (without TTL:
 /// 18.16 has none, which it says).
 fn make_tables(server: &ClickHouse) {
@@ -167,9 +176,7 @@ fn count(server: &ClickHouse, table: &str, host: &str) -> u64 {
 #[test]
 fn two_hosts_ship_every_connection_once_through_a_stopped_store_and_a_killed_recorder() {
     testkit::needs_root!();
-    let dir = scratch("fleet");
-    let mut server = ClickHouse::start(&dir.join("clickhouse"));
-    make_tables(&server);
+    let (dir, mut server) = store_with_tables("fleet");
 
     let mut a = Scenario::start_with("ledger.py", &[dir.join("a.jsonl").to_str().unwrap()]);
     let mut b = Scenario::start_with("ledger.py", &[dir.join("b.jsonl").to_str().unwrap()]);
@@ -381,9 +388,7 @@ fn a_filter_is_answered_alike(server: &ClickHouse, db: &Path, window: Vec<String
 #[test]
 fn inserts_broken_in_flight_are_sent_again_and_kept_once() {
     testkit::needs_root!();
-    let dir = scratch("fleet-in-flight");
-    let mut server = ClickHouse::start(&dir.join("clickhouse"));
-    make_tables(&server);
+    let (dir, mut server) = store_with_tables("fleet-in-flight");
     let proxy = Proxy::start(server.http_port);
     let mut scenario = Scenario::start_with("ledger.py", &[dir.join("c.jsonl").to_str().unwrap()]);
     let pid = scenario.pid().to_string();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::recorder::{history, record, scratch, stop, wait_polls};
+use common::recorder::{history, record, scratch_db, stop, wait_polls};
 use common::{json, tcptab_line};
 
 /// What the machine says: `uname -n` (coreutils, always there),
@@ -49,8 +49,7 @@ fn history_records_name_the_recording_host() {
     // A listener of this test's own, so that there is a connection to keep.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let dir = scratch("host");
-    let db = dir.join("h.db");
+    let (dir, db) = scratch_db("host");
     let recorder = record(&db, &["--interval", "200ms"]);
     wait_polls(&db, 2);
     stop(recorder);

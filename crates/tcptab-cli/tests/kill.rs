@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 mod common;
 
-use common::{strict_json, tcptab, tcptab_line};
+use common::{ok_line, strict_json, tcptab, tcptab_line};
 use testkit::Scenario;
 
 /// ss's states in the scenario's namespace, sorted.
@@ -81,8 +81,7 @@ fn dry_run_lists_exactly_the_matches_and_destroys_nothing() {
         }
     }
     // ss's -K: the same command, a dry run too.
-    let out = tcptab_line(&format!("-K --netns-pid {pid} --state close-wait --json"));
-    assert!(out.status.success(), "{out:?}");
+    let out = ok_line(&format!("-K --netns-pid {pid} --state close-wait --json"));
     let rows = strict_json(&String::from_utf8(out.stdout).unwrap()).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 4);
     assert_eq!(ends(&scenario), before, "a dry run destroys nothing");
@@ -210,8 +209,7 @@ fn refusals_destroy_nothing() {
         "a listener not named was destroyed"
     );
     // A listener is destroyed when the filter names the listening state.
-    let out = tcptab_line(&format!("kill --netns-pid {pid} --sport {other} -l --yes"));
-    assert!(out.status.success(), "{out:?}");
+    ok_line(&format!("kill --netns-pid {pid} --sport {other} -l --yes"));
     let after = states(&scenario);
     assert_eq!(count(&after, "LISTEN"), 1, "{after:?}");
     assert_eq!(count(&after, "CLOSE-WAIT"), 4, "{after:?}");
@@ -235,8 +233,7 @@ fn a_named_namespace_is_killed_from_the_root_namespace() {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert!(line.contains("close_wait_port"), "{line}");
-    let out = tcptab_line(&format!("kill --netns {name} --state close-wait --yes"));
-    assert!(out.status.success(), "{out:?}");
+    let out = ok_line(&format!("kill --netns {name} --state close-wait --yes"));
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         text.lines().filter(|l| l.starts_with("destroyed")).count(),
@@ -383,7 +380,6 @@ fn no_listener_is_destroyed_unless_its_state_is_named() {
         );
     }
     // Named, they go.
-    let out = tcptab_line(&format!("kill --netns-pid {pid} --yes state listening"));
-    assert!(out.status.success(), "{out:?}");
+    ok_line(&format!("kill --netns-pid {pid} --yes state listening"));
     assert!(listeners(&scenario).is_empty());
 }

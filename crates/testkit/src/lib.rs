@@ -253,6 +253,16 @@ pub fn assert_quiet(out: &std::process::Output, what: &str) {
     assert!(stderr.is_empty(), "{what}: {stderr}");
 }
 
+/// Asserts that a command succeeded and that its stderr says each of
+/// `words` (notes a user must be shown).
+pub fn assert_says(out: &std::process::Output, words: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for w in words {
+        assert!(stderr.contains(w), "stderr does not say '{w}': {stderr}");
+    }
+}
+
 /// A live test's scenario: `script` started in a fresh network namespace
 /// when the test may run ([`require_root`], named after the running test),
 /// None when it skips.

@@ -77,6 +77,13 @@ pub fn tcptab_line(line: &str) -> Output {
     tcptab(&line.split_whitespace().collect::<Vec<_>>())
 }
 
+/// [`tcptab_line`], which must succeed (its stderr in the message if not).
+pub fn ok_line(line: &str) -> Output {
+    let out = tcptab_line(line);
+    testkit::assert_success!(out, "tcptab {line}");
+    out
+}
+
 /// [`json`] with the words of `line`.
 pub fn json_line(line: &str) -> serde_json::Value {
     json(&line.split_whitespace().collect::<Vec<_>>())

@@ -1,7 +1,7 @@
 //! Running `tcptab record` and asking `tcptab history`, with `sqlite3` as
 //! the oracle for the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,23 @@ use tcptab::time::format_rfc3339;
 /// A fresh directory for one test's database.
 pub fn scratch(test: &str) -> testkit::Scratch {
     testkit::Scratch::new(&format!("history-{test}"))
+}
+
+/// A fresh directory for one test's recording, and the recording's path in
+/// it (`h.db`).
+pub fn scratch_db(test: &str) -> (testkit::Scratch, PathBuf) {
+    let dir = scratch(test);
+    let db = dir.join("h.db");
+    (dir, db)
+}
+
+/// The ledger scenario (`ledger.py`) writing what it does to
+/// `dir/ledger.jsonl`: the scenario, its pid, and the ledger's path.
+pub fn ledger_scenario(dir: &Path) -> (testkit::Scenario, String, PathBuf) {
+    let ledger = dir.join("ledger.jsonl");
+    let scenario = testkit::Scenario::start_with("ledger.py", &[ledger.to_str().unwrap()]);
+    let pid = scenario.pid().to_string();
+    (scenario, pid, ledger)
 }
 
 /// `sqlite3 DB SQL`: its output, trimmed.

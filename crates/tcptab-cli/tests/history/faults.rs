@@ -7,8 +7,7 @@ use super::*;
 fn a_killed_recorder_leaves_a_whole_file() {
     let Some(mut scenario) = testkit::live("lifetimes.py") else { return };
     let pid = scenario.pid().to_string();
-    let dir = scratch("killed");
-    let db = dir.join("h.db");
+    let (_dir, db) = scratch_db("killed");
     let mut recorder = record(&db, &["--netns-pid", &pid, "--interval", "0.1"]);
     wait_polls(&db, 1);
     scenario.command("open kept");
@@ -117,8 +116,7 @@ fn a_killed_recorder_leaves_a_whole_file() {
 fn retention_deletes_what_ended_before_the_window() {
     let Some(mut scenario) = testkit::live("lifetimes.py") else { return };
     let pid = scenario.pid().to_string();
-    let dir = scratch("retention");
-    let db = dir.join("h.db");
+    let (_dir, db) = scratch_db("retention");
     let recorder = record(
         &db,
         &[
@@ -167,8 +165,7 @@ fn retention_deletes_what_ended_before_the_window() {
 #[test]
 fn namespaces_that_come_and_go_are_recorded_and_labelled() {
     testkit::needs_root!();
-    let dir = scratch("netns");
-    let db = dir.join("h.db");
+    let (_dir, db) = scratch_db("netns");
     let started = now_ms();
     let recorder = record(&db, &["--all-netns", "--interval", "0.3", "--no-owners"]);
     wait_polls(&db, 1);

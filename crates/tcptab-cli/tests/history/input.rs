@@ -4,8 +4,7 @@ use super::*;
 
 #[test]
 fn bad_input_is_named_and_an_unrecorded_moment_is_said() {
-    let dir = scratch("bad");
-    let db = dir.join("h.db");
+    let (dir, db) = scratch_db("bad");
     let status = record(&db, &["--count", "1", "--no-owners"])
         .wait()
         .unwrap();

@@ -12,8 +12,7 @@ use super::*;
 fn owners_are_found_while_the_scan_is_kept() {
     let Some(mut scenario) = testkit::live("driver.py") else { return };
     let pid = scenario.pid();
-    let dir = scratch("kept");
-    let db = dir.join("kept.db");
+    let (dir, db) = scratch_db("kept");
     // -v: each poll's line says whether its owners came from a kept scan.
     let log = dir.join("record.log");
     let recorder = Command::new(env!("CARGO_BIN_EXE_tcptab"))

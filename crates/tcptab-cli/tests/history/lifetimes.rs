@@ -7,8 +7,7 @@ use super::*;
 fn lifetimes_owners_and_final_counts() {
     let Some(mut scenario) = testkit::live("lifetimes.py") else { return };
     let pid = scenario.pid();
-    let dir = scratch("lifetimes");
-    let db = dir.join("h.db");
+    let (_dir, db) = scratch_db("lifetimes");
     let recorder = record(&db, &["--netns-pid", &pid.to_string(), "--interval", "0.5"]);
     wait_polls(&db, 2);
 

@@ -18,10 +18,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::recorder::{at, history, record, scratch, sql, stop, wait_polls};
+use common::recorder::{
+    at, history, ledger_scenario, record, scratch, scratch_db, sql, stop, wait_polls,
+};
 use serde_json::Value;
 use tcptab::time::now_ms;
-use testkit::{NamedNetns, Scenario};
+use testkit::NamedNetns;
 
 /// The rows of one connection's two ends (client port `port`).
 fn ends(rows: &[Value], port: u64) -> Vec<&Value> {

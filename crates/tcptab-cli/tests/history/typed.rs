@@ -6,11 +6,8 @@ use super::*;
 #[test]
 fn times_files_and_states_as_a_user_types_them() {
     testkit::needs_root!();
-    let dir = scratch("typed");
-    let db = dir.join("h.db");
-    let ledger = dir.join("ledger.jsonl");
-    let mut scenario = Scenario::start_with("ledger.py", &[ledger.to_str().unwrap()]);
-    let pid = scenario.pid().to_string();
+    let (dir, db) = scratch_db("typed");
+    let (mut scenario, pid, _) = ledger_scenario(&dir);
     let recorder = record(&db, &["--netns-pid", &pid, "--interval", "0.5"]);
     wait_polls(&db, 1);
     let port: u64 = scenario.command("hold a")[3..].parse().unwrap();

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::recorder::{at, history, record, scratch, sql, stop, wait_polls};
+use common::recorder::{at, history, ledger_scenario, record, scratch_db, sql, stop, wait_polls};
 use serde_json::Value;
 use testkit::Scenario;
 
@@ -338,11 +338,8 @@ impl Truth {
 #[test]
 fn every_connection_once_with_its_owner_states_and_bytes() {
     testkit::needs_root!();
-    let dir = scratch("ledger");
-    let ledger_path = dir.join("ledger.jsonl");
-    let db = dir.join("h.db");
-    let mut scenario = Scenario::start_with("ledger.py", &[ledger_path.to_str().unwrap()]);
-    let pid = scenario.pid().to_string();
+    let (dir, db) = scratch_db("ledger");
+    let (mut scenario, pid, ledger_path) = ledger_scenario(&dir);
     let watch_out = dir.join("watch.jsonl");
     let top_out = dir.join("top.jsonl");
     let ns = ["--netns-pid", pid.as_str(), "--interval", "1"];

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 #[path = "../common/mod.rs"]
 mod common;
 mod input;
-use common::{tcptab, tcptab_line};
+use common::{ok_line, tcptab};
 
 fn capture() -> PathBuf {
     testkit::repo_root().join("testdata/6.18.44-sockets")
@@ -195,8 +195,7 @@ fn closed_pipe_ends_quietly() {
 fn source_choice_on_a_captured_root() {
     let root = root_arg(&capture());
     // auto reads a captured root from its files, and says so under -v.
-    let out = tcptab_line(&format!("list --root {root} -v --format json"));
-    assert!(out.status.success());
+    let out = ok_line(&format!("list --root {root} -v --format json"));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.contains("source: proc (a captured root is read from its files)"),

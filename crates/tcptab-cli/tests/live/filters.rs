@@ -47,8 +47,7 @@ fn filters_agree_with_ss() {
 fn proc_format_applies_filters_and_renumbers() {
     let Some(scenario) = testkit::live("sockets.py") else { return };
     let pid = scenario.pid().to_string();
-    let out = tcptab_line(&format!("list --netns-pid {pid} -l --format proc"));
-    assert!(out.status.success());
+    let out = ok_line(&format!("list --netns-pid {pid} -l --format proc"));
     let text = String::from_utf8(out.stdout).unwrap();
     let root = format!("/proc/{pid}");
     let table = tcptab::procnet::ProcRoot::new(&root)

@@ -14,7 +14,7 @@ mod owners;
 mod sources;
 mod typed;
 
-use common::{tcptab, tcptab_line};
+use common::{ok_line, tcptab, tcptab_line};
 use serde_json::Value;
 use testkit::{endpoint, Scenario, SsRow};
 
