@@ -249,6 +249,22 @@ for line in sys.stdin:
     listen()
 ";
 
+    /// Waits until `pid` sleeps: its run time (schedstat) the same over
+    /// 100 ms (on a loaded machine it may take a while to reach its read).
+    fn asleep(pid: u32) {
+        let ran = || std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut before = ran();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = ran();
+            if now == before || std::time::Instant::now() > deadline {
+                return;
+            }
+            before = now;
+        }
+    }
+
     /// A rescan finds what a new scan finds: the sockets of a process
     /// that slept (taken, not read), one a process opened since it woke,
     /// this process's own opened and closed since; and it took the
@@ -327,7 +343,7 @@ for line in sys.stdin:
         let pid = sleeper.id();
         let netns = std::fs::metadata(format!("/proc/{pid}/ns/net")).unwrap();
         let netns = std::os::unix::fs::MetadataExt::ino(&netns);
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        asleep(pid);
         let scan = OwnerScan::scan_namespace(Path::new("/proc"), netns).unwrap();
         let scan = scan.rescan(Path::new("/proc")).unwrap();
         let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);

@@ -282,11 +282,7 @@ impl Cursor<'_> {
                     return if value as u64 <= max_value {
                         Ok(value as u64)
                     } else {
-                        Err(LineError {
-                            field,
-                            kind: ParseErrorKind::OutOfRange,
-                            offset: start,
-                        })
+                        Err(out_of_range(field, start))
                     };
                 }
             }
@@ -332,11 +328,7 @@ impl Cursor<'_> {
             });
         }
         if value > max_value {
-            return Err(LineError {
-                field,
-                kind: ParseErrorKind::OutOfRange,
-                offset: start,
-            });
+            return Err(out_of_range(field, start));
         }
         Ok(value)
     }
@@ -404,13 +396,7 @@ impl Cursor<'_> {
             }
             value = match value.checked_mul(10).and_then(|v| v.checked_add(d as u64)) {
                 Some(v) => v,
-                None => {
-                    return Err(LineError {
-                        field,
-                        kind: ParseErrorKind::OutOfRange,
-                        offset: start,
-                    })
-                }
+                None => return Err(out_of_range(field, start)),
             };
             self.pos += 1;
         }
@@ -448,11 +434,7 @@ impl Cursor<'_> {
     fn decimal_u32(&mut self, field: Field) -> Result<u32, LineError> {
         let start = self.pos;
         let v = self.digits_u64(field, b' ')?;
-        u32::try_from(v).map_err(|_| LineError {
-            field,
-            kind: ParseErrorKind::OutOfRange,
-            offset: start,
-        })
+        u32::try_from(v).map_err(|_| out_of_range(field, start))
     }
 
     /// A signed decimal (`%d`): an optional `-`, then digits.
@@ -472,22 +454,14 @@ impl Cursor<'_> {
         } else {
             i64::try_from(magnitude).ok()
         };
-        value.ok_or(LineError {
-            field,
-            kind: ParseErrorKind::OutOfRange,
-            offset: start,
-        })
+        value.ok_or(out_of_range(field, start))
     }
 
     #[inline]
     fn decimal_i32(&mut self, field: Field) -> Result<i32, LineError> {
         let start = self.pos;
         let v = self.signed(field)?;
-        i32::try_from(v).map_err(|_| LineError {
-            field,
-            kind: ParseErrorKind::OutOfRange,
-            offset: start,
-        })
+        i32::try_from(v).map_err(|_| out_of_range(field, start))
     }
 
     /// `%5u`, or on old kernels `%5d` (a uid of 2^31 or more printed
@@ -501,11 +475,7 @@ impl Cursor<'_> {
         } else {
             u32::try_from(v)
         }
-        .map_err(|_| LineError {
-            field: Field::Uid,
-            kind: ParseErrorKind::OutOfRange,
-            offset: start,
-        })
+        .map_err(|_| out_of_range(Field::Uid, start))
     }
 
     /// The pointer: 8 or 16 hex digits, or a `(...)` placeholder.
@@ -537,5 +507,15 @@ impl Cursor<'_> {
                 offset: start,
             }),
         }
+    }
+}
+
+/// `field`'s value, which begins at `start`, does not fit its type.
+#[inline]
+fn out_of_range(field: Field, start: usize) -> LineError {
+    LineError {
+        field,
+        kind: ParseErrorKind::OutOfRange,
+        offset: start,
     }
 }
