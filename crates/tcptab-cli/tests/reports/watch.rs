@@ -2,23 +2,31 @@
 //! and connections of milliseconds, `--count`, lost notifications, and
 //! each connection closed once.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::common;
 
+/// The driver scenario, and `tcptab LINE` (the driver's pid for `{pid}`)
+/// with its watch events read as they come, each checked against the
+/// published schema.
+fn driven(line: &str) -> (testkit::Scenario, Child, Receiver<Value>) {
+    let driver = testkit::Scenario::start("driver.py");
+    let line = line.replace("{pid}", &driver.pid().to_string());
+    let (watch, rx) = common::jsonl_line(&line, Some("watch-event"));
+    (driver, watch, rx)
+}
+
 #[test]
 fn watch_reports_opens_changes_closes_and_short_connections() {
-    let Some(mut driver) = testkit::live("driver.py") else { return };
-    let pid = driver.pid().to_string();
+    testkit::needs_root!();
     // Events as they come (each line is flushed when it happens), each
     // checked against the published schema, with no key twice.
-    let (mut watch, rx) = common::jsonl_line(
-        &format!("watch --netns-pid {pid} --format jsonl --interval 1s --duration 60s"),
-        Some("watch-event"),
-    );
+    let (mut driver, mut watch, rx) =
+        driven("watch --netns-pid {pid} --format jsonl --interval 1s --duration 60s");
     let mut seen: Vec<Value> = Vec::new();
     // Wait until an event matching `want` has been printed.
     let mut wait_for = |what: &str, want: &dyn Fn(&Value) -> bool| {
@@ -117,16 +125,12 @@ fn watch_stops_after_count_events() {
 
 #[test]
 fn watch_survives_lost_notifications_and_closes_each_connection_once() {
-    let Some(mut driver) = testkit::live("driver.py") else { return };
-    let pid = driver.pid().to_string();
+    testkit::needs_root!();
     // A receive buffer of a few notifications: a burst overflows it.
     // Read as it comes: a reader that stops reading is another way to
     // lose notifications (watch blocks on the full pipe meanwhile).
-    let (watch, rx) = common::jsonl_line(
-        &format!(
-            "watch --netns-pid {pid} --format jsonl --interval 1 --duration 8 --notify-buffer 1"
-        ),
-        Some("watch-event"),
+    let (mut driver, watch, rx) = driven(
+        "watch --netns-pid {pid} --format jsonl --interval 1 --duration 8 --notify-buffer 1",
     );
     std::thread::sleep(Duration::from_millis(1500));
     driver.command("burst 300");
@@ -174,13 +178,10 @@ fn watch_survives_lost_notifications_and_closes_each_connection_once() {
 
 #[test]
 fn ss_dash_e_reports_only_what_closes() {
-    let Some(mut driver) = testkit::live("driver.py") else { return };
-    let pid = driver.pid().to_string();
+    testkit::needs_root!();
     // `tcptab -E` as ss users type it: watch, closed events only.
-    let (mut watch, rx) = common::jsonl_line(
-        &format!("-E --netns-pid {pid} --format jsonl --interval 200ms --count 1"),
-        Some("watch-event"),
-    );
+    let (mut driver, mut watch, rx) =
+        driven("-E --netns-pid {pid} --format jsonl --interval 200ms --count 1");
     std::thread::sleep(Duration::from_millis(700));
     // Opened, changed and closed: only the close is printed (the server's
     // end; the client's goes to TIME_WAIT, a change of state).

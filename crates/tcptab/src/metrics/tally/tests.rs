@@ -98,6 +98,21 @@ impl Scene {
     }
 }
 
+/// [`fresh`], polled at T: a listener on port 80, one connection it
+/// accepted and one outgoing, with the bytes each received.
+fn polled_once(max_series: usize, accepted_bytes: u64, outgoing_bytes: u64) -> Scene {
+    let mut s = fresh(max_series);
+    s.poll(
+        &[
+            listener(),
+            accepted(accepted_bytes),
+            outgoing(outgoing_bytes),
+        ],
+        T,
+    );
+    s
+}
+
 /// (listener, value) of each series.
 fn by_listener(series: &[Series]) -> Vec<(String, u64)> {
     series
@@ -108,8 +123,7 @@ fn by_listener(series: &[Series]) -> Vec<(String, u64)> {
 
 #[test]
 fn each_connection_counts_once_in_its_listener_s_group_and_never_down() {
-    let mut s = fresh(10);
-    s.poll(&[listener(), accepted(100), outgoing(10)], T);
+    let mut s = polled_once(10, 100, 10);
     let now = s.tallied();
     assert_eq!(
         by_listener(&now.opened),
@@ -201,9 +215,7 @@ fn a_connection_of_a_listener_opened_since_the_last_poll_waits_for_the_next() {
 
 #[test]
 fn beyond_the_cap_connections_go_to_the_other_group() {
-    let mut s = fresh(1);
-    s.poll(&[listener(), accepted(1), outgoing(2)], T);
-    let now = s.tallied();
+    let now = polled_once(1, 1, 2).tallied();
     assert_eq!(
         by_listener(&now.opened),
         [("0.0.0.0:80".into(), 1), ("other".into(), 1)]
@@ -221,8 +233,7 @@ fn sides(series: &[Series]) -> Vec<(String, String, u64)> {
 
 #[test]
 fn who_closed_first_is_counted_once_where_a_poll_saw_it() {
-    let mut s = fresh(10);
-    s.poll(&[listener(), accepted(100), outgoing(10)], T);
+    let mut s = polled_once(10, 100, 10);
     // This side closes the accepted one: its socket is destroyed, then
     // the next poll finds its TIME_WAIT. The peer closes the outgoing
     // one: the poll finds it in CLOSE-WAIT.
