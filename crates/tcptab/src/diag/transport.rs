@@ -23,6 +23,8 @@ pub trait Transport {
 #[derive(Debug)]
 pub struct NetlinkSocket {
     fd: OwnedFd,
+    /// The receive timeout [`recv_within`](Self::recv_within) set.
+    timeout: Option<std::time::Duration>,
 }
 
 impl NetlinkSocket {
@@ -36,7 +38,7 @@ impl NetlinkSocket {
         )?;
         // Larger datagrams mean fewer system calls; the kernel caps them.
         let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&fd, 1 << 20);
-        Ok(NetlinkSocket { fd })
+        Ok(NetlinkSocket { fd, timeout: None })
     }
 
     /// A socket in the network namespace of `ns` (`/proc/PID/ns/net` or a
@@ -69,27 +71,21 @@ impl NetlinkSocket {
     /// 8 MiB, tens of thousands of notifications.
     pub const DESTROY_BUFFER: usize = 8 << 20;
 
-    /// Wait up to `timeout` for a datagram; then receive what is there
-    /// without blocking. `Ok(0)` when nothing came.
+    /// Wait up to `timeout` for a datagram and receive it. `Ok(0)` when
+    /// nothing came. One system call per datagram: the wait is the
+    /// socket's receive timeout (SO_RCVTIMEO), set here when it changes,
+    /// so a socket read this way (a subscription) is read only this way.
     pub fn recv_within(
         &mut self,
         buf: &mut [u8],
         timeout: std::time::Duration,
     ) -> io::Result<usize> {
-        let mut fds = [rustix::event::PollFd::new(
-            &self.fd,
-            rustix::event::PollFlags::IN,
-        )];
-        let timespec = rustix::event::Timespec {
-            tv_sec: timeout.as_secs() as _,
-            tv_nsec: timeout.subsec_nanos() as _,
-        };
-        match rustix::event::poll(&mut fds, Some(&timespec)) {
-            Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(0),
-            Ok(_) => {}
-            Err(e) => return Err(e.into()),
+        if self.timeout != Some(timeout) {
+            use rustix::net::sockopt::{set_socket_timeout, Timeout};
+            set_socket_timeout(&self.fd, Timeout::Recv, Some(timeout))?;
+            self.timeout = Some(timeout);
         }
-        match rustix::net::recv(&self.fd, &mut *buf, RecvFlags::TRUNC | RecvFlags::DONTWAIT) {
+        match rustix::net::recv(&self.fd, &mut *buf, RecvFlags::TRUNC) {
             Ok((_, len)) => Ok(len),
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(0),
             Err(e) => Err(e.into()),
