@@ -80,12 +80,18 @@ impl NetlinkSocket {
         buf: &mut [u8],
         timeout: std::time::Duration,
     ) -> io::Result<usize> {
-        if self.timeout != Some(timeout) {
-            use rustix::net::sockopt::{set_socket_timeout, Timeout};
-            set_socket_timeout(&self.fd, Timeout::Recv, Some(timeout))?;
-            self.timeout = Some(timeout);
-        }
-        match rustix::net::recv(&self.fd, &mut *buf, RecvFlags::TRUNC) {
+        // A zero SO_RCVTIMEO would wait for ever: no wait is DONTWAIT.
+        let flags = if timeout.is_zero() {
+            RecvFlags::TRUNC | RecvFlags::DONTWAIT
+        } else {
+            if self.timeout != Some(timeout) {
+                use rustix::net::sockopt::{set_socket_timeout, Timeout};
+                set_socket_timeout(&self.fd, Timeout::Recv, Some(timeout))?;
+                self.timeout = Some(timeout);
+            }
+            RecvFlags::TRUNC
+        };
+        match rustix::net::recv(&self.fd, &mut *buf, flags) {
             Ok((_, len)) => Ok(len),
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Ok(0),
             Err(e) => Err(e.into()),
@@ -112,5 +118,58 @@ impl Transport for NetlinkSocket {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A subscription waits as long as it is told and no longer, returns
+    /// at once when told not to wait, and receives a notification when a
+    /// connection closes (as root: subscribing needs CAP_NET_ADMIN).
+    #[test]
+    fn a_subscription_waits_as_told_and_hears_a_close() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root (subscribing to destroy notifications)");
+            return;
+        }
+        let mut socket = NetlinkSocket::open()
+            .and_then(|s| s.subscribe_destroy(NetlinkSocket::DESTROY_BUFFER))
+            .unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        // Whatever this host closes may arrive: drain it first.
+        while socket.recv_within(&mut buf, Duration::ZERO).unwrap() > 0 {}
+        let started = Instant::now();
+        socket.recv_within(&mut buf, Duration::ZERO).unwrap();
+        assert!(started.elapsed() < Duration::from_millis(50), "no wait");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        drop((client, server, listener));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut heard = 0;
+        while heard == 0 && Instant::now() < deadline {
+            let started = Instant::now();
+            heard = socket
+                .recv_within(&mut buf, Duration::from_millis(100))
+                .unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "waited past its timeout"
+            );
+        }
+        assert!(heard > 0, "no destroy notification within 5 s");
+        // Nothing more is closed: the wait ends by its timeout.
+        while socket.recv_within(&mut buf, Duration::ZERO).unwrap() > 0 {}
+        let started = Instant::now();
+        socket
+            .recv_within(&mut buf, Duration::from_millis(100))
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "waited past its timeout"
+        );
     }
 }
