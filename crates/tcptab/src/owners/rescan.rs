@@ -210,7 +210,14 @@ impl OwnerScan {
             wanted: None,
             known: Some(&known),
         };
-        OwnerScan::scan_with(proc_root, &ask, among)
+        let mut scan = OwnerScan::scan_with(proc_root, &ask, among)?;
+        if scan.inodes == self.inodes && scan.owners == self.owners {
+            // What ran holds what it held (the reader itself, say, in the
+            // namespace it reads): the lists of holders already made for
+            // the scan before are still right, and still shared.
+            scan.shared = std::mem::take(&mut self.shared);
+        }
+        Ok(scan)
     }
 }
 
@@ -319,14 +326,13 @@ for line in sys.stdin:
         sleeper.wait().unwrap();
     }
 
-    /// Where no process ran and none came or went, a rescan is the scan
-    /// itself: every link taken, the lists of holders it shares still
-    /// the same lists (the namespace of one sleeping process; as root).
-    #[test]
-    fn a_rescan_where_nothing_ran_is_the_scan_itself() {
+    /// A sleeping process in a namespace of its own holding a listener:
+    /// the process, its namespace, and the listener's fd and inode (as
+    /// root: `unshare --net`).
+    fn sleeper_alone() -> Option<(std::process::Child, u64, u32, u64)> {
         if !rustix::process::geteuid().is_root() {
             eprintln!("skipped: needs root (unshare --net)");
-            return;
+            return None;
         }
         let mut sleeper = Command::new("unshare")
             .args(["--net", "python3", "-c", SLEEPER])
@@ -339,25 +345,69 @@ for line in sys.stdin:
             .read_line(&mut line)
             .unwrap();
         let (fd, inode) = line.trim().split_once(' ').unwrap();
-        let (fd, inode): (u32, u64) = (fd.parse().unwrap(), inode.parse().unwrap());
         let pid = sleeper.id();
         let netns = std::fs::metadata(format!("/proc/{pid}/ns/net")).unwrap();
         let netns = std::os::unix::fs::MetadataExt::ino(&netns);
         asleep(pid);
-        let scan = OwnerScan::scan_namespace(Path::new("/proc"), netns).unwrap();
-        let scan = scan.rescan(Path::new("/proc")).unwrap();
+        Some((sleeper, netns, fd.parse().unwrap(), inode.parse().unwrap()))
+    }
+
+    /// The list of holders `scan` lends for the socket `inode`.
+    fn shared_list(scan: &OwnerScan, inode: u64) -> Arc<[crate::model::Owner]> {
         let mut socket = Socket::empty(Family::Ipv4, RowKind::Full);
         socket.inode = inode;
-        let crate::model::Owners::Owned(before) = scan.owners_of(&socket) else {
-            panic!("the sleeper's listener is owned");
+        match scan.owners_of(&socket) {
+            crate::model::Owners::Owned(list) => list,
+            other => panic!("the sleeper's listener is owned: {other:?}"),
+        }
+    }
+
+    /// Where no process ran and none came or went, a rescan is the scan
+    /// itself: every link taken, the lists of holders it shares still
+    /// the same lists (the namespace of one sleeping process; as root).
+    #[test]
+    fn a_rescan_where_nothing_ran_is_the_scan_itself() {
+        let Some((mut sleeper, netns, fd, inode)) = sleeper_alone() else {
+            return;
         };
+        let scan = OwnerScan::scan_namespace(Path::new("/proc"), netns).unwrap();
+        let scan = scan.rescan(Path::new("/proc")).unwrap();
+        let before = shared_list(&scan, inode);
         let again = scan.rescan(Path::new("/proc")).unwrap();
         assert_eq!(again.reused as usize, again.owners.len());
-        assert_eq!(holders(&again, inode), [(pid, fd)]);
-        let crate::model::Owners::Owned(after) = again.owners_of(&socket) else {
-            panic!("the sleeper's listener is owned");
+        assert_eq!(holders(&again, inode), [(sleeper.id(), fd)]);
+        assert!(Arc::ptr_eq(&before, &shared_list(&again, inode)));
+        drop(sleeper.stdin.take());
+        sleeper.wait().unwrap();
+    }
+
+    /// Where a process ran but holds the sockets it held (a reader in the
+    /// namespace it reads, say), its table is read again, and the lists
+    /// of holders made for the scan before are still lent, not made anew.
+    #[test]
+    fn a_rescan_where_what_ran_holds_what_it_held_keeps_its_lists() {
+        let Some((mut sleeper, netns, fd, inode)) = sleeper_alone() else {
+            return;
         };
-        assert!(Arc::ptr_eq(&before, &after));
+        let mut busy = Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", sleeper.id()))
+            .args(["python3", "-c", "import time\nwhile True: time.sleep(0.01)"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let scan = OwnerScan::scan_namespace(Path::new("/proc"), netns).unwrap();
+        let scan = scan.rescan(Path::new("/proc")).unwrap();
+        let before = shared_list(&scan, inode);
+        let ran = scan.ran.get(&busy.id()).copied();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let again = scan.rescan(Path::new("/proc")).unwrap();
+        let ran_again = again.ran.get(&busy.id()).copied();
+        busy.kill().unwrap();
+        busy.wait().unwrap();
+        // The busy process ran, and its table was read again.
+        assert!(ran.is_some() && ran_again.is_some() && ran != ran_again);
+        assert_eq!(holders(&again, inode), [(sleeper.id(), fd)]);
+        assert!(Arc::ptr_eq(&before, &shared_list(&again, inode)));
         drop(sleeper.stdin.take());
         sleeper.wait().unwrap();
     }
