@@ -48,7 +48,7 @@ impl Namespace {
     }
 
     /// ` PREPOSITION network namespace LABEL` for a sentence about what
-    /// is in `namespace` (`" in"`, `" for"`); nothing for none (the
+    /// is in `namespace` (`"in"`, `"for"`); nothing for none (the
     /// reader's own).
     pub fn in_sentence(namespace: Option<&Namespace>, preposition: &str) -> String {
         namespace

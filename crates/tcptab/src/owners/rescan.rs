@@ -391,7 +391,12 @@ for line in sys.stdin:
         };
         let mut busy = Command::new("nsenter")
             .arg(format!("--net=/proc/{}/ns/net", sleeper.id()))
-            .args(["python3", "-c", "import time\nwhile True: time.sleep(0.01)"])
+            // Bounded: it ends by itself if the test fails before its kill.
+            .args([
+                "python3",
+                "-c",
+                "import time\nfor _ in range(3000): time.sleep(0.01)",
+            ])
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(300));

@@ -70,7 +70,7 @@ pub struct NamespaceRead {
 
 impl NamespaceRead {
     /// ` PREPOSITION network namespace LABEL` for a sentence about this
-    /// read (`" in"`, `" for"`), or nothing for the reader's own
+    /// read (`"in"`, `"for"`), or nothing for the reader's own
     /// namespace.
     pub fn target(&self, preposition: &str) -> String {
         Namespace::in_sentence(self.namespace.as_ref(), preposition)
