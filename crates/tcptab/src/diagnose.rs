@@ -368,7 +368,7 @@ fn close_wait(holder: &str, group: Group) -> Finding {
     let filter = close_wait_filter(&group);
     warning(
         Kind::CloseWait,
-        format!("{} sockets in CLOSE_WAIT held by {holder}", group.count),
+        format!("{} in CLOSE_WAIT held by {holder}", crate::counted(group.count, "socket")),
         group,
         details,
         "the peers closed these connections but the application has not called close(): look for a leak of connections or a stuck worker",
@@ -391,7 +391,7 @@ fn zero_window(group: Group) -> Finding {
     let filter = zero_window_filter(&group);
     warning(
         Kind::ZeroWindow,
-        format!("{} sockets probing a zero window: their peers stopped reading", group.count),
+        format!("{} probing a zero window: their peers stopped reading", crate::counted(group.count, "socket")),
         group,
         details,
         "the receiving application is not reading its socket (blocked, overloaded or stuck): look at the peer, not at this host",
@@ -415,7 +415,7 @@ fn retransmits(group: Group, threshold: u32) -> Finding {
         .collect();
     warning(
         Kind::Retransmits,
-        format!("{} sockets with {threshold} or more retransmission timeouts in a row", group.count),
+        format!("{} with {threshold} or more retransmission timeouts in a row", crate::counted(group.count, "socket")),
         group,
         details,
         "packets to these peers are being lost or the peers are gone: check the path (loss, MTU, firewall) and whether the peers are alive",
@@ -442,7 +442,7 @@ fn no_owner(group: Group) -> Finding {
         .collect();
     warning(
         Kind::NoOwner,
-        format!("{} sockets that no process holds", group.count),
+        format!("{} that no process holds", crate::counted(group.count, "socket")),
         group,
         details,
         "a socket with an inode but no process is held by the kernel or in flight over a Unix socket; if it persists, look for a process in another PID namespace",

@@ -180,21 +180,21 @@ fn tx_queue(s: &Socket, _: ByteOrder) -> (String, String) {
         (RowKind::Full, _) => "bytes written by the application and not yet acknowledged by the peer (in flight or unsent)",
         _ => "always 0 for this row kind",
     };
-    (format!("{} bytes", s.tx_queue), meaning.into())
+    (crate::counted(s.tx_queue, "byte"), meaning.into())
 }
 
 fn rx_queue(s: &Socket, _: ByteOrder) -> (String, String) {
     match (s.kind, s.state) {
         (RowKind::Full, State::Listen) => (
-            format!("{} connections", s.rx_queue),
+            crate::counted(s.rx_queue, "connection"),
             "the accept queue: handshakes completed and waiting for accept()".into(),
         ),
         (RowKind::Full, _) => (
-            format!("{} bytes", s.rx_queue),
+            crate::counted(s.rx_queue, "byte"),
             "bytes received in order and not yet read by the application".into(),
         ),
         _ => (
-            format!("{} bytes", s.rx_queue),
+            crate::counted(s.rx_queue, "byte"),
             "always 0 for this row kind".into(),
         ),
     }

@@ -140,6 +140,21 @@ pub use query::{
     Report, Snapshot, Visitor, Why,
 };
 
+/// `n` and `noun`, in the plural unless `n` is 1: `counted(1, "socket")`
+/// is "1 socket", `counted(3, "socket")` "3 sockets" (the nouns tcptab
+/// counts take an s).
+///
+/// ```
+/// assert_eq!(tcptab::counted(1u32, "socket"), "1 socket");
+/// assert_eq!(tcptab::counted(0u64, "connection"), "0 connections");
+/// ```
+pub fn counted(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// The README's Rust examples, run as doctests (they read this machine's
 /// live tables).
 #[cfg(doctest)]

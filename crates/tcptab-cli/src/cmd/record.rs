@@ -173,9 +173,9 @@ impl Recorder<'_> {
                 _ => String::new(),
             };
             note!(
-                "tcptab: poll {}: {} sockets, {} opened, {} closed ({} notified), {} expired, {} open, in {:.1} ms{owners}",
+                "tcptab: poll {}: {}, {} opened, {} closed ({} notified), {} expired, {} open, in {:.1} ms{owners}",
                 outcome.id,
-                outcome.sockets,
+                tcptab::counted(outcome.sockets, "socket"),
                 outcome.opened,
                 outcome.closed,
                 outcome.notifications,

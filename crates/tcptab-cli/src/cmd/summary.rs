@@ -180,8 +180,11 @@ fn write_table(out: &mut impl Write, r: &Report) -> io::Result<()> {
     let s = &r.summary;
     writeln!(
         out,
-        "{} sockets: {} IPv4, {} IPv6 (source: {})\n",
-        s.total, s.ipv4, s.ipv6, r.source
+        "{}: {} IPv4, {} IPv6 (source: {})\n",
+        tcptab::counted(s.total, "socket"),
+        s.ipv4,
+        s.ipv6,
+        r.source
     )?;
     use Align::{Left, Right};
     let mut t = table(&[("State", Left), ("Sockets", Right)]);

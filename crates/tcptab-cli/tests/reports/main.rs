@@ -110,6 +110,34 @@ fn summary_counts_every_state_including_zeros() {
         text.contains("CLOSING") && text.contains("TIME_WAIT"),
         "{text}"
     );
+    let total = scenario.manifest.sockets.len();
+    assert!(text.starts_with(&format!("{total} sockets: ")), "{text}");
+}
+
+/// The table's count reads as a sentence: "0 sockets", "1 socket".
+#[test]
+fn summary_counts_one_socket_in_the_singular() {
+    testkit::needs_root!();
+    let ns = testkit::NamedNetns::add("tcptab-one");
+    let first_line = || {
+        let out = tcptab(&["summary", "-N", &ns.name]);
+        testkit::assert_success!(out);
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines().next().unwrap_or_default().to_string()
+    };
+    assert_eq!(first_line(), "0 sockets: 0 IPv4, 0 IPv6 (source: netlink)");
+    let listen = "import socket, time\n\
+        s = socket.socket()\n\
+        s.bind(('127.0.0.1', 0))\n\
+        s.listen()\n\
+        print('ready', flush=True)\n\
+        time.sleep(60)";
+    let (mut child, ready) = testkit::spawn_until_line(ns.command("python3").args(["-c", listen]));
+    assert_eq!(ready, "ready");
+    let line = first_line();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(line, "1 socket: 1 IPv4, 0 IPv6 (source: netlink)");
 }
 
 #[test]

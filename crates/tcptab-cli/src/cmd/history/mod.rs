@@ -424,7 +424,11 @@ fn write_summary(args: &HistoryArgs, window: Window, span: Option<Span>, c: Coun
                 (None, Some(a), Some(b)) => format!("that existed from {a} to {b}"),
                 _ => "recorded".to_string(),
             };
-            writeln!(out, "{} connections {when}", summary.connections)?;
+            writeln!(
+                out,
+                "{} {when}",
+                tcptab::counted(summary.connections, "connection")
+            )?;
             let states = summary.states.iter().map(|(s, n)| (s.clone(), *n));
             counts(&mut out, "State", states)?;
             let hosts = summary

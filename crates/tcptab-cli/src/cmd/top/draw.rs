@@ -90,7 +90,7 @@ fn header(frame: &mut Frame<'_>, area: Rect, view: &View) {
         parts.push("PAUSED".into());
     }
     parts.extend([
-        format!("{} sockets", open.len()),
+        tcptab::counted(open.len() as u64, "socket"),
         format!("rx {}/s", rate(Some(total(|r| r.rx_bytes_per_s)))),
         format!("tx {}/s", rate(Some(total(|r| r.tx_bytes_per_s)))),
         per_state.join(", "),
