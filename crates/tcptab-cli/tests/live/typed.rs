@@ -42,7 +42,19 @@ fn ss_flag_bundles_select_what_ss_selects() {
     );
     // -s is the summary; -N NAME a named namespace (here: a missing one).
     let out = tcptab(&["-s"]);
-    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" sockets: "));
+    testkit::assert_success!(out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or_default();
+    let (count, rest) = first.split_once(' ').unwrap_or_default();
+    let noun = if count == "1" {
+        "socket: "
+    } else {
+        "sockets: "
+    };
+    assert!(
+        count.parse::<u64>().is_ok() && rest.starts_with(noun),
+        "{text}"
+    );
     let out = tcptab(&["-N", "no-such-namespace-here"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such namespace in /run/netns"));
 }
