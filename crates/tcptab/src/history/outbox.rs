@@ -208,11 +208,15 @@ impl<'a> Line<'a> {
         json_string(self.out, text);
     }
 
-    /// A column's value: NULL as null, text escaped.
+    /// A column's value, text escaped; NULL is left out (the store fills
+    /// an omitted member with its column's default: NULL, or `[]`).
     fn value(&mut self, key: &str, v: ValueRef<'_>) {
+        if v == ValueRef::Null {
+            return;
+        }
         self.key(key);
         match v {
-            ValueRef::Null => self.out.push_str("null"),
+            ValueRef::Null => unreachable!("left out above"),
             ValueRef::Integer(i) => self.out.push_str(itoa::Buffer::new().format(i)),
             ValueRef::Real(f) => self.out.push_str(&Value::from(f).to_string()),
             ValueRef::Text(t) | ValueRef::Blob(t) => {
@@ -221,7 +225,22 @@ impl<'a> Line<'a> {
         }
     }
 
-    fn numbers(&mut self, key: &str, items: impl Iterator<Item = i64>) {
+    /// Members written before (`"a":1,"b":"x"`, a [`Fragments`] entry);
+    /// none when empty.
+    fn members(&mut self, members: &str) {
+        if members.is_empty() {
+            return;
+        }
+        self.out.push(if self.first { '{' } else { ',' });
+        self.first = false;
+        self.out.push_str(members);
+    }
+
+    /// A list of numbers; an empty one is left out (the store's default).
+    fn numbers(&mut self, key: &str, items: impl ExactSizeIterator<Item = i64>) {
+        if items.len() == 0 {
+            return;
+        }
         self.key(key);
         self.out.push('[');
         let mut digits = itoa::Buffer::new();
@@ -234,7 +253,11 @@ impl<'a> Line<'a> {
         self.out.push(']');
     }
 
-    fn texts<'t>(&mut self, key: &str, items: impl Iterator<Item = &'t str>) {
+    /// A list of texts; an empty one is left out (the store's default).
+    fn texts<'t>(&mut self, key: &str, items: impl ExactSizeIterator<Item = &'t str>) {
+        if items.len() == 0 {
+            return;
+        }
         self.key(key);
         self.out.push('[');
         for (i, item) in items.enumerate() {
@@ -356,38 +379,47 @@ impl Outbox {
             limit,
             |r| Ok((r.get(1)?, codes::STATE.name(r.get(2)?).into_owned())),
         )?;
-        let columns = raw_columns();
+        // The namespace, boot and workload by their ids: their members are
+        // written once a batch ([`Fragments`]).
+        let columns = raw_columns().replacen("n.inode, n.name", "c.netns, NULL", 1);
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {columns}, o.seq, b.boot_id, w.cgroup, w.unit, w.slice, w.runtime, w.container_id,
-                    w.container_name, w.pod_namespace, w.pod_name, w.pod_uid
+            "SELECT {columns}, o.seq, c.boot, c.workload
              FROM outbox o JOIN connection_rows c ON c.id = o.connection
-                  JOIN namespaces n ON n.id = c.netns JOIN boots b ON b.id = c.boot
-                  LEFT JOIN workloads w ON w.id = c.workload
              ORDER BY o.seq, o.connection LIMIT ?1"
         ))?;
         let mut batch = Batch::default();
         let mut rows = stmt.query([limit as i64])?;
         let n = COLUMN_NAMES.len();
-        let closed_at = COLUMN_NAMES
-            .iter()
-            .position(|c| *c == "closed_at")
-            .expect("a column of the history");
+        let at = |column: &str| {
+            COLUMN_NAMES
+                .iter()
+                .position(|c| *c == column)
+                .expect("a column of the history")
+        };
+        let (closed_at, netns) = (at("closed_at"), at("netns"));
+        debug_assert_eq!(COLUMN_NAMES[netns + 1], "netns_name");
         // The columns read as numbers, named here.
         let named: Vec<_> = COLUMN_NAMES.iter().map(|c| codes::names_of(c)).collect();
+        let mut fragments = Fragments::default();
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let seq: i64 = r.get(n)?;
+            let (boot, workload) = (r.get(n + 1)?, r.get(n + 2)?);
+            fragments.read(tx, r.get(netns)?, boot, workload)?;
             let mut line = Line::new(&mut batch.body, &opening);
             for (i, (name, names)) in COLUMN_NAMES.iter().zip(&named).enumerate() {
                 match (names, r.get_ref(i)?) {
+                    // `netns` and `netns_name`: the namespace's members.
+                    _ if i == netns => line.members(&fragments.namespaces[&r.get(i)?]),
+                    _ if i == netns + 1 => {}
                     (Some(names), ValueRef::Integer(code)) => line.text(name, &names.name(code)),
                     (_, value) => line.value(name, value),
                 }
             }
             line.value("version", ValueRef::Integer(seq));
-            line.value("boot_id", r.get_ref(n + 1)?);
-            for (k, name) in WORKLOAD_COLUMNS.iter().enumerate() {
-                line.value(name, r.get_ref(n + 2 + k)?);
+            line.members(&fragments.boots[&boot]);
+            if let Some(w) = workload {
+                line.members(&fragments.workloads[&w]);
             }
             let owned = owners.remove(&id).unwrap_or_default();
             line.numbers("owner_pids", owned.iter().map(|o| o.0));
@@ -401,7 +433,7 @@ impl Outbox {
             let acked = shipped.get(&id).map_or(&[][..], Vec::as_slice);
             for (at, state) in changes.into_iter().filter(|c| !acked.contains(c)) {
                 let mut line = Line::new(&mut batch.changes, &opening);
-                line.value("boot_id", r.get_ref(n + 1)?);
+                line.members(&fragments.boots[&boot]);
                 line.value("connection", ValueRef::Integer(id));
                 line.value("at", ValueRef::Integer(at));
                 line.text("state", &state);
@@ -526,6 +558,77 @@ pub(super) fn status(conn: &Connection) -> rusqlite::Result<Option<Waiting>> {
     }))
 }
 
+/// The members a batch's rows share, written once a batch and copied into
+/// each line that has them (not joined and written again for every row):
+/// a boot's `boot_id`, a namespace's `netns` and `netns_name`, a
+/// workload's [`WORKLOAD_COLUMNS`]. One batch's (a namespace may be named
+/// later); NULL members left out as [`Line::value`] does.
+#[derive(Default)]
+struct Fragments {
+    boots: HashMap<i64, String>,
+    namespaces: HashMap<i64, String>,
+    workloads: HashMap<i64, String>,
+}
+
+impl Fragments {
+    /// Those of one row, read unless read before.
+    fn read(
+        &mut self,
+        tx: &Transaction<'_>,
+        netns: i64,
+        boot: i64,
+        workload: Option<i64>,
+    ) -> rusqlite::Result<()> {
+        fragment(
+            &mut self.namespaces,
+            tx,
+            netns,
+            "SELECT inode, name FROM namespaces WHERE id = ?1",
+            &["netns", "netns_name"],
+        )?;
+        fragment(
+            &mut self.boots,
+            tx,
+            boot,
+            "SELECT boot_id FROM boots WHERE id = ?1",
+            &["boot_id"],
+        )?;
+        if let Some(w) = workload {
+            let sql = "SELECT cgroup, unit, slice, runtime, container_id, container_name, pod_namespace, pod_name, pod_uid
+                       FROM workloads WHERE id = ?1";
+            fragment(&mut self.workloads, tx, w, sql, &WORKLOAD_COLUMNS)?;
+        }
+        Ok(())
+    }
+}
+
+/// The members `names` of the row `sql` finds for `id` (none if it finds
+/// none), into `made` unless there.
+fn fragment(
+    made: &mut HashMap<i64, String>,
+    tx: &Transaction<'_>,
+    id: i64,
+    sql: &str,
+    names: &[&str],
+) -> rusqlite::Result<()> {
+    if made.contains_key(&id) {
+        return Ok(());
+    }
+    let mut out = String::new();
+    tx.prepare_cached(sql)?
+        .query_row([id], |r| {
+            let mut line = Line::new(&mut out, "");
+            for (i, name) in names.iter().enumerate() {
+                line.value(name, r.get_ref(i)?);
+            }
+            Ok(())
+        })
+        .optional()?;
+    // Members without the object's opening brace.
+    made.insert(id, out.get(1..).unwrap_or_default().to_string());
+    Ok(())
+}
+
 /// [`COLUMNS`] read from `connection_rows` itself, not through the
 /// `connections` view (which names every number of every row in SQL):
 /// the numbers as they are, named by the reader ([`codes::names_of`]),
@@ -558,7 +661,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_line_is_one_json_object_whatever_its_text_holds() {
+    fn a_line_is_one_json_object_whatever_its_text_holds_nulls_left_out() {
         let host = Host {
             hostname: "db-1".into(),
             machine_id: "a\"b\\c".into(),
@@ -568,8 +671,11 @@ mod tests {
         let mut line = Line::new(&mut out, &host.opening());
         line.value("n", ValueRef::Null);
         line.value("i", ValueRef::Integer(-3));
+        line.members("");
+        line.members("\"m\":1,\"o\":\"p\"");
         line.value("t", ValueRef::Text(b"10.0.0.1"));
         line.numbers("pids", [1, 22].into_iter());
+        line.numbers("none", std::iter::empty());
         line.texts("commands", ["nginx", "a \"q\""].into_iter());
         line.end();
         assert!(out.ends_with("}\n") && out.matches('\n').count() == 1);
@@ -578,7 +684,7 @@ mod tests {
             v,
             serde_json::json!({
                 "hostname": "db-1", "machine_id": "a\"b\\c", "recorder": "x\ny\u{1}é",
-                "n": null, "i": -3, "t": "10.0.0.1", "pids": [1, 22],
+                "i": -3, "m": 1, "o": "p", "t": "10.0.0.1", "pids": [1, 22],
                 "commands": ["nginx", "a \"q\""],
             })
         );

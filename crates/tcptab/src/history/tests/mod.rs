@@ -110,11 +110,21 @@ impl Recorder {
         at: i64,
         notes: &[(i64, DiagSocket)],
     ) -> PollOutcome {
+        self.poll_entries(snapshot(sockets), at, notes)
+    }
+
+    /// [`Recorder::poll`] of sockets with their namespaces, owners and
+    /// workloads.
+    fn poll_entries(
+        &mut self,
+        snapshot: Snapshot,
+        at: i64,
+        notes: &[(i64, DiagSocket)],
+    ) -> PollOutcome {
         let mut events = Vec::new();
         for (t, d) in notes {
             self.tracker.notified(0, *t, d.clone(), &mut events);
         }
-        let snapshot = snapshot(sockets);
         self.tracker.polled(&snapshot, at, &mut events);
         let poll = PollRecord {
             at,
@@ -166,6 +176,8 @@ fn a_state_change_is_shipped_until_acknowledged_then_not_again() {
     let mut outbox = Outbox::open(&path).unwrap();
     let first = outbox.connections(100).unwrap();
     assert_eq!(first.rows, 1);
+    // Open: its NULL members (closed_at, closed_by) are left out.
+    assert!(!first.body.contains("closed_"), "{}", first.body);
     outbox.acked(&first).unwrap();
     r.poll(&[socket(40000, State::FinWait1, 7)], t + 5000, &[]);
     let second = outbox.connections(100).unwrap();
@@ -188,7 +200,7 @@ fn a_state_change_is_shipped_until_acknowledged_then_not_again() {
     r.poll(&[], t + 20_000, &[]);
     let last = outbox.connections(100).unwrap();
     assert_eq!(last.rows, 1);
-    assert!(!last.body.contains("\"closed_at\":null"), "{}", last.body);
+    assert!(last.body.contains("\"closed_at\":"), "{}", last.body);
     outbox.acked(&last).unwrap();
     assert!(outbox.shipped.is_empty(), "{:?}", outbox.shipped);
 }
@@ -208,9 +220,25 @@ fn shipped_rows_say_what_the_view_says() {
     r.poll(&[open.clone(), closing.clone(), odd.clone()], T, &[]);
     let tw = socket(40201, State::TimeWait, 2);
     r.poll(&[open.clone(), tw, odd.clone()], T + 5000, &[]);
-    r.poll(std::slice::from_ref(&open), T + 10_000, &[]);
+    // One of a named namespace, with a workload.
+    let mut dressed = EntryBuf::dumped(socket(40203, State::Established, 4));
+    dressed.namespace = Some(std::sync::Arc::new(crate::model::Namespace {
+        inode: 4_026_532_999,
+        name: Some("blue".into()),
+        pid: None,
+        path: None,
+        pod: None,
+    }));
+    dressed.workload = Some(std::sync::Arc::new(crate::model::Workload {
+        cgroup: "/system.slice/web.service".into(),
+        unit: Some("web.service".into()),
+        slice: Some("system.slice".into()),
+        ..Default::default()
+    }));
+    let sockets = vec![EntryBuf::dumped(open.clone()), dressed];
+    r.poll_entries(Snapshot::of(sockets), T + 10_000, &[]);
     let batch = Outbox::open(&path).unwrap().connections(100).unwrap();
-    assert_eq!(batch.rows, 3);
+    assert_eq!(batch.rows, 4);
     let db = rusqlite::Connection::open(&*path).unwrap();
     let sql = format!(
         "SELECT {} FROM connections c JOIN namespaces n ON n.id = c.netns WHERE c.id = ?1",
@@ -234,6 +262,28 @@ fn shipped_rows_say_what_the_view_says() {
             Ok(())
         })
         .unwrap();
+        // The boot's and the workload's members, as their tables say.
+        let with = "SELECT b.boot_id, w.cgroup, w.unit, w.slice, w.runtime, w.container_id, w.container_name,
+                w.pod_namespace, w.pod_name, w.pod_uid
+            FROM connection_rows c JOIN boots b ON b.id = c.boot LEFT JOIN workloads w ON w.id = c.workload
+            WHERE c.id = ?1";
+        db.query_row(with, [id], |row| {
+            let names = ["boot_id"].iter().chain(&WORKLOAD_COLUMNS);
+            for (i, name) in names.enumerate() {
+                let value: Option<String> = row.get(i)?;
+                assert_eq!(shipped[*name], serde_json::json!(value), "{name} of {line}");
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    let dressed = batch.body.lines().find(|l| l.contains("\"blue\"")).unwrap();
+    for member in [
+        "\"netns\":4026532999",
+        "\"unit\":\"web.service\"",
+        "\"boot_id\":\"",
+    ] {
+        assert!(dressed.contains(member), "{member} in {dressed}");
     }
     for text in ["UNKNOWN(0x0e)", "unknown(7)", "TIME_WAIT", "ESTABLISHED"] {
         assert!(batch.body.contains(text), "{text} in {}", batch.body);
