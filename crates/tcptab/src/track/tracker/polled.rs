@@ -46,8 +46,9 @@ impl Tracker {
         for (i, buf) in snapshot.sockets.iter().enumerate() {
             let entry = buf.as_entry();
             match self.by_key.get(&entry.key()).copied() {
-                Some(id) if self.conns[&id].seen_poll == generation => {}
-                Some(id) => self.seen(id, buf, at, out),
+                // One this poll saw already (a socket listed twice) is not
+                // seen again.
+                Some(id) => self.look(id, buf, at, false, out),
                 None => unmatched.push(i),
             }
         }
@@ -202,10 +203,19 @@ impl Tracker {
 
     /// A known connection found by this poll.
     fn seen(&mut self, id: u64, buf: &EntryBuf, at: i64, out: &mut Vec<Event>) {
+        self.look(id, buf, at, true, out);
+    }
+
+    /// [`Tracker::seen`], or with `again` false nothing for a connection
+    /// this poll saw already (one lookup of the connection for both).
+    fn look(&mut self, id: u64, buf: &EntryBuf, at: i64, again: bool, out: &mut Vec<Event>) {
         let entry = buf.as_entry();
         let over = self.over(&entry);
         let generation = self.generation;
         let t = self.conns.get_mut(&id).expect("indexed");
+        if !again && t.seen_poll == generation {
+            return;
+        }
         t.seen_poll = generation;
         t.missing_since = None;
         t.conn.last_seen = t.conn.last_seen.max(at);
