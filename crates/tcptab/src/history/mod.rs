@@ -19,6 +19,7 @@
 
 mod codes;
 mod columns;
+mod lines;
 mod outbox;
 mod read;
 mod rows;
@@ -30,7 +31,8 @@ use std::path::{Path, PathBuf};
 pub use columns::{lived, Columns, Lived, RowError, COLUMN_NAMES};
 #[cfg(feature = "fleet")]
 pub(crate) use columns::{set_state, states_during};
-pub use outbox::{Batch, Outbox, Waiting, WORKLOAD_COLUMNS};
+pub use lines::WORKLOAD_COLUMNS;
+pub use outbox::{Batch, Outbox, Waiting};
 pub use read::{Gap, Poll, Reader, Span, Window};
 pub use session::{PollOutcome, PollRecord};
 pub use write::Writer;
