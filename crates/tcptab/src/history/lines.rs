@@ -59,9 +59,14 @@ impl<'a> Line<'a> {
         }
     }
 
-    fn key(&mut self, key: &str) {
+    /// What goes before a member: the object's opening brace, or a comma.
+    fn separate(&mut self) {
         self.out.push(if self.first { '{' } else { ',' });
         self.first = false;
+    }
+
+    fn key(&mut self, key: &str) {
+        self.separate();
         self.out.push('"');
         self.out.push_str(key);
         self.out.push_str("\":");
@@ -75,16 +80,19 @@ impl<'a> Line<'a> {
     /// A column's value, text escaped; NULL is left out (the store fills
     /// an omitted member with its column's default: NULL, or `[]`).
     pub(super) fn value(&mut self, key: &str, v: ValueRef<'_>) {
-        if v == ValueRef::Null {
-            return;
-        }
-        self.key(key);
         match v {
-            ValueRef::Null => unreachable!("left out above"),
-            ValueRef::Integer(i) => self.out.push_str(itoa::Buffer::new().format(i)),
-            ValueRef::Real(f) => self.out.push_str(&Value::from(f).to_string()),
+            ValueRef::Null => {}
+            ValueRef::Integer(i) => {
+                self.key(key);
+                self.out.push_str(itoa::Buffer::new().format(i));
+            }
+            ValueRef::Real(f) => {
+                self.key(key);
+                self.out.push_str(&Value::from(f).to_string());
+            }
             ValueRef::Text(t) | ValueRef::Blob(t) => {
-                json_string(self.out, &String::from_utf8_lossy(t))
+                self.key(key);
+                json_string(self.out, &String::from_utf8_lossy(t));
             }
         }
     }
@@ -95,8 +103,7 @@ impl<'a> Line<'a> {
         if members.is_empty() {
             return;
         }
-        self.out.push(if self.first { '{' } else { ',' });
-        self.first = false;
+        self.separate();
         self.out.push_str(members);
     }
 
@@ -133,7 +140,11 @@ impl<'a> Line<'a> {
         self.out.push(']');
     }
 
+    /// The object's end (an object of no member is `{}`).
     pub(super) fn end(self) {
+        if self.first {
+            self.out.push('{');
+        }
         self.out.push_str("}\n");
     }
 }
@@ -253,5 +264,11 @@ mod tests {
                 "commands": ["nginx", "a \"q\""],
             })
         );
+        // A line whose every member is left out is still an object.
+        let mut empty = String::new();
+        let mut line = Line::new(&mut empty, "");
+        line.value("n", ValueRef::Null);
+        line.end();
+        assert_eq!(empty, "{}\n");
     }
 }
