@@ -9,7 +9,10 @@ read from stdin:
   shutdown NAME  the client shuts down its sending side        -> "ok"
                  (client FIN_WAIT2, server CLOSE_WAIT)
   close NAME     close the server side, then the client          -> "ok"
-  flash          open, exchange a byte and close at once         -> "ok PORT"
+  flash [PORT]   open, exchange a byte and close at once         -> "ok PORT"
+                 (the client closes first: its end stays in TIME_WAIT;
+                 with PORT, from that local port: a connection on the
+                 ends of that TIME_WAIT, which the kernel then ends)
   burst N        N flashes in a row                               -> "ok"
   fork           a child process that holds every socket too,     -> "ok PID"
                  until this process exits
@@ -24,9 +27,17 @@ import time
 from sockets import listener, setup_links
 
 
-def flash(lst, port):
-    """Open, exchange a byte and close at once; the client's port."""
-    c = socket.create_connection(("127.0.0.1", port))
+def flash(lst, port, local=0):
+    """Open, exchange a byte and close at once; the client's port.
+
+    The client may take the ends of one of its TIME_WAITs (SO_REUSEADDR
+    on both, bound to `local`): the kernel ends that TIME_WAIT then.
+    """
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if local:
+        c.bind(("127.0.0.1", local))
+    c.connect(("127.0.0.1", port))
     s, _ = lst.accept()
     c.sendall(b"x")
     s.recv(1)
@@ -61,7 +72,7 @@ def main():
             c.close()
             print("ok", flush=True)
         elif cmd == "flash":
-            print(f"ok {flash(lst, port)}", flush=True)
+            print(f"ok {flash(lst, port, int(name or 0))}", flush=True)
         elif cmd == "fork":
             parent = os.getpid()
             child = os.fork()

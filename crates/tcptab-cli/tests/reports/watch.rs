@@ -202,3 +202,71 @@ fn ss_dash_e_reports_only_what_closes() {
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["event"], "closed", "{events:#?}");
 }
+
+#[test]
+fn a_connection_on_a_time_wait_s_ends_is_a_new_connection() {
+    testkit::needs_root!();
+    // A TIME_WAIT made before watch began: the first look finds it, with
+    // no notification of its socket to come.
+    let mut driver = testkit::Scenario::start("driver.py");
+    let port: u64 = driver.command("flash")[3..].parse().unwrap();
+    let line = format!(
+        "watch --netns-pid {} --format jsonl --interval 2s --duration 30s",
+        driver.pid()
+    );
+    let (mut watch, rx) = common::jsonl_line(&line, Some("watch-event"));
+    std::thread::sleep(Duration::from_millis(1000));
+    // A connection on its ends (the kernel ends the TIME_WAIT), opened
+    // and closed before the next look: its notification is all there is
+    // of it, and it is not the TIME_WAIT's socket.
+    let again: u64 = driver.command(&format!("flash {port}"))[3..]
+        .parse()
+        .unwrap();
+    assert_eq!(again, port, "the driver took the TIME_WAIT's ends");
+    let mut seen: Vec<Value> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let client_closed =
+        |e: &Value| e["event"] == "closed" && e["local_port"] == port && e["seen_open"] == false;
+    while !seen.iter().any(client_closed) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(event) => seen.push(event),
+            Err(_) => panic!("no close of the new connection's client end; got {seen:#?}"),
+        }
+    }
+    // The rest of what watch tells by its next look.
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    seen.extend(rx.try_iter());
+    let of = |event: &str, end: &str| -> Vec<&Value> {
+        seen.iter()
+            .filter(|e| e["event"] == event && e[end] == port && e["state"] != "TIME_WAIT")
+            .collect()
+    };
+    // The new connection: each end opened once and closed once, as one
+    // no look saw. The TIME_WAIT before it closed once, as one a look saw.
+    for end in ["local_port", "remote_port"] {
+        assert_eq!(of("opened", end).len(), 1, "{end} {port}: {seen:#?}");
+    }
+    let of_port = |event: &str| {
+        let on_port = |e: &&Value| e["event"] == event && e["local_port"] == port;
+        seen.iter().filter(on_port).count()
+    };
+    let closed = |seen_open: bool, state: &str| {
+        seen.iter()
+            .filter(|e| e["event"] == "closed" && e["local_port"] == port)
+            .filter(|e| e["seen_open"] == seen_open && e["state"] == state)
+            .count()
+    };
+    assert_eq!(
+        (
+            closed(false, "CLOSE"),
+            closed(true, "TIME_WAIT"),
+            of_port("closed")
+        ),
+        (1, 1, 2),
+        "{seen:#?}"
+    );
+    assert_eq!(of("closed", "remote_port").len(), 1, "{seen:#?}");
+}

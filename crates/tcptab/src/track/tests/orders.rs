@@ -243,3 +243,54 @@ fn a_new_connection_a_poll_finds_on_a_time_wait_s_ends_follows_its_end() {
         ]
     );
 }
+
+/// The notification of a socket that last heard from its peer `ago` ms
+/// before it was destroyed.
+fn notified_heard(port: u16, cookie: u64, ago: u32) -> DiagSocket {
+    let mut d = dumped(port, State::Close, cookie);
+    d.diag.tcp_info = Some(std::sync::Arc::new(crate::model::TcpInfo {
+        last_ack_recv_ms: ago,
+        ..Default::default()
+    }));
+    d
+}
+
+#[test]
+fn a_connection_on_the_ends_of_a_time_wait_seen_on_its_own_is_a_new_one() {
+    // A TIME_WAIT the first poll finds (it began at T: its timer says 60 s
+    // to go). Its ends taken by a new connection (cookie 9) that lived and
+    // closed between two polls, into a TIME_WAIT of its own (cookie 10):
+    // its socket heard from its peer 1.5 s after the TIME_WAIT began, so
+    // it is not the TIME_WAIT's socket.
+    let (mut t, mut out) = tracker();
+    t.poll(T, &[dumped(40000, State::TimeWait, 7)], &mut out);
+    t.notified(0, T + 1500, notified_heard(40000, 9, 2), &mut out);
+    t.poll(T + 2000, &[dumped(40000, State::TimeWait, 10)], &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T, 1),
+            (Change::Closed { by: End::Poll }, T + 1500, 1),
+            (Change::Ended { by: End::Poll }, T + 1500, 1),
+            (Change::Opened, T + 1500, 2),
+            (Change::Closed { by: End::Destroy }, T + 1500, 2),
+            // Into its TIME_WAIT when it closed.
+            changed(State::Close, T + 1500, 2),
+        ]
+    );
+    // The TIME_WAIT's own socket, notified after a poll found the
+    // TIME_WAIT: it last heard from its peer when the TIME_WAIT began.
+    let (mut t, mut out) = tracker();
+    t.poll(T, &[], &mut out);
+    t.poll(T + 1000, &[dumped(40001, State::TimeWait, 12)], &mut out);
+    t.notified(0, T + 1100, notified_heard(40001, 11, 150), &mut out);
+    once_each(&out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T + 1000, 1),
+            (Change::Closed { by: End::Destroy }, T + 1100, 1),
+        ]
+    );
+}

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::{disconnected, emit, fingerprint, Ends, Phase, Tracked, Tracker, ENDS_POLLS};
-use crate::model::{DiagSocket, EntryBuf, Key, Workload};
+use crate::model::{DiagSocket, EntryBuf, Key, State, Workload};
 use crate::track::{Change, Conn, Counters, End, Event};
 
 impl Tracker {
@@ -36,10 +36,11 @@ impl Tracker {
         let workload = workload.or_else(|| self.listener_workload(netns, d.socket.local));
         let known = self.by_key.get(&key).copied().or_else(|| {
             // A TIME_WAIT first seen on its own, whose socket had no
-            // cookie yet when the kernel made it.
+            // cookie yet when the kernel made it; not one whose ends a new
+            // connection took (that one is this notification's).
             self.by_ends.get(&ends).copied().filter(|id| {
                 let t = &self.conns[id];
-                t.phase == Phase::TimeWait && t.conn.closed.is_none()
+                t.phase == Phase::TimeWait && t.conn.closed.is_none() && !heard_after(t, at, &d)
             })
         });
         let known = known.or_else(|| {
@@ -152,4 +153,32 @@ impl Tracker {
         self.by_ends.insert(ends, id);
         self.conns.insert(id, t);
     }
+}
+
+/// How long a TIME_WAIT lasts (the kernel's TCP_TIMEWAIT_LEN): its timer
+/// says when it began.
+const TIME_WAIT_MS: i64 = 60_000;
+
+/// How much later than a TIME_WAIT's beginning the notified socket may have
+/// last heard from its peer and still be that TIME_WAIT's socket: the
+/// notification's delivery and a poll's reading. The kernel gives a
+/// TIME_WAIT's ends to an automatically bound connect() no sooner than
+/// `tcp_tw_reuse_delay` (1 s by default) after it began.
+const HEARD_SLACK_MS: i64 = 500;
+
+/// Whether the notified socket heard from its peer after the TIME_WAIT `t`
+/// began: then it is not that TIME_WAIT's socket (a socket stops hearing
+/// when it goes into TIME_WAIT, at the segment that put it there) but a new
+/// connection on its ends. Without the kernel's `tcp_info`, or for a
+/// FIN_WAIT2 whose timer is not a TIME_WAIT's, it cannot tell: no.
+fn heard_after(t: &Tracked, at: i64, d: &DiagSocket) -> bool {
+    let (Some(expires), Some(info)) = (t.expires, d.diag.tcp_info.as_deref()) else {
+        return false;
+    };
+    if t.conn.entry.socket.state != State::TimeWait {
+        return false;
+    }
+    let began = expires - TIME_WAIT_MS;
+    let heard = at - i64::from(info.last_ack_recv_ms);
+    heard > began + HEARD_SLACK_MS
 }
