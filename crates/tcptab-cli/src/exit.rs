@@ -83,7 +83,8 @@ pub fn fail_on(
     let failing = severities.filter(|s| *s >= bar).count();
     if failing > 0 {
         return Err(Partial(format!(
-            "{failing} finding(s) of severity {bar} or worse (--fail-on)"
+            "{} of severity {bar} or worse (--fail-on)",
+            tcptab::counted(failing as u64, "finding")
         ))
         .into());
     }

@@ -26,7 +26,7 @@ pub fn notes(report: &Report, verbose: bool) {
         if verbose {
             match &read.kernel_filter {
                 Some(k) => note!(
-                    "tcptab: filter in the kernel{target}: {} ({}; {} bytes of bytecode); it sent {} socket(s), {} matched",
+                    "tcptab: filter in the kernel{target}: {} ({}; {} bytes of bytecode); it sent {}, {} matched",
                     k.runs,
                     if k.whole {
                         "the whole filter"
@@ -34,17 +34,17 @@ pub fn notes(report: &Report, verbose: bool) {
                         "the rest was tested after the dump"
                     },
                     k.bytes,
-                    read.sockets,
+                    tcptab::counted(read.sockets as u64, "socket"),
                     read.matched
                 ),
                 None if read.source == tcptab::Source::Netlink => note!(
-                    "tcptab: no filter in the kernel{target}; {} socket(s) read, {} matched",
-                    read.sockets,
+                    "tcptab: no filter in the kernel{target}; {} read, {} matched",
+                    tcptab::counted(read.sockets as u64, "socket"),
                     read.matched
                 ),
                 None => note!(
-                    "tcptab: {} socket(s) read{target}, {} matched",
-                    read.sockets,
+                    "tcptab: {} read{target}, {} matched",
+                    tcptab::counted(read.sockets as u64, "socket"),
                     read.matched
                 ),
             }
@@ -54,8 +54,8 @@ pub fn notes(report: &Report, verbose: bool) {
         }
         if verbose && read.repeated > 0 {
             note!(
-                "tcptab: dropped {} row(s){target} that the kernel's walk of /proc listed twice (sockets changed while it was read)",
-                read.repeated
+                "tcptab: dropped {}{target} that the kernel's walk of /proc listed twice (sockets changed while it was read)",
+                tcptab::counted(read.repeated as u64, "row")
             );
         }
         if read.interrupted {
@@ -63,8 +63,8 @@ pub fn notes(report: &Report, verbose: bool) {
         }
         if read.skipped_lines > 0 {
             note!(
-                "tcptab: skipped {} malformed line(s){target} (first: {})",
-                read.skipped_lines,
+                "tcptab: skipped {}{target} (first: {})",
+                tcptab::counted(read.skipped_lines as u64, "malformed line"),
                 read.first_skipped.as_deref().unwrap_or("?")
             );
         }
@@ -75,7 +75,10 @@ pub fn notes(report: &Report, verbose: bool) {
         .filter(|n| n.reason == NotInspectedReason::Vanished)
         .count();
     if verbose && vanished > 0 {
-        note!("tcptab: {vanished} network namespace(s) vanished while they were read (skipped)");
+        note!(
+            "tcptab: {} vanished while they were read (skipped)",
+            tcptab::counted(vanished as u64, "network namespace")
+        );
     }
     for n in &report.not_inspected {
         if let NotInspectedReason::PermissionDenied(why) = &n.reason {

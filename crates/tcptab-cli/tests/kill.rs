@@ -54,7 +54,7 @@ fn dry_run_lists_exactly_the_matches_and_destroys_nothing() {
         assert!(out.status.success(), "{format}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("dry run: 4 socket(s) would be destroyed; nothing was destroyed"),
+            err.contains("dry run: 4 sockets would be destroyed; nothing was destroyed"),
             "{err}"
         );
         let text = String::from_utf8(out.stdout).unwrap();
@@ -107,7 +107,7 @@ fn yes_destroys_exactly_the_matches_and_the_holder_sees_it() {
     }
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("4 of 4 socket(s) destroyed, 0 already gone, 0 refused"),
+        err.contains("4 of 4 sockets destroyed, 0 already gone, 0 refused"),
         "{err}"
     );
     let after = states(&scenario);
@@ -202,7 +202,7 @@ fn refusals_destroy_nothing() {
         .iter()
         .filter(|r| r["result"] != "left_out")
         .all(|r| r["result"] == "would_destroy" && r["state"] != "LISTEN"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("1 listening socket(s) left out"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 listening socket left out"));
     assert_eq!(
         ends(&scenario),
         before,

@@ -318,7 +318,7 @@ fn verbose_says_what_ran_in_the_kernel() {
     // What the kernel sent: the matched rows of `sport = :443` and nothing
     // more (with no filter, every socket is sent).
     let sent = |text: &str| -> (u64, u64) {
-        let line = text.lines().find(|l| l.contains("socket(s)")).unwrap();
+        let line = text.lines().find(|l| l.ends_with(" matched")).unwrap();
         let n: Vec<u64> = line
             .split(|c: char| !c.is_ascii_digit())
             .filter_map(|w| w.parse().ok())

@@ -23,12 +23,12 @@ pub struct RecordArgs {
     pub db: PathBuf,
 
     /// Time between two polls: seconds (5, 0.5) or with a unit (500ms, 1m).
-    #[arg(long, default_value = "5s", value_parser = parse_interval)]
+    #[arg(long, allow_hyphen_values = true, default_value = "5s", value_parser = parse_interval)]
     pub interval: std::time::Duration,
 
     /// Delete connections and polls that ended longer ago than this (7d,
     /// 12h, 30m; at least a second).
-    #[arg(long, default_value = "7d", value_parser = parse_retention)]
+    #[arg(long, allow_hyphen_values = true, default_value = "7d", value_parser = parse_retention)]
     pub retention: std::time::Duration,
 
     /// Stop after this many polls (at least 1).
@@ -47,7 +47,7 @@ pub struct RecordArgs {
 
     /// With --clickhouse: ship what changed at most once per this interval
     /// (and at once again while batches are full).
-    #[arg(long, default_value = "10s", value_parser = parse_interval, requires = "clickhouse")]
+    #[arg(long, allow_hyphen_values = true, default_value = "10s", value_parser = parse_interval, requires = "clickhouse")]
     pub ship_interval: std::time::Duration,
 
     /// Ship every connection and poll to this store as well (the file

@@ -9,7 +9,7 @@ use super::Selection;
 pub struct WatchArgs {
     /// Time between two looks at the table: seconds (1, 0.5) or with a
     /// unit (500ms); 10ms to a day.
-    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    #[arg(long, allow_hyphen_values = true, default_value = "1s", value_parser = parse_interval)]
     pub interval: std::time::Duration,
 
     /// Also report a socket whose receive or send queue grows past this many
@@ -32,7 +32,7 @@ pub struct WatchArgs {
     pub count: Option<u64>,
 
     /// Stop after this long (e.g. 30, 30s, 5m; at most a year).
-    #[arg(long, value_parser = parse_run_time)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_run_time)]
     pub duration: Option<std::time::Duration>,
 
     /// `text` lines for people, or `jsonl`: one object per event.
@@ -65,7 +65,7 @@ pub enum WatchFormat {
 pub struct TopArgs {
     /// Time between two refreshes: seconds (1, 0.5) or with a unit
     /// (500ms); 10ms to a day.
-    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    #[arg(long, allow_hyphen_values = true, default_value = "1s", value_parser = parse_interval)]
     pub interval: std::time::Duration,
 
     /// `screen`: the full-screen view (keys: ? shows them). `jsonl`: one

@@ -157,7 +157,7 @@ pub struct SchemaArgs {
 
     /// `clickhouse`: the server deletes rows older than this (a TTL: servers
     /// 19.6 and later; docs/fleet.md says what to do on older ones).
-    #[arg(long, value_parser = parse_retention)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_retention)]
     pub retention: Option<std::time::Duration>,
 
     /// `clickhouse`: make the tables in this store (the database of its

@@ -146,7 +146,7 @@ pub struct NamespaceArgs {
     pub netns: Option<String>,
 
     /// The network namespace of process PID.
-    #[arg(long, value_name = "PID", conflicts_with = "all_netns", value_parser = parse_pid)]
+    #[arg(long, allow_hyphen_values = true, value_name = "PID", conflicts_with = "all_netns", value_parser = parse_pid)]
     pub netns_pid: Option<u32>,
 
     /// Every network namespace on the machine, each socket labelled with its
@@ -216,7 +216,7 @@ pub struct FilterArgs {
     pub uid: Option<u32>,
 
     /// Only sockets held by this process.
-    #[arg(long, value_name = "PID", value_parser = parse_pid)]
+    #[arg(long, allow_hyphen_values = true, value_name = "PID", value_parser = parse_pid)]
     pub pid: Option<u32>,
 
     /// TCP sockets (what tcptab always reads; accepted as in `ss -t`).

@@ -65,7 +65,7 @@ pub struct ServeArgs {
 
     /// With --connection-counters: time between two polls of the open
     /// connections (what they count between polls shows at the next).
-    #[arg(long, default_value = "5s", value_parser = parse_interval, requires = "connection_counters")]
+    #[arg(long, allow_hyphen_values = true, default_value = "5s", value_parser = parse_interval, requires = "connection_counters")]
     pub counters_interval: std::time::Duration,
 
     /// Export smoothed RTTs as a histogram (netlink source).
@@ -80,7 +80,7 @@ pub struct ServeArgs {
     /// Collect at most once per this interval; scrapes in between, and
     /// concurrent scrapes, share the last collection (0s: every scrape
     /// collects, concurrent ones still share).
-    #[arg(long, default_value = "1s", value_parser = parse_min_interval)]
+    #[arg(long, allow_hyphen_values = true, default_value = "1s", value_parser = parse_min_interval)]
     pub min_interval: std::time::Duration,
 
     /// Connections open at once (1 or more). At the cap, a new connection
@@ -92,7 +92,7 @@ pub struct ServeArgs {
 
     /// Time a client has to send a complete request head (100ms to 60s);
     /// a connection that sends nothing is closed after it.
-    #[arg(long, default_value = "2s", value_parser = parse_read_timeout)]
+    #[arg(long, allow_hyphen_values = true, default_value = "2s", value_parser = parse_read_timeout)]
     pub read_timeout: std::time::Duration,
 
     #[command(flatten)]

@@ -43,6 +43,9 @@ pub(crate) fn duration_in(
     max: std::time::Duration,
 ) -> Result<std::time::Duration, String> {
     let shown = tcptab::filter::excerpt(text);
+    if text.trim_start().starts_with('-') {
+        return Err(format!("'{shown}': a duration cannot be negative"));
+    }
     let d = match text.trim().parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs >= 0.0 => std::time::Duration::try_from_secs_f64(secs)
             .map_err(|_| format!("'{shown}' is too long a duration"))?,

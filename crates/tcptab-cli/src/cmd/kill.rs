@@ -61,8 +61,8 @@ pub fn run(args: &KillArgs) -> Result<()> {
     }
     if !plan.left_out.is_empty() {
         note!(
-            "tcptab: {} listening socket(s) left out: the filter does not name the listening state (-l, --state listening, or --listeners to destroy them)",
-            plan.left_out.len()
+            "tcptab: {} left out: the filter does not name the listening state (-l, --state listening, or --listeners to destroy them)",
+            tcptab::counted(plan.left_out.len() as u64, "listening socket")
         );
     }
     if !args.yes {
@@ -71,7 +71,8 @@ pub fn run(args: &KillArgs) -> Result<()> {
         }
         out.finish()?;
         note!(
-            "tcptab: dry run: {matched} socket(s) would be destroyed; nothing was destroyed. Run again with --yes to destroy them."
+            "tcptab: dry run: {} would be destroyed; nothing was destroyed. Run again with --yes to destroy them.",
+            tcptab::counted(matched as u64, "socket")
         );
         return Ok(());
     }
@@ -102,7 +103,8 @@ fn destroy_all(query: &Query, sockets: &[EntryBuf], out: &mut Output) -> Result<
     out.finish()?;
     let total = sockets.len();
     let summary = format!(
-        "{destroyed} of {total} socket(s) destroyed, {gone} already gone, {refused} refused"
+        "{destroyed} of {} destroyed, {gone} already gone, {refused} refused",
+        tcptab::counted(total as u64, "socket")
     );
     if refused > 0 {
         return Err(Partial(summary).into());

@@ -53,7 +53,10 @@ pub fn run(args: &RecordArgs) -> Result<()> {
             humantime::format_duration(args.interval),
             humantime::format_duration(args.retention),
             if taken > 0 {
-                format!("; {taken} open connection(s) taken up from the file")
+                format!(
+                    "; {} taken up from the file",
+                    tcptab::counted(taken as u64, "open connection")
+                )
             } else {
                 String::new()
             }

@@ -78,7 +78,8 @@ impl Shipper {
             match self.drain() {
                 Ok(n) if failing => {
                     say(format!(
-                        "tcptab: shipping to {base} works again: {n} waiting row(s) sent"
+                        "tcptab: shipping to {base} works again: {} sent",
+                        crate::counted(n as u64, "waiting row")
                     ));
                     failing = false;
                 }
@@ -93,7 +94,10 @@ impl Shipper {
             if last {
                 if failing {
                     let w = self.outbox.waiting().map_or(0, |w| w.rows);
-                    say(format!("tcptab: stopped with {w} connection row(s) not shipped: they wait in the file for the next recorder"));
+                    say(format!(
+                        "tcptab: stopped with {} not shipped: they wait in the file for the next recorder",
+                        crate::counted(w as u64, "connection row")
+                    ));
                 }
                 return;
             }

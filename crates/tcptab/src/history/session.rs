@@ -315,8 +315,8 @@ fn unseen(report: &Report) -> Vec<String> {
         }
         if read.skipped_lines > 0 {
             out.push(format!(
-                "{} malformed line(s) skipped{target}",
-                read.skipped_lines
+                "{} skipped{target}",
+                crate::counted(read.skipped_lines as u64, "malformed line")
             ));
         }
     }

@@ -235,8 +235,8 @@ fn observed(
     }
     for (line, n) in unseen {
         note!(
-            "tcptab: {n} of {} poll(s) of this window: {line}",
-            polls.len()
+            "tcptab: {n} of {} of this window: {line}",
+            tcptab::counted(polls.len() as u64, "poll")
         );
     }
     // Gaps: the recorder was stopped, the machine slept, the clock

@@ -454,7 +454,8 @@ impl Refreshes {
         let mut findings: Vec<String> = diagnoser.finish().into_iter().map(|f| f.summary).collect();
         if not_reading > 0 {
             findings.push(format!(
-                "{not_reading} connection(s) whose application does not read: {UNREAD_BYTES} bytes or more waiting for {UNREAD_LOOKS} refreshes"
+                "{} whose application does not read: {UNREAD_BYTES} bytes or more waiting for {UNREAD_LOOKS} refreshes",
+                tcptab::counted(not_reading as u64, "connection")
             ));
         }
         let _ = &look.namespaces;
