@@ -34,17 +34,17 @@ pub fn notes(report: &Report, verbose: bool) {
                         "the rest was tested after the dump"
                     },
                     k.bytes,
-                    tcptab::counted(read.sockets as u64, "socket"),
+                    tcptab::counted(read.sockets, "socket"),
                     read.matched
                 ),
                 None if read.source == tcptab::Source::Netlink => note!(
                     "tcptab: no filter in the kernel{target}; {} read, {} matched",
-                    tcptab::counted(read.sockets as u64, "socket"),
+                    tcptab::counted(read.sockets, "socket"),
                     read.matched
                 ),
                 None => note!(
                     "tcptab: {} read{target}, {} matched",
-                    tcptab::counted(read.sockets as u64, "socket"),
+                    tcptab::counted(read.sockets, "socket"),
                     read.matched
                 ),
             }
@@ -55,7 +55,7 @@ pub fn notes(report: &Report, verbose: bool) {
         if verbose && read.repeated > 0 {
             note!(
                 "tcptab: dropped {}{target} that the kernel's walk of /proc listed twice (sockets changed while it was read)",
-                tcptab::counted(read.repeated as u64, "row")
+                tcptab::counted(read.repeated, "row")
             );
         }
         if read.interrupted {
@@ -64,7 +64,7 @@ pub fn notes(report: &Report, verbose: bool) {
         if read.skipped_lines > 0 {
             note!(
                 "tcptab: skipped {}{target} (first: {})",
-                tcptab::counted(read.skipped_lines as u64, "malformed line"),
+                tcptab::counted(read.skipped_lines, "malformed line"),
                 read.first_skipped.as_deref().unwrap_or("?")
             );
         }

@@ -20,6 +20,23 @@ fn driven(line: &str) -> (testkit::Scenario, Child, Receiver<Value>) {
     (driver, watch, rx)
 }
 
+/// Read events into `seen` until one matching `want` has been printed.
+fn wait_for(
+    rx: &Receiver<Value>,
+    seen: &mut Vec<Value>,
+    what: &str,
+    want: &dyn Fn(&Value) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !seen.iter().any(want) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(event) => seen.push(event),
+            Err(_) => panic!("no {what} event; got {seen:#?}"),
+        }
+    }
+}
+
 #[test]
 fn watch_reports_opens_changes_closes_and_short_connections() {
     testkit::needs_root!();
@@ -28,17 +45,8 @@ fn watch_reports_opens_changes_closes_and_short_connections() {
     let (mut driver, mut watch, rx) =
         driven("watch --netns-pid {pid} --format jsonl --interval 1s --duration 60s");
     let mut seen: Vec<Value> = Vec::new();
-    // Wait until an event matching `want` has been printed.
-    let mut wait_for = |what: &str, want: &dyn Fn(&Value) -> bool| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while !seen.iter().any(want) {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(event) => seen.push(event),
-                Err(_) => panic!("no {what} event; got {seen:#?}"),
-            }
-        }
-    };
+    let mut wait_for =
+        |what: &str, want: &dyn Fn(&Value) -> bool| wait_for(&rx, &mut seen, what, want);
     // The first look is the baseline; one more interval makes sure of it.
     std::thread::sleep(Duration::from_millis(1500));
     let a: u64 = driver.command("open a")[3..].parse().unwrap();
@@ -224,16 +232,9 @@ fn a_connection_on_a_time_wait_s_ends_is_a_new_connection() {
         .unwrap();
     assert_eq!(again, port, "the driver took the TIME_WAIT's ends");
     let mut seen: Vec<Value> = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let client_closed =
-        |e: &Value| e["event"] == "closed" && e["local_port"] == port && e["seen_open"] == false;
-    while !seen.iter().any(client_closed) {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(event) => seen.push(event),
-            Err(_) => panic!("no close of the new connection's client end; got {seen:#?}"),
-        }
-    }
+    wait_for(&rx, &mut seen, "closed (the new client end)", &|e| {
+        e["event"] == "closed" && e["local_port"] == port && e["seen_open"] == false
+    });
     // The rest of what watch tells by its next look.
     std::thread::sleep(Duration::from_millis(2500));
     let _ = watch.kill();

@@ -79,7 +79,7 @@ impl Shipper {
                 Ok(n) if failing => {
                     say(format!(
                         "tcptab: shipping to {base} works again: {} sent",
-                        crate::counted(n as u64, "waiting row")
+                        crate::counted(n, "waiting row")
                     ));
                     failing = false;
                 }
@@ -96,7 +96,7 @@ impl Shipper {
                     let w = self.outbox.waiting().map_or(0, |w| w.rows);
                     say(format!(
                         "tcptab: stopped with {} not shipped: they wait in the file for the next recorder",
-                        crate::counted(w as u64, "connection row")
+                        crate::counted(w, "connection row")
                     ));
                 }
                 return;

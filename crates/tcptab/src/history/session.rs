@@ -316,7 +316,7 @@ fn unseen(report: &Report) -> Vec<String> {
         if read.skipped_lines > 0 {
             out.push(format!(
                 "{} skipped{target}",
-                crate::counted(read.skipped_lines as u64, "malformed line")
+                crate::counted(read.skipped_lines, "malformed line")
             ));
         }
     }
