@@ -223,7 +223,8 @@ fn a_connection_on_a_time_wait_s_ends_is_a_new_connection() {
         driver.pid()
     );
     let (mut watch, rx) = common::jsonl_line(&line, Some("watch-event"));
-    std::thread::sleep(Duration::from_millis(1000));
+    // The first look is the baseline (the next is 2 s after it).
+    std::thread::sleep(Duration::from_millis(1500));
     // A connection on its ends (the kernel ends the TIME_WAIT), opened
     // and closed before the next look: its notification is all there is
     // of it, and it is not the TIME_WAIT's socket.
