@@ -14,6 +14,8 @@ read from stdin:
                  with PORT, from that local port: a connection on the
                  ends of that TIME_WAIT, which the kernel then ends)
   burst N        N flashes in a row                               -> "ok"
+  unconnected    sockets that never connect: one made and closed,  -> "ok PORT"
+                 one bound (to PORT) and closed
   fork           a child process that holds every socket too,     -> "ok PID"
                  until this process exits
 Exits when stdin closes.
@@ -81,6 +83,13 @@ def main():
                     time.sleep(0.1)
                 os._exit(0)
             print(f"ok {child}", flush=True)
+        elif cmd == "unconnected":
+            socket.socket().close()
+            b = socket.socket()
+            b.bind(("127.0.0.1", 0))
+            bound = b.getsockname()[1]
+            b.close()
+            print(f"ok {bound}", flush=True)
         elif cmd == "burst":
             for _ in range(int(name)):
                 flash(lst, port)

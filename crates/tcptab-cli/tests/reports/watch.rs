@@ -272,3 +272,28 @@ fn a_connection_on_a_time_wait_s_ends_is_a_new_connection() {
     );
     assert_eq!(of("closed", "remote_port").len(), 1, "{seen:#?}");
 }
+
+#[test]
+fn a_socket_that_never_connects_is_no_connection() {
+    testkit::needs_root!();
+    let (mut driver, mut watch, rx) =
+        driven("watch --netns-pid {pid} --format jsonl --interval 1s --duration 30s");
+    std::thread::sleep(Duration::from_millis(1500));
+    // Their ends are reported by the kernel too (no remote address).
+    let bound: u64 = driver.command("unconnected")[3..].parse().unwrap();
+    // A connection after them: once it is told, they would have been.
+    let flash: u64 = driver.command("flash")[3..].parse().unwrap();
+    let mut seen: Vec<Value> = Vec::new();
+    wait_for(&rx, &mut seen, "closed (the flash)", &|e| {
+        e["event"] == "closed" && e["local_port"] == flash
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    seen.extend(rx.try_iter());
+    let unconnected: Vec<&Value> = seen
+        .iter()
+        .filter(|e| e["remote_address"] == "0.0.0.0" || e["local_port"] == bound)
+        .collect();
+    assert!(unconnected.is_empty(), "{unconnected:#?}");
+}

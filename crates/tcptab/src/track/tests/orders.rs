@@ -294,3 +294,36 @@ fn a_connection_on_the_ends_of_a_time_wait_seen_on_its_own_is_a_new_one() {
         ]
     );
 }
+
+#[test]
+fn a_socket_that_never_had_a_peer_is_no_connection() {
+    // socket() and close(), or bind() and close(): the kernel reports
+    // their end too, with no remote address.
+    let (mut t, mut out) = tracker();
+    t.poll(T, &[], &mut out);
+    for local in ["0.0.0.0:0", "127.0.0.1:40020", "[::]:0"] {
+        let mut d = dumped(40020, State::Close, 21);
+        d.socket.local = local.parse().unwrap();
+        d.socket.remote = match d.socket.local {
+            std::net::SocketAddr::V4(_) => "0.0.0.0:0".parse().unwrap(),
+            std::net::SocketAddr::V6(_) => "[::]:0".parse().unwrap(),
+        };
+        t.notified(0, T + 100, d, &mut out);
+    }
+    assert!(out.is_empty(), "{:#?}", changes(&out));
+    assert!(t.is_empty());
+    // One whose connect() got as far as its peer's address is reported:
+    // the kernel clears the remote port of a connection it reset (with
+    // SO_LINGER 0) before it reports it destroyed.
+    let mut d = dumped(40021, State::Close, 22);
+    d.socket.local = "0.0.0.0:40021".parse().unwrap();
+    d.socket.remote = "127.0.0.1:0".parse().unwrap();
+    t.notified(0, T + 200, d, &mut out);
+    assert_eq!(
+        changes(&out),
+        [
+            (Change::Opened, T + 200, 1),
+            (Change::Closed { by: End::Destroy }, T + 200, 1),
+        ]
+    );
+}

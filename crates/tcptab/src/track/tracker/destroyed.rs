@@ -96,6 +96,10 @@ impl Tracker {
                 emit(t, Change::Closed { by: End::Destroy }, at, false, out);
             }
             None if self.ended.contains(&key) => {}
+            // A socket that never had a peer (made and closed without a
+            // connect(), or only bound): the kernel reports its end too,
+            // but it was no connection.
+            None if d.socket.remote.ip().is_unspecified() => {}
             None => self.open_notified(key, ends, at, d, workload, out),
         }
     }
