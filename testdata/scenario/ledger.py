@@ -15,10 +15,15 @@ on stdin:
                      each in turn: the client closes first (its end goes
                      to TIME_WAIT), the server closes first (the server's
                      end does), both reset (SO_LINGER 0: no TIME_WAIT), and
-                     a flash (connect, exchange, close in a few ms); HOWS
+                     a flash (connect, exchange, close in a few ms), and a
+                     flash again on the ends of a client's TIME_WAIT (bound
+                     to its port: the kernel ends that TIME_WAIT; one at
+                     least 1.5 s old, else a plain flash; when the kernel
+                     does not give those ends, the socket connects to the
+                     server's spare port instead, as a flash); HOWS
                      (comma-separated: client_first, server_first, reset,
-                     flash) picks some of those. Each but the flash lives
-                     20 to 80 ms.                              -> "ok N"
+                     flash, again) picks some of those. Each but the
+                     flashes lives 20 to 80 ms.                -> "ok N"
   hold NAME          open a connection and keep it             -> "ok PORT"
   close NAME         close it, the client first                -> "ok"
   wait               until every connection of `run` ended     -> "ok"
@@ -32,6 +37,7 @@ Every connection is one line of LEDGER (JSON) when its client closes:
 merged by id). Exits when stdin closes.
 """
 
+import collections
 import ctypes
 import heapq
 import json
@@ -43,7 +49,11 @@ import sys
 import time
 
 LINGER_0 = struct.pack("ii", 1, 0)
-HOWS = ["client_first", "server_first", "reset", "flash"]
+HOWS = ["client_first", "server_first", "reset", "flash", "again"]
+# A client's TIME_WAIT this old may have its ends taken again.
+AGAIN_AFTER = 1.5
+# ... and this young: it is surely still there.
+AGAIN_BEFORE = 50.0
 
 
 def name_process(name):
@@ -56,20 +66,21 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-def server(lst, ledger):
+def server(listeners, ledger):
     """Accept, read the client's request (id, how, sizes), answer, and end
     the connection as the client asked."""
     name_process("dbserver")
     sel = selectors.DefaultSelector()
-    lst.setblocking(False)
-    sel.register(lst, selectors.EVENT_READ, None)
+    for lst in listeners:
+        lst.setblocking(False)
+        sel.register(lst, selectors.EVENT_READ, None)
     conns = {}
     out = open(ledger + ".server", "a", buffering=1)
     while True:
         for key, _ in sel.select():
             if key.data is None:
                 try:
-                    s, _ = lst.accept()
+                    s, _ = key.fileobj.accept()
                 except BlockingIOError:
                     continue
                 s.setblocking(False)
@@ -110,19 +121,66 @@ def finish(sel, conns, s, out):
 
 
 class Client:
-    def __init__(self, port, server_pid, ledger):
+    def __init__(self, port, spare, server_pid, ledger):
         self.port = port
+        self.spare = spare
         self.server_pid = server_pid
         self.ledger = open(ledger, "a", buffering=1)
         self.next_id = 1
         self.due = []  # (close at, id)
         self.open = {}
+        # Client TIME_WAITs, oldest first: (closed at, client port, id).
+        self.time_waits = collections.deque()
+        # The last connection of ours that ended on each client port (id),
+        # and the ports of those open: a TIME_WAIT whose port another
+        # connection took meanwhile (the kernel's tcp_tw_reuse) is not
+        # taken again, so that no two connections on the same ends open
+        # within moments of each other.
+        self.last_on_port = {}
+        self.busy = set()
+
+    def socket_for(self, how):
+        """A client socket (SO_REUSEADDR, so that its TIME_WAIT's ends can
+        be taken again) and how it will end: "again" is bound to the port
+        of a TIME_WAIT old enough, or is a plain flash when none is."""
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if how != "again":
+            return c, how
+        now = time.monotonic()
+        while self.time_waits and self.time_waits[0][0] < now - AGAIN_BEFORE:
+            self.time_waits.popleft()
+        while self.time_waits and self.time_waits[0][0] <= now - AGAIN_AFTER:
+            _, port, ident = self.time_waits.popleft()
+            if port not in self.busy and self.last_on_port.get(port) == ident:
+                break
+        else:
+            return c, "flash"
+        try:
+            c.bind(("127.0.0.1", port))
+            return c, how
+        except OSError:
+            c.close()
+            return self.socket_for("flash")
 
     def connect(self, how, size=3000, answer=2000):
         ident = self.next_id
         self.next_id += 1
+        c, how = self.socket_for(how)
+        server = self.port
         opened = now_ms()
-        c = socket.create_connection(("127.0.0.1", self.port))
+        try:
+            c.connect(("127.0.0.1", server))
+        except OSError:
+            if how != "again":
+                raise
+            # The kernel did not give the TIME_WAIT's ends (gone, or taken
+            # by another connection): the same socket to the spare port, a
+            # plain flash (closed unconnected, it would be a socket of no
+            # connection).
+            how, server = "flash", self.spare
+            opened = now_ms()
+            c.connect(("127.0.0.1", server))
         c.sendall(struct.pack("!IIII", ident, HOWS.index(how), 16 + size, answer) + b"x" * size)
         got = 0
         while got < answer:
@@ -134,7 +192,7 @@ class Client:
             "id": ident,
             "how": how,
             "client": "127.0.0.1:%d" % c.getsockname()[1],
-            "server": "127.0.0.1:%d" % self.port,
+            "server": "127.0.0.1:%d" % server,
             "client_pid": os.getpid(),
             "server_pid": self.server_pid,
             "client_comm": "reportgen",
@@ -144,6 +202,7 @@ class Client:
             "received": got,
         }
         self.open[ident] = (c, rec)
+        self.busy.add(c.getsockname()[1])
         return ident
 
     def close(self, ident):
@@ -155,6 +214,11 @@ class Client:
             c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
         c.close()
         rec["closed_ms"] = now_ms()
+        port = int(rec["client"].split(":")[1])
+        self.busy.discard(port)
+        self.last_on_port[port] = ident
+        if rec["how"] in ("client_first", "flash", "again"):
+            self.time_waits.append((time.monotonic(), port, ident))
         self.ledger.write(json.dumps(rec) + "\n")
 
     def run(self, rate, seconds, hows=HOWS):
@@ -168,7 +232,7 @@ class Client:
                 time.sleep(delay)
             how = hows[i % len(hows)]
             ident = self.connect(how)
-            if how == "flash":
+            if self.open[ident][1]["how"] in ("flash", "again"):
                 self.close(ident)
             else:
                 hold = 0.020 + (i * 7 % 61) / 1000.0
@@ -192,13 +256,17 @@ def main():
     lst.bind(("127.0.0.1", 0))
     lst.listen(4096)
     port = lst.getsockname()[1]
+    spare = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    spare.bind(("127.0.0.1", 0))
+    spare.listen(64)
     pid = os.fork()
     if pid == 0:
-        server(lst, ledger)
+        server([lst, spare], ledger)
         os._exit(0)
     lst.close()
     name_process("reportgen")
-    client = Client(port, pid, ledger)
+    client = Client(port, spare.getsockname()[1], pid, ledger)
+    spare.close()
     names = {"server_pid": str(pid), "port": str(port)}
     print(json.dumps({"pid": os.getpid(), "sockets": [], "names": names}), flush=True)
     held = {}

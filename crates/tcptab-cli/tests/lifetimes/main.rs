@@ -72,7 +72,7 @@ impl Conn {
     /// Whether this side goes to TIME_WAIT (it closed first).
     fn time_wait(&self, side: Side) -> bool {
         match side {
-            Side::Client => matches!(self.how.as_str(), "client_first" | "flash"),
+            Side::Client => matches!(self.how.as_str(), "client_first" | "flash" | "again"),
             Side::Server => self.how == "server_first",
         }
     }
@@ -387,6 +387,15 @@ fn every_connection_once_with_its_owner_states_and_bytes() {
     drop(scenario);
 
     let truth = Truth::read(&ledger_path, &held, t0);
+    // Every way of ending happened, a connection on a TIME_WAIT's ends too.
+    for how in ["client_first", "server_first", "reset", "flash", "again"] {
+        let n = truth
+            .conns
+            .iter()
+            .filter(|c| truth.ran(c) && c.how == how)
+            .count();
+        assert!(n > 0, "no {how} connection in the ledger");
+    }
 
     let rows = history_has_every_end_once(&truth, &db, t1);
 
