@@ -15,7 +15,9 @@ read from stdin:
                  ends of that TIME_WAIT, which the kernel then ends)
   burst N        N flashes in a row                               -> "ok"
   unconnected    sockets that never connect: one made and closed,  -> "ok PORT"
-                 one bound (to PORT) and closed
+                 one bound (to PORT) and closed, one refused, one
+                 that finds its ends taken (a connection's, held
+                 meanwhile and closed after)
   fork           a child process that holds every socket too,     -> "ok PID"
                  until this process exits
 Exits when stdin closes.
@@ -89,6 +91,26 @@ def main():
             b.bind(("127.0.0.1", 0))
             bound = b.getsockname()[1]
             b.close()
+            r = socket.socket()
+            try:
+                r.connect(("127.0.0.1", 1))
+            except ConnectionRefusedError:
+                pass
+            r.close()
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            c.connect(("127.0.0.1", port))
+            s, _ = lst.accept()
+            taken = socket.socket()
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            taken.bind(c.getsockname())
+            try:
+                taken.connect(("127.0.0.1", port))
+            except OSError:
+                pass
+            taken.close()
+            s.close()
+            c.close()
             print(f"ok {bound}", flush=True)
         elif cmd == "burst":
             for _ in range(int(name)):

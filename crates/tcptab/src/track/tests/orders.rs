@@ -310,15 +310,24 @@ fn a_socket_that_never_had_a_peer_is_no_connection() {
         };
         t.notified(0, T + 100, d, &mut out);
     }
+    // A connect() refused, or failed for want of free ends: the kernel
+    // cleared the remote port, and no round trip was ever measured.
+    let failed = |port: u16, cookie: u64, min_rtt_us: u32| {
+        let mut d = dumped(port, State::Close, cookie);
+        d.socket.local = format!("0.0.0.0:{port}").parse().unwrap();
+        d.socket.remote = "127.0.0.1:0".parse().unwrap();
+        d.diag.tcp_info = Some(std::sync::Arc::new(crate::model::TcpInfo {
+            min_rtt_us,
+            ..Default::default()
+        }));
+        d
+    };
+    t.notified(0, T + 150, failed(40022, 23, u32::MAX), &mut out);
     assert!(out.is_empty(), "{:#?}", changes(&out));
     assert!(t.is_empty());
-    // One whose connect() got as far as its peer's address is reported:
-    // the kernel clears the remote port of a connection it reset (with
-    // SO_LINGER 0) before it reports it destroyed.
-    let mut d = dumped(40021, State::Close, 22);
-    d.socket.local = "0.0.0.0:40021".parse().unwrap();
-    d.socket.remote = "127.0.0.1:0".parse().unwrap();
-    t.notified(0, T + 200, d, &mut out);
+    // A connection reset by its own side (SO_LINGER 0): the kernel cleared
+    // its remote port too, but its handshake measured a round trip.
+    t.notified(0, T + 200, failed(40021, 22, 8), &mut out);
     assert_eq!(
         changes(&out),
         [

@@ -96,10 +96,7 @@ impl Tracker {
                 emit(t, Change::Closed { by: End::Destroy }, at, false, out);
             }
             None if self.ended.contains(&key) => {}
-            // A socket that never had a peer (made and closed without a
-            // connect(), or only bound): the kernel reports its end too,
-            // but it was no connection.
-            None if d.socket.remote.ip().is_unspecified() => {}
+            None if never_connected(&d) => {}
             None => self.open_notified(key, ends, at, d, workload, out),
         }
     }
@@ -185,4 +182,19 @@ fn heard_after(t: &Tracked, at: i64, d: &DiagSocket) -> bool {
     let began = expires - TIME_WAIT_MS;
     let heard = at - i64::from(info.last_ack_recv_ms);
     heard > began + HEARD_SLACK_MS
+}
+
+/// A socket that never had a connection, whose end the kernel reports too:
+/// one that never had a peer (made and closed without a `connect()`, or
+/// only bound), or whose `connect()` failed (refused, or no free ends):
+/// the kernel cleared its remote port, and it never measured a round trip.
+/// A connection reset by its own side has its remote port cleared as well,
+/// but its handshake measured one.
+fn never_connected(d: &DiagSocket) -> bool {
+    d.socket.remote.ip().is_unspecified()
+        || d.socket.remote.port() == 0
+            && d.diag
+                .tcp_info
+                .as_deref()
+                .is_some_and(|i| i.min_rtt_us == u32::MAX)
 }
