@@ -324,9 +324,11 @@ impl Truth {
         }
     }
 
-    /// A connection of the runs (each recorder saw all of its run's).
+    /// A connection of the runs (each recorder saw all of its run's): one
+    /// that opened at `t0` or after (the first may open within the same
+    /// millisecond), the held one aside.
     fn ran(&self, c: &Conn) -> bool {
-        c.opened > self.t0 && c.id != self.conns[self.long].id
+        c.opened >= self.t0 && c.id != self.conns[self.long].id
     }
 
     /// The end was open at `t`.
