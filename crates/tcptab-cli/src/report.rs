@@ -76,7 +76,7 @@ pub fn notes(report: &Report, verbose: bool) {
         .count();
     if verbose && vanished > 0 {
         note!(
-            "tcptab: {} vanished while they were read (skipped)",
+            "tcptab: {} vanished while being read (skipped)",
             tcptab::counted(vanished as u64, "network namespace")
         );
     }
