@@ -95,7 +95,7 @@ impl Shipper {
                 if failing {
                     let w = self.outbox.waiting().map_or(0, |w| w.rows);
                     say(format!(
-                        "tcptab: stopped with {} not shipped: they wait in the file for the next recorder",
+                        "tcptab: stopped with {} not shipped, kept in the file for the next recorder",
                         crate::counted(w, "connection row")
                     ));
                 }
