@@ -14,10 +14,10 @@ read from stdin:
                  with PORT, from that local port: a connection on the
                  ends of that TIME_WAIT, which the kernel then ends)
   burst N        N flashes in a row                               -> "ok"
-  unconnected    sockets that never connect: one made and closed,  -> "ok PORT"
+  unconnected    sockets that never connect: one made and closed,  -> "ok PORT HELD"
                  one bound (to PORT) and closed, one refused, one
-                 that finds its ends taken (a connection's, held
-                 meanwhile and closed after)
+                 that finds its ends taken (those of a connection
+                 from port HELD, held meanwhile and closed after)
   fork           a child process that holds every socket too,     -> "ok PID"
                  until this process exits
 Exits when stdin closes.
@@ -109,9 +109,10 @@ def main():
             except OSError:
                 pass
             taken.close()
+            held = c.getsockname()[1]
             s.close()
             c.close()
-            print(f"ok {bound}", flush=True)
+            print(f"ok {bound} {held}", flush=True)
         elif cmd == "burst":
             for _ in range(int(name)):
                 flash(lst, port)

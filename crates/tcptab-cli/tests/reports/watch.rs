@@ -280,7 +280,12 @@ fn a_socket_that_never_connects_is_no_connection() {
         driven("watch --netns-pid {pid} --format jsonl --interval 1s --duration 30s");
     std::thread::sleep(Duration::from_millis(1500));
     // Their ends are reported by the kernel too (no remote address).
-    let bound: u64 = driver.command("unconnected")[3..].parse().unwrap();
+    let answer = driver.command("unconnected");
+    let ports: Vec<u64> = answer[3..]
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let (bound, held) = (ports[0], ports[1]);
     // A connection after them: once it is told, they would have been.
     let flash: u64 = driver.command("flash")[3..].parse().unwrap();
     let mut seen: Vec<Value> = Vec::new();
@@ -298,8 +303,10 @@ fn a_socket_that_never_connects_is_no_connection() {
         .iter()
         .filter(|e| e["remote_port"] == 0 || e["local_port"] == bound)
         .collect();
-    assert!(seen
-        .iter()
-        .any(|e| e["event"] == "closed" && e["local_port"] != flash));
+    let told = |event: &str| {
+        seen.iter()
+            .any(|e| e["event"] == event && e["local_port"] == held && e["remote_port"] != 0)
+    };
+    assert!(told("opened") && told("closed"), "{seen:#?}");
     assert!(unconnected.is_empty(), "{unconnected:#?}");
 }
