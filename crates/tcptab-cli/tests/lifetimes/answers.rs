@@ -30,6 +30,7 @@ pub(super) fn history_has_every_end_once(truth: &Truth, db: &Path, t1: i64) -> V
             opened_by: first,
             closed_near: last,
             closed_by: notified.then_some(last),
+            taken: &[],
         };
         let Some((i, side)) = which_with(index, conns, r, first, last, hint) else {
             strays.push(r.clone());
@@ -308,25 +309,37 @@ pub(super) fn top_closed_every_end_once(truth: &Truth, top_out: &Path) {
     for f in &frames {
         let t = tcptab::time::parse_rfc3339(f["time"].as_str().unwrap()).unwrap();
         let mut open: HashMap<(String, String), u32> = HashMap::new();
+        let mut ended = Vec::new();
         for s in f["sockets"].as_array().unwrap() {
             if s["closed"] == true {
-                // Its age says when it was first seen (for one only its
-                // notification brought, when it closed): it had opened by
-                // then, which tells it from a later connection that took
-                // the same ends (a reset leaves no TIME_WAIT).
-                let closed_near = t - (s["age_s"].as_f64().unwrap() * 1000.0) as i64;
-                let hint = Hint {
-                    opened_by: closed_near,
-                    closed_near,
-                    closed_by: Some(t),
-                };
-                let k = which_with(index, conns, s, t - 2000, t, hint)
-                    .unwrap_or_else(|| panic!("no connection: {s}"));
-                closed.entry(k).or_default().push(s);
-                assert!(!s["rx_bytes_per_s"].is_null(), "{s}");
+                ended.push(s);
             } else {
                 *open.entry((end(s, "local"), end(s, "remote"))).or_default() += 1;
             }
+        }
+        // Its age says when it was first seen (for one only its
+        // notification brought, when it closed): it had opened by then,
+        // which tells it from a later connection that took the same ends
+        // (a reset leaves no TIME_WAIT). An age is to a tenth of a second,
+        // so when two on the same ends closed in one frame, the youngest
+        // takes the latest connection first, and the older one the
+        // connection before it.
+        let age = |s: &Value| s["age_s"].as_f64().unwrap();
+        ended.sort_by(|a, b| age(a).total_cmp(&age(b)));
+        let mut taken = Vec::new();
+        for s in ended {
+            let closed_near = t - (age(s) * 1000.0) as i64;
+            let hint = Hint {
+                opened_by: closed_near,
+                closed_near,
+                closed_by: Some(t),
+                taken: &taken,
+            };
+            let k = which_with(index, conns, s, t - 2000, t, hint)
+                .unwrap_or_else(|| panic!("no connection: {s}"));
+            taken.push(k);
+            closed.entry(k).or_default().push(s);
+            assert!(!s["rx_bytes_per_s"].is_null(), "{s}");
         }
         let twice: Vec<_> = open.iter().filter(|(_, n)| **n > 1).collect();
         assert!(twice.is_empty(), "{twice:?} in the frame at {}", f["time"]);

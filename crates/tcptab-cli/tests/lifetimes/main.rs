@@ -144,12 +144,13 @@ fn which(
         opened_by: from,
         closed_near: to,
         closed_by: None,
+        taken: &[],
     };
     which_with(index, conns, r, from, to, hint)
 }
 
 /// What else is known of a record's connection.
-struct Hint {
+struct Hint<'a> {
     /// It had opened by then.
     opened_by: i64,
     /// A reset one closed near then.
@@ -157,6 +158,9 @@ struct Hint {
     /// Its process had closed its end by then (a record of a closing: the
     /// kernel destroys a socket at its close or after it, never before).
     closed_by: Option<i64>,
+    /// Ends already told by another record of the same output (two
+    /// connections on the same ends closed in one of top's frames).
+    taken: &'a [(usize, Side)],
 }
 
 fn which_with(
@@ -171,9 +175,13 @@ fn which_with(
         opened_by,
         closed_near,
         closed_by,
+        taken,
     } = hint;
     let slack = 300;
     let during = |i: usize, side: Side| {
+        if taken.contains(&(i, side)) {
+            return false;
+        }
         let c = &conns[i];
         // The ledger stamps a close just after close() returns.
         if closed_by.is_some_and(|t| c.close(side) > t + 50) {
