@@ -280,7 +280,17 @@ pub(super) fn watch_saw_every_end_once(truth: &Truth, watch_out: &Path) {
             continue;
         }
         let t = tcptab::time::parse_rfc3339(e["time"].as_str().unwrap()).unwrap();
-        let k = which(index, conns, e, t, t).unwrap_or_else(|| panic!("no connection: {e}"));
+        // A close is told at or after the kernel destroyed the socket, so
+        // its process had closed the end by then (a reset leaves no
+        // TIME_WAIT: the next connection may take its ends at once).
+        let hint = Hint {
+            opened_by: t,
+            closed_near: t,
+            closed_by: (kind == "closed").then_some(t),
+            taken: &[],
+        };
+        let k =
+            which_with(index, conns, e, t, t, hint).unwrap_or_else(|| panic!("no connection: {e}"));
         *seen.entry((k, kind)).or_default() += 1;
     }
     for (i, c) in conns.iter().enumerate().filter(|(_, c)| ran(c)) {
