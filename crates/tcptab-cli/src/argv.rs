@@ -1,8 +1,9 @@
 //! ss's habits, rewritten into tcptab's own command line before clap reads
 //! it: `-E`, `-s` and `-K` as commands (also inside a bundle, `-tanE`, and
 //! after other options, `-N ns -s`), options before a command name moved
-//! after it (`tcptab -N ns summary`), and other protocols' letters
-//! (`-u` in `-tulpn`) dropped with a note when TCP is asked too.
+//! after it (`tcptab -N ns summary`), other protocols (`-u` in `-tulpn`,
+//! `--udp`, `-A udp`) dropped with a note when TCP is asked too, and ss's
+//! socket tables and families read (`-A tcp`, `-f inet6` as `-6`).
 //!
 //! Which words are options and which are their values is read from the
 //! command's own definition (clap's), so a value that begins with `-`
@@ -13,8 +14,41 @@ use std::ffi::OsString;
 use clap::{Arg, Command};
 
 /// What ss's letters for other protocols ask for (`-u` UDP, `-w` raw,
-/// `-x` UNIX, `-S` SCTP, `-d` DCCP, `-0` packet, `-A` a socket table).
-const OTHER_PROTOCOLS: &str = "uwxSd0A";
+/// `-x` UNIX, `-S` SCTP, `-d` DCCP, `-0` packet, `-M` MPTCP).
+const OTHER_PROTOCOLS: &str = "uwxSd0M";
+
+/// ss's long options for other protocols.
+const OTHER_LONGS: [&str; 10] = [
+    "udp", "raw", "unix", "packet", "sctp", "dccp", "mptcp", "vsock", "tipc", "xdp",
+];
+
+/// ss's options that name socket tables or families, with a value:
+/// `-A QUERY` (`--query`, `--socket`) and `-f FAMILY` (`--family`).
+const TABLE_SHORTS: &str = "Af";
+const TABLE_LONGS: [&str; 3] = ["query", "socket", "family"];
+
+/// ss's socket tables (`-A`) other than TCP's.
+const OTHER_TABLES: [&str; 16] = [
+    "mptcp",
+    "udp",
+    "raw",
+    "unix",
+    "unix_dgram",
+    "unix_stream",
+    "unix_seqpacket",
+    "packet",
+    "packet_raw",
+    "packet_dgram",
+    "netlink",
+    "vsock",
+    "vsock_stream",
+    "vsock_dgram",
+    "tipc",
+    "xdp",
+];
+
+/// ss's families (`-f`) other than inet and inet6.
+const OTHER_FAMILIES: [&str; 6] = ["unix", "link", "netlink", "vsock", "tipc", "xdp"];
 
 /// The command line to parse, and what to say about it on stderr.
 #[derive(Debug, PartialEq)]
@@ -34,6 +68,9 @@ enum Word {
     Value,
     /// A word that is neither (a filter word, a command name).
     Positional,
+    /// ss's `-A`, `-f` or their long forms (its value follows, or is
+    /// after `=`).
+    Table,
     /// `--` and what follows.
     Rest,
 }
@@ -48,42 +85,9 @@ pub fn normalize(cli: &mut Command, argv: Vec<OsString>) -> Result<Normalized, S
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let kinds = scan(cli, &words);
-    let mut notes = Vec::new();
+    let (words, mut kinds) = scan(cli, words);
     let mut out: Vec<String> = words.clone();
-    // Other protocols: dropped when TCP is asked too, refused otherwise.
-    let tcp = words.iter().zip(&kinds).any(|(w, k)| {
-        (*k == Word::Shorts && w.contains('t')) || (*k == Word::Option && w == "--tcp")
-    });
-    let mut others = String::new();
-    for (w, k) in out.iter_mut().zip(&kinds) {
-        if *k != Word::Shorts {
-            continue;
-        }
-        let kept: String = w[1..]
-            .chars()
-            .filter(|c| !OTHER_PROTOCOLS.contains(*c))
-            .collect();
-        others.extend(w[1..].chars().filter(|c| OTHER_PROTOCOLS.contains(*c)));
-        *w = format!("-{kept}");
-    }
-    if let Some(c) = others.chars().next() {
-        if !tcp {
-            return Err(format!(
-                "-{c}: tcptab reads TCP sockets only (for UDP, raw, UNIX, packet or other sockets, use ss)"
-            ));
-        }
-        let mut letters: Vec<char> = others.chars().collect();
-        letters.dedup();
-        let letters: String = letters
-            .iter()
-            .map(|c| format!("-{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        notes.push(format!(
-            "tcptab: {letters}: tcptab reads TCP sockets only; other protocols are not listed (use ss for them)"
-        ));
-    }
+    let notes = Vec::from_iter(protocols(&words, &mut kinds, &mut out)?);
     // ss's modes: -E, -s, -K, where no command was named.
     let command_at = kinds
         .iter()
@@ -149,9 +153,155 @@ pub fn normalize(cli: &mut Command, argv: Vec<OsString>) -> Result<Normalized, S
     })
 }
 
+/// Other protocols, tables and families (`-u`, `--udp`, `-A udp`, `-f
+/// unix`): dropped from `out` when TCP is asked too (the note that says
+/// so), refused otherwise; ss's `-A tcp` dropped, `-f inet` as `-4`.
+fn protocols(
+    words: &[String],
+    kinds: &mut [Word],
+    out: &mut [String],
+) -> Result<Option<String>, String> {
+    let tables = Tables::read(words, kinds)?;
+    let tcp = tables.tcp
+        || words.iter().zip(kinds.iter()).any(|(w, k)| {
+            (*k == Word::Shorts && w.contains('t')) || (*k == Word::Option && w == "--tcp")
+        });
+    let mut others = tables.others;
+    let mut family = tables.family;
+    let was = kinds.to_vec();
+    for (i, w) in out.iter_mut().enumerate() {
+        match was[i] {
+            Word::Shorts => {
+                others.extend(
+                    w[1..]
+                        .chars()
+                        .filter(|c| OTHER_PROTOCOLS.contains(*c))
+                        .map(|c| format!("-{c}")),
+                );
+                let kept: String = w[1..]
+                    .chars()
+                    .filter(|c| !OTHER_PROTOCOLS.contains(*c))
+                    .collect();
+                *w = format!("-{kept}");
+            }
+            Word::Option
+                if OTHER_LONGS
+                    .iter()
+                    .any(|l| w[..].strip_prefix("--") == Some(l)) =>
+            {
+                others.push(w.clone());
+                (*w, kinds[i]) = ("-".into(), Word::Shorts);
+            }
+            // ss's tables and families: read above; the first family's
+            // word says it as tcptab's -4 or -6.
+            Word::Table | Word::Value if was[i] == Word::Table || was[i - 1] == Word::Table => {
+                let flag = (was[i] == Word::Table && is_family(w))
+                    .then(|| family.take())
+                    .flatten();
+                (*w, kinds[i]) = (flag.unwrap_or("-").into(), Word::Shorts);
+            }
+            _ => {}
+        }
+    }
+    if let Some(first) = others.first() {
+        if !tcp {
+            return Err(format!(
+                "{first}: tcptab reads TCP sockets only (for UDP, raw, UNIX, packet or other sockets, use ss)"
+            ));
+        }
+        others.dedup();
+        return Ok(Some(format!(
+            "tcptab: {}: tcptab reads TCP sockets only; other protocols are not listed (use ss for them)",
+            others.join(", ")
+        )));
+    }
+    Ok(None)
+}
+
+/// What ss's `-A` and `-f` options ask for.
+#[derive(Debug, Default)]
+struct Tables {
+    /// TCP's table was named (`-A tcp`, `-A inet`, `-A all`).
+    tcp: bool,
+    /// Other tables and families, as typed (`-A udp`, `-f unix`).
+    others: Vec<String>,
+    /// tcptab's flag for the one family named (`-f inet`: `-4`).
+    family: Option<&'static str>,
+}
+
+fn is_family(option: &str) -> bool {
+    option == "-f" || option.starts_with("--family")
+}
+
+impl Tables {
+    fn read(words: &[String], kinds: &[Word]) -> Result<Tables, String> {
+        let mut tables = Tables::default();
+        let (mut v4, mut v6) = (false, false);
+        for (i, w) in words.iter().enumerate() {
+            if kinds[i] != Word::Table {
+                continue;
+            }
+            let (option, value) = match w.split_once('=') {
+                Some((option, value)) => (option, Some(value)),
+                None => (
+                    w.as_str(),
+                    words
+                        .get(i + 1)
+                        .filter(|_| kinds[i + 1] == Word::Value)
+                        .map(String::as_str),
+                ),
+            };
+            if is_family(option) {
+                match value {
+                    Some("inet") => v4 = true,
+                    Some("inet6") => v6 = true,
+                    Some(other) if OTHER_FAMILIES.contains(&other) => {
+                        tables.others.push(format!("{option} {other}"));
+                    }
+                    Some(other) => return Err(format!(
+                        "{option} {other}: not a family: tcptab reads inet (IPv4, as -4) and inet6 (IPv6, as -6)"
+                    )),
+                    None => return Err(format!(
+                        "{option}: a family is expected: inet (IPv4, as -4) or inet6 (IPv6, as -6)"
+                    )),
+                }
+                continue;
+            }
+            let Some(value) = value else {
+                return Err(format!(
+                    "{option}: a socket table is expected: tcptab reads tcp (ss's other tables are read by ss)"
+                ));
+            };
+            for table in value.split(',') {
+                match table {
+                    "tcp" => tables.tcp = true,
+                    "all" | "inet" => {
+                        tables.tcp = true;
+                        tables.others.push(format!("{option} {table}"));
+                    }
+                    t if OTHER_TABLES.contains(&t) => tables.others.push(format!("{option} {t}")),
+                    t => {
+                        return Err(format!(
+                            "{option} {t}: not a socket table ss knows (tcp, or all, inet, {})",
+                            OTHER_TABLES.join(", ")
+                        ))
+                    }
+                }
+            }
+        }
+        tables.family = match (v4, v6) {
+            (true, false) => Some("-4"),
+            (false, true) => Some("-6"),
+            _ => None,
+        };
+        Ok(tables)
+    }
+}
+
 /// What each word is, from the options `cli` (and the command named)
-/// define.
-fn scan(cli: &Command, words: &[String]) -> Vec<Word> {
+/// define; ss's `-A` or `-f` in a bundle is split from it (`-tAtcp`:
+/// `-t`, `-A`, `tcp`).
+fn scan(cli: &Command, mut words: Vec<String>) -> (Vec<String>, Vec<Word>) {
     let mut kinds = vec![Word::Positional; words.len()];
     let mut context = cli;
     let mut i = 1;
@@ -169,12 +319,19 @@ fn scan(cli: &Command, words: &[String]) -> Vec<Word> {
                 Some((n, _)) => (n, true),
                 None => (long, false),
             };
-            let takes = find(context, |a| {
+            let arg = find(context, |a| {
                 a.get_long() == Some(name)
                     || a.get_all_aliases().is_some_and(|all| all.contains(&name))
             })
-            .or_else(|| find(cli, |a| a.get_long() == Some(name)))
-            .map_or(0, values);
+            .or_else(|| find(cli, |a| a.get_long() == Some(name)));
+            let takes = match arg {
+                Some(arg) => values(arg),
+                None if TABLE_LONGS.contains(&name) => {
+                    kinds[i] = Word::Table;
+                    1
+                }
+                None => 0,
+            };
             if !inline {
                 for k in kinds.iter_mut().skip(i + 1).take(takes) {
                     *k = Word::Value;
@@ -183,11 +340,16 @@ fn scan(cli: &Command, words: &[String]) -> Vec<Word> {
             }
         } else if w.len() > 1 && w.starts_with('-') {
             kinds[i] = Word::Shorts;
+            let mut table_at = None;
             for (at, c) in w[1..].char_indices() {
-                let Some(arg) = find(context, |a| a.get_short() == Some(c)) else {
-                    continue;
+                let takes = match find(context, |a| a.get_short() == Some(c)) {
+                    Some(arg) => values(arg),
+                    None if TABLE_SHORTS.contains(c) => {
+                        table_at = Some(1 + at);
+                        break;
+                    }
+                    None => continue,
                 };
-                let takes = values(arg);
                 if takes > 0 {
                     kinds[i] = Word::Option;
                     // Its value is the rest of the bundle, or what follows.
@@ -200,6 +362,9 @@ fn scan(cli: &Command, words: &[String]) -> Vec<Word> {
                     break;
                 }
             }
+            if let Some(at) = table_at {
+                i = split_table(&mut words, &mut kinds, i, at);
+            }
         } else if std::ptr::eq(context, cli) {
             if let Some(sub) = cli.find_subcommand(w) {
                 context = sub;
@@ -207,7 +372,35 @@ fn scan(cli: &Command, words: &[String]) -> Vec<Word> {
         }
         i += 1;
     }
-    kinds
+    (words, kinds)
+}
+
+/// Split ss's `-A`/`-f` at byte `at` of bundle `i` into the letters
+/// before it, the option and its value (the rest of the bundle, or the
+/// next word); the index of the last of them.
+fn split_table(words: &mut Vec<String>, kinds: &mut Vec<Word>, i: usize, at: usize) -> usize {
+    let w = words[i].clone();
+    let (flags, rest) = w.split_at(at);
+    let letter = rest.chars().next().unwrap_or('A');
+    let value = &rest[letter.len_utf8()..];
+    let mut parts = Vec::new();
+    if flags.len() > 1 {
+        parts.push((flags.to_string(), Word::Shorts));
+    }
+    parts.push((format!("-{letter}"), Word::Table));
+    if !value.is_empty() {
+        parts.push((value.to_string(), Word::Value));
+    }
+    let n = parts.len();
+    let (new_words, new_kinds): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+    words.splice(i..=i, new_words);
+    kinds.splice(i..=i, new_kinds);
+    let last = i + n - 1;
+    if value.is_empty() && words.get(last + 1).is_some_and(|w| w != "--") {
+        kinds[last + 1] = Word::Value;
+        return last + 1;
+    }
+    last
 }
 
 fn find(cmd: &Command, test: impl Fn(&Arg) -> bool) -> Option<&Arg> {
@@ -280,6 +473,56 @@ mod tests {
         assert!(e.starts_with("-u: tcptab reads TCP sockets only"), "{e}");
         let e = run("-x").unwrap_err();
         assert!(e.starts_with("-x:"), "{e}");
+    }
+
+    #[test]
+    fn ss_tables_and_families_are_read() {
+        // TCP's table: nothing to say.
+        for line in ["-A tcp -l", "-Atcp -l", "--query=tcp -l", "--socket tcp -l"] {
+            let n = run(line).unwrap();
+            assert_eq!(words(line), "-l", "{line}");
+            assert!(n.notes.is_empty(), "{line}: {:?}", n.notes);
+        }
+        assert_eq!(words("-tlA tcp"), "-tl");
+        // Families as -4 and -6, in a bundle too; both are every socket.
+        assert_eq!(words("-f inet -l"), "-4 -l");
+        assert_eq!(words("-tlf inet6"), "-tl -6");
+        assert_eq!(words("--family=inet6 -s"), "summary -6");
+        assert_eq!(words("-f inet -f inet6 -l"), "-l");
+        assert_eq!(words("-N ns -f inet6 -s"), "summary -N ns -6");
+        // Tables with others: TCP's part, and a note naming the rest.
+        for (line, named, left) in [
+            ("-A inet -l", "-A inet", "-l"),
+            ("-A tcp,udp -l", "-A udp", "-l"),
+            ("-t --udp -l", "--udp", "-t -l"),
+            ("-t -f unix -l", "-f unix", "-t -l"),
+        ] {
+            let n = run(line).unwrap();
+            assert_eq!(words(line), left, "{line}");
+            assert_eq!(n.notes.len(), 1, "{line}: {:?}", n.notes);
+            assert!(
+                n.notes[0].starts_with(&format!("tcptab: {named}: ")),
+                "{:?}",
+                n.notes
+            );
+        }
+        // Others alone, unknown names and missing values: one line each.
+        for (line, said) in [
+            ("-A udp", "-A udp: tcptab reads TCP sockets only"),
+            ("--udp", "--udp: tcptab reads TCP sockets only"),
+            ("-M", "-M: tcptab reads TCP sockets only"),
+            ("-f unix", "-f unix: tcptab reads TCP sockets only"),
+            ("-A bogus", "-A bogus: not a socket table ss knows"),
+            ("-f bogus", "-f bogus: not a family"),
+            ("-A", "-A: a socket table is expected"),
+            ("-l -f", "-f: a family is expected"),
+        ] {
+            let e = run(line).unwrap_err();
+            assert!(e.starts_with(said), "{line}: {e}");
+        }
+        // After `--`, and as an option's value, they are not ss's.
+        assert_eq!(words("list -- -A udp"), "list -- -A udp");
+        assert_eq!(words("history --db -f"), "history --db -f");
     }
 
     #[test]

@@ -62,15 +62,42 @@ fn ss_flag_bundles_select_what_ss_selects() {
 #[test]
 fn options_behave_like_the_rest_of_the_shell() {
     // Other protocols alone: one line, exit 2.
-    for flag in ["-u", "-ua", "-x", "-w", "-S", "-d", "-0", "-A"] {
-        let out = tcptab(&[flag]);
-        assert_eq!(out.status.code(), Some(2), "{flag}");
+    for (typed, named) in [
+        ("-u", "-u"),
+        ("-ua", "-u"),
+        ("-x", "-x"),
+        ("-w", "-w"),
+        ("-S", "-S"),
+        ("-d", "-d"),
+        ("-0", "-0"),
+        ("-M", "-M"),
+        ("--udp", "--udp"),
+        ("-A udp", "-A udp"),
+        ("-f unix", "-f unix"),
+    ] {
+        let out = tcptab(&typed.split(' ').collect::<Vec<_>>());
+        assert_eq!(out.status.code(), Some(2), "{typed}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("tcptab reads TCP sockets only") && err.lines().count() == 1,
-            "{flag}: {err}"
+            err.starts_with(&format!("error: {named}: tcptab reads TCP sockets only"))
+                && err.lines().count() == 1,
+            "{typed}: {err}"
         );
     }
+    // ss's socket table and family options, as README.md has them:
+    // IPv6's listener, not IPv4's.
+    let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = tcptab(&["-A", "tcp", "-f", "inet6", "-l"]);
+    testkit::assert_success!(out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let port = |l: &std::net::TcpListener| format!(":{} ", l.local_addr().unwrap().port());
+    assert!(
+        text.contains(&port(&v6)) && !text.contains(&port(&v4)),
+        "{text}"
+    );
     // A mistyped command is said so, not read as a filter word.
     let out = tcptab(&["lsit"]);
     assert_eq!(out.status.code(), Some(2));
