@@ -20,7 +20,10 @@ pub(crate) use values::parse_user;
 
 /// The Linux kernel's TCP socket table: list, filter and render every socket.
 ///
-/// With no subcommand, `tcptab` runs `tcptab list`.
+/// With no subcommand, `tcptab` runs `tcptab list`. ss's options work as
+/// in ss: bundles (-tanp), -s (summary), -E (watch closes), -K (kill),
+/// -A tcp, -f inet or inet6, -F FILE (--filter=FILE: the filter from a
+/// file), --net, --cgroup; other protocols are not read.
 #[derive(Debug, Parser)]
 #[command(name = "tcptab", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -381,8 +384,9 @@ pub struct ListArgs {
     /// Show each socket's workload: its cgroup, systemd unit, container and
     /// Kubernetes pod (one short column in the table; the `workload` group
     /// in JSON and CSV). From the kernel's cgroup id and the runtimes' own
-    /// files, no runtime socket (docs/workloads.md).
-    #[arg(long)]
+    /// files, no runtime socket (docs/workloads.md). ss's `--cgroup` is
+    /// read as this.
+    #[arg(long, alias = "cgroup")]
     pub workload: bool,
 
     /// Show timers: the pending timer, its time left in ms, retransmits.

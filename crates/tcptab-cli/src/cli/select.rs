@@ -141,8 +141,8 @@ impl From<ByteOrderArg> for tcptab::procnet::ByteOrder {
 #[command(next_help_heading = "Network namespaces")]
 pub struct NamespaceArgs {
     /// A named network namespace (under /run/netns, as `ip netns` makes;
-    /// -N as in ss).
-    #[arg(short = 'N', long, value_name = "NETNS", conflicts_with_all = ["netns_pid", "all_netns"])]
+    /// -N or --net as in ss).
+    #[arg(short = 'N', long, alias = "net", value_name = "NETNS", conflicts_with_all = ["netns_pid", "all_netns"])]
     pub netns: Option<String>,
 
     /// The network namespace of process PID.

@@ -98,6 +98,34 @@ fn options_behave_like_the_rest_of_the_shell() {
         text.contains(&port(&v6)) && !text.contains(&port(&v4)),
         "{text}"
     );
+    // ss's -F FILE (here the IPv6 listener's port), --cgroup and --net.
+    let file = std::env::temp_dir().join(format!("tcptab-typed-filter-{}", std::process::id()));
+    std::fs::write(
+        &file,
+        format!("state listening\nsport = {}\n", port(&v6).trim()),
+    )
+    .unwrap();
+    let from_file = tcptab(&["-F", file.to_str().unwrap(), "-H"]);
+    std::fs::remove_file(&file).unwrap();
+    testkit::assert_success!(from_file);
+    let text = String::from_utf8_lossy(&from_file.stdout);
+    assert!(
+        text.lines().count() == 1 && text.contains(&port(&v6)),
+        "{text}"
+    );
+    let out = tcptab(&["--cgroup", "-l"]);
+    testkit::assert_success!(out);
+    let header = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        header
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .ends_with("Workload"),
+        "{header}"
+    );
+    let out = tcptab(&["--net", "no-such-namespace-here"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such namespace in /run/netns"));
     // A mistyped command is said so, not read as a filter word.
     let out = tcptab(&["lsit"]);
     assert_eq!(out.status.code(), Some(2));

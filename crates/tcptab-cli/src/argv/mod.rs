@@ -1,9 +1,9 @@
 //! ss's habits, rewritten into tcptab's own command line before clap reads
 //! it: `-E`, `-s` and `-K` as commands (also inside a bundle, `-tanE`, and
 //! after other options, `-N ns -s`), options before a command name moved
-//! after it (`tcptab -N ns summary`), other protocols (`-u` in `-tulpn`,
-//! `--udp`, `-A udp`) dropped with a note when TCP is asked too, and ss's
-//! socket tables and families read (`-A tcp`, `-f inet6` as `-6`).
+//! after it (`tcptab -N ns summary`), and ss's options that are not
+//! tcptab's own read ([`ss`]: other protocols dropped with a note when TCP
+//! is asked too, `-A tcp`, `-f inet6` as `-6`, `-F FILE`).
 //!
 //! Which words are options and which are their values is read from the
 //! command's own definition (clap's), so a value that begins with `-`
@@ -13,42 +13,7 @@ use std::ffi::OsString;
 
 use clap::{Arg, Command};
 
-/// What ss's letters for other protocols ask for (`-u` UDP, `-w` raw,
-/// `-x` UNIX, `-S` SCTP, `-d` DCCP, `-0` packet, `-M` MPTCP).
-const OTHER_PROTOCOLS: &str = "uwxSd0M";
-
-/// ss's long options for other protocols.
-const OTHER_LONGS: [&str; 10] = [
-    "udp", "raw", "unix", "packet", "sctp", "dccp", "mptcp", "vsock", "tipc", "xdp",
-];
-
-/// ss's options that name socket tables or families, with a value:
-/// `-A QUERY` (`--query`, `--socket`) and `-f FAMILY` (`--family`).
-const TABLE_SHORTS: &str = "Af";
-const TABLE_LONGS: [&str; 3] = ["query", "socket", "family"];
-
-/// ss's socket tables (`-A`) other than TCP's.
-const OTHER_TABLES: [&str; 16] = [
-    "mptcp",
-    "udp",
-    "raw",
-    "unix",
-    "unix_dgram",
-    "unix_stream",
-    "unix_seqpacket",
-    "packet",
-    "packet_raw",
-    "packet_dgram",
-    "netlink",
-    "vsock",
-    "vsock_stream",
-    "vsock_dgram",
-    "tipc",
-    "xdp",
-];
-
-/// ss's families (`-f`) other than inet and inet6.
-const OTHER_FAMILIES: [&str; 6] = ["unix", "link", "netlink", "vsock", "tipc", "xdp"];
+mod ss;
 
 /// The command line to parse, and what to say about it on stderr.
 #[derive(Debug, PartialEq)]
@@ -59,7 +24,7 @@ pub struct Normalized {
 
 /// One word of the command line, as the scan read it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Word {
+pub(super) enum Word {
     /// A bundle of short flags (`-tanp`), with its letters.
     Shorts,
     /// A long option, or a short one with its value.
@@ -68,9 +33,10 @@ enum Word {
     Value,
     /// A word that is neither (a filter word, a command name).
     Positional,
-    /// ss's `-A`, `-f` or their long forms (its value follows, or is
+    /// One of ss's options with a value that tcptab reads itself (`-A`,
+    /// `-f`, `-F`, `-D` or their long forms; the value follows, or is
     /// after `=`).
-    Table,
+    Ss,
     /// `--` and what follows.
     Rest,
 }
@@ -87,7 +53,8 @@ pub fn normalize(cli: &mut Command, argv: Vec<OsString>) -> Result<Normalized, S
         .collect();
     let (words, mut kinds) = scan(cli, words);
     let mut out: Vec<String> = words.clone();
-    let notes = Vec::from_iter(protocols(&words, &mut kinds, &mut out)?);
+    let ss = ss::read(&words, &mut kinds, &mut out)?;
+    let notes = Vec::from_iter(ss.note);
     // ss's modes: -E, -s, -K, where no command was named.
     let command_at = kinds
         .iter()
@@ -147,155 +114,24 @@ pub fn normalize(cli: &mut Command, argv: Vec<OsString>) -> Result<Normalized, S
                 .map(|(w, _)| w.clone()),
         ),
     }
+    if let Some(filter) = ss.filter {
+        // ss's `-F FILE`: the filter, where the command line has none.
+        let typed = kinds.iter().enumerate().skip(1).any(|(i, k)| {
+            matches!(k, Word::Positional | Word::Rest) && Some(i) != command_at && words[i] != "--"
+        });
+        if typed {
+            return Err(
+                "-F: a filter is in the file and on the command line: give one of them".into(),
+            );
+        }
+        if !filter.is_empty() {
+            rebuilt.push(filter);
+        }
+    }
     Ok(Normalized {
         argv: rebuilt.into_iter().map(OsString::from).collect(),
         notes,
     })
-}
-
-/// Other protocols, tables and families (`-u`, `--udp`, `-A udp`, `-f
-/// unix`): dropped from `out` when TCP is asked too (the note that says
-/// so), refused otherwise; ss's `-A tcp` dropped, `-f inet` as `-4`.
-fn protocols(
-    words: &[String],
-    kinds: &mut [Word],
-    out: &mut [String],
-) -> Result<Option<String>, String> {
-    let tables = Tables::read(words, kinds)?;
-    let tcp = tables.tcp
-        || words.iter().zip(kinds.iter()).any(|(w, k)| {
-            (*k == Word::Shorts && w.contains('t')) || (*k == Word::Option && w == "--tcp")
-        });
-    let mut others = tables.others;
-    let mut family = tables.family;
-    let was = kinds.to_vec();
-    for (i, w) in out.iter_mut().enumerate() {
-        match was[i] {
-            Word::Shorts => {
-                others.extend(
-                    w[1..]
-                        .chars()
-                        .filter(|c| OTHER_PROTOCOLS.contains(*c))
-                        .map(|c| format!("-{c}")),
-                );
-                let kept: String = w[1..]
-                    .chars()
-                    .filter(|c| !OTHER_PROTOCOLS.contains(*c))
-                    .collect();
-                *w = format!("-{kept}");
-            }
-            Word::Option
-                if OTHER_LONGS
-                    .iter()
-                    .any(|l| w[..].strip_prefix("--") == Some(l)) =>
-            {
-                others.push(w.clone());
-                (*w, kinds[i]) = ("-".into(), Word::Shorts);
-            }
-            // ss's tables and families: read above; the first family's
-            // word says it as tcptab's -4 or -6.
-            Word::Table | Word::Value if was[i] == Word::Table || was[i - 1] == Word::Table => {
-                let flag = (was[i] == Word::Table && is_family(w))
-                    .then(|| family.take())
-                    .flatten();
-                (*w, kinds[i]) = (flag.unwrap_or("-").into(), Word::Shorts);
-            }
-            _ => {}
-        }
-    }
-    if let Some(first) = others.first() {
-        if !tcp {
-            return Err(format!(
-                "{first}: tcptab reads TCP sockets only (for UDP, raw, UNIX, packet or other sockets, use ss)"
-            ));
-        }
-        others.dedup();
-        return Ok(Some(format!(
-            "tcptab: {}: tcptab reads TCP sockets only; other protocols are not listed (use ss for them)",
-            others.join(", ")
-        )));
-    }
-    Ok(None)
-}
-
-/// What ss's `-A` and `-f` options ask for.
-#[derive(Debug, Default)]
-struct Tables {
-    /// TCP's table was named (`-A tcp`, `-A inet`, `-A all`).
-    tcp: bool,
-    /// Other tables and families, as typed (`-A udp`, `-f unix`).
-    others: Vec<String>,
-    /// tcptab's flag for the one family named (`-f inet`: `-4`).
-    family: Option<&'static str>,
-}
-
-fn is_family(option: &str) -> bool {
-    option == "-f" || option.starts_with("--family")
-}
-
-impl Tables {
-    fn read(words: &[String], kinds: &[Word]) -> Result<Tables, String> {
-        let mut tables = Tables::default();
-        let (mut v4, mut v6) = (false, false);
-        for (i, w) in words.iter().enumerate() {
-            if kinds[i] != Word::Table {
-                continue;
-            }
-            let (option, value) = match w.split_once('=') {
-                Some((option, value)) => (option, Some(value)),
-                None => (
-                    w.as_str(),
-                    words
-                        .get(i + 1)
-                        .filter(|_| kinds[i + 1] == Word::Value)
-                        .map(String::as_str),
-                ),
-            };
-            if is_family(option) {
-                match value {
-                    Some("inet") => v4 = true,
-                    Some("inet6") => v6 = true,
-                    Some(other) if OTHER_FAMILIES.contains(&other) => {
-                        tables.others.push(format!("{option} {other}"));
-                    }
-                    Some(other) => return Err(format!(
-                        "{option} {other}: not a family: tcptab reads inet (IPv4, as -4) and inet6 (IPv6, as -6)"
-                    )),
-                    None => return Err(format!(
-                        "{option}: a family is expected: inet (IPv4, as -4) or inet6 (IPv6, as -6)"
-                    )),
-                }
-                continue;
-            }
-            let Some(value) = value else {
-                return Err(format!(
-                    "{option}: a socket table is expected: tcptab reads tcp (ss's other tables are read by ss)"
-                ));
-            };
-            for table in value.split(',') {
-                match table {
-                    "tcp" => tables.tcp = true,
-                    "all" | "inet" => {
-                        tables.tcp = true;
-                        tables.others.push(format!("{option} {table}"));
-                    }
-                    t if OTHER_TABLES.contains(&t) => tables.others.push(format!("{option} {t}")),
-                    t => {
-                        return Err(format!(
-                            "{option} {t}: not a socket table ss knows (tcp, or all, inet, {})",
-                            OTHER_TABLES.join(", ")
-                        ))
-                    }
-                }
-            }
-        }
-        tables.family = match (v4, v6) {
-            (true, false) => Some("-4"),
-            (false, true) => Some("-6"),
-            _ => None,
-        };
-        Ok(tables)
-    }
 }
 
 /// What each word is, from the options `cli` (and the command named)
@@ -324,13 +160,21 @@ fn scan(cli: &Command, mut words: Vec<String>) -> (Vec<String>, Vec<Word>) {
                     || a.get_all_aliases().is_some_and(|all| all.contains(&name))
             })
             .or_else(|| find(cli, |a| a.get_long() == Some(name)));
-            let takes = match arg {
-                Some(arg) => values(arg),
-                None if TABLE_LONGS.contains(&name) => {
-                    kinds[i] = Word::Table;
+            let mode = ss::MODE_LONGS.iter().find(|(long, _)| *long == name);
+            let takes = match (arg, mode) {
+                (Some(arg), _) => values(arg),
+                (None, _) if ss::VALUE_LONGS.contains(&name) => {
+                    kinds[i] = Word::Ss;
                     1
                 }
-                None => 0,
+                // ss's `--summary`: as its `-s`, where no command was
+                // named before it.
+                (None, Some((_, letter))) if !inline && std::ptr::eq(context, cli) => {
+                    kinds[i] = Word::Shorts;
+                    words[i] = format!("-{letter}");
+                    0
+                }
+                (None, _) => 0,
             };
             if !inline {
                 for k in kinds.iter_mut().skip(i + 1).take(takes) {
@@ -344,7 +188,7 @@ fn scan(cli: &Command, mut words: Vec<String>) -> (Vec<String>, Vec<Word>) {
             for (at, c) in w[1..].char_indices() {
                 let takes = match find(context, |a| a.get_short() == Some(c)) {
                     Some(arg) => values(arg),
-                    None if TABLE_SHORTS.contains(c) => {
+                    None if ss::VALUE_SHORTS.contains(c) => {
                         table_at = Some(1 + at);
                         break;
                     }
@@ -387,7 +231,7 @@ fn split_table(words: &mut Vec<String>, kinds: &mut Vec<Word>, i: usize, at: usi
     if flags.len() > 1 {
         parts.push((flags.to_string(), Word::Shorts));
     }
-    parts.push((format!("-{letter}"), Word::Table));
+    parts.push((format!("-{letter}"), Word::Ss));
     if !value.is_empty() {
         parts.push((value.to_string(), Word::Value));
     }
@@ -523,6 +367,57 @@ mod tests {
         // After `--`, and as an option's value, they are not ss's.
         assert_eq!(words("list -- -A udp"), "list -- -A udp");
         assert_eq!(words("history --db -f"), "history --db -f");
+    }
+
+    #[test]
+    fn ss_s_filter_file_long_modes_and_what_is_not_read() {
+        let dir = std::env::temp_dir().join(format!("tcptab-argv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("filter");
+        std::fs::write(&file, "state listening\n  sport = :22\n").unwrap();
+        let f = file.display();
+        // Each line of the file is a word of the filter.
+        assert_eq!(
+            words(&format!("-tnF {f}")),
+            "-tn state listening sport = :22"
+        );
+        assert_eq!(
+            words(&format!("--filter={f} -s")),
+            "summary state listening sport = :22"
+        );
+        assert_eq!(
+            words(&format!("-H -F {f} -p")),
+            "-H -p state listening sport = :22"
+        );
+        let e = run(&format!("-F {f} dport = :80")).unwrap_err();
+        assert!(e.contains("in the file and on the command line"), "{e}");
+        let e = run(&format!("-F {f}.missing")).unwrap_err();
+        assert!(
+            e.starts_with(&format!("-F {f}.missing: No such file")),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The long forms of ss's modes, where no command is named.
+        assert_eq!(words("--summary -4"), "summary -4");
+        assert_eq!(words("--events"), "watch --events=closed");
+        assert_eq!(words("--kill dport = :1"), "kill dport = :1");
+        assert_eq!(words("list --summary"), "list --summary");
+        assert_eq!(words("watch --events closed"), "watch --events closed");
+        // What tcptab does not read: one line naming it, and ss.
+        for (line, said) in [
+            ("-tanpT", "-T: tcptab does not read threads"),
+            ("-Z", "-Z: tcptab does not read SELinux contexts; use ss -Z"),
+            ("--contexts", "--contexts: tcptab does not read SELinux"),
+            ("-b", "-b: tcptab does not read sockets' BPF filters"),
+            ("--tos", "--tos: tcptab does not read TOS"),
+            (
+                "-D dump",
+                "-D: tcptab does not dump inet_diag's raw messages",
+            ),
+        ] {
+            let e = run(line).unwrap_err();
+            assert!(e.starts_with(said), "{line}: {e}");
+        }
     }
 
     #[test]
