@@ -328,11 +328,13 @@ mod tests {
             assert!(n.notes.is_empty(), "{line}: {:?}", n.notes);
         }
         assert_eq!(words("-tlA tcp"), "-tl");
-        // Families as -4 and -6, in a bundle too; both are every socket.
+        // Families as -4 and -6, in a bundle too; the last one named, as
+        // in ss.
         assert_eq!(words("-f inet -l"), "-4 -l");
         assert_eq!(words("-tlf inet6"), "-tl -6");
         assert_eq!(words("--family=inet6 -s"), "summary -6");
-        assert_eq!(words("-f inet -f inet6 -l"), "-l");
+        assert_eq!(words("-f inet -f inet6 -l"), "-6 -l");
+        assert_eq!(words("-f inet6 -l -f inet"), "-4 -l");
         assert_eq!(words("-N ns -f inet6 -s"), "summary -N ns -6");
         // Tables with others: TCP's part, and a note naming the rest.
         for (line, named, left) in [

@@ -121,7 +121,7 @@ pub(super) fn read(
                 (*w, kinds[i]) = ("-".into(), Word::Shorts);
             }
             // ss's valued options: read above; the first family's word
-            // says it as tcptab's -4 or -6.
+            // says the last one's as tcptab's -4 or -6.
             Word::Ss | Word::Value if was[i] == Word::Ss || was[i - 1] == Word::Ss => {
                 let flag = (was[i] == Word::Ss && is_family(w))
                     .then(|| family.take())
@@ -157,7 +157,8 @@ struct Valued {
     tcp: bool,
     /// Other tables and families, as typed (`-A udp`, `-f unix`).
     others: Vec<String>,
-    /// tcptab's flag for the one family named (`-f inet`: `-4`).
+    /// tcptab's flag for the family named last (`-f inet`: `-4`; in ss
+    /// the last `-f` is the one read).
     family: Option<&'static str>,
     /// The filter `-F FILE` held, its lines joined.
     filter: Option<String>,
@@ -170,7 +171,6 @@ fn is_family(option: &str) -> bool {
 impl Valued {
     fn read(words: &[String], kinds: &[Word]) -> Result<Valued, String> {
         let mut valued = Valued::default();
-        let (mut v4, mut v6) = (false, false);
         for (i, w) in words.iter().enumerate() {
             if kinds[i] != Word::Ss {
                 continue;
@@ -187,8 +187,8 @@ impl Valued {
             };
             match option {
                 "-f" | "--family" => match value {
-                    Some("inet") => v4 = true,
-                    Some("inet6") => v6 = true,
+                    Some("inet") => valued.family = Some("-4"),
+                    Some("inet6") => valued.family = Some("-6"),
                     Some(other) if OTHER_FAMILIES.contains(&other) => {
                         valued.others.push(format!("{option} {other}"));
                     }
@@ -208,11 +208,6 @@ impl Valued {
                 _ => valued.tables(option, value)?,
             }
         }
-        valued.family = match (v4, v6) {
-            (true, false) => Some("-4"),
-            (false, true) => Some("-6"),
-            _ => None,
-        };
         Ok(valued)
     }
 

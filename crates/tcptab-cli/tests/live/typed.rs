@@ -229,8 +229,12 @@ fn wildcard_listeners_are_written_as_ss_writes_them() {
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
-                let words: Vec<&str> = l.split_whitespace().collect();
-                // State Recv-Q Send-Q Local Peer
+                let mut words: Vec<&str> = l.split_whitespace().collect();
+                // [Netid] State Recv-Q Send-Q Local Peer (ss names the
+                // protocol when more than one was asked)
+                if words[0] == "tcp" {
+                    words.remove(0);
+                }
                 (words[3].to_string(), words[4].to_string())
             })
             .collect()
@@ -239,6 +243,31 @@ fn wildcard_listeners_are_written_as_ss_writes_them() {
     let ours = tcptab(&["-Hltn", "--netns", &netns.name]);
     assert!(ours.status.success(), "{ours:?}");
     let ours = ends(&String::from_utf8(ours.stdout).unwrap());
+    // ss's tables and families, as ss answers them (the namespace holds
+    // TCP's sockets only; of two families, ss reads the last).
+    for options in [
+        "-A tcp",
+        "-f inet",
+        "-f inet6",
+        "-A inet -f inet6",
+        "--family=inet6 -A tcp",
+        "-f inet -f inet6",
+        "-f inet6 -f inet",
+    ] {
+        let args: Vec<&str> = ["-Hln"].into_iter().chain(options.split(' ')).collect();
+        let ss = netns.command("ss").args(&args).output().unwrap();
+        assert!(ss.status.success(), "ss {options}: {ss:?}");
+        let mut ours = args.clone();
+        ours.extend(["--netns", &netns.name]);
+        let ours = tcptab(&ours);
+        assert!(ours.status.success(), "{options}: {ours:?}");
+        let (ss, ours) = (
+            ends(&String::from_utf8(ss.stdout).unwrap()),
+            ends(&String::from_utf8(ours.stdout).unwrap()),
+        );
+        assert!(!ours.is_empty(), "{options}");
+        assert_eq!(ours, ss, "tcptab {options} vs ss {options}");
+    }
     drop(holder.stdin.take());
     let _ = holder.wait();
     assert_eq!(theirs.len(), 3, "{theirs:?}");
