@@ -95,8 +95,8 @@ pub fn notes(report: &Report, verbose: bool) {
             "run as root to see every namespace"
         };
         note!(
-            "tcptab: the network namespace of {} process(es) could not be read (permission denied); {advice}",
-            report.processes_unreadable
+            "tcptab: the network namespace of {} could not be read (permission denied); {advice}",
+            tcptab::counted(report.processes_unreadable, "process")
         );
     }
     if let Some(owners) = &report.owners {
@@ -112,9 +112,10 @@ pub fn notes(report: &Report, verbose: bool) {
             } else {
                 "Run as root to see every owner."
             };
+            let they = if owners.denied == 1 { "it" } else { "they" };
             note!(
-                "tcptab: {} process(es) could not be inspected ({why}); sockets they may hold show their owner as unknown. {advice}",
-                owners.denied
+                "tcptab: {} could not be inspected ({why}); sockets {they} may hold show their owner as unknown. {advice}",
+                tcptab::counted(owners.denied, "process")
             );
         }
     }

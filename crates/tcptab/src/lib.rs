@@ -142,15 +142,18 @@ pub use query::{
 
 /// `n` and `noun`, in the plural unless `n` is 1: `counted(1, "socket")`
 /// is "1 socket", `counted(3, "socket")` "3 sockets" (the nouns tcptab
-/// counts take an s).
+/// counts take an s, or es after s, x, sh and ch).
 ///
 /// ```
 /// assert_eq!(tcptab::counted(1u32, "socket"), "1 socket");
 /// assert_eq!(tcptab::counted(0u64, "connection"), "0 connections");
+/// assert_eq!(tcptab::counted(2u32, "process"), "2 processes");
 /// ```
 pub fn counted(n: impl Into<u64>, noun: &str) -> String {
+    let es = ["s", "x", "sh", "ch"].iter().any(|end| noun.ends_with(end));
     match n.into() {
         1 => format!("1 {noun}"),
+        n if es => format!("{n} {noun}es"),
         n => format!("{n} {noun}s"),
     }
 }

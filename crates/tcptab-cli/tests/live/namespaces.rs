@@ -132,7 +132,7 @@ fn unprivileged_run_lists_sockets_and_says_what_it_could_not_see() {
         &all,
         &[
             "the network namespace of ",
-            "process(es) could not be read (permission denied)",
+            "could not be read (permission denied)",
         ],
     );
     drop(bin);

@@ -330,15 +330,15 @@ fn unseen(report: &Report) -> Vec<String> {
     }
     if report.processes_unreadable > 0 {
         out.push(format!(
-            "the network namespace of {} process(es) could not be read (permission denied)",
-            report.processes_unreadable
+            "the network namespace of {} could not be read (permission denied)",
+            crate::counted(report.processes_unreadable, "process")
         ));
     }
     if let Some(owners) = &report.owners {
         if owners.denied > 0 {
             out.push(format!(
-                "{} process(es) could not be inspected: the owners of their sockets are unknown",
-                owners.denied
+                "{} could not be inspected: the owners of their sockets are unknown",
+                crate::counted(owners.denied, "process")
             ));
         }
     }

@@ -268,7 +268,11 @@ fn table(
         p.write_block(out)?;
     }
     if findings.is_empty() {
-        writeln!(out, "\nNo findings in {} listener(s).", judged.len())
+        writeln!(
+            out,
+            "\nNo findings in {}.",
+            tcptab::counted(judged.len() as u64, "listener")
+        )
     } else {
         writeln!(out)?;
         for f in findings {
