@@ -64,9 +64,10 @@ pub struct RecordArgs {
 /// moment of an interval (--between, closed ones included), filtered as
 /// `list` filters (also by owner: --pid, --process). Without either, every
 /// connection recorded. Times: RFC 3339 (2026-12-01T03:12:00Z, or local
-/// with an offset: 2026-12-01T04:12:00+01:00), `now`, or relative (-15m,
-/// -2h, -1d). A moment outside the recorded span is said so, with no rows
-/// (exit 0).
+/// with an offset: 2026-12-01T04:12:00+01:00; the seconds may be left
+/// out), a time of day with its offset (03:12Z: the latest such moment),
+/// `now`, relative (-15m, -2h, -1d) or Unix time (@1796094720). A moment
+/// outside the recorded span is said so, with no rows (exit 0).
 /// History's filter is read against the recorded connections.
 const HISTORY_FILTER: &str = "A filter expression in ss's language (docs/filters.md), tested on the recorded connections as they are read from the file (nothing runs in the kernel)";
 

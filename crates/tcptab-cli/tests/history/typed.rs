@@ -78,6 +78,26 @@ fn times_files_and_states_as_a_user_types_them() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
+    // The moment the connection was established, as a time of day with
+    // its offset (the latest such moment) and as Unix time: the same
+    // connections as in RFC 3339.
+    let rfc = tcptab::time::format_rfc3339(established);
+    let seconds = format!("@{}.{:03}", established / 1000, established % 1000);
+    let answer = |moment: &str| {
+        let out = common::tcptab(&[
+            "history", "--db", db_arg, "--at", moment, "--format", "jsonl",
+        ]);
+        testkit::assert_success!(out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let expected = answer(&rfc);
+    assert!(
+        expected.contains(&format!("\"local_port\":{port},")),
+        "{expected}"
+    );
+    for moment in [&rfc[11..], &seconds] {
+        assert_eq!(answer(moment), expected, "--at {moment} against --at {rfc}");
+    }
     for (args, says) in [
         (
             vec!["--at", "2026-02-30T00:00:00Z"],

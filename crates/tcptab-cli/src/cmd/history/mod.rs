@@ -122,12 +122,50 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
     Ok(())
 }
 
-/// A time option's value: RFC 3339, `now`, or relative to now (`-15m`).
+/// A time option's value: RFC 3339 (its seconds may be left out), a time
+/// of day with its offset (`03:12Z`: the latest such moment, today or
+/// yesterday), `now`, relative to now (`-15m`), or Unix time (`@SECONDS`).
 fn moment(option: &str, text: &str, now: i64) -> Result<i64> {
     let shown = tcptab::filter::excerpt(text);
     let text = text.trim();
     if text == "now" {
         return Ok(now);
+    }
+    if let Some(seconds) = text.strip_prefix('@') {
+        let s = seconds
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && s.abs() < 1e14)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{option}: '{shown}' is not a Unix time: @ takes seconds since 1970-01-01T00:00:00Z (@1796500000)"
+                )
+            })?;
+        return Ok((s * 1000.0).round() as i64);
+    }
+    let text = &with_seconds(text);
+    let b = text.as_bytes();
+    let time_of_day = b.len() >= 8
+        && b[2] == b':'
+        && b[5] == b':'
+        && [0, 1, 3, 4, 6, 7].iter().all(|&i| b[i].is_ascii_digit());
+    if time_of_day {
+        // The day is the one (in the offset given) whose such moment is
+        // the latest at or before now: with an offset of up to a day
+        // either way, one of the UTC days from two before now's to the
+        // next.
+        let on = |day: i64| {
+            let date = &tcptab::time::format_rfc3339(now + day * 86_400_000)[..10];
+            parse_rfc3339(&format!("{date}T{text}"))
+        };
+        let today = on(0)
+            .map_err(|why| anyhow::anyhow!("{option}: '{shown}' is not a time of day: {why}"))?;
+        return Ok([on(-2), on(-1), Ok(today), on(1)]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t <= now)
+            .max()
+            .unwrap_or(today - 2 * 86_400_000));
     }
     if let Some(ago) = text.strip_prefix('-') {
         let d = humantime::parse_duration(ago.trim()).map_err(|e| {
@@ -142,6 +180,30 @@ fn moment(option: &str, text: &str, now: i64) -> Result<i64> {
             "{option}: '{shown}' is not a time: {why}; or use now, or a relative time such as -15m"
         )
     })
+}
+
+/// `HH:MM` at the start of a time of day, or after a date's `T`, without
+/// its seconds: `:00` added (ISO 8601 leaves them out, RFC 3339 does not).
+fn with_seconds(text: &str) -> String {
+    let b = text.as_bytes();
+    let digits = |at: usize| {
+        b.get(at..at + 2)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let minutes_at = if b.get(10).is_some_and(|c| matches!(c, b'T' | b't' | b' ')) {
+        11
+    } else {
+        0
+    };
+    if digits(minutes_at)
+        && b.get(minutes_at + 2) == Some(&b':')
+        && digits(minutes_at + 3)
+        && b.get(minutes_at + 5) != Some(&b':')
+    {
+        let at = minutes_at + 5;
+        return format!("{}:00{}", &text[..at], &text[at..]);
+    }
+    text.to_string()
 }
 
 /// Whether the filter selects the connection in any state it had during
@@ -472,11 +534,44 @@ mod tests {
             moment("--at", "2026-12-01T04:12:00+01:00", now).unwrap(),
             now
         );
-        let e = moment("--at", "03:12", now).unwrap_err().to_string();
-        assert!(
-            e.starts_with("--at: '03:12' is not a time: expected YYYY-MM-DD"),
-            "{e}"
+        // Seconds left out; a time of day: the latest such moment.
+        assert_eq!(moment("--at", "2026-12-01T04:12+01:00", now).unwrap(), now);
+        assert_eq!(moment("--at", "2026-12-01 03:12Z", now).unwrap(), now);
+        assert_eq!(moment("--at", "03:12Z", now).unwrap(), now);
+        assert_eq!(moment("--at", "03:12:00.000Z", now).unwrap(), now);
+        assert_eq!(moment("--at", "04:12+01:00", now).unwrap(), now);
+        assert_eq!(moment("--at", "03:11:59Z", now).unwrap(), now - 1000);
+        assert_eq!(
+            moment("--at", "03:12:01Z", now).unwrap(),
+            now + 1000 - 86_400_000
         );
+        assert_eq!(
+            moment("--at", "23:00-05:00", now).unwrap(),
+            now - (23 * 60 + 12) * 60_000
+        );
+        assert_eq!(
+            moment("--at", "02:00+23:00", now).unwrap(),
+            now - 12 * 60_000
+        );
+        // Unix time, as date's @.
+        assert_eq!(moment("--at", "@1796094720", now).unwrap(), now);
+        assert_eq!(moment("--at", "@1796094720.5", now).unwrap(), now + 500);
+        for (text, said) in [
+            (
+                "03:12",
+                "--at: '03:12' is not a time of day: a time needs Z or an offset",
+            ),
+            (
+                "25:00Z",
+                "--at: '25:00Z' is not a time of day: 25:00:00 is not a time of day",
+            ),
+            ("2026-12-01T03:12", "a time needs Z or an offset"),
+            ("@soon", "--at: '@soon' is not a Unix time"),
+            ("2026-12-01", "expected YYYY-MM-DD"),
+        ] {
+            let e = moment("--at", text, now).unwrap_err().to_string();
+            assert!(e.contains(said), "{text}: {e}");
+        }
         let e = moment("--between", "-15 parsecs", now)
             .unwrap_err()
             .to_string();
