@@ -362,6 +362,15 @@ fn the_summary_counts_per_host(
         ]
     );
     assert_eq!(summary["connections"].as_u64(), Some(union.len() as u64));
+    // The bytes, as the files' rows have them.
+    for (bytes, column) in [
+        ("bytes_sent", "bytes_acked"),
+        ("bytes_received", "bytes_received"),
+    ] {
+        let files: u64 = union.values().filter_map(|r| r[column].as_u64()).sum();
+        assert_eq!(summary[bytes].as_u64(), Some(files), "{bytes}");
+        assert!(files > 0, "{bytes}");
+    }
 }
 
 /// A filter is answered the same from the store (part of it in its SQL).

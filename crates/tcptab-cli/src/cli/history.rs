@@ -95,7 +95,8 @@ pub struct HistoryArgs {
     #[arg(long, num_args = 2, value_names = ["T1", "T2"], conflicts_with = "at", allow_hyphen_values = true)]
     pub between: Vec<String>,
 
-    /// Counts per state, per remote host and per process instead of the
+    /// Counts per state, remote host, process, workload and recording host,
+    /// with the bytes their connections sent and received, instead of the
     /// connections.
     #[arg(long)]
     pub summary: bool,

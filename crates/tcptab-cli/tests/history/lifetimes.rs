@@ -165,6 +165,49 @@ fn the_summary_in_the_middle(db: &Path, m: &Moments) {
     assert_eq!(summary["processes"][0]["command"], "python3");
     assert_eq!(summary["processes"][0]["connections"], 3);
     assert_eq!(summary["remote_hosts"][0]["address"], "127.0.0.1");
+    the_summary_s_bytes_are_the_file_s(db);
+}
+
+/// `--summary`'s bytes, in all and per command holding the connections,
+/// against the file's own rows through sqlite3.
+fn the_summary_s_bytes_are_the_file_s(db: &Path) {
+    let out = common::tcptab(&[
+        "history",
+        "--db",
+        db.to_str().unwrap(),
+        "--summary",
+        "--json",
+    ]);
+    testkit::assert_success!(out);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line = |v: &Value| {
+        format!(
+            "{}|{}|{}",
+            v["connections"], v["bytes_sent"], v["bytes_received"]
+        )
+    };
+    let all = sql(
+        db,
+        "SELECT count(*), sum(bytes_acked), sum(bytes_received) FROM connections",
+    );
+    assert_eq!(line(&summary), all);
+    assert!(summary["bytes_sent"].as_u64().unwrap() > 1000, "{summary}");
+    let per_command = sql(
+        db,
+        "SELECT w.command, count(*), sum(c.bytes_acked), sum(c.bytes_received)
+         FROM connections c JOIN (SELECT DISTINCT connection, command FROM owners) w
+           ON w.connection = c.id
+         GROUP BY w.command ORDER BY w.command",
+    );
+    let mut ours: Vec<String> = summary["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["command"].as_str().unwrap().starts_with('('))
+        .map(|p| format!("{}|{}", p["command"].as_str().unwrap(), line(p)))
+        .collect();
+    ours.sort();
+    assert_eq!(ours.join("\n"), per_command);
 }
 
 /// Every format, the same connections, and the file read by another user.

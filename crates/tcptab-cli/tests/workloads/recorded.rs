@@ -138,9 +138,15 @@ fn the_file_and_history_keep_the_workload(db: &Path, cgroup: &str, client: &str,
         &mine,
     ]);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // All three are the unit's: its bytes are all the summary's.
     assert_eq!(
         summary["workloads"],
-        serde_json::json!([{"workload": "client.service", "connections": 3}]),
+        serde_json::json!([{
+            "workload": "client.service",
+            "connections": 3,
+            "bytes_sent": summary["bytes_sent"],
+            "bytes_received": summary["bytes_received"],
+        }]),
         "{summary}"
     );
 }
