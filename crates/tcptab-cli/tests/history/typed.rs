@@ -98,6 +98,32 @@ fn times_files_and_states_as_a_user_types_them() {
     for moment in [&rfc[11..], &seconds] {
         assert_eq!(answer(moment), expected, "--at {moment} against --at {rfc}");
     }
+    // An interval of two times of day around it (the second the first
+    // such moment after the first), as the same interval in RFC 3339.
+    let between = |a: &str, b: &str| {
+        let out = common::tcptab(&[
+            "history",
+            "--db",
+            db_arg,
+            "--between",
+            a,
+            b,
+            "--format",
+            "jsonl",
+        ]);
+        testkit::assert_success!(out);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (a, b) = (
+        tcptab::time::format_rfc3339(established - 1000),
+        tcptab::time::format_rfc3339(established + 1000),
+    );
+    let expected = between(&a, &b);
+    assert!(
+        expected.contains(&format!("\"local_port\":{port},")),
+        "{expected}"
+    );
+    assert_eq!(between(&a[11..], &b[11..]), expected, "--between {a} {b}");
     for (args, says) in [
         (
             vec!["--at", "2026-02-30T00:00:00Z"],

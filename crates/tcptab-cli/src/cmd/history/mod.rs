@@ -27,9 +27,10 @@ use summary::{write_summary, Counts};
 pub fn run(args: &HistoryArgs) -> Result<()> {
     let now = tcptab::time::now_ms();
     let window = match (&args.at, &args.between[..]) {
-        (Some(t), _) => Window::At(moment("--at", t, now)?),
+        (Some(t), _) => Window::At(moment("--at", t, now, None)?),
         (None, [a, b]) => {
-            let (a, b) = (moment("--between", a, now)?, moment("--between", b, now)?);
+            let a = moment("--between", a, now, None)?;
+            let b = moment("--between", b, now, Some(a))?;
             if a > b {
                 bail!(
                     "--between: {} is after {} (give the earlier time first)",
@@ -124,8 +125,10 @@ pub fn run(args: &HistoryArgs) -> Result<()> {
 
 /// A time option's value: RFC 3339 (its seconds may be left out), a time
 /// of day with its offset (`03:12Z`: the latest such moment, today or
-/// yesterday), `now`, relative to now (`-15m`), or Unix time (`@SECONDS`).
-fn moment(option: &str, text: &str, now: i64) -> Result<i64> {
+/// yesterday; with `from`, an interval's start, the first such moment at
+/// or after it), `now`, relative to now (`-15m`), or Unix time
+/// (`@SECONDS`).
+fn moment(option: &str, text: &str, now: i64, from: Option<i64>) -> Result<i64> {
     let shown = tcptab::filter::excerpt(text);
     let text = text.trim();
     if text == "now" {
@@ -151,21 +154,22 @@ fn moment(option: &str, text: &str, now: i64) -> Result<i64> {
         && [0, 1, 3, 4, 6, 7].iter().all(|&i| b[i].is_ascii_digit());
     if time_of_day {
         // The day is the one (in the offset given) whose such moment is
-        // the latest at or before now: with an offset of up to a day
-        // either way, one of the UTC days from two before now's to the
-        // next.
+        // the latest at or before now, or the first at or after `from`
+        // (at most two days before now): with an offset of up to a day
+        // either way, one of the UTC days from three before now's to two
+        // after.
         let on = |day: i64| {
             let date = &tcptab::time::format_rfc3339(now + day * 86_400_000)[..10];
             parse_rfc3339(&format!("{date}T{text}"))
         };
         let today = on(0)
             .map_err(|why| anyhow::anyhow!("{option}: '{shown}' is not a time of day: {why}"))?;
-        return Ok([on(-2), on(-1), Ok(today), on(1)]
-            .into_iter()
-            .flatten()
-            .filter(|t| *t <= now)
-            .max()
-            .unwrap_or(today - 2 * 86_400_000));
+        let days = (-3..=2).filter_map(|day| on(day).ok());
+        let chosen = match from {
+            Some(from) => days.filter(|t| *t >= from).min(),
+            None => days.filter(|t| *t <= now).max(),
+        };
+        return Ok(chosen.unwrap_or(today));
     }
     if let Some(ago) = text.strip_prefix('-') {
         let d = humantime::parse_duration(ago.trim()).map_err(|e| {
@@ -304,35 +308,54 @@ mod tests {
     #[test]
     fn moments() {
         let now = 1_796_094_720_000;
-        assert_eq!(moment("--at", "now", now).unwrap(), now);
-        assert_eq!(moment("--at", "-15m", now).unwrap(), now - 900_000);
-        assert_eq!(moment("--at", "-1d", now).unwrap(), now - 86_400_000);
+        assert_eq!(moment("--at", "now", now, None).unwrap(), now);
+        assert_eq!(moment("--at", "-15m", now, None).unwrap(), now - 900_000);
+        assert_eq!(moment("--at", "-1d", now, None).unwrap(), now - 86_400_000);
         assert_eq!(
-            moment("--at", "2026-12-01T04:12:00+01:00", now).unwrap(),
+            moment("--at", "2026-12-01T04:12:00+01:00", now, None).unwrap(),
             now
         );
         // Seconds left out; a time of day: the latest such moment.
-        assert_eq!(moment("--at", "2026-12-01T04:12+01:00", now).unwrap(), now);
-        assert_eq!(moment("--at", "2026-12-01 03:12Z", now).unwrap(), now);
-        assert_eq!(moment("--at", "03:12Z", now).unwrap(), now);
-        assert_eq!(moment("--at", "03:12:00.000Z", now).unwrap(), now);
-        assert_eq!(moment("--at", "04:12+01:00", now).unwrap(), now);
-        assert_eq!(moment("--at", "03:11:59Z", now).unwrap(), now - 1000);
         assert_eq!(
-            moment("--at", "03:12:01Z", now).unwrap(),
+            moment("--at", "2026-12-01T04:12+01:00", now, None).unwrap(),
+            now
+        );
+        assert_eq!(moment("--at", "2026-12-01 03:12Z", now, None).unwrap(), now);
+        assert_eq!(moment("--at", "03:12Z", now, None).unwrap(), now);
+        assert_eq!(moment("--at", "03:12:00.000Z", now, None).unwrap(), now);
+        assert_eq!(moment("--at", "04:12+01:00", now, None).unwrap(), now);
+        assert_eq!(moment("--at", "03:11:59Z", now, None).unwrap(), now - 1000);
+        assert_eq!(
+            moment("--at", "03:12:01Z", now, None).unwrap(),
             now + 1000 - 86_400_000
         );
         assert_eq!(
-            moment("--at", "23:00-05:00", now).unwrap(),
+            moment("--at", "23:00-05:00", now, None).unwrap(),
             now - (23 * 60 + 12) * 60_000
         );
         assert_eq!(
-            moment("--at", "02:00+23:00", now).unwrap(),
+            moment("--at", "02:00+23:00", now, None).unwrap(),
             now - 12 * 60_000
         );
+        // An interval's end as a time of day: the first such moment at or
+        // after its start (03:12 is between 03:00 today and 03:30 today).
+        let from = moment("--between", "03:00Z", now, None).unwrap();
+        assert_eq!(from, now - 12 * 60_000);
+        assert_eq!(
+            moment("--between", "03:30Z", now, Some(from)).unwrap(),
+            now + 18 * 60_000
+        );
+        let from = moment("--between", "23:00Z", now, None).unwrap();
+        assert_eq!(
+            moment("--between", "01:00Z", now, Some(from)).unwrap(),
+            now - (2 * 60 + 12) * 60_000
+        );
         // Unix time, as date's @.
-        assert_eq!(moment("--at", "@1796094720", now).unwrap(), now);
-        assert_eq!(moment("--at", "@1796094720.5", now).unwrap(), now + 500);
+        assert_eq!(moment("--at", "@1796094720", now, None).unwrap(), now);
+        assert_eq!(
+            moment("--at", "@1796094720.5", now, None).unwrap(),
+            now + 500
+        );
         for (text, said) in [
             (
                 "03:12",
@@ -346,10 +369,10 @@ mod tests {
             ("@soon", "--at: '@soon' is not a Unix time"),
             ("2026-12-01", "expected YYYY-MM-DD"),
         ] {
-            let e = moment("--at", text, now).unwrap_err().to_string();
+            let e = moment("--at", text, now, None).unwrap_err().to_string();
             assert!(e.contains(said), "{text}: {e}");
         }
-        let e = moment("--between", "-15 parsecs", now)
+        let e = moment("--between", "-15 parsecs", now, None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a relative time"), "{e}");
