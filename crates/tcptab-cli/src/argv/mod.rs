@@ -135,8 +135,8 @@ pub fn normalize(cli: &mut Command, argv: Vec<OsString>) -> Result<Normalized, S
 }
 
 /// What each word is, from the options `cli` (and the command named)
-/// define; ss's `-A` or `-f` in a bundle is split from it (`-tAtcp`:
-/// `-t`, `-A`, `tcp`).
+/// define; ss's `-A`, `-f`, `-F` or `-D` in a bundle is split from it
+/// (`-tAtcp`: `-t`, `-A`, `tcp`).
 fn scan(cli: &Command, mut words: Vec<String>) -> (Vec<String>, Vec<Word>) {
     let mut kinds = vec![Word::Positional; words.len()];
     let mut context = cli;
@@ -207,7 +207,7 @@ fn scan(cli: &Command, mut words: Vec<String>) -> (Vec<String>, Vec<Word>) {
                 }
             }
             if let Some(at) = table_at {
-                i = split_table(&mut words, &mut kinds, i, at);
+                i = split_valued(&mut words, &mut kinds, i, at);
             }
         } else if std::ptr::eq(context, cli) {
             if let Some(sub) = cli.find_subcommand(w) {
@@ -219,10 +219,10 @@ fn scan(cli: &Command, mut words: Vec<String>) -> (Vec<String>, Vec<Word>) {
     (words, kinds)
 }
 
-/// Split ss's `-A`/`-f` at byte `at` of bundle `i` into the letters
-/// before it, the option and its value (the rest of the bundle, or the
-/// next word); the index of the last of them.
-fn split_table(words: &mut Vec<String>, kinds: &mut Vec<Word>, i: usize, at: usize) -> usize {
+/// Split ss's valued option (`-A`, `-f`, `-F`, `-D`) at byte `at` of
+/// bundle `i` into the letters before it, the option and its value (the
+/// rest of the bundle, or the next word); the index of the last of them.
+fn split_valued(words: &mut Vec<String>, kinds: &mut Vec<Word>, i: usize, at: usize) -> usize {
     let w = words[i].clone();
     let (flags, rest) = w.split_at(at);
     let letter = rest.chars().next().unwrap_or('A');
