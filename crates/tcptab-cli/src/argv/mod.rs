@@ -398,6 +398,10 @@ mod tests {
             e.starts_with(&format!("-F {f}.missing: No such file")),
             "{e}"
         );
+        let e = run("-F /dev/zero").unwrap_err();
+        assert_eq!(e, "-F /dev/zero: more than 1 MiB, which is no filter");
+        let e = run(&format!("-F {}", dir.display())).unwrap_err();
+        assert!(e.starts_with(&format!("-F {}: ", dir.display())), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
         // The long forms of ss's modes, where no command is named.
         assert_eq!(words("--summary -4"), "summary -4");

@@ -238,19 +238,32 @@ impl Valued {
     }
 }
 
+/// A filter file larger than this is not a filter (`-F /dev/zero`).
+const FILTER_FILE_MAX: u64 = 1 << 20;
+
 /// The filter in file `value` (`-F FILE`, `-F -` standard input), its
 /// lines joined as one filter.
 fn filter_file(option: &str, value: Option<&str>) -> Result<String, String> {
+    use std::io::Read as _;
     let Some(path) = value else {
         return Err(format!(
             "{option}: a file is expected, which holds a filter (docs/filters.md)"
         ));
     };
-    let text = if path == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(path)
+    let said = |e: std::io::Error| format!("{option} {path}: {e}");
+    let source: Box<dyn std::io::Read> = match path {
+        "-" => Box::new(std::io::stdin()),
+        _ => Box::new(std::fs::File::open(path).map_err(said)?),
+    };
+    let mut text = String::new();
+    source
+        .take(FILTER_FILE_MAX + 1)
+        .read_to_string(&mut text)
+        .map_err(said)?;
+    if text.len() as u64 > FILTER_FILE_MAX {
+        return Err(format!(
+            "{option} {path}: more than 1 MiB, which is no filter"
+        ));
     }
-    .map_err(|e| format!("{option} {path}: {e}"))?;
     Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
