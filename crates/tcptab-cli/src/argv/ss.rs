@@ -93,13 +93,23 @@ pub(super) fn read(
     let was = kinds.to_vec();
     for (i, w) in out.iter_mut().enumerate() {
         let long = w.strip_prefix("--").unwrap_or_default();
+        // What tcptab does not read, as a letter of a bundle or by name.
+        let not_read = match was[i] {
+            Word::Shorts => UNREAD.iter().find_map(|&(c, _, what)| {
+                c.filter(|c| w.contains(*c))
+                    .map(|c| (format!("-{c}"), what))
+            }),
+            Word::Option => UNREAD
+                .iter()
+                .find(|u| u.1 == long)
+                .map(|u| (w.clone(), u.2)),
+            _ => None,
+        };
+        if let Some((option, what)) = not_read {
+            return Err(unread(&option, what));
+        }
         match was[i] {
             Word::Shorts => {
-                if let Some((c, _, what)) =
-                    UNREAD.iter().find(|u| u.0.is_some_and(|c| w.contains(c)))
-                {
-                    return Err(unread(&format!("-{}", c.unwrap_or_default()), what));
-                }
                 others.extend(
                     w[1..]
                         .chars()
@@ -111,10 +121,6 @@ pub(super) fn read(
                     .filter(|c| !OTHER_PROTOCOLS.contains(*c))
                     .collect();
                 *w = format!("-{kept}");
-            }
-            Word::Option if UNREAD.iter().any(|u| u.1 == long) => {
-                let (_, _, what) = UNREAD.iter().find(|u| u.1 == long).unwrap_or(&UNREAD[0]);
-                return Err(unread(w, what));
             }
             Word::Option if OTHER_LONGS.contains(&long) => {
                 others.push(w.clone());
