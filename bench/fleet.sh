@@ -15,7 +15,7 @@
 # 2. A backlog of BACKLOG_MIN minutes at RATE (the recording's rows copied
 #    until there are as many as RATE x 60 x BACKLOG_MIN connections make,
 #    two sockets each), shipped by a recorder that starts on the file: the
-#    time until the outbox is empty.
+#    time until nothing waits in the file.
 # 3. The store filled to HOURS hours of two hosts at RATE (RATE rows a
 #    second each: one end of each connection; the backlog's rows repeated
 #    in time by ClickHouse itself), then `history
@@ -101,6 +101,8 @@ db=$work/backlog.db
 cp "$work/local-1.db" "$db"
 sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' > /dev/null
 sqlite3 "$db" "DELETE FROM meta WHERE key = 'recorder'"   # its own id
+# Never shipped: every row waits.
+sqlite3 "$db" "DELETE FROM meta WHERE key IN ('ship_acked', 'ship_acked_id')"
 while [ "$(sqlite3 "$db" 'SELECT count(*) FROM connection_rows')" -lt "$want" ]; do
   sqlite3 "$db" <<SQL
 BEGIN;
@@ -121,9 +123,10 @@ rows=$(sqlite3 "$db" 'SELECT count(*) FROM connection_rows')
 start=$(date +%s.%N)
 "$bin" record --db "$db" --interval 1 --count 1 --clickhouse "$url" --host-name bench-backlog 2> "$work/backlog.err"
 end=$(date +%s.%N)
-left=$(sqlite3 "$db" 'SELECT count(*) FROM outbox')
+left=$(sqlite3 "$db" "SELECT count(*) FROM connection_rows WHERE (changed, id) >
+  ((SELECT value FROM meta WHERE key = 'ship_acked'), (SELECT value FROM meta WHERE key = 'ship_acked_id'))")
 stored=$(ch_query "SELECT count() FROM fleet.connections FINAL WHERE hostname = 'bench-backlog'")
-python3 -c "import sys; r, s, e = map(float, sys.argv[1:4]); print(f'backlog: {int(r)} connection rows ({sys.argv[4]} min at {sys.argv[5]}/s) shipped in {e - s:.1f} s, {r / (e - s):.0f} rows/s; {sys.argv[6]} left in the outbox, {sys.argv[7]} in the store')" "$rows" "$start" "$end" "$backlog_min" "$rate" "$left" "$stored"
+python3 -c "import sys; r, s, e = map(float, sys.argv[1:4]); print(f'backlog: {int(r)} connection rows ({sys.argv[4]} min at {sys.argv[5]}/s) shipped in {e - s:.1f} s, {r / (e - s):.0f} rows/s; {sys.argv[6]} waiting in the file, {sys.argv[7]} in the store')" "$rows" "$start" "$end" "$backlog_min" "$rate" "$left" "$stored"
 
 # 3. HOURS hours of two hosts at RATE in the store, asked.
 span_ms=$(ch_query "SELECT max(first_seen) - min(first_seen) + 1000 FROM fleet.connections WHERE hostname = 'bench-backlog'")

@@ -46,8 +46,8 @@ fn main() {
     let db = dir.join("churn.db");
     let mut writer = Writer::open(&db, 7 * 86_400_000).expect("a history file");
     let mut outbox = std::env::var_os("SHIP").map(|_| {
-        writer.ship().unwrap();
-        Outbox::open(&db).unwrap()
+        let feed = writer.ship().unwrap();
+        Outbox::open(&db).unwrap().fed(feed)
     });
     let (mut shipping, mut shipped) = (Duration::ZERO, 0u64);
     let mut tracker = Tracker::new(TrackOptions {

@@ -102,8 +102,8 @@ fn ship(
     target: tcptab::fleet::Target,
     args: &RecordArgs,
 ) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<()>)> {
-    writer.ship()?;
-    let outbox = tcptab::history::Outbox::open(&args.db)?;
+    let feed = writer.ship()?;
+    let outbox = tcptab::history::Outbox::open(&args.db)?.fed(feed);
     let client = tcptab::fleet::Client::new(target, std::time::Duration::from_secs(30));
     let shipper = tcptab::fleet::Shipper::new(client, outbox, 10_000);
     let stop = Arc::new(AtomicBool::new(false));

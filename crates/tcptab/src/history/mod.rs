@@ -32,7 +32,7 @@ pub use columns::{lived, Columns, Lived, RowError, COLUMN_NAMES};
 #[cfg(feature = "fleet")]
 pub(crate) use columns::{set_state, states_during};
 pub use lines::WORKLOAD_COLUMNS;
-pub use outbox::{Batch, Outbox, Waiting};
+pub use outbox::{Batch, Feed, Outbox, Waiting};
 pub use read::{Gap, Poll, Reader, Span, Window};
 pub use session::{PollOutcome, PollRecord};
 pub use write::Writer;
@@ -42,7 +42,7 @@ pub const APPLICATION_ID: i32 = 0x7463_7074;
 
 /// The version of the tables (`PRAGMA user_version`). Raised when a table
 /// or column changes meaning; a newer file is refused, not misread.
-pub const VERSION: i32 = 5;
+pub const VERSION: i32 = 6;
 
 /// What makes a file of version `from` one of `from + 1`: version 2 adds
 /// each poll's interval (gaps are found from it), version 3 each
@@ -50,7 +50,9 @@ pub const VERSION: i32 = 5;
 /// `follows` (a poll writes when it saw the open rows once, not on each;
 /// [`columns::LAST_SEEN`]), version 5 stores names as numbers behind views
 /// of the old names ([`codes`]) and indexes short connections by their
-/// spans, not in `lifetimes` ([`SHORT_MS`]).
+/// spans, not in `lifetimes` ([`SHORT_MS`]), version 6 keeps what waits to
+/// be shipped in each row's `changed` instead of an `outbox` table (whose
+/// rows [`Writer::open`] moves there).
 fn migration(from: i32) -> String {
     match from {
         1 => "ALTER TABLE polls ADD COLUMN interval_ms INTEGER;".into(),
@@ -64,14 +66,19 @@ fn migration(from: i32) -> String {
              {CONNECTION_TABLES} {rows} {SIGHTINGS}",
             rows = codes::from_version_4()
         ),
+        5 => CHANGED.into(),
         _ => String::new(),
     }
 }
 
+/// The transaction that last changed each row, for the shipper
+/// ([`outbox`]; version 6).
+const CHANGED: &str = "ALTER TABLE connection_rows ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;";
+
 /// The tables of a new file, with their views.
 fn schema() -> String {
     format!(
-        "{SCHEMA} {CONNECTION_TABLES} {views} {WORKLOADS} {SIGHTINGS}",
+        "{SCHEMA} {CONNECTION_TABLES} {CHANGED} {views} {WORKLOADS} {SIGHTINGS}",
         views = codes::connections_view()
     )
 }

@@ -85,6 +85,7 @@ pub(super) fn insert(
     boot: i64,
     netns: i64,
     conn: &Conn,
+    seq: Option<i64>,
 ) -> rusqlite::Result<(i64, bool)> {
     let s = &conn.entry.socket;
     let d = conn.entry.diag.as_ref();
@@ -98,9 +99,9 @@ pub(super) fn insert(
              local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
              retransmits, uid, probes, inode, source, interface, backlog_limit, congestion_algorithm,
              shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us,
-             closed_at, closed_by, follows)
+             closed_at, closed_by, follows, changed)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, 1)",
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, 1, coalesce(?35, 0))",
     )?
     .execute(params![
         boot,
@@ -137,6 +138,7 @@ pub(super) fn insert(
         rtt,
         closed_at.map(|at| at - conn.first_seen),
         closed_by,
+        seq,
     ])?;
     let id = tx.last_insert_rowid();
     // A new row is in no index yet: only a long one goes in.
@@ -204,7 +206,12 @@ macro_rules! keep_counters {
 
 /// The row as the connection is now: last seen, state, queues, timer,
 /// owner status (the best seen) and counters (which only grow).
-pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Result<()> {
+pub(super) fn update(
+    tx: &Transaction<'_>,
+    id: i64,
+    conn: &Conn,
+    seq: Option<i64>,
+) -> rusqlite::Result<()> {
     let s = &conn.entry.socket;
     let d = conn.entry.diag.as_ref();
     let [acked, received, retrans, rtt] = counters(conn);
@@ -215,7 +222,7 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
              owner_status = coalesce(?12, owner_status),
              congestion_algorithm = coalesce(?13, congestion_algorithm), shutdown = coalesce(?14, shutdown),
              cookie = coalesce(?19, cookie), local_address = ?20, local_port = ?21,
-             remote_address = ?22, remote_port = ?23, ",
+             remote_address = ?22, remote_port = ?23, changed = coalesce(?24, changed), ",
         keep_counters!("?15", "?16", "?17", "?18"),
         " WHERE id = ?1"
     ))?
@@ -248,19 +255,25 @@ pub(super) fn update(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Re
         s.local.port(),
         s.remote.ip().to_string(),
         s.remote.port(),
+        seq,
     ])?;
     Ok(())
 }
 
 /// The counters alone (a destroy notification's final ones).
-pub(super) fn update_counters(tx: &Transaction<'_>, id: i64, conn: &Conn) -> rusqlite::Result<()> {
+pub(super) fn update_counters(
+    tx: &Transaction<'_>,
+    id: i64,
+    conn: &Conn,
+    seq: Option<i64>,
+) -> rusqlite::Result<()> {
     let [acked, received, retrans, rtt] = counters(conn);
     tx.prepare_cached(concat!(
-        "UPDATE connection_rows SET last_seen = max(last_seen, ?6 - first_seen), ",
+        "UPDATE connection_rows SET last_seen = max(last_seen, ?6 - first_seen), changed = coalesce(?7, changed), ",
         keep_counters!("?2", "?3", "?4", "?5"),
         " WHERE id = ?1"
     ))?
-    .execute(params![id, acked, received, retrans, rtt, conn.last_seen])?;
+    .execute(params![id, acked, received, retrans, rtt, conn.last_seen, seq])?;
     Ok(())
 }
 
@@ -287,11 +300,13 @@ pub(super) fn close(
     (at, by): (i64, End),
     (first_seen, last_seen): (i64, i64),
     indexed: bool,
+    seq: Option<i64>,
 ) -> rusqlite::Result<()> {
     const CLOSE: &str = "UPDATE connection_rows SET last_seen = max(last_seen, ?4 - first_seen),
-         closed_at = max(?2 - first_seen, 0, last_seen, ?4 - first_seen), closed_by = ?3
+         closed_at = max(?2 - first_seen, 0, last_seen, ?4 - first_seen), closed_by = ?3,
+         changed = coalesce(?5, changed)
          WHERE id = ?1";
-    let values = params![id, at, codes::closed_by(by), last_seen];
+    let values = params![id, at, codes::closed_by(by), last_seen, seq];
     // The row's stored last sighting is never later than the tracker's:
     // a connection that ends well within SHORT_MS of its first sighting
     // is short, and needs no look at what the row says.
@@ -314,11 +329,11 @@ pub(super) fn close(
 /// A connection closed in the file that is there again (its TIME_WAIT,
 /// found by a recorder that took up the file): open, it is found as open
 /// rows are; in the lifetime index, its entry is open again until it ends.
-pub(super) fn reopen(tx: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
+pub(super) fn reopen(tx: &Transaction<'_>, id: i64, seq: Option<i64>) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "UPDATE connection_rows SET closed_at = NULL, closed_by = NULL WHERE id = ?1",
+        "UPDATE connection_rows SET closed_at = NULL, closed_by = NULL, changed = coalesce(?2, changed) WHERE id = ?1",
     )?
-    .execute([id])?;
+    .execute(params![id, seq])?;
     tx.prepare_cached("UPDATE lifetimes SET end_s = ?2 WHERE id = ?1")?
         .execute(params![id, OPEN_END])?;
     Ok(())

@@ -81,6 +81,9 @@ pub(super) struct Session<'a> {
     pub(super) pinned: &'a mut HashSet<u64>,
     /// The rows this transaction added.
     pub(super) span: Option<rows::Span>,
+    /// With shipping on, this transaction's number, written into the
+    /// `changed` of every row it writes ([`super::outbox`]).
+    pub(super) seq: Option<i64>,
 }
 
 impl Session<'_> {
@@ -121,7 +124,7 @@ impl Session<'_> {
         let conn = &event.conn;
         if event.change == Change::Opened {
             let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
-            let (id, indexed) = rows::insert(tx, self.boot, ns, conn)?;
+            let (id, indexed) = rows::insert(tx, self.boot, ns, conn, self.seq)?;
             self.span = Some(rows::Span::add(self.span, id, conn.first_seen));
             let mut row = Row {
                 id,
@@ -145,34 +148,38 @@ impl Session<'_> {
             Change::Opened => unreachable!("handled above"),
             Change::StateChanged { .. } => {
                 if row.closed {
-                    rows::reopen(tx, row.id)?;
+                    rows::reopen(tx, row.id, self.seq)?;
                     row.closed = false;
                 }
-                rows::update(tx, row.id, conn)?;
+                rows::update(tx, row.id, conn, self.seq)?;
                 row.written = Some(written(conn));
                 rows::state_change(tx, row.id, event.at, conn.entry.socket.state)?;
                 rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
                 workload(tx, self.workloads, row, conn)?;
             }
             Change::Updated => {
-                rows::update(tx, row.id, conn)?;
+                rows::update(tx, row.id, conn, self.seq)?;
                 row.written = Some(written(conn));
                 rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
                 workload(tx, self.workloads, row, conn)?;
             }
-            Change::QueueGrowth => {}
+            // Nothing written: the row has not changed.
+            Change::QueueGrowth => return Ok(None),
             Change::Closed { by } => {
-                write_counters(tx, row, conn)?;
                 out.notifications += u64::from(by == End::Destroy);
+                if !write_counters(tx, row, conn, self.seq)? {
+                    return Ok(None);
+                }
             }
             Change::Ended { by } => {
-                write_counters(tx, row, conn)?;
+                write_counters(tx, row, conn, self.seq)?;
                 rows::close(
                     tx,
                     row.id,
                     (event.at, by),
                     (conn.first_seen, conn.last_seen),
                     row.indexed,
+                    self.seq,
                 )?;
                 // One taken up closed ended before.
                 out.closed += u64::from(!row.closed);
@@ -256,13 +263,19 @@ impl Session<'_> {
 /// A connection's last sighting and counters into its row, unless the
 /// row has them already (a connection closed in the batch that opened
 /// it, its end right after its close).
-fn write_counters(tx: &Transaction<'_>, row: &mut Row, conn: &Conn) -> rusqlite::Result<()> {
+fn write_counters(
+    tx: &Transaction<'_>,
+    row: &mut Row,
+    conn: &Conn,
+    seq: Option<i64>,
+) -> rusqlite::Result<bool> {
     let now = written(conn);
-    if row.written != Some(now) {
-        rows::update_counters(tx, row.id, conn)?;
-        row.written = Some(now);
+    if row.written == Some(now) {
+        return Ok(false);
     }
-    Ok(())
+    rows::update_counters(tx, row.id, conn, seq)?;
+    row.written = Some(now);
+    Ok(true)
 }
 
 /// The poll's own row (its counts are written at the end): its id.

@@ -41,8 +41,9 @@ pub struct Writer {
     pinned: HashSet<u64>,
     /// Polls recorded.
     polls: u64,
-    /// Changed rows go to the outbox, to be shipped ([`Writer::ship`]).
-    ship: bool,
+    /// With shipping on ([`Writer::ship`]): the next transaction's
+    /// sequence number, and who is told what each one changed.
+    ship: Option<(i64, super::outbox::Teller)>,
 }
 
 impl Writer {
@@ -94,6 +95,9 @@ impl Writer {
                 let mut steps = String::from("BEGIN;");
                 for from in v..VERSION {
                     steps.push_str(&migration(from));
+                }
+                if v <= 5 && table_exists(&conn, "outbox").map_err(&err)? {
+                    steps.push_str(super::outbox::FROM_VERSION_5);
                 }
                 steps.push_str(&format!("PRAGMA user_version = {VERSION}; COMMIT;"));
                 conn.execute_batch(&steps).map_err(&err)?;
@@ -155,21 +159,22 @@ impl Writer {
             workloads: HashMap::new(),
             pinned: HashSet::new(),
             polls: 0,
-            ship: false,
+            ship: None,
         })
     }
 
-    /// From now on, every row a transaction changes goes to the outbox,
-    /// for a shipper ([`super::Outbox`]) to send to a fleet's store.
-    /// Turned on for the first time in a file, every connection it holds
-    /// waits to be shipped.
-    pub fn ship(&mut self) -> Result<()> {
+    /// From now on, every row a transaction changes waits to be shipped
+    /// to a fleet's store, under the transaction's number; the feed tells
+    /// a shipper ([`super::Outbox::fed`]) which rows those are. Turned on
+    /// for the first time in a file, every connection it holds waits.
+    pub fn ship(&mut self) -> Result<super::Feed> {
         let err = sqlite(&self.path);
         let tx = self.conn.transaction().map_err(&err)?;
-        super::outbox::start(&tx, crate::time::now_ms()).map_err(&err)?;
+        let seq = super::outbox::start(&tx).map_err(&err)?;
         tx.commit().map_err(&err)?;
-        self.ship = true;
-        Ok(())
+        let (teller, feed) = super::outbox::feed();
+        self.ship = Some((seq, teller));
+        Ok(feed)
     }
 
     /// Record this host name instead of the machine's (for machines that
@@ -344,25 +349,26 @@ impl Writer {
             workloads: &mut self.workloads,
             pinned: &mut self.pinned,
             span: None,
+            seq: self.ship.as_ref().map(|(seq, _)| *seq),
         };
-        let ship = self.ship;
+        let seq = state.seq;
+        let mut changed = Vec::new();
         let written = (|| -> rusqlite::Result<PollOutcome> {
             if let Some(p) = poll {
                 state.namespaces_read(&tx, p)?;
                 out.id = poll_row(&tx, state.boot, p)?;
                 out.sockets = p.snapshot.sockets.len() as u64;
             }
-            let mut changed = Vec::new();
             for event in events {
                 changed.extend(state.apply(&tx, event, &mut out)?);
             }
             if let Some(span) = state.span {
                 span.write(&tx)?;
             }
-            if ship {
+            if let Some(seq) = seq.filter(|_| !changed.is_empty()) {
                 changed.sort_unstable();
                 changed.dedup();
-                super::outbox::mark(&tx, &changed, crate::time::now_ms())?;
+                super::outbox::mark(&tx, seq)?;
             }
             if let Some(p) = poll {
                 state.listen_queues(&tx, p, out.id, tracker)?;
@@ -379,6 +385,10 @@ impl Writer {
         })()
         .map_err(sqlite(&path))?;
         tx.commit().map_err(sqlite(&path))?;
+        if let Some((seq, teller)) = self.ship.as_mut().filter(|_| !changed.is_empty()) {
+            teller.tell(*seq, crate::time::now_ms(), changed);
+            *seq += 1;
+        }
         if expire_now {
             self.last_expiry = poll.map(|p| p.at);
         }
@@ -404,9 +414,18 @@ fn close_earlier_boots(tx: &rusqlite::Transaction<'_>, boot: i64) -> rusqlite::R
             (last_seen, End::Reboot),
             (first_seen, last_seen),
             true,
+            None,
         )?;
     }
     Ok(())
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )
 }
 
 /// The owners stored for connection row `id` (`owners`, a prepared

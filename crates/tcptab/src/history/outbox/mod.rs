@@ -2,107 +2,105 @@
 //! ([`crate::fleet`]): the history file is the spool.
 //!
 //! With shipping on ([`super::Writer::ship`]), every transaction that
-//! changes a connection's row (opened, a state, its owners or counters,
-//! its close) puts the row in `outbox` under the transaction's sequence
-//! number (`meta.ship_seq`, one more each time): a row changed again
-//! before it was shipped is there once, with the later number, which is
-//! also the version the store keeps the newest of. [`Outbox`] reads the
-//! rows in sequence order as the store's rows, and forgets those the store
-//! acknowledged (only if they did not change meanwhile). Polls are shipped
-//! after `meta.ship_polls`, the last poll id acknowledged. A row the
-//! retention window deletes before it was shipped is counted in
-//! `meta.ship_dropped`.
+//! changes connection rows (opened, a state, owners or counters, a close)
+//! takes the next sequence number (`meta.ship_seq`) and writes it into
+//! each row's `changed`, in the statement that already writes the row
+//! (no table, no index: nothing more for SQLite to keep). The store keeps
+//! the newest version of a row, and `changed` is that version.
+//!
+//! What the store acknowledged is one mark, `meta.ship_acked` (a
+//! sequence number and a row id): every row whose (`changed`, `id`) is at
+//! or below it. A row changed after it was shipped has a higher number,
+//! so it waits again. The shipper ([`Outbox`]) keeps what waits above the
+//! mark in memory, as the writer tells it after each transaction
+//! ([`Feed`]), and reads the file for it only when it does not know
+//! (started on a file, told too much to hold, or told nothing): the rows
+//! above the mark, oldest change first. Polls are shipped after
+//! `meta.ship_polls`, the last poll id acknowledged. A row the retention
+//! window deletes before it was shipped is counted in `meta.ship_dropped`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::vtab::array::Array;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+mod above;
+
+pub use above::Feed;
+pub(in crate::history) use above::{feed, Teller};
+use above::{Above, HELD};
 
 use super::columns::{COLUMNS, COLUMN_NAMES};
 use super::lines::{Fragments, Host, Line};
-use super::{codes, sqlite, Result};
+use crate::history::{codes, sqlite, Result};
 
-/// The outbox's table, made when shipping is turned on.
-pub(super) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS outbox (
-    connection INTEGER PRIMARY KEY,
-    seq        INTEGER NOT NULL,
-    since      INTEGER NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS outbox_seq ON outbox (seq, connection);";
+/// A file of version 5 kept what waited in a table: its rows' numbers go
+/// into `changed`, and what it did not hold was acknowledged.
+pub(super) const FROM_VERSION_5: &str = "
+UPDATE connection_rows SET changed = (SELECT seq FROM outbox o WHERE o.connection = connection_rows.id)
+    WHERE id IN (SELECT connection FROM outbox);
+INSERT OR REPLACE INTO meta (key, value) VALUES ('ship_acked', 0), ('ship_acked_id', 9223372036854775807);
+DROP TABLE outbox;";
 
-fn meta_int(tx: &Connection, key: &str) -> rusqlite::Result<i64> {
+fn meta_int(tx: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
     Ok(tx
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
             r.get::<_, Option<i64>>(0)
         })
         .optional()?
-        .flatten()
-        .unwrap_or(0))
+        .flatten())
 }
 
 fn set_meta_int(tx: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-        params![key, value],
-    )?;
+    tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+        .execute(params![key, value])?;
     Ok(())
 }
 
-/// Make the outbox; made now, it holds every connection of the file.
-pub(super) fn start(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<()> {
-    if outbox_exists(tx)? {
-        return Ok(());
-    }
-    tx.execute_batch(SCHEMA)?;
-    let seq = meta_int(tx, "ship_seq")? + 1;
-    set_meta_int(tx, "ship_seq", seq)?;
-    tx.execute(
-        "INSERT INTO outbox (connection, seq, since) SELECT id, ?1, ?2 FROM connections",
-        params![seq, now],
-    )?;
-    Ok(())
+/// The mark: every row at or below it was acknowledged. Never shipped:
+/// below every row.
+fn acked_mark(tx: &Connection) -> rusqlite::Result<(i64, i64)> {
+    Ok((
+        meta_int(tx, "ship_acked")?.unwrap_or(-1),
+        meta_int(tx, "ship_acked_id")?.unwrap_or(0),
+    ))
 }
 
-fn outbox_exists(tx: &Connection) -> rusqlite::Result<bool> {
-    tx.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'",
-        [],
-        |r| r.get(0),
-    )
+/// Shipping turned on: the first time in a file, every connection it
+/// holds waits. The sequence number the next transaction takes.
+pub(super) fn start(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    if meta_int(tx, "ship_acked")?.is_none() {
+        set_meta_int(tx, "ship_acked", -1)?;
+        set_meta_int(tx, "ship_acked_id", 0)?;
+    }
+    Ok(meta_int(tx, "ship_seq")?.unwrap_or(0) + 1)
 }
 
-/// Put the rows `ids` (changed by this transaction, at `now`) in the
-/// outbox under a new sequence number.
-pub(super) fn mark(tx: &Transaction<'_>, ids: &[i64], now: i64) -> rusqlite::Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let seq = meta_int(tx, "ship_seq")? + 1;
-    set_meta_int(tx, "ship_seq", seq)?;
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO outbox (connection, seq, since) VALUES (?1, ?2, ?3)
-         ON CONFLICT (connection) DO UPDATE SET seq = excluded.seq",
-    )?;
-    for id in ids {
-        stmt.execute(params![id, seq, now])?;
-    }
-    Ok(())
+/// The transaction of sequence `seq` changed rows (its statements wrote
+/// `seq` into their `changed`): the next one takes the next number.
+pub(super) fn mark(tx: &Transaction<'_>, seq: i64) -> rusqlite::Result<()> {
+    set_meta_int(tx, "ship_seq", seq)
 }
 
-/// The rows `ids` are deleted by the retention window: those still in the
-/// outbox were never shipped, and are counted.
+/// The rows `ids` are about to be deleted by the retention window: those
+/// above the mark were never shipped, and are counted.
 pub(super) fn expired(tx: &Transaction<'_>, ids: &[i64]) -> rusqlite::Result<u64> {
-    if !outbox_exists(tx)? {
+    if meta_int(tx, "ship_acked")?.is_none() {
         return Ok(0);
     }
+    let (seq, last) = acked_mark(tx)?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT count(*) FROM connection_rows WHERE id = ?1 AND (changed, id) > (?2, ?3)",
+    )?;
     let mut dropped = 0;
-    let mut stmt = tx.prepare_cached("DELETE FROM outbox WHERE connection = ?1")?;
     for id in ids {
-        dropped += stmt.execute([id])? as u64;
+        dropped += stmt.query_row(params![id, seq, last], |r| r.get::<_, i64>(0))? as u64;
     }
     if dropped > 0 {
-        let before = meta_int(tx, "ship_dropped")?;
+        let before = meta_int(tx, "ship_dropped")?.unwrap_or(0);
         set_meta_int(tx, "ship_dropped", before + dropped as i64)?;
     }
     Ok(dropped)
@@ -116,13 +114,13 @@ pub struct Batch {
     pub body: String,
     pub rows: usize,
     /// A batch of connections: their state changes, as the store's
-    /// `state_changes` rows (every change of each connection, sent again
-    /// with each of its versions: the store keeps each once).
+    /// `state_changes` rows (each change sent until the store acknowledged
+    /// it once).
     pub changes: String,
     pub change_rows: usize,
-    /// (seq, connection) of the last connection row, in the order the
-    /// batch was read: acknowledging forgets the rows up to it.
-    last_key: Option<(i64, i64)>,
+    /// (seq, connection) of the rows it was read for, in order:
+    /// acknowledging forgets them, and moves the mark to the last.
+    keys: Vec<(i64, i64)>,
     /// The state changes sent, by connection, and the connections sent
     /// closed.
     sent_changes: Vec<(i64, i64, String)>,
@@ -135,7 +133,7 @@ pub struct Batch {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Waiting {
     pub rows: u64,
-    /// When the oldest waiting row first changed (ms since the epoch).
+    /// When the oldest waiting row changed (ms since the epoch).
     pub oldest: Option<i64>,
     /// Rows the retention window deleted before they were shipped.
     pub dropped: u64,
@@ -154,25 +152,50 @@ pub struct Outbox {
     path: PathBuf,
     /// The state changes the store acknowledged, per connection still
     /// open, since this outbox was opened: a new version of a connection
-    /// sends only the changes not among them (they were sent again with
-    /// every version). Forgotten when its closed version is acknowledged;
-    /// a new outbox (a recorder started again) sends each once more, which
-    /// the store keeps once.
+    /// sends only the changes not among them. Forgotten when its closed
+    /// version is acknowledged; a new outbox (a recorder started again)
+    /// sends each once more, which the store keeps once.
     pub(super) shipped: HashMap<i64, Vec<(i64, String)>>,
+    feed: Option<Feed>,
+    above: Above,
 }
 
 impl Outbox {
+    /// The outbox of the file at `path`, which learns what waits by
+    /// reading the file (each time it has shipped what it knew).
     pub fn open(path: &Path) -> Result<Outbox> {
         let err = sqlite(path);
         let conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(&err)?;
-        conn.execute_batch(SCHEMA).map_err(&err)?;
+        rusqlite::vtab::array::load_module(&conn).map_err(&err)?;
+        let mark = acked_mark(&conn).map_err(&err)?;
         Ok(Outbox {
             conn,
             path: path.to_path_buf(),
             shipped: HashMap::new(),
+            feed: None,
+            above: Above {
+                mark,
+                held: HELD,
+                ..Above::default()
+            },
         })
+    }
+
+    /// Told by the file's writer what each transaction changed
+    /// ([`super::Writer::ship`]): the file is read for what waits once,
+    /// then only when more waited than it holds.
+    pub fn fed(mut self, feed: Feed) -> Outbox {
+        self.feed = Some(feed);
+        self
+    }
+
+    /// Holds at most `rows` in memory (tests; [`HELD`] otherwise).
+    #[cfg(test)]
+    pub(super) fn holding(mut self, rows: usize) -> Outbox {
+        self.above.held = rows.max(1);
+        self
     }
 
     /// (hostname, machine id, recorder id) as the file keeps them.
@@ -199,17 +222,30 @@ impl Outbox {
     /// `owner_commands`), the state changes (`state_times`, `states`), the
     /// workload ([`WORKLOAD_COLUMNS`](super::WORKLOAD_COLUMNS)), the host (`hostname`,
     /// `machine_id`, `boot_id`) and `version`.
-    pub fn connections(&self, limit: usize) -> Result<Batch> {
+    pub fn connections(&mut self, limit: usize) -> Result<Batch> {
         self.read_connections(limit).map_err(sqlite(&self.path))
     }
 
-    fn read_connections(&self, limit: usize) -> rusqlite::Result<Batch> {
-        // One snapshot for the three reads: the recorder may change the
-        // outbox between them.
+    fn read_connections(&mut self, limit: usize) -> rusqlite::Result<Batch> {
+        if let Some(feed) = &self.feed {
+            self.above.take(feed);
+        }
+        // One snapshot for every read: the recorder goes on writing.
         let tx = self.conn.unchecked_transaction()?;
+        if !self.above.all && self.above.keys.len() < limit {
+            self.above.read(&tx, self.feed.is_some())?;
+        }
+        let keys: Vec<(i64, i64)> = self.above.keys.iter().take(limit).copied().collect();
+        let ids: Array = Rc::new(keys.iter().map(|&(_, id)| Value::Integer(id)).collect());
         let host = self.host()?;
-        let batch = Self::read_batch(&tx, &host, &self.shipped, limit)?;
+        let (mut batch, found) = Self::read_batch(&tx, &host, &self.shipped, &ids)?;
         tx.finish()?;
+        // A row the retention window deleted meanwhile is not there: it
+        // waits no more (and was counted as dropped).
+        let (there, gone): (Vec<_>, Vec<_>) =
+            keys.into_iter().partition(|(_, id)| found.contains(id));
+        self.above.forget(&gone);
+        batch.keys = there;
         Ok(batch)
     }
 
@@ -217,38 +253,37 @@ impl Outbox {
         tx: &Transaction<'_>,
         host: &Host,
         shipped: &HashMap<i64, Vec<(i64, String)>>,
-        limit: usize,
-    ) -> rusqlite::Result<Batch> {
+        ids: &Array,
+    ) -> rusqlite::Result<(Batch, HashSet<i64>)> {
         let opening = host.opening();
-        let first = "(SELECT connection FROM outbox ORDER BY seq, connection LIMIT ?1) o";
+        let first = "rarray(?1) o";
         let mut owners: HashMap<i64, Vec<(i64, i64, String)>> = by_connection(
             tx,
             &format!(
-                "SELECT o.connection, w.pid, w.fd, w.command FROM {first} JOIN owners w ON w.connection = o.connection
-                 ORDER BY o.connection, w.pid, w.fd"
+                "SELECT o.value, w.pid, w.fd, w.command FROM {first} JOIN owners w ON w.connection = o.value
+                 ORDER BY o.value, w.pid, w.fd"
             ),
-            limit,
+            ids,
             |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         let mut states: HashMap<i64, Vec<(i64, String)>> = by_connection(
             tx,
             &format!(
-                "SELECT o.connection, s.at, s.state FROM {first} JOIN state_change_rows s ON s.connection = o.connection
-                 ORDER BY o.connection, s.at"
+                "SELECT o.value, s.at, s.state FROM {first} JOIN state_change_rows s ON s.connection = o.value
+                 ORDER BY o.value, s.at"
             ),
-            limit,
+            ids,
             |r| Ok((r.get(1)?, codes::STATE.name(r.get(2)?).into_owned())),
         )?;
         // The namespace, boot and workload by their ids: their members are
         // written once a batch ([`Fragments`]).
         let columns = raw_columns().replacen("n.inode, n.name", "c.netns, NULL", 1);
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {columns}, o.seq, c.boot, c.workload
-             FROM outbox o JOIN connection_rows c ON c.id = o.connection
-             ORDER BY o.seq, o.connection LIMIT ?1"
+            "SELECT {columns}, c.changed, c.boot, c.workload
+             FROM {first} CROSS JOIN connection_rows c ON c.id = o.value"
         ))?;
         let mut batch = Batch::default();
-        let mut rows = stmt.query([limit as i64])?;
+        let mut rows = stmt.query([ids])?;
         let n = COLUMN_NAMES.len();
         let at = |column: &str| {
             COLUMN_NAMES
@@ -261,10 +296,12 @@ impl Outbox {
         // The columns read as numbers, named here.
         let named: Vec<_> = COLUMN_NAMES.iter().map(|c| codes::names_of(c)).collect();
         let mut fragments = Fragments::default();
+        let mut found = HashSet::with_capacity(ids.len());
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let seq: i64 = r.get(n)?;
             let (boot, workload) = (r.get(n + 1)?, r.get(n + 2)?);
+            found.insert(id);
             fragments.read(tx, r.get(netns)?, boot, workload)?;
             let mut line = Line::new(&mut batch.body, &opening);
             for (i, (name, names)) in COLUMN_NAMES.iter().zip(&named).enumerate() {
@@ -305,9 +342,8 @@ impl Outbox {
                 batch.closed.push(id);
             }
             batch.rows += 1;
-            batch.last_key = Some((seq, id));
         }
-        Ok(batch)
+        Ok((batch, found))
     }
 
     /// Up to `limit` polls not shipped yet, as the store's `polls` rows.
@@ -317,7 +353,7 @@ impl Outbox {
 
     fn read_polls(&self, limit: usize) -> rusqlite::Result<Batch> {
         let opening = self.host()?.opening();
-        let after = meta_int(&self.conn, "ship_polls")?;
+        let after = meta_int(&self.conn, "ship_polls")?.unwrap_or(0);
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.id, p.at, b.boot_id, p.source, p.namespaces, p.sockets, p.opened, p.closed,
                     p.notifications, p.took_us, p.not_seen, p.interval_ms
@@ -351,26 +387,31 @@ impl Outbox {
         Ok(batch)
     }
 
-    /// The store has `batch`: forget its rows (those that did not change
-    /// meanwhile), or move past its polls.
+    /// The store has `batch`: forget its rows (a row changed since waits
+    /// under its new number) and move the mark past them, or past its
+    /// polls.
     pub fn acked(&mut self, batch: &Batch) -> Result<()> {
         let err = sqlite(&self.path);
+        let mut above = std::mem::take(&mut self.above);
+        above.acked(&batch.keys);
         let tx = self.conn.transaction().map_err(&err)?;
-        // The batch was the first rows in (seq, connection) order, and a
-        // row changed since has a new seq, above every one read: what is
-        // still at or below the batch's last key is the batch, unchanged.
-        if let Some((seq, id)) = batch.last_key {
-            tx.prepare_cached("DELETE FROM outbox WHERE (seq, connection) <= (?1, ?2)")
-                .and_then(|mut stmt| stmt.execute(params![seq, id]))
-                .map_err(&err)?;
-        }
-        if let Some(last) = batch.last_poll {
-            set_meta_int(&tx, "ship_polls", last).map_err(&err)?;
-        }
-        for (key, add) in [("ship_sent", batch.rows as i64), ("ship_batches", 1)] {
-            let before = meta_int(&tx, key).map_err(&err)?;
-            set_meta_int(&tx, key, before + add).map_err(&err)?;
-        }
+        let write = || -> rusqlite::Result<()> {
+            if !batch.keys.is_empty() {
+                set_meta_int(&tx, "ship_acked", above.mark.0)?;
+                set_meta_int(&tx, "ship_acked_id", above.mark.1)?;
+            }
+            if let Some(last) = batch.last_poll {
+                set_meta_int(&tx, "ship_polls", last)?;
+            }
+            for (key, add) in [("ship_sent", batch.rows as i64), ("ship_batches", 1)] {
+                let before = meta_int(&tx, key)?.unwrap_or(0);
+                set_meta_int(&tx, key, before + add)?;
+            }
+            said_waiting(&tx, &above)
+        };
+        let written = write();
+        self.above = above;
+        written.map_err(&err)?;
         tx.commit().map_err(&err)?;
         for (id, at, state) in &batch.sent_changes {
             self.shipped
@@ -385,32 +426,58 @@ impl Outbox {
     }
 
     /// What waits to be shipped, and what was shipped so far.
-    pub fn waiting(&self) -> Result<Waiting> {
-        status(&self.conn)
-            .map(Option::unwrap_or_default)
-            .map_err(sqlite(&self.path))
+    pub fn waiting(&mut self) -> Result<Waiting> {
+        let err = sqlite(&self.path);
+        if let Some(feed) = &self.feed {
+            self.above.take(feed);
+        }
+        if !self.above.all {
+            let tx = self.conn.unchecked_transaction().map_err(&err)?;
+            self.above.read(&tx, self.feed.is_some()).map_err(&err)?;
+            tx.finish().map_err(&err)?;
+        }
+        let mut waiting = status(&self.conn).map_err(&err)?.unwrap_or_default();
+        waiting.rows = self.above.rows();
+        waiting.oldest = self.above.oldest();
+        Ok(waiting)
     }
 
     /// A batch was refused or not answered: counted in the file.
     pub fn failed(&mut self) -> Result<()> {
-        let n = meta_int(&self.conn, "ship_failed").map_err(sqlite(&self.path))?;
-        set_meta_int(&self.conn, "ship_failed", n + 1).map_err(sqlite(&self.path))
+        let err = sqlite(&self.path);
+        if let Some(feed) = &self.feed {
+            self.above.take(feed);
+        }
+        let n = meta_int(&self.conn, "ship_failed").map_err(&err)?;
+        set_meta_int(&self.conn, "ship_failed", n.unwrap_or(0) + 1).map_err(&err)?;
+        said_waiting(&self.conn, &self.above).map_err(&err)
     }
 }
 
-/// The shipping status a file keeps (None: it was never shipped).
+/// What waits, as the shipper knows it, for the file's other readers
+/// ([`status`]).
+fn said_waiting(tx: &Connection, above: &Above) -> rusqlite::Result<()> {
+    set_meta_int(tx, "ship_waiting", above.rows() as i64)?;
+    match above.oldest() {
+        Some(at) => set_meta_int(tx, "ship_oldest", at),
+        None => tx
+            .execute("DELETE FROM meta WHERE key = 'ship_oldest'", [])
+            .map(drop),
+    }
+}
+
+/// The shipping status a file keeps (None: it was never shipped), as its
+/// shipper last said it.
 pub(super) fn status(conn: &Connection) -> rusqlite::Result<Option<Waiting>> {
-    if !outbox_exists(conn)? {
+    if meta_int(conn, "ship_acked")?.is_none() {
         return Ok(None);
     }
-    let (rows, oldest): (i64, Option<i64>) =
-        conn.query_row("SELECT count(*), min(since) FROM outbox", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    let count = |key: &str| -> rusqlite::Result<u64> { Ok(meta_int(conn, key)?.max(0) as u64) };
+    let count = |key: &str| -> rusqlite::Result<u64> {
+        Ok(meta_int(conn, key)?.unwrap_or(0).max(0) as u64)
+    };
     Ok(Some(Waiting {
-        rows: rows as u64,
-        oldest,
+        rows: count("ship_waiting")?,
+        oldest: meta_int(conn, "ship_oldest")?,
         dropped: count("ship_dropped")?,
         sent: count("ship_sent")?,
         batches: count("ship_batches")?,
@@ -428,16 +495,16 @@ fn raw_columns() -> String {
     view_times.replace("c.last_seen", "(c.first_seen + c.last_seen)")
 }
 
-/// The rows of `sql` (given `limit`; its first column a connection's id)
-/// by connection, each as `item` reads it.
+/// The rows of `sql` (its first column a connection's id) by connection,
+/// each as `item` reads it.
 fn by_connection<T>(
     tx: &Transaction<'_>,
     sql: &str,
-    limit: usize,
+    ids: &Array,
     item: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<HashMap<i64, Vec<T>>> {
     let mut stmt = tx.prepare_cached(sql)?;
-    let mut rows = stmt.query([limit as i64])?;
+    let mut rows = stmt.query([ids])?;
     let mut out: HashMap<i64, Vec<T>> = HashMap::new();
     while let Some(r) = rows.next()? {
         out.entry(r.get(0)?).or_default().push(item(r)?);

@@ -1,0 +1,250 @@
+//! What waits above the mark, as a shipper knows it: what its writer
+//! told it ([`Feed`]), held in memory up to a bound, and the file read
+//! again when that is not everything.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+
+use rusqlite::{params, Connection};
+
+/// The rows a shipper keeps in memory, at most: beyond, it reads the file
+/// again for the next ones when these are shipped.
+pub(super) const HELD: usize = 200_000;
+
+/// Transactions told to the shipper and not taken yet, at most: beyond,
+/// the writer does not wait, and the shipper reads the file instead.
+const TOLD: usize = 4096;
+
+/// What a writer tells its shipper after each transaction: the rows it
+/// changed ([`crate::history::Writer::ship`]).
+#[derive(Debug)]
+pub struct Feed {
+    told: Receiver<Told>,
+    /// The writer could not tell everything (the shipper did not take it
+    /// in time): what is above the mark is read from the file again.
+    missed: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+pub(in crate::history) struct Teller {
+    told: SyncSender<Told>,
+    missed: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct Told {
+    seq: i64,
+    at: i64,
+    ids: Vec<i64>,
+}
+
+/// A writer's feed to its shipper, and the writer's end of it.
+pub(in crate::history) fn feed() -> (Teller, Feed) {
+    let (told, taken) = std::sync::mpsc::sync_channel(TOLD);
+    let missed = Arc::new(AtomicBool::new(false));
+    (
+        Teller {
+            told,
+            missed: missed.clone(),
+        },
+        Feed {
+            told: taken,
+            missed,
+        },
+    )
+}
+
+impl Teller {
+    /// The transaction `seq` (at `at`) changed the rows `ids` (committed).
+    pub(in crate::history) fn tell(&self, seq: i64, at: i64, ids: Vec<i64>) {
+        match self.told.try_send(Told { seq, at, ids }) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(_)) => self.missed.store(true, Ordering::SeqCst),
+        }
+    }
+}
+
+/// What waits above the mark, as the shipper knows it.
+#[derive(Debug, Default)]
+pub(super) struct Above {
+    /// (seq, connection), oldest change first; each connection once, under
+    /// its latest number.
+    pub(super) keys: BTreeSet<(i64, i64)>,
+    pub(super) seq_of: HashMap<i64, i64>,
+    /// When each transaction above the mark was (ms since the epoch).
+    pub(super) times: BTreeMap<i64, i64>,
+    /// `keys` holds every row above the mark (false: those beyond it are
+    /// found by reading the file again).
+    pub(super) all: bool,
+    /// Rows above the mark not in `keys` (as of the last reading of the
+    /// file, and those told since), when not `all`.
+    pub(super) beyond: u64,
+    pub(super) mark: (i64, i64),
+    /// Rows held at most ([`HELD`]).
+    pub(super) held: usize,
+}
+
+impl Above {
+    pub(super) fn add(&mut self, key: (i64, i64), at: i64) {
+        let (seq, id) = key;
+        if key <= self.mark || self.seq_of.get(&id).is_some_and(|&s| s >= seq) {
+            return;
+        }
+        if let Some(old) = self.seq_of.insert(id, seq) {
+            self.keys.remove(&(old, id));
+        }
+        self.keys.insert(key);
+        let t = self.times.entry(seq).or_insert(at);
+        *t = (*t).min(at);
+    }
+
+    /// What was told since: kept while everything above the mark is held
+    /// (and within [`HELD`]); else left to the next reading of the file.
+    pub(super) fn take(&mut self, feed: &Feed) {
+        while let Ok(told) = feed.told.try_recv() {
+            if !self.all {
+                self.beyond += told.ids.len() as u64;
+                continue;
+            }
+            for id in told.ids {
+                self.add((told.seq, id), told.at);
+            }
+        }
+        // Looked at after the feed was read: a transaction the writer could
+        // not tell came after every one read. What is held may then miss
+        // rows below others it holds: the file is read again, from the mark.
+        if feed.missed.swap(false, Ordering::SeqCst) {
+            self.all = false;
+            self.beyond += self.keys.len() as u64;
+            self.keys.clear();
+            self.seq_of.clear();
+        }
+        if self.all && self.keys.len() > self.held {
+            self.all = false;
+            while self.keys.len() > self.held {
+                if let Some((_, id)) = self.keys.pop_last() {
+                    self.seq_of.remove(&id);
+                    self.beyond += 1;
+                }
+            }
+        }
+    }
+
+    /// The file's rows above the mark, oldest change first, up to
+    /// [`HELD`]; `fed`: what the writer tells from now on is kept.
+    pub(super) fn read(&mut self, tx: &Connection, fed: bool) -> rusqlite::Result<()> {
+        self.keys.clear();
+        self.seq_of.clear();
+        let mut stmt = tx.prepare_cached(
+            "SELECT changed, id, first_seen + coalesce(closed_at, last_seen) FROM connection_rows
+             WHERE (changed, id) > (?1, ?2) ORDER BY changed, id LIMIT ?3",
+        )?;
+        let mut rows = stmt.query(params![self.mark.0, self.mark.1, self.held as i64 + 1])?;
+        let mut more = false;
+        while let Some(r) = rows.next()? {
+            if self.keys.len() == self.held {
+                more = true;
+                break;
+            }
+            self.add((r.get(0)?, r.get(1)?), r.get(2)?);
+        }
+        self.beyond = 0;
+        if more {
+            let (seq, id) = self.mark;
+            self.beyond = tx.query_row(
+                "SELECT count(*) FROM connection_rows WHERE (changed, id) > (?1, ?2)",
+                params![seq, id],
+                |r| r.get::<_, i64>(0),
+            )? as u64
+                - self.held as u64;
+        }
+        self.all = fed && !more;
+        Ok(())
+    }
+
+    pub(super) fn forget(&mut self, keys: &[(i64, i64)]) {
+        for &(seq, id) in keys {
+            if self.keys.remove(&(seq, id)) {
+                self.seq_of.remove(&id);
+            }
+        }
+    }
+
+    /// The store has the rows `keys` (in order): forgotten, and the mark
+    /// moved to the last.
+    pub(super) fn acked(&mut self, keys: &[(i64, i64)]) {
+        self.forget(keys);
+        if let Some(&last) = keys.iter().max() {
+            self.mark = self.mark.max(last);
+        }
+        let mark = self.mark.0;
+        self.times.retain(|&seq, _| seq > mark);
+    }
+
+    pub(super) fn rows(&self) -> u64 {
+        self.keys.len() as u64 + self.beyond
+    }
+
+    pub(super) fn oldest(&self) -> Option<i64> {
+        let (seq, _) = self.keys.first()?;
+        self.times.get(seq).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holding_all(held: usize) -> Above {
+        Above {
+            held,
+            all: true,
+            mark: (-1, 0),
+            ..Above::default()
+        }
+    }
+
+    /// A transaction the writer could not tell (the feed full) may have
+    /// changed rows below others held: nothing held is shipped before the
+    /// file is read again.
+    #[test]
+    fn a_transaction_not_told_makes_the_file_read_again() {
+        let (teller, feed) = feed();
+        let mut above = holding_all(100_000);
+        teller.tell(1, 10, vec![7]);
+        above.take(&feed);
+        assert_eq!(above.keys.iter().collect::<Vec<_>>(), [&(1, 7)]);
+        assert_eq!(above.oldest(), Some(10));
+        for seq in 2..(TOLD as i64 + 3) {
+            teller.tell(seq, 10, vec![seq + 1000]);
+        }
+        above.take(&feed);
+        assert!(!above.all && above.keys.is_empty(), "{above:?}");
+        assert_eq!(above.rows(), TOLD as u64 + 1);
+    }
+
+    /// A row told again waits once, under its last number; what is at or
+    /// below the mark is not held; beyond what it holds, the highest go.
+    #[test]
+    fn each_row_is_held_once_under_its_last_number() {
+        let (teller, feed) = feed();
+        let mut above = holding_all(3);
+        above.mark = (1, 9);
+        teller.tell(1, 0, vec![5, 9]);
+        teller.tell(2, 0, vec![5, 6]);
+        teller.tell(3, 0, vec![6]);
+        above.take(&feed);
+        let held: Vec<_> = above.keys.iter().copied().collect();
+        assert_eq!(held, [(2, 5), (3, 6)]);
+        teller.tell(4, 0, vec![1, 2]);
+        above.take(&feed);
+        let held: Vec<_> = above.keys.iter().copied().collect();
+        assert_eq!(held, [(2, 5), (3, 6), (4, 1)]);
+        assert!(!above.all);
+        assert_eq!(above.rows(), 4);
+        above.acked(&[(2, 5), (3, 6)]);
+        assert_eq!(above.mark, (3, 6));
+    }
+}

@@ -1,0 +1,315 @@
+//! Shipping from the file: what waits (each row's `changed` above the
+//! store's mark), what a batch carries, what an acknowledgement forgets,
+//! the writer's feed and the file read when the feed is not enough.
+
+use super::*;
+
+/// What waits in the file, as docs/history.md counts it.
+fn waiting_in(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM connection_rows
+             WHERE (changed, id) > ((SELECT value FROM meta WHERE key = 'ship_acked'),
+                                    (SELECT value FROM meta WHERE key = 'ship_acked_id'))",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// The ports of a batch's lines.
+fn ports(batch: &Batch) -> Vec<i64> {
+    let mut out: Vec<i64> = batch
+        .body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["local_port"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// Fed by its writer, the outbox reads the file once, then ships each
+/// change once as the writer tells it; what it read and was not
+/// acknowledged is there again for the next recorder.
+#[test]
+fn a_fed_outbox_ships_each_change_once() {
+    let path = scratch("ship-fed");
+    let mut r = Recorder::open(&path);
+    // Rows from before shipping was on wait too.
+    r.poll(&[socket(40300, State::Established, 1)], T, &[]);
+    let feed = r.writer.ship().unwrap();
+    let mut outbox = Outbox::open(&path).unwrap().fed(feed);
+    let (a, b) = (
+        socket(40300, State::Established, 1),
+        socket(40301, State::Established, 2),
+    );
+    r.poll(&[a.clone(), b.clone()], T + 5000, &[]);
+    assert_eq!(waiting_in(&path), 2);
+    let first = outbox.connections(100).unwrap();
+    assert_eq!(ports(&first), [40300, 40301]);
+    outbox.acked(&first).unwrap();
+    assert_eq!((waiting_in(&path), outbox.waiting().unwrap().rows), (0, 0));
+    // Nothing changed: nothing to ship.
+    r.poll(&[a.clone(), b.clone()], T + 10_000, &[]);
+    assert_eq!(outbox.connections(100).unwrap().rows, 0);
+    let mut b_later = b.clone();
+    b_later.socket.state = State::FinWait1;
+    r.poll(&[a.clone(), b_later.clone()], T + 15_000, &[]);
+    assert_eq!(outbox.waiting().unwrap().rows, 1);
+    let second = outbox.connections(100).unwrap();
+    assert_eq!(ports(&second), [40301]);
+    assert!(second.body.contains("FIN_WAIT1"), "{}", second.body);
+    // The recorder stops before the store answers: a new one ships it.
+    drop((outbox, r));
+    assert_eq!(waiting_in(&path), 1);
+    let mut r = Recorder::open(&path);
+    let feed = r.writer.ship().unwrap();
+    let mut outbox = Outbox::open(&path).unwrap().fed(feed);
+    let again = outbox.connections(100).unwrap();
+    assert_eq!(ports(&again), [40301]);
+    outbox.acked(&again).unwrap();
+    assert_eq!(waiting_in(&path), 0);
+    let status = Reader::open(&path).unwrap().shipping().unwrap().unwrap();
+    assert_eq!((status.rows, status.sent, status.batches), (0, 3, 2));
+}
+
+/// An outbox that holds fewer rows than wait ships those it holds, then
+/// reads the next from the file; what the writer told meanwhile is found
+/// there. Every row is shipped, and none twice.
+#[test]
+fn an_outbox_that_holds_less_than_waits_reads_the_rest_from_the_file() {
+    let path = scratch("ship-held");
+    let mut r = Recorder::open(&path);
+    let feed = r.writer.ship().unwrap();
+    let mut outbox = Outbox::open(&path).unwrap().fed(feed).holding(2);
+    let sockets: Vec<DiagSocket> = (0..5)
+        .map(|i| socket(40400 + i, State::Established, 10 + u64::from(i)))
+        .collect();
+    r.poll(&sockets, T, &[]);
+    let mut shipped = Vec::new();
+    for round in 0..10 {
+        if round == 1 {
+            // Told while the outbox does not hold everything.
+            let mut more = sockets.clone();
+            more.push(socket(40405, State::Established, 20));
+            r.poll(&more, T + 5000, &[]);
+        }
+        let batch = outbox.connections(100).unwrap();
+        if batch.rows == 0 {
+            break;
+        }
+        assert!(batch.rows <= 2, "{}", batch.body);
+        shipped.extend(ports(&batch));
+        outbox.acked(&batch).unwrap();
+    }
+    shipped.sort_unstable();
+    assert_eq!(shipped, (40400..40406).collect::<Vec<i64>>());
+    assert_eq!(waiting_in(&path), 0);
+}
+
+/// A file of version 5 kept what waited in an `outbox` table: taken up,
+/// those rows wait, and the others were acknowledged.
+#[test]
+fn a_version_5_outbox_is_taken_up() {
+    let path = scratch("ship-v5");
+    let mut r = Recorder::open(&path);
+    r.poll(
+        &[
+            socket(40500, State::Established, 1),
+            socket(40501, State::Established, 2),
+        ],
+        T,
+        &[],
+    );
+    drop(r);
+    rusqlite::Connection::open(&*path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE outbox (connection INTEGER PRIMARY KEY, seq INTEGER NOT NULL, since INTEGER NOT NULL) STRICT;
+             INSERT INTO outbox SELECT id, 7, 0 FROM connection_rows WHERE local_port = 40501;
+             INSERT OR REPLACE INTO meta VALUES ('ship_seq', 7);
+             ALTER TABLE connection_rows DROP COLUMN changed;
+             PRAGMA user_version = 5;",
+        )
+        .unwrap();
+    let mut r = Recorder::open(&path);
+    assert_eq!(waiting_in(&path), 1);
+    let feed = r.writer.ship().unwrap();
+    let mut outbox = Outbox::open(&path).unwrap().fed(feed);
+    let batch = outbox.connections(100).unwrap();
+    assert_eq!(ports(&batch), [40501]);
+    assert!(batch.body.contains("\"version\":7"), "{}", batch.body);
+    outbox.acked(&batch).unwrap();
+    // The next transaction's number is above the file's last.
+    r.poll(&[socket(40502, State::Established, 3)], T + 5000, &[]);
+    let next = outbox.connections(100).unwrap();
+    assert!(next.body.contains("\"version\":8"), "{}", next.body);
+}
+
+/// A new version of a connection ships only the state changes the
+/// store has not acknowledged; one not acknowledged is sent again, and
+/// a new outbox sends every change once more.
+#[test]
+fn a_state_change_is_shipped_until_acknowledged_then_not_again() {
+    let path = scratch("ship-changes");
+    let mut r = Recorder::open(&path);
+    r.writer.ship().unwrap();
+    let t = 1_800_000_010_000;
+    r.poll(&[socket(40000, State::Established, 7)], t, &[]);
+    let mut outbox = Outbox::open(&path).unwrap();
+    let first = outbox.connections(100).unwrap();
+    assert_eq!(first.rows, 1);
+    // Open: its NULL members (closed_at, closed_by) are left out.
+    assert!(!first.body.contains("closed_"), "{}", first.body);
+    outbox.acked(&first).unwrap();
+    r.poll(&[socket(40000, State::FinWait1, 7)], t + 5000, &[]);
+    let second = outbox.connections(100).unwrap();
+    assert_eq!((second.rows, second.change_rows), (1, 1));
+    assert!(second.changes.contains("FIN_WAIT1"), "{}", second.changes);
+    outbox.acked(&second).unwrap();
+    r.poll(&[socket(40000, State::FinWait2, 7)], t + 10_000, &[]);
+    let third = outbox.connections(100).unwrap();
+    assert_eq!((third.rows, third.change_rows), (1, 1), "{}", third.changes);
+    assert!(third.changes.contains("FIN_WAIT2"), "{}", third.changes);
+    // Every change is still in the row itself.
+    assert!(third.body.contains("FIN_WAIT1") && third.body.contains("FIN_WAIT2"));
+    // Not acknowledged: the same again; a new outbox: both changes.
+    assert_eq!(outbox.connections(100).unwrap().change_rows, 1);
+    let fresh = Outbox::open(&path).unwrap().connections(100).unwrap();
+    assert_eq!(fresh.change_rows, 2);
+    outbox.acked(&third).unwrap();
+    // Closed: its last version acknowledged, it is forgotten.
+    r.poll(&[], t + 15_000, &[]);
+    r.poll(&[], t + 20_000, &[]);
+    let last = outbox.connections(100).unwrap();
+    assert_eq!(last.rows, 1);
+    assert!(last.body.contains("\"closed_at\":"), "{}", last.body);
+    outbox.acked(&last).unwrap();
+    assert!(outbox.shipped.is_empty(), "{:?}", outbox.shipped);
+}
+
+/// The shipper reads the rows without the view, naming their numbers
+/// itself: every column it ships says what the view says (open, closed,
+/// in TIME_WAIT, an unknown state and timer).
+#[test]
+fn shipped_rows_say_what_the_view_says() {
+    let path = scratch("ship-view");
+    let mut r = Recorder::open(&path);
+    r.writer.ship().unwrap();
+    let open = socket(40200, State::Established, 1);
+    let closing = socket(40201, State::Established, 2);
+    let mut odd = socket(40202, State::Other(0x0e), 3);
+    odd.socket.timer.kind = crate::model::TimerKind::Other(7);
+    r.poll(&[open.clone(), closing.clone(), odd.clone()], T, &[]);
+    let tw = socket(40201, State::TimeWait, 2);
+    r.poll(&[open.clone(), tw, odd.clone()], T + 5000, &[]);
+    // One of a named namespace, with a workload.
+    let mut dressed = EntryBuf::dumped(socket(40203, State::Established, 4));
+    dressed.namespace = Some(std::sync::Arc::new(crate::model::Namespace {
+        inode: 4_026_532_999,
+        name: Some("blue".into()),
+        pid: None,
+        path: None,
+        pod: None,
+    }));
+    dressed.workload = Some(std::sync::Arc::new(crate::model::Workload {
+        cgroup: "/system.slice/web.service".into(),
+        unit: Some("web.service".into()),
+        slice: Some("system.slice".into()),
+        ..Default::default()
+    }));
+    let sockets = vec![EntryBuf::dumped(open.clone()), dressed];
+    r.poll_entries(Snapshot::of(sockets), T + 10_000, &[]);
+    let batch = Outbox::open(&path).unwrap().connections(100).unwrap();
+    assert_eq!(batch.rows, 4);
+    let db = rusqlite::Connection::open(&*path).unwrap();
+    let sql = format!(
+        "SELECT {} FROM connections c JOIN namespaces n ON n.id = c.netns WHERE c.id = ?1",
+        columns::COLUMNS
+    );
+    for line in batch.body.lines() {
+        let shipped: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = shipped["id"].as_i64().unwrap();
+        db.query_row(&sql, [id], |row| {
+            for (i, name) in COLUMN_NAMES.iter().enumerate() {
+                let view = match row.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => serde_json::Value::Null,
+                    rusqlite::types::ValueRef::Integer(n) => n.into(),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        String::from_utf8_lossy(t).into_owned().into()
+                    }
+                    other => panic!("{name}: {other:?}"),
+                };
+                assert_eq!(shipped[*name], view, "{name} of {line}");
+            }
+            Ok(())
+        })
+        .unwrap();
+        // The boot's and the workload's members, as their tables say.
+        let with = "SELECT b.boot_id, w.cgroup, w.unit, w.slice, w.runtime, w.container_id, w.container_name,
+                w.pod_namespace, w.pod_name, w.pod_uid
+            FROM connection_rows c JOIN boots b ON b.id = c.boot LEFT JOIN workloads w ON w.id = c.workload
+            WHERE c.id = ?1";
+        db.query_row(with, [id], |row| {
+            let names = ["boot_id"].iter().chain(&WORKLOAD_COLUMNS);
+            for (i, name) in names.enumerate() {
+                let value: Option<String> = row.get(i)?;
+                assert_eq!(shipped[*name], serde_json::json!(value), "{name} of {line}");
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    let dressed = batch.body.lines().find(|l| l.contains("\"blue\"")).unwrap();
+    for member in [
+        "\"netns\":4026532999",
+        "\"unit\":\"web.service\"",
+        "\"boot_id\":\"",
+    ] {
+        assert!(dressed.contains(member), "{member} in {dressed}");
+    }
+    for text in ["UNKNOWN(0x0e)", "unknown(7)", "TIME_WAIT", "ESTABLISHED"] {
+        assert!(batch.body.contains(text), "{text} in {}", batch.body);
+    }
+}
+
+/// An acknowledgement forgets the rows of its batch only: not those
+/// beyond its limit, nor one that changed after the batch was read.
+#[test]
+fn an_acknowledgement_forgets_its_batch_and_nothing_else() {
+    let path = scratch("ship-ack");
+    let mut r = Recorder::open(&path);
+    r.writer.ship().unwrap();
+    let (a, b, c) = (
+        socket(40100, State::Established, 1),
+        socket(40101, State::Established, 2),
+        socket(40102, State::Established, 3),
+    );
+    r.poll(&[a.clone(), b.clone(), c.clone()], T, &[]);
+    let mut outbox = Outbox::open(&path).unwrap();
+    let waiting = |outbox: &mut Outbox| outbox.waiting().unwrap().rows;
+    let batch = outbox.connections(2).unwrap();
+    assert_eq!(batch.rows, 2);
+    // One of the batch's rows changes before the store answers.
+    let mut a_later = a.clone();
+    a_later.socket.state = State::FinWait1;
+    r.poll(&[a_later, b.clone(), c.clone()], T + 5000, &[]);
+    outbox.acked(&batch).unwrap();
+    // Left: the row beyond the limit and the changed one.
+    assert_eq!(waiting(&mut outbox), 2);
+    let rest = outbox.connections(10).unwrap();
+    assert_eq!(rest.rows, 2);
+    assert!(rest.body.contains("FIN_WAIT1"), "{}", rest.body);
+    assert!(
+        rest.body.contains(":40102") || rest.body.contains("40102"),
+        "{}",
+        rest.body
+    );
+    outbox.acked(&rest).unwrap();
+    assert_eq!(waiting(&mut outbox), 0);
+}
