@@ -7,7 +7,7 @@
 #   sudo bench/fleet.sh [RATE] [SECONDS] [BACKLOG_MIN] [HOURS]
 #                                            (default: 500 60 10 24)
 #   (ONLY_CPU=1 stops after step 1; the backlog is made in a history file
-#   of version 5, docs/history.md)
+#   of version 6, docs/history.md)
 #
 # 1. RATE connections opened and closed a second (bench/churn_at_rate.py)
 #    beside 1,000 held: the recorder's CPU over SECONDS without shipping

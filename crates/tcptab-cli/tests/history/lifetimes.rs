@@ -351,7 +351,10 @@ fn sqlite3_agrees_and_the_docs_queries_run(db: &Path, m: &Moments, mid: &[Value]
 /// The SQL blocks of a document (```sql ... ```).
 fn examples(doc: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut rest = doc;
+    let section = doc
+        .find("## Querying the file directly")
+        .expect("docs/history.md's section of example queries");
+    let mut rest = &doc[section..];
     while let Some(start) = rest.find("```sql\n") {
         let body = &rest[start + 7..];
         let end = body.find("```").unwrap();
