@@ -12,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# BIN=path runs that build instead of this tree's (a build before a change).
 build() {
+  if [ -n "${BIN:-}" ]; then bin=$BIN; return; fi
   cargo build --release -q -p tcptab-cli
   bin=$PWD/target/release/tcptab
 }

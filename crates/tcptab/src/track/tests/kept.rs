@@ -124,3 +124,46 @@ fn counters_keep_their_highest_value() {
     assert_eq!(ended.conn.counters.bytes_acked, Some(5000));
     assert_eq!(ended.conn.counters.bytes_received, Some(7000));
 }
+
+/// A TIME_WAIT seen again by later polls tells nothing, keeps the owner
+/// of its connection, and takes its timer: it ends when its last timer
+/// said, not its first.
+#[test]
+fn a_time_wait_seen_again_takes_its_timer_and_tells_nothing() {
+    let (mut t, mut out) = tracker();
+    let owner = Owners::Owned(
+        vec![Owner {
+            pid: 4242,
+            command: "client".into(),
+            fd: 3,
+        }]
+        .into(),
+    );
+    let owned =
+        EntryBuf::dumped(dumped(40008, State::Established, 8)).with_owners(Some(owner.clone()));
+    let tw = |timer_ms: u32| {
+        let mut d = dumped(40008, State::TimeWait, 8);
+        d.diag.timer_ms = timer_ms;
+        EntryBuf::dumped(d).with_owners(Some(Owners::NoProcess))
+    };
+    t.polled(&Snapshot::of(vec![owned]), T, &mut out);
+    t.polled(&Snapshot::of(vec![tw(60_000)]), T + 1000, &mut out);
+    let told = out.len();
+    t.polled(&Snapshot::of(vec![tw(59_000)]), T + 2000, &mut out);
+    t.polled(&Snapshot::of(vec![tw(40_000)]), T + 3000, &mut out);
+    assert_eq!(out.len(), told, "{:#?}", &out[told..]);
+    let conn = t.conns().next().unwrap();
+    assert_eq!(conn.entry.diag.as_ref().unwrap().timer_ms, 40_000);
+    assert_eq!(conn.entry.owners, Some(owner.clone()));
+    assert_eq!(conn.last_seen, T + 3000);
+    t.polled(&Snapshot::of(vec![]), T + 70_000, &mut out);
+    let ended = out
+        .iter()
+        .find(|e| matches!(e.change, Change::Ended { .. }))
+        .unwrap();
+    assert_eq!(
+        (ended.change, ended.at),
+        (Change::Ended { by: End::Expired }, T + 43_000)
+    );
+    assert_eq!(ended.conn.entry.owners, Some(owner));
+}

@@ -9,7 +9,7 @@ use super::{
     best_owners, emit, ends, fingerprint, released, timer_ms, Ends, Phase, Tracked, Tracker,
     ENDS_POLLS,
 };
-use crate::model::{canonical, EntryBuf, RowKind, State};
+use crate::model::{canonical, EntryBuf, Owners, RowKind, State};
 use crate::query::Snapshot;
 use crate::track::{Change, Conn, Counters, End, Event};
 
@@ -220,6 +220,16 @@ impl Tracker {
         t.missing_since = None;
         t.conn.last_seen = t.conn.last_seen.max(at);
         t.conn.seen_by_poll = true;
+        if t.phase == Phase::TimeWait && same_time_wait(&t.conn.entry, buf) {
+            // Only its timer moved: nothing to merge, compare or tell (a
+            // churn's TIME_WAITs are most of what a poll lists again).
+            t.expires = Some(at + timer_ms(&entry));
+            t.conn.entry.socket.timer = buf.socket.timer;
+            if let (Some(d), Some(now)) = (t.conn.entry.diag.as_mut(), buf.diag.as_ref()) {
+                d.timer_ms = now.timer_ms;
+            }
+            return;
+        }
         let from = t.conn.entry.socket.state;
         let mut changed_at = at;
         if entry.socket.kind == RowKind::TimeWait {
@@ -283,4 +293,35 @@ impl Tracker {
         }
         self.end(id, end, by, out);
     }
+}
+
+/// `now` is the TIME_WAIT `before` was, its timer aside: the same socket
+/// in every field, owners that add nothing to those kept (a TIME_WAIT has
+/// no process), no workload, the same namespace. A look of it would change
+/// nothing but the timer.
+fn same_time_wait(before: &EntryBuf, now: &EntryBuf) -> bool {
+    let (b, n) = (&before.socket, &now.socket);
+    n.kind == RowKind::TimeWait
+        && b.kind == RowKind::TimeWait
+        && crate::model::Socket {
+            timer: b.timer,
+            ..*n
+        } == *b
+        && match (&before.owners, &now.owners) {
+            (_, None) => true,
+            // What `best_owners` keeps.
+            (Some(b), Some(n)) => !matches!(n, Owners::Owned(_)) && (b == n || b.rank() > n.rank()),
+            (None, Some(_)) => false,
+        }
+        && now.workload.is_none()
+        && now.source == before.source
+        && now.peer_pod == before.peer_pod
+        && now.namespace.as_ref().map(|n| n.inode) == before.namespace.as_ref().map(|n| n.inode)
+        && match (&before.diag, &now.diag) {
+            (Some(b), Some(n)) => {
+                b.cookie == n.cookie && b.tcp_info.is_none() && n.tcp_info.is_none()
+            }
+            (None, None) => true,
+            _ => false,
+        }
 }
