@@ -5,7 +5,7 @@
 //! by side and the caller only decodes and writes, on the other core.
 
 use std::io;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use super::transport::{NetlinkSocket, Transport};
 use super::wire::{messages, View, NLMSG_DONE, NLMSG_ERROR};
@@ -14,10 +14,18 @@ use super::wire::{messages, View, NLMSG_DONE, NLMSG_ERROR};
 /// ahead may take, whatever the table's size.
 pub const AHEAD: usize = 64;
 
+/// The size of each datagram buffer: a netlink dump's datagrams are at
+/// most this long.
+const DATAGRAM: usize = 64 * 1024;
+
 /// A dump request sent by a thread of its own, its answer queued.
 #[derive(Debug)]
 pub struct Prefetch {
-    datagrams: Receiver<io::Result<Vec<u8>>>,
+    /// Each datagram in a buffer of [`DATAGRAM`] bytes, with its length.
+    datagrams: Receiver<io::Result<(Vec<u8>, usize)>>,
+    /// Buffers read, given back to the thread to receive into again (not
+    /// allocated and cleared anew for every datagram).
+    spare: SyncSender<Vec<u8>>,
 }
 
 impl Prefetch {
@@ -26,6 +34,7 @@ impl Prefetch {
     /// [`AHEAD`] datagrams ahead of the reader.
     pub fn start(mut socket: NetlinkSocket, request: Vec<u8>) -> io::Result<Prefetch> {
         let (tx, datagrams) = sync_channel(AHEAD);
+        let (spare, spares) = sync_channel::<Vec<u8>>(AHEAD + 2);
         std::thread::Builder::new()
             .name("dump-ahead".into())
             .spawn(move || {
@@ -34,20 +43,21 @@ impl Prefetch {
                     return;
                 }
                 loop {
-                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut buf = spares.try_recv().unwrap_or_else(|_| vec![0u8; DATAGRAM]);
                     let got = socket.recv(&mut buf).map(|len| {
-                        buf.truncate(len.min(buf.len()));
-                        buf.shrink_to_fit();
-                        buf
+                        let len = len.min(buf.len());
+                        (buf, len)
                     });
-                    let last = got.as_ref().map_or(true, |b| b.is_empty() || ends(b));
+                    let last = got
+                        .as_ref()
+                        .map_or(true, |(b, len)| *len == 0 || ends(&b[..*len]));
                     // The reader went away: nothing more to do.
                     if tx.send(got).is_err() || last {
                         return;
                     }
                 }
             })?;
-        Ok(Prefetch { datagrams })
+        Ok(Prefetch { datagrams, spare })
     }
 }
 
@@ -70,8 +80,11 @@ impl Transport for Prefetch {
                 "the read-ahead thread stopped",
             )
         })??;
-        let n = datagram.len().min(buf.len());
+        let (datagram, len) = datagram;
+        let n = len.min(buf.len());
         buf[..n].copy_from_slice(&datagram[..n]);
-        Ok(datagram.len())
+        // Full (the thread ended, or enough are spare): dropped.
+        let _ = self.spare.try_send(datagram);
+        Ok(len)
     }
 }
