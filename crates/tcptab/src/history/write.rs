@@ -220,7 +220,13 @@ impl Writer {
         let tx = self.conn.transaction().map_err(&err)?;
         // An earlier recorder killed left its last poll in `open_seen`.
         tx.execute_batch(SETTLE).map_err(&err)?;
-        close_earlier_boots(&tx, self.boot).map_err(&err)?;
+        // Closed by the restart: shipped as any change is, in a file shipped
+        // from (whether or not this recorder ships).
+        let seq = super::outbox::next_seq(&tx).map_err(&err)?;
+        let rebooted = close_earlier_boots(&tx, self.boot, seq).map_err(&err)?;
+        if let Some(seq) = seq.filter(|_| !rebooted.is_empty()) {
+            super::outbox::mark(&tx, seq).map_err(&err)?;
+        }
         let last_poll: Option<i64> = tx
             .query_row(
                 "SELECT max(at) FROM polls WHERE boot = ?1",
@@ -313,6 +319,10 @@ impl Writer {
         // The namespaces' row ids, looked up again by the first poll.
         self.namespaces.clear();
         tx.commit().map_err(&err)?;
+        if let Some((seq, teller)) = self.ship.as_mut().filter(|_| !rebooted.is_empty()) {
+            teller.tell(*seq, crate::time::now_ms(), rebooted);
+            *seq += 1;
+        }
         Ok(taken)
     }
 
@@ -398,8 +408,13 @@ impl Writer {
 }
 
 /// Close the connections an earlier boot left open: the machine restarted
-/// after their last sighting (`closed_by = 'reboot'`).
-fn close_earlier_boots(tx: &rusqlite::Transaction<'_>, boot: i64) -> rusqlite::Result<()> {
+/// after their last sighting (`closed_by = 'reboot'`); `seq`, shipping's
+/// number for the transaction. The rows closed.
+fn close_earlier_boots(
+    tx: &rusqlite::Transaction<'_>,
+    boot: i64,
+    seq: Option<i64>,
+) -> rusqlite::Result<Vec<i64>> {
     let ended: Vec<(i64, i64, i64)> = {
         let mut stmt = tx.prepare(
             "SELECT id, first_seen, first_seen + last_seen FROM connection_rows WHERE closed_at IS NULL AND boot != ?1",
@@ -407,17 +422,17 @@ fn close_earlier_boots(tx: &rusqlite::Transaction<'_>, boot: i64) -> rusqlite::R
         let rows = stmt.query_map([boot], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    for (id, first_seen, last_seen) in ended {
+    for &(id, first_seen, last_seen) in &ended {
         rows::close(
             tx,
             id,
             (last_seen, End::Reboot),
             (first_seen, last_seen),
             true,
-            None,
+            seq,
         )?;
     }
-    Ok(())
+    Ok(ended.into_iter().map(|(id, _, _)| id).collect())
 }
 
 fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {

@@ -79,6 +79,15 @@ pub(super) fn start(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
     Ok(meta_int(tx, "ship_seq")?.unwrap_or(0) + 1)
 }
 
+/// The number the next transaction takes in a file shipped from (None:
+/// shipping was never turned on).
+pub(super) fn next_seq(tx: &Transaction<'_>) -> rusqlite::Result<Option<i64>> {
+    if meta_int(tx, "ship_acked")?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(meta_int(tx, "ship_seq")?.unwrap_or(0) + 1))
+}
+
 /// The transaction of sequence `seq` changed rows (its statements wrote
 /// `seq` into their `changed`): the next one takes the next number.
 pub(super) fn mark(tx: &Transaction<'_>, seq: i64) -> rusqlite::Result<()> {

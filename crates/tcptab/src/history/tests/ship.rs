@@ -112,6 +112,47 @@ fn an_outbox_that_holds_less_than_waits_reads_the_rest_from_the_file() {
     assert_eq!(waiting_in(&path), 0);
 }
 
+/// The connections a restart of the machine closed (found open by the
+/// next recorder, of a new boot) are shipped closed, whether that
+/// recorder ships or not: the store does not keep them open.
+#[test]
+fn connections_closed_by_a_restart_are_shipped() {
+    for ships in [true, false] {
+        let path = scratch(&format!("ship-reboot-{ships}"));
+        let mut r = Recorder::open(&path);
+        let feed = r.writer.ship().unwrap();
+        let mut outbox = Outbox::open(&path).unwrap().fed(feed);
+        r.poll(&[socket(40600, State::Established, 1)], T, &[]);
+        let open = outbox.connections(100).unwrap();
+        outbox.acked(&open).unwrap();
+        drop((outbox, r));
+        assert_eq!(waiting_in(&path), 0);
+        // The machine restarted: the file's boot is an earlier one.
+        rusqlite::Connection::open(&*path)
+            .unwrap()
+            .execute("UPDATE boots SET boot_id = 'an-earlier-boot'", [])
+            .unwrap();
+        let mut tracker = Tracker::new(TrackOptions::default());
+        let mut writer = Writer::open(&path, 3_600_000).unwrap();
+        let feed = ships.then(|| writer.ship().unwrap());
+        writer.resume(&mut tracker, false).unwrap();
+        assert_eq!(waiting_in(&path), 1, "ships: {ships}");
+        let mut outbox = Outbox::open(&path).unwrap();
+        if let Some(feed) = feed {
+            outbox = outbox.fed(feed);
+        }
+        let closed = outbox.connections(100).unwrap();
+        assert_eq!(ports(&closed), [40600]);
+        assert!(
+            closed.body.contains("\"closed_by\":\"reboot\""),
+            "{}",
+            closed.body
+        );
+        outbox.acked(&closed).unwrap();
+        assert_eq!(waiting_in(&path), 0);
+    }
+}
+
 /// A file of version 5 kept what waited in an `outbox` table: taken up,
 /// those rows wait, and the others were acknowledged.
 #[test]
