@@ -96,7 +96,7 @@ impl Writer {
                 for from in v..VERSION {
                     steps.push_str(&migration(from));
                 }
-                if v <= 5 && table_exists(&conn, "outbox").map_err(&err)? {
+                if v <= 5 && super::outbox::version_5_outbox(&conn).map_err(&err)? {
                     steps.push_str(super::outbox::FROM_VERSION_5);
                 }
                 steps.push_str(&format!("PRAGMA user_version = {VERSION}; COMMIT;"));
@@ -433,14 +433,6 @@ fn close_earlier_boots(
         )?;
     }
     Ok(ended.into_iter().map(|(id, _, _)| id).collect())
-}
-
-fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [name],
-        |r| r.get(0),
-    )
 }
 
 /// The owners stored for connection row `id` (`owners`, a prepared

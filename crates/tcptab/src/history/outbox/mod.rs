@@ -478,20 +478,38 @@ fn said_waiting(tx: &Connection, above: &Above) -> rusqlite::Result<()> {
 /// The shipping status a file keeps (None: it was never shipped), as its
 /// shipper last said it.
 pub(super) fn status(conn: &Connection) -> rusqlite::Result<Option<Waiting>> {
-    if meta_int(conn, "ship_acked")?.is_none() {
-        return Ok(None);
-    }
     let count = |key: &str| -> rusqlite::Result<u64> {
         Ok(meta_int(conn, key)?.unwrap_or(0).max(0) as u64)
     };
+    let (rows, oldest) = if meta_int(conn, "ship_acked")?.is_some() {
+        (count("ship_waiting")?, meta_int(conn, "ship_oldest")?)
+    } else if version_5_outbox(conn)? {
+        // A file of version 5, read as it is: its table says what waits.
+        let (rows, oldest): (i64, Option<i64>) =
+            conn.query_row("SELECT count(*), min(since) FROM outbox", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        (rows as u64, oldest)
+    } else {
+        return Ok(None);
+    };
     Ok(Some(Waiting {
-        rows: count("ship_waiting")?,
-        oldest: meta_int(conn, "ship_oldest")?,
+        rows,
+        oldest,
         dropped: count("ship_dropped")?,
         sent: count("ship_sent")?,
         batches: count("ship_batches")?,
         failed: count("ship_failed")?,
     }))
+}
+
+/// Whether the file keeps version 5's `outbox` table.
+pub(super) fn version_5_outbox(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'",
+        [],
+        |r| r.get(0),
+    )
 }
 
 /// [`COLUMNS`] read from `connection_rows` itself, not through the

@@ -178,6 +178,9 @@ fn a_version_5_outbox_is_taken_up() {
              PRAGMA user_version = 5;",
         )
         .unwrap();
+    // Read as it is (a reader does not take a file up): its table counts.
+    let status = Reader::open(&path).unwrap().shipping().unwrap().unwrap();
+    assert_eq!((status.rows, status.oldest), (1, Some(0)));
     let mut r = Recorder::open(&path);
     assert_eq!(waiting_in(&path), 1);
     let feed = r.writer.ship().unwrap();
