@@ -41,9 +41,13 @@ pub struct Writer {
     pinned: HashSet<u64>,
     /// Polls recorded.
     polls: u64,
-    /// With shipping on ([`Writer::ship`]): the next transaction's
-    /// sequence number, and who is told what each one changed.
-    ship: Option<(i64, super::outbox::Teller)>,
+    /// In a file shipped from (now, with [`Writer::ship`], or by an
+    /// earlier recorder): the next transaction's number, which the rows
+    /// it changes keep, to be shipped (by the next recorder that ships,
+    /// when this one does not).
+    seq: Option<i64>,
+    /// Who is told what each transaction changed (shipping on).
+    teller: Option<super::outbox::Teller>,
 }
 
 impl Writer {
@@ -143,6 +147,7 @@ impl Writer {
             params![recorder],
         )
         .map_err(&err)?;
+        let seq = super::outbox::next_seq(&conn).map_err(&err)?;
         let own_netns = std::fs::metadata("/proc/thread-self/ns/net")
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
             .unwrap_or(0);
@@ -159,7 +164,8 @@ impl Writer {
             workloads: HashMap::new(),
             pinned: HashSet::new(),
             polls: 0,
-            ship: None,
+            seq,
+            teller: None,
         })
     }
 
@@ -173,7 +179,8 @@ impl Writer {
         let seq = super::outbox::start(&tx).map_err(&err)?;
         tx.commit().map_err(&err)?;
         let (teller, feed) = super::outbox::feed();
-        self.ship = Some((seq, teller));
+        self.seq = Some(seq);
+        self.teller = Some(teller);
         Ok(feed)
     }
 
@@ -220,11 +227,9 @@ impl Writer {
         let tx = self.conn.transaction().map_err(&err)?;
         // An earlier recorder killed left its last poll in `open_seen`.
         tx.execute_batch(SETTLE).map_err(&err)?;
-        // Closed by the restart: shipped as any change is, in a file shipped
-        // from (whether or not this recorder ships).
-        let seq = super::outbox::next_seq(&tx).map_err(&err)?;
-        let rebooted = close_earlier_boots(&tx, self.boot, seq).map_err(&err)?;
-        if let Some(seq) = seq.filter(|_| !rebooted.is_empty()) {
+        // Closed by the restart: shipped as any change is.
+        let rebooted = close_earlier_boots(&tx, self.boot, self.seq).map_err(&err)?;
+        if let Some(seq) = self.seq.filter(|_| !rebooted.is_empty()) {
             super::outbox::mark(&tx, seq).map_err(&err)?;
         }
         let last_poll: Option<i64> = tx
@@ -319,11 +324,20 @@ impl Writer {
         // The namespaces' row ids, looked up again by the first poll.
         self.namespaces.clear();
         tx.commit().map_err(&err)?;
-        if let Some((seq, teller)) = self.ship.as_mut().filter(|_| !rebooted.is_empty()) {
-            teller.tell(*seq, crate::time::now_ms(), rebooted);
-            *seq += 1;
-        }
+        self.told(rebooted);
         Ok(taken)
+    }
+
+    /// A transaction that changed the rows `ids` was committed: the
+    /// shipper is told, and the next transaction takes the next number.
+    fn told(&mut self, ids: Vec<i64>) {
+        let Some(seq) = self.seq.as_mut().filter(|_| !ids.is_empty()) else {
+            return;
+        };
+        if let Some(teller) = &self.teller {
+            teller.tell(*seq, crate::time::now_ms(), ids);
+        }
+        *seq += 1;
     }
 
     /// Write the last poll's time into the open rows that followed the
@@ -359,7 +373,7 @@ impl Writer {
             workloads: &mut self.workloads,
             pinned: &mut self.pinned,
             span: None,
-            seq: self.ship.as_ref().map(|(seq, _)| *seq),
+            seq: self.seq,
         };
         let seq = state.seq;
         let mut changed = Vec::new();
@@ -395,10 +409,7 @@ impl Writer {
         })()
         .map_err(sqlite(&path))?;
         tx.commit().map_err(sqlite(&path))?;
-        if let Some((seq, teller)) = self.ship.as_mut().filter(|_| !changed.is_empty()) {
-            teller.tell(*seq, crate::time::now_ms(), changed);
-            *seq += 1;
-        }
+        self.told(changed);
         if expire_now {
             self.last_expiry = poll.map(|p| p.at);
         }

@@ -80,8 +80,8 @@ pub(super) fn start(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
 }
 
 /// The number the next transaction takes in a file shipped from (None:
-/// shipping was never turned on).
-pub(super) fn next_seq(tx: &Transaction<'_>) -> rusqlite::Result<Option<i64>> {
+/// shipping was never turned on in it).
+pub(super) fn next_seq(tx: &Connection) -> rusqlite::Result<Option<i64>> {
     if meta_int(tx, "ship_acked")?.is_none() {
         return Ok(None);
     }

@@ -153,6 +153,37 @@ fn connections_closed_by_a_restart_are_shipped() {
     }
 }
 
+/// A recorder without shipping on a file shipped from leaves what it
+/// changed waiting for the next one that ships: nothing is skipped.
+#[test]
+fn what_a_recorder_that_does_not_ship_changes_waits() {
+    let path = scratch("ship-pause");
+    let a = socket(40700, State::Established, 1);
+    let mut r = Recorder::open(&path);
+    let feed = r.writer.ship().unwrap();
+    let mut outbox = Outbox::open(&path).unwrap().fed(feed);
+    r.poll(std::slice::from_ref(&a), T, &[]);
+    let first = outbox.connections(100).unwrap();
+    outbox.acked(&first).unwrap();
+    drop((outbox, r));
+    let mut r = Recorder::open(&path);
+    let mut a_later = a.clone();
+    a_later.socket.state = State::FinWait1;
+    r.poll(
+        &[a_later, socket(40701, State::Established, 2)],
+        T + 5000,
+        &[],
+    );
+    drop(r);
+    assert_eq!(waiting_in(&path), 2);
+    let mut r = Recorder::open(&path);
+    let feed = r.writer.ship().unwrap();
+    let mut outbox = Outbox::open(&path).unwrap().fed(feed);
+    let batch = outbox.connections(100).unwrap();
+    assert_eq!(ports(&batch), [40700, 40701]);
+    assert!(batch.body.contains("FIN_WAIT1"), "{}", batch.body);
+}
+
 /// A file of version 5 kept what waited in an `outbox` table: taken up,
 /// those rows wait, and the others were acknowledged.
 #[test]
