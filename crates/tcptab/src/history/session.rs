@@ -81,8 +81,8 @@ pub(super) struct Session<'a> {
     pub(super) pinned: &'a mut HashSet<u64>,
     /// The rows this transaction added.
     pub(super) span: Option<rows::Span>,
-    /// With shipping on, this transaction's number, written into the
-    /// `changed` of every row it writes ([`super::outbox`]).
+    /// In a file shipped from, this transaction's number, written into
+    /// the `changed` of every row it writes ([`super::outbox`]).
     pub(super) seq: Option<i64>,
 }
 

@@ -1,7 +1,8 @@
 //! What a recorder has not shipped yet to a fleet's store
 //! ([`crate::fleet`]): the history file is the spool.
 //!
-//! With shipping on ([`super::Writer::ship`]), every transaction that
+//! Once shipping was turned on in a file ([`super::Writer::ship`]; every
+//! later recorder on it, shipping or not), every transaction that
 //! changes connection rows (opened, a state, owners or counters, a close)
 //! takes the next sequence number (`meta.ship_seq`) and writes it into
 //! each row's `changed`, in the statement that already writes the row
