@@ -49,7 +49,7 @@ fn main() {
         let feed = writer.ship().unwrap();
         Outbox::open(&db).unwrap().fed(feed)
     });
-    let (mut shipping, mut shipped) = (Duration::ZERO, 0u64);
+    let (mut shipping, mut shipped, mut shipped_bytes) = (Duration::ZERO, 0u64, 0u64);
     let mut tracker = Tracker::new(TrackOptions {
         queue_threshold: None,
         gap_after_ms: Some(3 * POLL_MS + 1000),
@@ -96,7 +96,9 @@ fn main() {
         }
         if let Some(outbox) = outbox.as_mut().filter(|_| (now - T0) % (2 * POLL_MS) == 0) {
             let t = Instant::now();
-            shipped += ship(outbox);
+            let (rows, bytes) = ship(outbox);
+            shipped += rows;
+            shipped_bytes += bytes;
             shipping += t.elapsed();
         }
         now += POLL_MS;
@@ -116,9 +118,10 @@ fn main() {
     );
     if outbox.is_some() {
         println!(
-            "shipping: {shipped} rows, {:.1} us per notification, {:.1} us per row",
+            "shipping: {shipped} rows, {:.1} us per notification, {:.1} us per row, {} bytes per row",
             per(shipping),
-            shipping.as_secs_f64() * 1e6 / shipped.max(1) as f64
+            shipping.as_secs_f64() * 1e6 / shipped.max(1) as f64,
+            shipped_bytes / shipped.max(1)
         );
     }
     if std::env::var_os("KEEP").is_some() {
@@ -129,17 +132,19 @@ fn main() {
 }
 
 /// What a shipper does with the outbox, but send: its batches read and
-/// acknowledged until it is empty. The rows read.
-fn ship(outbox: &mut Outbox) -> u64 {
-    let mut rows = 0;
+/// acknowledged until it is empty. The rows read, and their bytes
+/// (`RowBinary`, before gzip).
+fn ship(outbox: &mut Outbox) -> (u64, u64) {
+    let (mut rows, mut bytes) = (0, 0);
     loop {
         let batch = outbox.connections(10_000).unwrap();
         if batch.rows == 0 {
-            return rows;
+            return (rows, bytes);
         }
         std::hint::black_box((&batch.body, &batch.changes));
         outbox.acked(&batch).unwrap();
         rows += batch.rows as u64;
+        bytes += batch.body.len() as u64;
     }
 }
 

@@ -1,5 +1,5 @@
 //! ClickHouse's HTTP interface: one statement per request (what every
-//! release accepts), inserts as gzip-compressed `JSONEachRow`, errors as
+//! release accepts), inserts as gzip-compressed `RowBinary`, errors as
 //! one line.
 
 use std::io::{BufRead, BufReader, Write};
@@ -7,6 +7,8 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use base64::Engine;
+
+use crate::history::table_columns;
 
 /// Where a fleet's store is: `http(s)://HOST:PORT/?database=NAME`, and who
 /// to be there.
@@ -201,14 +203,21 @@ impl Client {
         }
     }
 
-    /// Insert `rows` (JSONEachRow lines) into `table`, gzip-compressed.
-    pub fn insert(&self, table: &str, rows: &str) -> Result<(), Error> {
+    /// Insert `rows` into `table`, in ClickHouse's `RowBinary` (each row's
+    /// values in the order of [`table_columns`]), gzip-compressed.
+    pub fn insert(&self, table: &str, rows: &[u8]) -> Result<(), Error> {
+        let columns: Vec<&str> = table_columns(table)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.0)
+            .collect();
         let query = format!(
-            "INSERT INTO {}.{table} FORMAT JSONEachRow",
-            self.target.database
+            "INSERT INTO {}.{table} ({}) FORMAT RowBinary",
+            self.target.database,
+            columns.join(", ")
         );
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(rows.as_bytes())
+        gz.write_all(rows)
             .and_then(|()| gz.flush())
             .map_err(|e| self.unreachable(e.to_string()))?;
         let body = gz.finish().map_err(|e| self.unreachable(e.to_string()))?;

@@ -3,7 +3,7 @@
 //! and asked of it for every host at once.
 //!
 //! - [`Target`] and [`Client`]: the store's HTTP interface (one statement
-//!   per request, gzip-compressed `JSONEachRow` inserts, basic
+//!   per request, gzip-compressed `RowBinary` inserts, basic
 //!   authentication, errors as one line).
 //! - [`Schema`]: the tables, for the oldest server in use (18.16: no TTL)
 //!   and current ones (TTL from the retention).

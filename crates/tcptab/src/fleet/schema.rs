@@ -5,69 +5,17 @@
 
 use std::time::Duration;
 
-/// The columns of `connections` after the host's: the history file's
-/// ([`crate::history::COLUMN_NAMES`], same names and order) with their
-/// ClickHouse types, then the owners, states and workload.
-const CONNECTION_COLUMNS: &str = "
-    id                   Int64,
-    cookie               Nullable(Int64),
-    first_seen           Int64,
-    last_seen            Int64,
-    closed_at            Nullable(Int64),
-    closed_by            Nullable(String),
-    family               String,
-    kind                 String,
-    state                String,
-    local_address        String,
-    local_port           Int64,
-    remote_address       String,
-    remote_port          Int64,
-    tx_queue             Int64,
-    rx_queue             Int64,
-    timer                String,
-    timer_ms             Int64,
-    retransmits          Int64,
-    uid                  Int64,
-    probes               Int64,
-    inode                Int64,
-    source               String,
-    interface            Nullable(Int64),
-    backlog_limit        Nullable(Int64),
-    congestion_algorithm Nullable(String),
-    shutdown             Nullable(Int64),
-    v6only               Nullable(Int64),
-    owner_status         Nullable(String),
-    bytes_acked          Nullable(Int64),
-    bytes_received       Nullable(Int64),
-    total_retrans        Nullable(Int64),
-    rtt_us               Nullable(Int64),
-    netns                Int64,
-    netns_name           Nullable(String),
-    first_state          String,
-    owner_pids           Array(Int64),
-    owner_fds            Array(Int64),
-    owner_commands       Array(String),
-    state_times          Array(Int64),
-    states               Array(String),
-    workload_cgroup      Nullable(String),
-    unit                 Nullable(String),
-    slice                Nullable(String),
-    runtime              Nullable(String),
-    container_id         Nullable(String),
-    container_name       Nullable(String),
-    pod_namespace        Nullable(String),
-    pod_name             Nullable(String),
-    pod_uid              Nullable(String)";
+use crate::history::{table_columns, Type};
 
-/// Who recorded a row: the machine, the history file (`recorder`, a
-/// random id kept in the file: two recorders on one machine are two), the
-/// boot; and the row's version.
-const HOST_COLUMNS: &str = "
-    hostname             String,
-    machine_id           String,
-    recorder             String,
-    boot_id              String,
-    version              UInt64,";
+/// A table's columns as its DDL says them, one a line.
+fn columns_sql(table: &str) -> String {
+    let columns: Vec<(&str, Type)> = table_columns(table).expect("a table of the store");
+    let lines: Vec<String> = columns
+        .iter()
+        .map(|(name, ty)| format!("    {name:<20} {}", ty.sql()))
+        .collect();
+    lines.join(",\n")
+}
 
 /// The time bucket that leads the order of `connections` (10 minutes):
 /// the rows of one bucket are read together.
@@ -100,24 +48,27 @@ impl Schema {
         vec![
             format!("CREATE DATABASE IF NOT EXISTS {db}"),
             format!(
-                "CREATE TABLE IF NOT EXISTS {db}.connections\n({HOST_COLUMNS}{CONNECTION_COLUMNS}\n)\n\
+                "CREATE TABLE IF NOT EXISTS {db}.connections\n(\n{}\n)\n\
                  ENGINE = ReplacingMergeTree(version)\n\
                  PARTITION BY toYYYYMMDD(toDateTime(intDiv(first_seen, 1000)))\n\
                  ORDER BY (intDiv(first_seen, {BUCKET_MS}), remote_address, remote_port, hostname, machine_id, recorder, id){}",
+                columns_sql("connections"),
                 ttl("last_seen")
             ),
             format!(
-                "CREATE TABLE IF NOT EXISTS {db}.state_changes\n(\n    hostname String,\n    machine_id String,\n    recorder String,\n    boot_id String,\n    connection Int64,\n    at Int64,\n    state String\n)\n\
+                "CREATE TABLE IF NOT EXISTS {db}.state_changes\n(\n{}\n)\n\
                  ENGINE = ReplacingMergeTree\n\
                  PARTITION BY toYYYYMMDD(toDateTime(intDiv(at, 1000)))\n\
                  ORDER BY (intDiv(at, {BUCKET_MS}), state, hostname, machine_id, recorder, connection, at){}",
+                columns_sql("state_changes"),
                 ttl("at")
             ),
             format!(
-                "CREATE TABLE IF NOT EXISTS {db}.polls\n(\n    hostname String,\n    machine_id String,\n    recorder String,\n    boot_id String,\n    id Int64,\n    at Int64,\n    source String,\n    namespaces Int64,\n    sockets Int64,\n    opened Int64,\n    closed Int64,\n    notifications Int64,\n    took_us Int64,\n    not_seen Nullable(String),\n    interval_ms Nullable(Int64)\n)\n\
+                "CREATE TABLE IF NOT EXISTS {db}.polls\n(\n{}\n)\n\
                  ENGINE = ReplacingMergeTree\n\
                  PARTITION BY toYYYYMMDD(toDateTime(intDiv(at, 1000)))\n\
                  ORDER BY (machine_id, recorder, id){}",
+                columns_sql("polls"),
                 ttl("at")
             ),
         ]
@@ -135,16 +86,26 @@ mod tests {
 
     #[test]
     fn the_connection_columns_are_the_history_files_in_its_order() {
-        let names: Vec<&str> = CONNECTION_COLUMNS
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .collect();
+        let columns = table_columns("connections").unwrap();
+        let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
         let file = crate::history::COLUMN_NAMES;
-        assert_eq!(&names[..file.len()], &file[..]);
+        // After the host's five.
+        assert_eq!(&names[5..5 + file.len()], &file[..]);
         assert_eq!(
-            &names[file.len() + 5..],
+            &names[names.len() - crate::history::WORKLOAD_COLUMNS.len()..],
             &crate::history::WORKLOAD_COLUMNS[..]
         );
+        // Each column made once, in the DDL as it is written.
+        let ddl = &Schema {
+            database: "fleet".into(),
+            retention: None,
+            ttl: false,
+        }
+        .statements()[1];
+        for name in &names {
+            assert_eq!(ddl.matches(&format!("\n    {name} ")).count(), 1, "{name}");
+        }
+        assert!(ddl.contains("    congestion_algorithm Nullable(String),\n"));
     }
 
     #[test]

@@ -19,11 +19,11 @@
 
 mod codes;
 mod columns;
-mod lines;
 mod outbox;
 mod read;
 mod rows;
 mod session;
+mod shipped;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -31,10 +31,10 @@ use std::path::{Path, PathBuf};
 pub use columns::{lived, Columns, Lived, RowError, COLUMN_NAMES};
 #[cfg(feature = "fleet")]
 pub(crate) use columns::{set_state, states_during};
-pub use lines::WORKLOAD_COLUMNS;
 pub use outbox::{Batch, Feed, Outbox, Waiting};
 pub use read::{Gap, Poll, Reader, Span, Window};
 pub use session::{PollOutcome, PollRecord};
+pub use shipped::{table_columns, Type, WORKLOAD_COLUMNS};
 pub use write::Writer;
 
 /// The database's `application_id` (`PRAGMA application_id`): "tcpt".

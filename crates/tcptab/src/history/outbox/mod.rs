@@ -35,7 +35,7 @@ pub(in crate::history) use above::{feed, Teller};
 use above::{Above, HELD};
 
 use super::columns::{COLUMNS, COLUMN_NAMES};
-use super::lines::{Fragments, Host, Line};
+use super::shipped::{self, Fragments, Host, Type, CONNECTION_COLUMNS, NO_WORKLOAD};
 use crate::history::{codes, sqlite, Result};
 
 /// A file of version 5 kept what waited in a table: its rows' numbers go
@@ -116,27 +116,42 @@ pub(super) fn expired(tx: &Transaction<'_>, ids: &[i64]) -> rusqlite::Result<u64
     Ok(dropped)
 }
 
-/// Rows to ship: one JSON object per line (ClickHouse's `JSONEachRow`),
-/// and what acknowledging them forgets.
+/// Rows to ship, in ClickHouse's `RowBinary` (the columns of their table,
+/// [`shipped::table_columns`]), and what acknowledging them forgets.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// The rows, each a line ending in `\n`.
-    pub body: String,
+    /// The rows, one after the other.
+    pub body: Vec<u8>,
     pub rows: usize,
     /// A batch of connections: their state changes, as the store's
     /// `state_changes` rows (each change sent until the store acknowledged
     /// it once).
-    pub changes: String,
+    pub changes: Vec<u8>,
     pub change_rows: usize,
     /// (seq, connection) of the rows it was read for, in order:
     /// acknowledging forgets them, and moves the mark to the last.
     keys: Vec<(i64, i64)>,
     /// The state changes sent, by connection, and the connections sent
     /// closed.
-    sent_changes: Vec<(i64, i64, String)>,
+    sent_changes: Vec<(i64, i64, i64)>,
     closed: Vec<i64>,
     /// The last poll id of a batch of polls.
     last_poll: Option<i64>,
+}
+
+#[cfg(test)]
+impl Batch {
+    /// Its rows of `connections` read back, one JSON object a line (NULLs
+    /// and empty lists left out).
+    pub(crate) fn json(&self) -> String {
+        let columns = shipped::table_columns("connections").unwrap();
+        shipped::decoded(&columns, &self.body).expect("rows of connections")
+    }
+
+    /// Its rows of `state_changes` read back, as [`Batch::json`].
+    pub(crate) fn changes_json(&self) -> String {
+        shipped::decoded(shipped::STATE_CHANGE_COLUMNS, &self.changes).expect("state changes")
+    }
 }
 
 /// What waits to be shipped.
@@ -165,7 +180,7 @@ pub struct Outbox {
     /// sends only the changes not among them. Forgotten when its closed
     /// version is acknowledged; a new outbox (a recorder started again)
     /// sends each once more, which the store keeps once.
-    pub(super) shipped: HashMap<i64, Vec<(i64, String)>>,
+    pub(super) shipped: HashMap<i64, Vec<(i64, i64)>>,
     feed: Option<Feed>,
     above: Above,
 }
@@ -262,28 +277,30 @@ impl Outbox {
     fn read_batch(
         tx: &Transaction<'_>,
         host: &Host,
-        shipped: &HashMap<i64, Vec<(i64, String)>>,
+        acked_changes: &HashMap<i64, Vec<(i64, i64)>>,
         ids: &Array,
     ) -> rusqlite::Result<(Batch, HashSet<i64>)> {
         let opening = host.opening();
         let first = "rarray(?1) o";
+        // Each in the order of its table's key (no sort by SQLite: the
+        // keys of a batch come in no order; each connection's are sorted
+        // here).
         let mut owners: HashMap<i64, Vec<(i64, i64, String)>> = by_connection(
             tx,
             &format!(
-                "SELECT o.value, w.pid, w.fd, w.command FROM {first} JOIN owners w ON w.connection = o.value
-                 ORDER BY o.value, w.pid, w.fd"
+                "SELECT o.value, w.pid, w.fd, w.command FROM {first} JOIN owners w ON w.connection = o.value"
             ),
             ids,
             |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        let mut states: HashMap<i64, Vec<(i64, String)>> = by_connection(
+        // (at, the state's code).
+        let mut states: HashMap<i64, Vec<(i64, i64)>> = by_connection(
             tx,
             &format!(
-                "SELECT o.value, s.at, s.state FROM {first} JOIN state_change_rows s ON s.connection = o.value
-                 ORDER BY o.value, s.at"
+                "SELECT o.value, s.at, s.state FROM {first} JOIN state_change_rows s ON s.connection = o.value"
             ),
             ids,
-            |r| Ok((r.get(1)?, codes::STATE.name(r.get(2)?).into_owned())),
+            |r| Ok((r.get(1)?, r.get(2)?)),
         )?;
         // The namespace, boot and workload by their ids: their members are
         // written once a batch ([`Fragments`]).
@@ -307,44 +324,50 @@ impl Outbox {
         let named: Vec<_> = COLUMN_NAMES.iter().map(|c| codes::names_of(c)).collect();
         let mut fragments = Fragments::default();
         let mut found = HashSet::with_capacity(ids.len());
+        let out = &mut batch.body;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let seq: i64 = r.get(n)?;
             let (boot, workload) = (r.get(n + 1)?, r.get(n + 2)?);
             found.insert(id);
             fragments.read(tx, r.get(netns)?, boot, workload)?;
-            let mut line = Line::new(&mut batch.body, &opening);
-            for (i, (name, names)) in COLUMN_NAMES.iter().zip(&named).enumerate() {
+            // The host's columns: `hostname`, `machine_id`, `recorder`,
+            // `boot_id`, `version`.
+            out.extend_from_slice(&opening);
+            out.extend_from_slice(&fragments.boots[&boot]);
+            shipped::int(out, seq);
+            let typed = CONNECTION_COLUMNS.iter().zip(&named);
+            for (i, ((name, ty), names)) in typed.take(n).enumerate() {
                 match (names, r.get_ref(i)?) {
-                    // `netns` and `netns_name`: the namespace's members.
-                    _ if i == netns => line.members(&fragments.namespaces[&r.get(i)?]),
+                    // `netns` and `netns_name`: the namespace's values.
+                    _ if i == netns => out.extend_from_slice(&fragments.namespaces[&r.get(i)?]),
                     _ if i == netns + 1 => {}
-                    (Some(names), ValueRef::Integer(code)) => line.text(name, &names.name(code)),
-                    (_, value) => line.value(name, value),
+                    (Some(names), ValueRef::Integer(code)) => {
+                        shipped::text(out, *ty, &names.name(code))
+                    }
+                    (_, value) => shipped::value(out, *ty, value, (i, name))?,
                 }
             }
-            line.value("version", ValueRef::Integer(seq));
-            line.members(&fragments.boots[&boot]);
-            if let Some(w) = workload {
-                line.members(&fragments.workloads[&w]);
-            }
             let owned = owners.remove(&id).unwrap_or_default();
-            line.numbers("owner_pids", owned.iter().map(|o| o.0));
-            line.numbers("owner_fds", owned.iter().map(|o| o.1));
-            line.texts("owner_commands", owned.iter().map(|o| o.2.as_str()));
+            shipped::numbers(out, owned.iter().map(|o| o.0));
+            shipped::numbers(out, owned.iter().map(|o| o.1));
+            shipped::texts(out, owned.iter().map(|o| o.2.as_str()));
             let changes = states.remove(&id).unwrap_or_default();
-            line.numbers("state_times", changes.iter().map(|c| c.0));
-            line.texts("states", changes.iter().map(|c| c.1.as_str()));
-            line.end();
+            shipped::numbers(out, changes.iter().map(|c| c.0));
+            shipped::texts(out, changes.iter().map(|c| codes::STATE.name(c.1)));
+            match workload {
+                Some(w) => out.extend_from_slice(&fragments.workloads[&w]),
+                None => out.extend_from_slice(&NO_WORKLOAD),
+            }
             let closed = r.get_ref(closed_at)? != ValueRef::Null;
-            let acked = shipped.get(&id).map_or(&[][..], Vec::as_slice);
+            let acked = acked_changes.get(&id).map_or(&[][..], Vec::as_slice);
             for (at, state) in changes.into_iter().filter(|c| !acked.contains(c)) {
-                let mut line = Line::new(&mut batch.changes, &opening);
-                line.members(&fragments.boots[&boot]);
-                line.value("connection", ValueRef::Integer(id));
-                line.value("at", ValueRef::Integer(at));
-                line.text("state", &state);
-                line.end();
+                let change = &mut batch.changes;
+                change.extend_from_slice(&opening);
+                change.extend_from_slice(&fragments.boots[&boot]);
+                shipped::int(change, id);
+                shipped::int(change, at);
+                shipped::text(change, Type::String, &codes::STATE.name(state));
                 batch.change_rows += 1;
                 batch.sent_changes.push((id, at, state));
             }
@@ -365,34 +388,21 @@ impl Outbox {
         let opening = self.host()?.opening();
         let after = meta_int(&self.conn, "ship_polls")?.unwrap_or(0);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT p.id, p.at, b.boot_id, p.source, p.namespaces, p.sockets, p.opened, p.closed,
+            "SELECT b.boot_id, p.id, p.at, p.source, p.namespaces, p.sockets, p.opened, p.closed,
                     p.notifications, p.took_us, p.not_seen, p.interval_ms
              FROM polls p JOIN boots b ON b.id = p.boot WHERE p.id > ?1 ORDER BY p.id LIMIT ?2",
         )?;
-        let names = [
-            "id",
-            "at",
-            "boot_id",
-            "source",
-            "namespaces",
-            "sockets",
-            "opened",
-            "closed",
-            "notifications",
-            "took_us",
-            "not_seen",
-            "interval_ms",
-        ];
+        // After the host's `hostname`, `machine_id` and `recorder`.
+        let columns = &shipped::POLL_COLUMNS[3..];
         let mut batch = Batch::default();
         let mut rows = stmt.query(params![after, limit as i64])?;
         while let Some(r) = rows.next()? {
-            let mut line = Line::new(&mut batch.body, &opening);
-            for (i, name) in names.iter().enumerate() {
-                line.value(name, r.get_ref(i)?);
+            batch.body.extend_from_slice(&opening);
+            for (i, (name, ty)) in columns.iter().enumerate() {
+                shipped::value(&mut batch.body, *ty, r.get_ref(i)?, (i, name))?;
             }
-            line.end();
             batch.rows += 1;
-            batch.last_poll = Some(r.get(0)?);
+            batch.last_poll = Some(r.get(1)?);
         }
         Ok(batch)
     }
@@ -424,10 +434,7 @@ impl Outbox {
         written.map_err(&err)?;
         tx.commit().map_err(&err)?;
         for (id, at, state) in &batch.sent_changes {
-            self.shipped
-                .entry(*id)
-                .or_default()
-                .push((*at, state.clone()));
+            self.shipped.entry(*id).or_default().push((*at, *state));
         }
         for id in &batch.closed {
             self.shipped.remove(id);
@@ -524,8 +531,8 @@ fn raw_columns() -> String {
 }
 
 /// The rows of `sql` (its first column a connection's id) by connection,
-/// each as `item` reads it.
-fn by_connection<T>(
+/// each as `item` reads it, in order.
+fn by_connection<T: Ord>(
     tx: &Transaction<'_>,
     sql: &str,
     ids: &Array,
@@ -536,6 +543,9 @@ fn by_connection<T>(
     let mut out: HashMap<i64, Vec<T>> = HashMap::new();
     while let Some(r) = rows.next()? {
         out.entry(r.get(0)?).or_default().push(item(r)?);
+    }
+    for items in out.values_mut() {
+        items.sort_unstable();
     }
     Ok(out)
 }

@@ -21,7 +21,7 @@ fn waiting_in(path: &Path) -> i64 {
 /// The ports of a batch's lines.
 fn ports(batch: &Batch) -> Vec<i64> {
     let mut out: Vec<i64> = batch
-        .body
+        .json()
         .lines()
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["local_port"]
@@ -63,7 +63,7 @@ fn a_fed_outbox_ships_each_change_once() {
     assert_eq!(outbox.waiting().unwrap().rows, 1);
     let second = outbox.connections(100).unwrap();
     assert_eq!(ports(&second), [40301]);
-    assert!(second.body.contains("FIN_WAIT1"), "{}", second.body);
+    assert!(second.json().contains("FIN_WAIT1"), "{}", second.json());
     // The recorder stops before the store answers: a new one ships it.
     drop((outbox, r));
     assert_eq!(waiting_in(&path), 1);
@@ -103,7 +103,7 @@ fn an_outbox_that_holds_less_than_waits_reads_the_rest_from_the_file() {
         if batch.rows == 0 {
             break;
         }
-        assert!(batch.rows <= 2, "{}", batch.body);
+        assert!(batch.rows <= 2, "{}", batch.json());
         shipped.extend(ports(&batch));
         outbox.acked(&batch).unwrap();
     }
@@ -144,9 +144,9 @@ fn connections_closed_by_a_restart_are_shipped() {
         let closed = outbox.connections(100).unwrap();
         assert_eq!(ports(&closed), [40600]);
         assert!(
-            closed.body.contains("\"closed_by\":\"reboot\""),
+            closed.json().contains("\"closed_by\":\"reboot\""),
             "{}",
-            closed.body
+            closed.json()
         );
         outbox.acked(&closed).unwrap();
         assert_eq!(waiting_in(&path), 0);
@@ -181,7 +181,7 @@ fn what_a_recorder_that_does_not_ship_changes_waits() {
     let mut outbox = Outbox::open(&path).unwrap().fed(feed);
     let batch = outbox.connections(100).unwrap();
     assert_eq!(ports(&batch), [40700, 40701]);
-    assert!(batch.body.contains("FIN_WAIT1"), "{}", batch.body);
+    assert!(batch.json().contains("FIN_WAIT1"), "{}", batch.json());
 }
 
 /// A file of version 5 kept what waited in an `outbox` table: taken up,
@@ -218,12 +218,12 @@ fn a_version_5_outbox_is_taken_up() {
     let mut outbox = Outbox::open(&path).unwrap().fed(feed);
     let batch = outbox.connections(100).unwrap();
     assert_eq!(ports(&batch), [40501]);
-    assert!(batch.body.contains("\"version\":7"), "{}", batch.body);
+    assert!(batch.json().contains("\"version\":7"), "{}", batch.json());
     outbox.acked(&batch).unwrap();
     // The next transaction's number is above the file's last.
     r.poll(&[socket(40502, State::Established, 3)], T + 5000, &[]);
     let next = outbox.connections(100).unwrap();
-    assert!(next.body.contains("\"version\":8"), "{}", next.body);
+    assert!(next.json().contains("\"version\":8"), "{}", next.json());
 }
 
 /// A new version of a connection ships only the state changes the
@@ -240,19 +240,32 @@ fn a_state_change_is_shipped_until_acknowledged_then_not_again() {
     let first = outbox.connections(100).unwrap();
     assert_eq!(first.rows, 1);
     // Open: its NULL members (closed_at, closed_by) are left out.
-    assert!(!first.body.contains("closed_"), "{}", first.body);
+    assert!(!first.json().contains("closed_"), "{}", first.json());
     outbox.acked(&first).unwrap();
     r.poll(&[socket(40000, State::FinWait1, 7)], t + 5000, &[]);
     let second = outbox.connections(100).unwrap();
     assert_eq!((second.rows, second.change_rows), (1, 1));
-    assert!(second.changes.contains("FIN_WAIT1"), "{}", second.changes);
+    assert!(
+        second.changes_json().contains("FIN_WAIT1"),
+        "{}",
+        second.changes_json()
+    );
     outbox.acked(&second).unwrap();
     r.poll(&[socket(40000, State::FinWait2, 7)], t + 10_000, &[]);
     let third = outbox.connections(100).unwrap();
-    assert_eq!((third.rows, third.change_rows), (1, 1), "{}", third.changes);
-    assert!(third.changes.contains("FIN_WAIT2"), "{}", third.changes);
+    assert_eq!(
+        (third.rows, third.change_rows),
+        (1, 1),
+        "{}",
+        third.changes_json()
+    );
+    assert!(
+        third.changes_json().contains("FIN_WAIT2"),
+        "{}",
+        third.changes_json()
+    );
     // Every change is still in the row itself.
-    assert!(third.body.contains("FIN_WAIT1") && third.body.contains("FIN_WAIT2"));
+    assert!(third.json().contains("FIN_WAIT1") && third.json().contains("FIN_WAIT2"));
     // Not acknowledged: the same again; a new outbox: both changes.
     assert_eq!(outbox.connections(100).unwrap().change_rows, 1);
     let fresh = Outbox::open(&path).unwrap().connections(100).unwrap();
@@ -263,7 +276,7 @@ fn a_state_change_is_shipped_until_acknowledged_then_not_again() {
     r.poll(&[], t + 20_000, &[]);
     let last = outbox.connections(100).unwrap();
     assert_eq!(last.rows, 1);
-    assert!(last.body.contains("\"closed_at\":"), "{}", last.body);
+    assert!(last.json().contains("\"closed_at\":"), "{}", last.json());
     outbox.acked(&last).unwrap();
     assert!(outbox.shipped.is_empty(), "{:?}", outbox.shipped);
 }
@@ -307,7 +320,7 @@ fn shipped_rows_say_what_the_view_says() {
         "SELECT {} FROM connections c JOIN namespaces n ON n.id = c.netns WHERE c.id = ?1",
         columns::COLUMNS
     );
-    for line in batch.body.lines() {
+    for line in batch.json().lines() {
         let shipped: serde_json::Value = serde_json::from_str(line).unwrap();
         let id = shipped["id"].as_i64().unwrap();
         db.query_row(&sql, [id], |row| {
@@ -340,7 +353,8 @@ fn shipped_rows_say_what_the_view_says() {
         })
         .unwrap();
     }
-    let dressed = batch.body.lines().find(|l| l.contains("\"blue\"")).unwrap();
+    let rows = batch.json();
+    let dressed = rows.lines().find(|l| l.contains("\"blue\"")).unwrap();
     for member in [
         "\"netns\":4026532999",
         "\"unit\":\"web.service\"",
@@ -349,7 +363,7 @@ fn shipped_rows_say_what_the_view_says() {
         assert!(dressed.contains(member), "{member} in {dressed}");
     }
     for text in ["UNKNOWN(0x0e)", "unknown(7)", "TIME_WAIT", "ESTABLISHED"] {
-        assert!(batch.body.contains(text), "{text} in {}", batch.body);
+        assert!(batch.json().contains(text), "{text} in {}", batch.json());
     }
 }
 
@@ -379,11 +393,11 @@ fn an_acknowledgement_forgets_its_batch_and_nothing_else() {
     assert_eq!(waiting(&mut outbox), 2);
     let rest = outbox.connections(10).unwrap();
     assert_eq!(rest.rows, 2);
-    assert!(rest.body.contains("FIN_WAIT1"), "{}", rest.body);
+    assert!(rest.json().contains("FIN_WAIT1"), "{}", rest.json());
     assert!(
-        rest.body.contains(":40102") || rest.body.contains("40102"),
+        rest.json().contains(":40102") || rest.json().contains("40102"),
         "{}",
-        rest.body
+        rest.json()
     );
     outbox.acked(&rest).unwrap();
     assert_eq!(waiting(&mut outbox), 0);
