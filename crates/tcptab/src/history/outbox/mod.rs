@@ -302,8 +302,8 @@ impl Outbox {
             ids,
             |r| Ok((r.get(1)?, r.get(2)?)),
         )?;
-        // The namespace, boot and workload by their ids: their members are
-        // written once a batch ([`Fragments`]).
+        // The namespace, boot and workload by their ids: their values are
+        // encoded once a batch ([`Fragments`]).
         let columns = raw_columns().replacen("n.inode, n.name", "c.netns, NULL", 1);
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {columns}, c.changed, c.boot, c.workload
