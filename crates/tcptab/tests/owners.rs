@@ -1,11 +1,28 @@
-//! The owner scan (threads, getdents, readlinkat) against the plain one
-//! (std, one thread): the same owners for every socket of a live namespace,
+//! The owner scan against the plain one (std, one thread): the walk of
+//! the kernel's iterator and the threaded read of `/proc` (getdents,
+//! readlinkat) find the same owners for every socket of a live namespace,
 //! a socket shared by two processes included, while processes come and go.
 
 use std::process::{Command, Stdio};
 
 use tcptab::diag::{self, Extensions, NetlinkSocket};
 use tcptab::{Family, OwnerScan, StateSet};
+
+/// Root in the initial PID namespace, on a kernel that describes itself
+/// (BTF): the scan walks the kernel's iterator, and the tests compare
+/// that walk (elsewhere they compare the `/proc` scan twice, and say so).
+fn expect_the_walk() {
+    let initial = std::fs::read_link("/proc/self/ns/pid")
+        .is_ok_and(|ns| ns.to_string_lossy() == "pid:[4026531836]");
+    let root = rustix::process::geteuid().is_root();
+    let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
+    let why = OwnerScan::walk_unavailable();
+    if initial && root && btf && std::env::var_os("TCPTAB_OWNER_SCAN").is_none() {
+        assert_eq!(why, None, "the walk is expected here");
+    } else {
+        eprintln!("the owner scan reads /proc here: {why:?}");
+    }
+}
 
 #[test]
 fn the_threaded_scan_finds_the_owners_the_plain_one_finds() {
@@ -27,15 +44,18 @@ fn the_threaded_scan_finds_the_owners_the_plain_one_finds() {
         .spawn()
         .unwrap();
     let root = std::path::Path::new("/proc");
+    expect_the_walk();
     let mut shared = 0;
     for _ in 0..5 {
         let fast = OwnerScan::scan_all(root).unwrap();
+        let reading = OwnerScan::scan_all_reading(root).unwrap();
         let plain = OwnerScan::scan_plain(root).unwrap();
         assert!(fast.inspected > 10 && plain.inspected > 10);
         for d in &sockets {
             let a = fast.owners(&d.socket);
             let b = plain.owners(&d.socket);
             assert_eq!(a, b, "{:?} -> {:?}", d.socket.local, d.socket.remote);
+            assert_eq!(reading.owners(&d.socket), b);
             if a.len() > 1 {
                 shared += 1;
             }
@@ -83,6 +103,7 @@ fn a_process_with_thousands_of_sockets_is_read_whole() {
     assert!(held.len() >= 10_000, "{}", held.len());
     let root = std::path::Path::new("/proc");
     let fast = OwnerScan::scan_all(root).unwrap();
+    let reading = OwnerScan::scan_all_reading(root).unwrap();
     let plain = OwnerScan::scan_plain(root).unwrap();
     let _ = holder.kill();
     let _ = holder.wait();
@@ -91,6 +112,7 @@ fn a_process_with_thousands_of_sockets_is_read_whole() {
         socket.inode = inode;
         let owners = fast.owners(&socket);
         assert_eq!(owners, plain.owners(&socket), "socket {inode}");
+        assert_eq!(owners, reading.owners(&socket), "socket {inode}");
         let ours: Vec<_> = owners.iter().filter(|o| o.pid == pid).collect();
         assert_eq!(ours.len(), 1, "socket {inode}: {owners:?}");
         assert_eq!((ours[0].fd, &*ours[0].command), (fd, "python3"));

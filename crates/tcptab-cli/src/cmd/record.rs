@@ -169,7 +169,7 @@ impl Recorder<'_> {
         self.events.clear();
         if self.verbose {
             let owners = match poll.snapshot.report.owners {
-                Some(o) if o.kept => format!(
+                Some(o) if o.kept && o.reused > 0 => format!(
                     ", owners from an earlier poll's scan brought up to date ({} links taken, not read)",
                     o.reused
                 ),

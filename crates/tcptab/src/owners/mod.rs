@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::model::{Owner, Owners, Ownership, RowKind, Socket};
 
+mod bpf;
 mod index;
 mod proc;
 mod rescan;
@@ -117,15 +118,43 @@ impl OwnerScan {
         OwnerScan::scan_with(proc_root, &ask, among)
     }
 
-    /// The scan: the process directories listed once, then split over up
-    /// to one thread per core, each reading its processes' `fd`
-    /// directories with `getdents64` into a reused buffer and each link
-    /// with `readlinkat` into a stack buffer (no allocation per
+    /// The scan: a new one (not a rescan) is one walk of the kernel's
+    /// iterator where it can be used (`bpf/`), and otherwise reads `/proc`
+    /// ([`scan_reading`](OwnerScan::scan_reading)).
+    fn scan_with(proc_root: &Path, ask: &Ask<'_>, among: Among) -> io::Result<OwnerScan> {
+        if ask.known.is_none() {
+            if let Some(scan) = OwnerScan::walked(proc_root, ask.wanted, among) {
+                return Ok(scan);
+            }
+        }
+        OwnerScan::scan_reading(proc_root, ask, among)
+    }
+
+    /// Why a scan reads `/proc` rather than walking the kernel's iterator
+    /// (not root, an older kernel, a PID namespace of its own,
+    /// `TCPTAB_OWNER_SCAN=proc`); None: it walks.
+    pub fn walk_unavailable() -> Option<String> {
+        bpf::unavailable()
+    }
+
+    /// [`scan_all`](OwnerScan::scan_all) reading `/proc`, never walking:
+    /// what the walk is tested against.
+    #[cfg(any(test, feature = "internals"))]
+    #[doc(hidden)]
+    pub fn scan_all_reading(proc_root: &Path) -> io::Result<OwnerScan> {
+        let ask = Ask::default();
+        OwnerScan::scan_reading(proc_root, &ask, Among::All)
+    }
+
+    /// The scan of `/proc`: the process directories listed once, then
+    /// split over up to one thread per core, each reading its processes'
+    /// `fd` directories with `getdents64` into a reused buffer and each
+    /// link with `readlinkat` into a stack buffer (no allocation per
     /// descriptor; one per owner found). A process with more than
     /// [`SHARED_ABOVE`] descriptors is set aside and its links are read
     /// afterwards by every thread, each taking a share: one process often
     /// holds most of a host's sockets (a proxy, a database, a server).
-    fn scan_with(proc_root: &Path, ask: &Ask<'_>, among: Among) -> io::Result<OwnerScan> {
+    fn scan_reading(proc_root: &Path, ask: &Ask<'_>, among: Among) -> io::Result<OwnerScan> {
         use rustix::fs::{openat, Mode, OFlags, CWD};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = openat(CWD, proc_root, flags, Mode::empty())?;

@@ -175,7 +175,25 @@ impl OwnerScan {
     /// cost of reading only the tables of the processes that ran; when
     /// none ran and none came or went, it is this scan itself (the lists
     /// of holders it shares stay shared).
+    ///
+    /// Where the kernel's iterator can be used (`bpf/`), every table is
+    /// walked anew instead: that costs less than reading the run times,
+    /// and sees what they cannot.
     pub fn rescan(mut self, proc_root: &Path) -> io::Result<OwnerScan> {
+        match OwnerScan::walked(proc_root, None, self.among()) {
+            Some(mut scan) => {
+                if scan.inodes == self.inodes && scan.owners == self.owners {
+                    scan.shared = std::mem::take(&mut self.shared);
+                }
+                Ok(scan)
+            }
+            None => self.rescan_reading(proc_root),
+        }
+    }
+
+    /// [`rescan`](OwnerScan::rescan) by reading `/proc`: the tables of
+    /// the processes that ran.
+    pub(super) fn rescan_reading(mut self, proc_root: &Path) -> io::Result<OwnerScan> {
         use rustix::fs::{openat, Mode, OFlags, CWD};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = openat(CWD, proc_root, flags, Mode::empty())?;
@@ -300,9 +318,9 @@ for line in sys.stdin:
         let before = OwnerScan::scan_all(Path::new("/proc")).unwrap();
         // A whole scan says nothing of how much each process had run: the
         // first rescan reads every table; the next takes the sleeper's.
-        let again = before.rescan(Path::new("/proc")).unwrap();
+        let again = before.rescan_reading(Path::new("/proc")).unwrap();
         assert_eq!(again.reused, 0);
-        let from_again = again.rescan(Path::new("/proc")).unwrap();
+        let from_again = again.rescan_reading(Path::new("/proc")).unwrap();
         assert!(from_again.reused >= 1, "{}", from_again.reused);
         assert_eq!(holders(&from_again, first), [(pid, first_fd)]);
         drop(closing);
@@ -311,7 +329,7 @@ for line in sys.stdin:
         // The sleeper wakes and opens a second listener.
         writeln!(sleeper.stdin.as_mut().unwrap(), "open").unwrap();
         let (second_fd, second) = next();
-        let later = from_again.rescan(Path::new("/proc")).unwrap();
+        let later = from_again.rescan_reading(Path::new("/proc")).unwrap();
         let fresh = OwnerScan::scan_all(Path::new("/proc")).unwrap();
         for inode in [first, second, closing_inode, opened_inode] {
             assert_eq!(holders(&later, inode), holders(&fresh, inode), "{inode}");
@@ -371,9 +389,9 @@ for line in sys.stdin:
             return;
         };
         let scan = OwnerScan::scan_namespace(Path::new("/proc"), netns).unwrap();
-        let scan = scan.rescan(Path::new("/proc")).unwrap();
+        let scan = scan.rescan_reading(Path::new("/proc")).unwrap();
         let before = shared_list(&scan, inode);
-        let again = scan.rescan(Path::new("/proc")).unwrap();
+        let again = scan.rescan_reading(Path::new("/proc")).unwrap();
         assert_eq!(again.reused as usize, again.owners.len());
         assert_eq!(holders(&again, inode), [(sleeper.id(), fd)]);
         assert!(Arc::ptr_eq(&before, &shared_list(&again, inode)));
@@ -384,6 +402,39 @@ for line in sys.stdin:
     /// Where a process ran but holds the sockets it held (a reader in the
     /// namespace it reads, say), its table is read again, and the lists
     /// of holders made for the scan before are still lent, not made anew.
+    /// Where the kernel's iterator walks, a rescan is a new walk: a
+    /// socket opened since is there at once, one closed is gone, and
+    /// where nothing changed the lists of holders stay shared.
+    #[test]
+    fn a_walked_rescan_finds_what_is_held_now_and_keeps_its_lists() {
+        if let Some(why) = OwnerScan::walk_unavailable() {
+            eprintln!("skipped: the scan reads /proc here ({why})");
+            return;
+        }
+        let Some((mut sleeper, netns, fd, inode)) = sleeper_alone() else {
+            return;
+        };
+        let proc_root = Path::new("/proc");
+        let scan = OwnerScan::scan_namespace(proc_root, netns).unwrap();
+        let before = shared_list(&scan, inode);
+        let scan = scan.rescan(proc_root).unwrap();
+        assert_eq!(scan.reused, 0);
+        assert_eq!(holders(&scan, inode), [(sleeper.id(), fd)]);
+        assert!(Arc::ptr_eq(&before, &shared_list(&scan, inode)));
+        drop(sleeper.stdin.take());
+        sleeper.wait().unwrap();
+        let all = OwnerScan::scan_all(proc_root).unwrap();
+        let opened = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let opened_inode = inode_of(opened.as_raw_fd());
+        assert!(holders(&all, opened_inode).is_empty());
+        let all = all.rescan(proc_root).unwrap();
+        let me = (std::process::id(), opened.as_raw_fd() as u32);
+        assert_eq!(holders(&all, opened_inode), [me]);
+        drop(opened);
+        let all = all.rescan(proc_root).unwrap();
+        assert!(holders(&all, opened_inode).is_empty());
+    }
+
     #[test]
     fn a_rescan_where_what_ran_holds_what_it_held_keeps_its_lists() {
         let Some((mut sleeper, netns, fd, inode)) = sleeper_alone() else {
@@ -401,11 +452,11 @@ for line in sys.stdin:
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(300));
         let scan = OwnerScan::scan_namespace(Path::new("/proc"), netns).unwrap();
-        let scan = scan.rescan(Path::new("/proc")).unwrap();
+        let scan = scan.rescan_reading(Path::new("/proc")).unwrap();
         let before = shared_list(&scan, inode);
         let ran = scan.ran.get(&busy.id()).copied();
         std::thread::sleep(std::time::Duration::from_millis(100));
-        let again = scan.rescan(Path::new("/proc")).unwrap();
+        let again = scan.rescan_reading(Path::new("/proc")).unwrap();
         let ran_again = again.ran.get(&busy.id()).copied();
         busy.kill().unwrap();
         busy.wait().unwrap();
