@@ -10,8 +10,9 @@
 //! describes itself. It needs what loading a tracing program needs
 //! (root, or `CAP_BPF` with `CAP_PERFMON`) and the initial PID namespace
 //! (it reads the kernel's process ids); wherever it cannot be loaded, the
-//! scan reads `/proc` as before ([`sockets`] says None). The program is
-//! loaded once per process and its link kept: each scan is one walk.
+//! scan reads `/proc` as before ([`OwnerScan::walked`] says None). The
+//! program is loaded once per process and its link kept: each scan is one
+//! walk.
 
 mod btf;
 mod sys;
@@ -29,11 +30,11 @@ use super::OwnerScan;
 use crate::model::Owner;
 
 /// One socket descriptor: its process, its number, the socket's inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Held {
-    pub(crate) pid: u32,
-    pub(crate) fd: u32,
-    pub(crate) inode: u64,
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    pid: u32,
+    fd: u32,
+    inode: u64,
 }
 
 /// The bytes the program writes per descriptor: pid (u32), fd (u32),
@@ -74,16 +75,6 @@ fn load() -> io::Result<OwnedFd> {
     sys::link(&program)
 }
 
-/// Every socket descriptor of every process, sorted by pid and fd; None
-/// where the iterator cannot be used (then `/proc` is read instead).
-pub(crate) fn sockets() -> Option<io::Result<Vec<Held>>> {
-    if !wanted() {
-        return None;
-    }
-    let link = iterator().ok()?;
-    Some(read_all(link))
-}
-
 /// Why the iterator is not used (None: it is).
 pub(crate) fn unavailable() -> Option<String> {
     if !wanted() {
@@ -95,67 +86,95 @@ pub(crate) fn unavailable() -> Option<String> {
 impl OwnerScan {
     /// The scan of the processes `among` made from one walk of the
     /// iterator, keeping the sockets `wanted` (None: all): what the
-    /// `/proc` scan finds, with the processes listed from `/proc` as it
-    /// lists them. None where the iterator cannot be used (another proc
-    /// root than the machine's, or [`sockets`] cannot), or its walk failed.
+    /// `/proc` scan finds. None where the iterator cannot be used (another
+    /// proc root than the machine's, or it cannot be loaded), or its walk
+    /// failed.
     pub(super) fn walked(
         proc_root: &Path,
         wanted: Option<&HashSet<u64>>,
         among: Among,
     ) -> Option<OwnerScan> {
-        if proc_root != Path::new("/proc") {
+        if proc_root != Path::new("/proc") || !self::wanted() {
             return None;
         }
-        let held = sockets()?.ok()?;
-        OwnerScan::of_held(proc_root, &held, wanted, among).ok()
+        let link = iterator().ok()?;
+        OwnerScan::walk(link, proc_root, wanted, among).ok()
     }
 
-    fn of_held(
+    /// Each descriptor the walk gives goes into the scan as it comes
+    /// (the walk goes process by process: each one's namespace is looked
+    /// at once, its command read at its first socket), so no list of
+    /// every descriptor is held beside the scan. The processes are listed
+    /// after the walk: one that exited meanwhile is not, and what the walk
+    /// found of it is dropped.
+    fn walk(
+        link: &OwnedFd,
         proc_root: &Path,
-        mut held: &[Held],
         wanted: Option<&HashSet<u64>>,
         among: Among,
     ) -> io::Result<OwnerScan> {
         use rustix::fs::{openat, Mode, OFlags, CWD};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = openat(CWD, proc_root, flags, Mode::empty())?;
-        // Listed after the walk: a process that started since holds
-        // nothing walked; one that exited since is not listed, and what
-        // the walk found of it is dropped.
-        let mut pids = list_processes(&root)?;
-        pids.sort_unstable();
         let mut reader = Reader::default();
         let mut scan = OwnerScan::default();
-        for pid in pids {
-            let gone = held.partition_point(|h| h.pid < pid);
-            let mut exited: Vec<u32> = held[..gone].iter().map(|h| h.pid).collect();
-            exited.dedup();
-            scan.vanished += exited.len() as u32;
-            held = &held[gone..];
-            let (its, rest) = held.split_at(held.partition_point(|h| h.pid == pid));
-            held = rest;
-            if !among.has(&root, pid, &mut reader) {
-                continue;
+        // The process of the last descriptor: whether it is among those
+        // scanned, and its command once read.
+        let mut last: Option<(u32, bool, Option<Arc<str>>)> = None;
+        read_all(link, &mut |h: Held| {
+            if last.as_ref().is_none_or(|l| l.0 != h.pid) {
+                last = Some((h.pid, among.has(&root, h.pid, &mut reader), None));
             }
-            scan.processes.push(pid);
-            scan.inspected += 1;
-            let mut command: Option<Arc<str>> = None;
-            for h in its {
-                if wanted.is_some_and(|w| !w.contains(&h.inode)) {
-                    continue;
-                }
-                let command = command
-                    .get_or_insert_with(|| read_comm(&root, &format!("{pid}/comm")).into())
-                    .clone();
-                scan.inodes.push(h.inode);
-                scan.owners.push(Owner {
-                    pid,
-                    command,
-                    fd: h.fd,
-                });
+            let Some((pid, true, command)) = &mut last else {
+                return;
+            };
+            if wanted.is_some_and(|w| !w.contains(&h.inode)) {
+                return;
+            }
+            let command = command
+                .get_or_insert_with(|| read_comm(&root, &format!("{pid}/comm")).into())
+                .clone();
+            scan.inodes.push(h.inode);
+            scan.owners.push(Owner {
+                pid: *pid,
+                command,
+                fd: h.fd,
+            });
+        })?;
+        let mut pids = list_processes(&root)?;
+        pids.sort_unstable();
+        for &pid in &pids {
+            if among.has(&root, pid, &mut reader) {
+                scan.processes.push(pid);
             }
         }
+        scan.inspected = scan.processes.len() as u32;
         scan.sort();
+        let gone = |o: &Owner| pids.binary_search(&o.pid).is_err();
+        // A thread with a descriptor table of its own is walked apart
+        // from its process: its sockets are its process's, once.
+        let same =
+            |(i, o): (&[u64], &[Owner])| i[0] == i[1] && (o[0].pid, o[0].fd) == (o[1].pid, o[1].fd);
+        let mut pairs = scan.inodes.windows(2).zip(scan.owners.windows(2));
+        if pairs.any(same) || scan.owners.iter().any(gone) {
+            let mut exited: Vec<u32> = scan
+                .owners
+                .iter()
+                .filter(|o| gone(o))
+                .map(|o| o.pid)
+                .collect();
+            exited.sort_unstable();
+            exited.dedup();
+            scan.vanished = exited.len() as u32;
+            let mut found: Vec<(u64, Owner)> = std::mem::take(&mut scan.inodes)
+                .into_iter()
+                .zip(std::mem::take(&mut scan.owners))
+                .filter(|(_, o)| !gone(o))
+                .collect();
+            found.dedup_by(|a, b| a.0 == b.0 && (a.1.pid, a.1.fd) == (b.1.pid, b.1.fd));
+            (scan.inodes, scan.owners) = found.into_iter().unzip();
+            scan.index = super::Index::of(&scan.inodes);
+        }
         scan.scope = match among {
             Among::Of(netns) => Some(netns),
             Among::All | Among::Outside(_) => None,
@@ -164,10 +183,12 @@ impl OwnerScan {
     }
 }
 
-fn read_all(link: &OwnedFd) -> io::Result<Vec<Held>> {
+/// One walk of the iterator, each socket descriptor given to `each` in
+/// the kernel's order (process by process, each one's descriptors in
+/// order).
+fn read_all(link: &OwnedFd, each: &mut dyn FnMut(Held)) -> io::Result<()> {
     let walk = sys::iterate(link)?;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     let mut filled = 0;
     loop {
         let n = match rustix::io::read(&walk, &mut buf[filled..]) {
@@ -182,7 +203,7 @@ fn read_all(link: &OwnedFd) -> io::Result<Vec<Held>> {
         let whole = filled / RECORD * RECORD;
         for record in buf[..whole].chunks_exact(RECORD) {
             let word = |at: usize| u32::from_ne_bytes(record[at..at + 4].try_into().unwrap());
-            out.push(Held {
+            each(Held {
                 pid: word(0),
                 fd: word(4),
                 inode: u64::from_ne_bytes(record[8..16].try_into().unwrap()),
@@ -197,11 +218,7 @@ fn read_all(link: &OwnedFd) -> io::Result<Vec<Held>> {
             "the owner iterator ended inside a record",
         ));
     }
-    // A thread with a descriptor table of its own is walked apart from
-    // its process: its sockets are its process's, once.
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
+    Ok(())
 }
 
 /// The byte offsets the program reads, and the widths it reads them at.
