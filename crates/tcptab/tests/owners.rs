@@ -180,3 +180,45 @@ fn a_socket_held_from_another_namespace_keeps_its_owner() {
     };
     assert_eq!(got, want);
 }
+
+/// A thread with a descriptor table of its own (`unshare(CLONE_FILES)`):
+/// the walk goes through its table apart from its process's. A socket in
+/// both tables (opened before the unshare) is its process's once; one
+/// opened by the thread afterwards is its process's too, where reading
+/// `/proc/PID/fd` (the process's table only) does not find it.
+#[test]
+fn a_thread_with_a_table_of_its_own_holds_its_sockets_once() {
+    if let Some(why) = OwnerScan::walk_unavailable() {
+        eprintln!("skipped: the scan reads /proc here ({why})");
+        return;
+    }
+    let code = "import ctypes, os, socket, threading, time\n\
+                libc = ctypes.CDLL(None, use_errno=True)\n\
+                both = socket.socket(); both.bind(('127.0.0.1', 0)); both.listen()\n\
+                def own():\n    \
+                    if libc.unshare(0x400) != 0: raise OSError(ctypes.get_errno(), 'unshare')\n    \
+                    mine = socket.socket(); mine.bind(('127.0.0.1', 0)); mine.listen()\n    \
+                    ino = lambda s: os.fstat(s.fileno()).st_ino\n    \
+                    print(both.fileno(), ino(both), mine.fileno(), ino(mine), flush=True)\n    \
+                    time.sleep(600)\n\
+                threading.Thread(target=own, daemon=True).start()\n\
+                time.sleep(600)\n";
+    let (mut holder, line) = testkit::spawn_until_line(Command::new("python3").args(["-c", code]));
+    let pid = holder.id();
+    let n: Vec<u64> = line.split(' ').map(|w| w.trim().parse().unwrap()).collect();
+    let root = std::path::Path::new("/proc");
+    let walked = OwnerScan::scan_all(root).unwrap();
+    let reading = OwnerScan::scan_all_reading(root).unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let holders = |scan: &OwnerScan, inode: u64| -> Vec<(u32, u32)> {
+        let mut socket = tcptab::Socket::empty(Family::Ipv4, tcptab::RowKind::Full);
+        socket.inode = inode;
+        scan.owners(&socket).iter().map(|o| (o.pid, o.fd)).collect()
+    };
+    let (both, mine) = ((n[0] as u32, n[1]), (n[2] as u32, n[3]));
+    assert_eq!(holders(&walked, both.1), [(pid, both.0)]);
+    assert_eq!(holders(&reading, both.1), [(pid, both.0)]);
+    assert_eq!(holders(&walked, mine.1), [(pid, mine.0)]);
+    assert_eq!(holders(&reading, mine.1), []);
+}
