@@ -169,7 +169,8 @@ impl Recorder<'_> {
         self.events.clear();
         if self.verbose {
             let owners = match poll.snapshot.report.owners {
-                Some(o) if o.kept && o.reused > 0 => format!(
+                Some(o) if o.walked => ", owners from one walk of the kernel's task files".into(),
+                Some(o) if o.kept => format!(
                     ", owners from an earlier poll's scan brought up to date ({} links taken, not read)",
                     o.reused
                 ),

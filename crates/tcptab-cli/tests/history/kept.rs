@@ -8,14 +8,31 @@
 
 use super::*;
 
+/// Reading `/proc` (`TCPTAB_OWNER_SCAN=proc`): the kept scan brought up
+/// to date.
 #[test]
 fn owners_are_found_while_the_scan_is_kept() {
+    owners_are_found(true);
+}
+
+/// Walking the kernel's task files where that can be done (as root): a
+/// new walk each poll finds the same owners.
+#[test]
+fn owners_are_found_walking_each_poll() {
+    owners_are_found(false);
+}
+
+fn owners_are_found(reading_proc: bool) {
     let Some(mut scenario) = testkit::live("driver.py") else { return };
     let pid = scenario.pid();
-    let (dir, db) = scratch_db("kept");
+    let (dir, db) = scratch_db(if reading_proc { "kept" } else { "walked" });
     // -v: each poll's line says whether its owners came from a kept scan.
     let log = dir.join("record.log");
-    let recorder = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+    let mut recorder = Command::new(env!("CARGO_BIN_EXE_tcptab"));
+    if reading_proc {
+        recorder.env("TCPTAB_OWNER_SCAN", "proc");
+    }
+    let recorder = recorder
         .args(["record", "-v", "--db", db.to_str().unwrap()])
         .args(["--netns-pid", &pid.to_string(), "--interval", "0.3"])
         .stdin(Stdio::null())
@@ -44,10 +61,18 @@ fn owners_are_found_while_the_scan_is_kept() {
             && l.split(", ")
                 .any(|part| part.ends_with(" opened") && part != "0 opened")
     });
-    assert!(
-        rescanned_and_opened,
-        "no poll opened a connection on a rescan:\n{log}"
-    );
+    if reading_proc {
+        assert!(
+            rescanned_and_opened,
+            "no poll opened a connection on a rescan:\n{log}"
+        );
+    } else if tcptab::OwnerScan::walk_unavailable().is_none() {
+        let walked = log
+            .lines()
+            .filter(|l| l.ends_with(", owners from one walk of the kernel's task files"))
+            .count();
+        assert!(walked > 4, "no poll walked:\n{log}");
+    }
     let last: i64 = sql(&db, "SELECT max(at) FROM polls").parse().unwrap();
     let (rows, _) = history(&db, &["--at", &at(last)]);
     let both = ends(&rows, port);

@@ -65,6 +65,9 @@ pub struct OwnerScan {
     /// Socket links taken from the scan before instead of read again
     /// ([`rescan`](OwnerScan::rescan)).
     pub reused: u32,
+    /// The scan was one walk of the kernel's task files, not a reading of
+    /// `/proc` ([`walk_unavailable`](OwnerScan::walk_unavailable)).
+    pub walked: bool,
     /// How much each process's threads had run when its table was read
     /// (a rescan's only: [`rescan`](OwnerScan::rescan)).
     ran: HashMap<u32, u64, foldhash::fast::RandomState>,

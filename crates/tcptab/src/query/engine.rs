@@ -173,11 +173,17 @@ impl Query {
                 vanished: s.vanished,
                 kept: kept_scan,
                 reused: s.reused,
+                walked: s.walked,
             }),
             read_at: Some(crate::time::now_ms()),
             ..Report::default()
         };
-        for target in targets {
+        // With several namespaces, the next one's dumps start while one
+        // is read (where it would read ahead at all).
+        let mut targets = targets.into_iter().peekable();
+        let mut ahead = None;
+        while let Some(target) = targets.next() {
+            let started = ahead.take();
             let index = report.read.len();
             let mut read = NamespaceRead::begun();
             // The filter with this namespace's facts (autobound's port
@@ -211,7 +217,10 @@ impl Query {
                 .map_err(Stop::Lib)
                 .and_then(|filter| {
                     let _ = bound.set(filter.clone());
-                    self.read_namespace(target.as_ref(), &filter, &mut deliver)
+                    ahead = targets
+                        .peek()
+                        .and_then(|next| self.start_ahead(next.as_ref()));
+                    self.read_namespace(target.as_ref(), &filter, started, &mut deliver)
                 });
             let delivered = read.sockets;
             match outcome {

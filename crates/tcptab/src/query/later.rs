@@ -52,6 +52,7 @@ pub(super) fn rescan_kept(
         vanished: again.vanished,
         kept: true,
         reused: again.reused,
+        walked: again.walked,
     };
     *scan = again;
     true

@@ -15,12 +15,17 @@ use crate::filter::Expr;
 use crate::model::{DiagSocket, Family, Namespace, Socket, Source};
 use crate::procnet::{ProcRoot, TableReader};
 
+/// A namespace's dumps started ahead ([`Query::start_ahead`]).
+pub(super) type Ahead = Vec<(Family, diag::Prefetch)>;
+
 impl Query {
-    /// Read one namespace through the chosen source.
+    /// Read one namespace through the chosen source; `ahead`, its dumps
+    /// if they were started while the namespace before was read.
     pub(super) fn read_namespace<E>(
         &self,
         namespace: Option<&Namespace>,
         filter: &Expr,
+        ahead: Option<Ahead>,
         deliver: &mut dyn FnMut(Raw<'_>) -> std::result::Result<(), Stop<E>>,
     ) -> std::result::Result<How, Stop<E>> {
         let proc = |why: Why| -> std::result::Result<(), Stop<E>> {
@@ -49,10 +54,10 @@ impl Query {
                 proc(Why::Chosen)?;
                 self.read_proc(namespace, filter, deliver, Why::Chosen)
             }
-            Choice::Netlink => self.read_netlink(namespace, filter, deliver, &mut 0),
+            Choice::Netlink => self.read_netlink(namespace, filter, ahead, deliver, &mut 0),
             Choice::Auto => {
                 let mut delivered = 0u64;
-                match self.read_netlink(namespace, filter, deliver, &mut delivered) {
+                match self.read_netlink(namespace, filter, ahead, deliver, &mut delivered) {
                     Err(Stop::Lib(e @ Error::Netlink { .. })) if delivered == 0 => {
                         let why = Why::Fallback(e.to_string());
                         proc(why.clone())?;
@@ -68,6 +73,7 @@ impl Query {
         &self,
         namespace: Option<&Namespace>,
         filter: &Expr,
+        started: Option<Ahead>,
         deliver: &mut dyn FnMut(Raw<'_>) -> std::result::Result<(), Stop<E>>,
         delivered: &mut u64,
     ) -> std::result::Result<How, Stop<E>> {
@@ -107,7 +113,7 @@ impl Query {
         // recvmsg), while the sockets are decoded and handed over here.
         let mut ahead = match (&program, families.as_slice()) {
             (None, [Family::Ipv4, Family::Ipv6]) if self.read_ahead => {
-                self.prefetch(namespace, filter)
+                started.unwrap_or_else(|| self.prefetch(namespace, filter))
             }
             _ => Vec::new(),
         };
@@ -169,6 +175,26 @@ impl Query {
         }
         how.kernel_filter = program.and_then(|(_, kernel)| kernel);
         Ok(how)
+    }
+
+    /// The dumps of `namespace` started now, to be read after the
+    /// namespace being read (`--all-netns`: the kernel walks the next
+    /// table while this one is decoded), where they would be read ahead
+    /// anyway: netlink, every socket of both families, no program, a
+    /// filter that needs no fact of its namespace. None otherwise.
+    pub(super) fn start_ahead(&self, namespace: Option<&Namespace>) -> Option<Ahead> {
+        let filter = &self.filter;
+        let both = filter.may_be(Family::Ipv4) && filter.may_be(Family::Ipv6);
+        if self.is_captured()
+            || self.source == Choice::Proc
+            || !self.read_ahead
+            || !both
+            || filter.needs_facts()
+        {
+            return None;
+        }
+        let (program, _) = self.plan(filter, &mut Vec::new());
+        program.is_none().then(|| self.prefetch(namespace, filter))
     }
 
     /// Both families' dumps started, each on its own socket and thread;

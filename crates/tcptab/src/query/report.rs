@@ -139,4 +139,7 @@ pub struct OwnerReport {
     /// The scan took this many socket links from the one before instead
     /// of reading them ([`crate::OwnerScan::rescan`]; 0 for a new scan).
     pub reused: u32,
+    /// The scan was one walk of the kernel's task files
+    /// ([`crate::OwnerScan::walk_unavailable`] says why not).
+    pub walked: bool,
 }

@@ -166,6 +166,7 @@ impl OwnerScan {
             }
         }
         scan.inspected = scan.processes.len() as u32;
+        scan.walked = true;
         scan.sort();
         let gone = |o: &Owner| pids.binary_search(&o.pid).is_err();
         // A thread with a descriptor table of its own is walked apart
