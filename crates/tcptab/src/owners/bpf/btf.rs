@@ -40,12 +40,32 @@ struct Type {
     vlen: usize,
 }
 
-/// The types of one BTF blob, by id (id 0 is `void`).
+/// The types of one BTF blob, by id (id 0 is `void`): where each one's
+/// record starts, decoded when asked for (the kernel describes some
+/// 130,000 types; three are looked at).
 #[derive(Debug)]
 pub(super) struct Btf {
-    data: Vec<u8>,
+    data: Blob,
     strings: std::ops::Range<usize>,
-    types: Vec<Type>,
+    /// The byte offset of each type's record (0 for `void`).
+    offsets: Vec<u32>,
+}
+
+/// The blob: the kernel's file mapped (Linux 6.16 and later), or read.
+#[derive(Debug)]
+enum Blob {
+    Mapped(super::sys::Mapped),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for Blob {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Blob::Mapped(m) => m.bytes(),
+            Blob::Read(v) => v,
+        }
+    }
 }
 
 fn bad(what: &str) -> io::Error {
@@ -69,10 +89,21 @@ pub(super) struct Member {
 impl Btf {
     /// The running kernel's types.
     pub(super) fn kernel() -> io::Result<Btf> {
-        Btf::parse(std::fs::read("/sys/kernel/btf/vmlinux")?)
+        let path = "/sys/kernel/btf/vmlinux";
+        let file = std::fs::File::open(path)?;
+        match super::sys::Mapped::of(&file) {
+            Ok(mapped) => Btf::of(Blob::Mapped(mapped)),
+            // Mapped since Linux 6.16: read before.
+            Err(_) => Btf::of(Blob::Read(std::fs::read(path)?)),
+        }
     }
 
-    pub(super) fn parse(data: Vec<u8>) -> io::Result<Btf> {
+    #[cfg(test)]
+    fn parse(data: Vec<u8>) -> io::Result<Btf> {
+        Btf::of(Blob::Read(data))
+    }
+
+    fn of(data: Blob) -> io::Result<Btf> {
         let magic = data.get(..2).ok_or_else(|| bad("empty"))?;
         if u16::from_le_bytes([magic[0], magic[1]]) != MAGIC {
             return Err(bad("not little-endian BTF"));
@@ -82,46 +113,50 @@ impl Btf {
         let (type_off, type_len, str_off, str_len) = (field(0)?, field(1)?, field(2)?, field(3)?);
         let types_at = header + type_off;
         let strings = header + str_off..header + str_off + str_len;
-        if strings.end > data.len() || types_at + type_len > data.len() {
+        if strings.end > data.len()
+            || types_at + type_len > data.len()
+            || data.len() > u32::MAX as usize
+        {
             return Err(bad("sections beyond the blob"));
         }
-        let mut types = Vec::with_capacity(type_len / 16);
-        types.push(Type {
-            kind: 0,
-            kind_flag: false,
-            name: 0,
-            size_or_type: 0,
-            records: 0,
-            vlen: 0,
-        });
+        let mut offsets = Vec::with_capacity(type_len / 24);
+        offsets.push(0);
         let mut at = types_at;
         while at < types_at + type_len {
             let info = u32_at(&data, at + 4)?;
-            let kind = (info >> 24) & 0x1f;
             let vlen = (info & 0xffff) as usize;
-            let records = at + 12;
-            let extra = match kind {
+            let extra = match (info >> 24) & 0x1f {
                 INT | VAR | DECL_TAG => 4,
                 ARRAY => 12,
                 STRUCT | UNION | DATASEC | ENUM64 => 12 * vlen,
                 ENUM | FUNC_PROTO => 8 * vlen,
                 PTR | 7 | TYPEDEF | VOLATILE | CONST | RESTRICT | FUNC | 16 | TYPE_TAG => 0,
-                _ => return Err(bad(&format!("unknown kind {kind}"))),
+                kind => return Err(bad(&format!("unknown kind {kind}"))),
             };
-            types.push(Type {
-                kind,
-                kind_flag: info >> 31 == 1,
-                name: u32_at(&data, at)?,
-                size_or_type: u32_at(&data, at + 8)?,
-                records,
-                vlen,
-            });
-            at = records + extra;
+            offsets.push(at as u32);
+            at += 12 + extra;
+        }
+        if at > types_at + type_len {
+            return Err(bad("a type beyond its section"));
         }
         Ok(Btf {
             data,
             strings,
-            types,
+            offsets,
+        })
+    }
+
+    /// Type `id`, decoded (None: no such type, or `void`).
+    fn ty(&self, id: u32) -> Option<Type> {
+        let at = *self.offsets.get(id as usize).filter(|&&at| at != 0)? as usize;
+        let info = u32_at(&self.data, at + 4).ok()?;
+        Some(Type {
+            kind: (info >> 24) & 0x1f,
+            kind_flag: info >> 31 == 1,
+            name: u32_at(&self.data, at).ok()?,
+            size_or_type: u32_at(&self.data, at + 8).ok()?,
+            records: at + 12,
+            vlen: (info & 0xffff) as usize,
         })
     }
 
@@ -144,15 +179,16 @@ impl Btf {
     pub(super) fn find(&self, function: &str, structs: &[&str]) -> io::Result<(u32, Vec<u32>)> {
         let mut func = None;
         let mut found = vec![None; structs.len()];
-        for (id, t) in self.types.iter().enumerate() {
+        for id in 1..self.offsets.len() as u32 {
+            let Some(t) = self.ty(id) else { continue };
             match t.kind {
                 FUNC if func.is_none() && self.is_named(t.name, function.as_bytes()) => {
-                    func = Some(id as u32);
+                    func = Some(id);
                 }
                 STRUCT => {
                     for (slot, name) in found.iter_mut().zip(structs) {
                         if slot.is_none() && self.is_named(t.name, name.as_bytes()) {
-                            *slot = Some(id as u32);
+                            *slot = Some(id);
                         }
                     }
                 }
@@ -170,10 +206,7 @@ impl Btf {
 
     /// The names of function `id`'s parameters, in order.
     pub(super) fn parameters(&self, id: u32) -> Vec<String> {
-        let Some(proto) = self
-            .types
-            .get(self.types[id as usize].size_or_type as usize)
-        else {
+        let Some(proto) = self.ty(id).and_then(|f| self.ty(f.size_or_type)) else {
             return Vec::new();
         };
         (0..proto.vlen)
@@ -187,16 +220,18 @@ impl Btf {
     /// Member `member` of struct `id`, looked for in its anonymous
     /// unions and structs too (their offsets added).
     pub(super) fn member(&self, id: u32, member: &str) -> io::Result<Member> {
-        self.member_of(id, member.as_bytes()).ok_or_else(|| {
-            let name = self.types.get(id as usize).map_or(0, |t| t.name);
+        self.member_of(id, member.as_bytes(), 0).ok_or_else(|| {
+            let name = self.ty(id).map_or(0, |t| t.name);
             let name = String::from_utf8_lossy(self.name(name)).into_owned();
             bad(&format!("no member {member} in struct {name}"))
         })
     }
 
-    fn member_of(&self, id: u32, member: &[u8]) -> Option<Member> {
-        let t = self.types.get(id as usize)?;
-        if t.kind != STRUCT && t.kind != UNION {
+    /// `depth`: how many anonymous members deep (a blob whose members
+    /// would nest without end is not followed past 16).
+    fn member_of(&self, id: u32, member: &[u8], depth: u32) -> Option<Member> {
+        let t = self.ty(id)?;
+        if (t.kind != STRUCT && t.kind != UNION) || depth > 16 {
             return None;
         }
         for i in 0..t.vlen {
@@ -218,7 +253,7 @@ impl Btf {
             }
             if here.is_empty() {
                 let inner = self.skip_qualifiers(type_id);
-                if let Some(found) = self.member_of(inner, member) {
+                if let Some(found) = self.member_of(inner, member, depth + 1) {
                     return Some(Member {
                         bits: bits + found.bits,
                         type_id: found.type_id,
@@ -229,10 +264,14 @@ impl Btf {
         None
     }
 
+    /// The type under `id`'s typedefs and qualifiers (at most 32 of
+    /// them: a blob whose would go round is not followed).
     fn skip_qualifiers(&self, mut id: u32) -> u32 {
-        while let Some(t) = self.types.get(id as usize) {
-            match t.kind {
-                TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG => id = t.size_or_type,
+        for _ in 0..32 {
+            match self.ty(id) {
+                Some(t) if matches!(t.kind, TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG) => {
+                    id = t.size_or_type;
+                }
                 _ => break,
             }
         }
@@ -242,7 +281,7 @@ impl Btf {
     /// The size in bytes of a member's type: an integer's (or an enum's)
     /// size, 8 for a pointer; None for anything else.
     pub(super) fn scalar_size(&self, id: u32) -> Option<u32> {
-        let t = self.types.get(self.skip_qualifiers(id) as usize)?;
+        let t = self.ty(self.skip_qualifiers(id))?;
         match t.kind {
             INT | ENUM | ENUM64 => Some(t.size_or_type),
             PTR => Some(8),

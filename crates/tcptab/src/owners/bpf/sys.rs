@@ -112,3 +112,49 @@ pub(super) fn iterate(link: &OwnedFd) -> io::Result<OwnedFd> {
     attr.u32(0, link.as_raw_fd() as u32);
     attr.call(BPF_ITER_CREATE, 8)
 }
+
+/// A file mapped read-only, whole (the kernel's BTF: no copy).
+#[derive(Debug)]
+pub(super) struct Mapped {
+    at: *mut std::ffi::c_void,
+    len: usize,
+}
+
+impl Mapped {
+    #[allow(unsafe_code)]
+    pub(super) fn of(file: &std::fs::File) -> io::Result<Mapped> {
+        use rustix::mm::{mmap, MapFlags, ProtFlags};
+        let len = usize::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
+        if len == 0 {
+            return Err(io::Error::other("an empty file"));
+        }
+        // SAFETY: a new private, read-only mapping of `len` bytes of an
+        // open file, at an address the kernel picks; unmapped on drop.
+        let at = unsafe {
+            mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ,
+                MapFlags::PRIVATE,
+                file,
+                0,
+            )?
+        };
+        Ok(Mapped { at, len })
+    }
+
+    #[allow(unsafe_code)]
+    pub(super) fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes mapped readable at `at` for as long as
+        // `self` lives (the kernel's BTF does not change while it runs).
+        unsafe { std::slice::from_raw_parts(self.at.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `of`, unmapped once.
+        let _ = unsafe { rustix::mm::munmap(self.at, self.len) };
+    }
+}
