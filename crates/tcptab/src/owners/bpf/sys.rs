@@ -58,7 +58,10 @@ impl Attr {
 /// to the kernel's function `attach_btf_id`; the verifier's log says why
 /// one is refused.
 pub(super) fn load_iterator(instructions: &[u8], attach_btf_id: u32) -> io::Result<OwnedFd> {
-    let license = b"GPL\0";
+    // The helper that writes to the iterator's output is the kernel's
+    // GPL-only: the program's license must be one the kernel counts as
+    // compatible, and this one is also the project's (MIT).
+    let license = b"Dual MIT/GPL\0";
     let mut log = vec![0u8; 64 * 1024];
     let name = b"tcptab_owners\0\0\0";
     let mut attr = Attr::new();
