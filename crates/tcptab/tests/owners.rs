@@ -222,3 +222,41 @@ fn a_thread_with_a_table_of_its_own_holds_its_sockets_once() {
     assert_eq!(holders(&walked, mine.1), [(pid, mine.0)]);
     assert_eq!(holders(&reading, mine.1), []);
 }
+
+/// A listing with owners starts its dumps before the owner scan (the
+/// kernel walks its tables while the scan walks the processes'): the
+/// same sockets, in the same order, with the same owners as a listing
+/// that reads its dumps only after the scan.
+#[test]
+fn dumps_started_before_the_scan_give_the_same_owners() {
+    let Some(scenario) = testkit::live("sockets.py") else { return };
+    let query = tcptab::Query::new()
+        .source(diag::Choice::Netlink)
+        .namespaces(tcptab::Namespaces::Pid(scenario.pid()))
+        .owners(true);
+    let listed = |q: &tcptab::Query| -> Vec<(String, String, Vec<(u32, u32)>)> {
+        q.snapshot()
+            .unwrap()
+            .sockets
+            .iter()
+            .map(|e| {
+                let owners = match &e.owners {
+                    Some(tcptab::Owners::Owned(list)) => {
+                        list.iter().map(|o| (o.pid, o.fd)).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                (
+                    e.socket.local.to_string(),
+                    e.socket.remote.to_string(),
+                    owners,
+                )
+            })
+            .collect()
+    };
+    let early = listed(&query);
+    let after = listed(&query.clone().read_ahead(false));
+    assert_eq!(early, after);
+    let owned = early.iter().filter(|(_, _, o)| !o.is_empty()).count();
+    assert!(owned > 10, "{early:?}");
+}

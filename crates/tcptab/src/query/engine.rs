@@ -131,6 +131,14 @@ impl Query {
         ) -> std::result::Result<(), E>,
     ) -> std::result::Result<(Report, Option<OwnerScan>), E> {
         let (targets, processes_unreadable) = self.targets()?;
+        // Before a new owner scan, the first namespace's dumps start, so
+        // that the kernel walks its tables while the scan walks the
+        // processes' (what is read ahead is bounded: the rest waits).
+        let early = match self.looks_up_owners() && kept.is_none() {
+            true => targets.first().and_then(|t| self.start_ahead(t.as_ref())),
+            false => None,
+        };
+        let early_at = early.is_some().then(crate::time::now_ms);
         let kept_scan = kept.is_some() && self.looks_up_owners();
         let scan = if !self.looks_up_owners() {
             None
@@ -175,13 +183,13 @@ impl Query {
                 reused: s.reused,
                 walked: s.walked,
             }),
-            read_at: Some(crate::time::now_ms()),
+            read_at: early_at.or_else(|| Some(crate::time::now_ms())),
             ..Report::default()
         };
         // With several namespaces, the next one's dumps start while one
         // is read (where it would read ahead at all).
         let mut targets = targets.into_iter().peekable();
-        let mut ahead = None;
+        let mut ahead = early;
         while let Some(target) = targets.next() {
             let started = ahead.take();
             let index = report.read.len();
