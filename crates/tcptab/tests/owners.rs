@@ -234,7 +234,9 @@ fn dumps_started_before_the_scan_give_the_same_owners() {
         .source(diag::Choice::Netlink)
         .namespaces(tcptab::Namespaces::Pid(scenario.pid()))
         .owners(true);
-    let listed = |q: &tcptab::Query| -> Vec<(String, String, Vec<(u32, u32)>)> {
+    /// Each socket's ends and its owners' (pid, fd).
+    type Listed = Vec<(String, String, Vec<(u32, u32)>)>;
+    let listed = |q: &tcptab::Query| -> Listed {
         q.snapshot()
             .unwrap()
             .sockets
