@@ -260,7 +260,7 @@ impl Query {
             Some(ns) if delivered == 0 => ns,
             _ => return Err(e),
         };
-        let reason = if vanished(&namespace, &self.root) {
+        let reason = if vanished(&namespace, &self.root) || replaced(&namespace, &e) {
             NotInspectedReason::Vanished
         } else if self.namespaces == Namespaces::All && permission_denied(&e) {
             NotInspectedReason::PermissionDenied(e.to_string())
@@ -360,6 +360,19 @@ fn vanished(ns: &Namespace, proc_root: &Path) -> bool {
         .pid
         .is_some_and(|pid| still_there(&proc_root.join(pid.to_string()).join("ns/net")));
     !by_name && !by_pid
+}
+
+/// A name whose file was no namespace when it was entered (EINVAL from
+/// `setns`): `ip netns del` had unmounted it, or `ip netns add` had not
+/// mounted it yet. Its namespace is gone even when the name leads to a
+/// new one by now, which may even have the old one's inode number (the
+/// kernel gives the lowest free one again).
+fn replaced(ns: &Namespace, e: &Error) -> bool {
+    let kind = match e {
+        Error::Namespace { error, .. } | Error::Netlink { error, .. } => error.kind(),
+        _ => return false,
+    };
+    ns.path.is_some() && kind == io::ErrorKind::InvalidInput
 }
 
 /// An error that says this process may not enter or read a namespace.
