@@ -399,9 +399,6 @@ for line in sys.stdin:
         sleeper.wait().unwrap();
     }
 
-    /// Where a process ran but holds the sockets it held (a reader in the
-    /// namespace it reads, say), its table is read again, and the lists
-    /// of holders made for the scan before are still lent, not made anew.
     /// Where the kernel's iterator walks, a rescan is a new walk: a
     /// socket opened since is there at once, one closed is gone, and
     /// where nothing changed the lists of holders stay shared.
@@ -435,6 +432,9 @@ for line in sys.stdin:
         assert!(holders(&all, opened_inode).is_empty());
     }
 
+    /// Where a process ran but holds the sockets it held (a reader in the
+    /// namespace it reads, say), its table is read again, and the lists
+    /// of holders made for the scan before are still lent, not made anew.
     #[test]
     fn a_rescan_where_what_ran_holds_what_it_held_keeps_its_lists() {
         let Some((mut sleeper, netns, fd, inode)) = sleeper_alone() else {
