@@ -221,10 +221,7 @@ impl OwnerScan {
         }
         scan.sort();
         scan.processes.sort_unstable();
-        scan.scope = match among {
-            Among::Of(netns) => Some(netns),
-            Among::All | Among::Outside(_) => None,
-        };
+        scan.scope = among.scope();
         Ok(scan)
     }
 

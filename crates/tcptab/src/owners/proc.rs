@@ -35,6 +35,17 @@ impl Among {
     }
 }
 
+impl Among {
+    /// The namespace a scan among these processes is of (None: all, or
+    /// the rest).
+    pub(super) fn scope(self) -> Option<u64> {
+        match self {
+            Among::Of(netns) => Some(netns),
+            Among::All | Among::Outside(_) => None,
+        }
+    }
+}
+
 /// A process with more descriptors than this has its links read by every
 /// thread of the scan, each taking a share.
 pub(super) const SHARED_ABOVE: usize = 4096;
@@ -91,6 +102,19 @@ impl Default for Reader {
     fn default() -> Reader {
         Reader {
             dir: Vec::with_capacity(32 * 1024),
+            path: String::with_capacity(32),
+            fds: Vec::new(),
+        }
+    }
+}
+
+impl Reader {
+    /// Buffers for paths alone (a scan that reads no directory: the
+    /// default's 32 KiB directory buffer is an allocation it would not
+    /// use).
+    pub(super) fn paths_only() -> Reader {
+        Reader {
+            dir: Vec::new(),
             path: String::with_capacity(32),
             fds: Vec::new(),
         }

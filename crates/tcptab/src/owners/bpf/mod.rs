@@ -44,9 +44,9 @@ const RECORD: usize = 16;
 /// The PID namespace every other one descends from (`PROC_PID_INIT_INO`).
 const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
 
-/// What choosing the scan says: `TCPTAB_OWNER_SCAN=proc` keeps the
+/// Whether the walk is chosen: `TCPTAB_OWNER_SCAN=proc` keeps the
 /// `/proc` scan (benchmarks, and the tests that compare the two).
-fn wanted() -> bool {
+fn chosen() -> bool {
     std::env::var_os("TCPTAB_OWNER_SCAN").is_none_or(|v| v != "proc")
 }
 
@@ -77,7 +77,7 @@ fn load() -> io::Result<OwnedFd> {
 
 /// Why the iterator is not used (None: it is).
 pub(crate) fn unavailable() -> Option<String> {
-    if !wanted() {
+    if !chosen() {
         return Some("TCPTAB_OWNER_SCAN=proc".into());
     }
     iterator().err().map(ToString::to_string)
@@ -94,7 +94,7 @@ impl OwnerScan {
         wanted: Option<&HashSet<u64>>,
         among: Among,
     ) -> Option<OwnerScan> {
-        if proc_root != Path::new("/proc") || !self::wanted() {
+        if proc_root != Path::new("/proc") || !chosen() {
             return None;
         }
         let link = iterator().ok()?;
@@ -116,14 +116,9 @@ impl OwnerScan {
         use rustix::fs::{openat, Mode, OFlags, CWD};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = openat(CWD, proc_root, flags, Mode::empty())?;
-        // Only its path: no directory is read here (the default's
-        // buffer, 32 KiB a scan, was a tenth of the walk's time in
-        // malloc).
-        let mut reader = Reader {
-            dir: Vec::new(),
-            path: String::with_capacity(32),
-            fds: Vec::new(),
-        };
+        // No directory is read here (the default's buffer was a tenth of
+        // the walk's time, in malloc).
+        let mut reader = Reader::paths_only();
         // Whether each process with a socket is among those scanned,
         // looked at once.
         let mut scanned: Vec<(u32, bool)> = Vec::new();
@@ -193,10 +188,7 @@ impl OwnerScan {
             (scan.inodes, scan.owners) = found.into_iter().unzip();
             scan.index = super::Index::of(&scan.inodes);
         }
-        scan.scope = match among {
-            Among::Of(netns) => Some(netns),
-            Among::All | Among::Outside(_) => None,
-        };
+        scan.scope = among.scope();
         Ok(scan)
     }
 }

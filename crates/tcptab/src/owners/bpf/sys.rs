@@ -62,7 +62,6 @@ pub(super) fn load_iterator(instructions: &[u8], attach_btf_id: u32) -> io::Resu
     // GPL-only: the program's license must be one the kernel counts as
     // compatible, and this one is also the project's (MIT).
     let license = b"Dual MIT/GPL\0";
-    let mut log = vec![0u8; 64 * 1024];
     let name = b"tcptab_owners\0\0\0";
     let mut attr = Attr::new();
     attr.u32(0, BPF_PROG_TYPE_TRACING)
@@ -78,6 +77,7 @@ pub(super) fn load_iterator(instructions: &[u8], attach_btf_id: u32) -> io::Resu
             if e.raw_os_error() == Some(libc::EACCES) || e.raw_os_error() == Some(libc::EINVAL) =>
         {
             // Again with the verifier's log, to say why.
+            let mut log = vec![0u8; 64 * 1024];
             attr.u32(24, 1)
                 .u32(28, log.len() as u32)
                 .u64(32, log.as_mut_ptr() as u64);
