@@ -5,7 +5,8 @@
 # tree's release build), in turns, beside one `ss -tanpi` of the same
 # table (median of 5, before and after). CPU is user + system time of the
 # recorder from /proc/PID/stat over SECONDS (default 60) after its first
-# poll, per poll it wrote. Run it alone.
+# poll, per poll it wrote. Run it alone. INTERVAL (default 5) is the
+# recorder's `--interval` in seconds: 1 gives five times the polls.
 #
 #   sudo bench/quiet_poll.sh [N] [SECONDS] [BIN...]
 . "$(dirname "$0")/hold.sh"
@@ -28,9 +29,9 @@ ss_median() {
 ss_before=$(ss_median)
 for b in "$@"; do
   db=$work/quiet-$RANDOM.db
-  nsenter -t "$pid" -n "$b" record --db "$db" --interval 5 &
+  nsenter -t "$pid" -n "$b" record --db "$db" --interval "${INTERVAL:-5}" &
   rec=$!
-  sleep 7.5                                # the first poll (its inserts) and one more
+  sleep "$(python3 -c "print(1.5 * ${INTERVAL:-5})")"   # the first poll (its inserts) and one more
   c0=$(cpu_of "$rec"); p0=$(sqlite3 "$db" 'SELECT count(*) FROM polls')
   sleep "$seconds"
   c1=$(cpu_of "$rec"); p1=$(sqlite3 "$db" 'SELECT count(*) FROM polls')

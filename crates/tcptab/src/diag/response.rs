@@ -184,8 +184,7 @@ fn decode(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
             INET_DIAG_CONG => {
                 let text = attr.data.bytes();
                 let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-                diag.congestion_algorithm =
-                    Some(String::from_utf8_lossy(&text[..end]).into_owned());
+                diag.congestion_algorithm = Some(crate::model::congestion_named(&text[..end]));
             }
             INET_DIAG_SKMEMINFO => diag.memory = Some(Box::new(MemInfo::parse(attr.data))),
             INET_DIAG_SHUTDOWN => diag.shutdown = Some(attr.data.u8(0, "INET_DIAG_SHUTDOWN")?),

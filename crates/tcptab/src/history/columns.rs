@@ -342,7 +342,9 @@ pub fn lived(r: &impl Columns) -> Result<Lived, RowError> {
             backlog_limit: c.opt_fit(23)?,
             interface: c.opt_fit(22)?.unwrap_or(0),
             timer_ms,
-            congestion_algorithm: r.text(24)?,
+            congestion_algorithm: r
+                .text(24)?
+                .map(|name| crate::model::congestion_named(name.as_bytes())),
             shutdown: c.opt_fit(25)?,
             v6only: c.opt(26)?.map(|v| v != 0),
             ..Diag::default()

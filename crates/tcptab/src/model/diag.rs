@@ -22,8 +22,9 @@ pub struct Diag {
     pub timer_ms: u32,
     /// `tcp_info`, when asked for (full sockets only).
     pub tcp_info: Option<Arc<TcpInfo>>,
-    /// The congestion control algorithm, when asked for.
-    pub congestion_algorithm: Option<String>,
+    /// The congestion control algorithm, when asked for (shared: a dump
+    /// gives every socket of one algorithm the same name).
+    pub congestion_algorithm: Option<Arc<str>>,
     /// Socket memory, when asked for.
     pub memory: Option<Box<MemInfo>>,
     /// `shutdown()` state: bit 0 receive side shut, bit 1 send side.
@@ -69,6 +70,19 @@ impl Clone for Diag {
         self.v6only = from.v6only;
         self.cgroup_id = from.cgroup_id;
     }
+}
+
+/// The congestion control algorithm named `name`: the name last made on
+/// this thread, shared, when it is the same (a dump's or a history's
+/// sockets nearly all have one), so that a read makes it once.
+pub(crate) fn congestion_named(name: &[u8]) -> Arc<str> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<Arc<str>>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some(known) if known.as_bytes() == name => known.clone(),
+        _ => last.insert(String::from_utf8_lossy(name).into()).clone(),
+    })
 }
 
 /// One socket from a dump.
@@ -192,4 +206,23 @@ pub struct MemInfo {
     pub optmem: u32,
     pub backlog: u32,
     pub drops: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::congestion_named;
+    use std::sync::Arc;
+
+    #[test]
+    fn congestion_names_are_shared_while_the_same_and_made_anew_otherwise() {
+        let cubic = congestion_named(b"cubic");
+        let again = congestion_named(b"cubic");
+        assert_eq!(&*again, "cubic");
+        assert!(Arc::ptr_eq(&cubic, &again), "the same name is shared");
+        let bbr = congestion_named(b"bbr");
+        assert_eq!(&*bbr, "bbr");
+        assert_eq!(&*congestion_named(b"cubic"), "cubic");
+        // Not UTF-8: the kernel's bytes, as lossily as before.
+        assert_eq!(&*congestion_named(b"x\xff"), "x\u{fffd}");
+    }
 }

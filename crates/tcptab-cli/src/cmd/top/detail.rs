@@ -85,7 +85,7 @@ pub fn lines(row: &Row) -> Vec<String> {
         },
     );
     if let Some(cc) = &d.congestion_algorithm {
-        field(&mut out, "congestion control", cc.clone());
+        field(&mut out, "congestion control", cc.to_string());
     }
     if let Some(how) = d.shutdown {
         let what = match how & 3 {

@@ -197,8 +197,19 @@ impl OwnerScan {
 /// the kernel's order (process by process, each one's descriptors in
 /// order).
 fn read_all(link: &OwnedFd, each: &mut dyn FnMut(Held)) -> io::Result<()> {
+    // The thread's buffer, kept from walk to walk (a recorder walks every
+    // poll): allocating it would be the poll's one large allocation.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with_borrow_mut(|buf| {
+        buf.resize(64 * 1024, 0);
+        read_into(link, buf, each)
+    })
+}
+
+fn read_into(link: &OwnedFd, buf: &mut [u8], each: &mut dyn FnMut(Held)) -> io::Result<()> {
     let walk = sys::iterate(link)?;
-    let mut buf = vec![0u8; 64 * 1024];
     let mut filled = 0;
     loop {
         let n = match rustix::io::read(&walk, &mut buf[filled..]) {
