@@ -10,7 +10,10 @@
 //! (LEB128) and its bytes, a `Nullable` as one byte (1: NULL) then the
 //! value unless NULL, an `Array` as its length then its items.
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdMap;
+
+/// A batch's values by row id, hashed fast (the ids are the file's own).
+type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, Transaction};
@@ -282,6 +285,10 @@ pub(super) fn texts<T: AsRef<str>>(out: &mut Vec<u8>, items: impl ExactSizeItera
 #[derive(Default)]
 pub(super) struct Fragments {
     pub(super) boots: HashMap<i64, Vec<u8>>,
+    /// Each boot's `open_seen` (the last poll that found its open rows
+    /// that follow, [`super::columns::LAST_SEEN`]), as the batch's
+    /// snapshot of the file says it.
+    pub(super) open_seen: HashMap<i64, Option<i64>>,
     pub(super) namespaces: HashMap<i64, Vec<u8>>,
     pub(super) workloads: HashMap<i64, Vec<u8>>,
 }
@@ -312,6 +319,14 @@ impl Fragments {
             "SELECT boot_id FROM boots WHERE id = ?1",
             &[("boot_id", Type::String)],
         )?;
+        if let std::collections::hash_map::Entry::Vacant(e) = self.open_seen.entry(boot) {
+            let seen = tx
+                .prepare_cached("SELECT open_seen FROM boots WHERE id = ?1")?
+                .query_row([boot], |r| r.get(0))
+                .optional()?
+                .flatten();
+            e.insert(seen);
+        }
         if let Some(w) = workload {
             let sql = "SELECT cgroup, unit, slice, runtime, container_id, container_name, pod_namespace, pod_name, pod_uid
                        FROM workloads WHERE id = ?1";

@@ -20,7 +20,7 @@
 //! `meta.ship_polls`, the last poll id acknowledged. A row the retention
 //! window deletes before it was shipped is counted in `meta.ship_dropped`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap as StdMap, HashSet as StdSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -29,6 +29,11 @@ use rusqlite::vtab::array::Array;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 mod above;
+
+/// The maps of a batch, keyed by row ids: hashed fast (foldhash), not
+/// against attackers (the ids are the file's own).
+type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = StdSet<K, foldhash::fast::RandomState>;
 
 pub use above::Feed;
 pub(in crate::history) use above::{feed, Teller};
@@ -198,7 +203,7 @@ impl Outbox {
         Ok(Outbox {
             conn,
             path: path.to_path_buf(),
-            shipped: HashMap::new(),
+            shipped: HashMap::default(),
             feed: None,
             above: Above {
                 mark,
@@ -304,9 +309,15 @@ impl Outbox {
         )?;
         // The namespace, boot and workload by their ids: their values are
         // encoded once a batch ([`Fragments`]).
-        let columns = raw_columns().replacen("n.inode, n.name", "c.netns, NULL", 1);
+        // `last_seen` as the row keeps it, and whether the row follows
+        // its boot's polls: the boot's `open_seen` is read once a batch,
+        // not once a row ([`super::columns::LAST_SEEN`]).
+        let columns = raw_columns()
+            .replacen("n.inode, n.name", "c.netns, NULL", 1)
+            .replacen(&own_last_seen(), "(c.first_seen + c.last_seen)", 1);
+        debug_assert!(!columns.contains("open_seen"), "{columns}");
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {columns}, c.changed, c.boot, c.workload
+            "SELECT {columns}, c.changed, c.boot, c.workload, c.closed_at IS NULL AND c.follows
              FROM {first} CROSS JOIN connection_rows c ON c.id = o.value"
         ))?;
         let mut batch = Batch::default();
@@ -318,17 +329,18 @@ impl Outbox {
                 .position(|c| *c == column)
                 .expect("a column of the history")
         };
-        let (closed_at, netns) = (at("closed_at"), at("netns"));
+        let (closed_at, netns, last_seen) = (at("closed_at"), at("netns"), at("last_seen"));
         debug_assert_eq!(COLUMN_NAMES[netns + 1], "netns_name");
         // The columns read as numbers, named here.
         let named: Vec<_> = COLUMN_NAMES.iter().map(|c| codes::names_of(c)).collect();
         let mut fragments = Fragments::default();
-        let mut found = HashSet::with_capacity(ids.len());
+        let mut found = HashSet::with_capacity_and_hasher(ids.len(), Default::default());
         let out = &mut batch.body;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let seq: i64 = r.get(n)?;
             let (boot, workload) = (r.get(n + 1)?, r.get(n + 2)?);
+            let follows = r.get::<_, Option<bool>>(n + 3)?.unwrap_or(false);
             found.insert(id);
             fragments.read(tx, r.get(netns)?, boot, workload)?;
             // The host's columns: `hostname`, `machine_id`, `recorder`,
@@ -342,6 +354,11 @@ impl Outbox {
                     // `netns` and `netns_name`: the namespace's values.
                     _ if i == netns => out.extend_from_slice(&fragments.namespaces[&r.get(i)?]),
                     _ if i == netns + 1 => {}
+                    _ if i == last_seen => {
+                        let own: i64 = r.get(i)?;
+                        let open_seen = fragments.open_seen[&boot].filter(|_| follows);
+                        shipped::int(out, open_seen.map_or(own, |seen| own.max(seen)));
+                    }
                     (Some(names), ValueRef::Integer(code)) => {
                         shipped::text(out, *ty, &names.name(code))
                     }
@@ -530,6 +547,12 @@ fn raw_columns() -> String {
     view_times.replace("c.last_seen", "(c.first_seen + c.last_seen)")
 }
 
+/// `last_seen` as [`raw_columns`] says it (the boot's `open_seen` read in
+/// each row), replaced where the shipper reads it once a batch.
+fn own_last_seen() -> String {
+    super::columns::LAST_SEEN.replace("c.last_seen", "(c.first_seen + c.last_seen)")
+}
+
 /// The rows of `sql` (its first column a connection's id) by connection,
 /// each as `item` reads it, in order.
 fn by_connection<T: Ord>(
@@ -540,7 +563,7 @@ fn by_connection<T: Ord>(
 ) -> rusqlite::Result<HashMap<i64, Vec<T>>> {
     let mut stmt = tx.prepare_cached(sql)?;
     let mut rows = stmt.query([ids])?;
-    let mut out: HashMap<i64, Vec<T>> = HashMap::new();
+    let mut out: HashMap<i64, Vec<T>> = HashMap::default();
     while let Some(r) = rows.next()? {
         out.entry(r.get(0)?).or_default().push(item(r)?);
     }
