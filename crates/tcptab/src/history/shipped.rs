@@ -12,11 +12,11 @@
 
 use std::collections::HashMap as StdMap;
 
-/// A batch's values by row id, hashed fast (the ids are the file's own).
-type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
-
 use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, Transaction};
+
+/// A batch's values by row id, hashed fast (the ids are the file's own).
+type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
 
 /// A column's type in the store, as the rows are written in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
