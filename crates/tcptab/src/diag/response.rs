@@ -180,7 +180,9 @@ fn decode(payload: View<'_>, sl: u32) -> WireResult<DiagSocket> {
     for attr in attributes(payload.tail(INET_DIAG_MSG_LEN)) {
         let attr = attr?;
         match attr.kind {
-            INET_DIAG_INFO => diag.tcp_info = Some(std::sync::Arc::new(TcpInfo::parse(attr.data))),
+            INET_DIAG_INFO => {
+                diag.tcp_info = Some(crate::model::tcp_info_boxed(TcpInfo::parse(attr.data)))
+            }
             INET_DIAG_CONG => {
                 let text = attr.data.bytes();
                 let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());

@@ -40,7 +40,8 @@ pub struct Diag {
 
 // `clone_from` keeps the memory box and the string it has, and shares
 // the tcp_info: a tracker takes each connection's new look this way at
-// every poll, for every socket.
+// every poll, for every socket. The tcp_info it let go of, when nothing
+// else holds it, is kept for the thread's next decode ([`tcp_info_boxed`]).
 impl Clone for Diag {
     fn clone(&self) -> Diag {
         Diag {
@@ -62,7 +63,14 @@ impl Clone for Diag {
         self.backlog_limit = from.backlog_limit;
         self.interface = from.interface;
         self.timer_ms = from.timer_ms;
-        self.tcp_info.clone_from(&from.tcp_info);
+        match (&mut self.tcp_info, &from.tcp_info) {
+            (Some(mine), Some(theirs)) if Arc::ptr_eq(mine, theirs) => {}
+            (mine, theirs) => {
+                if let Some(old) = std::mem::replace(mine, theirs.clone()) {
+                    recycle_tcp_info(old);
+                }
+            }
+        }
         self.congestion_algorithm
             .clone_from(&from.congestion_algorithm);
         self.memory.clone_from(&from.memory);
@@ -83,6 +91,50 @@ pub(crate) fn congestion_named(name: &[u8]) -> Arc<str> {
         Some(known) if known.as_bytes() == name => known.clone(),
         _ => last.insert(String::from_utf8_lossy(name).into()).clone(),
     })
+}
+
+/// The most `tcp_info` boxes a thread keeps for its next decode: about
+/// one a socket of the tables polled (each about 300 bytes).
+const TCP_INFO_KEPT: usize = 1 << 17;
+
+thread_local! {
+    /// `tcp_info` boxes let go of by [`Diag::clone_from`], held by
+    /// nothing else: a poll's decode fills them again instead of asking
+    /// the allocator for one a socket (and freeing the last poll's).
+    static TCP_INFO_BOXES: std::cell::RefCell<Vec<Arc<TcpInfo>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `info` in a box: one this thread let go of when it has one.
+pub(crate) fn tcp_info_boxed(info: TcpInfo) -> Arc<TcpInfo> {
+    let kept = TCP_INFO_BOXES.with_borrow_mut(Vec::pop);
+    match kept {
+        Some(mut boxed) => match Arc::get_mut(&mut boxed) {
+            Some(slot) => {
+                *slot = info;
+                boxed
+            }
+            // Only boxes held by nothing else are kept.
+            None => Arc::new(info),
+        },
+        None => Arc::new(info),
+    }
+}
+
+/// `old` kept for [`tcp_info_boxed`] when nothing else holds it (and the
+/// thread keeps fewer than [`TCP_INFO_KEPT`]); else let go.
+fn recycle_tcp_info(mut old: Arc<TcpInfo>) {
+    if Arc::get_mut(&mut old).is_some() {
+        TCP_INFO_BOXES.with_borrow_mut(|kept| {
+            if kept.len() < TCP_INFO_KEPT {
+                kept.push(old);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+fn tcp_info_boxes_kept() -> usize {
+    TCP_INFO_BOXES.with_borrow(Vec::len)
 }
 
 /// One socket from a dump.
@@ -210,8 +262,61 @@ pub struct MemInfo {
 
 #[cfg(test)]
 mod tests {
-    use super::congestion_named;
+    use super::{congestion_named, tcp_info_boxed, tcp_info_boxes_kept, Diag, TcpInfo};
     use std::sync::Arc;
+
+    fn info(rtt_us: u32) -> TcpInfo {
+        TcpInfo {
+            rtt_us,
+            ..TcpInfo::default()
+        }
+    }
+
+    #[test]
+    fn a_tcp_info_let_go_of_is_filled_again_and_one_still_held_is_not() {
+        let look = |rtt| Diag {
+            tcp_info: Some(tcp_info_boxed(info(rtt))),
+            ..Diag::default()
+        };
+        // A connection's look, then the next poll's: the first box is
+        // held by nothing else once taken over, and is filled again.
+        let mut kept = look(1);
+        let first = Arc::as_ptr(kept.tcp_info.as_ref().unwrap());
+        let next = look(2);
+        kept.clone_from(&next);
+        assert_eq!(kept, next, "clone_from gives what clone gives");
+        assert!(Arc::ptr_eq(
+            kept.tcp_info.as_ref().unwrap(),
+            next.tcp_info.as_ref().unwrap()
+        ));
+        assert_eq!(tcp_info_boxes_kept(), 1);
+        let again = tcp_info_boxed(info(3));
+        assert_eq!(
+            Arc::as_ptr(&again),
+            first,
+            "the box let go of is used again"
+        );
+        assert_eq!(again.rtt_us, 3);
+        // A box something else still holds is not taken back.
+        assert_eq!(tcp_info_boxes_kept(), 0);
+        let held = look(4);
+        let other = held.tcp_info.clone().unwrap();
+        let mut taker = held;
+        taker.clone_from(&look(5));
+        assert_eq!(tcp_info_boxes_kept(), 0, "a box held elsewhere is not kept");
+        let fresh = tcp_info_boxed(info(6));
+        assert!(!Arc::ptr_eq(&fresh, &other));
+        assert_eq!(
+            (other.rtt_us, fresh.rtt_us),
+            (4, 6),
+            "the held one keeps its value"
+        );
+        // The same box on both sides stays.
+        let shared = look(7);
+        let mut same = shared.clone();
+        same.clone_from(&shared);
+        assert_eq!(same.tcp_info.as_ref().unwrap().rtt_us, 7);
+    }
 
     #[test]
     fn congestion_names_are_shared_while_the_same_and_made_anew_otherwise() {

@@ -29,7 +29,7 @@ mod socket;
 mod state;
 mod workload;
 
-pub(crate) use diag::congestion_named;
+pub(crate) use diag::{congestion_named, tcp_info_boxed};
 pub use diag::{Diag, DiagSocket, MemInfo, TcpInfo};
 pub use entry::{Entry, EntryBuf, Key, Source};
 pub use host::Host;
