@@ -14,7 +14,9 @@
 //! `sqlite3` (`dbstat`). With `SHIP` set, shipping is on: every other
 //! poll, the outbox is read in batches of 10,000 rows as a shipper reads
 //! it and acknowledged (no store, no compression: the cost of the spool
-//! alone), timed apart.
+//! alone), timed apart. With `WORKLOAD` set, the server's end of each
+//! churned connection is notified with a workload (as a live recorder
+//! gives it its listener's).
 //!
 //!   cargo run --release --example record_churn --features history -- [HELD] [RATE] [SECONDS]
 
@@ -25,7 +27,7 @@ use tcptab::history::{Outbox, PollRecord, Writer};
 use tcptab::track::{Event, TrackOptions, Tracker};
 use tcptab::{
     Diag, DiagSocket, EntryBuf, Family, Owner, Owners, RowKind, Snapshot, Socket, State, TcpInfo,
-    TimerKind,
+    TimerKind, Workload,
 };
 
 const T0: i64 = 1_800_000_000_000;
@@ -58,6 +60,8 @@ fn main() {
     let mut scene = Scene::new(held);
     let (mut tracking, mut writing) = (Duration::ZERO, Duration::ZERO);
     let mut notifications = 0u64;
+    let workload = std::env::var_os("WORKLOAD")
+        .map(|_| Arc::new(Workload::from_cgroup("/system.slice/churn.service")));
     let mut events: Vec<Event> = Vec::new();
     let per_batch = rate * BATCH_MS as u64 / 1000;
     let mut now = T0;
@@ -83,10 +87,10 @@ fn main() {
             let t = Instant::now();
             for i in 0..per_batch {
                 let when = at + (i as i64 * BATCH_MS) / per_batch.max(1) as i64;
-                for d in scene.churn(when) {
-                    tracker.notified(0, when, d, &mut events);
-                    notifications += 1;
-                }
+                let [client, server] = scene.churn(when);
+                tracker.notified(0, when, client, &mut events);
+                tracker.notified_with(0, when, server, workload.clone(), &mut events);
+                notifications += 2;
             }
             tracking += t.elapsed();
             let t = Instant::now();

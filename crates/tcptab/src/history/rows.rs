@@ -82,8 +82,7 @@ fn owner_status(conn: &Conn) -> Option<i64> {
 /// into the index.
 pub(super) fn insert(
     tx: &Transaction<'_>,
-    boot: i64,
-    netns: i64,
+    (boot, netns, workload): (i64, i64, Option<i64>),
     conn: &Conn,
     seq: Option<i64>,
 ) -> rusqlite::Result<(i64, bool)> {
@@ -99,9 +98,9 @@ pub(super) fn insert(
              local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
              retransmits, uid, probes, inode, source, interface, backlog_limit, congestion_algorithm,
              shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us,
-             closed_at, closed_by, follows, changed)
+             closed_at, closed_by, follows, changed, workload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, 1, coalesce(?35, 0))",
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, 1, coalesce(?35, 0), ?36)",
     )?
     .execute(params![
         boot,
@@ -139,6 +138,7 @@ pub(super) fn insert(
         closed_at.map(|at| at - conn.first_seen),
         closed_by,
         seq,
+        workload,
     ])?;
     let id = tx.last_insert_rowid();
     // A new row is in no index yet: only a long one goes in.

@@ -124,18 +124,19 @@ impl Session<'_> {
         let conn = &event.conn;
         if event.change == Change::Opened {
             let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
-            let (id, indexed) = rows::insert(tx, self.boot, ns, conn, self.seq)?;
+            // The workload goes into the row as it is made.
+            let workload = workload_id(tx, self.workloads, conn)?;
+            let (id, indexed) = rows::insert(tx, (self.boot, ns, workload), conn, self.seq)?;
             self.span = Some(rows::Span::add(self.span, id, conn.first_seen));
             let mut row = Row {
                 id,
                 owners: Vec::new(),
-                workload: false,
+                workload: workload.is_some(),
                 closed: false,
                 indexed,
                 written: (conn.last_seen >= conn.first_seen).then(|| written(conn)),
             };
             rows::owners(tx, id, conn, event.at, &mut row.owners)?;
-            workload(tx, self.workloads, &mut row, conn)?;
             self.rows.insert(conn.id, row);
             out.opened += 1;
             return Ok(Some(id));
@@ -366,20 +367,27 @@ fn workload(
     row: &mut Row,
     conn: &Conn,
 ) -> rusqlite::Result<()> {
-    let Some(w) = conn.entry.workload.as_deref() else { return Ok(()) };
     if row.workload {
         return Ok(());
     }
-    let id = match ids.get(&w.cgroup) {
-        Some(&id) => id,
-        None => {
-            let id = rows::workload(tx, w)?;
-            ids.insert(w.cgroup.clone(), id);
-            id
-        }
-    };
+    let Some(id) = workload_id(tx, ids, conn)? else { return Ok(()) };
     tx.prepare_cached("UPDATE connection_rows SET workload = ?2 WHERE id = ?1")?
         .execute(rusqlite::params![row.id, id])?;
     row.workload = true;
     Ok(())
+}
+
+/// The `workloads` row of `conn`'s workload (made the first time).
+fn workload_id(
+    tx: &Transaction<'_>,
+    ids: &mut HashMap<String, i64>,
+    conn: &Conn,
+) -> rusqlite::Result<Option<i64>> {
+    let Some(w) = conn.entry.workload.as_deref() else { return Ok(None) };
+    if let Some(&id) = ids.get(&w.cgroup) {
+        return Ok(Some(id));
+    }
+    let id = rows::workload(tx, w)?;
+    ids.insert(w.cgroup.clone(), id);
+    Ok(Some(id))
 }
