@@ -97,16 +97,27 @@ pub(crate) fn congestion_named(name: &[u8]) -> Arc<str> {
 /// one a socket of the tables polled (each about 300 bytes).
 const TCP_INFO_KEPT: usize = 1 << 17;
 
+/// A thread's `tcp_info` boxes let go of by [`Diag::clone_from`], held by
+/// nothing else: a poll's decode fills them again instead of asking the
+/// allocator for one a socket (and freeing the last poll's).
+#[derive(Default)]
+struct Boxes {
+    kept: Vec<Arc<TcpInfo>>,
+    /// Boxes this thread's decode filled: a thread keeps no more than it
+    /// fills (one that only takes looks, decoded elsewhere, keeps none).
+    filled: usize,
+}
+
 thread_local! {
-    /// `tcp_info` boxes let go of by [`Diag::clone_from`], held by
-    /// nothing else: a poll's decode fills them again instead of asking
-    /// the allocator for one a socket (and freeing the last poll's).
-    static TCP_INFO_BOXES: std::cell::RefCell<Vec<Arc<TcpInfo>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static TCP_INFO_BOXES: std::cell::RefCell<Boxes> = std::cell::RefCell::default();
 }
 
 /// `info` in a box: one this thread let go of when it has one.
 pub(crate) fn tcp_info_boxed(info: TcpInfo) -> Arc<TcpInfo> {
-    let kept = TCP_INFO_BOXES.with_borrow_mut(Vec::pop);
+    let kept = TCP_INFO_BOXES.with_borrow_mut(|boxes| {
+        boxes.filled = boxes.filled.saturating_add(1);
+        boxes.kept.pop()
+    });
     match kept {
         Some(mut boxed) => match Arc::get_mut(&mut boxed) {
             Some(slot) => {
@@ -121,12 +132,13 @@ pub(crate) fn tcp_info_boxed(info: TcpInfo) -> Arc<TcpInfo> {
 }
 
 /// `old` kept for [`tcp_info_boxed`] when nothing else holds it (and the
-/// thread keeps fewer than [`TCP_INFO_KEPT`]); else let go.
+/// thread keeps fewer than it filled, and than [`TCP_INFO_KEPT`]); else
+/// let go.
 fn recycle_tcp_info(mut old: Arc<TcpInfo>) {
     if Arc::get_mut(&mut old).is_some() {
-        TCP_INFO_BOXES.with_borrow_mut(|kept| {
-            if kept.len() < TCP_INFO_KEPT {
-                kept.push(old);
+        TCP_INFO_BOXES.with_borrow_mut(|boxes| {
+            if boxes.kept.len() < boxes.filled.min(TCP_INFO_KEPT) {
+                boxes.kept.push(old);
             }
         });
     }
@@ -134,7 +146,7 @@ fn recycle_tcp_info(mut old: Arc<TcpInfo>) {
 
 #[cfg(test)]
 fn tcp_info_boxes_kept() -> usize {
-    TCP_INFO_BOXES.with_borrow(Vec::len)
+    TCP_INFO_BOXES.with_borrow(|boxes| boxes.kept.len())
 }
 
 /// One socket from a dump.
@@ -311,6 +323,17 @@ mod tests {
             (4, 6),
             "the held one keeps its value"
         );
+        // A thread that takes looks decoded elsewhere keeps none.
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut taker = Diag {
+                    tcp_info: Some(Arc::new(info(8))),
+                    ..Diag::default()
+                };
+                taker.clone_from(&Diag::default());
+                assert_eq!(tcp_info_boxes_kept(), 0, "kept by a thread that fills none");
+            });
+        });
         // The same box on both sides stays.
         let shared = look(7);
         let mut same = shared.clone();
