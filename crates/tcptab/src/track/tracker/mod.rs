@@ -94,10 +94,6 @@ pub struct Tracker {
     ended_order: VecDeque<Key>,
     next_id: u64,
     generation: u64,
-    /// Connections the poll of `generation` found (or opened), while it
-    /// runs: when it found them all, none vanished, and a quiet poll does
-    /// not look at each connection once more to know it.
-    found: usize,
     last_poll_at: Option<i64>,
     namespaces: HashMap<u64, Arc<Namespace>>,
     /// Namespaces whose destroy notifications come to the tracker.
@@ -266,9 +262,6 @@ impl Tracker {
     /// The connection's last socket is gone.
     fn end(&mut self, id: u64, at: i64, by: End, out: &mut Vec<Event>) {
         let Some(mut t) = self.conns.remove(&id) else { return };
-        if t.seen_poll == self.generation {
-            self.found = self.found.saturating_sub(1);
-        }
         let at = at.max(t.conn.first_seen);
         t.conn.ended = Some((at, by));
         emit(&t, Change::Ended { by }, at, false, out);

@@ -19,7 +19,6 @@ impl Tracker {
     /// after it after.
     pub fn polled(&mut self, snapshot: &Snapshot, at: i64, out: &mut Vec<Event>) {
         self.generation += 1;
-        self.found = 0;
         let generation = self.generation;
         let baseline = self.last_poll_at.is_none();
         let gap = match (self.last_poll_at, self.options.gap_after_ms) {
@@ -56,17 +55,12 @@ impl Tracker {
         if !unmatched.is_empty() {
             self.join_or_open(snapshot, &unmatched, at, baseline, out);
         }
-        // Every connection found: none vanished (a quiet poll).
-        let gone: Vec<u64> = if self.found == self.conns.len() {
-            debug_assert!(self.conns.values().all(|t| t.seen_poll == generation));
-            Vec::new()
-        } else {
-            self.conns
-                .iter()
-                .filter(|(_, t)| t.seen_poll != generation)
-                .map(|(&id, _)| id)
-                .collect()
-        };
+        let gone: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, t)| t.seen_poll != generation)
+            .map(|(&id, _)| id)
+            .collect();
         for id in gone {
             self.vanished(id, at, gap, out);
         }
@@ -205,7 +199,6 @@ impl Tracker {
         }
         self.by_key.insert(key, id);
         self.conns.insert(id, t);
-        self.found += 1;
     }
 
     /// A known connection found by this poll.
@@ -220,12 +213,8 @@ impl Tracker {
         let over = self.over(&entry);
         let generation = self.generation;
         let t = self.conns.get_mut(&id).expect("indexed");
-        if t.seen_poll == generation {
-            if !again {
-                return;
-            }
-        } else {
-            self.found += 1;
+        if !again && t.seen_poll == generation {
+            return;
         }
         t.seen_poll = generation;
         t.missing_since = None;
