@@ -24,6 +24,7 @@ mod read;
 mod rows;
 mod session;
 mod shipped;
+mod stored;
 mod write;
 
 use std::path::{Path, PathBuf};
