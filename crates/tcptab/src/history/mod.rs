@@ -24,7 +24,6 @@ mod read;
 mod rows;
 mod session;
 mod shipped;
-mod stored;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -4,7 +4,6 @@
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::stored::Stored;
 use super::{ceil_s, codes, floor_s, OPEN_END, SHORT_MS};
 use crate::model::{Owners, State, Workload};
 use crate::track::{Conn, End};
@@ -54,7 +53,7 @@ impl Span {
 }
 
 /// Time to the timer's expiry in ms: netlink's own, else /proc's ticks.
-pub(super) fn timer_ms(conn: &Conn) -> i64 {
+fn timer_ms(conn: &Conn) -> i64 {
     let e = &conn.entry;
     e.diag
         .as_ref()
@@ -74,26 +73,78 @@ pub(super) fn counters(conn: &Conn) -> [Option<i64>; 4] {
     ]
 }
 
-pub(super) fn owner_status(conn: &Conn) -> Option<i64> {
+fn owner_status(conn: &Conn) -> Option<i64> {
     conn.entry.owners.as_ref().map(codes::owner_status)
 }
 
-/// A connection's cookie, as its row keeps it (0: none).
-pub(super) fn cookie(conn: &Conn) -> Option<i64> {
+/// A new connection's row (closed already when its end is known, and then
+/// in the lifetime index if it lived long): its id, and whether it went
+/// into the index.
+pub(super) fn insert(
+    tx: &Transaction<'_>,
+    (boot, netns, workload): (i64, i64, Option<i64>),
+    conn: &Conn,
+    seq: Option<i64>,
+) -> rusqlite::Result<(i64, bool)> {
+    let s = &conn.entry.socket;
     let d = conn.entry.diag.as_ref();
-    d.map(|d| d.cookie as i64).filter(|&c| c != 0)
-}
-
-/// A new connection's row, as [`Stored::new`] made it (closed already
-/// when its end is known, and then in the lifetime index if it lived
-/// long): its id, and whether it went into the index.
-pub(super) fn insert(tx: &Transaction<'_>, row: &mut Stored) -> rusqlite::Result<(i64, bool)> {
-    let id = row.insert(tx)?;
-    let (first_seen, closed_at) = row.lifetime();
+    let [acked, received, retrans, rtt] = counters(conn);
+    let (closed_at, closed_by) = match conn.ended {
+        Some((at, by)) => (Some(at.max(conn.first_seen)), Some(codes::closed_by(by))),
+        None => (None, None),
+    };
+    tx.prepare_cached(
+        "INSERT INTO connection_rows (boot, netns, cookie, first_seen, last_seen, first_state, family, kind, state,
+             local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
+             retransmits, uid, probes, inode, source, interface, backlog_limit, congestion_algorithm,
+             shutdown, v6only, owner_status, bytes_acked, bytes_received, total_retrans, rtt_us,
+             closed_at, closed_by, follows, changed, workload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, 1, coalesce(?35, 0), ?36)",
+    )?
+    .execute(params![
+        boot,
+        netns,
+        d.map(|d| d.cookie as i64).filter(|&c| c != 0),
+        conn.first_seen,
+        conn.last_seen.max(conn.first_seen) - conn.first_seen,
+        conn.first_state.code(),
+        codes::family(s.family),
+        codes::kind(s.kind),
+        s.state.code(),
+        s.local.ip().to_string(),
+        s.local.port(),
+        s.remote.ip().to_string(),
+        s.remote.port(),
+        s.tx_queue,
+        s.rx_queue,
+        s.timer.kind.code(),
+        timer_ms(conn),
+        s.retransmits,
+        s.uid,
+        s.probes,
+        s.inode as i64,
+        codes::source(conn.entry.source),
+        d.map(|d| d.interface),
+        d.and_then(|d| d.backlog_limit),
+        d.and_then(|d| d.congestion_algorithm.as_deref()),
+        d.and_then(|d| d.shutdown),
+        d.and_then(|d| d.v6only),
+        owner_status(conn),
+        acked,
+        received,
+        retrans,
+        rtt,
+        closed_at.map(|at| at - conn.first_seen),
+        closed_by,
+        seq,
+        workload,
+    ])?;
+    let id = tx.last_insert_rowid();
     // A new row is in no index yet: only a long one goes in.
-    let long = closed_at.filter(|end| end - first_seen > SHORT_MS);
+    let long = closed_at.filter(|end| end - conn.first_seen > SHORT_MS);
     if let Some(end) = long {
-        index_end(tx, id, first_seen, end)?;
+        index_end(tx, id, conn.first_seen, end)?;
     }
     Ok((id, long.is_some()))
 }
@@ -196,7 +247,7 @@ pub(super) fn update(
         rtt,
         // A TIME_WAIT that the kernel gave a cookie of its own (its
         // socket was never dumped) is found again by that one.
-        cookie(conn),
+        d.map(|d| d.cookie as i64).filter(|&c| c != 0),
         // The ends as a poll found them: a connection first known by its
         // notification may have had its local port released already (the
         // kernel then reports port 0).
@@ -368,14 +419,14 @@ pub(super) const SPANS_LEFT_OPEN: &str = "SELECT c.id, c.first_seen
 /// and state changes), polls (with their listen queues), namespaces last
 /// seen an hour before (their connections ended before the cutoff). The
 /// freed pages are reused, so the file stops growing once the window is
-/// full. Returns the connections deleted (their row ids).
+/// full. Returns the connections deleted.
 ///
 /// A connection that lived long is found in the lifetime index, the
 /// others in the spans first seen before the cutoff. A span first seen
 /// more than [`SHORT_MS`] before the cutoff then goes: what it keeps is
 /// open (and goes into the lifetime index, to end there), or ended after
 /// the cutoff and so lived long (and is in the index already).
-pub(super) fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<Vec<i64>> {
+pub(super) fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<u64> {
     let mut ids: Vec<i64> = {
         let mut stmt = tx.prepare("SELECT id FROM lifetimes WHERE end_s < ?1")?;
         let rows = stmt.query_map([floor_s(cutoff_ms)], |r| r.get(0))?;
@@ -432,5 +483,5 @@ pub(super) fn expire(tx: &Transaction<'_>, cutoff_ms: i64) -> rusqlite::Result<V
         "DELETE FROM namespaces WHERE last_seen < ?1",
         [cutoff_ms - 3_600_000],
     )?;
-    Ok(ids)
+    Ok(ids.len() as u64)
 }

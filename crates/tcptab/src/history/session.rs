@@ -4,13 +4,11 @@
 //! what it recorded ([`PollOutcome`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use rusqlite::{params, Transaction};
 
 use super::rows;
-use super::stored::{self, Kept, Stored};
-use crate::model::{Namespace, Owners, State};
+use crate::model::{Namespace, State};
 use crate::query::{NotInspectedReason, Report, Snapshot};
 use crate::track::{Change, Conn, End, Event, Tracker};
 
@@ -62,19 +60,6 @@ pub(super) struct Row {
     /// (None: not known): writing them again would change nothing (the
     /// counters and `last_seen` only grow), so it is not done.
     pub(super) written: Option<Written>,
-    /// The row as stored, kept while the file is shipped from (None: not
-    /// kept, or taken up from the file).
-    pub(super) stored: Option<Kept>,
-}
-
-impl Row {
-    /// The row as kept in memory, changed as its statement changed the
-    /// file.
-    fn kept(&self, change: impl FnOnce(&mut Stored)) {
-        if let Some(kept) = &self.stored {
-            change(&mut stored::lock(kept));
-        }
-    }
 }
 
 /// A row's `last_seen` and counters, as written.
@@ -99,10 +84,6 @@ pub(super) struct Session<'a> {
     /// In a file shipped from, this transaction's number, written into
     /// the `changed` of every row it writes ([`super::outbox`]).
     pub(super) seq: Option<i64>,
-    /// Rows are kept in memory as stored ([`Row::stored`]), for a shipper.
-    pub(super) keep: bool,
-    /// The kept rows this transaction gave a new version.
-    pub(super) touched: Vec<(i64, Kept)>,
 }
 
 impl Session<'_> {
@@ -145,8 +126,7 @@ impl Session<'_> {
             let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
             // The workload goes into the row as it is made.
             let workload = workload_id(tx, self.workloads, conn)?;
-            let mut stored = Stored::new((self.boot, ns, workload), conn, self.seq);
-            let (id, indexed) = rows::insert(tx, &mut stored)?;
+            let (id, indexed) = rows::insert(tx, (self.boot, ns, workload), conn, self.seq)?;
             self.span = Some(rows::Span::add(self.span, id, conn.first_seen));
             let mut row = Row {
                 id,
@@ -155,10 +135,8 @@ impl Session<'_> {
                 closed: false,
                 indexed,
                 written: (conn.last_seen >= conn.first_seen).then(|| written(conn)),
-                stored: self.keep.then(|| Arc::new(std::sync::Mutex::new(stored))),
             };
-            owners(tx, &mut row, conn, event.at)?;
-            self.touched.extend(row.stored.clone().map(|k| (id, k)));
+            rows::owners(tx, id, conn, event.at, &mut row.owners)?;
             self.rows.insert(conn.id, row);
             out.opened += 1;
             return Ok(Some(id));
@@ -167,59 +145,48 @@ impl Session<'_> {
             return Ok(None);
         };
         let id = row.id;
-        let seq = self.seq;
         match event.change {
             Change::Opened => unreachable!("handled above"),
             Change::StateChanged { .. } => {
                 if row.closed {
-                    rows::reopen(tx, row.id, seq)?;
-                    row.kept(|s| s.reopen(seq));
+                    rows::reopen(tx, row.id, self.seq)?;
                     row.closed = false;
                 }
-                rows::update(tx, row.id, conn, seq)?;
-                row.kept(|s| s.update(conn, seq));
+                rows::update(tx, row.id, conn, self.seq)?;
                 row.written = Some(written(conn));
-                let state = conn.entry.socket.state;
-                rows::state_change(tx, row.id, event.at, state)?;
-                row.kept(|s| s.state_change(event.at, i64::from(state.code())));
-                owners(tx, row, conn, event.at)?;
+                rows::state_change(tx, row.id, event.at, conn.entry.socket.state)?;
+                rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
                 workload(tx, self.workloads, row, conn)?;
             }
             Change::Updated => {
-                rows::update(tx, row.id, conn, seq)?;
-                row.kept(|s| s.update(conn, seq));
+                rows::update(tx, row.id, conn, self.seq)?;
                 row.written = Some(written(conn));
-                owners(tx, row, conn, event.at)?;
+                rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
                 workload(tx, self.workloads, row, conn)?;
             }
             // Nothing written: the row has not changed.
             Change::QueueGrowth => return Ok(None),
             Change::Closed { by } => {
                 out.notifications += u64::from(by == End::Destroy);
-                if !write_counters(tx, row, conn, seq)? {
+                if !write_counters(tx, row, conn, self.seq)? {
                     return Ok(None);
                 }
             }
             Change::Ended { by } => {
-                write_counters(tx, row, conn, seq)?;
+                write_counters(tx, row, conn, self.seq)?;
                 rows::close(
                     tx,
                     row.id,
                     (event.at, by),
                     (conn.first_seen, conn.last_seen),
                     row.indexed,
-                    seq,
+                    self.seq,
                 )?;
-                row.kept(|s| s.close((event.at, by), conn.last_seen, seq));
                 // One taken up closed ended before.
                 out.closed += u64::from(!row.closed);
-                if let Some(kept) = self.rows.remove(&conn.id).and_then(|r| r.stored) {
-                    self.touched.push((id, kept));
-                }
-                return Ok(Some(id));
+                self.rows.remove(&conn.id);
             }
         }
-        self.touched.extend(row.stored.clone().map(|k| (id, k)));
         Ok(Some(id))
     }
 
@@ -267,12 +234,11 @@ impl Session<'_> {
         )?
         .execute(params![at, self.boot])?;
         for conn in tracker.conns().filter(|c| c.last_seen < at) {
-            if let Some(row) = self.rows.get_mut(&conn.id) {
+            if let Some(row) = self.rows.get(&conn.id) {
                 tx.prepare_cached(
                     "UPDATE connection_rows SET last_seen = ?2 - first_seen, follows = NULL WHERE id = ?1",
                 )?
                 .execute(params![row.id, conn.last_seen])?;
-                row.kept(|s| s.pin(conn.last_seen));
                 self.pinned.insert(conn.id);
             }
         }
@@ -284,12 +250,11 @@ impl Session<'_> {
             .collect();
         for id in found {
             self.pinned.remove(&id);
-            if let (Some(conn), Some(row)) = (tracker.get(id), self.rows.get_mut(&id)) {
+            if let (Some(conn), Some(row)) = (tracker.get(id), self.rows.get(&id)) {
                 tx.prepare_cached(
                     "UPDATE connection_rows SET last_seen = max(last_seen, ?2 - first_seen), follows = 1 WHERE id = ?1",
                 )?
                 .execute(params![row.id, conn.last_seen])?;
-                row.kept(|s| s.unpin(conn.last_seen));
             }
         }
         Ok(())
@@ -310,7 +275,6 @@ fn write_counters(
         return Ok(false);
     }
     rows::update_counters(tx, row.id, conn, seq)?;
-    row.kept(|s| s.update_counters(conn, seq));
     row.written = Some(now);
     Ok(true)
 }
@@ -409,7 +373,6 @@ fn workload(
     let Some(id) = workload_id(tx, ids, conn)? else { return Ok(()) };
     tx.prepare_cached("UPDATE connection_rows SET workload = ?2 WHERE id = ?1")?
         .execute(rusqlite::params![row.id, id])?;
-    row.kept(|s| s.set_workload(id));
     row.workload = true;
     Ok(())
 }
@@ -427,19 +390,4 @@ fn workload_id(
     let id = rows::workload(tx, w)?;
     ids.insert(w.cgroup.clone(), id);
     Ok(Some(id))
-}
-
-/// The connection's owners not stored yet into its row, and into the row
-/// kept.
-fn owners(tx: &Transaction<'_>, row: &mut Row, conn: &Conn, at: i64) -> rusqlite::Result<()> {
-    let new = |list: &[crate::model::Owner]| {
-        let stored = &row.owners;
-        list.iter()
-            .any(|o| stored.binary_search(&(o.pid, o.fd)).is_err())
-    };
-    let added = matches!(&conn.entry.owners, Some(Owners::Owned(list)) if new(list));
-    if added {
-        row.kept(|s| s.owners(conn, &row.owners));
-    }
-    rows::owners(tx, row.id, conn, at, &mut row.owners)
 }

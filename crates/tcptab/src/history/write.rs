@@ -9,11 +9,9 @@ use std::sync::Arc;
 use rusqlite::{params, Connection};
 
 use super::columns::{lived, SETTLE};
-use super::outbox::Told;
 use super::read::bad_row;
 use super::rows;
 use super::session::{poll_row, PollOutcome, PollRecord, Row, Session};
-use super::stored::{self, Kept, Stored};
 use super::{
     check, check_header, migration, schema, sqlite, Error, Result, APPLICATION_ID, VERSION,
 };
@@ -41,8 +39,6 @@ pub struct Writer {
     /// The tracker's connections whose open row does not follow the polls
     /// (the last one did not find them): they keep their own `last_seen`.
     pinned: HashSet<u64>,
-    /// The boot's `open_seen` as the file keeps it.
-    open_seen: Option<i64>,
     /// Polls recorded.
     polls: u64,
     /// In a file shipped from (now, with [`Writer::ship`], or by an
@@ -129,12 +125,10 @@ impl Writer {
             params![boot_id, crate::time::now_ms()],
         )
         .map_err(&err)?;
-        let (boot, open_seen): (i64, Option<i64>) = conn
-            .query_row(
-                "SELECT id, open_seen FROM boots WHERE boot_id = ?1",
-                [&boot_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+        let boot: i64 = conn
+            .query_row("SELECT id FROM boots WHERE boot_id = ?1", [&boot_id], |r| {
+                r.get(0)
+            })
             .map_err(&err)?;
         // The machine, so that a fleet's files merge by it.
         let host = crate::model::Host::read();
@@ -169,7 +163,6 @@ impl Writer {
             rows: HashMap::new(),
             workloads: HashMap::new(),
             pinned: HashSet::new(),
-            open_seen,
             polls: 0,
             seq,
             teller: None,
@@ -234,7 +227,6 @@ impl Writer {
         let tx = self.conn.transaction().map_err(&err)?;
         // An earlier recorder killed left its last poll in `open_seen`.
         tx.execute_batch(SETTLE).map_err(&err)?;
-        self.open_seen = None;
         // Closed by the restart: shipped as any change is.
         let rebooted = close_earlier_boots(&tx, self.boot, self.seq).map_err(&err)?;
         if let Some(seq) = self.seq.filter(|_| !rebooted.is_empty()) {
@@ -316,7 +308,6 @@ impl Writer {
                         closed: closing.is_some(),
                         indexed: true,
                         written: None,
-                        stored: None,
                     },
                 );
                 taken += usize::from(closing.is_none());
@@ -333,67 +324,29 @@ impl Writer {
         // The namespaces' row ids, looked up again by the first poll.
         self.namespaces.clear();
         tx.commit().map_err(&err)?;
-        self.told(Told {
-            ids: rebooted,
-            ..Told::default()
-        });
+        self.told(rebooted);
         Ok(taken)
     }
 
-    /// A transaction was committed: the shipper is told what it changed,
-    /// and when it changed rows the next transaction takes the next number.
-    fn told(&mut self, told: Told) {
-        let Some(seq) = self.seq.as_mut() else {
+    /// A transaction that changed the rows `ids` was committed: the
+    /// shipper is told, and the next transaction takes the next number.
+    fn told(&mut self, ids: Vec<i64>) {
+        let Some(seq) = self.seq.as_mut().filter(|_| !ids.is_empty()) else {
             return;
         };
-        let next = *seq + i64::from(!told.ids.is_empty());
         if let Some(teller) = &self.teller {
-            teller.tell(*seq, crate::time::now_ms(), told);
+            teller.tell(*seq, crate::time::now_ms(), ids);
         }
-        *seq = next;
-    }
-
-    /// Every row kept in memory is as the file keeps it (a debug build's
-    /// check, after each transaction).
-    #[cfg(debug_assertions)]
-    fn check_kept(&self, kept: &[(i64, Kept)]) {
-        for (id, kept) in kept {
-            let file = Stored::read(&self.conn, *id).expect("the row just written");
-            let kept = stored::lock(kept);
-            assert_eq!(
-                file.as_ref(),
-                Some(&*kept),
-                "row {id}, kept and in the file"
-            );
-        }
-        let open_seen: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT open_seen FROM boots WHERE id = ?1",
-                [self.boot],
-                |r| r.get(0),
-            )
-            .expect("the writer's boot");
-        assert_eq!(open_seen, self.open_seen, "the boot's open_seen");
+        *seq += 1;
     }
 
     /// Write the last poll's time into the open rows that followed the
     /// polls, so that each row's `last_seen` says it alone (for the file's
-    /// other readers): what a recorder does when it stops. A shipper then
-    /// reads the file for what waits (the rows kept in memory do not say
-    /// it).
+    /// other readers): what a recorder does when it stops.
     pub fn settle(&mut self) -> Result<()> {
         let tx = self.conn.transaction().map_err(sqlite(&self.path))?;
         tx.execute_batch(SETTLE).map_err(sqlite(&self.path))?;
-        tx.commit().map_err(sqlite(&self.path))?;
-        self.open_seen = None;
-        for row in self.rows.values_mut() {
-            row.stored = None;
-        }
-        if let Some(teller) = &self.teller {
-            teller.forget_kept();
-        }
-        Ok(())
+        tx.commit().map_err(sqlite(&self.path))
     }
 
     /// Record, in one transaction, what happened since the last call:
@@ -421,12 +374,9 @@ impl Writer {
             pinned: &mut self.pinned,
             span: None,
             seq: self.seq,
-            keep: self.teller.is_some(),
-            touched: Vec::new(),
         };
         let seq = state.seq;
         let mut changed = Vec::new();
-        let mut gone = Vec::new();
         let written = (|| -> rusqlite::Result<PollOutcome> {
             if let Some(p) = poll {
                 state.namespaces_read(&tx, p)?;
@@ -448,8 +398,7 @@ impl Writer {
                 state.listen_queues(&tx, p, out.id, tracker)?;
                 state.last_seen(&tx, p.at, tracker)?;
                 if expire_now {
-                    gone = rows::expire(&tx, p.at - self.retention_ms)?;
-                    out.expired = gone.len() as u64;
+                    out.expired = rows::expire(&tx, p.at - self.retention_ms)?;
                 }
                 tx.execute(
                     "UPDATE polls SET sockets = ?2, opened = ?3, closed = ?4, notifications = ?5 WHERE id = ?1",
@@ -460,20 +409,7 @@ impl Writer {
         })()
         .map_err(sqlite(&path))?;
         tx.commit().map_err(sqlite(&path))?;
-        let mut kept = state.touched;
-        kept.sort_unstable_by_key(|(id, _)| *id);
-        kept.dedup_by_key(|(id, _)| *id);
-        if let Some(p) = poll {
-            self.open_seen = Some(self.open_seen.map_or(p.at, |seen| seen.max(p.at)));
-        }
-        #[cfg(debug_assertions)]
-        self.check_kept(&kept);
-        self.told(Told {
-            ids: changed,
-            rows: kept,
-            gone,
-            open_seen: self.open_seen,
-        });
+        self.told(changed);
         if expire_now {
             self.last_expiry = poll.map(|p| p.at);
         }

@@ -2,15 +2,12 @@
 //! told it ([`Feed`]), held in memory up to a bound, and the file read
 //! again when that is not everything.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 use rusqlite::{params, Connection};
-
-use super::HashMap;
-use crate::history::stored::{self, Kept, Stored};
 
 /// The rows a shipper keeps in memory, at most: beyond, it reads the file
 /// again for the next ones when these are shipped.
@@ -24,7 +21,7 @@ const TOLD: usize = 4096;
 /// changed ([`crate::history::Writer::ship`]).
 #[derive(Debug)]
 pub struct Feed {
-    told: Receiver<Numbered>,
+    told: Receiver<Told>,
     /// The writer could not tell everything (the shipper did not take it
     /// in time): what is above the mark is read from the file again.
     missed: Arc<AtomicBool>,
@@ -32,27 +29,15 @@ pub struct Feed {
 
 #[derive(Debug)]
 pub(in crate::history) struct Teller {
-    told: SyncSender<Numbered>,
+    told: SyncSender<Told>,
     missed: Arc<AtomicBool>,
 }
 
-/// What one transaction changed: the rows it gave a new version (under
-/// its number), those of them kept in memory, and the rows it deleted.
-#[derive(Debug, Default)]
-pub(in crate::history) struct Told {
-    pub(in crate::history) ids: Vec<i64>,
-    pub(in crate::history) rows: Vec<(i64, Kept)>,
-    pub(in crate::history) gone: Vec<i64>,
-    /// The writer's boot's `open_seen` after it: the last poll that found
-    /// every kept row that follows the polls.
-    pub(in crate::history) open_seen: Option<i64>,
-}
-
 #[derive(Debug)]
-struct Numbered {
+struct Told {
     seq: i64,
     at: i64,
-    told: Told,
+    ids: Vec<i64>,
 }
 
 /// A writer's feed to its shipper, and the writer's end of it.
@@ -72,22 +57,12 @@ pub(in crate::history) fn feed() -> (Teller, Feed) {
 }
 
 impl Teller {
-    /// The transaction `seq` (at `at`) was committed, and changed `told`.
-    pub(in crate::history) fn tell(&self, seq: i64, at: i64, told: Told) {
-        let rows = told.ids.len() + told.rows.len() + told.gone.len();
-        if rows == 0 && told.open_seen.is_none() {
-            return;
-        }
-        match self.told.try_send(Numbered { seq, at, told }) {
+    /// The transaction `seq` (at `at`) changed the rows `ids` (committed).
+    pub(in crate::history) fn tell(&self, seq: i64, at: i64, ids: Vec<i64>) {
+        match self.told.try_send(Told { seq, at, ids }) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => self.missed.store(true, Ordering::SeqCst),
         }
-    }
-
-    /// The rows kept in memory no longer say what the file keeps: the
-    /// shipper reads the file for what waits.
-    pub(in crate::history) fn forget_kept(&self) {
-        self.missed.store(true, Ordering::SeqCst);
     }
 }
 
@@ -109,11 +84,6 @@ pub(super) struct Above {
     pub(super) mark: (i64, i64),
     /// Rows held at most ([`HELD`]).
     pub(super) held: usize,
-    /// Rows held as their writer stored them (the file is read for the
-    /// others): each kept while it waits, as told after each transaction.
-    pub(super) kept: HashMap<i64, Kept>,
-    /// The `open_seen` of the kept rows' boot, as last told with them.
-    pub(super) open_seen: Option<i64>,
 }
 
 impl Above {
@@ -133,26 +103,14 @@ impl Above {
     /// What was told since: kept while everything above the mark is held
     /// (and within [`HELD`]); else left to the next reading of the file.
     pub(super) fn take(&mut self, feed: &Feed) {
-        while let Ok(Numbered { seq, at, told }) = feed.told.try_recv() {
-            if self.all {
-                for &id in &told.ids {
-                    self.add((seq, id), at);
-                }
-            } else {
+        while let Ok(told) = feed.told.try_recv() {
+            if !self.all {
                 self.beyond += told.ids.len() as u64;
+                continue;
             }
-            // Kept while held, or told before the file is read again
-            // (which keeps those it holds), within the bound.
-            for (id, row) in told.rows {
-                let room = !self.all && self.kept.len() < self.held;
-                if room || self.seq_of.contains_key(&id) || self.kept.contains_key(&id) {
-                    self.kept.insert(id, row);
-                }
+            for id in told.ids {
+                self.add((told.seq, id), told.at);
             }
-            for id in told.gone {
-                self.kept.remove(&id);
-            }
-            self.open_seen = told.open_seen;
         }
         // Looked at after the feed was read: a transaction the writer could
         // not tell came after every one read. What is held may then miss
@@ -162,14 +120,12 @@ impl Above {
             self.beyond += self.keys.len() as u64;
             self.keys.clear();
             self.seq_of.clear();
-            self.kept.clear();
         }
         if self.all && self.keys.len() > self.held {
             self.all = false;
             while self.keys.len() > self.held {
                 if let Some((_, id)) = self.keys.pop_last() {
                     self.seq_of.remove(&id);
-                    self.kept.remove(&id);
                     self.beyond += 1;
                 }
             }
@@ -205,8 +161,6 @@ impl Above {
                 - self.held as u64;
         }
         self.all = fed && !more;
-        let seq_of = &self.seq_of;
-        self.kept.retain(|id, _| seq_of.contains_key(id));
         Ok(())
     }
 
@@ -214,7 +168,6 @@ impl Above {
         for &(seq, id) in keys {
             if self.keys.remove(&(seq, id)) {
                 self.seq_of.remove(&id);
-                self.kept.remove(&id);
             }
         }
     }
@@ -230,13 +183,6 @@ impl Above {
         self.times.retain(|&seq, _| seq > mark);
     }
 
-    /// Row `id` as kept in memory, when it is the version `seq` or a
-    /// later one.
-    pub(super) fn kept(&self, (seq, id): (i64, i64)) -> Option<MutexGuard<'_, Stored>> {
-        let row = stored::lock(self.kept.get(&id)?);
-        (row.changed() >= seq).then_some(row)
-    }
-
     pub(super) fn rows(&self) -> u64 {
         self.keys.len() as u64 + self.beyond
     }
@@ -250,13 +196,6 @@ impl Above {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn told(ids: Vec<i64>) -> Told {
-        Told {
-            ids,
-            ..Told::default()
-        }
-    }
 
     fn holding_all(held: usize) -> Above {
         Above {
@@ -274,12 +213,12 @@ mod tests {
     fn a_transaction_not_told_makes_the_file_read_again() {
         let (teller, feed) = feed();
         let mut above = holding_all(100_000);
-        teller.tell(1, 10, told(vec![7]));
+        teller.tell(1, 10, vec![7]);
         above.take(&feed);
         assert_eq!(above.keys.iter().collect::<Vec<_>>(), [&(1, 7)]);
         assert_eq!(above.oldest(), Some(10));
         for seq in 2..(TOLD as i64 + 3) {
-            teller.tell(seq, 10, told(vec![seq + 1000]));
+            teller.tell(seq, 10, vec![seq + 1000]);
         }
         above.take(&feed);
         assert!(!above.all && above.keys.is_empty(), "{above:?}");
@@ -293,13 +232,13 @@ mod tests {
         let (teller, feed) = feed();
         let mut above = holding_all(3);
         above.mark = (1, 9);
-        teller.tell(1, 0, told(vec![5, 9]));
-        teller.tell(2, 0, told(vec![5, 6]));
-        teller.tell(3, 0, told(vec![6]));
+        teller.tell(1, 0, vec![5, 9]);
+        teller.tell(2, 0, vec![5, 6]);
+        teller.tell(3, 0, vec![6]);
         above.take(&feed);
         let held: Vec<_> = above.keys.iter().copied().collect();
         assert_eq!(held, [(2, 5), (3, 6)]);
-        teller.tell(4, 0, told(vec![1, 2]));
+        teller.tell(4, 0, vec![1, 2]);
         above.take(&feed);
         let held: Vec<_> = above.keys.iter().copied().collect();
         assert_eq!(held, [(2, 5), (3, 6), (4, 1)]);

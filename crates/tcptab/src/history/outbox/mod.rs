@@ -16,11 +16,7 @@
 //! mark in memory, as the writer tells it after each transaction
 //! ([`Feed`]), and reads the file for it only when it does not know
 //! (started on a file, told too much to hold, or told nothing): the rows
-//! above the mark, oldest change first. The rows a shipping writer wrote
-//! itself it keeps in memory as stored ([`super::stored`]), and the
-//! shipper makes the store's rows from those ([`encode`]): the file is read
-//! only for the rows taken up from an earlier recorder, or when the feed
-//! was not enough. Polls are shipped after
+//! above the mark, oldest change first. Polls are shipped after
 //! `meta.ship_polls`, the last poll id acknowledged. A row the retention
 //! window deletes before it was shipped is counted in `meta.ship_dropped`.
 
@@ -28,12 +24,11 @@ use std::collections::{HashMap as StdMap, HashSet as StdSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::vtab::array::Array;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 mod above;
-mod encode;
 
 /// The maps of a batch, keyed by row ids: hashed fast (foldhash), not
 /// against attackers (the ids are the file's own).
@@ -41,13 +36,12 @@ type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
 type HashSet<K> = StdSet<K, foldhash::fast::RandomState>;
 
 pub use above::Feed;
-pub(in crate::history) use above::{feed, Teller, Told};
+pub(in crate::history) use above::{feed, Teller};
 use above::{Above, HELD};
-use encode::{Encoder, Seen};
 
-use super::columns::COLUMNS;
-use super::shipped::{self, Host};
-use crate::history::{sqlite, Result};
+use super::columns::{COLUMNS, COLUMN_NAMES};
+use super::shipped::{self, Fragments, Host, Type, CONNECTION_COLUMNS, NO_WORKLOAD};
+use crate::history::{codes, sqlite, Result};
 
 /// A file of version 5 kept what waited in a table: its rows' numbers go
 /// into `changed`, and what it did not hold was acknowledged.
@@ -148,9 +142,6 @@ pub struct Batch {
     closed: Vec<i64>,
     /// The last poll id of a batch of polls.
     last_poll: Option<i64>,
-    /// Rows made from what their writer kept in memory (the others were
-    /// read from the file).
-    pub kept: usize,
 }
 
 #[cfg(test)]
@@ -275,31 +266,9 @@ impl Outbox {
             self.above.read(&tx, self.feed.is_some())?;
         }
         let keys: Vec<(i64, i64)> = self.above.keys.iter().take(limit).copied().collect();
-        let mut encoder = Encoder::new(self.host()?, &self.shipped);
-        // The rows kept in memory as their writer stored them; the file
-        // read for the others.
-        let mut batch = Batch::default();
-        // About what a row takes, so that the body is not copied as it grows.
-        batch.body.reserve(keys.len() * 512);
-        let mut found = HashSet::with_capacity_and_hasher(keys.len(), Default::default());
-        let mut unknown = Vec::new();
-        for &key in &keys {
-            match self.above.kept(key) {
-                Some(row) => {
-                    let follows = row
-                        .follows_open()
-                        .then_some(Seen::Told(self.above.open_seen));
-                    let with = (follows, &row.owners[..], &row.states[..]);
-                    encoder.row(&tx, &mut batch, &*row, with)?;
-                    batch.kept += 1;
-                    found.insert(key.1);
-                }
-                None => unknown.push(Value::Integer(key.1)),
-            }
-        }
-        if !unknown.is_empty() {
-            encoder.read(&tx, &mut batch, &Rc::new(unknown), &mut found)?;
-        }
+        let ids: Array = Rc::new(keys.iter().map(|&(_, id)| Value::Integer(id)).collect());
+        let host = self.host()?;
+        let (mut batch, found) = Self::read_batch(&tx, &host, &self.shipped, &ids)?;
         tx.finish()?;
         // A row the retention window deleted meanwhile is not there: it
         // waits no more (and was counted as dropped).
@@ -308,6 +277,123 @@ impl Outbox {
         self.above.forget(&gone);
         batch.keys = there;
         Ok(batch)
+    }
+
+    fn read_batch(
+        tx: &Transaction<'_>,
+        host: &Host,
+        acked_changes: &HashMap<i64, Vec<(i64, i64)>>,
+        ids: &Array,
+    ) -> rusqlite::Result<(Batch, HashSet<i64>)> {
+        let opening = host.opening();
+        let first = "rarray(?1) o";
+        // Each in the order of its table's key (no sort by SQLite: the
+        // keys of a batch come in no order; each connection's are sorted
+        // here).
+        let mut owners: HashMap<i64, Vec<(i64, i64, String)>> = by_connection(
+            tx,
+            &format!(
+                "SELECT o.value, w.pid, w.fd, w.command FROM {first} JOIN owners w ON w.connection = o.value"
+            ),
+            ids,
+            |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        // (at, the state's code).
+        let mut states: HashMap<i64, Vec<(i64, i64)>> = by_connection(
+            tx,
+            &format!(
+                "SELECT o.value, s.at, s.state FROM {first} JOIN state_change_rows s ON s.connection = o.value"
+            ),
+            ids,
+            |r| Ok((r.get(1)?, r.get(2)?)),
+        )?;
+        // The namespace, boot and workload by their ids: their values are
+        // encoded once a batch ([`Fragments`]).
+        // `last_seen` as the row keeps it, and whether the row follows
+        // its boot's polls: the boot's `open_seen` is read once a batch,
+        // not once a row ([`super::columns::LAST_SEEN`]).
+        let columns = raw_columns()
+            .replacen("n.inode, n.name", "c.netns, NULL", 1)
+            .replacen(&own_last_seen(), "(c.first_seen + c.last_seen)", 1);
+        debug_assert!(!columns.contains("open_seen"), "{columns}");
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {columns}, c.changed, c.boot, c.workload, c.closed_at IS NULL AND c.follows
+             FROM {first} CROSS JOIN connection_rows c ON c.id = o.value"
+        ))?;
+        let mut batch = Batch::default();
+        let mut rows = stmt.query([ids])?;
+        let n = COLUMN_NAMES.len();
+        let at = |column: &str| {
+            COLUMN_NAMES
+                .iter()
+                .position(|c| *c == column)
+                .expect("a column of the history")
+        };
+        let (closed_at, netns, last_seen) = (at("closed_at"), at("netns"), at("last_seen"));
+        debug_assert_eq!(COLUMN_NAMES[netns + 1], "netns_name");
+        // The columns read as numbers, named here.
+        let named: Vec<_> = COLUMN_NAMES.iter().map(|c| codes::names_of(c)).collect();
+        let mut fragments = Fragments::default();
+        let mut found = HashSet::with_capacity_and_hasher(ids.len(), Default::default());
+        let out = &mut batch.body;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let seq: i64 = r.get(n)?;
+            let (boot, workload) = (r.get(n + 1)?, r.get(n + 2)?);
+            let follows = r.get::<_, Option<bool>>(n + 3)?.unwrap_or(false);
+            found.insert(id);
+            fragments.read(tx, r.get(netns)?, boot, workload)?;
+            // The host's columns: `hostname`, `machine_id`, `recorder`,
+            // `boot_id`, `version`.
+            out.extend_from_slice(&opening);
+            out.extend_from_slice(&fragments.boots[&boot]);
+            shipped::int(out, seq);
+            let typed = CONNECTION_COLUMNS.iter().zip(&named);
+            for (i, ((name, ty), names)) in typed.take(n).enumerate() {
+                match (names, r.get_ref(i)?) {
+                    // `netns` and `netns_name`: the namespace's values.
+                    _ if i == netns => out.extend_from_slice(&fragments.namespaces[&r.get(i)?]),
+                    _ if i == netns + 1 => {}
+                    _ if i == last_seen => {
+                        let own: i64 = r.get(i)?;
+                        let open_seen = fragments.open_seen[&boot].filter(|_| follows);
+                        shipped::int(out, open_seen.map_or(own, |seen| own.max(seen)));
+                    }
+                    (Some(names), ValueRef::Integer(code)) => {
+                        shipped::text(out, *ty, &names.name(code))
+                    }
+                    (_, value) => shipped::value(out, *ty, value, (i, name))?,
+                }
+            }
+            let owned = owners.remove(&id).unwrap_or_default();
+            shipped::numbers(out, owned.iter().map(|o| o.0));
+            shipped::numbers(out, owned.iter().map(|o| o.1));
+            shipped::texts(out, owned.iter().map(|o| o.2.as_str()));
+            let changes = states.remove(&id).unwrap_or_default();
+            shipped::numbers(out, changes.iter().map(|c| c.0));
+            shipped::texts(out, changes.iter().map(|c| codes::STATE.name(c.1)));
+            match workload {
+                Some(w) => out.extend_from_slice(&fragments.workloads[&w]),
+                None => out.extend_from_slice(&NO_WORKLOAD),
+            }
+            let closed = r.get_ref(closed_at)? != ValueRef::Null;
+            let acked = acked_changes.get(&id).map_or(&[][..], Vec::as_slice);
+            for (at, state) in changes.into_iter().filter(|c| !acked.contains(c)) {
+                let change = &mut batch.changes;
+                change.extend_from_slice(&opening);
+                change.extend_from_slice(&fragments.boots[&boot]);
+                shipped::int(change, id);
+                shipped::int(change, at);
+                shipped::text(change, Type::String, &codes::STATE.name(state));
+                batch.change_rows += 1;
+                batch.sent_changes.push((id, at, state));
+            }
+            if closed {
+                batch.closed.push(id);
+            }
+            batch.rows += 1;
+        }
+        Ok((batch, found))
     }
 
     /// Up to `limit` polls not shipped yet, as the store's `polls` rows.
@@ -455,7 +541,7 @@ pub(super) fn version_5_outbox(conn: &Connection) -> rusqlite::Result<bool> {
 /// `connections` view (which names every number of every row in SQL):
 /// the numbers as they are, named by the reader ([`codes::names_of`]),
 /// the times after the first sighting made times again.
-pub(super) fn raw_columns() -> String {
+fn raw_columns() -> String {
     let view_times = COLUMNS.replacen("c.closed_at,", "c.first_seen + c.closed_at,", 1);
     // `last_seen` as the view says it, wherever the view's is read.
     view_times.replace("c.last_seen", "(c.first_seen + c.last_seen)")
@@ -463,13 +549,13 @@ pub(super) fn raw_columns() -> String {
 
 /// `last_seen` as [`raw_columns`] says it (the boot's `open_seen` read in
 /// each row), replaced where the shipper reads it once a batch.
-pub(super) fn own_last_seen() -> String {
+fn own_last_seen() -> String {
     super::columns::LAST_SEEN.replace("c.last_seen", "(c.first_seen + c.last_seen)")
 }
 
 /// The rows of `sql` (its first column a connection's id) by connection,
 /// each as `item` reads it, in order.
-pub(super) fn by_connection<T: Ord>(
+fn by_connection<T: Ord>(
     tx: &Transaction<'_>,
     sql: &str,
     ids: &Array,

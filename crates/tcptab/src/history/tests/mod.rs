@@ -7,7 +7,6 @@ use crate::query::Snapshot;
 use crate::track::{TrackOptions, Tracker};
 
 mod index;
-mod kept;
 mod ship;
 
 /// A moment in 2027, in milliseconds: the tests' first poll.
