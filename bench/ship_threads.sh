@@ -1,37 +1,70 @@
 #!/usr/bin/env bash
-# Where shipping's CPU goes: the recorder's threads' CPU (user + system,
-# from /proc/PID/task/*/stat) per connection row shipped, under churn.
-# Needs a ClickHouse with the tables made (`tcptab schema clickhouse
-# --clickhouse URL`; bench/fleet.sh starts one and keeps its directory).
-# Run it alone, as root.
+# What shipping adds to the recorder, thread by thread: each binary records
+# the same churn without shipping and with `--clickhouse`, in turns, and
+# each thread's CPU (user + system, from /proc/PID/task/*/stat) is given
+# per destroy notification recorded, with the share shipping added (the
+# process's CPU with shipping against without, per notification). Needs a
+# ClickHouse with the tables made (`tcptab schema clickhouse --clickhouse
+# URL`; bench/fleet.sh starts one and keeps its directory). Run it alone,
+# as root.
 #
-#   sudo bench/ship_threads.sh URL BINARY...    (each binary, two rounds)
+#   sudo bench/ship_threads.sh URL BINARY...    (each binary, ROUNDS rounds: 2)
 #
 # 1,000 connections held and 500 opened and closed a second
-# (bench/churn_at_rate.py) in a fresh namespace; each binary records with
-# `--interval 5 --clickhouse URL` for 40 s after 12 s of warm-up.
+# (bench/churn_at_rate.py) in a fresh namespace; each run records with
+# `--interval 5` for SECONDS (40) after 12 s of warm-up.
 . "$(dirname "$0")/hold.sh"
 url=$1
 shift
+rounds=${ROUNDS:-2}
+seconds=${SECONDS_EACH:-40}
 hold 1000
 work=$(mktemp -d /tmp/shipcpu-XXXXXX)
 exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py 500 > "$work/churn.out")
 until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
 sleep 30
-tcpu() { for t in /proc/$1/task/*; do printf "%s %s\n" "$(cat $t/comm)" "$(awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' $t/stat)"; done | awk '{a[$1]+=$2} END {for (k in a) print k, a[k]}' | sort; }
-for round in 1 2; do
+# Each thread's CPU in seconds, by name (the recorder's main thread is
+# named after the binary: "main").
+tcpu() {
+  for t in /proc/$1/task/*; do
+    name=$(cat $t/comm)
+    [ "$t" = "/proc/$1/task/$1" ] && name=main
+    printf "%s %s\n" "$name" "$(awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' $t/stat)"
+  done | awk '{a[$1]+=$2} END {for (k in a) print k, a[k]}' | sort
+}
+notes() { sqlite3 "$1" 'SELECT coalesce(sum(notifications), 0) FROM polls'; }
+for round in $(seq "$rounds"); do
 for b in "$@"; do
-  db=$work/$(basename $b)-$round.db
-  "$b" record --db "$db" --netns-pid "$pid" --interval 5 --clickhouse "$url" --host-name "cpu-$round" 2> "$work/err" &
+for mode in local ship; do
+  db=$work/$(basename $b)-$mode-$round.db
+  extra=()
+  [ $mode = ship ] && extra=(--clickhouse "$url" --host-name "cpu-$round")
+  "$b" record --db "$db" --netns-pid "$pid" --interval 5 "${extra[@]}" 2> "$work/err" &
   rec=$!
   sleep 12
-  tcpu $rec > $work/c0; s0=$(sqlite3 "$db" "SELECT coalesce((SELECT value FROM meta WHERE key='ship_sent'),0)")
-  sleep 40
-  tcpu $rec > $work/c1; s1=$(sqlite3 "$db" "SELECT coalesce((SELECT value FROM meta WHERE key='ship_sent'),0)")
+  tcpu $rec > $work/c0; n0=$(notes "$db")
+  sleep "$seconds"
+  tcpu $rec > $work/c1; n1=$(notes "$db")
   kill -TERM $rec; wait $rec || true
-  echo "$(basename $b) round $round: rows shipped $((s1-s0))"
-  join $work/c0 $work/c1 | awk -v n=$((s1-s0)) '{d=$3-$2; printf "  %-16s %6.2f s  %6.1f us/row\n", $1, d, d*1e6/(n>0?n:1)}'
+  n=$((n1 - n0))
+  total=$(join $work/c0 $work/c1 | awk -v n=$n '{t+=$3-$2} END {printf "%.2f", t*1e6/(n>0?n:1)}')
+  echo "$(basename $b) $mode round $round: $n notifications, $total us CPU per notification"
+  join $work/c0 $work/c1 | awk -v n=$n '$3-$2>0 {d=$3-$2; printf "  %-16s %6.2f s  %6.2f us/notification\n", $1, d, d*1e6/(n>0?n:1)}'
+  echo "$(basename $b) $mode $total" >> "$work/results"
+done
 done
 done
 exec 4>&-
 release
+# The medians of each binary's runs, and what shipping added.
+python3 - "$work/results" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    b, mode, us = line.split()
+    runs.setdefault(b, {}).setdefault(mode, []).append(float(us))
+for b, modes in runs.items():
+    local, ship = (statistics.median(modes.get(m, [0])) for m in ("local", "ship"))
+    added = (ship - local) / local * 100 if local else float("nan")
+    print(f"{b}: {local:.1f} us per notification without shipping, {ship:.1f} with (medians of {len(modes.get('ship', []))}): shipping adds {added:+.0f}%")
+PY

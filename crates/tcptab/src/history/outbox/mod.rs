@@ -450,8 +450,13 @@ impl Outbox {
         self.above = above;
         written.map_err(&err)?;
         tx.commit().map_err(&err)?;
+        // A connection shipped closed is not sent again: what the store
+        // has of its changes is forgotten (kept only for those still open).
+        let closed: HashSet<i64> = batch.closed.iter().copied().collect();
         for (id, at, state) in &batch.sent_changes {
-            self.shipped.entry(*id).or_default().push((*at, *state));
+            if !closed.contains(id) {
+                self.shipped.entry(*id).or_default().push((*at, *state));
+            }
         }
         for id in &batch.closed {
             self.shipped.remove(id);
