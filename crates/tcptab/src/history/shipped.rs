@@ -217,22 +217,29 @@ pub(super) fn int(out: &mut Vec<u8>, n: i64) {
 /// when the file holds a value the column cannot take: a text where a
 /// number goes). NULL in a column that is not `Nullable` is its default
 /// (0, or the empty string).
+#[inline]
 pub(super) fn value(
     out: &mut Vec<u8>,
     ty: Type,
     v: ValueRef<'_>,
     column: (usize, &str),
 ) -> rusqlite::Result<()> {
+    let ty = match ty {
+        Type::NullableInt64 | Type::NullableString if v == ValueRef::Null => {
+            out.push(1);
+            return Ok(());
+        }
+        Type::NullableInt64 => {
+            out.push(0);
+            Type::Int64
+        }
+        Type::NullableString => {
+            out.push(0);
+            Type::String
+        }
+        ty => ty,
+    };
     match (ty, v) {
-        (Type::NullableInt64 | Type::NullableString, ValueRef::Null) => out.push(1),
-        (Type::NullableInt64, v) => {
-            out.push(0);
-            value(out, Type::Int64, v, column)?;
-        }
-        (Type::NullableString, v) => {
-            out.push(0);
-            value(out, Type::String, v, column)?;
-        }
         (Type::Int64 | Type::UInt64, ValueRef::Integer(n)) => int(out, n),
         (Type::Int64 | Type::UInt64, ValueRef::Real(f)) => int(out, f as i64),
         (Type::Int64 | Type::UInt64, ValueRef::Null) => int(out, 0),

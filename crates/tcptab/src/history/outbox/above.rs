@@ -2,12 +2,14 @@
 //! told it ([`Feed`]), held in memory up to a bound, and the file read
 //! again when that is not everything.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection};
+
+use super::HashMap;
 
 /// The rows a shipper keeps in memory, at most: beyond, it reads the file
 /// again for the next ones when these are shipped.

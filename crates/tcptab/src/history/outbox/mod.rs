@@ -331,11 +331,12 @@ impl Outbox {
         };
         let (closed_at, netns, last_seen) = (at("closed_at"), at("netns"), at("last_seen"));
         debug_assert_eq!(COLUMN_NAMES[netns + 1], "netns_name");
-        // The columns read as numbers, named here.
-        let named: Vec<_> = COLUMN_NAMES.iter().map(|c| codes::names_of(c)).collect();
+        let slots = Slot::of_columns(netns, last_seen);
         let mut fragments = Fragments::default();
         let mut found = HashSet::with_capacity_and_hasher(ids.len(), Default::default());
         let out = &mut batch.body;
+        // About what a row takes, so that the body is not copied as it grows.
+        out.reserve(ids.len() * 512);
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let seq: i64 = r.get(n)?;
@@ -348,21 +349,21 @@ impl Outbox {
             out.extend_from_slice(&opening);
             out.extend_from_slice(&fragments.boots[&boot]);
             shipped::int(out, seq);
-            let typed = CONNECTION_COLUMNS.iter().zip(&named);
-            for (i, ((name, ty), names)) in typed.take(n).enumerate() {
-                match (names, r.get_ref(i)?) {
-                    // `netns` and `netns_name`: the namespace's values.
-                    _ if i == netns => out.extend_from_slice(&fragments.namespaces[&r.get(i)?]),
-                    _ if i == netns + 1 => {}
-                    _ if i == last_seen => {
+            for (i, slot) in slots.iter().enumerate() {
+                match *slot {
+                    Slot::Namespace => out.extend_from_slice(&fragments.namespaces[&r.get(i)?]),
+                    Slot::Skip => {}
+                    Slot::LastSeen => {
                         let own: i64 = r.get(i)?;
                         let open_seen = fragments.open_seen[&boot].filter(|_| follows);
                         shipped::int(out, open_seen.map_or(own, |seen| own.max(seen)));
                     }
-                    (Some(names), ValueRef::Integer(code)) => {
-                        shipped::text(out, *ty, &names.name(code))
-                    }
-                    (_, value) => shipped::value(out, *ty, value, (i, name))?,
+                    Slot::Value(ty, names) => match (names, r.get_ref(i)?) {
+                        (Some(names), ValueRef::Integer(code)) => {
+                            shipped::text(out, ty, &names.name(code))
+                        }
+                        (_, value) => shipped::value(out, ty, value, (i, COLUMN_NAMES[i]))?,
+                    },
                 }
             }
             let owned = owners.remove(&id).unwrap_or_default();
@@ -540,6 +541,36 @@ pub(super) fn version_5_outbox(conn: &Connection) -> rusqlite::Result<bool> {
         [],
         |r| r.get(0),
     )
+}
+
+/// How the shipper writes a column of the history ([`COLUMN_NAMES`]).
+#[derive(Clone, Copy)]
+enum Slot {
+    /// `netns`: the namespace's values (its inode and name).
+    Namespace,
+    /// `netns_name`, written with `netns`.
+    Skip,
+    /// The row's own `last_seen`, or its boot's last poll.
+    LastSeen,
+    /// The value as read, of that type; named when the column keeps
+    /// numbers for names.
+    Value(Type, Option<&'static codes::Names>),
+}
+
+impl Slot {
+    /// Each column's, decided once a batch (not once a value).
+    fn of_columns(netns: usize, last_seen: usize) -> Vec<Slot> {
+        let typed = CONNECTION_COLUMNS.iter().zip(COLUMN_NAMES);
+        typed
+            .enumerate()
+            .map(|(i, ((_, ty), name))| match i {
+                _ if i == netns => Slot::Namespace,
+                _ if i == netns + 1 => Slot::Skip,
+                _ if i == last_seen => Slot::LastSeen,
+                _ => Slot::Value(*ty, codes::names_of(name)),
+            })
+            .collect()
+    }
 }
 
 /// [`COLUMNS`] read from `connection_rows` itself, not through the
