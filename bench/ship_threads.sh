@@ -5,8 +5,10 @@
 # per destroy notification recorded, with the share shipping added (the
 # process's CPU with shipping against without, per notification). Needs a
 # ClickHouse with the tables made (`tcptab schema clickhouse --clickhouse
-# URL`; bench/fleet.sh starts one and keeps its directory). Run it alone,
-# as root.
+# URL`; bench/fleet.sh starts one and keeps its directory), or
+# bench/sink.py's URL: a store that keeps nothing, so that the recorder's
+# cost is measured without a server's inserts and merges on the same
+# machine. Run it alone, as root.
 #
 #   sudo bench/ship_threads.sh URL BINARY...    (each binary, ROUNDS rounds: 2)
 #
