@@ -44,7 +44,7 @@ pub(super) fn read_batch(
     // encoded once a batch ([`Fragments`]).
     // `last_seen` as the row keeps it, and whether the row follows
     // its boot's polls: the boot's `open_seen` is read once a batch,
-    // not once a row ([`super::columns::LAST_SEEN`]).
+    // not once a row ([`crate::history::columns::LAST_SEEN`]).
     let columns = raw_columns()
         .replacen("n.inode, n.name", "c.netns, NULL", 1)
         .replacen(&own_last_seen(), "(c.first_seen + c.last_seen)", 1);
