@@ -25,8 +25,8 @@ work=$(mktemp -d /tmp/shipcpu-XXXXXX)
 exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py 500 > "$work/churn.out")
 until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
 sleep 30
-# Each thread's CPU in seconds, by name (the recorder's main thread is
-# named after the binary: "main").
+# Each thread's CPU in seconds, by name (the main thread, which takes the
+# binary's name, as "main").
 tcpu() {
   for t in /proc/$1/task/*; do
     name=$(cat $t/comm)
