@@ -301,18 +301,27 @@ pub(super) fn close(
     (first_seen, last_seen): (i64, i64),
     indexed: bool,
     seq: Option<i64>,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Closed> {
     const CLOSE: &str = "UPDATE connection_rows SET last_seen = max(last_seen, ?4 - first_seen),
          closed_at = max(?2 - first_seen, 0, last_seen, ?4 - first_seen), closed_by = ?3,
          changed = coalesce(?5, changed)
          WHERE id = ?1";
-    let values = params![id, at, codes::closed_by(by), last_seen, seq];
-    // The row's stored last sighting is never later than the tracker's:
-    // a connection that ends well within SHORT_MS of its first sighting
-    // is short, and needs no look at what the row says.
+    let closed_by = codes::closed_by(by);
+    let values = params![id, at, closed_by, last_seen, seq];
+    // The row's stored last sighting is never later than the tracker's
+    // (nor its first sighting other than the tracker's): so the times the
+    // close writes are these; and a connection that ends well within
+    // SHORT_MS of its first sighting is short, and needs no look at what
+    // the row says.
+    let closed = Closed {
+        id,
+        last_seen: last_seen.max(first_seen),
+        closed_at: at.max(first_seen).max(last_seen),
+        closed_by,
+    };
     if !indexed && at.max(last_seen) - first_seen <= SHORT_MS / 2 {
         tx.prepare_cached(CLOSE)?.execute(values)?;
-        return Ok(());
+        return Ok(closed);
     }
     let row: Option<(i64, i64)> = tx
         .prepare_cached(&format!(
@@ -320,10 +329,20 @@ pub(super) fn close(
         ))?
         .query_row(values, |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    match row {
-        Some((first_seen, closed_at)) => index_end(tx, id, first_seen, closed_at),
-        None => Ok(()),
+    if let Some((first_seen, closed_at)) = row {
+        index_end(tx, id, first_seen, closed_at)?;
     }
+    Ok(closed)
+}
+
+/// A row's times as a close wrote them (ms since the epoch), and how it
+/// closed ([`codes::closed_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Closed {
+    pub(super) id: i64,
+    pub(super) last_seen: i64,
+    pub(super) closed_at: i64,
+    pub(super) closed_by: i64,
 }
 
 /// A connection closed in the file that is there again (its TIME_WAIT,

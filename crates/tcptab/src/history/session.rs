@@ -84,6 +84,9 @@ pub(super) struct Session<'a> {
     /// In a file shipped from, this transaction's number, written into
     /// the `changed` of every row it writes ([`super::outbox`]).
     pub(super) seq: Option<i64>,
+    /// The rows this transaction closed (shipping on) whose close changed
+    /// nothing but their times.
+    pub(super) closes: Vec<rows::Closed>,
 }
 
 impl Session<'_> {
@@ -173,8 +176,11 @@ impl Session<'_> {
                 }
             }
             Change::Ended { by } => {
+                // Counters the row has already: the close changes only its
+                // times, which a shipper is told ([`rows::Closed`]).
+                let same = row.written.is_some_and(|(_, c)| c == rows::counters(conn));
                 write_counters(tx, row, conn, self.seq)?;
-                rows::close(
+                let closed = rows::close(
                     tx,
                     row.id,
                     (event.at, by),
@@ -182,6 +188,9 @@ impl Session<'_> {
                     row.indexed,
                     self.seq,
                 )?;
+                if same && self.seq.is_some() {
+                    self.closes.push(closed);
+                }
                 // One taken up closed ended before.
                 out.closed += u64::from(!row.closed);
                 self.rows.remove(&conn.id);

@@ -324,18 +324,18 @@ impl Writer {
         // The namespaces' row ids, looked up again by the first poll.
         self.namespaces.clear();
         tx.commit().map_err(&err)?;
-        self.told(rebooted);
+        self.told(rebooted, Vec::new());
         Ok(taken)
     }
 
     /// A transaction that changed the rows `ids` was committed: the
     /// shipper is told, and the next transaction takes the next number.
-    fn told(&mut self, ids: Vec<i64>) {
+    fn told(&mut self, ids: Vec<i64>, closes: Vec<super::rows::Closed>) {
         let Some(seq) = self.seq.as_mut().filter(|_| !ids.is_empty()) else {
             return;
         };
         if let Some(teller) = &self.teller {
-            teller.tell(*seq, crate::time::now_ms(), ids);
+            teller.tell(*seq, crate::time::now_ms(), ids, closes);
         }
         *seq += 1;
     }
@@ -374,6 +374,7 @@ impl Writer {
             pinned: &mut self.pinned,
             span: None,
             seq: self.seq,
+            closes: Vec::new(),
         };
         let seq = state.seq;
         let mut changed = Vec::new();
@@ -391,6 +392,11 @@ impl Writer {
             }
             if let Some(seq) = seq.filter(|_| !changed.is_empty()) {
                 changed.sort_unstable();
+                // A close is only its times when nothing else of this
+                // transaction wrote its row.
+                let once = |id: &i64| changed.partition_point(|c| c <= id) - changed.partition_point(|c| c < id) == 1;
+                state.closes.retain(|c| once(&c.id));
+                state.closes.sort_unstable_by_key(|c| c.id);
                 changed.dedup();
                 super::outbox::mark(&tx, seq)?;
             }
@@ -409,7 +415,8 @@ impl Writer {
         })()
         .map_err(sqlite(&path))?;
         tx.commit().map_err(sqlite(&path))?;
-        self.told(changed);
+        let closes = std::mem::take(&mut state.closes);
+        self.told(changed, closes);
         if expire_now {
             self.last_expiry = poll.map(|p| p.at);
         }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection};
 
+use super::kept::Kept;
 use super::HashMap;
+use crate::history::rows::Closed;
 
 /// The rows a shipper keeps in memory, at most: beyond, it reads the file
 /// again for the next ones when these are shipped.
@@ -40,6 +42,8 @@ struct Told {
     seq: i64,
     at: i64,
     ids: Vec<i64>,
+    /// Those of `ids` whose close was all that changed.
+    closes: Vec<Closed>,
 }
 
 /// A writer's feed to its shipper, and the writer's end of it.
@@ -59,9 +63,16 @@ pub(in crate::history) fn feed() -> (Teller, Feed) {
 }
 
 impl Teller {
-    /// The transaction `seq` (at `at`) changed the rows `ids` (committed).
-    pub(in crate::history) fn tell(&self, seq: i64, at: i64, ids: Vec<i64>) {
-        match self.told.try_send(Told { seq, at, ids }) {
+    /// The transaction `seq` (at `at`) changed the rows `ids` (committed);
+    /// of them, `closes` only by closing them.
+    pub(in crate::history) fn tell(&self, seq: i64, at: i64, ids: Vec<i64>, closes: Vec<Closed>) {
+        let told = Told {
+            seq,
+            at,
+            ids,
+            closes,
+        };
+        match self.told.try_send(told) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => self.missed.store(true, Ordering::SeqCst),
         }
@@ -86,6 +97,9 @@ pub(super) struct Above {
     pub(super) mark: (i64, i64),
     /// Rows held at most ([`HELD`]).
     pub(super) held: usize,
+    /// Rows shipped in TIME_WAIT, whose close is shipped without reading
+    /// them again while all that was told of them since is that close.
+    pub(super) kept: Kept,
 }
 
 impl Above {
@@ -108,8 +122,10 @@ impl Above {
         while let Ok(told) = feed.told.try_recv() {
             if !self.all {
                 self.beyond += told.ids.len() as u64;
+                self.kept.clear();
                 continue;
             }
+            self.kept.told(told.seq, &told.ids, &told.closes);
             for id in told.ids {
                 self.add((told.seq, id), told.at);
             }
@@ -119,12 +135,14 @@ impl Above {
         // rows below others it holds: the file is read again, from the mark.
         if feed.missed.swap(false, Ordering::SeqCst) {
             self.all = false;
+            self.kept.clear();
             self.beyond += self.keys.len() as u64;
             self.keys.clear();
             self.seq_of.clear();
         }
         if self.all && self.keys.len() > self.held {
             self.all = false;
+            self.kept.clear();
             while self.keys.len() > self.held {
                 if let Some((_, id)) = self.keys.pop_last() {
                     self.seq_of.remove(&id);
@@ -167,6 +185,7 @@ impl Above {
     }
 
     pub(super) fn forget(&mut self, keys: &[(i64, i64)]) {
+        self.kept.forget(keys.iter().map(|&(_, id)| id));
         for &(seq, id) in keys {
             if self.keys.remove(&(seq, id)) {
                 self.seq_of.remove(&id);
@@ -215,12 +234,12 @@ mod tests {
     fn a_transaction_not_told_makes_the_file_read_again() {
         let (teller, feed) = feed();
         let mut above = holding_all(100_000);
-        teller.tell(1, 10, vec![7]);
+        teller.tell(1, 10, vec![7], vec![]);
         above.take(&feed);
         assert_eq!(above.keys.iter().collect::<Vec<_>>(), [&(1, 7)]);
         assert_eq!(above.oldest(), Some(10));
         for seq in 2..(TOLD as i64 + 3) {
-            teller.tell(seq, 10, vec![seq + 1000]);
+            teller.tell(seq, 10, vec![seq + 1000], vec![]);
         }
         above.take(&feed);
         assert!(!above.all && above.keys.is_empty(), "{above:?}");
@@ -234,13 +253,13 @@ mod tests {
         let (teller, feed) = feed();
         let mut above = holding_all(3);
         above.mark = (1, 9);
-        teller.tell(1, 0, vec![5, 9]);
-        teller.tell(2, 0, vec![5, 6]);
-        teller.tell(3, 0, vec![6]);
+        teller.tell(1, 0, vec![5, 9], vec![]);
+        teller.tell(2, 0, vec![5, 6], vec![]);
+        teller.tell(3, 0, vec![6], vec![]);
         above.take(&feed);
         let held: Vec<_> = above.keys.iter().copied().collect();
         assert_eq!(held, [(2, 5), (3, 6)]);
-        teller.tell(4, 0, vec![1, 2]);
+        teller.tell(4, 0, vec![1, 2], vec![]);
         above.take(&feed);
         let held: Vec<_> = above.keys.iter().copied().collect();
         assert_eq!(held, [(2, 5), (3, 6), (4, 1)]);

@@ -29,6 +29,7 @@ use rusqlite::vtab::array::Array;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 mod above;
+mod kept;
 mod read;
 
 /// The maps of a batch, keyed by row ids: hashed fast (foldhash), not
@@ -133,6 +134,8 @@ pub struct Batch {
     /// it once).
     pub changes: Vec<u8>,
     pub change_rows: usize,
+    /// Of its rows, closes made from a row kept, not read from the file.
+    pub kept_rows: usize,
     /// (seq, connection) of the rows it was read for, in order:
     /// acknowledging forgets them, and moves the mark to the last.
     keys: Vec<(i64, i64)>,
@@ -142,6 +145,8 @@ pub struct Batch {
     closed: Vec<i64>,
     /// The last poll id of a batch of polls.
     last_poll: Option<i64>,
+    /// Its rows in TIME_WAIT, kept once acknowledged ([`kept`]).
+    kept: Vec<kept::Span>,
 }
 
 #[cfg(test)]
@@ -228,6 +233,12 @@ impl Outbox {
         self
     }
 
+    /// The rows kept to ship their close from ([`kept`]).
+    #[cfg(test)]
+    pub(super) fn kept(&self) -> usize {
+        self.above.kept.len()
+    }
+
     /// (hostname, machine id, recorder id) as the file keeps them.
     fn host(&self) -> rusqlite::Result<Host> {
         let text = |key: &str| -> rusqlite::Result<String> {
@@ -266,9 +277,21 @@ impl Outbox {
             self.above.read(&tx, self.feed.is_some())?;
         }
         let keys: Vec<(i64, i64)> = self.above.keys.iter().take(limit).copied().collect();
-        let ids: Array = Rc::new(keys.iter().map(|&(_, id)| Value::Integer(id)).collect());
+        // Rows whose close is all that changed since they were shipped in
+        // TIME_WAIT are made from what was kept; the others are read.
+        let (closes, reads): (Vec<_>, Vec<_>) = keys
+            .iter()
+            .partition(|&&k| self.above.kept.closed(k).is_some());
+        let ids: Array = Rc::new(reads.iter().map(|&(_, id)| Value::Integer(id)).collect());
         let host = self.host()?;
-        let (mut batch, found) = read::read_batch(&tx, &host, &self.shipped, &ids)?;
+        let (mut batch, mut found) = read::read_batch(&tx, &host, &self.shipped, &ids)?;
+        let read_end = batch.body.len();
+        let made = read::write_closed(&mut batch, &self.above.kept, &closes)?;
+        batch.kept_rows = made.len();
+        found.extend(made);
+        if cfg!(debug_assertions) {
+            self.same_as_read(&tx, &host, &closes, &batch.body[read_end..])?;
+        }
         tx.finish()?;
         // A row the retention window deleted meanwhile is not there: it
         // waits no more (and was counted as dropped).
@@ -277,6 +300,35 @@ impl Outbox {
         self.above.forget(&gone);
         batch.keys = there;
         Ok(batch)
+    }
+
+    /// The rows `closes` made from what was kept (`made`, one after the
+    /// other) are those the file gives, when it still has those versions
+    /// (debug builds: the whole suite checks every row so made).
+    fn same_as_read(
+        &self,
+        tx: &Transaction<'_>,
+        host: &Host,
+        closes: &[(i64, i64)],
+        made: &[u8],
+    ) -> rusqlite::Result<()> {
+        let mut version = tx.prepare_cached("SELECT changed FROM connection_rows WHERE id = ?1")?;
+        for &(seq, id) in closes {
+            if version.query_row([id], |r| r.get::<_, i64>(0))? != seq {
+                return Ok(());
+            }
+        }
+        let ids: Array = Rc::new(closes.iter().map(|&(_, id)| Value::Integer(id)).collect());
+        let (read, _) = read::read_batch(tx, host, &self.shipped, &ids)?;
+        assert_eq!(
+            read.change_rows, 0,
+            "a close made from a kept row left state changes out"
+        );
+        assert!(
+            read.body == made,
+            "a close made from a kept row differs from the file's"
+        );
+        Ok(())
     }
 
     /// Up to `limit` polls not shipped yet, as the store's `polls` rows.
@@ -330,6 +382,13 @@ impl Outbox {
             said_waiting(&tx, &above)
         };
         let written = write();
+        // Rows are kept only where the writer tells their closes.
+        if self.feed.is_some() {
+            let newer = |seq, id| above.seq_of.get(&id).is_some_and(|&s| s > seq);
+            let mut kept = std::mem::take(&mut above.kept);
+            kept.acked(&batch.body, &batch.kept, newer);
+            above.kept = kept;
+        }
         self.above = above;
         written.map_err(&err)?;
         tx.commit().map_err(&err)?;

@@ -5,6 +5,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::vtab::array::Array;
 use rusqlite::Transaction;
 
+use super::kept::{Kept, Span};
 use super::{Batch, HashMap, HashSet};
 use crate::history::codes;
 use crate::history::columns::{COLUMNS, COLUMN_NAMES};
@@ -63,6 +64,8 @@ pub(super) fn read_batch(
             .expect("a column of the history")
     };
     let (closed_at, netns, last_seen) = (at("closed_at"), at("netns"), at("last_seen"));
+    let (kind, after_times) = (at("kind"), at("closed_by") + 1);
+    let time_wait = ValueRef::Integer(codes::kind(crate::model::RowKind::TimeWait));
     debug_assert_eq!(COLUMN_NAMES[netns + 1], "netns_name");
     let slots = Slot::of_columns(netns, last_seen);
     let mut fragments = Fragments::default();
@@ -79,10 +82,19 @@ pub(super) fn read_batch(
         fragments.read(tx, r.get(netns)?, boot, workload)?;
         // The host's columns: `hostname`, `machine_id`, `recorder`,
         // `boot_id`, `version`.
+        let start = out.len();
         out.extend_from_slice(&opening);
         out.extend_from_slice(&fragments.boots[&boot]);
+        let version = out.len();
         shipped::int(out, seq);
+        let id_at = out.len();
+        let (mut times, mut rest) = (0, 0);
         for (i, slot) in slots.iter().enumerate() {
+            if i == last_seen {
+                times = out.len();
+            } else if i == after_times {
+                rest = out.len();
+            }
             match *slot {
                 Slot::Namespace => out.extend_from_slice(&fragments.namespaces[&r.get(i)?]),
                 Slot::Skip => {}
@@ -91,12 +103,7 @@ pub(super) fn read_batch(
                     let open_seen = fragments.open_seen[&boot].filter(|_| follows);
                     shipped::int(out, open_seen.map_or(own, |seen| own.max(seen)));
                 }
-                Slot::Value(ty, names) => match (names, r.get_ref(i)?) {
-                    (Some(names), ValueRef::Integer(code)) => {
-                        shipped::text(out, ty, &names.name(code))
-                    }
-                    (_, value) => shipped::value(out, ty, value, (i, COLUMN_NAMES[i]))?,
-                },
+                Slot::Value(..) => slot.write(out, r.get_ref(i)?, i)?,
             }
         }
         let owned = owners.remove(&id).unwrap_or_default();
@@ -124,10 +131,53 @@ pub(super) fn read_batch(
         }
         if closed {
             batch.closed.push(id);
+        } else if r.get_ref(kind)? == time_wait {
+            let end = out.len();
+            let (key, version, id) = ((seq, id), version, id_at);
+            #[rustfmt::skip]
+            batch.kept.push(Span { key, start, version, id, times, rest, end });
         }
         batch.rows += 1;
     }
     Ok((batch, found))
+}
+
+/// The rows `keys` closed, each made from the row `kept` keeps and the
+/// times its close wrote (none read from the file): their ids.
+pub(super) fn write_closed(
+    batch: &mut Batch,
+    kept: &Kept,
+    keys: &[(i64, i64)],
+) -> rusqlite::Result<Vec<i64>> {
+    let at = |column: &str| {
+        COLUMN_NAMES
+            .iter()
+            .position(|c| *c == column)
+            .expect("a column")
+    };
+    let (netns, last_seen) = (at("netns"), at("last_seen"));
+    let slots = Slot::of_columns(netns, last_seen);
+    let (closed_at, closed_by) = (at("closed_at"), at("closed_by"));
+    debug_assert_eq!((closed_at, closed_by), (last_seen + 1, last_seen + 2));
+    let mut written = Vec::with_capacity(keys.len());
+    for &(seq, id) in keys {
+        let Some((row, c)) = kept.closed((seq, id)) else {
+            continue;
+        };
+        let out = &mut batch.body;
+        out.extend_from_slice(&row.head);
+        shipped::int(out, seq);
+        out.extend_from_slice(&row.bytes[..row.ids]);
+        // A closed row's last sighting is its own.
+        shipped::int(out, c.last_seen);
+        slots[closed_at].write(out, ValueRef::Integer(c.closed_at), closed_at)?;
+        slots[closed_by].write(out, ValueRef::Integer(c.closed_by), closed_by)?;
+        out.extend_from_slice(&row.bytes[row.ids..]);
+        batch.closed.push(id);
+        batch.rows += 1;
+        written.push(id);
+    }
+    Ok(written)
 }
 
 /// How the shipper writes a column of the history ([`COLUMN_NAMES`]).
@@ -145,6 +195,19 @@ enum Slot {
 }
 
 impl Slot {
+    /// `value` of column `i`, as a [`Slot::Value`] writes it.
+    #[inline]
+    fn write(&self, out: &mut Vec<u8>, value: ValueRef<'_>, i: usize) -> rusqlite::Result<()> {
+        let Slot::Value(ty, names) = *self else {
+            unreachable!("only a value's slot writes a value");
+        };
+        match (names, value) {
+            (Some(names), ValueRef::Integer(code)) => shipped::text(out, ty, &names.name(code)),
+            (_, value) => shipped::value(out, ty, value, (i, COLUMN_NAMES[i]))?,
+        }
+        Ok(())
+    }
+
     /// Each column's, decided once a batch (not once a value).
     fn of_columns(netns: usize, last_seen: usize) -> Vec<Slot> {
         let typed = CONNECTION_COLUMNS.iter().zip(COLUMN_NAMES);

@@ -402,3 +402,100 @@ fn an_acknowledgement_forgets_its_batch_and_nothing_else() {
     outbox.acked(&rest).unwrap();
     assert_eq!(waiting(&mut outbox), 0);
 }
+
+/// A row shipped in TIME_WAIT is kept as shipped: its close, which changes
+/// only its times, is made from it (the file not read), and is the row a
+/// fresh outbox reads from the file; a row changed otherwise since it was
+/// kept is read again.
+#[test]
+fn a_time_wait_closed_is_shipped_from_the_row_kept() {
+    let path = scratch("ship-kept");
+    let mut r = Recorder::open(&path);
+    let feed = r.writer.ship().unwrap();
+    let mut outbox = Outbox::open(&path).unwrap().fed(feed);
+    r.poll(&[], T, &[]);
+    // Two connections closed between polls, found in TIME_WAIT; a third
+    // open, in TIME_WAIT at the next poll.
+    let notes = [
+        (T + 100, with_bytes(socket(40401, State::Close, 31), 500)),
+        (T + 200, with_bytes(socket(40402, State::Close, 32), 600)),
+    ];
+    let (tw1, tw2) = (
+        socket(40401, State::TimeWait, 41),
+        socket(40402, State::TimeWait, 42),
+    );
+    let open = with_bytes(socket(40403, State::Established, 33), 700);
+    r.poll(&[tw1.clone(), tw2.clone(), open.clone()], T + 5000, &notes);
+    let first = outbox.connections(100).unwrap();
+    assert_eq!(ports(&first), [40401, 40402, 40403]);
+    outbox.acked(&first).unwrap();
+    assert_eq!(outbox.kept(), 2);
+    // The first TIME_WAIT expires; the second is found again; the open
+    // one goes into TIME_WAIT (a change of state: read again).
+    let tw3 = socket(40403, State::TimeWait, 43);
+    r.poll(&[tw2.clone(), tw3.clone()], T + 10_000, &[]);
+    let second = outbox.connections(100).unwrap();
+    assert_eq!((ports(&second), second.kept_rows), (vec![40401, 40403], 1));
+    assert!(
+        second.json().contains("\"closed_by\":\"poll\""),
+        "{}",
+        second.json()
+    );
+    let fresh = Outbox::open(&path).unwrap().connections(100).unwrap();
+    let line = |b: &Batch, port: u16| {
+        b.json()
+            .lines()
+            .find(|l| l.contains(&format!("\"local_port\":{port}")))
+            .map(str::to_string)
+    };
+    assert_eq!(line(&second, 40401), line(&fresh, 40401));
+    assert!(line(&second, 40401).is_some());
+    outbox.acked(&second).unwrap();
+    // The closed one is forgotten; the new TIME_WAIT kept.
+    assert_eq!(outbox.kept(), 2);
+    // Not acknowledged, a close made from a kept row is the same again.
+    r.poll(&[], T + 70_000, &[]);
+    let third = outbox.connections(100).unwrap();
+    assert_eq!((ports(&third), third.kept_rows), (vec![40402, 40403], 2));
+    assert_eq!(outbox.connections(100).unwrap().body, third.body);
+    let fresh = Outbox::open(&path).unwrap().connections(100).unwrap();
+    for port in [40402, 40403] {
+        assert_eq!(line(&third, port), line(&fresh, port));
+    }
+    outbox.acked(&third).unwrap();
+    assert_eq!((outbox.kept(), waiting_in(&path)), (0, 0));
+}
+
+/// A row kept in TIME_WAIT (the FIN_WAIT2 substate) that changes state
+/// before its close, both shipped together, is read from the file: the
+/// row kept is not the version before the close.
+#[test]
+fn a_kept_row_changed_before_its_close_is_read_again() {
+    let path = scratch("ship-kept-changed");
+    let mut r = Recorder::open(&path);
+    let feed = r.writer.ship().unwrap();
+    let mut outbox = Outbox::open(&path).unwrap().fed(feed);
+    let mut fin_wait = socket(40404, State::FinWait2, 44);
+    fin_wait.socket.kind = crate::model::RowKind::TimeWait;
+    fin_wait.diag.timer_ms = 30_000;
+    r.poll(std::slice::from_ref(&fin_wait), T, &[]);
+    let first = outbox.connections(100).unwrap();
+    outbox.acked(&first).unwrap();
+    assert_eq!(outbox.kept(), 1);
+    r.poll(&[socket(40404, State::TimeWait, 44)], T + 5000, &[]);
+    r.poll(&[], T + 10_000, &[]);
+    let second = outbox.connections(100).unwrap();
+    assert_eq!(
+        (second.rows, second.kept_rows, second.change_rows),
+        (1, 0, 1)
+    );
+    let fresh = Outbox::open(&path).unwrap().connections(100).unwrap();
+    assert_eq!(second.json(), fresh.json());
+    assert!(
+        second.json().contains("\"states\":[\"TIME_WAIT\"]"),
+        "{}",
+        second.json()
+    );
+    outbox.acked(&second).unwrap();
+    assert_eq!(outbox.kept(), 0);
+}
