@@ -47,7 +47,8 @@ pub(super) struct Span {
 #[derive(Debug, Default)]
 pub(super) struct Kept {
     rows: HashMap<i64, KeptRow>,
-    /// The close told for a row, under the number of its transaction.
+    /// The close told for a row kept (only those: a row forgotten takes
+    /// its close with it), under the number of its transaction.
     closes: HashMap<i64, (i64, Closed)>,
 }
 
@@ -58,11 +59,12 @@ impl Kept {
         let mut only_closed = closes.iter().map(|c| c.id).peekable();
         for id in ids {
             while only_closed.next_if(|c| c < id).is_some() {}
-            if only_closed.next_if_eq(id).is_some() || self.rows.is_empty() {
+            if only_closed.next_if_eq(id).is_some() {
                 continue;
             }
-            self.rows.remove(id);
-            self.closes.remove(id);
+            if self.rows.remove(id).is_some() {
+                self.closes.remove(id);
+            }
         }
         for c in closes.iter().filter(|c| self.rows.contains_key(&c.id)) {
             self.closes.insert(c.id, (seq, *c));
@@ -107,11 +109,13 @@ impl Kept {
         }
     }
 
-    /// The rows `ids` are gone from the file.
+    /// The rows `ids` are gone from the file, or shipped.
     pub(super) fn forget(&mut self, ids: impl Iterator<Item = i64>) {
         for id in ids {
-            self.rows.remove(&id);
-            self.closes.remove(&id);
+            // A close is told only for a row kept.
+            if self.rows.remove(&id).is_some() {
+                self.closes.remove(&id);
+            }
         }
     }
 
