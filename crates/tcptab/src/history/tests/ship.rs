@@ -405,8 +405,8 @@ fn an_acknowledgement_forgets_its_batch_and_nothing_else() {
 
 /// A row shipped in TIME_WAIT is kept as shipped: its close, which changes
 /// only its times, is made from it (the file not read), and is the row a
-/// fresh outbox reads from the file; a row changed otherwise since it was
-/// kept is read again.
+/// fresh outbox reads from the file, acknowledged or not; a row that went
+/// into TIME_WAIT after it was shipped open is read, and kept then.
 #[test]
 fn a_time_wait_closed_is_shipped_from_the_row_kept() {
     let path = scratch("ship-kept");
