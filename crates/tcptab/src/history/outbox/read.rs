@@ -1,7 +1,7 @@
 //! A batch of connections read from the file, in the store's columns
 //! ([`read_batch`]).
 
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::vtab::array::Array;
 use rusqlite::Transaction;
 
@@ -19,28 +19,29 @@ pub(super) fn read_batch(
     acked_changes: &HashMap<i64, Vec<(i64, i64)>>,
     ids: &Array,
 ) -> rusqlite::Result<(Batch, HashSet<i64>)> {
-    let opening = host.opening();
-    let first = "rarray(?1) o";
-    // Each in the order of its table's key (no sort by SQLite: the
-    // keys of a batch come in no order; each connection's are sorted
-    // here).
-    let mut owners: HashMap<i64, Vec<(i64, i64, String)>> = by_connection(
-        tx,
-        &format!(
-            "SELECT o.value, w.pid, w.fd, w.command FROM {first} JOIN owners w ON w.connection = o.value"
-        ),
-        ids,
-        |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+    let order: Vec<i64> = ids
+        .iter()
+        .map(|v| match v {
+            Value::Integer(id) => *id,
+            _ => unreachable!("a batch's ids are numbers"),
+        })
+        .collect();
+    // Every statement walks the ids in their order (`rarray` the outer
+    // loop: no sort by SQLite), a connection's owners and state changes
+    // in the order of their table's key; so each is taken beside its
+    // connection's row, none kept in a map.
+    let first = "rarray(?1) o CROSS JOIN";
+    let mut owners = tx.prepare_cached(&format!(
+        "SELECT o.value, w.pid, w.fd, w.command FROM {first} owners w ON w.connection = o.value"
+    ))?;
+    let mut owners = Beside::new(owners.query([ids])?, &order, |r| {
+        Ok((r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
     // (at, the state's code).
-    let mut states: HashMap<i64, Vec<(i64, i64)>> = by_connection(
-        tx,
-        &format!(
-            "SELECT o.value, s.at, s.state FROM {first} JOIN state_change_rows s ON s.connection = o.value"
-        ),
-        ids,
-        |r| Ok((r.get(1)?, r.get(2)?)),
-    )?;
+    let mut states = tx.prepare_cached(&format!(
+        "SELECT o.value, s.at, s.state FROM {first} state_change_rows s ON s.connection = o.value"
+    ))?;
+    let mut states = Beside::new(states.query([ids])?, &order, |r| Ok((r.get(1)?, r.get(2)?)))?;
     // The namespace, boot and workload by their ids: their values are
     // encoded once a batch ([`Fragments`]).
     // `last_seen` as the row keeps it, and whether the row follows
@@ -52,47 +53,111 @@ pub(super) fn read_batch(
     debug_assert!(!columns.contains("open_seen"), "{columns}");
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {columns}, c.changed, c.boot, c.workload, c.closed_at IS NULL AND c.follows
-         FROM {first} CROSS JOIN connection_rows c ON c.id = o.value"
+         FROM {first} connection_rows c ON c.id = o.value"
     ))?;
-    let mut batch = Batch::default();
     let mut rows = stmt.query([ids])?;
-    let n = COLUMN_NAMES.len();
-    let at = |column: &str| {
-        COLUMN_NAMES
-            .iter()
-            .position(|c| *c == column)
-            .expect("a column of the history")
-    };
-    let (closed_at, netns, last_seen) = (at("closed_at"), at("netns"), at("last_seen"));
-    let (kind, after_times) = (at("kind"), at("closed_by") + 1);
-    let time_wait = ValueRef::Integer(codes::kind(crate::model::RowKind::TimeWait));
-    debug_assert_eq!(COLUMN_NAMES[netns + 1], "netns_name");
-    let slots = Slot::of_columns(netns, last_seen);
-    let mut fragments = Fragments::default();
-    let mut found = HashSet::with_capacity_and_hasher(ids.len(), Default::default());
-    let out = &mut batch.body;
+    let mut batch = Batch::default();
     // About what a row takes, so that the body is not copied as it grows.
-    out.reserve(ids.len() * 512);
+    batch.body.reserve(ids.len() * 512);
+    let mut found = HashSet::with_capacity_and_hasher(ids.len(), Default::default());
+    let mut row = RowWriter {
+        at: Columns::of_history(),
+        opening: host.opening(),
+        fragments: Fragments::default(),
+        acked_changes,
+        owned: Vec::new(),
+        changes: Vec::new(),
+    };
+    let mut place = 0;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
+        place = Beside::<()>::place(&order, place, id)?;
+        owners.take(place, &mut row.owned)?;
+        states.take(place, &mut row.changes)?;
+        row.write(tx, r, id, &mut batch)?;
+        found.insert(id);
+    }
+    Ok((batch, found))
+}
+
+/// Where each column the shipper treats apart is among the history's
+/// ([`COLUMN_NAMES`]), and how it writes each.
+struct Columns {
+    slots: Vec<Slot>,
+    closed_at: usize,
+    netns: usize,
+    last_seen: usize,
+    /// The first column after `closed_by`.
+    after_times: usize,
+    kind: usize,
+    /// The first column after the history's: `changed`, `boot`,
+    /// `workload`, whether the row follows its boot's polls.
+    after: usize,
+}
+
+impl Columns {
+    fn of_history() -> Columns {
+        let at = |column: &str| {
+            COLUMN_NAMES
+                .iter()
+                .position(|c| *c == column)
+                .expect("a column of the history")
+        };
+        let (netns, last_seen) = (at("netns"), at("last_seen"));
+        debug_assert_eq!(COLUMN_NAMES[netns + 1], "netns_name");
+        Columns {
+            slots: Slot::of_columns(netns, last_seen),
+            closed_at: at("closed_at"),
+            netns,
+            last_seen,
+            after_times: at("closed_by") + 1,
+            kind: at("kind"),
+            after: COLUMN_NAMES.len(),
+        }
+    }
+}
+
+/// Writes a batch's rows, one at a time, with what they share.
+struct RowWriter<'a> {
+    at: Columns,
+    opening: Vec<u8>,
+    fragments: Fragments,
+    acked_changes: &'a HashMap<i64, Vec<(i64, i64)>>,
+    /// The row's owners (pid, fd, command) and state changes (at, the
+    /// state's code), each in order.
+    owned: Vec<(i64, i64, String)>,
+    changes: Vec<(i64, i64)>,
+}
+
+impl RowWriter<'_> {
+    /// The row `r` (connection `id`), its owners and state changes taken.
+    fn write(
+        &mut self,
+        tx: &Transaction<'_>,
+        r: &rusqlite::Row<'_>,
+        id: i64,
+        batch: &mut Batch,
+    ) -> rusqlite::Result<()> {
+        let (at, n) = (&self.at, self.at.after);
         let seq: i64 = r.get(n)?;
         let (boot, workload) = (r.get(n + 1)?, r.get(n + 2)?);
         let follows = r.get::<_, Option<bool>>(n + 3)?.unwrap_or(false);
-        found.insert(id);
-        fragments.read(tx, r.get(netns)?, boot, workload)?;
+        let fragments = &mut self.fragments;
+        fragments.read(tx, r.get(at.netns)?, boot, workload)?;
+        let out = &mut batch.body;
         // The host's columns: `hostname`, `machine_id`, `recorder`,
         // `boot_id`, `version`.
         let start = out.len();
-        out.extend_from_slice(&opening);
+        out.extend_from_slice(&self.opening);
         out.extend_from_slice(&fragments.boots[&boot]);
         let version = out.len();
         shipped::int(out, seq);
         let id_at = out.len();
         let (mut times, mut rest) = (0, 0);
-        for (i, slot) in slots.iter().enumerate() {
-            if i == last_seen {
+        for (i, slot) in at.slots.iter().enumerate() {
+            if i == at.last_seen {
                 times = out.len();
-            } else if i == after_times {
+            } else if i == at.after_times {
                 rest = out.len();
             }
             match *slot {
@@ -106,22 +171,22 @@ pub(super) fn read_batch(
                 Slot::Value(..) => slot.write(out, r.get_ref(i)?, i)?,
             }
         }
-        let owned = owners.remove(&id).unwrap_or_default();
+        let owned = &self.owned;
         shipped::numbers(out, owned.iter().map(|o| o.0));
         shipped::numbers(out, owned.iter().map(|o| o.1));
         shipped::texts(out, owned.iter().map(|o| o.2.as_str()));
-        let changes = states.remove(&id).unwrap_or_default();
+        let changes = &self.changes;
         shipped::numbers(out, changes.iter().map(|c| c.0));
         shipped::texts(out, changes.iter().map(|c| codes::STATE.name(c.1)));
         match workload {
             Some(w) => out.extend_from_slice(&fragments.workloads[&w]),
             None => out.extend_from_slice(&NO_WORKLOAD),
         }
-        let closed = r.get_ref(closed_at)? != ValueRef::Null;
-        let acked = acked_changes.get(&id).map_or(&[][..], Vec::as_slice);
-        for (at, state) in changes.into_iter().filter(|c| !acked.contains(c)) {
+        let end = out.len();
+        let acked = self.acked_changes.get(&id).map_or(&[][..], Vec::as_slice);
+        for &(at, state) in changes.iter().filter(|c| !acked.contains(c)) {
             let change = &mut batch.changes;
-            change.extend_from_slice(&opening);
+            change.extend_from_slice(&self.opening);
             change.extend_from_slice(&fragments.boots[&boot]);
             shipped::int(change, id);
             shipped::int(change, at);
@@ -129,17 +194,85 @@ pub(super) fn read_batch(
             batch.change_rows += 1;
             batch.sent_changes.push((id, at, state));
         }
-        if closed {
+        let time_wait = ValueRef::Integer(codes::kind(crate::model::RowKind::TimeWait));
+        if r.get_ref(at.closed_at)? != ValueRef::Null {
             batch.closed.push(id);
-        } else if r.get_ref(kind)? == time_wait {
-            let end = out.len();
+        } else if r.get_ref(at.kind)? == time_wait {
             let (key, version, id) = ((seq, id), version, id_at);
             #[rustfmt::skip]
             batch.kept.push(Span { key, start, version, id, times, rest, end });
         }
         batch.rows += 1;
+        Ok(())
     }
-    Ok((batch, found))
+}
+
+/// The rows of a statement over a batch's ids, taken beside each
+/// connection's own row: both walk the ids in their order.
+struct Beside<'s, T> {
+    rows: rusqlite::Rows<'s>,
+    order: &'s [i64],
+    item: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    /// The next row's item, and its id's place in `order`.
+    next: Option<(usize, T)>,
+}
+
+impl<'s, T: Ord> Beside<'s, T> {
+    fn new(
+        rows: rusqlite::Rows<'s>,
+        order: &'s [i64],
+        item: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Beside<'s, T>> {
+        let mut beside = Beside {
+            rows,
+            order,
+            item,
+            next: None,
+        };
+        beside.advance(0)?;
+        Ok(beside)
+    }
+
+    /// The place of `id` in `order`, at or after `from`: SQLite gives a
+    /// `CROSS JOIN`'s rows in the order of its outer loop, here the ids'.
+    fn place(order: &[i64], from: usize, id: i64) -> rusqlite::Result<usize> {
+        match order[from..].iter().position(|&o| o == id) {
+            Some(found) => Ok(from + found),
+            None => Err(rusqlite::Error::ModuleError(format!(
+                "connection {id}'s rows came out of the order of the batch's ids"
+            ))),
+        }
+    }
+
+    fn advance(&mut self, from: usize) -> rusqlite::Result<()> {
+        self.next = match self.rows.next()? {
+            Some(r) => {
+                let place = Self::place(self.order, from, r.get(0)?)?;
+                Some((place, (self.item)(r)?))
+            }
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// The items of the id at `place` into `out`, in order (those of ids
+    /// before it, whose rows were not found, passed).
+    fn take(&mut self, place: usize, out: &mut Vec<T>) -> rusqlite::Result<()> {
+        out.clear();
+        while let Some((at, _)) = &self.next {
+            let at = *at;
+            if at > place {
+                break;
+            }
+            let (_, item) = self.next.take().expect("looked at");
+            if at == place {
+                out.push(item);
+            }
+            self.advance(at)?;
+        }
+        out.sort_unstable();
+        Ok(())
+    }
 }
 
 /// The rows `keys` closed, each made from the row `kept` keeps and the
@@ -237,24 +370,4 @@ fn raw_columns() -> String {
 /// each row), replaced where the shipper reads it once a batch.
 fn own_last_seen() -> String {
     crate::history::columns::LAST_SEEN.replace("c.last_seen", "(c.first_seen + c.last_seen)")
-}
-
-/// The rows of `sql` (its first column a connection's id) by connection,
-/// each as `item` reads it, in order.
-fn by_connection<T: Ord>(
-    tx: &Transaction<'_>,
-    sql: &str,
-    ids: &Array,
-    item: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<HashMap<i64, Vec<T>>> {
-    let mut stmt = tx.prepare_cached(sql)?;
-    let mut rows = stmt.query([ids])?;
-    let mut out: HashMap<i64, Vec<T>> = HashMap::default();
-    while let Some(r) = rows.next()? {
-        out.entry(r.get(0)?).or_default().push(item(r)?);
-    }
-    for items in out.values_mut() {
-        items.sort_unstable();
-    }
-    Ok(out)
 }

@@ -499,3 +499,106 @@ fn a_kept_row_changed_before_its_close_is_read_again() {
     outbox.acked(&second).unwrap();
     assert_eq!(outbox.kept(), 0);
 }
+
+/// Each row carries its own owners and state changes, whatever the rows
+/// around it have (none, one, several), as the file's tables keep them.
+#[test]
+fn each_row_carries_its_own_owners_and_state_changes() {
+    use crate::model::{Owner, Owners};
+    let path = scratch("ship-owners");
+    let mut r = Recorder::open(&path);
+    r.writer.ship().unwrap();
+    let owned = |port: u16, state: State, owners: &[(u32, u32, &str)]| {
+        let e = EntryBuf::dumped(socket(port, state, u64::from(port)));
+        let list: Vec<Owner> = owners
+            .iter()
+            .map(|&(pid, fd, command)| Owner {
+                pid,
+                fd,
+                command: command.into(),
+            })
+            .collect();
+        match list.is_empty() {
+            true => e,
+            false => e.with_owners(Some(Owners::Owned(list.into()))),
+        }
+    };
+    let two = [(70, 4, "api"), (71, 9, "api-worker")];
+    let first = vec![
+        owned(40500, State::Established, &two),
+        owned(40501, State::Established, &[]),
+        owned(40502, State::Established, &[(80, 3, "db")]),
+        owned(40503, State::SynSent, &[(90, 5, "cron"), (91, 6, "cron2")]),
+        owned(40504, State::Established, &[]),
+    ];
+    r.poll_entries(Snapshot::of(first), T, &[]);
+    let second = vec![
+        owned(40500, State::Established, &two),
+        owned(40501, State::Established, &[]),
+        owned(40502, State::FinWait1, &[(80, 3, "db")]),
+        owned(
+            40503,
+            State::Established,
+            &[(90, 5, "cron"), (91, 6, "cron2")],
+        ),
+        owned(40504, State::CloseWait, &[(99, 7, "late")]),
+    ];
+    r.poll_entries(Snapshot::of(second), T + 5000, &[]);
+    let batch = Outbox::open(&path).unwrap().connections(100).unwrap();
+    assert_eq!(batch.rows, 5);
+    let db = rusqlite::Connection::open(&*path).unwrap();
+    let list = |sql: &str, id: i64| -> Vec<serde_json::Value> {
+        let mut stmt = db.prepare(sql).unwrap();
+        let rows = stmt.query_map([id], |r| {
+            Ok(match r.get_ref(0)? {
+                rusqlite::types::ValueRef::Integer(n) => n.into(),
+                rusqlite::types::ValueRef::Text(t) => {
+                    String::from_utf8_lossy(t).into_owned().into()
+                }
+                other => panic!("{other:?}"),
+            })
+        });
+        rows.unwrap().map(|v| v.unwrap()).collect()
+    };
+    let mut seen_owners = 0;
+    for line in batch.json().lines() {
+        let shipped: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = shipped["id"].as_i64().unwrap();
+        for (member, sql) in [
+            (
+                "owner_pids",
+                "SELECT pid FROM owners WHERE connection = ?1 ORDER BY pid, fd",
+            ),
+            (
+                "owner_fds",
+                "SELECT fd FROM owners WHERE connection = ?1 ORDER BY pid, fd",
+            ),
+            (
+                "owner_commands",
+                "SELECT command FROM owners WHERE connection = ?1 ORDER BY pid, fd",
+            ),
+            (
+                "state_times",
+                "SELECT at FROM state_changes WHERE connection = ?1 ORDER BY at, state",
+            ),
+            (
+                "states",
+                "SELECT state FROM state_changes WHERE connection = ?1 ORDER BY at, state",
+            ),
+        ] {
+            let want = list(sql, id);
+            // Empty lists are left out of the line.
+            let got = shipped[member].as_array().cloned().unwrap_or_default();
+            assert_eq!(got, want, "{member} of {line}");
+            seen_owners += usize::from(member == "owner_pids") * want.len();
+        }
+    }
+    assert_eq!(seen_owners, 6);
+    assert!(
+        batch
+            .json()
+            .contains("\"owner_commands\":[\"api\",\"api-worker\"]"),
+        "{}",
+        batch.json()
+    );
+}
