@@ -282,16 +282,9 @@ pub(super) fn write_closed(
     kept: &Kept,
     keys: &[(i64, i64)],
 ) -> rusqlite::Result<Vec<i64>> {
-    let at = |column: &str| {
-        COLUMN_NAMES
-            .iter()
-            .position(|c| *c == column)
-            .expect("a column")
-    };
-    let (netns, last_seen) = (at("netns"), at("last_seen"));
-    let slots = Slot::of_columns(netns, last_seen);
-    let (closed_at, closed_by) = (at("closed_at"), at("closed_by"));
-    debug_assert_eq!((closed_at, closed_by), (last_seen + 1, last_seen + 2));
+    let at = Columns::of_history();
+    let (slots, closed_at, closed_by) = (&at.slots, at.closed_at, at.after_times - 1);
+    debug_assert_eq!((closed_at, closed_by), (at.last_seen + 1, at.last_seen + 2));
     let mut written = Vec::with_capacity(keys.len());
     for &(seq, id) in keys {
         let Some((row, c)) = kept.closed((seq, id)) else {
