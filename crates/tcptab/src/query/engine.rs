@@ -364,11 +364,15 @@ fn vanished(ns: &Namespace, proc_root: &Path) -> bool {
 
 /// A name whose file was no namespace when it was entered (EINVAL from
 /// `setns`): `ip netns del` had unmounted it, or `ip netns add` had not
-/// mounted it yet. Its namespace is gone even when the name leads to a
-/// new one by now, which may even have the old one's inode number (the
-/// kernel gives the lowest free one again).
+/// mounted it yet; or that was not there to open (`ip netns del` had
+/// removed it). Its namespace is gone even when the name leads to a new
+/// one by now, which may even have the old one's inode number (the kernel
+/// gives the lowest free one again).
 fn replaced(ns: &Namespace, e: &Error) -> bool {
     let kind = match e {
+        Error::Namespace { error, .. } if error.kind() == io::ErrorKind::NotFound => {
+            return ns.path.is_some();
+        }
         Error::Namespace { error, .. } | Error::Netlink { error, .. } => error.kind(),
         _ => return false,
     };
