@@ -71,7 +71,7 @@ pub(super) fn read_batch(
     let mut place = 0;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
-        place = Beside::<()>::place(&order, place, id)?;
+        place = place_of(&order, place, id)?;
         owners.take(place, &mut row.owned)?;
         states.take(place, &mut row.changes)?;
         row.write(tx, r, id, &mut batch)?;
@@ -207,6 +207,17 @@ impl RowWriter<'_> {
     }
 }
 
+/// The place of `id` in `order`, at or after `from`: SQLite gives a
+/// `CROSS JOIN`'s rows in the order of its outer loop, here the ids'.
+fn place_of(order: &[i64], from: usize, id: i64) -> rusqlite::Result<usize> {
+    match order[from..].iter().position(|&o| o == id) {
+        Some(found) => Ok(from + found),
+        None => Err(rusqlite::Error::ModuleError(format!(
+            "connection {id}'s rows came out of the order of the batch's ids"
+        ))),
+    }
+}
+
 /// The rows of a statement over a batch's ids, taken beside each
 /// connection's own row: both walk the ids in their order.
 struct Beside<'s, T> {
@@ -233,21 +244,10 @@ impl<'s, T: Ord> Beside<'s, T> {
         Ok(beside)
     }
 
-    /// The place of `id` in `order`, at or after `from`: SQLite gives a
-    /// `CROSS JOIN`'s rows in the order of its outer loop, here the ids'.
-    fn place(order: &[i64], from: usize, id: i64) -> rusqlite::Result<usize> {
-        match order[from..].iter().position(|&o| o == id) {
-            Some(found) => Ok(from + found),
-            None => Err(rusqlite::Error::ModuleError(format!(
-                "connection {id}'s rows came out of the order of the batch's ids"
-            ))),
-        }
-    }
-
     fn advance(&mut self, from: usize) -> rusqlite::Result<()> {
         self.next = match self.rows.next()? {
             Some(r) => {
-                let place = Self::place(self.order, from, r.get(0)?)?;
+                let place = place_of(self.order, from, r.get(0)?)?;
                 Some((place, (self.item)(r)?))
             }
             None => None,
