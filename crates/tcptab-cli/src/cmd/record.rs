@@ -133,7 +133,7 @@ impl Recorder<'_> {
 
     fn happened(&mut self, h: Happened<'_>) -> Result<()> {
         match h {
-            Happened::Event(e) => self.events.push(e.clone()),
+            Happened::Event(e) => self.events.push(e),
             Happened::Lost { .. } => {
                 if !self.lost_noted {
                     note!("tcptab: the kernel dropped destroy notifications (a burst overflowed their buffer): connections that closed meanwhile are closed by the next polls");

@@ -187,7 +187,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
                 if !args.events.is_empty() && !args.events.contains(&kind) {
                     return Ok(());
                 }
-                let h = head(event);
+                let h = head(&event);
                 match args.format {
                     WatchFormat::Jsonl => out.write_all(&jsonl(&h, fields))?,
                     WatchFormat::Text => writeln!(out, "{}", text(&h, args.processes))?,

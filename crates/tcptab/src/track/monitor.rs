@@ -72,14 +72,15 @@ pub struct PollDone<'a> {
 
 /// What a monitor hands over.
 #[derive(Debug)]
+// An event is moved once, to whoever keeps it (a box would cost an
+// allocation per event, which is what handing it over saves).
+#[allow(clippy::large_enum_variant)]
 pub enum Happened<'a> {
-    Event(&'a Event),
+    /// A connection's event, handed over: whoever keeps it takes it.
+    Event(Event),
     /// The kernel dropped destroy notifications of namespace `netns` (at
     /// `at`): connections that closed meanwhile are closed by polls.
-    Lost {
-        netns: u64,
-        at: i64,
-    },
+    Lost { netns: u64, at: i64 },
     /// A poll was applied (its events came before).
     Polled(&'a PollDone<'a>),
 }
@@ -345,8 +346,9 @@ impl<'q> Monitor<'q> {
         &mut self,
         f: &mut dyn FnMut(Happened<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        for event in std::mem::take(&mut self.events) {
-            f(Happened::Event(&event))?;
+        // Drained, not taken: the list keeps its room for the next poll.
+        for event in self.events.drain(..) {
+            f(Happened::Event(event))?;
         }
         Ok(())
     }

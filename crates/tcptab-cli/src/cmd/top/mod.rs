@@ -129,7 +129,7 @@ impl<'q> Looker<'q> {
         match h {
             Happened::Event(e) => {
                 if let Change::Closed { .. } = e.change {
-                    closed.insert(e.conn.id, e.conn.clone());
+                    closed.insert(e.conn.id, e.conn);
                 }
             }
             Happened::Lost { .. } if !*lost_noted => {

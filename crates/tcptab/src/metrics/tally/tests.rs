@@ -79,7 +79,7 @@ impl Scene {
         let snapshot = Snapshot::of(sockets.iter().cloned().map(EntryBuf::dumped).collect());
         let mut events = Vec::new();
         self.t.polled(&snapshot, at, &mut events);
-        for e in &events {
+        for e in events {
             self.tally.happened(&Happened::Event(e));
         }
         self.tally.polled(&snapshot.sockets);
@@ -88,7 +88,7 @@ impl Scene {
     fn notified(&mut self, d: DiagSocket, at: i64) {
         let mut events = Vec::new();
         self.t.notified_with(0, at, d, None, &mut events);
-        for e in &events {
+        for e in events {
             self.tally.happened(&Happened::Event(e));
         }
     }
@@ -284,7 +284,7 @@ fn a_time_wait_after_a_poll_that_raced_the_close_still_says_who_closed_first() {
     ]);
     let mut events = Vec::new();
     s.t.polled(&snapshot, T + 1000, &mut events);
-    for e in &events {
+    for e in events {
         s.tally.happened(&Happened::Event(e));
     }
     let mut closing = outgoing(10);
