@@ -90,6 +90,7 @@ pub fn run(args: &RecordArgs) -> Result<()> {
     // What was written last is shipped before the shipper stops.
     if let Some((stop, thread)) = shipping {
         stop.store(true, Ordering::SeqCst);
+        thread.thread().unpark();
         let _ = thread.join();
     }
     Ok(())

@@ -67,7 +67,9 @@ impl Shipper {
     }
 
     /// Ship every `interval` until `stop`, then once more (what the
-    /// recorder wrote last). A failure is said once, through `say`, until
+    /// recorder wrote last). Whoever sets `stop` unparks this thread
+    /// ([`std::thread::Thread::unpark`]), or it stops when its interval
+    /// ends. A failure is said once, through `say`, until
     /// shipping works again, which is said too.
     pub fn run(mut self, interval: Duration, stop: &AtomicBool, say: &mut dyn FnMut(String)) {
         let mut failing = false;
@@ -101,8 +103,14 @@ impl Shipper {
                 }
                 return;
             }
-            while started.elapsed() < interval && !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(50));
+            // Asleep until the interval ends, or whoever sets `stop`
+            // unparks the thread (a wakeup early, or none, is looked at
+            // again).
+            while !stop.load(Ordering::SeqCst) {
+                match interval.checked_sub(started.elapsed()) {
+                    Some(left) if !left.is_zero() => std::thread::park_timeout(left),
+                    _ => break,
+                }
             }
         }
     }

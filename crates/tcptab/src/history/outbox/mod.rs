@@ -276,7 +276,7 @@ impl Outbox {
         if !self.above.all && self.above.keys.len() < limit {
             self.above.read(&tx, self.feed.is_some())?;
         }
-        let keys: Vec<(i64, i64)> = self.above.keys.iter().take(limit).copied().collect();
+        let keys: Vec<(i64, i64)> = self.above.keys.iter().take(limit).collect();
         // Rows whose close is all that changed since they were shipped in
         // TIME_WAIT are made from what was kept; the others are read.
         let (closes, reads): (Vec<_>, Vec<_>) = keys
@@ -384,7 +384,7 @@ impl Outbox {
         let written = write();
         // Rows are kept only where the writer tells their closes.
         if self.feed.is_some() {
-            let newer = |seq, id| above.seq_of.get(&id).is_some_and(|&s| s > seq);
+            let newer = |seq, id| above.keys.seq_of(id).is_some_and(|s| s > seq);
             let mut kept = std::mem::take(&mut above.kept);
             kept.acked(&batch.body, &batch.kept, newer);
             above.kept = kept;
