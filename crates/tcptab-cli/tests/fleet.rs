@@ -494,6 +494,40 @@ fn a_store_that_refuses_is_one_line_and_recording_goes_on() {
         );
         assert!(stderr.contains("not shipped"), "{stderr}");
     }
+    // The shipper asleep for its interval is woken to stop: the recorder
+    // ends with its polls, not an hour later (killed, and the test failed,
+    // if it is still there after a minute).
+    let db = dir.join("asleep.db");
+    let closed = format!("http://127.0.0.1:{}/", testkit::http::free_port());
+    let mut asleep = Command::new(env!("CARGO_BIN_EXE_tcptab"))
+        .args(strings(&[
+            "record",
+            "--db",
+            db.to_str().unwrap(),
+            "--count",
+            "3",
+            "--interval",
+            "0.3",
+            "--ship-interval",
+            "1h",
+            "--clickhouse",
+            &closed,
+        ]))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running tcptab");
+    let started = std::time::Instant::now();
+    while asleep.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            asleep.kill().unwrap();
+            panic!("record waited for its shipper's interval to end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = asleep.wait_with_output().unwrap();
+    testkit::assert_success!(out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not shipped"));
     for (url, says) in [
         ("localhost:8123", "is not a URL"),
         ("http://u:p@h:1/", "carries credentials"),
