@@ -291,14 +291,14 @@ pub(super) fn write_closed(
             continue;
         };
         let out = &mut batch.body;
-        out.extend_from_slice(&row.head);
+        out.extend_from_slice(row.head);
         shipped::int(out, seq);
-        out.extend_from_slice(&row.bytes[..row.ids]);
+        out.extend_from_slice(row.ids);
         // A closed row's last sighting is its own.
         shipped::int(out, c.last_seen);
         slots[closed_at].write(out, ValueRef::Integer(c.closed_at), closed_at)?;
         slots[closed_by].write(out, ValueRef::Integer(c.closed_by), closed_by)?;
-        out.extend_from_slice(&row.bytes[row.ids..]);
+        out.extend_from_slice(row.rest);
         batch.closed.push(id);
         batch.rows += 1;
         written.push(id);
