@@ -89,6 +89,25 @@ fn recorder(db: &Path, pid: &str, host: &str, store: Vec<String>) -> Child {
     record(db, &args)
 }
 
+/// `tcptab record` of three polls into `db`, shipping every
+/// `ship_interval` to the store `store` (its URL, then any options).
+fn three_polls(db: &Path, ship_interval: &str, store: &[String]) -> Vec<String> {
+    let mut args = strings(&[
+        "record",
+        "--db",
+        db.to_str().unwrap(),
+        "--count",
+        "3",
+        "--interval",
+        "0.3",
+        "--ship-interval",
+        ship_interval,
+        "--clickhouse",
+    ]);
+    args.extend(store.iter().cloned());
+    args
+}
+
 /// A fresh scratch folder, and a ClickHouse in it with tcptab's tables
 /// made.
 fn store_with_tables(test: &str) -> (testkit::Scratch, ClickHouse) {
@@ -467,20 +486,7 @@ fn a_store_that_refuses_is_one_line_and_recording_goes_on() {
     ];
     for (i, (store, says)) in cases.iter().enumerate() {
         let db = dir.join(format!("{i}.db"));
-        let mut args = strings(&[
-            "record",
-            "--db",
-            db.to_str().unwrap(),
-            "--count",
-            "3",
-            "--interval",
-            "0.3",
-            "--ship-interval",
-            "0.2s",
-            "--clickhouse",
-        ]);
-        args.extend(store.iter().cloned());
-        let out = tcptab(&args);
+        let out = tcptab(&three_polls(&db, "0.2s", store));
         testkit::assert_success!(out, "{store:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let shipping: Vec<&str> = stderr.lines().filter(|l| l.contains("shipping")).collect();
@@ -500,19 +506,7 @@ fn a_store_that_refuses_is_one_line_and_recording_goes_on() {
     let db = dir.join("asleep.db");
     let closed = format!("http://127.0.0.1:{}/", testkit::http::free_port());
     let mut asleep = Command::new(env!("CARGO_BIN_EXE_tcptab"))
-        .args(strings(&[
-            "record",
-            "--db",
-            db.to_str().unwrap(),
-            "--count",
-            "3",
-            "--interval",
-            "0.3",
-            "--ship-interval",
-            "1h",
-            "--clickhouse",
-            &closed,
-        ]))
+        .args(three_polls(&db, "1h", &[closed]))
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
