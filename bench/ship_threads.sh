@@ -25,15 +25,6 @@ work=$(mktemp -d /tmp/shipcpu-XXXXXX)
 exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py 500 > "$work/churn.out")
 until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
 sleep 30
-# Each thread's CPU in seconds, by name (the main thread, which takes the
-# binary's name, as "main").
-tcpu() {
-  for t in /proc/$1/task/*; do
-    name=$(cat $t/comm)
-    [ "$t" = "/proc/$1/task/$1" ] && name=main
-    printf "%s %s\n" "$name" "$(awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' $t/stat)"
-  done | awk '{a[$1]+=$2} END {for (k in a) print k, a[k]}' | sort
-}
 notes() { sqlite3 "$1" 'SELECT coalesce(sum(notifications), 0) FROM polls'; }
 for round in $(seq "$rounds"); do
 for b in "$@"; do

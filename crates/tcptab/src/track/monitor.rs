@@ -182,7 +182,7 @@ impl<'q> Monitor<'q> {
         let at = snapshot.read_at.unwrap_or(began).max(began);
         let mut notices = self
             .notifier
-            .as_ref()
+            .as_mut()
             .map_or_else(Vec::new, Notifier::drain);
         notices.sort_by_key(notice_at);
         // Before the poll: only what came in an earlier millisecond than
@@ -243,11 +243,13 @@ impl<'q> Monitor<'q> {
             let wait = until
                 .saturating_duration_since(now)
                 .min(Duration::from_millis(100));
-            match self.notifier.as_ref() {
+            let batched = self.options.batched;
+            match self.notifier.as_mut() {
                 None => std::thread::sleep(wait),
-                Some(notifier) if self.options.batched => {
+                Some(notifier) if batched => {
                     std::thread::sleep(wait);
-                    for notice in notifier.drain() {
+                    let notices = notifier.drain();
+                    for notice in notices {
                         self.notice(notice, f)?;
                     }
                 }
