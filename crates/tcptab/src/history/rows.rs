@@ -77,20 +77,35 @@ fn owner_status(conn: &Conn) -> Option<i64> {
     conn.entry.owners.as_ref().map(codes::owner_status)
 }
 
-/// A new connection's row (closed already when its end is known, and then
-/// in the lifetime index if it lived long): its id, and whether it went
-/// into the index.
+/// A connection's end, known when its row is made: as it was at its end
+/// (its last sighting and counters), when and how it ended.
+#[derive(Clone, Copy)]
+pub(super) struct Ending<'a> {
+    pub(super) conn: &'a Conn,
+    pub(super) at: i64,
+    pub(super) by: End,
+}
+
+/// A new connection's row, as `conn` opened, closed already when its end
+/// is known (`end`, or the connection's own), and then in the lifetime
+/// index if it lived long: its id, and whether it went into the index.
+/// Made with its end, the row is the one its opening and a [`close`] after
+/// it would leave (the tracker's counters and last sighting only grow).
 pub(super) fn insert(
     tx: &Transaction<'_>,
     (boot, netns, workload): (i64, i64, Option<i64>),
-    conn: &Conn,
+    (conn, end): (&Conn, Option<Ending<'_>>),
     seq: Option<i64>,
 ) -> rusqlite::Result<(i64, bool)> {
     let s = &conn.entry.socket;
     let d = conn.entry.diag.as_ref();
-    let [acked, received, retrans, rtt] = counters(conn);
-    let (closed_at, closed_by) = match conn.ended {
-        Some((at, by)) => (Some(at.max(conn.first_seen)), Some(codes::closed_by(by))),
+    let last = end.map_or(conn, |e| e.conn);
+    let [acked, received, retrans, rtt] = counters(last);
+    let last_seen = last.last_seen.max(conn.first_seen);
+    // Never before its last sighting (the clock can be set back).
+    let ended = end.map(|e| (e.at, e.by)).or(conn.ended);
+    let (closed_at, closed_by) = match ended {
+        Some((at, by)) => (Some(at.max(last_seen)), Some(codes::closed_by(by))),
         None => (None, None),
     };
     tx.prepare_cached(
@@ -107,7 +122,7 @@ pub(super) fn insert(
         netns,
         d.map(|d| d.cookie as i64).filter(|&c| c != 0),
         conn.first_seen,
-        conn.last_seen.max(conn.first_seen) - conn.first_seen,
+        last_seen - conn.first_seen,
         conn.first_state.code(),
         codes::family(s.family),
         codes::kind(s.kind),

@@ -117,8 +117,78 @@ impl Session<'_> {
         Ok(id)
     }
 
+    /// The tracker's events, in the order they came: the rows they
+    /// changed into `changed`. A connection that opens and ends within
+    /// them with nothing between but its close (a churn's connections are
+    /// mostly that: first known by their notification, ended by the poll
+    /// after it) is written once, as it ended.
+    pub(super) fn apply_all(
+        &mut self,
+        tx: &Transaction<'_>,
+        events: &[Event],
+        out: &mut PollOutcome,
+        changed: &mut Vec<i64>,
+    ) -> rusqlite::Result<()> {
+        let whole = whole_lives(events);
+        for (i, event) in events.iter().enumerate() {
+            match whole.get(&event.conn.id) {
+                Some(&(opened, ended)) if i == opened => {
+                    changed.push(self.open(tx, event, Some(&events[ended]), out)?);
+                }
+                // Written with its opening: counted only.
+                Some(_) => match event.change {
+                    Change::Closed { by } => out.notifications += u64::from(by == End::Destroy),
+                    Change::Ended { .. } => out.closed += 1,
+                    _ => {}
+                },
+                None => changed.extend(self.apply(tx, event, out)?),
+            }
+        }
+        Ok(())
+    }
+
+    /// A connection's first row (`end`: its end, later in the same batch,
+    /// with nothing between but its close): its id.
+    fn open(
+        &mut self,
+        tx: &Transaction<'_>,
+        event: &Event,
+        end: Option<&Event>,
+        out: &mut PollOutcome,
+    ) -> rusqlite::Result<i64> {
+        let conn = &event.conn;
+        let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
+        // The workload goes into the row as it is made.
+        let workload = workload_id(tx, self.workloads, conn)?;
+        let ending = end.and_then(|e| match e.change {
+            Change::Ended { by } => Some(rows::Ending {
+                conn: &e.conn,
+                at: e.at,
+                by,
+            }),
+            _ => None,
+        });
+        let ids = (self.boot, ns, workload);
+        let (id, indexed) = rows::insert(tx, ids, (conn, ending), self.seq)?;
+        self.span = Some(rows::Span::add(self.span, id, conn.first_seen));
+        let mut row = Row {
+            id,
+            owners: Vec::new(),
+            workload: workload.is_some(),
+            closed: false,
+            indexed,
+            written: (conn.last_seen >= conn.first_seen).then(|| written(conn)),
+        };
+        rows::owners(tx, id, conn, event.at, &mut row.owners)?;
+        if ending.is_none() {
+            self.rows.insert(conn.id, row);
+        }
+        out.opened += 1;
+        Ok(id)
+    }
+
     /// One event of the tracker: the row it changed.
-    pub(super) fn apply(
+    fn apply(
         &mut self,
         tx: &Transaction<'_>,
         event: &Event,
@@ -126,23 +196,7 @@ impl Session<'_> {
     ) -> rusqlite::Result<Option<i64>> {
         let conn = &event.conn;
         if event.change == Change::Opened {
-            let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
-            // The workload goes into the row as it is made.
-            let workload = workload_id(tx, self.workloads, conn)?;
-            let (id, indexed) = rows::insert(tx, (self.boot, ns, workload), conn, self.seq)?;
-            self.span = Some(rows::Span::add(self.span, id, conn.first_seen));
-            let mut row = Row {
-                id,
-                owners: Vec::new(),
-                workload: workload.is_some(),
-                closed: false,
-                indexed,
-                written: (conn.last_seen >= conn.first_seen).then(|| written(conn)),
-            };
-            rows::owners(tx, id, conn, event.at, &mut row.owners)?;
-            self.rows.insert(conn.id, row);
-            out.opened += 1;
-            return Ok(Some(id));
+            return self.open(tx, event, None, out).map(Some);
         }
         let Some(row) = self.rows.get_mut(&conn.id) else {
             return Ok(None);
@@ -268,6 +322,31 @@ impl Session<'_> {
         }
         Ok(())
     }
+}
+
+/// The connections that open and end within `events` with nothing between
+/// but their close (no change of state, no update): by the tracker's id,
+/// the places of their opening and their end.
+fn whole_lives(events: &[Event]) -> HashMap<u64, (usize, usize)> {
+    let mut open = HashMap::new();
+    let mut whole = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        match e.change {
+            Change::Opened => {
+                open.insert(e.conn.id, i);
+            }
+            Change::Closed { .. } | Change::QueueGrowth => {}
+            Change::Ended { .. } => {
+                if let Some(opened) = open.remove(&e.conn.id) {
+                    whole.insert(e.conn.id, (opened, i));
+                }
+            }
+            Change::StateChanged { .. } | Change::Updated => {
+                open.remove(&e.conn.id);
+            }
+        }
+    }
+    whole
 }
 
 /// A connection's last sighting and counters into its row, unless the

@@ -384,9 +384,7 @@ impl Writer {
                 out.id = poll_row(&tx, state.boot, p)?;
                 out.sockets = p.snapshot.sockets.len() as u64;
             }
-            for event in events {
-                changed.extend(state.apply(&tx, event, &mut out)?);
-            }
+            state.apply_all(&tx, events, &mut out, &mut changed)?;
             if let Some(span) = state.span {
                 span.write(&tx)?;
             }

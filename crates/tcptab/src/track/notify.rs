@@ -1,6 +1,7 @@
 //! The kernel's destroy notifications: one listener thread per network
 //! namespace (a NETLINK_SOCK_DIAG socket subscribed there), each notice
-//! stamped with the time it arrived, all on one channel.
+//! stamped with the time it was read (at most [`GATHER`] after it
+//! arrived), all on one channel.
 //!
 //! A listener only receives: it sends the datagrams of each wake as they
 //! came, and the reader of the channel decodes them. The sockets are then

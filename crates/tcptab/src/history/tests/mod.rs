@@ -416,3 +416,107 @@ fn lifetime_seconds_round_outwards() {
     assert_eq!((floor_s(e + 2000), ceil_s(e + 2000)), (2, 2));
     assert_eq!((floor_s(e - 1), ceil_s(e - 1)), (-1, 0));
 }
+
+/// Each table's rows as text, in id order, but for the transaction
+/// numbers of shipping (`changed`).
+fn tables(path: &Path) -> Vec<String> {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let mut out = Vec::new();
+    for table in [
+        "connection_rows",
+        "lifetimes",
+        "state_change_rows",
+        "owners",
+    ] {
+        let mut stmt = db
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .unwrap();
+        let names: Vec<String> = stmt.column_names().iter().map(|n| n.to_string()).collect();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            let mut line = format!("{table}:");
+            for (i, name) in names.iter().enumerate().filter(|(_, n)| *n != "changed") {
+                let value: rusqlite::types::Value = row.get(i).unwrap();
+                line.push_str(&format!(" {name}={value:?}"));
+            }
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// A connection that opens and ends within one batch of events is written
+/// once, as it ended: each table then holds what its opening and its end
+/// written in two batches leave. Connections first known by their
+/// notification, seen by a poll and notified with more bytes, long enough
+/// for the lifetime index, ended by a poll after the clock went back, and
+/// one whose queue changed between (written as before).
+#[test]
+fn a_connection_opened_and_ended_in_one_batch_is_the_row_written_apart() {
+    let mut tracker = Tracker::new(TrackOptions {
+        queue_threshold: None,
+        gap_after_ms: Some(crate::track::gap_after_ms(5000)),
+    });
+    tracker.set_notified(0, true);
+    let mut events = Vec::new();
+    let long = with_bytes(socket(40010, State::Established, 31), 10);
+    let mut at = T - 400_000;
+    while at < T {
+        tracker.polled(&snapshot(std::slice::from_ref(&long)), at, &mut events);
+        at += 5000;
+    }
+    let seen = with_bytes(socket(40011, State::Established, 32), 100);
+    let back = socket(40012, State::Established, 33);
+    let busy = socket(40014, State::Established, 35);
+    let mut queued = busy.clone();
+    queued.socket.rx_queue = 7;
+    tracker.polled(
+        &snapshot(&[long.clone(), seen.clone(), back.clone(), busy]),
+        T,
+        &mut events,
+    );
+    // One changes between its opening and its end: not written once.
+    tracker.polled(&snapshot(&[long, seen, back, queued]), T + 50, &mut events);
+    for (at, d) in [
+        (T + 100, with_bytes(socket(40013, State::Close, 34), 50)),
+        (T + 250, socket(40014, State::Close, 35)),
+        (T + 200, with_bytes(socket(40011, State::Close, 32), 900)),
+        (T + 300, with_bytes(socket(40010, State::Close, 31), 20)),
+    ] {
+        tracker.notified(0, at, d, &mut events);
+    }
+    // The clock goes back: the polls after miss them all.
+    for at in [T - 3000, T - 2000, T - 1000] {
+        tracker.polled(&snapshot(&[]), at, &mut events);
+    }
+    let first_end = events
+        .iter()
+        .position(|e| matches!(e.change, crate::track::Change::Ended { .. }))
+        .unwrap();
+    let opened = |e: &crate::track::Event| e.change == crate::track::Change::Opened;
+    assert_eq!(events.iter().filter(|e| opened(e)).count(), 5);
+    assert!(events[first_end..].iter().all(|e| !opened(e)));
+    assert_eq!(
+        events[first_end..]
+            .iter()
+            .filter(|e| matches!(e.change, crate::track::Change::Ended { .. }))
+            .count(),
+        5,
+        "{events:#?}"
+    );
+    let (once, apart) = (scratch("fold-once"), scratch("fold-apart"));
+    let mut writer = Writer::open(&once, 3_600_000).unwrap();
+    let out = writer.record(&events, None, &tracker).unwrap();
+    assert_eq!((out.opened, out.closed, out.notifications), (5, 5, 4));
+    drop(writer);
+    let mut writer = Writer::open(&apart, 3_600_000).unwrap();
+    writer.record(&events[..first_end], None, &tracker).unwrap();
+    writer.record(&events[first_end..], None, &tracker).unwrap();
+    drop(writer);
+    let (once, apart) = (tables(&once), tables(&apart));
+    assert_eq!(
+        once.iter().filter(|l| l.starts_with("lifetimes:")).count(),
+        1
+    );
+    assert_eq!(once, apart);
+}
