@@ -23,8 +23,9 @@ use crate::query::Query;
 #[derive(Debug)]
 pub enum Notice {
     /// A socket of namespace `netns` (its inode; 0 for the reader's own)
-    /// that the query selects was destroyed; the notice arrived at `at`
-    /// (ms since the Unix epoch).
+    /// that the query selects was destroyed; the listener read the notice
+    /// at `at` (ms since the Unix epoch; at most [`GATHER`] after it
+    /// arrived).
     Closed {
         netns: u64,
         at: i64,
@@ -228,16 +229,16 @@ impl Drop for Notifier {
 /// costs several times the notification's reading).
 pub const GATHER: Duration = Duration::from_millis(20);
 
-/// A wake's datagrams are sent on when they pass this many bytes (a flood
-/// read without a pause is still passed on in pieces).
+/// A wake ends when its datagrams pass this many bytes (a flood read
+/// without a pause is passed on in pieces, and the stop looked at).
 const BATCH_BYTES: usize = 1 << 20;
 
 /// A listener thread: receives notifications until told to stop. A wake
 /// reads every datagram waiting. When wakes come closer together than
 /// twice [`GATHER`] (more than about 25 notifications a second), the
-/// thread sleeps until [`GATHER`] after its last wake before it waits
-/// again, so that the next wake finds several; a quieter listener waits at
-/// once, and stamps each notification as it comes.
+/// thread sleeps [`GATHER`] before it waits again, so that the next wake
+/// finds several; a quieter listener waits at once, and stamps each
+/// notification as it comes.
 fn listen(mut socket: NetlinkSocket, netns: u64, tx: Sender<Heard>, stop: Arc<AtomicBool>) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut last_wake: Option<Instant> = None;
@@ -265,8 +266,9 @@ fn listen(mut socket: NetlinkSocket, netns: u64, tx: Sender<Heard>, stop: Arc<At
                     wait = Duration::ZERO;
                     bytes.extend_from_slice(&buf[..len.min(buf.len())]);
                     ends.push((bytes.len(), crate::time::now_ms()));
-                    if bytes.len() >= BATCH_BYTES && !pass_on(&mut bytes, &mut ends) {
-                        return;
+                    if bytes.len() >= BATCH_BYTES {
+                        // A flood: passed on, and the stop looked at.
+                        break;
                     }
                     continue;
                 }
