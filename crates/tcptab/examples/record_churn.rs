@@ -7,10 +7,10 @@
 //! find (60 s) and which then expires. Polls every 5 s over SECONDS of
 //! made-up time; the notifications are given to the tracker in batches of
 //! a tenth of a second, as the recorder takes them, and written with the
-//! poll after them, in its transaction, as the recorder writes them. Prints the CPU time per
-//! notification of the tracker and of the writer apart: a measure that
-//! does not move with the machine's other load as the live scene does;
-//! and the closed file's size per notification. With `KEEP` set in the
+//! poll after them, in its transaction, as the recorder writes them.
+//! Prints the CPU time per notification of the tracker and of the writer
+//! apart (a measure that does not move with the machine's other load as
+//! the live scene does) and the closed file's size per notification. With `KEEP` set in the
 //! environment the file is kept (its path printed) for a look with
 //! `sqlite3` (`dbstat`). With `SHIP` set, shipping is on: every other
 //! poll, the outbox is read in batches of 10,000 rows as a shipper reads
