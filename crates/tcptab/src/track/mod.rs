@@ -44,6 +44,8 @@ pub fn gap_after_ms(interval_ms: i64) -> i64 {
 pub use notify::{Notice, Notifier};
 pub use tracker::{TrackOptions, Tracker};
 
+use std::sync::Arc;
+
 use crate::model::{EntryBuf, State, TcpInfo};
 use crate::record::Lifetime;
 
@@ -146,8 +148,9 @@ pub struct Conn {
     pub ended: Option<(i64, End)>,
     pub counters: Counters,
     /// The socket as the kernel reported it in its destroy notification
-    /// (state CLOSE, the final counters), when one came.
-    pub last_words: Option<Box<EntryBuf>>,
+    /// (state CLOSE, the final counters), when one came: shared by the
+    /// events told of the connection after it (it never changes).
+    pub last_words: Option<Arc<EntryBuf>>,
 }
 
 impl Conn {

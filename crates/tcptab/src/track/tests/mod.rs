@@ -74,8 +74,22 @@ fn changed(from: State, at: i64, id: u64) -> (Change, i64, u64) {
     (Change::StateChanged { from }, at, id)
 }
 
+/// Each event's change, time and connection: the connection numbered in
+/// the order it was first told of (1, 2, ...), which is what tells two
+/// apart (the tracker's ids name its slots, reused).
 fn changes(events: &[Event]) -> Vec<(Change, i64, u64)> {
-    events.iter().map(|e| (e.change, e.at, e.conn.id)).collect()
+    let mut order: Vec<u64> = Vec::new();
+    let mut nth = |id: u64| match order.iter().position(|&o| o == id) {
+        Some(i) => i as u64 + 1,
+        None => {
+            order.push(id);
+            order.len() as u64
+        }
+    };
+    events
+        .iter()
+        .map(|e| (e.change, e.at, nth(e.conn.id)))
+        .collect()
 }
 
 /// Every connection once: one Opened, at most one Closed and Ended each.

@@ -70,7 +70,7 @@ impl Tracker {
                     d.socket.local = t.conn.entry.socket.local;
                     d.socket.remote = t.conn.entry.socket.remote;
                 }
-                t.conn.last_words = Some(Box::new(
+                t.conn.last_words = Some(Arc::new(
                     EntryBuf::dumped(d)
                         .with_namespace(namespace)
                         .with_owners(t.conn.entry.owners.clone())
@@ -115,8 +115,7 @@ impl Tracker {
         self.superseded(ends, at, false, out);
         let namespace = self.namespace(ends.0);
         // Opened and closed between two polls: seen only now.
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.conns.next_id();
         let entry = EntryBuf::dumped(d)
             .with_namespace(namespace)
             .with_workload(workload);
@@ -133,7 +132,7 @@ impl Tracker {
             closed: Some((at, End::Destroy)),
             ended: None,
             counters,
-            last_words: Some(Box::new(entry.clone())),
+            last_words: Some(Arc::new(entry.clone())),
             entry,
         };
         let fingerprint = fingerprint(&conn.entry.as_entry(), &conn.counters);

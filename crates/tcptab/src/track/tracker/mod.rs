@@ -11,8 +11,11 @@ use crate::model::{
     canonical, DiagSocket, Entry, Key, Namespace, Owners, RowKind, State, Workload,
 };
 
+mod conns;
 mod destroyed;
 mod polled;
+
+use conns::{Conns, Keys};
 
 /// What the tracker is told beyond the polls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,8 +79,8 @@ pub(super) type Map<K, V> = HashMap<K, V, Fast>;
 #[derive(Debug, Default)]
 pub struct Tracker {
     options: TrackOptions,
-    conns: Map<u64, Tracked>,
-    by_key: Map<Key, u64>,
+    conns: Conns,
+    by_key: Keys,
     by_ends: Map<Ends, u64>,
     /// Request sockets (SYN_RECV) seen by a poll, by their ends: the full
     /// socket the kernel makes of one has a cookie of its own, and when it
@@ -92,7 +95,6 @@ pub struct Tracker {
     /// new connection.
     ended: HashSet<Key, Fast>,
     ended_order: VecDeque<Key>,
-    next_id: u64,
     generation: u64,
     last_poll_at: Option<i64>,
     namespaces: HashMap<u64, Arc<Namespace>>,
@@ -115,7 +117,6 @@ impl Tracker {
     pub fn new(options: TrackOptions) -> Tracker {
         Tracker {
             options,
-            next_id: 1,
             ..Tracker::default()
         }
     }
@@ -189,8 +190,7 @@ impl Tracker {
     /// with a TIME_WAIT that the next poll may still find. No event is
     /// given for it. Returns its id here.
     pub fn resume(&mut self, mut conn: Conn, closing: Option<i64>) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.conns.next_id();
         conn.id = id;
         let ns = conn.entry.netns();
         if let Some(n) = &conn.entry.namespace {

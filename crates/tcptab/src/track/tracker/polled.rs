@@ -87,7 +87,7 @@ impl Tracker {
         let generation = self.generation;
         // Connections this poll did not find, by their ends.
         let mut missing: Map<Ends, u64> = Map::default();
-        for (&id, t) in &self.conns {
+        for (&id, t) in self.conns.iter() {
             if t.seen_poll != generation && t.phase == Phase::Live {
                 missing.insert(ends(&t.conn.entry.as_entry()), id);
             }
@@ -139,8 +139,7 @@ impl Tracker {
     /// A connection first seen by this poll.
     fn open(&mut self, buf: &EntryBuf, at: i64, baseline: bool, out: &mut Vec<Event>) {
         let entry = buf.as_entry();
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.conns.next_id();
         let key = entry.key();
         let time_wait = entry.socket.kind == RowKind::TimeWait;
         let mut counters = Counters::default();
