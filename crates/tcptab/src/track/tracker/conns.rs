@@ -47,7 +47,7 @@ impl<T> Slab<T> {
     }
 
     fn slot(&self, id: u64) -> Option<usize> {
-        let slot = ((id & 0xffff_ffff) as usize).checked_sub(1)?;
+        let slot = slot_of(id)?;
         (self.slots.get(slot)?.0 == id).then_some(slot)
     }
 
@@ -119,10 +119,46 @@ impl<T> std::ops::Index<&u64> for Slab<T> {
 /// Connections by the keys of their sockets. A socket's cookie is what
 /// netlink gives, and the key most looked up: its index holds 16 bytes a
 /// key, not a [`Key`]'s 80 (the ends /proc's keys carry).
+///
+/// A poll lists the sockets in the kernel's order, which stays from one
+/// poll to the next (its hash chains'): a poll's cookie lookups
+/// ([`Keys::find_in_order`]) expect the connection that came after the
+/// last one found in the poll before, and look it up in the map only when
+/// it is not that one. What is expected is checked against what the map
+/// says (`owned`), never taken on trust.
 #[derive(Debug, Default)]
 pub(super) struct Keys {
     cookies: Map<(u64, u64), u64>,
     others: Map<Key, u64>,
+    /// By slot ([`slot_of`]): the cookie key its connection was last
+    /// given in `cookies`, while `cookies` gives it that connection, and
+    /// where the connection was in the last poll's `order`.
+    owned: Vec<Option<Owned>>,
+    /// The connections the last poll's cookies found, in its order (and
+    /// the room of the order before, for the next poll's).
+    order: Vec<u64>,
+    spare: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owned {
+    key: (u64, u64),
+    id: u64,
+    /// In the last poll's `order` (u32::MAX: not in it).
+    at: u32,
+}
+
+/// The slot an id names ([`Slab`]'s ids).
+fn slot_of(id: u64) -> Option<usize> {
+    ((id & 0xffff_ffff) as usize).checked_sub(1)
+}
+
+/// Where a poll's lookups are in the last poll's order, and the order of
+/// this one's.
+#[derive(Debug, Default)]
+pub(super) struct InOrder {
+    at: usize,
+    found: Vec<u64>,
 }
 
 impl Keys {
@@ -137,18 +173,93 @@ impl Keys {
         self.get(key).is_some()
     }
 
+    fn owned_mut(&mut self, id: u64) -> Option<&mut Option<Owned>> {
+        self.owned.get_mut(slot_of(id)?)
+    }
+
+    /// Whether `cookies` gives `key` to `id` (as `owned` knows it).
+    fn owns(&self, id: u64, key: (u64, u64)) -> Option<Owned> {
+        let owned = (*self.owned.get(slot_of(id)?)?)?;
+        (owned.id == id && owned.key == key).then_some(owned)
+    }
+
     pub(super) fn insert(&mut self, key: Key, id: u64) -> Option<u64> {
-        match key {
-            Key::Cookie { netns, cookie } => self.cookies.insert((netns, cookie), id),
-            _ => self.others.insert(key, id),
+        let Key::Cookie { netns, cookie } = key else {
+            return self.others.insert(key, id);
+        };
+        let key = (netns, cookie);
+        let before = self.cookies.insert(key, id);
+        if let Some(before) = before.filter(|&b| b != id) {
+            if self.owns(before, key).is_some() {
+                *self.owned_mut(before).expect("owned") = None;
+            }
         }
+        let Some(slot) = slot_of(id) else { return before };
+        if self.owned.len() <= slot {
+            self.owned.resize(slot + 1, None);
+        }
+        self.owned[slot] = Some(Owned {
+            key,
+            id,
+            at: u32::MAX,
+        });
+        before
     }
 
     pub(super) fn remove(&mut self, key: &Key) -> Option<u64> {
-        match *key {
-            Key::Cookie { netns, cookie } => self.cookies.remove(&(netns, cookie)),
-            _ => self.others.remove(key),
+        let Key::Cookie { netns, cookie } = *key else {
+            return self.others.remove(key);
+        };
+        let id = self.cookies.remove(&(netns, cookie))?;
+        if self.owns(id, (netns, cookie)).is_some() {
+            *self.owned_mut(id).expect("owned") = None;
         }
+        Some(id)
+    }
+
+    /// [`Keys::get`] for the sockets of a poll, in their order: the one
+    /// after the last found in the poll before is tried first.
+    pub(super) fn find_in_order(&mut self, key: &Key, poll: &mut InOrder) -> Option<u64> {
+        let Key::Cookie { netns, cookie } = *key else {
+            return self.others.get(key).copied();
+        };
+        let key = (netns, cookie);
+        let expected = self.order.get(poll.at).copied();
+        let id = match expected.filter(|&id| self.owns(id, key).is_some()) {
+            Some(id) => {
+                poll.at += 1;
+                id
+            }
+            None => {
+                let id = *self.cookies.get(&key)?;
+                match self.owns(id, key) {
+                    Some(o) if o.at != u32::MAX => poll.at = o.at as usize + 1,
+                    _ => {}
+                }
+                id
+            }
+        };
+        debug_assert_eq!(self.cookies.get(&key), Some(&id), "{key:?}");
+        let at = u32::try_from(poll.found.len()).unwrap_or(u32::MAX);
+        if let Some(Some(owned)) = self.owned_mut(id) {
+            if owned.key == key && owned.id == id {
+                owned.at = at;
+            }
+        }
+        poll.found.push(id);
+        Some(id)
+    }
+
+    /// A poll's lookups begin ([`Keys::find_in_order`]).
+    pub(super) fn begin(&mut self) -> InOrder {
+        let mut found = std::mem::take(&mut self.spare);
+        found.clear();
+        InOrder { at: 0, found }
+    }
+
+    /// The poll's lookups are over: its order is the next one's guide.
+    pub(super) fn polled(&mut self, poll: InOrder) {
+        self.spare = std::mem::replace(&mut self.order, poll.found);
     }
 }
 
@@ -184,5 +295,78 @@ mod tests {
         assert_eq!((slab[&d], slab[&e], slab.len()), ("d", "e", 3));
         assert!(![a, b, c, d].contains(&e));
         assert_eq!(slab.get(&0), None);
+    }
+
+    fn cookie(n: u64) -> Key {
+        Key::Cookie {
+            netns: 7,
+            cookie: n,
+        }
+    }
+
+    /// What a run of polls and changes of the keys does, in the terms of
+    /// [`keys_found_in_order_are_those_the_map_gives`].
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A poll listing these cookies, in this order.
+        Poll(Vec<u64>),
+        /// A new connection given this cookie.
+        Open(u64),
+        /// The connection of this cookie ends (its slot freed).
+        End(u64),
+        /// This cookie given to the connection of another.
+        Move(u64, u64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => proptest::collection::vec(0u64..24, 0..30).prop_map(Step::Poll),
+            2 => (0u64..24).prop_map(Step::Open),
+            1 => (0u64..24).prop_map(Step::End),
+            1 => (0u64..24, 0u64..24).prop_map(|(a, b)| Step::Move(a, b)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of a poll, and whatever changed since the
+        /// last one, a lookup in order finds what the map gives.
+        #[test]
+        fn keys_found_in_order_are_those_the_map_gives(
+            steps in proptest::collection::vec(step(), 1..60),
+        ) {
+            let mut slab: Slab<u64> = Slab::default();
+            let mut keys = Keys::default();
+            // The polls of a stable order too: each poll twice.
+            for step in steps.iter().flat_map(|s| [s.clone(), s.clone()]) {
+                match step {
+                    Step::Poll(cookies) => {
+                        let mut poll = keys.begin();
+                        for c in cookies {
+                            let want = keys.get(&cookie(c)).copied();
+                            proptest::prop_assert_eq!(keys.find_in_order(&cookie(c), &mut poll), want);
+                        }
+                        keys.polled(poll);
+                    }
+                    Step::Open(c) if keys.get(&cookie(c)).is_none() => {
+                        let id = slab.next_id();
+                        slab.insert(id, c);
+                        keys.insert(cookie(c), id);
+                    }
+                    Step::End(c) => {
+                        if let Some(&id) = keys.get(&cookie(c)) {
+                            keys.remove(&cookie(c));
+                            slab.remove(&id);
+                        }
+                    }
+                    Step::Move(c, to) => {
+                        if let Some(&id) = keys.get(&cookie(to)) {
+                            keys.insert(cookie(c), id);
+                        }
+                    }
+                    Step::Open(_) => {}
+                }
+            }
+        }
     }
 }

@@ -43,15 +43,17 @@ impl Tracker {
             }
         }
         let mut unmatched = Vec::new();
+        let mut in_order = self.by_key.begin();
         for (i, buf) in snapshot.sockets.iter().enumerate() {
             let entry = buf.as_entry();
-            match self.by_key.get(&entry.key()).copied() {
+            match self.by_key.find_in_order(&entry.key(), &mut in_order) {
                 // One this poll saw already (a socket listed twice) is not
                 // seen again.
                 Some(id) => self.look(id, buf, at, false, out),
                 None => unmatched.push(i),
             }
         }
+        self.by_key.polled(in_order);
         if !unmatched.is_empty() {
             self.join_or_open(snapshot, &unmatched, at, baseline, out);
         }
