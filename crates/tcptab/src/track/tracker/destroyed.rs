@@ -32,7 +32,7 @@ impl Tracker {
         out: &mut Vec<Event>,
     ) {
         let key = Key::of(netns, &d.socket, Some(&d.diag));
-        let ends: Ends = (netns, d.socket.local, d.socket.remote);
+        let ends = Ends::new(netns, d.socket.local, d.socket.remote);
         let workload = workload.or_else(|| self.listener_workload(netns, d.socket.local));
         let known = self.by_key.get(&key).copied().or_else(|| {
             // A TIME_WAIT first seen on its own, whose socket had no
@@ -113,7 +113,7 @@ impl Tracker {
         out: &mut Vec<Event>,
     ) {
         self.superseded(ends, at, false, out);
-        let namespace = self.namespace(ends.0);
+        let namespace = self.namespace(ends.netns);
         // Opened and closed between two polls: seen only now.
         let id = self.conns.next_id();
         let entry = EntryBuf::dumped(d)

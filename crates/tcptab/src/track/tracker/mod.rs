@@ -30,8 +30,35 @@ pub struct TrackOptions {
     pub gap_after_ms: Option<i64>,
 }
 
-/// A connection's ends in a namespace.
-type Ends = (u64, SocketAddr, SocketAddr);
+/// A connection's ends in a namespace, as a key of the tracker's maps
+/// (looked up for each notification and each socket a poll meets first):
+/// the addresses as numbers, hashed and compared as such, not as
+/// `SocketAddr`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Ends {
+    netns: u64,
+    local: u128,
+    remote: u128,
+    ports: (u16, u16),
+    /// IPv6 (an IPv4 address and its mapped IPv6 form are two ends).
+    v6: bool,
+}
+
+impl Ends {
+    fn new(netns: u64, local: SocketAddr, remote: SocketAddr) -> Ends {
+        let bits = |a: SocketAddr| match a.ip() {
+            std::net::IpAddr::V4(ip) => u128::from(u32::from(ip)),
+            std::net::IpAddr::V6(ip) => u128::from(ip),
+        };
+        Ends {
+            netns,
+            local: bits(local),
+            remote: bits(remote),
+            ports: (local.port(), remote.port()),
+            v6: local.is_ipv6(),
+        }
+    }
+}
 
 /// A listener's address and workload.
 type ListenerWorkload = (std::net::IpAddr, Arc<Workload>);
@@ -163,10 +190,10 @@ impl Tracker {
             || self.ended.contains(&key)
             || self
                 .by_ends
-                .contains_key(&(netns, d.socket.local, d.socket.remote))
+                .contains_key(&Ends::new(netns, d.socket.local, d.socket.remote))
             || self
                 .requests
-                .contains_key(&(netns, d.socket.local, d.socket.remote))
+                .contains_key(&Ends::new(netns, d.socket.local, d.socket.remote))
     }
 
     /// The workload of the listener of the last poll that accepted a
@@ -329,8 +356,11 @@ fn disconnected(d: &DiagSocket) -> bool {
 
 /// The ends a destroy notification gives a socket whose local port the
 /// kernel had released already (port 0).
-fn released((netns, local, remote): Ends) -> Ends {
-    (netns, SocketAddr::new(local.ip(), 0), remote)
+fn released(e: Ends) -> Ends {
+    Ends {
+        ports: (0, e.ports.1),
+        ..e
+    }
 }
 
 fn emit(t: &Tracked, change: Change, at: i64, baseline: bool, out: &mut Vec<Event>) {
@@ -343,7 +373,7 @@ fn emit(t: &Tracked, change: Change, at: i64, baseline: bool, out: &mut Vec<Even
 }
 
 fn ends(entry: &Entry<'_>) -> Ends {
-    (
+    Ends::new(
         entry.namespace.map_or(0, |n| n.inode),
         entry.socket.local,
         entry.socket.remote,
@@ -400,4 +430,28 @@ fn fingerprint(entry: &Entry<'_>, counters: &Counters) -> u64 {
         ),
         entry.diag.and_then(|d| d.shutdown),
     ))
+}
+
+#[cfg(test)]
+mod ends_tests {
+    use super::{released, Ends};
+
+    #[test]
+    fn ends_are_the_addresses_and_ports_of_their_family() {
+        let e = |netns, l: &str, r: &str| Ends::new(netns, l.parse().unwrap(), r.parse().unwrap());
+        let v4 = e(1, "10.0.0.1:40000", "10.0.0.2:80");
+        assert_eq!(v4, e(1, "10.0.0.1:40000", "10.0.0.2:80"));
+        // An IPv4 address and its mapped IPv6 form are other ends.
+        assert_ne!(v4, e(1, "[::ffff:10.0.0.1]:40000", "[::ffff:10.0.0.2]:80"));
+        assert_ne!(v4, e(2, "10.0.0.1:40000", "10.0.0.2:80"));
+        assert_ne!(v4, e(1, "10.0.0.2:40000", "10.0.0.1:80"));
+        assert_ne!(v4, e(1, "10.0.0.1:80", "10.0.0.2:40000"));
+        // Its local port released, as the kernel reports a socket reset by
+        // its own side.
+        assert_eq!(released(v4), e(1, "10.0.0.1:0", "10.0.0.2:80"));
+        assert_eq!(
+            released(e(1, "[fe80::1]:5000", "[fe80::2]:22")),
+            e(1, "[fe80::1]:0", "[fe80::2]:22")
+        );
+    }
 }
