@@ -12,19 +12,20 @@
 #
 #   sudo bench/ship_threads.sh URL BINARY...    (each binary, ROUNDS rounds: 2)
 #
-# 1,000 connections held and 500 opened and closed a second
-# (bench/churn_at_rate.py) in a fresh namespace; each run records with
-# `--interval 5` for SECONDS (40) after 12 s of warm-up.
+# HELD connections held (1,000; 10,000 is bench/history.sh's scene) and
+# 500 opened and closed a second (bench/churn_at_rate.py) in a fresh
+# namespace; each run records with `--interval 5` for SECONDS (40) after
+# 12 s of warm-up.
 . "$(dirname "$0")/hold.sh"
 url=$1
 shift
 rounds=${ROUNDS:-2}
 seconds=${SECONDS_EACH:-40}
-hold 1000
+hold "${HELD:-1000}"
 work=$(mktemp -d /tmp/shipcpu-XXXXXX)
 exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py 500 > "$work/churn.out")
 until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
-sleep 30
+sleep "${WARM:-30}"                     # 62: TIME_WAIT at its steady level
 notes() { sqlite3 "$1" 'SELECT coalesce(sum(notifications), 0) FROM polls'; }
 for round in $(seq "$rounds"); do
 for b in "$@"; do
