@@ -34,15 +34,15 @@ impl<T> Default for Slab<T> {
 }
 
 impl<T> Slab<T> {
-    /// The id the next [`Slab::insert`] must be given (a free slot's).
+    /// The id the next [`Slab::insert`] must be given: a free slot's, or
+    /// a new one's, taken (an id never inserted leaves its slot unused).
     pub(super) fn next_id(&mut self) -> u64 {
-        if let Some(&slot) = self.free.last() {
+        if let Some(slot) = self.free.pop() {
             return self.slots[slot as usize].0;
         }
         let slot = self.slots.len();
         let slot = u32::try_from(slot).expect("fewer than 2^32 connections followed at once");
         self.slots.push((u64::from(slot) + 1, None));
-        self.free.push(slot);
         u64::from(slot) + 1
     }
 
@@ -57,14 +57,6 @@ impl<T> Slab<T> {
         let (_, held) = &mut self.slots[slot];
         assert!(held.is_none(), "connection {id} followed twice");
         *held = Some(t);
-        // The slot next_id gave is the last free one (unless another was
-        // freed since).
-        match self.free.last() {
-            Some(&last) if last as usize == slot => {
-                self.free.pop();
-            }
-            _ => self.free.retain(|&s| s as usize != slot),
-        }
         self.len += 1;
     }
 
@@ -295,6 +287,14 @@ mod tests {
         assert_eq!((slab[&d], slab[&e], slab.len()), ("d", "e", 3));
         assert!(![a, b, c, d].contains(&e));
         assert_eq!(slab.get(&0), None);
+        // Two ids taken before either is inserted are two slots.
+        slab.remove(&c);
+        slab.remove(&d);
+        let (f, g) = (slab.next_id(), slab.next_id());
+        assert_ne!(f, g);
+        slab.insert(g, "g");
+        slab.insert(f, "f");
+        assert_eq!((slab[&f], slab[&g], slab.len()), ("f", "g", 3));
     }
 
     fn cookie(n: u64) -> Key {
