@@ -233,8 +233,8 @@ impl Keys {
         };
         debug_assert_eq!(self.cookies.get(&key), Some(&id), "{key:?}");
         let at = u32::try_from(poll.found.len()).unwrap_or(u32::MAX);
-        if let Some(Some(owned)) = self.owned_mut(id) {
-            if owned.key == key && owned.id == id {
+        if self.owns(id, key).is_some() {
+            if let Some(Some(owned)) = self.owned_mut(id) {
                 owned.at = at;
             }
         }

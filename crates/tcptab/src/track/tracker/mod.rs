@@ -185,15 +185,12 @@ impl Tracker {
     /// Whether the socket of a notification (of namespace `netns`) belongs
     /// to a connection followed now, or one that ended lately.
     pub fn knows(&self, netns: u64, d: &DiagSocket) -> bool {
+        let ends = Ends::new(netns, d.socket.local, d.socket.remote);
         let key = Key::of(netns, &d.socket, Some(&d.diag));
         self.by_key.contains_key(&key)
             || self.ended.contains(&key)
-            || self
-                .by_ends
-                .contains_key(&Ends::new(netns, d.socket.local, d.socket.remote))
-            || self
-                .requests
-                .contains_key(&Ends::new(netns, d.socket.local, d.socket.remote))
+            || self.by_ends.contains_key(&ends)
+            || self.requests.contains_key(&ends)
     }
 
     /// The workload of the listener of the last poll that accepted a
