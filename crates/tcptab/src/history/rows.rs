@@ -86,28 +86,33 @@ pub(super) struct Ending<'a> {
     pub(super) by: End,
 }
 
-/// A new connection's row, as `conn` opened, closed already when its end
-/// is known (`end`, or the connection's own), and then in the lifetime
-/// index if it lived long: its id, and whether it went into the index.
-/// Made with its end, the row is the one its opening and a [`close`] after
-/// it would leave (the tracker's counters and last sighting only grow).
+/// A new connection's row: as `first` opened, as `now` was last seen in
+/// the same transaction (its state, queues, timer and ends, as
+/// [`update`] would write them: the row its opening and the updates
+/// after it would leave), closed already when its end is known (`end`,
+/// or the connection's own), and then in the lifetime index if it lived
+/// long: its id, and whether it went into the index. Made with its end,
+/// the row is the one a [`close`] after it would leave too (the
+/// tracker's counters and last sighting only grow).
 pub(super) fn insert(
     tx: &Transaction<'_>,
     (boot, netns, workload): (i64, i64, Option<i64>),
-    (conn, end): (&Conn, Option<Ending<'_>>),
+    (first, now, end): (&Conn, &Conn, Option<Ending<'_>>),
     seq: Option<i64>,
 ) -> rusqlite::Result<(i64, bool)> {
-    let s = &conn.entry.socket;
-    let d = conn.entry.diag.as_ref();
-    let last = end.map_or(conn, |e| e.conn);
+    let (s0, s) = (&first.entry.socket, &now.entry.socket);
+    let (d0, d) = (first.entry.diag.as_ref(), now.entry.diag.as_ref());
+    let last = end.map_or(now, |e| e.conn);
     let [acked, received, retrans, rtt] = counters(last);
-    let last_seen = last.last_seen.max(conn.first_seen);
+    let last_seen = last.last_seen.max(first.first_seen);
     // Never before its last sighting (the clock can be set back).
-    let ended = end.map(|e| (e.at, e.by)).or(conn.ended);
+    let ended = end.map(|e| (e.at, e.by)).or(now.ended);
     let (closed_at, closed_by) = match ended {
         Some((at, by)) => (Some(at.max(last_seen)), Some(codes::closed_by(by))),
         None => (None, None),
     };
+    // What `update` keeps when the later sighting has none.
+    let cookie = |d: Option<&crate::model::Diag>| d.map(|d| d.cookie as i64).filter(|&c| c != 0);
     tx.prepare_cached(
         "INSERT INTO connection_rows (boot, netns, cookie, first_seen, last_seen, first_state, family, kind, state,
              local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
@@ -120,11 +125,11 @@ pub(super) fn insert(
     .execute(params![
         boot,
         netns,
-        d.map(|d| d.cookie as i64).filter(|&c| c != 0),
-        conn.first_seen,
-        last_seen - conn.first_seen,
-        conn.first_state.code(),
-        codes::family(s.family),
+        cookie(d).or(cookie(d0)),
+        first.first_seen,
+        last_seen - first.first_seen,
+        first.first_state.code(),
+        codes::family(s0.family),
         codes::kind(s.kind),
         s.state.code(),
         s.local.ip().to_string(),
@@ -134,32 +139,33 @@ pub(super) fn insert(
         s.tx_queue,
         s.rx_queue,
         s.timer.kind.code(),
-        timer_ms(conn),
+        timer_ms(now),
         s.retransmits,
-        s.uid,
+        s0.uid,
         s.probes,
-        s.inode as i64,
-        codes::source(conn.entry.source),
-        d.map(|d| d.interface),
-        d.and_then(|d| d.backlog_limit),
-        d.and_then(|d| d.congestion_algorithm.as_deref()),
-        d.and_then(|d| d.shutdown),
-        d.and_then(|d| d.v6only),
-        owner_status(conn),
+        if s.inode != 0 { s.inode } else { s0.inode } as i64,
+        codes::source(first.entry.source),
+        d0.map(|d| d.interface),
+        d0.and_then(|d| d.backlog_limit),
+        d.and_then(|d| d.congestion_algorithm.as_deref())
+            .or(d0.and_then(|d| d.congestion_algorithm.as_deref())),
+        d.and_then(|d| d.shutdown).or(d0.and_then(|d| d.shutdown)),
+        d0.and_then(|d| d.v6only),
+        owner_status(now).or(owner_status(first)),
         acked,
         received,
         retrans,
         rtt,
-        closed_at.map(|at| at - conn.first_seen),
+        closed_at.map(|at| at - first.first_seen),
         closed_by,
         seq,
         workload,
     ])?;
     let id = tx.last_insert_rowid();
     // A new row is in no index yet: only a long one goes in.
-    let long = closed_at.filter(|end| end - conn.first_seen > SHORT_MS);
+    let long = closed_at.filter(|end| end - first.first_seen > SHORT_MS);
     if let Some(end) = long {
-        index_end(tx, id, conn.first_seen, end)?;
+        index_end(tx, id, first.first_seen, end)?;
     }
     Ok((id, long.is_some()))
 }

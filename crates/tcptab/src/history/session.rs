@@ -118,10 +118,13 @@ impl Session<'_> {
     }
 
     /// The tracker's events, in the order they came: the rows they
-    /// changed into `changed`. A connection that opens and ends within
-    /// them with nothing between but its close (a churn's connections are
-    /// mostly that: first known by their notification, ended by the poll
-    /// after it) is written once, as it ended.
+    /// changed into `changed`. A connection that opens within them is
+    /// written once as it was at its last event there (its row made with
+    /// its state, counters and end by then), and its other events there
+    /// add only what has rows of its own (its changes of state, owners):
+    /// a churn's connections are mostly that, first known by their
+    /// notification and, by the poll after it, ended or found in
+    /// TIME_WAIT.
     pub(super) fn apply_all(
         &mut self,
         tx: &Transaction<'_>,
@@ -129,62 +132,86 @@ impl Session<'_> {
         out: &mut PollOutcome,
         changed: &mut Vec<i64>,
     ) -> rusqlite::Result<()> {
-        let whole = whole_lives(events);
+        let runs = opened_within(events);
         for (i, event) in events.iter().enumerate() {
-            match whole.get(&event.conn.id) {
-                Some(&(opened, ended)) if i == opened => {
-                    changed.push(self.open(tx, event, Some(&events[ended]), out)?);
+            match runs.get(&event.conn.id) {
+                Some(&(opened, last)) if i == opened => {
+                    changed.push(self.open(tx, event, &events[last], out)?);
                 }
-                // Written with its opening: counted only.
-                Some(_) => match event.change {
-                    Change::Closed { by } => out.notifications += u64::from(by == End::Destroy),
-                    Change::Ended { .. } => out.closed += 1,
-                    _ => {}
-                },
+                Some(_) => self.within(tx, event, out)?,
                 None => changed.extend(self.apply(tx, event, out)?),
             }
         }
         Ok(())
     }
 
-    /// A connection's first row (`end`: its end, later in the same batch,
-    /// with nothing between but its close): its id.
+    /// A connection's first row: as `event` opened it, and as it was at
+    /// `last`, its last event in the same transaction (its end, if that
+    /// is); its id.
     fn open(
         &mut self,
         tx: &Transaction<'_>,
         event: &Event,
-        end: Option<&Event>,
+        last: &Event,
         out: &mut PollOutcome,
     ) -> rusqlite::Result<i64> {
         let conn = &event.conn;
         let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
         // The workload goes into the row as it is made.
-        let workload = workload_id(tx, self.workloads, conn)?;
-        let ending = end.and_then(|e| match e.change {
+        let workload = workload_id(tx, self.workloads, &last.conn)?;
+        let ending = match last.change {
             Change::Ended { by } => Some(rows::Ending {
-                conn: &e.conn,
-                at: e.at,
+                conn: &last.conn,
+                at: last.at,
                 by,
             }),
             _ => None,
-        });
+        };
         let ids = (self.boot, ns, workload);
-        let (id, indexed) = rows::insert(tx, ids, (conn, ending), self.seq)?;
+        let (id, indexed) = rows::insert(tx, ids, (conn, &last.conn, ending), self.seq)?;
         self.span = Some(rows::Span::add(self.span, id, conn.first_seen));
+        let now = &last.conn;
         let mut row = Row {
             id,
             owners: Vec::new(),
             workload: workload.is_some(),
             closed: false,
             indexed,
-            written: (conn.last_seen >= conn.first_seen).then(|| written(conn)),
+            written: (now.last_seen >= now.first_seen).then(|| written(now)),
         };
         rows::owners(tx, id, conn, event.at, &mut row.owners)?;
-        if ending.is_none() {
-            self.rows.insert(conn.id, row);
-        }
+        self.rows.insert(conn.id, row);
         out.opened += 1;
         Ok(id)
+    }
+
+    /// An event after the opening of a connection whose row that opening
+    /// made ([`Session::open`]) as it was at its last event: what has rows
+    /// of its own (a change of state, owners seen then), and the counts.
+    fn within(
+        &mut self,
+        tx: &Transaction<'_>,
+        event: &Event,
+        out: &mut PollOutcome,
+    ) -> rusqlite::Result<()> {
+        let conn = &event.conn;
+        let Some(row) = self.rows.get_mut(&conn.id) else {
+            return Ok(());
+        };
+        match event.change {
+            Change::StateChanged { .. } => {
+                rows::state_change(tx, row.id, event.at, conn.entry.socket.state)?;
+                rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
+            }
+            Change::Updated => rows::owners(tx, row.id, conn, event.at, &mut row.owners)?,
+            Change::Closed { by } => out.notifications += u64::from(by == End::Destroy),
+            Change::Ended { .. } => {
+                out.closed += 1;
+                self.rows.remove(&conn.id);
+            }
+            Change::Opened | Change::QueueGrowth => {}
+        }
+        Ok(())
     }
 
     /// One event of the tracker: the row it changed.
@@ -196,7 +223,7 @@ impl Session<'_> {
     ) -> rusqlite::Result<Option<i64>> {
         let conn = &event.conn;
         if event.change == Change::Opened {
-            return self.open(tx, event, None, out).map(Some);
+            return self.open(tx, event, event, out).map(Some);
         }
         let Some(row) = self.rows.get_mut(&conn.id) else {
             return Ok(None);
@@ -233,7 +260,10 @@ impl Session<'_> {
                 // Counters the row has already: the close changes only its
                 // times, which a shipper is told ([`rows::Closed`]).
                 let same = row.written.is_some_and(|(_, c)| c == rows::counters(conn));
-                write_counters(tx, row, conn, self.seq)?;
+                // The close writes the last sighting itself.
+                if !same {
+                    write_counters(tx, row, conn, self.seq)?;
+                }
                 let closed = rows::close(
                     tx,
                     row.id,
@@ -324,29 +354,23 @@ impl Session<'_> {
     }
 }
 
-/// The connections that open and end within `events` with nothing between
-/// but their close (no change of state, no update): by the tracker's id,
-/// the places of their opening and their end.
-fn whole_lives(events: &[Event]) -> HashMap<u64, (usize, usize)> {
-    let mut open = HashMap::new();
-    let mut whole = HashMap::new();
+/// The connections that open within `events`: by the tracker's id, the
+/// places of their opening and of their last event.
+fn opened_within(events: &[Event]) -> HashMap<u64, (usize, usize)> {
+    let mut runs: HashMap<u64, (usize, usize)> = HashMap::new();
     for (i, e) in events.iter().enumerate() {
         match e.change {
             Change::Opened => {
-                open.insert(e.conn.id, i);
+                runs.insert(e.conn.id, (i, i));
             }
-            Change::Closed { .. } | Change::QueueGrowth => {}
-            Change::Ended { .. } => {
-                if let Some(opened) = open.remove(&e.conn.id) {
-                    whole.insert(e.conn.id, (opened, i));
+            _ => {
+                if let Some(run) = runs.get_mut(&e.conn.id) {
+                    run.1 = i;
                 }
-            }
-            Change::StateChanged { .. } | Change::Updated => {
-                open.remove(&e.conn.id);
             }
         }
     }
-    whole
+    runs
 }
 
 /// A connection's last sighting and counters into its row, unless the

@@ -445,14 +445,16 @@ fn tables(path: &Path) -> Vec<String> {
     out
 }
 
-/// A connection that opens and ends within one batch of events is written
-/// once, as it ended: each table then holds what its opening and its end
-/// written in two batches leave. Connections first known by their
-/// notification, seen by a poll and notified with more bytes, long enough
-/// for the lifetime index, ended by a poll after the clock went back, and
-/// one whose queue changed between (written as before).
+/// A connection that opens within one batch of events is written once, as
+/// it was at its last event there: each table then holds what its events
+/// written in two batches, or each in a batch of its own, leave.
+/// Connections first known by their notification, seen by a poll and
+/// notified with more bytes, long enough for the lifetime index, ended by
+/// a poll after the clock went back, one whose queue changed between, and
+/// one notified and then found in TIME_WAIT (the TIME_WAIT reports no
+/// owner's uid, no tcp_info: the row keeps the socket's).
 #[test]
-fn a_connection_opened_and_ended_in_one_batch_is_the_row_written_apart() {
+fn a_connection_opened_in_one_batch_is_the_row_its_events_leave_apart() {
     let mut tracker = Tracker::new(TrackOptions {
         queue_threshold: None,
         gap_after_ms: Some(crate::track::gap_after_ms(5000)),
@@ -475,8 +477,18 @@ fn a_connection_opened_and_ended_in_one_batch_is_the_row_written_apart() {
         T,
         &mut events,
     );
-    // One changes between its opening and its end: not written once.
-    tracker.polled(&snapshot(&[long, seen, back, queued]), T + 50, &mut events);
+    // One goes into TIME_WAIT: its socket's notification, its TIME_WAIT.
+    let mut closing = with_bytes(socket(40015, State::Close, 36), 70);
+    closing.socket.uid = 1000;
+    closing.diag.shutdown = Some(3);
+    tracker.notified(0, T + 40, closing, &mut events);
+    // One changes between its opening and its end.
+    let tw = socket(40015, State::TimeWait, 36);
+    tracker.polled(
+        &snapshot(&[long, seen, back, queued, tw]),
+        T + 50,
+        &mut events,
+    );
     for (at, d) in [
         (T + 100, with_bytes(socket(40013, State::Close, 34), 50)),
         (T + 250, socket(40014, State::Close, 35)),
@@ -494,29 +506,55 @@ fn a_connection_opened_and_ended_in_one_batch_is_the_row_written_apart() {
         .position(|e| matches!(e.change, crate::track::Change::Ended { .. }))
         .unwrap();
     let opened = |e: &crate::track::Event| e.change == crate::track::Change::Opened;
-    assert_eq!(events.iter().filter(|e| opened(e)).count(), 5);
+    assert_eq!(events.iter().filter(|e| opened(e)).count(), 6);
     assert!(events[first_end..].iter().all(|e| !opened(e)));
     assert_eq!(
         events[first_end..]
             .iter()
             .filter(|e| matches!(e.change, crate::track::Change::Ended { .. }))
             .count(),
-        5,
+        6,
         "{events:#?}"
     );
-    let (once, apart) = (scratch("fold-once"), scratch("fold-apart"));
+    let changed =
+        |e: &crate::track::Event| matches!(e.change, crate::track::Change::StateChanged { .. });
+    assert_eq!(events.iter().filter(|e| changed(e)).count(), 1);
+    let (once, apart, alone) = (
+        scratch("fold-once"),
+        scratch("fold-apart"),
+        scratch("fold-alone"),
+    );
     let mut writer = Writer::open(&once, 3_600_000).unwrap();
     let out = writer.record(&events, None, &tracker).unwrap();
-    assert_eq!((out.opened, out.closed, out.notifications), (5, 5, 4));
+    assert_eq!((out.opened, out.closed, out.notifications), (6, 6, 5));
     drop(writer);
     let mut writer = Writer::open(&apart, 3_600_000).unwrap();
     writer.record(&events[..first_end], None, &tracker).unwrap();
     writer.record(&events[first_end..], None, &tracker).unwrap();
     drop(writer);
-    let (once, apart) = (tables(&once), tables(&apart));
+    let mut writer = Writer::open(&alone, 3_600_000).unwrap();
+    for event in &events {
+        writer
+            .record(std::slice::from_ref(event), None, &tracker)
+            .unwrap();
+    }
+    drop(writer);
+    let (once, apart, alone) = (tables(&once), tables(&apart), tables(&alone));
     assert_eq!(
         once.iter().filter(|l| l.starts_with("lifetimes:")).count(),
         1
     );
+    let time_wait = once
+        .iter()
+        .find(|l| l.contains("local_port=Integer(40015)"))
+        .unwrap();
+    for kept in [
+        "uid=Integer(1000)",
+        "shutdown=Integer(3)",
+        "bytes_acked=Integer(70)",
+    ] {
+        assert!(time_wait.contains(kept), "{kept} not in {time_wait}");
+    }
     assert_eq!(once, apart);
+    assert_eq!(once, alone);
 }
