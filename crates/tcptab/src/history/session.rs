@@ -133,13 +133,23 @@ impl Session<'_> {
         changed: &mut Vec<i64>,
     ) -> rusqlite::Result<()> {
         let runs = opened_within(events);
+        // Connections that end here: their close writes their last
+        // sighting ([`rows::close`]).
+        let ending: HashSet<u64> = events
+            .iter()
+            .filter(|e| matches!(e.change, Change::Ended { .. }))
+            .map(|e| e.conn.id)
+            .collect();
         for (i, event) in events.iter().enumerate() {
             match runs.get(&event.conn.id) {
                 Some(&(opened, last)) if i == opened => {
                     changed.push(self.open(tx, event, &events[last], out)?);
                 }
                 Some(_) => self.within(tx, event, out)?,
-                None => changed.extend(self.apply(tx, event, out)?),
+                None => {
+                    let ends = ending.contains(&event.conn.id);
+                    changed.extend(self.apply(tx, event, ends, out)?);
+                }
             }
         }
         Ok(())
@@ -214,11 +224,13 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// One event of the tracker: the row it changed.
+    /// One event of the tracker (`ends`: its connection ends later in the
+    /// same transaction): the row it changed.
     fn apply(
         &mut self,
         tx: &Transaction<'_>,
         event: &Event,
+        ends: bool,
         out: &mut PollOutcome,
     ) -> rusqlite::Result<Option<i64>> {
         let conn = &event.conn;
@@ -252,7 +264,10 @@ impl Session<'_> {
             Change::QueueGrowth => return Ok(None),
             Change::Closed { by } => {
                 out.notifications += u64::from(by == End::Destroy);
-                if !write_counters(tx, row, conn, self.seq)? {
+                // Ending here with the counters the row has: its close
+                // writes the rest.
+                let same = row.written.is_some_and(|(_, c)| c == rows::counters(conn));
+                if ends && same || !write_counters(tx, row, conn, self.seq)? {
                     return Ok(None);
                 }
             }

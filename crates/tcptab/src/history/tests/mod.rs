@@ -558,3 +558,57 @@ fn a_connection_opened_in_one_batch_is_the_row_its_events_leave_apart() {
     assert_eq!(once, apart);
     assert_eq!(once, alone);
 }
+
+/// A TIME_WAIT seen by two polls and ended by a new connection on its
+/// ends (its close and its end come together, in a later transaction than
+/// its row): the row is the one its events leave written one by one, its
+/// last sighting the later poll's.
+#[test]
+fn a_close_and_its_end_in_one_batch_leave_the_row_they_leave_apart() {
+    let mut tracker = Tracker::new(TrackOptions {
+        queue_threshold: None,
+        gap_after_ms: Some(crate::track::gap_after_ms(5000)),
+    });
+    tracker.set_notified(0, true);
+    let mut events = Vec::new();
+    let tw = socket(40016, State::TimeWait, 37);
+    tracker.polled(&snapshot(std::slice::from_ref(&tw)), T, &mut events);
+    tracker.polled(&snapshot(std::slice::from_ref(&tw)), T + 5000, &mut events);
+    let earlier = events.len();
+    // A new connection on its ends, opened and closed between two polls.
+    let new = with_bytes(socket(40016, State::Close, 38), 30);
+    tracker.notified(0, T + 6000, new, &mut events);
+    tracker.polled(&snapshot(&[]), T + 10_000, &mut events);
+    let later = &events[earlier..];
+    let ended = |e: &crate::track::Event| matches!(e.change, crate::track::Change::Ended { .. });
+    let closed = |e: &crate::track::Event| matches!(e.change, crate::track::Change::Closed { .. });
+    assert!(later
+        .iter()
+        .any(|e| e.conn.id == events[0].conn.id && closed(e)));
+    assert!(later
+        .iter()
+        .any(|e| e.conn.id == events[0].conn.id && ended(e)));
+    let (batched, alone) = (scratch("close-end-batched"), scratch("close-end-alone"));
+    let mut writer = Writer::open(&batched, 3_600_000).unwrap();
+    writer.record(&events[..earlier], None, &tracker).unwrap();
+    writer.record(later, None, &tracker).unwrap();
+    drop(writer);
+    let mut writer = Writer::open(&alone, 3_600_000).unwrap();
+    for event in &events {
+        writer
+            .record(std::slice::from_ref(event), None, &tracker)
+            .unwrap();
+    }
+    drop(writer);
+    let tables_batched = tables(&batched);
+    let row = tables_batched
+        .iter()
+        .find(|l| l.contains("cookie=Integer(37)"))
+        .unwrap();
+    // Seen last by the poll at T + 5000, ended at T + 6000.
+    assert!(
+        row.contains(" last_seen=Integer(5000) closed_at=Integer(6000)"),
+        "{row}"
+    );
+    assert_eq!(tables_batched, tables(&alone));
+}
