@@ -24,7 +24,7 @@ nsenter -t "$pid" -n "$bin" record --db "$work/churn.db" --interval 5 &
 rec=$!
 sleep 7.5                                   # past the first poll and one more
 c0=$(cpu_of "$rec")
-perf record -q -F 499 --call-graph dwarf,16384 -p "$rec" -o "$work/perf.data" -- sleep "$seconds" 2> /dev/null
+perf record -q -F ${FREQ:-499} --call-graph dwarf,16384 -p "$rec" -o "$work/perf.data" -- sleep "$seconds" 2> /dev/null
 c1=$(cpu_of "$rec")
 python3 -c "import sys; c, s, r = map(float, sys.argv[1:]); print(f'recorder: {c:.2f} s of CPU in {s:.0f} s, {c / s * 100:.1f}% of a core, {c / s / (2 * r) * 1e6:.1f} us per destroy notification ({2 * r:.0f} a second)')" "$(echo "$c1 - $c0" | bc)" "$seconds" "$rate"
 kill -TERM "$rec"; wait "$rec" || true

@@ -1,5 +1,6 @@
 //! The connections a tracker follows, by id ([`Conns`]: a slab, not a
-//! hash map) and by their sockets' keys ([`Keys`]).
+//! hash map) and by their sockets' keys ([`Keys`]); the cookies of those
+//! that ended lately ([`Ended`]).
 //!
 //! Every socket of every poll looks up its connection, and a poll walks
 //! them all for those it did not find: with tens of thousands followed
@@ -9,6 +10,8 @@
 //! connections the slot held before, so an id is never given twice while
 //! the tracker lives (a connection's watcher may remember it after its
 //! end), and the first one given is 1.
+
+use std::collections::VecDeque;
 
 use super::{Map, Tracked};
 use crate::model::Key;
@@ -198,15 +201,25 @@ impl Keys {
         before
     }
 
-    pub(super) fn remove(&mut self, key: &Key) -> Option<u64> {
+    /// `key` no longer gives a connection, if it gives `id` (one lookup).
+    pub(super) fn remove_if(&mut self, key: &Key, id: u64) {
+        use std::collections::hash_map::Entry;
         let Key::Cookie { netns, cookie } = *key else {
-            return self.others.remove(key);
+            if let Entry::Occupied(e) = self.others.entry(*key) {
+                if *e.get() == id {
+                    e.remove();
+                }
+            }
+            return;
         };
-        let id = self.cookies.remove(&(netns, cookie))?;
-        if self.owns(id, (netns, cookie)).is_some() {
-            *self.owned_mut(id).expect("owned") = None;
+        if let Entry::Occupied(e) = self.cookies.entry((netns, cookie)) {
+            if *e.get() == id {
+                e.remove();
+                if self.owns(id, (netns, cookie)).is_some() {
+                    *self.owned_mut(id).expect("owned") = None;
+                }
+            }
         }
-        Some(id)
     }
 
     /// [`Keys::get`] for the sockets of a poll, in their order: the one
@@ -255,9 +268,102 @@ impl Keys {
     }
 }
 
+/// The cookies of the connections that ended lately (the last `kept`):
+/// a late destroy notification of one (its socket outlived its TIME_WAIT
+/// in a process's hands) is not a new connection. Only cookies: the
+/// socket of a notification always has one. Kept as 16-byte pairs, not
+/// [`Key`]s, which are 88 bytes for a poll of /proc's: every end adds
+/// one, and the set of a churn is always full.
+#[derive(Debug)]
+pub(super) struct Ended {
+    cookies: std::collections::HashSet<(u64, u64), super::Fast>,
+    order: VecDeque<(u64, u64)>,
+    kept: usize,
+}
+
+impl Default for Ended {
+    fn default() -> Ended {
+        Ended::new(super::ENDED_KEPT)
+    }
+}
+
+impl Ended {
+    pub(super) fn new(kept: usize) -> Ended {
+        Ended {
+            cookies: Default::default(),
+            order: VecDeque::new(),
+            kept,
+        }
+    }
+
+    pub(super) fn insert(&mut self, key: &Key) {
+        let Key::Cookie { netns, cookie } = *key else { return };
+        if !self.cookies.insert((netns, cookie)) {
+            return;
+        }
+        self.order.push_back((netns, cookie));
+        if self.order.len() > self.kept {
+            if let Some(old) = self.order.pop_front() {
+                self.cookies.remove(&old);
+            }
+        }
+    }
+
+    pub(super) fn contains(&self, key: &Key) -> bool {
+        matches!(*key, Key::Cookie { netns, cookie } if self.cookies.contains(&(netns, cookie)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_cookies_ended_are_kept_and_only_cookies() {
+        let cookie = |netns, cookie| Key::Cookie { netns, cookie };
+        let mut ended = Ended::new(3);
+        for c in 1..=4 {
+            ended.insert(&cookie(7, c));
+        }
+        // Ended again: still one of the three kept, not two.
+        ended.insert(&cookie(7, 4));
+        ended.insert(&cookie(8, 1));
+        let kept: Vec<bool> = [
+            cookie(7, 1),
+            cookie(7, 2),
+            cookie(7, 3),
+            cookie(7, 4),
+            cookie(8, 1),
+        ]
+        .iter()
+        .map(|k| ended.contains(k))
+        .collect();
+        assert_eq!(kept, [false, false, true, true, true]);
+        // A /proc key (no cookie) is never kept.
+        let ends = Key::Ends {
+            netns: 7,
+            inode: 9,
+            local: "127.0.0.1:1".parse().unwrap(),
+            remote: "127.0.0.1:2".parse().unwrap(),
+        };
+        ended.insert(&ends);
+        assert!(!ended.contains(&ends));
+        assert!(ended.contains(&cookie(7, 3)));
+    }
+
+    #[test]
+    fn a_key_is_removed_only_from_the_connection_it_gives() {
+        let mut keys = Keys::default();
+        let key = Key::Cookie {
+            netns: 0,
+            cookie: 5,
+        };
+        keys.insert(key, 1);
+        keys.remove_if(&key, 2);
+        assert_eq!(keys.get(&key), Some(&1));
+        keys.remove_if(&key, 1);
+        assert_eq!(keys.get(&key), None);
+    }
 
     #[test]
     fn an_id_names_one_connection_for_the_tracker_s_life() {
@@ -355,7 +461,7 @@ mod tests {
                     }
                     Step::End(c) => {
                         if let Some(&id) = keys.get(&cookie(c)) {
-                            keys.remove(&cookie(c));
+                            keys.remove_if(&cookie(c), id);
                             slab.remove(&id);
                         }
                     }

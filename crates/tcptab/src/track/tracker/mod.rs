@@ -2,7 +2,7 @@
 //! out (see the [module](super) documentation). No I/O: every time is
 //! given by the caller, in ms since the Unix epoch.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ mod conns;
 mod destroyed;
 mod polled;
 
-use conns::{Conns, Keys};
+use conns::{Conns, Ended, Keys};
 
 /// What the tracker is told beyond the polls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -117,11 +117,10 @@ pub struct Tracker {
     /// connection on those ends means the kernel ended it (a SYN a
     /// TIME_WAIT accepts replaces it).
     time_waits: Map<Ends, u64>,
-    /// Keys of connections that ended lately: a late notification for one
-    /// (its socket outlived its TIME_WAIT in a process's hands) is not a
-    /// new connection.
-    ended: HashSet<Key, Fast>,
-    ended_order: VecDeque<Key>,
+    /// The cookies of connections that ended lately: a late notification
+    /// for one (its socket outlived its TIME_WAIT in a process's hands) is
+    /// not a new connection.
+    ended: Ended,
     generation: u64,
     last_poll_at: Option<i64>,
     namespaces: HashMap<u64, Arc<Namespace>>,
@@ -286,31 +285,27 @@ impl Tracker {
     /// The connection's last socket is gone.
     fn end(&mut self, id: u64, at: i64, by: End, out: &mut Vec<Event>) {
         let Some(mut t) = self.conns.remove(&id) else { return };
-        let at = at.max(t.conn.first_seen);
-        t.conn.ended = Some((at, by));
-        emit(&t, Change::Ended { by }, at, false, out);
         for key in &t.keys {
-            if self.by_key.get(key) == Some(&id) {
-                self.by_key.remove(key);
-            }
-            self.ended.insert(*key);
-            self.ended_order.push_back(*key);
-        }
-        while self.ended_order.len() > ENDED_KEPT {
-            if let Some(old) = self.ended_order.pop_front() {
-                self.ended.remove(&old);
-            }
+            self.by_key.remove_if(key, id);
+            self.ended.insert(key);
         }
         let e = ends(&t.conn.entry.as_entry());
-        if self.by_ends.get(&e) == Some(&id) {
-            self.by_ends.remove(&e);
+        for map in [&mut self.by_ends, &mut self.requests, &mut self.time_waits] {
+            if let std::collections::hash_map::Entry::Occupied(found) = map.entry(e) {
+                if *found.get() == id {
+                    found.remove();
+                }
+            }
         }
-        if self.requests.get(&e) == Some(&id) {
-            self.requests.remove(&e);
-        }
-        if self.time_waits.get(&e) == Some(&id) {
-            self.time_waits.remove(&e);
-        }
+        let at = at.max(t.conn.first_seen);
+        t.conn.ended = Some((at, by));
+        // Its last event: the connection goes with it, not a copy.
+        out.push(Event {
+            change: Change::Ended { by },
+            at,
+            conn: t.conn,
+            baseline: false,
+        });
     }
 
     /// A new connection on ends `e`, first known at `at`: a TIME_WAIT left
