@@ -86,6 +86,31 @@ fn snapshot(sockets: &[DiagSocket]) -> Snapshot {
     Snapshot::of(sockets.iter().cloned().map(EntryBuf::dumped).collect())
 }
 
+/// A tracker of polls 5 s apart, told the destroy notifications of its
+/// own namespace.
+fn notified_tracker() -> Tracker {
+    let mut tracker = Tracker::new(TrackOptions {
+        queue_threshold: None,
+        gap_after_ms: Some(crate::track::gap_after_ms(5000)),
+    });
+    tracker.set_notified(0, true);
+    tracker
+}
+
+/// A new file at `path` with `batches` of events written into it, each in
+/// a transaction of its own: what each recorded.
+fn write_batches(
+    path: &Path,
+    tracker: &Tracker,
+    batches: &[&[crate::track::Event]],
+) -> Vec<PollOutcome> {
+    let mut writer = Writer::open(path, 3_600_000).unwrap();
+    batches
+        .iter()
+        .map(|batch| writer.record(batch, None, tracker).unwrap())
+        .collect()
+}
+
 /// A recorder: a tracker with notifications on, and its writer.
 struct Recorder {
     tracker: Tracker,
@@ -94,11 +119,7 @@ struct Recorder {
 
 impl Recorder {
     fn open(path: &Path) -> Recorder {
-        let mut tracker = Tracker::new(TrackOptions {
-            queue_threshold: None,
-            gap_after_ms: Some(crate::track::gap_after_ms(5000)),
-        });
-        tracker.set_notified(0, true);
+        let mut tracker = notified_tracker();
         let mut writer = Writer::open(path, 3_600_000).unwrap();
         writer.resume(&mut tracker, false).unwrap();
         Recorder { tracker, writer }
@@ -455,11 +476,7 @@ fn tables(path: &Path) -> Vec<String> {
 /// owner's uid, no tcp_info: the row keeps the socket's).
 #[test]
 fn a_connection_opened_in_one_batch_is_the_row_its_events_leave_apart() {
-    let mut tracker = Tracker::new(TrackOptions {
-        queue_threshold: None,
-        gap_after_ms: Some(crate::track::gap_after_ms(5000)),
-    });
-    tracker.set_notified(0, true);
+    let mut tracker = notified_tracker();
     let mut events = Vec::new();
     let long = with_bytes(socket(40010, State::Established, 31), 10);
     let mut at = T - 400_000;
@@ -524,21 +541,15 @@ fn a_connection_opened_in_one_batch_is_the_row_its_events_leave_apart() {
         scratch("fold-apart"),
         scratch("fold-alone"),
     );
-    let mut writer = Writer::open(&once, 3_600_000).unwrap();
-    let out = writer.record(&events, None, &tracker).unwrap();
-    assert_eq!((out.opened, out.closed, out.notifications), (6, 6, 5));
-    drop(writer);
-    let mut writer = Writer::open(&apart, 3_600_000).unwrap();
-    writer.record(&events[..first_end], None, &tracker).unwrap();
-    writer.record(&events[first_end..], None, &tracker).unwrap();
-    drop(writer);
-    let mut writer = Writer::open(&alone, 3_600_000).unwrap();
-    for event in &events {
-        writer
-            .record(std::slice::from_ref(event), None, &tracker)
-            .unwrap();
-    }
-    drop(writer);
+    let out = write_batches(&once, &tracker, &[&events]);
+    let counts = (out[0].opened, out[0].closed, out[0].notifications);
+    assert_eq!(counts, (6, 6, 5));
+    write_batches(
+        &apart,
+        &tracker,
+        &[&events[..first_end], &events[first_end..]],
+    );
+    write_batches(&alone, &tracker, &events.chunks(1).collect::<Vec<_>>());
     let (once, apart, alone) = (tables(&once), tables(&apart), tables(&alone));
     assert_eq!(
         once.iter().filter(|l| l.starts_with("lifetimes:")).count(),
@@ -565,11 +576,7 @@ fn a_connection_opened_in_one_batch_is_the_row_its_events_leave_apart() {
 /// last sighting the later poll's.
 #[test]
 fn a_close_and_its_end_in_one_batch_leave_the_row_they_leave_apart() {
-    let mut tracker = Tracker::new(TrackOptions {
-        queue_threshold: None,
-        gap_after_ms: Some(crate::track::gap_after_ms(5000)),
-    });
-    tracker.set_notified(0, true);
+    let mut tracker = notified_tracker();
     let mut events = Vec::new();
     let tw = socket(40016, State::TimeWait, 37);
     tracker.polled(&snapshot(std::slice::from_ref(&tw)), T, &mut events);
@@ -589,17 +596,8 @@ fn a_close_and_its_end_in_one_batch_leave_the_row_they_leave_apart() {
         .iter()
         .any(|e| e.conn.id == events[0].conn.id && ended(e)));
     let (batched, alone) = (scratch("close-end-batched"), scratch("close-end-alone"));
-    let mut writer = Writer::open(&batched, 3_600_000).unwrap();
-    writer.record(&events[..earlier], None, &tracker).unwrap();
-    writer.record(later, None, &tracker).unwrap();
-    drop(writer);
-    let mut writer = Writer::open(&alone, 3_600_000).unwrap();
-    for event in &events {
-        writer
-            .record(std::slice::from_ref(event), None, &tracker)
-            .unwrap();
-    }
-    drop(writer);
+    write_batches(&batched, &tracker, &[&events[..earlier], later]);
+    write_batches(&alone, &tracker, &events.chunks(1).collect::<Vec<_>>());
     let tables_batched = tables(&batched);
     let row = tables_batched
         .iter()
