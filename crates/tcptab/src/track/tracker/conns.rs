@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Map, Tracked};
+use super::{remove_if_is, Map, Tracked};
 use crate::model::Key;
 
 pub(super) type Conns = Slab<Tracked>;
@@ -203,22 +203,14 @@ impl Keys {
 
     /// `key` no longer gives a connection, if it gives `id` (one lookup).
     pub(super) fn remove_if(&mut self, key: &Key, id: u64) {
-        use std::collections::hash_map::Entry;
         let Key::Cookie { netns, cookie } = *key else {
-            if let Entry::Occupied(e) = self.others.entry(*key) {
-                if *e.get() == id {
-                    e.remove();
-                }
-            }
+            remove_if_is(&mut self.others, *key, id);
             return;
         };
-        if let Entry::Occupied(e) = self.cookies.entry((netns, cookie)) {
-            if *e.get() == id {
-                e.remove();
-                if self.owns(id, (netns, cookie)).is_some() {
-                    *self.owned_mut(id).expect("owned") = None;
-                }
-            }
+        if remove_if_is(&mut self.cookies, (netns, cookie), id)
+            && self.owns(id, (netns, cookie)).is_some()
+        {
+            *self.owned_mut(id).expect("owned") = None;
         }
     }
 
@@ -272,8 +264,8 @@ impl Keys {
 /// a late destroy notification of one (its socket outlived its TIME_WAIT
 /// in a process's hands) is not a new connection. Only cookies: the
 /// socket of a notification always has one. Kept as 16-byte pairs, not
-/// [`Key`]s, which are 88 bytes for a poll of /proc's: every end adds
-/// one, and the set of a churn is always full.
+/// [`Key`]s (88 bytes, for the ends of /proc's sockets): every end adds
+/// one, and under churn the set is always full.
 #[derive(Debug)]
 pub(super) struct Ended {
     cookies: std::collections::HashSet<(u64, u64), super::Fast>,

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use super::{disconnected, emit, fingerprint, Ends, Phase, Tracked, Tracker, ENDS_POLLS};
+use super::{
+    disconnected, emit, fingerprint, remove_if_is, Ends, Phase, Tracked, Tracker, ENDS_POLLS,
+};
 use crate::model::{DiagSocket, EntryBuf, Key, State, Workload};
 use crate::track::{Change, Conn, Counters, End, Event};
 
@@ -87,9 +89,7 @@ impl Tracker {
                     }
                     Phase::TimeWait => {
                         t.ends_until = None;
-                        if self.by_ends.get(&ends) == Some(&id) {
-                            self.by_ends.remove(&ends);
-                        }
+                        remove_if_is(&mut self.by_ends, ends, id);
                     }
                     Phase::Closing { .. } => {}
                 }

@@ -102,6 +102,22 @@ struct Tracked {
 type Fast = foldhash::fast::RandomState;
 pub(super) type Map<K, V> = HashMap<K, V, Fast>;
 
+/// `key` leaves `map` if it gives connection `id` there (one lookup):
+/// whether it did.
+pub(super) fn remove_if_is<K: std::hash::Hash + Eq>(
+    map: &mut Map<K, u64>,
+    key: K,
+    id: u64,
+) -> bool {
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(found) if *found.get() == id => {
+            found.remove();
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Polls and notifications in, lifetimes out.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -291,11 +307,7 @@ impl Tracker {
         }
         let e = ends(&t.conn.entry.as_entry());
         for map in [&mut self.by_ends, &mut self.requests, &mut self.time_waits] {
-            if let std::collections::hash_map::Entry::Occupied(found) = map.entry(e) {
-                if *found.get() == id {
-                    found.remove();
-                }
-            }
+            remove_if_is(map, e, id);
         }
         let at = at.max(t.conn.first_seen);
         t.conn.ended = Some((at, by));

@@ -6,8 +6,8 @@
 use super::Map;
 
 use super::{
-    best_owners, emit, ends, fingerprint, released, timer_ms, Ends, Phase, Tracked, Tracker,
-    ENDS_POLLS,
+    best_owners, emit, ends, fingerprint, released, remove_if_is, timer_ms, Ends, Phase, Tracked,
+    Tracker, ENDS_POLLS,
 };
 use crate::model::{canonical, EntryBuf, Owners, RowKind, State};
 use crate::query::Snapshot;
@@ -119,17 +119,13 @@ impl Tracker {
             match joined {
                 Some(id) => {
                     missing.remove(&e);
-                    if self.requests.get(&e) == Some(&id) {
-                        self.requests.remove(&e);
-                    }
+                    remove_if_is(&mut self.requests, e, id);
                     let key = entry.key();
                     self.by_key.insert(key, id);
                     let t = self.conns.get_mut(&id).expect("indexed");
                     t.keys.push(key);
                     for e in [e, released(e)] {
-                        if self.by_ends.get(&e) == Some(&id) {
-                            self.by_ends.remove(&e);
-                        }
+                        remove_if_is(&mut self.by_ends, e, id);
                     }
                     self.seen(id, buf, at, out);
                 }
