@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 
 use tcptab::diag::Choice;
-use tcptab::{Namespaces, Query};
+use tcptab::{Family, Namespaces, Query};
 
 /// Five IPv4 listeners and one IPv6 (no loopback needed: bound to every
 /// address).
@@ -67,10 +67,20 @@ fn namespaces_read_ahead_give_what_reading_each_in_turn_gives() {
             })
             .collect()
     };
+    let one_walk = all.clone().one_walk_all(true);
     for _ in 0..5 {
         let ahead = ours(&all);
         let in_turn = ours(&all.clone().read_ahead(false));
         assert_eq!(ahead, in_turn);
+        // Both families in one walk, namespace by namespace: the same, and
+        // every namespace's two tables announced, also those of the empty
+        // namespaces made and gone.
+        assert_eq!(ours(&one_walk), in_turn);
+        let report = one_walk.snapshot().unwrap().report;
+        assert!(report.read.len() > 3, "{:?}", report.read);
+        for read in &report.read {
+            assert_eq!(read.tables, [Family::Ipv4, Family::Ipv6], "{read:?}");
+        }
         assert_eq!(ahead.len(), 3 * 6, "{ahead:?}");
         for inode in &inodes {
             assert_eq!(ahead.iter().filter(|(i, _)| i == inode).count(), 6);

@@ -23,7 +23,10 @@ pub fn run(args: &RecordArgs) -> Result<()> {
     let query = args
         .select
         .query(Extensions::TCP_INFO, !args.no_owners)?
-        .workloads(true);
+        .workloads(true)
+        // Read again every interval: one walk of the kernel's tables
+        // for both families costs less than two.
+        .one_walk_all(true);
     let retention = i64::try_from(args.retention.as_millis()).unwrap_or(i64::MAX);
     let mut writer = Writer::open(&args.db, retention)?;
     if let Some(name) = &args.host_name {

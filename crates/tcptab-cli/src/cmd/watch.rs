@@ -149,7 +149,10 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     let query = args
         .select
         .query(Extensions::default(), args.processes)?
-        .workloads(args.workload);
+        .workloads(args.workload)
+        // Read again every interval: one walk of the kernel's tables
+        // for both families costs less than two.
+        .one_walk_all(true);
     let mut options = MonitorOptions::every(args.interval);
     options.track.queue_threshold = args.queue_threshold;
     options.notify_buffer = args.notify_buffer;

@@ -131,6 +131,39 @@ pub fn dump_both_each<T: Transport, E: From<Error>>(
     run_dump(transport, &request, 1, &mut buf, visit)
 }
 
+/// Every socket of both families in one walk of the kernel's tables (see
+/// [`dump_both_each`]), handed to `visit` as the two dumps of
+/// [`dump_each`] would hand them: the IPv4 sockets as they come, then the
+/// IPv6 ones, whose messages are kept undecoded (their bytes) until the
+/// walk ends, in `later` (emptied first; its room is the caller's to keep
+/// for the next dump). The kernel looks at each socket once, where a dump
+/// per family walks its tables twice and passes over the other family's
+/// sockets. Whether the kernel flagged the dump as interrupted.
+pub fn dump_both_in_turn<T: Transport, E: From<Error>>(
+    transport: &mut T,
+    ask: &Ask<'_>,
+    later: &mut Vec<u8>,
+    visit: &mut dyn FnMut(DiagSocket) -> std::result::Result<(), E>,
+) -> std::result::Result<bool, E> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let request = request::both_families_request(ask, 1);
+    later.clear();
+    let interrupted = dump_keeping(transport, &request, 1, &mut buf, visit, Some(later))?;
+    let mut at = 0;
+    for sl in 0u32.. {
+        let Some(len) = later.get(at..at + 4) else {
+            break;
+        };
+        let len = u32::from_ne_bytes(len.try_into().expect("4 bytes")) as usize;
+        let payload = View::new(&later[at + 4..at + 4 + len]);
+        let socket =
+            response::parse_message(payload, sl).map_err(|e| Error::Malformed(e.to_string()))?;
+        visit(socket)?;
+        at += 4 + len;
+    }
+    Ok(interrupted)
+}
+
 /// Send one dump request and hand each socket of its answer to `visit`;
 /// whether the kernel flagged the dump as interrupted.
 fn run_dump<T: Transport, E: From<Error>>(
@@ -139,6 +172,19 @@ fn run_dump<T: Transport, E: From<Error>>(
     seq: u32,
     buf: &mut [u8],
     visit: &mut dyn FnMut(DiagSocket) -> std::result::Result<(), E>,
+) -> std::result::Result<bool, E> {
+    dump_keeping(transport, request, seq, buf, visit, None)
+}
+
+/// [`run_dump`]; with `later`, each IPv6 socket's message is appended
+/// there (its length, then its bytes) instead of being decoded.
+fn dump_keeping<T: Transport, E: From<Error>>(
+    transport: &mut T,
+    request: &[u8],
+    seq: u32,
+    buf: &mut [u8],
+    visit: &mut dyn FnMut(DiagSocket) -> std::result::Result<(), E>,
+    mut later: Option<&mut Vec<u8>>,
 ) -> std::result::Result<bool, E> {
     let mut interrupted = false;
     {
@@ -188,6 +234,14 @@ fn run_dump<T: Transport, E: From<Error>>(
                         }
                     }
                     request::SOCK_DIAG_BY_FAMILY | request::TCPDIAG_GETSOCK => {
+                        let payload = message.payload.bytes();
+                        if let Some(later) = later.as_deref_mut() {
+                            if payload.first() == Some(&abi::AF_INET6) {
+                                later.extend_from_slice(&(payload.len() as u32).to_ne_bytes());
+                                later.extend_from_slice(payload);
+                                continue;
+                            }
+                        }
                         let socket = response::parse_message(message.payload, sl)
                             .map_err(|e| Error::Malformed(e.to_string()))?;
                         sl += 1;

@@ -99,6 +99,11 @@ pub struct Query {
     kernel_program: Option<Vec<u8>>,
     one_walk: bool,
     read_ahead: bool,
+    one_walk_all: bool,
+    /// The room a one walk keeps IPv6's messages in, kept by the query
+    /// (and its clones) for its next read: a poll does not fault in
+    /// megabytes of new pages each time.
+    ipv6_room: Arc<Mutex<Vec<u8>>>,
     held_ipv6: usize,
 }
 
@@ -145,6 +150,8 @@ impl Query {
             kernel_program: None,
             one_walk: true,
             read_ahead: true,
+            one_walk_all: false,
+            ipv6_room: Arc::default(),
             held_ipv6: Self::HELD_IPV6,
         }
     }
@@ -159,6 +166,18 @@ impl Query {
         /// off, one dump after the other on the caller's thread). The answer
         /// and its order are the same.
         fn read_ahead(on: bool) => read_ahead;
+
+        /// Whether a netlink read of every socket walks the kernel's tables
+        /// once for both families, on the caller's thread, instead of once
+        /// per family, each read ahead on a thread of its own (off by
+        /// default). The kernel then looks at each socket once and walks its
+        /// hash tables once, not twice, and no thread is woken per
+        /// datagram: less CPU for a read that ends later (BENCHMARKS.md).
+        /// For what reads the table again and again (record, watch, top,
+        /// serve). The IPv6 sockets' messages are kept, not decoded, until
+        /// the IPv4 ones are handed over: the answer and its order are the
+        /// same.
+        fn one_walk_all(on: bool) => one_walk_all;
 
         /// Whether netlink dumps carry the filter's kernel part as a program
         /// (the default; off, every socket is sent and filtered here: the same

@@ -108,6 +108,19 @@ impl Query {
                 Err(e) => return Err(e),
             }
         }
+        // Every socket of both families, for a caller that reads again and
+        // again: one walk of the kernel's tables, on this thread.
+        if program.is_none() && families.len() == 2 && self.one_walk_all {
+            match self.read_in_one_walk(&mut socket, filter, deliver, delivered) {
+                Ok(interrupted) => {
+                    how.interrupted |= interrupted;
+                    return Ok(how);
+                }
+                // The older request is refused: a dump per family.
+                Err(Stop::Lib(Error::Netlink { .. })) if *delivered == 0 => {}
+                Err(e) => return Err(e),
+            }
+        }
         // Every socket of both families: each family's dump is read ahead
         // on a thread of its own (the kernel walks its tables inside
         // recvmsg), while the sockets are decoded and handed over here.
@@ -188,6 +201,7 @@ impl Query {
         if self.is_captured()
             || self.source == Choice::Proc
             || !self.read_ahead
+            || self.one_walk_all
             || !both
             || filter.needs_facts()
         {
@@ -213,6 +227,57 @@ impl Query {
                 Some((family, prefetch))
             })
             .collect()
+    }
+
+    /// Every socket of both families from one walk of the kernel's tables
+    /// ([`diag::dump_both_in_turn`]): the IPv4 table, then the IPv6 one,
+    /// each announced before its sockets (also an empty one), as the
+    /// dumps per family deliver them.
+    fn read_in_one_walk<E>(
+        &self,
+        socket: &mut NetlinkSocket,
+        filter: &Expr,
+        deliver: &mut dyn FnMut(Raw<'_>) -> std::result::Result<(), Stop<E>>,
+        delivered: &mut u64,
+    ) -> std::result::Result<bool, Stop<E>> {
+        // The tables announced up to `family`'s: the IPv4 table before
+        // the IPv6 one, also when it is empty.
+        fn announce<E>(
+            family: Family,
+            table: &mut Option<Family>,
+            deliver: &mut dyn FnMut(Raw<'_>) -> std::result::Result<(), Stop<E>>,
+            delivered: &mut u64,
+        ) -> std::result::Result<(), Stop<E>> {
+            for t in [Family::Ipv4, Family::Ipv6] {
+                if *table >= Some(t) || t > family {
+                    continue;
+                }
+                *delivered += 1;
+                deliver(Raw::Table(t, Source::Netlink))?;
+                *table = Some(t);
+            }
+            Ok(())
+        }
+        let mut table: Option<Family> = None;
+        let ask = diag::Ask::new(self.extensions, filter.states());
+        // The room of the query's last read (a fresh one while another
+        // clone of the query reads).
+        let room = self.ipv6_room.try_lock().ok();
+        let mut later = room
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        let walked = diag::dump_both_in_turn(socket, &ask, &mut later, &mut |d| {
+            announce(d.socket.family, &mut table, deliver, delivered)?;
+            *delivered += 1;
+            deliver(Raw::Dumped(&mut Some(d)))
+        });
+        if let Ok(mut room) = self.ipv6_room.try_lock() {
+            later.clear();
+            *room = later;
+        }
+        let interrupted = walked?;
+        announce(Family::Ipv6, &mut table, deliver, delivered)?;
+        Ok(interrupted)
     }
 
     /// What the kernel is asked to do for a filter: the program it runs

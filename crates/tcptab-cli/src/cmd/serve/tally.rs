@@ -25,7 +25,10 @@ pub fn start(args: &ServeArgs) -> Result<Arc<Mutex<Tally>>> {
     let query = args
         .scope
         .query(Expr::All, Extensions::TCP_INFO, false)?
-        .workloads(args.per_workload);
+        .workloads(args.per_workload)
+        // Read again every interval: one walk of the kernel's tables
+        // for both families costs less than two.
+        .one_walk_all(true);
     let tally = Arc::new(Mutex::new(Tally::new(TallyOptions {
         per_namespace: args.scope.namespaces.all_netns,
         per_workload: args.per_workload,

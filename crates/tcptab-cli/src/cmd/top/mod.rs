@@ -50,7 +50,10 @@ pub fn run(args: &TopArgs) -> Result<()> {
     let query = args
         .select
         .query(Extensions::TCP_INFO, owners)?
-        .workloads(args.workload);
+        .workloads(args.workload)
+        // Read again every interval: one walk of the kernel's tables
+        // for both families costs less than two.
+        .one_walk_all(true);
     let mut looker = Looker::new(&query, args);
     let first = looker.look()?;
     if args.format == TopFormat::Jsonl {
