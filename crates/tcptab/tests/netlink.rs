@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use tcptab::diag;
 use tcptab::diag::response::parse_message;
 use tcptab::diag::wire::View;
-use tcptab::diag;
 use tcptab::procnet::{ProcRoot, ReadOptions};
 use tcptab::DiagSocket;
 use tcptab::TcpInfo;
