@@ -156,7 +156,15 @@ impl Clone for EntryBuf {
 impl EntryBuf {
     /// `socket` read from `source`, with nothing else known.
     pub fn new(socket: Socket, source: Source) -> EntryBuf {
-        Entry::new(&socket, source).to_buf()
+        EntryBuf {
+            socket,
+            diag: None,
+            source,
+            namespace: None,
+            owners: None,
+            workload: None,
+            peer_pod: None,
+        }
     }
 
     /// A socket of a netlink dump or destroy notification.

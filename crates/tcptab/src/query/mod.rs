@@ -398,14 +398,17 @@ impl Query {
                 Raw::Table(..) | Raw::Dumped(None) => return Ok(()),
                 Raw::Dumped(slot) => {
                     let d = slot.take().expect("a dumped socket in its slot");
-                    let owners = owners(&d.socket);
-                    let workload = looks.workload(&d.socket, Some(&d.diag));
-                    let peer = looks.peer(&d.socket).cloned();
-                    EntryBuf::dumped(d)
-                        .with_namespace(shared)
-                        .with_owners(owners)
-                        .with_workload(workload)
-                        .with_peer_pod(peer)
+                    // Made where it is kept (a socket is 312 bytes: each
+                    // builder step would copy it, on every socket of a poll).
+                    EntryBuf {
+                        owners: owners(&d.socket),
+                        workload: looks.workload(&d.socket, Some(&d.diag)),
+                        peer_pod: looks.peer(&d.socket).cloned(),
+                        socket: d.socket,
+                        diag: Some(d.diag),
+                        source: Source::Netlink,
+                        namespace: shared,
+                    }
                 }
                 Raw::Read(s) => EntryBuf::new(*s, Source::Proc)
                     .with_namespace(shared)
