@@ -31,6 +31,14 @@ use std::path::{Path, PathBuf};
 pub use columns::{lived, Columns, Lived, RowError, COLUMN_NAMES};
 #[cfg(feature = "fleet")]
 pub(crate) use columns::{set_state, states_during};
+
+/// The history's maps and sets, keyed by ids and names of its own (the
+/// tracker's connection ids, the file's row ids, cgroup paths): hashed
+/// fast (foldhash, seeded per map), not against attackers. They are
+/// looked up for every event a transaction writes and every row a batch
+/// ships.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 pub use outbox::{Batch, Feed, Outbox, Waiting};
 pub use read::{Gap, Poll, Reader, Span, Window};
 pub use session::{PollOutcome, PollRecord};

@@ -3,7 +3,7 @@
 //! row with what it could not see; what a poll brings ([`PollRecord`]) and
 //! what it recorded ([`PollOutcome`]).
 
-use std::collections::{HashMap, HashSet};
+use super::{HashMap, HashSet};
 
 use rusqlite::{params, Transaction};
 
@@ -372,7 +372,7 @@ impl Session<'_> {
 /// The connections that open within `events`: by the tracker's id, the
 /// places of their opening and of their last event.
 fn opened_within(events: &[Event]) -> HashMap<u64, (usize, usize)> {
-    let mut runs: HashMap<u64, (usize, usize)> = HashMap::new();
+    let mut runs: HashMap<u64, (usize, usize)> = HashMap::default();
     for (i, e) in events.iter().enumerate() {
         match e.change {
             Change::Opened => {

@@ -10,13 +10,10 @@
 //! (LEB128) and its bytes, a `Nullable` as one byte (1: NULL) then the
 //! value unless NULL, an `Array` as its length then its items.
 
-use std::collections::HashMap as StdMap;
-
 use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, Transaction};
 
-/// A batch's values by row id, hashed fast (the ids are the file's own).
-type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
+use super::HashMap;
 
 /// A column's type in the store, as the rows are written in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! ([`crate::track`]) says happened, one transaction per poll: a row per
 //! connection opened, its changes, its end, and the poll's own row.
 
-use std::collections::{HashMap, HashSet};
+use super::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -165,10 +165,10 @@ impl Writer {
             _lock: lock,
             boot,
             own_netns,
-            namespaces: HashMap::new(),
-            rows: HashMap::new(),
-            workloads: HashMap::new(),
-            pinned: HashSet::new(),
+            namespaces: HashMap::default(),
+            rows: HashMap::default(),
+            workloads: HashMap::default(),
+            pinned: HashSet::default(),
             polls: 0,
             seq,
             teller: None,

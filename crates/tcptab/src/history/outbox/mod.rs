@@ -20,7 +20,6 @@
 //! `meta.ship_polls`, the last poll id acknowledged. A row the retention
 //! window deletes before it was shipped is counted in `meta.ship_dropped`.
 
-use std::collections::{HashMap as StdMap, HashSet as StdSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -32,10 +31,7 @@ mod above;
 mod kept;
 mod read;
 
-/// The maps of a batch, keyed by row ids: hashed fast (foldhash), not
-/// against attackers (the ids are the file's own).
-type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
-type HashSet<K> = StdSet<K, foldhash::fast::RandomState>;
+use super::{HashMap, HashSet};
 
 pub use above::Feed;
 pub(in crate::history) use above::{feed, Teller};
