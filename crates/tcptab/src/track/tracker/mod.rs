@@ -96,8 +96,8 @@ struct Tracked {
     over_threshold: bool,
 }
 
-/// The hasher of the tracker's maps of connections, looked up for every
-/// socket of every poll: foldhash's (seeded per map), not SipHash, which
+/// The hasher of the tracker's maps, looked up for every socket of every
+/// poll or every notification: foldhash's (seeded per map), not SipHash, which
 /// was a tenth of a quiet poll's time in the recorder.
 type Fast = foldhash::fast::RandomState;
 pub(super) type Map<K, V> = HashMap<K, V, Fast>;
@@ -139,14 +139,14 @@ pub struct Tracker {
     ended: Ended,
     generation: u64,
     last_poll_at: Option<i64>,
-    namespaces: HashMap<u64, Arc<Namespace>>,
+    namespaces: Map<u64, Arc<Namespace>>,
     /// Namespaces whose destroy notifications come to the tracker.
-    notified: HashSet<u64>,
+    notified: HashSet<u64, Fast>,
     /// The listeners of the last poll, by namespace and port: their
     /// address and workload. A socket a listener accepted has the
     /// listener's cgroup (the kernel copies it), which a destroy
     /// notification does not carry.
-    listeners: HashMap<(u64, u16), Vec<ListenerWorkload>>,
+    listeners: Map<(u64, u16), Vec<ListenerWorkload>>,
 }
 
 /// How many ended connections' keys are remembered.
