@@ -156,15 +156,7 @@ impl Clone for EntryBuf {
 impl EntryBuf {
     /// `socket` read from `source`, with nothing else known.
     pub fn new(socket: Socket, source: Source) -> EntryBuf {
-        EntryBuf {
-            socket,
-            diag: None,
-            source,
-            namespace: None,
-            owners: None,
-            workload: None,
-            peer_pod: None,
-        }
+        Entry::new(&socket, source).to_buf()
     }
 
     /// A socket of a netlink dump or destroy notification.
