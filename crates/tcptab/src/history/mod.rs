@@ -31,6 +31,11 @@ use std::path::{Path, PathBuf};
 pub use columns::{lived, Columns, Lived, RowError, COLUMN_NAMES};
 #[cfg(feature = "fleet")]
 pub(crate) use columns::{set_state, states_during};
+pub use outbox::{Batch, Feed, Outbox, Waiting};
+pub use read::{Gap, Poll, Reader, Span, Window};
+pub use session::{PollOutcome, PollRecord};
+pub use shipped::{table_columns, Type, WORKLOAD_COLUMNS};
+pub use write::Writer;
 
 /// The history's maps and sets, keyed by ids and names of its own (the
 /// tracker's connection ids, the file's row ids, cgroup paths): hashed
@@ -39,11 +44,6 @@ pub(crate) use columns::{set_state, states_during};
 /// ships.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
-pub use outbox::{Batch, Feed, Outbox, Waiting};
-pub use read::{Gap, Poll, Reader, Span, Window};
-pub use session::{PollOutcome, PollRecord};
-pub use shipped::{table_columns, Type, WORKLOAD_COLUMNS};
-pub use write::Writer;
 
 /// The database's `application_id` (`PRAGMA application_id`): "tcpt".
 pub const APPLICATION_ID: i32 = 0x7463_7074;

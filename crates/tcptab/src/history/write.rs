@@ -115,8 +115,8 @@ impl Writer {
         // MiB of rows a minute at 1,000 notifications a second) a smaller
         // cache has let go, to read it again and spill the transaction's
         // pages to the WAL before its commit. A checkpoint every 8,192
-        // pages of WAL (32 MiB, SQLite's default is 1,000) rather than
-        // every 20 s or so: a page changed by an insert and by that close
+        // pages of WAL (32 MiB, SQLite's default is 1,000), not every 20 s or
+        // so under that churn: a page changed by an insert and by that close
         // a minute later is then mostly copied into the file once.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
