@@ -130,7 +130,7 @@ pub mod workload;
 
 pub use error::{Error, Field, LineError, ParseErrorKind, Result};
 pub use model::{
-    canonical, Congestion, Diag, DiagSocket, Entry, EntryBuf, Family, Host, Key, MemInfo,
+    canonical, Congestion, Diag, DiagSocket, Entry, EntryBuf, Family, Host, IpText, Key, MemInfo,
     Namespace, Owner, Owners, Ownership, Pointer, PointerKind, RowKind, Socket, Source, Ssthresh,
     State, StateSet, TcpInfo, Ticks, Timer, TimerKind, UnknownState, Workload, USER_HZ,
 };

@@ -51,7 +51,7 @@ pub(super) fn write_endpoint(
     match addr.ip() {
         ip if ip.is_unspecified() && (dual_stack && ip.is_ipv6()) => f.write_str("*")?,
         std::net::IpAddr::V6(ip) => write!(f, "[{ip}]")?,
-        std::net::IpAddr::V4(ip) => f.write_str(ipv4(ip, &mut [0; 15]))?,
+        ip => f.write_str(tcptab::IpText::new(ip).as_str())?,
     }
     if let Some(name) = interface {
         write!(f, "%{name}")?;
@@ -65,29 +65,6 @@ pub(super) fn write_endpoint(
             f.write_str(itoa::Buffer::new().format(port))
         }
     }
-}
-
-/// An IPv4 address in dotted decimal, written into `buf` (the table writes
-/// two a row: this skips the formatter's padding machinery).
-fn ipv4(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
-    let mut n = 0;
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            buf[n] = b'.';
-            n += 1;
-        }
-        if octet >= 100 {
-            buf[n] = b'0' + octet / 100;
-            n += 1;
-        }
-        if octet >= 10 {
-            buf[n] = b'0' + octet / 10 % 10;
-            n += 1;
-        }
-        buf[n] = b'0' + octet % 10;
-        n += 1;
-    }
-    std::str::from_utf8(&buf[..n]).unwrap_or("?")
 }
 
 /// The owners cell: `nginx(pid=12,fd=3),nginx(pid=13,fd=3)`; `-` when no
@@ -262,7 +239,6 @@ impl std::fmt::Display for MemoryCell<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::ipv4;
 
     #[test]
     fn milliseconds_are_written_as_an_f64_of_them_prints() {
@@ -283,20 +259,6 @@ mod tests {
             let mut out = String::new();
             super::milliseconds(&mut out, us);
             assert_eq!(out, (us as f64 / 1000.0).to_string(), "{us}");
-        }
-    }
-
-    #[test]
-    fn ipv4_is_written_as_std_writes_it() {
-        for ip in [
-            "0.0.0.0",
-            "255.255.255.255",
-            "10.0.0.5",
-            "192.168.100.9",
-            "1.20.3.40",
-        ] {
-            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
-            assert_eq!(ipv4(ip, &mut [0; 15]), ip.to_string());
         }
     }
 }

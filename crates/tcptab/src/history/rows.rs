@@ -2,10 +2,10 @@
 //! its changes, its close, its owners; namespaces; and what the retention
 //! window deletes.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, CachedStatement, OptionalExtension, Transaction};
 
 use super::{ceil_s, codes, floor_s, OPEN_END, SHORT_MS};
-use crate::model::{Owners, State, Workload};
+use crate::model::{IpText, Owners, State, Workload};
 use crate::track::{Conn, End};
 
 /// The rows one transaction added: their ids and first sightings, which
@@ -52,6 +52,41 @@ impl Span {
     }
 }
 
+/// The statements a transaction runs once a connection (its insert, its
+/// close, a change of its state), taken from the connection's cache once
+/// a transaction rather than once a row: the cache finds a statement by
+/// hashing its text, which for the insert's 700 bytes cost about as much
+/// as binding its values.
+pub(super) struct Hot<'t> {
+    pub(super) tx: &'t Transaction<'t>,
+    insert: Option<CachedStatement<'t>>,
+    close: Option<CachedStatement<'t>>,
+    state_change: Option<CachedStatement<'t>>,
+}
+
+impl<'t> Hot<'t> {
+    pub(super) fn new(tx: &'t Transaction<'t>) -> Hot<'t> {
+        Hot {
+            tx,
+            insert: None,
+            close: None,
+            state_change: None,
+        }
+    }
+}
+
+/// The statement in `slot`, prepared (from the cache) the first time.
+fn held<'s, 't>(
+    tx: &'t Transaction<'t>,
+    slot: &'s mut Option<CachedStatement<'t>>,
+    sql: &str,
+) -> rusqlite::Result<&'s mut CachedStatement<'t>> {
+    if slot.is_none() {
+        *slot = Some(tx.prepare_cached(sql)?);
+    }
+    Ok(slot.as_mut().expect("prepared above"))
+}
+
 /// Time to the timer's expiry in ms: netlink's own, else /proc's ticks.
 fn timer_ms(conn: &Conn) -> i64 {
     let e = &conn.entry;
@@ -95,7 +130,7 @@ pub(super) struct Ending<'a> {
 /// the row is the one a [`close`] after it would leave too (the
 /// tracker's counters and last sighting only grow).
 pub(super) fn insert(
-    tx: &Transaction<'_>,
+    hot: &mut Hot<'_>,
     (boot, netns, workload): (i64, i64, Option<i64>),
     (first, now, end): (&Conn, &Conn, Option<Ending<'_>>),
     seq: Option<i64>,
@@ -113,7 +148,10 @@ pub(super) fn insert(
     };
     // What `update` keeps when the later sighting has none.
     let cookie = |d: Option<&crate::model::Diag>| d.map(|d| d.cookie as i64).filter(|&c| c != 0);
-    tx.prepare_cached(
+    let tx = hot.tx;
+    held(
+        tx,
+        &mut hot.insert,
         "INSERT INTO connection_rows (boot, netns, cookie, first_seen, last_seen, first_state, family, kind, state,
              local_address, local_port, remote_address, remote_port, tx_queue, rx_queue, timer, timer_ms,
              retransmits, uid, probes, inode, source, interface, backlog_limit, congestion_algorithm,
@@ -132,9 +170,9 @@ pub(super) fn insert(
         codes::family(s0.family),
         codes::kind(s.kind),
         s.state.code(),
-        s.local.ip().to_string(),
+        IpText::new(s.local.ip()).as_str(),
         s.local.port(),
-        s.remote.ip().to_string(),
+        IpText::new(s.remote.ip()).as_str(),
         s.remote.port(),
         s.tx_queue,
         s.rx_queue,
@@ -272,9 +310,9 @@ pub(super) fn update(
         // The ends as a poll found them: a connection first known by its
         // notification may have had its local port released already (the
         // kernel then reports port 0).
-        s.local.ip().to_string(),
+        IpText::new(s.local.ip()).as_str(),
         s.local.port(),
-        s.remote.ip().to_string(),
+        IpText::new(s.remote.ip()).as_str(),
         s.remote.port(),
         seq,
     ])?;
@@ -299,12 +337,14 @@ pub(super) fn update_counters(
 }
 
 pub(super) fn state_change(
-    tx: &Transaction<'_>,
+    hot: &mut Hot<'_>,
     id: i64,
     at: i64,
     state: State,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+    held(
+        hot.tx,
+        &mut hot.state_change,
         "INSERT OR REPLACE INTO state_change_rows (connection, at, state) VALUES (?1, ?2, ?3)",
     )?
     .execute(params![id, at, state.code()])?;
@@ -316,7 +356,7 @@ pub(super) fn state_change(
 /// sighting (the clock can be set back). One that lived long goes into
 /// the lifetime index; one indexed already ends there.
 pub(super) fn close(
-    tx: &Transaction<'_>,
+    hot: &mut Hot<'_>,
     id: i64,
     (at, by): (i64, End),
     (first_seen, last_seen): (i64, i64),
@@ -340,8 +380,9 @@ pub(super) fn close(
         closed_at: at.max(first_seen).max(last_seen),
         closed_by,
     };
+    let tx = hot.tx;
     if !indexed && at.max(last_seen) - first_seen <= SHORT_MS / 2 {
-        tx.prepare_cached(CLOSE)?.execute(values)?;
+        held(tx, &mut hot.close, CLOSE)?.execute(values)?;
         return Ok(closed);
     }
     let row: Option<(i64, i64)> = tx

@@ -132,6 +132,8 @@ impl Session<'_> {
         out: &mut PollOutcome,
         changed: &mut Vec<i64>,
     ) -> rusqlite::Result<()> {
+        let mut hot = rows::Hot::new(tx);
+        let hot = &mut hot;
         let runs = opened_within(events);
         // Connections that end here: their close writes their last
         // sighting ([`rows::close`]).
@@ -143,12 +145,12 @@ impl Session<'_> {
         for (i, event) in events.iter().enumerate() {
             match runs.get(&event.conn.id) {
                 Some(&(opened, last)) if i == opened => {
-                    changed.push(self.open(tx, event, &events[last], out)?);
+                    changed.push(self.open(hot, event, &events[last], out)?);
                 }
-                Some(_) => self.within(tx, event, out)?,
+                Some(_) => self.within(hot, event, out)?,
                 None => {
                     let ends = ending.contains(&event.conn.id);
-                    changed.extend(self.apply(tx, event, ends, out)?);
+                    changed.extend(self.apply(hot, event, ends, out)?);
                 }
             }
         }
@@ -160,11 +162,12 @@ impl Session<'_> {
     /// is); its id.
     fn open(
         &mut self,
-        tx: &Transaction<'_>,
+        hot: &mut rows::Hot<'_>,
         event: &Event,
         last: &Event,
         out: &mut PollOutcome,
     ) -> rusqlite::Result<i64> {
+        let tx = hot.tx;
         let conn = &event.conn;
         let ns = self.namespace_id(tx, conn.entry.namespace.as_deref(), event.at)?;
         // The workload goes into the row as it is made.
@@ -178,7 +181,7 @@ impl Session<'_> {
             _ => None,
         };
         let ids = (self.boot, ns, workload);
-        let (id, indexed) = rows::insert(tx, ids, (conn, &last.conn, ending), self.seq)?;
+        let (id, indexed) = rows::insert(hot, ids, (conn, &last.conn, ending), self.seq)?;
         self.span = Some(rows::Span::add(self.span, id, conn.first_seen));
         let now = &last.conn;
         let mut row = Row {
@@ -200,17 +203,18 @@ impl Session<'_> {
     /// of its own (a change of state, owners seen then), and the counts.
     fn within(
         &mut self,
-        tx: &Transaction<'_>,
+        hot: &mut rows::Hot<'_>,
         event: &Event,
         out: &mut PollOutcome,
     ) -> rusqlite::Result<()> {
+        let tx = hot.tx;
         let conn = &event.conn;
         let Some(row) = self.rows.get_mut(&conn.id) else {
             return Ok(());
         };
         match event.change {
             Change::StateChanged { .. } => {
-                rows::state_change(tx, row.id, event.at, conn.entry.socket.state)?;
+                rows::state_change(hot, row.id, event.at, conn.entry.socket.state)?;
                 rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
             }
             Change::Updated => rows::owners(tx, row.id, conn, event.at, &mut row.owners)?,
@@ -228,14 +232,15 @@ impl Session<'_> {
     /// same transaction): the row it changed.
     fn apply(
         &mut self,
-        tx: &Transaction<'_>,
+        hot: &mut rows::Hot<'_>,
         event: &Event,
         ends: bool,
         out: &mut PollOutcome,
     ) -> rusqlite::Result<Option<i64>> {
+        let tx = hot.tx;
         let conn = &event.conn;
         if event.change == Change::Opened {
-            return self.open(tx, event, event, out).map(Some);
+            return self.open(hot, event, event, out).map(Some);
         }
         let Some(row) = self.rows.get_mut(&conn.id) else {
             return Ok(None);
@@ -250,7 +255,7 @@ impl Session<'_> {
                 }
                 rows::update(tx, row.id, conn, self.seq)?;
                 row.written = Some(written(conn));
-                rows::state_change(tx, row.id, event.at, conn.entry.socket.state)?;
+                rows::state_change(hot, row.id, event.at, conn.entry.socket.state)?;
                 rows::owners(tx, row.id, conn, event.at, &mut row.owners)?;
                 workload(tx, self.workloads, row, conn)?;
             }
@@ -280,7 +285,7 @@ impl Session<'_> {
                     write_counters(tx, row, conn, self.seq)?;
                 }
                 let closed = rows::close(
-                    tx,
+                    hot,
                     row.id,
                     (event.at, by),
                     (conn.first_seen, conn.last_seen),

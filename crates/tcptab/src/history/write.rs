@@ -448,9 +448,10 @@ fn close_earlier_boots(
         let rows = stmt.query_map([boot], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    let mut hot = rows::Hot::new(tx);
     for &(id, first_seen, last_seen) in &ended {
         rows::close(
-            tx,
+            &mut hot,
             id,
             (last_seen, End::Reboot),
             (first_seen, last_seen),

@@ -36,8 +36,8 @@ pub use host::Host;
 pub use netns::Namespace;
 pub use owners::{Owner, Owners, Ownership};
 pub use socket::{
-    canonical, Congestion, Family, Pointer, PointerKind, RowKind, Socket, Ssthresh, Ticks, Timer,
-    TimerKind, USER_HZ,
+    canonical, Congestion, Family, IpText, Pointer, PointerKind, RowKind, Socket, Ssthresh, Ticks,
+    Timer, TimerKind, USER_HZ,
 };
 pub use state::{State, StateSet, UnknownState};
 pub use workload::Workload;

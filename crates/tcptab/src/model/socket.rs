@@ -443,9 +443,90 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// An address's text as `Display` writes it, made on the stack: the
+/// history writes two a row and the table two a line, where a `String`
+/// each (and the formatter's padding machinery, for IPv4) is most of the
+/// cost.
+#[derive(Clone, Copy)]
+pub struct IpText {
+    buf: [u8; 45],
+    len: u8,
+}
+
+impl IpText {
+    pub fn new(ip: IpAddr) -> IpText {
+        let mut text = IpText {
+            buf: [0; 45],
+            len: 0,
+        };
+        match ip {
+            IpAddr::V4(ip) => {
+                let mut n = 0;
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.buf[n] = b'.';
+                        n += 1;
+                    }
+                    if octet >= 100 {
+                        text.buf[n] = b'0' + octet / 100;
+                        n += 1;
+                    }
+                    if octet >= 10 {
+                        text.buf[n] = b'0' + octet / 10 % 10;
+                        n += 1;
+                    }
+                    text.buf[n] = b'0' + octet % 10;
+                    n += 1;
+                }
+                text.len = n as u8;
+            }
+            IpAddr::V6(ip) => {
+                use std::io::Write;
+                let mut rest = &mut text.buf[..];
+                // At most 45 bytes (`ffff:...:255.255.255.255`).
+                let _ = write!(rest, "{ip}");
+                let left = rest.len();
+                text.len = (45 - left) as u8;
+            }
+        }
+        text
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("?")
+    }
+}
+
+impl fmt::Debug for IpText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_text_is_what_display_writes() {
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.0.5",
+            "192.168.100.9",
+            "1.20.3.40",
+            "::",
+            "::1",
+            "fe80::1",
+            "2001:db8:85a3:8d3:1319:8a2e:370:7348",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
+            "1:2:3:4:5:6:255.255.255.255",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::new(ip).as_str(), ip.to_string());
+        }
+    }
 
     #[test]
     fn ssthresh_column_meanings() {
