@@ -303,16 +303,23 @@ pub fn destroy<T: Transport>(
 /// with [`NetlinkSocket::subscribe_destroy`]).
 pub fn destroyed(datagram: &[u8]) -> Result<Vec<DiagSocket>> {
     let mut out = Vec::new();
+    destroyed_each(datagram, &mut |socket| out.push(socket))?;
+    Ok(out)
+}
+
+/// [`destroyed`], each socket handed to `each` as it is decoded (a
+/// datagram carries one: no list made for it).
+pub fn destroyed_each(datagram: &[u8], each: &mut dyn FnMut(DiagSocket)) -> Result<()> {
     for message in messages(View::new(datagram)) {
         let message = message.map_err(|e| Error::Malformed(e.to_string()))?;
         if message.kind == request::SOCK_DIAG_BY_FAMILY {
-            out.push(
+            each(
                 response::parse_message(message.payload, 0)
                     .map_err(|e| Error::Malformed(e.to_string()))?,
             );
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Which source to read (the query engine uses each as the query asks).

@@ -161,9 +161,15 @@ impl EntryBuf {
 
     /// A socket of a netlink dump or destroy notification.
     pub fn dumped(d: DiagSocket) -> EntryBuf {
+        // Made in place: each notification's socket comes through here.
         EntryBuf {
+            socket: d.socket,
             diag: Some(d.diag),
-            ..EntryBuf::new(d.socket, Source::Netlink)
+            source: Source::Netlink,
+            namespace: None,
+            owners: None,
+            workload: None,
+            peer_pod: None,
         }
     }
 

@@ -197,16 +197,17 @@ impl Notifier {
         };
         let mut start = 0;
         for (end, at) in ends {
-            // A datagram the kernel did not make as documented is passed
-            // over: no connection can be told from it.
-            if let Ok(sockets) = diag::destroyed(&bytes[start..end]) {
-                self.decoded
-                    .extend(sockets.into_iter().map(|socket| Notice::Closed {
-                        netns,
-                        at,
-                        socket: Box::new(socket),
-                    }));
-            }
+            // A message the kernel did not make as documented ends its
+            // datagram (one, as the kernel sends them): no connection
+            // can be told from it.
+            let decoded = &mut self.decoded;
+            let _ = diag::destroyed_each(&bytes[start..end], &mut |socket| {
+                decoded.push_back(Notice::Closed {
+                    netns,
+                    at,
+                    socket: Box::new(socket),
+                })
+            });
             start = end;
         }
     }

@@ -116,9 +116,11 @@ impl Tracker {
         let namespace = self.namespace(ends.netns);
         // Opened and closed between two polls: seen only now.
         let id = self.conns.next_id();
-        let entry = EntryBuf::dumped(d)
-            .with_namespace(namespace)
-            .with_workload(workload);
+        let entry = EntryBuf {
+            namespace,
+            workload,
+            ..EntryBuf::dumped(d)
+        };
         let mut counters = Counters::default();
         if let Some(info) = entry.diag.as_ref().and_then(|d| d.tcp_info.as_deref()) {
             counters.add(info);
