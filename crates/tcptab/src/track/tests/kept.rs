@@ -167,3 +167,108 @@ fn a_time_wait_seen_again_takes_its_timer_and_tells_nothing() {
     );
     assert_eq!(ended.conn.entry.owners, Some(owner));
 }
+
+/// A poll as a recorder reads it ([`crate::Query::snapshot_passing`]):
+/// each TIME_WAIT the tracker knows as it is, but for its timer, listed
+/// in `again`, not held.
+fn passing(t: &Tracker, sockets: Vec<EntryBuf>) -> Snapshot {
+    let mut snapshot = Snapshot::of(Vec::new());
+    for buf in sockets {
+        let netns = buf.namespace.as_ref().map_or(0, |n| n.inode);
+        let known = buf.socket.kind == RowKind::TimeWait
+            && buf.diag.as_ref().is_some_and(|diag| {
+                let d = DiagSocket {
+                    socket: buf.socket,
+                    diag: diag.clone(),
+                };
+                t.knows_time_wait(netns, &d, buf.owners.as_ref(), buf.peer_pod.as_ref())
+            });
+        match (known, buf.diag.as_ref()) {
+            (true, Some(d)) => snapshot.again.push(crate::query::TimeWaitAgain {
+                netns,
+                cookie: d.cookie,
+                timer: buf.socket.timer,
+                timer_ms: d.timer_ms,
+            }),
+            _ => snapshot.sockets.push(buf),
+        }
+    }
+    snapshot
+}
+
+/// A tracker told a poll's TIME_WAITs found again as `again` entries
+/// says what one given them as sockets says, event for event and
+/// connection for connection: a TIME_WAIT seen again as it was, one whose
+/// state moved (FIN_WAIT2 to TIME_WAIT), one whose socket another took
+/// (the same cookie, other owners), one first seen by a poll, and their
+/// ends by their timers.
+#[test]
+fn time_waits_found_again_are_told_as_sockets_would_be() {
+    let owner = |pid: u32| {
+        Some(Owners::Owned(
+            vec![Owner {
+                pid,
+                command: "client".into(),
+                fd: 3,
+            }]
+            .into(),
+        ))
+    };
+    let tw = |port: u16, state: State, cookie: u64, timer_ms: u32| {
+        let mut d = dumped(port, State::TimeWait, cookie);
+        d.socket.state = state;
+        d.diag.timer_ms = timer_ms;
+        EntryBuf::dumped(d).with_owners(Some(Owners::NoProcess))
+    };
+    let live = |port: u16, cookie: u64| {
+        EntryBuf::dumped(dumped(port, State::Established, cookie)).with_owners(owner(4242))
+    };
+    let polls: Vec<(i64, Vec<EntryBuf>)> = vec![
+        (T, vec![live(40001, 1), live(40002, 2)]),
+        (
+            T + 5_000,
+            vec![
+                tw(40001, State::TimeWait, 1, 60_000),
+                tw(40002, State::FinWait2, 2, 60_000),
+                tw(40003, State::TimeWait, 3, 58_000),
+            ],
+        ),
+        (
+            T + 10_000,
+            vec![
+                tw(40001, State::TimeWait, 1, 55_000),
+                tw(40002, State::TimeWait, 2, 59_000),
+                tw(40003, State::TimeWait, 3, 53_000).with_owners(owner(7)),
+            ],
+        ),
+        (
+            T + 15_000,
+            vec![
+                tw(40001, State::TimeWait, 1, 50_000),
+                tw(40002, State::TimeWait, 2, 54_000),
+                tw(40003, State::TimeWait, 3, 48_000).with_owners(owner(7)),
+            ],
+        ),
+        (T + 20_000, vec![tw(40002, State::TimeWait, 2, 45_000)]),
+        (T + 80_000, vec![]),
+    ];
+    let (mut full, mut told_full) = tracker();
+    let (mut fast, mut told_fast) = tracker();
+    let mut again = 0;
+    for (at, sockets) in polls {
+        full.polled(&Snapshot::of(sockets.clone()), at, &mut told_full);
+        let snapshot = passing(&fast, sockets);
+        again += snapshot.again.len();
+        fast.polled(&snapshot, at, &mut told_fast);
+    }
+    // Found again: 40001 and 40002 twice each (40002 not when its state
+    // moved); 40003 never (a TIME_WAIT told with a process is looked at).
+    assert_eq!(again, 4);
+    assert_eq!(told_fast, told_full);
+    // 40002 ends when its last timer said (the timer found again taken).
+    assert!(told_fast
+        .iter()
+        .any(|e| e.change == Change::Ended { by: End::Expired } && e.at == T + 65_000));
+    let conns = |t: &Tracker| t.conns().cloned().collect::<Vec<_>>();
+    assert_eq!(conns(&fast), conns(&full));
+}

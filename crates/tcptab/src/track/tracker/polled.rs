@@ -9,8 +9,12 @@ use super::{
     best_owners, emit, ends, fingerprint, released, remove_if_is, timer_ms, Ends, Phase, Tracked,
     Tracker, ENDS_POLLS,
 };
-use crate::model::{canonical, EntryBuf, Owners, RowKind, State};
-use crate::query::Snapshot;
+use std::sync::Arc;
+
+use crate::model::{
+    canonical, Diag, DiagSocket, EntryBuf, Key, Owners, RowKind, Socket, Source, State,
+};
+use crate::query::{Snapshot, TimeWaitAgain};
 use crate::track::{Change, Conn, Counters, End, Event};
 
 impl Tracker {
@@ -51,6 +55,17 @@ impl Tracker {
                 // seen again.
                 Some(id) => self.look(id, buf, at, false, out),
                 None => unmatched.push(i),
+            }
+        }
+        for again in &snapshot.again {
+            let key = Key::Cookie {
+                netns: again.netns,
+                cookie: again.cookie,
+            };
+            // Gone since the reading (a notification before the poll's
+            // moment ended it): the next poll finds its socket in full.
+            if let Some(id) = self.by_key.find_in_order(&key, &mut in_order) {
+                self.timer_moved(id, again, at);
             }
         }
         self.by_key.polled(in_order);
@@ -217,7 +232,7 @@ impl Tracker {
         t.missing_since = None;
         t.conn.last_seen = t.conn.last_seen.max(at);
         t.conn.seen_by_poll = true;
-        if t.phase == Phase::TimeWait && same_time_wait(&t.conn.entry, buf) {
+        if t.phase == Phase::TimeWait && same_time_wait(&t.conn.entry, &Look::of(buf)) {
             // Only its timer moved: nothing to merge, compare or tell (a
             // churn's TIME_WAITs are most of what a poll lists again).
             t.expires = Some(at + timer_ms(&entry));
@@ -263,6 +278,54 @@ impl Tracker {
         t.over_threshold = over;
     }
 
+    /// Whether the TIME_WAIT `d` of namespace `netns`, with the owners and
+    /// the peer a poll gives it, is a connection held as it is but for its
+    /// timer: then the poll need not make it into a socket, only tell its
+    /// timer ([`crate::Query::snapshot_passing`], [`Snapshot::again`]).
+    pub fn knows_time_wait(
+        &self,
+        netns: u64,
+        d: &DiagSocket,
+        owners: Option<&Owners>,
+        peer_pod: Option<&Arc<str>>,
+    ) -> bool {
+        let key = Key::of(netns, &d.socket, Some(&d.diag));
+        let Some(t) = self.by_key.get(&key).and_then(|id| self.conns.get(id)) else {
+            return false;
+        };
+        let now = Look {
+            socket: &d.socket,
+            diag: Some(&d.diag),
+            owners,
+            workload: false,
+            source: Source::Netlink,
+            peer_pod,
+            netns: Some(netns).filter(|&n| n != 0),
+        };
+        matches!(key, Key::Cookie { .. })
+            && t.phase == Phase::TimeWait
+            && same_time_wait(&t.conn.entry, &now)
+    }
+
+    /// A TIME_WAIT the poll found again as it was ([`Tracker::knows_time_wait`]):
+    /// seen, its timer taken (as [`Tracker::look`] takes it).
+    fn timer_moved(&mut self, id: u64, again: &TimeWaitAgain, at: i64) {
+        let generation = self.generation;
+        let Some(t) = self.conns.get_mut(&id) else { return };
+        if t.seen_poll == generation || t.phase != Phase::TimeWait {
+            return;
+        }
+        t.seen_poll = generation;
+        t.missing_since = None;
+        t.conn.last_seen = t.conn.last_seen.max(at);
+        t.conn.seen_by_poll = true;
+        t.expires = Some(at + i64::from(again.timer_ms));
+        t.conn.entry.socket.timer = again.timer;
+        if let Some(d) = t.conn.entry.diag.as_mut() {
+            d.timer_ms = again.timer_ms;
+        }
+    }
+
     /// A connection this poll did not find.
     fn vanished(&mut self, id: u64, at: i64, gap: bool, out: &mut Vec<Event>) {
         let notified = self.notified.contains(&self.conns[&id].conn.entry.netns());
@@ -292,29 +355,56 @@ impl Tracker {
     }
 }
 
+/// What a poll gives of a socket, as [`same_time_wait`] compares it: a
+/// socket held ([`Look::of`]), or one the reading asks about before it
+/// makes it ([`Tracker::knows_time_wait`]).
+struct Look<'a> {
+    socket: &'a Socket,
+    diag: Option<&'a Diag>,
+    owners: Option<&'a Owners>,
+    workload: bool,
+    source: Source,
+    peer_pod: Option<&'a Arc<str>>,
+    netns: Option<u64>,
+}
+
+impl<'a> Look<'a> {
+    fn of(buf: &'a EntryBuf) -> Look<'a> {
+        Look {
+            socket: &buf.socket,
+            diag: buf.diag.as_ref(),
+            owners: buf.owners.as_ref(),
+            workload: buf.workload.is_some(),
+            source: buf.source,
+            peer_pod: buf.peer_pod.as_ref(),
+            netns: buf.namespace.as_ref().map(|n| n.inode),
+        }
+    }
+}
+
 /// `now` is the TIME_WAIT `before` was, its timer aside: the same socket
 /// in every field, owners that add nothing to those kept (a TIME_WAIT has
 /// no process), no workload, the same namespace. A look of it would change
 /// nothing but the timer.
-fn same_time_wait(before: &EntryBuf, now: &EntryBuf) -> bool {
-    let (b, n) = (&before.socket, &now.socket);
+fn same_time_wait(before: &EntryBuf, now: &Look<'_>) -> bool {
+    let (b, n) = (&before.socket, now.socket);
     n.kind == RowKind::TimeWait
         && b.kind == RowKind::TimeWait
-        && crate::model::Socket {
+        && Socket {
             timer: b.timer,
             ..*n
         } == *b
-        && match (&before.owners, &now.owners) {
+        && match (&before.owners, now.owners) {
             (_, None) => true,
             // What `best_owners` keeps.
             (Some(b), Some(n)) => !matches!(n, Owners::Owned(_)) && (b == n || b.rank() > n.rank()),
             (None, Some(_)) => false,
         }
-        && now.workload.is_none()
+        && !now.workload
         && now.source == before.source
-        && now.peer_pod == before.peer_pod
-        && now.namespace.as_ref().map(|n| n.inode) == before.namespace.as_ref().map(|n| n.inode)
-        && match (&before.diag, &now.diag) {
+        && now.peer_pod == before.peer_pod.as_ref()
+        && now.netns == before.namespace.as_ref().map(|n| n.inode)
+        && match (&before.diag, now.diag) {
             (Some(b), Some(n)) => {
                 b.cookie == n.cookie && b.tcp_info.is_none() && n.tcp_info.is_none()
             }
