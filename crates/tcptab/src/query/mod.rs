@@ -429,6 +429,7 @@ impl Query {
                             again.push(TimeWaitAgain {
                                 netns,
                                 cookie: d.diag.cookie,
+                                sl: d.socket.sl,
                                 timer: d.socket.timer,
                                 timer_ms: d.diag.timer_ms,
                             });

@@ -59,11 +59,14 @@ impl Snapshot {
 }
 
 /// A TIME_WAIT found again as its reader's caller knows it: its key (a
-/// netlink socket's cookie, in its namespace) and its timer now.
+/// netlink socket's cookie, in its namespace), its place and its timer
+/// now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeWaitAgain {
     pub netns: u64,
     pub cookie: u64,
+    /// Its place in the listing ([`crate::Socket::sl`]).
+    pub sl: u32,
     pub timer: Timer,
     /// The kernel's time to expiry, ms.
     pub timer_ms: u32,

@@ -144,6 +144,8 @@ fn a_time_wait_seen_again_takes_its_timer_and_tells_nothing() {
     let tw = |timer_ms: u32| {
         let mut d = dumped(40008, State::TimeWait, 8);
         d.diag.timer_ms = timer_ms;
+        // Its place in each poll's listing moves under churn.
+        d.socket.sl = timer_ms / 1000;
         EntryBuf::dumped(d).with_owners(Some(Owners::NoProcess))
     };
     t.polled(&Snapshot::of(vec![owned]), T, &mut out);
@@ -187,6 +189,7 @@ fn passing(t: &Tracker, sockets: Vec<EntryBuf>) -> Snapshot {
             (true, Some(d)) => snapshot.again.push(crate::query::TimeWaitAgain {
                 netns,
                 cookie: d.cookie,
+                sl: buf.socket.sl,
                 timer: buf.socket.timer,
                 timer_ms: d.timer_ms,
             }),
@@ -218,6 +221,7 @@ fn time_waits_found_again_are_told_as_sockets_would_be() {
         let mut d = dumped(port, State::TimeWait, cookie);
         d.socket.state = state;
         d.diag.timer_ms = timer_ms;
+        d.socket.sl = timer_ms / 1000 + u32::from(port);
         EntryBuf::dumped(d).with_owners(Some(Owners::NoProcess))
     };
     let live = |port: u16, cookie: u64| {

@@ -237,6 +237,7 @@ impl Tracker {
             // churn's TIME_WAITs are most of what a poll lists again).
             t.expires = Some(at + timer_ms(&entry));
             t.conn.entry.socket.timer = buf.socket.timer;
+            t.conn.entry.socket.sl = buf.socket.sl;
             if let (Some(d), Some(now)) = (t.conn.entry.diag.as_mut(), buf.diag.as_ref()) {
                 d.timer_ms = now.timer_ms;
             }
@@ -321,6 +322,7 @@ impl Tracker {
         t.conn.seen_by_poll = true;
         t.expires = Some(at + i64::from(again.timer_ms));
         t.conn.entry.socket.timer = again.timer;
+        t.conn.entry.socket.sl = again.sl;
         if let Some(d) = t.conn.entry.diag.as_mut() {
             d.timer_ms = again.timer_ms;
         }
@@ -382,16 +384,17 @@ impl<'a> Look<'a> {
     }
 }
 
-/// `now` is the TIME_WAIT `before` was, its timer aside: the same socket
-/// in every field, owners that add nothing to those kept (a TIME_WAIT has
-/// no process), no workload, the same namespace. A look of it would change
-/// nothing but the timer.
+/// `now` is the TIME_WAIT `before` was, its timer (and its place in the
+/// listing, `sl`) aside: the same socket in every other field, owners that
+/// add nothing to those kept (a TIME_WAIT has no process), no workload,
+/// the same namespace. A look of it would change nothing but those two.
 fn same_time_wait(before: &EntryBuf, now: &Look<'_>) -> bool {
     let (b, n) = (&before.socket, now.socket);
     n.kind == RowKind::TimeWait
         && b.kind == RowKind::TimeWait
         && Socket {
             timer: b.timer,
+            sl: b.sl,
             ..*n
         } == *b
         && match (&before.owners, now.owners) {
