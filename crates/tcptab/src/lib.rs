@@ -136,8 +136,8 @@ pub use model::{
 };
 pub use owners::{KeptScan, OwnerScan, KEEP_SCAN_FOR};
 pub use query::{
-    KernelFilter, KnownTimeWait, NamespaceRead, Namespaces, NotInspected, NotInspectedReason,
-    OwnerReport, Query, Report, Snapshot, TimeWaitAgain, Visitor, Why,
+    KernelFilter, NamespaceRead, Namespaces, NotInspected, NotInspectedReason, OwnerReport, Query,
+    Report, Snapshot, Visitor, Why,
 };
 
 /// `n` and `noun`, in the plural unless `n` is 1: `counted(1, "socket")`

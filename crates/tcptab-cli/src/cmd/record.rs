@@ -45,7 +45,6 @@ pub fn run(args: &RecordArgs) -> Result<()> {
     // notification.
     let options = MonitorOptions {
         batched: true,
-        time_waits_again: true,
         ..MonitorOptions::every(args.interval)
     };
     let mut monitor = Monitor::new(&query, options);

@@ -156,9 +156,6 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     let mut options = MonitorOptions::every(args.interval);
     options.track.queue_threshold = args.queue_threshold;
     options.notify_buffer = args.notify_buffer;
-    // Its output is the tracker's events: a TIME_WAIT found again need
-    // not be made into a socket.
-    options.time_waits_again = true;
     let mut monitor = Monitor::new(&query, options);
     let fields = Fields {
         netns: args.select.named(),

@@ -392,7 +392,7 @@ impl Writer {
             if let Some(p) = poll {
                 state.namespaces_read(&tx, p)?;
                 out.id = poll_row(&tx, state.boot, p)?;
-                out.sockets = p.snapshot.listed() as u64;
+                out.sockets = p.snapshot.sockets.len() as u64;
             }
             state.apply_all(&tx, events, &mut out, &mut changed)?;
             if let Some(span) = state.span {

@@ -53,9 +53,7 @@ use crate::diag::{Choice, Extensions, NetlinkSocket};
 use crate::error::{Error, Result};
 use crate::filter::Expr;
 
-use crate::model::{
-    Diag, DiagSocket, Entry, EntryBuf, Family, Namespace, Owners, RowKind, Source, Workload,
-};
+use crate::model::{Diag, Entry, EntryBuf, Family, Namespace, Source, Workload};
 use crate::owners::OwnerScan;
 use crate::procnet::ReadOptions;
 use crate::workload::{Roots, Workloads};
@@ -63,7 +61,7 @@ use engine::Raw;
 pub use report::{
     KernelFilter, NamespaceRead, NotInspected, NotInspectedReason, OwnerReport, Report, Why,
 };
-pub use snapshot::{Snapshot, TimeWaitAgain};
+pub use snapshot::Snapshot;
 
 /// Which network namespaces a query reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -134,12 +132,6 @@ pub trait Visitor<E> {
 
     fn entry(&mut self, entry: &Entry<'_>) -> std::result::Result<(), E>;
 }
-
-/// Whether a caller of [`Query::snapshot_passing`] holds the TIME_WAIT
-/// `socket` of namespace `netns` as it is, but for its timer, given the
-/// owners and the peer the reading gives it.
-pub type KnownTimeWait<'a> =
-    dyn Fn(u64, &DiagSocket, Option<&Owners>, Option<&Arc<str>>) -> bool + 'a;
 
 impl Query {
     pub fn new() -> Query {
@@ -386,24 +378,8 @@ impl Query {
     pub fn snapshot_with(
         &self,
         kept: Option<OwnerScan>,
-        sockets: Vec<EntryBuf>,
-    ) -> Result<Snapshot> {
-        self.snapshot_passing(kept, sockets, None)
-    }
-
-    /// [`snapshot_with`](Query::snapshot_with), where each TIME_WAIT of
-    /// netlink's that `known` says its caller holds as it is (its
-    /// namespace's inode; the socket, and the owners and peer the reading
-    /// gives it; the caller compares all but the timer) is not made into a
-    /// socket but listed in [`Snapshot::again`]. Under churn most of what
-    /// a poll lists again are TIME_WAITs whose timer is all that moved.
-    pub fn snapshot_passing(
-        &self,
-        kept: Option<OwnerScan>,
         mut sockets: Vec<EntryBuf>,
-        known: Option<&KnownTimeWait<'_>>,
     ) -> Result<Snapshot> {
-        let mut again = Vec::new();
         let mut namespaces: Vec<Option<Arc<Namespace>>> = Vec::new();
         // Owners among the namespace's own processes first (fast on a busy
         // host), then, for what is left, among every process.
@@ -422,20 +398,6 @@ impl Query {
                 Raw::Table(..) | Raw::Dumped(None) => return Ok(()),
                 Raw::Dumped(slot) => {
                     let d = slot.take().expect("a dumped socket in its slot");
-                    if let Some(known) = known.filter(|_| d.socket.kind == RowKind::TimeWait) {
-                        let (netns, peer) =
-                            (namespace.map_or(0, |n| n.inode), looks.peer(&d.socket));
-                        if known(netns, &d, owners(&d.socket).as_ref(), peer) {
-                            again.push(TimeWaitAgain {
-                                netns,
-                                cookie: d.diag.cookie,
-                                sl: d.socket.sl,
-                                timer: d.socket.timer,
-                                timer_ms: d.diag.timer_ms,
-                            });
-                            return Ok(());
-                        }
-                    }
                     // Made where it is kept (a socket is 312 bytes: each
                     // builder step would copy it, on every socket of a poll).
                     EntryBuf {
@@ -475,7 +437,6 @@ impl Query {
         }
         Ok(Snapshot {
             sockets,
-            again,
             namespaces,
             owners,
             read_at: report.read_at,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::report::Report;
-use crate::model::{Entry, EntryBuf, Namespace, Timer};
+use crate::model::{Entry, EntryBuf, Namespace};
 use crate::owners::OwnerScan;
 
 /// Every socket a query selects, held, in the order read: each an
@@ -13,10 +13,6 @@ use crate::owners::OwnerScan;
 #[non_exhaustive]
 pub struct Snapshot {
     pub sockets: Vec<EntryBuf>,
-    /// The TIME_WAITs the reader was told it knows as they are, found
-    /// again with only their timer moved ([`Query::snapshot_passing`](super::Query::snapshot_passing)):
-    /// not made into sockets.
-    pub again: Vec<TimeWaitAgain>,
     /// The namespaces read, in the order of [`Report::read`] (None for the
     /// reader's own).
     pub namespaces: Vec<Option<Arc<Namespace>>>,
@@ -41,12 +37,6 @@ impl Snapshot {
         }
     }
 
-    /// How many sockets the reading listed: those held and those found
-    /// again ([`Snapshot::again`]).
-    pub fn listed(&self) -> usize {
-        self.sockets.len() + self.again.len()
-    }
-
     /// The socket at `index` as an [`Entry`].
     pub fn entry(&self, index: usize) -> Entry<'_> {
         self.sockets[index].as_entry()
@@ -56,18 +46,4 @@ impl Snapshot {
     pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
         self.sockets.iter().map(EntryBuf::as_entry)
     }
-}
-
-/// A TIME_WAIT found again as its reader's caller knows it: its key (a
-/// netlink socket's cookie, in its namespace), its place and its timer
-/// now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeWaitAgain {
-    pub netns: u64,
-    pub cookie: u64,
-    /// Its place in the listing ([`crate::Socket::sl`]).
-    pub sl: u32,
-    pub timer: Timer,
-    /// The kernel's time to expiry, ms.
-    pub timer_ms: u32,
 }

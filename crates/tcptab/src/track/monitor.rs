@@ -3,7 +3,6 @@
 //! through netlink. What `watch`, `top` and `record` share; each differs
 //! only in what it does with what [`Happened`].
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::notify::{Notice, Notifier};
@@ -11,9 +10,9 @@ use super::tracker::{TrackOptions, Tracker};
 use super::Event;
 use crate::diag::{Choice, NetlinkSocket};
 use crate::error::Error;
-use crate::model::{DiagSocket, EntryBuf, Namespace, Owners};
+use crate::model::{EntryBuf, Namespace};
 use crate::owners::KeptScan;
-use crate::query::{KnownTimeWait, Query, Snapshot};
+use crate::query::{Query, Snapshot};
 
 /// How a monitor runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +28,6 @@ pub struct MonitorOptions {
     /// (each keeps the time it arrived), rather than waking for each: for a
     /// caller that acts on them at the polls only (a recorder).
     pub batched: bool,
-    /// A TIME_WAIT the tracker holds as the poll finds it again (its timer
-    /// aside) is not made into a socket of the poll's snapshot, only
-    /// listed in [`Snapshot::again`]: for a caller that takes the
-    /// tracker's events, not the snapshot's sockets (a recorder, `watch`).
-    pub time_waits_again: bool,
 }
 
 impl MonitorOptions {
@@ -49,7 +43,6 @@ impl MonitorOptions {
             notifications: true,
             notify_buffer: NetlinkSocket::DESTROY_BUFFER,
             batched: false,
-            time_waits_again: false,
         }
     }
 }
@@ -180,13 +173,7 @@ impl<'q> Monitor<'q> {
             false => None,
         };
         let room = std::mem::take(&mut self.room);
-        let tracker = &self.tracker;
-        let known =
-            |netns: u64, d: &DiagSocket, owners: Option<&Owners>, peer: Option<&Arc<str>>| {
-                tracker.knows_time_wait(netns, d, owners, peer)
-            };
-        let known: Option<&KnownTimeWait<'_>> = self.options.time_waits_again.then_some(&known);
-        let mut snapshot = self.query.snapshot_passing(kept, room, known)?;
+        let mut snapshot = self.query.snapshot_with(kept, room)?;
         let took = started.elapsed();
         // The moment of the poll is when the reading of the table began,
         // after the owner scan (which may take seconds on a busy host):

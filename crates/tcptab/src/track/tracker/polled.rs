@@ -9,12 +9,8 @@ use super::{
     best_owners, emit, ends, fingerprint, released, remove_if_is, timer_ms, Ends, Phase, Tracked,
     Tracker, ENDS_POLLS,
 };
-use std::sync::Arc;
-
-use crate::model::{
-    canonical, Diag, DiagSocket, EntryBuf, Key, Owners, RowKind, Socket, Source, State,
-};
-use crate::query::{Snapshot, TimeWaitAgain};
+use crate::model::{canonical, EntryBuf, Owners, RowKind, State};
+use crate::query::Snapshot;
 use crate::track::{Change, Conn, Counters, End, Event};
 
 impl Tracker {
@@ -55,17 +51,6 @@ impl Tracker {
                 // seen again.
                 Some(id) => self.look(id, buf, at, false, out),
                 None => unmatched.push(i),
-            }
-        }
-        for again in &snapshot.again {
-            let key = Key::Cookie {
-                netns: again.netns,
-                cookie: again.cookie,
-            };
-            // Gone since the reading (a notification before the poll's
-            // moment ended it): the next poll finds its socket in full.
-            if let Some(id) = self.by_key.find_in_order(&key, &mut in_order) {
-                self.timer_moved(id, again, at);
             }
         }
         self.by_key.polled(in_order);
@@ -232,7 +217,7 @@ impl Tracker {
         t.missing_since = None;
         t.conn.last_seen = t.conn.last_seen.max(at);
         t.conn.seen_by_poll = true;
-        if t.phase == Phase::TimeWait && same_time_wait(&t.conn.entry, &Look::of(buf)) {
+        if t.phase == Phase::TimeWait && same_time_wait(&t.conn.entry, buf) {
             // Only its timer moved: nothing to merge, compare or tell (a
             // churn's TIME_WAITs are most of what a poll lists again).
             t.expires = Some(at + timer_ms(&entry));
@@ -279,55 +264,6 @@ impl Tracker {
         t.over_threshold = over;
     }
 
-    /// Whether the TIME_WAIT `d` of namespace `netns`, with the owners and
-    /// the peer a poll gives it, is a connection held as it is but for its
-    /// timer: then the poll need not make it into a socket, only tell its
-    /// timer ([`crate::Query::snapshot_passing`], [`Snapshot::again`]).
-    pub fn knows_time_wait(
-        &self,
-        netns: u64,
-        d: &DiagSocket,
-        owners: Option<&Owners>,
-        peer_pod: Option<&Arc<str>>,
-    ) -> bool {
-        let key = Key::of(netns, &d.socket, Some(&d.diag));
-        let Some(t) = self.by_key.get(&key).and_then(|id| self.conns.get(id)) else {
-            return false;
-        };
-        let now = Look {
-            socket: &d.socket,
-            diag: Some(&d.diag),
-            owners,
-            workload: false,
-            source: Source::Netlink,
-            peer_pod,
-            netns: Some(netns).filter(|&n| n != 0),
-        };
-        matches!(key, Key::Cookie { .. })
-            && t.phase == Phase::TimeWait
-            && same_time_wait(&t.conn.entry, &now)
-    }
-
-    /// A TIME_WAIT the poll found again as it was ([`Tracker::knows_time_wait`]):
-    /// seen, its timer taken (as [`Tracker::look`] takes it).
-    fn timer_moved(&mut self, id: u64, again: &TimeWaitAgain, at: i64) {
-        let generation = self.generation;
-        let Some(t) = self.conns.get_mut(&id) else { return };
-        if t.seen_poll == generation || t.phase != Phase::TimeWait {
-            return;
-        }
-        t.seen_poll = generation;
-        t.missing_since = None;
-        t.conn.last_seen = t.conn.last_seen.max(at);
-        t.conn.seen_by_poll = true;
-        t.expires = Some(at + i64::from(again.timer_ms));
-        t.conn.entry.socket.timer = again.timer;
-        t.conn.entry.socket.sl = again.sl;
-        if let Some(d) = t.conn.entry.diag.as_mut() {
-            d.timer_ms = again.timer_ms;
-        }
-    }
-
     /// A connection this poll did not find.
     fn vanished(&mut self, id: u64, at: i64, gap: bool, out: &mut Vec<Event>) {
         let notified = self.notified.contains(&self.conns[&id].conn.entry.netns());
@@ -357,61 +293,71 @@ impl Tracker {
     }
 }
 
-/// What a poll gives of a socket, as [`same_time_wait`] compares it: a
-/// socket held ([`Look::of`]), or one the reading asks about before it
-/// makes it ([`Tracker::knows_time_wait`]).
-struct Look<'a> {
-    socket: &'a Socket,
-    diag: Option<&'a Diag>,
-    owners: Option<&'a Owners>,
-    workload: bool,
-    source: Source,
-    peer_pod: Option<&'a Arc<str>>,
-    netns: Option<u64>,
-}
-
-impl<'a> Look<'a> {
-    fn of(buf: &'a EntryBuf) -> Look<'a> {
-        Look {
-            socket: &buf.socket,
-            diag: buf.diag.as_ref(),
-            owners: buf.owners.as_ref(),
-            workload: buf.workload.is_some(),
-            source: buf.source,
-            peer_pod: buf.peer_pod.as_ref(),
-            netns: buf.namespace.as_ref().map(|n| n.inode),
-        }
-    }
-}
-
-/// `now` is the TIME_WAIT `before` was, its timer (and its place in the
-/// listing, `sl`) aside: the same socket in every other field, owners that
-/// add nothing to those kept (a TIME_WAIT has no process), no workload,
-/// the same namespace. A look of it would change nothing but those two.
-fn same_time_wait(before: &EntryBuf, now: &Look<'_>) -> bool {
-    let (b, n) = (&before.socket, now.socket);
+/// `now` is the TIME_WAIT `before` was, its timer and its place in the
+/// listing (`sl`, which moves under churn) aside: the same socket in every
+/// other field, owners that add nothing to those kept (a TIME_WAIT has no
+/// process), no workload, the same namespace. A look of it would change
+/// nothing but those two.
+fn same_time_wait(before: &EntryBuf, now: &EntryBuf) -> bool {
+    let (b, n) = (&before.socket, &now.socket);
     n.kind == RowKind::TimeWait
         && b.kind == RowKind::TimeWait
-        && Socket {
+        && crate::model::Socket {
             timer: b.timer,
             sl: b.sl,
             ..*n
         } == *b
-        && match (&before.owners, now.owners) {
+        && match (&before.owners, &now.owners) {
             (_, None) => true,
             // What `best_owners` keeps.
             (Some(b), Some(n)) => !matches!(n, Owners::Owned(_)) && (b == n || b.rank() > n.rank()),
             (None, Some(_)) => false,
         }
-        && !now.workload
+        && now.workload.is_none()
         && now.source == before.source
-        && now.peer_pod == before.peer_pod.as_ref()
-        && now.netns == before.namespace.as_ref().map(|n| n.inode)
-        && match (&before.diag, now.diag) {
+        && now.peer_pod == before.peer_pod
+        && now.namespace.as_ref().map(|n| n.inode) == before.namespace.as_ref().map(|n| n.inode)
+        && match (&before.diag, &now.diag) {
             (Some(b), Some(n)) => {
                 b.cookie == n.cookie && b.tcp_info.is_none() && n.tcp_info.is_none()
             }
             (None, None) => true,
             _ => false,
         }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_time_wait;
+    use crate::model::{Diag, DiagSocket, EntryBuf, Family, Owners, RowKind, Socket, State};
+
+    fn time_wait(sl: u32, timer_ms: u32, state: State) -> EntryBuf {
+        let mut socket = Socket::empty(Family::Ipv4, RowKind::TimeWait);
+        socket.state = state;
+        socket.sl = sl;
+        socket.local = "127.0.0.1:40001".parse().unwrap();
+        socket.remote = "127.0.0.1:80".parse().unwrap();
+        let diag = Diag {
+            cookie: 7,
+            timer_ms,
+            ..Diag::default()
+        };
+        EntryBuf::dumped(DiagSocket { socket, diag }).with_owners(Some(Owners::NoProcess))
+    }
+
+    /// A TIME_WAIT listed again at another place, its timer lower, is the
+    /// one seen before (under churn every poll lists it elsewhere); one
+    /// whose state moved is not.
+    #[test]
+    fn a_time_wait_elsewhere_in_the_listing_is_the_same() {
+        let before = time_wait(965, 52_090, State::TimeWait);
+        assert!(same_time_wait(
+            &before,
+            &time_wait(1164, 51_090, State::TimeWait)
+        ));
+        assert!(!same_time_wait(
+            &before,
+            &time_wait(1164, 51_090, State::FinWait2)
+        ));
+    }
 }
