@@ -55,8 +55,8 @@ impl Span {
 /// The statements a transaction runs once a connection (its insert, its
 /// close, a change of its state), taken from the connection's cache once
 /// a transaction rather than once a row: the cache finds a statement by
-/// hashing its text, which for the insert's 700 bytes cost about as much
-/// as binding its values.
+/// hashing its text, and for the insert's 700 bytes (hashed when taken and
+/// again when put back) that cost half as much as binding its 36 values.
 pub(super) struct Hot<'t> {
     pub(super) tx: &'t Transaction<'t>,
     insert: Option<CachedStatement<'t>>,

@@ -197,9 +197,9 @@ impl Notifier {
         };
         let mut start = 0;
         for (end, at) in ends {
-            // A message the kernel did not make as documented ends its
-            // datagram (one, as the kernel sends them): no connection
-            // can be told from it.
+            // A message the kernel did not make as documented is passed
+            // over with what follows it in its datagram (the kernel sends
+            // one a datagram): no connection can be told from it.
             let decoded = &mut self.decoded;
             let _ = diag::destroyed_each(&bytes[start..end], &mut |socket| {
                 decoded.push_back(Notice::Closed {
