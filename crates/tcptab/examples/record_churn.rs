@@ -107,8 +107,11 @@ fn main() {
         now += POLL_MS;
     }
     writer.settle().unwrap();
-    // Closed, SQLite moves the write-ahead log into the file.
+    // Closed (the last of its connections), SQLite moves the write-ahead
+    // log into the file.
     drop(writer);
+    let shipping_on = outbox.is_some();
+    drop(outbox);
     let size = std::fs::metadata(&db).map_or(0, |m| m.len());
     let per = |d: Duration| d.as_secs_f64() * 1e6 / notifications as f64;
     println!(
@@ -119,7 +122,7 @@ fn main() {
         size as f64 / (1 << 20) as f64,
         size / notifications.max(1)
     );
-    if outbox.is_some() {
+    if shipping_on {
         println!(
             "shipping: {shipped} rows ({} closes made from kept rows), {:.1} us per notification, {:.1} us per row, {} bytes per row",
             KEPT_ROWS.load(std::sync::atomic::Ordering::Relaxed),

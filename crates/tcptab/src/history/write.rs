@@ -18,6 +18,14 @@ use super::{
 use crate::model::Owners;
 use crate::track::{Conn, Counters, End, Event, Tracker};
 
+/// How every connection that writes a history file commits (the
+/// recorder's writer and its shipper, [`super::Outbox`]): synchronous
+/// NORMAL in WAL, and a checkpoint once the WAL holds 8,192 pages. Any
+/// connection's commit checkpoints when the WAL is past its own limit, so
+/// one with SQLite's default (1,000 pages) would copy the writer's pages
+/// into the file every time it commits, and wait for the disk.
+pub(super) const COMMITS: &str = "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 8192;";
+
 /// Writes a history database: see the [module](super) documentation.
 #[derive(Debug)]
 pub struct Writer {
@@ -118,13 +126,12 @@ impl Writer {
         // pages of WAL (32 MiB, SQLite's default is 1,000), not every 20 s or
         // so under that churn: a page changed by an insert and by that close
         // a minute later is then mostly copied into the file once.
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
              PRAGMA journal_size_limit = 67108864;
              PRAGMA cache_size = -16384;
-             PRAGMA wal_autocheckpoint = 8192;",
-        )
+             {COMMITS}"
+        ))
         .map_err(&err)?;
         let boot_id = super::boot_id().map_err(|e| Error::Io {
             path: "/proc/sys/kernel/random/boot_id".into(),

@@ -199,6 +199,8 @@ impl Outbox {
         let conn = Connection::open(path).map_err(&err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(&err)?;
+        // It commits as the writer does: not a checkpoint at each batch.
+        conn.execute_batch(super::write::COMMITS).map_err(&err)?;
         rusqlite::vtab::array::load_module(&conn).map_err(&err)?;
         let mark = acked_mark(&conn).map_err(&err)?;
         Ok(Outbox {

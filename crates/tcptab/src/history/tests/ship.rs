@@ -602,3 +602,39 @@ fn each_row_carries_its_own_owners_and_state_changes() {
         batch.json()
     );
 }
+
+/// The shipper's acknowledgement commits as the writer does: it leaves
+/// the writer's pages in the WAL until the writer's own checkpoint (SQLite's
+/// default would copy them into the file once the WAL held 1,000 pages,
+/// at every batch, and wait for the disk).
+#[test]
+fn an_acknowledgement_leaves_the_checkpoint_to_the_writer() {
+    let path = scratch("ship-checkpoint");
+    let mut r = Recorder::open(&path);
+    let feed = r.writer.ship().unwrap();
+    let mut outbox = Outbox::open(&path).unwrap().fed(feed);
+    let wal = {
+        let mut name = path.as_os_str().to_owned();
+        name.push("-wal");
+        std::path::PathBuf::from(name)
+    };
+    let frames = || (std::fs::metadata(&wal).map_or(0, |m| m.len()) / (24 + 4096)) as u64;
+    let (mut at, mut cookie) = (T, 1);
+    while frames() < 1_200 {
+        let sockets: Vec<DiagSocket> = (0..2_000u16)
+            .map(|i| {
+                cookie += 1;
+                socket(10_000 + i, State::Established, cookie)
+            })
+            .collect();
+        r.poll(&sockets, at, &[]);
+        at += 5_000;
+    }
+    let size = || std::fs::metadata(&*path).unwrap().len();
+    let before = size();
+    let batch = outbox.connections(100).unwrap();
+    assert_eq!(batch.rows, 100);
+    outbox.acked(&batch).unwrap();
+    assert_eq!(size(), before, "the acknowledgement checkpointed the WAL");
+    assert!(frames() >= 1_200);
+}
