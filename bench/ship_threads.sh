@@ -44,7 +44,8 @@ for mode in local ship; do
   total=$(join $work/c0 $work/c1 | awk -v n=$n '{t+=$3-$2} END {printf "%.2f", t*1e6/(n>0?n:1)}')
   echo "$(basename $b) $mode round $round: $n notifications, $total us CPU per notification"
   join $work/c0 $work/c1 | awk -v n=$n '$3-$2>0 {d=$3-$2; printf "  %-16s %6.2f s  %6.2f us/notification\n", $1, d, d*1e6/(n>0?n:1)}'
-  echo "$(basename $b) $mode $total" >> "$work/results"
+  shipper=$(join $work/c0 $work/c1 | awk -v n=$n '$1 == "ship" {printf "%.2f", ($3-$2)*1e6/(n>0?n:1)}')
+  echo "$(basename $b) $mode $total ${shipper:-0}" >> "$work/results"
 done
 done
 done
@@ -54,11 +55,17 @@ release
 python3 - "$work/results" <<'PY'
 import statistics, sys
 runs = {}
+threads = {}
 for line in open(sys.argv[1]):
-    b, mode, us = line.split()
+    b, mode, us, shipper = line.split()
     runs.setdefault(b, {}).setdefault(mode, []).append(float(us))
+    if mode == "ship":
+        threads.setdefault(b, []).append(float(shipper))
 for b, modes in runs.items():
     local, ship = (statistics.median(modes.get(m, [0])) for m in ("local", "ship"))
     added = (ship - local) / local * 100 if local else float("nan")
     print(f"{b}: {local:.1f} us per notification without shipping, {ship:.1f} with (medians of {len(modes.get('ship', []))}): shipping adds {added:+.0f}%")
+    if b in threads and local:
+        thread = statistics.median(threads[b])
+        print(f"{b}: the shipper's thread {thread:.2f} us per notification (median), {thread / local * 100:.0f}% of the recorder without shipping")
 PY
