@@ -636,5 +636,4 @@ fn an_acknowledgement_leaves_the_checkpoint_to_the_writer() {
     assert_eq!(batch.rows, 100);
     outbox.acked(&batch).unwrap();
     assert_eq!(size(), before, "the acknowledgement checkpointed the WAL");
-    assert!(frames() >= 1_200);
 }
