@@ -228,7 +228,7 @@ impl Drop for Notifier {
 /// again: each is stamped at most this late, and under churn the thread
 /// wakes at most once per this instead of once per notification (a wake
 /// costs several times the notification's reading).
-pub const GATHER: Duration = Duration::from_millis(20);
+pub const GATHER: Duration = Duration::from_millis(50);
 
 /// A wake ends when its datagrams pass this many bytes (a flood read
 /// without a pause is passed on in pieces, and the stop looked at).
@@ -236,7 +236,7 @@ const BATCH_BYTES: usize = 1 << 20;
 
 /// A listener thread: receives notifications until told to stop. A wake
 /// reads every datagram waiting. When wakes come closer together than
-/// twice [`GATHER`] (more than about 25 notifications a second), the
+/// twice [`GATHER`] (more than about 10 notifications a second), the
 /// thread sleeps [`GATHER`] before it waits again, so that the next wake
 /// finds several; a quieter listener waits at once, and stamps each
 /// notification as it comes.
