@@ -30,7 +30,11 @@ pub(super) fn rescan_kept(
     seen: &mut OwnerReport,
     root: &Path,
 ) -> bool {
-    if !sockets.iter().any(missing) {
+    // A scan that walked the kernel's iterator is not walked again here:
+    // the one walk after this, for only the missing sockets but among
+    // every process, costs the same and finds more
+    // ([`owners_made_after_the_scan`]).
+    if scan.walked || !sockets.iter().any(missing) {
         return false;
     }
     // Should `/proc` fail here, the scan kept is an empty one, and the
@@ -70,16 +74,8 @@ pub(super) fn owners_made_after_the_scan(
     netns: Option<u64>,
     rescanned: bool,
 ) {
-    // The namespace's own processes first (the scan before looked only
-    // there too), then for what is still missing every other process (or
-    // every process, when the first scan looked among all). A rescan
-    // after the dump has just read the first ones (or all).
-    let passes: Vec<Option<u64>> = match (rescanned, netns) {
-        (false, _) => netns.map(Some).into_iter().chain([None]).collect(),
-        (true, Some(_)) => vec![None],
-        (true, None) => Vec::new(),
-    };
-    for only in passes {
+    let passes = passes(scan.walked, rescanned, netns);
+    for (i, &among) in passes.iter().enumerate() {
         let wanted: HashSet<u64> = sockets
             .iter()
             .filter(|e| missing(e))
@@ -88,14 +84,9 @@ pub(super) fn owners_made_after_the_scan(
         if wanted.is_empty() {
             return;
         }
-        let among = match (only, netns) {
-            (Some(netns), _) => Among::Of(netns),
-            (None, Some(read)) => Among::Outside(read),
-            (None, None) => Among::All,
-        };
         let again = OwnerScan::scan_for(root, &wanted, among);
         let Ok(again) = again else { return };
-        let last = only.is_none();
+        let last = i + 1 == passes.len();
         for e in sockets.iter_mut().filter(|e| missing(e)) {
             if let Ownership::Owned(list) = again.ownership(&e.socket) {
                 e.owners = Some(Owners::Owned(list.into()));
@@ -103,5 +94,39 @@ pub(super) fn owners_made_after_the_scan(
                 e.owners = Some(Owners::Unknown);
             }
         }
+    }
+}
+
+/// The scans after the dump, in turn, each for what the ones before did
+/// not find. Reading `/proc`: the namespace's own processes first (the
+/// scan before looked only there too), then every other process (or
+/// every process, when the first scan looked among all); a rescan after
+/// the dump ([`rescan_kept`]) has just read the first ones (or all). A
+/// walk of the kernel's iterator visits every process's descriptors
+/// whichever it keeps, so a scan that walked it looks among all at once.
+fn passes(walked: bool, rescanned: bool, netns: Option<u64>) -> Vec<Among> {
+    match (walked, rescanned, netns) {
+        (true, ..) | (false, false, None) => vec![Among::All],
+        (false, false, Some(netns)) => vec![Among::Of(netns), Among::Outside(netns)],
+        (false, true, Some(netns)) => vec![Among::Outside(netns)],
+        (false, true, None) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_walked_scan_looks_once_among_every_process() {
+        assert_eq!(passes(true, false, Some(7)), [Among::All]);
+        assert_eq!(passes(true, true, None), [Among::All]);
+        assert_eq!(
+            passes(false, false, Some(7)),
+            [Among::Of(7), Among::Outside(7)]
+        );
+        assert_eq!(passes(false, true, Some(7)), [Among::Outside(7)]);
+        assert_eq!(passes(false, true, None), []);
+        assert_eq!(passes(false, false, None), [Among::All]);
     }
 }
