@@ -57,8 +57,10 @@ impl Shipper {
                     }
                 }
                 self.outbox.acked(&batch)?;
-                sent += batch.rows as u64;
-                if batch.rows < self.batch {
+                let rows = batch.rows;
+                self.outbox.recycle(batch);
+                sent += rows as u64;
+                if rows < self.batch {
                     break;
                 }
             }

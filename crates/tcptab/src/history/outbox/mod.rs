@@ -189,6 +189,10 @@ pub struct Outbox {
     pub(super) shipped: HashMap<i64, Vec<(i64, i64)>>,
     feed: Option<Feed>,
     above: Above,
+    /// The body of the last batch acknowledged, emptied, for the next
+    /// ([`Outbox::recycle`]): its pages are not given back and taken again
+    /// (faulted in anew) at every batch.
+    spare: Vec<u8>,
 }
 
 impl Outbox {
@@ -213,6 +217,7 @@ impl Outbox {
                 held: HELD,
                 ..Above::default()
             },
+            spare: Vec::new(),
         })
     }
 
@@ -282,7 +287,11 @@ impl Outbox {
             .partition(|&&k| self.above.kept.closed(k).is_some());
         let ids: Array = Rc::new(reads.iter().map(|&(_, id)| Value::Integer(id)).collect());
         let host = self.host()?;
-        let (mut batch, mut found) = read::read_batch(&tx, &host, &self.shipped, &ids)?;
+        // Room for the closes made after the rows read, too.
+        let mut body = std::mem::take(&mut self.spare);
+        body.clear();
+        body.reserve(keys.len() * read::ROW_ROOM);
+        let (mut batch, mut found) = read::read_batch(&tx, &host, &self.shipped, &ids, body)?;
         let read_end = batch.body.len();
         let made = read::write_closed(&mut batch, &self.above.kept, &closes)?;
         batch.kept_rows = made.len();
@@ -317,7 +326,7 @@ impl Outbox {
             }
         }
         let ids: Array = Rc::new(closes.iter().map(|&(_, id)| Value::Integer(id)).collect());
-        let (read, _) = read::read_batch(tx, host, &self.shipped, &ids)?;
+        let (read, _) = read::read_batch(tx, host, &self.shipped, &ids, Vec::new())?;
         assert_eq!(
             read.change_rows, 0,
             "a close made from a kept row left state changes out"
@@ -402,6 +411,14 @@ impl Outbox {
             self.shipped.remove(id);
         }
         Ok(())
+    }
+
+    /// A batch done with (acknowledged, or not sent): its body's room is
+    /// kept for the next batch.
+    pub fn recycle(&mut self, batch: Batch) {
+        if batch.body.capacity() > self.spare.capacity() {
+            self.spare = batch.body;
+        }
     }
 
     /// What waits to be shipped, and what was shipped so far.
