@@ -313,11 +313,13 @@ impl<'q> Monitor<'q> {
     ) -> std::result::Result<(), E> {
         match notice {
             Notice::Closed { netns, at, socket } => {
-                let selected = self.tracker.knows(netns, &socket)
-                    || self
-                        .notifier
-                        .as_ref()
-                        .is_some_and(|n| n.selects(netns, &socket));
+                // The filter first: it costs less than the tracker's four
+                // looks into its maps, which it spares when it matches.
+                let selected = self
+                    .notifier
+                    .as_ref()
+                    .is_some_and(|n| n.selects(netns, &socket))
+                    || self.tracker.knows(netns, &socket);
                 if selected {
                     let workload = self.query.workload_of(Some(&socket.diag));
                     self.tracker
