@@ -170,6 +170,7 @@ fn ship(outbox: &mut Outbox, gzipping: &mut Duration) -> (u64, u64) {
         KEPT_ROWS.fetch_add(batch.kept_rows as u64, std::sync::atomic::Ordering::Relaxed);
         rows += batch.rows as u64;
         bytes += batch.body.len() as u64;
+        outbox.recycle(batch);
     }
 }
 
