@@ -287,7 +287,7 @@ impl Outbox {
             .partition(|&&k| self.above.kept.closed(k).is_some());
         let ids: Array = Rc::new(reads.iter().map(|&(_, id)| Value::Integer(id)).collect());
         let host = self.host()?;
-        // Room for the closes made after the rows read, too.
+        // Room for every row: those read, and the closes made after them.
         let mut body = std::mem::take(&mut self.spare);
         body.clear();
         body.reserve(keys.len() * read::ROW_ROOM);

@@ -12,14 +12,15 @@ use crate::history::columns::{COLUMNS, COLUMN_NAMES};
 use crate::history::shipped::{self, Fragments, Host, Type, CONNECTION_COLUMNS, NO_WORKLOAD};
 
 /// The rows `ids`, as the store's rows (their state changes the store did
-/// not acknowledge, `acked_changes`, too), written into `body` (emptied;
-/// its room kept); and the ids found.
+/// not acknowledge, `acked_changes`, too), written after what `body`
+/// holds (the caller gives it room: about [`ROW_ROOM`] a row); and the ids
+/// found.
 pub(super) fn read_batch(
     tx: &Transaction<'_>,
     host: &Host,
     acked_changes: &HashMap<i64, Vec<(i64, i64)>>,
     ids: &Array,
-    mut body: Vec<u8>,
+    body: Vec<u8>,
 ) -> rusqlite::Result<(Batch, HashSet<i64>)> {
     let order: Vec<i64> = ids
         .iter()
@@ -58,9 +59,6 @@ pub(super) fn read_batch(
          FROM {first} connection_rows c ON c.id = o.value"
     ))?;
     let mut rows = stmt.query([ids])?;
-    body.clear();
-    // About what a row takes, so that the body is not copied as it grows.
-    body.reserve(ids.len() * ROW_ROOM);
     let mut batch = Batch {
         body,
         ..Batch::default()
@@ -87,7 +85,8 @@ pub(super) fn read_batch(
 }
 
 /// About the bytes a connection's row takes in a batch (about 350 under
-/// churn), reserved ahead for each.
+/// churn), reserved ahead for each so that the body is not copied as it
+/// grows.
 pub(super) const ROW_ROOM: usize = 512;
 
 /// Where each column the shipper treats apart is among the history's
