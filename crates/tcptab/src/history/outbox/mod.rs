@@ -189,9 +189,9 @@ pub struct Outbox {
     pub(super) shipped: HashMap<i64, Vec<(i64, i64)>>,
     feed: Option<Feed>,
     above: Above,
-    /// The body of the last batch acknowledged, emptied, for the next
-    /// ([`Outbox::recycle`]): its pages are not given back and taken again
-    /// (faulted in anew) at every batch.
+    /// The largest body a batch gave back ([`Outbox::recycle`]), which
+    /// the next batch empties and writes into: its pages are not given
+    /// back and taken again (faulted in anew) at every batch.
     spare: Vec<u8>,
 }
 
