@@ -15,8 +15,9 @@
 //! `sqlite3` (`dbstat`). With `SHIP` set, shipping is on: every other
 //! poll, the outbox is read in batches of 10,000 rows as a shipper reads
 //! it and acknowledged (no store, no compression: the cost of the spool
-//! alone), timed apart; with `GZIP` set too, each batch is compressed as
-//! the shipper sends it (gzip, fast). With `WORKLOAD` set, the server's end of each
+//! alone), timed apart; with `COMPRESS` set too (and `--features fleet`),
+//! each batch is compressed as the shipper sends it (ClickHouse's LZ4
+//! blocks; BENCHMARKS.md's older sections set `GZIP`, when it was gzip). With `WORKLOAD` set, the server's end of each
 //! churned connection is notified with a workload (as a live recorder
 //! gives it its listener's).
 //!
@@ -54,7 +55,7 @@ fn main() {
         Outbox::open(&db).unwrap().fed(feed)
     });
     let (mut shipping, mut shipped, mut shipped_bytes) = (Duration::ZERO, 0u64, 0u64);
-    let mut gzipping = Duration::ZERO;
+    let mut compressing = Duration::ZERO;
     let mut tracker = Tracker::new(TrackOptions {
         queue_threshold: None,
         gap_after_ms: Some(3 * POLL_MS + 1000),
@@ -99,7 +100,7 @@ fn main() {
         }
         if let Some(outbox) = outbox.as_mut().filter(|_| (now - T0) % (2 * POLL_MS) == 0) {
             let t = Instant::now();
-            let (rows, bytes) = ship(outbox, &mut gzipping);
+            let (rows, bytes) = ship(outbox, &mut compressing);
             shipped += rows;
             shipped_bytes += bytes;
             shipping += t.elapsed();
@@ -130,9 +131,9 @@ fn main() {
             shipping.as_secs_f64() * 1e6 / shipped.max(1) as f64,
             shipped_bytes / shipped.max(1)
         );
-        if std::env::var_os("GZIP").is_some() {
-            let per_row = gzipping.as_secs_f64() * 1e6 / shipped.max(1) as f64;
-            println!("of which gzip: {per_row:.2} us per row");
+        if std::env::var_os("COMPRESS").is_some() {
+            let per_row = compressing.as_secs_f64() * 1e6 / shipped.max(1) as f64;
+            println!("of which compressing: {per_row:.2} us per row");
         }
     }
     if std::env::var_os("KEEP").is_some() {
@@ -147,8 +148,8 @@ static KEPT_ROWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 
 /// What a shipper does with the outbox, but send: its batches read and
 /// acknowledged until it is empty. The rows read, and their bytes
-/// (`RowBinary`, before gzip).
-fn ship(outbox: &mut Outbox, gzipping: &mut Duration) -> (u64, u64) {
+/// (`RowBinary`, before it is compressed).
+fn ship(outbox: &mut Outbox, compressing: &mut Duration) -> (u64, u64) {
     let (mut rows, mut bytes) = (0, 0);
     loop {
         let batch = outbox.connections(10_000).unwrap();
@@ -156,15 +157,10 @@ fn ship(outbox: &mut Outbox, gzipping: &mut Duration) -> (u64, u64) {
             return (rows, bytes);
         }
         std::hint::black_box((&batch.body, &batch.changes));
-        if std::env::var_os("GZIP").is_some() {
+        if std::env::var_os("COMPRESS").is_some() {
             let t = Instant::now();
-            for body in [&batch.body, &batch.changes] {
-                let fast = flate2::Compression::fast();
-                let mut gz = flate2::write::GzEncoder::new(Vec::new(), fast);
-                std::io::Write::write_all(&mut gz, body).unwrap();
-                std::hint::black_box(gz.finish().unwrap());
-            }
-            *gzipping += t.elapsed();
+            compress(&batch.body, &batch.changes);
+            *compressing += t.elapsed();
         }
         outbox.acked(&batch).unwrap();
         KEPT_ROWS.fetch_add(batch.kept_rows as u64, std::sync::atomic::Ordering::Relaxed);
@@ -172,6 +168,21 @@ fn ship(outbox: &mut Outbox, gzipping: &mut Duration) -> (u64, u64) {
         bytes += batch.body.len() as u64;
         outbox.recycle(batch);
     }
+}
+
+/// Both bodies as the shipper sends them.
+#[cfg(feature = "fleet")]
+fn compress(body: &[u8], changes: &[u8]) {
+    std::hint::black_box((
+        tcptab::fleet::compress(body),
+        tcptab::fleet::compress(changes),
+    ));
+}
+
+#[cfg(not(feature = "fleet"))]
+fn compress(_: &[u8], _: &[u8]) {
+    eprintln!("record_churn: COMPRESS needs --features fleet");
+    std::process::exit(2);
 }
 
 /// The made-up table: the held connections and the churn's TIME_WAITs.

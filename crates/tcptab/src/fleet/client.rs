@@ -1,8 +1,8 @@
 //! ClickHouse's HTTP interface: one statement per request (what every
-//! release accepts), inserts as gzip-compressed `RowBinary`, errors as
-//! one line.
+//! release accepts), inserts as `RowBinary` in ClickHouse's compressed
+//! blocks, errors as one line.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
@@ -138,7 +138,7 @@ impl Client {
 
     /// Run one statement; its answer as text.
     pub fn execute(&self, sql: &str) -> Result<String, Error> {
-        self.post(&[], sql.as_bytes().to_vec(), false)
+        self.post(&[], sql.as_bytes().to_vec())
     }
 
     /// Run one statement and hand each line of its answer to `each` as it
@@ -204,7 +204,8 @@ impl Client {
     }
 
     /// Insert `rows` into `table`, in ClickHouse's `RowBinary` (each row's
-    /// values in the order of [`table_columns`]), gzip-compressed.
+    /// values in the order of [`table_columns`]), in ClickHouse's
+    /// compressed blocks ([`compress`](super::compress)).
     pub fn insert(&self, table: &str, rows: &[u8]) -> Result<(), Error> {
         let columns: Vec<&str> = table_columns(table)
             .unwrap_or_default()
@@ -216,33 +217,13 @@ impl Client {
             self.target.database,
             columns.join(", ")
         );
-        let mut gz = flate2::write::GzEncoder::new(
-            // Rows compress about twentyfold: room enough, mostly.
-            Vec::with_capacity(rows.len() / 8 + 64),
-            flate2::Compression::fast(),
-        );
-        gz.write_all(rows)
-            .and_then(|()| gz.flush())
-            .map_err(|e| self.unreachable(e.to_string()))?;
-        let body = gz.finish().map_err(|e| self.unreachable(e.to_string()))?;
-        self.post(&[("query", &query)], body, true).map(drop)
+        let body = super::compress(rows);
+        let params = [("query", query.as_str()), ("decompress", "1")];
+        self.post(&params, body).map(drop)
     }
 
-    fn post(&self, params: &[(&str, &str)], body: Vec<u8>, gzip: bool) -> Result<String, Error> {
-        let headers: &[(&str, &str)] = match gzip {
-            true => &[("Content-Encoding", "gzip")],
-            false => &[],
-        };
-        self.send(params, body, headers)
-    }
-
-    fn send(
-        &self,
-        params: &[(&str, &str)],
-        body: Vec<u8>,
-        headers: &[(&str, &str)],
-    ) -> Result<String, Error> {
-        let mut resp = self.open(params, body, headers)?;
+    fn post(&self, params: &[(&str, &str)], body: Vec<u8>) -> Result<String, Error> {
+        let mut resp = self.open(params, body, &[])?;
         resp.body_mut()
             .with_config()
             .limit(1 << 30)
@@ -368,7 +349,7 @@ mod tests {
     /// A server on loopback that answers one request with `reply` (the
     /// status line and headers included), after reading the request.
     fn answering(reply: &'static str) -> Target {
-        use std::io::Read;
+        use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {

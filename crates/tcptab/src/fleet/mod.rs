@@ -3,8 +3,8 @@
 //! and asked of it for every host at once.
 //!
 //! - [`Target`] and [`Client`]: the store's HTTP interface (one statement
-//!   per request, gzip-compressed `RowBinary` inserts, basic
-//!   authentication, errors as one line).
+//!   per request, `RowBinary` inserts in ClickHouse's LZ4 blocks
+//!   ([`compress`]), basic authentication, errors as one line).
 //! - [`Schema`]: the tables, for the oldest server in use (18.16: no TTL)
 //!   and current ones (TTL from the retention).
 //! - [`Shipper`]: sends the history file's outbox
@@ -19,12 +19,14 @@
 
 mod ask;
 mod client;
+mod compress;
 mod row;
 mod schema;
 mod ship;
 
 pub use ask::{pushed, Store, KEYS_SENT};
 pub use client::{Client, Error as StoreError, Target};
+pub use compress::compress;
 pub use schema::{has_ttl, Schema};
 pub use ship::Shipper;
 
