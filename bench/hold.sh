@@ -6,7 +6,8 @@
 #   build      build tcptab (release) and set $bin to it
 #   cpu_of P   the CPU time (user + system, seconds) process P has used
 #   tcpu P     the same, thread by thread: "NAME SECONDS" lines, by name (the
-#              main thread, which takes the binary's name, as "main")
+#              main thread, which takes the binary's name, as "main"), from
+#              each thread's run time in ns (schedstat), not in 10 ms ticks
 #   hold N     start, wait until they are open; sets $pid (a process in the
 #              namespace, for nsenter) and $sockets (how many the tables hold)
 #   release    close them all and wait until the holder has gone
@@ -29,8 +30,8 @@ tcpu() {
   for t in /proc/$1/task/*; do
     name=$(cat $t/comm)
     [ "$t" = "/proc/$1/task/$1" ] && name=main
-    printf "%s %s\n" "$name" "$(awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' $t/stat)"
-  done | awk '{a[$1]+=$2} END {for (k in a) print k, a[k]}' | sort
+    printf "%s %s\n" "$name" "$(awk '{printf "%.6f", $1 / 1e9}' $t/schedstat)"
+  done | awk '{a[$1]+=$2} END {for (k in a) printf "%s %.6f\n", k, a[k]}' | sort
 }
 
 hold() {

@@ -2,6 +2,7 @@
 //! told it ([`Feed`]), held in memory up to a bound, and the file read
 //! again when that is not everything.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -185,9 +186,7 @@ impl Above {
 
     pub(super) fn forget(&mut self, keys: &[(i64, i64)]) {
         self.kept.forget(keys.iter().map(|&(_, id)| id));
-        for &key in keys {
-            self.keys.remove(key);
-        }
+        self.keys.remove_all(keys.iter().copied());
     }
 
     /// The store has the rows `keys` (in order): forgotten, and the mark
@@ -274,10 +273,16 @@ impl Waits {
         }
     }
 
-    /// `key` waits no more (if it still waited under that number).
-    pub(super) fn remove(&mut self, key: (i64, i64)) {
-        if self.live(&key) {
-            self.seq_of.remove(&key.1);
+    /// Each of `keys` waits no more (if it still waited under that
+    /// number): a batch's, whose stale entries before them are passed
+    /// once, not once a key.
+    pub(super) fn remove_all(&mut self, keys: impl IntoIterator<Item = (i64, i64)>) {
+        for (seq, id) in keys {
+            if let Entry::Occupied(waits) = self.seq_of.entry(id) {
+                if *waits.get() == seq {
+                    waits.remove();
+                }
+            }
         }
         while self.queue.front().is_some_and(|k| !self.live(k)) {
             self.queue.pop_front();
@@ -403,6 +408,9 @@ mod tests {
             Push(i64, i64),
             /// The n-th waiting row shipped (or a key that no longer waits).
             Remove(usize),
+            /// The first n waiting rows shipped at once (a batch), and a
+            /// key that no longer waits among them.
+            Batch(usize, i64, i64),
             Stale(i64, i64),
             PopNewest,
         }
@@ -412,6 +420,7 @@ mod tests {
                 4 => proptest::collection::vec(0..40i64, 0..8).prop_map(Op::Told),
                 1 => (0..60i64, 0..40i64).prop_map(|(s, i)| Op::Push(s, i)),
                 3 => (0..50usize).prop_map(Op::Remove),
+                2 => (0..20usize, 0..60i64, 0..40i64).prop_map(|(n, s, i)| Op::Batch(n, s, i)),
                 1 => (0..60i64, 0..40i64).prop_map(|(s, i)| Op::Stale(s, i)),
                 1 => Just(Op::PopNewest),
             ]
@@ -443,12 +452,20 @@ mod tests {
                         }
                         Op::Remove(n) => {
                             if let Some(&key) = model.keys.iter().nth(n) {
-                                waits.remove(key);
+                                waits.remove_all([key]);
+                                model.remove(key);
+                            }
+                        }
+                        Op::Batch(n, s, id) => {
+                            let mut keys: Vec<_> = model.keys.iter().take(n).copied().collect();
+                            keys.insert(keys.len() / 2, (s, id));
+                            waits.remove_all(keys.iter().copied());
+                            for key in keys {
                                 model.remove(key);
                             }
                         }
                         Op::Stale(s, id) => {
-                            waits.remove((s, id));
+                            waits.remove_all([(s, id)]);
                             model.remove((s, id));
                         }
                         Op::PopNewest => {

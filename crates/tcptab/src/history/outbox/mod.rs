@@ -33,6 +33,9 @@ mod read;
 
 use super::{HashMap, HashSet};
 
+/// A connection's state changes the store has: (at, the state's code).
+pub(super) type Changes = smallvec::SmallVec<[(i64, i64); 2]>;
+
 pub use above::Feed;
 pub(in crate::history) use above::{feed, Teller};
 use above::{Above, HELD};
@@ -185,8 +188,9 @@ pub struct Outbox {
     /// open, since this outbox was opened: a new version of a connection
     /// sends only the changes not among them. Forgotten when its closed
     /// version is acknowledged; a new outbox (a recorder started again)
-    /// sends each once more, which the store keeps once.
-    pub(super) shipped: HashMap<i64, Vec<(i64, i64)>>,
+    /// sends each once more, which the store keeps once. Most have one or
+    /// two (what a TIME_WAIT's row was shipped with), held in place.
+    pub(super) shipped: HashMap<i64, Changes>,
     feed: Option<Feed>,
     above: Above,
     /// The largest body a batch gave back ([`Outbox::recycle`]), which

@@ -6,7 +6,7 @@ use rusqlite::vtab::array::Array;
 use rusqlite::Transaction;
 
 use super::kept::{Kept, Span};
-use super::{Batch, HashMap, HashSet};
+use super::{Batch, Changes, HashMap, HashSet};
 use crate::history::codes;
 use crate::history::columns::{COLUMNS, COLUMN_NAMES};
 use crate::history::shipped::{self, Fragments, Host, Type, CONNECTION_COLUMNS, NO_WORKLOAD};
@@ -18,7 +18,7 @@ use crate::history::shipped::{self, Fragments, Host, Type, CONNECTION_COLUMNS, N
 pub(super) fn read_batch(
     tx: &Transaction<'_>,
     host: &Host,
-    acked_changes: &HashMap<i64, Vec<(i64, i64)>>,
+    acked_changes: &HashMap<i64, Changes>,
     ids: &Array,
     body: Vec<u8>,
 ) -> rusqlite::Result<(Batch, HashSet<i64>)> {
@@ -131,7 +131,7 @@ struct RowWriter<'a> {
     at: Columns,
     opening: Vec<u8>,
     fragments: Fragments,
-    acked_changes: &'a HashMap<i64, Vec<(i64, i64)>>,
+    acked_changes: &'a HashMap<i64, Changes>,
     /// The row's owners (pid, fd, command) and state changes (at, the
     /// state's code), each in order.
     owned: Vec<(i64, i64, String)>,
@@ -192,7 +192,10 @@ impl RowWriter<'_> {
             None => out.extend_from_slice(&NO_WORKLOAD),
         }
         let end = out.len();
-        let acked = self.acked_changes.get(&id).map_or(&[][..], Vec::as_slice);
+        let acked = self
+            .acked_changes
+            .get(&id)
+            .map_or(&[][..], |c| c.as_slice());
         for &(at, state) in changes.iter().filter(|c| !acked.contains(c)) {
             let change = &mut batch.changes;
             change.extend_from_slice(&self.opening);
