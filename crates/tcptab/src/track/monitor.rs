@@ -172,6 +172,13 @@ impl<'q> Monitor<'q> {
             true => self.kept.take(self.query.root_path()),
             false => None,
         };
+        // What the listeners hold unread went before the reading that
+        // follows: told before the poll, whatever its stamp (a busy
+        // listener reads up to 50 ms late).
+        let flushed = self
+            .notifier
+            .as_mut()
+            .map_or_else(Vec::new, Notifier::flush);
         let room = std::mem::take(&mut self.room);
         let mut snapshot = self.query.snapshot_with(kept, room)?;
         let took = started.elapsed();
@@ -191,7 +198,10 @@ impl<'q> Monitor<'q> {
         // came in the same millisecond may have come during the walk.
         let later = notices.partition_point(|n| notice_at(n) < at);
         let after: Vec<Notice> = notices.drain(later..).collect();
-        for notice in notices {
+        let mut before = flushed;
+        before.append(&mut notices);
+        before.sort_by_key(notice_at);
+        for notice in before {
             self.notice(notice, f)?;
         }
         self.tracker.polled(&snapshot, at, &mut self.events);

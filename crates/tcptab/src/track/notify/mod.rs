@@ -1,7 +1,9 @@
 //! The kernel's destroy notifications: one listener thread per network
 //! namespace (a NETLINK_SOCK_DIAG socket subscribed there), each notice
-//! stamped with the time it was read (at most [`GATHER`] after it
-//! arrived), all on one channel.
+//! stamped with the time it was read (at most [`GATHER`](listener::GATHER) after it
+//! arrived), all on one channel. A poll has them read what waits before
+//! it reads the tables ([`Notifier::flush`]), so that no socket that went
+//! before the poll is told after it.
 //!
 //! A listener only receives: it sends the datagrams of each wake as they
 //! came, and the reader of the channel decodes them. The sockets are then
@@ -9,22 +11,26 @@
 //! by the reader, they cost the allocator more than their decoding).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::diag::{self, NetlinkSocket};
+use crate::diag;
 use crate::filter::Expr;
 use crate::model::{DiagSocket, Namespace};
 use crate::query::Query;
+
+mod listener;
+
+use listener::{listen, Thread, BUSY, IDLE};
 
 /// What a listener heard.
 #[derive(Debug)]
 pub enum Notice {
     /// A socket of namespace `netns` (its inode; 0 for the reader's own)
     /// that the query selects was destroyed; the listener read the notice
-    /// at `at` (ms since the Unix epoch; at most [`GATHER`] after it
+    /// at `at` (ms since the Unix epoch; at most [`GATHER`](listener::GATHER) after it
     /// arrived).
     Closed {
         netns: u64,
@@ -49,14 +55,33 @@ enum Heard {
         ends: Vec<(usize, i64)>,
     },
     Notice(Notice),
+    /// The listener read every datagram that waited when it was asked to
+    /// ([`Notifier::flush`]'s `n`-th time), and sent them before this.
+    Flushed(u64),
 }
 
 /// One namespace's listener, or why there is none.
 #[derive(Debug)]
 enum Listener {
-    Running(Arc<AtomicBool>),
+    Running(Running),
     Unavailable(String),
 }
+
+/// A listener thread's handles.
+#[derive(Debug)]
+struct Running {
+    stop: Arc<AtomicBool>,
+    /// Asks it to read what waits now: the flush's number.
+    wake: Sender<u64>,
+    /// What it does ([`IDLE`], [`BUSY`]).
+    doing: Arc<AtomicU8>,
+}
+
+/// How long a poll waits for its listeners to have read what waits.
+const FLUSH_WITHIN: Duration = Duration::from_millis(150);
+
+/// The flushes asked, numbered.
+static FLUSHES: AtomicU64 = AtomicU64::new(1);
 
 /// The listeners, by namespace, and what they heard.
 #[derive(Debug)]
@@ -74,7 +99,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// Listeners with receive buffers of `buffer` bytes (see
-    /// [`NetlinkSocket::subscribe_destroy`]).
+    /// [`NetlinkSocket::subscribe_destroy`](diag::NetlinkSocket::subscribe_destroy)).
     pub fn new(buffer: usize) -> Notifier {
         let (tx, rx) = mpsc::channel();
         Notifier {
@@ -98,20 +123,15 @@ impl Notifier {
                 Listener::Unavailable(why) => Err(why.clone()),
             };
         }
-        let started = self.start(query, namespace);
-        let listener = match &started {
-            Ok(stop) => Listener::Running(stop.clone()),
-            Err(why) => Listener::Unavailable(why.clone()),
+        let (listener, started) = match self.start(query, namespace) {
+            Ok(running) => (Listener::Running(running), Ok(())),
+            Err(why) => (Listener::Unavailable(why.clone()), Err(why)),
         };
         self.listeners.insert(netns, listener);
-        started.map(|_| ())
+        started
     }
 
-    fn start(
-        &mut self,
-        query: &Query,
-        namespace: Option<&Namespace>,
-    ) -> Result<Arc<AtomicBool>, String> {
+    fn start(&mut self, query: &Query, namespace: Option<&Namespace>) -> Result<Running, String> {
         let netns = namespace.map_or(0, |n| n.inode);
         let filter = query.filter_for(namespace).map_err(|e| e.to_string())?;
         self.filters.insert(netns, filter);
@@ -120,14 +140,24 @@ impl Notifier {
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|s| s.subscribe_destroy(self.buffer))
             .map_err(|e| format!("no destroy notifications ({e})"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let tx = self.tx.clone();
+        let (wake, woken) = mpsc::channel();
+        let running = Running {
+            stop: Arc::new(AtomicBool::new(false)),
+            wake,
+            doing: Arc::new(AtomicU8::new(IDLE)),
+        };
+        let thread = Thread {
+            netns,
+            tx: self.tx.clone(),
+            stop: running.stop.clone(),
+            woken,
+            doing: running.doing.clone(),
+        };
         std::thread::Builder::new()
             .name(format!("tcptab-notify-{netns}"))
-            .spawn(move || listen(socket, netns, tx, flag))
+            .spawn(move || listen(socket, thread))
             .map_err(|e| format!("no destroy notifications (a thread: {e})"))?;
-        Ok(stop)
+        Ok(running)
     }
 
     /// Whether the query selects `socket`, of namespace `netns`, as the
@@ -156,8 +186,8 @@ impl Notifier {
     pub fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) {
         self.listeners.retain(|&netns, listener| {
             let kept = keep(netns);
-            if let (false, Listener::Running(stop)) = (kept, &listener) {
-                stop.store(true, Ordering::SeqCst);
+            if let (false, Listener::Running(running)) = (kept, &listener) {
+                running.stop.store(true, Ordering::SeqCst);
             }
             kept
         });
@@ -181,6 +211,33 @@ impl Notifier {
         self.decoded.pop_front()
     }
 
+    /// Every notice of a socket that went before now: each busy listener
+    /// (one that may hold datagrams unread, [`GATHER`](listener::GATHER)) is asked to read
+    /// what waits in its socket, and its answer waited for (at most
+    /// [`FLUSH_WITHIN`]); an idle one reads each as it comes. What came
+    /// before is taken too.
+    pub fn flush(&mut self) -> Vec<Notice> {
+        let n = FLUSHES.fetch_add(1, Ordering::Relaxed);
+        let mut asked = 0;
+        for listener in self.listeners.values() {
+            if let Listener::Running(r) = listener {
+                if r.doing.load(Ordering::SeqCst) == BUSY && r.wake.send(n).is_ok() {
+                    asked += 1;
+                }
+            }
+        }
+        let deadline = Instant::now() + FLUSH_WITHIN;
+        while asked > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Heard::Flushed(answered)) if answered == n => asked -= 1,
+                Ok(heard) => self.decode(heard),
+                Err(_) => break,
+            }
+        }
+        self.drain()
+    }
+
     /// Every notice already there.
     pub fn drain(&mut self) -> Vec<Notice> {
         while let Ok(heard) = self.rx.try_recv() {
@@ -193,6 +250,8 @@ impl Notifier {
     fn decode(&mut self, heard: Heard) {
         let (netns, bytes, ends) = match heard {
             Heard::Notice(notice) => return self.decoded.push_back(notice),
+            // An answer that came after its flush stopped waiting.
+            Heard::Flushed(_) => return,
             Heard::Datagrams { netns, bytes, ends } => (netns, bytes, ends),
         };
         let mut start = 0;
@@ -224,94 +283,11 @@ impl Drop for Notifier {
     }
 }
 
-/// How long a busy listener lets notifications gather before it reads them
-/// again: each is stamped at most this late, and under churn the thread
-/// wakes at most once per this instead of once per notification (a wake
-/// costs several times the notification's reading).
-pub const GATHER: Duration = Duration::from_millis(50);
-
-/// A wake ends when its datagrams pass this many bytes (a flood read
-/// without a pause is passed on in pieces, and the stop looked at).
-const BATCH_BYTES: usize = 1 << 20;
-
-/// A listener thread: receives notifications until told to stop. A wake
-/// reads every datagram waiting. When wakes come closer together than
-/// twice [`GATHER`] (more than about 10 notifications a second), the
-/// thread sleeps [`GATHER`] before it waits again, so that the next wake
-/// finds several; a quieter listener waits at once, and stamps each
-/// notification as it comes.
-fn listen(mut socket: NetlinkSocket, netns: u64, tx: Sender<Heard>, stop: Arc<AtomicBool>) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut last_wake: Option<Instant> = None;
-    let mut bytes = Vec::new();
-    let mut ends = Vec::new();
-    let pass_on = |bytes: &mut Vec<u8>, ends: &mut Vec<(usize, i64)>| {
-        if ends.is_empty() {
-            return true;
-        }
-        let heard = Heard::Datagrams {
-            netns,
-            bytes: std::mem::take(bytes),
-            ends: std::mem::take(ends),
-        };
-        tx.send(heard).is_ok()
-    };
-    while !stop.load(Ordering::SeqCst) {
-        let mut wait = Duration::from_millis(100);
-        let mut heard = false;
-        loop {
-            let notice = match socket.recv_within(&mut buf, wait) {
-                Ok(0) => break,
-                Ok(len) => {
-                    heard = true;
-                    wait = Duration::ZERO;
-                    bytes.extend_from_slice(&buf[..len.min(buf.len())]);
-                    ends.push((bytes.len(), crate::time::now_ms()));
-                    if bytes.len() >= BATCH_BYTES {
-                        // A flood: passed on, and the stop looked at.
-                        break;
-                    }
-                    continue;
-                }
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOBUFS.raw_os_error()) => {
-                    Notice::Lost {
-                        netns,
-                        at: crate::time::now_ms(),
-                    }
-                }
-                Err(e) => Notice::Failed {
-                    netns,
-                    at: crate::time::now_ms(),
-                    error: e.to_string(),
-                },
-            };
-            let failed = matches!(notice, Notice::Failed { .. });
-            // What came before the loss is told before it.
-            if !pass_on(&mut bytes, &mut ends) || tx.send(Heard::Notice(notice)).is_err() || failed
-            {
-                return;
-            }
-        }
-        if !pass_on(&mut bytes, &mut ends) {
-            return;
-        }
-        if !heard {
-            last_wake = None;
-            continue;
-        }
-        let woke = Instant::now();
-        if let Some(since) = last_wake.map(|last| woke - last) {
-            if since < 2 * GATHER {
-                std::thread::sleep(GATHER);
-            }
-        }
-        last_wake = Some(woke);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::listener::GATHER;
     use super::*;
+    use crate::diag::NetlinkSocket;
     use std::time::Instant;
 
     /// One netlink datagram: a destroy notification of an IPv4 socket with
@@ -386,31 +362,46 @@ mod tests {
         assert!(notifier.drain().is_empty());
     }
 
+    /// A connection to `listener` made and reset: no TIME_WAIT, both ends
+    /// destroyed at once. The client's port, and when the close began and
+    /// ended.
+    fn reset(listener: &std::net::TcpListener) -> (u16, i64, i64) {
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let port = client.local_addr().unwrap().port();
+        rustix::net::sockopt::set_socket_linger(&client, Some(Duration::ZERO)).unwrap();
+        let began = crate::time::now_ms();
+        drop(client);
+        drop(server);
+        (port, began, crate::time::now_ms())
+    }
+
+    /// A notifier listening in this namespace; None (the test skipped)
+    /// unless root: subscribing needs CAP_NET_ADMIN.
+    fn listening() -> Option<Notifier> {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root (subscribing to destroy notifications)");
+            return None;
+        }
+        let mut notifier = Notifier::new(NetlinkSocket::DESTROY_BUFFER);
+        notifier.listen(&Query::new(), None).unwrap();
+        Some(notifier)
+    }
+
     /// A burst of closes faster than one per [`GATHER`]: every socket's
     /// notification comes, stamped no earlier than its close began and no
     /// later than [`GATHER`] (and a busy machine's slack) after it ended
     /// (as root: subscribing needs CAP_NET_ADMIN).
     #[test]
     fn a_burst_of_closes_is_heard_whole_and_stamped_near_each_close() {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: needs root (subscribing to destroy notifications)");
+        let Some(mut notifier) = listening() else {
             return;
-        }
-        let query = Query::new();
-        let mut notifier = Notifier::new(NetlinkSocket::DESTROY_BUFFER);
-        notifier.listen(&query, None).unwrap();
+        };
         let listener = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
         let mut closed = HashMap::new();
         for _ in 0..200 {
-            let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-            let (server, _) = listener.accept().unwrap();
-            let port = client.local_addr().unwrap().port();
-            // A reset: no TIME_WAIT, both ends destroyed at once.
-            rustix::net::sockopt::set_socket_linger(&client, Some(Duration::ZERO)).unwrap();
-            let began = crate::time::now_ms();
-            drop(client);
-            drop(server);
-            closed.insert(port, (began, crate::time::now_ms()));
+            let (port, began, ended) = reset(&listener);
+            closed.insert(port, (began, ended));
             std::thread::sleep(Duration::from_micros(500));
         }
         let server_port = listener.local_addr().unwrap().port();
@@ -445,5 +436,49 @@ mod tests {
                 "port {client}: closed {began}..{ended}, stamped {at}"
             );
         }
+    }
+
+    /// A socket that went while its busy listener let notifications
+    /// gather is told by the flush that follows, not by a read up to
+    /// [`GATHER`] later (as root).
+    #[test]
+    fn a_flush_tells_what_a_gathering_listener_had_not_read() {
+        let Some(mut notifier) = listening() else {
+            return;
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.3:0").unwrap();
+        let server_port = listener.local_addr().unwrap().port();
+        let told = |notices: &[Notice], port: u16| {
+            notices.iter().any(|n| match n {
+                Notice::Closed { socket, .. } => {
+                    socket.socket.local.port() == server_port && socket.socket.remote.port() == port
+                }
+                _ => false,
+            })
+        };
+        let mut rounds = 0;
+        let mut missed = 0;
+        for _ in 0..10 {
+            // Closes every 5 ms: the listener wakes every GATHER.
+            for _ in 0..30 {
+                reset(&listener);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            notifier.drain();
+            let (port, _, _) = reset(&listener);
+            // The kernel's work queue sends the notification.
+            std::thread::sleep(Duration::from_millis(5));
+            let asked = Instant::now();
+            let notices = notifier.flush();
+            assert!(asked.elapsed() < FLUSH_WITHIN, "{:?}", asked.elapsed());
+            rounds += 1;
+            if !told(&notices, port) {
+                missed += 1;
+            }
+        }
+        assert_eq!(
+            missed, 0,
+            "{missed} of {rounds} closes not told by the flush after them"
+        );
     }
 }
