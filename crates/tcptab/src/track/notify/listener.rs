@@ -30,8 +30,9 @@ pub(super) struct Thread {
     pub(super) netns: u64,
     pub(super) tx: Sender<Heard>,
     pub(super) stop: Arc<AtomicBool>,
-    /// Flushes asked ([`Notifier::flush`]).
+    /// Flushes asked ([`Notifier::flush`](super::Notifier::flush)).
     pub(super) woken: Receiver<u64>,
+    /// What it does ([`IDLE`], [`BUSY`]), for the flushes.
     pub(super) doing: Arc<AtomicU8>,
 }
 

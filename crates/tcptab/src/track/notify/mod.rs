@@ -1,9 +1,10 @@
 //! The kernel's destroy notifications: one listener thread per network
 //! namespace (a NETLINK_SOCK_DIAG socket subscribed there), each notice
-//! stamped with the time it was read (at most [`GATHER`](listener::GATHER) after it
-//! arrived), all on one channel. A poll has them read what waits before
-//! it reads the tables ([`Notifier::flush`]), so that no socket that went
-//! before the poll is told after it.
+//! stamped with the time it was read (at most
+//! [`GATHER`](listener::GATHER) after it arrived), all on one channel. A
+//! poll has them read what waits before it reads the tables
+//! ([`Notifier::flush`]), so that no socket that went before the poll is
+//! told after it.
 //!
 //! A listener only receives: it sends the datagrams of each wake as they
 //! came, and the reader of the channel decodes them. The sockets are then
@@ -30,8 +31,8 @@ use listener::{listen, Thread, BUSY, IDLE};
 pub enum Notice {
     /// A socket of namespace `netns` (its inode; 0 for the reader's own)
     /// that the query selects was destroyed; the listener read the notice
-    /// at `at` (ms since the Unix epoch; at most [`GATHER`](listener::GATHER) after it
-    /// arrived).
+    /// at `at` (ms since the Unix epoch; at most
+    /// [`GATHER`](listener::GATHER) after it arrived).
     Closed {
         netns: u64,
         at: i64,
