@@ -17,6 +17,8 @@
 //! people who query the file with `sqlite3` or DuckDB directly. Times are
 //! integers, milliseconds since the Unix epoch ([`crate::time`]).
 
+#[macro_use]
+mod bind;
 mod codes;
 mod columns;
 mod outbox;

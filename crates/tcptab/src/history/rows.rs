@@ -149,7 +149,7 @@ pub(super) fn insert(
     // What `update` keeps when the later sighting has none.
     let cookie = |d: Option<&crate::model::Diag>| d.map(|d| d.cookie as i64).filter(|&c| c != 0);
     let tx = hot.tx;
-    held(
+    let insert = held(
         tx,
         &mut hot.insert,
         "INSERT INTO connection_rows (boot, netns, cookie, first_seen, last_seen, first_state, family, kind, state,
@@ -159,46 +159,49 @@ pub(super) fn insert(
              closed_at, closed_by, follows, changed, workload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
              ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, 1, coalesce(?35, 0), ?36)",
-    )?
-    .execute(params![
-        boot,
-        netns,
-        cookie(d).or(cookie(d0)),
-        first.first_seen,
-        last_seen - first.first_seen,
-        first.first_state.code(),
-        codes::family(s0.family),
-        codes::kind(s.kind),
-        s.state.code(),
-        IpText::new(s.local.ip()).as_str(),
-        s.local.port(),
-        IpText::new(s.remote.ip()).as_str(),
-        s.remote.port(),
-        s.tx_queue,
-        s.rx_queue,
-        s.timer.kind.code(),
-        timer_ms(now),
-        s.retransmits,
-        s0.uid,
-        s.probes,
-        if s.inode != 0 { s.inode } else { s0.inode } as i64,
-        codes::source(first.entry.source),
-        d0.map(|d| d.interface),
-        d0.and_then(|d| d.backlog_limit),
-        d.and_then(|d| d.congestion_algorithm.as_deref())
-            .or(d0.and_then(|d| d.congestion_algorithm.as_deref())),
-        d.and_then(|d| d.shutdown).or(d0.and_then(|d| d.shutdown)),
-        d0.and_then(|d| d.v6only),
-        owner_status(now).or(owner_status(first)),
-        acked,
-        received,
-        retrans,
-        rtt,
-        closed_at.map(|at| at - first.first_seen),
-        closed_by,
-        seq,
-        workload,
-    ])?;
+    )?;
+    execute_typed!(
+        insert,
+        [
+            boot,
+            netns,
+            cookie(d).or(cookie(d0)),
+            first.first_seen,
+            last_seen - first.first_seen,
+            first.first_state.code(),
+            codes::family(s0.family),
+            codes::kind(s.kind),
+            s.state.code(),
+            IpText::new(s.local.ip()).as_str(),
+            s.local.port(),
+            IpText::new(s.remote.ip()).as_str(),
+            s.remote.port(),
+            s.tx_queue,
+            s.rx_queue,
+            s.timer.kind.code(),
+            timer_ms(now),
+            s.retransmits,
+            s0.uid,
+            s.probes,
+            if s.inode != 0 { s.inode } else { s0.inode } as i64,
+            codes::source(first.entry.source),
+            d0.map(|d| d.interface),
+            d0.and_then(|d| d.backlog_limit),
+            d.and_then(|d| d.congestion_algorithm.as_deref())
+                .or(d0.and_then(|d| d.congestion_algorithm.as_deref())),
+            d.and_then(|d| d.shutdown).or(d0.and_then(|d| d.shutdown)),
+            d0.and_then(|d| d.v6only),
+            owner_status(now).or(owner_status(first)),
+            acked,
+            received,
+            retrans,
+            rtt,
+            closed_at.map(|at| at - first.first_seen),
+            closed_by,
+            seq,
+            workload,
+        ]
+    )?;
     let id = tx.last_insert_rowid();
     // A new row is in no index yet: only a long one goes in.
     let long = closed_at.filter(|end| end - first.first_seen > SHORT_MS);
@@ -274,7 +277,7 @@ pub(super) fn update(
     let s = &conn.entry.socket;
     let d = conn.entry.diag.as_ref();
     let [acked, received, retrans, rtt] = counters(conn);
-    tx.prepare_cached(concat!(
+    let mut update = tx.prepare_cached(concat!(
         "UPDATE connection_rows SET last_seen = max(last_seen, ?2 - first_seen), state = ?3, kind = ?4, tx_queue = ?5,
              rx_queue = ?6, timer = ?7, timer_ms = ?8, retransmits = ?9, probes = ?10,
              inode = CASE WHEN ?11 != 0 THEN ?11 ELSE inode END,
@@ -284,38 +287,41 @@ pub(super) fn update(
              remote_address = ?22, remote_port = ?23, changed = coalesce(?24, changed), ",
         keep_counters!("?15", "?16", "?17", "?18"),
         " WHERE id = ?1"
-    ))?
-    .execute(params![
-        id,
-        conn.last_seen,
-        s.state.code(),
-        codes::kind(s.kind),
-        s.tx_queue,
-        s.rx_queue,
-        s.timer.kind.code(),
-        timer_ms(conn),
-        s.retransmits,
-        s.probes,
-        s.inode as i64,
-        owner_status(conn),
-        d.and_then(|d| d.congestion_algorithm.as_deref()),
-        d.and_then(|d| d.shutdown),
-        acked,
-        received,
-        retrans,
-        rtt,
-        // A TIME_WAIT that the kernel gave a cookie of its own (its
-        // socket was never dumped) is found again by that one.
-        d.map(|d| d.cookie as i64).filter(|&c| c != 0),
-        // The ends as a poll found them: a connection first known by its
-        // notification may have had its local port released already (the
-        // kernel then reports port 0).
-        IpText::new(s.local.ip()).as_str(),
-        s.local.port(),
-        IpText::new(s.remote.ip()).as_str(),
-        s.remote.port(),
-        seq,
-    ])?;
+    ))?;
+    execute_typed!(
+        &mut update,
+        [
+            id,
+            conn.last_seen,
+            s.state.code(),
+            codes::kind(s.kind),
+            s.tx_queue,
+            s.rx_queue,
+            s.timer.kind.code(),
+            timer_ms(conn),
+            s.retransmits,
+            s.probes,
+            s.inode as i64,
+            owner_status(conn),
+            d.and_then(|d| d.congestion_algorithm.as_deref()),
+            d.and_then(|d| d.shutdown),
+            acked,
+            received,
+            retrans,
+            rtt,
+            // A TIME_WAIT that the kernel gave a cookie of its own (its
+            // socket was never dumped) is found again by that one.
+            d.map(|d| d.cookie as i64).filter(|&c| c != 0),
+            // The ends as a poll found them: a connection first known by its
+            // notification may have had its local port released already (the
+            // kernel then reports port 0).
+            IpText::new(s.local.ip()).as_str(),
+            s.local.port(),
+            IpText::new(s.remote.ip()).as_str(),
+            s.remote.port(),
+            seq,
+        ]
+    )?;
     Ok(())
 }
 
@@ -327,12 +333,15 @@ pub(super) fn update_counters(
     seq: Option<i64>,
 ) -> rusqlite::Result<()> {
     let [acked, received, retrans, rtt] = counters(conn);
-    tx.prepare_cached(concat!(
+    let mut update = tx.prepare_cached(concat!(
         "UPDATE connection_rows SET last_seen = max(last_seen, ?6 - first_seen), changed = coalesce(?7, changed), ",
         keep_counters!("?2", "?3", "?4", "?5"),
         " WHERE id = ?1"
-    ))?
-    .execute(params![id, acked, received, retrans, rtt, conn.last_seen, seq])?;
+    ))?;
+    execute_typed!(
+        &mut update,
+        [id, acked, received, retrans, rtt, conn.last_seen, seq]
+    )?;
     Ok(())
 }
 
@@ -342,12 +351,12 @@ pub(super) fn state_change(
     at: i64,
     state: State,
 ) -> rusqlite::Result<()> {
-    held(
+    let insert = held(
         hot.tx,
         &mut hot.state_change,
         "INSERT OR REPLACE INTO state_change_rows (connection, at, state) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![id, at, state.code()])?;
+    )?;
+    execute_typed!(insert, [id, at, state.code()])?;
     Ok(())
 }
 
@@ -382,7 +391,10 @@ pub(super) fn close(
     };
     let tx = hot.tx;
     if !indexed && at.max(last_seen) - first_seen <= SHORT_MS / 2 {
-        held(tx, &mut hot.close, CLOSE)?.execute(values)?;
+        execute_typed!(
+            held(tx, &mut hot.close, CLOSE)?,
+            [id, at, closed_by, last_seen, seq]
+        )?;
         return Ok(closed);
     }
     let row: Option<(i64, i64)> = tx
