@@ -446,10 +446,10 @@ pub(super) fn owners(
     for o in list.iter() {
         let k = (o.pid, o.fd);
         if let Err(i) = stored.binary_search(&k) {
-            tx.prepare_cached(
+            let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO owners (connection, pid, fd, command, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![id, o.pid, o.fd, &*o.command, at])?;
+            )?;
+            execute_typed!(&mut insert, [id, o.pid, o.fd, &*o.command, at])?;
             stored.insert(i, k);
         }
     }

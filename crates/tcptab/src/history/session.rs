@@ -348,10 +348,10 @@ impl Session<'_> {
         .execute(params![at, self.boot])?;
         for conn in tracker.conns().filter(|c| c.last_seen < at) {
             if let Some(row) = self.rows.get(&conn.id) {
-                tx.prepare_cached(
+                let mut pin = tx.prepare_cached(
                     "UPDATE connection_rows SET last_seen = ?2 - first_seen, follows = NULL WHERE id = ?1",
-                )?
-                .execute(params![row.id, conn.last_seen])?;
+                )?;
+                execute_typed!(&mut pin, [row.id, conn.last_seen])?;
                 self.pinned.insert(conn.id);
             }
         }
@@ -364,10 +364,10 @@ impl Session<'_> {
         for id in found {
             self.pinned.remove(&id);
             if let (Some(conn), Some(row)) = (tracker.get(id), self.rows.get(&id)) {
-                tx.prepare_cached(
+                let mut unpin = tx.prepare_cached(
                     "UPDATE connection_rows SET last_seen = max(last_seen, ?2 - first_seen), follows = 1 WHERE id = ?1",
-                )?
-                .execute(params![row.id, conn.last_seen])?;
+                )?;
+                execute_typed!(&mut unpin, [row.id, conn.last_seen])?;
             }
         }
         Ok(())
