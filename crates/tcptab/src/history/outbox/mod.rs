@@ -29,6 +29,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 mod above;
 mod kept;
+mod raw;
 mod read;
 
 use super::{HashMap, HashSet};

@@ -6,6 +6,7 @@ use rusqlite::vtab::array::Array;
 use rusqlite::Transaction;
 
 use super::kept::{Kept, Span};
+use super::raw::Values;
 use super::{Batch, Changes, HashMap, HashSet};
 use crate::history::codes;
 use crate::history::columns::{COLUMNS, COLUMN_NAMES};
@@ -54,10 +55,11 @@ pub(super) fn read_batch(
         .replacen("n.inode, n.name", "c.netns, NULL", 1)
         .replacen(&own_last_seen(), "(c.first_seen + c.last_seen)", 1);
     debug_assert!(!columns.contains("open_seen"), "{columns}");
-    let mut stmt = tx.prepare_cached(&format!(
+    let sql = format!(
         "SELECT {columns}, c.changed, c.boot, c.workload, c.closed_at IS NULL AND c.follows
          FROM {first} connection_rows c ON c.id = o.value"
-    ))?;
+    );
+    let mut stmt = tx.prepare_cached(&sql)?;
     let mut rows = stmt.query([ids])?;
     let mut batch = Batch {
         body,
@@ -72,13 +74,18 @@ pub(super) fn read_batch(
         owned: Vec::new(),
         changes: Vec::new(),
     };
-    let mut place = 0;
+    let (mut place, mut values) = (0, None);
     while let Some(r) = rows.next()? {
+        // Found on its first row: the statement is on a row from then on.
+        let values = match &values {
+            Some(values) => values,
+            None => values.insert(Values::of_statement(tx, &sql)?),
+        };
         let id: i64 = r.get(0)?;
         place = place_of(&order, place, id)?;
         owners.take(place, &mut row.owned)?;
         states.take(place, &mut row.changes)?;
-        row.write(tx, r, id, &mut batch)?;
+        row.write(tx, r, values, id, &mut batch)?;
         found.insert(id);
     }
     Ok((batch, found))
@@ -139,11 +146,13 @@ struct RowWriter<'a> {
 }
 
 impl RowWriter<'_> {
-    /// The row `r` (connection `id`), its owners and state changes taken.
+    /// The row `r` (connection `id`, its values read through `values`),
+    /// its owners and state changes taken.
     fn write(
         &mut self,
         tx: &Transaction<'_>,
         r: &rusqlite::Row<'_>,
+        values: &Values,
         id: i64,
         batch: &mut Batch,
     ) -> rusqlite::Result<()> {
@@ -177,7 +186,7 @@ impl RowWriter<'_> {
                     let open_seen = fragments.open_seen[&boot].filter(|_| follows);
                     shipped::int(out, open_seen.map_or(own, |seen| own.max(seen)));
                 }
-                Slot::Value(..) => slot.write(out, r.get_ref(i)?, i)?,
+                Slot::Value(..) => slot.write(out, values.get(r, i)?, i)?,
             }
         }
         let owned = &self.owned;
