@@ -105,6 +105,27 @@ impl Values {
             })
         }
     }
+
+    /// Column `i` of `row`, a number or NULL (`None`).
+    #[inline]
+    pub(super) fn number(&self, row: &Row<'_>, i: usize) -> rusqlite::Result<Option<i64>> {
+        match self.get(row, i)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(n) => Ok(Some(n)),
+            other => Err(not_a_number(i, other)),
+        }
+    }
+
+    /// Column `i` of `row`, a number (NULL is an error).
+    #[inline]
+    pub(super) fn int(&self, row: &Row<'_>, i: usize) -> rusqlite::Result<i64> {
+        self.number(row, i)?
+            .ok_or_else(|| not_a_number(i, ValueRef::Null))
+    }
+}
+
+fn not_a_number(i: usize, value: ValueRef<'_>) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(i, format!("column {i} (a number)"), value.data_type())
 }
 
 fn not_one(sql: &str, why: &str) -> rusqlite::Error {
@@ -145,6 +166,18 @@ mod tests {
                     "column {i}"
                 );
             }
+            let a = row.get::<_, i64>(0).unwrap();
+            assert_eq!(
+                (
+                    columns.int(row, 0).unwrap(),
+                    columns.number(row, 0).unwrap()
+                ),
+                (a, Some(a))
+            );
+            let e = row.get::<_, Option<i64>>(4).unwrap();
+            assert_eq!(columns.number(row, 4).unwrap(), e);
+            assert_eq!(columns.int(row, 4).ok(), e, "NULL is not a number");
+            assert!(columns.int(row, 1).is_err(), "a text is not a number");
             assert!(matches!(
                 columns.get(row, 5),
                 Err(rusqlite::Error::InvalidColumnIndex(5))

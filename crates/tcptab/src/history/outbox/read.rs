@@ -30,22 +30,21 @@ pub(super) fn read_batch(
             _ => unreachable!("a batch's ids are numbers"),
         })
         .collect();
-    // Every statement walks the ids in their order (`rarray` the outer
-    // loop: no sort by SQLite), a connection's owners and state changes
-    // in the order of their table's key; so each is taken beside its
-    // connection's row, none kept in a map.
-    let first = "rarray(?1) o CROSS JOIN";
-    let mut owners = tx.prepare_cached(&format!(
-        "SELECT o.value, w.pid, w.fd, w.command FROM {first} owners w ON w.connection = o.value"
-    ))?;
-    let mut owners = Beside::new(owners.query([ids])?, &order, |r| {
+    // Every statement walks the ids in their order, a connection's owners
+    // and state changes in the order of their table's key; so each is
+    // taken beside its connection's row, none kept in a map.
+    let walk = Walk::of(&order, ids);
+    let sql = walk.select("w.pid, w.fd, w.command", "owners w", "w.connection");
+    let mut owners = tx.prepare_cached(&sql)?;
+    let mut owners = Beside::new(walk.query(&mut owners)?, &order, |r| {
         Ok((r.get(1)?, r.get(2)?, r.get(3)?))
     })?;
     // (at, the state's code).
-    let mut states = tx.prepare_cached(&format!(
-        "SELECT o.value, s.at, s.state FROM {first} state_change_rows s ON s.connection = o.value"
-    ))?;
-    let mut states = Beside::new(states.query([ids])?, &order, |r| Ok((r.get(1)?, r.get(2)?)))?;
+    let sql = walk.select("s.at, s.state", "state_change_rows s", "s.connection");
+    let mut states = tx.prepare_cached(&sql)?;
+    let mut states = Beside::new(walk.query(&mut states)?, &order, |r| {
+        Ok((r.get(1)?, r.get(2)?))
+    })?;
     // The namespace, boot and workload by their ids: their values are
     // encoded once a batch ([`Fragments`]).
     // `last_seen` as the row keeps it, and whether the row follows
@@ -55,12 +54,13 @@ pub(super) fn read_batch(
         .replacen("n.inode, n.name", "c.netns, NULL", 1)
         .replacen(&own_last_seen(), "(c.first_seen + c.last_seen)", 1);
     debug_assert!(!columns.contains("open_seen"), "{columns}");
-    let sql = format!(
-        "SELECT {columns}, c.changed, c.boot, c.workload, c.closed_at IS NULL AND c.follows
-         FROM {first} connection_rows c ON c.id = o.value"
-    );
+    // `c.id` first, as the ids' own column.
+    let columns = columns.strip_prefix("c.id, ").expect("the id first");
+    let columns =
+        format!("{columns}, c.changed, c.boot, c.workload, c.closed_at IS NULL AND c.follows");
+    let sql = walk.select(&columns, "connection_rows c", "c.id");
     let mut stmt = tx.prepare_cached(&sql)?;
-    let mut rows = stmt.query([ids])?;
+    let mut rows = walk.query(&mut stmt)?;
     let mut batch = Batch {
         body,
         ..Batch::default()
@@ -81,7 +81,7 @@ pub(super) fn read_batch(
             Some(values) => values,
             None => values.insert(Values::of_statement(tx, &sql)?),
         };
-        let id: i64 = r.get(0)?;
+        let id = values.int(r, 0)?;
         place = place_of(&order, place, id)?;
         owners.take(place, &mut row.owned)?;
         states.take(place, &mut row.changes)?;
@@ -157,11 +157,12 @@ impl RowWriter<'_> {
         batch: &mut Batch,
     ) -> rusqlite::Result<()> {
         let (at, n) = (&self.at, self.at.after);
-        let seq: i64 = r.get(n)?;
-        let (boot, workload) = (r.get(n + 1)?, r.get(n + 2)?);
-        let follows = r.get::<_, Option<bool>>(n + 3)?.unwrap_or(false);
+        let seq = values.int(r, n)?;
+        let (boot, workload) = (values.int(r, n + 1)?, values.number(r, n + 2)?);
+        let follows = values.number(r, n + 3)?.is_some_and(|f| f != 0);
+        let netns = values.int(r, at.netns)?;
         let fragments = &mut self.fragments;
-        fragments.read(tx, r.get(at.netns)?, boot, workload)?;
+        fragments.read(tx, netns, boot, workload)?;
         let out = &mut batch.body;
         // The host's columns: `hostname`, `machine_id`, `recorder`,
         // `boot_id`, `version`.
@@ -179,10 +180,10 @@ impl RowWriter<'_> {
                 rest = out.len();
             }
             match *slot {
-                Slot::Namespace => out.extend_from_slice(&fragments.namespaces[&r.get(i)?]),
+                Slot::Namespace => out.extend_from_slice(&fragments.namespaces[&netns]),
                 Slot::Skip => {}
                 Slot::LastSeen => {
-                    let own: i64 = r.get(i)?;
+                    let own = values.int(r, i)?;
                     let open_seen = fragments.open_seen[&boot].filter(|_| follows);
                     shipped::int(out, open_seen.map_or(own, |seen| own.max(seen)));
                 }
@@ -216,15 +217,64 @@ impl RowWriter<'_> {
             batch.sent_changes.push((id, at, state));
         }
         let time_wait = ValueRef::Integer(codes::kind(crate::model::RowKind::TimeWait));
-        if r.get_ref(at.closed_at)? != ValueRef::Null {
+        if values.get(r, at.closed_at)? != ValueRef::Null {
             batch.closed.push(id);
-        } else if r.get_ref(at.kind)? == time_wait {
+        } else if values.get(r, at.kind)? == time_wait {
             let (key, version, id) = ((seq, id), version, id_at);
             #[rustfmt::skip]
             batch.kept.push(Span { key, start, version, id, times, rest, end });
         }
         batch.rows += 1;
         Ok(())
+    }
+}
+
+/// How a batch's statements walk its ids.
+enum Walk<'a> {
+    /// Through the list (`rarray` the outer loop: its order, no sort by
+    /// SQLite), each id sought in the table's key.
+    List(&'a Array),
+    /// Along the table's key from the first id to the last, with no seek
+    /// an id: the ids are one run of consecutive numbers, in order. Under
+    /// churn nearly every batch is: the rows waiting are the new ones,
+    /// and a TIME_WAIT's close is made from the row kept ([`Kept`]).
+    Run(i64, i64),
+}
+
+impl<'a> Walk<'a> {
+    fn of(order: &[i64], ids: &'a Array) -> Walk<'a> {
+        match (order.first(), order.last()) {
+            (Some(&first), Some(&last))
+                if last.checked_sub(first) == Some(order.len() as i64 - 1)
+                    && order.windows(2).all(|w| w[1] == w[0] + 1) =>
+            {
+                Walk::Run(first, last)
+            }
+            _ => Walk::List(ids),
+        }
+    }
+
+    /// The statement reading `columns` of `table` (with its alias), whose
+    /// column `key` holds the ids, for the batch's ids: the id first.
+    fn select(&self, columns: &str, table: &str, key: &str) -> String {
+        match self {
+            Walk::List(_) => format!(
+                "SELECT o.value, {columns} FROM rarray(?1) o CROSS JOIN {table} ON {key} = o.value"
+            ),
+            Walk::Run(..) => format!(
+                "SELECT {key}, {columns} FROM {table} WHERE {key} BETWEEN ?1 AND ?2 ORDER BY {key}"
+            ),
+        }
+    }
+
+    fn query<'s>(
+        &self,
+        stmt: &'s mut rusqlite::Statement<'_>,
+    ) -> rusqlite::Result<rusqlite::Rows<'s>> {
+        match *self {
+            Walk::List(ids) => stmt.query([ids]),
+            Walk::Run(first, last) => stmt.query([first, last]),
+        }
     }
 }
 
@@ -384,4 +434,37 @@ fn raw_columns() -> String {
 /// each row), replaced where the shipper reads it once a batch.
 fn own_last_seen() -> String {
     crate::history::columns::LAST_SEEN.replace("c.last_seen", "(c.first_seen + c.last_seen)")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+
+    fn walk(order: &[i64]) -> Option<(i64, i64)> {
+        let ids: Array = Rc::new(order.iter().map(|&id| Value::Integer(id)).collect());
+        match Walk::of(order, &ids) {
+            Walk::Run(first, last) => Some((first, last)),
+            Walk::List(list) => {
+                assert_eq!(list.len(), order.len());
+                None
+            }
+        }
+    }
+
+    /// Only ids that are one run of consecutive numbers, in order, are
+    /// read along the tables' keys; any gap, repeat or turn back is read
+    /// through the list.
+    #[test]
+    fn only_one_run_of_ids_is_walked_along_the_key() {
+        assert_eq!(walk(&[7]), Some((7, 7)));
+        assert_eq!(walk(&[3, 4, 5, 6]), Some((3, 6)));
+        assert_eq!(walk(&[]), None);
+        assert_eq!(walk(&[3, 5, 6]), None);
+        assert_eq!(walk(&[3, 4, 4, 6]), None);
+        assert_eq!(walk(&[4, 3]), None);
+        assert_eq!(walk(&[3, 5, 4, 6]), None);
+        assert_eq!(walk(&[i64::MIN, i64::MAX]), None);
+    }
 }

@@ -543,8 +543,10 @@ fn each_row_carries_its_own_owners_and_state_changes() {
         ),
         owned(40504, State::CloseWait, &[(99, 7, "late")]),
     ];
-    r.poll_entries(Snapshot::of(second), T + 5000, &[]);
-    let batch = Outbox::open(&path).unwrap().connections(100).unwrap();
+    r.poll_entries(Snapshot::of(second.clone()), T + 5000, &[]);
+    let mut outbox = Outbox::open(&path).unwrap();
+    // Rows 1 to 5: one run of ids, read along each table's key.
+    let batch = outbox.connections(100).unwrap();
     assert_eq!(batch.rows, 5);
     let db = rusqlite::Connection::open(&*path).unwrap();
     let list = |sql: &str, id: i64| -> Vec<serde_json::Value> {
@@ -560,40 +562,43 @@ fn each_row_carries_its_own_owners_and_state_changes() {
         });
         rows.unwrap().map(|v| v.unwrap()).collect()
     };
-    let mut seen_owners = 0;
-    for line in batch.json().lines() {
-        let shipped: serde_json::Value = serde_json::from_str(line).unwrap();
-        let id = shipped["id"].as_i64().unwrap();
-        for (member, sql) in [
-            (
-                "owner_pids",
-                "SELECT pid FROM owners WHERE connection = ?1 ORDER BY pid, fd",
-            ),
-            (
-                "owner_fds",
-                "SELECT fd FROM owners WHERE connection = ?1 ORDER BY pid, fd",
-            ),
-            (
-                "owner_commands",
-                "SELECT command FROM owners WHERE connection = ?1 ORDER BY pid, fd",
-            ),
-            (
-                "state_times",
-                "SELECT at FROM state_changes WHERE connection = ?1 ORDER BY at, state",
-            ),
-            (
-                "states",
-                "SELECT state FROM state_changes WHERE connection = ?1 ORDER BY at, state",
-            ),
-        ] {
-            let want = list(sql, id);
-            // Empty lists are left out of the line.
-            let got = shipped[member].as_array().cloned().unwrap_or_default();
-            assert_eq!(got, want, "{member} of {line}");
-            seen_owners += usize::from(member == "owner_pids") * want.len();
+    let check = |batch: &Batch| {
+        let mut seen_owners = 0;
+        for line in batch.json().lines() {
+            let shipped: serde_json::Value = serde_json::from_str(line).unwrap();
+            let id = shipped["id"].as_i64().unwrap();
+            for (member, sql) in [
+                (
+                    "owner_pids",
+                    "SELECT pid FROM owners WHERE connection = ?1 ORDER BY pid, fd",
+                ),
+                (
+                    "owner_fds",
+                    "SELECT fd FROM owners WHERE connection = ?1 ORDER BY pid, fd",
+                ),
+                (
+                    "owner_commands",
+                    "SELECT command FROM owners WHERE connection = ?1 ORDER BY pid, fd",
+                ),
+                (
+                    "state_times",
+                    "SELECT at FROM state_changes WHERE connection = ?1 ORDER BY at, state",
+                ),
+                (
+                    "states",
+                    "SELECT state FROM state_changes WHERE connection = ?1 ORDER BY at, state",
+                ),
+            ] {
+                let want = list(sql, id);
+                // Empty lists are left out of the line.
+                let got = shipped[member].as_array().cloned().unwrap_or_default();
+                assert_eq!(got, want, "{member} of {line}");
+                seen_owners += usize::from(member == "owner_pids") * want.len();
+            }
         }
-    }
-    assert_eq!(seen_owners, 6);
+        seen_owners
+    };
+    assert_eq!(check(&batch), 6);
     assert!(
         batch
             .json()
@@ -601,6 +606,16 @@ fn each_row_carries_its_own_owners_and_state_changes() {
         "{}",
         batch.json()
     );
+    // Rows 1, 3 and 5 changed again: ids with gaps, each sought.
+    outbox.acked(&batch).unwrap();
+    let mut third = second;
+    third[0] = owned(40500, State::FinWait1, &[(70, 4, "api")]);
+    third[2] = owned(40502, State::FinWait2, &[(80, 3, "db"), (81, 2, "db2")]);
+    third[4] = owned(40504, State::LastAck, &[(99, 7, "late")]);
+    r.poll_entries(Snapshot::of(third), T + 10_000, &[]);
+    let batch = outbox.connections(100).unwrap();
+    assert_eq!(ports(&batch), [40500, 40502, 40504]);
+    assert_eq!(check(&batch), 5);
 }
 
 /// The shipper's acknowledgement commits as the writer does: it leaves
