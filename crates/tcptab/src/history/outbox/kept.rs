@@ -33,6 +33,9 @@ struct KeptRow {
     at: usize,
     len: u32,
     ids: u32,
+    /// Its close, when told (and nothing else since), under the number of
+    /// its transaction.
+    close: Option<(i64, Closed)>,
 }
 
 /// A kept row's bytes ([`KeptRow`]).
@@ -63,12 +66,9 @@ pub(super) struct Span {
 #[derive(Debug, Default)]
 pub(super) struct Kept {
     rows: HashMap<i64, KeptRow>,
-    /// The close told for a row kept (only those: a row forgotten takes
-    /// its close with it), under the number of its transaction.
-    closes: HashMap<i64, (i64, Closed)>,
     /// The kept rows' bytes, one after the other (no allocation a row):
-    /// those of rows forgotten, `garbage` bytes, until the arena is
-    /// made again of the others ([`Kept::drop_row`]).
+    /// those of rows forgotten, `garbage` bytes, until the others are
+    /// moved over them ([`Kept::drop_row`]).
     arena: Vec<u8>,
     garbage: usize,
 }
@@ -85,15 +85,16 @@ impl Kept {
             }
             self.drop_row(id);
         }
-        for c in closes.iter().filter(|c| self.rows.contains_key(&c.id)) {
-            self.closes.insert(c.id, (seq, *c));
+        for c in closes {
+            if let Some(row) = self.rows.get_mut(&c.id) {
+                row.close = Some((seq, *c));
+            }
         }
     }
 
     /// Something changed that the shipper was not told of.
     pub(super) fn clear(&mut self) {
         self.rows.clear();
-        self.closes.clear();
         self.arena.clear();
         self.garbage = 0;
     }
@@ -101,30 +102,33 @@ impl Kept {
     /// The row `key` as its close made it, when that is all that changed
     /// since the row kept.
     pub(super) fn closed(&self, (seq, id): (i64, i64)) -> Option<(KeptBytes<'_>, Closed)> {
-        let &(told, closed) = self.closes.get(&id)?;
         let row = self.rows.get(&id)?;
+        let (told, closed) = row.close?;
         let bytes = &self.arena[row.at..row.at + row.len as usize];
         let (ids, rest) = bytes.split_at(row.ids as usize);
         let head = &row.head;
         (told == seq).then_some((KeptBytes { head, ids, rest }, closed))
     }
 
-    /// The row `id` is no longer kept: its bytes are garbage. The arena is
-    /// made again of the rows kept when garbage is most of it.
+    /// The row `id` is no longer kept: its bytes are garbage. When garbage
+    /// is most of the arena, the rows kept are moved over it, in their
+    /// order, in the arena itself: no other arena is made, so its pages
+    /// are not made again either.
     fn drop_row(&mut self, id: i64) {
         if let Some(row) = self.rows.remove(&id) {
-            self.closes.remove(&id);
             self.garbage += row.len as usize;
         }
         if self.garbage > ARENA_SLACK && self.garbage * 2 > self.arena.len() {
-            let live = self.arena.len() - self.garbage;
-            let mut arena = Vec::with_capacity(live + live / 2);
-            for row in self.rows.values_mut() {
-                let at = arena.len();
-                arena.extend_from_slice(&self.arena[row.at..row.at + row.len as usize]);
-                row.at = at;
+            let mut rows: Vec<&mut KeptRow> = self.rows.values_mut().collect();
+            rows.sort_unstable_by_key(|row| row.at);
+            let mut to = 0;
+            for row in rows {
+                let len = row.len as usize;
+                self.arena.copy_within(row.at..row.at + len, to);
+                row.at = to;
+                to += len;
             }
-            self.arena = arena;
+            self.arena.truncate(to);
             self.garbage = 0;
         }
     }
@@ -151,7 +155,17 @@ impl Kept {
             self.arena.extend_from_slice(&body[s.id..s.times]);
             self.arena.extend_from_slice(&body[s.rest..s.end]);
             let (len, ids) = ((self.arena.len() - at) as u32, (s.times - s.id) as u32);
-            self.rows.insert(id, KeptRow { head, at, len, ids });
+            let close = None;
+            self.rows.insert(
+                id,
+                KeptRow {
+                    head,
+                    at,
+                    len,
+                    ids,
+                    close,
+                },
+            );
         }
     }
 
