@@ -3,7 +3,7 @@
 //!
 //! rusqlite's [`rusqlite::Row::get_ref`] makes three calls into SQLite
 //! for each value (the column count, the value's type, the value), and
-//! each call finds the column's value again. By perf of
+//! the last two each find the column's value again. By perf of
 //! `examples/record_churn.rs` with shipping, that was a quarter of the
 //! shipper's time, with 35 columns a row. [`Values::get`] asks SQLite
 //! for the value once (`sqlite3_column_value`) and reads its type and
