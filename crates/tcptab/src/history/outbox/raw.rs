@@ -16,9 +16,39 @@ use std::ptr::NonNull;
 
 use rusqlite::ffi;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, Row, Rows};
 
-/// The values of the rows of a statement being stepped.
+/// Steps `rows` to their end, giving `each` every row with what reads its
+/// values. `rows` are those of the statement of `conn` whose text is
+/// `sql`, prepared by [`Connection::prepare_cached`].
+///
+/// A [`Values`] is made here and lent to `each` one row at a time, so it
+/// never outlives the statement, which `rows` borrows meanwhile.
+pub(super) fn each_row(
+    conn: &Connection,
+    sql: &str,
+    rows: &mut Rows<'_>,
+    mut each: impl FnMut(&Values, &Row<'_>) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let mut values = None;
+    while let Some(row) = rows.next()? {
+        // Found on the first row: the statement is on a row from then on.
+        let values = match &values {
+            Some(values) => values,
+            None => {
+                let found = Values::of_statement(conn, sql)?;
+                if found.count != row.as_ref().column_count() {
+                    return Err(not_one(sql, "the statement found is not the rows'"));
+                }
+                values.insert(found)
+            }
+        };
+        each(values, row)?;
+    }
+    Ok(())
+}
+
+/// The values of the rows of a statement being stepped ([`each_row`]).
 pub(super) struct Values {
     stmt: NonNull<ffi::sqlite3_stmt>,
     count: usize,
@@ -32,7 +62,7 @@ impl Values {
     /// statement prepared by [`Connection::prepare_cached`] is the only
     /// one of its text in use (rusqlite's cache keeps one a text, and
     /// takes it out while it is used).
-    pub(super) fn of_statement(conn: &Connection, sql: &str) -> rusqlite::Result<Values> {
+    fn of_statement(conn: &Connection, sql: &str) -> rusqlite::Result<Values> {
         let mut found = None;
         // SAFETY: the connection's handle is valid while `conn` is, and is
         // only read here: `sqlite3_next_stmt` walks its prepared
@@ -59,9 +89,9 @@ impl Values {
         found.ok_or_else(|| not_one(sql, "no statement of it is on a row"))
     }
 
-    /// The value of column `i` of `row`, a row of the statement found by
-    /// [`Values::of_statement`] (which `row` borrows, so that the
-    /// statement neither steps on nor ends while the value is read).
+    /// The value of column `i` of `row`, the row [`each_row`] gave with
+    /// these values (which `row` borrows, so that the statement neither
+    /// steps on nor ends while the value is read).
     #[inline]
     pub(super) fn get<'r>(&self, _row: &'r Row<'_>, i: usize) -> rusqlite::Result<ValueRef<'r>> {
         if i >= self.count {
@@ -152,13 +182,8 @@ mod tests {
         other_rows.next().unwrap().unwrap();
         let mut stmt = conn.prepare_cached(sql).unwrap();
         let mut rows = stmt.query([]).unwrap();
-        let mut columns = None;
         let mut read = 0;
-        while let Some(row) = rows.next().unwrap() {
-            let columns = match &columns {
-                Some(c) => c,
-                None => columns.insert(Values::of_statement(&conn, sql).unwrap()),
-            };
+        each_row(&conn, sql, &mut rows, |columns, row| {
             for i in 0..5 {
                 assert_eq!(
                     columns.get(row, i).unwrap(),
@@ -183,11 +208,14 @@ mod tests {
                 Err(rusqlite::Error::InvalidColumnIndex(5))
             ));
             read += 1;
-        }
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(read, 2);
     }
 
-    /// A statement not stepped yet, or of another text, is not found.
+    /// A statement not stepped yet, or of another text, is not found; nor
+    /// is one of two of the same text in use.
     #[test]
     fn only_a_statement_on_a_row_is_found() {
         let conn = Connection::open_in_memory().unwrap();
@@ -198,5 +226,9 @@ mod tests {
         rows.next().unwrap().unwrap();
         assert!(Values::of_statement(&conn, sql).is_ok());
         assert!(Values::of_statement(&conn, "SELECT 2").is_err());
+        let mut again = conn.prepare(sql).unwrap();
+        let mut also = again.query([]).unwrap();
+        also.next().unwrap().unwrap();
+        assert!(Values::of_statement(&conn, sql).is_err());
     }
 }

@@ -6,7 +6,7 @@ use rusqlite::vtab::array::Array;
 use rusqlite::Transaction;
 
 use super::kept::{Kept, Span};
-use super::raw::Values;
+use super::raw::{self, Values};
 use super::{Batch, Changes, HashMap, HashSet};
 use crate::history::codes;
 use crate::history::columns::{COLUMNS, COLUMN_NAMES};
@@ -74,20 +74,16 @@ pub(super) fn read_batch(
         owned: Vec::new(),
         changes: Vec::new(),
     };
-    let (mut place, mut values) = (0, None);
-    while let Some(r) = rows.next()? {
-        // Found on its first row: the statement is on a row from then on.
-        let values = match &values {
-            Some(values) => values,
-            None => values.insert(Values::of_statement(tx, &sql)?),
-        };
+    let mut place = 0;
+    raw::each_row(tx, &sql, &mut rows, |values, r| {
         let id = values.int(r, 0)?;
         place = place_of(&order, place, id)?;
         owners.take(place, &mut row.owned)?;
         states.take(place, &mut row.changes)?;
         row.write(tx, r, values, id, &mut batch)?;
         found.insert(id);
-    }
+        Ok(())
+    })?;
     Ok((batch, found))
 }
 
