@@ -155,9 +155,8 @@ impl Kept {
             self.arena.extend_from_slice(&body[s.id..s.times]);
             self.arena.extend_from_slice(&body[s.rest..s.end]);
             let (len, ids) = ((self.arena.len() - at) as u32, (s.times - s.id) as u32);
-            let close = None;
             #[rustfmt::skip]
-            self.rows.insert(id, KeptRow { head, at, len, ids, close });
+            self.rows.insert(id, KeptRow { head, at, len, ids, close: None });
         }
     }
 

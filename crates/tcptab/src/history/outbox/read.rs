@@ -239,13 +239,9 @@ enum Walk<'a> {
 
 impl<'a> Walk<'a> {
     fn of(order: &[i64], ids: &'a Array) -> Walk<'a> {
+        let run = order.windows(2).all(|w| w[0].checked_add(1) == Some(w[1]));
         match (order.first(), order.last()) {
-            (Some(&first), Some(&last))
-                if last.checked_sub(first) == Some(order.len() as i64 - 1)
-                    && order.windows(2).all(|w| w[1] == w[0] + 1) =>
-            {
-                Walk::Run(first, last)
-            }
+            (Some(&first), Some(&last)) if run => Walk::Run(first, last),
             _ => Walk::List(ids),
         }
     }

@@ -615,6 +615,19 @@ fn each_row_carries_its_own_owners_and_state_changes() {
     r.poll_entries(Snapshot::of(third), T + 10_000, &[]);
     let batch = outbox.connections(100).unwrap();
     assert_eq!(ports(&batch), [40500, 40502, 40504]);
+    let ids: Vec<i64> = batch
+        .json()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        ids.windows(2).any(|w| w[1] != w[0] + 1),
+        "ids with gaps: {ids:?}"
+    );
     assert_eq!(check(&batch), 5);
 }
 
