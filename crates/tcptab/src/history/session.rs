@@ -346,7 +346,8 @@ impl Session<'_> {
             "UPDATE boots SET open_seen = max(coalesce(open_seen, ?1), ?1) WHERE id = ?2",
         )?
         .execute(params![at, self.boot])?;
-        for conn in tracker.conns().filter(|c| c.last_seen < at) {
+        // One last seen before the poll is one the poll did not see.
+        for conn in tracker.unseen().filter(|c| c.last_seen < at) {
             if let Some(row) = self.rows.get(&conn.id) {
                 let mut pin = tx.prepare_cached(
                     "UPDATE connection_rows SET last_seen = ?2 - first_seen, follows = NULL WHERE id = ?1",

@@ -18,18 +18,28 @@ use crate::model::Key;
 
 pub(super) type Conns = Slab<Tracked>;
 
+/// A slot of a [`Slab`]: its id, and what it holds (None: free).
+pub(super) type Slot<T> = (u64, Option<T>);
+
 #[derive(Debug)]
 pub(super) struct Slab<T> {
-    /// Each slot's id and connection (None: free).
-    slots: Vec<(u64, Option<T>)>,
+    slots: Vec<Slot<T>>,
+    /// Each slot's mark, apart ([`FREE`] for a free slot): a poll walks
+    /// them all for the connections it did not see, and reads no
+    /// connection it saw.
+    marks: Vec<u64>,
     free: Vec<u32>,
     len: usize,
 }
+
+/// The mark of a free slot.
+const FREE: u64 = u64::MAX;
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Slab {
             slots: Vec::new(),
+            marks: Vec::new(),
             free: Vec::new(),
             len: 0,
         }
@@ -46,6 +56,7 @@ impl<T> Slab<T> {
         let slot = self.slots.len();
         let slot = u32::try_from(slot).expect("fewer than 2^32 connections followed at once");
         self.slots.push((u64::from(slot) + 1, None));
+        self.marks.push(FREE);
         u64::from(slot) + 1
     }
 
@@ -54,13 +65,41 @@ impl<T> Slab<T> {
         (self.slots.get(slot)?.0 == id).then_some(slot)
     }
 
-    /// Follow `t` under `id`, which [`Slab::next_id`] gave.
-    pub(super) fn insert(&mut self, id: u64, t: T) {
+    /// Follow `t` under `id`, which [`Slab::next_id`] gave, marked `mark`
+    /// (less than `u64::MAX`).
+    pub(super) fn insert(&mut self, id: u64, t: T, mark: u64) {
         let slot = self.slot(id).expect("an id next_id gave");
         let (_, held) = &mut self.slots[slot];
         assert!(held.is_none(), "connection {id} followed twice");
         *held = Some(t);
+        self.marks[slot] = mark.min(FREE - 1);
         self.len += 1;
+    }
+
+    /// The mark of `id`, if it is followed.
+    pub(super) fn mark(&self, id: u64) -> Option<u64> {
+        let slot = self.slot(id)?;
+        Some(self.marks[slot]).filter(|&m| m != FREE)
+    }
+
+    /// Mark `id` (if followed) `mark` (less than `u64::MAX`).
+    pub(super) fn set_mark(&mut self, id: u64, mark: u64) {
+        if let Some(slot) = self.slot(id).filter(|&s| self.marks[s] != FREE) {
+            self.marks[slot] = mark.min(FREE - 1);
+        }
+    }
+
+    /// Each followed one not marked `mark`, with its id, in the order of
+    /// their slots: only their slots are read.
+    pub(super) fn unmarked(&self, mark: u64) -> impl Iterator<Item = (u64, &T)> + '_ {
+        self.marks
+            .iter()
+            .enumerate()
+            .filter(move |&(_, &m)| m != mark && m != FREE)
+            .filter_map(|(slot, _)| {
+                let (id, t) = &self.slots[slot];
+                t.as_ref().map(|t| (*id, t))
+            })
     }
 
     pub(super) fn get(&self, id: &u64) -> Option<&T> {
@@ -78,6 +117,7 @@ impl<T> Slab<T> {
         let (held_id, held) = &mut self.slots[slot];
         let t = held.take()?;
         *held_id = held_id.wrapping_add(1 << 32);
+        self.marks[slot] = FREE;
         self.free.push(slot as u32);
         self.len -= 1;
         Some(t)
@@ -96,6 +136,24 @@ impl<T> Slab<T> {
 
     pub(super) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Where the slot of `id` and its mark are (nothing read there: for
+    /// [`ahead`](super::ahead)).
+    pub(super) fn slot_at(&self, id: u64) -> Option<(*const u8, *const u64)> {
+        let at = slot_of(id)?;
+        let slot = self.slots.get(at)?;
+        Some((
+            std::ptr::from_ref(slot).cast(),
+            std::ptr::from_ref(self.marks.get(at)?),
+        ))
+    }
+
+    /// The first slot that holds something, and what.
+    pub(super) fn first(&self) -> Option<(&Slot<T>, &T)> {
+        self.slots
+            .iter()
+            .find_map(|slot| slot.1.as_ref().map(|t| (slot, t)))
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -136,7 +194,7 @@ pub(super) struct Keys {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Owned {
+pub(super) struct Owned {
     key: (u64, u64),
     id: u64,
     /// In the last poll's `order` (u32::MAX: not in it).
@@ -245,6 +303,14 @@ impl Keys {
         }
         poll.found.push(id);
         Some(id)
+    }
+
+    /// The connection expected `by` sockets after the next one of `poll`
+    /// (the last poll's order), with where its entry of `owned` is.
+    pub(super) fn ahead(&self, poll: &InOrder, by: usize) -> Option<(u64, *const Option<Owned>)> {
+        let id = *self.order.get(poll.at + by)?;
+        let owned = self.owned.get(slot_of(id)?)?;
+        Some((id, std::ptr::from_ref(owned)))
     }
 
     /// A poll's lookups begin ([`Keys::find_in_order`]).
@@ -361,15 +427,15 @@ mod tests {
     fn an_id_names_one_connection_for_the_tracker_s_life() {
         let mut slab = Slab::default();
         let a = slab.next_id();
-        slab.insert(a, "a");
+        slab.insert(a, "a", 0);
         let b = slab.next_id();
-        slab.insert(b, "b");
+        slab.insert(b, "b", 0);
         assert_eq!((a, b), (1, 2));
         assert_eq!(slab.remove(&a), Some("a"));
         assert_eq!(slab.remove(&a), None);
         // The slot of `a` again, under another id: `a` finds nothing.
         let c = slab.next_id();
-        slab.insert(c, "c");
+        slab.insert(c, "c", 0);
         assert!(![a, b].contains(&c), "{c}");
         assert_eq!(slab.get(&a), None);
         assert_eq!((slab[&b], slab[&c]), ("b", "c"));
@@ -379,9 +445,9 @@ mod tests {
         // An id next_id gave, taken after another slot was freed.
         let d = slab.next_id();
         slab.remove(&b);
-        slab.insert(d, "d");
+        slab.insert(d, "d", 0);
         let e = slab.next_id();
-        slab.insert(e, "e");
+        slab.insert(e, "e", 0);
         assert_eq!((slab[&d], slab[&e], slab.len()), ("d", "e", 3));
         assert!(![a, b, c, d].contains(&e));
         assert_eq!(slab.get(&0), None);
@@ -390,9 +456,49 @@ mod tests {
         slab.remove(&d);
         let (f, g) = (slab.next_id(), slab.next_id());
         assert_ne!(f, g);
-        slab.insert(g, "g");
-        slab.insert(f, "f");
+        slab.insert(g, "g", 0);
+        slab.insert(f, "f", 0);
         assert_eq!((slab[&f], slab[&g], slab.len()), ("f", "g", 3));
+    }
+
+    /// A poll's walk for the connections it did not see finds those
+    /// marked otherwise, never a free slot, and follows each mark as set.
+    #[test]
+    fn the_unmarked_are_the_followed_marked_otherwise() {
+        let mut slab = Slab::default();
+        let ids: Vec<u64> = (0..5u64)
+            .map(|m| {
+                let id = slab.next_id();
+                slab.insert(id, m, m % 2);
+                id
+            })
+            .collect();
+        // A slot taken and never filled, and one freed: neither is walked.
+        let _unused = slab.next_id();
+        slab.remove(&ids[2]);
+        let walked = |slab: &Slab<u64>, mark| -> Vec<u64> {
+            slab.unmarked(mark).map(|(id, &t)| id * 10 + t).collect()
+        };
+        assert_eq!(walked(&slab, 1), [ids[0] * 10, ids[4] * 10 + 4]);
+        assert_eq!(walked(&slab, 0), [ids[1] * 10 + 1, ids[3] * 10 + 3]);
+        slab.set_mark(ids[0], 1);
+        slab.set_mark(ids[2], 1);
+        assert_eq!(slab.mark(ids[0]), Some(1));
+        assert_eq!(slab.mark(ids[2]), None);
+        assert_eq!(walked(&slab, 1), [ids[4] * 10 + 4]);
+        // The freed slot, filled again under another id, with its own mark.
+        let again = slab.next_id();
+        slab.insert(again, 9, 3);
+        assert_eq!(
+            walked(&slab, 3),
+            [
+                ids[0] * 10,
+                ids[1] * 10 + 1,
+                ids[3] * 10 + 3,
+                ids[4] * 10 + 4
+            ]
+        );
+        assert_eq!(slab.mark(again), Some(3));
     }
 
     fn cookie(n: u64) -> Key {
@@ -448,7 +554,7 @@ mod tests {
                     }
                     Step::Open(c) if keys.get(&cookie(c)).is_none() => {
                         let id = slab.next_id();
-                        slab.insert(id, c);
+                        slab.insert(id, c, 0);
                         keys.insert(cookie(c), id);
                     }
                     Step::End(c) => {

@@ -141,7 +141,6 @@ impl Tracker {
         let t = Tracked {
             conn,
             phase: Phase::Closing { at },
-            seen_poll: 0,
             keys: vec![key],
             ends_until: Some(self.generation + ENDS_POLLS),
             missing_since: None,
@@ -153,7 +152,7 @@ impl Tracker {
         emit(&t, Change::Closed { by: End::Destroy }, at, false, out);
         self.by_key.insert(key, id);
         self.by_ends.insert(ends, id);
-        self.conns.insert(id, t);
+        self.conns.insert(id, t, 0);
     }
 }
 

@@ -11,6 +11,7 @@ use crate::model::{
     canonical, DiagSocket, Entry, Key, Namespace, Owners, RowKind, State, Workload,
 };
 
+mod ahead;
 mod conns;
 mod destroyed;
 mod polled;
@@ -79,8 +80,6 @@ enum Phase {
 struct Tracked {
     conn: Conn,
     phase: Phase,
-    /// The poll that last saw it.
-    seen_poll: u64,
     /// The keys it is known by (its socket's, and its TIME_WAIT's when the
     /// kernel gave that a cookie of its own).
     keys: Vec<Key>,
@@ -147,6 +146,8 @@ pub struct Tracker {
     /// listener's cgroup (the kernel copies it), which a destroy
     /// notification does not carry.
     listeners: Map<(u64, u16), Vec<ListenerWorkload>>,
+    /// Where a look's fields lie in a slot ([`ahead`]).
+    lines: ahead::Lines,
 }
 
 /// How many ended connections' keys are remembered.
@@ -178,6 +179,14 @@ impl Tracker {
     /// TIME_WAIT), in no order.
     pub fn conns(&self) -> impl Iterator<Item = &Conn> + '_ {
         self.conns.values().map(|t| &t.conn)
+    }
+
+    /// The connections followed now that the last poll did not see (those
+    /// it saw were last seen then, or later): cheaper to walk than
+    /// [`conns`](Self::conns) with a filter, for it reads none of the
+    /// others.
+    pub fn unseen(&self) -> impl Iterator<Item = &Conn> + '_ {
+        self.conns.unmarked(self.generation).map(|(_, t)| &t.conn)
     }
 
     pub fn get(&self, id: u64) -> Option<&Conn> {
@@ -258,7 +267,6 @@ impl Tracker {
             Tracked {
                 conn,
                 phase,
-                seen_poll: self.generation,
                 keys: vec![key],
                 ends_until,
                 missing_since: None,
@@ -266,6 +274,7 @@ impl Tracker {
                 fingerprint,
                 over_threshold: false,
             },
+            self.generation,
         );
         id
     }
@@ -327,10 +336,10 @@ impl Tracker {
     /// poll (`polled`): only if that poll did not find the TIME_WAIT.
     fn superseded(&mut self, e: Ends, at: i64, polled: bool, out: &mut Vec<Event>) {
         let Some(&id) = self.time_waits.get(&e) else { return };
-        let t = self.conns.get_mut(&id).expect("indexed");
-        if polled && t.seen_poll == self.generation {
+        if polled && self.conns.mark(id) == Some(self.generation) {
             return;
         }
+        let t = self.conns.get_mut(&id).expect("indexed");
         let end = at.max(t.conn.last_seen);
         if t.conn.closed.is_none() {
             t.conn.closed = Some((end, End::Poll));

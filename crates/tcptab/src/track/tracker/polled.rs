@@ -3,7 +3,7 @@
 //! full socket after a request socket) or a new connection; a connection
 //! it does not find has vanished (closed, expired, or lost in a gap).
 
-use super::Map;
+use super::{ahead, Map};
 
 use super::{
     best_owners, emit, ends, fingerprint, released, remove_if_is, timer_ms, Ends, Phase, Tracked,
@@ -44,7 +44,19 @@ impl Tracker {
         }
         let mut unmatched = Vec::new();
         let mut in_order = self.by_key.begin();
+        if !self.lines.is_measured() {
+            if let Some((slot, t)) = self.conns.first() {
+                self.lines = ahead::Lines::of(slot, t);
+            }
+        }
         for (i, buf) in snapshot.sockets.iter().enumerate() {
+            if let Some((id, owned)) = self.by_key.ahead(&in_order, ahead::AHEAD) {
+                ahead::prefetch(owned);
+                if let Some((slot, mark)) = self.conns.slot_at(id) {
+                    ahead::prefetch(mark);
+                    self.lines.fetch(slot);
+                }
+            }
             let entry = buf.as_entry();
             match self.by_key.find_in_order(&entry.key(), &mut in_order) {
                 // One this poll saw already (a socket listed twice) is not
@@ -57,13 +69,14 @@ impl Tracker {
         if !unmatched.is_empty() {
             self.join_or_open(snapshot, &unmatched, at, baseline, out);
         }
-        let gone: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, t)| t.seen_poll != generation)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in gone {
+        let gone: Vec<u64> = self.conns.unmarked(generation).map(|(id, _)| id).collect();
+        for (i, &id) in gone.iter().enumerate() {
+            if let Some((slot, _)) = gone
+                .get(i + ahead::AHEAD)
+                .and_then(|&a| self.conns.slot_at(a))
+            {
+                self.lines.fetch(slot);
+            }
             self.vanished(id, at, gap, out);
         }
         self.by_ends.retain(|_, id| {
@@ -89,8 +102,8 @@ impl Tracker {
         let generation = self.generation;
         // Connections this poll did not find, by their ends.
         let mut missing: Map<Ends, u64> = Map::default();
-        for (&id, t) in self.conns.iter() {
-            if t.seen_poll != generation && t.phase == Phase::Live {
+        for (id, t) in self.conns.unmarked(generation) {
+            if t.phase == Phase::Live {
                 missing.insert(ends(&t.conn.entry.as_entry()), id);
             }
         }
@@ -166,7 +179,6 @@ impl Tracker {
             } else {
                 Phase::Live
             },
-            seen_poll: self.generation,
             keys: vec![key],
             ends_until: None,
             missing_since: None,
@@ -195,7 +207,7 @@ impl Tracker {
             self.by_ends.insert(ends(&entry), id);
         }
         self.by_key.insert(key, id);
-        self.conns.insert(id, t);
+        self.conns.insert(id, t, self.generation);
     }
 
     /// A known connection found by this poll.
@@ -209,11 +221,11 @@ impl Tracker {
         let entry = buf.as_entry();
         let over = self.over(&entry);
         let generation = self.generation;
-        let t = self.conns.get_mut(&id).expect("indexed");
-        if !again && t.seen_poll == generation {
+        if !again && self.conns.mark(id) == Some(generation) {
             return;
         }
-        t.seen_poll = generation;
+        self.conns.set_mark(id, generation);
+        let t = self.conns.get_mut(&id).expect("indexed");
         t.missing_since = None;
         t.conn.last_seen = t.conn.last_seen.max(at);
         t.conn.seen_by_poll = true;
