@@ -18,9 +18,7 @@ seconds=${3:-120}
 work=$(mktemp -d /tmp/tcptab-churn-ab-XXXXXX)
 hold "$n"
 echo "N=$n: $sockets sockets held"
-exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py "$rate" > "$work/churn.out")
-until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
-sleep 62                                    # TIME_WAIT at its steady level
+churn "$rate" 62                       # then TIME_WAIT at its steady level
 for round in $(seq 1 "${ROUNDS:-3}"); do
   if [ $((round % 2)) = 1 ]; then order="a b"; else order="b a"; fi
   declare -A rec=()

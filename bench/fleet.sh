@@ -74,9 +74,7 @@ echo "ClickHouse $(ch_query 'SELECT version()')"
 
 # 1. The recorder's CPU at RATE, without and with shipping.
 hold 1000
-exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py "$rate" > "$work/churn.out")
-until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
-sleep 65                                    # TIME_WAIT fills to its steady level
+churn "$rate" 65                       # then TIME_WAIT fills to its steady level
 for run in local-1 ship-1 local-2 ship-2; do
   extra=()
   [[ $run == ship-* ]] && extra=(--clickhouse "$url" --host-name "bench-$run")

@@ -50,10 +50,7 @@ python3 -c "import sys; q, s = map(float, sys.argv[1:]); print(f'quiet: {q * 100
 
 # 2. RATE connections per second: CPU per event, growth per hour.
 db=$work/churn.db
-exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py "$rate" > "$work/churn.out")
-churner=$!
-until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
-sleep 65                                    # TIME_WAIT fills to its steady level
+churn "$rate" 65                       # then TIME_WAIT fills to its steady level
 nsenter -t "$pid" -n "$bin" record --db "$db" --interval 5 &
 rec=$!
 sleep 7.5                                   # past the first poll and one more

@@ -11,6 +11,11 @@
 #   hold N     start, wait until they are open; sets $pid (a process in the
 #              namespace, for nsenter) and $sockets (how many the tables hold)
 #   release    close them all and wait until the holder has gone
+#   churn R S  open and close R connections a second in the holder's
+#              namespace (bench/churn_at_rate.py, its output in
+#              $work/churn.out, its stdin fd 4: `exec 4>&-` stops it), then
+#              wait S seconds for TIME_WAIT to reach its steady level; sets
+#              $churner
 
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -47,4 +52,11 @@ hold() {
 release() {
   exec 3>&-
   while kill -0 "$holder" 2>/dev/null; do sleep 0.2; done
+}
+
+churn() {
+  exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py "$1" > "$work/churn.out")
+  churner=$!
+  until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
+  sleep "$2"
 }

@@ -16,9 +16,7 @@ seconds=${3:-25}
 work=$(mktemp -d /tmp/tcptab-perf-churn-XXXXXX)
 hold "$n"
 echo "N=$n: $sockets sockets held"
-exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py "$rate" > "$work/churn.out")
-until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
-sleep 62                                    # TIME_WAIT at its steady level
+churn "$rate" 62                       # then TIME_WAIT at its steady level
 echo "TIME_WAITs: $(nsenter -t "$pid" -n ss -Htan state time-wait | wc -l)"
 nsenter -t "$pid" -n "$bin" record --db "$work/churn.db" --interval 5 &
 rec=$!

@@ -20,9 +20,7 @@ work=$(mktemp -d /tmp/tcptab-record-cpu-XXXXXX)
 field() { sqlite3 "$1" "$2"; }
 
 hold "$n"
-exec 4> >(exec nsenter -t "$pid" -n python3 bench/churn_at_rate.py "$rate" > "$work/churn.out")
-until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
-sleep 62                                      # TIME_WAIT at its steady level
+churn "$rate" 62                       # then TIME_WAIT at its steady level
 for round in $(seq 1 "$rounds"); do
   for b in "$@"; do
     db=$work/r.db
