@@ -29,11 +29,7 @@ echo "N=$n: $sockets sockets held"
 
 # 0. The peer: one snapshot of the same by ss (sockets, owners, tcp_info),
 #    what a periodic `ss -tanpi` would cost per poll; median of 5.
-for i in 1 2 3 4 5; do
-  nsenter -t "$pid" -n /usr/bin/time -f "%U %S" -o "$work/ss.time" ss -tanpi > /dev/null
-  awk '{ print $1 + $2 }' "$work/ss.time"
-done | sort -n | sed -n 3p > "$work/ss.cpu"
-ss_cpu=$(cat "$work/ss.cpu")
+ss_cpu=$(ss_median)
 echo "ss -tanpi: $(python3 -c "import sys; print(f'{float(sys.argv[1]) * 1000:.0f}')" "$ss_cpu") ms CPU per snapshot (median of 5)"
 
 # 1. No churn: CPU per poll.

@@ -16,6 +16,8 @@
 #              $work/churn.out, its stdin fd 4: `exec 4>&-` stops it), then
 #              wait S seconds for TIME_WAIT to reach its steady level; sets
 #              $churner
+#   ss_median  the median of five `ss -tanpi` in the holder's namespace: CPU
+#              seconds (user + system, GNU time) a snapshot
 
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -59,4 +61,11 @@ churn() {
   churner=$!
   until grep -q CHURNING "$work/churn.out" 2>/dev/null; do sleep 0.2; done
   sleep "$2"
+}
+
+ss_median() {
+  for _ in 1 2 3 4 5; do
+    nsenter -t "$pid" -n /usr/bin/time -f "%U %S" -o "$work/ss.time" ss -tanpi > /dev/null
+    awk '{ print $1 + $2 }' "$work/ss.time"
+  done | sort -n | sed -n 3p
 }

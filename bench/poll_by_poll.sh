@@ -17,10 +17,7 @@ seconds=${2:-60}
 work=$(mktemp -d /tmp/tcptab-poll-by-poll-XXXXXX)
 hold "$n"
 echo "N=$n: $sockets sockets held"
-for i in 1 2 3 4 5; do
-  nsenter -t "$pid" -n /usr/bin/time -f "%U %S" -o "$work/ss.time" ss -tanpi > /dev/null
-  awk '{ print $1 + $2 }' "$work/ss.time"
-done | sort -n | sed -n 3p > "$work/ss.cpu"
+ss_cpu=$(ss_median)
 nsenter -t "$pid" -n "$bin" record --db "$work/q.db" --interval 5 &
 rec=$!
 sleep 7.5                                   # the first poll (its inserts) and one more
@@ -34,7 +31,7 @@ for _ in $(seq 1 "$seconds"); do
 done > "$work/seconds"
 kill -TERM "$rec"; wait "$rec" || true
 release
-python3 - "$work/seconds" "$(cat "$work/ss.cpu")" <<'PY'
+python3 - "$work/seconds" "$ss_cpu" <<'PY'
 import statistics, sys
 seconds = [int(l) / 1e6 for l in open(sys.argv[1])]
 ss = float(sys.argv[2]) * 1000
@@ -52,9 +49,13 @@ if seconds[0] >= 1:
     polls = polls[1:]
 if seconds[-1] >= 1:
     polls = polls[:-1]
+if not polls:
+    sys.exit("no whole poll of at least 1 ms in the seconds taken")
 print("ms a poll:", " ".join(f"{p:.0f}" for p in polls))
 mean = statistics.mean(polls)
+# GNU time counts in 10 ms: a snapshot of a small table may show none.
+against = f"mean {mean / ss:.2f}x" if ss > 0 else "under GNU time's 10 ms"
 print(f"{len(polls)} polls: mean {mean:.1f} ms, median {statistics.median(polls):.1f}, "
-      f"min {min(polls):.1f}, max {max(polls):.1f}; ss -tanpi {ss:.0f} ms: mean {mean / ss:.2f}x")
+      f"min {min(polls):.1f}, max {max(polls):.1f}; ss -tanpi {ss:.0f} ms: {against}")
 PY
 rm -rf "$work"

@@ -19,13 +19,6 @@ work=$(mktemp -d /tmp/tcptab-quiet-bench-XXXXXX)
 hold "$n"
 echo "N=$n: $sockets sockets held"
 
-ss_median() {
-  for i in 1 2 3 4 5; do
-    nsenter -t "$pid" -n /usr/bin/time -f "%U %S" -o "$work/ss.time" ss -tanpi > /dev/null
-    awk '{ print $1 + $2 }' "$work/ss.time"
-  done | sort -n | sed -n 3p
-}
-
 ss_before=$(ss_median)
 for b in "$@"; do
   db=$work/quiet-$RANDOM.db
