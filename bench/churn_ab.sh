@@ -9,7 +9,11 @@
 # Run it alone, as root.
 #
 #   bench/churn_ab.sh A_BIN B_BIN [N] [RATE] [SECONDS]
-a_bin=$1 b_bin=$2
+if [ $# -lt 2 ] || [ ! -x "$1" ] || [ ! -x "$2" ]; then
+  echo "usage: bench/churn_ab.sh A_BIN B_BIN [N] [RATE] [SECONDS]: two tcptab binaries to compare${1:+ (not both executable: $1 ${2:-})}" >&2
+  exit 2
+fi
+a_bin=$(realpath "$1") b_bin=$(realpath "$2")
 shift 2
 . "$(dirname "$0")/hold.sh"
 n=${1:-10000}
