@@ -30,11 +30,14 @@ on stdin:
 
 Every connection is one line of LEDGER (JSON) when its client closes:
 {"id", "how", "client", "server", "client_pid", "server_pid",
- "client_comm", "server_comm", "opened_ms", "closed_ms", "sent",
- "received"}: `sent` bytes went from the client to the server,
+ "client_comm", "server_comm", "opened_ms", "client_cookie", "closed_ms",
+ "sent", "received"}: `sent` bytes went from the client to the server,
 `received` back; `closed_ms` is when the client closed (or reset) its end,
-`server_closed_ms` when the server closed its own (the server's line,
-merged by id). Exits when stdin closes.
+`server_closed_ms` when the server closed its own and `server_cookie` its
+socket's (the server's line, merged by id). A cookie is the kernel's
+number for a socket (SO_COOKIE, what sock_diag reports): the ends of a
+connection can be taken again at once (a server's TIME_WAIT accepts a new
+SYN on them), the cookie is never. Exits when stdin closes.
 """
 
 import collections
@@ -49,6 +52,7 @@ import sys
 import time
 
 LINGER_0 = struct.pack("ii", 1, 0)
+SO_COOKIE = 57  # asm-generic/socket.h, Linux 4.13
 HOWS = ["client_first", "server_first", "reset", "flash", "again"]
 # A client's TIME_WAIT this old may have its ends taken again.
 AGAIN_AFTER = 1.5
@@ -64,6 +68,11 @@ def name_process(name):
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+def cookie(s):
+    """The kernel's cookie of socket `s` (the one sock_diag reports)."""
+    return struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, SO_COOKIE, 8))[0]
 
 
 def server(listeners, ledger):
@@ -84,7 +93,7 @@ def server(listeners, ledger):
                 except BlockingIOError:
                     continue
                 s.setblocking(False)
-                conns[s] = {"buf": b"", "need": None}
+                conns[s] = {"buf": b"", "need": None, "cookie": cookie(s)}
                 sel.register(s, selectors.EVENT_READ, "conn")
                 continue
             s = key.fileobj
@@ -117,7 +126,7 @@ def finish(sel, conns, s, out):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
     s.close()
     if "id" in st:
-        out.write(json.dumps({"id": st["id"], "server_closed_ms": now_ms()}) + "\n")
+        out.write(json.dumps({"id": st["id"], "server_closed_ms": now_ms(), "server_cookie": st["cookie"]}) + "\n")
 
 
 class Client:
@@ -198,6 +207,7 @@ class Client:
             "client_comm": "reportgen",
             "server_comm": "dbserver",
             "opened_ms": opened,
+            "client_cookie": cookie(c),
             "sent": 16 + size,
             "received": got,
         }

@@ -37,6 +37,10 @@ struct Conn {
     server_closed: i64,
     sent: u64,
     received: u64,
+    /// Each side's socket cookie (the kernel's number for it, never
+    /// reused, where its ends can be).
+    client_cookie: u64,
+    server_cookie: u64,
 }
 
 /// One socket end of a connection: (its ends as `local`, `remote`).
@@ -58,6 +62,13 @@ impl Conn {
         match side {
             Side::Client => self.client_pid,
             Side::Server => self.server_pid,
+        }
+    }
+
+    fn cookie(&self, side: Side) -> u64 {
+        match side {
+            Side::Client => self.client_cookie,
+            Side::Server => self.server_cookie,
         }
     }
 
@@ -85,7 +96,7 @@ impl Conn {
 }
 
 fn ledger(path: &Path) -> Vec<Conn> {
-    let mut server_closed: HashMap<u64, i64> = HashMap::new();
+    let mut server_closed: HashMap<u64, (i64, u64)> = HashMap::new();
     for line in std::fs::read_to_string(format!("{}.server", path.display()))
         .unwrap()
         .lines()
@@ -93,7 +104,10 @@ fn ledger(path: &Path) -> Vec<Conn> {
         let v: Value = serde_json::from_str(line).unwrap();
         server_closed.insert(
             v["id"].as_u64().unwrap(),
-            v["server_closed_ms"].as_i64().unwrap(),
+            (
+                v["server_closed_ms"].as_i64().unwrap(),
+                v["server_cookie"].as_u64().unwrap(),
+            ),
         );
     }
     std::fs::read_to_string(path)
@@ -102,6 +116,9 @@ fn ledger(path: &Path) -> Vec<Conn> {
         .map(|line| {
             let v: Value = serde_json::from_str(line).unwrap();
             let id = v["id"].as_u64().unwrap();
+            let (server_closed, server_cookie) = *server_closed
+                .get(&id)
+                .unwrap_or_else(|| panic!("connection {id}: the server logged no close"));
             Conn {
                 id,
                 how: v["how"].as_str().unwrap().to_string(),
@@ -111,11 +128,11 @@ fn ledger(path: &Path) -> Vec<Conn> {
                 server_pid: v["server_pid"].as_u64().unwrap(),
                 opened: v["opened_ms"].as_i64().unwrap(),
                 closed: v["closed_ms"].as_i64().unwrap(),
-                server_closed: *server_closed
-                    .get(&id)
-                    .unwrap_or_else(|| panic!("connection {id}: the server logged no close")),
+                server_closed,
                 sent: v["sent"].as_u64().unwrap(),
                 received: v["received"].as_u64().unwrap(),
+                client_cookie: v["client_cookie"].as_u64().unwrap(),
+                server_cookie,
             }
         })
         .collect()
@@ -177,6 +194,22 @@ fn which_with(
         closed_by,
         taken,
     } = hint;
+    let key = (end(r, "local"), end(r, "remote"));
+    // A record of the socket itself (not of its TIME_WAIT, which the
+    // kernel may give a cookie of its own) is that end: its ends may have
+    // been taken again within moments (a server's TIME_WAIT accepts a new
+    // SYN on them, and a notification is stamped up to 50 ms late), its
+    // cookie never.
+    if let Some(cookie) = r["cookie"].as_u64() {
+        let own = index.get(&key).and_then(|all| {
+            all.iter()
+                .copied()
+                .find(|&(i, side)| conns[i].cookie(side) == cookie && !taken.contains(&(i, side)))
+        });
+        if own.is_some() {
+            return own;
+        }
+    }
     let slack = 300;
     let during = |i: usize, side: Side| {
         if taken.contains(&(i, side)) {
@@ -202,7 +235,6 @@ fn which_with(
     // the walk found opened after it by the walk's few milliseconds) or
     // at a notification: a connection that opened later than `opened_by`
     // by more than that is not the record's.
-    let key = (end(r, "local"), end(r, "remote"));
     let opened_slack = 100;
     if let Some(found) = index.get(&key).and_then(|all| {
         all.iter()
